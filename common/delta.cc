@@ -1,0 +1,177 @@
+#include "common/delta.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+namespace {
+
+constexpr size_t kOutBuf = 256 * 1024;
+
+void QuietLibrsync() {
+  static std::once_flag once;
+  // librsync reports errors on stderr; we report them as statuses instead.
+  std::call_once(once, [] { rs_trace_set_level(RS_LOG_EMERG); });
+}
+
+}  // namespace
+
+RsStream::RsStream(RsJobPtr job, std::string what)
+    : job_(std::move(job)), what_(std::move(what)), out_(kOutBuf, '\0') {
+  QuietLibrsync();
+}
+
+absl::Status RsStream::Feed(absl::string_view in, bool eof,
+                            const ByteSink& sink) {
+  if (done_) {
+    if (!in.empty()) {
+      return absl::DataLossError(
+          absl::StrCat(what_, ": input continues after the end of the stream"));
+    }
+    return absl::OkStatus();
+  }
+  if (!job_) return absl::InternalError(absl::StrCat(what_, ": no job"));
+  pending_.append(in.data(), in.size());
+  size_t off = 0;
+  for (;;) {
+    rs_buffers_t b{};
+    b.next_in = pending_.data() + off;
+    b.avail_in = pending_.size() - off;
+    b.eof_in = eof ? 1 : 0;
+    b.next_out = out_.data();
+    b.avail_out = out_.size();
+    rs_result r = rs_job_iter(job_.get(), &b);
+    size_t consumed = (pending_.size() - off) - b.avail_in;
+    off += consumed;
+    size_t produced = out_.size() - b.avail_out;
+    if (produced > 0) {
+      RETURN_IF_ERROR(sink(absl::string_view(out_.data(), produced)));
+    }
+    if (r == RS_DONE) {
+      done_ = true;
+      if (off != pending_.size()) {
+        return absl::DataLossError(absl::StrCat(
+            what_, ": ", pending_.size() - off,
+            " bytes of input after the end of the stream"));
+      }
+      pending_.clear();
+      return absl::OkStatus();
+    }
+    if (r != RS_BLOCKED) {
+      return absl::DataLossError(
+          absl::StrCat(what_, ": librsync: ", rs_strerror(r)));
+    }
+    if (consumed == 0 && produced == 0) {
+      if (eof) {
+        return absl::DataLossError(
+            absl::StrCat(what_, ": input ended before the stream was complete"));
+      }
+      break;  // Needs more input.
+    }
+  }
+  pending_.erase(0, off);
+  return absl::OkStatus();
+}
+
+RsJobPtr SignatureBuilder::Begin(uint64_t file_size, uint32_t block_len) {
+  rs_magic_number magic = RS_RK_BLAKE2_SIG_MAGIC;
+  size_t blen = block_len == 0 ? RS_DEFAULT_BLOCK_LEN : block_len;
+  size_t strong = static_cast<size_t>(-1);  // Minimum safe for file_size.
+  if (rs_sig_args(static_cast<rs_long_t>(file_size), &magic, &blen, &strong) !=
+      RS_DONE) {
+    strong = RS_DEFAULT_MIN_STRONG_LEN;
+  }
+  return RsJobPtr(rs_sig_begin(blen, strong, magic));
+}
+
+SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len)
+    : stream_(Begin(file_size, block_len), "signature") {}
+
+absl::StatusOr<RsSignaturePtr> LoadSignature(absl::string_view sig) {
+  QuietLibrsync();
+  rs_signature_t* raw = nullptr;
+  RsStream load(RsJobPtr(rs_loadsig_begin(&raw)), "load signature");
+  absl::Status st = load.Feed(sig, true, [](absl::string_view) {
+    return absl::OkStatus();
+  });
+  RsSignaturePtr out(raw);
+  RETURN_IF_ERROR(st);
+  if (!out) return absl::DataLossError("load signature: empty signature");
+  rs_result r = rs_build_hash_table(out.get());
+  if (r != RS_DONE) {
+    return absl::DataLossError(
+        absl::StrCat("index signature: ", rs_strerror(r)));
+  }
+  return out;
+}
+
+DeltaBuilder::DeltaBuilder(rs_signature_t* sig)
+    : stream_(RsJobPtr(rs_delta_begin(sig)), "delta") {}
+
+Patcher::Patcher(int basis_fd, uint64_t max_output)
+    : basis_fd_(basis_fd),
+      max_output_(max_output),
+      stream_(RsJobPtr(rs_patch_begin(&Patcher::CopyCallback, this)), "patch") {}
+
+rs_result Patcher::CopyCallback(void* opaque, rs_long_t pos, size_t* len,
+                                void** buf) {
+  auto* self = static_cast<Patcher*>(opaque);
+  if (pos < 0) return RS_CORRUPT;
+  size_t got = 0;
+  while (got < *len) {
+    ssize_t n = pread(self->basis_fd_, static_cast<char*>(*buf) + got,
+                      *len - got, pos + static_cast<rs_long_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return RS_IO_ERROR;
+    }
+    if (n == 0) break;
+    got += n;
+  }
+  // A copy command that reaches past the basis is corrupt input.
+  if (got == 0) return RS_INPUT_ENDED;
+  *len = got;
+  return RS_DONE;
+}
+
+absl::Status Patcher::Feed(absl::string_view delta, bool eof,
+                           const ByteSink& sink) {
+  return stream_.Feed(delta, eof, [&](absl::string_view out) -> absl::Status {
+    written_ += out.size();
+    if (written_ > max_output_) {
+      return absl::DataLossError(absl::StrCat(
+          "patch: output exceeds the declared size of ", max_output_, " bytes"));
+    }
+    return sink(out);
+  });
+}
+
+absl::StatusOr<std::string> SignatureOf(absl::string_view basis,
+                                        uint32_t block_len) {
+  std::string out;
+  SignatureBuilder b(basis.size(), block_len);
+  RETURN_IF_ERROR(b.Feed(basis, true, [&](absl::string_view s) {
+    out.append(s.data(), s.size());
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::string> DeltaOf(absl::string_view signature,
+                                    absl::string_view target) {
+  ASSIGN_OR_RETURN(RsSignaturePtr sig, LoadSignature(signature));
+  std::string out;
+  DeltaBuilder b(sig.get());
+  RETURN_IF_ERROR(b.Feed(target, true, [&](absl::string_view s) {
+    out.append(s.data(), s.size());
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace gwmirror

@@ -1,0 +1,106 @@
+// librsync behind RAII and absl::Status. Every job is a push-style state
+// machine: callers Feed() input as it arrives (any split) and receive output
+// through a sink, so a job maps 1:1 onto a stream of chunks. librsync does
+// not verify patch output; callers check a whole-file SHA-256 themselves.
+// One object per thread; no shared state except librsync's trace level.
+#ifndef GWMIRROR_COMMON_DELTA_H_
+#define GWMIRROR_COMMON_DELTA_H_
+
+#include <librsync.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace gwmirror {
+
+// Receives each piece of a job's output; a non-OK status stops the job.
+using ByteSink = std::function<absl::Status(absl::string_view)>;
+
+struct RsJobFree {
+  void operator()(rs_job_t* j) const { rs_job_free(j); }
+};
+struct RsSignatureFree {
+  void operator()(rs_signature_t* s) const { rs_free_sumset(s); }
+};
+using RsJobPtr = std::unique_ptr<rs_job_t, RsJobFree>;
+using RsSignaturePtr = std::unique_ptr<rs_signature_t, RsSignatureFree>;
+
+// Drives one rs_job_t. Input may be split anywhere.
+class RsStream {
+ public:
+  // `what` names the job in error messages ("patch", "delta", ...).
+  RsStream(RsJobPtr job, std::string what);
+  // Feeds input; `eof` marks the last call. Output goes to `sink`.
+  absl::Status Feed(absl::string_view in, bool eof, const ByteSink& sink);
+  bool done() const { return done_; }
+
+ private:
+  RsJobPtr job_;
+  std::string what_;
+  std::string pending_;
+  std::string out_;
+  bool done_ = false;
+};
+
+// Streams a librsync signature (RabinKarp + BLAKE2) of the data fed to it.
+class SignatureBuilder {
+ public:
+  // `file_size` picks a safe strong-sum length; `block_len` of 0 means 2048.
+  SignatureBuilder(uint64_t file_size, uint32_t block_len);
+  absl::Status Feed(absl::string_view in, bool eof, const ByteSink& sink) {
+    return stream_.Feed(in, eof, sink);
+  }
+
+ private:
+  static RsJobPtr Begin(uint64_t file_size, uint32_t block_len);
+  RsStream stream_;
+};
+
+// A loaded, indexed signature ready for delta jobs.
+absl::StatusOr<RsSignaturePtr> LoadSignature(absl::string_view sig);
+
+// Makes a delta of new content against a loaded signature. The signature
+// must outlive the builder.
+class DeltaBuilder {
+ public:
+  explicit DeltaBuilder(rs_signature_t* sig);
+  absl::Status Feed(absl::string_view in, bool eof, const ByteSink& sink) {
+    return stream_.Feed(in, eof, sink);
+  }
+
+ private:
+  RsStream stream_;
+};
+
+// Applies a delta against a basis file descriptor (read with pread). Output
+// beyond `max_output` bytes is refused: a hostile delta cannot fill a disk.
+class Patcher {
+ public:
+  Patcher(int basis_fd, uint64_t max_output);
+  absl::Status Feed(absl::string_view delta, bool eof, const ByteSink& sink);
+  bool done() const { return stream_.done(); }
+
+ private:
+  static rs_result CopyCallback(void* opaque, rs_long_t pos, size_t* len,
+                                void** buf);
+  int basis_fd_;
+  uint64_t max_output_;
+  uint64_t written_ = 0;
+  RsStream stream_;
+};
+
+// Whole-buffer conveniences (tests, benchmarks, small files).
+absl::StatusOr<std::string> SignatureOf(absl::string_view basis,
+                                        uint32_t block_len);
+absl::StatusOr<std::string> DeltaOf(absl::string_view signature,
+                                    absl::string_view target);
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_COMMON_DELTA_H_

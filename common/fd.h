@@ -1,0 +1,59 @@
+// File-descriptor ownership and errno helpers. UniqueFd closes on
+// destruction; it is movable and not thread-safe (like the fd it owns).
+#ifndef GWMIRROR_COMMON_FD_H_
+#define GWMIRROR_COMMON_FD_H_
+
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace gwmirror {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) Reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { Reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int Release() { return std::exchange(fd_, -1); }
+  void Reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// An absl::Status for errno `err`, code chosen by what the caller can do:
+// ENOENT -> NOT_FOUND, ENOSPC/EDQUOT -> RESOURCE_EXHAUSTED, EACCES/EPERM ->
+// PERMISSION_DENIED, ELOOP/ENOTDIR/EEXIST -> FAILED_PRECONDITION, others
+// INTERNAL. The message is "<what>: <strerror>".
+absl::Status ErrnoStatus(int err, absl::string_view what);
+
+absl::Status WriteAll(int fd, absl::string_view data);
+absl::StatusOr<std::string> ReadFileToString(const std::string& path);
+// Writes `data` to `path` atomically: temp file, fsync, rename, fsync dir.
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data,
+                             int mode = 0600);
+absl::Status FsyncPath(const std::string& path);
+// mkdir -p with `mode` for directories it creates.
+absl::Status MakeDirs(const std::string& path, int mode = 0755);
+// rm -rf; a missing path is not an error.
+absl::Status RemoveTree(const std::string& path);
+// Removes the entry `name` in directory `dirfd` whatever it is (recursively
+// for a directory, never following symlinks). Missing is not an error.
+absl::Status RemoveAt(int dirfd, const std::string& name);
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_COMMON_FD_H_

@@ -1,0 +1,241 @@
+#include "common/manifest.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/fd.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+namespace {
+
+constexpr absl::string_view kMagic = "GWM1";
+constexpr absl::string_view kFileMagic = "GWMF";
+
+template <typename T>
+void Put(std::string* out, T v) {
+  char buf[sizeof(T)];
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    buf[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+  }
+  out->append(buf, sizeof(T));
+}
+
+class Reader {
+ public:
+  explicit Reader(absl::string_view d) : d_(d) {}
+  template <typename T>
+  bool Get(T* v) {
+    if (d_.size() < sizeof(T)) return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) {
+      x |= static_cast<uint64_t>(static_cast<unsigned char>(d_[i])) << (8 * i);
+    }
+    *v = static_cast<T>(x);
+    d_.remove_prefix(sizeof(T));
+    return true;
+  }
+  bool Bytes(size_t n, std::string* out) {
+    if (d_.size() < n) return false;
+    out->assign(d_.data(), n);
+    d_.remove_prefix(n);
+    return true;
+  }
+  bool empty() const { return d_.empty(); }
+
+ private:
+  absl::string_view d_;
+};
+
+std::string ParentOf(absl::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == absl::string_view::npos ? ""
+                                          : std::string(path.substr(0, slash));
+}
+
+}  // namespace
+
+absl::Status ValidateEntry(const Entry& e) {
+  RETURN_IF_ERROR(ValidateRelativePath(e.path()));
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("entry \"", e.path(), "\": ", why));
+  };
+  if (e.mode() > 07777) return bad("mode has bits outside 07777");
+  switch (e.type()) {
+    case gwmirror::v1::ENTRY_TYPE_FILE:
+      if (e.sha256().size() != 32) return bad("file without a 32-byte sha256");
+      if (!e.link_target().empty()) return bad("file with a link target");
+      break;
+    case gwmirror::v1::ENTRY_TYPE_DIRECTORY:
+      if (!e.sha256().empty() || e.size() != 0 || !e.link_target().empty()) {
+        return bad("directory with content fields");
+      }
+      break;
+    case gwmirror::v1::ENTRY_TYPE_SYMLINK:
+      if (e.link_target().empty()) return bad("symlink without a target");
+      if (e.link_target().size() > 4095) return bad("symlink target too long");
+      if (e.link_target().find('\0') != std::string::npos) {
+        return bad("symlink target contains NUL");
+      }
+      if (!e.sha256().empty() || e.size() != 0) {
+        return bad("symlink with content fields");
+      }
+      break;
+    default:
+      return bad("unknown entry type");
+  }
+  return absl::OkStatus();
+}
+
+bool SameContent(const Entry& a, const Entry& b) {
+  return a.type() == b.type() && a.sha256() == b.sha256() &&
+         a.size() == b.size() && a.link_target() == b.link_target();
+}
+
+bool SameEntry(const Entry& a, const Entry& b) {
+  return SameContent(a, b) && a.mode() == b.mode() && a.uid() == b.uid() &&
+         a.gid() == b.gid() && a.mtime_ns() == b.mtime_ns();
+}
+
+absl::StatusOr<Manifest> Manifest::FromEntries(std::vector<Entry> entries) {
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.path() < b.path(); });
+  Manifest m;
+  m.index_.reserve(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    RETURN_IF_ERROR(ValidateEntry(entries[i]));
+    if (!m.index_.emplace(entries[i].path(), i).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("duplicate manifest path \"", entries[i].path(), "\""));
+    }
+  }
+  m.entries_ = std::move(entries);
+  return m;
+}
+
+const Entry* Manifest::Find(absl::string_view path) const {
+  auto it = index_.find(path);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+std::string Manifest::Encode() const {
+  std::string out(kMagic);
+  Put<uint64_t>(&out, entries_.size());
+  for (const Entry& e : entries_) {
+    Put<uint8_t>(&out, e.type());
+    Put<uint32_t>(&out, e.mode());
+    Put<uint32_t>(&out, e.uid());
+    Put<uint32_t>(&out, e.gid());
+    Put<int64_t>(&out, e.mtime_ns());
+    Put<uint64_t>(&out, e.size());
+    Put<uint16_t>(&out, e.path().size());
+    out += e.path();
+    Put<uint8_t>(&out, e.sha256().size());
+    out += e.sha256();
+    Put<uint16_t>(&out, e.link_target().size());
+    out += e.link_target();
+  }
+  return out;
+}
+
+Digest Manifest::ComputeDigest() const { return Sha256Of(Encode()); }
+
+absl::StatusOr<Manifest> Manifest::Decode(absl::string_view data) {
+  auto corrupt = [](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat("manifest: ", why));
+  };
+  if (data.substr(0, kMagic.size()) != kMagic) return corrupt("bad magic");
+  Reader r(data.substr(kMagic.size()));
+  uint64_t n = 0;
+  if (!r.Get(&n)) return corrupt("truncated count");
+  // Each entry takes at least 34 bytes; a count beyond that is a lie.
+  if (n > data.size() / 34) return corrupt("entry count exceeds data");
+  std::vector<Entry> entries;
+  entries.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint8_t type, sha_len;
+    uint32_t mode, uid, gid;
+    int64_t mtime;
+    uint64_t size;
+    uint16_t path_len, link_len;
+    std::string path, sha, link;
+    if (!r.Get(&type) || !r.Get(&mode) || !r.Get(&uid) || !r.Get(&gid) ||
+        !r.Get(&mtime) || !r.Get(&size) || !r.Get(&path_len) ||
+        !r.Bytes(path_len, &path) || !r.Get(&sha_len) ||
+        !r.Bytes(sha_len, &sha) || !r.Get(&link_len) ||
+        !r.Bytes(link_len, &link)) {
+      return corrupt(absl::StrCat("truncated at entry ", i));
+    }
+    Entry e;
+    e.set_type(static_cast<gwmirror::v1::EntryType>(type));
+    e.set_mode(mode);
+    e.set_uid(uid);
+    e.set_gid(gid);
+    e.set_mtime_ns(mtime);
+    e.set_size(size);
+    e.set_path(std::move(path));
+    e.set_sha256(std::move(sha));
+    e.set_link_target(std::move(link));
+    entries.push_back(std::move(e));
+  }
+  if (!r.empty()) return corrupt("trailing bytes");
+  absl::StatusOr<Manifest> m = FromEntries(std::move(entries));
+  if (!m.ok()) return corrupt(m.status().message());
+  return m;
+}
+
+absl::Status Manifest::CheckStructure(
+    const std::vector<std::string>& roots) const {
+  for (const Entry& e : entries_) {
+    bool inside = false;
+    for (const std::string& root : roots) {
+      if (e.path() != root && PathIsWithin(e.path(), root)) inside = true;
+    }
+    if (!inside) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "entry \"", e.path(), "\" lies outside every mirrored root"));
+    }
+    std::string parent = ParentOf(e.path());
+    if (std::find(roots.begin(), roots.end(), parent) != roots.end()) continue;
+    const Entry* p = Find(parent);
+    if (p == nullptr || p->type() != gwmirror::v1::ENTRY_TYPE_DIRECTORY) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "entry \"", e.path(), "\" has no directory entry for its parent"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteManifestFile(const std::string& path, uint64_t checkpoint,
+                               const Manifest& m) {
+  std::string out(kFileMagic);
+  Put<uint64_t>(&out, checkpoint);
+  out += m.Encode();
+  out += DigestBytes(Sha256Of(out));
+  return WriteFileAtomic(path, out, 0600);
+}
+
+absl::StatusOr<ManifestFile> ReadManifestFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string data, ReadFileToString(path));
+  absl::string_view all(data);
+  if (all.size() < kFileMagic.size() + 8 + 32 ||
+      all.substr(0, kFileMagic.size()) != kFileMagic) {
+    return absl::DataLossError(absl::StrCat(path, ": not a manifest file"));
+  }
+  absl::string_view sum = all.substr(all.size() - 32);
+  all.remove_suffix(32);
+  if (DigestBytes(Sha256Of(all)) != sum) {
+    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
+  }
+  Reader r(all.substr(kFileMagic.size()));
+  ManifestFile f;
+  r.Get(&f.checkpoint);
+  ASSIGN_OR_RETURN(f.manifest,
+                   Manifest::Decode(all.substr(kFileMagic.size() + 8)));
+  return f;
+}
+
+}  // namespace gwmirror

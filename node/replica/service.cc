@@ -1,0 +1,174 @@
+#include "node/replica/service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/chunk_codec.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
+
+namespace gwmirror {
+
+using gwmirror::v1::PushMessage;
+
+ReplicaService::ReplicaService(ReplicaStore* store, std::string source,
+                               std::set<std::string> controllers)
+    : store_(store),
+      source_(std::move(source)),
+      controllers_(std::move(controllers)) {}
+
+absl::Status ReplicaService::Authorize(const grpc::ServerContext& ctx,
+                                       Role role) const {
+  std::string peer = PeerIdentity(ctx);
+  bool is_source = !peer.empty() && peer == source_;
+  bool is_controller = controllers_.count(peer) > 0;
+  bool ok = (role == Role::kSource && is_source) ||
+            (role == Role::kController && is_controller) ||
+            (role == Role::kReader && (is_source || is_controller));
+  if (ok) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "certificate \"", peer, "\" may not ",
+      role == Role::kSource       ? "push to"
+      : role == Role::kController ? "commit or abort on"
+                                  : "read",
+      " this replica (its source is \"", source_, "\")"));
+}
+
+grpc::Status ReplicaService::GetState(grpc::ServerContext* ctx,
+                                      const gwmirror::v1::GetStateRequest* req,
+                                      gwmirror::v1::ReplicaState* resp) {
+  absl::Status st = Authorize(*ctx, Role::kReader);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) *resp = store_->State();
+  return ToGrpc(st);
+}
+
+grpc::Status ReplicaService::GetManifest(
+    grpc::ServerContext* ctx, const gwmirror::v1::GetManifestRequest* req,
+    grpc::ServerWriter<gwmirror::v1::ManifestBatch>* writer) {
+  absl::Status st = Authorize(*ctx, Role::kReader);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (!st.ok()) return ToGrpc(st);
+  Manifest m = store_->CommittedManifest();
+  gwmirror::v1::ManifestBatch batch;
+  for (const Entry& e : m.entries()) {
+    *batch.add_entries() = e;
+    if (batch.entries_size() == 2000) {
+      if (!writer->Write(batch)) return grpc::Status::CANCELLED;
+      batch.Clear();
+    }
+  }
+  if (batch.entries_size() > 0 && !writer->Write(batch)) {
+    return grpc::Status::CANCELLED;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ReplicaService::GetSignature(
+    grpc::ServerContext* ctx, const gwmirror::v1::GetSignatureRequest* req,
+    grpc::ServerWriter<gwmirror::v1::SignatureChunk>* writer) {
+  absl::Status st = Authorize(*ctx, Role::kSource);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (!st.ok()) return ToGrpc(st);
+  std::string pending;
+  auto flush = [&]() -> absl::Status {
+    gwmirror::v1::SignatureChunk c;
+    c.set_data(std::move(pending));
+    pending.clear();
+    if (!writer->Write(c)) return absl::CancelledError("client went away");
+    return absl::OkStatus();
+  };
+  st = store_->Signature(req->path(), req->sha256(), req->block_len(),
+                         [&](absl::string_view out) -> absl::Status {
+                           pending.append(out.data(), out.size());
+                           if (pending.size() >= kMaxChunk / 2) return flush();
+                           return absl::OkStatus();
+                         });
+  if (st.ok() && !pending.empty()) st = flush();
+  return ToGrpc(st);
+}
+
+absl::Status ReplicaService::DoPush(
+    grpc::ServerReader<PushMessage>* reader, gwmirror::v1::PushResult* resp) {
+  PushMessage msg;
+  if (!reader->Read(&msg)) {
+    return absl::InvalidArgumentError("empty push stream");
+  }
+  if (msg.kind_case() != PushMessage::kBegin) {
+    return absl::InvalidArgumentError("a push must start with PushBegin");
+  }
+  RETURN_IF_ERROR(store_->CheckEpoch(msg.begin().envelope().epoch()));
+  ASSIGN_OR_RETURN(std::unique_ptr<PushSession> session,
+                   store_->BeginPush(msg.begin()));
+  ChunkDecoder decoder;
+  while (reader->Read(&msg)) {
+    switch (msg.kind_case()) {
+      case PushMessage::kFileHeader:
+        RETURN_IF_ERROR(session->BeginFile(msg.file_header()));
+        break;
+      case PushMessage::kFileChunk: {
+        ASSIGN_OR_RETURN(absl::string_view raw,
+                         decoder.Decode(msg.file_chunk().data(),
+                                        msg.file_chunk().raw_size()));
+        RETURN_IF_ERROR(session->FileData(raw));
+        break;
+      }
+      case PushMessage::kFileEnd:
+        RETURN_IF_ERROR(session->EndFile());
+        break;
+      case PushMessage::kManifestPart:
+        RETURN_IF_ERROR(session->AddManifest(msg.manifest_part()));
+        break;
+      case PushMessage::kEnd: {
+        ASSIGN_OR_RETURN(*resp, session->End(msg.end().manifest_digest()));
+        if (reader->Read(&msg)) {
+          return absl::InvalidArgumentError("messages after PushEnd");
+        }
+        return absl::OkStatus();
+      }
+      case PushMessage::kBegin:
+        return absl::InvalidArgumentError("a second PushBegin in one stream");
+      default:
+        return absl::InvalidArgumentError("unknown push message");
+    }
+  }
+  return absl::AbortedError(
+      "push stream ended before PushEnd (truncated or cancelled); the "
+      "committed tree is unchanged");
+}
+
+grpc::Status ReplicaService::Push(grpc::ServerContext* ctx,
+                                  grpc::ServerReader<PushMessage>* reader,
+                                  gwmirror::v1::PushResult* resp) {
+  absl::Status st = Authorize(*ctx, Role::kSource);
+  if (st.ok()) st = DoPush(reader, resp);
+  if (!st.ok()) {
+    Logf(LogLevel::kWarning, "replica", "push refused: %s", st.ToString());
+  }
+  return ToGrpc(st);
+}
+
+grpc::Status ReplicaService::Commit(grpc::ServerContext* ctx,
+                                    const gwmirror::v1::CommitRequest* req,
+                                    gwmirror::v1::CommitResult* resp) {
+  absl::Status st = Authorize(*ctx, Role::kController);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->Commit(req->checkpoint(), req->manifest_digest());
+  if (st.ok()) {
+    resp->set_committed_checkpoint(req->checkpoint());
+    Logf(LogLevel::kInfo, "replica", "checkpoint=%d committed",
+         req->checkpoint());
+  }
+  return ToGrpc(st);
+}
+
+grpc::Status ReplicaService::Abort(grpc::ServerContext* ctx,
+                                   const gwmirror::v1::AbortRequest* req,
+                                   gwmirror::v1::AbortResult* resp) {
+  absl::Status st = Authorize(*ctx, Role::kController);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->Abort(req->checkpoint());
+  return ToGrpc(st);
+}
+
+}  // namespace gwmirror

@@ -1,0 +1,592 @@
+#include "node/replica/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+#include "node/scanner.h"
+
+namespace gwmirror {
+namespace {
+
+using gwmirror::v1::ENTRY_TYPE_DIRECTORY;
+using gwmirror::v1::ENTRY_TYPE_FILE;
+using gwmirror::v1::ENTRY_TYPE_SYMLINK;
+
+constexpr uint64_t kMaxManifestEntries = 10'000'000;
+
+std::string ParentOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
+// Whether `next` needs content that the committed tree does not hold at the
+// same path.
+bool NeedsContent(const Entry& next, const Entry* old) {
+  return next.type() == ENTRY_TYPE_FILE &&
+         (old == nullptr || old->type() != ENTRY_TYPE_FILE ||
+          old->sha256() != next.sha256());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- PushSession
+
+PushSession::~PushSession() {
+  DropPartial();
+  store_->EndSession();
+}
+
+void PushSession::DropPartial() {
+  if (!part_path_.empty()) unlink(part_path_.c_str());
+  part_path_.clear();
+  part_fd_.Reset();
+  basis_fd_.Reset();
+  patcher_.reset();
+  hash_.reset();
+  header_.reset();
+}
+
+absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
+  if (header_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "file header for \"", h.entry().path(), "\" before the end of \"",
+        header_->entry().path(), "\""));
+  }
+  RETURN_IF_ERROR(ValidateEntry(h.entry()));
+  if (h.entry().type() != ENTRY_TYPE_FILE) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "file header for \"", h.entry().path(), "\" is not a regular file"));
+  }
+  ReplicaStore* s = store_;
+  if (h.encoding() == gwmirror::v1::ENCODING_DELTA) {
+    std::optional<Entry> basis = s->CommittedEntry(h.entry().path());
+    if (!basis || basis->type() != ENTRY_TYPE_FILE ||
+        basis->sha256() != h.basis_sha256()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "delta for \"", h.entry().path(),
+          "\" names a basis the replica's committed checkpoint does not hold"));
+    }
+    ASSIGN_OR_RETURN(basis_fd_, s->writer_.OpenFileForRead(h.entry().path()));
+    patcher_ = std::make_unique<Patcher>(basis_fd_.get(), h.entry().size());
+  } else if (h.encoding() != gwmirror::v1::ENCODING_WHOLE) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "file \"", h.entry().path(), "\": unknown encoding ", h.encoding()));
+  }
+  RETURN_IF_ERROR(FaultPoint("stage:open"));
+  part_path_ = s->ObjectPath(checkpoint_, h.entry().sha256()) + ".part";
+  part_fd_.Reset(open(part_path_.c_str(),
+                      O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                      0600));
+  if (!part_fd_.valid()) {
+    absl::Status st = ErrnoStatus(errno, "create staging file");
+    part_path_.clear();
+    return st;
+  }
+  header_ = h;
+  hash_ = std::make_unique<Sha256>();
+  written_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status PushSession::Write(absl::string_view out) {
+  written_ += out.size();
+  if (written_ > header_->entry().size()) {
+    return absl::DataLossError(absl::StrCat(
+        "file \"", header_->entry().path(), "\": more data than its declared ",
+        header_->entry().size(), " bytes"));
+  }
+  RETURN_IF_ERROR(FaultPoint("stage:write"));
+  hash_->Update(out);
+  return WriteAll(part_fd_.get(), out);
+}
+
+absl::Status PushSession::FileData(absl::string_view raw) {
+  if (!header_) {
+    return absl::InvalidArgumentError("file chunk outside of a file");
+  }
+  absl::Status st =
+      patcher_ ? patcher_->Feed(raw, false,
+                                [this](absl::string_view o) { return Write(o); })
+               : Write(raw);
+  if (!st.ok()) {
+    std::string path = header_->entry().path();
+    DropPartial();
+    return absl::Status(st.code(),
+                        absl::StrCat("staging \"", path, "\": ", st.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PushSession::EndFile() {
+  if (!header_) return absl::InvalidArgumentError("file end outside of a file");
+  // DropPartial() resets header_: keep our own copy of the entry.
+  const Entry e = header_->entry();
+  const std::string& path = e.path();
+  bool delta = patcher_ != nullptr;
+  absl::Status st;
+  if (delta) {
+    st = patcher_->Feed("", true,
+                        [this](absl::string_view o) { return Write(o); });
+  }
+  if (!st.ok()) {
+    DropPartial();
+    return absl::Status(st.code(),
+                        absl::StrCat("staging \"", path, "\": ", st.message()));
+  }
+  std::string got = DigestBytes(hash_->Finish());
+  if (got != e.sha256() || written_ != e.size()) {
+    std::string detail =
+        absl::StrCat("content of \"", path, "\" (", written_,
+                     " bytes, sha256 ", HexOf(got).substr(0, 16),
+                     "...) does not match its header (", e.size(),
+                     " bytes, sha256 ", HexOf(e.sha256()).substr(0, 16), "...)");
+    DropPartial();
+    if (delta) {
+      // The replica's copy differs from what its manifest says: ask for the
+      // whole file instead of failing the checkpoint.
+      Logf(LogLevel::kWarning, "replica", "%s; asking for a whole copy",
+           detail);
+      absl::MutexLock l(&store_->mu_);
+      store_->resend_whole_.insert(path);
+      return absl::OkStatus();
+    }
+    return absl::DataLossError(detail);
+  }
+  RETURN_IF_ERROR(FaultPoint("stage:close"));
+  std::string final_path = store_->ObjectPath(checkpoint_, e.sha256());
+  if (rename(part_path_.c_str(), final_path.c_str()) != 0) {
+    absl::Status rs = ErrnoStatus(errno, "rename staging file");
+    DropPartial();
+    return rs;
+  }
+  part_path_.clear();
+  DropPartial();
+  {
+    absl::MutexLock l(&store_->mu_);
+    store_->staged_objects_.insert(e.sha256());
+    store_->resend_whole_.erase(path);
+  }
+  ++files_;
+  bytes_ += e.size();
+  return absl::OkStatus();
+}
+
+absl::Status PushSession::AddManifest(const gwmirror::v1::ManifestPart& part) {
+  if (manifest_entries_.size() + part.entries_size() > kMaxManifestEntries) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("manifest exceeds ", kMaxManifestEntries, " entries"));
+  }
+  for (const Entry& e : part.entries()) manifest_entries_.push_back(e);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
+    absl::string_view digest) {
+  if (header_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "push ended inside file \"", header_->entry().path(), "\""));
+  }
+  ASSIGN_OR_RETURN(Manifest m,
+                   Manifest::FromEntries(std::move(manifest_entries_)));
+  std::string computed = DigestBytes(m.ComputeDigest());
+  if (computed != digest) {
+    return absl::DataLossError(absl::StrCat(
+        "manifest digest mismatch: received entries hash to ",
+        HexOf(computed).substr(0, 16), "..., the source announced ",
+        HexOf(digest).substr(0, 16), "..."));
+  }
+  RETURN_IF_ERROR(m.CheckStructure(store_->roots_));
+  gwmirror::v1::PushResult result;
+  result.set_checkpoint(checkpoint_);
+  result.set_manifest_digest(computed);
+  result.set_files_received(files_);
+  result.set_bytes_received(bytes_);
+
+  absl::MutexLock l(&store_->mu_);
+  std::vector<std::string> missing;
+  for (const Entry& e : m.entries()) {
+    if (!NeedsContent(e, store_->committed_manifest_.Find(e.path()))) continue;
+    if (store_->staged_objects_.count(e.sha256())) continue;
+    if (store_->resend_whole_.count(e.path())) {
+      result.add_resend_whole(e.path());
+    } else {
+      missing.push_back(e.path());
+    }
+  }
+  if (!missing.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", checkpoint_, " is incomplete: no content for ",
+        missing.size(), " file(s), first \"", missing.front(), "\""));
+  }
+  if (result.resend_whole_size() > 0) return result;
+  // Every byte is here: make it durable before saying so.
+  std::string dir = store_->StagingDir(checkpoint_);
+  RETURN_IF_ERROR(FaultPoint("stage:sync"));
+  {
+    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid() || syncfs(fd.get()) != 0) {
+      return ErrnoStatus(errno, "sync staging");
+    }
+  }
+  RETURN_IF_ERROR(WriteManifestFile(dir + "/manifest", checkpoint_, m));
+  store_->staged_manifest_ = std::move(m);
+  return result;
+}
+
+// --------------------------------------------------------------- ReplicaStore
+
+ReplicaStore::ReplicaStore(const gwmirror::v1::NodeConfig& config,
+                           TreeWriter writer)
+    : state_dir_(config.state_dir()),
+      roots_(RootPaths(config.roots())),
+      writer_(std::move(writer)) {}
+
+ReplicaStore::~ReplicaStore() = default;
+
+std::string ReplicaStore::StagingDir(uint64_t n) const {
+  return absl::StrCat(Dir(), "/staging/", n);
+}
+
+std::string ReplicaStore::ObjectPath(uint64_t n, absl::string_view sha) const {
+  return absl::StrCat(StagingDir(n), "/objects/", HexOf(sha));
+}
+
+absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
+    const gwmirror::v1::NodeConfig& config) {
+  std::string host_root =
+      config.host_root().empty() ? "/" : config.host_root();
+  ASSIGN_OR_RETURN(TreeWriter writer,
+                   TreeWriter::Open(host_root, RootPaths(config.roots())));
+  std::unique_ptr<ReplicaStore> store(
+      new ReplicaStore(config, std::move(writer)));
+  RETURN_IF_ERROR(MakeDirs(store->Dir(), 0700));
+  chmod(config.state_dir().c_str(), 0700);
+  absl::MutexLock l(&store->mu_);
+  auto epoch = ReadFileToString(store->Dir() + "/epoch");
+  if (epoch.ok()) {
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*epoch), &store->epoch_)) {
+      return absl::DataLossError(
+          absl::StrCat(store->Dir(), "/epoch: not a number"));
+    }
+  }
+  std::string committed_path = store->Dir() + "/committed";
+  auto committed = ReadManifestFile(committed_path);
+  if (committed.ok()) {
+    store->committed_ = committed->checkpoint;
+    store->committed_manifest_ = std::move(committed->manifest);
+  } else if (absl::IsNotFound(committed.status())) {
+    // First start: adopt what is already there as checkpoint 0.
+    ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root, config.roots()));
+    RETURN_IF_ERROR(WriteManifestFile(committed_path, 0, scan.manifest));
+    store->committed_manifest_ = std::move(scan.manifest);
+  } else {
+    return committed.status();
+  }
+  store->committed_digest_ =
+      DigestBytes(store->committed_manifest_.ComputeDigest());
+  RETURN_IF_ERROR(store->Recover());
+  return store;
+}
+
+absl::Status ReplicaStore::Recover() {
+  std::string intent_path = Dir() + "/applying";
+  auto intent = ReadFileToString(intent_path);
+  if (intent.ok()) {
+    uint64_t n = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*intent), &n)) {
+      return absl::DataLossError(
+          absl::StrCat(intent_path, ": unreadable redo intent"));
+    }
+    if (n != committed_) {
+      Logf(LogLevel::kInfo, "replica",
+           "checkpoint=%d finishing an interrupted commit", n);
+      ASSIGN_OR_RETURN(ManifestFile next,
+                       ReadManifestFile(StagingDir(n) + "/manifest"));
+      RETURN_IF_ERROR(Apply(n, next.manifest));
+      RETURN_IF_ERROR(FinishCommit(n, next.manifest));
+    }
+    unlink(intent_path.c_str());
+  } else if (!absl::IsNotFound(intent.status())) {
+    return intent.status();
+  }
+  DiscardStaging();
+  return RemoveTree(Dir() + "/staging");
+}
+
+void ReplicaStore::DiscardStaging() {
+  if (staging_ != 0) {
+    absl::Status st = RemoveTree(StagingDir(staging_));
+    if (!st.ok()) {
+      Logf(LogLevel::kWarning, "replica", "discard staging: %s", st.ToString());
+    }
+  }
+  staging_ = 0;
+  staged_objects_.clear();
+  resend_whole_.clear();
+  staged_manifest_.reset();
+}
+
+gwmirror::v1::ReplicaState ReplicaStore::State() const {
+  absl::MutexLock l(&mu_);
+  gwmirror::v1::ReplicaState s;
+  s.set_committed_checkpoint(committed_);
+  s.set_manifest_digest(committed_digest_);
+  s.set_epoch(epoch_);
+  return s;
+}
+
+std::optional<Entry> ReplicaStore::CommittedEntry(
+    const std::string& path) const {
+  absl::MutexLock l(&mu_);
+  const Entry* e = committed_manifest_.Find(path);
+  if (e == nullptr) return std::nullopt;
+  return *e;
+}
+
+Manifest ReplicaStore::CommittedManifest() const {
+  absl::MutexLock l(&mu_);
+  return committed_manifest_;
+}
+
+absl::Status ReplicaStore::CheckEpoch(uint64_t epoch) {
+  absl::MutexLock l(&mu_);
+  if (epoch < epoch_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("stale epoch ", epoch, ": this replica is at epoch ",
+                     epoch_));
+  }
+  if (epoch > epoch_) {
+    RETURN_IF_ERROR(
+        WriteFileAtomic(Dir() + "/epoch", absl::StrCat(epoch, "\n"), 0600));
+    epoch_ = epoch;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
+    const gwmirror::v1::PushBegin& begin) {
+  absl::MutexLock l(&mu_);
+  if (push_active_) {
+    return absl::AbortedError("another push is in progress on this replica");
+  }
+  if (applying_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the commit of checkpoint ", staging_,
+        " was interrupted; retry Commit(", staging_, ") or restart the node"));
+  }
+  if (begin.checkpoint() <= committed_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", begin.checkpoint(), " is not newer than the committed ",
+        committed_));
+  }
+  if (begin.base_checkpoint() != committed_) {
+    return absl::AbortedError(absl::StrCat(
+        "push was diffed against checkpoint ", begin.base_checkpoint(),
+        " but this replica holds ", committed_, "; diff again"));
+  }
+  if (staging_ != begin.checkpoint()) {
+    DiscardStaging();
+    RETURN_IF_ERROR(RemoveTree(Dir() + "/staging"));
+    RETURN_IF_ERROR(MakeDirs(StagingDir(begin.checkpoint()) + "/objects", 0700));
+    staging_ = begin.checkpoint();
+  }
+  // A new push may change the manifest; it is complete again only at End.
+  staged_manifest_.reset();
+  push_active_ = true;
+  return std::unique_ptr<PushSession>(new PushSession(this, begin.checkpoint()));
+}
+
+void ReplicaStore::EndSession() {
+  absl::MutexLock l(&mu_);
+  push_active_ = false;
+}
+
+absl::Status ReplicaStore::Signature(const std::string& path,
+                                     absl::string_view sha256,
+                                     uint32_t block_len, const ByteSink& sink) {
+  if (block_len < 256 || block_len > 65536) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_len ", block_len, " outside 256..65536"));
+  }
+  RETURN_IF_ERROR(ValidateRelativePath(path));
+  uint64_t size = 0;
+  {
+    absl::MutexLock l(&mu_);
+    const Entry* e = committed_manifest_.Find(path);
+    if (e == nullptr || e->type() != ENTRY_TYPE_FILE || e->sha256() != sha256) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "committed checkpoint holds no file \"", path, "\" with that sha256"));
+    }
+    size = e->size();
+  }
+  ASSIGN_OR_RETURN(UniqueFd fd, writer_.OpenFileForRead(path));
+  SignatureBuilder sig(size, block_len);
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    ssize_t n = read(fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    RETURN_IF_ERROR(sig.Feed(absl::string_view(buf.data(), n), n == 0, sink));
+    if (n == 0) return absl::OkStatus();
+  }
+}
+
+absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
+  const Manifest& old = committed_manifest_;
+  std::set<std::string> touched_dirs;
+  // 1. Deletions, children before parents.
+  for (auto it = old.entries().rbegin(); it != old.entries().rend(); ++it) {
+    if (next.Find(it->path()) != nullptr) continue;
+    RETURN_IF_ERROR(FaultPoint("commit:delete"));
+    absl::Status st = writer_.Remove(it->path());
+    // A parent that is now a file or a symlink means the path is gone.
+    if (!st.ok() && !absl::IsFailedPrecondition(st)) return st;
+    touched_dirs.insert(ParentOf(it->path()));
+  }
+  // 2. Directories, parents before children.
+  for (const Entry& e : next.entries()) {
+    if (e.type() != ENTRY_TYPE_DIRECTORY) continue;
+    const Entry* o = old.Find(e.path());
+    if (o == nullptr || o->type() != ENTRY_TYPE_DIRECTORY) {
+      RETURN_IF_ERROR(FaultPoint("commit:mkdir"));
+      touched_dirs.insert(ParentOf(e.path()));
+    }
+    RETURN_IF_ERROR(writer_.EnsureDirectory(e.path()));
+  }
+  // 3. Files and symlinks. The first path of an object takes it by hard link
+  // (the staging copy is removed at the end, so nothing stays aliased);
+  // further paths with the same content get copies.
+  std::set<std::string> linked;
+  std::vector<const Entry*> changed;
+  for (const Entry& e : next.entries()) {
+    const Entry* o = old.Find(e.path());
+    if (o == nullptr || !SameEntry(*o, e)) changed.push_back(&e);
+    if (e.type() == ENTRY_TYPE_FILE && NeedsContent(e, o)) {
+      RETURN_IF_ERROR(FaultPoint("commit:place"));
+      bool link = linked.insert(e.sha256()).second;
+      RETURN_IF_ERROR(writer_.PlaceFile(e.path(), ObjectPath(n, e.sha256()), link));
+      touched_dirs.insert(ParentOf(e.path()));
+    } else if (e.type() == ENTRY_TYPE_SYMLINK &&
+               (o == nullptr || !SameContent(*o, e))) {
+      RETURN_IF_ERROR(FaultPoint("commit:place"));
+      RETURN_IF_ERROR(writer_.PlaceSymlink(e.path(), e.link_target()));
+      touched_dirs.insert(ParentOf(e.path()));
+    }
+  }
+  // 4. Metadata: changed entries, then every directory whose listing we
+  // changed (its mtime moved), deepest first.
+  for (const Entry* e : changed) {
+    if (e->type() == ENTRY_TYPE_DIRECTORY) continue;
+    RETURN_IF_ERROR(FaultPoint("commit:meta"));
+    RETURN_IF_ERROR(writer_.ApplyMetadata(*e));
+  }
+  for (const Entry* e : changed) {
+    if (e->type() == ENTRY_TYPE_DIRECTORY) touched_dirs.insert(e->path());
+  }
+  for (auto it = touched_dirs.rbegin(); it != touched_dirs.rend(); ++it) {
+    const Entry* d = next.Find(*it);
+    if (d == nullptr) continue;  // A root, or gone.
+    RETURN_IF_ERROR(FaultPoint("commit:meta"));
+    RETURN_IF_ERROR(writer_.ApplyMetadata(*d));
+  }
+  RETURN_IF_ERROR(FaultPoint("commit:sync"));
+  return writer_.SyncAll();
+}
+
+absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next) {
+  RETURN_IF_ERROR(FaultPoint("commit:record"));
+  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next));
+  committed_ = n;
+  committed_manifest_ = next;
+  committed_digest_ = DigestBytes(next.ComputeDigest());
+  RETURN_IF_ERROR(FaultPoint("commit:done"));
+  if (unlink((Dir() + "/applying").c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, "remove redo intent");
+  }
+  RETURN_IF_ERROR(FsyncPath(Dir()));
+  DiscardStaging();
+  return RemoveTree(StagingDir(n));
+}
+
+absl::Status ReplicaStore::Commit(uint64_t checkpoint,
+                                  absl::string_view digest) {
+  absl::MutexLock l(&mu_);
+  if (push_active_) {
+    return absl::AbortedError("a push is in progress; commit after it ends");
+  }
+  if (checkpoint == committed_ && digest == committed_digest_) {
+    return absl::OkStatus();  // Retried commit: already done.
+  }
+  if (applying_ && staging_ == checkpoint && staged_manifest_) {
+    Manifest next = *staged_manifest_;
+    RETURN_IF_ERROR(Apply(checkpoint, next));
+    applying_ = false;
+    return FinishCommit(checkpoint, next);
+  }
+  if (staging_ != checkpoint || !staged_manifest_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", checkpoint, " is not staged here (staged: ",
+        staged_manifest_ ? absl::StrCat(staging_) : std::string("none"),
+        ", committed: ", committed_, ")"));
+  }
+  std::string staged_digest = DigestBytes(staged_manifest_->ComputeDigest());
+  if (staged_digest != digest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", checkpoint, ": commit names manifest ",
+        HexOf(digest).substr(0, 16), "... but ",
+        HexOf(staged_digest).substr(0, 16), "... is staged"));
+  }
+  RETURN_IF_ERROR(FaultPoint("commit:intent"));
+  RETURN_IF_ERROR(WriteFileAtomic(Dir() + "/applying",
+                                  absl::StrCat(checkpoint, "\n"), 0600));
+  Manifest next = *staged_manifest_;
+  applying_ = true;
+  absl::Status st = Apply(checkpoint, next);
+  if (!st.ok()) {
+    // The intent stays: the next start finishes this commit before anything
+    // else, so the tree never stays a mix of two checkpoints.
+    Logf(LogLevel::kError, "replica",
+         "checkpoint=%d apply failed, will be finished at restart: %s",
+         checkpoint, st.ToString());
+    return absl::Status(st.code(),
+                        absl::StrCat("apply checkpoint ", checkpoint, ": ",
+                                     st.message()));
+  }
+  applying_ = false;
+  return FinishCommit(checkpoint, next);
+}
+
+absl::Status ReplicaStore::Abort(uint64_t checkpoint) {
+  absl::MutexLock l(&mu_);
+  if (push_active_) {
+    return absl::AbortedError("a push is in progress; abort after it ends");
+  }
+  if (applying_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", checkpoint, " is half applied and cannot be aborted; "
+        "retry its commit"));
+  }
+  if (staging_ != checkpoint) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", checkpoint, " is not staged here"));
+  }
+  DiscardStaging();
+  return absl::OkStatus();
+}
+
+}  // namespace gwmirror

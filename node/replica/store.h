@@ -1,0 +1,144 @@
+// The standby side of one slot: the committed tree (the real install paths
+// under the host root), the checkpoint being staged, and the redo journal
+// that makes Commit atomic across a crash.
+//
+// Disk layout under <state_dir>/replica (docs/ARCHITECTURE.md):
+//   committed   checkpoint id + manifest of the tree (GWMF file, atomic)
+//   epoch       highest fencing epoch seen
+//   applying    redo intent: "checkpoint digest" while a commit runs
+//   staging/<N>/objects/<sha-hex>   verified, content-addressed file versions
+//   staging/<N>/manifest            the staged manifest, once complete
+// Recovery (Open): an `applying` intent is finished before anything else,
+// then every other staging directory is discarded, so after a restart the
+// tree equals exactly one committed checkpoint and no staging file lingers.
+//
+// Thread-safe: one mutex; one push session at a time.
+#ifndef GWMIRROR_NODE_REPLICA_STORE_H_
+#define GWMIRROR_NODE_REPLICA_STORE_H_
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/chunk_codec.h"
+#include "common/delta.h"
+#include "common/fd.h"
+#include "common/manifest.h"
+#include "common/sha256.h"
+#include "gwmirror/v1/config.pb.h"
+#include "gwmirror/v1/replica.pb.h"
+#include "node/replica/tree_writer.h"
+
+namespace gwmirror {
+
+class ReplicaStore;
+
+// One Push stream. Obtained from ReplicaStore::BeginPush; destroying it
+// without End() leaves the staged checkpoint as it was before the stream's
+// current file (partial files are removed).
+class PushSession {
+ public:
+  ~PushSession();
+  absl::Status BeginFile(const gwmirror::v1::FileHeader& h);
+  absl::Status FileData(absl::string_view raw);
+  absl::Status EndFile();
+  absl::Status AddManifest(const gwmirror::v1::ManifestPart& part);
+  absl::StatusOr<gwmirror::v1::PushResult> End(absl::string_view digest);
+
+ private:
+  friend class ReplicaStore;
+  explicit PushSession(ReplicaStore* store, uint64_t checkpoint)
+      : store_(store), checkpoint_(checkpoint) {}
+  absl::Status Write(absl::string_view out);
+  void DropPartial();
+
+  ReplicaStore* store_;
+  uint64_t checkpoint_;
+  std::vector<Entry> manifest_entries_;
+  // Current file.
+  std::optional<gwmirror::v1::FileHeader> header_;
+  std::string part_path_;
+  UniqueFd part_fd_;
+  UniqueFd basis_fd_;
+  std::unique_ptr<Patcher> patcher_;
+  std::unique_ptr<Sha256> hash_;
+  uint64_t written_ = 0;
+  uint64_t files_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+class ReplicaStore {
+ public:
+  // Opens (and recovers) the store of `config`. Adopts the tree found under
+  // the roots as checkpoint 0 when nothing was ever committed.
+  static absl::StatusOr<std::unique_ptr<ReplicaStore>> Open(
+      const gwmirror::v1::NodeConfig& config);
+  ~ReplicaStore();
+
+  gwmirror::v1::ReplicaState State() const ABSL_LOCKS_EXCLUDED(mu_);
+  Manifest CommittedManifest() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::optional<Entry> CommittedEntry(const std::string& path) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Refuses an epoch older than the highest seen (FAILED_PRECONDITION naming
+  // both); adopts and persists a newer one.
+  absl::Status CheckEpoch(uint64_t epoch) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Starts staging `begin.checkpoint`. ABORTED when another push runs or the
+  // base is not the committed checkpoint.
+  absl::StatusOr<std::unique_ptr<PushSession>> BeginPush(
+      const gwmirror::v1::PushBegin& begin) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Streams the signature of the committed file `path`, which must hold
+  // `sha256`.
+  absl::Status Signature(const std::string& path, absl::string_view sha256,
+                         uint32_t block_len, const ByteSink& sink)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  absl::Status Commit(uint64_t checkpoint, absl::string_view digest)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Abort(uint64_t checkpoint) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  friend class PushSession;
+  ReplicaStore(const gwmirror::v1::NodeConfig& config, TreeWriter writer);
+
+  std::string Dir() const { return state_dir_ + "/replica"; }
+  std::string StagingDir(uint64_t n) const;
+  std::string ObjectPath(uint64_t n, absl::string_view sha) const;
+  absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Apply(uint64_t n, const Manifest& next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FinishCommit(uint64_t n, const Manifest& next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DiscardStaging() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndSession() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::string state_dir_;
+  const std::vector<std::string> roots_;
+  const TreeWriter writer_;
+
+  mutable absl::Mutex mu_;
+  uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
+  Manifest committed_manifest_ ABSL_GUARDED_BY(mu_);
+  std::string committed_digest_ ABSL_GUARDED_BY(mu_);
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  bool push_active_ ABSL_GUARDED_BY(mu_) = false;
+  // A commit failed half way (an I/O error); only retrying it is allowed.
+  bool applying_ ABSL_GUARDED_BY(mu_) = false;
+  // The checkpoint in staging (0: none), its objects, and its manifest once
+  // a push completed it.
+  uint64_t staging_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> staged_objects_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> resend_whole_ ABSL_GUARDED_BY(mu_);
+  std::optional<Manifest> staged_manifest_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_NODE_REPLICA_STORE_H_

@@ -1,0 +1,223 @@
+#include "node/replica/tree_writer.h"
+
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+namespace {
+
+constexpr char kTmpSuffix[] = ".gwmirror-tmp";
+
+absl::Status CopyFd(int from, int to, const std::string& what) {
+  off_t off = 0;
+  for (;;) {
+    ssize_t n = sendfile(to, from, &off, 1 << 30);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("copy ", what));
+    }
+    if (n == 0) return absl::OkStatus();
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<TreeWriter> TreeWriter::Open(
+    const std::string& host_root, const std::vector<std::string>& roots) {
+  TreeWriter w;
+  for (const std::string& r : roots) {
+    RETURN_IF_ERROR(ValidateRelativePath(r));
+    std::string dir = JoinPath(host_root, r);
+    RETURN_IF_ERROR(MakeDirs(dir, 0755));
+    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open root ", dir));
+    w.roots_.push_back(Root{r, std::move(fd)});
+  }
+  return w;
+}
+
+const TreeWriter::Root* TreeWriter::RootOf(const std::string& path) const {
+  for (const Root& r : roots_) {
+    if (path != r.path && PathIsWithin(path, r.path)) return &r;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::pair<UniqueFd, std::string>> TreeWriter::OpenParent(
+    const std::string& path) const {
+  RETURN_IF_ERROR(ValidateRelativePath(path));
+  const Root* root = RootOf(path);
+  if (root == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("\"", path, "\" lies outside every mirrored root"));
+  }
+  std::string rel = path.substr(root->path.size() + 1);
+  std::vector<std::string> parts = SplitPath(rel);
+  UniqueFd cur(dup(root->fd.get()));
+  if (!cur.valid()) return ErrnoStatus(errno, "dup");
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    int next = openat(cur.get(), parts[i].c_str(),
+                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) {
+      int err = errno;
+      if (err == ELOOP || err == ENOTDIR) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "\"", path, "\": component \"", parts[i],
+            "\" is a symlink or not a directory; refusing to follow it"));
+      }
+      return ErrnoStatus(err, absl::StrCat("open ", path));
+    }
+    cur.Reset(next);
+  }
+  return std::make_pair(std::move(cur), parts.back());
+}
+
+absl::StatusOr<UniqueFd> TreeWriter::OpenFileForRead(
+    const std::string& path) const {
+  ASSIGN_OR_RETURN(auto parent, OpenParent(path));
+  UniqueFd fd(openat(parent.first.get(), parent.second.c_str(),
+                     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("\"", path, "\" is not a regular file"));
+  }
+  return fd;
+}
+
+absl::Status TreeWriter::Remove(const std::string& path) const {
+  auto parent = OpenParent(path);
+  if (absl::IsNotFound(parent.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(parent.status());
+  return RemoveAt(parent->first.get(), parent->second);
+}
+
+absl::Status TreeWriter::EnsureDirectory(const std::string& path) const {
+  ASSIGN_OR_RETURN(auto parent, OpenParent(path));
+  int dfd = parent.first.get();
+  const char* name = parent.second.c_str();
+  struct stat st;
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISDIR(st.st_mode)) return absl::OkStatus();
+    RETURN_IF_ERROR(RemoveAt(dfd, parent.second));
+  }
+  if (mkdirat(dfd, name, 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, absl::StrCat("mkdir ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeWriter::PlaceFile(const std::string& path,
+                                   const std::string& staged, bool link) const {
+  ASSIGN_OR_RETURN(auto parent, OpenParent(path));
+  int dfd = parent.first.get();
+  std::string tmp = parent.second + kTmpSuffix;
+  if (tmp.size() > 255) tmp = std::string(".gwm") + kTmpSuffix;
+  RETURN_IF_ERROR(RemoveAt(dfd, tmp));
+  bool placed = false;
+  if (link) {
+    if (linkat(AT_FDCWD, staged.c_str(), dfd, tmp.c_str(), 0) == 0) {
+      placed = true;
+    } else if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+      return ErrnoStatus(errno, absl::StrCat("link ", path));
+    }
+  }
+  if (!placed) {
+    UniqueFd in(open(staged.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in.valid()) return ErrnoStatus(errno, absl::StrCat("open ", staged));
+    UniqueFd out(openat(dfd, tmp.c_str(),
+                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                        0600));
+    if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
+    RETURN_IF_ERROR(CopyFd(in.get(), out.get(), path));
+  }
+  struct stat st;
+  if (fstatat(dfd, parent.second.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISDIR(st.st_mode)) {
+    RETURN_IF_ERROR(RemoveAt(dfd, parent.second));
+  }
+  if (renameat(dfd, tmp.c_str(), dfd, parent.second.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("rename into ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeWriter::PlaceSymlink(const std::string& path,
+                                      const std::string& target) const {
+  ASSIGN_OR_RETURN(auto parent, OpenParent(path));
+  int dfd = parent.first.get();
+  const char* name = parent.second.c_str();
+  struct stat st;
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISLNK(st.st_mode)) {
+      std::string cur(4096, '\0');
+      ssize_t n = readlinkat(dfd, name, cur.data(), cur.size());
+      if (n >= 0 && static_cast<size_t>(n) == target.size() &&
+          cur.compare(0, n, target) == 0) {
+        return absl::OkStatus();
+      }
+    }
+    RETURN_IF_ERROR(RemoveAt(dfd, parent.second));
+  }
+  if (symlinkat(target.c_str(), dfd, name) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("symlink ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeWriter::ApplyMetadata(const Entry& e) const {
+  ASSIGN_OR_RETURN(auto parent, OpenParent(e.path()));
+  int dfd = parent.first.get();
+  const char* name = parent.second.c_str();
+  // chown first: it clears setuid/setgid, which chmod then sets.
+  if (fchownat(dfd, name, e.uid(), e.gid(), AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("chown ", e.path()));
+  }
+  if (e.type() != gwmirror::v1::ENTRY_TYPE_SYMLINK) {
+    // fchmodat cannot refuse symlinks on Linux, so check the type via the fd.
+    UniqueFd fd(openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", e.path()));
+    std::string proc = absl::StrCat("/proc/self/fd/", fd.get());
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0 || S_ISLNK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("\"", e.path(), "\" became a symlink"));
+    }
+    if (chmod(proc.c_str(), e.mode()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("chmod ", e.path()));
+    }
+  }
+  struct timespec times[2];
+  times[0].tv_sec = e.mtime_ns() / 1000000000LL;
+  times[0].tv_nsec = e.mtime_ns() % 1000000000LL;
+  if (times[0].tv_nsec < 0) {
+    times[0].tv_nsec += 1000000000LL;
+    times[0].tv_sec -= 1;
+  }
+  times[1] = times[0];
+  if (utimensat(dfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("set mtime of ", e.path()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeWriter::SyncAll() const {
+  for (const Root& r : roots_) {
+    if (syncfs(r.fd.get()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("syncfs ", r.path));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gwmirror

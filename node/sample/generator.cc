@@ -1,0 +1,403 @@
+#include "node/sample/generator.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/fd.h"
+#include "common/path.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "node/scanner.h"
+
+namespace gwmirror {
+namespace {
+
+struct Shape {
+  int groups, instances_per_group, kps_files, ext_jars, instance_jars;
+  uint64_t jar_min, jar_max, primary_store, kahadb_log;
+  int kahadb_logs, opsdb_files;
+};
+
+Shape ShapeOf(const std::string& size) {
+  if (size == "large") {
+    return {4, 4, 1150, 24, 2, 1 << 20, 5 << 20, 2 << 20, 32 << 20, 2, 6};
+  }
+  return {1, 2, 40, 4, 1, 48 << 10, 160 << 10, 256 << 10, 1 << 20, 1, 2};
+}
+
+class Gen {
+ public:
+  Gen(std::string host_root, uint64_t seed)
+      : host_root_(std::move(host_root)), rng_(seed) {}
+
+  uint64_t Next() { return rng_(); }
+  uint64_t Between(uint64_t lo, uint64_t hi) {
+    return lo + Next() % (hi - lo + 1);
+  }
+  std::string Uuid() {
+    uint64_t a = Next(), b = Next();
+    return absl::StrFormat("%08x-%04x-4%03x-a%03x-%012x", a >> 32,
+                           (a >> 16) & 0xffff, a & 0xfff, b >> 52,
+                           b & 0xffffffffffffULL);
+  }
+  std::string Word() {
+    static const char* kWords[] = {
+        "policy", "filter", "circuit", "listener", "oauth",  "token",
+        "client", "route",  "connect", "quota",    "header", "schema",
+        "ldap",   "jdbc",   "metrics", "audit",    "trace",  "service"};
+    return kWords[Next() % 18];
+  }
+  std::string Binary(uint64_t n) {
+    std::string s(n, '\0');
+    for (uint64_t i = 0; i < n; i += 8) {
+      uint64_t v = Next();
+      memcpy(&s[i], &v, std::min<uint64_t>(8, n - i));
+    }
+    return s;
+  }
+  // Entity-store-like XML of about n bytes.
+  std::string Xml(uint64_t n) {
+    std::string s =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<entityStore "
+        "xmlns=\"http://www.vordel.com/2005/06/24/entityStore\">\n";
+    while (s.size() < n) {
+      absl::StrAppend(&s, "  <entity type=\"", Word(), "\" entityPK=\"",
+                      Next() % 100000000, "\">\n    <fval name=\"name\"><value>",
+                      Word(), " ", Word(), " ", Next() % 1000,
+                      "</value></fval>\n    <fval name=\"id\"><value>", Uuid(),
+                      "</value></fval>\n  </entity>\n");
+    }
+    s += "</entityStore>\n";
+    return s;
+  }
+
+  absl::Status Write(const std::string& rel, const std::string& data,
+                     int mode = 0644, bool transient = false) {
+    std::string full = JoinPath(host_root_, rel);
+    RETURN_IF_ERROR(MakeDirs(full.substr(0, full.rfind('/')), 0755));
+    UniqueFd fd(open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", full));
+    RETURN_IF_ERROR(WriteAll(fd.get(), data));
+    if (fchmod(fd.get(), mode) != 0) return ErrnoStatus(errno, "chmod");
+    // A fixed mtime keeps samples reproducible.
+    struct timespec t[2] = {{1700000000 + static_cast<time_t>(Next() % 1000000), 0},
+                            {0, 0}};
+    t[1] = t[0];
+    futimens(fd.get(), t);
+    if (transient) {
+      ++report.transient_files;
+    } else {
+      ++report.files;
+      report.bytes += data.size();
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Link(const std::string& rel, const std::string& target) {
+    std::string full = JoinPath(host_root_, rel);
+    RETURN_IF_ERROR(MakeDirs(full.substr(0, full.rfind('/')), 0755));
+    unlink(full.c_str());
+    if (symlink(target.c_str(), full.c_str()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("symlink ", full));
+    }
+    ++report.files;
+    return absl::OkStatus();
+  }
+
+  SampleReport report;
+
+ private:
+  std::string host_root_;
+  std::mt19937_64 rng_;
+};
+
+std::string HostName(int i) { return absl::StrCat("gw", i, ".example.com"); }
+
+}  // namespace
+
+std::vector<gwmirror::v1::RootConfig> SampleRoots(const std::string& prefix) {
+  std::vector<gwmirror::v1::RootConfig> roots;
+  auto add = [&](const std::string& path, std::vector<std::string> include) {
+    gwmirror::v1::RootConfig r;
+    r.set_path(path);
+    for (auto& i : include) r.add_include(i);
+    roots.push_back(r);
+  };
+  std::string gw = prefix + "/apigateway";
+  add(gw + "/conf", {});
+  add(gw + "/groups", {});
+  add(gw + "/ext", {});
+  add(gw + "/system/conf", {"nodemanager.xml"});
+  add(gw + "/messaging-shared", {});
+  add(prefix + "/analytics/conf", {});
+  add(prefix + "/analytics/ext", {});
+  add("etc/init.d", {"vshell-*"});
+  return roots;
+}
+
+absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
+                                            const SampleOptions& o) {
+  if (o.size != "small" && o.size != "large") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sample size \"", o.size, "\": use small or large"));
+  }
+  if (o.host_index < 1 || o.host_index > o.host_count) {
+    return absl::InvalidArgumentError("host_index must be within 1..host_count");
+  }
+  Shape sh = ShapeOf(o.size);
+  Gen g(host_root, o.seed * 1000003 + o.host_index);
+  // The topology is the same on every host: derive it from the seed alone.
+  Gen topo_rng("", o.seed);
+  const std::string gw = o.prefix + "/apigateway";
+  const std::string host = HostName(o.host_index);
+
+  // Topology: host-i for every host; group-1 holds the Node Managers.
+  std::vector<std::string> hosts_json, nm_json, groups_json;
+  for (int h = 1; h <= o.host_count; ++h) {
+    hosts_json.push_back(absl::StrFormat(
+        "{\"id\":\"host-%d\",\"name\":\"%s\"}", h, HostName(h)));
+    nm_json.push_back(absl::StrFormat(
+        "{\"id\":\"nodemanager-%d\",\"name\":\"Node Manager on %s\","
+        "\"type\":\"nodemanager\",\"scheme\":\"https\",\"hostID\":\"host-%d\","
+        "\"managementPort\":8090,\"tags\":{%s},\"enabled\":true}",
+        h, HostName(h), h, h == 1 ? "\"internal_admin_nm\":\"true\"" : ""));
+  }
+  groups_json.push_back(absl::StrFormat(
+      "{\"id\":\"group-1\",\"name\":\"Node Manager Group\",\"tags\":{},"
+      "\"services\":[%s]}",
+      absl::StrJoin(nm_json, ",")));
+  struct Inst {
+    int group, index, host;
+    std::string group_name, name;
+  };
+  std::vector<Inst> mine;
+  std::vector<std::string> archive_ids;
+  int instance_counter = 0;
+  for (int gi = 0; gi < sh.groups; ++gi) {
+    int group_id = gi + 2;
+    std::string gname = gi == 0 ? "QuickStart Group" : absl::StrCat("Group ", gi + 1);
+    archive_ids.push_back(topo_rng.Uuid());
+    std::vector<std::string> svc;
+    for (int ii = 1; ii <= sh.instances_per_group; ++ii) {
+      ++instance_counter;
+      int h = (instance_counter - 1) % o.host_count + 1;
+      std::string iname = absl::StrCat("Gateway", ii);
+      svc.push_back(absl::StrFormat(
+          "{\"id\":\"instance-%d\",\"name\":\"%s\",\"type\":\"gateway\","
+          "\"scheme\":\"https\",\"hostID\":\"host-%d\",\"managementPort\":%d,"
+          "\"tags\":{},\"enabled\":true}",
+          instance_counter, iname, h, 8084 + instance_counter));
+      if (h == o.host_index) {
+        mine.push_back({group_id, instance_counter, h, gname, iname});
+      }
+    }
+    groups_json.push_back(absl::StrFormat(
+        "{\"id\":\"group-%d\",\"name\":\"%s\",\"tags\":{},\"services\":[%s]}",
+        group_id, gname, absl::StrJoin(svc, ",")));
+  }
+  std::string topology = absl::StrFormat(
+      "{\"id\":\"%s\",\"version\":2,\"timestamp\":1428938393531,"
+      "\"productVersion\":\"%s\",\"hosts\":[%s],\"groups\":[%s],"
+      "\"uniqueIdCounters\":{\"NodeManager\":%d,\"Group\":%d,\"Host\":%d,"
+      "\"Gateway\":%d}}\n",
+      topo_rng.Uuid(), o.product_version, absl::StrJoin(hosts_json, ","),
+      absl::StrJoin(groups_json, ","), o.host_count + 1, sh.groups + 2,
+      o.host_count + 1, instance_counter + 1);
+  RETURN_IF_ERROR(g.Write(gw + "/groups/topology.json", topology));
+
+  // Installed product files (not mirrored): the version marker.
+  RETURN_IF_ERROR(g.Write(gw + "/system/lib/version.properties",
+                          absl::StrCat("product.version=", o.product_version, "\n"),
+                          0644, true));
+
+  // Node Manager configuration.
+  RETURN_IF_ERROR(g.Write(gw + "/conf/envSettings.props",
+                          absl::StrCat("env.PORT.MANAGEMENT=8090\nenv.HOST=", host,
+                                       "\nenv.METRICS_DB_URL=jdbc:mysql://db.example.com:3306/metrics\n",
+                                       g.Xml(1500))));
+  for (const char* f : {"jvm.xml", "userconfig.xml", "apiaudit.xml"}) {
+    RETURN_IF_ERROR(g.Write(gw + "/conf/" + f, g.Xml(g.Between(1000, 6000))));
+  }
+  for (const char* f : {"adminUsers.json", "acl.json", "passwordPolicy.json"}) {
+    RETURN_IF_ERROR(g.Write(gw + "/conf/" + f,
+                            absl::StrCat("{\"id\":\"", g.Uuid(), "\"}\n"), 0640));
+  }
+  RETURN_IF_ERROR(g.Write(gw + "/conf/managedomain.props", "sslport=8090\n"));
+  RETURN_IF_ERROR(g.Write(gw + "/conf/openssl.cnf", "[ req ]\ndefault_bits = 2048\n"));
+  for (const char* f : {"configs.xml", "PrimaryStore.xml", "UserStore.xml"}) {
+    RETURN_IF_ERROR(g.Write(gw + "/conf/fed/" + f, g.Xml(g.Between(4000, 40000))));
+  }
+  RETURN_IF_ERROR(g.Write(gw + "/conf/licenses/gateway.lic", g.Xml(1200)));
+  for (int i = 0; i < sh.opsdb_files; ++i) {
+    RETURN_IF_ERROR(g.Write(absl::StrCat(gw, "/conf/opsdb.d/opsdb_", i, ".dat"),
+                            g.Binary(64 << 10), 0644, true));
+  }
+  RETURN_IF_ERROR(g.Write(gw + "/system/conf/nodemanager.xml", g.Xml(3000)));
+  RETURN_IF_ERROR(g.Write(gw + "/system/conf/other-product-file.xml", g.Xml(500),
+                          0644, true));
+  RETURN_IF_ERROR(g.Write(gw + "/logs/audit.log", g.Xml(20000), 0644, true));
+  RETURN_IF_ERROR(g.Write(gw + "/trace/nodemanager.trc", g.Xml(5000), 0644, true));
+  RETURN_IF_ERROR(g.Write(gw + "/events/event.log", g.Xml(2000), 0644, true));
+  RETURN_IF_ERROR(g.Write(gw + "/conf/nodemanager.pid", "4242\n", 0644, true));
+  for (int j = 0; j < sh.ext_jars; ++j) {
+    RETURN_IF_ERROR(g.Write(absl::StrCat(gw, "/ext/lib/custom-", j, ".jar"),
+                            g.Binary(g.Between(sh.jar_min, sh.jar_max))));
+  }
+  // Domain CA on the Admin Node Manager host.
+  if (o.host_index == 1) {
+    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/domaincert.pem", g.Xml(1400)));
+    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/index.txt", "V\t300101000000Z\t01\n"));
+    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/serial", "02\n"));
+    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/private/domain.p12", g.Binary(2600), 0600));
+    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/private/domainkey.pem", g.Xml(1700), 0600));
+    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/private/temp/req.tmp", "tmp", 0600, true));
+  }
+  // Groups and instances hosted here.
+  std::vector<std::string> deployments;
+  for (int gi = 0; gi < sh.groups; ++gi) {
+    int group_id = gi + 2;
+    bool hosted = std::any_of(mine.begin(), mine.end(),
+                              [&](const Inst& i) { return i.group == group_id; });
+    if (!hosted) continue;
+    std::string gdir = absl::StrCat(gw, "/groups/group-", group_id);
+    std::string conf = absl::StrCat(gdir, "/conf/", archive_ids[gi]);
+    RETURN_IF_ERROR(g.Write(gdir + "/conf/group.xml", g.Xml(800)));
+    struct Store { const char* name; uint64_t size; };
+    const Store stores[] = {{"configs.xml", 6500},
+                            {"PrimaryStore.xml", sh.primary_store},
+                            {"ResourceRepository.xml", sh.primary_store / 4},
+                            {"ListenersStore.xml", sh.primary_store / 5},
+                            {"CertStore.xml", sh.primary_store / 7},
+                            {"ExtConnsStore.xml", sh.primary_store / 14},
+                            {"UserStore.xml", 14000},
+                            {"EnvSettingsStore.xml", 8000}};
+    for (const Store& s : stores) {
+      std::string xml = g.Xml(s.size);
+      RETURN_IF_ERROR(g.Write(conf + "/" + s.name, xml));
+      RETURN_IF_ERROR(g.Write(conf + "/" + s.name + ".sha256",
+                              HexOf(DigestBytes(Sha256Of(xml))) + "\n"));
+    }
+  }
+  for (const Inst& in : mine) {
+    std::string idir = absl::StrCat(gw, "/groups/group-", in.group, "/instance-", in.index);
+    for (const char* f : {"envSettings.props", "jvm.xml", "service.xml", "certs.xml", "waf.xml"}) {
+      RETURN_IF_ERROR(g.Write(idir + "/conf/" + f, g.Xml(g.Between(600, 4000))));
+    }
+    for (int k = 0; k < sh.kps_files; ++k) {
+      RETURN_IF_ERROR(g.Write(
+          absl::StrFormat("%s/conf/kps/file/%s/%05d.json", idir,
+                          k % 2 ? "Apps" : "Keys", k),
+          absl::StrCat("{\"id\":\"", g.Uuid(), "\",\"name\":\"", g.Word(), " ",
+                       g.Word(), "\",\"enabled\":", k % 3 ? "true" : "false",
+                       "}\n")));
+    }
+    for (int j = 0; j < sh.instance_jars; ++j) {
+      RETURN_IF_ERROR(g.Write(absl::StrCat(idir, "/ext/lib/instance-", j, ".jar"),
+                              g.Binary(g.Between(sh.jar_min / 2, sh.jar_min))));
+    }
+    RETURN_IF_ERROR(g.Write(idir + "/conf/opsdb.d/ops.dat", g.Binary(8192), 0644, true));
+    RETURN_IF_ERROR(g.Write(idir + "/logs/" + in.name + ".log", g.Xml(3000), 0644, true));
+    RETURN_IF_ERROR(g.Write(idir + "/trace/" + in.name + ".trc", g.Xml(3000), 0644, true));
+    RETURN_IF_ERROR(g.Write(idir + "/" + in.name + ".pid", "777\n", 0644, true));
+    std::string group_dash = in.group_name;
+    std::replace(group_dash.begin(), group_dash.end(), ' ', '-');
+    RETURN_IF_ERROR(g.Link(absl::StrCat(gw, "/groups/topologylinks/", group_dash, "-", in.name),
+                           absl::StrCat("group-", in.group, "/instance-", in.index)));
+    RETURN_IF_ERROR(g.Write(
+        absl::StrCat("etc/init.d/vshell-", group_dash, "-", in.name),
+        absl::StrCat("#!/bin/sh\nVDISTDIR=/", gw, "\nVINSTDIR=/", idir,
+                     "\nUSER=root\n. /etc/init.d/functions\n"
+                     "$VDISTDIR/posix/bin/startinstance -g \"",
+                     in.group_name, "\" -n \"", in.name, "\" -d\n"),
+        0755));
+    deployments.push_back(absl::StrFormat(
+        "\"instance-%d\":[{\"archiveID\":\"%s\"}]", in.index,
+        archive_ids[in.group - 2]));
+  }
+  RETURN_IF_ERROR(g.Write(gw + "/groups/deployments.json",
+                          absl::StrCat("{\"serviceDeployments\":{",
+                                       absl::StrJoin(deployments, ","), "}}\n")));
+  RETURN_IF_ERROR(g.Write(
+      absl::StrCat("etc/init.d/vshell-Node-Manager-on-", host),
+      absl::StrCat("#!/bin/sh\nVDISTDIR=/", gw,
+                   "\n$VDISTDIR/posix/bin/nodemanager -d\n"),
+      0755));
+  RETURN_IF_ERROR(g.Write("etc/init.d/cron", "#!/bin/sh\n# not ours\n", 0755, true));
+  // Embedded ActiveMQ shared directory.
+  for (int k = 1; k <= sh.kahadb_logs; ++k) {
+    RETURN_IF_ERROR(g.Write(absl::StrCat(gw, "/messaging-shared/kahadb/db-", k, ".log"),
+                            g.Binary(sh.kahadb_log)));
+  }
+  RETURN_IF_ERROR(g.Write(gw + "/messaging-shared/kahadb/db.data", g.Binary(64 << 10)));
+  RETURN_IF_ERROR(g.Write(gw + "/messaging-shared/kahadb/db.redo", g.Binary(8 << 10)));
+  RETURN_IF_ERROR(g.Write(gw + "/messaging-shared/kahadb/broker.lock", "", 0644, true));
+  // Analytics.
+  RETURN_IF_ERROR(g.Write(o.prefix + "/analytics/conf/analytics.xml", g.Xml(5000)));
+  RETURN_IF_ERROR(g.Write(o.prefix + "/analytics/conf/envSettings.props",
+                          "env.METRICS_DB_URL=jdbc:mysql://db.example.com:3306/metrics\n"));
+  RETURN_IF_ERROR(g.Write(o.prefix + "/analytics/ext/lib/mysql-connector.jar",
+                          g.Binary(sh.jar_min)));
+  return g.report;
+}
+
+absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
+                                               const std::string& prefix,
+                                               uint64_t seed, double fraction,
+                                               int adds, int deletes,
+                                               int chmods) {
+  google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig> roots;
+  for (auto& r : SampleRoots(prefix)) *roots.Add() = r;
+  ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root, roots));
+  std::vector<std::string> files;
+  for (const Entry& e : scan.manifest.entries()) {
+    if (e.type() == gwmirror::v1::ENTRY_TYPE_FILE) files.push_back(e.path());
+  }
+  Gen g(host_root, seed);
+  for (size_t i = files.size(); i > 1; --i) {
+    std::swap(files[i - 1], files[g.Next() % i]);
+  }
+  ChangeSetReport rep;
+  size_t next = 0;
+  size_t edits = static_cast<size_t>(files.size() * fraction);
+  for (size_t i = 0; i < edits && next < files.size(); ++i, ++next) {
+    std::string full = JoinPath(host_root, files[next]);
+    ASSIGN_OR_RETURN(std::string data, ReadFileToString(full));
+    std::string patch = absl::StrCat("<!-- edit ", g.Next(), " -->\n");
+    size_t at = data.empty() ? 0 : g.Next() % data.size();
+    data.insert(at, patch);
+    struct stat st;
+    stat(full.c_str(), &st);
+    RETURN_IF_ERROR(g.Write(JoinPath("", files[next]), data, st.st_mode & 07777));
+    ++rep.edited;
+    rep.changed_bytes += data.size();
+  }
+  for (int i = 0; i < deletes && next < files.size(); ++i, ++next) {
+    if (unlink(JoinPath(host_root, files[next]).c_str()) != 0) {
+      return ErrnoStatus(errno, "delete");
+    }
+    ++rep.deleted;
+  }
+  for (int i = 0; i < chmods && next < files.size(); ++i, ++next) {
+    if (chmod(JoinPath(host_root, files[next]).c_str(), 0600) != 0) {
+      return ErrnoStatus(errno, "chmod");
+    }
+    ++rep.chmodded;
+  }
+  for (int i = 0; i < adds; ++i) {
+    std::string data = g.Xml(g.Between(200, 20000));
+    RETURN_IF_ERROR(g.Write(
+        absl::StrFormat("%s/apigateway/conf/fed/added-%d-%d.xml", prefix, seed, i),
+        data));
+    ++rep.added;
+    rep.changed_bytes += data.size();
+  }
+  return rep;
+}
+
+}  // namespace gwmirror

@@ -1,0 +1,214 @@
+#include "node/scanner.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/fd.h"
+#include "common/path.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+
+const std::vector<std::string>& DefaultExcludes() {
+  static const auto* kList = new std::vector<std::string>{
+      "opsdb.d", "logs", "trace", "events", "groups/certs/private/temp",
+      "*.pid", "*.lock", std::string(kStagingDirName)};
+  return *kList;
+}
+
+MirrorFilter::MirrorFilter(const gwmirror::v1::RootConfig& root)
+    : include_(root.include().begin(), root.include().end()),
+      exclude_(root.exclude().begin(), root.exclude().end()) {
+  if (!root.no_default_excludes()) {
+    exclude_.insert(exclude_.end(), DefaultExcludes().begin(),
+                    DefaultExcludes().end());
+  } else {
+    exclude_.emplace_back(kStagingDirName);
+  }
+}
+
+static bool AnyMatch(const std::vector<std::string>& globs,
+                     const std::string& rel, const std::string& name) {
+  for (const std::string& g : globs) {
+    if (fnmatch(g.c_str(), rel.c_str(), 0) == 0) return true;
+    if (g.find('/') == std::string::npos &&
+        fnmatch(g.c_str(), name.c_str(), 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool MirrorFilter::Excluded(const std::string& rel,
+                            const std::string& name) const {
+  return AnyMatch(exclude_, rel, name);
+}
+
+bool MirrorFilter::Included(const std::string& rel,
+                            const std::string& name) const {
+  return include_.empty() || AnyMatch(include_, rel, name);
+}
+
+namespace {
+
+struct Walker {
+  const MirrorFilter* filter;
+  std::string root;  // Relative to host root.
+  std::vector<Entry>* out;
+  ScanResult* result;
+
+  void Fill(Entry* e, const struct stat& st) {
+    e->set_mode(st.st_mode & 07777);
+    e->set_uid(st.st_uid);
+    e->set_gid(st.st_gid);
+    e->set_mtime_ns(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL +
+                    st.st_mtim.tv_nsec);
+  }
+
+  absl::Status HashFile(int dirfd, const char* name, Entry* e) {
+    UniqueFd fd(openat(dirfd, name,
+                       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) {
+      return ErrnoStatus(errno, absl::StrCat("open ", e->path()));
+    }
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("stat ", e->path()));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::AbortedError(
+          absl::StrCat(e->path(), " changed type during the scan"));
+    }
+    Fill(e, st);
+    Sha256 h;
+    std::string buf(1 << 20, '\0');
+    uint64_t total = 0;
+    for (;;) {
+      ssize_t n = read(fd.get(), buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, absl::StrCat("read ", e->path()));
+      }
+      if (n == 0) break;
+      h.Update(buf.data(), n);
+      total += n;
+    }
+    e->set_size(total);
+    e->set_sha256(DigestBytes(h.Finish()));
+    result->bytes_hashed += total;
+    return absl::OkStatus();
+  }
+
+  // Walks directory `dirfd`, whose path relative to the root is `rel_dir`.
+  absl::Status Walk(int dirfd, const std::string& rel_dir) {
+    int dup_fd = dup(dirfd);
+    if (dup_fd < 0) return ErrnoStatus(errno, "dup");
+    DIR* d = fdopendir(dup_fd);
+    if (d == nullptr) {
+      close(dup_fd);
+      return ErrnoStatus(errno, absl::StrCat("opendir ", rel_dir));
+    }
+    std::vector<std::string> names;
+    while (struct dirent* de = readdir(d)) {
+      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+        continue;
+      }
+      names.emplace_back(de->d_name);
+    }
+    closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) {
+      std::string rel = JoinPath(rel_dir, name);
+      std::string full = JoinPath(root, rel);
+      if (filter->Excluded(rel, name)) continue;
+      struct stat st;
+      if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // Deleted while we walked.
+        return ErrnoStatus(errno, absl::StrCat("stat ", full));
+      }
+      if (!ValidateRelativePath(full).ok()) {
+        result->warnings.push_back(
+            absl::StrCat("skipped ", full, ": name cannot be mirrored"));
+        continue;
+      }
+      Entry e;
+      e.set_path(full);
+      if (S_ISDIR(st.st_mode)) {
+        e.set_type(gwmirror::v1::ENTRY_TYPE_DIRECTORY);
+        Fill(&e, st);
+        UniqueFd sub(openat(dirfd, name.c_str(),
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!sub.valid()) {
+          if (errno == ENOENT) continue;
+          return ErrnoStatus(errno, absl::StrCat("open ", full));
+        }
+        out->push_back(std::move(e));
+        RETURN_IF_ERROR(Walk(sub.get(), rel));
+        continue;
+      }
+      if (!filter->Included(rel, name)) continue;
+      if (S_ISREG(st.st_mode)) {
+        e.set_type(gwmirror::v1::ENTRY_TYPE_FILE);
+        absl::Status s = HashFile(dirfd, name.c_str(), &e);
+        if (absl::IsNotFound(s)) continue;
+        RETURN_IF_ERROR(s);
+      } else if (S_ISLNK(st.st_mode)) {
+        e.set_type(gwmirror::v1::ENTRY_TYPE_SYMLINK);
+        Fill(&e, st);
+        std::string target(4096, '\0');
+        ssize_t n = readlinkat(dirfd, name.c_str(), target.data(), target.size());
+        if (n < 0) {
+          if (errno == ENOENT) continue;
+          return ErrnoStatus(errno, absl::StrCat("readlink ", full));
+        }
+        target.resize(n);
+        e.set_link_target(target);
+      } else {
+        result->warnings.push_back(absl::StrCat(
+            "skipped ", full, ": not a file, directory or symlink"));
+        continue;
+      }
+      out->push_back(std::move(e));
+    }
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+std::vector<std::string> RootPaths(
+    const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots) {
+  std::vector<std::string> out;
+  for (const auto& r : roots) out.push_back(r.path());
+  return out;
+}
+
+absl::StatusOr<ScanResult> ScanMirrorSet(
+    const std::string& host_root,
+    const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots) {
+  ScanResult result;
+  std::vector<Entry> entries;
+  for (const auto& root : roots) {
+    std::string dir = JoinPath(host_root, root.path());
+    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == ENOENT) continue;
+      return ErrnoStatus(errno, absl::StrCat("open root ", dir));
+    }
+    MirrorFilter filter(root);
+    Walker w{&filter, root.path(), &entries, &result};
+    RETURN_IF_ERROR(w.Walk(fd.get(), ""));
+  }
+  ASSIGN_OR_RETURN(result.manifest, Manifest::FromEntries(std::move(entries)));
+  return result;
+}
+
+}  // namespace gwmirror

@@ -1,0 +1,324 @@
+#include "node/source/pusher.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/chunk_codec.h"
+#include "common/delta.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+
+using gwmirror::v1::ENTRY_TYPE_FILE;
+using gwmirror::v1::PushMessage;
+
+namespace {
+constexpr uint32_t kDefaultBlockLen = 2048;
+constexpr uint64_t kDefaultWholeBelow = 64 * 1024;
+constexpr int kCompressLevel = 1;
+}  // namespace
+
+// One open Push stream with its chunk encoder and byte counter.
+class Pusher::Stream {
+ public:
+  Stream(gwmirror::v1::Replica::Stub* stub, PushReport* report)
+      : encoder_(kCompressLevel), report_(report) {
+    writer_ = stub->Push(&ctx_, &result_);
+  }
+  absl::Status Write(const PushMessage& m) {
+    report_->wire_bytes += m.ByteSizeLong();
+    if (!writer_->Write(m)) return Finish().status();
+    return absl::OkStatus();
+  }
+  // Buffers file data; sends full chunks.
+  absl::Status Data(absl::string_view d) {
+    while (!d.empty()) {
+      size_t take = std::min(d.size(), kMaxChunk - buf_.size());
+      buf_.append(d.data(), take);
+      d.remove_prefix(take);
+      if (buf_.size() == kMaxChunk) RETURN_IF_ERROR(Flush());
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Flush() {
+    if (buf_.empty()) return absl::OkStatus();
+    PushMessage m;
+    auto* c = m.mutable_file_chunk();
+    uint32_t raw = 0;
+    encoder_.Encode(buf_, c->mutable_data(), &raw);
+    c->set_raw_size(raw);
+    buf_.clear();
+    return Write(m);
+  }
+  void Cancel() { ctx_.TryCancel(); }
+  absl::StatusOr<gwmirror::v1::PushResult> Finish() {
+    if (!finished_) {
+      finished_ = true;
+      writer_->WritesDone();
+      status_ = FromGrpc(writer_->Finish());
+    }
+    if (!status_.ok()) return status_;
+    report_->wire_bytes += result_.ByteSizeLong();
+    return result_;
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  gwmirror::v1::PushResult result_;
+  std::unique_ptr<grpc::ClientWriter<PushMessage>> writer_;
+  ChunkEncoder encoder_;
+  std::string buf_;
+  PushReport* report_;
+  bool finished_ = false;
+  absl::Status status_;
+};
+
+Pusher::Pusher(const gwmirror::v1::NodeConfig& config,
+               std::shared_ptr<grpc::Channel> channel)
+    : config_(config),
+      host_root_(config.host_root().empty() ? "/" : config.host_root()),
+      stub_(gwmirror::v1::Replica::NewStub(channel)),
+      sigs_(config.state_dir() + "/source/signatures",
+            config.source().block_len() ? config.source().block_len()
+                                        : kDefaultBlockLen),
+      whole_below_(config.source().whole_file_below()
+                       ? config.source().whole_file_below()
+                       : kDefaultWholeBelow) {}
+
+absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
+                                                 uint64_t epoch,
+                                                 PushReport* report) {
+  // The replica usually holds what we pushed last; then nothing is fetched.
+  std::string cache = config_.state_dir() + "/source/replica.manifest";
+  for (const std::string& path :
+       {config_.state_dir() + "/source/pushed.manifest", cache}) {
+    auto cached = ReadManifestFile(path);
+    if (cached.ok() &&
+        DigestBytes(cached->manifest.ComputeDigest()) == digest) {
+      return std::move(cached->manifest);
+    }
+  }
+  grpc::ClientContext ctx;
+  gwmirror::v1::GetManifestRequest req;
+  req.mutable_envelope()->set_epoch(epoch);
+  auto reader = stub_->GetManifest(&ctx, req);
+  std::vector<Entry> entries;
+  gwmirror::v1::ManifestBatch batch;
+  while (reader->Read(&batch)) {
+    report->wire_bytes += batch.ByteSizeLong();
+    for (Entry& e : *batch.mutable_entries()) entries.push_back(std::move(e));
+  }
+  RETURN_IF_ERROR(FromGrpc(reader->Finish()));
+  ASSIGN_OR_RETURN(Manifest m, Manifest::FromEntries(std::move(entries)));
+  if (DigestBytes(m.ComputeDigest()) != digest) {
+    return absl::AbortedError(
+        "the replica's manifest changed while it was read; retry");
+  }
+  RETURN_IF_ERROR(WriteManifestFile(cache, 0, m));
+  return m;
+}
+
+absl::StatusOr<std::string> Pusher::FetchSignature(const Entry& old,
+                                                   uint64_t epoch,
+                                                   PushReport* report) {
+  if (auto hit = sigs_.Get(old.sha256())) return *hit;
+  grpc::ClientContext ctx;
+  gwmirror::v1::GetSignatureRequest req;
+  req.mutable_envelope()->set_epoch(epoch);
+  req.set_path(old.path());
+  req.set_sha256(old.sha256());
+  req.set_block_len(sigs_.block_len());
+  auto reader = stub_->GetSignature(&ctx, req);
+  std::string sig;
+  gwmirror::v1::SignatureChunk chunk;
+  while (reader->Read(&chunk)) {
+    report->wire_bytes += chunk.ByteSizeLong();
+    sig += chunk.data();
+  }
+  RETURN_IF_ERROR(FromGrpc(reader->Finish()));
+  ++report->signature_fetches;
+  RETURN_IF_ERROR(sigs_.Put(old.sha256(), sig));
+  return sig;
+}
+
+absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
+                              bool force_whole, uint64_t epoch,
+                              PushReport* report) {
+  std::string full = JoinPath(host_root_, e.path());
+  UniqueFd fd(open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) {
+    return absl::AbortedError(absl::StrCat(
+        e.path(), " vanished or changed type since the scan; scan again"));
+  }
+  bool delta = !force_whole && old != nullptr &&
+               old->type() == ENTRY_TYPE_FILE && e.size() >= whole_below_ &&
+               old->size() >= whole_below_;
+  RsSignaturePtr basis_sig;
+  std::unique_ptr<DeltaBuilder> delta_builder;
+  if (delta) {
+    ASSIGN_OR_RETURN(std::string sig, FetchSignature(*old, epoch, report));
+    auto loaded = LoadSignature(sig);
+    if (loaded.ok()) {
+      basis_sig = *std::move(loaded);
+      delta_builder = std::make_unique<DeltaBuilder>(basis_sig.get());
+    } else {
+      delta = false;  // A damaged cache entry: send whole.
+    }
+  }
+  PushMessage m;
+  auto* h = m.mutable_file_header();
+  *h->mutable_entry() = e;
+  if (delta) {
+    h->set_encoding(gwmirror::v1::ENCODING_DELTA);
+    h->set_basis_sha256(old->sha256());
+    ++report->files_delta;
+  } else {
+    h->set_encoding(gwmirror::v1::ENCODING_WHOLE);
+    ++report->files_whole;
+  }
+  RETURN_IF_ERROR(stream->Write(m));
+  // Our own signature, for the next sync of this file.
+  std::unique_ptr<SignatureBuilder> own_sig;
+  std::string own_sig_bytes;
+  if (e.size() >= whole_below_) {
+    own_sig = std::make_unique<SignatureBuilder>(e.size(), sigs_.block_len());
+  }
+  auto sig_sink = [&](absl::string_view s) {
+    own_sig_bytes.append(s.data(), s.size());
+    return absl::OkStatus();
+  };
+  auto data_sink = [&](absl::string_view s) { return stream->Data(s); };
+  Sha256 hash;
+  std::string buf(kMaxChunk, '\0');
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", full));
+    }
+    absl::string_view piece(buf.data(), n);
+    bool eof = n == 0;
+    hash.Update(piece);
+    total += n;
+    if (own_sig) RETURN_IF_ERROR(own_sig->Feed(piece, eof, sig_sink));
+    if (delta_builder) {
+      RETURN_IF_ERROR(delta_builder->Feed(piece, eof, data_sink));
+    } else {
+      RETURN_IF_ERROR(stream->Data(piece));
+    }
+    if (eof) break;
+  }
+  if (DigestBytes(hash.Finish()) != e.sha256() || total != e.size()) {
+    stream->Cancel();
+    return absl::AbortedError(absl::StrCat(
+        e.path(), " changed while it was being sent; scan again"));
+  }
+  RETURN_IF_ERROR(stream->Flush());
+  report->content_bytes += e.size();
+  if (own_sig) RETURN_IF_ERROR(sigs_.Put(e.sha256(), own_sig_bytes));
+  PushMessage end;
+  end.mutable_file_end();
+  return stream->Write(end);
+}
+
+absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
+                                        uint64_t checkpoint, uint64_t epoch) {
+  PushReport report;
+  report.checkpoint = checkpoint;
+  report.manifest_digest = DigestBytes(manifest.ComputeDigest());
+  gwmirror::v1::ReplicaState state;
+  {
+    grpc::ClientContext ctx;
+    gwmirror::v1::GetStateRequest req;
+    req.mutable_envelope()->set_epoch(epoch);
+    RETURN_IF_ERROR(FromGrpc(stub_->GetState(&ctx, req, &state)));
+  }
+  report.base_checkpoint = state.committed_checkpoint();
+  RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
+  ASSIGN_OR_RETURN(Manifest replica,
+                   ReplicaManifest(state.manifest_digest(), epoch, &report));
+
+  std::set<std::string> resend;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Stream stream(stub_.get(), &report);
+    PushMessage begin;
+    begin.mutable_begin()->mutable_envelope()->set_epoch(epoch);
+    begin.mutable_begin()->set_checkpoint(checkpoint);
+    begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
+    RETURN_IF_ERROR(stream.Write(begin));
+    absl::Status st;
+    for (const Entry& e : manifest.entries()) {
+      if (e.type() != ENTRY_TYPE_FILE) continue;
+      const Entry* old = replica.Find(e.path());
+      bool force_whole = resend.count(e.path()) > 0;
+      if (attempt > 0 && !force_whole) continue;
+      if (!force_whole && old != nullptr && old->type() == ENTRY_TYPE_FILE &&
+          old->sha256() == e.sha256()) {
+        continue;
+      }
+      st = SendFile(&stream, e, old, force_whole, epoch, &report);
+      if (!st.ok()) break;
+    }
+    if (st.ok()) {
+      PushMessage part;
+      for (const Entry& e : manifest.entries()) {
+        *part.mutable_manifest_part()->add_entries() = e;
+        if (part.manifest_part().entries_size() == 2000) {
+          st = stream.Write(part);
+          if (!st.ok()) break;
+          part.Clear();
+        }
+      }
+      if (st.ok() && part.has_manifest_part()) st = stream.Write(part);
+    }
+    if (st.ok()) {
+      PushMessage end;
+      end.mutable_end()->set_manifest_digest(report.manifest_digest);
+      st = stream.Write(end);
+    }
+    absl::StatusOr<gwmirror::v1::PushResult> result = stream.Finish();
+    if (!st.ok()) {
+      // The replica's own reason is usually the better one.
+      return result.ok() ? st : result.status();
+    }
+    RETURN_IF_ERROR(result.status());
+    if (result->resend_whole_size() == 0) {
+      // Keep only signatures of what the replica will hold.
+      std::set<std::string> keep;
+      for (const Entry& e : manifest.entries()) {
+        if (e.type() == ENTRY_TYPE_FILE) keep.insert(e.sha256());
+      }
+      sigs_.Prune(keep);
+      RETURN_IF_ERROR(WriteManifestFile(
+          config_.state_dir() + "/source/pushed.manifest", checkpoint,
+          manifest));
+      return report;
+    }
+    resend.clear();
+    for (const std::string& p : result->resend_whole()) resend.insert(p);
+    report.resent_whole += resend.size();
+  }
+  return absl::DataLossError(
+      "the replica kept refusing deltas even after whole-file resends");
+}
+
+absl::Status Pusher::Commit(uint64_t checkpoint, const std::string& digest,
+                            uint64_t epoch) {
+  grpc::ClientContext ctx;
+  gwmirror::v1::CommitRequest req;
+  req.mutable_envelope()->set_epoch(epoch);
+  req.set_checkpoint(checkpoint);
+  req.set_manifest_digest(digest);
+  gwmirror::v1::CommitResult resp;
+  return FromGrpc(stub_->Commit(&ctx, req, &resp));
+}
+
+}  // namespace gwmirror

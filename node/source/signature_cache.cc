@@ -1,0 +1,60 @@
+#include "node/source/signature_cache.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/fd.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+
+SignatureCache::SignatureCache(std::string dir, uint32_t block_len)
+    : dir_(absl::StrCat(dir, "/", block_len)), block_len_(block_len) {
+  (void)MakeDirs(dir_, 0700);
+}
+
+std::string SignatureCache::PathOf(absl::string_view sha256) const {
+  return absl::StrCat(dir_, "/", HexOf(sha256));
+}
+
+std::optional<std::string> SignatureCache::Get(absl::string_view sha256) const {
+  auto data = ReadFileToString(PathOf(sha256));
+  if (!data.ok()) return std::nullopt;
+  return *std::move(data);
+}
+
+absl::Status SignatureCache::Put(absl::string_view sha256,
+                                 absl::string_view signature) {
+  std::string path = PathOf(sha256);
+  std::string tmp = path + ".tmp";
+  {
+    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd.valid()) return ErrnoStatus(errno, "signature cache");
+    RETURN_IF_ERROR(WriteAll(fd.get(), signature));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(errno, "signature cache rename");
+  }
+  return absl::OkStatus();
+}
+
+void SignatureCache::Prune(const std::set<std::string>& keep) {
+  DIR* d = opendir(dir_.c_str());
+  if (d == nullptr) return;
+  std::set<std::string> keep_hex;
+  for (const std::string& k : keep) keep_hex.insert(HexOf(k));
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    if (!keep_hex.count(e->d_name)) {
+      unlinkat(dirfd(d), e->d_name, 0);
+    }
+  }
+  closedir(d);
+}
+
+}  // namespace gwmirror

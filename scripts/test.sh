@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, configures and builds
+# in build/, runs every test with ctest, then builds the unit tests with
+# AddressSanitizer + UndefinedBehaviorSanitizer in build/asan and runs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGWMIRROR_TESTS=ON >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs" --timeout 900)
+if [ "${GWMIRROR_SKIP_ASAN:-0}" != 1 ]; then
+  cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DGWMIRROR_ASAN=ON -DGWMIRROR_TESTS=ON >/dev/null
+  cmake --build build/asan -j"$jobs"
+  (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -L unit --timeout 900)
+fi

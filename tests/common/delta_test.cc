@@ -1,0 +1,137 @@
+#include "common/delta.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "common/fd.h"
+#include "gtest/gtest.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+std::string Random(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(rng());
+  return s;
+}
+
+// Patches `delta` against `basis` through a real file descriptor, feeding
+// the delta in pieces of `split` bytes.
+absl::StatusOr<std::string> Patch(const std::string& basis,
+                                  const std::string& delta, size_t split,
+                                  uint64_t max_out) {
+  testing::TempDir dir;
+  std::string path = dir / "basis";
+  testing::WriteFile(path, basis);
+  UniqueFd fd(open(path.c_str(), O_RDONLY));
+  Patcher p(fd.get(), max_out);
+  std::string out;
+  auto sink = [&](absl::string_view s) {
+    out.append(s.data(), s.size());
+    return absl::OkStatus();
+  };
+  for (size_t off = 0; off < delta.size(); off += split) {
+    absl::Status st = p.Feed(absl::string_view(delta).substr(off, split), false, sink);
+    if (!st.ok()) return st;
+  }
+  absl::Status st = p.Feed("", true, sink);
+  if (!st.ok()) return st;
+  return out;
+}
+
+void RoundTrip(const std::string& basis, const std::string& target,
+               size_t split = 7) {
+  auto sig = SignatureOf(basis, 2048);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  auto delta = DeltaOf(*sig, target);
+  ASSERT_TRUE(delta.ok()) << delta.status();
+  auto out = Patch(basis, *delta, split, target.size());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->size(), target.size());
+  EXPECT_TRUE(*out == target);
+}
+
+TEST(DeltaTest, AwkwardSizesRoundTrip) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{2047}, size_t{2048},
+                   size_t{2049}, size_t{(1 << 20) + 1}}) {
+    SCOPED_TRACE(n);
+    std::string basis = Random(n, 1);
+    std::string target = basis;
+    if (!target.empty()) target[target.size() / 2] ^= 0x5a;
+    RoundTrip(basis, target, n > 100000 ? 65536 : 7);
+    RoundTrip("", basis, 1000);
+    RoundTrip(basis, "", 1000);
+  }
+}
+
+TEST(DeltaTest, HundredMebibytesWithShiftsIsSmall) {
+  std::string basis = Random(100 << 20, 2);
+  std::string target = basis;
+  target.insert(10 << 20, "inserted row\n");
+  target.erase(60 << 20, 5000);
+  target[90 << 20] ^= 1;
+  auto sig = SignatureOf(basis, 2048);
+  ASSERT_TRUE(sig.ok());
+  auto delta = DeltaOf(*sig, target);
+  ASSERT_TRUE(delta.ok());
+  EXPECT_LT(delta->size(), 64u << 10) << "delta should carry only the edits";
+  auto out = Patch(basis, *delta, 1 << 20, target.size());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(*out == target);
+}
+
+TEST(DeltaTest, IdenticalUnrelatedAndBinaryInputs) {
+  std::string a = Random(300000, 3);
+  RoundTrip(a, a);
+  RoundTrip(a, Random(300000, 4));
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "INSERT INTO t VALUES (" + std::to_string(i) + ");\n";
+  std::string edited = text;
+  edited.replace(1000, 10, "CHANGED!!!");
+  RoundTrip(text, edited, 3);
+  auto sig = SignatureOf(a, 2048);
+  auto same = DeltaOf(*sig, a);
+  ASSERT_TRUE(same.ok());
+  EXPECT_LT(same->size(), 2000u);
+}
+
+TEST(DeltaTest, CorruptDeltaIsDataLoss) {
+  std::string basis = Random(100000, 5);
+  auto sig = SignatureOf(basis, 2048);
+  auto delta = DeltaOf(*sig, basis + "tail");
+  ASSERT_TRUE(delta.ok());
+  std::string bad = *delta;
+  bad[0] ^= 0xff;  // Magic.
+  EXPECT_EQ(Patch(basis, bad, 100, 1 << 20).status().code(),
+            absl::StatusCode::kDataLoss);
+  std::string truncated = delta->substr(0, delta->size() / 2);
+  EXPECT_EQ(Patch(basis, truncated, 100, 1 << 20).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(DeltaTest, OutputBeyondDeclaredSizeIsRefused) {
+  std::string basis = Random(10000, 6);
+  auto sig = SignatureOf(basis, 2048);
+  auto delta = DeltaOf(*sig, basis + basis);
+  ASSERT_TRUE(delta.ok());
+  auto out = Patch(basis, *delta, 100, basis.size());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(out.status().message().find("declared size"), std::string::npos);
+}
+
+TEST(DeltaTest, CopyPastTheBasisIsRefused) {
+  // A delta made against a longer basis references bytes this one lacks.
+  std::string big = Random(50000, 7);
+  auto sig = SignatureOf(big, 2048);
+  auto delta = DeltaOf(*sig, big);
+  ASSERT_TRUE(delta.ok());
+  auto out = Patch(big.substr(0, 1000), *delta, 100, 1 << 20);
+  EXPECT_FALSE(out.ok());
+}
+
+}  // namespace
+}  // namespace gwmirror

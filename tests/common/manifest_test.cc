@@ -1,0 +1,105 @@
+#include "common/manifest.h"
+
+#include "gtest/gtest.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+Entry File(const std::string& path, const std::string& content) {
+  Entry e;
+  e.set_path(path);
+  e.set_type(gwmirror::v1::ENTRY_TYPE_FILE);
+  e.set_mode(04755);
+  e.set_uid(1000);
+  e.set_gid(100);
+  e.set_mtime_ns(1700000000123456789LL);
+  e.set_size(content.size());
+  e.set_sha256(DigestBytes(Sha256Of(content)));
+  return e;
+}
+
+Entry Dir(const std::string& path) {
+  Entry e;
+  e.set_path(path);
+  e.set_type(gwmirror::v1::ENTRY_TYPE_DIRECTORY);
+  e.set_mode(01777);
+  return e;
+}
+
+Entry Link(const std::string& path, const std::string& target) {
+  Entry e;
+  e.set_path(path);
+  e.set_type(gwmirror::v1::ENTRY_TYPE_SYMLINK);
+  e.set_mode(0777);
+  e.set_link_target(target);
+  return e;
+}
+
+TEST(ManifestTest, EncodeDecodeRoundTripAndDigestIsStable) {
+  auto m = Manifest::FromEntries(
+      {File("r/b", "x"), Dir("r/a"), Link("r/a/l", "../b"), File("r/a/f", "")});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->entries()[0].path(), "r/a");
+  auto back = Manifest::Decode(m->Encode());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->Encode(), m->Encode());
+  EXPECT_EQ(back->ComputeDigest(), m->ComputeDigest());
+  EXPECT_TRUE(m->CheckStructure({"r"}).ok());
+}
+
+TEST(ManifestTest, RefusesBadEntries) {
+  Entry bad_mode = File("r/x", "1");
+  bad_mode.set_mode(010000);
+  Entry no_sha = File("r/x", "1");
+  no_sha.clear_sha256();
+  Entry unknown = Dir("r/x");
+  unknown.set_type(static_cast<gwmirror::v1::EntryType>(9));
+  for (const Entry& e : {bad_mode, no_sha, unknown, File("../x", "1"),
+                         File("/abs", "1"), Link("r/l", "")}) {
+    EXPECT_EQ(Manifest::FromEntries({e}).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << e.ShortDebugString();
+  }
+  EXPECT_FALSE(Manifest::FromEntries({File("r/x", "1"), File("r/x", "2")}).ok());
+}
+
+TEST(ManifestTest, StructureNeedsRootsAndParents) {
+  auto outside = Manifest::FromEntries({File("etc/passwd", "x")});
+  EXPECT_EQ(outside->CheckStructure({"r"}).code(),
+            absl::StatusCode::kPermissionDenied);
+  auto orphan = Manifest::FromEntries({File("r/d/x", "x")});
+  EXPECT_EQ(orphan->CheckStructure({"r"}).code(),
+            absl::StatusCode::kInvalidArgument);
+  auto under_file = Manifest::FromEntries({File("r/d", "x"), File("r/d/x", "y")});
+  EXPECT_FALSE(under_file->CheckStructure({"r"}).ok());
+  auto root_itself = Manifest::FromEntries({Dir("r")});
+  EXPECT_FALSE(root_itself->CheckStructure({"r"}).ok());
+}
+
+TEST(ManifestTest, DecodeRefusesGarbageAndTruncation) {
+  auto m = Manifest::FromEntries({File("r/a", "x"), Dir("r/d")});
+  std::string enc = m->Encode();
+  for (size_t n = 0; n < enc.size(); ++n) {
+    EXPECT_FALSE(Manifest::Decode(enc.substr(0, n)).ok()) << n;
+  }
+  EXPECT_FALSE(Manifest::Decode(enc + "x").ok());
+}
+
+TEST(ManifestTest, FileRoundTripAndChecksum) {
+  testing::TempDir dir;
+  auto m = Manifest::FromEntries({File("r/a", "x")});
+  ASSERT_TRUE(WriteManifestFile(dir / "m", 42, *m).ok());
+  auto back = ReadManifestFile(dir / "m");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->checkpoint, 42u);
+  EXPECT_EQ(back->manifest.Encode(), m->Encode());
+  std::string raw = testing::ReadFile(dir / "m");
+  raw[10] ^= 1;
+  testing::WriteFile(dir / "m", raw);
+  EXPECT_EQ(ReadManifestFile(dir / "m").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace gwmirror

@@ -1,0 +1,320 @@
+// ReplicaStore driven directly (no gRPC): staging, commit, abort, hostile
+// entries, injected full disks, and the redo journal's idempotency.
+#include "node/replica/store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/delta.h"
+#include "common/fault.h"
+#include "gtest/gtest.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+using gwmirror::v1::ENTRY_TYPE_DIRECTORY;
+using gwmirror::v1::ENTRY_TYPE_FILE;
+using gwmirror::v1::ENTRY_TYPE_SYMLINK;
+
+// One file or link to push, with its content.
+struct Item {
+  Entry entry;
+  std::string content;
+};
+
+Item F(const std::string& path, const std::string& content, int mode = 0644) {
+  Item i;
+  i.entry.set_path("r/" + path);
+  i.entry.set_type(ENTRY_TYPE_FILE);
+  i.entry.set_mode(mode);
+  i.entry.set_mtime_ns(1700000000000000000LL + content.size());
+  i.entry.set_size(content.size());
+  i.entry.set_sha256(DigestBytes(Sha256Of(content)));
+  i.content = content;
+  return i;
+}
+
+Item D(const std::string& path, int mode = 0755) {
+  Item i;
+  i.entry.set_path("r/" + path);
+  i.entry.set_type(ENTRY_TYPE_DIRECTORY);
+  i.entry.set_mode(mode);
+  i.entry.set_mtime_ns(1600000000000000000LL);
+  return i;
+}
+
+Item L(const std::string& path, const std::string& target) {
+  Item i;
+  i.entry.set_path("r/" + path);
+  i.entry.set_type(ENTRY_TYPE_SYMLINK);
+  i.entry.set_mode(0777);
+  i.entry.set_mtime_ns(1600000000000000000LL);
+  i.entry.set_link_target(target);
+  return i;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetFaultSpec("");
+    config_.set_slot("gw1");
+    config_.set_host_root(dir_ / "host");
+    config_.set_state_dir(dir_ / "state");
+    config_.add_roots()->set_path("r");
+    Reopen();
+  }
+  void TearDown() override { SetFaultSpec(""); }
+
+  void Reopen() {
+    store_.reset();
+    auto s = ReplicaStore::Open(config_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = *std::move(s);
+  }
+
+  // Pushes `items` as checkpoint n with whole-file content.
+  absl::StatusOr<gwmirror::v1::PushResult> Push(uint64_t n,
+                                                const std::vector<Item>& items) {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(n);
+    b.set_base_checkpoint(store_->State().committed_checkpoint());
+    auto session = store_->BeginPush(b);
+    if (!session.ok()) return session.status();
+    Manifest committed = store_->CommittedManifest();
+    std::vector<Entry> entries;
+    for (const Item& i : items) {
+      entries.push_back(i.entry);
+      const Entry* old = committed.Find(i.entry.path());
+      if (i.entry.type() != ENTRY_TYPE_FILE ||
+          (old && old->sha256() == i.entry.sha256())) {
+        continue;
+      }
+      gwmirror::v1::FileHeader h;
+      *h.mutable_entry() = i.entry;
+      h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+      absl::Status st = (*session)->BeginFile(h);
+      if (st.ok()) st = (*session)->FileData(i.content);
+      if (st.ok()) st = (*session)->EndFile();
+      if (!st.ok()) return st;
+    }
+    gwmirror::v1::ManifestPart part;
+    for (const Entry& e : entries) *part.add_entries() = e;
+    absl::Status st = (*session)->AddManifest(part);
+    if (!st.ok()) return st;
+    auto m = Manifest::FromEntries(entries);
+    if (!m.ok()) return m.status();
+    digest_ = DigestBytes(m->ComputeDigest());
+    return (*session)->End(digest_);
+  }
+
+  absl::Status PushAndCommit(uint64_t n, const std::vector<Item>& items) {
+    auto r = Push(n, items);
+    if (!r.ok()) return r.status();
+    return store_->Commit(n, digest_);
+  }
+
+  Manifest Tree() {
+    gwmirror::v1::RootConfig r;
+    r.set_path("r");
+    return testing::Snapshot(config_.host_root(), {r});
+  }
+
+  testing::TempDir dir_;
+  gwmirror::v1::NodeConfig config_;
+  std::unique_ptr<ReplicaStore> store_;
+  std::string digest_;
+};
+
+TEST_F(StoreTest, CommitMakesTreeEqualManifestIncludingModesAndTypeSwaps) {
+  std::vector<Item> v1 = {D("d"), F("d/a", "alpha", 04755), F("b", "beta"),
+                          L("l", "/etc/passwd"), D("x"), F("x/y", "y")};
+  ASSERT_TRUE(PushAndCommit(1, v1).ok());
+  std::vector<Entry> want1;
+  for (auto& i : v1) want1.push_back(i.entry);
+  auto m1 = Manifest::FromEntries(want1);
+  // Sizes/uids of dirs come from the manifest; the scan must agree exactly.
+  EXPECT_EQ(testing::Diff(*m1, Tree()), "");
+  EXPECT_EQ(store_->State().committed_checkpoint(), 1u);
+
+  // file->dir, dir->symlink, symlink->file, delete, chmod.
+  std::vector<Item> v2 = {D("d"), F("d/a", "alpha", 0600), D("b"), F("b/c", "c"),
+                          F("l", "now a file"), L("x", "d")};
+  ASSERT_TRUE(PushAndCommit(2, v2).ok());
+  std::vector<Entry> want2;
+  for (auto& i : v2) want2.push_back(i.entry);
+  EXPECT_EQ(testing::Diff(*Manifest::FromEntries(want2), Tree()), "");
+  // No staging left behind.
+  EXPECT_NE(access((dir_ / "state/replica/staging/2").c_str(), F_OK), 0);
+}
+
+TEST_F(StoreTest, SameContentAtTwoPathsIsCopiedNotHardLinked) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "same"), F("b", "same")}).ok());
+  struct stat sa, sb;
+  ASSERT_EQ(stat((dir_ / "host/r/a").c_str(), &sa), 0);
+  ASSERT_EQ(stat((dir_ / "host/r/b").c_str(), &sb), 0);
+  EXPECT_NE(sa.st_ino, sb.st_ino);
+  EXPECT_EQ(sa.st_nlink, 1u);
+}
+
+TEST_F(StoreTest, WrongDigestIsDataLossAndTreeUnchanged) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "one")}).ok());
+  Manifest before = Tree();
+  Item lie = F("a", "two");
+  lie.content = "not two";
+  auto r = Push(2, {lie});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_NE(r.status().message().find("r/a"), std::string::npos);
+  EXPECT_EQ(testing::Diff(before, Tree()), "");
+}
+
+TEST_F(StoreTest, MissingContentAndOutsideEntriesAreRefused) {
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(1);
+  {
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok());
+    gwmirror::v1::ManifestPart part;
+    *part.add_entries() = F("never-sent", "x").entry;
+    ASSERT_TRUE((*s)->AddManifest(part).ok());
+    auto m = Manifest::FromEntries({part.entries(0)});
+    auto r = (*s)->End(DigestBytes(m->ComputeDigest()));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  Item outside = F("x", "x");
+  outside.entry.set_path("etc/passwd");
+  EXPECT_EQ(Push(1, {outside}).status().code(), absl::StatusCode::kPermissionDenied);
+  Item dotdot = F("x", "x");
+  dotdot.entry.set_path("r/../../etc/passwd");
+  EXPECT_EQ(Push(1, {dotdot}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Tree().size(), 0u);
+}
+
+TEST_F(StoreTest, UnknownCheckpointAndStaleBaseAreRefused) {
+  EXPECT_EQ(store_->Commit(7, std::string(32, 'x')).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Abort(7).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(1);
+  b.set_base_checkpoint(1);
+  EXPECT_EQ(store_->BeginPush(b).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  b.set_checkpoint(3);
+  b.set_base_checkpoint(0);
+  EXPECT_EQ(store_->BeginPush(b).status().code(), absl::StatusCode::kAborted);
+}
+
+TEST_F(StoreTest, StaleEpochIsRefusedWithBothEpochs) {
+  ASSERT_TRUE(store_->CheckEpoch(5).ok());
+  absl::Status st = store_->CheckEpoch(4);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("4"), std::string::npos);
+  EXPECT_NE(st.message().find("5"), std::string::npos);
+  Reopen();
+  EXPECT_FALSE(store_->CheckEpoch(4).ok()) << "epoch must survive a restart";
+}
+
+TEST_F(StoreTest, PlantedSymlinkNeverRedirectsWrites) {
+  testing::WriteFile(dir_ / "outside/keep", "secret");
+  ASSERT_EQ(symlink((dir_ / "outside").c_str(), (dir_ / "host/r/evil").c_str()), 0);
+  Reopen();  // Adopts the planted link as part of checkpoint 0.
+  ASSERT_TRUE(PushAndCommit(1, {D("evil"), F("evil/keep", "overwritten")}).ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "outside/keep"), "secret");
+  struct stat st;
+  ASSERT_EQ(lstat((dir_ / "host/r/evil").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/evil/keep"), "overwritten");
+}
+
+TEST_F(StoreTest, DeltaAgainstDriftedBasisAsksForWholeFile) {
+  std::string v1(200000, 'a');
+  ASSERT_TRUE(PushAndCommit(1, {F("big", v1)}).ok());
+  // Someone edits the standby copy behind our back.
+  testing::WriteFile(dir_ / "host/r/big", std::string(200000, 'z'));
+  std::string v2 = v1;
+  v2[100] = 'b';
+  auto sig = SignatureOf(v1, 2048);
+  auto delta = DeltaOf(*sig, v2);
+  ASSERT_TRUE(delta.ok());
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(2);
+  b.set_base_checkpoint(1);
+  Item item = F("big", v2);
+  {
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok());
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = item.entry;
+    h.set_encoding(gwmirror::v1::ENCODING_DELTA);
+    h.set_basis_sha256(DigestBytes(Sha256Of(v1)));
+    ASSERT_TRUE((*s)->BeginFile(h).ok());
+    ASSERT_TRUE((*s)->FileData(*delta).ok());
+    ASSERT_TRUE((*s)->EndFile().ok());
+    gwmirror::v1::ManifestPart part;
+    *part.add_entries() = item.entry;
+    ASSERT_TRUE((*s)->AddManifest(part).ok());
+    auto m = Manifest::FromEntries({item.entry});
+    auto r = (*s)->End(DigestBytes(m->ComputeDigest()));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->resend_whole_size(), 1);
+    EXPECT_EQ(r->resend_whole(0), "r/big");
+  }
+  ASSERT_TRUE(PushAndCommit(2, {item}).ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/big"), v2);
+}
+
+TEST_F(StoreTest, FullDiskWhileStagingLeavesCommittedTreeAlone) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  Manifest before = Tree();
+  SetFaultSpec("enospc:stage:write:1");
+  auto r = Push(2, {F("a", "2"), F("b", "3")});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  SetFaultSpec("");
+  EXPECT_EQ(testing::Diff(before, Tree()), "");
+  ASSERT_TRUE(PushAndCommit(2, {F("a", "2"), F("b", "3")}).ok());
+}
+
+TEST_F(StoreTest, FullDiskDuringCommitIsFinishedByRetryOrRestart) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1"), F("b", "1")}).ok());
+  std::vector<Item> next = {F("a", "2"), D("b"), F("b/c", "3"), F("d", "4")};
+  ASSERT_TRUE(Push(2, next).ok());
+  SetFaultSpec("enospc:commit:place:2");
+  absl::Status st = store_->Commit(2, digest_);
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  // Half applied: new pushes wait for the commit to be finished.
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(3);
+  b.set_base_checkpoint(1);
+  EXPECT_EQ(store_->BeginPush(b).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  SetFaultSpec("");
+  // A restart finishes it from the redo intent.
+  Reopen();
+  EXPECT_EQ(store_->State().committed_checkpoint(), 2u);
+  std::vector<Entry> want;
+  for (auto& i : next) want.push_back(i.entry);
+  EXPECT_EQ(testing::Diff(*Manifest::FromEntries(want), Tree()), "");
+}
+
+TEST_F(StoreTest, AbortDiscardsStaging) {
+  ASSERT_TRUE(Push(1, {F("a", "1")}).ok());
+  ASSERT_TRUE(store_->Abort(1).ok());
+  EXPECT_EQ(store_->Commit(1, digest_).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Tree().size(), 0u);
+  EXPECT_NE(access((dir_ / "state/replica/staging/1").c_str(), F_OK), 0);
+}
+
+TEST_F(StoreTest, AdoptsExistingTreeAsCheckpointZero) {
+  testing::WriteFile(dir_ / "host/r/pre", "existing");
+  config_.set_state_dir(dir_ / "state2");
+  Reopen();
+  EXPECT_EQ(store_->State().committed_checkpoint(), 0u);
+  EXPECT_NE(store_->CommittedManifest().Find("r/pre"), nullptr);
+  // Absent from the next checkpoint: deleted.
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  EXPECT_NE(access((dir_ / "host/r/pre").c_str(), F_OK), 0);
+}
+
+}  // namespace
+}  // namespace gwmirror
