@@ -10,7 +10,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 
 namespace gwmirror {
@@ -29,16 +28,22 @@ struct State {
   std::map<std::string, int> hits;
 };
 
+// "<action>:<prefix, may hold ':'>:<n>".
+bool ParseSpec(absl::string_view text, Spec* spec) {
+  size_t first = text.find(':');
+  size_t last = text.rfind(':');
+  if (first == absl::string_view::npos || first == last) return false;
+  spec->action = std::string(text.substr(0, first));
+  spec->prefix = std::string(text.substr(first + 1, last - first - 1));
+  return absl::SimpleAtoi(text.substr(last + 1), &spec->n) &&
+         (spec->action == "crash" || spec->action == "enospc");
+}
+
 State& GetState() {
   static State* s = [] {
     auto* st = new State;
     if (const char* env = std::getenv("GWMIRROR_FAULT")) {
-      std::vector<std::string> parts = absl::StrSplit(env, ':');
-      if (parts.size() == 3 && absl::SimpleAtoi(parts[2], &st->spec.n)) {
-        st->spec.action = parts[0];
-        st->spec.prefix = parts[1];
-        st->active = true;
-      }
+      st->active = ParseSpec(env, &st->spec);
     }
     return st;
   }();
@@ -54,12 +59,7 @@ void SetFaultSpec(const std::string& spec) {
   absl::MutexLock l(&s.mu);
   s.hits.clear();
   s.active = false;
-  std::vector<std::string> parts = absl::StrSplit(spec, ':');
-  if (parts.size() == 3 && absl::SimpleAtoi(parts[2], &s.spec.n)) {
-    s.spec.action = parts[0];
-    s.spec.prefix = parts[1];
-    s.active = true;
-  }
+  s.active = ParseSpec(spec, &s.spec);
   g_counting.store(true, std::memory_order_relaxed);
 }
 

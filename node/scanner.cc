@@ -35,26 +35,35 @@ MirrorFilter::MirrorFilter(const gwmirror::v1::RootConfig& root)
   }
 }
 
+// A glob without '/' matches the last component; one with '/' matches the
+// path relative to the root or any trailing part of the full path that
+// starts at a component ("groups/certs/private/temp" matches below a root
+// "apigateway" and below a root "apigateway/groups" alike).
 static bool AnyMatch(const std::vector<std::string>& globs,
-                     const std::string& rel, const std::string& name) {
+                     const std::string& rel, const std::string& name,
+                     const std::string& full) {
   for (const std::string& g : globs) {
+    if (g.find('/') == std::string::npos) {
+      if (fnmatch(g.c_str(), name.c_str(), 0) == 0) return true;
+      continue;
+    }
     if (fnmatch(g.c_str(), rel.c_str(), 0) == 0) return true;
-    if (g.find('/') == std::string::npos &&
-        fnmatch(g.c_str(), name.c_str(), 0) == 0) {
-      return true;
+    for (size_t at = full.find('/'); at != std::string::npos;
+         at = full.find('/', at + 1)) {
+      if (fnmatch(g.c_str(), full.c_str() + at + 1, 0) == 0) return true;
     }
   }
   return false;
 }
 
-bool MirrorFilter::Excluded(const std::string& rel,
-                            const std::string& name) const {
-  return AnyMatch(exclude_, rel, name);
+bool MirrorFilter::Excluded(const std::string& rel, const std::string& name,
+                            const std::string& full) const {
+  return AnyMatch(exclude_, rel, name, full);
 }
 
-bool MirrorFilter::Included(const std::string& rel,
-                            const std::string& name) const {
-  return include_.empty() || AnyMatch(include_, rel, name);
+bool MirrorFilter::Included(const std::string& rel, const std::string& name,
+                            const std::string& full) const {
+  return include_.empty() || AnyMatch(include_, rel, name, full);
 }
 
 namespace {
@@ -128,7 +137,7 @@ struct Walker {
     for (const std::string& name : names) {
       std::string rel = JoinPath(rel_dir, name);
       std::string full = JoinPath(root, rel);
-      if (filter->Excluded(rel, name)) continue;
+      if (filter->Excluded(rel, name, full)) continue;
       struct stat st;
       if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) continue;  // Deleted while we walked.
@@ -154,7 +163,7 @@ struct Walker {
         RETURN_IF_ERROR(Walk(sub.get(), rel));
         continue;
       }
-      if (!filter->Included(rel, name)) continue;
+      if (!filter->Included(rel, name, full)) continue;
       if (S_ISREG(st.st_mode)) {
         e.set_type(gwmirror::v1::ENTRY_TYPE_FILE);
         absl::Status s = HashFile(dirfd, name.c_str(), &e);

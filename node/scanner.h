@@ -21,10 +21,13 @@ const std::vector<std::string>& DefaultExcludes();
 class MirrorFilter {
  public:
   explicit MirrorFilter(const gwmirror::v1::RootConfig& root);
-  // `rel` is the path relative to the root, `name` its last component.
-  bool Excluded(const std::string& rel, const std::string& name) const;
+  // `rel` is the path relative to the root, `name` its last component,
+  // `full` the path relative to the host root.
+  bool Excluded(const std::string& rel, const std::string& name,
+                const std::string& full) const;
   // Whether a non-directory at `rel` is in the mirror set.
-  bool Included(const std::string& rel, const std::string& name) const;
+  bool Included(const std::string& rel, const std::string& name,
+                const std::string& full) const;
 
  private:
   std::vector<std::string> include_;

@@ -149,6 +149,11 @@ absl::Status TreeWriter::PlaceFile(const std::string& path,
   if (renameat(dfd, tmp.c_str(), dfd, parent.second.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("rename into ", path));
   }
+  // When a redo finds the target already linked to the staged inode, rename
+  // of two links to one inode does nothing (POSIX), so drop the temp name.
+  if (unlinkat(dfd, tmp.c_str(), 0) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("remove temporary of ", path));
+  }
   return absl::OkStatus();
 }
 

@@ -318,3 +318,25 @@ TEST_F(StoreTest, AdoptsExistingTreeAsCheckpointZero) {
 
 }  // namespace
 }  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+// Regression: a redo that finds a file already linked to its staged inode
+// left "<name>.gwmirror-tmp" behind (rename(2) of two links to one inode is
+// a no-op).
+TEST_F(StoreTest, RedoOverPlacedFilesLeavesNoTemporaryNames) {
+  std::vector<Item> next = {F("a", "1"), D("d"), F("d/b", "2")};
+  ASSERT_TRUE(Push(1, next).ok());
+  SetFaultSpec("enospc:commit:record:1");  // Fails after the whole apply.
+  EXPECT_FALSE(store_->Commit(1, digest_).ok());
+  SetFaultSpec("");
+  Reopen();  // Redo applies everything a second time.
+  EXPECT_EQ(store_->State().committed_checkpoint(), 1u);
+  std::vector<Entry> want;
+  for (auto& i : next) want.push_back(i.entry);
+  EXPECT_EQ(testing::Diff(*Manifest::FromEntries(want), Tree()), "");
+}
+
+}  // namespace
+}  // namespace gwmirror

@@ -1,0 +1,427 @@
+// End to end over real processes and loopback mutual TLS: gwmirror-node
+// serve (the replica) and gwmirror-node push (the source) mirror a sample
+// gateway installation; hostile peers are refused; SIGKILL at every step of
+// staging and commit never leaves a mixed tree.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <regex>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/tls.h"
+#include "gtest/gtest.h"
+#include "gwmirror/v1/replica.grpc.pb.h"
+#include "node/sample/generator.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+using testing::Bin;
+using testing::Child;
+using testing::RunResult;
+
+constexpr char kPrefix[] = "opt/Axway-7.7";
+
+uint64_t Field(const std::string& json, const std::string& name) {
+  std::smatch m;
+  std::regex re("\"" + name + "\": ([0-9]+)");
+  uint64_t v = 0;
+  if (std::regex_search(json, m, re)) (void)absl::SimpleAtoi(m[1].str(), &v);
+  return v;
+}
+
+std::string StrField(const std::string& json, const std::string& name) {
+  std::smatch m;
+  std::regex re("\"" + name + "\": \"([0-9a-f]*)\"");
+  return std::regex_search(json, m, re) ? m[1].str() : "";
+}
+
+class MirrorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki_ = std::make_unique<testing::Pki>(dir_ / "pki");
+    replica_tls_ = pki_->Issue("replica-gw1");
+    source_tls_ = pki_->Issue("source-gw1");
+    operator_tls_ = pki_->Issue("operator");
+    SampleOptions o;
+    o.size = "small";
+    auto rep = GenerateSample(prod(), o);
+    ASSERT_TRUE(rep.ok()) << rep.status();
+    roots_ = SampleRoots(kPrefix);
+
+    gwmirror::v1::NodeConfig r;
+    r.set_slot("gw1");
+    r.set_host_root(standby());
+    r.set_state_dir(dir_ / "replica-state");
+    *r.mutable_tls() = replica_tls_;
+    for (auto& x : roots_) *r.add_roots() = x;
+    r.mutable_replica()->set_source_identity("source-gw1");
+    r.mutable_replica()->add_controller_identities("operator");
+    r.mutable_replica()->set_listen("127.0.0.1:0");
+    r.set_port_file(dir_ / "replica.port");
+    testing::WriteFile(dir_ / "replica.json", ToJson(r));
+    StartReplica();
+
+    gwmirror::v1::NodeConfig s;
+    s.set_slot("gw1");
+    s.set_host_root(prod());
+    s.set_state_dir(dir_ / "source-state");
+    *s.mutable_tls() = source_tls_;
+    for (auto& x : roots_) *s.add_roots() = x;
+    s.mutable_source()->set_replica_address(address());
+    s.mutable_source()->set_replica_identity("replica-gw1");
+    testing::WriteFile(dir_ / "source.json", ToJson(s));
+  }
+
+  std::string prod() const { return dir_ / "prod"; }
+  std::string standby() const { return dir_ / "standby"; }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  void StartReplica(const std::map<std::string, std::string>& env = {}) {
+    unlink((dir_ / "replica.port").c_str());
+    replica_ = std::make_unique<Child>(
+        std::vector<std::string>{Bin("gwmirror-node"), "serve", "--config",
+                                 dir_ / "replica.json"},
+        env);
+    int port = testing::WaitForPort(dir_ / "replica.port");
+    ASSERT_GT(port, 0) << "replica did not start";
+    if (port_ != 0 && port != port_) {
+      // Keep the source config pointing at the live port.
+      port_ = port;
+      auto s = LoadNodeConfig(dir_ / "source.json");
+      ASSERT_TRUE(s.ok());
+      s->mutable_source()->set_replica_address(address());
+      testing::WriteFile(dir_ / "source.json", ToJson(*s));
+    }
+    port_ = port;
+  }
+
+  RunResult Push(uint64_t checkpoint) {
+    return testing::Run({Bin("gwmirror-node"), "push", "--config", dir_ / "source.json",
+                "--checkpoint", absl::StrCat(checkpoint)});
+  }
+
+  std::unique_ptr<gwmirror::v1::Replica::Stub> StubAs(
+      const gwmirror::v1::TlsConfig& tls) {
+    auto ch = DialMutualTls(tls, address(), "replica-gw1");
+    EXPECT_TRUE(ch.ok());
+    return gwmirror::v1::Replica::NewStub(*ch);
+  }
+
+  absl::Status Commit(uint64_t checkpoint, const std::string& hex_digest) {
+    auto stub = StubAs(operator_tls_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    gwmirror::v1::CommitRequest req;
+    req.set_checkpoint(checkpoint);
+    std::string digest;
+    for (size_t i = 0; i + 1 < hex_digest.size(); i += 2) {
+      digest.push_back(static_cast<char>(std::stoi(hex_digest.substr(i, 2), nullptr, 16)));
+    }
+    req.set_manifest_digest(digest);
+    gwmirror::v1::CommitResult resp;
+    return FromGrpc(stub->Commit(&ctx, req, &resp));
+  }
+
+  gwmirror::v1::ReplicaState State() {
+    auto stub = StubAs(operator_tls_);
+    grpc::ClientContext ctx;
+    gwmirror::v1::GetStateRequest req;
+    req.mutable_envelope()->set_epoch(epoch_);
+    gwmirror::v1::ReplicaState st;
+    EXPECT_TRUE(stub->GetState(&ctx, req, &st).ok());
+    return st;
+  }
+
+  // Pushes and commits checkpoint n; returns the push report.
+  std::string Sync(uint64_t n) {
+    RunResult r = Push(n);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    absl::Status st = Commit(n, StrField(r.out, "manifest_digest"));
+    EXPECT_TRUE(st.ok()) << st;
+    return r.out;
+  }
+
+  Manifest Prod() { return testing::Snapshot(prod(), roots_); }
+  Manifest Standby() { return testing::Snapshot(standby(), roots_); }
+
+  std::string gw(const std::string& rel) const {
+    return absl::StrCat(prod(), "/", kPrefix, "/apigateway/", rel);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::Pki> pki_;
+  gwmirror::v1::TlsConfig replica_tls_, source_tls_, operator_tls_;
+  std::vector<gwmirror::v1::RootConfig> roots_;
+  std::unique_ptr<Child> replica_;
+  int port_ = 0;
+  uint64_t epoch_ = 0;
+};
+
+TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
+  std::string out = Sync(1);
+  EXPECT_EQ(testing::Diff(Prod(), Standby()), "");
+  EXPECT_GT(Prod().size(), 150u);
+  // Excludes: transient paths and files outside the include globs.
+  std::string sb = standby() + "/" + kPrefix + "/apigateway/";
+  for (const std::string& gone :
+       {sb + "logs", sb + "trace", sb + "events", sb + "conf/opsdb.d",
+        sb + "groups/certs/private/temp", sb + "conf/nodemanager.pid",
+        sb + "system/conf/other-product-file.xml",
+        standby() + "/etc/init.d/cron"}) {
+    EXPECT_NE(access(gone.c_str(), F_OK), 0) << gone << " must not be mirrored";
+  }
+  struct stat st;
+  ASSERT_EQ(stat((sb + "groups/certs/private/domainkey.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+  // A change set with every kind of change.
+  ASSERT_TRUE(ApplyChangeSet(prod(), kPrefix, 7, 0.05, 10, 10, 5).ok());
+  std::string kaha = gw("messaging-shared/kahadb/db-1.log");
+  {
+    std::string data = testing::ReadFile(kaha);
+    data.replace(data.size() / 2, 11, "journal-rec");
+    data.insert(1000, "shifted");
+    testing::WriteFile(kaha, data);
+  }
+  ASSERT_EQ(chown(gw("conf/jvm.xml").c_str(), 1234, 5678), 0);
+  ASSERT_EQ(chmod(gw("conf/managedomain.props").c_str(), 04750), 0);
+  // file -> directory
+  ASSERT_EQ(unlink(gw("conf/acl.json").c_str()), 0);
+  testing::WriteFile(gw("conf/acl.json/inner.json"), "{}");
+  // directory -> symlink
+  ASSERT_TRUE(RemoveTree(gw("conf/licenses")).ok());
+  ASSERT_EQ(symlink("fed", gw("conf/licenses").c_str()), 0);
+  // symlink -> file
+  std::string link = gw("groups/topologylinks/QuickStart-Group-Gateway1");
+  ASSERT_EQ(unlink(link.c_str()), 0);
+  testing::WriteFile(link, "now a file");
+
+  out = Sync(2);
+  EXPECT_EQ(testing::Diff(Prod(), Standby()), "");
+  uint64_t wire = Field(out, "wire_bytes"), content = Field(out, "content_bytes");
+  EXPECT_GE(Field(out, "files_delta"), 1u) << out;
+  EXPECT_LT(wire, content) << out;
+  std::printf("change set: %lu bytes of changed files, %lu bytes on the wire (%.1f%%)\n",
+              static_cast<unsigned long>(content), static_cast<unsigned long>(wire),
+              100.0 * wire / content);
+  ASSERT_EQ(stat((standby() + "/" + kPrefix + "/apigateway/conf/managedomain.props").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 04750u);
+
+  // No change: nothing but the manifest travels.
+  out = Sync(3);
+  EXPECT_EQ(Field(out, "files_whole") + Field(out, "files_delta"), 0u) << out;
+}
+
+TEST_F(MirrorTest, PlantedSymlinkOnStandbyCannotRedirectWrites) {
+  Sync(1);
+  testing::WriteFile(dir_ / "outside/x", "untouched");
+  testing::WriteFile(gw("conf/evil/x"), "from production");
+  std::string planted = standby() + "/" + kPrefix + "/apigateway/conf/evil";
+  ASSERT_EQ(symlink((dir_ / "outside").c_str(), planted.c_str()), 0);
+  Sync(2);
+  EXPECT_EQ(testing::ReadFile(dir_ / "outside/x"), "untouched");
+  EXPECT_EQ(testing::ReadFile(planted + "/x"), "from production");
+  EXPECT_EQ(testing::Diff(Prod(), Standby()), "");
+}
+
+// Sends `msgs` on a Push stream as `tls` and returns the status.
+absl::Status RawPush(gwmirror::v1::Replica::Stub* stub,
+                     const std::vector<gwmirror::v1::PushMessage>& msgs) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  gwmirror::v1::PushResult result;
+  auto w = stub->Push(&ctx, &result);
+  for (const auto& m : msgs) {
+    if (!w->Write(m)) break;
+  }
+  w->WritesDone();
+  return FromGrpc(w->Finish());
+}
+
+gwmirror::v1::PushMessage Begin(uint64_t n, uint64_t base, uint64_t epoch = 0) {
+  gwmirror::v1::PushMessage m;
+  m.mutable_begin()->set_checkpoint(n);
+  m.mutable_begin()->set_base_checkpoint(base);
+  m.mutable_begin()->mutable_envelope()->set_epoch(epoch);
+  return m;
+}
+
+gwmirror::v1::PushMessage Header(const std::string& path,
+                                 const std::string& content,
+                                 gwmirror::v1::Encoding enc =
+                                     gwmirror::v1::ENCODING_WHOLE) {
+  gwmirror::v1::PushMessage m;
+  auto* e = m.mutable_file_header()->mutable_entry();
+  e->set_path(path);
+  e->set_type(gwmirror::v1::ENTRY_TYPE_FILE);
+  e->set_mode(0644);
+  e->set_size(content.size());
+  e->set_sha256(DigestBytes(Sha256Of(content)));
+  m.mutable_file_header()->set_encoding(enc);
+  return m;
+}
+
+gwmirror::v1::PushMessage Chunk(const std::string& data) {
+  gwmirror::v1::PushMessage m;
+  m.mutable_file_chunk()->set_data(data);
+  return m;
+}
+
+gwmirror::v1::PushMessage FileEnd() {
+  gwmirror::v1::PushMessage m;
+  m.mutable_file_end();
+  return m;
+}
+
+TEST_F(MirrorTest, HostileInputIsRefusedAndNothingIsWritten) {
+  Sync(1);
+  Manifest before = Standby();
+  std::string conf = absl::StrCat(kPrefix, "/apigateway/conf/");
+  auto source = StubAs(source_tls_);
+  struct Case {
+    std::string name;
+    std::vector<gwmirror::v1::PushMessage> msgs;
+    absl::StatusCode code;
+    std::string words;
+  };
+  gwmirror::v1::PushMessage delta_hdr =
+      Header(absl::StrCat(kPrefix, "/apigateway/messaging-shared/kahadb/db-1.log"),
+             std::string(2 << 20, 'x'), gwmirror::v1::ENCODING_DELTA);
+  delta_hdr.mutable_file_header()->set_basis_sha256(
+      before.Find(absl::StrCat(kPrefix, "/apigateway/messaging-shared/kahadb/db-1.log"))
+          ->sha256());
+  gwmirror::v1::PushMessage huge = Header(conf + "x", "x");
+  huge.mutable_file_header()->mutable_entry()->set_link_target(std::string(5 << 20, 'L'));
+  gwmirror::v1::PushMessage wrong = Header(conf + "jvm.xml", "the announced content");
+  std::vector<Case> cases = {
+      {"dot-dot path", {Begin(2, 1), Header("../../etc/cron.d/evil", "x")},
+       absl::StatusCode::kInvalidArgument, "'..'"},
+      {"absolute path", {Begin(2, 1), Header("/etc/passwd", "x")},
+       absl::StatusCode::kInvalidArgument, "absolute"},
+      {"corrupted delta",
+       {Begin(2, 1), delta_hdr, Chunk("this is not a librsync delta"), FileEnd()},
+       absl::StatusCode::kDataLoss, "librsync"},
+      {"wrong digest", {Begin(2, 1), wrong, Chunk("other bytes!!!!!!!!!!"), FileEnd()},
+       absl::StatusCode::kDataLoss, "does not match"},
+      {"truncated stream", {Begin(2, 1), Header(conf + "new.xml", "0123456789"), Chunk("01234")},
+       absl::StatusCode::kAborted, "truncated"},
+      {"oversized message", {Begin(2, 1), huge}, absl::StatusCode::kResourceExhausted, ""},
+      {"stale base", {Begin(5, 0)}, absl::StatusCode::kAborted, "holds 1"},
+      {"no begin", {Chunk("x")}, absl::StatusCode::kInvalidArgument, "PushBegin"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    absl::Status st = RawPush(source.get(), c.msgs);
+    EXPECT_EQ(st.code(), c.code) << st;
+    EXPECT_NE(st.message().find(c.words), std::string::npos) << st;
+  }
+  // Unknown checkpoint.
+  absl::Status st = Commit(99, std::string(64, 'a'));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("99"), std::string::npos);
+  // A valid certificate of another identity: refused by name.
+  auto intruder = StubAs(pki_->Issue("source-gw2"));
+  st = RawPush(intruder.get(), {Begin(2, 1)});
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
+  EXPECT_NE(st.message().find("source-gw2"), std::string::npos);
+  // The source may not commit; the operator may not push.
+  grpc::ClientContext cctx;
+  gwmirror::v1::CommitRequest creq;
+  gwmirror::v1::CommitResult cresp;
+  EXPECT_EQ(source->Commit(&cctx, creq, &cresp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  auto op = StubAs(operator_tls_);
+  EXPECT_EQ(RawPush(op.get(), {Begin(2, 1)}).code(),
+            absl::StatusCode::kPermissionDenied);
+  // A certificate from another CA, with the right name: no TLS session.
+  testing::Pki rogue(dir_ / "rogue");
+  auto impostor = StubAs(rogue.Issue("source-gw1"));
+  st = RawPush(impostor.get(), {Begin(2, 1)});
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
+  // Stale epoch: once the replica saw epoch 5, epoch 4 is refused.
+  {
+    grpc::ClientContext ctx;
+    gwmirror::v1::GetStateRequest req;
+    req.mutable_envelope()->set_epoch(5);
+    gwmirror::v1::ReplicaState s;
+    ASSERT_TRUE(op->GetState(&ctx, req, &s).ok());
+    epoch_ = 5;
+  }
+  st = RawPush(source.get(), {Begin(2, 1, 4)});
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("stale epoch 4"), std::string::npos) << st;
+
+  EXPECT_EQ(testing::Diff(before, Standby()), "");
+  EXPECT_EQ(State().committed_checkpoint(), 1u);
+  // The replica still works after all that.
+  testing::WriteFile(gw("conf/after.xml"), "fine");
+  RunResult r = testing::Run({Bin("gwmirror-node"), "push", "--config", dir_ / "source.json",
+                     "--checkpoint", "2", "--epoch", "5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+// SIGKILL at every fault point of `prefix` (one process per point): after a
+// restart the tree equals exactly the old or the new checkpoint and no
+// staging file lingers.
+TEST_F(MirrorTest, KilledAtAnyPointOfStagingOrCommitLeavesOneCheckpoint) {
+  Sync(1);
+  uint64_t n = 1;
+  int crashes = 0;
+  for (const std::string prefix : {"stage", "commit"}) {
+    for (int k = 1; k <= 60; ++k) {
+      SCOPED_TRACE(absl::StrCat(prefix, " point ", k));
+      Manifest old_tree = Standby();
+      // A small change with every kind of operation.
+      testing::WriteFile(gw(absl::StrCat("conf/fed/crash-", k, ".xml")), "added");
+      testing::WriteFile(gw("conf/jvm.xml"), absl::StrCat("edited ", prefix, k));
+      std::string swap = gw("conf/swap");
+      (void)RemoveTree(swap);
+      if (k % 2) {
+        testing::WriteFile(swap + "/inner", "dir");
+      } else {
+        testing::WriteFile(swap, "file");
+      }
+      Manifest new_tree = Prod();
+      ++n;
+      replica_.reset();
+      StartReplica({{"GWMIRROR_FAULT", absl::StrCat("crash:", prefix, ":", k)}});
+      RunResult r = Push(n);
+      absl::Status commit = absl::UnknownError("not reached");
+      if (r.exit_code == 0) commit = Commit(n, StrField(r.out, "manifest_digest"));
+      bool crashed = !commit.ok();
+      replica_.reset();  // Reaps the killed process (or kills a live one).
+      StartReplica();
+      if (!crashed) {
+        EXPECT_EQ(testing::Diff(new_tree, Standby()), "");
+        break;  // Past the last fault point of this prefix.
+      }
+      ++crashes;
+      std::string d_old = testing::Diff(old_tree, Standby());
+      std::string d_new = testing::Diff(new_tree, Standby());
+      EXPECT_TRUE(d_old.empty() || d_new.empty())
+          << "mixed tree\nvs old:\n" << d_old << "vs new:\n" << d_new;
+      uint64_t committed = State().committed_checkpoint();
+      EXPECT_EQ(committed == n, d_new.empty());
+      EXPECT_NE(access((dir_ / "replica-state/replica/applying").c_str(), F_OK), 0);
+      EXPECT_NE(access((dir_ / "replica-state/replica/staging").c_str(), F_OK), 0);
+      if (committed != n) {
+        // Next round diffs against what the replica holds.
+        ASSERT_EQ(testing::Diff(old_tree, Standby()), "");
+      }
+    }
+  }
+  std::printf("crash points exercised: %d\n", crashes);
+  EXPECT_GT(crashes, 10);
+}
+
+}  // namespace
+}  // namespace gwmirror
