@@ -1,6 +1,7 @@
 // gwmirror: the operator CLI.
 //   gwmirror sample --dir D [--size small|large] [--seed S] [--host I] [--hosts N]
 //   gwmirror changeset --dir D [--seed S] [--percent P]
+//   gwmirror dumpgen --out BASE --changed-out CHANGED [--mib N] [--seed S]
 //   gwmirror certs init --dir D
 //   gwmirror certs issue --dir D --name NAME
 //   gwmirror replica state|commit|abort --config CLI.json --address HOST:PORT
@@ -55,6 +56,14 @@ absl::Status ChangeSet(const Args& a) {
       "\"changed_bytes\": %d}\n",
       r.edited, r.added, r.deleted, r.chmodded, r.changed_bytes);
   return absl::OkStatus();
+}
+
+absl::Status DumpGen(const Args& a) {
+  ASSIGN_OR_RETURN(std::string base, a.Require("out"));
+  ASSIGN_OR_RETURN(std::string changed, a.Require("changed-out"));
+  ASSIGN_OR_RETURN(uint64_t mib, a.UintOr("mib", 64));
+  ASSIGN_OR_RETURN(uint64_t seed, a.UintOr("seed", 1));
+  return GenerateDumpPair(base, changed, mib, seed);
 }
 
 absl::Status Certs(const std::string& sub, const Args& a) {
@@ -120,7 +129,7 @@ absl::Status Replica(const std::string& sub, const Args& a) {
 int Main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: gwmirror sample|changeset|certs|replica ... "
+                 "usage: gwmirror sample|changeset|dumpgen|certs|replica ... "
                  "(see the README)\n");
     return 2;
   }
@@ -134,7 +143,8 @@ int Main(int argc, char** argv) {
   auto args = Args::Parse(
       argc, argv, first,
       {"dir", "size", "seed", "host", "hosts", "version", "percent", "name",
-       "config", "address", "checkpoint", "digest", "epoch"},
+       "config", "address", "checkpoint", "digest", "epoch", "out",
+       "changed-out", "mib"},
       {});
   absl::Status st = args.status();
   if (st.ok()) {
@@ -142,6 +152,8 @@ int Main(int argc, char** argv) {
       st = Sample(*args);
     } else if (cmd == "changeset") {
       st = ChangeSet(*args);
+    } else if (cmd == "dumpgen") {
+      st = DumpGen(*args);
     } else if (cmd == "certs") {
       st = Certs(sub, *args);
     } else if (cmd == "replica") {

@@ -401,3 +401,53 @@ absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
 }
 
 }  // namespace gwmirror
+
+namespace gwmirror {
+
+absl::Status GenerateDumpPair(const std::string& base, const std::string& changed,
+                              uint64_t mib, uint64_t seed) {
+  UniqueFd a(open(base.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd b(open(changed.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!a.valid() || !b.valid()) return ErrnoStatus(errno, "create dump");
+  std::mt19937_64 rng(seed);
+  std::string header =
+      "-- gwmirror sample metrics dump\nSET NAMES utf8mb4;\n"
+      "CREATE TABLE `metrics_data` (`id` bigint PRIMARY KEY, `ts` bigint, "
+      "`metric` varchar(64), `value` double, `host` varchar(64));\n";
+  std::string bufa = header, bufb = header;
+  const uint64_t target = mib << 20;
+  uint64_t written = 0;
+  for (uint64_t id = 1; written < target; ++id) {
+    uint64_t r = rng();
+    std::string row = absl::StrFormat(
+        "INSERT INTO `metrics_data` VALUES (%d,%d,'%s.%d',%d.%03d,'gw%d.example.com');\n",
+        id, 1700000000000ULL + id * 1000, r % 2 ? "latency" : "requests", r % 97,
+        (r >> 8) % 100000, (r >> 24) % 1000, 1 + (r >> 40) % 4);
+    bufa += row;
+    uint64_t fate = (r >> 48) % 10000;
+    if (fate < 100) {  // 1 %: edited in place.
+      size_t v = row.rfind(",'gw");
+      row.replace(v - 3, 3, absl::StrFormat("%03d", (r >> 12) % 1000));
+      bufb += row;
+    } else if (fate < 105) {  // 0.05 %: deleted.
+    } else if (fate < 110) {  // 0.05 %: a new row inserted before it.
+      bufb += absl::StrFormat(
+          "INSERT INTO `metrics_data` VALUES (%d,%d,'inserted',1.0,'gw9');\n",
+          id + 1000000000ULL, 1700000000000ULL + id);
+      bufb += row;
+    } else {
+      bufb += row;
+    }
+    written += row.size();
+    if (bufa.size() > (4 << 20)) {
+      RETURN_IF_ERROR(WriteAll(a.get(), bufa));
+      RETURN_IF_ERROR(WriteAll(b.get(), bufb));
+      bufa.clear();
+      bufb.clear();
+    }
+  }
+  RETURN_IF_ERROR(WriteAll(a.get(), bufa));
+  return WriteAll(b.get(), bufb);
+}
+
+}  // namespace gwmirror

@@ -49,6 +49,14 @@ absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
                                                int adds, int deletes,
                                                int chmods);
 
+// Writes a metrics-database-like SQL dump of about `mib` MiB to `base`
+// (one INSERT row per line, ordered by primary key), and to `changed` the
+// same dump with 1 % of its rows edited in place plus 0.05 % of rows
+// deleted and 0.05 % inserted, which shift every later offset.
+absl::Status GenerateDumpPair(const std::string& base, const std::string& changed,
+                              uint64_t mib, uint64_t seed);
+
+
 }  // namespace gwmirror
 
 #endif  // GWMIRROR_NODE_SAMPLE_GENERATOR_H_

@@ -1,0 +1,48 @@
+#include "common/config.h"
+
+#include "gtest/gtest.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+absl::Status Load(const std::string& json) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "c.json", json);
+  return LoadNodeConfig(dir / "c.json").status();
+}
+
+TEST(ConfigTest, BadConfigsNameTheProblem) {
+  struct Case {
+    std::string json, words;
+  };
+  std::vector<Case> cases = {
+      {"{", "c.json"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"colour":1})", "colour"},
+      {R"({"stateDir":"/s","roots":[{"path":"a"}]})", "\"slot\""},
+      {R"({"slot":"gw1","roots":[{"path":"a"}]})", "state_dir"},
+      {R"({"slot":"gw1","stateDir":"/s"})", "roots"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"/abs"}]})", "roots[0].path"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a/../b"}]})", "'..'"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"},{"path":"a/b"}]})", "lies inside"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"source":{}})", "replica_address"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"source":{"replicaAddress":"x:1","replicaIdentity":"r","blockLen":3}})", "block_len"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"replica":{"listen":"x:1"}})", "source_identity"},
+  };
+  for (const Case& c : cases) {
+    absl::Status st = Load(c.json);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.json;
+    EXPECT_NE(st.message().find(c.words), std::string::npos)
+        << c.json << " -> " << st.message();
+  }
+  EXPECT_EQ(LoadNodeConfig("/nonexistent/c.json").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(ConfigTest, GoodConfigLoads) {
+  EXPECT_TRUE(Load(R"({"slot":"gw1","state_dir":"/s","roots":[{"path":"a","include":["x*"]}],
+      "replica":{"sourceIdentity":"s","listen":"127.0.0.1:0"}})").ok());
+}
+
+}  // namespace
+}  // namespace gwmirror
