@@ -71,6 +71,24 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   return absl::OkStatus();
 }
 
+// Scans with the persistent index of the state directory and saves the
+// refreshed index.
+absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config) {
+  std::string host_root = config.host_root().empty() ? "/" : config.host_root();
+  std::string dir = config.state_dir() + "/source";
+  RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  auto previous = HashIndex::Load(dir + "/index");
+  if (!previous.ok()) {
+    Logf(LogLevel::kWarning, "source", "slot=%s ignoring the hash index: %s",
+         config.slot(), previous.status().ToString());
+    previous = HashIndex();
+  }
+  ASSIGN_OR_RETURN(ScanResult scan,
+                   ScanMirrorSet(host_root, config.roots(), &*previous));
+  RETURN_IF_ERROR(scan.index.Save(dir + "/index"));
+  return scan;
+}
+
 absl::Status PushOnce(const gwmirror::v1::NodeConfig& config, const Args& args) {
   if (!config.has_source()) {
     return absl::InvalidArgumentError(
@@ -78,8 +96,7 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config, const Args& args) 
   }
   ASSIGN_OR_RETURN(uint64_t checkpoint, args.RequireUint("checkpoint"));
   ASSIGN_OR_RETURN(uint64_t epoch, args.UintOr("epoch", 0));
-  std::string host_root = config.host_root().empty() ? "/" : config.host_root();
-  ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root, config.roots()));
+  ASSIGN_OR_RETURN(ScanResult scan, IndexedScan(config));
   for (const std::string& w : scan.warnings) {
     Logf(LogLevel::kWarning, "source", "slot=%s %s", config.slot(), w);
   }
@@ -94,12 +111,12 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config, const Args& args) 
   std::cout << absl::StrFormat(
       "{\"checkpoint\": %d, \"base\": %d, \"entries\": %d, \"files_whole\": %d, "
       "\"files_delta\": %d, \"content_bytes\": %d, \"wire_bytes\": %d, "
-      "\"signature_fetches\": %d, \"resent_whole\": %d, \"committed\": %s, "
-      "\"manifest_digest\": \"%s\"}\n",
+      "\"signature_fetches\": %d, \"resent_whole\": %d, \"index_hits\": %d, "
+      "\"bytes_hashed\": %d, \"committed\": %s, \"manifest_digest\": \"%s\"}\n",
       r.checkpoint, r.base_checkpoint, scan.manifest.size(), r.files_whole,
       r.files_delta, r.content_bytes, r.wire_bytes, r.signature_fetches,
-      r.resent_whole, args.Has("commit") ? "true" : "false",
-      HexOf(r.manifest_digest));
+      r.resent_whole, scan.index_hits, scan.bytes_hashed,
+      args.Has("commit") ? "true" : "false", HexOf(r.manifest_digest));
   return absl::OkStatus();
 }
 

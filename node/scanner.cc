@@ -73,6 +73,7 @@ struct Walker {
   std::string root;  // Relative to host root.
   std::vector<Entry>* out;
   ScanResult* result;
+  const HashIndex* previous;
 
   void Fill(Entry* e, const struct stat& st) {
     e->set_mode(st.st_mode & 07777);
@@ -97,6 +98,15 @@ struct Walker {
           absl::StrCat(e->path(), " changed type during the scan"));
     }
     Fill(e, st);
+    if (previous != nullptr) {
+      if (auto sha = previous->Lookup(e->path(), st)) {
+        e->set_size(st.st_size);
+        e->set_sha256(*sha);
+        result->index.Record(e->path(), st, *sha);
+        ++result->index_hits;
+        return absl::OkStatus();
+      }
+    }
     Sha256 h;
     std::string buf(1 << 20, '\0');
     uint64_t total = 0;
@@ -113,6 +123,14 @@ struct Walker {
     e->set_size(total);
     e->set_sha256(DigestBytes(h.Finish()));
     result->bytes_hashed += total;
+    // Only a file that did not change while we read it is worth indexing.
+    struct stat after;
+    if (fstat(fd.get(), &after) == 0 && after.st_size == st.st_size &&
+        after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+        after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
+        static_cast<uint64_t>(st.st_size) == total) {
+      result->index.Record(e->path(), st, e->sha256());
+    }
     return absl::OkStatus();
   }
 
@@ -202,7 +220,8 @@ std::vector<std::string> RootPaths(
 
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
-    const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots) {
+    const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
+    const HashIndex* previous) {
   ScanResult result;
   std::vector<Entry> entries;
   for (const auto& root : roots) {
@@ -213,7 +232,7 @@ absl::StatusOr<ScanResult> ScanMirrorSet(
       return ErrnoStatus(errno, absl::StrCat("open root ", dir));
     }
     MirrorFilter filter(root);
-    Walker w{&filter, root.path(), &entries, &result};
+    Walker w{&filter, root.path(), &entries, &result, previous};
     RETURN_IF_ERROR(w.Walk(fd.get(), ""));
   }
   ASSIGN_OR_RETURN(result.manifest, Manifest::FromEntries(std::move(entries)));

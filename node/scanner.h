@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "common/manifest.h"
 #include "gwmirror/v1/config.pb.h"
+#include "node/hash_index.h"
 
 namespace gwmirror {
 
@@ -39,13 +40,19 @@ struct ScanResult {
   // Objects skipped (FIFOs, sockets, devices), one line each.
   std::vector<std::string> warnings;
   uint64_t bytes_hashed = 0;
+  // Files whose digest came from the index without reading them.
+  uint64_t index_hits = 0;
+  // Stat data and digests of every file seen, to save for the next scan.
+  HashIndex index;
 };
 
 // Scans every root under `host_root`. A missing root yields no entries (the
-// mass-deletion guard, later, decides what that means).
+// mass-deletion guard, later, decides what that means). With `previous`,
+// files whose stat data it vouches for are not read again.
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
-    const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots);
+    const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
+    const HashIndex* previous = nullptr);
 
 // The roots' paths, as Manifest::CheckStructure wants them.
 std::vector<std::string> RootPaths(

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -166,6 +167,8 @@ absl::Status PushSession::EndFile() {
     return absl::DataLossError(detail);
   }
   RETURN_IF_ERROR(FaultPoint("stage:close"));
+  // Start writeback now so the one syncfs at PushEnd finds little to do.
+  sync_file_range(part_fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   std::string final_path = store_->ObjectPath(checkpoint_, e.sha256());
   if (rename(part_path_.c_str(), final_path.c_str()) != 0) {
     absl::Status rs = ErrnoStatus(errno, "rename staging file");
@@ -185,11 +188,18 @@ absl::Status PushSession::EndFile() {
 }
 
 absl::Status PushSession::AddManifest(const gwmirror::v1::ManifestPart& part) {
-  if (manifest_entries_.size() + part.entries_size() > kMaxManifestEntries) {
+  if (manifest_entries_.size() + removed_.size() + part.entries_size() +
+          part.removed_size() >
+      kMaxManifestEntries) {
     return absl::ResourceExhaustedError(
         absl::StrCat("manifest exceeds ", kMaxManifestEntries, " entries"));
   }
+  if (!manifest_delta_ && part.removed_size() > 0) {
+    return absl::InvalidArgumentError(
+        "removed paths in a push that sends the whole manifest");
+  }
   for (const Entry& e : part.entries()) manifest_entries_.push_back(e);
+  for (const std::string& p : part.removed()) removed_.push_back(p);
   return absl::OkStatus();
 }
 
@@ -198,6 +208,32 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
   if (header_) {
     return absl::InvalidArgumentError(absl::StrCat(
         "push ended inside file \"", header_->entry().path(), "\""));
+  }
+  if (manifest_delta_) {
+    // Rebuild the whole manifest: the base's entries, minus removed paths,
+    // with new and changed entries replacing theirs.
+    Manifest base = store_->CommittedManifest();
+    absl::flat_hash_map<std::string, size_t> changed;
+    for (size_t i = 0; i < manifest_entries_.size(); ++i) {
+      if (!changed.emplace(manifest_entries_[i].path(), i).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "duplicate manifest path \"", manifest_entries_[i].path(), "\""));
+      }
+    }
+    absl::flat_hash_map<std::string, bool> removed;
+    for (const std::string& p : removed_) {
+      if (base.Find(p) == nullptr || changed.contains(p)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "manifest delta removes \"", p.substr(0, 200),
+            "\", which the base does not hold or the delta also sets"));
+      }
+      removed[p] = true;
+    }
+    for (const Entry& e : base.entries()) {
+      if (!changed.contains(e.path()) && !removed.contains(e.path())) {
+        manifest_entries_.push_back(e);
+      }
+    }
   }
   ASSIGN_OR_RETURN(Manifest m,
                    Manifest::FromEntries(std::move(manifest_entries_)));
@@ -406,7 +442,8 @@ absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
   // A new push may change the manifest; it is complete again only at End.
   staged_manifest_.reset();
   push_active_ = true;
-  return std::unique_ptr<PushSession>(new PushSession(this, begin.checkpoint()));
+  return std::unique_ptr<PushSession>(
+      new PushSession(this, begin.checkpoint(), begin.manifest_delta()));
 }
 
 void ReplicaStore::EndSession() {

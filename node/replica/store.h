@@ -52,14 +52,16 @@ class PushSession {
 
  private:
   friend class ReplicaStore;
-  explicit PushSession(ReplicaStore* store, uint64_t checkpoint)
-      : store_(store), checkpoint_(checkpoint) {}
+  PushSession(ReplicaStore* store, uint64_t checkpoint, bool manifest_delta)
+      : store_(store), checkpoint_(checkpoint), manifest_delta_(manifest_delta) {}
   absl::Status Write(absl::string_view out);
   void DropPartial();
 
   ReplicaStore* store_;
   uint64_t checkpoint_;
+  bool manifest_delta_;
   std::vector<Entry> manifest_entries_;
+  std::vector<std::string> removed_;
   // Current file.
   std::optional<gwmirror::v1::FileHeader> header_;
   std::string part_path_;

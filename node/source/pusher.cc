@@ -47,12 +47,21 @@ class Pusher::Stream {
     }
     return absl::OkStatus();
   }
+  // A new file: try compressing its chunks again.
+  void NewFile() { compress_ = true; }
   absl::Status Flush() {
     if (buf_.empty()) return absl::OkStatus();
     PushMessage m;
     auto* c = m.mutable_file_chunk();
     uint32_t raw = 0;
-    encoder_.Encode(buf_, c->mutable_data(), &raw);
+    if (compress_) {
+      encoder_.Encode(buf_, c->mutable_data(), &raw);
+      // A chunk that did not compress (jars, KahaDB journals) says the rest
+      // of the file will not either: stop spending CPU on it.
+      if (raw == 0) compress_ = false;
+    } else {
+      c->set_data(buf_);
+    }
     c->set_raw_size(raw);
     buf_.clear();
     return Write(m);
@@ -76,6 +85,7 @@ class Pusher::Stream {
   ChunkEncoder encoder_;
   std::string buf_;
   PushReport* report_;
+  bool compress_ = true;
   bool finished_ = false;
   absl::Status status_;
 };
@@ -184,6 +194,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     ++report->files_whole;
   }
   RETURN_IF_ERROR(stream->Write(m));
+  stream->NewFile();
   // Our own signature, for the next sync of this file.
   std::unique_ptr<SignatureBuilder> own_sig;
   std::string own_sig_bytes;
@@ -229,6 +240,31 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   return stream->Write(end);
 }
 
+absl::Status Pusher::SendManifestDelta(Stream* stream, const Manifest& next,
+                                       const Manifest& base) {
+  PushMessage part;
+  auto flush_if_full = [&]() -> absl::Status {
+    const auto& p = part.manifest_part();
+    if (p.entries_size() + p.removed_size() < 2000) return absl::OkStatus();
+    absl::Status st = stream->Write(part);
+    part.Clear();
+    return st;
+  };
+  for (const Entry& e : next.entries()) {
+    const Entry* old = base.Find(e.path());
+    if (old != nullptr && SameEntry(*old, e)) continue;
+    *part.mutable_manifest_part()->add_entries() = e;
+    RETURN_IF_ERROR(flush_if_full());
+  }
+  for (const Entry& e : base.entries()) {
+    if (next.Find(e.path()) != nullptr) continue;
+    part.mutable_manifest_part()->add_removed(e.path());
+    RETURN_IF_ERROR(flush_if_full());
+  }
+  if (part.has_manifest_part()) return stream->Write(part);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
                                         uint64_t checkpoint, uint64_t epoch) {
   PushReport report;
@@ -253,6 +289,7 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
     begin.mutable_begin()->mutable_envelope()->set_epoch(epoch);
     begin.mutable_begin()->set_checkpoint(checkpoint);
     begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
+    begin.mutable_begin()->set_manifest_delta(true);
     RETURN_IF_ERROR(stream.Write(begin));
     absl::Status st;
     for (const Entry& e : manifest.entries()) {
@@ -267,18 +304,7 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
       st = SendFile(&stream, e, old, force_whole, epoch, &report);
       if (!st.ok()) break;
     }
-    if (st.ok()) {
-      PushMessage part;
-      for (const Entry& e : manifest.entries()) {
-        *part.mutable_manifest_part()->add_entries() = e;
-        if (part.manifest_part().entries_size() == 2000) {
-          st = stream.Write(part);
-          if (!st.ok()) break;
-          part.Clear();
-        }
-      }
-      if (st.ok() && part.has_manifest_part()) st = stream.Write(part);
-    }
+    if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);
     if (st.ok()) {
       PushMessage end;
       end.mutable_end()->set_manifest_digest(report.manifest_digest);

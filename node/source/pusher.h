@@ -55,6 +55,10 @@ class Pusher {
                                            uint64_t epoch, PushReport* report);
   absl::Status SendFile(Stream* stream, const Entry& e, const Entry* old,
                         bool force_whole, uint64_t epoch, PushReport* report);
+  // Sends only the entries of `next` that differ from `base`, and the paths
+  // `next` removed.
+  absl::Status SendManifestDelta(Stream* stream, const Manifest& next,
+                                 const Manifest& base);
   absl::StatusOr<std::string> FetchSignature(const Entry& old, uint64_t epoch,
                                              PushReport* report);
 

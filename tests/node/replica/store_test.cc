@@ -340,3 +340,53 @@ TEST_F(StoreTest, RedoOverPlacedFilesLeavesNoTemporaryNames) {
 
 }  // namespace
 }  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+TEST_F(StoreTest, ManifestDeltaCannotRemoveWhatTheBaseLacks) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(2);
+  b.set_base_checkpoint(1);
+  b.set_manifest_delta(true);
+  auto s = store_->BeginPush(b);
+  ASSERT_TRUE(s.ok());
+  gwmirror::v1::ManifestPart part;
+  part.add_removed("r/never-there");
+  ASSERT_TRUE((*s)->AddManifest(part).ok());
+  auto r = (*s)->End(std::string(32, 'x'));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("r/never-there"), std::string::npos);
+}
+
+TEST_F(StoreTest, ManifestDeltaRebuildsTheWholeManifest) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1"), F("b", "2"), D("d")}).ok());
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(2);
+  b.set_base_checkpoint(1);
+  b.set_manifest_delta(true);
+  Item c = F("c", "3");
+  {
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok());
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = c.entry;
+    h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+    ASSERT_TRUE((*s)->BeginFile(h).ok());
+    ASSERT_TRUE((*s)->FileData("3").ok());
+    ASSERT_TRUE((*s)->EndFile().ok());
+    gwmirror::v1::ManifestPart part;
+    *part.add_entries() = c.entry;
+    part.add_removed("r/b");
+    ASSERT_TRUE((*s)->AddManifest(part).ok());
+    auto want = Manifest::FromEntries({F("a", "1").entry, c.entry, D("d").entry});
+    digest_ = DigestBytes(want->ComputeDigest());
+    ASSERT_TRUE((*s)->End(digest_).ok());
+  }
+  ASSERT_TRUE(store_->Commit(2, digest_).ok());
+  EXPECT_EQ(testing::Diff(*Manifest::FromEntries({F("a", "1").entry, c.entry, D("d").entry}), Tree()), "");
+}
+
+}  // namespace
+}  // namespace gwmirror

@@ -1,0 +1,57 @@
+// The source's persistent index: stat data -> SHA-256 per path, so a scan
+// after a restart (or the next push) reads only files whose stat changed.
+// A file is trusted from the index only when size, mtime, ctime, inode and
+// device all match and its mtime is at least 2 s older than the scan (a
+// write in the same timestamp tick could otherwise hide). File format
+// (docs/ARCHITECTURE.md): "GWMI1", u64 count, entries, SHA-256 trailer;
+// a damaged index is ignored, never trusted. Thread-compatible.
+#ifndef GWMIRROR_NODE_HASH_INDEX_H_
+#define GWMIRROR_NODE_HASH_INDEX_H_
+
+#include <sys/stat.h>
+
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace gwmirror {
+
+class HashIndex {
+ public:
+  HashIndex();
+  // Loads `path`; a missing file gives an empty index, a damaged one
+  // DATA_LOSS (callers start empty and say so).
+  static absl::StatusOr<HashIndex> Load(const std::string& path);
+  static absl::StatusOr<HashIndex> Decode(absl::string_view data);
+  std::string Encode() const;
+  absl::Status Save(const std::string& path) const;
+
+  // The digest recorded for `path` if `st` still describes the same bytes.
+  std::optional<std::string> Lookup(const std::string& path,
+                                    const struct stat& st) const;
+  void Record(const std::string& path, const struct stat& st,
+              const std::string& sha256);
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Key {
+    uint64_t size, ino, dev;
+    int64_t mtime_ns, ctime_ns;
+    bool operator==(const Key&) const = default;
+  };
+  struct Value {
+    Key key;
+    std::string sha256;
+  };
+  static Key KeyOf(const struct stat& st);
+
+  int64_t now_ns_;
+  absl::flat_hash_map<std::string, Value> entries_;
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_NODE_HASH_INDEX_H_
