@@ -21,14 +21,21 @@ void QuietLibrsync() {
 
 }  // namespace
 
-RsStream::RsStream(RsJobPtr job, std::string what)
-    : job_(std::move(job)), what_(std::move(what)), out_(kOutBuf, '\0') {
+RsStream::RsStream(RsJobPtr job, std::string what, bool keep_trailing)
+    : job_(std::move(job)),
+      what_(std::move(what)),
+      keep_trailing_(keep_trailing),
+      out_(kOutBuf, '\0') {
   QuietLibrsync();
 }
 
 absl::Status RsStream::Feed(absl::string_view in, bool eof,
                             const ByteSink& sink) {
   if (done_) {
+    if (keep_trailing_) {
+      trailing_.append(in.data(), in.size());
+      return absl::OkStatus();
+    }
     if (!in.empty()) {
       return absl::DataLossError(
           absl::StrCat(what_, ": input continues after the end of the stream"));
@@ -54,7 +61,9 @@ absl::Status RsStream::Feed(absl::string_view in, bool eof,
     }
     if (r == RS_DONE) {
       done_ = true;
-      if (off != pending_.size()) {
+      if (keep_trailing_) {
+        trailing_ = pending_.substr(off);
+      } else if (off != pending_.size()) {
         return absl::DataLossError(absl::StrCat(
             what_, ": ", pending_.size() - off,
             " bytes of input after the end of the stream"));
@@ -114,9 +123,13 @@ DeltaBuilder::DeltaBuilder(rs_signature_t* sig)
     : stream_(RsJobPtr(rs_delta_begin(sig)), "delta") {}
 
 Patcher::Patcher(int basis_fd, uint64_t max_output)
-    : basis_fd_(basis_fd),
-      max_output_(max_output),
-      stream_(RsJobPtr(rs_patch_begin(&Patcher::CopyCallback, this)), "patch") {}
+    : basis_fd_(basis_fd), max_output_(max_output), stream_(NewStream()) {}
+
+std::unique_ptr<RsStream> Patcher::NewStream() {
+  return std::make_unique<RsStream>(
+      RsJobPtr(rs_patch_begin(&Patcher::CopyCallback, this)), "patch",
+      /*keep_trailing=*/true);
+}
 
 rs_result Patcher::CopyCallback(void* opaque, rs_long_t pos, size_t* len,
                                 void** buf) {
@@ -141,14 +154,29 @@ rs_result Patcher::CopyCallback(void* opaque, rs_long_t pos, size_t* len,
 
 absl::Status Patcher::Feed(absl::string_view delta, bool eof,
                            const ByteSink& sink) {
-  return stream_.Feed(delta, eof, [&](absl::string_view out) -> absl::Status {
+  auto capped = [&](absl::string_view out) -> absl::Status {
     written_ += out.size();
     if (written_ > max_output_) {
       return absl::DataLossError(absl::StrCat(
           "patch: output exceeds the declared size of ", max_output_, " bytes"));
     }
     return sink(out);
-  });
+  };
+  std::string carry;
+  absl::string_view in = delta;
+  for (;;) {
+    if (stream_->done()) {
+      // The previous stream ended: what follows starts the next one.
+      carry = stream_->TakeTrailing();
+      carry.append(in.data(), in.size());
+      if (carry.empty()) return absl::OkStatus();
+      stream_ = NewStream();
+      in = carry;
+    }
+    RETURN_IF_ERROR(stream_->Feed(in, eof, capped));
+    if (!stream_->done()) return absl::OkStatus();
+    in = absl::string_view();
+  }
 }
 
 absl::StatusOr<std::string> SignatureOf(absl::string_view basis,

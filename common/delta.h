@@ -34,15 +34,20 @@ using RsSignaturePtr = std::unique_ptr<rs_signature_t, RsSignatureFree>;
 // Drives one rs_job_t. Input may be split anywhere.
 class RsStream {
  public:
-  // `what` names the job in error messages ("patch", "delta", ...).
-  RsStream(RsJobPtr job, std::string what);
+  // `what` names the job in error messages ("patch", "delta", ...). With
+  // `keep_trailing`, input after the end of the stream is kept for
+  // TakeTrailing() instead of being an error.
+  RsStream(RsJobPtr job, std::string what, bool keep_trailing = false);
   // Feeds input; `eof` marks the last call. Output goes to `sink`.
   absl::Status Feed(absl::string_view in, bool eof, const ByteSink& sink);
   bool done() const { return done_; }
+  std::string TakeTrailing() { return std::exchange(trailing_, std::string()); }
 
  private:
   RsJobPtr job_;
   std::string what_;
+  bool keep_trailing_;
+  std::string trailing_;
   std::string pending_;
   std::string out_;
   bool done_ = false;
@@ -78,21 +83,24 @@ class DeltaBuilder {
   RsStream stream_;
 };
 
-// Applies a delta against a basis file descriptor (read with pread). Output
-// beyond `max_output` bytes is refused: a hostile delta cannot fill a disk.
+// Applies a delta against a basis file descriptor (read with pread). The
+// delta may be a concatenation of complete librsync delta streams, each
+// producing the next part of the output (a source computes the parts of a
+// large file in parallel). Output beyond `max_output` bytes is refused: a
+// hostile delta cannot fill a disk.
 class Patcher {
  public:
   Patcher(int basis_fd, uint64_t max_output);
   absl::Status Feed(absl::string_view delta, bool eof, const ByteSink& sink);
-  bool done() const { return stream_.done(); }
 
  private:
   static rs_result CopyCallback(void* opaque, rs_long_t pos, size_t* len,
                                 void** buf);
+  std::unique_ptr<RsStream> NewStream();
   int basis_fd_;
   uint64_t max_output_;
   uint64_t written_ = 0;
-  RsStream stream_;
+  std::unique_ptr<RsStream> stream_;
 };
 
 // Whole-buffer conveniences (tests, benchmarks, small files).

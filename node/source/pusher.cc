@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -20,9 +21,62 @@ using gwmirror::v1::ENTRY_TYPE_FILE;
 using gwmirror::v1::PushMessage;
 
 namespace {
-constexpr uint32_t kDefaultBlockLen = 2048;
+constexpr uint32_t kDefaultBlockLen = 1024;
 constexpr uint64_t kDefaultWholeBelow = 64 * 1024;
 constexpr int kCompressLevel = 1;
+constexpr uint64_t kDefaultSegment = 16 << 20;
+
+// Deltas of consecutive segments of one large file, computed two at a time
+// on worker threads (each with its own loaded copy of the signature, since
+// a librsync delta job updates statistics inside it) and emitted in order.
+class SegmentedDelta {
+ public:
+  static absl::StatusOr<std::unique_ptr<SegmentedDelta>> Create(
+      const std::string& sig) {
+    auto d = std::unique_ptr<SegmentedDelta>(new SegmentedDelta);
+    for (auto& s : d->sigs_) {
+      ASSIGN_OR_RETURN(s, LoadSignature(sig));
+    }
+    return d;
+  }
+  ~SegmentedDelta() {
+    for (auto& f : inflight_) f.wait();
+  }
+  // Starts the delta of the next segment; emits finished ones in order.
+  absl::Status Add(std::string segment, const ByteSink& sink) {
+    if (inflight_.size() == sigs_.size()) RETURN_IF_ERROR(EmitOldest(sink));
+    rs_signature_t* sig = sigs_[next_++ % sigs_.size()].get();
+    inflight_.push_back(std::async(
+        std::launch::async,
+        [sig, seg = std::move(segment)]() -> absl::StatusOr<std::string> {
+          std::string out;
+          DeltaBuilder b(sig);
+          RETURN_IF_ERROR(b.Feed(seg, true, [&](absl::string_view s) {
+            out.append(s.data(), s.size());
+            return absl::OkStatus();
+          }));
+          return out;
+        }));
+    return absl::OkStatus();
+  }
+  absl::Status Finish(const ByteSink& sink) {
+    while (!inflight_.empty()) RETURN_IF_ERROR(EmitOldest(sink));
+    return absl::OkStatus();
+  }
+
+ private:
+  SegmentedDelta() = default;
+  absl::Status EmitOldest(const ByteSink& sink) {
+    absl::StatusOr<std::string> out = inflight_.front().get();
+    inflight_.pop_front();
+    RETURN_IF_ERROR(out.status());
+    return sink(*out);
+  }
+  std::array<RsSignaturePtr, 2> sigs_;
+  size_t next_ = 0;
+  std::deque<std::future<absl::StatusOr<std::string>>> inflight_;
+};
+
 }  // namespace
 
 // One open Push stream with its chunk encoder and byte counter.
@@ -100,7 +154,10 @@ Pusher::Pusher(const gwmirror::v1::NodeConfig& config,
                                         : kDefaultBlockLen),
       whole_below_(config.source().whole_file_below()
                        ? config.source().whole_file_below()
-                       : kDefaultWholeBelow) {}
+                       : kDefaultWholeBelow),
+      segment_bytes_(config.source().delta_segment_bytes()
+                         ? config.source().delta_segment_bytes()
+                         : kDefaultSegment) {}
 
 absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
                                                  uint64_t epoch,
@@ -172,15 +229,21 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
                old->size() >= whole_below_;
   RsSignaturePtr basis_sig;
   std::unique_ptr<DeltaBuilder> delta_builder;
+  std::unique_ptr<SegmentedDelta> segmented;
   if (delta) {
     ASSIGN_OR_RETURN(std::string sig, FetchSignature(*old, epoch, report));
-    auto loaded = LoadSignature(sig);
-    if (loaded.ok()) {
-      basis_sig = *std::move(loaded);
-      delta_builder = std::make_unique<DeltaBuilder>(basis_sig.get());
+    if (e.size() >= 2 * segment_bytes_) {
+      auto s = SegmentedDelta::Create(sig);
+      if (s.ok()) segmented = *std::move(s);
     } else {
-      delta = false;  // A damaged cache entry: send whole.
+      auto loaded = LoadSignature(sig);
+      if (loaded.ok()) {
+        basis_sig = *std::move(loaded);
+        delta_builder = std::make_unique<DeltaBuilder>(basis_sig.get());
+      }
     }
+    // A damaged cache entry: send whole.
+    delta = segmented != nullptr || delta_builder != nullptr;
   }
   PushMessage m;
   auto* h = m.mutable_file_header();
@@ -208,6 +271,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   auto data_sink = [&](absl::string_view s) { return stream->Data(s); };
   Sha256 hash;
   std::string buf(kMaxChunk, '\0');
+  std::string segment;
   uint64_t total = 0;
   for (;;) {
     ssize_t n = read(fd.get(), buf.data(), buf.size());
@@ -220,7 +284,14 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     hash.Update(piece);
     total += n;
     if (own_sig) RETURN_IF_ERROR(own_sig->Feed(piece, eof, sig_sink));
-    if (delta_builder) {
+    if (segmented) {
+      segment.append(piece.data(), piece.size());
+      if (segment.size() >= segment_bytes_ || (eof && !segment.empty())) {
+        RETURN_IF_ERROR(segmented->Add(std::move(segment), data_sink));
+        segment.clear();
+      }
+      if (eof) RETURN_IF_ERROR(segmented->Finish(data_sink));
+    } else if (delta_builder) {
       RETURN_IF_ERROR(delta_builder->Feed(piece, eof, data_sink));
     } else {
       RETURN_IF_ERROR(stream->Data(piece));

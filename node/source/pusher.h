@@ -8,6 +8,8 @@
 #ifndef GWMIRROR_NODE_SOURCE_PUSHER_H_
 #define GWMIRROR_NODE_SOURCE_PUSHER_H_
 
+#include <deque>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -67,6 +69,7 @@ class Pusher {
   std::unique_ptr<gwmirror::v1::Replica::Stub> stub_;
   SignatureCache sigs_;
   uint64_t whole_below_;
+  uint64_t segment_bytes_;
 };
 
 }  // namespace gwmirror

@@ -99,6 +99,32 @@ TEST(DeltaTest, IdenticalUnrelatedAndBinaryInputs) {
   EXPECT_LT(same->size(), 2000u);
 }
 
+TEST(DeltaTest, ConcatenatedStreamsPatchConsecutiveParts) {
+  std::string basis = Random(300000, 8);
+  std::string target = basis;
+  target.insert(5000, "early insert");
+  target.replace(250000, 4, "edit");
+  auto sig = SignatureOf(basis, 2048);
+  ASSERT_TRUE(sig.ok());
+  // Three independent streams over consecutive thirds of the target.
+  std::string delta;
+  size_t third = target.size() / 3;
+  for (size_t off = 0; off < target.size(); off += third) {
+    auto d = DeltaOf(*sig, absl::string_view(target).substr(off, third));
+    ASSERT_TRUE(d.ok());
+    delta += *d;
+  }
+  for (size_t split : {size_t{1}, size_t{7}, size_t{4096}, delta.size()}) {
+    auto out = Patch(basis, delta, split, target.size());
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(*out == target) << split;
+  }
+  // A stream cut short after a complete one is still an error.
+  auto first = DeltaOf(*sig, target.substr(0, 1000));
+  EXPECT_EQ(Patch(basis, *first + first->substr(0, 10), 3, 1 << 20).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
 TEST(DeltaTest, CorruptDeltaIsDataLoss) {
   std::string basis = Random(100000, 5);
   auto sig = SignatureOf(basis, 2048);

@@ -78,6 +78,8 @@ class MirrorTest : public ::testing::Test {
     for (auto& x : roots_) *s.add_roots() = x;
     s.mutable_source()->set_replica_address(address());
     s.mutable_source()->set_replica_identity("replica-gw1");
+    // Small segments, so the 1 MiB KahaDB journal takes the parallel path.
+    s.mutable_source()->set_delta_segment_bytes(256 << 10);
     testing::WriteFile(dir_ / "source.json", ToJson(s));
   }
 
@@ -200,6 +202,9 @@ TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
   // directory -> symlink
   ASSERT_TRUE(RemoveTree(gw("conf/licenses")).ok());
   ASSERT_EQ(symlink("fed", gw("conf/licenses").c_str()), 0);
+  // Regression: a file name that is not UTF-8 (Latin-1 "café") failed to
+  // parse when Entry.path was a proto3 string.
+  testing::WriteFile(gw("conf/caf\xe9.xml"), "latin-1 name");
   // symlink -> file
   std::string link = gw("groups/topologylinks/QuickStart-Group-Gateway1");
   ASSERT_EQ(unlink(link.c_str()), 0);
