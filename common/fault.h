@@ -18,9 +18,6 @@ namespace gwmirror {
 
 absl::Status FaultPoint(absl::string_view name);
 void SetFaultSpec(const std::string& spec);
-// How many points whose name starts with `prefix` were hit (for tests that
-// enumerate crash points).
-int FaultHits(absl::string_view prefix);
 
 }  // namespace gwmirror
 

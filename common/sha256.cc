@@ -1,13 +1,7 @@
 #include "common/sha256.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdlib>
-#include <vector>
 
-#include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 
 namespace gwmirror {
 
@@ -49,23 +43,6 @@ std::string HexOf(absl::string_view raw) {
     out.push_back(kHex[c & 15]);
   }
   return out;
-}
-
-absl::StatusOr<Digest> Sha256OfFd(int fd) {
-  Sha256 h;
-  std::vector<char> buf(1 << 20);
-  off_t off = 0;
-  for (;;) {
-    ssize_t n = pread(fd, buf.data(), buf.size(), off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::InternalError(absl::StrCat("read: ", strerror(errno)));
-    }
-    if (n == 0) break;
-    h.Update(buf.data(), n);
-    off += n;
-  }
-  return h.Finish();
 }
 
 }  // namespace gwmirror

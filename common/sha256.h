@@ -36,8 +36,6 @@ Digest Sha256Of(absl::string_view data);
 std::string DigestBytes(const Digest& d);
 // Lower-case hex of raw digest bytes (any length).
 std::string HexOf(absl::string_view raw);
-// Hashes a whole open file from offset 0 (does not move the fd's offset).
-absl::StatusOr<Digest> Sha256OfFd(int fd);
 
 }  // namespace gwmirror
 

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <regex>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -118,7 +119,22 @@ class MirrorTest : public ::testing::Test {
     return gwmirror::v1::Replica::NewStub(*ch);
   }
 
+  // Commits as the operator; retries (bounded) while the replica is still
+  // winding down a refused push ("in progress" is ABORTED: retry).
   absl::Status Commit(uint64_t checkpoint, const std::string& hex_digest) {
+    absl::Status st;
+    for (int i = 0; i < 100; ++i) {
+      st = CommitOnce(checkpoint, hex_digest);
+      if (!absl::IsAborted(st) ||
+          st.message().find("in progress") == std::string::npos) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return st;
+  }
+
+  absl::Status CommitOnce(uint64_t checkpoint, const std::string& hex_digest) {
     auto stub = StubAs(operator_tls_);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -238,9 +254,8 @@ TEST_F(MirrorTest, PlantedSymlinkOnStandbyCannotRedirectWrites) {
   EXPECT_EQ(testing::Diff(Prod(), Standby()), "");
 }
 
-// Sends `msgs` on a Push stream as `tls` and returns the status.
-absl::Status RawPush(gwmirror::v1::Replica::Stub* stub,
-                     const std::vector<gwmirror::v1::PushMessage>& msgs) {
+absl::Status RawPushOnce(gwmirror::v1::Replica::Stub* stub,
+                         const std::vector<gwmirror::v1::PushMessage>& msgs) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   gwmirror::v1::PushResult result;
@@ -250,6 +265,24 @@ absl::Status RawPush(gwmirror::v1::Replica::Stub* stub,
   }
   w->WritesDone();
   return FromGrpc(w->Finish());
+}
+
+// Sends `msgs` on a Push stream and returns the status. The replica may
+// still be winding down the previous refused stream when the client has its
+// answer; ABORTED "another push is in progress" says to retry, so retry
+// (bounded).
+absl::Status RawPush(gwmirror::v1::Replica::Stub* stub,
+                     const std::vector<gwmirror::v1::PushMessage>& msgs) {
+  absl::Status st;
+  for (int i = 0; i < 100; ++i) {
+    st = RawPushOnce(stub, msgs);
+    if (!absl::IsAborted(st) ||
+        st.message().find("another push is in progress") == std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return st;
 }
 
 gwmirror::v1::PushMessage Begin(uint64_t n, uint64_t base, uint64_t epoch = 0) {

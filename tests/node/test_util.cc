@@ -90,17 +90,25 @@ std::string Diff(const Manifest& want, const Manifest& got) {
   return out;
 }
 
+namespace {
+
+// In a forked child: set `env` and exec `argv`; never returns.
+[[noreturn]] void ExecWith(const std::vector<std::string>& argv,
+                           const std::map<std::string, std::string>& env) {
+  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+}  // namespace
+
 Child::Child(const std::vector<std::string>& argv,
              const std::map<std::string, std::string>& env) {
   pid_ = fork();
-  if (pid_ == 0) {
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
+  if (pid_ == 0) ExecWith(argv, env);
 }
 
 Child::~Child() {
@@ -134,12 +142,7 @@ RunResult Run(const std::vector<std::string>& argv,
     dup2(err[1], 2);
     close(out[0]);
     close(err[0]);
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
+    ExecWith(argv, env);
   }
   close(out[1]);
   close(err[1]);
