@@ -88,18 +88,21 @@ static std::string DirName(const std::string& path) {
 }
 
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data,
-                             int mode) {
+                             int mode, Durability durability) {
   std::string tmp = path + ".tmp";
+  bool sync = durability == Durability::kSynced;
   {
     UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
     RETURN_IF_ERROR(WriteAll(fd.get(), data));
-    if (fsync(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
+    if (sync && fsync(fd.get()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
+    }
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
   }
-  return FsyncPath(DirName(path));
+  return sync ? FsyncPath(DirName(path)) : absl::OkStatus();
 }
 
 absl::Status MakeDirs(const std::string& path, int mode) {

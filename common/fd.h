@@ -42,9 +42,21 @@ absl::Status ErrnoStatus(int err, absl::string_view what);
 
 absl::Status WriteAll(int fd, absl::string_view data);
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
-// Writes `data` to `path` atomically: temp file, fsync, rename, fsync dir.
+// How much a write must survive.
+enum class Durability {
+  // fsync the file before the rename and the directory after: survives a
+  // power loss (journals, committed state, keys).
+  kSynced,
+  // rename only: atomic against a crash of the process, may be lost with
+  // the machine (caches that are rebuilt when missing or damaged).
+  kCache,
+};
+
+// Writes `data` to `path` atomically (temp file, rename), fsyncing as
+// `durability` says.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data,
-                             int mode = 0600);
+                             int mode = 0600,
+                             Durability durability = Durability::kSynced);
 absl::Status FsyncPath(const std::string& path);
 // mkdir -p with `mode` for directories it creates.
 absl::Status MakeDirs(const std::string& path, int mode = 0755);

@@ -210,12 +210,12 @@ absl::Status Manifest::CheckStructure(
 }
 
 absl::Status WriteManifestFile(const std::string& path, uint64_t checkpoint,
-                               const Manifest& m) {
+                               const Manifest& m, Durability durability) {
   std::string out(kFileMagic);
   Put<uint64_t>(&out, checkpoint);
   out += m.Encode();
   out += DigestBytes(Sha256Of(out));
-  return WriteFileAtomic(path, out, 0600);
+  return WriteFileAtomic(path, out, 0600, durability);
 }
 
 absl::StatusOr<ManifestFile> ReadManifestFile(const std::string& path) {

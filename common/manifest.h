@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/fd.h"
 #include "common/sha256.h"
 #include "gwmirror/v1/replica.pb.h"
 
@@ -61,7 +62,8 @@ struct ManifestFile {
   Manifest manifest;
 };
 absl::Status WriteManifestFile(const std::string& path, uint64_t checkpoint,
-                               const Manifest& m);
+                               const Manifest& m,
+                               Durability durability = Durability::kSynced);
 absl::StatusOr<ManifestFile> ReadManifestFile(const std::string& path);
 
 }  // namespace gwmirror

@@ -125,7 +125,7 @@ absl::StatusOr<HashIndex> HashIndex::Load(const std::string& path) {
 }
 
 absl::Status HashIndex::Save(const std::string& path) const {
-  return WriteFileAtomic(path, Encode(), 0600);
+  return WriteFileAtomic(path, Encode(), 0600, Durability::kCache);
 }
 
 }  // namespace gwmirror

@@ -29,39 +29,54 @@ constexpr uint64_t kDefaultSegment = 16 << 20;
 // Deltas of consecutive segments of one large file, computed two at a time
 // on worker threads (each with its own loaded copy of the signature, since
 // a librsync delta job updates statistics inside it) and emitted in order.
+// The file's own signature (for the next sync) is built on a third, chained
+// task in segment order, so the reading thread only reads and hashes.
 class SegmentedDelta {
  public:
+  // `own` (may be null) receives every segment in order; its output goes to
+  // `own_sink`, called on a worker thread.
   static absl::StatusOr<std::unique_ptr<SegmentedDelta>> Create(
-      const std::string& sig) {
+      const std::string& sig, SignatureBuilder* own, ByteSink own_sink) {
     auto d = std::unique_ptr<SegmentedDelta>(new SegmentedDelta);
     for (auto& s : d->sigs_) {
       ASSIGN_OR_RETURN(s, LoadSignature(sig));
     }
+    d->own_ = own;
+    d->own_sink_ = std::move(own_sink);
     return d;
   }
   ~SegmentedDelta() {
     for (auto& f : inflight_) f.wait();
+    if (own_chain_.valid()) own_chain_.wait();
   }
   // Starts the delta of the next segment; emits finished ones in order.
-  absl::Status Add(std::string segment, const ByteSink& sink) {
+  absl::Status Add(std::string segment, bool last, const ByteSink& sink) {
     if (inflight_.size() == sigs_.size()) RETURN_IF_ERROR(EmitOldest(sink));
+    auto seg = std::make_shared<const std::string>(std::move(segment));
     rs_signature_t* sig = sigs_[next_++ % sigs_.size()].get();
     inflight_.push_back(std::async(
-        std::launch::async,
-        [sig, seg = std::move(segment)]() -> absl::StatusOr<std::string> {
+        std::launch::async, [sig, seg]() -> absl::StatusOr<std::string> {
           std::string out;
           DeltaBuilder b(sig);
-          RETURN_IF_ERROR(b.Feed(seg, true, [&](absl::string_view s) {
+          RETURN_IF_ERROR(b.Feed(*seg, true, [&](absl::string_view s) {
             out.append(s.data(), s.size());
             return absl::OkStatus();
           }));
           return out;
         }));
+    if (own_ != nullptr) {
+      own_chain_ = std::async(
+          std::launch::async,
+          [this, seg, last, prev = std::move(own_chain_)]() mutable {
+            if (prev.valid()) RETURN_IF_ERROR(prev.get());
+            return own_->Feed(*seg, last, own_sink_);
+          });
+    }
     return absl::OkStatus();
   }
   absl::Status Finish(const ByteSink& sink) {
     while (!inflight_.empty()) RETURN_IF_ERROR(EmitOldest(sink));
-    return absl::OkStatus();
+    return own_chain_.valid() ? own_chain_.get() : absl::OkStatus();
   }
 
  private:
@@ -75,6 +90,9 @@ class SegmentedDelta {
   std::array<RsSignaturePtr, 2> sigs_;
   size_t next_ = 0;
   std::deque<std::future<absl::StatusOr<std::string>>> inflight_;
+  SignatureBuilder* own_ = nullptr;
+  ByteSink own_sink_;
+  std::future<absl::Status> own_chain_;
 };
 
 }  // namespace
@@ -188,7 +206,7 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
     return absl::AbortedError(
         "the replica's manifest changed while it was read; retry");
   }
-  RETURN_IF_ERROR(WriteManifestFile(cache, 0, m));
+  RETURN_IF_ERROR(WriteManifestFile(cache, 0, m, Durability::kCache));
   return m;
 }
 
@@ -227,13 +245,23 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   bool delta = !force_whole && old != nullptr &&
                old->type() == ENTRY_TYPE_FILE && e.size() >= whole_below_ &&
                old->size() >= whole_below_;
+  // Our own signature, for the next sync of this file.
+  std::unique_ptr<SignatureBuilder> own_sig;
+  std::string own_sig_bytes;
+  if (e.size() >= whole_below_) {
+    own_sig = std::make_unique<SignatureBuilder>(e.size(), sigs_.block_len());
+  }
+  auto sig_sink = [&own_sig_bytes](absl::string_view s) {
+    own_sig_bytes.append(s.data(), s.size());
+    return absl::OkStatus();
+  };
   RsSignaturePtr basis_sig;
   std::unique_ptr<DeltaBuilder> delta_builder;
   std::unique_ptr<SegmentedDelta> segmented;
   if (delta) {
     ASSIGN_OR_RETURN(std::string sig, FetchSignature(*old, epoch, report));
     if (e.size() >= 2 * segment_bytes_) {
-      auto s = SegmentedDelta::Create(sig);
+      auto s = SegmentedDelta::Create(sig, own_sig.get(), sig_sink);
       if (s.ok()) segmented = *std::move(s);
     } else {
       auto loaded = LoadSignature(sig);
@@ -258,16 +286,6 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   }
   RETURN_IF_ERROR(stream->Write(m));
   stream->NewFile();
-  // Our own signature, for the next sync of this file.
-  std::unique_ptr<SignatureBuilder> own_sig;
-  std::string own_sig_bytes;
-  if (e.size() >= whole_below_) {
-    own_sig = std::make_unique<SignatureBuilder>(e.size(), sigs_.block_len());
-  }
-  auto sig_sink = [&](absl::string_view s) {
-    own_sig_bytes.append(s.data(), s.size());
-    return absl::OkStatus();
-  };
   auto data_sink = [&](absl::string_view s) { return stream->Data(s); };
   Sha256 hash;
   std::string buf(kMaxChunk, '\0');
@@ -283,18 +301,21 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     bool eof = n == 0;
     hash.Update(piece);
     total += n;
-    if (own_sig) RETURN_IF_ERROR(own_sig->Feed(piece, eof, sig_sink));
     if (segmented) {
+      // The segmented path builds own_sig itself, on a worker.
       segment.append(piece.data(), piece.size());
-      if (segment.size() >= segment_bytes_ || (eof && !segment.empty())) {
-        RETURN_IF_ERROR(segmented->Add(std::move(segment), data_sink));
+      if (segment.size() >= segment_bytes_ || eof) {
+        RETURN_IF_ERROR(segmented->Add(std::move(segment), eof, data_sink));
         segment.clear();
       }
       if (eof) RETURN_IF_ERROR(segmented->Finish(data_sink));
-    } else if (delta_builder) {
-      RETURN_IF_ERROR(delta_builder->Feed(piece, eof, data_sink));
     } else {
-      RETURN_IF_ERROR(stream->Data(piece));
+      if (own_sig) RETURN_IF_ERROR(own_sig->Feed(piece, eof, sig_sink));
+      if (delta_builder) {
+        RETURN_IF_ERROR(delta_builder->Feed(piece, eof, data_sink));
+      } else {
+        RETURN_IF_ERROR(stream->Data(piece));
+      }
     }
     if (eof) break;
   }
@@ -396,7 +417,7 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
       sigs_.Prune(keep);
       RETURN_IF_ERROR(WriteManifestFile(
           config_.state_dir() + "/source/pushed.manifest", checkpoint,
-          manifest));
+          manifest, Durability::kCache));
       return report;
     }
     resend.clear();
