@@ -74,6 +74,8 @@ struct Walker {
   std::vector<Entry>* out;
   ScanResult* result;
   const HashIndex* previous;
+  // One read buffer for the whole walk (not a zeroed 1 MiB per file).
+  std::string buf = std::string(1 << 20, '\0');
 
   void Fill(Entry* e, const struct stat& st) {
     e->set_mode(st.st_mode & 07777);
@@ -108,7 +110,6 @@ struct Walker {
       }
     }
     Sha256 h;
-    std::string buf(1 << 20, '\0');
     uint64_t total = 0;
     for (;;) {
       ssize_t n = read(fd.get(), buf.data(), buf.size());

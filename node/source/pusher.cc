@@ -175,7 +175,8 @@ Pusher::Pusher(const gwmirror::v1::NodeConfig& config,
                        : kDefaultWholeBelow),
       segment_bytes_(config.source().delta_segment_bytes()
                          ? config.source().delta_segment_bytes()
-                         : kDefaultSegment) {}
+                         : kDefaultSegment),
+      read_buf_(kMaxChunk, '\0') {}
 
 absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
                                                  uint64_t epoch,
@@ -288,7 +289,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   stream->NewFile();
   auto data_sink = [&](absl::string_view s) { return stream->Data(s); };
   Sha256 hash;
-  std::string buf(kMaxChunk, '\0');
+  std::string& buf = read_buf_;
   std::string segment;
   uint64_t total = 0;
   for (;;) {

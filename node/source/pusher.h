@@ -70,6 +70,8 @@ class Pusher {
   SignatureCache sigs_;
   uint64_t whole_below_;
   uint64_t segment_bytes_;
+  // Read buffer reused for every file (kMaxChunk bytes).
+  std::string read_buf_;
 };
 
 }  // namespace gwmirror
