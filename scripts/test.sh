@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Cache hits across clones (CI builds a fresh clone in another folder).
+export CCACHE_BASEDIR="$PWD"
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGWMIRROR_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"

@@ -1,0 +1,92 @@
+#include "node/topology_report.h"
+
+#include <dirent.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/fd.h"
+#include "common/path.h"
+
+namespace gwmirror {
+namespace {
+
+std::vector<std::string> SubdirsWithPrefix(const std::string& dir,
+                                           absl::string_view prefix) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_type == DT_DIR && absl::StartsWith(e->d_name, prefix)) {
+      out.emplace_back(e->d_name);
+    }
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<gwmirror::v1::GatewayTopology> ParseTopology(
+    const std::string& json) {
+  gwmirror::v1::GatewayTopology t;
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  auto st = google::protobuf::util::JsonStringToMessage(json, &t, opts);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("topology.json: ", std::string(st.message())));
+  }
+  return t;
+}
+
+gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
+                                                const std::string& site,
+                                                const std::string& slot) {
+  gwmirror::v1::TopologyReport r;
+  r.set_site(site);
+  r.set_slot(slot);
+  r.set_host_name(src.host_name);
+  std::string gw = JoinPath(src.host_root, src.gateway_dir);
+  std::string topo_path = gw + "/groups/topology.json";
+  auto json = ReadFileToString(topo_path);
+  if (!json.ok()) {
+    r.add_problems(absl::StrCat("no readable topology: ", json.status().message()));
+  } else if (auto t = ParseTopology(*json); !t.ok()) {
+    r.add_problems(std::string(t.status().message()));
+  } else {
+    *r.mutable_topology() = *t;
+  }
+  std::string version_path =
+      src.version_file.empty()
+          ? gw + "/system/lib/version.properties"
+          : JoinPath(src.host_root, src.version_file);
+  auto props = ReadFileToString(version_path);
+  if (!props.ok()) {
+    r.add_problems(absl::StrCat("no installed version: ", props.status().message()));
+  } else {
+    for (absl::string_view line : absl::StrSplit(*props, '\n')) {
+      if (absl::ConsumePrefix(&line, "product.version=")) {
+        r.set_installed_version(std::string(absl::StripAsciiWhitespace(line)));
+      }
+    }
+    if (r.installed_version().empty()) {
+      r.add_problems(absl::StrCat(version_path, " has no product.version line"));
+    }
+  }
+  for (const std::string& g : SubdirsWithPrefix(gw + "/groups", "group-")) {
+    for (const std::string& i :
+         SubdirsWithPrefix(absl::StrCat(gw, "/groups/", g), "instance-")) {
+      r.add_instances_on_disk(absl::StrCat(g, "/", i));
+    }
+  }
+  return r;
+}
+
+}  // namespace gwmirror
