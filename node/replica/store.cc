@@ -279,6 +279,7 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
   }
   RETURN_IF_ERROR(WriteManifestFile(dir + "/manifest", checkpoint_, m));
   store_->staged_manifest_ = std::move(m);
+  store_->staged_digest_ = computed;
   return result;
 }
 
@@ -352,7 +353,8 @@ absl::Status ReplicaStore::Recover() {
       ASSIGN_OR_RETURN(ManifestFile next,
                        ReadManifestFile(StagingDir(n) + "/manifest"));
       RETURN_IF_ERROR(Apply(n, next.manifest));
-      RETURN_IF_ERROR(FinishCommit(n, next.manifest));
+      RETURN_IF_ERROR(FinishCommit(n, next.manifest,
+                                   DigestBytes(next.manifest.ComputeDigest())));
     }
     unlink(intent_path.c_str());
   } else if (!absl::IsNotFound(intent.status())) {
@@ -373,6 +375,7 @@ void ReplicaStore::DiscardStaging() {
   staged_objects_.clear();
   resend_whole_.clear();
   staged_manifest_.reset();
+  staged_digest_.clear();
 }
 
 gwmirror::v1::ReplicaState ReplicaStore::State() const {
@@ -545,12 +548,13 @@ absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
   return writer_.SyncAll();
 }
 
-absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next) {
+absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
+                                       std::string digest) {
   RETURN_IF_ERROR(FaultPoint("commit:record"));
   RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next));
   committed_ = n;
   committed_manifest_ = next;
-  committed_digest_ = DigestBytes(next.ComputeDigest());
+  committed_digest_ = digest;
   RETURN_IF_ERROR(FaultPoint("commit:done"));
   if (unlink((Dir() + "/applying").c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, "remove redo intent");
@@ -573,7 +577,7 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint,
     Manifest next = *staged_manifest_;
     RETURN_IF_ERROR(Apply(checkpoint, next));
     applying_ = false;
-    return FinishCommit(checkpoint, next);
+    return FinishCommit(checkpoint, next, staged_digest_);
   }
   if (staging_ != checkpoint || !staged_manifest_) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -581,7 +585,7 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint,
         staged_manifest_ ? absl::StrCat(staging_) : std::string("none"),
         ", committed: ", committed_, ")"));
   }
-  std::string staged_digest = DigestBytes(staged_manifest_->ComputeDigest());
+  const std::string& staged_digest = staged_digest_;
   if (staged_digest != digest) {
     return absl::FailedPreconditionError(absl::StrCat(
         "checkpoint ", checkpoint, ": commit names manifest ",
@@ -605,7 +609,7 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint,
                                      st.message()));
   }
   applying_ = false;
-  return FinishCommit(checkpoint, next);
+  return FinishCommit(checkpoint, next, staged_digest_);
 }
 
 absl::Status ReplicaStore::Abort(uint64_t checkpoint) {

@@ -116,7 +116,8 @@ class ReplicaStore {
   absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Apply(uint64_t n, const Manifest& next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status FinishCommit(uint64_t n, const Manifest& next)
+  absl::Status FinishCommit(uint64_t n, const Manifest& next,
+                            std::string digest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DiscardStaging() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndSession() ABSL_LOCKS_EXCLUDED(mu_);
@@ -139,6 +140,8 @@ class ReplicaStore {
   std::set<std::string> staged_objects_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> resend_whole_ ABSL_GUARDED_BY(mu_);
   std::optional<Manifest> staged_manifest_ ABSL_GUARDED_BY(mu_);
+  // Digest of staged_manifest_, computed once at PushEnd.
+  std::string staged_digest_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gwmirror

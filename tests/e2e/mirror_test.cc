@@ -45,6 +45,23 @@ std::string StrField(const std::string& json, const std::string& name) {
   return std::regex_search(json, m, re) ? m[1].str() : "";
 }
 
+// Runs `call` again (bounded: 100 x 20 ms) while the replica answers
+// ABORTED "... in progress": it is still winding down a refused push, and
+// ABORTED means retry.
+template <typename F>
+absl::Status RetryWhileBusy(F call) {
+  absl::Status st;
+  for (int i = 0; i < 100; ++i) {
+    st = call();
+    if (!absl::IsAborted(st) ||
+        st.message().find("in progress") == std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return st;
+}
+
 class MirrorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -122,16 +139,7 @@ class MirrorTest : public ::testing::Test {
   // Commits as the operator; retries (bounded) while the replica is still
   // winding down a refused push ("in progress" is ABORTED: retry).
   absl::Status Commit(uint64_t checkpoint, const std::string& hex_digest) {
-    absl::Status st;
-    for (int i = 0; i < 100; ++i) {
-      st = CommitOnce(checkpoint, hex_digest);
-      if (!absl::IsAborted(st) ||
-          st.message().find("in progress") == std::string::npos) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return st;
+    return RetryWhileBusy([&] { return CommitOnce(checkpoint, hex_digest); });
   }
 
   absl::Status CommitOnce(uint64_t checkpoint, const std::string& hex_digest) {
@@ -273,16 +281,7 @@ absl::Status RawPushOnce(gwmirror::v1::Replica::Stub* stub,
 // (bounded).
 absl::Status RawPush(gwmirror::v1::Replica::Stub* stub,
                      const std::vector<gwmirror::v1::PushMessage>& msgs) {
-  absl::Status st;
-  for (int i = 0; i < 100; ++i) {
-    st = RawPushOnce(stub, msgs);
-    if (!absl::IsAborted(st) ||
-        st.message().find("another push is in progress") == std::string::npos) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return st;
+  return RetryWhileBusy([&] { return RawPushOnce(stub, msgs); });
 }
 
 gwmirror::v1::PushMessage Begin(uint64_t n, uint64_t base, uint64_t epoch = 0) {
