@@ -50,12 +50,6 @@ absl::Status ValidateNodeConfig(const gwmirror::v1::NodeConfig& c) {
     }
   }
   if (c.has_source()) {
-    if (c.source().replica_address().empty()) {
-      return bad("source.replica_address is required");
-    }
-    if (c.source().replica_identity().empty()) {
-      return bad("source.replica_identity is required");
-    }
     uint32_t b = c.source().block_len();
     if (b != 0 && (b < 256 || b > 65536)) {
       return bad("source.block_len must be within 256..65536");
@@ -65,7 +59,13 @@ absl::Status ValidateNodeConfig(const gwmirror::v1::NodeConfig& c) {
     if (c.replica().source_identity().empty()) {
       return bad("replica.source_identity is required");
     }
-    if (c.replica().listen().empty()) return bad("replica.listen is required");
+  }
+  if (c.has_coordinator() &&
+      (c.coordinator().address().empty() || c.coordinator().identity().empty())) {
+    return bad("coordinator.address and coordinator.identity are required");
+  }
+  if (c.has_coordinator() && c.site().empty()) {
+    return bad("\"site\" is required with a coordinator");
   }
   return absl::OkStatus();
 }

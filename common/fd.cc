@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -160,6 +161,23 @@ absl::Status RemoveAt(int dirfd, const std::string& name) {
 
 absl::Status RemoveTree(const std::string& path) {
   return RemoveAt(AT_FDCWD, path);
+}
+
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return names;
+    return ErrnoStatus(errno, absl::StrCat("opendir ", dir));
+  }
+  while (struct dirent* de = readdir(d)) {
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+      names.emplace_back(de->d_name);
+    }
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace gwmirror

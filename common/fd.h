@@ -4,6 +4,7 @@
 #define GWMIRROR_COMMON_FD_H_
 
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -65,6 +66,9 @@ absl::Status RemoveTree(const std::string& path);
 // Removes the entry `name` in directory `dirfd` whatever it is (recursively
 // for a directory, never following symlinks). Missing is not an error.
 absl::Status RemoveAt(int dirfd, const std::string& name);
+// Names in directory `dir`, sorted, without "." and ".."; a missing
+// directory has none.
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);
 
 }  // namespace gwmirror
 

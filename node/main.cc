@@ -1,5 +1,6 @@
 // gwmirror-node: the per-host daemon and its one-shot tools.
-//   gwmirror-node serve --config F           run the replica server
+//   gwmirror-node serve --config F           run the node: replica and/or
+//                                           source services, membership
 //   gwmirror-node push --config F --checkpoint N [--epoch E] [--commit]
 //                                           scan, stage N at the replica
 //   gwmirror-node scan --config F            print the manifest summary
@@ -22,6 +23,8 @@
 #include "node/replica/service.h"
 #include "node/replica/store.h"
 #include "node/scanner.h"
+#include "node/membership.h"
+#include "node/source/cut_service.h"
 #include "node/source/pusher.h"
 
 namespace gwmirror {
@@ -33,33 +36,66 @@ int Fail(const absl::Status& st) {
 }
 
 absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
-  if (!config.has_replica()) {
-    return absl::InvalidArgumentError(
-        "serve needs a \"replica\" section in the config");
+  if (config.listen().empty()) {
+    return absl::InvalidArgumentError("serve needs \"listen\" in the config");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<ReplicaStore> store,
-                   ReplicaStore::Open(config));
-  std::set<std::string> controllers(config.replica().controller_identities().begin(),
-                                    config.replica().controller_identities().end());
-  ReplicaService service(store.get(), config.replica().source_identity(),
-                         controllers);
-  ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(config.tls()));
+  if (!config.has_replica() && !config.has_source()) {
+    return absl::InvalidArgumentError(
+        "serve needs a \"source\" or \"replica\" section in the config");
+  }
+  if (config.has_source() && !config.has_coordinator()) {
+    return absl::InvalidArgumentError(
+        "a serving source needs a \"coordinator\" section: cuts come from it");
+  }
+  RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
+  ASSIGN_OR_RETURN(std::unique_ptr<EpochFile> epoch,
+                   EpochFile::Open(config.state_dir() + "/epoch", "this node"));
   grpc::ServerBuilder builder;
+  std::unique_ptr<ReplicaStore> store;
+  std::unique_ptr<ReplicaService> replica;
+  if (config.has_replica()) {
+    ASSIGN_OR_RETURN(store, ReplicaStore::Open(config));
+    std::set<std::string> controllers(
+        config.replica().controller_identities().begin(),
+        config.replica().controller_identities().end());
+    if (config.has_coordinator()) {
+      controllers.insert(config.coordinator().identity());
+    }
+    replica = std::make_unique<ReplicaService>(
+        store.get(), config.replica().source_identity(), controllers);
+    builder.RegisterService(replica.get());
+  }
+  std::unique_ptr<CutService> source;
+  if (config.has_source()) {
+    source = std::make_unique<CutService>(config, epoch.get());
+    builder.RegisterService(source.get());
+  }
+  ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(config.tls()));
   int port = 0;
-  builder.AddListeningPort(config.replica().listen(), creds, &port);
-  builder.RegisterService(&service);
+  builder.AddListeningPort(config.listen(), creds, &port);
   builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config.replica().listen()));
+        absl::StrCat("cannot listen on ", config.listen()));
   }
   if (!config.port_file().empty()) {
     RETURN_IF_ERROR(
         WriteFileAtomic(config.port_file(), absl::StrCat(port, "\n"), 0644));
   }
-  Logf(LogLevel::kInfo, "node", "slot=%s replica listening on port %d",
-       config.slot(), port);
+  Logf(LogLevel::kInfo, "node", "slot=%s site=%s listening on port %d (%s%s)",
+       config.slot(), config.site(), port, source ? "source" : "",
+       replica ? (source ? ", replica" : "replica") : "");
+  std::unique_ptr<Membership> membership;
+  if (config.has_coordinator()) {
+    std::string address = config.advertise_address();
+    if (address.empty()) {
+      address = absl::StrCat(
+          config.listen().substr(0, config.listen().rfind(':')), ":", port);
+    }
+    membership = std::make_unique<Membership>(config, address, epoch.get());
+    RETURN_IF_ERROR(membership->Start());
+  }
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -68,36 +104,21 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   sigwait(&set, &sig);
   Logf(LogLevel::kInfo, "node", "slot=%s stopping on signal %d", config.slot(),
        sig);
-  server->Shutdown();
+  membership.reset();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return absl::OkStatus();
 }
 
-// Scans with the persistent index of the state directory and saves the
-// refreshed index.
-absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config) {
-  std::string host_root = config.host_root().empty() ? "/" : config.host_root();
-  std::string dir = config.state_dir() + "/source";
-  RETURN_IF_ERROR(MakeDirs(dir, 0700));
-  auto previous = HashIndex::Load(dir + "/index");
-  if (!previous.ok()) {
-    Logf(LogLevel::kWarning, "source", "slot=%s ignoring the hash index: %s",
-         config.slot(), previous.status().ToString());
-    previous = HashIndex();
-  }
-  ASSIGN_OR_RETURN(ScanResult scan,
-                   ScanMirrorSet(host_root, config.roots(), &*previous));
-  RETURN_IF_ERROR(scan.index.Save(dir + "/index"));
-  return scan;
-}
-
 absl::Status PushOnce(const gwmirror::v1::NodeConfig& config, const Args& args) {
-  if (!config.has_source()) {
+  if (!config.has_source() || config.source().replica_address().empty() ||
+      config.source().replica_identity().empty()) {
     return absl::InvalidArgumentError(
-        "push needs a \"source\" section in the config");
+        "push needs source.replica_address and source.replica_identity in "
+        "the config");
   }
   ASSIGN_OR_RETURN(uint64_t checkpoint, args.RequireUint("checkpoint"));
   ASSIGN_OR_RETURN(uint64_t epoch, args.UintOr("epoch", 0));
-  ASSIGN_OR_RETURN(ScanResult scan, IndexedScan(config));
+  ASSIGN_OR_RETURN(ScanResult scan, StableScan(config, absl::Seconds(30)));
   for (const std::string& w : scan.warnings) {
     Logf(LogLevel::kWarning, "source", "slot=%s %s", config.slot(), w);
   }

@@ -78,6 +78,7 @@ struct Walker {
   std::string buf = std::string(1 << 20, '\0');
 
   void Fill(Entry* e, const struct stat& st) {
+    result->stamps.push_back(StampOf(e->path(), st));
     e->set_mode(st.st_mode & 07777);
     e->set_uid(st.st_uid);
     e->set_gid(st.st_gid);
@@ -219,6 +220,39 @@ std::vector<std::string> RootPaths(
   return out;
 }
 
+StatStamp StampOf(const std::string& path, const struct stat& st) {
+  return StatStamp{path,
+                   static_cast<uint64_t>(st.st_ino),
+                   static_cast<uint64_t>(st.st_size),
+                   static_cast<uint32_t>(st.st_mode),
+                   st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                   st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec};
+}
+
+absl::Status VerifyScanStable(const std::string& host_root,
+                              const std::vector<StatStamp>& stamps,
+                              int64_t scan_start_ns) {
+  // File times come from a coarse clock (one tick is 1 to 10 ms): a write
+  // in the same tick as the previous one leaves mtime and ctime unchanged.
+  // Only objects last changed more than this before the scan began can be
+  // judged by their times.
+  constexpr int64_t kTickMarginNs = 20'000'000;
+  for (const StatStamp& s : stamps) {
+    if (std::max(s.mtime_ns, s.ctime_ns) > scan_start_ns - kTickMarginNs) {
+      return absl::AbortedError(
+          absl::StrCat(s.path, " was changed just before the scan"));
+    }
+    struct stat st;
+    if (lstat(JoinPath(host_root, s.path).c_str(), &st) != 0) {
+      return absl::AbortedError(absl::StrCat(s.path, " vanished during the scan"));
+    }
+    if (!(StampOf(s.path, st) == s)) {
+      return absl::AbortedError(absl::StrCat(s.path, " changed during the scan"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
@@ -232,6 +266,9 @@ absl::StatusOr<ScanResult> ScanMirrorSet(
       if (errno == ENOENT) continue;
       return ErrnoStatus(errno, absl::StrCat("open root ", dir));
     }
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "stat " + dir);
+    result.stamps.push_back(StampOf(root.path(), st));
     MirrorFilter filter(root);
     Walker w{&filter, root.path(), &entries, &result, previous};
     RETURN_IF_ERROR(w.Walk(fd.get(), ""));

@@ -5,6 +5,8 @@
 #ifndef GWMIRROR_NODE_SCANNER_H_
 #define GWMIRROR_NODE_SCANNER_H_
 
+#include <sys/stat.h>
+
 #include <string>
 #include <vector>
 
@@ -35,6 +37,17 @@ class MirrorFilter {
   std::vector<std::string> exclude_;
 };
 
+// What a scan saw of one object (entries and the roots themselves): enough
+// to tell afterwards whether it changed.
+struct StatStamp {
+  std::string path;
+  uint64_t ino = 0, size = 0;
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  bool operator==(const StatStamp&) const = default;
+};
+StatStamp StampOf(const std::string& path, const struct stat& st);
+
 struct ScanResult {
   Manifest manifest;
   // Objects skipped (FIFOs, sockets, devices), one line each.
@@ -44,6 +57,8 @@ struct ScanResult {
   uint64_t index_hits = 0;
   // Stat data and digests of every file seen, to save for the next scan.
   HashIndex index;
+  // Every object's stat data as the scan saw it (a file's before reading).
+  std::vector<StatStamp> stamps;
 };
 
 // Scans every root under `host_root`. A missing root yields no entries (the
@@ -53,6 +68,16 @@ absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
     const HashIndex* previous = nullptr);
+
+// Whether the tree a scan that began at `scan_start_ns` (CLOCK_REALTIME)
+// saw is still there, untouched: OK means every object kept its stat data
+// from before it was read until now, so the manifest equals the tree as it
+// was at one instant (the end of the scan) and not a mix of moments. ABORTED
+// names the first object that moved, or that changed too close to the scan
+// for its times to tell.
+absl::Status VerifyScanStable(const std::string& host_root,
+                              const std::vector<StatStamp>& stamps,
+                              int64_t scan_start_ns);
 
 // The roots' paths, as Manifest::CheckStructure wants them.
 std::vector<std::string> RootPaths(

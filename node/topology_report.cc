@@ -1,6 +1,7 @@
 #include "node/topology_report.h"
 
 #include <dirent.h>
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
@@ -29,6 +30,39 @@ std::vector<std::string> SubdirsWithPrefix(const std::string& dir,
   closedir(d);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// groups/deployments.json: {"serviceDeployments": {"instance-1":
+// [{"archiveID": "<uuid>"}], ...}} -> instance id -> archive id (the last
+// listed when several are).
+absl::Status ReadDeployments(const std::string& path,
+                             gwmirror::v1::TopologyReport* r) {
+  auto json = ReadFileToString(path);
+  if (absl::IsNotFound(json.status())) return absl::OkStatus();
+  if (!json.ok()) return json.status();
+  google::protobuf::Struct doc;
+  auto st = google::protobuf::util::JsonStringToMessage(*json, &doc);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", std::string(st.message())));
+  }
+  auto it = doc.fields().find("serviceDeployments");
+  if (it == doc.fields().end()) return absl::OkStatus();
+  if (!it->second.has_struct_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": serviceDeployments is not an object"));
+  }
+  for (const auto& [instance, list] : it->second.struct_value().fields()) {
+    if (!list.has_list_value()) continue;
+    for (const auto& d : list.list_value().values()) {
+      if (!d.has_struct_value()) continue;
+      auto a = d.struct_value().fields().find("archiveID");
+      if (a != d.struct_value().fields().end() && a->second.has_string_value()) {
+        (*r->mutable_deployments())[instance] = a->second.string_value();
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -79,6 +113,10 @@ gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
     if (r.installed_version().empty()) {
       r.add_problems(absl::StrCat(version_path, " has no product.version line"));
     }
+  }
+  if (absl::Status st = ReadDeployments(gw + "/groups/deployments.json", &r);
+      !st.ok()) {
+    r.add_problems(std::string(st.message()));
   }
   for (const std::string& g : SubdirsWithPrefix(gw + "/groups", "group-")) {
     for (const std::string& i :

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -311,14 +312,9 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
       new ReplicaStore(config, std::move(writer)));
   RETURN_IF_ERROR(MakeDirs(store->Dir(), 0700));
   chmod(config.state_dir().c_str(), 0700);
+  ASSIGN_OR_RETURN(store->epoch_,
+                   EpochFile::Open(store->Dir() + "/epoch", "this replica"));
   absl::MutexLock l(&store->mu_);
-  auto epoch = ReadFileToString(store->Dir() + "/epoch");
-  if (epoch.ok()) {
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*epoch), &store->epoch_)) {
-      return absl::DataLossError(
-          absl::StrCat(store->Dir(), "/epoch: not a number"));
-    }
-  }
   std::string committed_path = store->Dir() + "/committed";
   auto committed = ReadManifestFile(committed_path);
   if (committed.ok()) {
@@ -360,8 +356,39 @@ absl::Status ReplicaStore::Recover() {
   } else if (!absl::IsNotFound(intent.status())) {
     return intent.status();
   }
-  DiscardStaging();
-  return RemoveTree(Dir() + "/staging");
+  // A completely staged checkpoint survives a restart: the coordinator may
+  // have recorded it consistent already and will ask for its commit. Its
+  // manifest file is written only after every object was synced. Anything
+  // else in staging is a push cut short, and goes.
+  ASSIGN_OR_RETURN(std::vector<std::string> staged, ListDir(Dir() + "/staging"));
+  for (const std::string& name : staged) {
+    uint64_t n = 0;
+    if (!absl::SimpleAtoi(name, &n) || n <= committed_ || staging_ != 0) continue;
+    auto mf = ReadManifestFile(StagingDir(n) + "/manifest");
+    if (!mf.ok() || mf->checkpoint != n) continue;
+    ASSIGN_OR_RETURN(std::vector<std::string> objects,
+                     ListDir(StagingDir(n) + "/objects"));
+    for (const std::string& o : objects) {
+      if (o.size() == 64 &&
+          o.find_first_not_of("0123456789abcdef") == std::string::npos) {
+        staged_objects_.insert(absl::HexStringToBytes(o));
+      } else {
+        RETURN_IF_ERROR(RemoveTree(StagingDir(n) + "/objects/" + o));
+      }
+    }
+    staging_ = n;
+    staged_digest_ = DigestBytes(mf->manifest.ComputeDigest());
+    staged_manifest_ = std::move(mf->manifest);
+    Logf(LogLevel::kInfo, "replica", "checkpoint=%d kept staged across restart",
+         n);
+  }
+  if (staging_ == 0) return RemoveTree(Dir() + "/staging");
+  for (const std::string& name : staged) {
+    if (name != absl::StrCat(staging_)) {
+      RETURN_IF_ERROR(RemoveTree(Dir() + "/staging/" + name));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void ReplicaStore::DiscardStaging() {
@@ -383,7 +410,11 @@ gwmirror::v1::ReplicaState ReplicaStore::State() const {
   gwmirror::v1::ReplicaState s;
   s.set_committed_checkpoint(committed_);
   s.set_manifest_digest(committed_digest_);
-  s.set_epoch(epoch_);
+  s.set_epoch(epoch_->Get());
+  if (staged_manifest_) {
+    s.set_staged_checkpoint(staging_);
+    s.set_staged_digest(staged_digest_);
+  }
   return s;
 }
 
@@ -401,18 +432,7 @@ Manifest ReplicaStore::CommittedManifest() const {
 }
 
 absl::Status ReplicaStore::CheckEpoch(uint64_t epoch) {
-  absl::MutexLock l(&mu_);
-  if (epoch < epoch_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("stale epoch ", epoch, ": this replica is at epoch ",
-                     epoch_));
-  }
-  if (epoch > epoch_) {
-    RETURN_IF_ERROR(
-        WriteFileAtomic(Dir() + "/epoch", absl::StrCat(epoch, "\n"), 0600));
-    epoch_ = epoch;
-  }
-  return absl::OkStatus();
+  return epoch_->Check(epoch);
 }
 
 absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(

@@ -8,9 +8,11 @@
 //   applying    redo intent: "checkpoint digest" while a commit runs
 //   staging/<N>/objects/<sha-hex>   verified, content-addressed file versions
 //   staging/<N>/manifest            the staged manifest, once complete
-// Recovery (Open): an `applying` intent is finished before anything else,
-// then every other staging directory is discarded, so after a restart the
-// tree equals exactly one committed checkpoint and no staging file lingers.
+// Recovery (Open): an `applying` intent is finished before anything else;
+// a completely staged checkpoint (its manifest written) is kept, because the
+// coordinator may already have recorded it consistent; every other staging
+// directory is discarded. After a restart the tree equals exactly one
+// committed checkpoint and no partial staging file lingers.
 //
 // Thread-safe: one mutex; one push session at a time.
 #ifndef GWMIRROR_NODE_REPLICA_STORE_H_
@@ -27,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/chunk_codec.h"
 #include "common/delta.h"
+#include "common/epoch.h"
 #include "common/fd.h"
 #include "common/manifest.h"
 #include "common/sha256.h"
@@ -130,7 +133,7 @@ class ReplicaStore {
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
   Manifest committed_manifest_ ABSL_GUARDED_BY(mu_);
   std::string committed_digest_ ABSL_GUARDED_BY(mu_);
-  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  std::unique_ptr<EpochFile> epoch_;  // Set once in Open.
   bool push_active_ ABSL_GUARDED_BY(mu_) = false;
   // A commit failed half way (an I/O error); only retrying it is allowed.
   bool applying_ ABSL_GUARDED_BY(mu_) = false;

@@ -49,8 +49,8 @@ tls = lambda n: {"ca_file": f"{W}/pki/ca/ca.pem", "cert_file": f"{W}/pki/certs/{
                  "key_file": f"{W}/pki/certs/{n}.key"}
 json.dump({"slot": "gw1", "host_root": f"{W}/standby", "state_dir": f"{W}/rstate",
            "tls": tls("replica"), "roots": roots, "port_file": f"{W}/port",
-           "replica": {"source_identity": "source", "controller_identities": ["source", "operator"],
-                       "listen": "127.0.0.1:0"}}, open(f"{W}/replica.json", "w"))
+           "listen": "127.0.0.1:0",
+           "replica": {"source_identity": "source", "controller_identities": ["source", "operator"]}}, open(f"{W}/replica.json", "w"))
 json.dump({"slot": "gw1", "host_root": f"{W}/prod", "state_dir": f"{W}/sstate",
            "tls": tls("source"), "roots": roots,
            "source": {"replica_address": "127.0.0.1:PORT", "replica_identity": "replica"}},

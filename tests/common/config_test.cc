@@ -25,9 +25,9 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"/abs"}]})", "roots[0].path"},
       {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a/../b"}]})", "'..'"},
       {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"},{"path":"a/b"}]})", "lies inside"},
-      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"source":{}})", "replica_address"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"coordinator":{"address":"x:1"}})", "coordinator.identity"},
       {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"source":{"replicaAddress":"x:1","replicaIdentity":"r","blockLen":3}})", "block_len"},
-      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"replica":{"listen":"x:1"}})", "source_identity"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"replica":{}})", "source_identity"},
   };
   for (const Case& c : cases) {
     absl::Status st = Load(c.json);
@@ -41,7 +41,7 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
 
 TEST(ConfigTest, GoodConfigLoads) {
   EXPECT_TRUE(Load(R"({"slot":"gw1","state_dir":"/s","roots":[{"path":"a","include":["x*"]}],
-      "replica":{"sourceIdentity":"s","listen":"127.0.0.1:0"}})").ok());
+      "listen":"127.0.0.1:0","replica":{"sourceIdentity":"s"}})").ok());
 }
 
 }  // namespace

@@ -297,6 +297,42 @@ TEST_F(StoreTest, FullDiskDuringCommitIsFinishedByRetryOrRestart) {
   EXPECT_EQ(testing::Diff(*Manifest::FromEntries(want), Tree()), "");
 }
 
+// The coordinator may record a checkpoint consistent and then the replica
+// restarts before the Commit arrives: the completely staged checkpoint must
+// still be there to commit.
+TEST_F(StoreTest, CompleteStagingSurvivesRestartAndCommits) {
+  ASSERT_TRUE(Push(1, {F("a", "1"), F("b", std::string(100000, 'b'))}).ok());
+  EXPECT_EQ(store_->State().staged_checkpoint(), 1u);
+  EXPECT_EQ(store_->State().staged_digest(), digest_);
+  Reopen();
+  EXPECT_EQ(store_->State().committed_checkpoint(), 0u);
+  EXPECT_EQ(store_->State().staged_checkpoint(), 1u);
+  EXPECT_EQ(store_->State().staged_digest(), digest_);
+  ASSERT_TRUE(store_->Commit(1, digest_).ok());
+  EXPECT_EQ(Tree().size(), 2u);
+  EXPECT_EQ(store_->State().staged_checkpoint(), 0u);
+}
+
+// A push cut short (no manifest yet) is discarded at restart, leftovers and
+// all.
+TEST_F(StoreTest, PartialStagingIsDiscardedAtRestart) {
+  {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(1);
+    auto session = store_->BeginPush(b);
+    ASSERT_TRUE(session.ok());
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = F("a", "xyz").entry;
+    h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+    ASSERT_TRUE((*session)->BeginFile(h).ok());
+    ASSERT_TRUE((*session)->FileData("xyz").ok());
+    ASSERT_TRUE((*session)->EndFile().ok());
+  }
+  Reopen();
+  EXPECT_EQ(store_->State().staged_checkpoint(), 0u);
+  EXPECT_NE(access((dir_ / "state/replica/staging").c_str(), F_OK), 0);
+}
+
 TEST_F(StoreTest, AbortDiscardsStaging) {
   ASSERT_TRUE(Push(1, {F("a", "1")}).ok());
   ASSERT_TRUE(store_->Abort(1).ok());

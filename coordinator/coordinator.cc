@@ -1,0 +1,741 @@
+#include "coordinator/coordinator.h"
+
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/fault.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
+#include "gwmirror/v1/replica.grpc.pb.h"
+
+namespace gwmirror {
+namespace {
+
+using gwmirror::v1::CheckpointInfo;
+using gwmirror::v1::TopologyReport;
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+std::string Short(const std::string& digest) {
+  return absl::BytesToHexString(digest).substr(0, 16) + "...";
+}
+
+// Runs fn(i) for i in [0, n) on one thread each and waits for all.
+template <typename Fn>
+void ParallelFor(size_t n, Fn fn) {
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < n; ++i) threads.emplace_back([&fn, i] { fn(i); });
+  for (auto& t : threads) t.join();
+}
+
+template <typename T>
+T Or(T v, T def) {
+  return v ? v : def;
+}
+
+}  // namespace
+
+absl::Status ValidateCoordinatorConfig(const gwmirror::v1::CoordinatorConfig& c) {
+  auto bad = [](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("coordinator config: ", why));
+  };
+  if (c.state_dir().empty()) return bad("\"state_dir\" is required");
+  if (c.listen().empty()) return bad("\"listen\" is required");
+  if (c.sites_size() != 2 || c.sites(0) == c.sites(1) || c.sites(0).empty() ||
+      c.sites(1).empty()) {
+    return bad("\"sites\" must name two different sites");
+  }
+  if (c.initial_active_site() != c.sites(0) &&
+      c.initial_active_site() != c.sites(1)) {
+    return bad("\"initial_active_site\" must be one of \"sites\"");
+  }
+  if (!c.parity_policy().empty() && c.parity_policy() != "strict" &&
+      c.parity_policy() != "warn") {
+    return bad(absl::StrCat("parity_policy \"", c.parity_policy(),
+                            "\" is neither \"strict\" nor \"warn\""));
+  }
+  std::set<std::string> ids;
+  std::set<std::pair<std::string, std::string>> seats;
+  for (const auto& m : c.members()) {
+    if (m.identity().empty() || m.slot().empty()) {
+      return bad("every member needs an identity and a slot");
+    }
+    if (m.site() != c.sites(0) && m.site() != c.sites(1)) {
+      return bad(absl::StrCat("member \"", m.identity(), "\" is on unknown site \"",
+                              m.site(), "\""));
+    }
+    if (!ids.insert(m.identity()).second) {
+      return bad(absl::StrCat("member \"", m.identity(), "\" is listed twice"));
+    }
+    if (!seats.insert({m.site(), m.slot()}).second) {
+      return bad(absl::StrCat("slot \"", m.slot(), "\" has two members on site \"",
+                              m.site(), "\""));
+    }
+  }
+  if (c.members().empty()) return bad("\"members\" lists no node");
+  return absl::OkStatus();
+}
+
+// Clients of the nodes, one channel per (address, identity).
+class Coordinator::Peers {
+ public:
+  explicit Peers(gwmirror::v1::TlsConfig tls) : tls_(std::move(tls)) {}
+
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const Node& n) {
+    absl::MutexLock l(&mu_);
+    auto key = std::make_pair(n.address, n.member.identity());
+    auto it = channels_.find(key);
+    if (it != channels_.end()) return it->second;
+    ASSIGN_OR_RETURN(auto ch, DialMutualTls(tls_, n.address, n.member.identity()));
+    channels_[key] = ch;
+    return ch;
+  }
+
+  absl::StatusOr<gwmirror::v1::CutResult> Cut(const Node& n, uint64_t epoch,
+                                              uint64_t id, const Node& replica,
+                                              absl::Time deadline) {
+    ASSIGN_OR_RETURN(auto ch, Channel(n));
+    gwmirror::v1::CutRequest req;
+    req.mutable_envelope()->set_epoch(epoch);
+    req.set_checkpoint(id);
+    req.set_replica_address(replica.address);
+    req.set_replica_identity(replica.member.identity());
+    gwmirror::v1::CutResult resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    RETURN_IF_ERROR(
+        FromGrpc(gwmirror::v1::Source::NewStub(ch)->Cut(&ctx, req, &resp)));
+    return resp;
+  }
+
+  absl::StatusOr<gwmirror::v1::ReplicaState> State(const Node& n, uint64_t epoch,
+                                                   absl::Duration timeout) {
+    ASSIGN_OR_RETURN(auto ch, Channel(n));
+    gwmirror::v1::GetStateRequest req;
+    req.mutable_envelope()->set_epoch(epoch);
+    gwmirror::v1::ReplicaState resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    RETURN_IF_ERROR(
+        FromGrpc(gwmirror::v1::Replica::NewStub(ch)->GetState(&ctx, req, &resp)));
+    return resp;
+  }
+
+  absl::Status Commit(const Node& n, uint64_t epoch, uint64_t id,
+                      const std::string& digest) {
+    ASSIGN_OR_RETURN(auto ch, Channel(n));
+    gwmirror::v1::CommitRequest req;
+    req.mutable_envelope()->set_epoch(epoch);
+    req.set_checkpoint(id);
+    req.set_manifest_digest(digest);
+    gwmirror::v1::CommitResult resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    return FromGrpc(gwmirror::v1::Replica::NewStub(ch)->Commit(&ctx, req, &resp));
+  }
+
+  absl::Status Abort(const Node& n, uint64_t epoch, uint64_t id) {
+    ASSIGN_OR_RETURN(auto ch, Channel(n));
+    gwmirror::v1::AbortRequest req;
+    req.mutable_envelope()->set_epoch(epoch);
+    req.set_checkpoint(id);
+    gwmirror::v1::AbortResult resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return FromGrpc(gwmirror::v1::Replica::NewStub(ch)->Abort(&ctx, req, &resp));
+  }
+
+ private:
+  const gwmirror::v1::TlsConfig tls_;
+  absl::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<grpc::Channel>>
+      channels_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
+    gwmirror::v1::CoordinatorConfig config) {
+  RETURN_IF_ERROR(ValidateCoordinatorConfig(config));
+  RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
+  ASSIGN_OR_RETURN(auto store, StateStore::Open(config.state_dir() + "/state.db",
+                                                config.initial_active_site()));
+  std::unique_ptr<Coordinator> c(new Coordinator(std::move(config), std::move(store)));
+  {
+    absl::MutexLock l(&c->mu_);
+    for (const auto& m : c->config_.members()) c->nodes_[m.identity()].member = m;
+  }
+  return c;
+}
+
+Coordinator::Coordinator(gwmirror::v1::CoordinatorConfig config,
+                         std::unique_ptr<StateStore> store)
+    : config_(std::move(config)),
+      store_(std::move(store)),
+      peers_(std::make_unique<Peers>(config_.tls())) {}
+
+Coordinator::~Coordinator() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  if (background_.joinable()) background_.join();
+}
+
+std::string Coordinator::Role(const std::string& site) const {
+  return site == store_->ActiveSite() ? "source" : "replica";
+}
+
+bool Coordinator::Healthy(const Node& n) const {
+  return n.registered &&
+         absl::Now() - n.last_heartbeat <
+             absl::Milliseconds(Or(config_.heartbeat_timeout_ms(), 5000u));
+}
+
+absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
+    const std::string& identity, const gwmirror::v1::RegisterRequest& req) {
+  uint64_t epoch = store_->Epoch();
+  absl::MutexLock l(&mu_);
+  auto it = nodes_.find(identity);
+  if (it == nodes_.end() || it->second.member.site() != req.site() ||
+      it->second.member.slot() != req.slot()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "unknown node \"", identity, "\" (site \"", req.site(), "\", slot \"",
+        req.slot(), "\"): not a member of this cluster"));
+  }
+  if (req.envelope().epoch() > epoch) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node \"", identity, "\" has seen epoch ", req.envelope().epoch(),
+        " but the coordinator is at epoch ", epoch,
+        ": refusing a coordinator state older than the cluster"));
+  }
+  if (req.address().empty()) {
+    return absl::InvalidArgumentError("register needs the node's address");
+  }
+  Node& n = it->second;
+  n.address = req.address();
+  n.registered = true;
+  n.last_heartbeat = absl::Now();
+  n.report = req.topology();
+  Logf(LogLevel::kInfo, "coordinator", "node %s (%s %s) registered at %s",
+       identity, req.site(), req.slot(), req.address());
+  gwmirror::v1::RegisterResponse resp;
+  resp.set_epoch(epoch);
+  resp.set_role(Role(req.site()));
+  resp.set_heartbeat_ms(1000);
+  return resp;
+}
+
+absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
+    const std::string& identity, const gwmirror::v1::HeartbeatRequest& req) {
+  uint64_t epoch = store_->Epoch();
+  absl::MutexLock l(&mu_);
+  auto it = nodes_.find(identity);
+  if (it == nodes_.end()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "unknown node \"", identity, "\": not a member of this cluster"));
+  }
+  if (!it->second.registered) {
+    return absl::NotFoundError(
+        absl::StrCat("node \"", identity, "\" is not registered; register first"));
+  }
+  if (req.envelope().epoch() != epoch) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        req.envelope().epoch() < epoch ? "stale epoch " : "unknown epoch ",
+        req.envelope().epoch(), ": the coordinator is at epoch ", epoch));
+  }
+  it->second.last_heartbeat = absl::Now();
+  it->second.report = req.topology();
+  gwmirror::v1::HeartbeatResponse resp;
+  resp.set_epoch(epoch);
+  resp.set_role(Role(it->second.member.site()));
+  return resp;
+}
+
+absl::StatusOr<std::vector<Coordinator::SlotPeers>> Coordinator::HealthySlots() {
+  std::string active = store_->ActiveSite();
+  absl::MutexLock l(&mu_);
+  std::map<std::string, SlotPeers> slots;
+  std::vector<std::string> problems;
+  for (const auto& [id, n] : nodes_) {
+    SlotPeers& s = slots[n.member.slot()];
+    s.slot = n.member.slot();
+    (n.member.site() == active ? s.source : s.replica) = n;
+  }
+  std::vector<SlotPeers> out;
+  for (auto& [name, s] : slots) {
+    for (const Node* n : {&s.source, &s.replica}) {
+      bool is_source = n == &s.source;
+      if (n->member.identity().empty()) {
+        problems.push_back(absl::StrCat("slot ", name, " has no ",
+                                        is_source ? "source" : "replica",
+                                        " member"));
+      } else if (!Healthy(*n)) {
+        problems.push_back(absl::StrCat(
+            name, ": ", is_source ? "source" : "replica", " ",
+            n->member.identity(),
+            n->registered ? absl::StrCat(" lost (last heartbeat ",
+                                         absl::FormatDuration(absl::Trunc(
+                                             absl::Now() - n->last_heartbeat,
+                                             absl::Milliseconds(100))),
+                                         " ago)")
+                          : " never registered"));
+      }
+    }
+    out.push_back(s);
+  }
+  if (!problems.empty()) {
+    return absl::UnavailableError(absl::StrJoin(problems, "; "));
+  }
+  return out;
+}
+
+ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
+  std::string active = store_->ActiveSite();
+  std::vector<TopologyReport> reports;
+  bool applied = false;
+  if (auto list = store_->List(1, true); list.ok() && !list->empty()) {
+    applied = true;
+  }
+  absl::MutexLock l(&mu_);
+  for (const auto& [id, n] : nodes_) {
+    if (!n.registered) continue;
+    if (n.member.site() == active && fresh != nullptr) continue;
+    TopologyReport r = n.report;
+    r.set_slot(n.member.slot());
+    r.set_site(n.member.site() == active ? "production" : "standby");
+    reports.push_back(std::move(r));
+  }
+  if (fresh != nullptr) {
+    for (TopologyReport r : *fresh) {
+      r.set_site("production");
+      reports.push_back(std::move(r));
+    }
+  }
+  return ComputeParity(reports, applied);
+}
+
+void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
+                        const std::string& reason) {
+  Logf(LogLevel::kWarning, "coordinator", "checkpoint=%d aborted: %s", id, reason);
+  absl::Status st = store_->RecordAborted(id, reason);
+  if (!st.ok()) {
+    Logf(LogLevel::kError, "coordinator", "checkpoint=%d: %s", id, st.ToString());
+  }
+  uint64_t epoch = store_->Epoch();
+  ParallelFor(slots.size(), [&](size_t i) {
+    // Best effort: a replica that misses this discards the staging at its
+    // next push (a newer checkpoint) anyway.
+    (void)peers_->Abort(slots[i].replica, epoch, id);
+  });
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
+  *incoherent = false;
+  uint64_t epoch = store_->Epoch();
+  absl::Time deadline =
+      absl::Now() + absl::Milliseconds(Or(config_.checkpoint_timeout_ms(), 600000u));
+  auto healthy = HealthySlots();
+  ASSIGN_OR_RETURN(uint64_t id, store_->BeginCut(epoch, NowMs()));
+  RETURN_IF_ERROR(FaultPoint("coordinator:cut"));
+  if (!healthy.ok()) {
+    std::string reason = std::string(healthy.status().message());
+    Abort(id, {}, reason);
+    return absl::UnavailableError(
+        absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  const std::vector<SlotPeers>& slots = *healthy;
+  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d cut on %d slots", id,
+       slots.size());
+
+  // 2. Sources stage N at their replicas.
+  std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts(
+      slots.size(), absl::UnknownError("not run"));
+  ParallelFor(slots.size(), [&](size_t i) {
+    cuts[i] = peers_->Cut(slots[i].source, epoch, id, slots[i].replica, deadline);
+  });
+  std::vector<std::string> failures;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (!cuts[i].ok()) {
+      failures.push_back(absl::StrCat(slots[i].slot, ": ", cuts[i].status().message()));
+    }
+  }
+  if (failures.empty()) {
+    absl::Status st = FaultPoint("coordinator:staged");
+    if (!st.ok()) return st;
+  }
+  // 3. Every replica holds staged(N, the digest its source froze).
+  std::map<std::string, std::string> digests;
+  if (failures.empty()) {
+    std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
+        slots.size(), absl::UnknownError("not run"));
+    ParallelFor(slots.size(), [&](size_t i) {
+      states[i] = peers_->State(slots[i].replica, epoch, absl::Seconds(10));
+    });
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const std::string& want = cuts[i]->manifest_digest();
+      if (!states[i].ok()) {
+        failures.push_back(absl::StrCat(slots[i].slot, ": replica ",
+                                        states[i].status().message()));
+      } else if (states[i]->staged_checkpoint() != id ||
+                 states[i]->staged_digest() != want) {
+        failures.push_back(absl::StrCat(
+            slots[i].slot, ": replica holds staged checkpoint ",
+            states[i]->staged_checkpoint(), " (",
+            Short(states[i]->staged_digest()), ") but its source froze ", id,
+            " (", Short(want), ")"));
+      } else {
+        digests[slots[i].slot] = want;
+      }
+    }
+  }
+  if (!failures.empty()) {
+    std::string reason = absl::StrJoin(failures, "; ");
+    Abort(id, slots, reason);
+    return absl::AbortedError(absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  // 4. Group coherence: every gateway instance of a group runs one archive.
+  std::vector<TopologyReport> fresh;
+  std::map<std::string, std::string> group_of;  // Service id -> group.
+  for (const auto& c : cuts) fresh.push_back(c->topology());
+  for (const auto& r : fresh) {
+    for (const auto& g : r.topology().groups()) {
+      for (const auto& s : g.services()) {
+        if (s.type() == "gateway") group_of[s.id()] = g.name().empty() ? g.id() : g.name();
+      }
+    }
+  }
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> archives;
+  for (const auto& r : fresh) {
+    for (const auto& [instance, archive] : r.deployments()) {
+      auto g = group_of.find(instance);
+      if (g != group_of.end()) archives[g->second][archive].push_back(instance);
+    }
+  }
+  std::vector<std::string> split;
+  for (const auto& [group, by_archive] : archives) {
+    if (by_archive.size() < 2) continue;
+    std::vector<std::string> parts;
+    for (const auto& [archive, instances] : by_archive) {
+      parts.push_back(absl::StrCat(absl::StrJoin(instances, ", "), " on ", archive));
+    }
+    split.push_back(absl::StrCat("group \"", group, "\" runs different deployment "
+                                 "archives (", absl::StrJoin(parts, "; "), ")"));
+  }
+  if (!split.empty()) {
+    *incoherent = true;
+    std::string reason = absl::StrCat("deployment in progress: ",
+                                      absl::StrJoin(split, "; "));
+    Abort(id, slots, reason);
+    return absl::AbortedError(absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  // Topology parity, with the sources' reports of this very cut.
+  ParityVerdict verdict = Parity(&fresh);
+  if (!verdict.parity && config_.parity_policy() != "warn") {
+    std::string reason = absl::StrCat("topology parity fails (strict policy): ",
+                                      absl::StrJoin(verdict.differences, "; "));
+    Abort(id, slots, reason);
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  // 5. The commit point.
+  RETURN_IF_ERROR(store_->RecordConsistent(id, digests, NowMs()));
+  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d consistent", id);
+  RETURN_IF_ERROR(FaultPoint("coordinator:consistent"));
+  // 6. Apply.
+  RETURN_IF_ERROR(ApplyConsistent(id, digests));
+  return store_->Get(id);
+}
+
+absl::Status Coordinator::ApplyConsistent(
+    uint64_t id, const std::map<std::string, std::string>& digests) {
+  ASSIGN_OR_RETURN(std::vector<std::string> pending, store_->UnappliedSlots(id));
+  std::string active = store_->ActiveSite();
+  std::vector<Node> replicas;
+  {
+    absl::MutexLock l(&mu_);
+    for (const std::string& slot : pending) {
+      for (const auto& [ident, n] : nodes_) {
+        if (n.member.slot() == slot && n.member.site() != active) replicas.push_back(n);
+      }
+    }
+  }
+  uint64_t epoch = store_->Epoch();
+  std::vector<absl::Status> results(replicas.size());
+  ParallelFor(replicas.size(), [&](size_t i) {
+    const std::string& slot = replicas[i].member.slot();
+    auto d = digests.find(slot);
+    if (replicas[i].address.empty()) {
+      results[i] = absl::UnavailableError("replica not registered");
+      return;
+    }
+    results[i] = peers_->Commit(replicas[i], epoch, id, d->second);
+    if (results[i].ok()) results[i] = store_->RecordApplied(id, slot, NowMs());
+    if (results[i].ok()) results[i] = FaultPoint("coordinator:applied-slot");
+  });
+  std::vector<std::string> failures;
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    if (!results[i].ok()) {
+      failures.push_back(absl::StrCat(replicas[i].member.slot(), ": ",
+                                      results[i].message()));
+    }
+  }
+  if (replicas.size() != pending.size()) {
+    failures.push_back("a slot has no replica member");
+  }
+  if (!failures.empty()) {
+    return absl::UnavailableError(absl::StrCat(
+        "checkpoint ", id, " is consistent but not applied everywhere yet (",
+        absl::StrJoin(failures, "; "), "); its commit is retried before the "
+        "next cut"));
+  }
+  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d applied on every replica", id);
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::ResumeLocked() {
+  ASSIGN_OR_RETURN(std::vector<CheckpointInfo> open, store_->Unfinished());
+  for (const CheckpointInfo& c : open) {
+    if (c.state() == "cut") {
+      // Not yet consistent: it never will be. Replicas drop its staging.
+      std::vector<SlotPeers> slots;
+      {
+        absl::MutexLock l(&mu_);
+        std::string active = store_->ActiveSite();
+        for (const auto& [id, n] : nodes_) {
+          if (n.member.site() != active && !n.address.empty()) {
+            slots.push_back(SlotPeers{n.member.slot(), Node(), n});
+          }
+        }
+      }
+      Abort(c.id(), slots, "interrupted before it was consistent (coordinator restart)");
+      continue;
+    }
+    std::map<std::string, std::string> digests;
+    for (const auto& [slot, hex] : c.digests()) {
+      digests[slot] = absl::HexStringToBytes(hex);
+    }
+    RETURN_IF_ERROR(ApplyConsistent(c.id(), digests));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::Resume() {
+  absl::MutexLock l(&checkpoint_mu_);
+  return ResumeLocked();
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint() {
+  absl::MutexLock l(&checkpoint_mu_);
+  RETURN_IF_ERROR(ResumeLocked());
+  absl::Time give_up =
+      absl::Now() + absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u));
+  for (;;) {
+    bool incoherent = false;
+    auto r = Attempt(&incoherent);
+    if (r.ok() || !incoherent || absl::Now() >= give_up) {
+      if (!r.ok() && incoherent) {
+        return absl::AbortedError(absl::StrCat(
+            r.status().message(), "; still so after ",
+            absl::FormatDuration(absl::Milliseconds(
+                Or(config_.coherence_wait_ms(), 60000u))),
+            ": finish or roll back the deployment"));
+      }
+      return r;
+    }
+    absl::SleepFor(absl::Milliseconds(Or(config_.coherence_retry_ms(), 1000u)));
+  }
+}
+
+void Coordinator::RequestCheckpoint() {
+  absl::MutexLock l(&mu_);
+  checkpoint_requested_ = true;
+}
+
+void Coordinator::StartBackground() {
+  background_ = std::thread([this] { Background(); });
+}
+
+void Coordinator::Background() {
+  absl::Duration interval = config_.checkpoint_interval_ms()
+                                ? absl::Milliseconds(config_.checkpoint_interval_ms())
+                                : absl::InfiniteDuration();
+  absl::Time next = absl::Now() + interval;
+  absl::Time next_resume = absl::Now();
+  for (;;) {
+    bool run = false;
+    bool resume = false;
+    {
+      absl::MutexLock l(&mu_);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || checkpoint_requested_;
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&wake),
+                            std::min({next, next_resume,
+                                      absl::Now() + absl::Seconds(1)}));
+      if (stopping_) return;
+      run = checkpoint_requested_ || absl::Now() >= next;
+      resume = absl::Now() >= next_resume;
+      checkpoint_requested_ = false;
+    }
+    if (run) {
+      next = absl::Now() + interval;
+      auto r = RunCheckpoint();
+      if (!r.ok()) {
+        Logf(LogLevel::kWarning, "coordinator", "checkpoint failed: %s",
+             r.status().ToString());
+      }
+    } else if (resume) {
+      // Finish what a lost replica or a restart left (a consistent
+      // checkpoint not applied everywhere) without waiting for a new cut.
+      next_resume = absl::Now() + absl::Seconds(2);
+      absl::Status st = Resume();
+      if (!st.ok()) {
+        Logf(LogLevel::kWarning, "coordinator", "resume: %s", st.ToString());
+      }
+    }
+  }
+}
+
+absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::List(size_t limit) {
+  ASSIGN_OR_RETURN(auto v, store_->List(limit ? limit : 100, true));
+  gwmirror::v1::CheckpointList out;
+  for (auto& c : v) *out.add_checkpoints() = std::move(c);
+  return out;
+}
+
+gwmirror::v1::ClusterStatus Coordinator::Status() {
+  gwmirror::v1::ClusterStatus s;
+  s.set_epoch(store_->Epoch());
+  s.set_active_site(store_->ActiveSite());
+  for (const auto& site : config_.sites()) s.add_sites(site);
+  s.set_parity_policy(config_.parity_policy().empty() ? "strict"
+                                                      : config_.parity_policy());
+  ParityVerdict verdict = Parity(nullptr);
+  s.set_parity(verdict.parity);
+  for (const auto& d : verdict.differences) s.add_differences(d);
+  if (auto last = store_->List(1, true); last.ok() && !last->empty()) {
+    *s.mutable_last_consistent() = last->front();
+    s.set_rpo_ms(NowMs() - last->front().cut_unix_ms());
+  } else {
+    s.set_rpo_ms(-1);
+  }
+  if (auto last = store_->List(1, false); last.ok() && !last->empty()) {
+    *s.mutable_last_attempt() = last->front();
+  }
+  std::vector<Node> nodes;
+  std::map<std::string, bool> healthy;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [id, n] : nodes_) {
+      nodes.push_back(n);
+      healthy[id] = Healthy(n);
+    }
+  }
+  std::map<std::string, gwmirror::v1::SlotStatus> slots;
+  std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
+      nodes.size(), absl::UnknownError(""));
+  ParallelFor(nodes.size(), [&](size_t i) {
+    if (nodes[i].member.site() != s.active_site() && healthy[nodes[i].member.identity()]) {
+      states[i] = peers_->State(nodes[i], s.epoch(), absl::Seconds(2));
+    }
+  });
+  bool all_healthy = true;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& n = nodes[i];
+    gwmirror::v1::SlotStatus& slot = slots[n.member.slot()];
+    slot.set_name(n.member.slot());
+    bool is_source = n.member.site() == s.active_site();
+    gwmirror::v1::NodeStatus* ns = is_source ? slot.mutable_source() : slot.mutable_replica();
+    ns->set_identity(n.member.identity());
+    ns->set_site(n.member.site());
+    ns->set_address(n.address);
+    ns->set_healthy(healthy[n.member.identity()]);
+    all_healthy = all_healthy && ns->healthy();
+    ns->set_heartbeat_age_ms(n.registered
+                                 ? absl::ToInt64Milliseconds(absl::Now() - n.last_heartbeat)
+                                 : -1);
+    ns->set_installed_version(n.report.installed_version());
+    if (!is_source && states[i].ok()) {
+      ns->set_applied_checkpoint(states[i]->committed_checkpoint());
+    }
+  }
+  for (auto& [name, slot] : slots) {
+    auto it = verdict.by_slot.find(name);
+    if (it != verdict.by_slot.end()) {
+      for (const auto& d : it->second) slot.add_differences(d);
+    }
+    *s.add_slots() = slot;
+  }
+  if (!verdict.parity && s.parity_policy() == "strict") {
+    s.set_state("BLOCKED");
+  } else if (!verdict.parity || !all_healthy) {
+    s.set_state("DEGRADED");
+  } else {
+    s.set_state("OK");
+  }
+  return s;
+}
+
+// ------------------------------------------------------------------ gRPC
+
+grpc::Status CoordinatorService::Register(grpc::ServerContext* ctx,
+                                          const gwmirror::v1::RegisterRequest* req,
+                                          gwmirror::v1::RegisterResponse* resp) {
+  auto r = c_->Register(PeerIdentity(*ctx), *req);
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+grpc::Status CoordinatorService::Heartbeat(
+    grpc::ServerContext* ctx, const gwmirror::v1::HeartbeatRequest* req,
+    gwmirror::v1::HeartbeatResponse* resp) {
+  auto r = c_->Heartbeat(PeerIdentity(*ctx), *req);
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+absl::Status ControlService::Authorize(const grpc::ServerContext& ctx) const {
+  std::string peer = PeerIdentity(ctx);
+  for (const auto& op : c_->config().operator_identities()) {
+    if (!peer.empty() && peer == op) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("certificate \"", peer, "\" is not an operator of this cluster"));
+}
+
+grpc::Status ControlService::Status(grpc::ServerContext* ctx,
+                                    const gwmirror::v1::StatusRequest* req,
+                                    gwmirror::v1::ClusterStatus* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  *resp = c_->Status();
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::CreateCheckpoint(
+    grpc::ServerContext* ctx, const gwmirror::v1::CreateCheckpointRequest* req,
+    gwmirror::v1::CheckpointInfo* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  if (!req->wait()) {
+    c_->RequestCheckpoint();
+    resp->set_state("requested");
+    return grpc::Status::OK;
+  }
+  auto r = c_->RunCheckpoint();
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+grpc::Status ControlService::ListCheckpoints(
+    grpc::ServerContext* ctx, const gwmirror::v1::ListCheckpointsRequest* req,
+    gwmirror::v1::CheckpointList* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  auto r = c_->List(req->limit());
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+}  // namespace gwmirror

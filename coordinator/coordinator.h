@@ -1,0 +1,157 @@
+// The coordinator: cluster membership, the checkpoint protocol across every
+// slot, topology parity and group coherence, and the operator's view.
+//
+// Checkpoint N (DESIGN.md, "Control plane"), one at a time:
+//   1. record "cut N" durably (StateStore::BeginCut);
+//   2. Source.Cut(N) on every slot's source, in parallel: each freezes a
+//      stable manifest and stages it at its replica;
+//   3. Replica.GetState on every replica: staged(N, digest) must equal the
+//      digest its source froze;
+//   4. group coherence (every instance of a group runs one deployment
+//      archive) and topology parity (strict policy) must hold;
+//   5. record "N consistent" with the per-slot digests: the commit point;
+//   6. Replica.Commit(N) everywhere, recording each slot's "applied".
+// A failure before 5 aborts N (durably, then Replica.Abort best effort);
+// after 5, N stays consistent and its commit is retried until every replica
+// has applied it, before any new cut. At start, unfinished checkpoints are
+// settled the same way, so a coordinator killed at any step resumes with no
+// lost and no doubled commit.
+//
+// Thread-safe.
+#ifndef GWMIRROR_COORDINATOR_COORDINATOR_H_
+#define GWMIRROR_COORDINATOR_COORDINATOR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "coordinator/parity.h"
+#include "coordinator/state_store.h"
+#include "gwmirror/v1/config.pb.h"
+#include "gwmirror/v1/coordinator.grpc.pb.h"
+
+namespace gwmirror {
+
+// Checks a coordinator config; INVALID_ARGUMENT naming the field.
+absl::Status ValidateCoordinatorConfig(const gwmirror::v1::CoordinatorConfig& c);
+
+class Coordinator {
+ public:
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Open(
+      gwmirror::v1::CoordinatorConfig config);
+  ~Coordinator();
+
+  // Node-facing (Coordinator service); `identity` is the verified
+  // certificate name.
+  absl::StatusOr<gwmirror::v1::RegisterResponse> Register(
+      const std::string& identity, const gwmirror::v1::RegisterRequest& req);
+  absl::StatusOr<gwmirror::v1::HeartbeatResponse> Heartbeat(
+      const std::string& identity, const gwmirror::v1::HeartbeatRequest& req);
+
+  // Operator-facing (Control service).
+  gwmirror::v1::ClusterStatus Status();
+  absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpoint();
+  void RequestCheckpoint();
+  absl::StatusOr<gwmirror::v1::CheckpointList> List(size_t limit);
+
+  // Settles checkpoints left unfinished by a previous run or a lost
+  // replica: aborts open cuts, commits consistent ones where not applied.
+  absl::Status Resume();
+
+  // Background work: periodic checkpoints and requested ones.
+  void StartBackground();
+
+  const gwmirror::v1::CoordinatorConfig& config() const { return config_; }
+
+ private:
+  struct Node {
+    gwmirror::v1::ClusterMember member;
+    std::string address;
+    bool registered = false;
+    absl::Time last_heartbeat = absl::InfinitePast();
+    gwmirror::v1::TopologyReport report;
+  };
+  // Both ends of one slot, as the sites' roles assign them.
+  struct SlotPeers {
+    std::string slot;
+    Node source, replica;
+  };
+  class Peers;
+
+  explicit Coordinator(gwmirror::v1::CoordinatorConfig config,
+                       std::unique_ptr<StateStore> store);
+  absl::StatusOr<std::vector<SlotPeers>> HealthySlots()
+      ABSL_LOCKS_EXCLUDED(mu_);
+  bool Healthy(const Node& n) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string Role(const std::string& site) const;
+  // Parity over `production` reports (fresh from a cut, or the heartbeats')
+  // and the standby nodes' latest reports.
+  ParityVerdict Parity(const std::vector<gwmirror::v1::TopologyReport>* fresh)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // One attempt: cut, stage, verify, commit point, apply.
+  absl::StatusOr<gwmirror::v1::CheckpointInfo> Attempt(bool* incoherent)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  absl::Status ApplyConsistent(uint64_t id,
+                               const std::map<std::string, std::string>& digests)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  absl::Status ResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  void Abort(uint64_t id, const std::vector<SlotPeers>& slots,
+             const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  void Background();
+
+  const gwmirror::v1::CoordinatorConfig config_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<Peers> peers_;
+
+  absl::Mutex mu_;
+  std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);  // By identity.
+  bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Serialises checkpoints.
+  absl::Mutex checkpoint_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::thread background_;
+};
+
+// gRPC faces.
+class CoordinatorService final : public gwmirror::v1::Coordinator::Service {
+ public:
+  explicit CoordinatorService(Coordinator* c) : c_(c) {}
+  grpc::Status Register(grpc::ServerContext* ctx,
+                        const gwmirror::v1::RegisterRequest* req,
+                        gwmirror::v1::RegisterResponse* resp) override;
+  grpc::Status Heartbeat(grpc::ServerContext* ctx,
+                         const gwmirror::v1::HeartbeatRequest* req,
+                         gwmirror::v1::HeartbeatResponse* resp) override;
+
+ private:
+  Coordinator* c_;
+};
+
+class ControlService final : public gwmirror::v1::Control::Service {
+ public:
+  explicit ControlService(Coordinator* c) : c_(c) {}
+  grpc::Status Status(grpc::ServerContext* ctx,
+                      const gwmirror::v1::StatusRequest* req,
+                      gwmirror::v1::ClusterStatus* resp) override;
+  grpc::Status CreateCheckpoint(grpc::ServerContext* ctx,
+                                const gwmirror::v1::CreateCheckpointRequest* req,
+                                gwmirror::v1::CheckpointInfo* resp) override;
+  grpc::Status ListCheckpoints(grpc::ServerContext* ctx,
+                               const gwmirror::v1::ListCheckpointsRequest* req,
+                               gwmirror::v1::CheckpointList* resp) override;
+
+ private:
+  absl::Status Authorize(const grpc::ServerContext& ctx) const;
+  Coordinator* c_;
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_COORDINATOR_COORDINATOR_H_

@@ -1,0 +1,85 @@
+// gwmirror-coordinator: the cluster's control plane.
+//   gwmirror-coordinator serve --config FILE
+// Exit 0 on SIGTERM/SIGINT; otherwise non-zero with one line on stderr.
+#include <signal.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/args.h"
+#include "common/config.h"
+#include "common/fd.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
+#include "coordinator/coordinator.h"
+
+namespace gwmirror {
+namespace {
+
+absl::Status Serve(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string json, ReadFileToString(path));
+  gwmirror::v1::CoordinatorConfig config;
+  RETURN_IF_ERROR(ParseJson(json, path, &config));
+  if (absl::Status st = ValidateCoordinatorConfig(config); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> c, Coordinator::Open(config));
+  CoordinatorService nodes(c.get());
+  ControlService control(c.get());
+  ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(config.tls()));
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen(), creds, &port);
+  builder.RegisterService(&nodes);
+  builder.RegisterService(&control);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
+  }
+  if (!config.port_file().empty()) {
+    RETURN_IF_ERROR(
+        WriteFileAtomic(config.port_file(), absl::StrCat(port, "\n"), 0644));
+  }
+  Logf(LogLevel::kInfo, "coordinator", "listening on port %d", port);
+  // Unfinished checkpoints of a previous run are settled by the background
+  // loop as soon as the replicas have registered.
+  c->StartBackground();
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  Logf(LogLevel::kInfo, "coordinator", "stopping on signal %d", sig);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return absl::OkStatus();
+}
+
+int Main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) != "serve") {
+    std::fprintf(stderr, "usage: gwmirror-coordinator serve --config FILE\n");
+    return 2;
+  }
+  auto args = Args::Parse(argc, argv, 2, {"config"}, {});
+  absl::Status st = args.status();
+  if (st.ok()) {
+    auto path = args->Require("config");
+    st = path.ok() ? Serve(*path) : path.status();
+  }
+  if (st.ok()) return 0;
+  std::fprintf(stderr, "gwmirror-coordinator: %s\n", std::string(st.message()).c_str());
+  return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace
+}  // namespace gwmirror
+
+int main(int argc, char** argv) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return gwmirror::Main(argc, argv);
+}

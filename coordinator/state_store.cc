@@ -1,0 +1,302 @@
+#include "coordinator/state_store.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/fault.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+namespace {
+
+absl::Status SqlError(sqlite3* db, absl::string_view what) {
+  return absl::InternalError(
+      absl::StrCat("coordinator state: ", what, ": ", sqlite3_errmsg(db)));
+}
+
+// One prepared statement, finalized on destruction.
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  absl::Status ok() const {
+    return rc_ == SQLITE_OK ? absl::OkStatus() : SqlError(db_, "prepare");
+  }
+  Statement& Bind(int i, int64_t v) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Statement& Bind(int i, const std::string& v) {
+    if (rc_ == SQLITE_OK) {
+      rc_ = sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()),
+                              SQLITE_TRANSIENT);
+    }
+    return *this;
+  }
+  Statement& BindText(int i, const std::string& v) {
+    if (rc_ == SQLITE_OK) {
+      rc_ = sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()),
+                              SQLITE_TRANSIENT);
+    }
+    return *this;
+  }
+  // true: a row is ready; false: done.
+  absl::StatusOr<bool> Step() {
+    RETURN_IF_ERROR(ok());
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqlError(db_, "step");
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
+  }
+  int Changes() const { return sqlite3_changes(db_); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+absl::Status Run(sqlite3* db, Statement& st) {
+  ASSIGN_OR_RETURN(bool row, st.Step());
+  (void)row;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
+    const std::string& path, const std::string& active_site) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                               SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  std::unique_ptr<StateStore> s(new StateStore(raw));
+  absl::MutexLock l(&s->mu_);
+  if (rc != SQLITE_OK) return SqlError(raw, absl::StrCat("open ", path));
+  sqlite3_busy_timeout(raw, 5000);
+  RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
+  RETURN_IF_ERROR(s->Exec(
+      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS checkpoints(id INTEGER PRIMARY KEY, "
+      " epoch INTEGER NOT NULL, state TEXT NOT NULL, cut_ms INTEGER NOT NULL, "
+      " consistent_ms INTEGER NOT NULL DEFAULT 0, "
+      " applied_ms INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');"
+      "CREATE TABLE IF NOT EXISTS checkpoint_slots(checkpoint INTEGER NOT NULL, "
+      " slot TEXT NOT NULL, digest BLOB NOT NULL, "
+      " applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(checkpoint, slot));"));
+  {
+    Statement ins(raw,
+                  "INSERT OR IGNORE INTO meta(key, value) VALUES "
+                  "('epoch', '1'), ('active_site', ?1)");
+    ins.BindText(1, active_site);
+    RETURN_IF_ERROR(Run(raw, ins));
+  }
+  Statement q(raw, "SELECT key, value FROM meta");
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    std::string key = q.Text(0), value = q.Text(1);
+    if (key == "epoch" && !absl::SimpleAtoi(value, &s->epoch_)) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": epoch \"", value, "\" is not a number"));
+    }
+    if (key == "active_site") s->active_site_ = value;
+  }
+  return s;
+}
+
+absl::Status StateStore::Exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return absl::InternalError(absl::StrCat("coordinator state: ", msg));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t StateStore::Epoch() const {
+  absl::MutexLock l(&mu_);
+  return epoch_;
+}
+
+std::string StateStore::ActiveSite() const {
+  absl::MutexLock l(&mu_);
+  return active_site_;
+}
+
+absl::StatusOr<uint64_t> StateStore::BeginCut(uint64_t epoch, int64_t now_ms) {
+  absl::MutexLock l(&mu_);
+  Statement st(db_.get(),
+               "INSERT INTO checkpoints(id, epoch, state, cut_ms) "
+               "SELECT COALESCE(MAX(id), 0) + 1, ?1, 'cut', ?2 FROM checkpoints "
+               "RETURNING id");
+  st.Bind(1, static_cast<int64_t>(epoch)).Bind(2, now_ms);
+  ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return SqlError(db_.get(), "insert checkpoint");
+  uint64_t id = st.Int(0);
+  ASSIGN_OR_RETURN(row, st.Step());
+  return id;
+}
+
+absl::Status StateStore::RecordConsistent(
+    uint64_t id, const std::map<std::string, std::string>& digests,
+    int64_t now_ms) {
+  absl::MutexLock l(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto body = [&]() -> absl::Status {
+    Statement up(db_.get(),
+                 "UPDATE checkpoints SET state = 'consistent', consistent_ms = ?2 "
+                 "WHERE id = ?1 AND state = 'cut'");
+    up.Bind(1, static_cast<int64_t>(id)).Bind(2, now_ms);
+    RETURN_IF_ERROR(Run(db_.get(), up));
+    if (up.Changes() != 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "checkpoint ", id, " is not an open cut; it cannot become consistent"));
+    }
+    for (const auto& [slot, digest] : digests) {
+      Statement ins(db_.get(),
+                    "INSERT INTO checkpoint_slots(checkpoint, slot, digest) "
+                    "VALUES (?1, ?2, ?3)");
+      ins.Bind(1, static_cast<int64_t>(id)).BindText(2, slot).Bind(3, digest);
+      RETURN_IF_ERROR(Run(db_.get(), ins));
+    }
+    return absl::OkStatus();
+  };
+  absl::Status st = body();
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  RETURN_IF_ERROR(FaultPoint("coordinator:commit-point"));
+  return Exec("COMMIT");
+}
+
+absl::Status StateStore::RecordApplied(uint64_t id, const std::string& slot,
+                                       int64_t now_ms) {
+  absl::MutexLock l(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto body = [&]() -> absl::Status {
+    Statement up(db_.get(),
+                 "UPDATE checkpoint_slots SET applied = 1 "
+                 "WHERE checkpoint = ?1 AND slot = ?2");
+    up.Bind(1, static_cast<int64_t>(id)).BindText(2, slot);
+    RETURN_IF_ERROR(Run(db_.get(), up));
+    if (up.Changes() != 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "checkpoint ", id, " has no slot \"", slot, "\""));
+    }
+    Statement done(db_.get(),
+                   "UPDATE checkpoints SET state = 'applied', applied_ms = ?2 "
+                   "WHERE id = ?1 AND state = 'consistent' AND NOT EXISTS ("
+                   " SELECT 1 FROM checkpoint_slots WHERE checkpoint = ?1 "
+                   " AND applied = 0)");
+    done.Bind(1, static_cast<int64_t>(id)).Bind(2, now_ms);
+    return Run(db_.get(), done);
+  };
+  absl::Status st = body();
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
+}
+
+absl::Status StateStore::RecordAborted(uint64_t id, const std::string& reason) {
+  absl::MutexLock l(&mu_);
+  Statement up(db_.get(),
+               "UPDATE checkpoints SET state = 'aborted', reason = ?2 "
+               "WHERE id = ?1 AND state = 'cut'");
+  up.Bind(1, static_cast<int64_t>(id)).BindText(2, reason);
+  RETURN_IF_ERROR(Run(db_.get(), up));
+  if (up.Changes() != 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", id, " is not an open cut; cannot abort it"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> StateStore::Query(
+    const std::string& where, size_t limit, bool newest_first) const {
+  std::vector<gwmirror::v1::CheckpointInfo> out;
+  Statement q(db_.get(),
+              absl::StrCat("SELECT id, epoch, state, cut_ms, consistent_ms, "
+                           "applied_ms, reason FROM checkpoints WHERE ",
+                           where, " ORDER BY id ", newest_first ? "DESC" : "ASC",
+                           " LIMIT ", limit));
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    gwmirror::v1::CheckpointInfo c;
+    c.set_id(q.Int(0));
+    c.set_epoch(q.Int(1));
+    c.set_state(q.Text(2));
+    c.set_cut_unix_ms(q.Int(3));
+    c.set_consistent_unix_ms(q.Int(4));
+    c.set_applied_unix_ms(q.Int(5));
+    c.set_reason(q.Text(6));
+    out.push_back(std::move(c));
+  }
+  for (auto& c : out) {
+    Statement s(db_.get(),
+                "SELECT slot, digest FROM checkpoint_slots WHERE checkpoint = ?1");
+    s.Bind(1, static_cast<int64_t>(c.id()));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      (*c.mutable_digests())[s.Text(0)] = absl::BytesToHexString(s.Text(1));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<gwmirror::v1::CheckpointInfo> StateStore::Get(uint64_t id) const {
+  absl::MutexLock l(&mu_);
+  ASSIGN_OR_RETURN(auto v, Query(absl::StrCat("id = ", id), 1, true));
+  if (v.empty()) return absl::NotFoundError(absl::StrCat("no checkpoint ", id));
+  return v.front();
+}
+
+absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> StateStore::List(
+    size_t limit, bool committed_only) const {
+  absl::MutexLock l(&mu_);
+  return Query(committed_only ? "state IN ('consistent', 'applied')" : "1",
+               limit, true);
+}
+
+absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>>
+StateStore::Unfinished() const {
+  absl::MutexLock l(&mu_);
+  return Query("state IN ('cut', 'consistent')", 1000000, false);
+}
+
+absl::StatusOr<std::vector<std::string>> StateStore::UnappliedSlots(
+    uint64_t id) const {
+  absl::MutexLock l(&mu_);
+  std::vector<std::string> out;
+  Statement s(db_.get(),
+              "SELECT slot FROM checkpoint_slots WHERE checkpoint = ?1 "
+              "AND applied = 0 ORDER BY slot");
+  s.Bind(1, static_cast<int64_t>(id));
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(s.Text(0));
+  }
+  return out;
+}
+
+}  // namespace gwmirror

@@ -1,0 +1,87 @@
+#include "node/membership.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
+#include "node/source/cut_service.h"
+#include "node/topology_report.h"
+
+namespace gwmirror {
+
+Membership::Membership(gwmirror::v1::NodeConfig config, std::string address,
+                       EpochFile* epoch)
+    : config_(std::move(config)), address_(std::move(address)), epoch_(epoch) {}
+
+Membership::~Membership() {
+  stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Membership::Start() {
+  ASSIGN_OR_RETURN(auto channel,
+                   DialMutualTls(config_.tls(), config_.coordinator().address(),
+                                 config_.coordinator().identity()));
+  stub_ = gwmirror::v1::Coordinator::NewStub(channel);
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+absl::Status Membership::Register() {
+  gwmirror::v1::RegisterRequest req;
+  req.mutable_envelope()->set_epoch(epoch_->Get());
+  req.set_site(config_.site());
+  req.set_slot(config_.slot());
+  req.set_address(address_);
+  req.set_serves_source(config_.has_source());
+  req.set_serves_replica(config_.has_replica());
+  *req.mutable_topology() = ReadTopologyReport(TopologySourceOf(config_),
+                                               config_.site(), config_.slot());
+  gwmirror::v1::RegisterResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  RETURN_IF_ERROR(FromGrpc(stub_->Register(&ctx, req, &resp)));
+  RETURN_IF_ERROR(epoch_->Check(resp.epoch()));
+  Logf(LogLevel::kInfo, "node", "slot=%s registered as %s at epoch %d",
+       config_.slot(), resp.role(), resp.epoch());
+  return absl::OkStatus();
+}
+
+absl::Status Membership::Heartbeat() {
+  gwmirror::v1::HeartbeatRequest req;
+  req.mutable_envelope()->set_epoch(epoch_->Get());
+  *req.mutable_topology() = ReadTopologyReport(TopologySourceOf(config_),
+                                               config_.site(), config_.slot());
+  gwmirror::v1::HeartbeatResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return FromGrpc(stub_->Heartbeat(&ctx, req, &resp));
+}
+
+void Membership::Run() {
+  const absl::Duration period = absl::Milliseconds(
+      config_.coordinator().heartbeat_ms() ? config_.coordinator().heartbeat_ms()
+                                           : 1000);
+  bool registered = false;
+  std::string last_error;
+  do {
+    absl::Status st = registered ? Heartbeat() : Register();
+    if (st.ok()) {
+      registered = true;
+      last_error.clear();
+      continue;
+    }
+    // Unknown to the coordinator, or a new epoch: join again. Anything else
+    // (coordinator down) is retried as it was.
+    if (absl::IsNotFound(st) || absl::IsFailedPrecondition(st)) registered = false;
+    if (st.ToString() != last_error) {  // Say it once, not every period.
+      last_error = st.ToString();
+      Logf(LogLevel::kWarning, "node", "slot=%s coordinator %s: %s",
+           config_.slot(), registered ? "heartbeat" : "registration",
+           last_error);
+    }
+  } while (!stop_.WaitForNotificationWithTimeout(period));
+}
+
+}  // namespace gwmirror

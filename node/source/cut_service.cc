@@ -1,0 +1,158 @@
+#include "node/source/cut_service.h"
+
+#include <time.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
+#include "node/hash_index.h"
+#include "node/source/pusher.h"
+
+namespace gwmirror {
+namespace {
+
+int64_t RealtimeNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+std::string HostRoot(const gwmirror::v1::NodeConfig& config) {
+  return config.host_root().empty() ? "/" : config.host_root();
+}
+
+}  // namespace
+
+absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config) {
+  std::string dir = config.state_dir() + "/source";
+  RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  auto previous = HashIndex::Load(dir + "/index");
+  if (!previous.ok()) {
+    Logf(LogLevel::kWarning, "source", "slot=%s ignoring the hash index: %s",
+         config.slot(), previous.status().ToString());
+    previous = HashIndex();
+  }
+  ASSIGN_OR_RETURN(ScanResult scan,
+                   ScanMirrorSet(HostRoot(config), config.roots(), &*previous));
+  RETURN_IF_ERROR(scan.index.Save(dir + "/index"));
+  return scan;
+}
+
+absl::StatusOr<ScanResult> StableScan(const gwmirror::v1::NodeConfig& config,
+                                      absl::Duration max_wait, int* attempts) {
+  absl::Time give_up = absl::Now() + max_wait;
+  for (int attempt = 1;; ++attempt) {
+    if (attempts != nullptr) *attempts = attempt;
+    int64_t start = RealtimeNs();
+    ASSIGN_OR_RETURN(ScanResult scan, IndexedScan(config));
+    absl::Status stable =
+        VerifyScanStable(HostRoot(config), scan.stamps, start);
+    if (stable.ok()) return scan;
+    if (absl::Now() >= give_up) {
+      return absl::AbortedError(absl::StrCat(
+          "the source tree kept changing for ", absl::FormatDuration(max_wait),
+          " (", attempt, " scans; last: ", stable.message(), ")"));
+    }
+    absl::SleepFor(absl::Milliseconds(std::min(25 * attempt, 250)));
+  }
+}
+
+TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
+  TopologySource src;
+  src.host_root = HostRoot(config);
+  if (!config.topology().gateway_dir().empty()) {
+    src.gateway_dir = config.topology().gateway_dir();
+  }
+  src.version_file = config.topology().version_file();
+  src.host_name = config.topology().host_name();
+  return src;
+}
+
+CutService::CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch)
+    : config_(std::move(config)), epoch_(epoch) {}
+
+grpc::Status CutService::Cut(grpc::ServerContext* ctx,
+                             const gwmirror::v1::CutRequest* req,
+                             gwmirror::v1::CutResult* resp) {
+  std::string peer = PeerIdentity(*ctx);
+  if (peer.empty() || peer != config_.coordinator().identity()) {
+    return ToGrpc(absl::PermissionDeniedError(absl::StrCat(
+        "certificate \"", peer, "\" may not cut checkpoints on this source (",
+        "its coordinator is \"", config_.coordinator().identity(), "\")")));
+  }
+  if (absl::Status st = epoch_->Check(req->envelope().epoch()); !st.ok()) {
+    return ToGrpc(st);
+  }
+  if (req->checkpoint() == 0 || req->replica_address().empty() ||
+      req->replica_identity().empty()) {
+    return ToGrpc(absl::InvalidArgumentError(
+        "cut needs a checkpoint > 0, a replica address and its identity"));
+  }
+  if (!cut_mu_.TryLock()) {
+    return ToGrpc(absl::AbortedError("another cut is in progress on this source"));
+  }
+  // Without a deadline from the caller, an hour.
+  absl::Time deadline = absl::Now() + absl::Hours(1);
+  if (ctx->deadline() < std::chrono::system_clock::now() + std::chrono::hours(1)) {
+    deadline = absl::FromChrono(ctx->deadline());
+  }
+  auto r = DoCut(*req, deadline);
+  cut_mu_.Unlock();
+  if (!r.ok()) {
+    Logf(LogLevel::kWarning, "source", "slot=%s checkpoint=%d cut failed: %s",
+         config_.slot(), req->checkpoint(), r.status().ToString());
+    return ToGrpc(r.status());
+  }
+  *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
+    const gwmirror::v1::CutRequest& req, absl::Time deadline) {
+  gwmirror::v1::CutResult out;
+  out.set_checkpoint(req.checkpoint());
+  *out.mutable_topology() =
+      ReadTopologyReport(TopologySourceOf(config_), config_.site(), config_.slot());
+  ASSIGN_OR_RETURN(auto channel, DialMutualTls(config_.tls(), req.replica_address(),
+                                               req.replica_identity()));
+  Pusher pusher(config_, channel);
+  // A file that changes between the scan and its sending aborts the push:
+  // scan again, while time is left.
+  absl::Status last;
+  for (int round = 0; round < 5; ++round) {
+    absl::Duration left = std::min(deadline - absl::Now(), absl::Seconds(30));
+    if (left <= absl::ZeroDuration()) break;
+    int attempts = 0;
+    ASSIGN_OR_RETURN(ScanResult scan, StableScan(config_, left, &attempts));
+    for (const std::string& w : scan.warnings) {
+      Logf(LogLevel::kWarning, "source", "slot=%s %s", config_.slot(), w);
+    }
+    auto r = pusher.Push(scan.manifest, req.checkpoint(), req.envelope().epoch());
+    if (r.ok()) {
+      out.set_manifest_digest(r->manifest_digest);
+      out.set_entries(scan.manifest.size());
+      out.set_files_whole(r->files_whole);
+      out.set_files_delta(r->files_delta);
+      out.set_content_bytes(r->content_bytes);
+      out.set_wire_bytes(r->wire_bytes);
+      out.set_scan_attempts(attempts);
+      Logf(LogLevel::kInfo, "source",
+           "slot=%s checkpoint=%d staged: %d entries, %d whole, %d delta, "
+           "%d wire bytes",
+           config_.slot(), req.checkpoint(), scan.manifest.size(),
+           r->files_whole, r->files_delta, r->wire_bytes);
+      return out;
+    }
+    last = r.status();
+    if (!absl::IsAborted(last)) return last;
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "no stable push before the deadline; last: ", last.message()));
+}
+
+}  // namespace gwmirror

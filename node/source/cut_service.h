@@ -1,0 +1,55 @@
+// The source side of the checkpoint protocol: on the coordinator's Cut(N),
+// take a stable scan of the mirror set (a manifest that equals the tree as
+// it was at one instant, not a mix of moments), stage it at the slot's
+// replica as checkpoint N, and answer with its digest and the host's
+// topology report. One cut at a time; thread-safe.
+#ifndef GWMIRROR_NODE_SOURCE_CUT_SERVICE_H_
+#define GWMIRROR_NODE_SOURCE_CUT_SERVICE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/epoch.h"
+#include "gwmirror/v1/config.pb.h"
+#include "gwmirror/v1/coordinator.grpc.pb.h"
+#include "node/scanner.h"
+#include "node/topology_report.h"
+
+namespace gwmirror {
+
+// Scans with the persistent index of the state directory and saves the
+// refreshed index.
+absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config);
+
+// IndexedScan until VerifyScanStable passes (backing off between tries), for
+// at most `max_wait`; ABORTED naming the last object that moved otherwise.
+absl::StatusOr<ScanResult> StableScan(const gwmirror::v1::NodeConfig& config,
+                                      absl::Duration max_wait,
+                                      int* attempts = nullptr);
+
+// Where this node's TopologyReport comes from.
+TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config);
+
+class CutService final : public gwmirror::v1::Source::Service {
+ public:
+  // `epoch` outlives the service.
+  CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch);
+
+  grpc::Status Cut(grpc::ServerContext* ctx,
+                   const gwmirror::v1::CutRequest* req,
+                   gwmirror::v1::CutResult* resp) override;
+
+ private:
+  absl::StatusOr<gwmirror::v1::CutResult> DoCut(
+      const gwmirror::v1::CutRequest& req, absl::Time deadline);
+
+  const gwmirror::v1::NodeConfig config_;
+  EpochFile* const epoch_;
+  absl::Mutex cut_mu_;
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_NODE_SOURCE_CUT_SERVICE_H_
