@@ -6,11 +6,17 @@
 //   gwmirror certs issue --dir D --name NAME
 //   gwmirror replica state|commit|abort --config CLI.json --address HOST:PORT
 //            --name REPLICA_CN [--checkpoint N] [--digest HEX] [--epoch E]
+//   gwmirror status [--json] [--config CLI.json]       (or $GWMIRROR_CONFIG)
+//   gwmirror checkpoint create [--wait] [--json] [--config CLI.json]
+//   gwmirror checkpoints [--json] [--config CLI.json]
+//   gwmirror sandbox up --dir D [--slots N] [--size small|large]
+//   gwmirror sandbox down --dir D [--keep]
 // Exit 0 on success, otherwise non-zero with one line on stderr.
 #include <cstdio>
 #include <iostream>
 
 #include "absl/strings/escaping.h"
+#include "cli/commands.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -129,14 +135,17 @@ absl::Status Replica(const std::string& sub, const Args& a) {
 int Main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: gwmirror sample|changeset|dumpgen|certs|replica ... "
+                 "usage: gwmirror status|checkpoint|checkpoints|sandbox|sample|"
+                 "changeset|dumpgen|certs|replica ... "
                  "(see the README)\n");
     return 2;
   }
   std::string cmd = argv[1];
   std::string sub;
   int first = 2;
-  if ((cmd == "certs" || cmd == "replica") && argc > 2) {
+  if ((cmd == "certs" || cmd == "replica" || cmd == "checkpoint" ||
+       cmd == "sandbox") &&
+      argc > 2) {
     sub = argv[2];
     first = 3;
   }
@@ -144,8 +153,8 @@ int Main(int argc, char** argv) {
       argc, argv, first,
       {"dir", "size", "seed", "host", "hosts", "version", "percent", "name",
        "config", "address", "checkpoint", "digest", "epoch", "out",
-       "changed-out", "mib"},
-      {});
+       "changed-out", "mib", "slots"},
+      {"json", "wait", "keep"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {
@@ -158,6 +167,14 @@ int Main(int argc, char** argv) {
       st = Certs(sub, *args);
     } else if (cmd == "replica") {
       st = Replica(sub, *args);
+    } else if (cmd == "status") {
+      st = StatusCommand(*args);
+    } else if (cmd == "checkpoint") {
+      st = CheckpointCommand(sub, *args);
+    } else if (cmd == "checkpoints") {
+      st = CheckpointsCommand(*args);
+    } else if (cmd == "sandbox") {
+      st = SandboxCommand(sub, *args);
     } else {
       st = absl::InvalidArgumentError(absl::StrCat("unknown command \"", cmd, "\""));
     }

@@ -1,0 +1,339 @@
+// gwmirror sandbox up|down: a two-site cluster on this machine. Production
+// host i is a directory standing in for '/' with a generated installation;
+// its standby twin starts with an empty installation of the same version
+// and topology. One coordinator and 2N nodes on loopback ports with mutual
+// TLS from a fresh cluster CA, detached from the terminal; `up` returns
+// once the first checkpoint is applied on the standby.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "cli/commands.h"
+#include "common/config.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
+#include "node/sample/generator.h"
+
+namespace gwmirror {
+namespace {
+
+constexpr char kPrefix[] = "opt/Axway-7.7";
+
+std::string BinDir() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  std::string exe(buf, n);
+  return exe.substr(0, exe.rfind('/'));
+}
+
+// Starts argv detached (own session, stdin from /dev/null, output to
+// `log`); returns its pid.
+absl::StatusOr<int> Spawn(const std::vector<std::string>& argv,
+                          const std::string& log) {
+  pid_t pid = fork();
+  if (pid < 0) return ErrnoStatus(errno, "fork");
+  if (pid == 0) {
+    setsid();
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in >= 0) dup2(in, 0);
+    if (out >= 0) {
+      dup2(out, 1);
+      dup2(out, 2);
+    }
+    std::vector<char*> args;
+    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
+                                const std::string& log) {
+  absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < give_up) {
+    auto text = ReadFileToString(file);
+    int port = 0;
+    if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &port) &&
+        port > 0) {
+      return port;
+    }
+    if (kill(pid, 0) != 0) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::UnavailableError(
+      absl::StrCat("process ", pid, " did not start listening; see ", log));
+}
+
+gwmirror::v1::SandboxProcess Start(const std::vector<std::string>& argv,
+                                   const std::string& config,
+                                   const std::string& log, absl::Status* st) {
+  gwmirror::v1::SandboxProcess p;
+  p.set_config(config);
+  p.set_log(log);
+  for (const auto& a : argv) p.add_argv(a);
+  auto pid = Spawn(argv, log);
+  if (!pid.ok()) {
+    *st = pid.status();
+  } else {
+    p.set_pid(*pid);
+  }
+  return p;
+}
+
+// Whether `pid` still runs `exe` (a recycled pid must not be killed).
+bool Runs(int pid, const std::string& exe) {
+  auto cmdline = ReadFileToString(absl::StrCat("/proc/", pid, "/cmdline"));
+  return cmdline.ok() && cmdline->substr(0, cmdline->find('\0')) == exe;
+}
+
+void Stop(const gwmirror::v1::SandboxProcess& p) {
+  if (p.pid() <= 0 || p.argv().empty() || !Runs(p.pid(), p.argv(0))) return;
+  kill(p.pid(), SIGTERM);
+  absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (Runs(p.pid(), p.argv(0)) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (Runs(p.pid(), p.argv(0))) kill(p.pid(), SIGKILL);
+}
+
+absl::Status Up(const Args& a) {
+  ASSIGN_OR_RETURN(std::string dir, a.Require("dir"));
+  ASSIGN_OR_RETURN(uint64_t slots, a.UintOr("slots", 2));
+  std::string size = a.Get("size").value_or("small");
+  if (slots < 1 || slots > 16) {
+    return absl::InvalidArgumentError("--slots must be within 1..16");
+  }
+  if (size != "small" && size != "large") {
+    return absl::InvalidArgumentError("--size must be small or large");
+  }
+  if (dir.empty() || dir[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) == nullptr) return ErrnoStatus(errno, "getcwd");
+    dir = JoinPath(cwd, dir);
+  }
+  if (access((dir + "/sandbox.json").c_str(), F_OK) == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, " holds a sandbox already; run: gwmirror sandbox down --dir ", dir));
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> present, ListDir(dir));
+  if (!present.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " is not empty; choose an empty or new directory"));
+  }
+  RETURN_IF_ERROR(MakeDirs(dir + "/logs", 0700));
+  chmod(dir.c_str(), 0700);
+  const std::string pki = dir + "/pki";
+  RETURN_IF_ERROR(CreateCa(pki + "/ca", "gwmirror sandbox CA"));
+  auto issue = [&](const std::string& name) {
+    return IssueCertificate(pki + "/ca", name, pki + "/certs");
+  };
+  ASSIGN_OR_RETURN(auto coord_tls, issue("coordinator"));
+  ASSIGN_OR_RETURN(auto operator_tls, issue("operator"));
+  const std::string bin = BinDir();
+  absl::Status st;
+  gwmirror::v1::SandboxFile out;
+
+  // The coordinator first: nodes need its port.
+  gwmirror::v1::CoordinatorConfig cc;
+  *cc.mutable_tls() = coord_tls;
+  cc.set_listen("127.0.0.1:0");
+  cc.set_port_file(dir + "/coordinator/port");
+  cc.set_state_dir(dir + "/coordinator/state");
+  cc.add_operator_identities("operator");
+  cc.add_sites("production");
+  cc.add_sites("standby");
+  cc.set_initial_active_site("production");
+  cc.set_parity_policy("strict");
+  cc.set_heartbeat_timeout_ms(3000);
+  for (uint64_t i = 1; i <= slots; ++i) {
+    for (const char* site : {"production", "standby"}) {
+      auto* m = cc.add_members();
+      m->set_identity(absl::StrCat("gw", i, "-", site));
+      m->set_site(site);
+      m->set_slot(absl::StrCat("gw", i));
+    }
+  }
+  RETURN_IF_ERROR(MakeDirs(dir + "/coordinator", 0700));
+  RETURN_IF_ERROR(WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
+  *out.mutable_coordinator_process() =
+      Start({bin + "/gwmirror-coordinator", "serve", "--config",
+             dir + "/coordinator/config.json"},
+            dir + "/coordinator/config.json", dir + "/logs/coordinator.log", &st);
+  RETURN_IF_ERROR(st);
+  ASSIGN_OR_RETURN(int coord_port,
+                   WaitForPort(cc.port_file(), out.coordinator_process().pid(),
+                               out.coordinator_process().log()));
+  std::string coord_address = absl::StrCat("127.0.0.1:", coord_port);
+  // Restarts (sandbox.json's argv) keep the address the nodes know.
+  cc.set_listen(coord_address);
+  RETURN_IF_ERROR(WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
+  out.set_coordinator(coord_address);
+  out.mutable_coordinator_process()->set_address(coord_address);
+
+  gwmirror::v1::CliConfig cli;
+  *cli.mutable_tls() = operator_tls;
+  cli.set_coordinator(coord_address);
+  cli.set_coordinator_identity("coordinator");
+  out.set_cli_config(dir + "/cli.json");
+  RETURN_IF_ERROR(WriteFileAtomic(out.cli_config(), ToJson(cli), 0600));
+
+  auto roots = SampleRoots(kPrefix);
+  std::vector<std::string> paths = {absl::StrCat(kPrefix, "/apigateway"),
+                                    absl::StrCat(kPrefix, "/analytics"),
+                                    "etc/init.d"};
+  for (uint64_t i = 1; i <= slots; ++i) {
+    std::string slot = absl::StrCat("gw", i);
+    std::string home = absl::StrCat(dir, "/", slot);
+    SampleOptions o;
+    o.size = size;
+    o.host_index = static_cast<int>(i);
+    o.host_count = static_cast<int>(slots);
+    o.prefix = kPrefix;
+    RETURN_IF_ERROR(GenerateSample(home + "/production", o).status());
+    // The standby host: the same product installed, the same topology file
+    // (what the vendor's install and managedomain leave), nothing else.
+    std::string gw_rel = absl::StrCat(kPrefix, "/apigateway");
+    for (const char* f : {"system/lib/version.properties", "groups/topology.json"}) {
+      std::string rel = absl::StrCat(gw_rel, "/", f);
+      ASSIGN_OR_RETURN(std::string content,
+                       ReadFileToString(home + "/production/" + rel));
+      std::string to = home + "/standby/" + rel;
+      RETURN_IF_ERROR(MakeDirs(to.substr(0, to.rfind('/')), 0755));
+      RETURN_IF_ERROR(WriteFileAtomic(to, content, 0644));
+    }
+    auto* s = out.add_slots();
+    s->set_name(slot);
+    for (const char* site : {"production", "standby"}) {
+      std::string ident = absl::StrCat(slot, "-", site);
+      ASSIGN_OR_RETURN(auto tls, issue(ident));
+      gwmirror::v1::NodeConfig nc;
+      nc.set_slot(slot);
+      nc.set_site(site);
+      nc.set_host_root(absl::StrCat(home, "/", site));
+      nc.set_state_dir(absl::StrCat(home, "/", site, "-state"));
+      *nc.mutable_tls() = tls;
+      for (const auto& r : roots) *nc.add_roots() = r;
+      nc.set_listen("127.0.0.1:0");
+      nc.set_port_file(absl::StrCat(home, "/", site, ".port"));
+      nc.mutable_coordinator()->set_address(coord_address);
+      nc.mutable_coordinator()->set_identity("coordinator");
+      nc.mutable_coordinator()->set_heartbeat_ms(500);
+      nc.mutable_topology()->set_host_name(absl::StrCat(slot, ".example.com"));
+      if (std::string(site) == "production") {
+        nc.mutable_source();
+      } else {
+        nc.mutable_replica()->set_source_identity(slot + "-production");
+        nc.mutable_replica()->add_controller_identities("operator");
+      }
+      std::string config = absl::StrCat(home, "/", site, ".json");
+      RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));
+      gwmirror::v1::SandboxProcess p =
+          Start({bin + "/gwmirror-node", "serve", "--config", config}, config,
+                absl::StrCat(dir, "/logs/", ident, ".log"), &st);
+      RETURN_IF_ERROR(st);
+      ASSIGN_OR_RETURN(int port, WaitForPort(nc.port_file(), p.pid(), p.log()));
+      p.set_address(absl::StrCat("127.0.0.1:", port));
+      nc.set_listen(p.address());
+      RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));
+      p.set_root(nc.host_root());
+      for (const auto& path : paths) p.add_paths(path);
+      *(std::string(site) == "production" ? s->mutable_production()
+                                          : s->mutable_standby()) = p;
+    }
+  }
+  RETURN_IF_ERROR(WriteFileAtomic(dir + "/sandbox.json", ToJson(out), 0644));
+
+  // Every node registered, then the first checkpoint.
+  ASSIGN_OR_RETURN(auto stub, DialControl(cli));
+  absl::Time give_up = absl::Now() + absl::Seconds(60);
+  std::string waiting;
+  for (;;) {
+    gwmirror::v1::ClusterStatus s;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    absl::Status rs = FromGrpc(stub->Status(&ctx, gwmirror::v1::StatusRequest(), &s));
+    waiting.clear();
+    if (!rs.ok()) waiting = std::string(rs.message());
+    for (const auto& slot : s.slots()) {
+      for (const auto* n : {&slot.source(), &slot.replica()}) {
+        if (!n->healthy()) waiting = absl::StrCat("node ", n->identity());
+      }
+    }
+    if (waiting.empty()) break;
+    if (absl::Now() > give_up) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "cluster not up after 60 s (waiting for ", waiting, "); logs in ",
+          dir, "/logs"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  gwmirror::v1::CreateCheckpointRequest req;
+  req.set_wait(true);
+  gwmirror::v1::CheckpointInfo first;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(FromGrpc(stub->CreateCheckpoint(&ctx, req, &first)));
+  std::cout << "sandbox up in " << dir << ": " << slots
+            << " slots, first checkpoint " << first.id() << " applied\n"
+            << "  coordinator " << coord_address << " (log "
+            << out.coordinator_process().log() << ")\n";
+  for (const auto& s : out.slots()) {
+    std::cout << "  " << s.name() << ": production " << s.production().address()
+              << " root " << s.production().root() << "\n"
+              << "  " << std::string(s.name().size(), ' ') << "  standby    "
+              << s.standby().address() << " root " << s.standby().root() << "\n";
+  }
+  std::cout << "  description: " << dir << "/sandbox.json\n"
+            << "  try: " << bin << "/gwmirror status --config " << out.cli_config()
+            << "\n"
+            << "       " << bin << "/gwmirror checkpoint create --wait --config "
+            << out.cli_config() << "\n"
+            << "  stop: " << bin << "/gwmirror sandbox down --dir " << dir << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Down(const Args& a) {
+  ASSIGN_OR_RETURN(std::string dir, a.Require("dir"));
+  ASSIGN_OR_RETURN(std::string json, ReadFileToString(dir + "/sandbox.json"));
+  gwmirror::v1::SandboxFile sb;
+  RETURN_IF_ERROR(ParseJson(json, dir + "/sandbox.json", &sb));
+  for (const auto& s : sb.slots()) {
+    Stop(s.production());
+    Stop(s.standby());
+  }
+  Stop(sb.coordinator_process());
+  if (a.Has("keep")) {
+    RETURN_IF_ERROR(RemoveTree(dir + "/sandbox.json"));
+    std::cout << "sandbox in " << dir << " stopped; data kept\n";
+  } else {
+    RETURN_IF_ERROR(RemoveTree(dir));
+    std::cout << "sandbox in " << dir << " stopped and removed\n";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SandboxCommand(const std::string& sub, const Args& a) {
+  if (sub == "up") return Up(a);
+  if (sub == "down") return Down(a);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown sandbox command \"", sub, "\" (up, down)"));
+}
+
+}  // namespace gwmirror

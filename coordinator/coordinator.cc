@@ -219,6 +219,7 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
   n.address = req.address();
   n.registered = true;
   n.last_heartbeat = absl::Now();
+  n.report_time = n.last_heartbeat;
   n.report = req.topology();
   Logf(LogLevel::kInfo, "coordinator", "node %s (%s %s) registered at %s",
        identity, req.site(), req.slot(), req.address());
@@ -248,6 +249,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
         req.envelope().epoch(), ": the coordinator is at epoch ", epoch));
   }
   it->second.last_heartbeat = absl::Now();
+  it->second.report_time = it->second.last_heartbeat;
   it->second.report = req.topology();
   gwmirror::v1::HeartbeatResponse resp;
   resp.set_epoch(epoch);
@@ -296,17 +298,24 @@ absl::StatusOr<std::vector<Coordinator::SlotPeers>> Coordinator::HealthySlots() 
 ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
   std::string active = store_->ActiveSite();
   std::vector<TopologyReport> reports;
-  bool applied = false;
-  if (auto list = store_->List(1, true); list.ok() && !list->empty()) {
-    applied = true;
+  // Instances on a standby host are only judged once a checkpoint was
+  // applied, and only from reports taken after that apply.
+  absl::Time applied = absl::InfiniteFuture();
+  if (auto list = store_->List(1, true); list.ok() && !list->empty() &&
+                                         list->front().applied_unix_ms() > 0) {
+    applied = absl::FromUnixMillis(list->front().applied_unix_ms());
   }
+  bool check_instances = applied != absl::InfiniteFuture();
   absl::MutexLock l(&mu_);
   for (const auto& [id, n] : nodes_) {
-    if (!n.registered) continue;
-    if (n.member.site() == active && fresh != nullptr) continue;
+    // A node that is gone serves nothing: its absence is the finding.
+    if (!Healthy(n)) continue;
+    bool production = n.member.site() == active;
+    if (production && fresh != nullptr) continue;
+    if (!production && n.report_time < applied) check_instances = false;
     TopologyReport r = n.report;
     r.set_slot(n.member.slot());
-    r.set_site(n.member.site() == active ? "production" : "standby");
+    r.set_site(production ? "production" : "standby");
     reports.push_back(std::move(r));
   }
   if (fresh != nullptr) {
@@ -315,7 +324,7 @@ ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
       reports.push_back(std::move(r));
     }
   }
-  return ComputeParity(reports, applied);
+  return ComputeParity(reports, check_instances);
 }
 
 void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,

@@ -74,7 +74,9 @@ class Coordinator {
     std::string address;
     bool registered = false;
     absl::Time last_heartbeat = absl::InfinitePast();
+    // The latest topology report and when it was read.
     gwmirror::v1::TopologyReport report;
+    absl::Time report_time = absl::InfinitePast();
   };
   // Both ends of one slot, as the sites' roles assign them.
   struct SlotPeers {

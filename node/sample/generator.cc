@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -363,9 +364,20 @@ absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
     std::swap(files[i - 1], files[g.Next() % i]);
   }
   ChangeSetReport rep;
+  // The gateway's own bookkeeping (topology, deployments) is only ever
+  // rewritten whole by the product, never edited or lost in passing: a
+  // change set leaves it alone.
   size_t next = 0;
+  auto skip_bookkeeping = [&] {
+    while (next < files.size() &&
+           (absl::EndsWith(files[next], "/groups/topology.json") ||
+            absl::EndsWith(files[next], "/groups/deployments.json"))) {
+      ++next;
+    }
+    return next < files.size();
+  };
   size_t edits = static_cast<size_t>(files.size() * fraction);
-  for (size_t i = 0; i < edits && next < files.size(); ++i, ++next) {
+  for (size_t i = 0; i < edits && skip_bookkeeping(); ++i, ++next) {
     std::string full = JoinPath(host_root, files[next]);
     ASSIGN_OR_RETURN(std::string data, ReadFileToString(full));
     std::string patch = absl::StrCat("<!-- edit ", g.Next(), " -->\n");
@@ -377,13 +389,13 @@ absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
     ++rep.edited;
     rep.changed_bytes += data.size();
   }
-  for (int i = 0; i < deletes && next < files.size(); ++i, ++next) {
+  for (int i = 0; i < deletes && skip_bookkeeping(); ++i, ++next) {
     if (unlink(JoinPath(host_root, files[next]).c_str()) != 0) {
       return ErrnoStatus(errno, "delete");
     }
     ++rep.deleted;
   }
-  for (int i = 0; i < chmods && next < files.size(); ++i, ++next) {
+  for (int i = 0; i < chmods && skip_bookkeeping(); ++i, ++next) {
     if (chmod(JoinPath(host_root, files[next]).c_str(), 0600) != 0) {
       return ErrnoStatus(errno, "chmod");
     }

@@ -1,0 +1,31 @@
+// The CLI's command groups that talk to a cluster.
+#ifndef GWMIRROR_CLI_COMMANDS_H_
+#define GWMIRROR_CLI_COMMANDS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/args.h"
+#include "gwmirror/v1/config.pb.h"
+#include "gwmirror/v1/coordinator.grpc.pb.h"
+
+namespace gwmirror {
+
+// The CLI config from --config, else $GWMIRROR_CONFIG.
+absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a);
+absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
+    const gwmirror::v1::CliConfig& config);
+
+// gwmirror status [--json]
+absl::Status StatusCommand(const Args& a);
+// gwmirror checkpoint create [--wait] [--json]
+absl::Status CheckpointCommand(const std::string& sub, const Args& a);
+// gwmirror checkpoints [--json]
+absl::Status CheckpointsCommand(const Args& a);
+// gwmirror sandbox up|down --dir DIR [--slots N] [--size small|large]
+absl::Status SandboxCommand(const std::string& sub, const Args& a);
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_CLI_COMMANDS_H_

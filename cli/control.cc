@@ -1,0 +1,163 @@
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "cli/commands.h"
+#include "common/config.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
+
+namespace gwmirror {
+namespace {
+
+std::string When(int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_ms),
+                          absl::UTCTimeZone());
+}
+
+std::string Age(int64_t ms) {
+  if (ms < 0) return "never";
+  return absl::StrFormat("%.1f s", ms / 1000.0);
+}
+
+std::string NodeLine(const gwmirror::v1::NodeStatus& n, bool replica) {
+  if (n.identity().empty()) return "none configured";
+  std::string s = absl::StrCat(n.identity(), " ", n.address().empty() ? "-" : n.address(),
+                               " ", n.healthy() ? "healthy" : "DOWN",
+                               " (heartbeat ", Age(n.heartbeat_age_ms()), " ago",
+                               n.installed_version().empty()
+                                   ? ""
+                                   : absl::StrCat(", version ", n.installed_version()),
+                               ")");
+  if (replica) absl::StrAppend(&s, ", applied ", n.applied_checkpoint());
+  return s;
+}
+
+grpc::ClientContext* WithDeadline(grpc::ClientContext* ctx, absl::Duration d) {
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + d));
+  return ctx;
+}
+
+}  // namespace
+
+absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a) {
+  std::string path;
+  if (auto p = a.Get("config")) {
+    path = *p;
+  } else if (const char* env = std::getenv("GWMIRROR_CONFIG")) {
+    path = env;
+  } else {
+    return absl::InvalidArgumentError(
+        "no CLI config: pass --config FILE or set GWMIRROR_CONFIG");
+  }
+  ASSIGN_OR_RETURN(std::string json, ReadFileToString(path));
+  gwmirror::v1::CliConfig config;
+  RETURN_IF_ERROR(ParseJson(json, path, &config));
+  if (config.coordinator().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": \"coordinator\" (host:port) is required"));
+  }
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
+    const gwmirror::v1::CliConfig& config) {
+  ASSIGN_OR_RETURN(auto ch, DialMutualTls(config.tls(), config.coordinator(),
+                                          config.coordinator_identity().empty()
+                                              ? "coordinator"
+                                              : config.coordinator_identity()));
+  return gwmirror::v1::Control::NewStub(ch);
+}
+
+absl::Status StatusCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
+  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  gwmirror::v1::ClusterStatus s;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
+                                        gwmirror::v1::StatusRequest(), &s)));
+  if (a.Has("json")) {
+    std::cout << ToJson(s) << "\n";
+    return absl::OkStatus();
+  }
+  std::cout << absl::StrFormat(
+      "cluster %s: epoch %d, active site %s (sites: %s), parity policy %s\n",
+      s.state(), s.epoch(), s.active_site(), absl::StrJoin(s.sites(), ", "),
+      s.parity_policy());
+  if (s.last_consistent().id() == 0) {
+    std::cout << "last consistent checkpoint: none yet\n";
+  } else {
+    std::cout << absl::StrFormat(
+        "last consistent checkpoint: %d (%s, cut %s), RPO %s\n",
+        s.last_consistent().id(), s.last_consistent().state(),
+        When(s.last_consistent().cut_unix_ms()), Age(s.rpo_ms()));
+  }
+  if (s.last_attempt().id() != 0 && s.last_attempt().state() == "aborted") {
+    std::cout << absl::StrFormat("last attempt: %d aborted: %s\n",
+                                 s.last_attempt().id(), s.last_attempt().reason());
+  }
+  for (const auto& slot : s.slots()) {
+    std::cout << "slot " << slot.name() << "\n"
+              << "  source:  " << NodeLine(slot.source(), false) << "\n"
+              << "  replica: " << NodeLine(slot.replica(), true) << "\n";
+  }
+  if (s.parity()) {
+    std::cout << "topology: parity\n";
+  } else {
+    std::cout << "topology: " << s.differences_size() << " difference(s)\n";
+    for (const auto& d : s.differences()) std::cout << "  - " << d << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckpointCommand(const std::string& sub, const Args& a) {
+  if (sub != "create") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown checkpoint command \"", sub, "\" (create)"));
+  }
+  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
+  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  gwmirror::v1::CreateCheckpointRequest req;
+  req.set_wait(a.Has("wait"));
+  gwmirror::v1::CheckpointInfo info;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(FromGrpc(
+      stub->CreateCheckpoint(WithDeadline(&ctx, absl::Hours(1)), req, &info)));
+  if (a.Has("json")) {
+    std::cout << ToJson(info) << "\n";
+  } else if (!req.wait()) {
+    std::cout << "checkpoint requested\n";
+  } else {
+    std::cout << absl::StrFormat("checkpoint %d %s (cut %s)\n", info.id(),
+                                 info.state(), When(info.cut_unix_ms()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckpointsCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
+  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  gwmirror::v1::CheckpointList list;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(FromGrpc(stub->ListCheckpoints(
+      WithDeadline(&ctx, absl::Seconds(20)), gwmirror::v1::ListCheckpointsRequest(),
+      &list)));
+  if (a.Has("json")) {
+    std::cout << ToJson(list) << "\n";
+    return absl::OkStatus();
+  }
+  for (const auto& c : list.checkpoints()) {
+    std::cout << absl::StrFormat("%d %s epoch %d cut %s applied %s\n", c.id(),
+                                 c.state(), c.epoch(), When(c.cut_unix_ms()),
+                                 When(c.applied_unix_ms()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gwmirror
