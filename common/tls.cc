@@ -209,6 +209,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
   args.SetSslTargetNameOverride(server_name);
   args.SetMaxReceiveMessageSize(8 << 20);
   args.SetMaxSendMessageSize(8 << 20);
+  // Peers restart (a replica after a crash, the coordinator after an
+  // upgrade): reconnect within a couple of seconds rather than gRPC's
+  // default backoff of up to two minutes.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(opts), args);
 }
 

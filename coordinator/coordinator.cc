@@ -96,6 +96,13 @@ class Coordinator::Peers {
     return ch;
   }
 
+  // A node (re)registered: its process may be new, so the next call
+  // connects afresh instead of waiting out the old channel's backoff.
+  void Forget(const std::string& address, const std::string& identity) {
+    absl::MutexLock l(&mu_);
+    channels_.erase(std::make_pair(address, identity));
+  }
+
   absl::StatusOr<gwmirror::v1::CutResult> Cut(const Node& n, uint64_t epoch,
                                               uint64_t id, const Node& replica,
                                               absl::Time deadline) {
@@ -216,6 +223,7 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
     return absl::InvalidArgumentError("register needs the node's address");
   }
   Node& n = it->second;
+  peers_->Forget(req.address(), identity);
   n.address = req.address();
   n.registered = true;
   n.last_heartbeat = absl::Now();

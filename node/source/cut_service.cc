@@ -44,12 +44,14 @@ absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config) {
 }
 
 absl::StatusOr<ScanResult> StableScan(const gwmirror::v1::NodeConfig& config,
-                                      absl::Duration max_wait, int* attempts) {
+                                      absl::Duration max_wait, int* attempts,
+                                      const std::function<void()>& read_along) {
   absl::Time give_up = absl::Now() + max_wait;
   for (int attempt = 1;; ++attempt) {
     if (attempts != nullptr) *attempts = attempt;
     int64_t start = RealtimeNs();
     ASSIGN_OR_RETURN(ScanResult scan, IndexedScan(config));
+    if (read_along) read_along();
     absl::Status stable =
         VerifyScanStable(HostRoot(config), scan.stamps, start);
     if (stable.ok()) return scan;
@@ -116,8 +118,13 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     const gwmirror::v1::CutRequest& req, absl::Time deadline) {
   gwmirror::v1::CutResult out;
   out.set_checkpoint(req.checkpoint());
-  *out.mutable_topology() =
-      ReadTopologyReport(TopologySourceOf(config_), config_.site(), config_.slot());
+  // The topology and deployments are read with the scan, so they are the
+  // ones of the frozen manifest (a half-written deployments.json would fail
+  // the verification and be read again).
+  auto read_topology = [&] {
+    *out.mutable_topology() = ReadTopologyReport(TopologySourceOf(config_),
+                                                 config_.site(), config_.slot());
+  };
   ASSIGN_OR_RETURN(auto channel, DialMutualTls(config_.tls(), req.replica_address(),
                                                req.replica_identity()));
   Pusher pusher(config_, channel);
@@ -128,7 +135,8 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     absl::Duration left = std::min(deadline - absl::Now(), absl::Seconds(30));
     if (left <= absl::ZeroDuration()) break;
     int attempts = 0;
-    ASSIGN_OR_RETURN(ScanResult scan, StableScan(config_, left, &attempts));
+    ASSIGN_OR_RETURN(ScanResult scan,
+                     StableScan(config_, left, &attempts, read_topology));
     for (const std::string& w : scan.warnings) {
       Logf(LogLevel::kWarning, "source", "slot=%s %s", config_.slot(), w);
     }

@@ -6,6 +6,7 @@
 #ifndef GWMIRROR_NODE_SOURCE_CUT_SERVICE_H_
 #define GWMIRROR_NODE_SOURCE_CUT_SERVICE_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -25,9 +26,11 @@ absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config);
 
 // IndexedScan until VerifyScanStable passes (backing off between tries), for
 // at most `max_wait`; ABORTED naming the last object that moved otherwise.
-absl::StatusOr<ScanResult> StableScan(const gwmirror::v1::NodeConfig& config,
-                                      absl::Duration max_wait,
-                                      int* attempts = nullptr);
+// `read_along`, when given, runs after each scan and before its
+// verification, so what it reads of the mirror set is of the same instant.
+absl::StatusOr<ScanResult> StableScan(
+    const gwmirror::v1::NodeConfig& config, absl::Duration max_wait,
+    int* attempts = nullptr, const std::function<void()>& read_along = nullptr);
 
 // Where this node's TopologyReport comes from.
 TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config);

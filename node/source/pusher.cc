@@ -405,8 +405,11 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
     }
     absl::StatusOr<gwmirror::v1::PushResult> result = stream.Finish();
     if (!st.ok()) {
-      // The replica's own reason is usually the better one.
-      return result.ok() ? st : result.status();
+      // The replica's own reason is usually the better one, unless the
+      // stream ended because we cancelled it (a file changed under us:
+      // ABORTED, which tells the caller to scan again).
+      return result.ok() || absl::IsCancelled(result.status()) ? st
+                                                               : result.status();
     }
     RETURN_IF_ERROR(result.status());
     if (result->resend_whole_size() == 0) {

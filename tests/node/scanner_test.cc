@@ -1,5 +1,7 @@
 #include "node/scanner.h"
 
+#include <fcntl.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,6 +80,93 @@ TEST(ScannerTest, MissingRootIsEmpty) {
   auto scan = ScanMirrorSet(dir.path(), Roots({root}));
   ASSERT_TRUE(scan.ok());
   EXPECT_EQ(scan->manifest.size(), 0u);
+}
+
+}  // namespace
+}  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// Sets every object's times 10 s back, as if the tree had been quiet.
+void Age(const std::string& path) {
+  struct timespec t[2];
+  clock_gettime(CLOCK_REALTIME, &t[0]);
+  t[0].tv_sec -= 10;
+  t[1] = t[0];
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), t, AT_SYMLINK_NOFOLLOW), 0) << path;
+}
+
+class StableScanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::WriteFile(dir_ / "r/a", "a");
+    testing::WriteFile(dir_ / "r/d/b", "b");
+    root_.set_path("r");
+    // Times only; ctime still says "now", so wait out the margin.
+    for (const char* p : {"r/a", "r/d/b", "r/d", "r"}) Age(dir_ / p);
+    usleep(30000);
+  }
+  absl::StatusOr<ScanResult> Scan(int64_t* start) {
+    *start = NowNs();
+    return ScanMirrorSet(dir_.path(), Roots({root_}));
+  }
+  testing::TempDir dir_;
+  gwmirror::v1::RootConfig root_;
+};
+
+TEST_F(StableScanTest, QuietTreeIsStable) {
+  int64_t start;
+  auto scan = Scan(&start);
+  ASSERT_TRUE(scan.ok());
+  EXPECT_TRUE(VerifyScanStable(dir_.path(), scan->stamps, start).ok());
+}
+
+TEST_F(StableScanTest, FileRewrittenAfterTheScanIsNamed) {
+  int64_t start;
+  auto scan = Scan(&start);
+  ASSERT_TRUE(scan.ok());
+  testing::WriteFile(dir_ / "r/d/b", "B");
+  absl::Status st = VerifyScanStable(dir_.path(), scan->stamps, start);
+  EXPECT_EQ(st.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(st.message().find("r/d/b"), std::string::npos) << st;
+}
+
+TEST_F(StableScanTest, FileCreatedAfterTheScanChangesItsDirectory) {
+  int64_t start;
+  auto scan = Scan(&start);
+  ASSERT_TRUE(scan.ok());
+  testing::WriteFile(dir_ / "r/d/new", "n");
+  absl::Status st = VerifyScanStable(dir_.path(), scan->stamps, start);
+  EXPECT_EQ(st.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(st.message().find("r/d changed"), std::string::npos) << st;
+}
+
+TEST_F(StableScanTest, DeletionInARootIsSeen) {
+  int64_t start;
+  auto scan = Scan(&start);
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(unlink((dir_ / "r/a").c_str()), 0);
+  EXPECT_EQ(VerifyScanStable(dir_.path(), scan->stamps, start).code(),
+            absl::StatusCode::kAborted);
+}
+
+// A write in the same timestamp tick as the previous one would not move
+// the times: an object changed just before the scan cannot be vouched for.
+TEST_F(StableScanTest, ObjectChangedJustBeforeTheScanIsNotTrusted) {
+  testing::WriteFile(dir_ / "r/a", "fresh");
+  int64_t start;
+  auto scan = Scan(&start);
+  ASSERT_TRUE(scan.ok());
+  absl::Status st = VerifyScanStable(dir_.path(), scan->stamps, start);
+  EXPECT_EQ(st.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(st.message().find("just before"), std::string::npos) << st;
 }
 
 }  // namespace

@@ -106,9 +106,20 @@ namespace {
 }  // namespace
 
 Child::Child(const std::vector<std::string>& argv,
-             const std::map<std::string, std::string>& env) {
+             const std::map<std::string, std::string>& env,
+             const std::string& log) {
   pid_ = fork();
-  if (pid_ == 0) ExecWith(argv, env);
+  if (pid_ == 0) {
+    if (!log.empty()) {
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+    }
+    close_range(3, ~0U, 0);  // A test's pipes must not live on in a daemon.
+    ExecWith(argv, env);
+  }
 }
 
 Child::~Child() {

@@ -50,8 +50,10 @@ std::string Diff(const Manifest& want, const Manifest& got);
 // A child process. Destruction kills it (SIGKILL) and reaps it.
 class Child {
  public:
+  // With `log`, the child's stdout and stderr are appended to that file.
   Child(const std::vector<std::string>& argv,
-        const std::map<std::string, std::string>& env = {});
+        const std::map<std::string, std::string>& env = {},
+        const std::string& log = "");
   ~Child();
   pid_t pid() const { return pid_; }
   // Waits; returns the wait status.

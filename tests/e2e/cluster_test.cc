@@ -1,0 +1,680 @@
+// The whole cluster as operators run it: `gwmirror sandbox up` (a real
+// coordinator and real nodes on loopback with mutual TLS), the CLI, and
+// processes killed and restarted at chosen points of the checkpoint
+// protocol.
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/config.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/tls.h"
+#include "gtest/gtest.h"
+#include "gwmirror/v1/coordinator.grpc.pb.h"
+#include "gwmirror/v1/replica.grpc.pb.h"
+#include "node/sample/generator.h"
+#include "node/topology_report.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+using testing::Bin;
+using testing::Child;
+using testing::RunResult;
+
+constexpr char kPrefix[] = "opt/Axway-7.7";
+
+// Whether `pid` is gone (or a zombie nobody reaps yet).
+bool Gone(int pid) {
+  auto stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return true;
+  size_t close = stat->rfind(')');
+  return close == std::string::npos || stat->substr(close + 2, 1) == "Z";
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void Up(int slots) {
+    RunResult r = testing::Run({Bin("gwmirror"), "sandbox", "up", "--dir", Dir(),
+                                "--slots", absl::StrCat(slots)});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto json = ReadFileToString(Dir() + "/sandbox.json");
+    ASSERT_TRUE(json.ok());
+    ASSERT_TRUE(ParseJson(*json, "sandbox.json", &sb_).ok());
+    ASSERT_EQ(sb_.slots_size(), slots);
+    for (auto& root : SampleRoots(kPrefix)) roots_.push_back(root);
+  }
+
+  void TearDown() override {
+    children_.clear();
+    if (!sb_.cli_config().empty()) {
+      testing::Run({Bin("gwmirror"), "sandbox", "down", "--dir", Dir()});
+    }
+  }
+
+  std::string Dir() const { return tmp_ / "sb"; }
+  std::string Prod(int i) const { return sb_.slots(i - 1).production().root(); }
+  std::string Standby(int i) const { return sb_.slots(i - 1).standby().root(); }
+  std::string Gw(const std::string& root, const std::string& rel) const {
+    return absl::StrCat(root, "/", kPrefix, "/apigateway/", rel);
+  }
+  Manifest Tree(const std::string& root) { return testing::Snapshot(root, roots_); }
+
+  RunResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), Bin("gwmirror"));
+    args.push_back("--config");
+    args.push_back(sb_.cli_config());
+    return testing::Run(args);
+  }
+
+  absl::StatusOr<gwmirror::v1::ClusterStatus> TryStatus() {
+    gwmirror::v1::ClusterStatus s;
+    RunResult r = Cli({"status", "--json"});
+    if (r.exit_code != 0) return absl::UnavailableError(r.err);
+    absl::Status st = ParseJson(r.out, "status", &s);
+    if (!st.ok()) return st;
+    return s;
+  }
+
+  gwmirror::v1::ClusterStatus Status() {
+    auto s = TryStatus();
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : gwmirror::v1::ClusterStatus();
+  }
+
+  // checkpoint create --wait: the id, or the CLI's one-line reason.
+  absl::StatusOr<uint64_t> Checkpoint() {
+    RunResult r = Cli({"checkpoint", "create", "--wait", "--json"});
+    if (r.exit_code != 0) return absl::AbortedError(r.err);
+    gwmirror::v1::CheckpointInfo info;
+    absl::Status st = ParseJson(r.out, "checkpoint", &info);
+    if (!st.ok()) return st;
+    EXPECT_EQ(info.state(), "applied");
+    return info.id();
+  }
+
+  std::vector<gwmirror::v1::CheckpointInfo> Committed() {
+    gwmirror::v1::CheckpointList list;
+    RunResult r = Cli({"checkpoints", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(ParseJson(r.out, "checkpoints", &list).ok()) << r.out;
+    return {list.checkpoints().begin(), list.checkpoints().end()};
+  }
+
+  // Polls status until `pred` holds (20 s at most).
+  template <typename Pred>
+  gwmirror::v1::ClusterStatus WaitFor(Pred pred, const std::string& what) {
+    absl::Time give_up = absl::Now() + absl::Seconds(20);
+    gwmirror::v1::ClusterStatus s;
+    while (absl::Now() < give_up) {
+      auto got = TryStatus();  // The coordinator may be starting.
+      if (got.ok()) {
+        s = *got;
+        if (pred(s)) return s;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ADD_FAILURE() << "timed out waiting for " << what << "; last status:\n"
+                  << ToJson(s);
+    return s;
+  }
+
+  static bool AllHealthy(const gwmirror::v1::ClusterStatus& s) {
+    for (const auto& slot : s.slots()) {
+      if (!slot.source().healthy() || !slot.replica().healthy()) return false;
+    }
+    return s.slots_size() > 0;
+  }
+
+  void WaitHealthy() {
+    WaitFor([](const auto& s) { return AllHealthy(s); }, "every node healthy");
+  }
+
+  static bool Mentions(const gwmirror::v1::ClusterStatus& s,
+                       const std::string& needle) {
+    for (const auto& d : s.differences()) {
+      if (absl::StrContains(d, needle)) return true;
+    }
+    return false;
+  }
+
+  void Kill(const gwmirror::v1::SandboxProcess& p) {
+    kill(p.pid(), SIGKILL);
+    for (int i = 0; i < 500 && !Gone(p.pid()); ++i) usleep(10000);
+    ASSERT_TRUE(Gone(p.pid()));
+  }
+
+  // Starts `p` again (same argv, so the same config and port), logging
+  // beside the sandbox's own logs.
+  Child* Restart(const gwmirror::v1::SandboxProcess& p,
+                 const std::map<std::string, std::string>& env = {}) {
+    std::vector<std::string> argv(p.argv().begin(), p.argv().end());
+    children_.push_back(std::make_unique<Child>(argv, env, p.log()));
+    return children_.back().get();
+  }
+
+  gwmirror::v1::TlsConfig Tls(const std::string& name) const {
+    gwmirror::v1::TlsConfig t;
+    t.set_ca_file(Dir() + "/pki/ca/ca.pem");
+    t.set_cert_file(Dir() + "/pki/certs/" + name + ".pem");
+    t.set_key_file(Dir() + "/pki/certs/" + name + ".key");
+    return t;
+  }
+
+  testing::TempDir tmp_;
+  gwmirror::v1::SandboxFile sb_;
+  std::vector<gwmirror::v1::RootConfig> roots_;
+  std::vector<std::unique_ptr<Child>> children_;
+};
+
+// Changes on every slot, one checkpoint: each standby tree equals its
+// production tree as of the cut, and every slot moved to the same id.
+TEST_F(ClusterTest, ThreeSlotsMoveTogetherToTheCut) {
+  Up(3);
+  std::vector<Manifest> want;
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(ApplyChangeSet(Prod(i), kPrefix, 10 + i, 0.05, 10, 10, 5).ok());
+    want.push_back(Tree(Prod(i)));
+  }
+  auto id = Checkpoint();
+  ASSERT_TRUE(id.ok()) << id.status();
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(testing::Diff(want[i - 1], Tree(Standby(i))), "") << "slot gw" << i;
+  }
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.state(), "OK");
+  EXPECT_TRUE(s.parity()) << ToJson(s);
+  EXPECT_EQ(s.last_consistent().id(), *id);
+  EXPECT_GE(s.rpo_ms(), 0);
+  ASSERT_EQ(s.slots_size(), 3);
+  for (const auto& slot : s.slots()) {
+    EXPECT_EQ(slot.replica().applied_checkpoint(), *id) << slot.name();
+  }
+  auto committed = Committed();
+  ASSERT_EQ(committed.size(), 2u);  // The sandbox's first one, and ours.
+  EXPECT_EQ(committed[0].id(), *id);
+  EXPECT_EQ(committed[0].digests().size(), 3u);
+
+  // The human status names every slot and the verdict.
+  RunResult human = Cli({"status"});
+  EXPECT_EQ(human.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(human.out, "slot gw3")) << human.out;
+  EXPECT_TRUE(absl::StrContains(human.out, "topology: parity")) << human.out;
+}
+
+// A replica accepts pushes only from its slot's source certificate: gw2's
+// source pushing to gw1's replica is refused and changes nothing.
+TEST_F(ClusterTest, ReplicaRefusesAnotherSlotsSource) {
+  Up(2);
+  Manifest before = Tree(Standby(1));
+  testing::WriteFile(Gw(Prod(1), "conf/intrusion.xml"), "<x/>");
+  gwmirror::v1::NodeConfig c;
+  c.set_slot("gw1");
+  c.set_host_root(Prod(1));
+  c.set_state_dir(tmp_ / "intruder-state");
+  *c.mutable_tls() = Tls("gw2-production");
+  for (const auto& r : roots_) *c.add_roots() = r;
+  c.mutable_source()->set_replica_address(sb_.slots(0).standby().address());
+  c.mutable_source()->set_replica_identity("gw1-standby");
+  testing::WriteFile(tmp_ / "intruder.json", ToJson(c));
+  RunResult r = testing::Run({Bin("gwmirror-node"), "push", "--config",
+                              tmp_ / "intruder.json", "--checkpoint", "99",
+                              "--epoch", "1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "\"gw2-production\" may not"))
+      << r.err;
+  // The Push call itself, without the reads a source starts with.
+  auto ch = DialMutualTls(Tls("gw2-production"), sb_.slots(0).standby().address(),
+                          "gw1-standby");
+  ASSERT_TRUE(ch.ok());
+  grpc::ClientContext ctx;
+  gwmirror::v1::PushResult result;
+  auto writer = gwmirror::v1::Replica::NewStub(*ch)->Push(&ctx, &result);
+  gwmirror::v1::PushMessage begin;
+  begin.mutable_begin()->mutable_envelope()->set_epoch(1);
+  begin.mutable_begin()->set_checkpoint(99);
+  begin.mutable_begin()->set_base_checkpoint(1);
+  writer->Write(begin);
+  writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  EXPECT_EQ(st.error_code(), grpc::PERMISSION_DENIED);
+  EXPECT_TRUE(absl::StrContains(st.error_message(),
+                                "\"gw2-production\" may not push to this replica "
+                                "(its source is \"gw1-production\")"))
+      << st.error_message();
+  EXPECT_EQ(testing::Diff(before, Tree(Standby(1))), "");
+}
+
+// Writers change files on every slot while checkpoints are cut: each
+// applied checkpoint shows, per slot, a state the source really passed
+// through, and all slots are at the same checkpoint.
+TEST_F(ClusterTest, UnderChurnEachCheckpointIsAStateThatExisted) {
+  Up(2);
+  constexpr int kFiles = 3;
+  using State = std::array<int, kFiles>;
+  struct Writer {
+    std::mutex mu;
+    std::set<State> states;
+    std::thread thread;
+  };
+  std::array<Writer, 2> writers;
+  std::atomic<bool> stop{false};
+  // Three files far apart in the scan order, the middle one big enough
+  // that hashing it takes a while: a scan that is not verified stable would
+  // see them at different moments.
+  auto path = [&](const std::string& root, int f) {
+    const char* rel[kFiles] = {"conf/churn-0.txt", "groups/churn-1.bin",
+                               "ext/churn-2.txt"};
+    return Gw(root, rel[f]);
+  };
+  auto content = [](int f, int k) {
+    std::string c = absl::StrCat("v", k, "\n");
+    if (f == 1) c.resize(4 << 20, 'x');
+    return c;
+  };
+  for (int i = 1; i <= 2; ++i) {
+    for (int f = 0; f < kFiles; ++f) testing::WriteFile(path(Prod(i), f), content(f, 0));
+    writers[i - 1].states.insert(State{0, 0, 0});
+  }
+  for (int i = 1; i <= 2; ++i) {
+    Writer* w = &writers[i - 1];
+    std::string root = Prod(i);
+    std::string tmp = root + "/tmp";  // Outside the mirror set, same file system.
+    ASSERT_TRUE(MakeDirs(tmp).ok());
+    w->thread = std::thread([&, w, root, tmp] {
+      State v{0, 0, 0};
+      // Bounded: at most 4000 writes or 60 s.
+      absl::Time end = absl::Now() + absl::Seconds(60);
+      for (int k = 1; k <= 4000 && !stop && absl::Now() < end; ++k) {
+        int f = k % kFiles;
+        v[f] = k;
+        std::string t = absl::StrCat(tmp, "/churn.tmp");
+        testing::WriteFile(t, content(f, k));
+        rename(t.c_str(), path(root, f).c_str());
+        {
+          std::lock_guard<std::mutex> l(w->mu);
+          w->states.insert(v);
+        }
+        // Bursts of writes with quiet gaps, as configuration changes come.
+        usleep(k % 30 == 0 ? 80000 : 500);
+      }
+    });
+  }
+  auto read_state = [&](const std::string& root) {
+    State s;
+    for (int f = 0; f < kFiles; ++f) {
+      std::string data = testing::ReadFile(path(root, f));
+      absl::string_view text = absl::StripAsciiWhitespace(
+          absl::string_view(data).substr(0, data.find('\n')));
+      if (!absl::ConsumePrefix(&text, "v") || !absl::SimpleAtoi(text, &s[f])) {
+        s[f] = -1;
+      }
+    }
+    return s;
+  };
+  std::set<State> seen[2];
+  int ok = 0;
+  for (int round = 0; round < 6; ++round) {
+    auto id = Checkpoint();
+    if (!id.ok()) {
+      // Only "the tree kept changing" may fail a cut under churn.
+      EXPECT_TRUE(absl::StrContains(id.status().message(), "kept changing"))
+          << id.status();
+      continue;
+    }
+    ++ok;
+    for (int i = 1; i <= 2; ++i) {
+      State got = read_state(Standby(i));
+      std::lock_guard<std::mutex> l(writers[i - 1].mu);
+      EXPECT_TRUE(writers[i - 1].states.count(got))
+          << "slot gw" << i << " checkpoint " << *id << " holds " << got[0] << ","
+          << got[1] << "," << got[2] << ": never a state of the source";
+      seen[i - 1].insert(got);
+    }
+    gwmirror::v1::ClusterStatus status = Status();
+    for (const auto& slot : status.slots()) {
+      EXPECT_EQ(slot.replica().applied_checkpoint(), *id) << slot.name();
+    }
+  }
+  stop = true;
+  for (auto& w : writers) w.thread.join();
+  EXPECT_GE(ok, 4);
+  EXPECT_GE(seen[0].size(), 3u) << "the churn did not reach the standby";
+  auto id = Checkpoint();
+  ASSERT_TRUE(id.ok()) << id.status();
+  for (int i = 1; i <= 2; ++i) {
+    EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "");
+  }
+}
+
+// A replica dies while N is staged: N aborts, naming the slot; the standby
+// is untouched; once the replica is back, N+1 commits everywhere.
+TEST_F(ClusterTest, ReplicaKilledMidCheckpointAbortsItAndTheNextCommits) {
+  Up(2);
+  ASSERT_TRUE(ApplyChangeSet(Prod(2), kPrefix, 5, 0.05, 5, 5, 5).ok());
+  Manifest before = Tree(Standby(2));
+  Kill(sb_.slots(1).standby());
+  Child* crashing =
+      Restart(sb_.slots(1).standby(), {{"GWMIRROR_FAULT", "crash:stage:write:1"}});
+  WaitHealthy();
+  uint64_t last = Status().last_attempt().id();
+
+  auto failed = Checkpoint();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(absl::StrContains(failed.status().message(),
+                                absl::StrCat("checkpoint ", last + 1, " aborted")))
+      << failed.status();
+  EXPECT_TRUE(absl::StrContains(failed.status().message(), "gw2")) << failed.status();
+  int ws = crashing->Wait();
+  EXPECT_TRUE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.last_attempt().id(), last + 1);
+  EXPECT_EQ(s.last_attempt().state(), "aborted");
+  for (const auto& c : Committed()) EXPECT_NE(c.id(), last + 1);
+  EXPECT_EQ(testing::Diff(before, Tree(Standby(2))), "");
+
+  Restart(sb_.slots(1).standby());
+  WaitHealthy();
+  auto next = Checkpoint();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, last + 2);
+  for (int i = 1; i <= 2; ++i) {
+    EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "");
+  }
+}
+
+// The coordinator SIGKILLed at each step of the protocol: after a restart
+// nothing committed is lost, nothing is committed twice, a checkpoint
+// killed before its commit point never commits, one killed after it is
+// applied everywhere, and the next checkpoint commits.
+TEST_F(ClusterTest, CoordinatorKilledAtEachStepResumes) {
+  Up(2);
+  struct Step {
+    const char* point;
+    bool committed;
+  };
+  const Step steps[] = {{"coordinator:cut", false},
+                        {"coordinator:staged", false},
+                        {"coordinator:commit-point", false},
+                        {"coordinator:consistent", true},
+                        {"coordinator:applied-slot", true}};
+  const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
+  Kill(coord);
+  std::unique_ptr<Child> current;
+  for (const Step& step : steps) {
+    SCOPED_TRACE(step.point);
+    testing::WriteFile(Gw(Prod(1), "conf/step.txt"), step.point);
+    testing::WriteFile(Gw(Prod(2), "conf/step.txt"), step.point);
+    current.reset();
+    current = std::make_unique<Child>(
+        std::vector<std::string>(coord.argv().begin(), coord.argv().end()),
+        std::map<std::string, std::string>{
+            {"GWMIRROR_FAULT", absl::StrCat("crash:", step.point, ":1")}},
+        coord.log());
+    WaitHealthy();
+    uint64_t n = Status().last_attempt().id() + 1;
+    auto failed = Checkpoint();
+    EXPECT_FALSE(failed.ok());
+    int ws = current->Wait();
+    ASSERT_TRUE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL) << "did not crash";
+
+    current = std::make_unique<Child>(
+        std::vector<std::string>(coord.argv().begin(), coord.argv().end()),
+        std::map<std::string, std::string>{}, coord.log());
+    WaitHealthy();
+    auto next = Checkpoint();
+    ASSERT_TRUE(next.ok()) << next.status();
+    EXPECT_GT(*next, n);
+    auto committed = Committed();
+    bool has_n = false;
+    for (size_t i = 0; i < committed.size(); ++i) {
+      if (i > 0) EXPECT_LT(committed[i].id(), committed[i - 1].id()) << "doubled";
+      EXPECT_EQ(committed[i].state(), "applied") << committed[i].id();
+      has_n |= committed[i].id() == n;
+    }
+    EXPECT_EQ(has_n, step.committed);
+    for (int i = 1; i <= 2; ++i) {
+      EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "");
+    }
+    gwmirror::v1::ClusterStatus status = Status();
+    for (const auto& slot : status.slots()) {
+      EXPECT_EQ(slot.replica().applied_checkpoint(), *next) << slot.name();
+    }
+  }
+}
+
+// Topology drift, one finding at a time: each is named in words, strict
+// policy blocks commits until it is fixed.
+TEST_F(ClusterTest, TopologyDriftIsNamedAndBlocksCommits) {
+  Up(2);
+  auto blocked = [&](const std::string& needle) {
+    gwmirror::v1::ClusterStatus s = WaitFor(
+        [&](const auto& st) { return Mentions(st, needle); }, needle);
+    EXPECT_EQ(s.state(), "BLOCKED");
+    auto r = Checkpoint();
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? std::string() : std::string(r.status().message());
+  };
+  auto unblocked = [&] {
+    WaitFor([](const auto& s) { return s.parity() && AllHealthy(s); }, "parity");
+    auto r = Checkpoint();
+    EXPECT_TRUE(r.ok()) << r.status();
+  };
+
+  // 1. Production's topology gains host-3 with two instances; no node
+  //    serves it.
+  std::string topo_rel = "groups/topology.json";
+  std::string original = testing::ReadFile(Gw(Prod(1), topo_rel));
+  auto topo = ParseTopology(original);
+  ASSERT_TRUE(topo.ok());
+  topo->set_version(topo->version() + 1);
+  auto* host = topo->add_hosts();
+  host->set_id("host-3");
+  host->set_name("gw3.example.com");
+  for (int k = 8; k <= 9; ++k) {
+    auto* svc = topo->mutable_groups(1)->add_services();
+    svc->set_id(absl::StrCat("instance-", k));
+    svc->set_name(absl::StrCat("Gateway", k));
+    svc->set_type("gateway");
+    svc->set_host_id("host-3");
+  }
+  for (int i = 1; i <= 2; ++i) testing::WriteFile(Gw(Prod(i), topo_rel), ToJson(*topo));
+  std::string why = blocked(
+      "production topology has host-3 (gw3.example.com, 2 gateway instances) "
+      "but no standby node serves it");
+  EXPECT_TRUE(absl::StrContains(why, "topology parity fails")) << why;
+  for (int i = 1; i <= 2; ++i) testing::WriteFile(Gw(Prod(i), topo_rel), original);
+  unblocked();
+
+  // 2. The standby gw2 has another product version installed.
+  std::string version = Gw(Standby(2), "system/lib/version.properties");
+  std::string good = testing::ReadFile(version);
+  testing::WriteFile(version, "product.version=7.7.20220530\n");
+  why = blocked("standby gw2 has 7.7.20220530 installed, production gw2 has 7.7.20221130");
+  EXPECT_TRUE(absl::StrContains(why, "7.7.20220530")) << why;
+  testing::WriteFile(version, good);
+  unblocked();
+
+  // 3. The standby gw2 node is missing.
+  Kill(sb_.slots(1).standby());
+  blocked("production topology has host-2 (gw2.example.com, 1 gateway instance) "
+          "but no standby node serves it");
+  Restart(sb_.slots(1).standby());
+  unblocked();
+  EXPECT_EQ(testing::Diff(Tree(Prod(2)), Tree(Standby(2))), "");
+}
+
+// Instances of one group running different deployment archives (a
+// deployment in progress) are not checkpointed: the cut is retried and
+// commits once the deployment is through, or fails naming the group.
+TEST_F(ClusterTest, SplitDeploymentIsRetriedNotCommitted) {
+  Up(2);
+  const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
+  gwmirror::v1::CoordinatorConfig cc;
+  ASSERT_TRUE(ParseJson(testing::ReadFile(coord.config()), "config", &cc).ok());
+  cc.set_coherence_retry_ms(200);
+  cc.set_coherence_wait_ms(1500);
+  Kill(coord);
+  testing::WriteFile(coord.config(), ToJson(cc));
+  Restart(coord);
+  WaitHealthy();
+
+  std::string rel = "groups/deployments.json";
+  std::string before = testing::ReadFile(Gw(Prod(1), rel));
+  size_t at = before.find("\"archiveID\":\"");
+  ASSERT_NE(at, std::string::npos) << before;
+  at += 13;
+  std::string old_archive = before.substr(at, before.find('"', at) - at);
+  // Rewritten in place, as a product may: the source must never read it
+  // half written.
+  auto deploy = [&](int i) {
+    std::string now = testing::ReadFile(Gw(Prod(i), rel));
+    testing::WriteFile(Gw(Prod(i), rel),
+                       absl::StrReplaceAll(now, {{old_archive, "archive-new"}}));
+  };
+  deploy(1);  // gw1's instance runs the new archive, gw2's the old one.
+  auto r = Checkpoint();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "deployment in progress"))
+      << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "QuickStart Group")) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "finish or roll back"))
+      << r.status();
+
+  // The deployment completes while a checkpoint is retrying: it commits.
+  RunResult result;
+  std::thread waiter([&] {
+    result = Cli({"checkpoint", "create", "--wait", "--json"});
+  });
+  usleep(500000);
+  deploy(2);
+  waiter.join();
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  for (int i = 1; i <= 2; ++i) {
+    EXPECT_TRUE(absl::StrContains(testing::ReadFile(Gw(Standby(i), rel)),
+                                  "archive-new"));
+  }
+}
+
+// Messages with a stale epoch or from nodes that are not members are
+// refused, each with its code and a message naming the problem.
+TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
+  Up(1);
+  RunResult issued = testing::Run({Bin("gwmirror"), "certs", "issue", "--dir",
+                                   Dir() + "/pki", "--name", "intruder"});
+  ASSERT_EQ(issued.exit_code, 0) << issued.err;
+  auto coordinator = [&](const std::string& as) {
+    auto ch = DialMutualTls(Tls(as), sb_.coordinator(), "coordinator");
+    EXPECT_TRUE(ch.ok());
+    return *ch;
+  };
+  auto expect = [](const grpc::Status& st, grpc::StatusCode code,
+                   const std::vector<std::string>& words) {
+    EXPECT_EQ(st.error_code(), code) << st.error_message();
+    for (const auto& w : words) {
+      EXPECT_TRUE(absl::StrContains(st.error_message(), w))
+          << "\"" << st.error_message() << "\" lacks \"" << w << "\"";
+    }
+  };
+  auto node_stub = gwmirror::v1::Coordinator::NewStub(coordinator("gw1-production"));
+  {
+    grpc::ClientContext ctx;
+    gwmirror::v1::HeartbeatRequest req;
+    req.mutable_envelope()->set_epoch(0);
+    gwmirror::v1::HeartbeatResponse resp;
+    expect(node_stub->Heartbeat(&ctx, req, &resp), grpc::FAILED_PRECONDITION,
+           {"stale epoch 0", "epoch 1"});
+  }
+  {
+    grpc::ClientContext ctx;
+    gwmirror::v1::RegisterRequest req;
+    req.mutable_envelope()->set_epoch(7);
+    req.set_site("production");
+    req.set_slot("gw1");
+    req.set_address("127.0.0.1:1");
+    gwmirror::v1::RegisterResponse resp;
+    expect(node_stub->Register(&ctx, req, &resp), grpc::FAILED_PRECONDITION,
+           {"epoch 7", "epoch 1"});
+  }
+  {
+    grpc::ClientContext ctx;
+    gwmirror::v1::RegisterRequest req;
+    req.set_site("production");
+    req.set_slot("gw2");
+    req.set_address("127.0.0.1:1");
+    gwmirror::v1::RegisterResponse resp;
+    expect(node_stub->Register(&ctx, req, &resp), grpc::PERMISSION_DENIED,
+           {"unknown node \"gw1-production\"", "slot \"gw2\""});
+  }
+  {
+    auto stub = gwmirror::v1::Coordinator::NewStub(coordinator("intruder"));
+    grpc::ClientContext ctx;
+    gwmirror::v1::RegisterRequest req;
+    req.set_site("production");
+    req.set_slot("gw1");
+    req.set_address("127.0.0.1:1");
+    gwmirror::v1::RegisterResponse resp;
+    expect(stub->Register(&ctx, req, &resp), grpc::PERMISSION_DENIED,
+           {"unknown node \"intruder\""});
+  }
+  {
+    auto stub = gwmirror::v1::Control::NewStub(coordinator("gw1-production"));
+    grpc::ClientContext ctx;
+    gwmirror::v1::ClusterStatus resp;
+    expect(stub->Status(&ctx, gwmirror::v1::StatusRequest(), &resp),
+           grpc::PERMISSION_DENIED, {"not an operator"});
+  }
+  auto source = [&](const std::string& as) {
+    auto ch = DialMutualTls(Tls(as), sb_.slots(0).production().address(),
+                            "gw1-production");
+    EXPECT_TRUE(ch.ok());
+    return gwmirror::v1::Source::NewStub(*ch);
+  };
+  gwmirror::v1::CutRequest cut;
+  cut.set_checkpoint(100);
+  cut.set_replica_address(sb_.slots(0).standby().address());
+  cut.set_replica_identity("gw1-standby");
+  {
+    grpc::ClientContext ctx;
+    gwmirror::v1::CutResult resp;
+    cut.mutable_envelope()->set_epoch(1);
+    expect(source("operator")->Cut(&ctx, cut, &resp), grpc::PERMISSION_DENIED,
+           {"\"operator\" may not cut"});
+  }
+  {
+    grpc::ClientContext ctx;
+    gwmirror::v1::CutResult resp;
+    cut.mutable_envelope()->set_epoch(0);
+    expect(source("coordinator")->Cut(&ctx, cut, &resp), grpc::FAILED_PRECONDITION,
+           {"stale epoch 0", "this node is at epoch 1"});
+  }
+  {
+    auto ch = DialMutualTls(Tls("coordinator"), sb_.slots(0).standby().address(),
+                            "gw1-standby");
+    ASSERT_TRUE(ch.ok());
+    grpc::ClientContext ctx;
+    gwmirror::v1::GetStateRequest req;
+    gwmirror::v1::ReplicaState resp;
+    expect(gwmirror::v1::Replica::NewStub(*ch)->GetState(&ctx, req, &resp),
+           grpc::FAILED_PRECONDITION, {"stale epoch 0", "this replica is at epoch 1"});
+  }
+  // Nothing of that disturbed the cluster.
+  auto id = Checkpoint();
+  EXPECT_TRUE(id.ok()) << id.status();
+}
+
+}  // namespace
+}  // namespace gwmirror
