@@ -50,7 +50,7 @@ absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a) {
   std::string path;
   if (auto p = a.Get("config")) {
     path = *p;
-  } else if (const char* env = std::getenv("GWMIRROR_CONFIG")) {
+  } else if (const char* env = std::getenv("GWMIRROR_CONFIG"); env && *env) {
     path = env;
   } else {
     return absl::InvalidArgumentError(

@@ -83,9 +83,12 @@ absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
       absl::StrCat("process ", pid, " did not start listening; see ", log));
 }
 
+// Starts a daemon and adds it to `started`.
 gwmirror::v1::SandboxProcess Start(const std::vector<std::string>& argv,
                                    const std::string& config,
-                                   const std::string& log, absl::Status* st) {
+                                   const std::string& log,
+                                   std::vector<gwmirror::v1::SandboxProcess>* started,
+                                   absl::Status* st) {
   gwmirror::v1::SandboxProcess p;
   p.set_config(config);
   p.set_log(log);
@@ -95,6 +98,7 @@ gwmirror::v1::SandboxProcess Start(const std::vector<std::string>& argv,
     *st = pid.status();
   } else {
     p.set_pid(*pid);
+    started->push_back(p);
   }
   return p;
 }
@@ -115,7 +119,21 @@ void Stop(const gwmirror::v1::SandboxProcess& p) {
   if (Runs(p.pid(), p.argv(0))) kill(p.pid(), SIGKILL);
 }
 
+absl::Status DoUp(const Args& a,
+                  std::vector<gwmirror::v1::SandboxProcess>* started);
+
+// `up`, and on failure nothing left running.
 absl::Status Up(const Args& a) {
+  std::vector<gwmirror::v1::SandboxProcess> started;
+  absl::Status st = DoUp(a, &started);
+  if (!st.ok()) {
+    for (const auto& p : started) Stop(p);
+  }
+  return st;
+}
+
+absl::Status DoUp(const Args& a,
+                  std::vector<gwmirror::v1::SandboxProcess>* started) {
   ASSIGN_OR_RETURN(std::string dir, a.Require("dir"));
   ASSIGN_OR_RETURN(uint64_t slots, a.UintOr("slots", 2));
   std::string size = a.Get("size").value_or("small");
@@ -177,7 +195,8 @@ absl::Status Up(const Args& a) {
   *out.mutable_coordinator_process() =
       Start({bin + "/gwmirror-coordinator", "serve", "--config",
              dir + "/coordinator/config.json"},
-            dir + "/coordinator/config.json", dir + "/logs/coordinator.log", &st);
+            dir + "/coordinator/config.json", dir + "/logs/coordinator.log",
+            started, &st);
   RETURN_IF_ERROR(st);
   ASSIGN_OR_RETURN(int coord_port,
                    WaitForPort(cc.port_file(), out.coordinator_process().pid(),
@@ -248,7 +267,7 @@ absl::Status Up(const Args& a) {
       RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));
       gwmirror::v1::SandboxProcess p =
           Start({bin + "/gwmirror-node", "serve", "--config", config}, config,
-                absl::StrCat(dir, "/logs/", ident, ".log"), &st);
+                absl::StrCat(dir, "/logs/", ident, ".log"), started, &st);
       RETURN_IF_ERROR(st);
       ASSIGN_OR_RETURN(int port, WaitForPort(nc.port_file(), p.pid(), p.log()));
       p.set_address(absl::StrCat("127.0.0.1:", port));

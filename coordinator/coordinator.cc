@@ -378,6 +378,12 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
   for (size_t i = 0; i < slots.size(); ++i) {
     if (!cuts[i].ok()) {
       failures.push_back(absl::StrCat(slots[i].slot, ": ", cuts[i].status().message()));
+    } else if (cuts[i]->checkpoint() != id || cuts[i]->manifest_digest().size() != 32) {
+      failures.push_back(absl::StrCat(slots[i].slot, ": source answered for checkpoint ",
+                                      cuts[i]->checkpoint(), " with a ",
+                                      cuts[i]->manifest_digest().size(),
+                                      "-byte digest"));
+      cuts[i] = absl::InvalidArgumentError("bad cut result");
     }
   }
   if (failures.empty()) {

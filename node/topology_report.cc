@@ -32,25 +32,29 @@ std::vector<std::string> SubdirsWithPrefix(const std::string& dir,
   return out;
 }
 
-// groups/deployments.json: {"serviceDeployments": {"instance-1":
-// [{"archiveID": "<uuid>"}], ...}} -> instance id -> archive id (the last
-// listed when several are).
 absl::Status ReadDeployments(const std::string& path,
                              gwmirror::v1::TopologyReport* r) {
   auto json = ReadFileToString(path);
   if (absl::IsNotFound(json.status())) return absl::OkStatus();
   if (!json.ok()) return json.status();
-  google::protobuf::Struct doc;
-  auto st = google::protobuf::util::JsonStringToMessage(*json, &doc);
+  absl::Status st = ParseDeployments(*json, r);
   if (!st.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", std::string(st.message())));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseDeployments(const std::string& json,
+                              gwmirror::v1::TopologyReport* r) {
+  google::protobuf::Struct doc;
+  auto st = google::protobuf::util::JsonStringToMessage(json, &doc);
+  if (!st.ok()) return absl::InvalidArgumentError(std::string(st.message()));
   auto it = doc.fields().find("serviceDeployments");
   if (it == doc.fields().end()) return absl::OkStatus();
   if (!it->second.has_struct_value()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": serviceDeployments is not an object"));
+    return absl::InvalidArgumentError("serviceDeployments is not an object");
   }
   for (const auto& [instance, list] : it->second.struct_value().fields()) {
     if (!list.has_list_value()) continue;
@@ -64,8 +68,6 @@ absl::Status ReadDeployments(const std::string& path,
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<gwmirror::v1::GatewayTopology> ParseTopology(
     const std::string& json) {

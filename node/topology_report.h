@@ -30,6 +30,12 @@ gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
                                                 const std::string& site,
                                                 const std::string& slot);
 
+// Parses groups/deployments.json, {"serviceDeployments": {"instance-1":
+// [{"archiveID": "<uuid>"}], ...}}, into r->deployments (instance id ->
+// archive id, the last listed when several are). Other content is ignored.
+absl::Status ParseDeployments(const std::string& json,
+                              gwmirror::v1::TopologyReport* r);
+
 // Parses topology.json (unknown fields ignored: the product owns them).
 absl::StatusOr<gwmirror::v1::GatewayTopology> ParseTopology(
     const std::string& json);

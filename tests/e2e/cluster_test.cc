@@ -676,5 +676,29 @@ TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
   EXPECT_TRUE(id.ok()) << id.status();
 }
 
+// Bad input at the CLI and at start-up: one line that names the problem,
+// and a non-zero exit.
+TEST(ClusterCliTest, BadInputIsNamed) {
+  testing::TempDir tmp;
+  RunResult r = testing::Run({Bin("gwmirror"), "status"}, {{"GWMIRROR_CONFIG", ""}});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "GWMIRROR_CONFIG")) << r.err;
+  testing::WriteFile(tmp / "cli.json", R"({"coordinator": "127.0.0.1:1", "colour": 1})");
+  r = testing::Run({Bin("gwmirror"), "status", "--config", tmp / "cli.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "colour")) << r.err;
+  testing::WriteFile(tmp / "coord.json", R"({"listen": "127.0.0.1:0", "stateDir": "/x"})");
+  r = testing::Run({Bin("gwmirror-coordinator"), "serve", "--config", tmp / "coord.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "coord.json: coordinator config: \"sites\""))
+      << r.err;
+  r = testing::Run({Bin("gwmirror"), "checkpoint", "delete", "--config", tmp / "cli.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "unknown checkpoint command \"delete\"")) << r.err;
+  r = testing::Run({Bin("gwmirror"), "sandbox", "up", "--dir", tmp.path()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "is not empty")) << r.err;
+}
+
 }  // namespace
 }  // namespace gwmirror
