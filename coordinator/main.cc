@@ -1,7 +1,6 @@
 // gwmirror-coordinator: the cluster's control plane.
 //   gwmirror-coordinator serve --config FILE
 // Exit 0 on SIGTERM/SIGINT; otherwise non-zero with one line on stderr.
-#include <signal.h>
 
 #include <cstdio>
 
@@ -10,6 +9,7 @@
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "coordinator/coordinator.h"
@@ -45,12 +45,7 @@ absl::Status Serve(const std::string& path) {
   // Unfinished checkpoints of a previous run are settled by the background
   // loop as soon as the replicas have registered.
   c->StartBackground();
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int sig = 0;
-  sigwait(&set, &sig);
+  int sig = WaitForStopSignal();
   Logf(LogLevel::kInfo, "coordinator", "stopping on signal %d", sig);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return absl::OkStatus();
@@ -76,10 +71,6 @@ int Main(int argc, char** argv) {
 }  // namespace gwmirror
 
 int main(int argc, char** argv) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  gwmirror::BlockStopSignals();  // Before gRPC starts its threads.
   return gwmirror::Main(argc, argv);
 }

@@ -67,7 +67,7 @@ class Statement {
   int rc_;
 };
 
-absl::Status Run(sqlite3* db, Statement& st) {
+absl::Status Run(Statement& st) {
   ASSIGN_OR_RETURN(bool row, st.Step());
   (void)row;
   return absl::OkStatus();
@@ -102,7 +102,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
                   "INSERT OR IGNORE INTO meta(key, value) VALUES "
                   "('epoch', '1'), ('active_site', ?1)");
     ins.BindText(1, active_site);
-    RETURN_IF_ERROR(Run(raw, ins));
+    RETURN_IF_ERROR(Run(ins));
   }
   Statement q(raw, "SELECT key, value FROM meta");
   for (;;) {
@@ -126,6 +126,16 @@ absl::Status StateStore::Exec(const std::string& sql) {
     return absl::InternalError(absl::StrCat("coordinator state: ", msg));
   }
   return absl::OkStatus();
+}
+
+absl::Status StateStore::Transaction(const std::function<absl::Status()>& body) {
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  absl::Status st = body();
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
 }
 
 uint64_t StateStore::Epoch() const {
@@ -156,13 +166,12 @@ absl::Status StateStore::RecordConsistent(
     uint64_t id, const std::map<std::string, std::string>& digests,
     int64_t now_ms) {
   absl::MutexLock l(&mu_);
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  auto body = [&]() -> absl::Status {
+  return Transaction([&]() -> absl::Status {
     Statement up(db_.get(),
                  "UPDATE checkpoints SET state = 'consistent', consistent_ms = ?2 "
                  "WHERE id = ?1 AND state = 'cut'");
     up.Bind(1, static_cast<int64_t>(id)).Bind(2, now_ms);
-    RETURN_IF_ERROR(Run(db_.get(), up));
+    RETURN_IF_ERROR(Run(up));
     if (up.Changes() != 1) {
       return absl::FailedPreconditionError(absl::StrCat(
           "checkpoint ", id, " is not an open cut; it cannot become consistent"));
@@ -172,29 +181,22 @@ absl::Status StateStore::RecordConsistent(
                     "INSERT INTO checkpoint_slots(checkpoint, slot, digest) "
                     "VALUES (?1, ?2, ?3)");
       ins.Bind(1, static_cast<int64_t>(id)).BindText(2, slot).Bind(3, digest);
-      RETURN_IF_ERROR(Run(db_.get(), ins));
+      RETURN_IF_ERROR(Run(ins));
     }
-    return absl::OkStatus();
-  };
-  absl::Status st = body();
-  if (!st.ok()) {
-    (void)Exec("ROLLBACK");
-    return st;
-  }
-  RETURN_IF_ERROR(FaultPoint("coordinator:commit-point"));
-  return Exec("COMMIT");
+    // A crash here leaves the transaction uncommitted: N stays a cut.
+    return FaultPoint("coordinator:commit-point");
+  });
 }
 
 absl::Status StateStore::RecordApplied(uint64_t id, const std::string& slot,
                                        int64_t now_ms) {
   absl::MutexLock l(&mu_);
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  auto body = [&]() -> absl::Status {
+  return Transaction([&]() -> absl::Status {
     Statement up(db_.get(),
                  "UPDATE checkpoint_slots SET applied = 1 "
                  "WHERE checkpoint = ?1 AND slot = ?2");
     up.Bind(1, static_cast<int64_t>(id)).BindText(2, slot);
-    RETURN_IF_ERROR(Run(db_.get(), up));
+    RETURN_IF_ERROR(Run(up));
     if (up.Changes() != 1) {
       return absl::FailedPreconditionError(absl::StrCat(
           "checkpoint ", id, " has no slot \"", slot, "\""));
@@ -205,14 +207,8 @@ absl::Status StateStore::RecordApplied(uint64_t id, const std::string& slot,
                    " SELECT 1 FROM checkpoint_slots WHERE checkpoint = ?1 "
                    " AND applied = 0)");
     done.Bind(1, static_cast<int64_t>(id)).Bind(2, now_ms);
-    return Run(db_.get(), done);
-  };
-  absl::Status st = body();
-  if (!st.ok()) {
-    (void)Exec("ROLLBACK");
-    return st;
-  }
-  return Exec("COMMIT");
+    return Run(done);
+  });
 }
 
 absl::Status StateStore::RecordAborted(uint64_t id, const std::string& reason) {
@@ -221,7 +217,7 @@ absl::Status StateStore::RecordAborted(uint64_t id, const std::string& reason) {
                "UPDATE checkpoints SET state = 'aborted', reason = ?2 "
                "WHERE id = ?1 AND state = 'cut'");
   up.Bind(1, static_cast<int64_t>(id)).BindText(2, reason);
-  RETURN_IF_ERROR(Run(db_.get(), up));
+  RETURN_IF_ERROR(Run(up));
   if (up.Changes() != 1) {
     return absl::FailedPreconditionError(
         absl::StrCat("checkpoint ", id, " is not an open cut; cannot abort it"));

@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -75,6 +76,9 @@ class StateStore {
  private:
   explicit StateStore(sqlite3* db) : db_(db) {}
   absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // BEGIN IMMEDIATE, `body`, then COMMIT, or ROLLBACK when it fails.
+  absl::Status Transaction(const std::function<absl::Status()>& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> Query(
       const std::string& where, size_t limit, bool newest_first) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

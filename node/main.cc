@@ -5,7 +5,6 @@
 //                                           scan, stage N at the replica
 //   gwmirror-node scan --config F            print the manifest summary
 #include <malloc.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,6 +17,7 @@
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "node/replica/service.h"
@@ -96,12 +96,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
     membership = std::make_unique<Membership>(config, address, epoch.get());
     RETURN_IF_ERROR(membership->Start());
   }
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int sig = 0;
-  sigwait(&set, &sig);
+  int sig = WaitForStopSignal();
   Logf(LogLevel::kInfo, "node", "slot=%s stopping on signal %d", config.slot(),
        sig);
   membership.reset();
@@ -175,12 +170,7 @@ int Main(int argc, char** argv) {
   if (!config.ok()) return Fail(config.status());
   absl::Status st;
   if (cmd == "serve") {
-    // Block the stop signals before gRPC starts its threads, for sigwait.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    BlockStopSignals();  // Before gRPC starts its threads.
     st = Serve(*config);
   } else if (cmd == "push") {
     st = PushOnce(*config, *args);

@@ -69,7 +69,10 @@ absl::StatusOr<ScanResult> ScanMirrorSet(
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
     const HashIndex* previous = nullptr);
 
-// Whether the tree a scan that began at `scan_start_ns` (CLOCK_REALTIME)
+// The clock file times are on (CLOCK_REALTIME), in nanoseconds.
+int64_t FileClockNs();
+
+// Whether the tree a scan that began at `scan_start_ns` (FileClockNs())
 // saw is still there, untouched: OK means every object kept its stat data
 // from before it was read until now, so the manifest equals the tree as it
 // was at one instant (the end of the scan) and not a mix of moments. ABORTED

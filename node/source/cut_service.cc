@@ -1,7 +1,5 @@
 #include "node/source/cut_service.h"
 
-#include <time.h>
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -15,12 +13,6 @@
 
 namespace gwmirror {
 namespace {
-
-int64_t RealtimeNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 std::string HostRoot(const gwmirror::v1::NodeConfig& config) {
   return config.host_root().empty() ? "/" : config.host_root();
@@ -49,7 +41,7 @@ absl::StatusOr<ScanResult> StableScan(const gwmirror::v1::NodeConfig& config,
   absl::Time give_up = absl::Now() + max_wait;
   for (int attempt = 1;; ++attempt) {
     if (attempts != nullptr) *attempts = attempt;
-    int64_t start = RealtimeNs();
+    int64_t start = FileClockNs();
     ASSIGN_OR_RETURN(ScanResult scan, IndexedScan(config));
     if (read_along) read_along();
     absl::Status stable =

@@ -88,12 +88,6 @@ TEST(ScannerTest, MissingRootIsEmpty) {
 namespace gwmirror {
 namespace {
 
-int64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 // Sets every object's times 10 s back, as if the tree had been quiet.
 void Age(const std::string& path) {
   struct timespec t[2];
@@ -114,7 +108,7 @@ class StableScanTest : public ::testing::Test {
     usleep(30000);
   }
   absl::StatusOr<ScanResult> Scan(int64_t* start) {
-    *start = NowNs();
+    *start = FileClockNs();
     return ScanMirrorSet(dir_.path(), Roots({root_}));
   }
   testing::TempDir dir_;
