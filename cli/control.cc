@@ -28,13 +28,14 @@ std::string Age(int64_t ms) {
 
 std::string NodeLine(const gwmirror::v1::NodeStatus& n, bool replica) {
   if (n.identity().empty()) return "none configured";
-  std::string s = absl::StrCat(n.identity(), " ", n.address().empty() ? "-" : n.address(),
-                               " ", n.healthy() ? "healthy" : "DOWN",
-                               " (heartbeat ", Age(n.heartbeat_age_ms()), " ago",
-                               n.installed_version().empty()
-                                   ? ""
-                                   : absl::StrCat(", version ", n.installed_version()),
-                               ")");
+  std::string s =
+      absl::StrCat(n.identity(), " ", n.address().empty() ? "-" : n.address(),
+                   " ", n.healthy() ? "healthy" : "DOWN", " (heartbeat ",
+                   Age(n.heartbeat_age_ms()), " ago",
+                   n.installed_version().empty()
+                       ? ""
+                       : absl::StrCat(", version ", n.installed_version()),
+                   ")");
   if (replica) absl::StrAppend(&s, ", applied ", n.applied_checkpoint());
   return s;
 }
@@ -100,7 +101,8 @@ absl::Status StatusCommand(const Args& a) {
   }
   if (s.last_attempt().id() != 0 && s.last_attempt().state() == "aborted") {
     std::cout << absl::StrFormat("last attempt: %d aborted: %s\n",
-                                 s.last_attempt().id(), s.last_attempt().reason());
+                                 s.last_attempt().id(),
+                                 s.last_attempt().reason());
   }
   for (const auto& slot : s.slots()) {
     std::cout << "slot " << slot.name() << "\n"
@@ -145,9 +147,9 @@ absl::Status CheckpointsCommand(const Args& a) {
   ASSIGN_OR_RETURN(auto stub, DialControl(config));
   gwmirror::v1::CheckpointList list;
   grpc::ClientContext ctx;
-  RETURN_IF_ERROR(FromGrpc(stub->ListCheckpoints(
-      WithDeadline(&ctx, absl::Seconds(20)), gwmirror::v1::ListCheckpointsRequest(),
-      &list)));
+  RETURN_IF_ERROR(FromGrpc(
+      stub->ListCheckpoints(WithDeadline(&ctx, absl::Seconds(20)),
+                            gwmirror::v1::ListCheckpointsRequest(), &list)));
   if (a.Has("json")) {
     std::cout << ToJson(list) << "\n";
     return absl::OkStatus();

@@ -1,10 +1,9 @@
 // gwmirror: the operator CLI.
-//   gwmirror sample --dir D [--size small|large] [--seed S] [--host I] [--hosts N]
-//   gwmirror changeset --dir D [--seed S] [--percent P]
-//   gwmirror dumpgen --out BASE --changed-out CHANGED [--mib N] [--seed S]
-//   gwmirror certs init --dir D
-//   gwmirror certs issue --dir D --name NAME
-//   gwmirror replica state|commit|abort --config CLI.json --address HOST:PORT
+//   gwmirror sample --dir D [--size small|large] [--seed S] [--host I] [--hosts
+//   N] gwmirror changeset --dir D [--seed S] [--percent P] gwmirror dumpgen
+//   --out BASE --changed-out CHANGED [--mib N] [--seed S] gwmirror certs init
+//   --dir D gwmirror certs issue --dir D --name NAME gwmirror replica
+//   state|commit|abort --config CLI.json --address HOST:PORT
 //            --name REPLICA_CN [--checkpoint N] [--digest HEX] [--epoch E]
 //   gwmirror status [--json] [--config CLI.json]       (or $GWMIRROR_CONFIG)
 //   gwmirror checkpoint create [--wait] [--json] [--config CLI.json]
@@ -16,10 +15,10 @@
 #include <iostream>
 
 #include "absl/strings/escaping.h"
-#include "cli/commands.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cli/commands.h"
 #include "common/args.h"
 #include "common/config.h"
 #include "common/fd.h"
@@ -54,9 +53,9 @@ absl::Status ChangeSet(const Args& a) {
   ASSIGN_OR_RETURN(std::string dir, a.Require("dir"));
   ASSIGN_OR_RETURN(uint64_t seed, a.UintOr("seed", 2));
   ASSIGN_OR_RETURN(uint64_t percent, a.UintOr("percent", 1));
-  ASSIGN_OR_RETURN(ChangeSetReport r,
-                   ApplyChangeSet(dir, "opt/Axway-7.7", seed, percent / 100.0,
-                                  50, 50, 20));
+  ASSIGN_OR_RETURN(
+      ChangeSetReport r,
+      ApplyChangeSet(dir, "opt/Axway-7.7", seed, percent / 100.0, 50, 50, 20));
   std::cout << absl::StrFormat(
       "{\"edited\": %d, \"added\": %d, \"deleted\": %d, \"chmodded\": %d, "
       "\"changed_bytes\": %d}\n",
@@ -77,7 +76,8 @@ absl::Status Certs(const std::string& sub, const Args& a) {
   if (sub == "init") return CreateCa(dir + "/ca", "gwmirror cluster CA");
   if (sub == "issue") {
     ASSIGN_OR_RETURN(std::string name, a.Require("name"));
-    ASSIGN_OR_RETURN(auto tls, IssueCertificate(dir + "/ca", name, dir + "/certs"));
+    ASSIGN_OR_RETURN(auto tls,
+                     IssueCertificate(dir + "/ca", name, dir + "/certs"));
     std::cout << ToJson(tls);
     return absl::OkStatus();
   }
@@ -104,7 +104,8 @@ absl::Status Replica(const std::string& sub, const Args& a) {
     std::cout << absl::StrFormat(
         "{\"committed_checkpoint\": %d, \"manifest_digest\": \"%s\", "
         "\"epoch\": %d}\n",
-        resp.committed_checkpoint(), HexOf(resp.manifest_digest()), resp.epoch());
+        resp.committed_checkpoint(), HexOf(resp.manifest_digest()),
+        resp.epoch());
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(uint64_t checkpoint, a.RequireUint("checkpoint"));
@@ -149,12 +150,12 @@ int Main(int argc, char** argv) {
     sub = argv[2];
     first = 3;
   }
-  auto args = Args::Parse(
-      argc, argv, first,
-      {"dir", "size", "seed", "host", "hosts", "version", "percent", "name",
-       "config", "address", "checkpoint", "digest", "epoch", "out",
-       "changed-out", "mib", "slots"},
-      {"json", "wait", "keep"});
+  auto args =
+      Args::Parse(argc, argv, first,
+                  {"dir", "size", "seed", "host", "hosts", "version", "percent",
+                   "name", "config", "address", "checkpoint", "digest", "epoch",
+                   "out", "changed-out", "mib", "slots"},
+                  {"json", "wait", "keep"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {
@@ -176,7 +177,8 @@ int Main(int argc, char** argv) {
     } else if (cmd == "sandbox") {
       st = SandboxCommand(sub, *args);
     } else {
-      st = absl::InvalidArgumentError(absl::StrCat("unknown command \"", cmd, "\""));
+      st = absl::InvalidArgumentError(
+          absl::StrCat("unknown command \"", cmd, "\""));
     }
   }
   if (st.ok()) return 0;

@@ -72,7 +72,8 @@ absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
   while (absl::Now() < give_up) {
     auto text = ReadFileToString(file);
     int port = 0;
-    if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &port) &&
+    if (text.ok() &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &port) &&
         port > 0) {
       return port;
     }
@@ -84,11 +85,10 @@ absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
 }
 
 // Starts a daemon and adds it to `started`.
-gwmirror::v1::SandboxProcess Start(const std::vector<std::string>& argv,
-                                   const std::string& config,
-                                   const std::string& log,
-                                   std::vector<gwmirror::v1::SandboxProcess>* started,
-                                   absl::Status* st) {
+gwmirror::v1::SandboxProcess Start(
+    const std::vector<std::string>& argv, const std::string& config,
+    const std::string& log, std::vector<gwmirror::v1::SandboxProcess>* started,
+    absl::Status* st) {
   gwmirror::v1::SandboxProcess p;
   p.set_config(config);
   p.set_log(log);
@@ -145,12 +145,14 @@ absl::Status DoUp(const Args& a,
   }
   if (dir.empty() || dir[0] != '/') {
     char cwd[4096];
-    if (getcwd(cwd, sizeof(cwd)) == nullptr) return ErrnoStatus(errno, "getcwd");
+    if (getcwd(cwd, sizeof(cwd)) == nullptr)
+      return ErrnoStatus(errno, "getcwd");
     dir = JoinPath(cwd, dir);
   }
   if (access((dir + "/sandbox.json").c_str(), F_OK) == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        dir, " holds a sandbox already; run: gwmirror sandbox down --dir ", dir));
+        dir, " holds a sandbox already; run: gwmirror sandbox down --dir ",
+        dir));
   }
   ASSIGN_OR_RETURN(std::vector<std::string> present, ListDir(dir));
   if (!present.empty()) {
@@ -191,7 +193,8 @@ absl::Status DoUp(const Args& a,
     }
   }
   RETURN_IF_ERROR(MakeDirs(dir + "/coordinator", 0700));
-  RETURN_IF_ERROR(WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
+  RETURN_IF_ERROR(
+      WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
   *out.mutable_coordinator_process() =
       Start({bin + "/gwmirror-coordinator", "serve", "--config",
              dir + "/coordinator/config.json"},
@@ -204,7 +207,8 @@ absl::Status DoUp(const Args& a,
   std::string coord_address = absl::StrCat("127.0.0.1:", coord_port);
   // Restarts (sandbox.json's argv) keep the address the nodes know.
   cc.set_listen(coord_address);
-  RETURN_IF_ERROR(WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
+  RETURN_IF_ERROR(
+      WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
   out.set_coordinator(coord_address);
   out.mutable_coordinator_process()->set_address(coord_address);
 
@@ -231,7 +235,8 @@ absl::Status DoUp(const Args& a,
     // The standby host: the same product installed, the same topology file
     // (what the vendor's install and managedomain leave), nothing else.
     std::string gw_rel = absl::StrCat(kPrefix, "/apigateway");
-    for (const char* f : {"system/lib/version.properties", "groups/topology.json"}) {
+    for (const char* f :
+         {"system/lib/version.properties", "groups/topology.json"}) {
       std::string rel = absl::StrCat(gw_rel, "/", f);
       ASSIGN_OR_RETURN(std::string content,
                        ReadFileToString(home + "/production/" + rel));
@@ -289,7 +294,8 @@ absl::Status DoUp(const Args& a,
     gwmirror::v1::ClusterStatus s;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    absl::Status rs = FromGrpc(stub->Status(&ctx, gwmirror::v1::StatusRequest(), &s));
+    absl::Status rs =
+        FromGrpc(stub->Status(&ctx, gwmirror::v1::StatusRequest(), &s));
     waiting.clear();
     if (!rs.ok()) waiting = std::string(rs.message());
     for (const auto& slot : s.slots()) {
@@ -299,9 +305,9 @@ absl::Status DoUp(const Args& a,
     }
     if (waiting.empty()) break;
     if (absl::Now() > give_up) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "cluster not up after 60 s (waiting for ", waiting, "); logs in ",
-          dir, "/logs"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("cluster not up after 60 s (waiting for ", waiting,
+                       "); logs in ", dir, "/logs"));
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
@@ -318,14 +324,17 @@ absl::Status DoUp(const Args& a,
     std::cout << "  " << s.name() << ": production " << s.production().address()
               << " root " << s.production().root() << "\n"
               << "  " << std::string(s.name().size(), ' ') << "  standby    "
-              << s.standby().address() << " root " << s.standby().root() << "\n";
+              << s.standby().address() << " root " << s.standby().root()
+              << "\n";
   }
   std::cout << "  description: " << dir << "/sandbox.json\n"
-            << "  try: " << bin << "/gwmirror status --config " << out.cli_config()
-            << "\n"
-            << "       " << bin << "/gwmirror checkpoint create --wait --config "
+            << "  try: " << bin << "/gwmirror status --config "
             << out.cli_config() << "\n"
-            << "  stop: " << bin << "/gwmirror sandbox down --dir " << dir << "\n";
+            << "       " << bin
+            << "/gwmirror checkpoint create --wait --config "
+            << out.cli_config() << "\n"
+            << "  stop: " << bin << "/gwmirror sandbox down --dir " << dir
+            << "\n";
   return absl::OkStatus();
 }
 

@@ -40,9 +40,11 @@ T Or(T v, T def) {
 
 }  // namespace
 
-absl::Status ValidateCoordinatorConfig(const gwmirror::v1::CoordinatorConfig& c) {
+absl::Status ValidateCoordinatorConfig(
+    const gwmirror::v1::CoordinatorConfig& c) {
   auto bad = [](const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat("coordinator config: ", why));
+    return absl::InvalidArgumentError(
+        absl::StrCat("coordinator config: ", why));
   };
   if (c.state_dir().empty()) return bad("\"state_dir\" is required");
   if (c.listen().empty()) return bad("\"listen\" is required");
@@ -66,15 +68,15 @@ absl::Status ValidateCoordinatorConfig(const gwmirror::v1::CoordinatorConfig& c)
       return bad("every member needs an identity and a slot");
     }
     if (m.site() != c.sites(0) && m.site() != c.sites(1)) {
-      return bad(absl::StrCat("member \"", m.identity(), "\" is on unknown site \"",
-                              m.site(), "\""));
+      return bad(absl::StrCat("member \"", m.identity(),
+                              "\" is on unknown site \"", m.site(), "\""));
     }
     if (!ids.insert(m.identity()).second) {
       return bad(absl::StrCat("member \"", m.identity(), "\" is listed twice"));
     }
     if (!seats.insert({m.site(), m.slot()}).second) {
-      return bad(absl::StrCat("slot \"", m.slot(), "\" has two members on site \"",
-                              m.site(), "\""));
+      return bad(absl::StrCat("slot \"", m.slot(),
+                              "\" has two members on site \"", m.site(), "\""));
     }
   }
   if (c.members().empty()) return bad("\"members\" lists no node");
@@ -91,7 +93,8 @@ class Coordinator::Peers {
     auto key = std::make_pair(n.address, n.member.identity());
     auto it = channels_.find(key);
     if (it != channels_.end()) return it->second;
-    ASSIGN_OR_RETURN(auto ch, DialMutualTls(tls_, n.address, n.member.identity()));
+    ASSIGN_OR_RETURN(auto ch,
+                     DialMutualTls(tls_, n.address, n.member.identity()));
     channels_[key] = ch;
     return ch;
   }
@@ -120,7 +123,8 @@ class Coordinator::Peers {
     return resp;
   }
 
-  absl::StatusOr<gwmirror::v1::ReplicaState> State(const Node& n, uint64_t epoch,
+  absl::StatusOr<gwmirror::v1::ReplicaState> State(const Node& n,
+                                                   uint64_t epoch,
                                                    absl::Duration timeout) {
     ASSIGN_OR_RETURN(auto ch, Channel(n));
     gwmirror::v1::GetStateRequest req;
@@ -128,8 +132,8 @@ class Coordinator::Peers {
     gwmirror::v1::ReplicaState resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    RETURN_IF_ERROR(
-        FromGrpc(gwmirror::v1::Replica::NewStub(ch)->GetState(&ctx, req, &resp)));
+    RETURN_IF_ERROR(FromGrpc(
+        gwmirror::v1::Replica::NewStub(ch)->GetState(&ctx, req, &resp)));
     return resp;
   }
 
@@ -142,8 +146,10 @@ class Coordinator::Peers {
     req.set_manifest_digest(digest);
     gwmirror::v1::CommitResult resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
-    return FromGrpc(gwmirror::v1::Replica::NewStub(ch)->Commit(&ctx, req, &resp));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::minutes(10));
+    return FromGrpc(
+        gwmirror::v1::Replica::NewStub(ch)->Commit(&ctx, req, &resp));
   }
 
   absl::Status Abort(const Node& n, uint64_t epoch, uint64_t id) {
@@ -153,8 +159,10 @@ class Coordinator::Peers {
     req.set_checkpoint(id);
     gwmirror::v1::AbortResult resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return FromGrpc(gwmirror::v1::Replica::NewStub(ch)->Abort(&ctx, req, &resp));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    return FromGrpc(
+        gwmirror::v1::Replica::NewStub(ch)->Abort(&ctx, req, &resp));
   }
 
  private:
@@ -168,12 +176,15 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
     gwmirror::v1::CoordinatorConfig config) {
   RETURN_IF_ERROR(ValidateCoordinatorConfig(config));
   RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
-  ASSIGN_OR_RETURN(auto store, StateStore::Open(config.state_dir() + "/state.db",
-                                                config.initial_active_site()));
-  std::unique_ptr<Coordinator> c(new Coordinator(std::move(config), std::move(store)));
+  ASSIGN_OR_RETURN(auto store,
+                   StateStore::Open(config.state_dir() + "/state.db",
+                                    config.initial_active_site()));
+  std::unique_ptr<Coordinator> c(
+      new Coordinator(std::move(config), std::move(store)));
   {
     absl::MutexLock l(&c->mu_);
-    for (const auto& m : c->config_.members()) c->nodes_[m.identity()].member = m;
+    for (const auto& m : c->config_.members())
+      c->nodes_[m.identity()].member = m;
   }
   return c;
 }
@@ -248,8 +259,8 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
         "unknown node \"", identity, "\": not a member of this cluster"));
   }
   if (!it->second.registered) {
-    return absl::NotFoundError(
-        absl::StrCat("node \"", identity, "\" is not registered; register first"));
+    return absl::NotFoundError(absl::StrCat(
+        "node \"", identity, "\" is not registered; register first"));
   }
   if (req.envelope().epoch() != epoch) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -265,7 +276,8 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   return resp;
 }
 
-absl::StatusOr<std::vector<Coordinator::SlotPeers>> Coordinator::HealthySlots() {
+absl::StatusOr<std::vector<Coordinator::SlotPeers>>
+Coordinator::HealthySlots() {
   std::string active = store_->ActiveSite();
   absl::MutexLock l(&mu_);
   std::map<std::string, SlotPeers> slots;
@@ -309,8 +321,8 @@ ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
   // Instances on a standby host are only judged once a checkpoint was
   // applied, and only from reports taken after that apply.
   absl::Time applied = absl::InfiniteFuture();
-  if (auto list = store_->List(1, true); list.ok() && !list->empty() &&
-                                         list->front().applied_unix_ms() > 0) {
+  if (auto list = store_->List(1, true);
+      list.ok() && !list->empty() && list->front().applied_unix_ms() > 0) {
     applied = absl::FromUnixMillis(list->front().applied_unix_ms());
   }
   bool check_instances = applied != absl::InfiniteFuture();
@@ -337,10 +349,12 @@ ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
 
 void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
                         const std::string& reason) {
-  Logf(LogLevel::kWarning, "coordinator", "checkpoint=%d aborted: %s", id, reason);
+  Logf(LogLevel::kWarning, "coordinator", "checkpoint=%d aborted: %s", id,
+       reason);
   absl::Status st = store_->RecordAborted(id, reason);
   if (!st.ok()) {
-    Logf(LogLevel::kError, "coordinator", "checkpoint=%d: %s", id, st.ToString());
+    Logf(LogLevel::kError, "coordinator", "checkpoint=%d: %s", id,
+         st.ToString());
   }
   uint64_t epoch = store_->Epoch();
   ParallelFor(slots.size(), [&](size_t i) {
@@ -354,7 +368,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
   *incoherent = false;
   uint64_t epoch = store_->Epoch();
   absl::Time deadline =
-      absl::Now() + absl::Milliseconds(Or(config_.checkpoint_timeout_ms(), 600000u));
+      absl::Now() +
+      absl::Milliseconds(Or(config_.checkpoint_timeout_ms(), 600000u));
   auto healthy = HealthySlots();
   ASSIGN_OR_RETURN(uint64_t id, store_->BeginCut(epoch, NowMs()));
   RETURN_IF_ERROR(FaultPoint("coordinator:cut"));
@@ -372,17 +387,20 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
   std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts(
       slots.size(), absl::UnknownError("not run"));
   ParallelFor(slots.size(), [&](size_t i) {
-    cuts[i] = peers_->Cut(slots[i].source, epoch, id, slots[i].replica, deadline);
+    cuts[i] =
+        peers_->Cut(slots[i].source, epoch, id, slots[i].replica, deadline);
   });
   std::vector<std::string> failures;
   for (size_t i = 0; i < slots.size(); ++i) {
     if (!cuts[i].ok()) {
-      failures.push_back(absl::StrCat(slots[i].slot, ": ", cuts[i].status().message()));
-    } else if (cuts[i]->checkpoint() != id || cuts[i]->manifest_digest().size() != 32) {
-      failures.push_back(absl::StrCat(slots[i].slot, ": source answered for checkpoint ",
-                                      cuts[i]->checkpoint(), " with a ",
-                                      cuts[i]->manifest_digest().size(),
-                                      "-byte digest"));
+      failures.push_back(
+          absl::StrCat(slots[i].slot, ": ", cuts[i].status().message()));
+    } else if (cuts[i]->checkpoint() != id ||
+               cuts[i]->manifest_digest().size() != 32) {
+      failures.push_back(
+          absl::StrCat(slots[i].slot, ": source answered for checkpoint ",
+                       cuts[i]->checkpoint(), " with a ",
+                       cuts[i]->manifest_digest().size(), "-byte digest"));
       cuts[i] = absl::InvalidArgumentError("bad cut result");
     }
   }
@@ -418,7 +436,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
   if (!failures.empty()) {
     std::string reason = absl::StrJoin(failures, "; ");
     Abort(id, slots, reason);
-    return absl::AbortedError(absl::StrCat("checkpoint ", id, " aborted: ", reason));
+    return absl::AbortedError(
+        absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
   // 4. Group coherence: every gateway instance of a group runs one archive.
   std::vector<TopologyReport> fresh;
@@ -427,11 +446,13 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
   for (const auto& r : fresh) {
     for (const auto& g : r.topology().groups()) {
       for (const auto& s : g.services()) {
-        if (s.type() == "gateway") group_of[s.id()] = g.name().empty() ? g.id() : g.name();
+        if (s.type() == "gateway")
+          group_of[s.id()] = g.name().empty() ? g.id() : g.name();
       }
     }
   }
-  std::map<std::string, std::map<std::string, std::vector<std::string>>> archives;
+  std::map<std::string, std::map<std::string, std::vector<std::string>>>
+      archives;
   for (const auto& r : fresh) {
     for (const auto& [instance, archive] : r.deployments()) {
       auto g = group_of.find(instance);
@@ -443,17 +464,21 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
     if (by_archive.size() < 2) continue;
     std::vector<std::string> parts;
     for (const auto& [archive, instances] : by_archive) {
-      parts.push_back(absl::StrCat(absl::StrJoin(instances, ", "), " on ", archive));
+      parts.push_back(
+          absl::StrCat(absl::StrJoin(instances, ", "), " on ", archive));
     }
-    split.push_back(absl::StrCat("group \"", group, "\" runs different deployment "
-                                 "archives (", absl::StrJoin(parts, "; "), ")"));
+    split.push_back(absl::StrCat("group \"", group,
+                                 "\" runs different deployment "
+                                 "archives (",
+                                 absl::StrJoin(parts, "; "), ")"));
   }
   if (!split.empty()) {
     *incoherent = true;
-    std::string reason = absl::StrCat("deployment in progress: ",
-                                      absl::StrJoin(split, "; "));
+    std::string reason =
+        absl::StrCat("deployment in progress: ", absl::StrJoin(split, "; "));
     Abort(id, slots, reason);
-    return absl::AbortedError(absl::StrCat("checkpoint ", id, " aborted: ", reason));
+    return absl::AbortedError(
+        absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
   // Topology parity, with the sources' reports of this very cut.
   ParityVerdict verdict = Parity(&fresh);
@@ -475,14 +500,16 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
 
 absl::Status Coordinator::ApplyConsistent(
     uint64_t id, const std::map<std::string, std::string>& digests) {
-  ASSIGN_OR_RETURN(std::vector<std::string> pending, store_->UnappliedSlots(id));
+  ASSIGN_OR_RETURN(std::vector<std::string> pending,
+                   store_->UnappliedSlots(id));
   std::string active = store_->ActiveSite();
   std::vector<Node> replicas;
   {
     absl::MutexLock l(&mu_);
     for (const std::string& slot : pending) {
       for (const auto& [ident, n] : nodes_) {
-        if (n.member.slot() == slot && n.member.site() != active) replicas.push_back(n);
+        if (n.member.slot() == slot && n.member.site() != active)
+          replicas.push_back(n);
       }
     }
   }
@@ -502,8 +529,8 @@ absl::Status Coordinator::ApplyConsistent(
   std::vector<std::string> failures;
   for (size_t i = 0; i < replicas.size(); ++i) {
     if (!results[i].ok()) {
-      failures.push_back(absl::StrCat(replicas[i].member.slot(), ": ",
-                                      results[i].message()));
+      failures.push_back(
+          absl::StrCat(replicas[i].member.slot(), ": ", results[i].message()));
     }
   }
   if (replicas.size() != pending.size()) {
@@ -512,10 +539,12 @@ absl::Status Coordinator::ApplyConsistent(
   if (!failures.empty()) {
     return absl::UnavailableError(absl::StrCat(
         "checkpoint ", id, " is consistent but not applied everywhere yet (",
-        absl::StrJoin(failures, "; "), "); its commit is retried before the "
+        absl::StrJoin(failures, "; "),
+        "); its commit is retried before the "
         "next cut"));
   }
-  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d applied on every replica", id);
+  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d applied on every replica",
+       id);
   return absl::OkStatus();
 }
 
@@ -534,7 +563,8 @@ absl::Status Coordinator::ResumeLocked() {
           }
         }
       }
-      Abort(c.id(), slots, "interrupted before it was consistent (coordinator restart)");
+      Abort(c.id(), slots,
+            "interrupted before it was consistent (coordinator restart)");
       continue;
     }
     std::map<std::string, std::string> digests;
@@ -563,8 +593,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint() {
       if (!r.ok() && incoherent) {
         return absl::AbortedError(absl::StrCat(
             r.status().message(), "; still so after ",
-            absl::FormatDuration(absl::Milliseconds(
-                Or(config_.coherence_wait_ms(), 60000u))),
+            absl::FormatDuration(
+                absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u))),
             ": finish or roll back the deployment"));
       }
       return r;
@@ -583,9 +613,10 @@ void Coordinator::StartBackground() {
 }
 
 void Coordinator::Background() {
-  absl::Duration interval = config_.checkpoint_interval_ms()
-                                ? absl::Milliseconds(config_.checkpoint_interval_ms())
-                                : absl::InfiniteDuration();
+  absl::Duration interval =
+      config_.checkpoint_interval_ms()
+          ? absl::Milliseconds(config_.checkpoint_interval_ms())
+          : absl::InfiniteDuration();
   absl::Time next = absl::Now() + interval;
   absl::Time next_resume = absl::Now();
   for (;;) {
@@ -596,9 +627,9 @@ void Coordinator::Background() {
       auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || checkpoint_requested_;
       };
-      mu_.AwaitWithDeadline(absl::Condition(&wake),
-                            std::min({next, next_resume,
-                                      absl::Now() + absl::Seconds(1)}));
+      mu_.AwaitWithDeadline(
+          absl::Condition(&wake),
+          std::min({next, next_resume, absl::Now() + absl::Seconds(1)}));
       if (stopping_) return;
       run = checkpoint_requested_ || absl::Now() >= next;
       resume = absl::Now() >= next_resume;
@@ -635,8 +666,8 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   s.set_epoch(store_->Epoch());
   s.set_active_site(store_->ActiveSite());
   for (const auto& site : config_.sites()) s.add_sites(site);
-  s.set_parity_policy(config_.parity_policy().empty() ? "strict"
-                                                      : config_.parity_policy());
+  s.set_parity_policy(
+      config_.parity_policy().empty() ? "strict" : config_.parity_policy());
   ParityVerdict verdict = Parity(nullptr);
   s.set_parity(verdict.parity);
   for (const auto& d : verdict.differences) s.add_differences(d);
@@ -662,7 +693,8 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
       nodes.size(), absl::UnknownError(""));
   ParallelFor(nodes.size(), [&](size_t i) {
-    if (nodes[i].member.site() != s.active_site() && healthy[nodes[i].member.identity()]) {
+    if (nodes[i].member.site() != s.active_site() &&
+        healthy[nodes[i].member.identity()]) {
       states[i] = peers_->State(nodes[i], s.epoch(), absl::Seconds(2));
     }
   });
@@ -672,15 +704,16 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     gwmirror::v1::SlotStatus& slot = slots[n.member.slot()];
     slot.set_name(n.member.slot());
     bool is_source = n.member.site() == s.active_site();
-    gwmirror::v1::NodeStatus* ns = is_source ? slot.mutable_source() : slot.mutable_replica();
+    gwmirror::v1::NodeStatus* ns =
+        is_source ? slot.mutable_source() : slot.mutable_replica();
     ns->set_identity(n.member.identity());
     ns->set_site(n.member.site());
     ns->set_address(n.address);
     ns->set_healthy(healthy[n.member.identity()]);
     all_healthy = all_healthy && ns->healthy();
-    ns->set_heartbeat_age_ms(n.registered
-                                 ? absl::ToInt64Milliseconds(absl::Now() - n.last_heartbeat)
-                                 : -1);
+    ns->set_heartbeat_age_ms(
+        n.registered ? absl::ToInt64Milliseconds(absl::Now() - n.last_heartbeat)
+                     : -1);
     ns->set_installed_version(n.report.installed_version());
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
@@ -705,9 +738,9 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
 
 // ------------------------------------------------------------------ gRPC
 
-grpc::Status CoordinatorService::Register(grpc::ServerContext* ctx,
-                                          const gwmirror::v1::RegisterRequest* req,
-                                          gwmirror::v1::RegisterResponse* resp) {
+grpc::Status CoordinatorService::Register(
+    grpc::ServerContext* ctx, const gwmirror::v1::RegisterRequest* req,
+    gwmirror::v1::RegisterResponse* resp) {
   auto r = c_->Register(PeerIdentity(*ctx), *req);
   if (r.ok()) *resp = *std::move(r);
   return ToGrpc(r.status());
@@ -726,8 +759,8 @@ absl::Status ControlService::Authorize(const grpc::ServerContext& ctx) const {
   for (const auto& op : c_->config().operator_identities()) {
     if (!peer.empty() && peer == op) return absl::OkStatus();
   }
-  return absl::PermissionDeniedError(
-      absl::StrCat("certificate \"", peer, "\" is not an operator of this cluster"));
+  return absl::PermissionDeniedError(absl::StrCat(
+      "certificate \"", peer, "\" is not an operator of this cluster"));
 }
 
 grpc::Status ControlService::Status(grpc::ServerContext* ctx,

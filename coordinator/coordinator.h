@@ -38,7 +38,8 @@
 namespace gwmirror {
 
 // Checks a coordinator config; INVALID_ARGUMENT naming the field.
-absl::Status ValidateCoordinatorConfig(const gwmirror::v1::CoordinatorConfig& c);
+absl::Status ValidateCoordinatorConfig(
+    const gwmirror::v1::CoordinatorConfig& c);
 
 class Coordinator {
  public:
@@ -98,8 +99,8 @@ class Coordinator {
   // One attempt: cut, stage, verify, commit point, apply.
   absl::StatusOr<gwmirror::v1::CheckpointInfo> Attempt(bool* incoherent)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
-  absl::Status ApplyConsistent(uint64_t id,
-                               const std::map<std::string, std::string>& digests)
+  absl::Status ApplyConsistent(
+      uint64_t id, const std::map<std::string, std::string>& digests)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
   absl::Status ResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
   void Abort(uint64_t id, const std::vector<SlotPeers>& slots,
@@ -142,9 +143,10 @@ class ControlService final : public gwmirror::v1::Control::Service {
   grpc::Status Status(grpc::ServerContext* ctx,
                       const gwmirror::v1::StatusRequest* req,
                       gwmirror::v1::ClusterStatus* resp) override;
-  grpc::Status CreateCheckpoint(grpc::ServerContext* ctx,
-                                const gwmirror::v1::CreateCheckpointRequest* req,
-                                gwmirror::v1::CheckpointInfo* resp) override;
+  grpc::Status CreateCheckpoint(
+      grpc::ServerContext* ctx,
+      const gwmirror::v1::CreateCheckpointRequest* req,
+      gwmirror::v1::CheckpointInfo* resp) override;
   grpc::Status ListCheckpoints(grpc::ServerContext* ctx,
                                const gwmirror::v1::ListCheckpointsRequest* req,
                                gwmirror::v1::CheckpointList* resp) override;

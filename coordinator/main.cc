@@ -35,7 +35,8 @@ absl::Status Serve(const std::string& path) {
   builder.RegisterService(&control);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen()));
   }
   if (!config.port_file().empty()) {
     RETURN_IF_ERROR(
@@ -63,7 +64,8 @@ int Main(int argc, char** argv) {
     st = path.ok() ? Serve(*path) : path.status();
   }
   if (st.ok()) return 0;
-  std::fprintf(stderr, "gwmirror-coordinator: %s\n", std::string(st.message()).c_str());
+  std::fprintf(stderr, "gwmirror-coordinator: %s\n",
+               std::string(st.message()).c_str());
   return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 

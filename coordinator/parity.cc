@@ -47,8 +47,9 @@ ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
     } else if (r.site() == kStandby) {
       standby[r.slot()] = &r;
     } else {
-      differ(r.slot(), absl::StrCat("node ", r.slot(), " reports unknown site \"",
-                                    r.site(), "\""));
+      differ(r.slot(),
+             absl::StrCat("node ", r.slot(), " reports unknown site \"",
+                          r.site(), "\""));
     }
   }
   for (const TopologyReport& r : reports) {
@@ -62,17 +63,20 @@ ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
   for (const auto& [slot, r] : prod) {
     if (!r->has_topology()) continue;
     versions[r->topology().version()].push_back(slot);
-    if (reference == nullptr || r->topology().version() > reference->version()) {
+    if (reference == nullptr ||
+        r->topology().version() > reference->version()) {
       reference = &r->topology();
     }
   }
   if (versions.size() > 1) {
     std::vector<std::string> parts;
     for (const auto& [ver, slots] : versions) {
-      parts.push_back(absl::StrCat(absl::StrJoin(slots, ", "), " at version ", ver));
+      parts.push_back(
+          absl::StrCat(absl::StrJoin(slots, ", "), " at version ", ver));
     }
-    differ("", absl::StrCat("production nodes disagree on the topology version: ",
-                            absl::StrJoin(parts, "; ")));
+    differ("",
+           absl::StrCat("production nodes disagree on the topology version: ",
+                        absl::StrJoin(parts, "; ")));
   }
   if (reference == nullptr) {
     differ("", "no production node reports a topology");
@@ -81,8 +85,9 @@ ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
   // Every host of the topology is served on both sites.
   for (const auto& h : reference->hosts()) {
     size_t instances = InstancesOn(*reference, h.id()).size();
-    std::string what = absl::StrCat(h.id(), " (", h.name(), ", ", instances,
-                                    " gateway instance", instances == 1 ? "" : "s", ")");
+    std::string what =
+        absl::StrCat(h.id(), " (", h.name(), ", ", instances,
+                     " gateway instance", instances == 1 ? "" : "s", ")");
     for (const auto* site : {&prod, &standby}) {
       bool served = false;
       for (const auto& [slot, r] : *site) served |= r->host_name() == h.name();
@@ -101,19 +106,21 @@ ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
     auto p = prod.find(slot);
     auto s = standby.find(slot);
     if (p == prod.end() || s == standby.end()) {
-      differ(slot, absl::StrCat("slot ", slot, " has a ",
-                                p == prod.end() ? kStandby : kProduction,
-                                " node but no ",
-                                p == prod.end() ? kProduction : kStandby, " node"));
+      differ(slot,
+             absl::StrCat("slot ", slot, " has a ",
+                          p == prod.end() ? kStandby : kProduction,
+                          " node but no ",
+                          p == prod.end() ? kProduction : kStandby, " node"));
       continue;
     }
     const TopologyReport& pr = *p->second;
     const TopologyReport& sr = *s->second;
     if (!pr.installed_version().empty() && !sr.installed_version().empty() &&
         pr.installed_version() != sr.installed_version()) {
-      differ(slot, absl::StrCat("standby ", slot, " has ", sr.installed_version(),
-                                " installed, production ", slot, " has ",
-                                pr.installed_version()));
+      differ(slot,
+             absl::StrCat("standby ", slot, " has ", sr.installed_version(),
+                          " installed, production ", slot, " has ",
+                          pr.installed_version()));
     }
     if (pr.host_name() != sr.host_name()) {
       differ(slot, absl::StrCat("slot ", slot, " serves ", pr.host_name(),
@@ -127,8 +134,9 @@ ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
                                     sr.instances_on_disk().end());
       for (const auto& [dir, name] : InstancesOn(*reference, h.id())) {
         if (!on_disk.count(dir)) {
-          differ(slot, absl::StrCat("standby ", slot, " lacks ", dir, " (", name,
-                                    ") that ", h.id(), " runs in the topology"));
+          differ(slot,
+                 absl::StrCat("standby ", slot, " lacks ", dir, " (", name,
+                              ") that ", h.id(), " runs in the topology"));
         }
       }
     }

@@ -57,7 +57,8 @@ class Statement {
   std::string Text(int col) const {
     const void* p = sqlite3_column_blob(stmt_, col);
     int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
+    return p == nullptr ? std::string()
+                        : std::string(static_cast<const char*>(p), n);
   }
   int Changes() const { return sqlite3_changes(db_); }
 
@@ -78,10 +79,10 @@ absl::Status Run(Statement& st) {
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
     const std::string& path, const std::string& active_site) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &raw,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+      nullptr);
   std::unique_ptr<StateStore> s(new StateStore(raw));
   absl::MutexLock l(&s->mu_);
   if (rc != SQLITE_OK) return SqlError(raw, absl::StrCat("open ", path));
@@ -89,12 +90,15 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
   RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
   RETURN_IF_ERROR(s->Exec(
-      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT "
+      "NULL);"
       "CREATE TABLE IF NOT EXISTS checkpoints(id INTEGER PRIMARY KEY, "
       " epoch INTEGER NOT NULL, state TEXT NOT NULL, cut_ms INTEGER NOT NULL, "
       " consistent_ms INTEGER NOT NULL DEFAULT 0, "
-      " applied_ms INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');"
-      "CREATE TABLE IF NOT EXISTS checkpoint_slots(checkpoint INTEGER NOT NULL, "
+      " applied_ms INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT "
+      "'');"
+      "CREATE TABLE IF NOT EXISTS checkpoint_slots(checkpoint INTEGER NOT "
+      "NULL, "
       " slot TEXT NOT NULL, digest BLOB NOT NULL, "
       " applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(checkpoint, slot));"));
   {
@@ -120,7 +124,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
 
 absl::Status StateStore::Exec(const std::string& sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+  if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err) !=
+      SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
     return absl::InternalError(absl::StrCat("coordinator state: ", msg));
@@ -128,7 +133,8 @@ absl::Status StateStore::Exec(const std::string& sql) {
   return absl::OkStatus();
 }
 
-absl::Status StateStore::Transaction(const std::function<absl::Status()>& body) {
+absl::Status StateStore::Transaction(
+    const std::function<absl::Status()>& body) {
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   absl::Status st = body();
   if (!st.ok()) {
@@ -150,10 +156,11 @@ std::string StateStore::ActiveSite() const {
 
 absl::StatusOr<uint64_t> StateStore::BeginCut(uint64_t epoch, int64_t now_ms) {
   absl::MutexLock l(&mu_);
-  Statement st(db_.get(),
-               "INSERT INTO checkpoints(id, epoch, state, cut_ms) "
-               "SELECT COALESCE(MAX(id), 0) + 1, ?1, 'cut', ?2 FROM checkpoints "
-               "RETURNING id");
+  Statement st(
+      db_.get(),
+      "INSERT INTO checkpoints(id, epoch, state, cut_ms) "
+      "SELECT COALESCE(MAX(id), 0) + 1, ?1, 'cut', ?2 FROM checkpoints "
+      "RETURNING id");
   st.Bind(1, static_cast<int64_t>(epoch)).Bind(2, now_ms);
   ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return SqlError(db_.get(), "insert checkpoint");
@@ -167,14 +174,16 @@ absl::Status StateStore::RecordConsistent(
     int64_t now_ms) {
   absl::MutexLock l(&mu_);
   return Transaction([&]() -> absl::Status {
-    Statement up(db_.get(),
-                 "UPDATE checkpoints SET state = 'consistent', consistent_ms = ?2 "
-                 "WHERE id = ?1 AND state = 'cut'");
+    Statement up(
+        db_.get(),
+        "UPDATE checkpoints SET state = 'consistent', consistent_ms = ?2 "
+        "WHERE id = ?1 AND state = 'cut'");
     up.Bind(1, static_cast<int64_t>(id)).Bind(2, now_ms);
     RETURN_IF_ERROR(Run(up));
     if (up.Changes() != 1) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "checkpoint ", id, " is not an open cut; it cannot become consistent"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint ", id,
+                       " is not an open cut; it cannot become consistent"));
     }
     for (const auto& [slot, digest] : digests) {
       Statement ins(db_.get(),
@@ -198,8 +207,8 @@ absl::Status StateStore::RecordApplied(uint64_t id, const std::string& slot,
     up.Bind(1, static_cast<int64_t>(id)).BindText(2, slot);
     RETURN_IF_ERROR(Run(up));
     if (up.Changes() != 1) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "checkpoint ", id, " has no slot \"", slot, "\""));
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint ", id, " has no slot \"", slot, "\""));
     }
     Statement done(db_.get(),
                    "UPDATE checkpoints SET state = 'applied', applied_ms = ?2 "
@@ -219,8 +228,8 @@ absl::Status StateStore::RecordAborted(uint64_t id, const std::string& reason) {
   up.Bind(1, static_cast<int64_t>(id)).BindText(2, reason);
   RETURN_IF_ERROR(Run(up));
   if (up.Changes() != 1) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("checkpoint ", id, " is not an open cut; cannot abort it"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", id, " is not an open cut; cannot abort it"));
   }
   return absl::OkStatus();
 }
@@ -231,8 +240,8 @@ absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> StateStore::Query(
   Statement q(db_.get(),
               absl::StrCat("SELECT id, epoch, state, cut_ms, consistent_ms, "
                            "applied_ms, reason FROM checkpoints WHERE ",
-                           where, " ORDER BY id ", newest_first ? "DESC" : "ASC",
-                           " LIMIT ", limit));
+                           where, " ORDER BY id ",
+                           newest_first ? "DESC" : "ASC", " LIMIT ", limit));
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
@@ -247,8 +256,9 @@ absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> StateStore::Query(
     out.push_back(std::move(c));
   }
   for (auto& c : out) {
-    Statement s(db_.get(),
-                "SELECT slot, digest FROM checkpoint_slots WHERE checkpoint = ?1");
+    Statement s(
+        db_.get(),
+        "SELECT slot, digest FROM checkpoint_slots WHERE checkpoint = ?1");
     s.Bind(1, static_cast<int64_t>(c.id()));
     for (;;) {
       ASSIGN_OR_RETURN(bool row, s.Step());
@@ -259,7 +269,8 @@ absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> StateStore::Query(
   return out;
 }
 
-absl::StatusOr<gwmirror::v1::CheckpointInfo> StateStore::Get(uint64_t id) const {
+absl::StatusOr<gwmirror::v1::CheckpointInfo> StateStore::Get(
+    uint64_t id) const {
   absl::MutexLock l(&mu_);
   ASSIGN_OR_RETURN(auto v, Query(absl::StrCat("id = ", id), 1, true));
   if (v.empty()) return absl::NotFoundError(absl::StrCat("no checkpoint ", id));

@@ -6,7 +6,8 @@
 // Schema (docs/ARCHITECTURE.md, "Coordinator state"):
 //   meta(key PRIMARY KEY, value)           epoch, active_site
 //   checkpoints(id PRIMARY KEY, epoch, state, cut_ms, consistent_ms,
-//               applied_ms, reason)        state: cut|consistent|applied|aborted
+//               applied_ms, reason)        state:
+//               cut|consistent|applied|aborted
 //   checkpoint_slots(checkpoint, slot, digest, applied)
 // Checkpoint ids only grow (max(id)+1, aborted ones included), so no id is
 // ever used twice. A checkpoint becomes consistent only from "cut" (the
@@ -51,9 +52,9 @@ class StateStore {
       ABSL_LOCKS_EXCLUDED(mu_);
   // The commit point: N (which must be "cut") becomes consistent with these
   // per-slot digests (raw bytes).
-  absl::Status RecordConsistent(uint64_t id,
-                                const std::map<std::string, std::string>& digests,
-                                int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RecordConsistent(
+      uint64_t id, const std::map<std::string, std::string>& digests,
+      int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
   // Slot `slot` applied consistent N; N becomes "applied" with its last slot.
   absl::Status RecordApplied(uint64_t id, const std::string& slot,
                              int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);

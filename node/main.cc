@@ -20,10 +20,10 @@
 #include "common/signals.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
+#include "node/membership.h"
 #include "node/replica/service.h"
 #include "node/replica/store.h"
 #include "node/scanner.h"
-#include "node/membership.h"
 #include "node/source/cut_service.h"
 #include "node/source/pusher.h"
 
@@ -31,7 +31,8 @@ namespace gwmirror {
 namespace {
 
 int Fail(const absl::Status& st) {
-  std::fprintf(stderr, "gwmirror-node: %s\n", std::string(st.message()).c_str());
+  std::fprintf(stderr, "gwmirror-node: %s\n",
+               std::string(st.message()).c_str());
   return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
@@ -104,7 +105,8 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   return absl::OkStatus();
 }
 
-absl::Status PushOnce(const gwmirror::v1::NodeConfig& config, const Args& args) {
+absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
+                      const Args& args) {
   if (!config.has_source() || config.source().replica_address().empty() ||
       config.source().replica_identity().empty()) {
     return absl::InvalidArgumentError(
@@ -117,16 +119,18 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config, const Args& args) 
   for (const std::string& w : scan.warnings) {
     Logf(LogLevel::kWarning, "source", "slot=%s %s", config.slot(), w);
   }
-  ASSIGN_OR_RETURN(auto channel,
-                   DialMutualTls(config.tls(), config.source().replica_address(),
-                                 config.source().replica_identity()));
+  ASSIGN_OR_RETURN(
+      auto channel,
+      DialMutualTls(config.tls(), config.source().replica_address(),
+                    config.source().replica_identity()));
   Pusher pusher(config, channel);
   ASSIGN_OR_RETURN(PushReport r, pusher.Push(scan.manifest, checkpoint, epoch));
   if (args.Has("commit")) {
     RETURN_IF_ERROR(pusher.Commit(checkpoint, r.manifest_digest, epoch));
   }
   std::cout << absl::StrFormat(
-      "{\"checkpoint\": %d, \"base\": %d, \"entries\": %d, \"files_whole\": %d, "
+      "{\"checkpoint\": %d, \"base\": %d, \"entries\": %d, \"files_whole\": "
+      "%d, "
       "\"files_delta\": %d, \"content_bytes\": %d, \"wire_bytes\": %d, "
       "\"signature_fetches\": %d, \"resent_whole\": %d, \"index_hits\": %d, "
       "\"bytes_hashed\": %d, \"committed\": %s, \"manifest_digest\": \"%s\"}\n",
@@ -140,7 +144,8 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config, const Args& args) 
 absl::Status ScanOnce(const gwmirror::v1::NodeConfig& config) {
   std::string host_root = config.host_root().empty() ? "/" : config.host_root();
   ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root, config.roots()));
-  for (const std::string& w : scan.warnings) std::cerr << "warning: " << w << "\n";
+  for (const std::string& w : scan.warnings)
+    std::cerr << "warning: " << w << "\n";
   std::cout << absl::StrFormat(
       "{\"entries\": %d, \"bytes_hashed\": %d, \"manifest_digest\": \"%s\"}\n",
       scan.manifest.size(), scan.bytes_hashed,
@@ -161,8 +166,8 @@ int Main(int argc, char** argv) {
     return 2;
   }
   std::string cmd = argv[1];
-  auto args = Args::Parse(argc, argv, 2, {"config", "checkpoint", "epoch"},
-                          {"commit"});
+  auto args =
+      Args::Parse(argc, argv, 2, {"config", "checkpoint", "epoch"}, {"commit"});
   if (!args.ok()) return Fail(args.status());
   auto path = args->Require("config");
   if (!path.ok()) return Fail(path.status());
@@ -177,7 +182,8 @@ int Main(int argc, char** argv) {
   } else if (cmd == "scan") {
     st = ScanOnce(*config);
   } else {
-    st = absl::InvalidArgumentError(absl::StrCat("unknown command \"", cmd, "\""));
+    st = absl::InvalidArgumentError(
+        absl::StrCat("unknown command \"", cmd, "\""));
   }
   return st.ok() ? 0 : Fail(st);
 }

@@ -60,9 +60,10 @@ absl::Status Membership::Heartbeat() {
 }
 
 void Membership::Run() {
-  const absl::Duration period = absl::Milliseconds(
-      config_.coordinator().heartbeat_ms() ? config_.coordinator().heartbeat_ms()
-                                           : 1000);
+  const absl::Duration period =
+      absl::Milliseconds(config_.coordinator().heartbeat_ms()
+                             ? config_.coordinator().heartbeat_ms()
+                             : 1000);
   bool registered = false;
   std::string last_error;
   do {
@@ -74,7 +75,8 @@ void Membership::Run() {
     }
     // Unknown to the coordinator, or a new epoch: join again. Anything else
     // (coordinator down) is retried as it was.
-    if (absl::IsNotFound(st) || absl::IsFailedPrecondition(st)) registered = false;
+    if (absl::IsNotFound(st) || absl::IsFailedPrecondition(st))
+      registered = false;
     if (st.ToString() != last_error) {  // Say it once, not every period.
       last_error = st.ToString();
       Logf(LogLevel::kWarning, "node", "slot=%s coordinator %s: %s",

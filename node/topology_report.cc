@@ -61,7 +61,8 @@ absl::Status ParseDeployments(const std::string& json,
     for (const auto& d : list.list_value().values()) {
       if (!d.has_struct_value()) continue;
       auto a = d.struct_value().fields().find("archiveID");
-      if (a != d.struct_value().fields().end() && a->second.has_string_value()) {
+      if (a != d.struct_value().fields().end() &&
+          a->second.has_string_value()) {
         (*r->mutable_deployments())[instance] = a->second.string_value();
       }
     }
@@ -93,19 +94,20 @@ gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
   std::string topo_path = gw + "/groups/topology.json";
   auto json = ReadFileToString(topo_path);
   if (!json.ok()) {
-    r.add_problems(absl::StrCat("no readable topology: ", json.status().message()));
+    r.add_problems(
+        absl::StrCat("no readable topology: ", json.status().message()));
   } else if (auto t = ParseTopology(*json); !t.ok()) {
     r.add_problems(std::string(t.status().message()));
   } else {
     *r.mutable_topology() = *t;
   }
-  std::string version_path =
-      src.version_file.empty()
-          ? gw + "/system/lib/version.properties"
-          : JoinPath(src.host_root, src.version_file);
+  std::string version_path = src.version_file.empty()
+                                 ? gw + "/system/lib/version.properties"
+                                 : JoinPath(src.host_root, src.version_file);
   auto props = ReadFileToString(version_path);
   if (!props.ok()) {
-    r.add_problems(absl::StrCat("no installed version: ", props.status().message()));
+    r.add_problems(
+        absl::StrCat("no installed version: ", props.status().message()));
   } else {
     for (absl::string_view line : absl::StrSplit(*props, '\n')) {
       if (absl::ConsumePrefix(&line, "product.version=")) {
@@ -113,7 +115,8 @@ gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
       }
     }
     if (r.installed_version().empty()) {
-      r.add_problems(absl::StrCat(version_path, " has no product.version line"));
+      r.add_problems(
+          absl::StrCat(version_path, " has no product.version line"));
     }
   }
   if (absl::Status st = ReadDeployments(gw + "/groups/deployments.json", &r);

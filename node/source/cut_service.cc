@@ -88,11 +88,13 @@ grpc::Status CutService::Cut(grpc::ServerContext* ctx,
         "cut needs a checkpoint > 0, a replica address and its identity"));
   }
   if (!cut_mu_.TryLock()) {
-    return ToGrpc(absl::AbortedError("another cut is in progress on this source"));
+    return ToGrpc(
+        absl::AbortedError("another cut is in progress on this source"));
   }
   // Without a deadline from the caller, an hour.
   absl::Time deadline = absl::Now() + absl::Hours(1);
-  if (ctx->deadline() < std::chrono::system_clock::now() + std::chrono::hours(1)) {
+  if (ctx->deadline() <
+      std::chrono::system_clock::now() + std::chrono::hours(1)) {
     deadline = absl::FromChrono(ctx->deadline());
   }
   auto r = DoCut(*req, deadline);
@@ -114,11 +116,12 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
   // ones of the frozen manifest (a half-written deployments.json would fail
   // the verification and be read again).
   auto read_topology = [&] {
-    *out.mutable_topology() = ReadTopologyReport(TopologySourceOf(config_),
-                                                 config_.site(), config_.slot());
+    *out.mutable_topology() = ReadTopologyReport(
+        TopologySourceOf(config_), config_.site(), config_.slot());
   };
-  ASSIGN_OR_RETURN(auto channel, DialMutualTls(config_.tls(), req.replica_address(),
-                                               req.replica_identity()));
+  ASSIGN_OR_RETURN(auto channel,
+                   DialMutualTls(config_.tls(), req.replica_address(),
+                                 req.replica_identity()));
   Pusher pusher(config_, channel);
   // A file that changes between the scan and its sending aborts the push:
   // scan again, while time is left.
@@ -132,7 +135,8 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     for (const std::string& w : scan.warnings) {
       Logf(LogLevel::kWarning, "source", "slot=%s %s", config_.slot(), w);
     }
-    auto r = pusher.Push(scan.manifest, req.checkpoint(), req.envelope().epoch());
+    auto r =
+        pusher.Push(scan.manifest, req.checkpoint(), req.envelope().epoch());
     if (r.ok()) {
       out.set_manifest_digest(r->manifest_digest);
       out.set_entries(scan.manifest.size());

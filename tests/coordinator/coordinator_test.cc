@@ -31,8 +31,10 @@ TEST(CoordinatorConfigTest, NamesEachMistake) {
       {[](auto* c) { c->clear_state_dir(); }, "\"state_dir\" is required"},
       {[](auto* c) { c->clear_listen(); }, "\"listen\" is required"},
       {[](auto* c) { c->set_sites(1, "production"); }, "two different sites"},
-      {[](auto* c) { c->set_initial_active_site("moon"); }, "initial_active_site"},
-      {[](auto* c) { c->set_parity_policy("lenient"); }, "parity_policy \"lenient\""},
+      {[](auto* c) { c->set_initial_active_site("moon"); },
+       "initial_active_site"},
+      {[](auto* c) { c->set_parity_policy("lenient"); },
+       "parity_policy \"lenient\""},
       {[](auto* c) { c->mutable_members(1)->set_site("moon"); },
        "member \"b\" is on unknown site \"moon\""},
       {[](auto* c) { c->mutable_members(1)->set_identity("a"); },
@@ -53,7 +55,8 @@ TEST(CoordinatorConfigTest, NamesEachMistake) {
 
 TEST(CoordinatorConfigTest, UnknownFieldIsNamed) {
   gwmirror::v1::CoordinatorConfig c;
-  absl::Status st = ParseJson(R"({"listen": "x", "paritypolicy": "warn"})", "c.json", &c);
+  absl::Status st =
+      ParseJson(R"({"listen": "x", "paritypolicy": "warn"})", "c.json", &c);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("paritypolicy"), std::string::npos) << st;
 }

@@ -15,8 +15,9 @@ namespace {
 class ParityTest : public ::testing::Test {
  protected:
   // Generates host i of n for `site` and returns its report.
-  gwmirror::v1::TopologyReport Host(const std::string& site, int i, int n,
-                                    const std::string& version = "7.7.20221130") {
+  gwmirror::v1::TopologyReport Host(
+      const std::string& site, int i, int n,
+      const std::string& version = "7.7.20221130") {
     std::string root = dir_ / absl::StrCat(site, "-gw", i);
     SampleOptions o;
     o.host_index = i;

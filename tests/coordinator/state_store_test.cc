@@ -35,7 +35,8 @@ TEST_F(StateStoreTest, CheckpointLifecycleSurvivesReopen) {
   auto n = store_->BeginCut(1, 1000);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 1u);
-  ASSERT_TRUE(store_->RecordConsistent(1, {{"gw1", "d1"}, {"gw2", "d2"}}, 2000).ok());
+  ASSERT_TRUE(
+      store_->RecordConsistent(1, {{"gw1", "d1"}, {"gw2", "d2"}}, 2000).ok());
   ASSERT_TRUE(store_->RecordApplied(1, "gw1", 3000).ok());
   Reopen();
   auto c = store_->Get(1);

@@ -48,8 +48,8 @@ bool Gone(int pid) {
 class ClusterTest : public ::testing::Test {
  protected:
   void Up(int slots) {
-    RunResult r = testing::Run({Bin("gwmirror"), "sandbox", "up", "--dir", Dir(),
-                                "--slots", absl::StrCat(slots)});
+    RunResult r = testing::Run({Bin("gwmirror"), "sandbox", "up", "--dir",
+                                Dir(), "--slots", absl::StrCat(slots)});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     auto json = ReadFileToString(Dir() + "/sandbox.json");
     ASSERT_TRUE(json.ok());
@@ -71,7 +71,9 @@ class ClusterTest : public ::testing::Test {
   std::string Gw(const std::string& root, const std::string& rel) const {
     return absl::StrCat(root, "/", kPrefix, "/apigateway/", rel);
   }
-  Manifest Tree(const std::string& root) { return testing::Snapshot(root, roots_); }
+  Manifest Tree(const std::string& root) {
+    return testing::Snapshot(root, roots_);
+  }
 
   RunResult Cli(std::vector<std::string> args) {
     args.insert(args.begin(), Bin("gwmirror"));
@@ -192,7 +194,8 @@ TEST_F(ClusterTest, ThreeSlotsMoveTogetherToTheCut) {
   auto id = Checkpoint();
   ASSERT_TRUE(id.ok()) << id.status();
   for (int i = 1; i <= 3; ++i) {
-    EXPECT_EQ(testing::Diff(want[i - 1], Tree(Standby(i))), "") << "slot gw" << i;
+    EXPECT_EQ(testing::Diff(want[i - 1], Tree(Standby(i))), "")
+        << "slot gw" << i;
   }
   gwmirror::v1::ClusterStatus s = Status();
   EXPECT_EQ(s.state(), "OK");
@@ -234,11 +237,10 @@ TEST_F(ClusterTest, ReplicaRefusesAnotherSlotsSource) {
                               tmp_ / "intruder.json", "--checkpoint", "99",
                               "--epoch", "1"});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(r.err, "\"gw2-production\" may not"))
-      << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "\"gw2-production\" may not")) << r.err;
   // The Push call itself, without the reads a source starts with.
-  auto ch = DialMutualTls(Tls("gw2-production"), sb_.slots(0).standby().address(),
-                          "gw1-standby");
+  auto ch = DialMutualTls(Tls("gw2-production"),
+                          sb_.slots(0).standby().address(), "gw1-standby");
   ASSERT_TRUE(ch.ok());
   grpc::ClientContext ctx;
   gwmirror::v1::PushResult result;
@@ -251,9 +253,10 @@ TEST_F(ClusterTest, ReplicaRefusesAnotherSlotsSource) {
   writer->WritesDone();
   grpc::Status st = writer->Finish();
   EXPECT_EQ(st.error_code(), grpc::PERMISSION_DENIED);
-  EXPECT_TRUE(absl::StrContains(st.error_message(),
-                                "\"gw2-production\" may not push to this replica "
-                                "(its source is \"gw1-production\")"))
+  EXPECT_TRUE(
+      absl::StrContains(st.error_message(),
+                        "\"gw2-production\" may not push to this replica "
+                        "(its source is \"gw1-production\")"))
       << st.error_message();
   EXPECT_EQ(testing::Diff(before, Tree(Standby(1))), "");
 }
@@ -286,13 +289,15 @@ TEST_F(ClusterTest, UnderChurnEachCheckpointIsAStateThatExisted) {
     return c;
   };
   for (int i = 1; i <= 2; ++i) {
-    for (int f = 0; f < kFiles; ++f) testing::WriteFile(path(Prod(i), f), content(f, 0));
+    for (int f = 0; f < kFiles; ++f)
+      testing::WriteFile(path(Prod(i), f), content(f, 0));
     writers[i - 1].states.insert(State{0, 0, 0});
   }
   for (int i = 1; i <= 2; ++i) {
     Writer* w = &writers[i - 1];
     std::string root = Prod(i);
-    std::string tmp = root + "/tmp";  // Outside the mirror set, same file system.
+    std::string tmp =
+        root + "/tmp";  // Outside the mirror set, same file system.
     ASSERT_TRUE(MakeDirs(tmp).ok());
     w->thread = std::thread([&, w, root, tmp] {
       State v{0, 0, 0};
@@ -340,8 +345,8 @@ TEST_F(ClusterTest, UnderChurnEachCheckpointIsAStateThatExisted) {
       State got = read_state(Standby(i));
       std::lock_guard<std::mutex> l(writers[i - 1].mu);
       EXPECT_TRUE(writers[i - 1].states.count(got))
-          << "slot gw" << i << " checkpoint " << *id << " holds " << got[0] << ","
-          << got[1] << "," << got[2] << ": never a state of the source";
+          << "slot gw" << i << " checkpoint " << *id << " holds " << got[0]
+          << "," << got[1] << "," << got[2] << ": never a state of the source";
       seen[i - 1].insert(got);
     }
     gwmirror::v1::ClusterStatus status = Status();
@@ -367,17 +372,19 @@ TEST_F(ClusterTest, ReplicaKilledMidCheckpointAbortsItAndTheNextCommits) {
   ASSERT_TRUE(ApplyChangeSet(Prod(2), kPrefix, 5, 0.05, 5, 5, 5).ok());
   Manifest before = Tree(Standby(2));
   Kill(sb_.slots(1).standby());
-  Child* crashing =
-      Restart(sb_.slots(1).standby(), {{"GWMIRROR_FAULT", "crash:stage:write:1"}});
+  Child* crashing = Restart(sb_.slots(1).standby(),
+                            {{"GWMIRROR_FAULT", "crash:stage:write:1"}});
   WaitHealthy();
   uint64_t last = Status().last_attempt().id();
 
   auto failed = Checkpoint();
   ASSERT_FALSE(failed.ok());
-  EXPECT_TRUE(absl::StrContains(failed.status().message(),
-                                absl::StrCat("checkpoint ", last + 1, " aborted")))
+  EXPECT_TRUE(
+      absl::StrContains(failed.status().message(),
+                        absl::StrCat("checkpoint ", last + 1, " aborted")))
       << failed.status();
-  EXPECT_TRUE(absl::StrContains(failed.status().message(), "gw2")) << failed.status();
+  EXPECT_TRUE(absl::StrContains(failed.status().message(), "gw2"))
+      << failed.status();
   int ws = crashing->Wait();
   EXPECT_TRUE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
   gwmirror::v1::ClusterStatus s = Status();
@@ -441,7 +448,8 @@ TEST_F(ClusterTest, CoordinatorKilledAtEachStepResumes) {
     auto committed = Committed();
     bool has_n = false;
     for (size_t i = 0; i < committed.size(); ++i) {
-      if (i > 0) EXPECT_LT(committed[i].id(), committed[i - 1].id()) << "doubled";
+      if (i > 0)
+        EXPECT_LT(committed[i].id(), committed[i - 1].id()) << "doubled";
       EXPECT_EQ(committed[i].state(), "applied") << committed[i].id();
       has_n |= committed[i].id() == n;
     }
@@ -461,15 +469,16 @@ TEST_F(ClusterTest, CoordinatorKilledAtEachStepResumes) {
 TEST_F(ClusterTest, TopologyDriftIsNamedAndBlocksCommits) {
   Up(2);
   auto blocked = [&](const std::string& needle) {
-    gwmirror::v1::ClusterStatus s = WaitFor(
-        [&](const auto& st) { return Mentions(st, needle); }, needle);
+    gwmirror::v1::ClusterStatus s =
+        WaitFor([&](const auto& st) { return Mentions(st, needle); }, needle);
     EXPECT_EQ(s.state(), "BLOCKED");
     auto r = Checkpoint();
     EXPECT_FALSE(r.ok());
     return r.ok() ? std::string() : std::string(r.status().message());
   };
   auto unblocked = [&] {
-    WaitFor([](const auto& s) { return s.parity() && AllHealthy(s); }, "parity");
+    WaitFor([](const auto& s) { return s.parity() && AllHealthy(s); },
+            "parity");
     auto r = Checkpoint();
     EXPECT_TRUE(r.ok()) << r.status();
   };
@@ -491,27 +500,32 @@ TEST_F(ClusterTest, TopologyDriftIsNamedAndBlocksCommits) {
     svc->set_type("gateway");
     svc->set_host_id("host-3");
   }
-  for (int i = 1; i <= 2; ++i) testing::WriteFile(Gw(Prod(i), topo_rel), ToJson(*topo));
+  for (int i = 1; i <= 2; ++i)
+    testing::WriteFile(Gw(Prod(i), topo_rel), ToJson(*topo));
   std::string why = blocked(
       "production topology has host-3 (gw3.example.com, 2 gateway instances) "
       "but no standby node serves it");
   EXPECT_TRUE(absl::StrContains(why, "topology parity fails")) << why;
-  for (int i = 1; i <= 2; ++i) testing::WriteFile(Gw(Prod(i), topo_rel), original);
+  for (int i = 1; i <= 2; ++i)
+    testing::WriteFile(Gw(Prod(i), topo_rel), original);
   unblocked();
 
   // 2. The standby gw2 has another product version installed.
   std::string version = Gw(Standby(2), "system/lib/version.properties");
   std::string good = testing::ReadFile(version);
   testing::WriteFile(version, "product.version=7.7.20220530\n");
-  why = blocked("standby gw2 has 7.7.20220530 installed, production gw2 has 7.7.20221130");
+  why = blocked(
+      "standby gw2 has 7.7.20220530 installed, production gw2 has "
+      "7.7.20221130");
   EXPECT_TRUE(absl::StrContains(why, "7.7.20220530")) << why;
   testing::WriteFile(version, good);
   unblocked();
 
   // 3. The standby gw2 node is missing.
   Kill(sb_.slots(1).standby());
-  blocked("production topology has host-2 (gw2.example.com, 1 gateway instance) "
-          "but no standby node serves it");
+  blocked(
+      "production topology has host-2 (gw2.example.com, 1 gateway instance) "
+      "but no standby node serves it");
   Restart(sb_.slots(1).standby());
   unblocked();
   EXPECT_EQ(testing::Diff(Tree(Prod(2)), Tree(Standby(2))), "");
@@ -542,15 +556,17 @@ TEST_F(ClusterTest, SplitDeploymentIsRetriedNotCommitted) {
   // half written.
   auto deploy = [&](int i) {
     std::string now = testing::ReadFile(Gw(Prod(i), rel));
-    testing::WriteFile(Gw(Prod(i), rel),
-                       absl::StrReplaceAll(now, {{old_archive, "archive-new"}}));
+    testing::WriteFile(
+        Gw(Prod(i), rel),
+        absl::StrReplaceAll(now, {{old_archive, "archive-new"}}));
   };
   deploy(1);  // gw1's instance runs the new archive, gw2's the old one.
   auto r = Checkpoint();
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::StrContains(r.status().message(), "deployment in progress"))
       << r.status();
-  EXPECT_TRUE(absl::StrContains(r.status().message(), "QuickStart Group")) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "QuickStart Group"))
+      << r.status();
   EXPECT_TRUE(absl::StrContains(r.status().message(), "finish or roll back"))
       << r.status();
 
@@ -589,7 +605,8 @@ TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
           << "\"" << st.error_message() << "\" lacks \"" << w << "\"";
     }
   };
-  auto node_stub = gwmirror::v1::Coordinator::NewStub(coordinator("gw1-production"));
+  auto node_stub =
+      gwmirror::v1::Coordinator::NewStub(coordinator("gw1-production"));
   {
     grpc::ClientContext ctx;
     gwmirror::v1::HeartbeatRequest req;
@@ -658,18 +675,20 @@ TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
     grpc::ClientContext ctx;
     gwmirror::v1::CutResult resp;
     cut.mutable_envelope()->set_epoch(0);
-    expect(source("coordinator")->Cut(&ctx, cut, &resp), grpc::FAILED_PRECONDITION,
+    expect(source("coordinator")->Cut(&ctx, cut, &resp),
+           grpc::FAILED_PRECONDITION,
            {"stale epoch 0", "this node is at epoch 1"});
   }
   {
-    auto ch = DialMutualTls(Tls("coordinator"), sb_.slots(0).standby().address(),
-                            "gw1-standby");
+    auto ch = DialMutualTls(Tls("coordinator"),
+                            sb_.slots(0).standby().address(), "gw1-standby");
     ASSERT_TRUE(ch.ok());
     grpc::ClientContext ctx;
     gwmirror::v1::GetStateRequest req;
     gwmirror::v1::ReplicaState resp;
     expect(gwmirror::v1::Replica::NewStub(*ch)->GetState(&ctx, req, &resp),
-           grpc::FAILED_PRECONDITION, {"stale epoch 0", "this replica is at epoch 1"});
+           grpc::FAILED_PRECONDITION,
+           {"stale epoch 0", "this replica is at epoch 1"});
   }
   // Nothing of that disturbed the cluster.
   auto id = Checkpoint();
@@ -680,21 +699,28 @@ TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
 // and a non-zero exit.
 TEST(ClusterCliTest, BadInputIsNamed) {
   testing::TempDir tmp;
-  RunResult r = testing::Run({Bin("gwmirror"), "status"}, {{"GWMIRROR_CONFIG", ""}});
+  RunResult r =
+      testing::Run({Bin("gwmirror"), "status"}, {{"GWMIRROR_CONFIG", ""}});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(absl::StrContains(r.err, "GWMIRROR_CONFIG")) << r.err;
-  testing::WriteFile(tmp / "cli.json", R"({"coordinator": "127.0.0.1:1", "colour": 1})");
+  testing::WriteFile(tmp / "cli.json",
+                     R"({"coordinator": "127.0.0.1:1", "colour": 1})");
   r = testing::Run({Bin("gwmirror"), "status", "--config", tmp / "cli.json"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(absl::StrContains(r.err, "colour")) << r.err;
-  testing::WriteFile(tmp / "coord.json", R"({"listen": "127.0.0.1:0", "stateDir": "/x"})");
-  r = testing::Run({Bin("gwmirror-coordinator"), "serve", "--config", tmp / "coord.json"});
+  testing::WriteFile(tmp / "coord.json",
+                     R"({"listen": "127.0.0.1:0", "stateDir": "/x"})");
+  r = testing::Run(
+      {Bin("gwmirror-coordinator"), "serve", "--config", tmp / "coord.json"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(absl::StrContains(r.err, "coord.json: coordinator config: \"sites\""))
+  EXPECT_TRUE(
+      absl::StrContains(r.err, "coord.json: coordinator config: \"sites\""))
       << r.err;
-  r = testing::Run({Bin("gwmirror"), "checkpoint", "delete", "--config", tmp / "cli.json"});
+  r = testing::Run(
+      {Bin("gwmirror"), "checkpoint", "delete", "--config", tmp / "cli.json"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(absl::StrContains(r.err, "unknown checkpoint command \"delete\"")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "unknown checkpoint command \"delete\""))
+      << r.err;
   r = testing::Run({Bin("gwmirror"), "sandbox", "up", "--dir", tmp.path()});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(r.err, "is not empty")) << r.err;

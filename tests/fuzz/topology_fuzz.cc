@@ -11,7 +11,8 @@
 
 namespace {
 
-gwmirror::v1::TopologyReport Report(const std::string& site, const std::string& slot,
+gwmirror::v1::TopologyReport Report(const std::string& site,
+                                    const std::string& slot,
                                     const std::string& host) {
   gwmirror::v1::TopologyReport r;
   r.set_site(site);
@@ -63,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<gwmirror::v1::TopologyReport> reports;
   size_t at = 0;
   while (at + 2 <= in.size() && reports.size() < 8) {
-    size_t n = static_cast<uint8_t>(in[at]) | (static_cast<uint8_t>(in[at + 1]) << 8);
+    size_t n =
+        static_cast<uint8_t>(in[at]) | (static_cast<uint8_t>(in[at + 1]) << 8);
     at += 2;
     if (n > in.size() - at) break;
     gwmirror::v1::TopologyReport one;
