@@ -105,7 +105,10 @@ absl::Status StatusCommand(const Args& a) {
                                  s.last_attempt().reason());
   }
   for (const auto& slot : s.slots()) {
-    std::cout << "slot " << slot.name() << "\n"
+    std::cout << "slot " << slot.name()
+              << (slot.lag_ms() > 0 ? absl::StrCat(", lag ", Age(slot.lag_ms()))
+                                    : std::string(", no change pending"))
+              << "\n"
               << "  source:  " << NodeLine(slot.source(), false) << "\n"
               << "  replica: " << NodeLine(slot.replica(), true) << "\n";
   }

@@ -8,7 +8,7 @@
 //   gwmirror status [--json] [--config CLI.json]       (or $GWMIRROR_CONFIG)
 //   gwmirror checkpoint create [--wait] [--json] [--config CLI.json]
 //   gwmirror checkpoints [--json] [--config CLI.json]
-//   gwmirror sandbox up --dir D [--slots N] [--size small|large]
+//   gwmirror sandbox up --dir D [--slots N] [--size small|large] [--manual]
 //   gwmirror sandbox down --dir D [--keep]
 // Exit 0 on success, otherwise non-zero with one line on stderr.
 #include <cstdio>
@@ -155,7 +155,7 @@ int Main(int argc, char** argv) {
                   {"dir", "size", "seed", "host", "hosts", "version", "percent",
                    "name", "config", "address", "checkpoint", "digest", "epoch",
                    "out", "changed-out", "mib", "slots"},
-                  {"json", "wait", "keep"});
+                  {"json", "wait", "keep", "manual"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {

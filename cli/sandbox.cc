@@ -184,6 +184,8 @@ absl::Status DoUp(const Args& a,
   cc.set_initial_active_site("production");
   cc.set_parity_policy("strict");
   cc.set_heartbeat_timeout_ms(3000);
+  // Continuous mirroring unless the caller wants to cut by hand (tests).
+  cc.set_follow_changes(!a.Has("manual"));
   for (uint64_t i = 1; i <= slots; ++i) {
     for (const char* site : {"production", "standby"}) {
       auto* m = cc.add_members();

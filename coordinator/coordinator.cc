@@ -270,6 +270,13 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   it->second.last_heartbeat = absl::Now();
   it->second.report_time = it->second.last_heartbeat;
   it->second.report = req.topology();
+  it->second.pending_since =
+      req.pending_since_unix_ms() > 0
+          ? absl::FromUnixMillis(req.pending_since_unix_ms())
+          : absl::InfinitePast();
+  if (req.pending_since_unix_ms() > 0 && config_.follow_changes()) {
+    change_reported_ = true;
+  }
   gwmirror::v1::HeartbeatResponse resp;
   resp.set_epoch(epoch);
   resp.set_role(Role(it->second.member.site()));
@@ -617,31 +624,44 @@ void Coordinator::Background() {
       config_.checkpoint_interval_ms()
           ? absl::Milliseconds(config_.checkpoint_interval_ms())
           : absl::InfiniteDuration();
+  const absl::Duration change_gap =
+      absl::Milliseconds(Or(config_.change_cut_interval_ms(), 1000u));
   absl::Time next = absl::Now() + interval;
   absl::Time next_resume = absl::Now();
+  absl::Time last_cut = absl::InfinitePast();
   for (;;) {
     bool run = false;
     bool resume = false;
     {
       absl::MutexLock l(&mu_);
-      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || checkpoint_requested_;
+      // A change waits until change_gap after the last cut started.
+      auto change_due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return change_reported_ && absl::Now() >= last_cut + change_gap;
       };
-      mu_.AwaitWithDeadline(
-          absl::Condition(&wake),
-          std::min({next, next_resume, absl::Now() + absl::Seconds(1)}));
+      auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || checkpoint_requested_ || change_due();
+      };
+      absl::Time deadline =
+          std::min({next, next_resume, absl::Now() + absl::Seconds(1)});
+      if (change_reported_)
+        deadline = std::min(deadline, last_cut + change_gap);
+      mu_.AwaitWithDeadline(absl::Condition(&wake), deadline);
       if (stopping_) return;
-      run = checkpoint_requested_ || absl::Now() >= next;
+      bool due = change_due();
+      run = checkpoint_requested_ || absl::Now() >= next || due;
       resume = absl::Now() >= next_resume;
       checkpoint_requested_ = false;
+      if (due) change_reported_ = false;
     }
     if (run) {
       next = absl::Now() + interval;
+      last_cut = absl::Now();
       auto r = RunCheckpoint();
       if (!r.ok()) {
         Logf(LogLevel::kWarning, "coordinator", "checkpoint failed: %s",
              r.status().ToString());
       }
+      // Changes during the cut arrive with the sources' next heartbeats.
     } else if (resume) {
       // Finish what a lost replica or a restart left (a consistent
       // checkpoint not applied everywhere) without waiting for a new cut.
@@ -717,6 +737,10 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     ns->set_installed_version(n.report.installed_version());
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
+    }
+    if (is_source && n.pending_since != absl::InfinitePast()) {
+      slot.set_lag_ms(std::max<int64_t>(
+          0, absl::ToInt64Milliseconds(absl::Now() - n.pending_since)));
     }
   }
   for (auto& [name, slot] : slots) {

@@ -78,6 +78,8 @@ class Coordinator {
     // The latest topology report and when it was read.
     gwmirror::v1::TopologyReport report;
     absl::Time report_time = absl::InfinitePast();
+    // Sources: oldest change not yet staged (InfinitePast: none).
+    absl::Time pending_since = absl::InfinitePast();
   };
   // Both ends of one slot, as the sites' roles assign them.
   struct SlotPeers {
@@ -115,6 +117,8 @@ class Coordinator {
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);  // By identity.
   bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
+  // A source reported a change (follow_changes).
+  bool change_reported_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // Serialises checkpoints.

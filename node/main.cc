@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 
@@ -26,6 +27,7 @@
 #include "node/scanner.h"
 #include "node/source/cut_service.h"
 #include "node/source/pusher.h"
+#include "node/source/watcher.h"
 
 namespace gwmirror {
 namespace {
@@ -67,8 +69,17 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
     builder.RegisterService(replica.get());
   }
   std::unique_ptr<CutService> source;
+  std::unique_ptr<ChangeWatcher> watcher;
+  // Set once membership starts; the watcher's callback only reads it.
+  std::atomic<Membership*> member{nullptr};
   if (config.has_source()) {
-    source = std::make_unique<CutService>(config, epoch.get());
+    ChangeWatcher::Options wo;
+    wo.on_change = [&member] {
+      if (Membership* m = member.load()) m->Wake();
+    };
+    watcher = std::make_unique<ChangeWatcher>(config, wo);
+    RETURN_IF_ERROR(watcher->Start());
+    source = std::make_unique<CutService>(config, epoch.get(), watcher.get());
     builder.RegisterService(source.get());
   }
   ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(config.tls()));
@@ -94,12 +105,16 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
       address = absl::StrCat(
           config.listen().substr(0, config.listen().rfind(':')), ":", port);
     }
-    membership = std::make_unique<Membership>(config, address, epoch.get());
+    membership = std::make_unique<Membership>(config, address, epoch.get(),
+                                              watcher.get());
     RETURN_IF_ERROR(membership->Start());
+    member = membership.get();
   }
   int sig = WaitForStopSignal();
   Logf(LogLevel::kInfo, "node", "slot=%s stopping on signal %d", config.slot(),
        sig);
+  member = nullptr;
+  watcher.reset();
   membership.reset();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return absl::OkStatus();

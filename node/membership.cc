@@ -11,12 +11,23 @@
 namespace gwmirror {
 
 Membership::Membership(gwmirror::v1::NodeConfig config, std::string address,
-                       EpochFile* epoch)
-    : config_(std::move(config)), address_(std::move(address)), epoch_(epoch) {}
+                       EpochFile* epoch, const ChangeWatcher* watcher)
+    : config_(std::move(config)),
+      address_(std::move(address)),
+      epoch_(epoch),
+      watcher_(watcher) {}
 
 Membership::~Membership() {
-  stop_.Notify();
+  {
+    absl::MutexLock l(&mu_);
+    stop_ = true;
+  }
   if (thread_.joinable()) thread_.join();
+}
+
+void Membership::Wake() {
+  absl::MutexLock l(&mu_);
+  wake_ = true;
 }
 
 absl::Status Membership::Start() {
@@ -53,6 +64,12 @@ absl::Status Membership::Heartbeat() {
   req.mutable_envelope()->set_epoch(epoch_->Get());
   *req.mutable_topology() = ReadTopologyReport(TopologySourceOf(config_),
                                                config_.site(), config_.slot());
+  if (watcher_ != nullptr) {
+    absl::Time pending = watcher_->PendingSince();
+    if (pending != absl::InfinitePast()) {
+      req.set_pending_since_unix_ms(absl::ToUnixMillis(pending));
+    }
+  }
   gwmirror::v1::HeartbeatResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -83,7 +100,17 @@ void Membership::Run() {
            config_.slot(), registered ? "heartbeat" : "registration",
            last_error);
     }
-  } while (!stop_.WaitForNotificationWithTimeout(period));
+  } while (WaitPeriod(period));
+}
+
+bool Membership::WaitPeriod(absl::Duration period) {
+  absl::MutexLock l(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || wake_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), period);
+  wake_ = false;
+  return !stop_;
 }
 
 }  // namespace gwmirror

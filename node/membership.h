@@ -10,30 +10,39 @@
 #include <string>
 #include <thread>
 
-#include "absl/synchronization/notification.h"
+#include "absl/synchronization/mutex.h"
 #include "common/epoch.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
+#include "node/source/watcher.h"
 
 namespace gwmirror {
 
 class Membership {
  public:
+  // `watcher` (sources; may be null) says what is pending.
   Membership(gwmirror::v1::NodeConfig config, std::string address,
-             EpochFile* epoch);
+             EpochFile* epoch, const ChangeWatcher* watcher);
   ~Membership();  // Stops the thread.
   absl::Status Start();
+  // Heartbeat now (a change arrived) instead of at the next period.
+  void Wake() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void Run();
   absl::Status Register();
   absl::Status Heartbeat();
+  // Waits a period, or less when woken; false once stopping.
+  bool WaitPeriod(absl::Duration period) ABSL_LOCKS_EXCLUDED(mu_);
 
   const gwmirror::v1::NodeConfig config_;
   const std::string address_;
   EpochFile* const epoch_;
+  const ChangeWatcher* const watcher_;
   std::unique_ptr<gwmirror::v1::Coordinator::Stub> stub_;
-  absl::Notification stop_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -59,6 +59,8 @@ struct ScanResult {
   HashIndex index;
   // Every object's stat data as the scan saw it (a file's before reading).
   std::vector<StatStamp> stamps;
+  // When the scan began (FileClockNs), set by callers that track it.
+  int64_t started_ns = 0;
 };
 
 // Scans every root under `host_root`. A missing root yields no entries (the

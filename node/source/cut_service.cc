@@ -46,7 +46,10 @@ absl::StatusOr<ScanResult> StableScan(const gwmirror::v1::NodeConfig& config,
     if (read_along) read_along();
     absl::Status stable =
         VerifyScanStable(HostRoot(config), scan.stamps, start);
-    if (stable.ok()) return scan;
+    if (stable.ok()) {
+      scan.started_ns = start;
+      return scan;
+    }
     if (absl::Now() >= give_up) {
       return absl::AbortedError(absl::StrCat(
           "the source tree kept changing for ", absl::FormatDuration(max_wait),
@@ -67,8 +70,9 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
   return src;
 }
 
-CutService::CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch)
-    : config_(std::move(config)), epoch_(epoch) {}
+CutService::CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
+                       ChangeWatcher* watcher)
+    : config_(std::move(config)), epoch_(epoch), watcher_(watcher) {}
 
 grpc::Status CutService::Cut(grpc::ServerContext* ctx,
                              const gwmirror::v1::CutRequest* req,
@@ -145,6 +149,9 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
       out.set_content_bytes(r->content_bytes);
       out.set_wire_bytes(r->wire_bytes);
       out.set_scan_attempts(attempts);
+      if (watcher_ != nullptr) {
+        watcher_->Staged(absl::FromUnixNanos(scan.started_ns));
+      }
       Logf(LogLevel::kInfo, "source",
            "slot=%s checkpoint=%d staged: %d entries, %d whole, %d delta, "
            "%d wire bytes",

@@ -16,6 +16,7 @@
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
 #include "node/scanner.h"
+#include "node/source/watcher.h"
 #include "node/topology_report.h"
 
 namespace gwmirror {
@@ -24,7 +25,8 @@ namespace gwmirror {
 // refreshed index.
 absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config);
 
-// IndexedScan until VerifyScanStable passes (backing off between tries), for
+// IndexedScan until VerifyScanStable passes (ScanResult::started_ns is the
+// start of the scan that passed) (backing off between tries), for
 // at most `max_wait`; ABORTED naming the last object that moved otherwise.
 // `read_along`, when given, runs after each scan and before its
 // verification, so what it reads of the mirror set is of the same instant.
@@ -37,8 +39,9 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config);
 
 class CutService final : public gwmirror::v1::Source::Service {
  public:
-  // `epoch` outlives the service.
-  CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch);
+  // `epoch` and `watcher` (may be null) outlive the service.
+  CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
+             ChangeWatcher* watcher);
 
   grpc::Status Cut(grpc::ServerContext* ctx,
                    const gwmirror::v1::CutRequest* req,
@@ -50,6 +53,7 @@ class CutService final : public gwmirror::v1::Source::Service {
 
   const gwmirror::v1::NodeConfig config_;
   EpochFile* const epoch_;
+  ChangeWatcher* const watcher_;
   absl::Mutex cut_mu_;
 };
 

@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -47,9 +49,14 @@ bool Gone(int pid) {
 
 class ClusterTest : public ::testing::Test {
  protected:
-  void Up(int slots) {
-    RunResult r = testing::Run({Bin("gwmirror"), "sandbox", "up", "--dir",
-                                Dir(), "--slots", absl::StrCat(slots)});
+  // `follow`: cut on every change (continuous mirroring); otherwise only
+  // the test cuts, so it knows every checkpoint id.
+  void Up(int slots, bool follow = false) {
+    std::vector<std::string> argv = {
+        Bin("gwmirror"), "sandbox",          "up", "--dir", Dir(),
+        "--slots",       absl::StrCat(slots)};
+    if (!follow) argv.push_back("--manual");
+    RunResult r = testing::Run(argv);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     auto json = ReadFileToString(Dir() + "/sandbox.json");
     ASSERT_TRUE(json.ok());
@@ -693,6 +700,44 @@ TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
   // Nothing of that disturbed the cluster.
   auto id = Checkpoint();
   EXPECT_TRUE(id.ok()) << id.status();
+}
+
+// Continuous mirroring: one small file changed on production is in the
+// standby tree (which only changes by commit) within seconds, every time.
+TEST_F(ClusterTest, SmallChangeIsCommittedOnTheStandbyWithinSeconds) {
+  Up(2, /*follow=*/true);
+  std::vector<double> seconds;
+  for (int k = 1; k <= 20; ++k) {
+    // Apart by more than change_cut_interval_ms (1 s), which paces cuts
+    // under a stream of changes: each change is one after a quiet time.
+    absl::SleepFor(absl::Milliseconds(1100));
+    std::string content = absl::StrCat("env.CHANGE=", k, "\n");
+    absl::Time t0 = absl::Now();
+    testing::WriteFile(Gw(Prod(1 + k % 2), "conf/envSettings.props"), content);
+    std::string standby = Gw(Standby(1 + k % 2), "conf/envSettings.props");
+    while (testing::ReadFile(standby) != content &&
+           absl::Now() - t0 < absl::Seconds(20)) {
+      usleep(5000);
+    }
+    ASSERT_EQ(testing::ReadFile(standby), content) << "change " << k;
+    seconds.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
+  }
+  std::sort(seconds.begin(), seconds.end());
+  double median = (seconds[9] + seconds[10]) / 2;
+  std::printf(
+      "small change committed on the standby: median %.3f s, max %.3f s\n",
+      median, seconds.back());
+  EXPECT_LT(median, 2.0);
+  // Idle: no cut while nothing changes.
+  absl::SleepFor(absl::Seconds(2));
+  uint64_t before = Status().last_attempt().id();
+  absl::SleepFor(absl::Seconds(3));
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.last_attempt().id(), before) << "cut while idle";
+  for (const auto& slot : s.slots()) EXPECT_EQ(slot.lag_ms(), 0) << slot.name();
+  for (int i = 1; i <= 2; ++i) {
+    EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "");
+  }
 }
 
 // Bad input at the CLI and at start-up: one line that names the problem,

@@ -1,0 +1,192 @@
+#include "node/source/watcher.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "node/scanner.h"
+
+namespace gwmirror {
+namespace {
+
+constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_CLOSE_WRITE | IN_MODIFY |
+                           IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
+                           IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW |
+                           IN_ONLYDIR;
+
+}  // namespace
+
+ChangeWatcher::ChangeWatcher(gwmirror::v1::NodeConfig config, Options options)
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      host_root_(config_.host_root().empty() ? "/" : config_.host_root()) {
+  for (const auto& r : config_.roots()) filters_.emplace_back(r);
+}
+
+ChangeWatcher::~ChangeWatcher() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    (void)!write(stop_fd_.get(), &one, sizeof(one));
+    thread_.join();
+  }
+}
+
+absl::Status ChangeWatcher::Start() {
+  fd_.Reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!fd_.valid()) return ErrnoStatus(errno, "inotify_init1");
+  stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_.valid()) return ErrnoStatus(errno, "eventfd");
+  for (int i = 0; i < config_.roots_size(); ++i)
+    WatchTree(config_.roots(i).path(), i);
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void ChangeWatcher::WatchTree(const std::string& dir, int root_index) {
+  std::string full = JoinPath(host_root_, dir);
+  int wd = inotify_add_watch(fd_.get(), full.c_str(), kMask);
+  if (wd < 0) {
+    if (errno == ENOSPC || errno == ENOMEM) {
+      absl::MutexLock l(&mu_);
+      if (!degraded_) {
+        Logf(LogLevel::kWarning, "source",
+             "slot=%s inotify watch limit reached at %s: polling every %s "
+             "(raise fs.inotify.max_user_watches)",
+             config_.slot(), dir, absl::FormatDuration(options_.poll_interval));
+      }
+      degraded_ = true;
+    }
+    return;  // ENOENT, ENOTDIR: gone or not a directory any more.
+  }
+  dirs_[wd] = {dir, root_index};
+  auto names = ListDir(full);
+  if (!names.ok()) return;
+  const std::string& root = config_.roots(root_index).path();
+  for (const std::string& name : *names) {
+    std::string child = dir + "/" + name;
+    struct stat st;
+    if (lstat(JoinPath(host_root_, child).c_str(), &st) != 0 ||
+        !S_ISDIR(st.st_mode)) {
+      continue;
+    }
+    std::string rel = child.substr(root.size() + 1);
+    if (filters_[root_index].Excluded(rel, name, child)) continue;
+    WatchTree(child, root_index);
+  }
+}
+
+void ChangeWatcher::Changed() {
+  bool first = false;
+  {
+    absl::MutexLock l(&mu_);
+    absl::Time now = absl::Now();
+    first = pending_since_ == absl::InfinitePast();
+    if (first) pending_since_ = now;
+    last_change_ = now;
+    ++events_;
+  }
+  if (first && options_.on_change) options_.on_change();
+}
+
+void ChangeWatcher::Run() {
+  alignas(struct inotify_event) char buf[64 << 10];
+  absl::Time next_rescan = absl::Now() + options_.rescan_interval;
+  for (;;) {
+    absl::Duration wait = next_rescan - absl::Now();
+    if (degraded()) wait = std::min(wait, options_.poll_interval);
+    struct pollfd fds[2] = {{fd_.get(), POLLIN, 0},
+                            {stop_fd_.get(), POLLIN, 0}};
+    int n = poll(fds, 2,
+                 static_cast<int>(
+                     std::max<int64_t>(0, absl::ToInt64Milliseconds(wait))));
+    if (n < 0 && errno != EINTR) return;
+    if (fds[1].revents & POLLIN) return;
+    if (absl::Now() >= next_rescan || (n == 0 && degraded())) {
+      // Safety net: a full scan at the next cut, whatever inotify said.
+      Changed();
+      next_rescan = absl::Now() + options_.rescan_interval;
+    }
+    for (;;) {
+      ssize_t len = read(fd_.get(), buf, sizeof(buf));
+      if (len <= 0) break;
+      for (char* p = buf; p < buf + len;) {
+        auto* ev = reinterpret_cast<struct inotify_event*>(p);
+        p += sizeof(struct inotify_event) + ev->len;
+        if (ev->mask & IN_Q_OVERFLOW) {
+          {
+            absl::MutexLock l(&mu_);
+            ++overflows_;
+          }
+          Logf(LogLevel::kWarning, "source",
+               "slot=%s inotify queue overflowed: the next cut rescans "
+               "everything",
+               config_.slot());
+          Changed();
+          // Directories created meanwhile were missed: watch them now.
+          for (int i = 0; i < config_.roots_size(); ++i) {
+            WatchTree(config_.roots(i).path(), i);
+          }
+          continue;
+        }
+        auto it = dirs_.find(ev->wd);
+        if (it == dirs_.end()) continue;
+        if (ev->mask & IN_IGNORED) {
+          dirs_.erase(it);
+          continue;
+        }
+        auto [dir, index] = it->second;
+        std::string name = ev->len ? std::string(ev->name) : std::string();
+        if (!name.empty()) {
+          std::string path = dir + "/" + name;
+          std::string rel = path.substr(config_.roots(index).path().size() + 1);
+          if (filters_[index].Excluded(rel, name, path)) continue;
+          bool is_dir = ev->mask & IN_ISDIR;
+          if (!is_dir && !filters_[index].Included(rel, name, path)) continue;
+          if (is_dir && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+            WatchTree(path, index);
+          }
+        }
+        Changed();
+      }
+    }
+  }
+}
+
+absl::Time ChangeWatcher::PendingSince() const {
+  absl::MutexLock l(&mu_);
+  return pending_since_;
+}
+
+void ChangeWatcher::Staged(absl::Time scan_start) {
+  absl::MutexLock l(&mu_);
+  if (last_change_ < scan_start) {
+    pending_since_ = absl::InfinitePast();
+  } else if (pending_since_ != absl::InfinitePast()) {
+    // Changes since the scan began may or may not be in it.
+    pending_since_ = std::max(pending_since_, scan_start);
+  }
+}
+
+uint64_t ChangeWatcher::events() const {
+  absl::MutexLock l(&mu_);
+  return events_;
+}
+
+uint64_t ChangeWatcher::overflows() const {
+  absl::MutexLock l(&mu_);
+  return overflows_;
+}
+
+bool ChangeWatcher::degraded() const {
+  absl::MutexLock l(&mu_);
+  return degraded_;
+}
+
+}  // namespace gwmirror
