@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 now() { date +%s.%N; }
 
-"$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" >/dev/null
+"$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" --manual >/dev/null
 C="$W/sb/cli.json"
 
 rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

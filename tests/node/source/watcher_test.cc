@@ -1,0 +1,88 @@
+// The source's inotify watcher: changes in the mirror set are seen, new
+// directories are followed, excluded paths are not, staging clears.
+#include "node/source/watcher.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "gtest/gtest.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+class WatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::WriteFile(dir_ / "host/gw/conf/a.xml", "a");
+    testing::WriteFile(dir_ / "host/gw/logs/gw.log", "log");
+    config_.set_slot("gw1");
+    config_.set_host_root(dir_ / "host");
+    config_.add_roots()->set_path("gw");
+    ChangeWatcher::Options o;
+    o.on_change = [this] { ++calls_; };
+    watcher_ = std::make_unique<ChangeWatcher>(config_, o);
+    ASSERT_TRUE(watcher_->Start().ok());
+  }
+
+  // Waits up to 2 s for the watcher to see something pending.
+  bool SeesChange() {
+    for (int i = 0; i < 200; ++i) {
+      if (watcher_->PendingSince() != absl::InfinitePast()) return true;
+      usleep(10000);
+    }
+    return false;
+  }
+  // Gives the watcher 200 ms to (wrongly) see something.
+  bool StaysQuiet() {
+    usleep(200000);
+    return watcher_->PendingSince() == absl::InfinitePast();
+  }
+
+  testing::TempDir dir_;
+  gwmirror::v1::NodeConfig config_;
+  std::atomic<int> calls_{0};
+  std::unique_ptr<ChangeWatcher> watcher_;
+};
+
+TEST_F(WatcherTest, SeesAChangeAndClearsWhenStaged) {
+  EXPECT_TRUE(StaysQuiet());
+  testing::WriteFile(dir_ / "host/gw/conf/a.xml", "b");
+  ASSERT_TRUE(SeesChange());
+  usleep(50000);  // Every event of that write has arrived.
+  EXPECT_EQ(calls_, 1);  // Once per quiet-to-changed, not per event.
+  watcher_->Staged(absl::Now() + absl::Milliseconds(1));
+  EXPECT_EQ(watcher_->PendingSince(), absl::InfinitePast());
+  testing::WriteFile(dir_ / "host/gw/conf/a.xml", "c");
+  ASSERT_TRUE(SeesChange());
+  EXPECT_EQ(calls_, 2);
+}
+
+TEST_F(WatcherTest, AChangeAfterTheScanBeganStaysPending) {
+  absl::Time scan_start = absl::Now();
+  testing::WriteFile(dir_ / "host/gw/conf/a.xml", "late");
+  ASSERT_TRUE(SeesChange());
+  watcher_->Staged(scan_start);
+  EXPECT_NE(watcher_->PendingSince(), absl::InfinitePast());
+}
+
+TEST_F(WatcherTest, ExcludedPathsAreIgnored) {
+  testing::WriteFile(dir_ / "host/gw/logs/gw.log", "more log");
+  testing::WriteFile(dir_ / "host/gw/conf/instance.pid", "123");
+  EXPECT_TRUE(StaysQuiet());
+}
+
+TEST_F(WatcherTest, NewDirectoriesAreFollowed) {
+  ASSERT_EQ(mkdir((dir_ / "host/gw/conf/new").c_str(), 0755), 0);
+  ASSERT_TRUE(SeesChange());
+  watcher_->Staged(absl::Now() + absl::Milliseconds(1));
+  usleep(50000);
+  watcher_->Staged(absl::Now() + absl::Milliseconds(1));
+  testing::WriteFile(dir_ / "host/gw/conf/new/deep.xml", "d");
+  EXPECT_TRUE(SeesChange());
+}
+
+}  // namespace
+}  // namespace gwmirror
