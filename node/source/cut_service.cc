@@ -149,14 +149,17 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
       out.set_content_bytes(r->content_bytes);
       out.set_wire_bytes(r->wire_bytes);
       out.set_scan_attempts(attempts);
+      out.set_bytes_hashed(scan.bytes_hashed);
+      out.set_index_hits(scan.index_hits);
       if (watcher_ != nullptr) {
         watcher_->Staged(absl::FromUnixNanos(scan.started_ns));
       }
       Logf(LogLevel::kInfo, "source",
            "slot=%s checkpoint=%d staged: %d entries, %d whole, %d delta, "
-           "%d wire bytes",
+           "%d wire bytes, %d bytes hashed, %d index hits",
            config_.slot(), req.checkpoint(), scan.manifest.size(),
-           r->files_whole, r->files_delta, r->wire_bytes);
+           r->files_whole, r->files_delta, r->wire_bytes, scan.bytes_hashed,
+           scan.index_hits);
       return out;
     }
     last = r.status();
