@@ -186,6 +186,8 @@ absl::Status DoUp(const Args& a,
   cc.set_heartbeat_timeout_ms(3000);
   // Continuous mirroring unless the caller wants to cut by hand (tests).
   cc.set_follow_changes(!a.Has("manual"));
+  cc.set_metrics_listen("127.0.0.1:0");
+  cc.set_metrics_port_file(dir + "/coordinator/metrics.port");
   for (uint64_t i = 1; i <= slots; ++i) {
     for (const char* site : {"production", "standby"}) {
       auto* m = cc.add_members();
@@ -207,8 +209,14 @@ absl::Status DoUp(const Args& a,
                    WaitForPort(cc.port_file(), out.coordinator_process().pid(),
                                out.coordinator_process().log()));
   std::string coord_address = absl::StrCat("127.0.0.1:", coord_port);
-  // Restarts (sandbox.json's argv) keep the address the nodes know.
+  ASSIGN_OR_RETURN(
+      int metrics_port,
+      WaitForPort(cc.metrics_port_file(), out.coordinator_process().pid(),
+                  out.coordinator_process().log()));
+  out.set_metrics(absl::StrCat("127.0.0.1:", metrics_port));
+  // Restarts (sandbox.json's argv) keep the addresses nodes and scrapers know.
   cc.set_listen(coord_address);
+  cc.set_metrics_listen(out.metrics());
   RETURN_IF_ERROR(
       WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
   out.set_coordinator(coord_address);
@@ -321,7 +329,8 @@ absl::Status DoUp(const Args& a,
   std::cout << "sandbox up in " << dir << ": " << slots
             << " slots, first checkpoint " << first.id() << " applied\n"
             << "  coordinator " << coord_address << " (log "
-            << out.coordinator_process().log() << ")\n";
+            << out.coordinator_process().log() << "), metrics http://"
+            << out.metrics() << "/metrics\n";
   for (const auto& s : out.slots()) {
     std::cout << "  " << s.name() << ": production " << s.production().address()
               << " root " << s.production().root() << "\n"

@@ -92,7 +92,12 @@ class Coordinator::Peers {
     absl::MutexLock l(&mu_);
     auto key = std::make_pair(n.address, n.member.identity());
     auto it = channels_.find(key);
-    if (it != channels_.end()) return it->second;
+    // A channel that failed (the node was down) waits out its reconnect
+    // backoff; the node may be back already, so dial afresh.
+    if (it != channels_.end() &&
+        it->second->GetState(false) != GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      return it->second;
+    }
     ASSIGN_OR_RETURN(auto ch,
                      DialMutualTls(tls_, n.address, n.member.identity()));
     channels_[key] = ch;
@@ -371,13 +376,15 @@ void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
   });
 }
 
-absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool* incoherent) {
+absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
+                                                    bool* incoherent) {
   *incoherent = false;
   uint64_t epoch = store_->Epoch();
   absl::Time deadline =
       absl::Now() +
       absl::Milliseconds(Or(config_.checkpoint_timeout_ms(), 600000u));
   auto healthy = HealthySlots();
+  if (!healthy.ok() && automatic) return healthy.status();
   ASSIGN_OR_RETURN(uint64_t id, store_->BeginCut(epoch, NowMs()));
   RETURN_IF_ERROR(FaultPoint("coordinator:cut"));
   if (!healthy.ok()) {
@@ -588,14 +595,14 @@ absl::Status Coordinator::Resume() {
   return ResumeLocked();
 }
 
-absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint() {
+absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
   absl::MutexLock l(&checkpoint_mu_);
   RETURN_IF_ERROR(ResumeLocked());
   absl::Time give_up =
       absl::Now() + absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u));
   for (;;) {
     bool incoherent = false;
-    auto r = Attempt(&incoherent);
+    auto r = Attempt(automatic, &incoherent);
     if (r.ok() || !incoherent || absl::Now() >= give_up) {
       if (!r.ok() && incoherent) {
         return absl::AbortedError(absl::StrCat(
@@ -656,7 +663,7 @@ void Coordinator::Background() {
     if (run) {
       next = absl::Now() + interval;
       last_cut = absl::Now();
-      auto r = RunCheckpoint();
+      auto r = RunCheckpoint(/*automatic=*/true);
       if (!r.ok()) {
         Logf(LogLevel::kWarning, "coordinator", "checkpoint failed: %s",
              r.status().ToString());
@@ -758,6 +765,74 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     s.set_state("OK");
   }
   return s;
+}
+
+std::string Coordinator::RenderMetrics() {
+  gwmirror::v1::ClusterStatus s = Status();
+  std::string out;
+  auto metric = [&](const std::string& name, const std::string& help,
+                    const std::string& type) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ",
+                    type, "\n");
+  };
+  auto label = [](const std::string& v) {
+    std::string e;
+    for (char c : v) {
+      if (c == '\\' || c == '"') e.push_back('\\');
+      if (c == '\n') {
+        e += "\\n";
+        continue;
+      }
+      e.push_back(c);
+    }
+    return e;
+  };
+  metric("gwmirror_epoch", "Current fencing epoch.", "gauge");
+  absl::StrAppend(&out, "gwmirror_epoch ", s.epoch(), "\n");
+  metric("gwmirror_rpo_seconds",
+         "Now minus the cut time of the last consistent checkpoint.", "gauge");
+  if (s.rpo_ms() >= 0) {
+    absl::StrAppend(&out, "gwmirror_rpo_seconds ", s.rpo_ms() / 1000.0, "\n");
+  }
+  metric("gwmirror_last_consistent_checkpoint",
+         "Id of the last consistent checkpoint.", "gauge");
+  absl::StrAppend(&out, "gwmirror_last_consistent_checkpoint ",
+                  s.last_consistent().id(), "\n");
+  metric("gwmirror_topology_parity",
+         "1 when the standby has production's shape.", "gauge");
+  absl::StrAppend(&out, "gwmirror_topology_parity ", s.parity() ? 1 : 0, "\n");
+  metric("gwmirror_slot_lag_seconds",
+         "Age of the oldest source change not yet staged at the replica.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_slot_lag_seconds{slot=\"",
+                    label(slot.name()), "\"} ", slot.lag_ms() / 1000.0, "\n");
+  }
+  metric("gwmirror_replica_applied_checkpoint",
+         "Checkpoint each replica has applied.", "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_replica_applied_checkpoint{slot=\"",
+                    label(slot.name()), "\"} ",
+                    slot.replica().applied_checkpoint(), "\n");
+  }
+  metric("gwmirror_node_up", "1 when the node heartbeats in time.", "gauge");
+  for (const auto& slot : s.slots()) {
+    for (const auto* n : {&slot.source(), &slot.replica()}) {
+      if (n->identity().empty()) continue;
+      absl::StrAppend(&out, "gwmirror_node_up{slot=\"", label(slot.name()),
+                      "\",site=\"", label(n->site()), "\",identity=\"",
+                      label(n->identity()), "\"} ", n->healthy() ? 1 : 0, "\n");
+    }
+  }
+  metric("gwmirror_checkpoints", "Checkpoints recorded, by state.", "gauge");
+  if (auto counts = store_->CountByState(); counts.ok()) {
+    for (const char* state : {"cut", "consistent", "applied", "aborted"}) {
+      auto it = counts->find(state);
+      absl::StrAppend(&out, "gwmirror_checkpoints{state=\"", state, "\"} ",
+                      it == counts->end() ? 0 : it->second, "\n");
+    }
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------ gRPC

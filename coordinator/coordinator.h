@@ -56,7 +56,12 @@ class Coordinator {
 
   // Operator-facing (Control service).
   gwmirror::v1::ClusterStatus Status();
-  absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpoint();
+  // The Prometheus text exposition of Status() and checkpoint outcomes.
+  std::string RenderMetrics();
+  // `automatic` (a change or the interval, not an operator): when a node
+  // is down no checkpoint is recorded, it just does not run.
+  absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpoint(
+      bool automatic = false);
   void RequestCheckpoint();
   absl::StatusOr<gwmirror::v1::CheckpointList> List(size_t limit);
 
@@ -99,7 +104,8 @@ class Coordinator {
   ParityVerdict Parity(const std::vector<gwmirror::v1::TopologyReport>* fresh)
       ABSL_LOCKS_EXCLUDED(mu_);
   // One attempt: cut, stage, verify, commit point, apply.
-  absl::StatusOr<gwmirror::v1::CheckpointInfo> Attempt(bool* incoherent)
+  absl::StatusOr<gwmirror::v1::CheckpointInfo> Attempt(bool automatic,
+                                                       bool* incoherent)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
   absl::Status ApplyConsistent(
       uint64_t id, const std::map<std::string, std::string>& digests)

@@ -13,6 +13,7 @@
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/metrics_server.h"
 
 namespace gwmirror {
 namespace {
@@ -43,6 +44,18 @@ absl::Status Serve(const std::string& path) {
         WriteFileAtomic(config.port_file(), absl::StrCat(port, "\n"), 0644));
   }
   Logf(LogLevel::kInfo, "coordinator", "listening on port %d", port);
+  std::unique_ptr<MetricsServer> metrics;
+  if (!config.metrics_listen().empty()) {
+    ASSIGN_OR_RETURN(metrics,
+                     MetricsServer::Start(config.metrics_listen(),
+                                          [&c] { return c->RenderMetrics(); }));
+    if (!config.metrics_port_file().empty()) {
+      RETURN_IF_ERROR(WriteFileAtomic(config.metrics_port_file(),
+                                      absl::StrCat(metrics->port(), "\n"),
+                                      0644));
+    }
+    Logf(LogLevel::kInfo, "coordinator", "metrics on port %d", metrics->port());
+  }
   // Unfinished checkpoints of a previous run are settled by the background
   // loop as soon as the replicas have registered.
   c->StartBackground();

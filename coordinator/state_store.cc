@@ -290,6 +290,20 @@ StateStore::Unfinished() const {
   return Query("state IN ('cut', 'consistent')", 1000000, false);
 }
 
+absl::StatusOr<std::map<std::string, uint64_t>> StateStore::CountByState()
+    const {
+  absl::MutexLock l(&mu_);
+  std::map<std::string, uint64_t> out;
+  Statement s(db_.get(),
+              "SELECT state, COUNT(*) FROM checkpoints GROUP BY state");
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out[s.Text(0)] = s.Int(1);
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<std::string>> StateStore::UnappliedSlots(
     uint64_t id) const {
   absl::MutexLock l(&mu_);

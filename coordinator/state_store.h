@@ -70,6 +70,9 @@ class StateStore {
   // Checkpoints in state "cut" or "consistent" (unfinished), oldest first.
   absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> Unfinished() const
       ABSL_LOCKS_EXCLUDED(mu_);
+  // How many checkpoints are in each state.
+  absl::StatusOr<std::map<std::string, uint64_t>> CountByState() const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Slots that have not applied consistent checkpoint `id`.
   absl::StatusOr<std::vector<std::string>> UnappliedSlots(uint64_t id) const
       ABSL_LOCKS_EXCLUDED(mu_);

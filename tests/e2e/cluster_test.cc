@@ -2,7 +2,10 @@
 // coordinator and real nodes on loopback with mutual TLS), the CLI, and
 // processes killed and restarted at chosen points of the checkpoint
 // protocol.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -167,11 +170,18 @@ class ClusterTest : public ::testing::Test {
   }
 
   // Starts `p` again (same argv, so the same config and port), logging
-  // beside the sandbox's own logs.
+  // beside the sandbox's own logs, and waits until it listens.
   Child* Restart(const gwmirror::v1::SandboxProcess& p,
                  const std::map<std::string, std::string>& env = {}) {
+    const std::string& c = p.config();
+    std::string port_file =
+        absl::EndsWith(c, "/config.json")
+            ? c.substr(0, c.rfind('/')) + "/port"
+            : c.substr(0, c.size() - 5) + ".port";
+    unlink(port_file.c_str());
     std::vector<std::string> argv(p.argv().begin(), p.argv().end());
     children_.push_back(std::make_unique<Child>(argv, env, p.log()));
+    EXPECT_GT(testing::WaitForPort(port_file), 0) << "did not restart: " << p.log();
     return children_.back().get();
   }
 
@@ -740,6 +750,78 @@ TEST_F(ClusterTest, SmallChangeIsCommittedOnTheStandbyWithinSeconds) {
   }
 }
 
+// GET http://<address>/metrics, the body; "" on failure.
+std::string Scrape(const std::string& address) {
+  size_t colon = address.rfind(':');
+  struct sockaddr_in sa = {};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(std::stoi(address.substr(colon + 1)));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+    return "";
+  if (!WriteAll(fd.get(), "GET /metrics HTTP/1.0\r\n\r\n").ok()) return "";
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd.get(), buf, sizeof(buf))) > 0;)
+    resp.append(buf, n);
+  size_t body = resp.find("\r\n\r\n");
+  if (resp.rfind("HTTP/1.0 200", 0) != 0 || body == std::string::npos)
+    return "";
+  return resp.substr(body + 4);
+}
+
+// The value of the sample line starting with `series` ("name{labels}").
+double Sample(const std::string& metrics, const std::string& series) {
+  size_t at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  at += series.size() + 2;
+  double v = -1;
+  if (!absl::SimpleAtod(metrics.substr(at, metrics.find('\n', at) - at), &v))
+    return -1;
+  return v;
+}
+
+// While a replica is down, a change on production cannot be staged: the
+// slot's lag and the cluster's RPO grow, in status and in /metrics; once
+// the replica is back they fall back and the change arrives.
+TEST_F(ClusterTest, LagAndRpoGrowWhileAReplicaIsDownAndFallBack) {
+  Up(1, /*follow=*/true);
+  Kill(sb_.slots(0).standby());
+  WaitFor([](const auto& s) { return !AllHealthy(s); }, "the replica lost");
+  std::string file = Gw(Prod(1), "conf/while-down.xml");
+  testing::WriteFile(file, "<changed/>");
+  absl::SleepFor(absl::Seconds(3));
+  gwmirror::v1::ClusterStatus s = Status();
+  ASSERT_EQ(s.slots_size(), 1);
+  EXPECT_GE(s.slots(0).lag_ms(), 2500) << ToJson(s);
+  EXPECT_GE(s.rpo_ms(), 3000) << ToJson(s);
+  EXPECT_EQ(s.state(), "BLOCKED");  // The standby node is missing.
+  std::string m = Scrape(sb_.metrics());
+  EXPECT_GE(Sample(m, "gwmirror_slot_lag_seconds{slot=\"gw1\"}"), 2.5) << m;
+  EXPECT_GE(Sample(m, "gwmirror_rpo_seconds"), 3.0) << m;
+  EXPECT_EQ(Sample(m,
+                   "gwmirror_node_up{slot=\"gw1\",site=\"standby\",identity="
+                   "\"gw1-standby\"}"),
+            0)
+      << m;
+  // Automatic cuts do not pile up aborted checkpoints while a node is down.
+  EXPECT_EQ(Sample(m, "gwmirror_checkpoints{state=\"aborted\"}"), 0) << m;
+
+  Restart(sb_.slots(0).standby());
+  s = WaitFor(
+      [](const auto& st) {
+        return AllHealthy(st) && st.slots(0).lag_ms() == 0 &&
+               st.rpo_ms() < 2000;
+      },
+      "lag and RPO back down");
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/while-down.xml")),
+            "<changed/>");
+  m = Scrape(sb_.metrics());
+  EXPECT_EQ(Sample(m, "gwmirror_slot_lag_seconds{slot=\"gw1\"}"), 0) << m;
+  EXPECT_LT(Sample(m, "gwmirror_rpo_seconds"), 3.0) << m;
+}
+
 // Sums "<n> <what>" over the source log lines of staged cuts, from byte
 // `from` of the log on.
 uint64_t SumStaged(const std::string& log, size_t from,
@@ -799,7 +881,10 @@ TEST_F(ClusterTest, RestartedSourceRehashesNothing) {
     testing::WriteFile(Gw(Prod(1), absl::StrCat("conf/extra/f", f, ".xml")),
                        "x");
   }
-  ASSERT_TRUE(Checkpoint().ok());
+  {
+    auto cp = Checkpoint();
+    ASSERT_TRUE(cp.ok()) << cp.status();
+  }
   size_t files = 0;
   Manifest tree = Tree(Prod(1));
   for (const Entry& e : tree.entries()) {
@@ -813,7 +898,10 @@ TEST_F(ClusterTest, RestartedSourceRehashesNothing) {
   size_t log_from = testing::ReadFile(prod.log()).size();
   Restart(prod);
   WaitHealthy();
-  ASSERT_TRUE(Checkpoint().ok());
+  {
+    auto cp = Checkpoint();
+    ASSERT_TRUE(cp.ok()) << cp.status();
+  }
   EXPECT_EQ(SumStaged(prod.log(), log_from, "bytes hashed"), 0u);
   EXPECT_EQ(SumStaged(prod.log(), log_from, "index hits"), files);
   EXPECT_EQ(SumStaged(prod.log(), log_from, "whole"), 0u);
