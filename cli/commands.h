@@ -17,7 +17,7 @@ absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a);
 absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
     const gwmirror::v1::CliConfig& config);
 
-// gwmirror status [--json]
+// gwmirror status [--json] [--watch]
 absl::Status StatusCommand(const Args& a);
 // gwmirror checkpoint create [--wait] [--json]
 absl::Status CheckpointCommand(const std::string& sub, const Args& a);

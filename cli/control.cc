@@ -47,6 +47,9 @@ grpc::ClientContext* WithDeadline(grpc::ClientContext* ctx, absl::Duration d) {
 
 }  // namespace
 
+// One status, as text or JSON.
+static absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json);
+
 absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a) {
   std::string path;
   if (auto p = a.Get("config")) {
@@ -79,11 +82,24 @@ absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
 absl::Status StatusCommand(const Args& a) {
   ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
   ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  if (!a.Has("watch")) return PrintStatus(stub.get(), a.Has("json"));
+  // Refresh in place until interrupted.
+  for (;;) {
+    std::cout << "\033[H\033[2J" << When(absl::ToUnixMillis(absl::Now()))
+              << "\n";
+    absl::Status st = PrintStatus(stub.get(), a.Has("json"));
+    if (!st.ok()) std::cout << "coordinator: " << st.message() << "\n";
+    std::cout.flush();
+    absl::SleepFor(absl::Seconds(1));
+  }
+}
+
+static absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
   gwmirror::v1::ClusterStatus s;
   grpc::ClientContext ctx;
   RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
                                         gwmirror::v1::StatusRequest(), &s)));
-  if (a.Has("json")) {
+  if (json) {
     std::cout << ToJson(s) << "\n";
     return absl::OkStatus();
   }

@@ -5,7 +5,7 @@
 //   --dir D gwmirror certs issue --dir D --name NAME gwmirror replica
 //   state|commit|abort --config CLI.json --address HOST:PORT
 //            --name REPLICA_CN [--checkpoint N] [--digest HEX] [--epoch E]
-//   gwmirror status [--json] [--config CLI.json]       (or $GWMIRROR_CONFIG)
+//   gwmirror status [--json] [--watch] [--config CLI.json] (or $GWMIRROR_CONFIG)
 //   gwmirror checkpoint create [--wait] [--json] [--config CLI.json]
 //   gwmirror checkpoints [--json] [--config CLI.json]
 //   gwmirror sandbox up --dir D [--slots N] [--size small|large] [--manual]
@@ -155,7 +155,7 @@ int Main(int argc, char** argv) {
                   {"dir", "size", "seed", "host", "hosts", "version", "percent",
                    "name", "config", "address", "checkpoint", "digest", "epoch",
                    "out", "changed-out", "mib", "slots"},
-                  {"json", "wait", "keep", "manual"});
+                  {"json", "wait", "keep", "manual", "watch"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {
