@@ -21,6 +21,8 @@ absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
 absl::Status StatusCommand(const Args& a);
 // gwmirror checkpoint create [--wait] [--json]
 absl::Status CheckpointCommand(const std::string& sub, const Args& a);
+// gwmirror release --slot S
+absl::Status ReleaseCommand(const Args& a);
 // gwmirror checkpoints [--json]
 absl::Status CheckpointsCommand(const Args& a);
 // gwmirror sandbox up|down --dir DIR [--slots N] [--size small|large]

@@ -127,6 +127,7 @@ static absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
               << "\n"
               << "  source:  " << NodeLine(slot.source(), false) << "\n"
               << "  replica: " << NodeLine(slot.replica(), true) << "\n";
+    if (!slot.held().empty()) std::cout << "  HELD: " << slot.held() << "\n";
   }
   if (s.parity()) {
     std::cout << "topology: parity\n";
@@ -158,6 +159,21 @@ absl::Status CheckpointCommand(const std::string& sub, const Args& a) {
     std::cout << absl::StrFormat("checkpoint %d %s (cut %s)\n", info.id(),
                                  info.state(), When(info.cut_unix_ms()));
   }
+  return absl::OkStatus();
+}
+
+absl::Status ReleaseCommand(const Args& a) {
+  ASSIGN_OR_RETURN(std::string slot, a.Require("slot"));
+  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
+  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  gwmirror::v1::ReleaseRequest req;
+  req.set_slot(slot);
+  gwmirror::v1::ReleaseResponse resp;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(FromGrpc(
+      stub->Release(WithDeadline(&ctx, absl::Seconds(20)), req, &resp)));
+  std::cout << "released: the next checkpoint applies slot " << slot
+            << "'s deletions\n";
   return absl::OkStatus();
 }
 

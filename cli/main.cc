@@ -5,11 +5,11 @@
 //   --dir D gwmirror certs issue --dir D --name NAME gwmirror replica
 //   state|commit|abort --config CLI.json --address HOST:PORT
 //            --name REPLICA_CN [--checkpoint N] [--digest HEX] [--epoch E]
-//   gwmirror status [--json] [--watch] [--config CLI.json] (or $GWMIRROR_CONFIG)
-//   gwmirror checkpoint create [--wait] [--json] [--config CLI.json]
-//   gwmirror checkpoints [--json] [--config CLI.json]
-//   gwmirror sandbox up --dir D [--slots N] [--size small|large] [--manual]
-//   gwmirror sandbox down --dir D [--keep]
+//   gwmirror status [--json] [--watch] [--config CLI.json] (or
+//   $GWMIRROR_CONFIG) gwmirror checkpoint create [--wait] [--json] [--config
+//   CLI.json] gwmirror checkpoints [--json] [--config CLI.json] gwmirror
+//   release --slot S [--config CLI.json] gwmirror sandbox up --dir D [--slots
+//   N] [--size small|large] [--manual] gwmirror sandbox down --dir D [--keep]
 // Exit 0 on success, otherwise non-zero with one line on stderr.
 #include <cstdio>
 #include <iostream>
@@ -154,7 +154,7 @@ int Main(int argc, char** argv) {
       Args::Parse(argc, argv, first,
                   {"dir", "size", "seed", "host", "hosts", "version", "percent",
                    "name", "config", "address", "checkpoint", "digest", "epoch",
-                   "out", "changed-out", "mib", "slots"},
+                   "out", "changed-out", "mib", "slots", "slot"},
                   {"json", "wait", "keep", "manual", "watch"});
   absl::Status st = args.status();
   if (st.ok()) {
@@ -172,6 +172,8 @@ int Main(int argc, char** argv) {
       st = StatusCommand(*args);
     } else if (cmd == "checkpoint") {
       st = CheckpointCommand(sub, *args);
+    } else if (cmd == "release") {
+      st = ReleaseCommand(*args);
     } else if (cmd == "checkpoints") {
       st = CheckpointsCommand(*args);
     } else if (cmd == "sandbox") {

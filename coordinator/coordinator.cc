@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/fault.h"
@@ -113,6 +114,7 @@ class Coordinator::Peers {
 
   absl::StatusOr<gwmirror::v1::CutResult> Cut(const Node& n, uint64_t epoch,
                                               uint64_t id, const Node& replica,
+                                              bool release,
                                               absl::Time deadline) {
     ASSIGN_OR_RETURN(auto ch, Channel(n));
     gwmirror::v1::CutRequest req;
@@ -120,6 +122,7 @@ class Coordinator::Peers {
     req.set_checkpoint(id);
     req.set_replica_address(replica.address);
     req.set_replica_identity(replica.member.identity());
+    req.set_release_mass_deletion(release);
     gwmirror::v1::CutResult resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(deadline));
@@ -385,6 +388,18 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
       absl::Milliseconds(Or(config_.checkpoint_timeout_ms(), 600000u));
   auto healthy = HealthySlots();
   if (!healthy.ok() && automatic) return healthy.status();
+  std::set<std::string> released;
+  {
+    absl::MutexLock l(&mu_);
+    // A held slot waits for its operator; automatic cuts would only pile
+    // up the same refusal.
+    for (const auto& [slot, why] : held_) {
+      if (automatic && !released_.count(slot)) {
+        return absl::FailedPreconditionError(absl::StrCat(slot, ": ", why));
+      }
+    }
+    released = released_;
+  }
   ASSIGN_OR_RETURN(uint64_t id, store_->BeginCut(epoch, NowMs()));
   RETURN_IF_ERROR(FaultPoint("coordinator:cut"));
   if (!healthy.ok()) {
@@ -401,9 +416,18 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts(
       slots.size(), absl::UnknownError("not run"));
   ParallelFor(slots.size(), [&](size_t i) {
-    cuts[i] =
-        peers_->Cut(slots[i].source, epoch, id, slots[i].replica, deadline);
+    cuts[i] = peers_->Cut(slots[i].source, epoch, id, slots[i].replica,
+                          released.count(slots[i].slot) > 0, deadline);
   });
+  {
+    absl::MutexLock l(&mu_);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (!cuts[i].ok() &&
+          absl::StrContains(cuts[i].status().message(), "mass deletion held")) {
+        held_[slots[i].slot] = std::string(cuts[i].status().message());
+      }
+    }
+  }
   std::vector<std::string> failures;
   for (size_t i = 0; i < slots.size(); ++i) {
     if (!cuts[i].ok()) {
@@ -508,8 +532,34 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d consistent", id);
   RETURN_IF_ERROR(FaultPoint("coordinator:consistent"));
   // 6. Apply.
+  {
+    // What was held went through with the operator's release.
+    absl::MutexLock l(&mu_);
+    for (const std::string& slot : released) {
+      held_.erase(slot);
+      released_.erase(slot);
+    }
+  }
   RETURN_IF_ERROR(ApplyConsistent(id, digests));
   return store_->Get(id);
+}
+
+absl::Status Coordinator::Release(const std::string& slot) {
+  absl::MutexLock l(&mu_);
+  bool known = false;
+  for (const auto& [id, n] : nodes_) known |= n.member.slot() == slot;
+  if (!known) {
+    return absl::NotFoundError(absl::StrCat("no slot \"", slot, "\""));
+  }
+  if (!held_.count(slot)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("slot ", slot, " holds no mass deletion"));
+  }
+  released_.insert(slot);
+  if (config_.follow_changes()) change_reported_ = true;
+  Logf(LogLevel::kWarning, "coordinator",
+       "slot=%s mass deletion released by an operator", slot);
+  return absl::OkStatus();
 }
 
 absl::Status Coordinator::ApplyConsistent(
@@ -745,12 +795,19 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
     }
+    if (is_source) {
+      absl::MutexLock l(&mu_);
+      auto held = held_.find(n.member.slot());
+      if (held != held_.end()) slot.set_held(held->second);
+    }
     if (is_source && n.pending_since != absl::InfinitePast()) {
       slot.set_lag_ms(std::max<int64_t>(
           0, absl::ToInt64Milliseconds(absl::Now() - n.pending_since)));
     }
   }
+  bool held = false;
   for (auto& [name, slot] : slots) {
+    held |= !slot.held().empty();
     auto it = verdict.by_slot.find(name);
     if (it != verdict.by_slot.end()) {
       for (const auto& d : it->second) slot.add_differences(d);
@@ -759,7 +816,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   }
   if (!verdict.parity && s.parity_policy() == "strict") {
     s.set_state("BLOCKED");
-  } else if (!verdict.parity || !all_healthy) {
+  } else if (!verdict.parity || !all_healthy || held) {
     s.set_state("DEGRADED");
   } else {
     s.set_state("OK");
@@ -882,6 +939,13 @@ grpc::Status ControlService::CreateCheckpoint(
   auto r = c_->RunCheckpoint();
   if (r.ok()) *resp = *std::move(r);
   return ToGrpc(r.status());
+}
+
+grpc::Status ControlService::Release(grpc::ServerContext* ctx,
+                                     const gwmirror::v1::ReleaseRequest* req,
+                                     gwmirror::v1::ReleaseResponse* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  return ToGrpc(c_->Release(req->slot()));
 }
 
 grpc::Status ControlService::ListCheckpoints(

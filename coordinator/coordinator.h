@@ -22,6 +22,7 @@
 #define GWMIRROR_COORDINATOR_COORDINATOR_H_
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
@@ -63,6 +64,8 @@ class Coordinator {
   absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpoint(
       bool automatic = false);
   void RequestCheckpoint();
+  // The operator confirms a held mass deletion on `slot`.
+  absl::Status Release(const std::string& slot);
   absl::StatusOr<gwmirror::v1::CheckpointList> List(size_t limit);
 
   // Settles checkpoints left unfinished by a previous run or a lost
@@ -125,6 +128,10 @@ class Coordinator {
   bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
   // A source reported a change (follow_changes).
   bool change_reported_ ABSL_GUARDED_BY(mu_) = false;
+  // Slots whose source holds a mass deletion (why), and slots released by
+  // an operator for the next checkpoint.
+  std::map<std::string, std::string> held_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> released_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // Serialises checkpoints.
@@ -160,6 +167,9 @@ class ControlService final : public gwmirror::v1::Control::Service {
   grpc::Status ListCheckpoints(grpc::ServerContext* ctx,
                                const gwmirror::v1::ListCheckpointsRequest* req,
                                gwmirror::v1::CheckpointList* resp) override;
+  grpc::Status Release(grpc::ServerContext* ctx,
+                       const gwmirror::v1::ReleaseRequest* req,
+                       gwmirror::v1::ReleaseResponse* resp) override;
 
  private:
   absl::Status Authorize(const grpc::ServerContext& ctx) const;

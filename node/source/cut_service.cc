@@ -127,6 +127,10 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
                    DialMutualTls(config_.tls(), req.replica_address(),
                                  req.replica_identity()));
   Pusher pusher(config_, channel);
+  if (!req.release_mass_deletion()) {
+    uint32_t pct = config_.source().max_delete_percent();
+    pusher.SetDeletionGuard((pct == 0 ? 50 : pct) / 100.0);
+  }
   // A file that changes between the scan and its sending aborts the push:
   // scan again, while time is left.
   absl::Status last;

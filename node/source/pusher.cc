@@ -14,6 +14,8 @@
 #include "common/grpc_status.h"
 #include "common/path.h"
 #include "common/status_macros.h"
+#include "node/scanner.h"
+#include "node/source/deletion_guard.h"
 
 namespace gwmirror {
 
@@ -65,12 +67,12 @@ class SegmentedDelta {
           return out;
         }));
     if (own_ != nullptr) {
-      own_chain_ = std::async(
-          std::launch::async,
-          [this, seg, last, prev = std::move(own_chain_)]() mutable {
-            if (prev.valid()) RETURN_IF_ERROR(prev.get());
-            return own_->Feed(*seg, last, own_sink_);
-          });
+      own_chain_ =
+          std::async(std::launch::async,
+                     [this, seg, last, prev = std::move(own_chain_)]() mutable {
+                       if (prev.valid()) RETURN_IF_ERROR(prev.get());
+                       return own_->Feed(*seg, last, own_sink_);
+                     });
     }
     return absl::OkStatus();
   }
@@ -238,7 +240,8 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
                               bool force_whole, uint64_t epoch,
                               PushReport* report) {
   std::string full = JoinPath(host_root_, e.path());
-  UniqueFd fd(open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  UniqueFd fd(
+      open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) {
     return absl::AbortedError(absl::StrCat(
         e.path(), " vanished or changed type since the scan; scan again"));
@@ -322,8 +325,8 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   }
   if (DigestBytes(hash.Finish()) != e.sha256() || total != e.size()) {
     stream->Cancel();
-    return absl::AbortedError(absl::StrCat(
-        e.path(), " changed while it was being sent; scan again"));
+    return absl::AbortedError(
+        absl::StrCat(e.path(), " changed while it was being sent; scan again"));
   }
   RETURN_IF_ERROR(stream->Flush());
   report->content_bytes += e.size();
@@ -374,6 +377,10 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
                    ReplicaManifest(state.manifest_digest(), epoch, &report));
+  if (max_delete_fraction_ >= 0) {
+    RETURN_IF_ERROR(CheckMassDeletion(
+        replica, manifest, RootPaths(config_.roots()), max_delete_fraction_));
+  }
 
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -408,8 +415,9 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
       // The replica's own reason is usually the better one, unless the
       // stream ended because we cancelled it (a file changed under us:
       // ABORTED, which tells the caller to scan again).
-      return result.ok() || absl::IsCancelled(result.status()) ? st
-                                                               : result.status();
+      return result.ok() || absl::IsCancelled(result.status())
+                 ? st
+                 : result.status();
     }
     RETURN_IF_ERROR(result.status());
     if (result->resend_whole_size() == 0) {
@@ -419,9 +427,9 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
         if (e.type() == ENTRY_TYPE_FILE) keep.insert(e.sha256());
       }
       sigs_.Prune(keep);
-      RETURN_IF_ERROR(WriteManifestFile(
-          config_.state_dir() + "/source/pushed.manifest", checkpoint,
-          manifest, Durability::kCache));
+      RETURN_IF_ERROR(
+          WriteManifestFile(config_.state_dir() + "/source/pushed.manifest",
+                            checkpoint, manifest, Durability::kCache));
       return report;
     }
     resend.clear();

@@ -44,8 +44,14 @@ class Pusher {
   // Stages `manifest` (scanned under the config's host root) at the replica
   // as checkpoint `checkpoint`. ABORTED when a source file changed after the
   // scan (scan again and retry).
-  absl::StatusOr<PushReport> Push(const Manifest& manifest,
-                                  uint64_t checkpoint, uint64_t epoch);
+  absl::StatusOr<PushReport> Push(const Manifest& manifest, uint64_t checkpoint,
+                                  uint64_t epoch);
+
+  // Holds pushes that would delete more than `max_fraction` of a root
+  // (CheckMassDeletion); negative (the default) turns the guard off.
+  void SetDeletionGuard(double max_fraction) {
+    max_delete_fraction_ = max_fraction;
+  }
 
   // Commit/Abort as the controller would (tests and one-shot tools).
   absl::Status Commit(uint64_t checkpoint, const std::string& digest,
@@ -72,6 +78,7 @@ class Pusher {
   uint64_t segment_bytes_;
   // Read buffer reused for every file (kMaxChunk bytes).
   std::string read_buf_;
+  double max_delete_fraction_ = -1;
 };
 
 }  // namespace gwmirror

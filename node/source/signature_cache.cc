@@ -33,7 +33,8 @@ absl::Status SignatureCache::Put(absl::string_view sha256,
   std::string path = PathOf(sha256);
   std::string tmp = path + ".tmp";
   {
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    UniqueFd fd(
+        open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) return ErrnoStatus(errno, "signature cache");
     RETURN_IF_ERROR(WriteAll(fd.get(), signature));
   }

@@ -174,14 +174,14 @@ class ClusterTest : public ::testing::Test {
   Child* Restart(const gwmirror::v1::SandboxProcess& p,
                  const std::map<std::string, std::string>& env = {}) {
     const std::string& c = p.config();
-    std::string port_file =
-        absl::EndsWith(c, "/config.json")
-            ? c.substr(0, c.rfind('/')) + "/port"
-            : c.substr(0, c.size() - 5) + ".port";
+    std::string port_file = absl::EndsWith(c, "/config.json")
+                                ? c.substr(0, c.rfind('/')) + "/port"
+                                : c.substr(0, c.size() - 5) + ".port";
     unlink(port_file.c_str());
     std::vector<std::string> argv(p.argv().begin(), p.argv().end());
     children_.push_back(std::make_unique<Child>(argv, env, p.log()));
-    EXPECT_GT(testing::WaitForPort(port_file), 0) << "did not restart: " << p.log();
+    EXPECT_GT(testing::WaitForPort(port_file), 0)
+        << "did not restart: " << p.log();
     return children_.back().get();
   }
 
@@ -820,6 +820,41 @@ TEST_F(ClusterTest, LagAndRpoGrowWhileAReplicaIsDownAndFallBack) {
   m = Scrape(sb_.metrics());
   EXPECT_EQ(Sample(m, "gwmirror_slot_lag_seconds{slot=\"gw1\"}"), 0) << m;
   EXPECT_LT(Sample(m, "gwmirror_rpo_seconds"), 3.0) << m;
+}
+
+// A root emptied on production (an unmounted disk, an rm -rf) is held:
+// the standby keeps it, status says why, and only `gwmirror release` lets
+// the next checkpoint delete it.
+TEST_F(ClusterTest, MassDeletionIsHeldUntilReleased) {
+  Up(1);
+  std::string root = absl::StrCat(Prod(1), "/", kPrefix, "/apigateway/conf");
+  Manifest before = Tree(Standby(1));
+  ASSERT_TRUE(RemoveTree(root).ok());
+  auto held = Checkpoint();
+  ASSERT_FALSE(held.ok());
+  EXPECT_TRUE(
+      absl::StrContains(held.status().message(),
+                        "mass deletion held: opt/Axway-7.7/apigateway/conf "
+                        "would lose all of its"))
+      << held.status();
+  EXPECT_EQ(testing::Diff(before, Tree(Standby(1))), "");
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.state(), "DEGRADED");
+  EXPECT_TRUE(absl::StrContains(s.slots(0).held(), "mass deletion held"))
+      << ToJson(s);
+  RunResult r = Cli({"release", "--slot", "gw9"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "no slot \"gw9\"")) << r.err;
+  r = Cli({"release", "--slot", "gw1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto id = Checkpoint();
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(testing::Diff(Tree(Prod(1)), Tree(Standby(1))), "");
+  s = Status();
+  EXPECT_TRUE(s.slots(0).held().empty());
+  // Released once, not for ever.
+  r = Cli({"release", "--slot", "gw1"});
+  EXPECT_TRUE(absl::StrContains(r.err, "holds no mass deletion")) << r.err;
 }
 
 // Sums "<n> <what>" over the source log lines of staged cuts, from byte

@@ -51,7 +51,7 @@ TEST_F(WatcherTest, SeesAChangeAndClearsWhenStaged) {
   EXPECT_TRUE(StaysQuiet());
   testing::WriteFile(dir_ / "host/gw/conf/a.xml", "b");
   ASSERT_TRUE(SeesChange());
-  usleep(50000);  // Every event of that write has arrived.
+  usleep(50000);         // Every event of that write has arrived.
   EXPECT_EQ(calls_, 1);  // Once per quiet-to-changed, not per event.
   watcher_->Staged(absl::Now() + absl::Milliseconds(1));
   EXPECT_EQ(watcher_->PendingSince(), absl::InfinitePast());
