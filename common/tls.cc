@@ -95,8 +95,8 @@ absl::StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* subject_key,
   X509* iss = issuer ? issuer : cert.get();
   X509_set_issuer_name(cert.get(), X509_get_subject_name(iss));
   if (is_ca) {
-    RETURN_IF_ERROR(AddExt(cert.get(), iss, NID_basic_constraints,
-                           "critical,CA:TRUE"));
+    RETURN_IF_ERROR(
+        AddExt(cert.get(), iss, NID_basic_constraints, "critical,CA:TRUE"));
     RETURN_IF_ERROR(
         AddExt(cert.get(), iss, NID_key_usage, "critical,keyCertSign,cRLSign"));
   } else {
@@ -104,10 +104,9 @@ absl::StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* subject_key,
         AddExt(cert.get(), iss, NID_basic_constraints, "critical,CA:FALSE"));
     RETURN_IF_ERROR(AddExt(cert.get(), iss, NID_key_usage,
                            "critical,digitalSignature,keyAgreement"));
-    RETURN_IF_ERROR(AddExt(cert.get(), iss, NID_ext_key_usage,
-                           "serverAuth,clientAuth"));
-    std::string san =
-        absl::StrCat("DNS:", cn, ",DNS:localhost,IP:127.0.0.1");
+    RETURN_IF_ERROR(
+        AddExt(cert.get(), iss, NID_ext_key_usage, "serverAuth,clientAuth"));
+    std::string san = absl::StrCat("DNS:", cn, ",DNS:localhost,IP:127.0.0.1");
     RETURN_IF_ERROR(AddExt(cert.get(), iss, NID_subject_alt_name, san.c_str()));
   }
   RETURN_IF_ERROR(AddExt(cert.get(), iss, NID_subject_key_identifier, "hash"));
@@ -216,6 +215,23 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(opts), args);
+}
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
+    grpc::ServerBuilder& builder, const gwmirror::v1::TlsConfig& tls,
+    const std::string& listen, const std::string& port_file, int* port) {
+  ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(tls));
+  *port = 0;
+  builder.AddListeningPort(listen, creds, port);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || *port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  }
+  if (!port_file.empty()) {
+    RETURN_IF_ERROR(
+        WriteFileAtomic(port_file, absl::StrCat(*port, "\n"), 0644));
+  }
+  return server;
 }
 
 std::string PeerIdentity(const grpc::ServerContext& ctx) {

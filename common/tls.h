@@ -37,6 +37,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
     const gwmirror::v1::TlsConfig& tls, const std::string& address,
     const std::string& server_name);
 
+// Builds and starts `builder` listening on `listen` with mutual TLS from
+// `tls`; writes the bound port to `port_file` when it is not empty.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
+    grpc::ServerBuilder& builder, const gwmirror::v1::TlsConfig& tls,
+    const std::string& listen, const std::string& port_file, int* port);
+
 // The verified peer's certificate common name, or "" when there is none.
 std::string PeerIdentity(const grpc::ServerContext& ctx);
 

@@ -28,21 +28,13 @@ absl::Status Serve(const std::string& path) {
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> c, Coordinator::Open(config));
   CoordinatorService nodes(c.get());
   ControlService control(c.get());
-  ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(config.tls()));
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(config.listen(), creds, &port);
   builder.RegisterService(&nodes);
   builder.RegisterService(&control);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config.listen()));
-  }
-  if (!config.port_file().empty()) {
-    RETURN_IF_ERROR(
-        WriteFileAtomic(config.port_file(), absl::StrCat(port, "\n"), 0644));
-  }
+  int port = 0;
+  ASSIGN_OR_RETURN(std::unique_ptr<grpc::Server> server,
+                   StartServer(builder, config.tls(), config.listen(),
+                               config.port_file(), &port));
   Logf(LogLevel::kInfo, "coordinator", "listening on port %d", port);
   std::unique_ptr<MetricsServer> metrics;
   if (!config.metrics_listen().empty()) {

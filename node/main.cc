@@ -82,19 +82,11 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
     source = std::make_unique<CutService>(config, epoch.get(), watcher.get());
     builder.RegisterService(source.get());
   }
-  ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(config.tls()));
-  int port = 0;
-  builder.AddListeningPort(config.listen(), creds, &port);
   builder.SetMaxReceiveMessageSize(4 << 20);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config.listen()));
-  }
-  if (!config.port_file().empty()) {
-    RETURN_IF_ERROR(
-        WriteFileAtomic(config.port_file(), absl::StrCat(port, "\n"), 0644));
-  }
+  int port = 0;
+  ASSIGN_OR_RETURN(std::unique_ptr<grpc::Server> server,
+                   StartServer(builder, config.tls(), config.listen(),
+                               config.port_file(), &port));
   Logf(LogLevel::kInfo, "node", "slot=%s site=%s listening on port %d (%s%s)",
        config.slot(), config.site(), port, source ? "source" : "",
        replica ? (source ? ", replica" : "replica") : "");

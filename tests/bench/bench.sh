@@ -58,19 +58,7 @@ json.dump({"slot": "gw1", "host_root": f"{W}/prod", "state_dir": f"{W}/sstate",
 PY
 
 # ---- rsync daemon on loopback
-rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$W/rsync-dest"
-cat > "$W/rsyncd.conf" <<CONF
-pid file = $W/rsyncd.pid
-use chroot = no
-[standby]
-  path = $W/rsync-dest
-  read only = false
-  uid = root
-  gid = root
-CONF
-rsync --daemon --no-detach --address=127.0.0.1 --port=$rport --config="$W/rsyncd.conf" &
-for _ in $(seq 100); do rsync "rsync://127.0.0.1:$rport/" >/dev/null 2>&1 && break; sleep 0.05; done
+. "$top/tests/bench/rsyncd.sh"
 # The same file set as gwmirror's mirror set.
 rsync_sel=(--exclude=opsdb.d/ --exclude=logs/ --exclude=trace/ --exclude=events/
   --exclude=groups/certs/private/temp/ --exclude='*.pid' --exclude='*.lock' --exclude=system/lib/

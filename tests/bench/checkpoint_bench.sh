@@ -33,19 +33,7 @@ now() { date +%s.%N; }
 "$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" --manual >/dev/null
 C="$W/sb/cli.json"
 
-rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$W/rsync-dest"
-cat > "$W/rsyncd.conf" <<CONF
-pid file = $W/rsyncd.pid
-use chroot = no
-[standby]
-  path = $W/rsync-dest
-  read only = false
-  uid = root
-  gid = root
-CONF
-rsync --daemon --no-detach --address=127.0.0.1 --port=$rport --config="$W/rsyncd.conf" &
-for _ in $(seq 100); do rsync "rsync://127.0.0.1:$rport/" >/dev/null 2>&1 && break; sleep 0.05; done
+. "$top/tests/bench/rsyncd.sh"
 sel=(--exclude=opsdb.d/ --exclude=logs/ --exclude=trace/ --exclude=events/
   --exclude=groups/certs/private/temp/ --exclude='*.pid' --exclude='*.lock' --exclude=system/lib/)
 rsync_all() {
