@@ -56,7 +56,7 @@ absl::StatusOr<int> Spawn(const std::vector<std::string>& argv,
     }
     // Nothing else of ours (a caller's pipe, above all) may stay open in a
     // daemon.
-    close_range(3, ~0U, 0);
+    CloseFdsFrom(3);
     std::vector<char*> args;
     for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
     args.push_back(nullptr);

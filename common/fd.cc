@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,7 +78,8 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
 absl::Status FsyncPath(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", path));
+  if (fsync(fd.get()) != 0)
+    return ErrnoStatus(errno, absl::StrCat("fsync ", path));
   return absl::OkStatus();
 }
 
@@ -93,7 +95,8 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data,
   std::string tmp = path + ".tmp";
   bool sync = durability == Durability::kSynced;
   {
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    UniqueFd fd(
+        open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
     RETURN_IF_ERROR(WriteAll(fd.get(), data));
     if (sync && fsync(fd.get()) != 0) {
@@ -111,7 +114,8 @@ absl::Status MakeDirs(const std::string& path, int mode) {
   struct stat st;
   if (stat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) return absl::OkStatus();
-    return absl::FailedPreconditionError(absl::StrCat(path, " is not a directory"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a directory"));
   }
   std::string parent = DirName(path);
   if (parent != path) RETURN_IF_ERROR(MakeDirs(parent, mode));
@@ -161,6 +165,14 @@ absl::Status RemoveAt(int dirfd, const std::string& name) {
 
 absl::Status RemoveTree(const std::string& path) {
   return RemoveAt(AT_FDCWD, path);
+}
+
+void CloseFdsFrom(int first) {
+  if (close_range(first, ~0U, 0) == 0) return;
+  struct rlimit rl;
+  rlim_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+  if (limit > (1 << 16)) limit = 1 << 16;
+  for (int fd = first; fd < static_cast<int>(limit); ++fd) close(fd);
 }
 
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) {

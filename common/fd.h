@@ -4,8 +4,8 @@
 #define GWMIRROR_COMMON_FD_H_
 
 #include <string>
-#include <vector>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -66,6 +66,10 @@ absl::Status RemoveTree(const std::string& path);
 // Removes the entry `name` in directory `dirfd` whatever it is (recursively
 // for a directory, never following symlinks). Missing is not an error.
 absl::Status RemoveAt(int dirfd, const std::string& name);
+// Closes every descriptor from `first` on (close_range, or one by one up to
+// the descriptor limit where the kernel lacks it). For a child between fork
+// and exec: no allocation.
+void CloseFdsFrom(int first);
 // Names in directory `dir`, sorted, without "." and ".."; a missing
 // directory has none.
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);

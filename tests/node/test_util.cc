@@ -117,7 +117,7 @@ Child::Child(const std::vector<std::string>& argv,
         dup2(fd, 2);
       }
     }
-    close_range(3, ~0U, 0);  // A test's pipes must not live on in a daemon.
+    CloseFdsFrom(3);  // A test's pipes must not live on in a daemon.
     ExecWith(argv, env);
   }
 }
