@@ -91,7 +91,6 @@ void ChangeWatcher::Changed() {
     first = pending_since_ == absl::InfinitePast();
     if (first) pending_since_ = now;
     last_change_ = now;
-    ++events_;
   }
   if (first && options_.on_change) options_.on_change();
 }
@@ -128,10 +127,6 @@ void ChangeWatcher::Run() {
           p = buf + len;
         }
         if (ev->mask & IN_Q_OVERFLOW) {
-          {
-            absl::MutexLock l(&mu_);
-            ++overflows_;
-          }
           Logf(LogLevel::kWarning, "source",
                "slot=%s inotify queue overflowed: the next cut rescans "
                "everything",
@@ -180,16 +175,6 @@ void ChangeWatcher::Staged(absl::Time scan_start) {
     // Changes since the scan began may or may not be in it.
     pending_since_ = std::max(pending_since_, scan_start);
   }
-}
-
-uint64_t ChangeWatcher::events() const {
-  absl::MutexLock l(&mu_);
-  return events_;
-}
-
-uint64_t ChangeWatcher::overflows() const {
-  absl::MutexLock l(&mu_);
-  return overflows_;
 }
 
 bool ChangeWatcher::degraded() const {

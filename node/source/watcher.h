@@ -47,9 +47,7 @@ class ChangeWatcher {
   // A scan that began at `scan_start` was staged: changes before it are in.
   void Staged(absl::Time scan_start) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Counters, for status and tests.
-  uint64_t events() const ABSL_LOCKS_EXCLUDED(mu_);
-  uint64_t overflows() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Polling instead of watching (the watch limit was reached).
   bool degraded() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -72,8 +70,6 @@ class ChangeWatcher {
   mutable absl::Mutex mu_;
   absl::Time pending_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time last_change_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  uint64_t events_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t overflows_ ABSL_GUARDED_BY(mu_) = 0;
   bool degraded_ ABSL_GUARDED_BY(mu_) = false;
 };
 
