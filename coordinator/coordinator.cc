@@ -759,12 +759,14 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   }
   std::vector<Node> nodes;
   std::map<std::string, bool> healthy;
+  std::map<std::string, std::string> held_slots;
   {
     absl::MutexLock l(&mu_);
     for (const auto& [id, n] : nodes_) {
       nodes.push_back(n);
       healthy[id] = Healthy(n);
     }
+    held_slots = held_;
   }
   std::map<std::string, gwmirror::v1::SlotStatus> slots;
   std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
@@ -795,10 +797,9 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
     }
-    if (is_source) {
-      absl::MutexLock l(&mu_);
-      auto held = held_.find(n.member.slot());
-      if (held != held_.end()) slot.set_held(held->second);
+    if (auto it = held_slots.find(n.member.slot());
+        is_source && it != held_slots.end()) {
+      slot.set_held(it->second);
     }
     if (is_source && n.pending_since != absl::InfinitePast()) {
       slot.set_lag_ms(std::max<int64_t>(

@@ -23,8 +23,7 @@ absl::Status CheckMassDeletion(const Manifest& base, const Manifest& next,
     if (has == 0) {
       held.push_back(absl::StrCat(root, " would lose all of its ", had,
                                   " entries (is its disk mounted?)"));
-    } else if (deleted >= kMassDeletionMinEntries &&
-               deleted > max_fraction * had) {
+    } else if (deleted > max_fraction * had) {
       held.push_back(
           absl::StrFormat("%s would lose %d of its %d entries (%.0f%%)", root,
                           deleted, had, 100.0 * deleted / had));
