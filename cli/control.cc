@@ -36,7 +36,16 @@ std::string NodeLine(const gwmirror::v1::NodeStatus& n, bool replica) {
                        ? ""
                        : absl::StrCat(", version ", n.installed_version()),
                    ")");
-  if (replica) absl::StrAppend(&s, ", applied ", n.applied_checkpoint());
+  if (replica) {
+    absl::StrAppend(&s, ", applied ", n.applied_checkpoint());
+    if (n.staged_checkpoint() != 0) {
+      absl::StrAppend(&s, ", staged ", n.staged_checkpoint());
+    }
+    if (n.drifted_entries() != 0) {
+      absl::StrAppend(&s, ", DRIFT: ", n.drifted_entries(),
+                      " entries differ from the checkpoint, repair pending");
+    }
+  }
   return s;
 }
 
@@ -121,10 +130,15 @@ static absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
                                  s.last_attempt().reason());
   }
   for (const auto& slot : s.slots()) {
+    std::string pending =
+        slot.pending_files() > 0
+            ? absl::StrFormat(", %d files (%d bytes) pending",
+                              slot.pending_files(), slot.pending_bytes())
+            : "";
     std::cout << "slot " << slot.name()
               << (slot.lag_ms() > 0 ? absl::StrCat(", lag ", Age(slot.lag_ms()))
-                                    : std::string(", no change pending"))
-              << "\n"
+                                    : std::string(", nothing unstaged"))
+              << pending << "\n"
               << "  source:  " << NodeLine(slot.source(), false) << "\n"
               << "  replica: " << NodeLine(slot.replica(), true) << "\n";
     if (!slot.held().empty()) std::cout << "  HELD: " << slot.held() << "\n";

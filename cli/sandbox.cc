@@ -277,6 +277,10 @@ absl::Status DoUp(const Args& a,
       } else {
         nc.mutable_replica()->set_source_identity(slot + "-production");
         nc.mutable_replica()->add_controller_identities("operator");
+        // A hand edit on a sandbox standby is repaired within seconds.
+        if (!a.Has("manual")) {
+          nc.mutable_replica()->set_drift_check_interval_ms(2000);
+        }
       }
       std::string config = absl::StrCat(home, "/", site, ".json");
       RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));

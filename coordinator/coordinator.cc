@@ -278,17 +278,44 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   it->second.last_heartbeat = absl::Now();
   it->second.report_time = it->second.last_heartbeat;
   it->second.report = req.topology();
-  it->second.pending_since =
-      req.pending_since_unix_ms() > 0
-          ? absl::FromUnixMillis(req.pending_since_unix_ms())
-          : absl::InfinitePast();
-  if (req.pending_since_unix_ms() > 0 && config_.follow_changes()) {
+  auto time_of = [](int64_t ms) {
+    return ms > 0 ? absl::FromUnixMillis(ms) : absl::InfinitePast();
+  };
+  Node& n = it->second;
+  n.pending_since = time_of(req.pending_since_unix_ms());
+  n.unstaged_since = time_of(req.unstaged_since_unix_ms());
+  n.pending_files = req.pending_files();
+  n.pending_bytes = req.pending_bytes();
+  n.prestaging = req.prestaging();
+  n.drifted = req.drifted_entries();
+  if ((req.pending_since_unix_ms() > 0 || n.drifted > 0) &&
+      config_.follow_changes()) {
     change_reported_ = true;
   }
   gwmirror::v1::HeartbeatResponse resp;
   resp.set_epoch(epoch);
-  resp.set_role(Role(it->second.member.site()));
+  resp.set_role(Role(n.member.site()));
+  if (resp.role() == "source") {
+    for (const auto& [id, peer] : nodes_) {
+      if (peer.member.slot() == n.member.slot() &&
+          peer.member.site() != n.member.site() && Healthy(peer)) {
+        resp.set_replica_address(peer.address);
+        resp.set_replica_identity(id);
+      }
+    }
+  }
   return resp;
+}
+
+absl::Time Coordinator::PrestageWaitEnds(absl::Duration max_delay) const {
+  absl::Time until = absl::InfinitePast();
+  for (const auto& [id, n] : nodes_) {
+    if (n.prestaging && n.unstaged_since != absl::InfinitePast() &&
+        Healthy(n)) {
+      until = std::max(until, n.unstaged_since + max_delay);
+    }
+  }
+  return until;
 }
 
 absl::StatusOr<std::vector<Coordinator::SlotPeers>>
@@ -683,6 +710,8 @@ void Coordinator::Background() {
           : absl::InfiniteDuration();
   const absl::Duration change_gap =
       absl::Milliseconds(Or(config_.change_cut_interval_ms(), 1000u));
+  const absl::Duration max_delay =
+      absl::Milliseconds(Or(config_.change_cut_max_delay_ms(), 5000u));
   absl::Time next = absl::Now() + interval;
   absl::Time next_resume = absl::Now();
   absl::Time last_cut = absl::InfinitePast();
@@ -691,17 +720,21 @@ void Coordinator::Background() {
     bool resume = false;
     {
       absl::MutexLock l(&mu_);
-      // A change waits until change_gap after the last cut started.
+      // A change waits until change_gap after the last cut started, and
+      // until pre-streaming sources caught up (at most max_delay).
       auto change_due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return change_reported_ && absl::Now() >= last_cut + change_gap;
+        return change_reported_ && absl::Now() >= last_cut + change_gap &&
+               absl::Now() >= PrestageWaitEnds(max_delay);
       };
       auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || checkpoint_requested_ || change_due();
       };
       absl::Time deadline =
           std::min({next, next_resume, absl::Now() + absl::Seconds(1)});
-      if (change_reported_)
-        deadline = std::min(deadline, last_cut + change_gap);
+      if (change_reported_) {
+        deadline = std::min(deadline, std::max(last_cut + change_gap,
+                                               PrestageWaitEnds(max_delay)));
+      }
       mu_.AwaitWithDeadline(absl::Condition(&wake), deadline);
       if (stopping_) return;
       bool due = change_due();
@@ -796,14 +829,20 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     ns->set_installed_version(n.report.installed_version());
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
+      ns->set_staged_checkpoint(states[i]->staged_checkpoint());
+      ns->set_drifted_entries(states[i]->drifted_entries());
     }
     if (auto it = held_slots.find(n.member.slot());
         is_source && it != held_slots.end()) {
       slot.set_held(it->second);
     }
-    if (is_source && n.pending_since != absl::InfinitePast()) {
+    if (is_source && n.unstaged_since != absl::InfinitePast()) {
       slot.set_lag_ms(std::max<int64_t>(
-          0, absl::ToInt64Milliseconds(absl::Now() - n.pending_since)));
+          0, absl::ToInt64Milliseconds(absl::Now() - n.unstaged_since)));
+    }
+    if (is_source) {
+      slot.set_pending_files(n.pending_files);
+      slot.set_pending_bytes(n.pending_bytes);
     }
   }
   bool held = false;
@@ -865,6 +904,30 @@ std::string Coordinator::RenderMetrics() {
   for (const auto& slot : s.slots()) {
     absl::StrAppend(&out, "gwmirror_slot_lag_seconds{slot=\"",
                     label(slot.name()), "\"} ", slot.lag_ms() / 1000.0, "\n");
+  }
+  metric("gwmirror_slot_pending_files",
+         "Changed files the standby's committed tree does not hold yet.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_slot_pending_files{slot=\"",
+                    label(slot.name()), "\"} ", slot.pending_files(), "\n");
+  }
+  metric("gwmirror_slot_pending_bytes",
+         "Bytes of changed files the standby's committed tree does not hold "
+         "yet.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_slot_pending_bytes{slot=\"",
+                    label(slot.name()), "\"} ", slot.pending_bytes(), "\n");
+  }
+  metric("gwmirror_replica_drifted_entries",
+         "Standby entries found differing from the committed checkpoint, "
+         "awaiting repair.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_replica_drifted_entries{slot=\"",
+                    label(slot.name()), "\"} ",
+                    slot.replica().drifted_entries(), "\n");
   }
   metric("gwmirror_replica_applied_checkpoint",
          "Checkpoint each replica has applied.", "gauge");

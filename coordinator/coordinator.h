@@ -22,8 +22,8 @@
 #define GWMIRROR_COORDINATOR_COORDINATOR_H_
 
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -86,8 +86,14 @@ class Coordinator {
     // The latest topology report and when it was read.
     gwmirror::v1::TopologyReport report;
     absl::Time report_time = absl::InfinitePast();
-    // Sources: oldest change not yet staged (InfinitePast: none).
+    // Sources: oldest change not yet in a staged checkpoint, and oldest
+    // whose content is not at the replica yet (InfinitePast: none).
     absl::Time pending_since = absl::InfinitePast();
+    absl::Time unstaged_since = absl::InfinitePast();
+    uint64_t pending_files = 0, pending_bytes = 0;
+    bool prestaging = false;
+    // Replicas: entries drifted from the committed checkpoint.
+    uint64_t drifted = 0;
   };
   // Both ends of one slot, as the sites' roles assign them.
   struct SlotPeers {
@@ -98,6 +104,11 @@ class Coordinator {
 
   explicit Coordinator(gwmirror::v1::CoordinatorConfig config,
                        std::unique_ptr<StateStore> store);
+  // When a change-driven cut stops waiting for pre-streaming sources: the
+  // latest unstaged change of a healthy pre-streaming source plus
+  // `max_delay` (InfinitePast when none is behind).
+  absl::Time PrestageWaitEnds(absl::Duration max_delay) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<SlotPeers>> HealthySlots()
       ABSL_LOCKS_EXCLUDED(mu_);
   bool Healthy(const Node& n) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -22,10 +22,12 @@
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "node/membership.h"
+#include "node/replica/drift_checker.h"
 #include "node/replica/service.h"
 #include "node/replica/store.h"
 #include "node/scanner.h"
 #include "node/source/cut_service.h"
+#include "node/source/prestager.h"
 #include "node/source/pusher.h"
 #include "node/source/watcher.h"
 
@@ -70,17 +72,35 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   }
   std::unique_ptr<CutService> source;
   std::unique_ptr<ChangeWatcher> watcher;
-  // Set once membership starts; the watcher's callback only reads it.
+  std::unique_ptr<Prestager> prestager;
+  std::unique_ptr<DriftChecker> drift;
+  // Set once membership starts; callbacks only read it.
   std::atomic<Membership*> member{nullptr};
+  std::atomic<Prestager*> prestage_ptr{nullptr};
+  auto wake = [&member] {
+    if (Membership* m = member.load()) m->Wake();
+  };
   if (config.has_source()) {
     ChangeWatcher::Options wo;
-    wo.on_change = [&member] {
-      if (Membership* m = member.load()) m->Wake();
+    wo.on_change = [&wake, &prestage_ptr] {
+      wake();
+      if (Prestager* p = prestage_ptr.load()) p->Poke();
     };
     watcher = std::make_unique<ChangeWatcher>(config, wo);
+    if (!config.source().prestage_off()) {
+      prestager =
+          std::make_unique<Prestager>(config, watcher.get(), epoch.get(), wake);
+      prestage_ptr = prestager.get();
+    }
     RETURN_IF_ERROR(watcher->Start());
-    source = std::make_unique<CutService>(config, epoch.get(), watcher.get());
+    if (prestager) prestager->Start();
+    source = std::make_unique<CutService>(config, epoch.get(), watcher.get(),
+                                          prestager.get());
     builder.RegisterService(source.get());
+  }
+  if (store) {
+    drift = std::make_unique<DriftChecker>(store.get(), config.replica(), wake);
+    drift->Start();
   }
   builder.SetMaxReceiveMessageSize(4 << 20);
   int port = 0;
@@ -97,8 +117,27 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
       address = absl::StrCat(
           config.listen().substr(0, config.listen().rfind(':')), ":", port);
     }
+    auto fill = [&](gwmirror::v1::HeartbeatRequest* req) {
+      if (watcher) {
+        ChangeWatcher::Pending p = watcher->Snapshot();
+        auto ms = [](absl::Time t) {
+          return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t);
+        };
+        req->set_pending_since_unix_ms(ms(p.since));
+        req->set_unstaged_since_unix_ms(ms(p.unstaged_since));
+        req->set_pending_files(p.files);
+        req->set_pending_bytes(p.bytes);
+        req->set_prestaging(prestager != nullptr);
+      }
+      if (store) req->set_drifted_entries(store->State().drifted_entries());
+    };
+    auto on_response = [&](const gwmirror::v1::HeartbeatResponse& resp) {
+      if (prestager) {
+        prestager->SetTarget(resp.replica_address(), resp.replica_identity());
+      }
+    };
     membership = std::make_unique<Membership>(config, address, epoch.get(),
-                                              watcher.get());
+                                              fill, on_response);
     RETURN_IF_ERROR(membership->Start());
     member = membership.get();
   }
@@ -106,9 +145,13 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   Logf(LogLevel::kInfo, "node", "slot=%s stopping on signal %d", config.slot(),
        sig);
   member = nullptr;
-  watcher.reset();
+  prestage_ptr = nullptr;
   membership.reset();
+  // The services use what follows: stop serving first.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  drift.reset();
+  prestager.reset();
+  watcher.reset();
   return absl::OkStatus();
 }
 

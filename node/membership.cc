@@ -11,11 +11,12 @@
 namespace gwmirror {
 
 Membership::Membership(gwmirror::v1::NodeConfig config, std::string address,
-                       EpochFile* epoch, const ChangeWatcher* watcher)
+                       EpochFile* epoch, Fill fill, OnResponse on_response)
     : config_(std::move(config)),
       address_(std::move(address)),
       epoch_(epoch),
-      watcher_(watcher) {}
+      fill_(std::move(fill)),
+      on_response_(std::move(on_response)) {}
 
 Membership::~Membership() {
   {
@@ -64,16 +65,13 @@ absl::Status Membership::Heartbeat() {
   req.mutable_envelope()->set_epoch(epoch_->Get());
   *req.mutable_topology() = ReadTopologyReport(TopologySourceOf(config_),
                                                config_.site(), config_.slot());
-  if (watcher_ != nullptr) {
-    absl::Time pending = watcher_->PendingSince();
-    if (pending != absl::InfinitePast()) {
-      req.set_pending_since_unix_ms(absl::ToUnixMillis(pending));
-    }
-  }
+  if (fill_) fill_(&req);
   gwmirror::v1::HeartbeatResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  return FromGrpc(stub_->Heartbeat(&ctx, req, &resp));
+  RETURN_IF_ERROR(FromGrpc(stub_->Heartbeat(&ctx, req, &resp)));
+  if (on_response_) on_response_(resp);
+  return absl::OkStatus();
 }
 
 void Membership::Run() {

@@ -6,6 +6,7 @@
 #ifndef GWMIRROR_NODE_MEMBERSHIP_H_
 #define GWMIRROR_NODE_MEMBERSHIP_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,15 +15,20 @@
 #include "common/epoch.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
-#include "node/source/watcher.h"
 
 namespace gwmirror {
 
 class Membership {
  public:
-  // `watcher` (sources; may be null) says what is pending.
+  // `fill` adds what the node reports beyond its topology (pending
+  // changes, drift); `on_response` sees every heartbeat answer (the slot's
+  // current replica). Both run on the membership thread; either may be
+  // empty.
+  using Fill = std::function<void(gwmirror::v1::HeartbeatRequest*)>;
+  using OnResponse =
+      std::function<void(const gwmirror::v1::HeartbeatResponse&)>;
   Membership(gwmirror::v1::NodeConfig config, std::string address,
-             EpochFile* epoch, const ChangeWatcher* watcher);
+             EpochFile* epoch, Fill fill, OnResponse on_response);
   ~Membership();  // Stops the thread.
   absl::Status Start();
   // Heartbeat now (a change arrived) instead of at the next period.
@@ -38,7 +44,8 @@ class Membership {
   const gwmirror::v1::NodeConfig config_;
   const std::string address_;
   EpochFile* const epoch_;
-  const ChangeWatcher* const watcher_;
+  const Fill fill_;
+  const OnResponse on_response_;
   std::unique_ptr<gwmirror::v1::Coordinator::Stub> stub_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "common/path.h"
 #include "common/status_macros.h"
+#include "node/hash_index.h"
 #include "node/scanner.h"
 
 namespace gwmirror {
@@ -28,6 +30,19 @@ using gwmirror::v1::ENTRY_TYPE_FILE;
 using gwmirror::v1::ENTRY_TYPE_SYMLINK;
 
 constexpr uint64_t kMaxManifestEntries = 10'000'000;
+constexpr uint64_t kDefaultPoolCap = 2ull << 30;
+
+// Whether the standby's `actual` object still is the committed `want`.
+// Directory mtimes are not compared: a commit sets them only where it
+// changed a listing, and they say nothing about the files.
+bool StillCommitted(const Entry& want, const Entry& actual) {
+  if (want.type() != actual.type() || want.mode() != actual.mode() ||
+      want.uid() != actual.uid() || want.gid() != actual.gid()) {
+    return false;
+  }
+  if (want.type() == ENTRY_TYPE_DIRECTORY) return true;
+  return SameContent(want, actual) && want.mtime_ns() == actual.mtime_ns();
+}
 
 std::string ParentOf(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -59,13 +74,14 @@ void PushSession::DropPartial() {
   patcher_.reset();
   hash_.reset();
   header_.reset();
+  from_pool_ = false;
 }
 
 absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
   if (header_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "file header for \"", h.entry().path(), "\" before the end of \"",
-        header_->entry().path(), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("file header for \"", h.entry().path(),
+                     "\" before the end of \"", header_->entry().path(), "\""));
   }
   RETURN_IF_ERROR(ValidateEntry(h.entry()));
   if (h.entry().type() != ENTRY_TYPE_FILE) {
@@ -73,6 +89,24 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
         "file header for \"", h.entry().path(), "\" is not a regular file"));
   }
   ReplicaStore* s = store_;
+  if (h.encoding() == gwmirror::v1::ENCODING_PRESTAGED) {
+    if (prestage_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file \"", h.entry().path(),
+          "\": a pre-stage push cannot refer to the pre-stage pool"));
+    }
+    header_ = h;
+    from_pool_ = true;
+    return TakePrestaged(h.entry());
+  }
+  if (prestage_) {
+    absl::MutexLock l(&s->mu_);
+    if (s->pool_bytes_ + h.entry().size() > s->pool_cap_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the pre-stage pool is full (", s->pool_bytes_, " of ", s->pool_cap_,
+          " bytes); the rest travels with the next cut"));
+    }
+  }
   if (h.encoding() == gwmirror::v1::ENCODING_DELTA) {
     std::optional<Entry> basis = s->CommittedEntry(h.entry().path());
     if (!basis || basis->type() != ENTRY_TYPE_FILE ||
@@ -88,7 +122,7 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
         "file \"", h.entry().path(), "\": unknown encoding ", h.encoding()));
   }
   RETURN_IF_ERROR(FaultPoint("stage:open"));
-  part_path_ = s->ObjectPath(checkpoint_, h.entry().sha256()) + ".part";
+  part_path_ = ObjectPath(h.entry().sha256()) + ".part";
   part_fd_.Reset(open(part_path_.c_str(),
                       O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                       0600));
@@ -103,12 +137,37 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
   return absl::OkStatus();
 }
 
+std::string PushSession::ObjectPath(absl::string_view sha) const {
+  return prestage_ ? store_->PoolPath(sha)
+                   : store_->ObjectPath(checkpoint_, sha);
+}
+
+absl::Status PushSession::TakePrestaged(const Entry& e) {
+  absl::MutexLock l(&store_->mu_);
+  auto it = store_->pool_.find(e.sha256());
+  if (it != store_->pool_.end() && it->second.size == e.size()) {
+    std::string from = store_->PoolPath(e.sha256());
+    std::string to = store_->ObjectPath(checkpoint_, e.sha256());
+    if (link(from.c_str(), to.c_str()) == 0 || errno == EEXIST) {
+      store_->staged_objects_.insert(e.sha256());
+      store_->resend_whole_.erase(e.path());
+      ++files_;
+      bytes_ += e.size();
+      return absl::OkStatus();
+    }
+    if (errno != ENOENT) return ErrnoStatus(errno, "link pre-staged object");
+  }
+  // Not in the pool (a restart emptied it, or it was trimmed): ask for it.
+  store_->resend_whole_.insert(e.path());
+  return absl::OkStatus();
+}
+
 absl::Status PushSession::Write(absl::string_view out) {
   written_ += out.size();
   if (written_ > header_->entry().size()) {
-    return absl::DataLossError(absl::StrCat(
-        "file \"", header_->entry().path(), "\": more data than its declared ",
-        header_->entry().size(), " bytes"));
+    return absl::DataLossError(absl::StrCat("file \"", header_->entry().path(),
+                                            "\": more data than its declared ",
+                                            header_->entry().size(), " bytes"));
   }
   RETURN_IF_ERROR(FaultPoint("stage:write"));
   hash_->Update(out);
@@ -119,10 +178,16 @@ absl::Status PushSession::FileData(absl::string_view raw) {
   if (!header_) {
     return absl::InvalidArgumentError("file chunk outside of a file");
   }
+  if (from_pool_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("file \"", header_->entry().path(),
+                     "\" is pre-staged: no data may follow its header"));
+  }
   absl::Status st =
-      patcher_ ? patcher_->Feed(raw, false,
-                                [this](absl::string_view o) { return Write(o); })
-               : Write(raw);
+      patcher_
+          ? patcher_->Feed(raw, false,
+                           [this](absl::string_view o) { return Write(o); })
+          : Write(raw);
   if (!st.ok()) {
     std::string path = header_->entry().path();
     DropPartial();
@@ -134,6 +199,11 @@ absl::Status PushSession::FileData(absl::string_view raw) {
 
 absl::Status PushSession::EndFile() {
   if (!header_) return absl::InvalidArgumentError("file end outside of a file");
+  if (from_pool_) {
+    from_pool_ = false;
+    header_.reset();
+    return absl::OkStatus();
+  }
   // DropPartial() resets header_: keep our own copy of the entry.
   const Entry e = header_->entry();
   const std::string& path = e.path();
@@ -150,11 +220,10 @@ absl::Status PushSession::EndFile() {
   }
   std::string got = DigestBytes(hash_->Finish());
   if (got != e.sha256() || written_ != e.size()) {
-    std::string detail =
-        absl::StrCat("content of \"", path, "\" (", written_,
-                     " bytes, sha256 ", HexOf(got).substr(0, 16),
-                     "...) does not match its header (", e.size(),
-                     " bytes, sha256 ", HexOf(e.sha256()).substr(0, 16), "...)");
+    std::string detail = absl::StrCat(
+        "content of \"", path, "\" (", written_, " bytes, sha256 ",
+        HexOf(got).substr(0, 16), "...) does not match its header (", e.size(),
+        " bytes, sha256 ", HexOf(e.sha256()).substr(0, 16), "...)");
     DropPartial();
     if (delta) {
       // The replica's copy differs from what its manifest says: ask for the
@@ -170,7 +239,7 @@ absl::Status PushSession::EndFile() {
   RETURN_IF_ERROR(FaultPoint("stage:close"));
   // Start writeback now so the one syncfs at PushEnd finds little to do.
   sync_file_range(part_fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
-  std::string final_path = store_->ObjectPath(checkpoint_, e.sha256());
+  std::string final_path = ObjectPath(e.sha256());
   if (rename(part_path_.c_str(), final_path.c_str()) != 0) {
     absl::Status rs = ErrnoStatus(errno, "rename staging file");
     DropPartial();
@@ -180,8 +249,15 @@ absl::Status PushSession::EndFile() {
   DropPartial();
   {
     absl::MutexLock l(&store_->mu_);
-    store_->staged_objects_.insert(e.sha256());
-    store_->resend_whole_.erase(path);
+    if (prestage_) {
+      auto [it, added] = store_->pool_.emplace(
+          e.sha256(), ReplicaStore::PoolObject{e.size(), store_->generation_});
+      if (added) store_->pool_bytes_ += e.size();
+      it->second.generation = store_->generation_;
+    } else {
+      store_->staged_objects_.insert(e.sha256());
+      store_->resend_whole_.erase(path);
+    }
   }
   ++files_;
   bytes_ += e.size();
@@ -189,6 +265,9 @@ absl::Status PushSession::EndFile() {
 }
 
 absl::Status PushSession::AddManifest(const gwmirror::v1::ManifestPart& part) {
+  if (prestage_) {
+    return absl::InvalidArgumentError("a pre-stage push carries no manifest");
+  }
   if (manifest_entries_.size() + removed_.size() + part.entries_size() +
           part.removed_size() >
       kMaxManifestEntries) {
@@ -209,6 +288,16 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
   if (header_) {
     return absl::InvalidArgumentError(absl::StrCat(
         "push ended inside file \"", header_->entry().path(), "\""));
+  }
+  if (prestage_) {
+    if (!digest.empty()) {
+      return absl::InvalidArgumentError(
+          "a pre-stage push ends without a manifest digest");
+    }
+    gwmirror::v1::PushResult result;
+    result.set_files_received(files_);
+    result.set_bytes_received(bytes_);
+    return result;
   }
   if (manifest_delta_) {
     // Rebuild the whole manifest: the base's entries, minus removed paths,
@@ -290,6 +379,11 @@ ReplicaStore::ReplicaStore(const gwmirror::v1::NodeConfig& config,
                            TreeWriter writer)
     : state_dir_(config.state_dir()),
       roots_(RootPaths(config.roots())),
+      host_root_(config.host_root().empty() ? "/" : config.host_root()),
+      root_configs_(config.roots()),
+      pool_cap_(config.replica().prestage_max_bytes()
+                    ? config.replica().prestage_max_bytes()
+                    : kDefaultPoolCap),
       writer_(std::move(writer)) {}
 
 ReplicaStore::~ReplicaStore() = default;
@@ -302,10 +396,29 @@ std::string ReplicaStore::ObjectPath(uint64_t n, absl::string_view sha) const {
   return absl::StrCat(StagingDir(n), "/objects/", HexOf(sha));
 }
 
+std::string ReplicaStore::PoolPath(absl::string_view sha) const {
+  return absl::StrCat(Dir(), "/prestage/", HexOf(sha));
+}
+
+void ReplicaStore::TrimPool() {
+  ++generation_;
+  for (auto it = pool_.begin(); it != pool_.end();) {
+    // Used by this commit (its inode is now in the tree: keeping the pool's
+    // link would alias it), or unused by two commits: gone.
+    if (staged_objects_.count(it->first) == 0 &&
+        it->second.generation + 2 > generation_) {
+      ++it;
+      continue;
+    }
+    unlink(PoolPath(it->first).c_str());
+    pool_bytes_ -= it->second.size;
+    it = pool_.erase(it);
+  }
+}
+
 absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
     const gwmirror::v1::NodeConfig& config) {
-  std::string host_root =
-      config.host_root().empty() ? "/" : config.host_root();
+  std::string host_root = config.host_root().empty() ? "/" : config.host_root();
   ASSIGN_OR_RETURN(TreeWriter writer,
                    TreeWriter::Open(host_root, RootPaths(config.roots())));
   std::unique_ptr<ReplicaStore> store(
@@ -314,6 +427,14 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
   chmod(config.state_dir().c_str(), 0700);
   ASSIGN_OR_RETURN(store->epoch_,
                    EpochFile::Open(store->Dir() + "/epoch", "this replica"));
+  // The pre-stage pool is a cache: a start empties it under a new id, and
+  // sources that still think it holds their files get "resend whole".
+  RETURN_IF_ERROR(RemoveTree(store->Dir() + "/prestage"));
+  RETURN_IF_ERROR(MakeDirs(store->Dir() + "/prestage", 0700));
+  if (getrandom(&store->pool_id_, sizeof store->pool_id_, 0) !=
+      sizeof store->pool_id_) {
+    return ErrnoStatus(errno, "getrandom");
+  }
   absl::MutexLock l(&store->mu_);
   std::string committed_path = store->Dir() + "/committed";
   auto committed = ReadManifestFile(committed_path);
@@ -360,10 +481,12 @@ absl::Status ReplicaStore::Recover() {
   // have recorded it consistent already and will ask for its commit. Its
   // manifest file is written only after every object was synced. Anything
   // else in staging is a push cut short, and goes.
-  ASSIGN_OR_RETURN(std::vector<std::string> staged, ListDir(Dir() + "/staging"));
+  ASSIGN_OR_RETURN(std::vector<std::string> staged,
+                   ListDir(Dir() + "/staging"));
   for (const std::string& name : staged) {
     uint64_t n = 0;
-    if (!absl::SimpleAtoi(name, &n) || n <= committed_ || staging_ != 0) continue;
+    if (!absl::SimpleAtoi(name, &n) || n <= committed_ || staging_ != 0)
+      continue;
     auto mf = ReadManifestFile(StagingDir(n) + "/manifest");
     if (!mf.ok() || mf->checkpoint != n) continue;
     ASSIGN_OR_RETURN(std::vector<std::string> objects,
@@ -411,6 +534,8 @@ gwmirror::v1::ReplicaState ReplicaStore::State() const {
   s.set_committed_checkpoint(committed_);
   s.set_manifest_digest(committed_digest_);
   s.set_epoch(epoch_->Get());
+  s.set_prestage_pool(pool_id_);
+  s.set_drifted_entries(drifted_entries_);
   if (staged_manifest_) {
     s.set_staged_checkpoint(staging_);
     s.set_staged_digest(staged_digest_);
@@ -441,15 +566,29 @@ absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
   if (push_active_) {
     return absl::AbortedError("another push is in progress on this replica");
   }
+  if (begin.prestage()) {
+    if (begin.checkpoint() != 0 || begin.manifest_delta()) {
+      return absl::InvalidArgumentError(
+          "a pre-stage push names no checkpoint and no manifest");
+    }
+    if (begin.base_checkpoint() != committed_) {
+      return absl::AbortedError(absl::StrCat(
+          "pre-stage push was diffed against checkpoint ",
+          begin.base_checkpoint(), " but this replica holds ", committed_));
+    }
+    push_active_ = true;
+    return std::unique_ptr<PushSession>(
+        new PushSession(this, 0, false, /*prestage=*/true));
+  }
   if (applying_) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the commit of checkpoint ", staging_,
         " was interrupted; retry Commit(", staging_, ") or restart the node"));
   }
   if (begin.checkpoint() <= committed_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "checkpoint ", begin.checkpoint(), " is not newer than the committed ",
-        committed_));
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", begin.checkpoint(),
+                     " is not newer than the committed ", committed_));
   }
   if (begin.base_checkpoint() != committed_) {
     return absl::AbortedError(absl::StrCat(
@@ -459,14 +598,16 @@ absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
   if (staging_ != begin.checkpoint()) {
     DiscardStaging();
     RETURN_IF_ERROR(RemoveTree(Dir() + "/staging"));
-    RETURN_IF_ERROR(MakeDirs(StagingDir(begin.checkpoint()) + "/objects", 0700));
+    RETURN_IF_ERROR(
+        MakeDirs(StagingDir(begin.checkpoint()) + "/objects", 0700));
     staging_ = begin.checkpoint();
   }
   // A new push may change the manifest; it is complete again only at End.
   staged_manifest_.reset();
   push_active_ = true;
-  return std::unique_ptr<PushSession>(
-      new PushSession(this, begin.checkpoint(), begin.manifest_delta()));
+  return std::unique_ptr<PushSession>(new PushSession(this, begin.checkpoint(),
+                                                      begin.manifest_delta(),
+                                                      /*prestage=*/false));
 }
 
 void ReplicaStore::EndSession() {
@@ -487,8 +628,9 @@ absl::Status ReplicaStore::Signature(const std::string& path,
     absl::MutexLock l(&mu_);
     const Entry* e = committed_manifest_.Find(path);
     if (e == nullptr || e->type() != ENTRY_TYPE_FILE || e->sha256() != sha256) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "committed checkpoint holds no file \"", path, "\" with that sha256"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("committed checkpoint holds no file \"", path,
+                       "\" with that sha256"));
     }
     size = e->size();
   }
@@ -539,7 +681,8 @@ absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
     if (e.type() == ENTRY_TYPE_FILE && NeedsContent(e, o)) {
       RETURN_IF_ERROR(FaultPoint("commit:place"));
       bool link = linked.insert(e.sha256()).second;
-      RETURN_IF_ERROR(writer_.PlaceFile(e.path(), ObjectPath(n, e.sha256()), link));
+      RETURN_IF_ERROR(
+          writer_.PlaceFile(e.path(), ObjectPath(n, e.sha256()), link));
       touched_dirs.insert(ParentOf(e.path()));
     } else if (e.type() == ENTRY_TYPE_SYMLINK &&
                (o == nullptr || !SameContent(*o, e))) {
@@ -569,7 +712,7 @@ absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
 }
 
 absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
-                                       std::string digest) {
+                                        std::string digest) {
   RETURN_IF_ERROR(FaultPoint("commit:record"));
   RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next));
   committed_ = n;
@@ -580,6 +723,8 @@ absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
     return ErrnoStatus(errno, "remove redo intent");
   }
   RETURN_IF_ERROR(FsyncPath(Dir()));
+  drifted_entries_ = 0;
+  TrimPool();
   DiscardStaging();
   return RemoveTree(StagingDir(n));
 }
@@ -607,10 +752,10 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint,
   }
   const std::string& staged_digest = staged_digest_;
   if (staged_digest != digest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "checkpoint ", checkpoint, ": commit names manifest ",
-        HexOf(digest).substr(0, 16), "... but ",
-        HexOf(staged_digest).substr(0, 16), "... is staged"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", checkpoint, ": commit names manifest ",
+                     HexOf(digest).substr(0, 16), "... but ",
+                     HexOf(staged_digest).substr(0, 16), "... is staged"));
   }
   RETURN_IF_ERROR(FaultPoint("commit:intent"));
   RETURN_IF_ERROR(WriteFileAtomic(Dir() + "/applying",
@@ -624,9 +769,8 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint,
     Logf(LogLevel::kError, "replica",
          "checkpoint=%d apply failed, will be finished at restart: %s",
          checkpoint, st.ToString());
-    return absl::Status(st.code(),
-                        absl::StrCat("apply checkpoint ", checkpoint, ": ",
-                                     st.message()));
+    return absl::Status(st.code(), absl::StrCat("apply checkpoint ", checkpoint,
+                                                ": ", st.message()));
   }
   applying_ = false;
   return FinishCommit(checkpoint, next, staged_digest_);
@@ -638,16 +782,77 @@ absl::Status ReplicaStore::Abort(uint64_t checkpoint) {
     return absl::AbortedError("a push is in progress; abort after it ends");
   }
   if (applying_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "checkpoint ", checkpoint, " is half applied and cannot be aborted; "
-        "retry its commit"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", checkpoint,
+                     " is half applied and cannot be aborted; "
+                     "retry its commit"));
   }
   if (staging_ != checkpoint) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "checkpoint ", checkpoint, " is not staged here"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", checkpoint, " is not staged here"));
   }
   DiscardStaging();
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> ReplicaStore::CheckDrift(bool rehash) {
+  uint64_t n = 0;
+  Manifest committed;
+  std::string digest;
+  {
+    absl::MutexLock l(&mu_);
+    if (push_active_ || applying_ || staging_ != 0) return -1;
+    n = committed_;
+    committed = committed_manifest_;
+    digest = committed_digest_;
+  }
+  const std::string index_path = Dir() + "/drift.index";
+  HashIndex index;
+  if (!rehash) {
+    auto loaded = HashIndex::Load(index_path);
+    if (loaded.ok()) index = *std::move(loaded);
+  }
+  ASSIGN_OR_RETURN(ScanResult scan,
+                   ScanMirrorSet(host_root_, root_configs_, &index));
+  RETURN_IF_ERROR(scan.index.Save(index_path));
+  std::vector<Entry> corrected;
+  std::vector<std::string> drifted;
+  for (const Entry& want : committed.entries()) {
+    const Entry* actual = scan.manifest.Find(want.path());
+    if (actual != nullptr && StillCommitted(want, *actual)) {
+      corrected.push_back(want);
+      continue;
+    }
+    drifted.push_back(want.path());
+    if (actual != nullptr) corrected.push_back(*actual);
+  }
+  for (const Entry& actual : scan.manifest.entries()) {
+    if (committed.Find(actual.path()) != nullptr) continue;
+    drifted.push_back(actual.path());
+    corrected.push_back(actual);
+  }
+  if (drifted.empty()) return 0;
+  ASSIGN_OR_RETURN(Manifest m, Manifest::FromEntries(std::move(corrected)));
+  absl::MutexLock l(&mu_);
+  // A push or commit that began meanwhile owns the tree: look again later.
+  if (committed_ != n || committed_digest_ != digest || push_active_ ||
+      applying_ || staging_ != 0) {
+    return -1;
+  }
+  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, m));
+  committed_digest_ = DigestBytes(m.ComputeDigest());
+  committed_manifest_ = std::move(m);
+  drifted_entries_ += drifted.size();
+  std::sort(drifted.begin(), drifted.end());
+  std::string sample;
+  for (size_t i = 0; i < drifted.size() && i < 3; ++i) {
+    absl::StrAppend(&sample, i ? ", " : "", drifted[i]);
+  }
+  Logf(LogLevel::kWarning, "replica",
+       "checkpoint=%d drift: %d standby entries differ from the committed "
+       "checkpoint (%s%s); the next cut repairs them",
+       n, drifted.size(), sample, drifted.size() > 3 ? ", ..." : "");
+  return static_cast<int64_t>(drifted.size());
 }
 
 }  // namespace gwmirror

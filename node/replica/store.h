@@ -8,6 +8,10 @@
 //   applying    redo intent: "checkpoint digest" while a commit runs
 //   staging/<N>/objects/<sha-hex>   verified, content-addressed file versions
 //   staging/<N>/manifest            the staged manifest, once complete
+//   prestage/<sha-hex>              verified file versions pushed between
+//                                   cuts (the pre-stage pool); emptied at
+//                                   every start, trimmed at every commit
+//   drift.index                     stat index of the last drift check
 // Recovery (Open): an `applying` intent is finished before anything else;
 // a completely staged checkpoint (its manifest written) is kept, because the
 // coordinator may already have recorded it consistent; every other staging
@@ -18,6 +22,7 @@
 #ifndef GWMIRROR_NODE_REPLICA_STORE_H_
 #define GWMIRROR_NODE_REPLICA_STORE_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -55,14 +60,25 @@ class PushSession {
 
  private:
   friend class ReplicaStore;
-  PushSession(ReplicaStore* store, uint64_t checkpoint, bool manifest_delta)
-      : store_(store), checkpoint_(checkpoint), manifest_delta_(manifest_delta) {}
+  PushSession(ReplicaStore* store, uint64_t checkpoint, bool manifest_delta,
+              bool prestage)
+      : store_(store),
+        checkpoint_(checkpoint),
+        manifest_delta_(manifest_delta),
+        prestage_(prestage) {}
   absl::Status Write(absl::string_view out);
   void DropPartial();
+  // ENCODING_PRESTAGED: takes the content from the pre-stage pool.
+  absl::Status TakePrestaged(const Entry& e);
+  // Where a verified object of this session goes.
+  std::string ObjectPath(absl::string_view sha) const;
 
   ReplicaStore* store_;
   uint64_t checkpoint_;
   bool manifest_delta_;
+  bool prestage_;
+  // The current file came from the pool: no data may follow.
+  bool from_pool_ = false;
   std::vector<Entry> manifest_entries_;
   std::vector<std::string> removed_;
   // Current file.
@@ -109,6 +125,15 @@ class ReplicaStore {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Abort(uint64_t checkpoint) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Drift check: scans the standby tree (re-hashing every file when
+  // `rehash`, else only files whose stat changed since the last check) and
+  // compares it with the committed manifest. Entries that differ (edited,
+  // deleted or added by hand on the standby) are recorded as they really
+  // are in the committed manifest, so the source's next cut sends exactly
+  // what repairs them; `drifted_entries` in State() counts them until a
+  // commit. Skipped (returns -1) while a push or commit is under way.
+  absl::StatusOr<int64_t> CheckDrift(bool rehash) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   friend class PushSession;
   ReplicaStore(const gwmirror::v1::NodeConfig& config, TreeWriter writer);
@@ -116,6 +141,9 @@ class ReplicaStore {
   std::string Dir() const { return state_dir_ + "/replica"; }
   std::string StagingDir(uint64_t n) const;
   std::string ObjectPath(uint64_t n, absl::string_view sha) const;
+  std::string PoolPath(absl::string_view sha) const;
+  // Drops pool objects that two commits did not use.
+  void TrimPool() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Apply(uint64_t n, const Manifest& next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -127,6 +155,10 @@ class ReplicaStore {
 
   const std::string state_dir_;
   const std::vector<std::string> roots_;
+  const std::string host_root_;
+  const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>
+      root_configs_;
+  const uint64_t pool_cap_;
   const TreeWriter writer_;
 
   mutable absl::Mutex mu_;
@@ -145,6 +177,16 @@ class ReplicaStore {
   std::optional<Manifest> staged_manifest_ ABSL_GUARDED_BY(mu_);
   // Digest of staged_manifest_, computed once at PushEnd.
   std::string staged_digest_ ABSL_GUARDED_BY(mu_);
+  // The pre-stage pool: sha -> (size, commit generation when it arrived).
+  struct PoolObject {
+    uint64_t size;
+    uint64_t generation;
+  };
+  uint64_t pool_id_ = 0;  // Random, set once in Open.
+  std::map<std::string, PoolObject> pool_ ABSL_GUARDED_BY(mu_);
+  uint64_t pool_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t drifted_entries_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace gwmirror

@@ -71,8 +71,11 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
 }
 
 CutService::CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
-                       ChangeWatcher* watcher)
-    : config_(std::move(config)), epoch_(epoch), watcher_(watcher) {}
+                       ChangeWatcher* watcher, Prestager* prestager)
+    : config_(std::move(config)),
+      epoch_(epoch),
+      watcher_(watcher),
+      prestager_(prestager) {}
 
 grpc::Status CutService::Cut(grpc::ServerContext* ctx,
                              const gwmirror::v1::CutRequest* req,
@@ -126,7 +129,13 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
   ASSIGN_OR_RETURN(auto channel,
                    DialMutualTls(config_.tls(), req.replica_address(),
                                  req.replica_identity()));
+  // The pre-stager steps aside; what it already sent is used.
+  Prestager::CutGuard guard(prestager_);
   Pusher pusher(config_, channel);
+  if (prestager_ != nullptr) {
+    prestager_->SetTarget(req.replica_address(), req.replica_identity());
+    pusher.SetLedger(prestager_->ledger());
+  }
   if (!req.release_mass_deletion()) {
     uint32_t pct = config_.source().max_delete_percent();
     pusher.SetDeletionGuard((pct == 0 ? 50 : pct) / 100.0);
@@ -155,15 +164,16 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
       out.set_scan_attempts(attempts);
       out.set_bytes_hashed(scan.bytes_hashed);
       out.set_index_hits(scan.index_hits);
+      out.set_files_prestaged(r->files_prestaged);
       if (watcher_ != nullptr) {
         watcher_->Staged(absl::FromUnixNanos(scan.started_ns));
       }
       Logf(LogLevel::kInfo, "source",
            "slot=%s checkpoint=%d staged: %d entries, %d whole, %d delta, "
-           "%d wire bytes, %d bytes hashed, %d index hits",
+           "%d pre-staged, %d wire bytes, %d bytes hashed, %d index hits",
            config_.slot(), req.checkpoint(), scan.manifest.size(),
-           r->files_whole, r->files_delta, r->wire_bytes, scan.bytes_hashed,
-           scan.index_hits);
+           r->files_whole, r->files_delta, r->files_prestaged, r->wire_bytes,
+           scan.bytes_hashed, scan.index_hits);
       return out;
     }
     last = r.status();

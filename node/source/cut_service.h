@@ -16,6 +16,7 @@
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
 #include "node/scanner.h"
+#include "node/source/prestager.h"
 #include "node/source/watcher.h"
 #include "node/topology_report.h"
 
@@ -39,9 +40,10 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config);
 
 class CutService final : public gwmirror::v1::Source::Service {
  public:
-  // `epoch` and `watcher` (may be null) outlive the service.
+  // `epoch`, `watcher` and `prestager` (both may be null) outlive the
+  // service.
   CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
-             ChangeWatcher* watcher);
+             ChangeWatcher* watcher, Prestager* prestager);
 
   grpc::Status Cut(grpc::ServerContext* ctx,
                    const gwmirror::v1::CutRequest* req,
@@ -54,6 +56,7 @@ class CutService final : public gwmirror::v1::Source::Service {
   const gwmirror::v1::NodeConfig config_;
   EpochFile* const epoch_;
   ChangeWatcher* const watcher_;
+  Prestager* const prestager_;
   absl::Mutex cut_mu_;
 };
 

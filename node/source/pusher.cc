@@ -180,6 +180,36 @@ Pusher::Pusher(const gwmirror::v1::NodeConfig& config,
                          : kDefaultSegment),
       read_buf_(kMaxChunk, '\0') {}
 
+void PrestageLedger::Sync(uint64_t pool) {
+  absl::MutexLock l(&mu_);
+  if (pool_ != pool) {
+    pool_ = pool;
+    shas_.clear();
+  }
+}
+
+bool PrestageLedger::Has(const std::string& sha) const {
+  absl::MutexLock l(&mu_);
+  return shas_.count(sha) > 0;
+}
+
+void PrestageLedger::Add(uint64_t pool, const std::vector<std::string>& shas) {
+  absl::MutexLock l(&mu_);
+  if (pool_ != pool) return;
+  shas_.insert(shas.begin(), shas.end());
+}
+
+absl::StatusOr<gwmirror::v1::ReplicaState> Pusher::ReplicaState(
+    uint64_t epoch) {
+  gwmirror::v1::ReplicaState state;
+  grpc::ClientContext ctx;
+  gwmirror::v1::GetStateRequest req;
+  req.mutable_envelope()->set_epoch(epoch);
+  RETURN_IF_ERROR(FromGrpc(stub_->GetState(&ctx, req, &state)));
+  if (ledger_ != nullptr) ledger_->Sync(state.prestage_pool());
+  return state;
+}
+
 absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
                                                  uint64_t epoch,
                                                  PushReport* report) {
@@ -336,6 +366,76 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   return stream->Write(end);
 }
 
+absl::Status Pusher::SendPrestaged(Stream* stream, const Entry& e) {
+  PushMessage m;
+  *m.mutable_file_header()->mutable_entry() = e;
+  m.mutable_file_header()->set_encoding(gwmirror::v1::ENCODING_PRESTAGED);
+  RETURN_IF_ERROR(stream->Write(m));
+  PushMessage end;
+  end.mutable_file_end();
+  return stream->Write(end);
+}
+
+absl::StatusOr<PrestageReport> Pusher::Prestage(
+    const Manifest& manifest, uint64_t epoch,
+    const std::function<bool()>& stop) {
+  PushReport push;
+  ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(epoch));
+  RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
+  ASSIGN_OR_RETURN(Manifest replica,
+                   ReplicaManifest(state.manifest_digest(), epoch, &push));
+  std::vector<const Entry*> todo;
+  PrestageReport report;
+  for (const Entry& e : manifest.entries()) {
+    if (e.type() != ENTRY_TYPE_FILE) continue;
+    const Entry* old = replica.Find(e.path());
+    if (old != nullptr && old->type() == ENTRY_TYPE_FILE &&
+        old->sha256() == e.sha256()) {
+      continue;
+    }
+    ++report.pending_files;
+    report.pending_bytes += e.size();
+    if (ledger_ == nullptr || !ledger_->Has(e.sha256())) todo.push_back(&e);
+  }
+  if (todo.empty()) return report;
+  Stream stream(stub_.get(), &push);
+  PushMessage begin;
+  begin.mutable_begin()->mutable_envelope()->set_epoch(epoch);
+  begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
+  begin.mutable_begin()->set_prestage(true);
+  absl::Status st = stream.Write(begin);
+  std::vector<std::string> sent;
+  std::set<std::string> seen;
+  for (const Entry* e : todo) {
+    if (!st.ok()) break;
+    if (stop && stop()) {
+      report.stopped = true;
+      break;
+    }
+    if (!seen.insert(e->sha256()).second) continue;  // Same content twice.
+    st = SendFile(&stream, *e, replica.Find(e->path()), false, epoch, &push);
+    if (st.ok()) {
+      sent.push_back(e->sha256());
+      report.bytes_sent += e->size();
+    }
+  }
+  if (st.ok()) {
+    PushMessage end;
+    end.mutable_end();
+    st = stream.Write(end);
+  }
+  absl::StatusOr<gwmirror::v1::PushResult> result = stream.Finish();
+  report.wire_bytes = push.wire_bytes;
+  if (!st.ok()) {
+    return result.ok() || absl::IsCancelled(result.status()) ? st
+                                                             : result.status();
+  }
+  RETURN_IF_ERROR(result.status());
+  report.files_sent = sent.size();
+  if (ledger_ != nullptr) ledger_->Add(state.prestage_pool(), sent);
+  return report;
+}
+
 absl::Status Pusher::SendManifestDelta(Stream* stream, const Manifest& next,
                                        const Manifest& base) {
   PushMessage part;
@@ -366,13 +466,7 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
   PushReport report;
   report.checkpoint = checkpoint;
   report.manifest_digest = DigestBytes(manifest.ComputeDigest());
-  gwmirror::v1::ReplicaState state;
-  {
-    grpc::ClientContext ctx;
-    gwmirror::v1::GetStateRequest req;
-    req.mutable_envelope()->set_epoch(epoch);
-    RETURN_IF_ERROR(FromGrpc(stub_->GetState(&ctx, req, &state)));
-  }
+  ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(epoch));
   report.base_checkpoint = state.committed_checkpoint();
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
@@ -401,7 +495,12 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
           old->sha256() == e.sha256()) {
         continue;
       }
-      st = SendFile(&stream, e, old, force_whole, epoch, &report);
+      if (!force_whole && ledger_ != nullptr && ledger_->Has(e.sha256())) {
+        st = SendPrestaged(&stream, e);
+        ++report.files_prestaged;
+      } else {
+        st = SendFile(&stream, e, old, force_whole, epoch, &report);
+      }
       if (!st.ok()) break;
     }
     if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);

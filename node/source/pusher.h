@@ -9,11 +9,15 @@
 #define GWMIRROR_NODE_SOURCE_PUSHER_H_
 
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/manifest.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
@@ -34,6 +38,37 @@ struct PushReport {
   uint64_t wire_bytes = 0;
   uint64_t signature_fetches = 0;
   uint64_t resent_whole = 0;
+  // Files whose content the replica took from its pre-stage pool.
+  uint64_t files_prestaged = 0;
+};
+
+// What one pre-stage push did, and what it found pending.
+struct PrestageReport {
+  uint64_t files_sent = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t wire_bytes = 0;
+  // Changed files (and their bytes) the replica's committed tree lacks.
+  uint64_t pending_files = 0;
+  uint64_t pending_bytes = 0;
+  // Stopped early (a cut is waiting): some content was not sent.
+  bool stopped = false;
+};
+
+// Which file versions the source has put into the replica's pre-stage
+// pool, and the pool's id (a replica restart empties it under a new id).
+// Shared by the pre-stager and the cut; thread-safe.
+class PrestageLedger {
+ public:
+  // Forgets everything when the replica's pool is not `pool` any more.
+  void Sync(uint64_t pool) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Has(const std::string& sha) const ABSL_LOCKS_EXCLUDED(mu_);
+  void Add(uint64_t pool, const std::vector<std::string>& shas)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  uint64_t pool_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> shas_ ABSL_GUARDED_BY(mu_);
 };
 
 class Pusher {
@@ -47,6 +82,17 @@ class Pusher {
   absl::StatusOr<PushReport> Push(const Manifest& manifest, uint64_t checkpoint,
                                   uint64_t epoch);
 
+  // Sends the files of `manifest` that the replica's committed tree and
+  // pre-stage pool lack into the pool, and records them in the ledger.
+  // Checks `stop` before each file and ends the push early when it says so.
+  // ABORTED when a file changed after the scan.
+  absl::StatusOr<PrestageReport> Prestage(const Manifest& manifest,
+                                          uint64_t epoch,
+                                          const std::function<bool()>& stop);
+
+  // Lets pushes use (and pre-stage pushes fill) `ledger`.
+  void SetLedger(PrestageLedger* ledger) { ledger_ = ledger; }
+
   // Holds pushes that would delete more than `max_fraction` of a root
   // (CheckMassDeletion); negative (the default) turns the guard off.
   void SetDeletionGuard(double max_fraction) {
@@ -59,8 +105,12 @@ class Pusher {
 
  private:
   class Stream;
+  // The replica's state, with the ledger synced to its pool.
+  absl::StatusOr<gwmirror::v1::ReplicaState> ReplicaState(uint64_t epoch);
   absl::StatusOr<Manifest> ReplicaManifest(const std::string& digest,
                                            uint64_t epoch, PushReport* report);
+  // Header and end of a file the replica's pool holds.
+  absl::Status SendPrestaged(Stream* stream, const Entry& e);
   absl::Status SendFile(Stream* stream, const Entry& e, const Entry* old,
                         bool force_whole, uint64_t epoch, PushReport* report);
   // Sends only the entries of `next` that differ from `base`, and the paths
@@ -79,6 +129,7 @@ class Pusher {
   // Read buffer reused for every file (kMaxChunk bytes).
   std::string read_buf_;
   double max_delete_fraction_ = -1;
+  PrestageLedger* ledger_ = nullptr;
 };
 
 }  // namespace gwmirror

@@ -88,9 +88,13 @@ void ChangeWatcher::Changed() {
   {
     absl::MutexLock l(&mu_);
     absl::Time now = absl::Now();
-    first = pending_since_ == absl::InfinitePast();
-    if (first) pending_since_ = now;
-    last_change_ = now;
+    first = pending_.since == absl::InfinitePast() ||
+            pending_.unstaged_since == absl::InfinitePast();
+    if (pending_.since == absl::InfinitePast()) pending_.since = now;
+    if (pending_.unstaged_since == absl::InfinitePast()) {
+      pending_.unstaged_since = now;
+    }
+    pending_.last_change = now;
   }
   if (first && options_.on_change) options_.on_change();
 }
@@ -162,19 +166,37 @@ void ChangeWatcher::Run() {
   }
 }
 
-absl::Time ChangeWatcher::PendingSince() const {
+ChangeWatcher::Pending ChangeWatcher::Snapshot() const {
   absl::MutexLock l(&mu_);
-  return pending_since_;
+  return pending_;
 }
+
+namespace {
+// Changes since the scan began may or may not be in it.
+void Advance(absl::Time* since, absl::Time scan_start, absl::Time last) {
+  if (last < scan_start) {
+    *since = absl::InfinitePast();
+  } else if (*since != absl::InfinitePast()) {
+    *since = std::max(*since, scan_start);
+  }
+}
+}  // namespace
 
 void ChangeWatcher::Staged(absl::Time scan_start) {
   absl::MutexLock l(&mu_);
-  if (last_change_ < scan_start) {
-    pending_since_ = absl::InfinitePast();
-  } else if (pending_since_ != absl::InfinitePast()) {
-    // Changes since the scan began may or may not be in it.
-    pending_since_ = std::max(pending_since_, scan_start);
+  Advance(&pending_.since, scan_start, pending_.last_change);
+  Advance(&pending_.unstaged_since, scan_start, pending_.last_change);
+  if (pending_.since == absl::InfinitePast()) {
+    pending_.files = pending_.bytes = 0;
   }
+}
+
+void ChangeWatcher::Prestaged(absl::Time scan_start, uint64_t files,
+                              uint64_t bytes) {
+  absl::MutexLock l(&mu_);
+  Advance(&pending_.unstaged_since, scan_start, pending_.last_change);
+  pending_.files = files;
+  pending_.bytes = bytes;
 }
 
 bool ChangeWatcher::degraded() const {

@@ -31,7 +31,8 @@ class ChangeWatcher {
  public:
   struct Options {
     // Called (from the watcher thread) when the first change after a quiet
-    // time arrives, so the node can tell the coordinator at once.
+    // time (or after the last pre-stage) arrives, so the node can tell the
+    // coordinator and the pre-stager at once.
     std::function<void()> on_change;
     absl::Duration rescan_interval = absl::Hours(1);
     // Poll period when inotify cannot cover the tree (watch limit).
@@ -42,10 +43,28 @@ class ChangeWatcher {
   ~ChangeWatcher();  // Stops the thread.
   absl::Status Start();
 
-  // The time of the oldest change not yet staged (InfinitePast: none).
-  absl::Time PendingSince() const ABSL_LOCKS_EXCLUDED(mu_);
-  // A scan that began at `scan_start` was staged: changes before it are in.
+  // What the source has not shipped yet.
+  struct Pending {
+    // Oldest change not yet in a staged checkpoint (InfinitePast: none).
+    absl::Time since = absl::InfinitePast();
+    // Oldest change whose content is not yet at the replica, neither
+    // pre-staged nor cut (InfinitePast: none): the replication lag.
+    absl::Time unstaged_since = absl::InfinitePast();
+    absl::Time last_change = absl::InfinitePast();
+    // Changed content the replica's committed tree lacks, as of the last
+    // look (a pre-stage scan; 0 after a cut staged everything).
+    uint64_t files = 0;
+    uint64_t bytes = 0;
+  };
+  Pending Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Time PendingSince() const { return Snapshot().since; }
+  // A scan that began at `scan_start` was staged as a checkpoint: changes
+  // before it are in.
   void Staged(absl::Time scan_start) ABSL_LOCKS_EXCLUDED(mu_);
+  // The content of a scan that began at `scan_start` was pre-staged;
+  // `files` and `bytes` of changed content await a cut.
+  void Prestaged(absl::Time scan_start, uint64_t files, uint64_t bytes)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Polling instead of watching (the watch limit was reached).
   bool degraded() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -68,8 +87,7 @@ class ChangeWatcher {
   std::thread thread_;
 
   mutable absl::Mutex mu_;
-  absl::Time pending_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  absl::Time last_change_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  Pending pending_ ABSL_GUARDED_BY(mu_);
   bool degraded_ ABSL_GUARDED_BY(mu_) = false;
 };
 

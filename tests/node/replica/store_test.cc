@@ -2,9 +2,13 @@
 // entries, injected full disks, and the redo journal's idempotency.
 #include "node/replica/store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+
+#include "absl/strings/match.h"
 #include "common/delta.h"
 #include "common/fault.h"
 #include "gtest/gtest.h"
@@ -74,8 +78,8 @@ class StoreTest : public ::testing::Test {
   }
 
   // Pushes `items` as checkpoint n with whole-file content.
-  absl::StatusOr<gwmirror::v1::PushResult> Push(uint64_t n,
-                                                const std::vector<Item>& items) {
+  absl::StatusOr<gwmirror::v1::PushResult> Push(
+      uint64_t n, const std::vector<Item>& items) {
     gwmirror::v1::PushBegin b;
     b.set_checkpoint(n);
     b.set_base_checkpoint(store_->State().committed_checkpoint());
@@ -127,8 +131,9 @@ class StoreTest : public ::testing::Test {
 };
 
 TEST_F(StoreTest, CommitMakesTreeEqualManifestIncludingModesAndTypeSwaps) {
-  std::vector<Item> v1 = {D("d"), F("d/a", "alpha", 04755), F("b", "beta"),
-                          L("l", "/etc/passwd"), D("x"), F("x/y", "y")};
+  std::vector<Item> v1 = {D("d"),         F("d/a", "alpha", 04755),
+                          F("b", "beta"), L("l", "/etc/passwd"),
+                          D("x"),         F("x/y", "y")};
   ASSERT_TRUE(PushAndCommit(1, v1).ok());
   std::vector<Entry> want1;
   for (auto& i : v1) want1.push_back(i.entry);
@@ -138,8 +143,8 @@ TEST_F(StoreTest, CommitMakesTreeEqualManifestIncludingModesAndTypeSwaps) {
   EXPECT_EQ(store_->State().committed_checkpoint(), 1u);
 
   // file->dir, dir->symlink, symlink->file, delete, chmod.
-  std::vector<Item> v2 = {D("d"), F("d/a", "alpha", 0600), D("b"), F("b/c", "c"),
-                          F("l", "now a file"), L("x", "d")};
+  std::vector<Item> v2 = {D("d"),        F("d/a", "alpha", 0600), D("b"),
+                          F("b/c", "c"), F("l", "now a file"),    L("x", "d")};
   ASSERT_TRUE(PushAndCommit(2, v2).ok());
   std::vector<Entry> want2;
   for (auto& i : v2) want2.push_back(i.entry);
@@ -183,10 +188,12 @@ TEST_F(StoreTest, MissingContentAndOutsideEntriesAreRefused) {
   }
   Item outside = F("x", "x");
   outside.entry.set_path("etc/passwd");
-  EXPECT_EQ(Push(1, {outside}).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Push(1, {outside}).status().code(),
+            absl::StatusCode::kPermissionDenied);
   Item dotdot = F("x", "x");
   dotdot.entry.set_path("r/../../etc/passwd");
-  EXPECT_EQ(Push(1, {dotdot}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Push(1, {dotdot}).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Tree().size(), 0u);
 }
 
@@ -217,9 +224,11 @@ TEST_F(StoreTest, StaleEpochIsRefusedWithBothEpochs) {
 
 TEST_F(StoreTest, PlantedSymlinkNeverRedirectsWrites) {
   testing::WriteFile(dir_ / "outside/keep", "secret");
-  ASSERT_EQ(symlink((dir_ / "outside").c_str(), (dir_ / "host/r/evil").c_str()), 0);
+  ASSERT_EQ(symlink((dir_ / "outside").c_str(), (dir_ / "host/r/evil").c_str()),
+            0);
   Reopen();  // Adopts the planted link as part of checkpoint 0.
-  ASSERT_TRUE(PushAndCommit(1, {D("evil"), F("evil/keep", "overwritten")}).ok());
+  ASSERT_TRUE(
+      PushAndCommit(1, {D("evil"), F("evil/keep", "overwritten")}).ok());
   EXPECT_EQ(testing::ReadFile(dir_ / "outside/keep"), "secret");
   struct stat st;
   ASSERT_EQ(lstat((dir_ / "host/r/evil").c_str(), &st), 0);
@@ -336,7 +345,8 @@ TEST_F(StoreTest, PartialStagingIsDiscardedAtRestart) {
 TEST_F(StoreTest, AbortDiscardsStaging) {
   ASSERT_TRUE(Push(1, {F("a", "1")}).ok());
   ASSERT_TRUE(store_->Abort(1).ok());
-  EXPECT_EQ(store_->Commit(1, digest_).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Commit(1, digest_).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Tree().size(), 0u);
   EXPECT_NE(access((dir_ / "state/replica/staging/1").c_str(), F_OK), 0);
 }
@@ -351,12 +361,6 @@ TEST_F(StoreTest, AdoptsExistingTreeAsCheckpointZero) {
   ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
   EXPECT_NE(access((dir_ / "host/r/pre").c_str(), F_OK), 0);
 }
-
-}  // namespace
-}  // namespace gwmirror
-
-namespace gwmirror {
-namespace {
 
 // Regression: a redo that finds a file already linked to its staged inode
 // left "<name>.gwmirror-tmp" behind (rename(2) of two links to one inode is
@@ -373,12 +377,6 @@ TEST_F(StoreTest, RedoOverPlacedFilesLeavesNoTemporaryNames) {
   for (auto& i : next) want.push_back(i.entry);
   EXPECT_EQ(testing::Diff(*Manifest::FromEntries(want), Tree()), "");
 }
-
-}  // namespace
-}  // namespace gwmirror
-
-namespace gwmirror {
-namespace {
 
 TEST_F(StoreTest, ManifestDeltaCannotRemoveWhatTheBaseLacks) {
   ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
@@ -416,12 +414,241 @@ TEST_F(StoreTest, ManifestDeltaRebuildsTheWholeManifest) {
     *part.add_entries() = c.entry;
     part.add_removed("r/b");
     ASSERT_TRUE((*s)->AddManifest(part).ok());
-    auto want = Manifest::FromEntries({F("a", "1").entry, c.entry, D("d").entry});
+    auto want =
+        Manifest::FromEntries({F("a", "1").entry, c.entry, D("d").entry});
     digest_ = DigestBytes(want->ComputeDigest());
     ASSERT_TRUE((*s)->End(digest_).ok());
   }
   ASSERT_TRUE(store_->Commit(2, digest_).ok());
-  EXPECT_EQ(testing::Diff(*Manifest::FromEntries({F("a", "1").entry, c.entry, D("d").entry}), Tree()), "");
+  EXPECT_EQ(testing::Diff(*Manifest::FromEntries(
+                              {F("a", "1").entry, c.entry, D("d").entry}),
+                          Tree()),
+            "");
+}
+
+// ------------------------------------------------------------ pre-stage pool
+
+class PrestageTest : public StoreTest {
+ protected:
+  // A pre-stage push of whole files; no manifest.
+  absl::StatusOr<gwmirror::v1::PushResult> Prestage(
+      const std::vector<Item>& items) {
+    gwmirror::v1::PushBegin b;
+    b.set_prestage(true);
+    b.set_base_checkpoint(store_->State().committed_checkpoint());
+    auto session = store_->BeginPush(b);
+    if (!session.ok()) return session.status();
+    for (const Item& i : items) {
+      gwmirror::v1::FileHeader h;
+      *h.mutable_entry() = i.entry;
+      h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+      absl::Status st = (*session)->BeginFile(h);
+      if (st.ok()) st = (*session)->FileData(i.content);
+      if (st.ok()) st = (*session)->EndFile();
+      if (!st.ok()) return st;
+    }
+    return (*session)->End("");
+  }
+
+  // Checkpoint n with every file announced as pre-staged.
+  absl::StatusOr<gwmirror::v1::PushResult> PushPrestaged(
+      uint64_t n, const std::vector<Item>& items) {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(n);
+    b.set_base_checkpoint(store_->State().committed_checkpoint());
+    auto session = store_->BeginPush(b);
+    if (!session.ok()) return session.status();
+    std::vector<Entry> entries;
+    gwmirror::v1::ManifestPart part;
+    for (const Item& i : items) {
+      entries.push_back(i.entry);
+      *part.add_entries() = i.entry;
+      gwmirror::v1::FileHeader h;
+      *h.mutable_entry() = i.entry;
+      h.set_encoding(gwmirror::v1::ENCODING_PRESTAGED);
+      absl::Status st = (*session)->BeginFile(h);
+      if (st.ok()) st = (*session)->EndFile();
+      if (!st.ok()) return st;
+    }
+    absl::Status st = (*session)->AddManifest(part);
+    if (!st.ok()) return st;
+    auto m = Manifest::FromEntries(entries);
+    digest_ = DigestBytes(m->ComputeDigest());
+    return (*session)->End(digest_);
+  }
+};
+
+TEST_F(PrestageTest, PrestagedContentCommitsWithoutBeingSentAgain) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  Item big = F("big", std::string(300000, 'q'));
+  auto pre = Prestage({big});
+  ASSERT_TRUE(pre.ok()) << pre.status();
+  EXPECT_EQ(pre->files_received(), 1u);
+  // Nothing staged as a checkpoint, the committed tree untouched.
+  EXPECT_EQ(store_->State().staged_checkpoint(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "host/r/big"));
+  auto r = PushPrestaged(2, {big});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->resend_whole_size(), 0);
+  ASSERT_TRUE(store_->Commit(2, digest_).ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/big"), big.content);
+  // The commit used the pool's copy: it is gone from the pool, so the tree's
+  // inode is not shared with anything.
+  struct stat st;
+  ASSERT_EQ(stat((dir_ / "host/r/big").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 1u);
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ / "state/replica/prestage"));
+}
+
+TEST_F(PrestageTest, MissingPoolObjectIsAskedForWhole) {
+  Item f = F("x", "content");
+  auto r = PushPrestaged(1, {f});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->resend_whole_size(), 1);
+  EXPECT_EQ(r->resend_whole(0), "r/x");
+  // The source resends it whole: complete.
+  ASSERT_TRUE(PushAndCommit(1, {f}).ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/x"), "content");
+}
+
+TEST_F(PrestageTest, RestartEmptiesThePoolUnderANewId) {
+  Item f = F("x", "content");
+  ASSERT_TRUE(Prestage({f}).ok());
+  uint64_t pool = store_->State().prestage_pool();
+  Reopen();
+  EXPECT_NE(store_->State().prestage_pool(), pool);
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ / "state/replica/prestage"));
+  auto r = PushPrestaged(1, {f});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->resend_whole_size(), 1);
+}
+
+TEST_F(PrestageTest, HostileOrMisplacedMessagesAreRefused) {
+  gwmirror::v1::PushBegin b;
+  b.set_prestage(true);
+  b.set_checkpoint(5);
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->BeginPush(b).status()));
+  b.set_checkpoint(0);
+  b.set_base_checkpoint(7);
+  EXPECT_TRUE(absl::IsAborted(store_->BeginPush(b).status()));
+  b.set_base_checkpoint(0);
+  {
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok());
+    gwmirror::v1::ManifestPart part;
+    *part.add_entries() = F("x", "1").entry;
+    auto st = (*s)->AddManifest(part);
+    EXPECT_TRUE(absl::IsInvalidArgument(st));
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = F("x", "1").entry;
+    h.set_encoding(gwmirror::v1::ENCODING_PRESTAGED);
+    st = (*s)->BeginFile(h);
+    EXPECT_TRUE(absl::StrContains(st.message(), "pre-stage pool")) << st;
+    EXPECT_TRUE(absl::IsInvalidArgument((*s)->End("digest").status()));
+  }
+  // Data after a pre-staged header.
+  gwmirror::v1::PushBegin n;
+  n.set_checkpoint(1);
+  auto s = store_->BeginPush(n);
+  ASSERT_TRUE(s.ok());
+  gwmirror::v1::FileHeader h;
+  *h.mutable_entry() = F("x", "1").entry;
+  h.set_encoding(gwmirror::v1::ENCODING_PRESTAGED);
+  ASSERT_TRUE((*s)->BeginFile(h).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument((*s)->FileData("1")));
+}
+
+TEST_F(PrestageTest, PoolIsCappedAndTrimmedAfterTwoCommits) {
+  config_.mutable_replica()->set_prestage_max_bytes(1000);
+  Reopen();
+  auto r = Prestage({F("big", std::string(1001, 'b'))});
+  EXPECT_TRUE(absl::IsResourceExhausted(r.status())) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "pool is full"));
+  // An unused version is dropped once two commits went by without it.
+  ASSERT_TRUE(Prestage({F("unused", "never committed")}).ok());
+  EXPECT_FALSE(std::filesystem::is_empty(dir_ / "state/replica/prestage"));
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  EXPECT_FALSE(std::filesystem::is_empty(dir_ / "state/replica/prestage"));
+  ASSERT_TRUE(PushAndCommit(2, {F("a", "2")}).ok());
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ / "state/replica/prestage"));
+}
+
+// ------------------------------------------------------------ drift repair
+
+TEST_F(StoreTest, DriftCheckFindsNothingAfterCleanCommits) {
+  ASSERT_TRUE(PushAndCommit(
+                  1, {D("d"), F("d/a", "1"), F("b", "2", 0600), L("l", "d/a")})
+                  .ok());
+  ASSERT_TRUE(
+      PushAndCommit(2, {D("d"), F("d/a", "11"), F("c", "3"), L("l", "c")})
+          .ok());
+  auto n = store_->CheckDrift(/*rehash=*/true);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0);
+  n = store_->CheckDrift(/*rehash=*/false);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0);
+  EXPECT_EQ(store_->State().drifted_entries(), 0u);
+}
+
+TEST_F(StoreTest, DriftIsRecordedAsItIsSoTheNextCutRepairsIt) {
+  Item a = F("a", std::string(5000, 'a'));
+  Item b = F("b", "bee");
+  Item c = F("c", "sea");
+  ASSERT_TRUE(PushAndCommit(1, {a, b, c}).ok());
+  std::string digest = store_->State().manifest_digest();
+  // Hand edits on the standby: a edited (same size, mtime put back), b
+  // deleted, c chmodded, d added.
+  std::string edited(5000, 'a');
+  edited[10] = 'X';
+  testing::WriteFile(dir_ / "host/r/a", edited);
+  struct timespec times[2] = {
+      {a.entry.mtime_ns() / 1000000000, a.entry.mtime_ns() % 1000000000},
+      {a.entry.mtime_ns() / 1000000000, a.entry.mtime_ns() % 1000000000}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (dir_ / "host/r/a").c_str(), times, 0), 0);
+  ASSERT_EQ(unlink((dir_ / "host/r/b").c_str()), 0);
+  ASSERT_EQ(chmod((dir_ / "host/r/c").c_str(), 0600), 0);
+  testing::WriteFile(dir_ / "host/r/d", "stray");
+  auto n = store_->CheckDrift(/*rehash=*/false);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 4);
+  gwmirror::v1::ReplicaState s = store_->State();
+  EXPECT_EQ(s.committed_checkpoint(), 1u);
+  EXPECT_EQ(s.drifted_entries(), 4u);
+  EXPECT_NE(s.manifest_digest(), digest);
+  // The committed manifest now says what is really there.
+  Manifest m = store_->CommittedManifest();
+  EXPECT_EQ(m.Find("r/b"), nullptr);
+  ASSERT_NE(m.Find("r/a"), nullptr);
+  EXPECT_EQ(m.Find("r/a")->sha256(), DigestBytes(Sha256Of(edited)));
+  EXPECT_EQ(m.Find("r/c")->mode(), 0600u);
+  ASSERT_NE(m.Find("r/d"), nullptr);
+  // A second look finds nothing new; the count holds until a commit.
+  n = store_->CheckDrift(false);
+  EXPECT_EQ(*n, 0);
+  EXPECT_EQ(store_->State().drifted_entries(), 4u);
+  // The next checkpoint, diffed against that manifest, repairs everything.
+  ASSERT_TRUE(PushAndCommit(2, {a, b, c}).ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/a"), a.content);
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/b"), "bee");
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "host/r/d"));
+  struct stat st;
+  ASSERT_EQ(stat((dir_ / "host/r/c").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  EXPECT_EQ(store_->State().drifted_entries(), 0u);
+  EXPECT_EQ(*store_->CheckDrift(true), 0);
+}
+
+TEST_F(StoreTest, DriftCheckStandsAsideWhileACheckpointIsStaged) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  ASSERT_TRUE(Push(2, {F("a", "2")}).ok());
+  ASSERT_EQ(unlink((dir_ / "host/r/a").c_str()), 0);
+  auto n = store_->CheckDrift(true);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, -1);
+  // The staged checkpoint commits; the deleted file is placed again.
+  ASSERT_TRUE(store_->Commit(2, digest_).ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/a"), "2");
 }
 
 }  // namespace

@@ -1,0 +1,55 @@
+#include "node/replica/drift_checker.h"
+
+#include "common/log.h"
+
+namespace gwmirror {
+
+DriftChecker::DriftChecker(ReplicaStore* store,
+                           const gwmirror::v1::ReplicaConfig& config,
+                           std::function<void()> on_drift)
+    : store_(store),
+      interval_(absl::Milliseconds(config.drift_check_interval_ms()
+                                       ? config.drift_check_interval_ms()
+                                       : 60'000)),
+      rehash_every_(config.drift_rehash_every() ? config.drift_rehash_every()
+                                                : 60),
+      on_drift_(std::move(on_drift)) {}
+
+DriftChecker::~DriftChecker() {
+  {
+    absl::MutexLock l(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void DriftChecker::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void DriftChecker::Run() {
+  std::string last_error;
+  for (uint64_t check = 1;; ++check) {
+    {
+      absl::MutexLock l(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stop_), interval_);
+      if (stop_) return;
+    }
+    // Between full re-hashes, the stat index vouches for a file only while
+    // its size, mtime, ctime and inode are unchanged: an edit moves ctime.
+    bool rehash = check % rehash_every_ == 0;
+    absl::StatusOr<int64_t> drifted = store_->CheckDrift(rehash);
+    if (!drifted.ok()) {
+      if (drifted.status().ToString() != last_error) {
+        last_error = drifted.status().ToString();
+        Logf(LogLevel::kWarning, "replica", "drift check failed: %s",
+             last_error);
+      }
+      continue;
+    }
+    last_error.clear();
+    if (*drifted > 0 && on_drift_) on_drift_();
+  }
+}
+
+}  // namespace gwmirror

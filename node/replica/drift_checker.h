@@ -1,0 +1,43 @@
+// Drift repair's clock: compares the standby tree with its committed
+// checkpoint every `drift_check_interval_ms` (by stat, re-hashing what
+// changed; every `drift_rehash_every`-th check re-hashes everything) and,
+// when something drifted, calls `on_drift` so the node tells the coordinator
+// at once and the next cut repairs it (ReplicaStore::CheckDrift). One
+// background thread.
+#ifndef GWMIRROR_NODE_REPLICA_DRIFT_CHECKER_H_
+#define GWMIRROR_NODE_REPLICA_DRIFT_CHECKER_H_
+
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gwmirror/v1/config.pb.h"
+#include "node/replica/store.h"
+
+namespace gwmirror {
+
+class DriftChecker {
+ public:
+  // `store` outlives the checker.
+  DriftChecker(ReplicaStore* store, const gwmirror::v1::ReplicaConfig& config,
+               std::function<void()> on_drift);
+  ~DriftChecker();  // Stops the thread.
+  void Start();
+
+ private:
+  void Run();
+
+  ReplicaStore* const store_;
+  const absl::Duration interval_;
+  const uint32_t rehash_every_;
+  const std::function<void()> on_drift_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_NODE_REPLICA_DRIFT_CHECKER_H_

@@ -1,0 +1,150 @@
+#include "node/source/prestager.h"
+
+#include "common/log.h"
+#include "common/tls.h"
+#include "node/source/cut_service.h"
+
+namespace gwmirror {
+namespace {
+constexpr absl::Duration kDefaultSettle = absl::Milliseconds(300);
+constexpr absl::Duration kRetryAfterFailure = absl::Seconds(2);
+}  // namespace
+
+Prestager::Prestager(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
+                     EpochFile* epoch, std::function<void()> on_staged)
+    : config_(std::move(config)),
+      watcher_(watcher),
+      epoch_(epoch),
+      on_staged_(std::move(on_staged)),
+      settle_(config_.source().prestage_settle_ms()
+                  ? absl::Milliseconds(config_.source().prestage_settle_ms())
+                  : kDefaultSettle) {}
+
+Prestager::~Prestager() {
+  {
+    absl::MutexLock l(&mu_);
+    stop_ = true;
+  }
+  cuts_waiting_++;  // Leave a round early.
+  if (thread_.joinable()) thread_.join();
+}
+
+void Prestager::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Prestager::SetTarget(const std::string& address,
+                          const std::string& identity) {
+  absl::MutexLock l(&mu_);
+  if (address_ != address || identity_ != identity) poked_ = true;
+  address_ = address;
+  identity_ = identity;
+}
+
+void Prestager::Poke() {
+  absl::MutexLock l(&mu_);
+  poked_ = true;
+}
+
+Prestager::CutGuard::CutGuard(Prestager* p) : p_(p) {
+  if (p_ == nullptr) return;
+  p_->cuts_waiting_++;
+  p_->push_mu_.Lock();
+}
+
+Prestager::CutGuard::~CutGuard() {
+  if (p_ == nullptr) return;
+  p_->push_mu_.Unlock();
+  p_->cuts_waiting_--;
+}
+
+void Prestager::Run() {
+  absl::Time retry_at = absl::InfinitePast();
+  for (;;) {
+    std::string address, identity;
+    {
+      absl::MutexLock l(&mu_);
+      // Wake on a poke or at most every second (to see settled changes).
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || poked_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+      if (stop_) return;
+      poked_ = false;
+      address = address_;
+      identity = identity_;
+    }
+    ChangeWatcher::Pending p = watcher_->Snapshot();
+    if (p.unstaged_since == absl::InfinitePast() || address.empty()) continue;
+    absl::Time now = absl::Now();
+    if (now < retry_at) continue;
+    // A file still being written is sent once the tree is quiet.
+    if (now < p.last_change + settle_) {
+      absl::SleepFor(p.last_change + settle_ - now);
+      Poke();
+      continue;
+    }
+    if (Round(address, identity)) {
+      retry_at = absl::InfinitePast();
+      if (on_staged_) on_staged_();
+    } else {
+      retry_at = absl::Now() + kRetryAfterFailure;
+    }
+  }
+}
+
+bool Prestager::Round(const std::string& address, const std::string& identity) {
+  if (cuts_waiting_.load() > 0 || !push_mu_.TryLock()) return false;
+  absl::Time start = absl::FromUnixNanos(FileClockNs());
+  absl::Status st;
+  PrestageReport r;
+  auto scan = IndexedScan(config_);
+  if (!scan.ok()) {
+    st = scan.status();
+  } else {
+    if (channel_ == nullptr || channel_address_ != address + "|" + identity) {
+      auto ch = DialMutualTls(config_.tls(), address, identity);
+      if (ch.ok()) {
+        channel_ = *ch;
+        channel_address_ = address + "|" + identity;
+      }
+      st = ch.status();
+    }
+    if (st.ok()) {
+      Pusher pusher(config_, channel_);
+      pusher.SetLedger(&ledger_);
+      auto report = pusher.Prestage(scan->manifest, epoch_->Get(), [this] {
+        return cuts_waiting_.load() > 0;
+      });
+      if (report.ok()) {
+        r = *report;
+      } else {
+        st = report.status();
+      }
+    }
+  }
+  push_mu_.Unlock();
+  if (!st.ok()) {
+    // A busy replica or a file that changed mid-send is routine; say each
+    // different problem once.
+    if (st.ToString() != last_error_) {
+      last_error_ = st.ToString();
+      Logf(LogLevel::kInfo, "source", "slot=%s pre-stage: %s", config_.slot(),
+           last_error_);
+    }
+    return false;
+  }
+  last_error_.clear();
+  if (r.stopped) return false;
+  watcher_->Prestaged(start, r.pending_files, r.pending_bytes);
+  if (r.files_sent > 0) {
+    Logf(LogLevel::kInfo, "source",
+         "slot=%s pre-staged %d files (%d bytes, %d on the wire); %d files "
+         "await the cut",
+         config_.slot(), r.files_sent, r.bytes_sent, r.wire_bytes,
+         r.pending_files);
+  }
+  return true;
+}
+
+}  // namespace gwmirror

@@ -1,0 +1,88 @@
+// Pre-streaming: between cuts, once the source's changes have settled for
+// a moment, the content of changed files goes to the replica's pre-stage
+// pool, so the cut that follows ships only the tail (what changed since,
+// the manifest, metadata and deletions). A cut always wins: it asks the
+// pre-stager to step aside (between two files) and holds the source's one
+// push slot while it runs. One background thread; thread-safe.
+#ifndef GWMIRROR_NODE_SOURCE_PRESTAGER_H_
+#define GWMIRROR_NODE_SOURCE_PRESTAGER_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/epoch.h"
+#include "grpcpp/channel.h"
+#include "gwmirror/v1/config.pb.h"
+#include "node/source/pusher.h"
+#include "node/source/watcher.h"
+
+namespace gwmirror {
+
+class Prestager {
+ public:
+  // `watcher` and `epoch` outlive the pre-stager. `on_staged` runs (on the
+  // pre-stager's thread) after a round caught up with the changes, so the
+  // node can tell the coordinator at once.
+  Prestager(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
+            EpochFile* epoch, std::function<void()> on_staged);
+  ~Prestager();  // Stops the thread.
+  void Start();
+
+  // The slot's current replica (from the coordinator); empty: none known.
+  void SetTarget(const std::string& address, const std::string& identity)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A change arrived: look soon.
+  void Poke() ABSL_LOCKS_EXCLUDED(mu_);
+
+  PrestageLedger* ledger() { return &ledger_; }
+
+  // Held by a cut for its whole run: the pre-stager stops at the next file
+  // boundary and stays out until the guard goes.
+  class CutGuard {
+   public:
+    explicit CutGuard(Prestager* p);
+    ~CutGuard();
+    CutGuard(const CutGuard&) = delete;
+    CutGuard& operator=(const CutGuard&) = delete;
+
+   private:
+    Prestager* p_;
+  };
+
+ private:
+  void Run();
+  // One pass: scan, send what the replica lacks. False when nothing could
+  // be done (no target, a cut holds the slot) or it failed.
+  bool Round(const std::string& address, const std::string& identity);
+
+  const gwmirror::v1::NodeConfig config_;
+  ChangeWatcher* const watcher_;
+  EpochFile* const epoch_;
+  const std::function<void()> on_staged_;
+  const absl::Duration settle_;
+  PrestageLedger ledger_;
+  // The source's one push slot: a cut or a pre-stage round.
+  absl::Mutex push_mu_;
+  std::atomic<int> cuts_waiting_{0};
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool poked_ ABSL_GUARDED_BY(mu_) = false;
+  std::string address_ ABSL_GUARDED_BY(mu_);
+  std::string identity_ ABSL_GUARDED_BY(mu_);
+  // Only touched by the pre-stager's thread.
+  std::shared_ptr<grpc::Channel> channel_;
+  std::string channel_address_;
+  std::string last_error_;
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_NODE_SOURCE_PRESTAGER_H_
