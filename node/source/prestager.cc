@@ -6,7 +6,7 @@
 
 namespace gwmirror {
 namespace {
-constexpr absl::Duration kDefaultSettle = absl::Milliseconds(300);
+constexpr absl::Duration kDefaultSettle = absl::Milliseconds(200);
 constexpr absl::Duration kRetryAfterFailure = absl::Seconds(2);
 }  // namespace
 

@@ -876,6 +876,24 @@ uint64_t SumStaged(const std::string& log, size_t from,
   return sum;
 }
 
+// Sums the files of the source's pre-stage rounds ("pre-staged <n> files"),
+// from byte `from` of the log on.
+uint64_t SumPrestaged(const std::string& log, size_t from) {
+  std::string text = testing::ReadFile(log);
+  const std::string marker = "pre-staged ";
+  uint64_t sum = 0;
+  for (size_t at = text.find(marker, from); at != std::string::npos;
+       at = text.find(marker, at + 1)) {
+    size_t end = text.find(' ', at + marker.size());
+    uint64_t n = 0;
+    if (absl::SimpleAtoi(
+            text.substr(at + marker.size(), end - at - marker.size()), &n)) {
+      sum += n;
+    }
+  }
+  return sum;
+}
+
 // Every inotify event lost to queue overflows (injected: each batch the
 // kernel hands over is dropped as an overflow would drop it): 10,000 files
 // created in a burst all reach the standby, each sent once.
@@ -903,9 +921,73 @@ TEST_F(ClusterTest, BurstWithQueueOverflowArrivesWholeAndOnce) {
   EXPECT_EQ(diff, "");
   std::string log = testing::ReadFile(prod.log()).substr(log_from);
   EXPECT_TRUE(absl::StrContains(log, "inotify queue overflowed")) << log;
+  // Each file's content went once: pre-staged between cuts, or in a cut.
+  uint64_t prestaged = SumPrestaged(prod.log(), log_from);
+  std::printf("burst: %llu files pre-staged, the rest in cuts\n",
+              static_cast<unsigned long long>(prestaged));
   EXPECT_EQ(SumStaged(prod.log(), log_from, "whole") +
-                SumStaged(prod.log(), log_from, "delta"),
+                SumStaged(prod.log(), log_from, "delta") + prestaged,
             10000u);
+}
+
+// Pre-streaming: a big file written on production goes to the replica's
+// pre-stage pool once it settled, and the cut that commits it ships only
+// its name (0 whole, 0 delta, 1 pre-staged).
+TEST_F(ClusterTest, PrestreamingLeavesTheCutOnlyTheTail) {
+  Up(1, /*follow=*/true);
+  const gwmirror::v1::SandboxProcess& prod = sb_.slots(0).production();
+  size_t log_from = testing::ReadFile(prod.log()).size();
+  std::string content;
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < (4 << 20) / 8; ++i) {  // 4 MiB that do not compress.
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    content.append(reinterpret_cast<const char*>(&x), 8);
+  }
+  testing::WriteFile(Gw(Prod(1), "ext/lib/big-extension.jar"), content);
+  std::string standby = Gw(Standby(1), "ext/lib/big-extension.jar");
+  absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (testing::ReadFile(standby) != content && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(testing::ReadFile(standby), content);
+  std::string log = testing::ReadFile(prod.log()).substr(log_from);
+  EXPECT_EQ(SumPrestaged(prod.log(), log_from), 1u) << log;
+  EXPECT_TRUE(absl::StrContains(log, "0 whole, 0 delta, 1 pre-staged")) << log;
+  EXPECT_EQ(SumStaged(prod.log(), log_from, "wire bytes") < 64 * 1024, true)
+      << log;
+}
+
+// Drift repair: files edited or deleted by hand on the standby are found by
+// the replica's periodic check and put back by the next cut, with nothing
+// changed on production.
+TEST_F(ClusterTest, DriftOnTheStandbyIsRepairedFromTheSource) {
+  Up(1, /*follow=*/true);
+  const gwmirror::v1::SandboxProcess& standby = sb_.slots(0).standby();
+  std::string props = Gw(Standby(1), "conf/envSettings.props");
+  std::string want = testing::ReadFile(props);
+  ASSERT_FALSE(want.empty());
+  std::string policy = Gw(Standby(1), "conf/fed/PrimaryStore.xml");
+  ASSERT_EQ(access(policy.c_str(), F_OK), 0) << policy;
+  ASSERT_EQ(unlink(policy.c_str()), 0);
+  testing::WriteFile(props, "env.HAND_EDIT=1\n");
+  absl::Time give_up = absl::Now() + absl::Seconds(30);
+  std::string diff = "not compared";
+  while (!diff.empty() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(200));
+    diff = testing::Diff(Tree(Prod(1)), Tree(Standby(1)));
+  }
+  EXPECT_EQ(diff, "");
+  EXPECT_EQ(testing::ReadFile(props), want);
+  std::string log = testing::ReadFile(standby.log());
+  EXPECT_TRUE(absl::StrContains(log, "drift: 2 standby entries")) << log;
+  gwmirror::v1::ClusterStatus s = WaitFor(
+      [](const gwmirror::v1::ClusterStatus& s) {
+        return s.slots(0).replica().drifted_entries() == 0;
+      },
+      "drift repaired");
+  EXPECT_EQ(s.slots(0).replica().drifted_entries(), 0u);
 }
 
 // A source restarted over 20,000 unchanged files rehashes none of them, and

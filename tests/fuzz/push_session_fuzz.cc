@@ -55,8 +55,18 @@ std::vector<std::string> GwmFuzzSeeds() {
   end.mutable_file_end();
   *part.mutable_manifest_part()->add_entries() = *e;
   fin.mutable_end()->set_manifest_digest(std::string(32, 'd'));
+  // A pre-stage push of the same file, then a checkpoint that names it as
+  // pre-staged.
+  gwmirror::v1::PushMessage pre_begin, pre_fin, pooled;
+  pre_begin.mutable_begin()->set_prestage(true);
+  pre_fin.mutable_end();
+  pooled = header;
+  pooled.mutable_file_header()->set_encoding(gwmirror::v1::ENCODING_PRESTAGED);
   return {Frame(begin) + Frame(header) + Frame(chunk) + Frame(end) +
-          Frame(part) + Frame(fin)};
+              Frame(part) + Frame(fin),
+          Frame(pre_begin) + Frame(header) + Frame(chunk) + Frame(end) +
+              Frame(pre_fin),
+          Frame(begin) + Frame(pooled) + Frame(end) + Frame(part) + Frame(fin)};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
