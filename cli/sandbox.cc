@@ -279,7 +279,7 @@ absl::Status DoUp(const Args& a,
         nc.mutable_replica()->add_controller_identities("operator");
         // A hand edit on a sandbox standby is repaired within seconds.
         if (!a.Has("manual")) {
-          nc.mutable_replica()->set_drift_check_interval_ms(2000);
+          nc.mutable_replica()->set_drift_check_interval_ms(5000);
         }
       }
       std::string config = absl::StrCat(home, "/", site, ".json");

@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/fault.h"
@@ -288,8 +289,12 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   n.pending_bytes = req.pending_bytes();
   n.prestaging = req.prestaging();
   n.drifted = req.drifted_entries();
-  if ((req.pending_since_unix_ms() > 0 || n.drifted > 0) &&
-      config_.follow_changes()) {
+  // While a checkpoint runs, only changes newer than its start are news.
+  bool news = n.pending_since != absl::InfinitePast() &&
+              (cut_started_ == absl::InfinitePast() ||
+               n.pending_since >= cut_started_);
+  bool drift = n.drifted > 0 && cut_started_ == absl::InfinitePast();
+  if ((news || drift) && config_.follow_changes()) {
     change_reported_ = true;
   }
   gwmirror::v1::HeartbeatResponse resp;
@@ -674,6 +679,16 @@ absl::Status Coordinator::Resume() {
 
 absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
   absl::MutexLock l(&checkpoint_mu_);
+  {
+    absl::MutexLock m(&mu_);
+    cut_started_ = absl::Now();
+  }
+  // Heartbeats during the run report changes it is about to cover; once it
+  // ends, the next ones say what is still pending.
+  auto done = absl::MakeCleanup([this] {
+    absl::MutexLock m(&mu_);
+    cut_started_ = absl::InfinitePast();
+  });
   RETURN_IF_ERROR(ResumeLocked());
   absl::Time give_up =
       absl::Now() + absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u));

@@ -139,6 +139,8 @@ class Coordinator {
   bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
   // A source reported a change (follow_changes).
   bool change_reported_ ABSL_GUARDED_BY(mu_) = false;
+  // When the running checkpoint began (InfinitePast: none runs).
+  absl::Time cut_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // Slots whose source holds a mass deletion (why), and slots released by
   // an operator for the next checkpoint.
   std::map<std::string, std::string> held_ ABSL_GUARDED_BY(mu_);
