@@ -4,6 +4,9 @@
 //   gwmirror-node push --config F --checkpoint N [--epoch E] [--commit]
 //                                           scan, stage N at the replica
 //   gwmirror-node scan --config F            print the manifest summary
+//   gwmirror-node restore --config F [--job NAME] [--scratch|--drop-scratch]
+//                                           load the committed dumps into
+//                                           this host's servers
 #include <malloc.h>
 #include <unistd.h>
 
@@ -21,6 +24,7 @@
 #include "common/signals.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
+#include "node/databases.h"
 #include "node/membership.h"
 #include "node/replica/drift_checker.h"
 #include "node/replica/service.h"
@@ -82,6 +86,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   };
   if (config.has_source()) {
     ChangeWatcher::Options wo;
+    wo.ignore = DatabaseJobs(config).DumpFiles();
     wo.on_change = [&wake, &prestage_ptr] {
       wake();
       if (Prestager* p = prestage_ptr.load()) p->Poke();
@@ -191,6 +196,19 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
   return absl::OkStatus();
 }
 
+// Loads the committed dumps into this host's servers (what promote and
+// drill do), one line per job.
+absl::Status RestoreOnce(const gwmirror::v1::NodeConfig& config,
+                         const Args& args) {
+  DatabaseJobs jobs(config);
+  std::string job = args.Get("job").value_or("");
+  if (args.Has("drop-scratch")) return jobs.DropScratch(job);
+  std::vector<std::string> report;
+  absl::Status st = jobs.Restore(job, args.Has("scratch"), &report);
+  for (const std::string& line : report) std::cout << line << "\n";
+  return st;
+}
+
 absl::Status ScanOnce(const gwmirror::v1::NodeConfig& config) {
   std::string host_root = config.host_root().empty() ? "/" : config.host_root();
   ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root, config.roots()));
@@ -211,19 +229,21 @@ int Main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: gwmirror-node serve|push|scan --config FILE "
-                 "[--checkpoint N] [--epoch E] [--commit]\n");
+                 "usage: gwmirror-node serve|push|scan|restore --config FILE "
+                 "[--checkpoint N] [--epoch E] [--commit] [--job NAME] "
+                 "[--scratch] [--drop-scratch]\n");
     return 2;
   }
   std::string cmd = argv[1];
-  auto args =
-      Args::Parse(argc, argv, 2, {"config", "checkpoint", "epoch"}, {"commit"});
+  auto args = Args::Parse(argc, argv, 2, {"config", "checkpoint", "epoch", "job"},
+                          {"commit", "scratch", "drop-scratch"});
   if (!args.ok()) return Fail(args.status());
   auto path = args->Require("config");
   if (!path.ok()) return Fail(path.status());
   auto config = LoadNodeConfig(*path);
   if (!config.ok()) return Fail(config.status());
-  absl::Status st;
+  absl::Status st = ValidateDatabaseJobs(*config);
+  if (!st.ok()) return Fail(st);
   if (cmd == "serve") {
     BlockStopSignals();  // Before gRPC starts its threads.
     st = Serve(*config);
@@ -231,6 +251,8 @@ int Main(int argc, char** argv) {
     st = PushOnce(*config, *args);
   } else if (cmd == "scan") {
     st = ScanOnce(*config);
+  } else if (cmd == "restore") {
+    st = RestoreOnce(*config, *args);
   } else {
     st = absl::InvalidArgumentError(
         absl::StrCat("unknown command \"", cmd, "\""));

@@ -21,7 +21,7 @@ namespace gwmirror {
 const std::vector<std::string>& DefaultExcludes() {
   static const auto* kList = new std::vector<std::string>{
       "opsdb.d", "logs", "trace", "events", "groups/certs/private/temp",
-      "*.pid", "*.lock", std::string(kStagingDirName)};
+      "*.pid", "*.lock", "*.gwmirror-tmp", std::string(kStagingDirName)};
   return *kList;
 }
 

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "node/hash_index.h"
@@ -73,6 +75,7 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
 CutService::CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
                        ChangeWatcher* watcher, Prestager* prestager)
     : config_(std::move(config)),
+      databases_(config_),
       epoch_(epoch),
       watcher_(watcher),
       prestager_(prestager) {}
@@ -115,6 +118,21 @@ grpc::Status CutService::Cut(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+absl::Status CutService::Hook(
+    const google::protobuf::RepeatedPtrField<std::string>& argv,
+    const std::string& what) {
+  if (argv.empty()) return absl::OkStatus();
+  ProcessSpec spec;
+  spec.argv.assign(argv.begin(), argv.end());
+  spec.timeout = absl::Milliseconds(config_.source().hook_timeout_ms()
+                                        ? config_.source().hook_timeout_ms()
+                                        : 60'000);
+  ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec));
+  if (r.exit_code == 0 && !r.timed_out) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, " hook failed: ", Describe(r)));
+}
+
 absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     const gwmirror::v1::CutRequest& req, absl::Time deadline) {
   gwmirror::v1::CutResult out;
@@ -131,6 +149,17 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
                                  req.replica_identity()));
   // The pre-stager steps aside; what it already sent is used.
   Prestager::CutGuard guard(prestager_);
+  // Pre-cut hook (pause a broker, say), then the dumps, then the scan; the
+  // post-cut hook runs once the push has read every file.
+  RETURN_IF_ERROR(Hook(config_.source().pre_cut_hook(), "pre-cut"));
+  auto resume = absl::MakeCleanup([&] {
+    absl::Status post_hook = Hook(config_.source().post_cut_hook(), "post-cut");
+    if (!post_hook.ok()) {
+      Logf(LogLevel::kWarning, "source", "slot=%s checkpoint=%d %s",
+           config_.slot(), req.checkpoint(), post_hook.message());
+    }
+  });
+  RETURN_IF_ERROR(databases_.DumpDue(absl::Now()));
   Pusher pusher(config_, channel);
   if (prestager_ != nullptr) {
     prestager_->SetTarget(req.replica_address(), req.replica_identity());

@@ -15,6 +15,7 @@
 #include "common/epoch.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
+#include "node/databases.h"
 #include "node/scanner.h"
 #include "node/source/prestager.h"
 #include "node/source/watcher.h"
@@ -53,7 +54,12 @@ class CutService final : public gwmirror::v1::Source::Service {
   absl::StatusOr<gwmirror::v1::CutResult> DoCut(
       const gwmirror::v1::CutRequest& req, absl::Time deadline);
 
+  // Runs a pre- or post-cut hook.
+  absl::Status Hook(const google::protobuf::RepeatedPtrField<std::string>& argv,
+                    const std::string& what);
+
   const gwmirror::v1::NodeConfig config_;
+  DatabaseJobs databases_;
   EpochFile* const epoch_;
   ChangeWatcher* const watcher_;
   Prestager* const prestager_;

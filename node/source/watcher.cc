@@ -152,6 +152,7 @@ void ChangeWatcher::Run() {
         std::string name = ev->len ? std::string(ev->name) : std::string();
         if (!name.empty()) {
           std::string path = dir + "/" + name;
+          if (options_.ignore.count(path)) continue;
           std::string rel = path.substr(config_.roots(index).path().size() + 1);
           if (filters_[index].Excluded(rel, name, path)) continue;
           bool is_dir = ev->mask & IN_ISDIR;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +38,9 @@ class ChangeWatcher {
     absl::Duration rescan_interval = absl::Hours(1);
     // Poll period when inotify cannot cover the tree (watch limit).
     absl::Duration poll_interval = absl::Seconds(10);
+    // Paths (relative to the host root) whose changes are not news: the
+    // dump files that cuts themselves write.
+    std::set<std::string> ignore;
   };
 
   ChangeWatcher(gwmirror::v1::NodeConfig config, Options options);
