@@ -9,7 +9,7 @@
 //   $GWMIRROR_CONFIG) gwmirror checkpoint create [--wait] [--json] [--config
 //   CLI.json] gwmirror checkpoints [--json] [--config CLI.json] gwmirror
 //   release --slot S [--config CLI.json] gwmirror sandbox up --dir D [--slots
-//   N] [--size small|large] [--manual] gwmirror sandbox down --dir D [--keep]
+//   N] [--size small|large] [--manual] [--databases] gwmirror sandbox down --dir D [--keep]
 // Exit 0 on success, otherwise non-zero with one line on stderr.
 #include <cstdio>
 #include <iostream>
@@ -155,7 +155,7 @@ int Main(int argc, char** argv) {
                   {"dir", "size", "seed", "host", "hosts", "version", "percent",
                    "name", "config", "address", "checkpoint", "digest", "epoch",
                    "out", "changed-out", "mib", "slots", "slot"},
-                  {"json", "wait", "keep", "manual", "watch"});
+                  {"json", "wait", "keep", "manual", "watch", "databases"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {

@@ -12,12 +12,14 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "cli/commands.h"
+#include "cli/sandbox_databases.h"
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
@@ -120,20 +122,24 @@ void Stop(const gwmirror::v1::SandboxProcess& p) {
 }
 
 absl::Status DoUp(const Args& a,
-                  std::vector<gwmirror::v1::SandboxProcess>* started);
+                  std::vector<gwmirror::v1::SandboxProcess>* started,
+                  std::vector<gwmirror::v1::SandboxDatabase>* servers);
 
 // `up`, and on failure nothing left running.
 absl::Status Up(const Args& a) {
   std::vector<gwmirror::v1::SandboxProcess> started;
-  absl::Status st = DoUp(a, &started);
+  std::vector<gwmirror::v1::SandboxDatabase> servers;
+  absl::Status st = DoUp(a, &started, &servers);
   if (!st.ok()) {
     for (const auto& p : started) Stop(p);
+    for (const auto& d : servers) StopDatabase(d);
   }
   return st;
 }
 
 absl::Status DoUp(const Args& a,
-                  std::vector<gwmirror::v1::SandboxProcess>* started) {
+                  std::vector<gwmirror::v1::SandboxProcess>* started,
+                  std::vector<gwmirror::v1::SandboxDatabase>* servers) {
   ASSIGN_OR_RETURN(std::string dir, a.Require("dir"));
   ASSIGN_OR_RETURN(uint64_t slots, a.UintOr("slots", 2));
   std::string size = a.Get("size").value_or("small");
@@ -229,6 +235,16 @@ absl::Status DoUp(const Args& a,
   out.set_cli_config(dir + "/cli.json");
   RETURN_IF_ERROR(WriteFileAtomic(out.cli_config(), ToJson(cli), 0600));
 
+  // Database servers per site; slot gw1 carries their dumps.
+  std::map<std::string, SiteDatabases> databases;
+  if (a.Has("databases")) {
+    for (const char* site : {"production", "standby"}) {
+      ASSIGN_OR_RETURN(databases[site],
+                       StartSiteDatabases(dir, site,
+                                          std::string(site) == "production",
+                                          servers));
+    }
+  }
   auto roots = SampleRoots(kPrefix);
   std::vector<std::string> paths = {absl::StrCat(kPrefix, "/apigateway"),
                                     absl::StrCat(kPrefix, "/analytics"),
@@ -266,6 +282,15 @@ absl::Status DoUp(const Args& a,
       nc.set_state_dir(absl::StrCat(home, "/", site, "-state"));
       *nc.mutable_tls() = tls;
       for (const auto& r : roots) *nc.add_roots() = r;
+      if (i == 1 && !databases.empty()) {
+        nc.add_roots()->set_path(kDumpRoot);
+        for (const auto& job : databases[site].jobs) {
+          *nc.add_databases() = job;
+        }
+        for (const auto& server : databases[site].servers) {
+          *s->add_databases() = server;
+        }
+      }
       nc.set_listen("127.0.0.1:0");
       nc.set_port_file(absl::StrCat(home, "/", site, ".port"));
       nc.mutable_coordinator()->set_address(coord_address);
@@ -294,6 +319,7 @@ absl::Status DoUp(const Args& a,
       RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));
       p.set_root(nc.host_root());
       for (const auto& path : paths) p.add_paths(path);
+      if (i == 1 && !databases.empty()) p.add_paths(kDumpRoot);
       *(std::string(site) == "production" ? s->mutable_production()
                                           : s->mutable_standby()) = p;
     }
@@ -361,6 +387,7 @@ absl::Status Down(const Args& a) {
   for (const auto& s : sb.slots()) {
     Stop(s.production());
     Stop(s.standby());
+    for (const auto& d : s.databases()) StopDatabase(d);
   }
   Stop(sb.coordinator_process());
   if (a.Has("keep")) {
