@@ -426,8 +426,9 @@ void StopDatabase(const SandboxDatabase& db) {
           absl::StripAsciiWhitespace(text->substr(0, text->find('\n'))),
           &pid) &&
       pid > 1) {
-    // SIGINT: PostgreSQL's fast shutdown; the others stop on it too.
-    kill(pid, SIGINT);
+    // PostgreSQL's fast shutdown is SIGINT; MariaDB and slapd stop on
+    // SIGTERM.
+    kill(pid, db.kind() == "postgresql" ? SIGINT : SIGTERM);
     absl::Time give_up = absl::Now() + absl::Seconds(10);
     while (Alive(pid) && absl::Now() < give_up) {
       absl::SleepFor(absl::Milliseconds(20));

@@ -1,0 +1,291 @@
+// Databases beyond files, against real servers: `gwmirror sandbox up
+// --databases` starts MariaDB, PostgreSQL and OpenLDAP's slapd per site
+// (throwaway data directories, unix sockets or loopback); production's
+// rows and entries must come out of the standby's own servers after a
+// checkpoint and a restore; failing dumps must fail the cut, leave the
+// standby alone and be retried; and no password may show in ps, logs,
+// status or errors.
+#include <dirent.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "tests/e2e/sandbox_fixture.h"
+
+namespace gwmirror {
+namespace {
+
+class DatabaseTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    Up(1, /*follow=*/false, "small", /*databases=*/true);
+  }
+
+  const gwmirror::v1::SandboxDatabase& Db(const std::string& kind,
+                                          const std::string& site) {
+    for (const auto& d : sb_.slots(0).databases()) {
+      if (d.kind() == kind && d.site() == site) return d;
+    }
+    ADD_FAILURE() << "no " << kind << " server on " << site;
+    return sb_.slots(0).databases(0);
+  }
+
+  // Runs SQL on a mariadb or postgresql server: its output.
+  RunResult Sql(const gwmirror::v1::SandboxDatabase& db,
+                const std::string& sql) {
+    std::vector<std::string> argv(db.client().begin(), db.client().end());
+    argv.push_back((db.kind() == "mariadb" ? "--execute=" : "--command=") +
+                   sql);
+    return testing::Run(argv);
+  }
+
+  RunResult Ldap(const std::string& tool,
+                 const gwmirror::v1::SandboxDatabase& db,
+                 std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"/usr/bin/" + tool};
+    argv.insert(argv.end(), db.client().begin(), db.client().end());
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return testing::Run(argv);
+  }
+
+  RunResult Restore(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {Bin("gwmirror-node"), "restore",
+                                     "--config",
+                                     sb_.slots(0).standby().config()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return testing::Run(argv);
+  }
+
+  void StopServer(const gwmirror::v1::SandboxDatabase& db) {
+    std::string pid = testing::ReadFile(db.pid_file());
+    int p = std::stoi(pid);
+    kill(p, db.kind() == "postgresql" ? SIGINT : SIGTERM);
+    for (int i = 0; i < 500 && !Gone(p); ++i) usleep(10000);
+    ASSERT_TRUE(Gone(p));
+  }
+
+  void StartServer(const gwmirror::v1::SandboxDatabase& db) {
+    std::vector<std::string> argv(db.argv().begin(), db.argv().end());
+    servers_.push_back(
+        std::make_unique<Child>(argv, std::map<std::string, std::string>{},
+                                Dir() + "/logs/restarted-server.log"));
+    absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (Sql(db, "SELECT 1").exit_code != 0 && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ASSERT_EQ(Sql(db, "SELECT 1").exit_code, 0);
+  }
+
+  std::vector<std::unique_ptr<Child>> servers_;
+};
+
+TEST_F(DatabaseTest, RowsAndEntriesReachTheStandbyServersAfterARestore) {
+  const auto& prod_maria = Db("mariadb", "production");
+  const auto& prod_pg = Db("postgresql", "production");
+  const auto& prod_ldap = Db("ldap", "production");
+  ASSERT_EQ(Sql(prod_maria,
+                "INSERT INTO metrics_data VALUES (1001, "
+                "'written-on-production', 42)")
+                .exit_code,
+            0);
+  ASSERT_EQ(Sql(prod_pg,
+                "INSERT INTO versions VALUES (1001, "
+                "'written-on-production', 42)")
+                .exit_code,
+            0);
+  testing::WriteFile(tmp_ / "alice.ldif",
+                     "dn: uid=alice,ou=people,dc=example,dc=com\n"
+                     "objectClass: inetOrgPerson\nuid: alice\ncn: Alice\n"
+                     "sn: Operator\n");
+  RunResult add = Ldap("ldapadd", prod_ldap, {"-f", tmp_ / "alice.ldif"});
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  auto cp = Checkpoint();
+  ASSERT_TRUE(cp.ok()) << cp.status();
+
+  // The standby's servers know nothing of it until the restore.
+  const auto& sb_maria = Db("mariadb", "standby");
+  const auto& sb_pg = Db("postgresql", "standby");
+  const auto& sb_ldap = Db("ldap", "standby");
+  RunResult r = Restore();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "metrics-mariadb (mariadb) restored"))
+      << r.out;
+  r = Sql(sb_maria, "SELECT name FROM metrics_data WHERE id = 1001");
+  EXPECT_TRUE(absl::StrContains(r.out, "written-on-production"))
+      << r.out << r.err;
+  r = Sql(sb_maria, "SELECT COUNT(*) FROM audit_log_points");
+  EXPECT_TRUE(absl::StrContains(r.out, "20")) << r.out << r.err;
+  r = Sql(sb_pg, "SELECT name FROM versions WHERE id = 1001");
+  EXPECT_TRUE(absl::StrContains(r.out, "written-on-production"))
+      << r.out << r.err;
+  r = Ldap("ldapsearch", sb_ldap,
+           {"-LLL", "-b", "dc=example,dc=com", "(uid=alice)", "cn"});
+  EXPECT_TRUE(absl::StrContains(r.out, "cn: Alice")) << r.out << r.err;
+
+  // A drill's restore goes into scratch databases and leaves the real ones.
+  r = Restore({"--scratch"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "restored into metrics_drill")) << r.out;
+  r = Sql(sb_maria,
+          "SELECT name FROM metrics_drill.metrics_data WHERE id = 1001");
+  EXPECT_TRUE(absl::StrContains(r.out, "written-on-production")) << r.err;
+  ASSERT_EQ(Restore({"--drop-scratch"}).exit_code, 0);
+  r = Sql(sb_maria, "SHOW DATABASES");
+  EXPECT_FALSE(absl::StrContains(r.out, "metrics_drill")) << r.out;
+  r = Sql(sb_pg, "SELECT datname FROM pg_database");
+  EXPECT_FALSE(absl::StrContains(r.out, "metrics_drill")) << r.out;
+}
+
+TEST_F(DatabaseTest, FailingDumpsFailTheCutKeepTheStandbyAndAreRetried) {
+  const auto& maria = Db("mariadb", "production");
+  const std::string dump = sb_.slots(0).standby().root() +
+                           "/var/lib/gwmirror/dumps/metrics-mariadb.sql";
+  const std::string before = testing::ReadFile(dump);
+  ASSERT_FALSE(before.empty());
+  const uint64_t applied = Status().slots(0).replica().applied_checkpoint();
+  ASSERT_EQ(Sql(maria, "INSERT INTO metrics_data VALUES (2001, 'later', 1)")
+                .exit_code,
+            0);
+
+  // Server down.
+  StopServer(maria);
+  auto cp = Checkpoint();
+  ASSERT_FALSE(cp.ok());
+  EXPECT_TRUE(absl::StrContains(
+      cp.status().message(), "dump job \"metrics-mariadb\" (mariadb) failed"))
+      << cp.status();
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.last_attempt().state(), "aborted");
+  EXPECT_TRUE(absl::StrContains(s.last_attempt().reason(), "metrics-mariadb"))
+      << s.last_attempt().reason();
+  EXPECT_EQ(s.slots(0).replica().applied_checkpoint(), applied);
+  EXPECT_EQ(testing::ReadFile(dump), before);
+  StartServer(maria);
+  cp = Checkpoint();
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  EXPECT_TRUE(absl::StrContains(testing::ReadFile(dump), "'later'"));
+
+  // Wrong credentials.
+  std::string good = testing::ReadFile(maria.password_file());
+  testing::WriteFile(maria.password_file(), "not-the-password\n", 0600);
+  cp = Checkpoint();
+  ASSERT_FALSE(cp.ok());
+  EXPECT_TRUE(absl::StrContains(cp.status().message(), "Access denied"))
+      << cp.status();
+  testing::WriteFile(maria.password_file(), good, 0600);
+  ASSERT_TRUE(Checkpoint().ok());
+
+  // A job that overruns its timeout.
+  const gwmirror::v1::SandboxProcess& prod = sb_.slots(0).production();
+  gwmirror::v1::NodeConfig nc;
+  ASSERT_TRUE(
+      ParseJson(testing::ReadFile(prod.config()), prod.config(), &nc).ok());
+  auto* slow = nc.add_databases();
+  slow->set_name("slow");
+  slow->set_kind("command");
+  slow->set_file("var/lib/gwmirror/dumps/slow.out");
+  slow->add_dump_command("sleep");
+  slow->add_dump_command("10");
+  slow->set_timeout_ms(300);
+  testing::WriteFile(prod.config(), ToJson(nc), 0600);
+  Kill(prod);
+  Restart(prod);
+  WaitHealthy();
+  cp = Checkpoint();
+  ASSERT_FALSE(cp.ok());
+  EXPECT_TRUE(absl::StrContains(
+      cp.status().message(), "dump job \"slow\" (command) failed: timed out"))
+      << cp.status();
+  EXPECT_EQ(testing::ReadFile(dump),
+            testing::ReadFile(sb_.slots(0).production().root() +
+                              "/var/lib/gwmirror/dumps/metrics-mariadb.sql"));
+}
+
+// Every /proc/*/cmdline, as text.
+std::vector<std::string> CommandLines() {
+  std::vector<std::string> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream f(absl::StrCat("/proc/", e->d_name, "/cmdline"));
+    std::string s((std::istreambuf_iterator<char>(f)),
+                  std::istreambuf_iterator<char>());
+    absl::StrReplaceAll({{std::string(1, '\0'), " "}}, &s);
+    out.push_back(s);
+  }
+  closedir(d);
+  return out;
+}
+
+TEST_F(DatabaseTest, NoPasswordInPsLogsStatusOrErrors) {
+  std::set<std::string> secrets;
+  for (const auto& d : sb_.slots(0).databases()) {
+    std::string p = testing::ReadFile(d.password_file());
+    while (!p.empty() && p.back() == '\n') p.pop_back();
+    ASSERT_GE(p.size(), 8u);
+    secrets.insert(p);
+  }
+  const auto& maria = Db("mariadb", "production");
+  // A wrong password is a secret too: it must not leak in the error.
+  const std::string wrong = "wrong-pass-7f3a9c";
+  secrets.insert(wrong);
+  std::atomic<bool> stop{false};
+  std::set<std::string> seen;
+  std::mutex mu;
+  size_t samples = 0;
+  std::thread sampler([&] {
+    while (!stop) {
+      for (const std::string& line : CommandLines()) {
+        for (const std::string& s : secrets) {
+          if (absl::StrContains(line, s)) {
+            std::lock_guard<std::mutex> l(mu);
+            seen.insert(line);
+          }
+        }
+      }
+      ++samples;
+      usleep(2000);
+    }
+  });
+  std::string errors;
+  ASSERT_TRUE(Checkpoint().ok());
+  RunResult r = Restore();
+  errors += r.out + r.err;
+  std::string good = testing::ReadFile(maria.password_file());
+  testing::WriteFile(maria.password_file(), wrong + "\n", 0600);
+  auto cp = Checkpoint();
+  ASSERT_FALSE(cp.ok());
+  errors += std::string(cp.status().message());
+  testing::WriteFile(maria.password_file(), good, 0600);
+  stop = true;
+  sampler.join();
+  EXPECT_GT(samples, 10u);
+  EXPECT_TRUE(seen.empty()) << *seen.begin();
+  RunResult st = Cli({"status", "--json"});
+  std::string logs;
+  for (const std::string& name :
+       {"coordinator", "gw1-production", "gw1-standby"}) {
+    logs += testing::ReadFile(Dir() + "/logs/" + name + ".log");
+  }
+  for (const std::string& s : secrets) {
+    EXPECT_FALSE(absl::StrContains(st.out, s)) << "status shows a password";
+    EXPECT_FALSE(absl::StrContains(logs, s)) << "a log shows a password";
+    EXPECT_FALSE(absl::StrContains(errors, s)) << "an error shows a password";
+  }
+  // The credentials files live only while a tool runs.
+  auto run_dir = ListDir(sb_.slots(0).production().config().substr(
+                             0, sb_.slots(0).production().config().rfind('/')) +
+                         "/production-state/run");
+  if (run_dir.ok()) EXPECT_TRUE(run_dir->empty());
+}
+
+}  // namespace
+}  // namespace gwmirror

@@ -1,0 +1,196 @@
+// The fixture of the end-to-end tests that run a whole sandbox
+// (`gwmirror sandbox up`: a real coordinator and real nodes on loopback with
+// mutual TLS) and drive it with the CLI.
+#ifndef GWMIRROR_TESTS_E2E_SANDBOX_FIXTURE_H_
+#define GWMIRROR_TESTS_E2E_SANDBOX_FIXTURE_H_
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/config.h"
+#include "common/fd.h"
+#include "gtest/gtest.h"
+#include "gwmirror/v1/config.pb.h"
+#include "gwmirror/v1/coordinator.pb.h"
+#include "node/sample/generator.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+
+inline constexpr char kPrefix[] = "opt/Axway-7.7";
+
+// Whether `pid` is gone (or a zombie nobody reaps yet).
+inline bool Gone(int pid) {
+  auto stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return true;
+  size_t close = stat->rfind(')');
+  return close == std::string::npos || stat->substr(close + 2, 1) == "Z";
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  using Child = testing::Child;
+  using RunResult = testing::RunResult;
+  static std::string Bin(const std::string& name) { return testing::Bin(name); }
+
+ protected:
+  // `follow`: cut on every change (continuous mirroring); otherwise only
+  // the test cuts, so it knows every checkpoint id.
+  void Up(int slots, bool follow = false, const std::string& size = "small",
+          bool databases = false) {
+    std::vector<std::string> argv = {
+        Bin("gwmirror"), "sandbox",           "up",     "--dir", Dir(),
+        "--slots",       absl::StrCat(slots), "--size", size};
+    if (!follow) argv.push_back("--manual");
+    if (databases) argv.push_back("--databases");
+    RunResult r = testing::Run(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto json = ReadFileToString(Dir() + "/sandbox.json");
+    ASSERT_TRUE(json.ok());
+    ASSERT_TRUE(ParseJson(*json, "sandbox.json", &sb_).ok());
+    ASSERT_EQ(sb_.slots_size(), slots);
+    for (auto& root : SampleRoots(kPrefix)) roots_.push_back(root);
+  }
+
+  void TearDown() override {
+    children_.clear();
+    if (!sb_.cli_config().empty()) {
+      testing::Run({Bin("gwmirror"), "sandbox", "down", "--dir", Dir()});
+    }
+  }
+
+  std::string Dir() const { return tmp_ / "sb"; }
+  std::string Prod(int i) const { return sb_.slots(i - 1).production().root(); }
+  std::string Standby(int i) const { return sb_.slots(i - 1).standby().root(); }
+  std::string Gw(const std::string& root, const std::string& rel) const {
+    return absl::StrCat(root, "/", kPrefix, "/apigateway/", rel);
+  }
+  Manifest Tree(const std::string& root) {
+    return testing::Snapshot(root, roots_);
+  }
+
+  RunResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), Bin("gwmirror"));
+    args.push_back("--config");
+    args.push_back(sb_.cli_config());
+    return testing::Run(args);
+  }
+
+  absl::StatusOr<gwmirror::v1::ClusterStatus> TryStatus() {
+    gwmirror::v1::ClusterStatus s;
+    RunResult r = Cli({"status", "--json"});
+    if (r.exit_code != 0) return absl::UnavailableError(r.err);
+    absl::Status st = ParseJson(r.out, "status", &s);
+    if (!st.ok()) return st;
+    return s;
+  }
+
+  gwmirror::v1::ClusterStatus Status() {
+    auto s = TryStatus();
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : gwmirror::v1::ClusterStatus();
+  }
+
+  // checkpoint create --wait: the id, or the CLI's one-line reason.
+  absl::StatusOr<uint64_t> Checkpoint() {
+    RunResult r = Cli({"checkpoint", "create", "--wait", "--json"});
+    if (r.exit_code != 0) return absl::AbortedError(r.err);
+    gwmirror::v1::CheckpointInfo info;
+    absl::Status st = ParseJson(r.out, "checkpoint", &info);
+    if (!st.ok()) return st;
+    EXPECT_EQ(info.state(), "applied");
+    return info.id();
+  }
+
+  std::vector<gwmirror::v1::CheckpointInfo> Committed() {
+    gwmirror::v1::CheckpointList list;
+    RunResult r = Cli({"checkpoints", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(ParseJson(r.out, "checkpoints", &list).ok()) << r.out;
+    return {list.checkpoints().begin(), list.checkpoints().end()};
+  }
+
+  // Polls status until `pred` holds (20 s at most).
+  template <typename Pred>
+  gwmirror::v1::ClusterStatus WaitFor(Pred pred, const std::string& what) {
+    absl::Time give_up = absl::Now() + absl::Seconds(20);
+    gwmirror::v1::ClusterStatus s;
+    while (absl::Now() < give_up) {
+      auto got = TryStatus();  // The coordinator may be starting.
+      if (got.ok()) {
+        s = *got;
+        if (pred(s)) return s;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ADD_FAILURE() << "timed out waiting for " << what << "; last status:\n"
+                  << ToJson(s);
+    return s;
+  }
+
+  static bool AllHealthy(const gwmirror::v1::ClusterStatus& s) {
+    for (const auto& slot : s.slots()) {
+      if (!slot.source().healthy() || !slot.replica().healthy()) return false;
+    }
+    return s.slots_size() > 0;
+  }
+
+  void WaitHealthy() {
+    WaitFor([](const auto& s) { return AllHealthy(s); }, "every node healthy");
+  }
+
+  static bool Mentions(const gwmirror::v1::ClusterStatus& s,
+                       const std::string& needle) {
+    for (const auto& d : s.differences()) {
+      if (absl::StrContains(d, needle)) return true;
+    }
+    return false;
+  }
+
+  void Kill(const gwmirror::v1::SandboxProcess& p) {
+    kill(p.pid(), SIGKILL);
+    for (int i = 0; i < 500 && !Gone(p.pid()); ++i) usleep(10000);
+    ASSERT_TRUE(Gone(p.pid()));
+  }
+
+  // Starts `p` again (same argv, so the same config and port), logging
+  // beside the sandbox's own logs, and waits until it listens.
+  Child* Restart(const gwmirror::v1::SandboxProcess& p,
+                 const std::map<std::string, std::string>& env = {}) {
+    const std::string& c = p.config();
+    std::string port_file = absl::EndsWith(c, "/config.json")
+                                ? c.substr(0, c.rfind('/')) + "/port"
+                                : c.substr(0, c.size() - 5) + ".port";
+    unlink(port_file.c_str());
+    std::vector<std::string> argv(p.argv().begin(), p.argv().end());
+    children_.push_back(std::make_unique<Child>(argv, env, p.log()));
+    EXPECT_GT(testing::WaitForPort(port_file), 0)
+        << "did not restart: " << p.log();
+    return children_.back().get();
+  }
+
+  gwmirror::v1::TlsConfig Tls(const std::string& name) const {
+    gwmirror::v1::TlsConfig t;
+    t.set_ca_file(Dir() + "/pki/ca/ca.pem");
+    t.set_cert_file(Dir() + "/pki/certs/" + name + ".pem");
+    t.set_key_file(Dir() + "/pki/certs/" + name + ".key");
+    return t;
+  }
+
+  testing::TempDir tmp_;
+  gwmirror::v1::SandboxFile sb_;
+  std::vector<gwmirror::v1::RootConfig> roots_;
+  std::vector<std::unique_ptr<Child>> children_;
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_TESTS_E2E_SANDBOX_FIXTURE_H_
