@@ -28,12 +28,19 @@ constexpr char kSuffix[] = "dc=example,dc=com";
 constexpr char kAdmin[] = "cn=admin,dc=example,dc=com";
 
 // The gateway's metrics schema (GATEWAY-LAYOUT.md), portable SQL.
-constexpr const char* kTables[] = {
-    "process_groups",      "processes",      "metric_types",
-    "metric_groups",       "metric_group_types", "metrics_data",
-    "metrics_alerts",      "audit_log_points",   "audit_log_sign",
-    "audit_message_payload", "transaction_data", "time_window_types",
-    "versions"};
+constexpr const char* kTables[] = {"process_groups",
+                                   "processes",
+                                   "metric_types",
+                                   "metric_groups",
+                                   "metric_group_types",
+                                   "metrics_data",
+                                   "metrics_alerts",
+                                   "audit_log_points",
+                                   "audit_log_sign",
+                                   "audit_message_payload",
+                                   "transaction_data",
+                                   "time_window_types",
+                                   "versions"};
 
 std::string SeedSql() {
   std::string sql;
@@ -42,8 +49,8 @@ std::string SeedSql() {
                     " (id INTEGER PRIMARY KEY, name VARCHAR(100), value "
                     "BIGINT);\n");
     for (int i = 1; i <= 20; ++i) {
-      absl::StrAppend(&sql, "INSERT INTO ", t, " VALUES (", i, ", '", t, "-",
-                      i, "', ", i * 1000, ");\n");
+      absl::StrAppend(&sql, "INSERT INTO ", t, " VALUES (", i, ", '", t, "-", i,
+                      "', ", i * 1000, ");\n");
     }
   }
   return sql;
@@ -66,9 +73,10 @@ absl::StatusOr<std::string> Which(const std::string& name) {
     std::string p = absl::StrCat(d, "/", name);
     if (!d.empty() && access(p.c_str(), X_OK) == 0) return p;
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      name, " is not installed (scripts/setup.sh installs the database "
-            "servers)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(name,
+                   " is not installed (scripts/setup.sh installs the database "
+                   "servers)"));
 }
 
 absl::Status MustRun(ProcessSpec spec, const std::string& what) {
@@ -146,8 +154,11 @@ absl::Status StartMariaDb(const std::string& dir, const std::string& site,
   ASSIGN_OR_RETURN(std::string server, Which("mariadbd"));
   ASSIGN_OR_RETURN(std::string client, Which("mariadb"));
   ProcessSpec init;
-  init.argv = {install, "--no-defaults", "--datadir=" + dir + "/data",
-               "--user=root", "--auth-root-authentication-method=normal",
+  init.argv = {install,
+               "--no-defaults",
+               "--datadir=" + dir + "/data",
+               "--user=root",
+               "--auth-root-authentication-method=normal",
                "--skip-test-db"};
   RETURN_IF_ERROR(MustRun(init, "mariadb-install-db"));
   SandboxDatabase db;
@@ -162,8 +173,8 @@ absl::Status StartMariaDb(const std::string& dir, const std::string& site,
         "--log-error=" + dir + "/error.log"}) {
     db.add_argv(a);
   }
-  RETURN_IF_ERROR(Detach({db.argv().begin(), db.argv().end()},
-                         dir + "/server.log"));
+  RETURN_IF_ERROR(
+      Detach({db.argv().begin(), db.argv().end()}, dir + "/server.log"));
   started->push_back(db);
   std::string password = RandomPassword();
   db.set_password_file(dir + "/password");
@@ -188,11 +199,11 @@ absl::Status StartMariaDb(const std::string& dir, const std::string& site,
   absl::Status st = MustRun(run, "mariadb setup");
   unlink((dir + "/setup.sql").c_str());
   RETURN_IF_ERROR(st);
-  RETURN_IF_ERROR(WriteFileAtomic(
-      dir + "/client.cnf",
-      absl::StrCat("[client]\nuser=gwmirror\npassword=\"", password,
-                   "\"\nsocket=", dir, "/sock\n"),
-      0600));
+  RETURN_IF_ERROR(
+      WriteFileAtomic(dir + "/client.cnf",
+                      absl::StrCat("[client]\nuser=gwmirror\npassword=\"",
+                                   password, "\"\nsocket=", dir, "/sock\n"),
+                      0600));
   for (const std::string& a :
        {client, "--defaults-extra-file=" + dir + "/client.cnf",
         std::string("metrics")}) {
@@ -247,9 +258,17 @@ absl::Status StartPostgres(const std::string& dir, const std::string& site,
     return ErrnoStatus(errno, "chown " + initpw);
   }
   ProcessSpec init;
-  init.argv = {runuser, "-u", "postgres", "--", initdb, "-D",
-               data_dir + "/data", "-U", "gwmirror",
-               "--auth=scram-sha-256", "--pwfile=" + initpw};
+  init.argv = {runuser,
+               "-u",
+               "postgres",
+               "--",
+               initdb,
+               "-D",
+               data_dir + "/data",
+               "-U",
+               "gwmirror",
+               "--auth=scram-sha-256",
+               "--pwfile=" + initpw};
   absl::Status st = MustRun(init, "initdb");
   unlink(initpw.c_str());
   RETURN_IF_ERROR(st);
@@ -259,15 +278,19 @@ absl::Status StartPostgres(const std::string& dir, const std::string& site,
         data_dir, std::string("-c"), std::string("listen_addresses=")}) {
     db.add_argv(a);
   }
-  RETURN_IF_ERROR(Detach({db.argv().begin(), db.argv().end()},
-                         dir + "/server.log"));
+  RETURN_IF_ERROR(
+      Detach({db.argv().begin(), db.argv().end()}, dir + "/server.log"));
   db.set_password_file(dir + "/password");
   RETURN_IF_ERROR(WriteFileAtomic(db.password_file(), password + "\n", 0600));
   RETURN_IF_ERROR(WriteFileAtomic(
       dir + "/pgpass", absl::StrCat("*:*:*:*:", password, "\n"), 0600));
   ProcessSpec ready;
-  ready.argv = {psql, "--host=" + data_dir, "--username=gwmirror",
-                "--dbname=postgres", "--no-password", "--quiet",
+  ready.argv = {psql,
+                "--host=" + data_dir,
+                "--username=gwmirror",
+                "--dbname=postgres",
+                "--no-password",
+                "--quiet",
                 "--command=SELECT 1"};
   ready.env = {{"PGPASSFILE", dir + "/pgpass"}};
   RETURN_IF_ERROR(WaitFor(ready, "postgresql start"));
@@ -277,8 +300,12 @@ absl::Status StartPostgres(const std::string& dir, const std::string& site,
   if (seed) {
     RETURN_IF_ERROR(WriteFileAtomic(dir + "/seed.sql", SeedSql(), 0600));
     ProcessSpec load = ready;
-    load.argv = {psql, "--host=" + data_dir, "--username=gwmirror",
-                 "--dbname=metrics", "--no-password", "--quiet",
+    load.argv = {psql,
+                 "--host=" + data_dir,
+                 "--username=gwmirror",
+                 "--dbname=metrics",
+                 "--no-password",
+                 "--quiet",
                  "--set=ON_ERROR_STOP=1"};
     load.stdin_path = dir + "/seed.sql";
     RETURN_IF_ERROR(MustRun(load, "seed postgresql"));
@@ -330,8 +357,8 @@ absl::Status StartSlapd(const std::string& dir, const std::string& site,
       "\nolcDbDirectory: ", dir, "/db\nolcDbMaxSize: 104857600\n");
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/config.ldif", config, 0600));
   ProcessSpec load;
-  load.argv = {slapadd, "-n0", "-F", dir + "/slapd.d", "-l",
-               dir + "/config.ldif"};
+  load.argv = {slapadd,          "-n0", "-F",
+               dir + "/slapd.d", "-l",  dir + "/config.ldif"};
   absl::Status st = MustRun(load, "slapadd cn=config");
   unlink((dir + "/config.ldif").c_str());
   RETURN_IF_ERROR(st);

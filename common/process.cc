@@ -30,11 +30,12 @@ constexpr size_t kStderrKeep = 4096;
   CloseFdsFrom(3);
   for (const auto& [k, v] : spec.env) setenv(k.c_str(), v.c_str(), 1);
   std::vector<char*> argv;
-  for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : spec.argv)
+    argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   execvp(argv[0], argv.data());
-  std::string msg = absl::StrCat("cannot run ", spec.argv[0], ": ",
-                                 strerror(errno), "\n");
+  std::string msg =
+      absl::StrCat("cannot run ", spec.argv[0], ": ", strerror(errno), "\n");
   (void)!write(2, msg.data(), msg.size());
   _exit(127);
 }
@@ -45,9 +46,9 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
   if (spec.argv.empty() || spec.argv[0].empty()) {
     return absl::InvalidArgumentError("no command to run");
   }
-  UniqueFd in(open(spec.stdin_path.empty() ? "/dev/null"
-                                           : spec.stdin_path.c_str(),
-                   O_RDONLY | O_CLOEXEC));
+  UniqueFd in(
+      open(spec.stdin_path.empty() ? "/dev/null" : spec.stdin_path.c_str(),
+           O_RDONLY | O_CLOEXEC));
   if (!in.valid()) {
     return ErrnoStatus(errno, absl::StrCat("open ", spec.stdin_path));
   }

@@ -25,8 +25,8 @@ struct ProcessSpec {
 };
 
 struct ProcessResult {
-  int exit_code = -1;     // -1 when killed by a signal.
-  int signal = 0;         // The signal that ended it (0: none).
+  int exit_code = -1;  // -1 when killed by a signal.
+  int signal = 0;      // The signal that ended it (0: none).
   bool timed_out = false;
   std::string stderr_tail;
   absl::Duration elapsed;

@@ -104,10 +104,9 @@ absl::StatusOr<std::optional<SecretFile>> Credentials(
   std::string content;
   if (job.kind() == "mariadb") {
     // Always present: it must be the first option of every client call.
-    content = password.empty()
-                  ? "[client]\n"
-                  : absl::StrCat("[client]\npassword=\"",
-                                 Quoted(password, "\"\\"), "\"\n");
+    content = password.empty() ? "[client]\n"
+                               : absl::StrCat("[client]\npassword=\"",
+                                              Quoted(password, "\"\\"), "\"\n");
   } else if (job.kind() == "postgresql" && !password.empty()) {
     content = absl::StrCat("*:*:*:*:", Quoted(password, ":\\"), "\n");
   } else if (job.kind() == "command" && !password.empty()) {
@@ -209,9 +208,10 @@ absl::Status Run(ProcessSpec spec, const DatabaseJob& job,
             password));
 }
 
-absl::Status RunHook(const google::protobuf::RepeatedPtrField<std::string>& argv,
-                     const DatabaseJob& job, const std::string& password,
-                     const std::string& what) {
+absl::Status RunHook(
+    const google::protobuf::RepeatedPtrField<std::string>& argv,
+    const DatabaseJob& job, const std::string& password,
+    const std::string& what) {
   if (argv.empty()) return absl::OkStatus();
   ProcessSpec spec;
   spec.argv.assign(argv.begin(), argv.end());
@@ -236,8 +236,8 @@ absl::Status ValidateDatabaseJobs(const gwmirror::v1::NodeConfig& config) {
     if (!names.insert(job.name()).second) return bad("name used twice");
     const std::string& k = job.kind();
     if (k != "mariadb" && k != "postgresql" && k != "ldap" && k != "command") {
-      return bad(absl::StrCat("kind \"", k,
-                              "\" is not mariadb, postgresql, ldap or command"));
+      return bad(absl::StrCat(
+          "kind \"", k, "\" is not mariadb, postgresql, ldap or command"));
     }
     if (absl::Status st = ValidateRelativePath(job.file()); !st.ok()) {
       return bad(absl::StrCat("file: ", st.message()));
@@ -332,7 +332,8 @@ absl::Status DatabaseJobs::Dump(const DatabaseJob& job) {
                  job.ldap_suffix()};
   } else {
     spec.argv.assign(job.dump_command().begin(), job.dump_command().end());
-    if (cred) spec.env.emplace_back("GWMIRROR_DUMP_PASSWORD_FILE", cred->path());
+    if (cred)
+      spec.env.emplace_back("GWMIRROR_DUMP_PASSWORD_FILE", cred->path());
   }
   absl::Status st = Run(spec, job, password, "dump");
   if (!st.ok()) {
@@ -397,8 +398,8 @@ absl::Status DatabaseJobs::RestoreOne(const DatabaseJob& job, bool scratch,
     const std::string tool = Tool({"mariadb", "mysql"});
     ProcessSpec reset;
     reset.argv = MariaDbClient(tool, job, *cred);
-    reset.argv.push_back(absl::StrCat("--execute=DROP DATABASE IF EXISTS `",
-                                      db, "`; CREATE DATABASE `", db, "`"));
+    reset.argv.push_back(absl::StrCat("--execute=DROP DATABASE IF EXISTS `", db,
+                                      "`; CREATE DATABASE `", db, "`"));
     RETURN_IF_ERROR(Run(reset, job, password, "restore"));
     ProcessSpec load;
     load.argv = MariaDbClient(tool, job, *cred);
@@ -430,8 +431,9 @@ absl::Status DatabaseJobs::RestoreOne(const DatabaseJob& job, bool scratch,
   } else if (k == "ldap") {
     target = job.ldap_suffix();
     ProcessSpec load;
-    load.argv = {"slapadd", "-F", job.ldap_config_dir(), "-b",
-                 job.ldap_suffix(), "-l", dump};
+    load.argv = {
+        "slapadd", "-F", job.ldap_config_dir(), "-b", job.ldap_suffix(),
+        "-l",      dump};
     if (scratch) {
       load.argv.push_back("-u");  // Dry run: parse and check, write nothing.
       RETURN_IF_ERROR(Run(load, job, password, "restore"));
@@ -476,15 +478,16 @@ absl::Status DatabaseJobs::RestoreOne(const DatabaseJob& job, bool scratch,
     load.stdin_path = dump;
     load.env.emplace_back("GWMIRROR_RESTORE_DATABASE", db);
     load.env.emplace_back("GWMIRROR_RESTORE_SCRATCH", scratch ? "1" : "0");
-    if (cred) load.env.emplace_back("GWMIRROR_DUMP_PASSWORD_FILE", cred->path());
+    if (cred)
+      load.env.emplace_back("GWMIRROR_DUMP_PASSWORD_FILE", cred->path());
     RETURN_IF_ERROR(Run(load, job, password, "restore"));
   }
   if (report != nullptr) {
     report->push_back(absl::StrCat(
         job.name(), " (", k, ") restored into ", target.empty() ? "-" : target,
         scratch && k == "ldap" ? " (dry run)" : "", " in ",
-        absl::FormatDuration(absl::Trunc(absl::Now() - start,
-                                         absl::Milliseconds(1)))));
+        absl::FormatDuration(
+            absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))));
   }
   Logf(LogLevel::kInfo, "databases", "slot=%s job=%s restored into %s",
        config_.slot(), job.name(), target);
