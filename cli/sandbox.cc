@@ -192,6 +192,11 @@ absl::Status DoUp(const Args& a,
   cc.set_heartbeat_timeout_ms(3000);
   // Continuous mirroring unless the caller wants to cut by hand (tests).
   cc.set_follow_changes(!a.Has("manual"));
+  // Database changes set off no cut of their own: a cut a minute bounds
+  // their RPO.
+  if (a.Has("databases") && !a.Has("manual")) {
+    cc.set_checkpoint_interval_ms(60'000);
+  }
   cc.set_metrics_listen("127.0.0.1:0");
   cc.set_metrics_port_file(dir + "/coordinator/metrics.port");
   for (uint64_t i = 1; i <= slots; ++i) {
@@ -239,10 +244,10 @@ absl::Status DoUp(const Args& a,
   std::map<std::string, SiteDatabases> databases;
   if (a.Has("databases")) {
     for (const char* site : {"production", "standby"}) {
-      ASSIGN_OR_RETURN(databases[site],
-                       StartSiteDatabases(dir, site,
-                                          std::string(site) == "production",
-                                          servers));
+      ASSIGN_OR_RETURN(
+          databases[site],
+          StartSiteDatabases(dir, site, std::string(site) == "production",
+                             servers));
     }
   }
   auto roots = SampleRoots(kPrefix);

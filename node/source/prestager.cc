@@ -135,15 +135,16 @@ bool Prestager::Round(const std::string& address, const std::string& identity) {
     return false;
   }
   last_error_.clear();
-  if (r.stopped) return false;
-  watcher_->Prestaged(start, r.pending_files, r.pending_bytes);
   if (r.files_sent > 0) {
     Logf(LogLevel::kInfo, "source",
-         "slot=%s pre-staged %d files (%d bytes, %d on the wire); %d files "
+         "slot=%s pre-staged %d files (%d bytes, %d on the wire)%s; %d files "
          "await the cut",
          config_.slot(), r.files_sent, r.bytes_sent, r.wire_bytes,
-         r.pending_files);
+         r.stopped ? ", stopped for a cut" : "", r.pending_files);
   }
+  // Stopped early: what was sent counts, but not everything is staged.
+  if (r.stopped) return false;
+  watcher_->Prestaged(start, r.pending_files, r.pending_bytes);
   return true;
 }
 
