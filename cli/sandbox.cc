@@ -41,33 +41,6 @@ std::string BinDir() {
   return exe.substr(0, exe.rfind('/'));
 }
 
-// Starts argv detached (own session, stdin from /dev/null, output to
-// `log`); returns its pid.
-absl::StatusOr<int> Spawn(const std::vector<std::string>& argv,
-                          const std::string& log) {
-  pid_t pid = fork();
-  if (pid < 0) return ErrnoStatus(errno, "fork");
-  if (pid == 0) {
-    setsid();
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (in >= 0) dup2(in, 0);
-    if (out >= 0) {
-      dup2(out, 1);
-      dup2(out, 2);
-    }
-    // Nothing else of ours (a caller's pipe, above all) may stay open in a
-    // daemon.
-    CloseFdsFrom(3);
-    std::vector<char*> args;
-    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
                                 const std::string& log) {
   absl::Time give_up = absl::Now() + absl::Seconds(30);
@@ -95,7 +68,7 @@ gwmirror::v1::SandboxProcess Start(
   p.set_config(config);
   p.set_log(log);
   for (const auto& a : argv) p.add_argv(a);
-  auto pid = Spawn(argv, log);
+  auto pid = SpawnDetached(argv, log);
   if (!pid.ok()) {
     *st = pid.status();
   } else {

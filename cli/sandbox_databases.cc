@@ -124,26 +124,22 @@ absl::StatusOr<int> FreePort() {
   return ntohs(sa.sin_port);
 }
 
-// Starts argv detached (own session), output to `log`.
-absl::Status Detach(const std::vector<std::string>& argv,
-                    const std::string& log) {
-  pid_t pid = fork();
-  if (pid < 0) return ErrnoStatus(errno, "fork");
-  if (pid == 0) {
-    setsid();
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(out, 2);
-    CloseFdsFrom(3);
-    std::vector<char*> args;
-    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return absl::OkStatus();
+// Records a started SQL server of `db.kind()` and the job that dumps (or
+// restores) its metrics database through `socket`.
+void Finish(const SandboxDatabase& db, const std::string& socket,
+            SiteDatabases* out, std::vector<SandboxDatabase>* started) {
+  DatabaseJob job;
+  job.set_name("metrics-" + db.kind());
+  job.set_kind(db.kind());
+  job.set_file(absl::StrCat(kDumpRoot, "/metrics-", db.kind(), ".sql"));
+  job.set_socket(socket);
+  job.set_user("gwmirror");
+  job.set_database("metrics");
+  job.set_password_file(db.password_file());
+  job.set_timeout_ms(60'000);
+  out->jobs.push_back(job);
+  started->back() = db;
+  out->servers.push_back(db);
 }
 
 absl::Status StartMariaDb(const std::string& dir, const std::string& site,
@@ -174,7 +170,8 @@ absl::Status StartMariaDb(const std::string& dir, const std::string& site,
     db.add_argv(a);
   }
   RETURN_IF_ERROR(
-      Detach({db.argv().begin(), db.argv().end()}, dir + "/server.log"));
+      SpawnDetached({db.argv().begin(), db.argv().end()}, dir + "/server.log")
+          .status());
   started->push_back(db);
   std::string password = RandomPassword();
   db.set_password_file(dir + "/password");
@@ -209,18 +206,7 @@ absl::Status StartMariaDb(const std::string& dir, const std::string& site,
         std::string("metrics")}) {
     db.add_client(a);
   }
-  DatabaseJob job;
-  job.set_name("metrics-mariadb");
-  job.set_kind("mariadb");
-  job.set_file(absl::StrCat(kDumpRoot, "/metrics-mariadb.sql"));
-  job.set_socket(dir + "/sock");
-  job.set_user("gwmirror");
-  job.set_database("metrics");
-  job.set_password_file(db.password_file());
-  job.set_timeout_ms(60'000);
-  out->jobs.push_back(job);
-  started->back() = db;
-  out->servers.push_back(db);
+  Finish(db, dir + "/sock", out, started);
   return absl::OkStatus();
 }
 
@@ -279,7 +265,8 @@ absl::Status StartPostgres(const std::string& dir, const std::string& site,
     db.add_argv(a);
   }
   RETURN_IF_ERROR(
-      Detach({db.argv().begin(), db.argv().end()}, dir + "/server.log"));
+      SpawnDetached({db.argv().begin(), db.argv().end()}, dir + "/server.log")
+          .status());
   db.set_password_file(dir + "/password");
   RETURN_IF_ERROR(WriteFileAtomic(db.password_file(), password + "\n", 0600));
   RETURN_IF_ERROR(WriteFileAtomic(
@@ -316,18 +303,7 @@ absl::Status StartPostgres(const std::string& dir, const std::string& site,
         std::string("--dbname=metrics"), std::string("--no-password")}) {
     db.add_client(a);
   }
-  DatabaseJob job;
-  job.set_name("metrics-postgresql");
-  job.set_kind("postgresql");
-  job.set_file(absl::StrCat(kDumpRoot, "/metrics-postgresql.sql"));
-  job.set_socket(data_dir);
-  job.set_user("gwmirror");
-  job.set_database("metrics");
-  job.set_password_file(db.password_file());
-  job.set_timeout_ms(60'000);
-  out->jobs.push_back(job);
-  started->back() = db;
-  out->servers.push_back(db);
+  Finish(db, data_dir, out, started);
   return absl::OkStatus();
 }
 
@@ -372,8 +348,10 @@ absl::Status StartSlapd(const std::string& dir, const std::string& site,
        {slapd, std::string("-F"), dir + "/slapd.d", std::string("-h"), url}) {
     db.add_argv(a);
   }
-  RETURN_IF_ERROR(Detach({slapd, "-d", "0", "-F", dir + "/slapd.d", "-h", url},
-                         dir + "/server.log"));
+  RETURN_IF_ERROR(
+      SpawnDetached({slapd, "-d", "0", "-F", dir + "/slapd.d", "-h", url},
+                    dir + "/server.log")
+          .status());
   started->push_back(db);
   db.set_password_file(dir + "/password");
   // ldap -y reads the whole file: no newline.
@@ -443,6 +421,31 @@ absl::StatusOr<SiteDatabases> StartSiteDatabases(
       StartPostgres(base + "/postgresql", site, seed, &out, started));
   RETURN_IF_ERROR(StartSlapd(base + "/ldap", site, seed, &out, started));
   return out;
+}
+
+absl::StatusOr<int> SpawnDetached(const std::vector<std::string>& argv,
+                                  const std::string& log) {
+  pid_t pid = fork();
+  if (pid < 0) return ErrnoStatus(errno, "fork");
+  if (pid == 0) {
+    setsid();
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in >= 0) dup2(in, 0);
+    if (out >= 0) {
+      dup2(out, 1);
+      dup2(out, 2);
+    }
+    // Nothing else of ours (a caller's pipe, above all) may stay open in a
+    // daemon.
+    CloseFdsFrom(3);
+    std::vector<char*> args;
+    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
 }
 
 void StopDatabase(const SandboxDatabase& db) {

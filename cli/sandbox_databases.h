@@ -29,6 +29,12 @@ absl::StatusOr<SiteDatabases> StartSiteDatabases(
     const std::string& dir, const std::string& site, bool seed,
     std::vector<gwmirror::v1::SandboxDatabase>* started);
 
+// Starts argv[0] (an absolute path) detached: its own session, stdin from
+// /dev/null, stdout and stderr appended to `log`, no other descriptor of
+// ours. Returns its pid.
+absl::StatusOr<int> SpawnDetached(const std::vector<std::string>& argv,
+                                  const std::string& log);
+
 // Stops a server (by its pid file) and removes its data directory.
 void StopDatabase(const gwmirror::v1::SandboxDatabase& db);
 

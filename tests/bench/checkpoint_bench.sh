@@ -17,18 +17,8 @@ while [ $# -gt 0 ]; do
     *) echo "checkpoint_bench: unknown option $1" >&2; exit 2;;
   esac
 done
-top=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${GWMIRROR_BIN_DIR:-$top/build}
-[ -x "$bin/gwmirror-coordinator" ] || { echo "checkpoint_bench: build first (scripts/test.sh)" >&2; exit 1; }
-command -v rsync >/dev/null || { echo "checkpoint_bench: rsync is not installed" >&2; exit 1; }
-W=$(mktemp -d /tmp/gwmirror-cpbench.XXXXXX)
-G="$bin/gwmirror"
-cleanup() {
-  "$G" sandbox down --dir "$W/sb" >/dev/null 2>&1 || true
-  kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"
-}
-trap cleanup EXIT
-now() { date +%s.%N; }
+name=checkpoint_bench
+. "$(dirname "$0")/sandbox_common.sh"
 
 "$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" --manual >/dev/null
 C="$W/sb/cli.json"

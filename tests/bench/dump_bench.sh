@@ -17,16 +17,8 @@ while [ $# -gt 0 ]; do
     *) echo "dump_bench: unknown option $1" >&2; exit 2;;
   esac
 done
-top=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${GWMIRROR_BIN_DIR:-$top/build}
-[ -x "$bin/gwmirror" ] || { echo "dump_bench: build first (scripts/test.sh)" >&2; exit 1; }
-W=$(mktemp -d /tmp/gwmirror-dumpbench.XXXXXX)
-G="$bin/gwmirror"
-cleanup() {
-  "$G" sandbox down --dir "$W/sb" >/dev/null 2>&1 || true
-  kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"
-}
-trap cleanup EXIT
+name=dump_bench
+. "$(dirname "$0")/sandbox_common.sh"
 "$G" sandbox up --dir "$W/sb" --slots 1 --databases --manual >/dev/null
 C="$W/sb/cli.json"
 cnf="$W/sb/databases/production/mariadb/client.cnf"
