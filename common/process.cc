@@ -7,7 +7,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
+extern char** environ;
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/fd.h"
@@ -17,8 +21,9 @@ namespace {
 
 constexpr size_t kStderrKeep = 4096;
 
-// In the child: never returns.
-[[noreturn]] void Exec(const ProcessSpec& spec, int in, int out, int err) {
+// In the child: only async-signal-safe calls (the parent has threads).
+[[noreturn]] void Exec(char* const* argv, char* const* envp,
+                       const std::string& fail, int in, int out, int err) {
   setpgid(0, 0);
   sigset_t none;
   sigemptyset(&none);
@@ -28,15 +33,8 @@ constexpr size_t kStderrKeep = 4096;
   dup2(out, 1);
   dup2(err, 2);
   CloseFdsFrom(3);
-  for (const auto& [k, v] : spec.env) setenv(k.c_str(), v.c_str(), 1);
-  std::vector<char*> argv;
-  for (const std::string& a : spec.argv)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execvp(argv[0], argv.data());
-  std::string msg =
-      absl::StrCat("cannot run ", spec.argv[0], ": ", strerror(errno), "\n");
-  (void)!write(2, msg.data(), msg.size());
+  execvpe(argv[0], argv, envp);
+  (void)!write(2, fail.data(), fail.size());
   _exit(127);
 }
 
@@ -63,10 +61,33 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
   UniqueFd err_read(pipe_fds[0]), err_write(pipe_fds[1]);
+  // Everything the child needs, built before fork.
+  std::vector<char*> argv;
+  for (const std::string& a : spec.argv) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view kv(*e);
+    bool replaced = false;
+    for (const auto& [k, v] : spec.env) {
+      replaced |= absl::StartsWith(kv, k + "=");
+    }
+    if (!replaced) env_strings.emplace_back(kv);
+  }
+  for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const std::string fail = absl::StrCat("cannot run ", spec.argv[0],
+                                        " (not found or not executable)\n");
   absl::Time start = absl::Now();
   pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(errno, "fork");
-  if (pid == 0) Exec(spec, in.get(), out.get(), err_write.get());
+  if (pid == 0) {
+    Exec(argv.data(), envp.data(), fail, in.get(), out.get(), err_write.get());
+  }
   setpgid(pid, pid);  // Also here: no race with the kill below.
   err_write.Reset();
   ProcessResult r;

@@ -208,6 +208,44 @@ TEST_F(DatabaseTest, FailingDumpsFailTheCutKeepTheStandbyAndAreRetried) {
                               "/var/lib/gwmirror/dumps/metrics-mariadb.sql"));
 }
 
+// The ActiveMQ pattern: a pre-cut hook pauses the broker, the dumps run,
+// the cut scans and pushes, and the post-cut hook resumes it; a failing
+// pre-cut hook fails the cut before anything else ran.
+TEST_F(DatabaseTest, CutHooksRunAroundDumpsAndScan) {
+  const gwmirror::v1::SandboxProcess& prod = sb_.slots(0).production();
+  const std::string trace = tmp_ / "hooks.trace";
+  const std::string fail = tmp_ / "fail-pre";
+  gwmirror::v1::NodeConfig nc;
+  ASSERT_TRUE(
+      ParseJson(testing::ReadFile(prod.config()), prod.config(), &nc).ok());
+  auto step = [&](const std::string& what) {
+    return std::vector<std::string>{
+        "/bin/sh", "-c",
+        absl::StrCat("echo ", what, " >> ", trace, "; test ! -e ", fail,
+                     " || test ", what, " != pre")};
+  };
+  for (const auto& a : step("pre")) nc.mutable_source()->add_pre_cut_hook(a);
+  for (const auto& a : step("post")) nc.mutable_source()->add_post_cut_hook(a);
+  auto* job = nc.add_databases();
+  job->set_name("broker-state");
+  job->set_kind("command");
+  job->set_file("var/lib/gwmirror/dumps/broker.txt");
+  for (const auto& a : step("dump")) job->add_dump_command(a);
+  testing::WriteFile(prod.config(), ToJson(nc), 0600);
+  Kill(prod);
+  Restart(prod);
+  WaitHealthy();
+  ASSERT_TRUE(Checkpoint().ok());
+  EXPECT_EQ(testing::ReadFile(trace), "pre\ndump\npost\n");
+  testing::WriteFile(fail, "");
+  auto cp = Checkpoint();
+  ASSERT_FALSE(cp.ok());
+  EXPECT_TRUE(
+      absl::StrContains(cp.status().message(), "pre-cut hook failed: exit 1"))
+      << cp.status();
+  EXPECT_EQ(testing::ReadFile(trace), "pre\ndump\npost\npre\n");
+}
+
 // Every /proc/*/cmdline, as text.
 std::vector<std::string> CommandLines() {
   std::vector<std::string> out;
