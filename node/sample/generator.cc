@@ -69,11 +69,11 @@ class Gen {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<entityStore "
         "xmlns=\"http://www.vordel.com/2005/06/24/entityStore\">\n";
     while (s.size() < n) {
-      absl::StrAppend(&s, "  <entity type=\"", Word(), "\" entityPK=\"",
-                      Next() % 100000000, "\">\n    <fval name=\"name\"><value>",
-                      Word(), " ", Word(), " ", Next() % 1000,
-                      "</value></fval>\n    <fval name=\"id\"><value>", Uuid(),
-                      "</value></fval>\n  </entity>\n");
+      absl::StrAppend(
+          &s, "  <entity type=\"", Word(), "\" entityPK=\"", Next() % 100000000,
+          "\">\n    <fval name=\"name\"><value>", Word(), " ", Word(), " ",
+          Next() % 1000, "</value></fval>\n    <fval name=\"id\"><value>",
+          Uuid(), "</value></fval>\n  </entity>\n");
     }
     s += "</entityStore>\n";
     return s;
@@ -83,13 +83,14 @@ class Gen {
                      int mode = 0644, bool transient = false) {
     std::string full = JoinPath(host_root_, rel);
     RETURN_IF_ERROR(MakeDirs(full.substr(0, full.rfind('/')), 0755));
-    UniqueFd fd(open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    UniqueFd fd(
+        open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", full));
     RETURN_IF_ERROR(WriteAll(fd.get(), data));
     if (fchmod(fd.get(), mode) != 0) return ErrnoStatus(errno, "chmod");
     // A fixed mtime keeps samples reproducible.
-    struct timespec t[2] = {{1700000000 + static_cast<time_t>(Next() % 1000000), 0},
-                            {0, 0}};
+    struct timespec t[2] = {
+        {1700000000 + static_cast<time_t>(Next() % 1000000), 0}, {0, 0}};
     t[1] = t[0];
     futimens(fd.get(), t);
     if (transient) {
@@ -120,6 +121,23 @@ class Gen {
 
 std::string HostName(int i) { return absl::StrCat("gw", i, ".example.com"); }
 
+// An init script as the installer writes it, except that it finds its host
+// root from its own path and, instead of starting the product (absent from
+// a sample), records what it was asked in <host root>/var/log/vshell.log.
+std::string VshellScript(const std::string& body, const std::string& gw,
+                         const std::string& what) {
+  return absl::StrCat(
+      "#!/bin/sh\n# Axway API Gateway: ", what,
+      "\nROOT=$(cd \"$(dirname \"$0\")/../..\" && pwd)\nVDISTDIR=$ROOT/", gw,
+      "\n", body,
+      "\nUSER=root\ncase \"$1\" in\n  start|stop|status)\n"
+      "    mkdir -p \"$ROOT/var/log\"\n"
+      "    echo \"$(date -u +%Y-%m-%dT%H:%M:%S.%NZ) $1 ",
+      what,
+      "\" >> \"$ROOT/var/log/vshell.log\" ;;\n"
+      "  *) echo \"usage: $0 start|stop|status\" >&2; exit 2 ;;\nesac\n");
+}
+
 }  // namespace
 
 std::vector<gwmirror::v1::RootConfig> SampleRoots(const std::string& prefix) {
@@ -149,7 +167,8 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
         absl::StrCat("sample size \"", o.size, "\": use small or large"));
   }
   if (o.host_index < 1 || o.host_index > o.host_count) {
-    return absl::InvalidArgumentError("host_index must be within 1..host_count");
+    return absl::InvalidArgumentError(
+        "host_index must be within 1..host_count");
   }
   Shape sh = ShapeOf(o.size);
   Gen g(host_root, o.seed * 1000003 + o.host_index);
@@ -161,8 +180,8 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
   // Topology: host-i for every host; group-1 holds the Node Managers.
   std::vector<std::string> hosts_json, nm_json, groups_json;
   for (int h = 1; h <= o.host_count; ++h) {
-    hosts_json.push_back(absl::StrFormat(
-        "{\"id\":\"host-%d\",\"name\":\"%s\"}", h, HostName(h)));
+    hosts_json.push_back(absl::StrFormat("{\"id\":\"host-%d\",\"name\":\"%s\"}",
+                                         h, HostName(h)));
     nm_json.push_back(absl::StrFormat(
         "{\"id\":\"nodemanager-%d\",\"name\":\"Node Manager on %s\","
         "\"type\":\"nodemanager\",\"scheme\":\"https\",\"hostID\":\"host-%d\","
@@ -182,7 +201,8 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
   int instance_counter = 0;
   for (int gi = 0; gi < sh.groups; ++gi) {
     int group_id = gi + 2;
-    std::string gname = gi == 0 ? "QuickStart Group" : absl::StrCat("Group ", gi + 1);
+    std::string gname =
+        gi == 0 ? "QuickStart Group" : absl::StrCat("Group ", gi + 1);
     archive_ids.push_back(topo_rng.Uuid());
     std::vector<std::string> svc;
     for (int ii = 1; ii <= sh.instances_per_group; ++ii) {
@@ -213,26 +233,31 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
   RETURN_IF_ERROR(g.Write(gw + "/groups/topology.json", topology));
 
   // Installed product files (not mirrored): the version marker.
-  RETURN_IF_ERROR(g.Write(gw + "/system/lib/version.properties",
-                          absl::StrCat("product.version=", o.product_version, "\n"),
-                          0644, true));
+  RETURN_IF_ERROR(g.Write(
+      gw + "/system/lib/version.properties",
+      absl::StrCat("product.version=", o.product_version, "\n"), 0644, true));
 
   // Node Manager configuration.
-  RETURN_IF_ERROR(g.Write(gw + "/conf/envSettings.props",
-                          absl::StrCat("env.PORT.MANAGEMENT=8090\nenv.HOST=", host,
-                                       "\nenv.METRICS_DB_URL=jdbc:mysql://db.example.com:3306/metrics\n",
-                                       g.Xml(1500))));
+  RETURN_IF_ERROR(g.Write(
+      gw + "/conf/envSettings.props",
+      absl::StrCat(
+          "env.PORT.MANAGEMENT=8090\nenv.HOST=", host,
+          "\nenv.METRICS_DB_URL=jdbc:mysql://db.example.com:3306/metrics\n",
+          g.Xml(1500))));
   for (const char* f : {"jvm.xml", "userconfig.xml", "apiaudit.xml"}) {
     RETURN_IF_ERROR(g.Write(gw + "/conf/" + f, g.Xml(g.Between(1000, 6000))));
   }
   for (const char* f : {"adminUsers.json", "acl.json", "passwordPolicy.json"}) {
     RETURN_IF_ERROR(g.Write(gw + "/conf/" + f,
-                            absl::StrCat("{\"id\":\"", g.Uuid(), "\"}\n"), 0640));
+                            absl::StrCat("{\"id\":\"", g.Uuid(), "\"}\n"),
+                            0640));
   }
   RETURN_IF_ERROR(g.Write(gw + "/conf/managedomain.props", "sslport=8090\n"));
-  RETURN_IF_ERROR(g.Write(gw + "/conf/openssl.cnf", "[ req ]\ndefault_bits = 2048\n"));
+  RETURN_IF_ERROR(
+      g.Write(gw + "/conf/openssl.cnf", "[ req ]\ndefault_bits = 2048\n"));
   for (const char* f : {"configs.xml", "PrimaryStore.xml", "UserStore.xml"}) {
-    RETURN_IF_ERROR(g.Write(gw + "/conf/fed/" + f, g.Xml(g.Between(4000, 40000))));
+    RETURN_IF_ERROR(
+        g.Write(gw + "/conf/fed/" + f, g.Xml(g.Between(4000, 40000))));
   }
   RETURN_IF_ERROR(g.Write(gw + "/conf/licenses/gateway.lic", g.Xml(1200)));
   for (int i = 0; i < sh.opsdb_files; ++i) {
@@ -240,10 +265,11 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
                             g.Binary(64 << 10), 0644, true));
   }
   RETURN_IF_ERROR(g.Write(gw + "/system/conf/nodemanager.xml", g.Xml(3000)));
-  RETURN_IF_ERROR(g.Write(gw + "/system/conf/other-product-file.xml", g.Xml(500),
-                          0644, true));
+  RETURN_IF_ERROR(g.Write(gw + "/system/conf/other-product-file.xml",
+                          g.Xml(500), 0644, true));
   RETURN_IF_ERROR(g.Write(gw + "/logs/audit.log", g.Xml(20000), 0644, true));
-  RETURN_IF_ERROR(g.Write(gw + "/trace/nodemanager.trc", g.Xml(5000), 0644, true));
+  RETURN_IF_ERROR(
+      g.Write(gw + "/trace/nodemanager.trc", g.Xml(5000), 0644, true));
   RETURN_IF_ERROR(g.Write(gw + "/events/event.log", g.Xml(2000), 0644, true));
   RETURN_IF_ERROR(g.Write(gw + "/conf/nodemanager.pid", "4242\n", 0644, true));
   for (int j = 0; j < sh.ext_jars; ++j) {
@@ -253,23 +279,31 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
   // Domain CA on the Admin Node Manager host.
   if (o.host_index == 1) {
     RETURN_IF_ERROR(g.Write(gw + "/groups/certs/domaincert.pem", g.Xml(1400)));
-    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/index.txt", "V\t300101000000Z\t01\n"));
+    RETURN_IF_ERROR(
+        g.Write(gw + "/groups/certs/index.txt", "V\t300101000000Z\t01\n"));
     RETURN_IF_ERROR(g.Write(gw + "/groups/certs/serial", "02\n"));
-    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/private/domain.p12", g.Binary(2600), 0600));
-    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/private/domainkey.pem", g.Xml(1700), 0600));
-    RETURN_IF_ERROR(g.Write(gw + "/groups/certs/private/temp/req.tmp", "tmp", 0600, true));
+    RETURN_IF_ERROR(
+        g.Write(gw + "/groups/certs/private/domain.p12", g.Binary(2600), 0600));
+    RETURN_IF_ERROR(
+        g.Write(gw + "/groups/certs/private/domainkey.pem", g.Xml(1700), 0600));
+    RETURN_IF_ERROR(
+        g.Write(gw + "/groups/certs/private/temp/req.tmp", "tmp", 0600, true));
   }
   // Groups and instances hosted here.
   std::vector<std::string> deployments;
   for (int gi = 0; gi < sh.groups; ++gi) {
     int group_id = gi + 2;
-    bool hosted = std::any_of(mine.begin(), mine.end(),
-                              [&](const Inst& i) { return i.group == group_id; });
+    bool hosted = std::any_of(mine.begin(), mine.end(), [&](const Inst& i) {
+      return i.group == group_id;
+    });
     if (!hosted) continue;
     std::string gdir = absl::StrCat(gw, "/groups/group-", group_id);
     std::string conf = absl::StrCat(gdir, "/conf/", archive_ids[gi]);
     RETURN_IF_ERROR(g.Write(gdir + "/conf/group.xml", g.Xml(800)));
-    struct Store { const char* name; uint64_t size; };
+    struct Store {
+      const char* name;
+      uint64_t size;
+    };
     const Store stores[] = {{"configs.xml", 6500},
                             {"PrimaryStore.xml", sh.primary_store},
                             {"ResourceRepository.xml", sh.primary_store / 4},
@@ -286,9 +320,12 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
     }
   }
   for (const Inst& in : mine) {
-    std::string idir = absl::StrCat(gw, "/groups/group-", in.group, "/instance-", in.index);
-    for (const char* f : {"envSettings.props", "jvm.xml", "service.xml", "certs.xml", "waf.xml"}) {
-      RETURN_IF_ERROR(g.Write(idir + "/conf/" + f, g.Xml(g.Between(600, 4000))));
+    std::string idir =
+        absl::StrCat(gw, "/groups/group-", in.group, "/instance-", in.index);
+    for (const char* f : {"envSettings.props", "jvm.xml", "service.xml",
+                          "certs.xml", "waf.xml"}) {
+      RETURN_IF_ERROR(
+          g.Write(idir + "/conf/" + f, g.Xml(g.Between(600, 4000))));
     }
     for (int k = 0; k < sh.kps_files; ++k) {
       RETURN_IF_ERROR(g.Write(
@@ -299,49 +336,64 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
                        "}\n")));
     }
     for (int j = 0; j < sh.instance_jars; ++j) {
-      RETURN_IF_ERROR(g.Write(absl::StrCat(idir, "/ext/lib/instance-", j, ".jar"),
-                              g.Binary(g.Between(sh.jar_min / 2, sh.jar_min))));
+      RETURN_IF_ERROR(
+          g.Write(absl::StrCat(idir, "/ext/lib/instance-", j, ".jar"),
+                  g.Binary(g.Between(sh.jar_min / 2, sh.jar_min))));
     }
-    RETURN_IF_ERROR(g.Write(idir + "/conf/opsdb.d/ops.dat", g.Binary(8192), 0644, true));
-    RETURN_IF_ERROR(g.Write(idir + "/logs/" + in.name + ".log", g.Xml(3000), 0644, true));
-    RETURN_IF_ERROR(g.Write(idir + "/trace/" + in.name + ".trc", g.Xml(3000), 0644, true));
-    RETURN_IF_ERROR(g.Write(idir + "/" + in.name + ".pid", "777\n", 0644, true));
+    RETURN_IF_ERROR(
+        g.Write(idir + "/conf/opsdb.d/ops.dat", g.Binary(8192), 0644, true));
+    RETURN_IF_ERROR(
+        g.Write(idir + "/logs/" + in.name + ".log", g.Xml(3000), 0644, true));
+    RETURN_IF_ERROR(
+        g.Write(idir + "/trace/" + in.name + ".trc", g.Xml(3000), 0644, true));
+    RETURN_IF_ERROR(
+        g.Write(idir + "/" + in.name + ".pid", "777\n", 0644, true));
     std::string group_dash = in.group_name;
     std::replace(group_dash.begin(), group_dash.end(), ' ', '-');
-    RETURN_IF_ERROR(g.Link(absl::StrCat(gw, "/groups/topologylinks/", group_dash, "-", in.name),
-                           absl::StrCat("group-", in.group, "/instance-", in.index)));
+    RETURN_IF_ERROR(g.Link(
+        absl::StrCat(gw, "/groups/topologylinks/", group_dash, "-", in.name),
+        absl::StrCat("group-", in.group, "/instance-", in.index)));
     RETURN_IF_ERROR(g.Write(
         absl::StrCat("etc/init.d/vshell-", group_dash, "-", in.name),
-        absl::StrCat("#!/bin/sh\nVDISTDIR=/", gw, "\nVINSTDIR=/", idir,
-                     "\nUSER=root\n. /etc/init.d/functions\n"
-                     "$VDISTDIR/posix/bin/startinstance -g \"",
-                     in.group_name, "\" -n \"", in.name, "\" -d\n"),
+        VshellScript(
+            absl::StrCat("VINSTDIR=$ROOT/", idir,
+                         "\n# real: $VDISTDIR/posix/bin/startinstance -g \"",
+                         in.group_name, "\" -n \"", in.name, "\" -d"),
+            gw, absl::StrCat("instance ", in.group_name, "/", in.name)),
         0755));
-    deployments.push_back(absl::StrFormat(
-        "\"instance-%d\":[{\"archiveID\":\"%s\"}]", in.index,
-        archive_ids[in.group - 2]));
+    deployments.push_back(
+        absl::StrFormat("\"instance-%d\":[{\"archiveID\":\"%s\"}]", in.index,
+                        archive_ids[in.group - 2]));
   }
-  RETURN_IF_ERROR(g.Write(gw + "/groups/deployments.json",
-                          absl::StrCat("{\"serviceDeployments\":{",
-                                       absl::StrJoin(deployments, ","), "}}\n")));
-  RETURN_IF_ERROR(g.Write(
-      absl::StrCat("etc/init.d/vshell-Node-Manager-on-", host),
-      absl::StrCat("#!/bin/sh\nVDISTDIR=/", gw,
-                   "\n$VDISTDIR/posix/bin/nodemanager -d\n"),
-      0755));
-  RETURN_IF_ERROR(g.Write("etc/init.d/cron", "#!/bin/sh\n# not ours\n", 0755, true));
+  RETURN_IF_ERROR(
+      g.Write(gw + "/groups/deployments.json",
+              absl::StrCat("{\"serviceDeployments\":{",
+                           absl::StrJoin(deployments, ","), "}}\n")));
+  RETURN_IF_ERROR(
+      g.Write(absl::StrCat("etc/init.d/vshell-Node-Manager-on-", host),
+              VshellScript("# real: $VDISTDIR/posix/bin/nodemanager -d", gw,
+                           absl::StrCat("node-manager ", host)),
+              0755));
+  RETURN_IF_ERROR(
+      g.Write("etc/init.d/cron", "#!/bin/sh\n# not ours\n", 0755, true));
   // Embedded ActiveMQ shared directory.
   for (int k = 1; k <= sh.kahadb_logs; ++k) {
-    RETURN_IF_ERROR(g.Write(absl::StrCat(gw, "/messaging-shared/kahadb/db-", k, ".log"),
-                            g.Binary(sh.kahadb_log)));
+    RETURN_IF_ERROR(
+        g.Write(absl::StrCat(gw, "/messaging-shared/kahadb/db-", k, ".log"),
+                g.Binary(sh.kahadb_log)));
   }
-  RETURN_IF_ERROR(g.Write(gw + "/messaging-shared/kahadb/db.data", g.Binary(64 << 10)));
-  RETURN_IF_ERROR(g.Write(gw + "/messaging-shared/kahadb/db.redo", g.Binary(8 << 10)));
-  RETURN_IF_ERROR(g.Write(gw + "/messaging-shared/kahadb/broker.lock", "", 0644, true));
+  RETURN_IF_ERROR(
+      g.Write(gw + "/messaging-shared/kahadb/db.data", g.Binary(64 << 10)));
+  RETURN_IF_ERROR(
+      g.Write(gw + "/messaging-shared/kahadb/db.redo", g.Binary(8 << 10)));
+  RETURN_IF_ERROR(
+      g.Write(gw + "/messaging-shared/kahadb/broker.lock", "", 0644, true));
   // Analytics.
-  RETURN_IF_ERROR(g.Write(o.prefix + "/analytics/conf/analytics.xml", g.Xml(5000)));
-  RETURN_IF_ERROR(g.Write(o.prefix + "/analytics/conf/envSettings.props",
-                          "env.METRICS_DB_URL=jdbc:mysql://db.example.com:3306/metrics\n"));
+  RETURN_IF_ERROR(
+      g.Write(o.prefix + "/analytics/conf/analytics.xml", g.Xml(5000)));
+  RETURN_IF_ERROR(
+      g.Write(o.prefix + "/analytics/conf/envSettings.props",
+              "env.METRICS_DB_URL=jdbc:mysql://db.example.com:3306/metrics\n"));
   RETURN_IF_ERROR(g.Write(o.prefix + "/analytics/ext/lib/mysql-connector.jar",
                           g.Binary(sh.jar_min)));
   return g.report;
@@ -385,7 +437,8 @@ absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
     data.insert(at, patch);
     struct stat st;
     stat(full.c_str(), &st);
-    RETURN_IF_ERROR(g.Write(JoinPath("", files[next]), data, st.st_mode & 07777));
+    RETURN_IF_ERROR(
+        g.Write(JoinPath("", files[next]), data, st.st_mode & 07777));
     ++rep.edited;
     rep.changed_bytes += data.size();
   }
@@ -403,9 +456,10 @@ absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
   }
   for (int i = 0; i < adds; ++i) {
     std::string data = g.Xml(g.Between(200, 20000));
-    RETURN_IF_ERROR(g.Write(
-        absl::StrFormat("%s/apigateway/conf/fed/added-%d-%d.xml", prefix, seed, i),
-        data));
+    RETURN_IF_ERROR(
+        g.Write(absl::StrFormat("%s/apigateway/conf/fed/added-%d-%d.xml",
+                                prefix, seed, i),
+                data));
     ++rep.added;
     rep.changed_bytes += data.size();
   }
@@ -416,10 +470,13 @@ absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
 
 namespace gwmirror {
 
-absl::Status GenerateDumpPair(const std::string& base, const std::string& changed,
-                              uint64_t mib, uint64_t seed) {
-  UniqueFd a(open(base.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  UniqueFd b(open(changed.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+absl::Status GenerateDumpPair(const std::string& base,
+                              const std::string& changed, uint64_t mib,
+                              uint64_t seed) {
+  UniqueFd a(
+      open(base.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd b(
+      open(changed.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!a.valid() || !b.valid()) return ErrnoStatus(errno, "create dump");
   std::mt19937_64 rng(seed);
   std::string header =
@@ -432,9 +489,10 @@ absl::Status GenerateDumpPair(const std::string& base, const std::string& change
   for (uint64_t id = 1; written < target; ++id) {
     uint64_t r = rng();
     std::string row = absl::StrFormat(
-        "INSERT INTO `metrics_data` VALUES (%d,%d,'%s.%d',%d.%03d,'gw%d.example.com');\n",
-        id, 1700000000000ULL + id * 1000, r % 2 ? "latency" : "requests", r % 97,
-        (r >> 8) % 100000, (r >> 24) % 1000, 1 + (r >> 40) % 4);
+        "INSERT INTO `metrics_data` VALUES "
+        "(%d,%d,'%s.%d',%d.%03d,'gw%d.example.com');\n",
+        id, 1700000000000ULL + id * 1000, r % 2 ? "latency" : "requests",
+        r % 97, (r >> 8) % 100000, (r >> 24) % 1000, 1 + (r >> 40) % 4);
     bufa += row;
     uint64_t fate = (r >> 48) % 10000;
     if (fate < 100) {  // 1 %: edited in place.
