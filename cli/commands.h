@@ -25,6 +25,10 @@ absl::Status CheckpointCommand(const std::string& sub, const Args& a);
 absl::Status ReleaseCommand(const Args& a);
 // gwmirror checkpoints [--json]
 absl::Status CheckpointsCommand(const Args& a);
+// gwmirror drill [--smoke CMD] [--json]: a restore drill on every standby
+// node; gwmirror drills [--json]: the recorded ones.
+absl::Status DrillCommand(const Args& a);
+absl::Status DrillsCommand(const Args& a);
 // gwmirror sandbox up|down --dir DIR [--slots N] [--size small|large]
 absl::Status SandboxCommand(const std::string& sub, const Args& a);
 

@@ -212,3 +212,69 @@ absl::Status CheckpointsCommand(const Args& a) {
 }
 
 }  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+void PrintDrill(const gwmirror::v1::DrillReport& d) {
+  std::cout << absl::StrFormat(
+      "drill %d %s: checkpoint %d, RTO %s, RPO %s (started %s)\n", d.id(),
+      d.ok() ? "passed" : "FAILED", d.checkpoint(), Age(d.rto_ms()),
+      Age(d.rpo_ms()), When(d.started_unix_ms()));
+  if (!d.ok()) std::cout << "  error: " << d.error() << "\n";
+  for (const auto& s : d.slots()) {
+    std::cout << absl::StrFormat(
+        "  %s: checkpoint %d, %d entries (%d bytes) verified in %s; "
+        "databases %s; smoke %s\n",
+        s.slot(), s.checkpoint(), s.entries(), s.bytes(), Age(s.copy_ms()),
+        Age(s.restore_ms()), Age(s.smoke_ms()));
+    for (const auto& r : s.restored()) std::cout << "    " << r << "\n";
+  }
+}
+
+}  // namespace
+
+absl::Status DrillCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
+  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  gwmirror::v1::StartDrillRequest req;
+  if (auto smoke = a.Get("smoke")) {
+    if (smoke->empty()) {
+      return absl::InvalidArgumentError("--smoke needs a command");
+    }
+    for (const char* s : {"/bin/sh", "-c"}) req.add_smoke(s);
+    req.add_smoke(*smoke);
+  }
+  gwmirror::v1::DrillReport report;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(
+      FromGrpc(stub->Drill(WithDeadline(&ctx, absl::Hours(2)), req, &report)));
+  if (a.Has("json")) {
+    std::cout << ToJson(report) << "\n";
+  } else {
+    PrintDrill(report);
+  }
+  if (!report.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("drill ", report.id(), " failed: ", report.error()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DrillsCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
+  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  gwmirror::v1::DrillList list;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(
+      FromGrpc(stub->ListDrills(WithDeadline(&ctx, absl::Seconds(20)),
+                                gwmirror::v1::ListDrillsRequest(), &list)));
+  if (a.Has("json")) {
+    std::cout << ToJson(list) << "\n";
+    return absl::OkStatus();
+  }
+  for (const auto& d : list.drills()) PrintDrill(d);
+  return absl::OkStatus();
+}
+
+}  // namespace gwmirror

@@ -1,15 +1,25 @@
 // gwmirror: the operator CLI.
-//   gwmirror sample --dir D [--size small|large] [--seed S] [--host I] [--hosts
-//   N] gwmirror changeset --dir D [--seed S] [--percent P] gwmirror dumpgen
-//   --out BASE --changed-out CHANGED [--mib N] [--seed S] gwmirror certs init
-//   --dir D gwmirror certs issue --dir D --name NAME gwmirror replica
-//   state|commit|abort --config CLI.json --address HOST:PORT
-//            --name REPLICA_CN [--checkpoint N] [--digest HEX] [--epoch E]
-//   gwmirror status [--json] [--watch] [--config CLI.json] (or
-//   $GWMIRROR_CONFIG) gwmirror checkpoint create [--wait] [--json] [--config
-//   CLI.json] gwmirror checkpoints [--json] [--config CLI.json] gwmirror
-//   release --slot S [--config CLI.json] gwmirror sandbox up --dir D [--slots
-//   N] [--size small|large] [--manual] [--databases] gwmirror sandbox down --dir D [--keep]
+//
+//   gwmirror status [--json] [--watch]
+//   gwmirror checkpoint create [--wait] [--json]
+//   gwmirror checkpoints [--json]
+//   gwmirror release --slot S
+//   gwmirror drill [--smoke CMD] [--json]
+//   gwmirror drills [--json]
+//     (each with --config CLI.json, or $GWMIRROR_CONFIG)
+//   gwmirror sandbox up --dir D [--slots N] [--size small|large] [--manual]
+//                       [--databases]
+//   gwmirror sandbox down --dir D [--keep]
+//   gwmirror sample --dir D [--size small|large] [--seed S] [--host I]
+//                   [--hosts N]
+//   gwmirror changeset --dir D [--seed S] [--percent P]
+//   gwmirror dumpgen --out BASE --changed-out CHANGED [--mib N] [--seed S]
+//   gwmirror certs init --dir D
+//   gwmirror certs issue --dir D --name NAME
+//   gwmirror replica state|commit|abort --config CLI.json --address HOST:PORT
+//                    --name REPLICA_CN [--checkpoint N] [--digest HEX]
+//                    [--epoch E]
+//
 // Exit 0 on success, otherwise non-zero with one line on stderr.
 #include <cstdio>
 #include <iostream>
@@ -154,7 +164,7 @@ int Main(int argc, char** argv) {
       Args::Parse(argc, argv, first,
                   {"dir", "size", "seed", "host", "hosts", "version", "percent",
                    "name", "config", "address", "checkpoint", "digest", "epoch",
-                   "out", "changed-out", "mib", "slots", "slot"},
+                   "out", "changed-out", "mib", "slots", "slot", "smoke"},
                   {"json", "wait", "keep", "manual", "watch", "databases"});
   absl::Status st = args.status();
   if (st.ok()) {
@@ -176,6 +186,10 @@ int Main(int argc, char** argv) {
       st = ReleaseCommand(*args);
     } else if (cmd == "checkpoints") {
       st = CheckpointsCommand(*args);
+    } else if (cmd == "drill") {
+      st = DrillCommand(*args);
+    } else if (cmd == "drills") {
+      st = DrillsCommand(*args);
     } else if (cmd == "sandbox") {
       st = SandboxCommand(sub, *args);
     } else {

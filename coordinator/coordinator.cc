@@ -2,9 +2,9 @@
 
 #include <set>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/fault.h"
@@ -129,6 +129,22 @@ class Coordinator::Peers {
     ctx.set_deadline(absl::ToChronoTime(deadline));
     RETURN_IF_ERROR(
         FromGrpc(gwmirror::v1::Source::NewStub(ch)->Cut(&ctx, req, &resp)));
+    return resp;
+  }
+
+  absl::StatusOr<gwmirror::v1::DrillResult> Drill(
+      const Node& n, uint64_t epoch, uint64_t id,
+      const google::protobuf::RepeatedPtrField<std::string>& smoke) {
+    ASSIGN_OR_RETURN(auto ch, Channel(n));
+    gwmirror::v1::DrillRequest req;
+    req.mutable_envelope()->set_epoch(epoch);
+    req.set_drill_id(id);
+    *req.mutable_smoke() = smoke;
+    gwmirror::v1::DrillResult resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+    RETURN_IF_ERROR(
+        FromGrpc(gwmirror::v1::Replica::NewStub(ch)->Drill(&ctx, req, &resp)));
     return resp;
   }
 
@@ -290,9 +306,9 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   n.prestaging = req.prestaging();
   n.drifted = req.drifted_entries();
   // While a checkpoint runs, only changes newer than its start are news.
-  bool news = n.pending_since != absl::InfinitePast() &&
-              (cut_started_ == absl::InfinitePast() ||
-               n.pending_since >= cut_started_);
+  bool news =
+      n.pending_since != absl::InfinitePast() &&
+      (cut_started_ == absl::InfinitePast() || n.pending_since >= cut_started_);
   bool drift = n.drifted > 0 && cut_started_ == absl::InfinitePast();
   if ((news || drift) && config_.follow_changes()) {
     change_reported_ = true;
@@ -574,6 +590,71 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   }
   RETURN_IF_ERROR(ApplyConsistent(id, digests));
   return store_->Get(id);
+}
+
+absl::StatusOr<gwmirror::v1::DrillReport> Coordinator::Drill(
+    const gwmirror::v1::StartDrillRequest& req) {
+  // Every standby node takes part: a drill that skips one proves nothing
+  // about it.
+  ASSIGN_OR_RETURN(std::vector<SlotPeers> slots, HealthySlots());
+  uint64_t epoch = store_->Epoch();
+  absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(uint64_t id, store_->BeginDrill(absl::ToUnixMillis(start)));
+  Logf(LogLevel::kInfo, "coordinator", "drill=%d on %d standby nodes", id,
+       slots.size());
+  std::vector<absl::StatusOr<gwmirror::v1::DrillResult>> results(
+      slots.size(), absl::UnknownError(""));
+  ParallelFor(slots.size(), [&](size_t i) {
+    results[i] = peers_->Drill(slots[i].replica, epoch, id, req.smoke());
+  });
+  gwmirror::v1::DrillReport report;
+  report.set_id(id);
+  report.set_started_unix_ms(absl::ToUnixMillis(start));
+  report.set_rto_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+  report.set_ok(true);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (!results[i].ok()) {
+      report.set_ok(false);
+      absl::StrAppend(report.mutable_error(),
+                      report.error().empty() ? "" : "; ", slots[i].slot, ": ",
+                      results[i].status().message());
+      continue;
+    }
+    const gwmirror::v1::DrillResult& r = *results[i];
+    gwmirror::v1::SlotDrill* s = report.add_slots();
+    s->set_slot(slots[i].slot);
+    s->set_checkpoint(r.checkpoint());
+    s->set_entries(r.entries());
+    s->set_bytes(r.bytes());
+    s->set_copy_ms(r.copy_ms());
+    s->set_restore_ms(r.restore_ms());
+    s->set_smoke_ms(r.smoke_ms());
+    *s->mutable_restored() = r.restored();
+    if (report.checkpoint() == 0 || r.checkpoint() < report.checkpoint()) {
+      report.set_checkpoint(r.checkpoint());
+    }
+  }
+  if (report.checkpoint() > 0) {
+    auto cp = store_->Get(report.checkpoint());
+    if (cp.ok()) {
+      report.set_rpo_ms(
+          std::max<int64_t>(0, absl::ToUnixMillis(start) - cp->cut_unix_ms()));
+    }
+  }
+  RETURN_IF_ERROR(store_->RecordDrill(report));
+  Logf(report.ok() ? LogLevel::kInfo : LogLevel::kWarning, "coordinator",
+       "drill=%d %s: checkpoint %d, RTO %d ms, RPO %d ms%s", id,
+       report.ok() ? "passed" : "FAILED", report.checkpoint(), report.rto_ms(),
+       report.rpo_ms(), report.ok() ? "" : absl::StrCat(": ", report.error()));
+  return report;
+}
+
+absl::StatusOr<gwmirror::v1::DrillList> Coordinator::ListDrills(
+    uint32_t limit) {
+  ASSIGN_OR_RETURN(auto drills, store_->ListDrills(limit ? limit : 100));
+  gwmirror::v1::DrillList out;
+  for (auto& d : drills) *out.add_drills() = std::move(d);
+  return out;
 }
 
 absl::Status Coordinator::Release(const std::string& slot) {
@@ -1025,6 +1106,24 @@ grpc::Status ControlService::Release(grpc::ServerContext* ctx,
                                      gwmirror::v1::ReleaseResponse* resp) {
   if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
   return ToGrpc(c_->Release(req->slot()));
+}
+
+grpc::Status ControlService::Drill(grpc::ServerContext* ctx,
+                                   const gwmirror::v1::StartDrillRequest* req,
+                                   gwmirror::v1::DrillReport* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  auto r = c_->Drill(*req);
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+grpc::Status ControlService::ListDrills(
+    grpc::ServerContext* ctx, const gwmirror::v1::ListDrillsRequest* req,
+    gwmirror::v1::DrillList* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  auto r = c_->ListDrills(req->limit());
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
 }
 
 grpc::Status ControlService::ListCheckpoints(

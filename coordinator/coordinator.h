@@ -66,6 +66,11 @@ class Coordinator {
   void RequestCheckpoint();
   // The operator confirms a held mass deletion on `slot`.
   absl::Status Release(const std::string& slot);
+  // A restore drill on every standby node, recorded (also when it fails);
+  // an error only when it could not start (a node down).
+  absl::StatusOr<gwmirror::v1::DrillReport> Drill(
+      const gwmirror::v1::StartDrillRequest& req);
+  absl::StatusOr<gwmirror::v1::DrillList> ListDrills(uint32_t limit);
   absl::StatusOr<gwmirror::v1::CheckpointList> List(size_t limit);
 
   // Settles checkpoints left unfinished by a previous run or a lost
@@ -183,6 +188,12 @@ class ControlService final : public gwmirror::v1::Control::Service {
   grpc::Status Release(grpc::ServerContext* ctx,
                        const gwmirror::v1::ReleaseRequest* req,
                        gwmirror::v1::ReleaseResponse* resp) override;
+  grpc::Status Drill(grpc::ServerContext* ctx,
+                     const gwmirror::v1::StartDrillRequest* req,
+                     gwmirror::v1::DrillReport* resp) override;
+  grpc::Status ListDrills(grpc::ServerContext* ctx,
+                          const gwmirror::v1::ListDrillsRequest* req,
+                          gwmirror::v1::DrillList* resp) override;
 
  private:
   absl::Status Authorize(const grpc::ServerContext& ctx) const;

@@ -100,7 +100,9 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
       "CREATE TABLE IF NOT EXISTS checkpoint_slots(checkpoint INTEGER NOT "
       "NULL, "
       " slot TEXT NOT NULL, digest BLOB NOT NULL, "
-      " applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(checkpoint, slot));"));
+      " applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(checkpoint, slot));"
+      "CREATE TABLE IF NOT EXISTS drills(id INTEGER PRIMARY KEY, "
+      " started_ms INTEGER NOT NULL, report BLOB NOT NULL);"));
   {
     Statement ins(raw,
                   "INSERT OR IGNORE INTO meta(key, value) VALUES "
@@ -300,6 +302,55 @@ absl::StatusOr<std::map<std::string, uint64_t>> StateStore::CountByState()
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     out[s.Text(0)] = s.Int(1);
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> StateStore::BeginDrill(int64_t now_ms) {
+  absl::MutexLock l(&mu_);
+  Statement st(db_.get(),
+               "INSERT INTO drills(id, started_ms, report) "
+               "SELECT COALESCE(MAX(id), 0) + 1, ?1, x'' FROM drills "
+               "RETURNING id");
+  st.Bind(1, now_ms);
+  ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return SqlError(db_.get(), "insert drill");
+  uint64_t id = st.Int(0);
+  ASSIGN_OR_RETURN(row, st.Step());
+  return id;
+}
+
+absl::Status StateStore::RecordDrill(const gwmirror::v1::DrillReport& report) {
+  absl::MutexLock l(&mu_);
+  Statement st(db_.get(), "UPDATE drills SET report = ?2 WHERE id = ?1");
+  st.Bind(1, static_cast<int64_t>(report.id()))
+      .Bind(2, report.SerializeAsString());
+  return Run(st);
+}
+
+absl::StatusOr<std::vector<gwmirror::v1::DrillReport>> StateStore::ListDrills(
+    size_t limit) const {
+  absl::MutexLock l(&mu_);
+  std::vector<gwmirror::v1::DrillReport> out;
+  Statement s(db_.get(),
+              "SELECT id, started_ms, report FROM drills ORDER BY id DESC "
+              "LIMIT ?1");
+  s.Bind(1, static_cast<int64_t>(limit));
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    gwmirror::v1::DrillReport r;
+    if (!r.ParseFromString(s.Text(2))) {
+      return absl::DataLossError(
+          absl::StrCat("drill ", s.Int(0), ": unreadable record"));
+    }
+    // A drill the coordinator did not live to finish.
+    if (r.id() == 0) {
+      r.set_id(s.Int(0));
+      r.set_started_unix_ms(s.Int(1));
+      r.set_error("unfinished (the coordinator stopped during the drill)");
+    }
+    out.push_back(std::move(r));
   }
   return out;
 }

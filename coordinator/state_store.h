@@ -71,6 +71,12 @@ class StateStore {
   absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> Unfinished() const
       ABSL_LOCKS_EXCLUDED(mu_);
   // How many checkpoints are in each state.
+  // Drills: an id for one starting now, its report once done, the history.
+  absl::StatusOr<uint64_t> BeginDrill(int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RecordDrill(const gwmirror::v1::DrillReport& report)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<gwmirror::v1::DrillReport>> ListDrills(
+      size_t limit) const ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::map<std::string, uint64_t>> CountByState() const
       ABSL_LOCKS_EXCLUDED(mu_);
   // Slots that have not applied consistent checkpoint `id`.

@@ -61,6 +61,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
                    EpochFile::Open(config.state_dir() + "/epoch", "this node"));
   grpc::ServerBuilder builder;
   std::unique_ptr<ReplicaStore> store;
+  std::unique_ptr<DrillRunner> drills;
   std::unique_ptr<ReplicaService> replica;
   if (config.has_replica()) {
     ASSIGN_OR_RETURN(store, ReplicaStore::Open(config));
@@ -70,8 +71,10 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
     if (config.has_coordinator()) {
       controllers.insert(config.coordinator().identity());
     }
+    drills = std::make_unique<DrillRunner>(config, store.get());
     replica = std::make_unique<ReplicaService>(
-        store.get(), config.replica().source_identity(), controllers);
+        store.get(), config.replica().source_identity(), controllers,
+        drills.get());
     builder.RegisterService(replica.get());
   }
   std::unique_ptr<CutService> source;

@@ -12,10 +12,12 @@ namespace gwmirror {
 using gwmirror::v1::PushMessage;
 
 ReplicaService::ReplicaService(ReplicaStore* store, std::string source,
-                               std::set<std::string> controllers)
+                               std::set<std::string> controllers,
+                               DrillRunner* drills)
     : store_(store),
       source_(std::move(source)),
-      controllers_(std::move(controllers)) {}
+      controllers_(std::move(controllers)),
+      drills_(drills) {}
 
 absl::Status ReplicaService::Authorize(const grpc::ServerContext& ctx,
                                        Role role) const {
@@ -26,12 +28,12 @@ absl::Status ReplicaService::Authorize(const grpc::ServerContext& ctx,
             (role == Role::kController && is_controller) ||
             (role == Role::kReader && (is_source || is_controller));
   if (ok) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat(
-      "certificate \"", peer, "\" may not ",
-      role == Role::kSource       ? "push to"
-      : role == Role::kController ? "commit or abort on"
-                                  : "read",
-      " this replica (its source is \"", source_, "\")"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("certificate \"", peer, "\" may not ",
+                   role == Role::kSource       ? "push to"
+                   : role == Role::kController ? "commit or abort on"
+                                               : "read",
+                   " this replica (its source is \"", source_, "\")"));
 }
 
 grpc::Status ReplicaService::GetState(grpc::ServerContext* ctx,
@@ -88,8 +90,8 @@ grpc::Status ReplicaService::GetSignature(
   return ToGrpc(st);
 }
 
-absl::Status ReplicaService::DoPush(
-    grpc::ServerReader<PushMessage>* reader, gwmirror::v1::PushResult* resp) {
+absl::Status ReplicaService::DoPush(grpc::ServerReader<PushMessage>* reader,
+                                    gwmirror::v1::PushResult* resp) {
   PushMessage msg;
   if (!reader->Read(&msg)) {
     return absl::InvalidArgumentError("empty push stream");
@@ -169,6 +171,30 @@ grpc::Status ReplicaService::Abort(grpc::ServerContext* ctx,
   if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
   if (st.ok()) st = store_->Abort(req->checkpoint());
   return ToGrpc(st);
+}
+
+grpc::Status ReplicaService::Drill(grpc::ServerContext* ctx,
+                                   const gwmirror::v1::DrillRequest* req,
+                                   gwmirror::v1::DrillResult* resp) {
+  absl::Status st = Authorize(*ctx, Role::kController);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok() && drills_ == nullptr) {
+    st = absl::UnimplementedError("this node runs no drills");
+  }
+  if (!st.ok()) return ToGrpc(st);
+  Logf(LogLevel::kInfo, "replica", "drill=%d starting", req->drill_id());
+  auto r = drills_->Run(*req);
+  if (!r.ok()) {
+    Logf(LogLevel::kWarning, "replica", "drill=%d failed: %s", req->drill_id(),
+         r.status().message());
+    return ToGrpc(r.status());
+  }
+  Logf(LogLevel::kInfo, "replica",
+       "drill=%d checkpoint=%d verified: %d entries, %d bytes in %d ms",
+       req->drill_id(), r->checkpoint(), r->entries(), r->bytes(),
+       r->copy_ms());
+  *resp = *std::move(r);
+  return grpc::Status::OK;
 }
 
 }  // namespace gwmirror

@@ -8,15 +8,19 @@
 #include <string>
 
 #include "gwmirror/v1/replica.grpc.pb.h"
+#include "node/replica/drill.h"
 #include "node/replica/store.h"
 
 namespace gwmirror {
 
 class ReplicaService final : public gwmirror::v1::Replica::Service {
  public:
-  // `source` may push and read; `controllers` may read, commit and abort.
+  // `source` may push and read; `controllers` may read, commit, abort and
+  // drill. `drills` (may be null: Drill is then UNIMPLEMENTED) outlives the
+  // service.
   ReplicaService(ReplicaStore* store, std::string source,
-                 std::set<std::string> controllers);
+                 std::set<std::string> controllers,
+                 DrillRunner* drills = nullptr);
 
   grpc::Status GetState(grpc::ServerContext* ctx,
                         const gwmirror::v1::GetStateRequest* req,
@@ -36,6 +40,9 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   grpc::Status Abort(grpc::ServerContext* ctx,
                      const gwmirror::v1::AbortRequest* req,
                      gwmirror::v1::AbortResult* resp) override;
+  grpc::Status Drill(grpc::ServerContext* ctx,
+                     const gwmirror::v1::DrillRequest* req,
+                     gwmirror::v1::DrillResult* resp) override;
 
  private:
   enum class Role { kSource, kController, kReader };
@@ -46,6 +53,7 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   ReplicaStore* store_;
   const std::string source_;
   const std::set<std::string> controllers_;
+  DrillRunner* const drills_;
 };
 
 }  // namespace gwmirror

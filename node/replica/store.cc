@@ -551,6 +551,11 @@ std::optional<Entry> ReplicaStore::CommittedEntry(
   return *e;
 }
 
+std::pair<uint64_t, Manifest> ReplicaStore::CommittedSnapshot() const {
+  absl::MutexLock l(&mu_);
+  return {committed_, committed_manifest_};
+}
+
 Manifest ReplicaStore::CommittedManifest() const {
   absl::MutexLock l(&mu_);
   return committed_manifest_;

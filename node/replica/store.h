@@ -102,6 +102,13 @@ class ReplicaStore {
   ~ReplicaStore();
 
   gwmirror::v1::ReplicaState State() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The committed checkpoint's id and manifest, taken together.
+  std::pair<uint64_t, Manifest> CommittedSnapshot() const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Opens a committed file of the tree for reading (no symlink followed).
+  absl::StatusOr<UniqueFd> OpenCommittedFile(const std::string& path) const {
+    return writer_.OpenFileForRead(path);
+  }
   Manifest CommittedManifest() const ABSL_LOCKS_EXCLUDED(mu_);
   std::optional<Entry> CommittedEntry(const std::string& path) const
       ABSL_LOCKS_EXCLUDED(mu_);
