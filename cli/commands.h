@@ -29,6 +29,8 @@ absl::Status CheckpointsCommand(const Args& a);
 // node; gwmirror drills [--json]: the recorded ones.
 absl::Status DrillCommand(const Args& a);
 absl::Status DrillsCommand(const Args& a);
+// gwmirror promote [--dry-run] [--yes] [--json].
+absl::Status PromoteCommand(const Args& a);
 // gwmirror sandbox up|down --dir DIR [--slots N] [--size small|large]
 absl::Status SandboxCommand(const std::string& sub, const Args& a);
 

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -274,6 +276,63 @@ absl::Status DrillsCommand(const Args& a) {
     return absl::OkStatus();
   }
   for (const auto& d : list.drills()) PrintDrill(d);
+  return absl::OkStatus();
+}
+
+}  // namespace gwmirror
+
+namespace gwmirror {
+
+absl::Status PromoteCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
+  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  gwmirror::v1::PromoteRequest req;
+  req.set_dry_run(a.Has("dry-run"));
+  if (!req.dry_run() && !a.Has("yes")) {
+    if (!isatty(0)) {
+      return absl::InvalidArgumentError(
+          "promote changes which site is production: confirm with --yes "
+          "when not on a terminal (or try --dry-run)");
+    }
+    gwmirror::v1::ClusterStatus s;
+    grpc::ClientContext ctx;
+    RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
+                                          gwmirror::v1::StatusRequest(), &s)));
+    std::string target;
+    for (const auto& site : s.sites()) {
+      if (site != s.active_site() && target.empty()) target = site;
+    }
+    std::cout << "Promote site " << target << " to active and fence "
+              << s.active_site() << " (epoch " << s.epoch() << " -> "
+              << s.epoch() + 1 << ")? Type \"" << target
+              << "\" to confirm: " << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != target) return absl::CancelledError("not confirmed");
+  }
+  gwmirror::v1::PromoteReport r;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(
+      FromGrpc(stub->Promote(WithDeadline(&ctx, absl::Hours(2)), req, &r)));
+  if (a.Has("json")) {
+    std::cout << ToJson(r) << "\n";
+  } else {
+    for (const auto& step : r.steps()) {
+      std::cout << step.name() << " (" << Age(step.ms()) << ")\n";
+      for (const auto& line : step.done()) std::cout << "  " << line << "\n";
+    }
+    std::cout << absl::StrFormat(
+        "%s: checkpoint %d, RTO %s, RPO %s; epoch %d, active %s, fenced %s\n",
+        r.dry_run() ? "dry run, nothing changed"
+                    : (r.error().empty() ? "promoted" : "PROMOTE INCOMPLETE"),
+        r.checkpoint(), Age(r.rto_ms()), Age(r.rpo_ms()), r.epoch(),
+        r.active_site(), r.fenced_site().empty() ? "-" : r.fenced_site());
+  }
+  if (!r.error().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the promote stands (", r.active_site(), " is active, ",
+        r.fenced_site(), " fenced) but a step failed: ", r.error()));
+  }
   return absl::OkStatus();
 }
 

@@ -6,6 +6,7 @@
 //   gwmirror release --slot S
 //   gwmirror drill [--smoke CMD] [--json]
 //   gwmirror drills [--json]
+//   gwmirror promote [--dry-run] [--yes] [--json]
 //     (each with --config CLI.json, or $GWMIRROR_CONFIG)
 //   gwmirror sandbox up --dir D [--slots N] [--size small|large] [--manual]
 //                       [--databases]
@@ -165,7 +166,8 @@ int Main(int argc, char** argv) {
                   {"dir", "size", "seed", "host", "hosts", "version", "percent",
                    "name", "config", "address", "checkpoint", "digest", "epoch",
                    "out", "changed-out", "mib", "slots", "slot", "smoke"},
-                  {"json", "wait", "keep", "manual", "watch", "databases"});
+                  {"json", "wait", "keep", "manual", "watch", "databases",
+                   "dry-run", "yes"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {
@@ -190,6 +192,8 @@ int Main(int argc, char** argv) {
       st = DrillCommand(*args);
     } else if (cmd == "drills") {
       st = DrillsCommand(*args);
+    } else if (cmd == "promote") {
+      st = PromoteCommand(*args);
     } else if (cmd == "sandbox") {
       st = SandboxCommand(sub, *args);
     } else {

@@ -275,15 +275,16 @@ absl::Status DoUp(const Args& a,
       nc.mutable_coordinator()->set_identity("coordinator");
       nc.mutable_coordinator()->set_heartbeat_ms(500);
       nc.mutable_topology()->set_host_name(absl::StrCat(slot, ".example.com"));
-      if (std::string(site) == "production") {
-        nc.mutable_source();
-      } else {
-        nc.mutable_replica()->set_source_identity(slot + "-production");
-        nc.mutable_replica()->add_controller_identities("operator");
-        // A hand edit on a sandbox standby is repaired within seconds.
-        if (!a.Has("manual")) {
-          nc.mutable_replica()->set_drift_check_interval_ms(5000);
-        }
+      // Either node can be the source: the coordinator's active site
+      // decides, and a promote swaps them.
+      const bool production = std::string(site) == "production";
+      nc.mutable_source();
+      nc.mutable_replica()->set_source_identity(
+          absl::StrCat(slot, production ? "-standby" : "-production"));
+      nc.mutable_replica()->add_controller_identities("operator");
+      // A hand edit on a sandbox standby is repaired within seconds.
+      if (!a.Has("manual")) {
+        nc.mutable_replica()->set_drift_check_interval_ms(5000);
       }
       std::string config = absl::StrCat(home, "/", site, ".json");
       RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));

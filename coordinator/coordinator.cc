@@ -11,6 +11,7 @@
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
@@ -130,6 +131,21 @@ class Coordinator::Peers {
     RETURN_IF_ERROR(
         FromGrpc(gwmirror::v1::Source::NewStub(ch)->Cut(&ctx, req, &resp)));
     return resp;
+  }
+
+  absl::StatusOr<std::vector<std::string>> Activate(const Node& n,
+                                                    uint64_t epoch,
+                                                    const std::string& phase) {
+    ASSIGN_OR_RETURN(auto ch, Channel(n));
+    gwmirror::v1::ActivateRequest req;
+    req.mutable_envelope()->set_epoch(epoch);
+    req.set_phase(phase);
+    gwmirror::v1::ActivateResult resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(1));
+    RETURN_IF_ERROR(FromGrpc(
+        gwmirror::v1::Replica::NewStub(ch)->Activate(&ctx, req, &resp)));
+    return std::vector<std::string>(resp.done().begin(), resp.done().end());
   }
 
   absl::StatusOr<gwmirror::v1::DrillResult> Drill(
@@ -263,7 +279,6 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
   n.address = req.address();
   n.registered = true;
   n.last_heartbeat = absl::Now();
-  n.report_time = n.last_heartbeat;
   n.report = req.topology();
   Logf(LogLevel::kInfo, "coordinator", "node %s (%s %s) registered at %s",
        identity, req.site(), req.slot(), req.address());
@@ -293,7 +308,6 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
         req.envelope().epoch(), ": the coordinator is at epoch ", epoch));
   }
   it->second.last_heartbeat = absl::Now();
-  it->second.report_time = it->second.last_heartbeat;
   it->second.report = req.topology();
   auto time_of = [](int64_t ms) {
     return ms > 0 ? absl::FromUnixMillis(ms) : absl::InfinitePast();
@@ -305,6 +319,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   n.pending_bytes = req.pending_bytes();
   n.prestaging = req.prestaging();
   n.drifted = req.drifted_entries();
+  n.report_checkpoint = req.report_checkpoint();
   // While a checkpoint runs, only changes newer than its start are news.
   bool news =
       n.pending_since != absl::InfinitePast() &&
@@ -382,20 +397,21 @@ ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
   std::string active = store_->ActiveSite();
   std::vector<TopologyReport> reports;
   // Instances on a standby host are only judged once a checkpoint was
-  // applied, and only from reports taken after that apply.
-  absl::Time applied = absl::InfiniteFuture();
+  // applied, and only from reports read after the node held it (a report
+  // read before its apply, arriving after it, must not count).
+  uint64_t applied = 0;
   if (auto list = store_->List(1, true);
       list.ok() && !list->empty() && list->front().applied_unix_ms() > 0) {
-    applied = absl::FromUnixMillis(list->front().applied_unix_ms());
+    applied = list->front().id();
   }
-  bool check_instances = applied != absl::InfiniteFuture();
+  bool check_instances = applied != 0;
   absl::MutexLock l(&mu_);
   for (const auto& [id, n] : nodes_) {
     // A node that is gone serves nothing: its absence is the finding.
     if (!Healthy(n)) continue;
     bool production = n.member.site() == active;
     if (production && fresh != nullptr) continue;
-    if (!production && n.report_time < applied) check_instances = false;
+    if (!production && n.report_checkpoint < applied) check_instances = false;
     TopologyReport r = n.report;
     r.set_slot(n.member.slot());
     r.set_site(production ? "production" : "standby");
@@ -649,6 +665,154 @@ absl::StatusOr<gwmirror::v1::DrillReport> Coordinator::Drill(
   return report;
 }
 
+absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
+    const gwmirror::v1::PromoteRequest& req) {
+  // No checkpoint runs meanwhile; a consistent one is applied first.
+  absl::MutexLock cl(&checkpoint_mu_);
+  RETURN_IF_ERROR(ResumeLocked());
+  const absl::Time start = absl::Now();
+  const std::string active = store_->ActiveSite();
+  std::string target;
+  for (const auto& s : config_.sites()) {
+    if (s != active && target.empty()) target = s;
+  }
+  if (target.empty()) {
+    return absl::FailedPreconditionError("no other site to promote");
+  }
+  std::vector<Node> nodes;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [id, n] : nodes_) {
+      if (n.member.site() != target) continue;
+      if (!Healthy(n)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "standby node ", id, " (", n.member.slot(),
+            ") is not heartbeating: it cannot take over its slot"));
+      }
+      nodes.push_back(n);
+    }
+  }
+  ASSIGN_OR_RETURN(auto last, store_->List(1, /*committed_only=*/true));
+  if (last.empty()) {
+    return absl::FailedPreconditionError(
+        "no consistent checkpoint yet: nothing to promote to");
+  }
+  const CheckpointInfo& cp = last.front();
+  gwmirror::v1::PromoteReport report;
+  report.set_dry_run(req.dry_run());
+  report.set_checkpoint(cp.id());
+  report.set_rpo_ms(
+      std::max<int64_t>(0, absl::ToUnixMillis(start) - cp.cut_unix_ms()));
+  uint64_t epoch = store_->Epoch();
+  auto step = [&](const std::string& name) {
+    gwmirror::v1::PromoteStep* s = report.add_steps();
+    s->set_name(name);
+    return s;
+  };
+  // Runs one activation phase on every standby node in parallel.
+  auto phase = [&](const std::string& name, const std::string& what,
+                   bool prefix_slot) -> absl::Status {
+    absl::Time t = absl::Now();
+    gwmirror::v1::PromoteStep* s = step(name);
+    std::vector<absl::StatusOr<std::vector<std::string>>> out(
+        nodes.size(), absl::UnknownError(""));
+    ParallelFor(nodes.size(), [&](size_t i) {
+      out[i] = peers_->Activate(nodes[i], epoch, what);
+    });
+    absl::Status st;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (!out[i].ok()) {
+        st.Update(absl::Status(out[i].status().code(),
+                               absl::StrCat(nodes[i].member.slot(), ": ",
+                                            out[i].status().message())));
+        continue;
+      }
+      for (const std::string& line : *out[i]) {
+        s->add_done(prefix_slot
+                        ? absl::StrCat(nodes[i].member.slot(), ": ", line)
+                        : line);
+      }
+    }
+    s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+    return st;
+  };
+  // 1. The standby trees hold the checkpoint.
+  {
+    absl::Time t = absl::Now();
+    gwmirror::v1::PromoteStep* s = step("check standby trees");
+    for (const Node& n : nodes) {
+      ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state,
+                       peers_->State(n, epoch, absl::Seconds(10)));
+      if (state.committed_checkpoint() != cp.id()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("standby ", n.member.slot(), " holds checkpoint ",
+                         state.committed_checkpoint(),
+                         ", not the last consistent ", cp.id()));
+      }
+      s->add_done(absl::StrCat(n.member.slot(), ": ", n.member.identity(),
+                               " holds checkpoint ", cp.id()));
+    }
+    s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+  }
+  if (req.dry_run()) {
+    step("raise epoch")
+        ->add_done(absl::StrCat("epoch ", epoch + 1, ": ", target, " active, ",
+                                active, " fenced"));
+    RETURN_IF_ERROR(phase("would run", "dry-run", true));
+    if (!config_.traffic_switch().empty()) {
+      step("traffic switch")
+          ->add_done(absl::StrJoin(config_.traffic_switch(), " "));
+    }
+    report.set_epoch(epoch);
+    report.set_active_site(active);
+    report.set_fenced_site(store_->FencedSite());
+    report.set_rto_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+    return report;
+  }
+  // 2. The commit point of a promote: one transaction.
+  {
+    absl::Time t = absl::Now();
+    gwmirror::v1::PromoteStep* s = step("raise epoch");
+    ASSIGN_OR_RETURN(epoch, store_->SwitchActive(target));
+    s->add_done(absl::StrCat("epoch ", epoch, ": ", target, " active, ", active,
+                             " fenced"));
+    s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+    Logf(LogLevel::kWarning, "coordinator",
+         "promote: epoch %d, %s active, %s fenced (checkpoint %d)", epoch,
+         target, active, cp.id());
+  }
+  report.set_epoch(epoch);
+  report.set_active_site(target);
+  report.set_fenced_site(active);
+  absl::Status st = phase("restore databases", "restore", true);
+  if (st.ok()) st = phase("start node managers", "node-managers", true);
+  if (st.ok()) st = phase("start instances", "instances", true);
+  if (st.ok() && !config_.traffic_switch().empty()) {
+    absl::Time t = absl::Now();
+    gwmirror::v1::PromoteStep* s = step("traffic switch");
+    ProcessSpec spec;
+    spec.argv.assign(config_.traffic_switch().begin(),
+                     config_.traffic_switch().end());
+    spec.timeout = absl::Seconds(120);
+    auto r = RunProcess(spec);
+    if (!r.ok()) {
+      st = r.status();
+    } else if (r->exit_code != 0 || r->timed_out) {
+      st = absl::FailedPreconditionError(
+          absl::StrCat("traffic switch failed: ", Describe(*r)));
+    } else {
+      s->add_done(absl::StrJoin(config_.traffic_switch(), " "));
+    }
+    s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+  }
+  if (!st.ok()) report.set_error(std::string(st.message()));
+  report.set_rto_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+  Logf(st.ok() ? LogLevel::kInfo : LogLevel::kError, "coordinator",
+       "promote to %s %s in %d ms%s", target, st.ok() ? "done" : "INCOMPLETE",
+       report.rto_ms(), st.ok() ? "" : absl::StrCat(": ", st.message()));
+  return report;
+}
+
 absl::StatusOr<gwmirror::v1::DrillList> Coordinator::ListDrills(
     uint32_t limit) {
   ASSIGN_OR_RETURN(auto drills, store_->ListDrills(limit ? limit : 100));
@@ -871,6 +1035,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   gwmirror::v1::ClusterStatus s;
   s.set_epoch(store_->Epoch());
   s.set_active_site(store_->ActiveSite());
+  s.set_fenced_site(store_->FencedSite());
   for (const auto& site : config_.sites()) s.add_sites(site);
   s.set_parity_policy(
       config_.parity_policy().empty() ? "strict" : config_.parity_policy());
@@ -1122,6 +1287,15 @@ grpc::Status ControlService::ListDrills(
     gwmirror::v1::DrillList* resp) {
   if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
   auto r = c_->ListDrills(req->limit());
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+grpc::Status ControlService::Promote(grpc::ServerContext* ctx,
+                                     const gwmirror::v1::PromoteRequest* req,
+                                     gwmirror::v1::PromoteReport* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  auto r = c_->Promote(*req);
   if (r.ok()) *resp = *std::move(r);
   return ToGrpc(r.status());
 }

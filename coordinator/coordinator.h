@@ -71,6 +71,11 @@ class Coordinator {
   absl::StatusOr<gwmirror::v1::DrillReport> Drill(
       const gwmirror::v1::StartDrillRequest& req);
   absl::StatusOr<gwmirror::v1::DrillList> ListDrills(uint32_t limit);
+  // Promote (or its dry run): see Control.Promote. An error only when it
+  // did not change anything; a failure after the epoch raise is in the
+  // report's `error`.
+  absl::StatusOr<gwmirror::v1::PromoteReport> Promote(
+      const gwmirror::v1::PromoteRequest& req);
   absl::StatusOr<gwmirror::v1::CheckpointList> List(size_t limit);
 
   // Settles checkpoints left unfinished by a previous run or a lost
@@ -88,17 +93,18 @@ class Coordinator {
     std::string address;
     bool registered = false;
     absl::Time last_heartbeat = absl::InfinitePast();
-    // The latest topology report and when it was read.
+    // The latest topology report.
     gwmirror::v1::TopologyReport report;
-    absl::Time report_time = absl::InfinitePast();
     // Sources: oldest change not yet in a staged checkpoint, and oldest
     // whose content is not at the replica yet (InfinitePast: none).
     absl::Time pending_since = absl::InfinitePast();
     absl::Time unstaged_since = absl::InfinitePast();
     uint64_t pending_files = 0, pending_bytes = 0;
     bool prestaging = false;
-    // Replicas: entries drifted from the committed checkpoint.
+    // Replicas: entries drifted from the committed checkpoint, and the
+    // checkpoint the latest report's tree holds at least.
     uint64_t drifted = 0;
+    uint64_t report_checkpoint = 0;
   };
   // Both ends of one slot, as the sites' roles assign them.
   struct SlotPeers {
@@ -191,6 +197,9 @@ class ControlService final : public gwmirror::v1::Control::Service {
   grpc::Status Drill(grpc::ServerContext* ctx,
                      const gwmirror::v1::StartDrillRequest* req,
                      gwmirror::v1::DrillReport* resp) override;
+  grpc::Status Promote(grpc::ServerContext* ctx,
+                       const gwmirror::v1::PromoteRequest* req,
+                       gwmirror::v1::PromoteReport* resp) override;
   grpc::Status ListDrills(grpc::ServerContext* ctx,
                           const gwmirror::v1::ListDrillsRequest* req,
                           gwmirror::v1::DrillList* resp) override;

@@ -120,6 +120,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
           absl::StrCat(path, ": epoch \"", value, "\" is not a number"));
     }
     if (key == "active_site") s->active_site_ = value;
+    if (key == "fenced_site") s->fenced_site_ = value;
   }
   return s;
 }
@@ -154,6 +155,33 @@ uint64_t StateStore::Epoch() const {
 std::string StateStore::ActiveSite() const {
   absl::MutexLock l(&mu_);
   return active_site_;
+}
+
+std::string StateStore::FencedSite() const {
+  absl::MutexLock l(&mu_);
+  return fenced_site_;
+}
+
+absl::StatusOr<uint64_t> StateStore::SwitchActive(const std::string& site) {
+  absl::MutexLock l(&mu_);
+  if (site == active_site_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("site ", site, " is active already"));
+  }
+  const uint64_t epoch = epoch_ + 1;
+  RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
+    Statement up(db_.get(),
+                 "INSERT OR REPLACE INTO meta(key, value) VALUES "
+                 "('epoch', ?1), ('active_site', ?2), ('fenced_site', ?3)");
+    up.BindText(1, absl::StrCat(epoch))
+        .BindText(2, site)
+        .BindText(3, active_site_);
+    return Run(up);
+  }));
+  fenced_site_ = active_site_;
+  active_site_ = site;
+  epoch_ = epoch;
+  return epoch;
 }
 
 absl::StatusOr<uint64_t> StateStore::BeginCut(uint64_t epoch, int64_t now_ms) {

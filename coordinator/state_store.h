@@ -46,6 +46,12 @@ class StateStore {
 
   uint64_t Epoch() const ABSL_LOCKS_EXCLUDED(mu_);
   std::string ActiveSite() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The site a promote took the active role from ("" until one did).
+  std::string FencedSite() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Promote: in one transaction, the epoch goes up by one, `site` becomes
+  // active and the former active site fenced. The new epoch.
+  absl::StatusOr<uint64_t> SwitchActive(const std::string& site)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Records "cut N" with the next id; returns N.
   absl::StatusOr<uint64_t> BeginCut(uint64_t epoch, int64_t now_ms)
@@ -97,6 +103,7 @@ class StateStore {
   std::unique_ptr<sqlite3, SqliteCloser> db_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   std::string active_site_ ABSL_GUARDED_BY(mu_);
+  std::string fenced_site_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gwmirror

@@ -21,7 +21,8 @@ bool Get64(absl::string_view* in, uint64_t* v) {
   if (in->size() < 8) return false;
   *v = 0;
   for (int i = 0; i < 8; ++i) {
-    *v |= static_cast<uint64_t>(static_cast<unsigned char>((*in)[i])) << (8 * i);
+    *v |= static_cast<uint64_t>(static_cast<unsigned char>((*in)[i]))
+          << (8 * i);
   }
   in->remove_prefix(8);
   return true;
@@ -40,8 +41,9 @@ HashIndex::HashIndex() {
 }
 
 HashIndex::Key HashIndex::KeyOf(const struct stat& st) {
-  return Key{static_cast<uint64_t>(st.st_size), static_cast<uint64_t>(st.st_ino),
-             static_cast<uint64_t>(st.st_dev), Ns(st.st_mtim), Ns(st.st_ctim)};
+  return Key{static_cast<uint64_t>(st.st_size),
+             static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_dev),
+             Ns(st.st_mtim), Ns(st.st_ctim)};
 }
 
 std::optional<std::string> HashIndex::Lookup(const std::string& path,

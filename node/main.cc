@@ -62,6 +62,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   grpc::ServerBuilder builder;
   std::unique_ptr<ReplicaStore> store;
   std::unique_ptr<DrillRunner> drills;
+  std::unique_ptr<Activation> activation;
   std::unique_ptr<ReplicaService> replica;
   if (config.has_replica()) {
     ASSIGN_OR_RETURN(store, ReplicaStore::Open(config));
@@ -72,9 +73,10 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
       controllers.insert(config.coordinator().identity());
     }
     drills = std::make_unique<DrillRunner>(config, store.get());
+    activation = std::make_unique<Activation>(config);
     replica = std::make_unique<ReplicaService>(
         store.get(), config.replica().source_identity(), controllers,
-        drills.get());
+        drills.get(), activation.get());
     builder.RegisterService(replica.get());
   }
   std::unique_ptr<CutService> source;
@@ -106,8 +108,17 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
                                           prestager.get());
     builder.RegisterService(source.get());
   }
+  // The node's role: fixed by the config when it has one side only,
+  // otherwise told by the coordinator (and changed by a promote).
+  enum Role : int { kUnknown, kSource, kReplica };
+  std::atomic<int> role{!config.has_replica()  ? kSource
+                        : !config.has_source() ? kReplica
+                                               : kUnknown};
   if (store) {
     drift = std::make_unique<DriftChecker>(store.get(), config.replica(), wake);
+    // Until told otherwise, a node that can be a source has a live tree its
+    // committed manifest does not describe.
+    drift->SetReplicaRole(role == kReplica);
     drift->Start();
   }
   builder.SetMaxReceiveMessageSize(4 << 20);
@@ -126,7 +137,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
           config.listen().substr(0, config.listen().rfind(':')), ":", port);
     }
     auto fill = [&](gwmirror::v1::HeartbeatRequest* req) {
-      if (watcher) {
+      if (watcher && role == kSource) {
         ChangeWatcher::Pending p = watcher->Snapshot();
         auto ms = [](absl::Time t) {
           return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t);
@@ -137,11 +148,29 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
         req->set_pending_bytes(p.bytes);
         req->set_prestaging(prestager != nullptr);
       }
-      if (store) req->set_drifted_entries(store->State().drifted_entries());
+      if (store && role == kReplica) {
+        gwmirror::v1::ReplicaState state = store->State();
+        req->set_drifted_entries(state.drifted_entries());
+        req->set_report_checkpoint(state.committed_checkpoint());
+      }
     };
     auto on_response = [&](const gwmirror::v1::HeartbeatResponse& resp) {
+      int now = resp.role() == "source"    ? kSource
+                : resp.role() == "replica" ? kReplica
+                                           : kUnknown;
+      if (now == kUnknown || (now == kSource && !config.has_source()) ||
+          (now == kReplica && !config.has_replica())) {
+        return;  // A role this node's config cannot take: keep the old one.
+      }
+      if (role.exchange(now) != now) {
+        Logf(LogLevel::kInfo, "node", "slot=%s role: %s at epoch %d",
+             config.slot(), resp.role(), resp.epoch());
+      }
+      if (drift) drift->SetReplicaRole(now == kReplica);
       if (prestager) {
-        prestager->SetTarget(resp.replica_address(), resp.replica_identity());
+        // Only a source pre-streams, and only to the replica it is told of.
+        prestager->SetTarget(now == kSource ? resp.replica_address() : "",
+                             now == kSource ? resp.replica_identity() : "");
       }
     };
     membership = std::make_unique<Membership>(config, address, epoch.get(),
@@ -238,8 +267,9 @@ int Main(int argc, char** argv) {
     return 2;
   }
   std::string cmd = argv[1];
-  auto args = Args::Parse(argc, argv, 2, {"config", "checkpoint", "epoch", "job"},
-                          {"commit", "scratch", "drop-scratch"});
+  auto args =
+      Args::Parse(argc, argv, 2, {"config", "checkpoint", "epoch", "job"},
+                  {"commit", "scratch", "drop-scratch"});
   if (!args.ok()) return Fail(args.status());
   auto path = args->Require("config");
   if (!path.ok()) return Fail(path.status());

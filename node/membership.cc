@@ -57,15 +57,23 @@ absl::Status Membership::Register() {
   RETURN_IF_ERROR(epoch_->Check(resp.epoch()));
   Logf(LogLevel::kInfo, "node", "slot=%s registered as %s at epoch %d",
        config_.slot(), resp.role(), resp.epoch());
+  if (on_response_) {
+    gwmirror::v1::HeartbeatResponse as_heartbeat;
+    as_heartbeat.set_epoch(resp.epoch());
+    as_heartbeat.set_role(resp.role());
+    on_response_(as_heartbeat);
+  }
   return absl::OkStatus();
 }
 
 absl::Status Membership::Heartbeat() {
   gwmirror::v1::HeartbeatRequest req;
   req.mutable_envelope()->set_epoch(epoch_->Get());
+  // First what the node holds, then the report: a report read after the
+  // committed checkpoint it names is at least that checkpoint's.
+  if (fill_) fill_(&req);
   *req.mutable_topology() = ReadTopologyReport(TopologySourceOf(config_),
                                                config_.site(), config_.slot());
-  if (fill_) fill_(&req);
   gwmirror::v1::HeartbeatResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));

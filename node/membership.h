@@ -21,8 +21,8 @@ namespace gwmirror {
 class Membership {
  public:
   // `fill` adds what the node reports beyond its topology (pending
-  // changes, drift); `on_response` sees every heartbeat answer (the slot's
-  // current replica). Both run on the membership thread; either may be
+  // changes, drift); `on_response` sees every heartbeat answer (the node's
+  // role, the slot's current replica) and, as one, every registration's. Both run on the membership thread; either may be
   // empty.
   using Fill = std::function<void(gwmirror::v1::HeartbeatRequest*)>;
   using OnResponse =

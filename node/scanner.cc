@@ -19,9 +19,16 @@
 namespace gwmirror {
 
 const std::vector<std::string>& DefaultExcludes() {
-  static const auto* kList = new std::vector<std::string>{
-      "opsdb.d", "logs", "trace", "events", "groups/certs/private/temp",
-      "*.pid", "*.lock", "*.gwmirror-tmp", std::string(kStagingDirName)};
+  static const auto* kList =
+      new std::vector<std::string>{"opsdb.d",
+                                   "logs",
+                                   "trace",
+                                   "events",
+                                   "groups/certs/private/temp",
+                                   "*.pid",
+                                   "*.lock",
+                                   "*.gwmirror-tmp",
+                                   std::string(kStagingDirName)};
   return *kList;
 }
 
@@ -88,8 +95,8 @@ struct Walker {
   }
 
   absl::Status HashFile(int dirfd, const char* name, Entry* e) {
-    UniqueFd fd(openat(dirfd, name,
-                       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    UniqueFd fd(
+        openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
       return ErrnoStatus(errno, absl::StrCat("open ", e->path()));
     }
@@ -194,7 +201,8 @@ struct Walker {
         e.set_type(gwmirror::v1::ENTRY_TYPE_SYMLINK);
         Fill(&e, st);
         std::string target(4096, '\0');
-        ssize_t n = readlinkat(dirfd, name.c_str(), target.data(), target.size());
+        ssize_t n =
+            readlinkat(dirfd, name.c_str(), target.data(), target.size());
         if (n < 0) {
           if (errno == ENOENT) continue;
           return ErrnoStatus(errno, absl::StrCat("readlink ", full));
@@ -251,10 +259,12 @@ absl::Status VerifyScanStable(const std::string& host_root,
     }
     struct stat st;
     if (lstat(JoinPath(host_root, s.path).c_str(), &st) != 0) {
-      return absl::AbortedError(absl::StrCat(s.path, " vanished during the scan"));
+      return absl::AbortedError(
+          absl::StrCat(s.path, " vanished during the scan"));
     }
     if (!(StampOf(s.path, st) == s)) {
-      return absl::AbortedError(absl::StrCat(s.path, " changed during the scan"));
+      return absl::AbortedError(
+          absl::StrCat(s.path, " changed during the scan"));
     }
   }
   return absl::OkStatus();

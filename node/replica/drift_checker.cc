@@ -27,14 +27,39 @@ void DriftChecker::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
+void DriftChecker::SetReplicaRole(bool replica) {
+  absl::MutexLock l(&mu_);
+  if (replica && !replica_ && store_->stale()) readopt_ = true;
+  if (!replica) store_->MarkStale();
+  replica_ = replica;
+}
+
 void DriftChecker::Run() {
   std::string last_error;
   for (uint64_t check = 1;; ++check) {
+    bool replica = false;
     {
       absl::MutexLock l(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&stop_), interval_);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || readopt_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&wake), interval_);
       if (stop_) return;
+      replica = replica_;
+      if (readopt_) {
+        readopt_ = false;
+        mu_.Unlock();
+        absl::Status st = store_->Readopt();
+        mu_.Lock();
+        if (!st.ok()) {
+          readopt_ = true;  // Again after the next interval.
+          Logf(LogLevel::kWarning, "replica", "re-read the tree: %s",
+               st.message());
+        }
+        continue;
+      }
     }
+    if (!replica) continue;
     // Between full re-hashes, the stat index vouches for a file only while
     // its size, mtime, ctime and inode are unchanged: an edit moves ctime.
     bool rehash = check % rehash_every_ == 0;

@@ -25,6 +25,9 @@ class DriftChecker {
                std::function<void()> on_drift);
   ~DriftChecker();  // Stops the thread.
   void Start();
+  // The node's role: drift is checked only while it is a replica; becoming
+  // one re-reads a stale tree (ReplicaStore::Readopt) at once.
+  void SetReplicaRole(bool replica) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void Run();
@@ -36,6 +39,8 @@ class DriftChecker {
   std::thread thread_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool replica_ ABSL_GUARDED_BY(mu_) = false;
+  bool readopt_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace gwmirror

@@ -13,11 +13,12 @@ using gwmirror::v1::PushMessage;
 
 ReplicaService::ReplicaService(ReplicaStore* store, std::string source,
                                std::set<std::string> controllers,
-                               DrillRunner* drills)
+                               DrillRunner* drills, Activation* activation)
     : store_(store),
       source_(std::move(source)),
       controllers_(std::move(controllers)),
-      drills_(drills) {}
+      drills_(drills),
+      activation_(activation) {}
 
 absl::Status ReplicaService::Authorize(const grpc::ServerContext& ctx,
                                        Role role) const {
@@ -171,6 +172,25 @@ grpc::Status ReplicaService::Abort(grpc::ServerContext* ctx,
   if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
   if (st.ok()) st = store_->Abort(req->checkpoint());
   return ToGrpc(st);
+}
+
+grpc::Status ReplicaService::Activate(grpc::ServerContext* ctx,
+                                      const gwmirror::v1::ActivateRequest* req,
+                                      gwmirror::v1::ActivateResult* resp) {
+  absl::Status st = Authorize(*ctx, Role::kController);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok() && activation_ == nullptr) {
+    st = absl::UnimplementedError("this node cannot be promoted");
+  }
+  if (!st.ok()) return ToGrpc(st);
+  auto r = activation_->Run(req->phase());
+  if (!r.ok()) {
+    Logf(LogLevel::kWarning, "node", "promote %s failed: %s", req->phase(),
+         r.status().message());
+    return ToGrpc(r.status());
+  }
+  for (std::string& line : *r) resp->add_done(std::move(line));
+  return grpc::Status::OK;
 }
 
 grpc::Status ReplicaService::Drill(grpc::ServerContext* ctx,

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "gwmirror/v1/replica.grpc.pb.h"
+#include "node/replica/activation.h"
 #include "node/replica/drill.h"
 #include "node/replica/store.h"
 
@@ -20,7 +21,8 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   // service.
   ReplicaService(ReplicaStore* store, std::string source,
                  std::set<std::string> controllers,
-                 DrillRunner* drills = nullptr);
+                 DrillRunner* drills = nullptr,
+                 Activation* activation = nullptr);
 
   grpc::Status GetState(grpc::ServerContext* ctx,
                         const gwmirror::v1::GetStateRequest* req,
@@ -40,6 +42,9 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   grpc::Status Abort(grpc::ServerContext* ctx,
                      const gwmirror::v1::AbortRequest* req,
                      gwmirror::v1::AbortResult* resp) override;
+  grpc::Status Activate(grpc::ServerContext* ctx,
+                        const gwmirror::v1::ActivateRequest* req,
+                        gwmirror::v1::ActivateResult* resp) override;
   grpc::Status Drill(grpc::ServerContext* ctx,
                      const gwmirror::v1::DrillRequest* req,
                      gwmirror::v1::DrillResult* resp) override;
@@ -54,6 +59,7 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   const std::string source_;
   const std::set<std::string> controllers_;
   DrillRunner* const drills_;
+  Activation* const activation_;
 };
 
 }  // namespace gwmirror

@@ -571,6 +571,11 @@ absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
   if (push_active_) {
     return absl::AbortedError("another push is in progress on this replica");
   }
+  if (stale_) {
+    return absl::UnavailableError(
+        "this node is (or was until now) a source: it takes pushes only as a "
+        "replica, once it has re-read its tree");
+  }
   if (begin.prestage()) {
     if (begin.checkpoint() != 0 || begin.manifest_delta()) {
       return absl::InvalidArgumentError(
@@ -797,6 +802,37 @@ absl::Status ReplicaStore::Abort(uint64_t checkpoint) {
         absl::StrCat("checkpoint ", checkpoint, " is not staged here"));
   }
   DiscardStaging();
+  return absl::OkStatus();
+}
+
+void ReplicaStore::MarkStale() {
+  absl::MutexLock l(&mu_);
+  stale_ = true;
+}
+
+bool ReplicaStore::stale() const {
+  absl::MutexLock l(&mu_);
+  return stale_;
+}
+
+absl::Status ReplicaStore::Readopt() {
+  {
+    absl::MutexLock l(&mu_);
+    if (!stale_) return absl::OkStatus();
+  }
+  // Pushes are refused meanwhile, so CheckDrift cannot stand aside.
+  ASSIGN_OR_RETURN(int64_t drifted, CheckDrift(/*rehash=*/true));
+  if (drifted < 0) {
+    return absl::UnavailableError("a commit is under way; re-read later");
+  }
+  absl::MutexLock l(&mu_);
+  stale_ = false;
+  // What differs is the old source's own history, not drift to report.
+  drifted_entries_ = 0;
+  Logf(LogLevel::kInfo, "replica",
+       "re-read the tree as a replica: %d entries differ from checkpoint %d "
+       "and will come from the new source",
+       drifted, committed_);
   return absl::OkStatus();
 }
 

@@ -141,6 +141,15 @@ class ReplicaStore {
   // commit. Skipped (returns -1) while a push or commit is under way.
   absl::StatusOr<int64_t> CheckDrift(bool rehash) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Roles. A node that can be a source keeps this store over its own live
+  // tree; while it is the source (or before it knows), the committed
+  // manifest says nothing about that tree, so pushes are refused
+  // (UNAVAILABLE) until Readopt() has re-read it: then the new source's
+  // first push is a delta against what is really there.
+  void MarkStale() ABSL_LOCKS_EXCLUDED(mu_);
+  bool stale() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Readopt() ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   friend class PushSession;
   ReplicaStore(const gwmirror::v1::NodeConfig& config, TreeWriter writer);
@@ -194,6 +203,7 @@ class ReplicaStore {
   uint64_t pool_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t drifted_entries_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stale_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace gwmirror

@@ -16,9 +16,12 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "tests/e2e/sandbox_fixture.h"
 
 namespace gwmirror {
@@ -324,6 +327,11 @@ TEST_F(DatabaseTest, NoPasswordInPsLogsStatusOrErrors) {
       usleep(2000);
     }
   });
+  // Joined however the test ends (an ASSERT returns early).
+  auto join = absl::MakeCleanup([&] {
+    stop = true;
+    if (sampler.joinable()) sampler.join();
+  });
   std::string errors;
   ASSERT_TRUE(Checkpoint().ok());
   RunResult r = Restore();
@@ -334,8 +342,7 @@ TEST_F(DatabaseTest, NoPasswordInPsLogsStatusOrErrors) {
   ASSERT_FALSE(cp.ok());
   errors += std::string(cp.status().message());
   testing::WriteFile(maria.password_file(), good, 0600);
-  stop = true;
-  sampler.join();
+  std::move(join).Invoke();
   EXPECT_GT(samples, 10u);
   EXPECT_TRUE(seen.empty()) << *seen.begin();
   RunResult st = Cli({"status", "--json"});
@@ -431,6 +438,127 @@ TEST_F(DrillTest, DrillDuringChangesReportsRtoAndRpoAndLeavesNothing) {
   ASSERT_EQ(list.drills_size(), 1);
   EXPECT_EQ(list.drills(0).id(), d.id());
   EXPECT_EQ(list.drills(0).rto_ms(), d.rto_ms());
+}
+
+}  // namespace
+}  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+// Promote on a two-slot sandbox with databases: the standby site becomes
+// active in one command, with its trees at the checkpoint, the dumps
+// restored, Node Managers started before instances, the epoch raised; the
+// old production nodes, restarted, are replicas that cannot write to the
+// new active site and receive its changes.
+class PromoteTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    Up(2, /*follow=*/false, "small", /*databases=*/true);
+  }
+};
+
+TEST_F(PromoteTest, StandbyBecomesActiveAndTheOldSiteItsReplica) {
+  const gwmirror::v1::SandboxDatabase* maria = nullptr;
+  const gwmirror::v1::SandboxDatabase* sb_maria = nullptr;
+  for (const auto& d : sb_.slots(0).databases()) {
+    if (d.kind() == "mariadb") {
+      (d.site() == "production" ? maria : sb_maria) = &d;
+    }
+  }
+  ASSERT_TRUE(maria != nullptr && sb_maria != nullptr);
+  std::vector<std::string> sql(maria->client().begin(), maria->client().end());
+  sql.push_back("--execute=INSERT INTO versions VALUES (501, 'promoted', 1)");
+  ASSERT_EQ(testing::Run(sql).exit_code, 0);
+  testing::WriteFile(Gw(Prod(2), "conf/before-promote.props"), "env.A=1\n");
+  auto cp = Checkpoint();
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  RunResult dry = Cli({"promote", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_TRUE(absl::StrContains(dry.out, "dry run, nothing changed"))
+      << dry.out;
+  EXPECT_EQ(Status().epoch(), 1u);
+  EXPECT_EQ(Cli({"promote"}).exit_code, 2);  // Not a terminal, no --yes.
+
+  RunResult r = Cli({"promote", "--yes", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  gwmirror::v1::PromoteReport p;
+  ASSERT_TRUE(ParseJson(r.out, "promote", &p).ok()) << r.out;
+  EXPECT_EQ(p.epoch(), 2u);
+  EXPECT_EQ(p.active_site(), "standby");
+  EXPECT_EQ(p.fenced_site(), "production");
+  EXPECT_EQ(p.checkpoint(), *cp);
+  EXPECT_GT(p.rto_ms(), 0);
+  std::vector<std::string> names;
+  for (const auto& s : p.steps()) names.push_back(s.name());
+  EXPECT_EQ(absl::StrJoin(names, ","),
+            "check standby trees,raise epoch,restore databases,"
+            "start node managers,start instances");
+  // The standby trees are the checkpoint (production's at the cut).
+  for (int i = 1; i <= 2; ++i) {
+    EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "") << i;
+  }
+  // Node Managers on every host before any instance.
+  std::string last_nm, first_instance = "~";
+  for (int i = 1; i <= 2; ++i) {
+    for (absl::string_view line :
+         absl::StrSplit(testing::ReadFile(Standby(i) + "/var/log/vshell.log"),
+                        '\n', absl::SkipEmpty())) {
+      std::string stamp(line.substr(0, line.find(' ')));
+      if (absl::StrContains(line, "start node-manager")) {
+        last_nm = std::max(last_nm, stamp);
+      } else if (absl::StrContains(line, "start instance")) {
+        first_instance = std::min(first_instance, stamp);
+      }
+    }
+  }
+  EXPECT_FALSE(last_nm.empty());
+  EXPECT_LT(last_nm, first_instance);
+  // The standby's own server holds production's rows.
+  std::vector<std::string> q(sb_maria->client().begin(),
+                             sb_maria->client().end());
+  q.push_back("--execute=SELECT name FROM versions WHERE id = 501");
+  EXPECT_TRUE(absl::StrContains(testing::Run(q).out, "promoted"));
+
+  // The old production nodes come back (restarted): replicas now.
+  for (int i = 0; i < 2; ++i) {
+    Kill(sb_.slots(i).production());
+    Restart(sb_.slots(i).production());
+  }
+  WaitHealthy();
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.epoch(), 2u);
+  EXPECT_EQ(s.active_site(), "standby");
+  EXPECT_EQ(s.fenced_site(), "production");
+  EXPECT_EQ(s.slots(0).source().identity(), "gw1-standby");
+  EXPECT_EQ(s.slots(0).replica().identity(), "gw1-production");
+  // A fenced node cannot push to the new active site, under either epoch.
+  gwmirror::v1::NodeConfig nc;
+  const std::string prod_config = sb_.slots(0).production().config();
+  ASSERT_TRUE(ParseJson(testing::ReadFile(prod_config), prod_config, &nc).ok());
+  nc.mutable_source()->set_replica_address(sb_.slots(0).standby().address());
+  nc.mutable_source()->set_replica_identity("gw1-standby");
+  testing::WriteFile(tmp_ / "fenced.json", ToJson(nc), 0600);
+  for (const char* epoch : {"1", "2"}) {
+    RunResult push = testing::Run({Bin("gwmirror-node"), "push", "--config",
+                                   tmp_ / "fenced.json", "--checkpoint", "99",
+                                   "--epoch", epoch, "--commit"});
+    EXPECT_NE(push.exit_code, 0) << epoch;
+    EXPECT_TRUE(absl::StrContains(push.err, "stale epoch") ||
+                absl::StrContains(push.err, "takes pushes only as a replica"))
+        << push.err;
+  }
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/envSettings.props")),
+            testing::ReadFile(Gw(Prod(1), "conf/envSettings.props")));
+  // Changes on the new active site reach the old one.
+  testing::WriteFile(Gw(Standby(1), "conf/after-promote.props"), "env.B=2\n");
+  cp = Checkpoint();
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  EXPECT_EQ(testing::ReadFile(Gw(Prod(1), "conf/after-promote.props")),
+            "env.B=2\n");
+  for (int i = 1; i <= 2; ++i) {
+    EXPECT_EQ(testing::Diff(Tree(Standby(i)), Tree(Prod(i))), "") << i;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,35 @@
+// A promote's work on a node of the site becoming active
+// (Replica.Activate): loading the committed dumps into this host's servers,
+// then the start scripts, Node Managers in one phase and instances in the
+// next (the coordinator finishes a phase on every node before the next).
+#ifndef GWMIRROR_NODE_REPLICA_ACTIVATION_H_
+#define GWMIRROR_NODE_REPLICA_ACTIVATION_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gwmirror/v1/config.pb.h"
+
+namespace gwmirror {
+
+class Activation {
+ public:
+  explicit Activation(gwmirror::v1::NodeConfig config);
+
+  // phase: "restore", "node-managers", "instances" or "dry-run" (what
+  // each would do). One line per thing done.
+  absl::StatusOr<std::vector<std::string>> Run(const std::string& phase);
+
+  // The start scripts of a phase, in name order (relative to the host
+  // root).
+  std::vector<std::string> Scripts(bool node_managers) const;
+
+ private:
+  const gwmirror::v1::NodeConfig config_;
+  const std::string host_root_;
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_NODE_REPLICA_ACTIVATION_H_
