@@ -22,8 +22,8 @@ class Membership {
  public:
   // `fill` adds what the node reports beyond its topology (pending
   // changes, drift); `on_response` sees every heartbeat answer (the node's
-  // role, the slot's current replica) and, as one, every registration's. Both run on the membership thread; either may be
-  // empty.
+  // role, the slot's current replica) and, as one, every registration's. Both
+  // run on the membership thread; either may be empty.
   using Fill = std::function<void(gwmirror::v1::HeartbeatRequest*)>;
   using OnResponse =
       std::function<void(const gwmirror::v1::HeartbeatResponse&)>;
