@@ -785,6 +785,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   report.set_active_site(target);
   report.set_fenced_site(active);
   absl::Status st = phase("restore databases", "restore", true);
+  if (st.ok()) st = phase("apply site overrides", "overrides", true);
   if (st.ok()) st = phase("start node managers", "node-managers", true);
   if (st.ok()) st = phase("start instances", "instances", true);
   if (st.ok() && !config_.traffic_switch().empty()) {

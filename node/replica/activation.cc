@@ -3,9 +3,13 @@
 #include <fnmatch.h>
 #include <sys/stat.h>
 
+#include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -44,6 +48,45 @@ std::vector<std::string> Match(const std::string& host_root,
 
 }  // namespace
 
+absl::Status ApplyOverride(const std::string& host_root,
+                           const gwmirror::v1::SiteOverride& o,
+                           std::vector<std::string>* done) {
+  RETURN_IF_ERROR(ValidateRelativePath(o.file()));
+  const std::string full = JoinPath(host_root, o.file());
+  struct stat st;
+  if (lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("site override: /", o.file(), " is not a regular file"));
+  }
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(full));
+  std::vector<std::string> lines = absl::StrSplit(text, '\n');
+  if (lines.back().empty()) lines.pop_back();  // After the last newline.
+  // In key order: the file and the report come out the same every time.
+  const std::map<std::string, std::string> values(o.values().begin(),
+                                                  o.values().end());
+  std::set<std::string> seen;
+  for (std::string& line : lines) {
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    auto it = values.find(line.substr(0, eq));
+    if (it == values.end()) continue;
+    line = absl::StrCat(it->first, "=", it->second);
+    seen.insert(it->first);
+  }
+  for (const auto& [k, v] : values) {
+    if (!seen.count(k)) lines.push_back(absl::StrCat(k, "=", v));
+  }
+  std::string out = absl::StrJoin(lines, "\n") + "\n";
+  RETURN_IF_ERROR(WriteFileAtomic(full, out, st.st_mode & 07777));
+  if (chown(full.c_str(), st.st_uid, st.st_gid) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("chown ", full));
+  }
+  for (const auto& [k, v] : values) {
+    done->push_back(absl::StrCat("set ", k, "=", v, " in /", o.file()));
+  }
+  return absl::OkStatus();
+}
+
 Activation::Activation(gwmirror::v1::NodeConfig config)
     : config_(std::move(config)),
       host_root_(config_.host_root().empty() ? "/" : config_.host_root()) {}
@@ -79,6 +122,11 @@ absl::StatusOr<std::vector<std::string>> Activation::Run(
       done.push_back(absl::StrCat("restore ", job.name(), " (", job.kind(),
                                   ") from ", job.file()));
     }
+    for (const auto& o : config_.promote().overrides()) {
+      for (const auto& [k, v] : o.values()) {
+        done.push_back(absl::StrCat("set ", k, "=", v, " in /", o.file()));
+      }
+    }
     for (bool nm : {true, false}) {
       for (const std::string& s : Scripts(nm)) {
         done.push_back(absl::StrCat("run /", s, " start"));
@@ -89,6 +137,12 @@ absl::StatusOr<std::vector<std::string>> Activation::Run(
   if (phase == "restore") {
     if (config_.databases().empty()) return done;
     RETURN_IF_ERROR(jobs.Restore("", /*scratch=*/false, &done));
+    return done;
+  }
+  if (phase == "overrides") {
+    for (const auto& o : config_.promote().overrides()) {
+      RETURN_IF_ERROR(ApplyOverride(host_root_, o, &done));
+    }
     return done;
   }
   if (phase != "node-managers" && phase != "instances") {

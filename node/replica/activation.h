@@ -13,12 +13,18 @@
 
 namespace gwmirror {
 
+// Sets the override's keys in its file (atomically, mode and owner kept);
+// one line per key to `done`.
+absl::Status ApplyOverride(const std::string& host_root,
+                           const gwmirror::v1::SiteOverride& o,
+                           std::vector<std::string>* done);
+
 class Activation {
  public:
   explicit Activation(gwmirror::v1::NodeConfig config);
 
-  // phase: "restore", "node-managers", "instances" or "dry-run" (what
-  // each would do). One line per thing done.
+  // phase: "restore", "overrides", "node-managers", "instances" or
+  // "dry-run" (what each would do). One line per thing done.
   absl::StatusOr<std::vector<std::string>> Run(const std::string& phase);
 
   // The start scripts of a phase, in name order (relative to the host

@@ -473,6 +473,20 @@ TEST_F(PromoteTest, StandbyBecomesActiveAndTheOldSiteItsReplica) {
   testing::WriteFile(Gw(Prod(2), "conf/before-promote.props"), "env.A=1\n");
   auto cp = Checkpoint();
   ASSERT_TRUE(cp.ok()) << cp.status();
+  // gw1's standby host gets its own value in envSettings.props at promote.
+  const gwmirror::v1::SandboxProcess& sb1 = sb_.slots(0).standby();
+  {
+    gwmirror::v1::NodeConfig nc;
+    ASSERT_TRUE(
+        ParseJson(testing::ReadFile(sb1.config()), sb1.config(), &nc).ok());
+    auto* o = nc.mutable_promote()->add_overrides();
+    o->set_file(absl::StrCat(kPrefix, "/apigateway/conf/envSettings.props"));
+    (*o->mutable_values())["env.SITE"] = "standby";
+    testing::WriteFile(sb1.config(), ToJson(nc), 0600);
+    Kill(sb1);
+    Restart(sb1);
+    WaitHealthy();
+  }
   RunResult dry = Cli({"promote", "--dry-run"});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_TRUE(absl::StrContains(dry.out, "dry run, nothing changed"))
@@ -493,11 +507,14 @@ TEST_F(PromoteTest, StandbyBecomesActiveAndTheOldSiteItsReplica) {
   for (const auto& s : p.steps()) names.push_back(s.name());
   EXPECT_EQ(absl::StrJoin(names, ","),
             "check standby trees,raise epoch,restore databases,"
-            "start node managers,start instances");
-  // The standby trees are the checkpoint (production's at the cut).
-  for (int i = 1; i <= 2; ++i) {
-    EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "") << i;
-  }
+            "apply site overrides,start node managers,start instances");
+  // The standby trees are the checkpoint (production's at the cut), but for
+  // gw1's site override.
+  EXPECT_EQ(testing::Diff(Tree(Prod(2)), Tree(Standby(2))), "");
+  std::string env = testing::ReadFile(Gw(Standby(1), "conf/envSettings.props"));
+  EXPECT_TRUE(absl::EndsWith(env, "\nenv.SITE=standby\n")) << env;
+  EXPECT_EQ(env, testing::ReadFile(Gw(Prod(1), "conf/envSettings.props")) +
+                     "env.SITE=standby\n");
   // Node Managers on every host before any instance.
   std::string last_nm, first_instance = "~";
   for (int i = 1; i <= 2; ++i) {
@@ -548,8 +565,8 @@ TEST_F(PromoteTest, StandbyBecomesActiveAndTheOldSiteItsReplica) {
                 absl::StrContains(push.err, "takes pushes only as a replica"))
         << push.err;
   }
-  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/envSettings.props")),
-            testing::ReadFile(Gw(Prod(1), "conf/envSettings.props")));
+  // The new active site's file is as the promote left it.
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/envSettings.props")), env);
   // Changes on the new active site reach the old one.
   testing::WriteFile(Gw(Standby(1), "conf/after-promote.props"), "env.B=2\n");
   cp = Checkpoint();
