@@ -56,56 +56,8 @@ grpc::ClientContext* WithDeadline(grpc::ClientContext* ctx, absl::Duration d) {
   return ctx;
 }
 
-}  // namespace
-
 // One status, as text or JSON.
-static absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json);
-
-absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a) {
-  std::string path;
-  if (auto p = a.Get("config")) {
-    path = *p;
-  } else if (const char* env = std::getenv("GWMIRROR_CONFIG"); env && *env) {
-    path = env;
-  } else {
-    return absl::InvalidArgumentError(
-        "no CLI config: pass --config FILE or set GWMIRROR_CONFIG");
-  }
-  ASSIGN_OR_RETURN(std::string json, ReadFileToString(path));
-  gwmirror::v1::CliConfig config;
-  RETURN_IF_ERROR(ParseJson(json, path, &config));
-  if (config.coordinator().empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": \"coordinator\" (host:port) is required"));
-  }
-  return config;
-}
-
-absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
-    const gwmirror::v1::CliConfig& config) {
-  ASSIGN_OR_RETURN(auto ch, DialMutualTls(config.tls(), config.coordinator(),
-                                          config.coordinator_identity().empty()
-                                              ? "coordinator"
-                                              : config.coordinator_identity()));
-  return gwmirror::v1::Control::NewStub(ch);
-}
-
-absl::Status StatusCommand(const Args& a) {
-  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
-  ASSIGN_OR_RETURN(auto stub, DialControl(config));
-  if (!a.Has("watch")) return PrintStatus(stub.get(), a.Has("json"));
-  // Refresh in place until interrupted.
-  for (;;) {
-    std::cout << "\033[H\033[2J" << When(absl::ToUnixMillis(absl::Now()))
-              << "\n";
-    absl::Status st = PrintStatus(stub.get(), a.Has("json"));
-    if (!st.ok()) std::cout << "coordinator: " << st.message() << "\n";
-    std::cout.flush();
-    absl::SleepFor(absl::Seconds(1));
-  }
-}
-
-static absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
+absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
   gwmirror::v1::ClusterStatus s;
   grpc::ClientContext ctx;
   RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
@@ -154,13 +106,84 @@ static absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
   return absl::OkStatus();
 }
 
+void PrintDrill(const gwmirror::v1::DrillReport& d) {
+  std::cout << absl::StrFormat(
+      "drill %d %s: checkpoint %d, RTO %s, RPO %s (started %s)\n", d.id(),
+      d.ok() ? "passed" : "FAILED", d.checkpoint(), Age(d.rto_ms()),
+      Age(d.rpo_ms()), When(d.started_unix_ms()));
+  if (!d.ok()) std::cout << "  error: " << d.error() << "\n";
+  for (const auto& s : d.slots()) {
+    std::cout << absl::StrFormat(
+        "  %s: checkpoint %d, %d entries (%d bytes) verified in %s; "
+        "databases %s; smoke %s\n",
+        s.slot(), s.checkpoint(), s.entries(), s.bytes(), Age(s.copy_ms()),
+        Age(s.restore_ms()), Age(s.smoke_ms()));
+    for (const auto& r : s.restored()) std::cout << "    " << r << "\n";
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a) {
+  std::string path;
+  if (auto p = a.Get("config")) {
+    path = *p;
+  } else if (const char* env = std::getenv("GWMIRROR_CONFIG"); env && *env) {
+    path = env;
+  } else {
+    return absl::InvalidArgumentError(
+        "no CLI config: pass --config FILE or set GWMIRROR_CONFIG");
+  }
+  ASSIGN_OR_RETURN(std::string json, ReadFileToString(path));
+  gwmirror::v1::CliConfig config;
+  RETURN_IF_ERROR(ParseJson(json, path, &config));
+  if (config.coordinator().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": \"coordinator\" (host:port) is required"));
+  }
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
+    const gwmirror::v1::CliConfig& config) {
+  ASSIGN_OR_RETURN(auto ch, DialMutualTls(config.tls(), config.coordinator(),
+                                          config.coordinator_identity().empty()
+                                              ? "coordinator"
+                                              : config.coordinator_identity()));
+  return gwmirror::v1::Control::NewStub(ch);
+}
+
+namespace {
+
+// The coordinator's Control service, from --config or $GWMIRROR_CONFIG.
+absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> ControlFor(
+    const Args& a) {
+  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
+  return DialControl(config);
+}
+
+}  // namespace
+
+absl::Status StatusCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
+  if (!a.Has("watch")) return PrintStatus(stub.get(), a.Has("json"));
+  // Refresh in place until interrupted.
+  for (;;) {
+    std::cout << "\033[H\033[2J" << When(absl::ToUnixMillis(absl::Now()))
+              << "\n";
+    absl::Status st = PrintStatus(stub.get(), a.Has("json"));
+    if (!st.ok()) std::cout << "coordinator: " << st.message() << "\n";
+    std::cout.flush();
+    absl::SleepFor(absl::Seconds(1));
+  }
+}
+
 absl::Status CheckpointCommand(const std::string& sub, const Args& a) {
   if (sub != "create") {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown checkpoint command \"", sub, "\" (create)"));
   }
-  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
-  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::CreateCheckpointRequest req;
   req.set_wait(a.Has("wait"));
   gwmirror::v1::CheckpointInfo info;
@@ -180,8 +203,7 @@ absl::Status CheckpointCommand(const std::string& sub, const Args& a) {
 
 absl::Status ReleaseCommand(const Args& a) {
   ASSIGN_OR_RETURN(std::string slot, a.Require("slot"));
-  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
-  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::ReleaseRequest req;
   req.set_slot(slot);
   gwmirror::v1::ReleaseResponse resp;
@@ -194,8 +216,7 @@ absl::Status ReleaseCommand(const Args& a) {
 }
 
 absl::Status CheckpointsCommand(const Args& a) {
-  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
-  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::CheckpointList list;
   grpc::ClientContext ctx;
   RETURN_IF_ERROR(FromGrpc(
@@ -213,32 +234,8 @@ absl::Status CheckpointsCommand(const Args& a) {
   return absl::OkStatus();
 }
 
-}  // namespace gwmirror
-
-namespace gwmirror {
-namespace {
-
-void PrintDrill(const gwmirror::v1::DrillReport& d) {
-  std::cout << absl::StrFormat(
-      "drill %d %s: checkpoint %d, RTO %s, RPO %s (started %s)\n", d.id(),
-      d.ok() ? "passed" : "FAILED", d.checkpoint(), Age(d.rto_ms()),
-      Age(d.rpo_ms()), When(d.started_unix_ms()));
-  if (!d.ok()) std::cout << "  error: " << d.error() << "\n";
-  for (const auto& s : d.slots()) {
-    std::cout << absl::StrFormat(
-        "  %s: checkpoint %d, %d entries (%d bytes) verified in %s; "
-        "databases %s; smoke %s\n",
-        s.slot(), s.checkpoint(), s.entries(), s.bytes(), Age(s.copy_ms()),
-        Age(s.restore_ms()), Age(s.smoke_ms()));
-    for (const auto& r : s.restored()) std::cout << "    " << r << "\n";
-  }
-}
-
-}  // namespace
-
 absl::Status DrillCommand(const Args& a) {
-  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
-  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::StartDrillRequest req;
   if (auto smoke = a.Get("smoke")) {
     if (smoke->empty()) {
@@ -264,8 +261,7 @@ absl::Status DrillCommand(const Args& a) {
 }
 
 absl::Status DrillsCommand(const Args& a) {
-  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
-  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::DrillList list;
   grpc::ClientContext ctx;
   RETURN_IF_ERROR(
@@ -279,13 +275,8 @@ absl::Status DrillsCommand(const Args& a) {
   return absl::OkStatus();
 }
 
-}  // namespace gwmirror
-
-namespace gwmirror {
-
 absl::Status PromoteCommand(const Args& a) {
-  ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
-  ASSIGN_OR_RETURN(auto stub, DialControl(config));
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::PromoteRequest req;
   req.set_dry_run(a.Has("dry-run"));
   if (!req.dry_run() && !a.Has("yes")) {
