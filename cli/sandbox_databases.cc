@@ -79,8 +79,10 @@ absl::StatusOr<std::string> Which(const std::string& name) {
                    "servers)"));
 }
 
+// Runs a server tool (60 s at most); INTERNAL naming `what` unless it
+// exits 0.
 absl::Status MustRun(ProcessSpec spec, const std::string& what) {
-  if (spec.timeout == absl::Minutes(10)) spec.timeout = absl::Seconds(60);
+  spec.timeout = absl::Seconds(60);
   ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec));
   if (r.exit_code == 0 && !r.timed_out) return absl::OkStatus();
   return absl::InternalError(absl::StrCat(what, " failed: ", Describe(r)));

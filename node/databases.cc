@@ -342,7 +342,7 @@ absl::Status DatabaseJobs::Dump(const DatabaseJob& job) {
   }
   // Unchanged content: keep the old file (and its stat data).
   auto now_digest = FileDigest(tmp);
-  auto old_digest = FileDigest(full);
+  auto old_digest = DigestOfCurrent(job.name(), full);
   if (now_digest.ok() && old_digest.ok() && *now_digest == *old_digest) {
     unlink(tmp.c_str());
     return absl::OkStatus();
@@ -360,7 +360,38 @@ absl::Status DatabaseJobs::Dump(const DatabaseJob& job) {
     unlink(tmp.c_str());
     return e;
   }
+  if (now_digest.ok()) Remember(job.name(), full, *now_digest);
   return FsyncPath(full.substr(0, full.rfind('/')));
+}
+
+absl::StatusOr<std::string> DatabaseJobs::DigestOfCurrent(
+    const std::string& name, const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  }
+  auto it = known_.find(name);
+  if (it != known_.end() && it->second.ino == st.st_ino &&
+      it->second.size == static_cast<uint64_t>(st.st_size) &&
+      it->second.mtime_ns ==
+          st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec) {
+    return it->second.sha256;
+  }
+  ASSIGN_OR_RETURN(std::string sha, FileDigest(path));
+  Remember(name, path, sha);
+  return sha;
+}
+
+void DatabaseJobs::Remember(const std::string& name, const std::string& path,
+                            std::string sha256) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    known_.erase(name);
+    return;
+  }
+  known_[name] = {std::move(sha256), static_cast<uint64_t>(st.st_ino),
+                  static_cast<uint64_t>(st.st_size),
+                  st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
 }
 
 absl::Status DatabaseJobs::Restore(const std::string& name, bool scratch,

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gwmirror/v1/config.pb.h"
@@ -52,7 +53,21 @@ class DatabaseJobs {
   std::set<std::string> DumpFiles() const;
 
  private:
-  absl::Status Dump(const gwmirror::v1::DatabaseJob& job);
+  absl::Status Dump(const gwmirror::v1::DatabaseJob& job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The digest of the dump file a job left in place, trusted while the
+  // file's stat data is unchanged: an unchanged dump then costs one read
+  // (the new one), not two.
+  struct Known {
+    std::string sha256;
+    uint64_t ino = 0, size = 0;
+    int64_t mtime_ns = 0;
+  };
+  absl::StatusOr<std::string> DigestOfCurrent(const std::string& name,
+                                              const std::string& path)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Remember(const std::string& name, const std::string& path,
+                std::string sha256) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RestoreOne(const gwmirror::v1::DatabaseJob& job, bool scratch,
                           std::vector<std::string>* report);
 
@@ -60,6 +75,7 @@ class DatabaseJobs {
   const std::string host_root_;
   absl::Mutex mu_;
   std::map<std::string, absl::Time> last_dump_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Known> known_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gwmirror

@@ -92,6 +92,10 @@ TEST_F(DatabasesTest, CommandDumpIsAtomicPrivateAndStable) {
   ASSERT_TRUE(run.ok());
   EXPECT_TRUE(run->empty());
   EXPECT_EQ(jobs.DumpFiles(), std::set<std::string>{"var/dumps/rows.out"});
+  // A file changed behind the job's back is not taken for its last dump.
+  testing::WriteFile(out, "tampered\n", 0600);
+  ASSERT_TRUE(jobs.DumpDue(absl::Now()).ok());
+  EXPECT_EQ(testing::ReadFile(out), "10\nrow 1\n");
 }
 
 TEST_F(DatabasesTest, FailedDumpKeepsThePreviousOneAndScrubsThePassword) {
