@@ -128,8 +128,9 @@ absl::StatusOr<int> FreePort() {
 
 // Records a started SQL server of `db.kind()` and the job that dumps (or
 // restores) its metrics database through `socket`.
-void Finish(const SandboxDatabase& db, const std::string& socket,
-            SiteDatabases* out, std::vector<SandboxDatabase>* started) {
+void RecordSqlServer(const SandboxDatabase& db, const std::string& socket,
+                     SiteDatabases* out,
+                     std::vector<SandboxDatabase>* started) {
   DatabaseJob job;
   job.set_name("metrics-" + db.kind());
   job.set_kind(db.kind());
@@ -208,7 +209,7 @@ absl::Status StartMariaDb(const std::string& dir, const std::string& site,
         std::string("metrics")}) {
     db.add_client(a);
   }
-  Finish(db, dir + "/sock", out, started);
+  RecordSqlServer(db, dir + "/sock", out, started);
   return absl::OkStatus();
 }
 
@@ -305,7 +306,7 @@ absl::Status StartPostgres(const std::string& dir, const std::string& site,
         std::string("--dbname=metrics"), std::string("--no-password")}) {
     db.add_client(a);
   }
-  Finish(db, data_dir, out, started);
+  RecordSqlServer(db, data_dir, out, started);
   return absl::OkStatus();
 }
 
