@@ -75,7 +75,8 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
     drills = std::make_unique<DrillRunner>(config, store.get());
     activation = std::make_unique<Activation>(config);
     replica = std::make_unique<ReplicaService>(
-        store.get(), config.replica().source_identity(), controllers,
+        store.get(), config.state_dir(), config.replica().source_identity(),
+        controllers,
         drills.get(), activation.get());
     builder.RegisterService(replica.get());
   }

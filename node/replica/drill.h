@@ -1,8 +1,9 @@
-// A restore drill on a replica (Replica.Drill): the committed checkpoint is
-// copied into a scratch root under the state directory with every file's
-// SHA-256 checked against the manifest (a copy that read a file a commit
-// was replacing starts over on the new checkpoint, at most three times;
-// a file that differs without a commit is DATA_LOSS naming it), its dumps
+// A restore drill on a replica (Replica.Drill): the committed checkpoint,
+// or an older retained one, is restored from the history into a scratch
+// root under the state directory with every file's SHA-256 checked against
+// the manifest (a file a commit replaces meanwhile is read from the version
+// the commit preserved; a file that differs without a commit is DATA_LOSS
+// naming it), its dumps
 // are restored into scratch databases, the smoke command runs against it,
 // and everything is removed again, whatever the outcome. Replication keeps
 // running meanwhile: the drill only reads the tree.
@@ -28,10 +29,11 @@ class DrillRunner {
   absl::StatusOr<gwmirror::v1::DrillResult> Run(
       const gwmirror::v1::DrillRequest& req);
 
-  // Copies the committed checkpoint into `scratch` (created; must not
-  // exist) and verifies it; fills checkpoint, entries and bytes.
-  absl::Status CopyCommitted(const std::string& scratch,
-                             gwmirror::v1::DrillResult* result);
+  // Restores retained checkpoint `n` (0: the committed one) into `scratch`
+  // (created; must not exist), verifying every file; fills checkpoint,
+  // entries and bytes.
+  absl::Status Restore(uint64_t n, const std::string& scratch,
+                       gwmirror::v1::DrillResult* result);
 
  private:
   const gwmirror::v1::NodeConfig config_;

@@ -1,20 +1,25 @@
 #include "node/replica/service.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "common/chunk_codec.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
+#include "node/replica/restore.h"
 
 namespace gwmirror {
 
 using gwmirror::v1::PushMessage;
 
-ReplicaService::ReplicaService(ReplicaStore* store, std::string source,
+ReplicaService::ReplicaService(ReplicaStore* store, std::string state_dir,
+                               std::string source,
                                std::set<std::string> controllers,
                                DrillRunner* drills, Activation* activation)
     : store_(store),
+      state_dir_(std::move(state_dir)),
       source_(std::move(source)),
       controllers_(std::move(controllers)),
       drills_(drills),
@@ -156,7 +161,10 @@ grpc::Status ReplicaService::Commit(grpc::ServerContext* ctx,
                                     gwmirror::v1::CommitResult* resp) {
   absl::Status st = Authorize(*ctx, Role::kController);
   if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
-  if (st.ok()) st = store_->Commit(req->checkpoint(), req->manifest_digest());
+  if (st.ok()) {
+    st = store_->Commit(req->checkpoint(), req->manifest_digest(),
+                        {req->pinned().begin(), req->pinned().end()});
+  }
   if (st.ok()) {
     resp->set_committed_checkpoint(req->checkpoint());
     Logf(LogLevel::kInfo, "replica", "checkpoint=%d committed",
@@ -183,6 +191,17 @@ grpc::Status ReplicaService::Activate(grpc::ServerContext* ctx,
     st = absl::UnimplementedError("this node cannot be promoted");
   }
   if (!st.ok()) return ToGrpc(st);
+  if (req->phase() == "rollback") {
+    absl::Time t = absl::Now();
+    const uint64_t from = store_->State().committed_checkpoint();
+    st = store_->Rollback(req->checkpoint());
+    if (st.ok()) {
+      resp->add_done(absl::StrCat(
+          "tree brought from checkpoint ", from, " to ", req->checkpoint(),
+          " in ", absl::ToInt64Milliseconds(absl::Now() - t), " ms"));
+    }
+    return ToGrpc(st);
+  }
   auto r = activation_->Run(req->phase());
   if (!r.ok()) {
     Logf(LogLevel::kWarning, "node", "promote %s failed: %s", req->phase(),
@@ -213,6 +232,84 @@ grpc::Status ReplicaService::Drill(grpc::ServerContext* ctx,
        "drill=%d checkpoint=%d verified: %d entries, %d bytes in %d ms",
        req->drill_id(), r->checkpoint(), r->entries(), r->bytes(),
        r->copy_ms());
+  *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
+}  // namespace gwmirror
+
+namespace gwmirror {
+
+grpc::Status ReplicaService::ListHistory(
+    grpc::ServerContext* ctx, const gwmirror::v1::ListHistoryRequest* req,
+    gwmirror::v1::HistoryList* resp) {
+  absl::Status st = Authorize(*ctx, Role::kController);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (!st.ok()) return ToGrpc(st);
+  const History& h = store_->history();
+  std::set<uint64_t> pins = h.pins();
+  std::map<uint64_t, uint64_t> bytes;
+  for (auto [n, b] : h.BytesByPoint()) bytes[n] = b;
+  for (const HistoryPoint& p : h.Points()) {
+    gwmirror::v1::HistoryPoint* out = resp->add_points();
+    out->set_checkpoint(p.checkpoint);
+    out->set_committed_unix_ms(p.committed_unix_ms);
+    out->set_entries(p.entries);
+    out->set_added(p.added);
+    out->set_changed(p.changed);
+    out->set_removed(p.removed);
+    out->set_changed_bytes(p.changed_bytes);
+    out->set_bytes_on_disk(bytes[p.checkpoint]);
+    out->set_pinned(pins.count(p.checkpoint) > 0);
+  }
+  resp->set_total_bytes(h.TotalBytes());
+  resp->set_committed_checkpoint(store_->State().committed_checkpoint());
+  return grpc::Status::OK;
+}
+
+grpc::Status ReplicaService::Export(
+    grpc::ServerContext* ctx, const gwmirror::v1::ExportRequest* req,
+    grpc::ServerWriter<gwmirror::v1::ExportChunk>* writer) {
+  absl::Status st = Authorize(*ctx, Role::kController);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (!st.ok()) return ToGrpc(st);
+  uint64_t n = req->checkpoint() ? req->checkpoint()
+                                 : store_->State().committed_checkpoint();
+  auto m = store_->history().LoadManifest(n);
+  if (!m.ok()) return ToGrpc(m.status());
+  const std::string scratch = state_dir_ + "/replica/history/objects";
+  gwmirror::v1::ExportChunk chunk;
+  std::string* buf = chunk.mutable_data();
+  st = WriteTar(store_->history(), *m, req->slot(), n, scratch,
+                [&](absl::string_view piece) -> absl::Status {
+                  buf->append(piece.data(), piece.size());
+                  if (buf->size() < (1 << 20)) return absl::OkStatus();
+                  if (ctx->IsCancelled() || !writer->Write(chunk)) {
+                    return absl::CancelledError("export cancelled");
+                  }
+                  buf->clear();
+                  return absl::OkStatus();
+                });
+  if (st.ok() && !buf->empty() && !writer->Write(chunk)) {
+    st = absl::CancelledError("export cancelled");
+  }
+  Logf(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "replica",
+       "checkpoint=%d export %s", n, st.ok() ? "done" : st.ToString());
+  return ToGrpc(st);
+}
+
+grpc::Status ReplicaService::Verify(grpc::ServerContext* ctx,
+                                    const gwmirror::v1::VerifyRequest* req,
+                                    gwmirror::v1::VerifyResult* resp) {
+  absl::Status st = Authorize(*ctx, Role::kController);
+  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (!st.ok()) return ToGrpc(st);
+  auto r = store_->Verify(req->repair());
+  if (!r.ok()) return ToGrpc(r.status());
+  Logf(r->problems().empty() ? LogLevel::kInfo : LogLevel::kWarning, "replica",
+       "checkpoint=%d verify: %d files, %d stored versions, %d problems",
+       r->committed_checkpoint(), r->files_checked(), r->versions_checked(),
+       r->problems_size());
   *resp = *std::move(r);
   return grpc::Status::OK;
 }

@@ -16,10 +16,10 @@ namespace gwmirror {
 
 class ReplicaService final : public gwmirror::v1::Replica::Service {
  public:
-  // `source` may push and read; `controllers` may read, commit, abort and
-  // drill. `drills` (may be null: Drill is then UNIMPLEMENTED) outlives the
-  // service.
-  ReplicaService(ReplicaStore* store, std::string source,
+  // `source` may push and read; `controllers` may read, commit, abort,
+  // drill, list and export history and verify. `drills` (may be null: Drill is
+  // then UNIMPLEMENTED) outlives the service.
+  ReplicaService(ReplicaStore* store, std::string state_dir, std::string source,
                  std::set<std::string> controllers,
                  DrillRunner* drills = nullptr,
                  Activation* activation = nullptr);
@@ -48,6 +48,15 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   grpc::Status Drill(grpc::ServerContext* ctx,
                      const gwmirror::v1::DrillRequest* req,
                      gwmirror::v1::DrillResult* resp) override;
+  grpc::Status ListHistory(grpc::ServerContext* ctx,
+                           const gwmirror::v1::ListHistoryRequest* req,
+                           gwmirror::v1::HistoryList* resp) override;
+  grpc::Status Export(
+      grpc::ServerContext* ctx, const gwmirror::v1::ExportRequest* req,
+      grpc::ServerWriter<gwmirror::v1::ExportChunk>* writer) override;
+  grpc::Status Verify(grpc::ServerContext* ctx,
+                      const gwmirror::v1::VerifyRequest* req,
+                      gwmirror::v1::VerifyResult* resp) override;
 
  private:
   enum class Role { kSource, kController, kReader };
@@ -56,6 +65,7 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
                       gwmirror::v1::PushResult* resp);
 
   ReplicaStore* store_;
+  const std::string state_dir_;
   const std::string source_;
   const std::set<std::string> controllers_;
   DrillRunner* const drills_;

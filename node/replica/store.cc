@@ -384,9 +384,92 @@ ReplicaStore::ReplicaStore(const gwmirror::v1::NodeConfig& config,
       pool_cap_(config.replica().prestage_max_bytes()
                     ? config.replica().prestage_max_bytes()
                     : kDefaultPoolCap),
-      writer_(std::move(writer)) {}
+      writer_(std::move(writer)),
+      scrub_interval_ms_(config.replica().scrub_interval_ms()
+                             ? config.replica().scrub_interval_ms()
+                             : 24 * 3600 * 1000) {}
 
-ReplicaStore::~ReplicaStore() = default;
+ReplicaStore::~ReplicaStore() {
+  {
+    absl::MutexLock l(&keeper_mu_);
+    keeper_stop_ = keeper_kick_ = true;
+  }
+  if (keeper_.joinable()) keeper_.join();
+}
+
+void ReplicaStore::KeeperLoop() {
+  absl::Time next_scrub = absl::Now() + absl::Milliseconds(scrub_interval_ms_);
+  absl::Time next_gc = absl::Now();  // The first round collects leftovers.
+  for (;;) {
+    {
+      absl::MutexLock l(&keeper_mu_);
+      keeper_mu_.AwaitWithTimeout(absl::Condition(&keeper_kick_),
+                                  absl::Minutes(1));
+      if (keeper_stop_) return;
+      keeper_kick_ = false;
+    }
+    const absl::Time now = absl::Now();
+    absl::Status st = MaintainHistory(now >= next_gc);
+    if (now >= next_gc) next_gc = now + absl::Minutes(10);
+    if (!st.ok()) {
+      Logf(LogLevel::kError, "history", "maintenance: %s", st.ToString());
+    }
+    if (now < next_scrub) continue;
+    next_scrub = now + absl::Milliseconds(scrub_interval_ms_);
+    std::vector<std::string> problems, repaired;
+    uint64_t versions = 0;
+    st = history_->Verify(/*repair=*/false, &problems, &repaired, &versions);
+    if (!st.ok()) problems.push_back(std::string(st.message()));
+    for (const std::string& p : problems) {
+      Logf(LogLevel::kError, "history", "scrub: %s", p);
+    }
+    Logf(problems.empty() ? LogLevel::kInfo : LogLevel::kError, "history",
+         "scrub: %d stored versions re-read, %d problems", versions,
+         problems.size());
+    absl::MutexLock l(&mu_);
+    scrub_problems_ = problems.size();
+  }
+}
+
+absl::Status ReplicaStore::MaintainHistory(bool gc) {
+  return history_->Maintain(absl::Now(), gc).status();
+}
+
+absl::StatusOr<UniqueFd> ReplicaStore::OpenBySha(const std::string& sha) const {
+  std::string path;
+  {
+    absl::MutexLock l(&sha_mu_);
+    if (!sha_paths_built_ && sha_source_ != nullptr) {
+      for (const Entry& e : sha_source_->entries()) {
+        if (e.type() == ENTRY_TYPE_FILE)
+          sha_paths_.emplace(e.sha256(), e.path());
+      }
+      sha_paths_built_ = true;
+    }
+    auto it = sha_paths_.find(sha);
+    if (it == sha_paths_.end()) {
+      return absl::NotFoundError("no committed file holds it");
+    }
+    path = it->second;
+  }
+  return writer_.OpenFileForRead(path);
+}
+
+void ReplicaStore::PublishCommitted() {
+  auto m = std::make_shared<const Manifest>(committed_manifest_);
+  absl::MutexLock l(&sha_mu_);
+  sha_source_ = std::move(m);
+  sha_paths_.clear();
+  sha_paths_built_ = false;
+}
+
+absl::Status ReplicaStore::PreserveAndApply(uint64_t n, const Manifest& next) {
+  RETURN_IF_ERROR(history_->Preserve(committed_manifest_, next,
+                                     [this](const std::string& path) {
+                                       return writer_.OpenFileForRead(path);
+                                     }));
+  return Apply(n, next);
+}
 
 std::string ReplicaStore::StagingDir(uint64_t n) const {
   return absl::StrCat(Dir(), "/staging/", n);
@@ -451,7 +534,20 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
   }
   store->committed_digest_ =
       DigestBytes(store->committed_manifest_.ComputeDigest());
+  ReplicaStore* raw = store.get();
+  ASSIGN_OR_RETURN(
+      store->history_,
+      History::Open(
+          store->Dir() + "/history", config.replica().retention(),
+          [raw](const std::string& sha) { return raw->OpenBySha(sha); }));
   RETURN_IF_ERROR(store->Recover());
+  store->PublishCommitted();
+  if (!store->history_->Has(store->committed_)) {
+    RETURN_IF_ERROR(store->history_->Record(store->committed_,
+                                            store->committed_manifest_, nullptr,
+                                            nullptr, absl::Now()));
+  }
+  store->keeper_ = std::thread([raw] { raw->KeeperLoop(); });
   return store;
 }
 
@@ -469,7 +565,7 @@ absl::Status ReplicaStore::Recover() {
            "checkpoint=%d finishing an interrupted commit", n);
       ASSIGN_OR_RETURN(ManifestFile next,
                        ReadManifestFile(StagingDir(n) + "/manifest"));
-      RETURN_IF_ERROR(Apply(n, next.manifest));
+      RETURN_IF_ERROR(PreserveAndApply(n, next.manifest));
       RETURN_IF_ERROR(FinishCommit(n, next.manifest,
                                    DigestBytes(next.manifest.ComputeDigest())));
     }
@@ -536,6 +632,7 @@ gwmirror::v1::ReplicaState ReplicaStore::State() const {
   s.set_epoch(epoch_->Get());
   s.set_prestage_pool(pool_id_);
   s.set_drifted_entries(drifted_entries_);
+  s.set_scrub_problems(scrub_problems_);
   if (staged_manifest_) {
     s.set_staged_checkpoint(staging_);
     s.set_staged_digest(staged_digest_);
@@ -726,8 +823,20 @@ absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
   RETURN_IF_ERROR(FaultPoint("commit:record"));
   RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next));
   committed_ = n;
-  committed_manifest_ = next;
+  Manifest prev = std::exchange(committed_manifest_, next);
   committed_digest_ = digest;
+  PublishCommitted();
+  // The commit stands whatever happens to its history record.
+  absl::Status recorded =
+      history_->Record(n, next, &prev, &pinned_, absl::Now());
+  if (!recorded.ok()) {
+    Logf(LogLevel::kError, "history", "checkpoint=%d not recorded: %s", n,
+         recorded.ToString());
+  }
+  {
+    absl::MutexLock kl(&keeper_mu_);
+    keeper_kick_ = true;
+  }
   RETURN_IF_ERROR(FaultPoint("commit:done"));
   if (unlink((Dir() + "/applying").c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, "remove redo intent");
@@ -739,18 +848,19 @@ absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
   return RemoveTree(StagingDir(n));
 }
 
-absl::Status ReplicaStore::Commit(uint64_t checkpoint,
-                                  absl::string_view digest) {
+absl::Status ReplicaStore::Commit(uint64_t checkpoint, absl::string_view digest,
+                                  const std::vector<uint64_t>& pinned) {
   absl::MutexLock l(&mu_);
+  pinned_ = pinned;
   if (push_active_) {
     return absl::AbortedError("a push is in progress; commit after it ends");
   }
   if (checkpoint == committed_ && digest == committed_digest_) {
-    return absl::OkStatus();  // Retried commit: already done.
+    return history_->SetPins(pinned);  // Retried commit: already done.
   }
   if (applying_ && staging_ == checkpoint && staged_manifest_) {
     Manifest next = *staged_manifest_;
-    RETURN_IF_ERROR(Apply(checkpoint, next));
+    RETURN_IF_ERROR(PreserveAndApply(checkpoint, next));
     applying_ = false;
     return FinishCommit(checkpoint, next, staged_digest_);
   }
@@ -772,7 +882,7 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint,
                                   absl::StrCat(checkpoint, "\n"), 0600));
   Manifest next = *staged_manifest_;
   applying_ = true;
-  absl::Status st = Apply(checkpoint, next);
+  absl::Status st = PreserveAndApply(checkpoint, next);
   if (!st.ok()) {
     // The intent stays: the next start finishes this commit before anything
     // else, so the tree never stays a mix of two checkpoints.
@@ -836,7 +946,8 @@ absl::Status ReplicaStore::Readopt() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> ReplicaStore::CheckDrift(bool rehash) {
+absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
+    bool rehash, bool record, std::vector<std::string>* paths) {
   uint64_t n = 0;
   Manifest committed;
   std::string digest;
@@ -872,7 +983,11 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(bool rehash) {
     drifted.push_back(actual.path());
     corrected.push_back(actual);
   }
-  if (drifted.empty()) return 0;
+  std::sort(drifted.begin(), drifted.end());
+  if (paths != nullptr) *paths = drifted;
+  if (drifted.empty() || !record) {
+    return static_cast<int64_t>(drifted.size());
+  }
   ASSIGN_OR_RETURN(Manifest m, Manifest::FromEntries(std::move(corrected)));
   absl::MutexLock l(&mu_);
   // A push or commit that began meanwhile owns the tree: look again later.
@@ -883,8 +998,8 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(bool rehash) {
   RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, m));
   committed_digest_ = DigestBytes(m.ComputeDigest());
   committed_manifest_ = std::move(m);
+  PublishCommitted();
   drifted_entries_ += drifted.size();
-  std::sort(drifted.begin(), drifted.end());
   std::string sample;
   for (size_t i = 0; i < drifted.size() && i < 3; ++i) {
     absl::StrAppend(&sample, i ? ", " : "", drifted[i]);
@@ -894,6 +1009,92 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(bool rehash) {
        "checkpoint (%s%s); the next cut repairs them",
        n, drifted.size(), sample, drifted.size() > 3 ? ", ..." : "");
   return static_cast<int64_t>(drifted.size());
+}
+
+absl::Status ReplicaStore::Rollback(uint64_t n) {
+  ASSIGN_OR_RETURN(Manifest target, history_->LoadManifest(n));
+  std::string digest = DigestBytes(target.ComputeDigest());
+  // Stage what the tree lacks, reading outside the lock (reads go through
+  // OpenBySha, which takes it).
+  auto [base, current] = CommittedSnapshot();
+  {
+    absl::MutexLock l(&mu_);
+    if (push_active_ || applying_) {
+      return absl::AbortedError(
+          "a push or commit is under way; roll back after it");
+    }
+    DiscardStaging();
+  }
+  RETURN_IF_ERROR(RemoveTree(StagingDir(n)));
+  RETURN_IF_ERROR(MakeDirs(StagingDir(n) + "/objects", 0700));
+  std::set<std::string> staged;
+  for (const Entry& e : target.entries()) {
+    if (!NeedsContent(e, current.Find(e.path())) ||
+        !staged.insert(e.sha256()).second) {
+      continue;
+    }
+    const std::string path = ObjectPath(n, e.sha256());
+    UniqueFd fd(
+        open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
+    absl::Status st = history_->ReadTo(e.sha256(), fd.get());
+    if (!st.ok()) {
+      return absl::Status(
+          st.code(),
+          absl::StrCat("checkpoint ", n, ", ", e.path(), ": ", st.message()));
+    }
+    if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
+  }
+  RETURN_IF_ERROR(WriteManifestFile(StagingDir(n) + "/manifest", n, target));
+  absl::MutexLock l(&mu_);
+  if (committed_ != base || push_active_ || applying_) {
+    return absl::AbortedError(
+        "a commit came in during the roll back; run it again");
+  }
+  staging_ = n;
+  staged_objects_ = std::move(staged);
+  staged_manifest_ = target;
+  staged_digest_ = digest;
+  RETURN_IF_ERROR(
+      WriteFileAtomic(Dir() + "/applying", absl::StrCat(n, "\n"), 0600));
+  applying_ = true;
+  RETURN_IF_ERROR(PreserveAndApply(n, target));
+  applying_ = false;
+  Logf(LogLevel::kWarning, "replica", "checkpoint=%d rolled back to (from %d)",
+       n, base);
+  return FinishCommit(n, target, digest);
+}
+
+absl::StatusOr<gwmirror::v1::VerifyResult> ReplicaStore::Verify(bool repair) {
+  gwmirror::v1::VerifyResult r;
+  std::vector<std::string> paths;
+  ASSIGN_OR_RETURN(int64_t differ, CheckDrift(/*rehash=*/true, repair, &paths));
+  if (differ < 0) {
+    return absl::UnavailableError(
+        "a push or commit is under way; verify again in a moment");
+  }
+  auto [n, m] = CommittedSnapshot();
+  r.set_committed_checkpoint(n);
+  for (const Entry& e : m.entries()) {
+    r.set_files_checked(r.files_checked() + (e.type() == ENTRY_TYPE_FILE));
+  }
+  r.set_tree_differences(differ);
+  for (const std::string& p : paths) {
+    r.add_problems(
+        absl::StrCat("standby file ", p, " differs from checkpoint ", n));
+    if (repair) {
+      r.add_repaired(absl::StrCat(p,
+                                  ": recorded; the next cut brings it "
+                                  "from the source"));
+    }
+  }
+  std::vector<std::string> problems, repaired;
+  uint64_t versions = 0;
+  RETURN_IF_ERROR(history_->Verify(repair, &problems, &repaired, &versions));
+  r.set_versions_checked(versions);
+  for (std::string& p : problems) r.add_problems(std::move(p));
+  for (std::string& p : repaired) r.add_repaired(std::move(p));
+  return r;
 }
 
 }  // namespace gwmirror

@@ -12,6 +12,7 @@
 //                                   cuts (the pre-stage pool); emptied at
 //                                   every start, trimmed at every commit
 //   drift.index                     stat index of the last drift check
+//   history/                        retained older checkpoints (history.h)
 // Recovery (Open): an `applying` intent is finished before anything else;
 // a completely staged checkpoint (its manifest written) is kept, because the
 // coordinator may already have recorded it consistent; every other staging
@@ -27,6 +28,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -40,6 +42,7 @@
 #include "common/sha256.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/replica.pb.h"
+#include "node/replica/history.h"
 #include "node/replica/tree_writer.h"
 
 namespace gwmirror {
@@ -128,7 +131,9 @@ class ReplicaStore {
                          uint32_t block_len, const ByteSink& sink)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  absl::Status Commit(uint64_t checkpoint, absl::string_view digest)
+  // `pinned`: checkpoints retention must keep (from the coordinator).
+  absl::Status Commit(uint64_t checkpoint, absl::string_view digest,
+                      const std::vector<uint64_t>& pinned = {})
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Abort(uint64_t checkpoint) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -139,7 +144,31 @@ class ReplicaStore {
   // are in the committed manifest, so the source's next cut sends exactly
   // what repairs them; `drifted_entries` in State() counts them until a
   // commit. Skipped (returns -1) while a push or commit is under way.
-  absl::StatusOr<int64_t> CheckDrift(bool rehash) ABSL_LOCKS_EXCLUDED(mu_);
+  // With `record` false, only reports (into `paths`, when given).
+  absl::StatusOr<int64_t> CheckDrift(bool rehash, bool record = true,
+                                     std::vector<std::string>* paths = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Point-in-time history (history.h). The committed checkpoint is always
+  // retained.
+  const History& history() const { return *history_; }
+  History& history() { return *history_; }
+  // Retention, compaction and (when due) garbage collection; runs by itself
+  // in the background after commits and every minute.
+  absl::Status MaintainHistory(bool gc = false);
+  // Brings the tree to the retained checkpoint `n` (older than the
+  // committed one) through the redo journal, as a commit does: a promote to
+  // an older checkpoint.
+  absl::Status Rollback(uint64_t n) ABSL_LOCKS_EXCLUDED(mu_);
+  // Re-hashes the whole tree against the committed checkpoint and re-reads
+  // every stored increment; with `repair`, differing standby entries are
+  // recorded as drift (the next cut replaces them from the source) and
+  // damaged increments the tree still holds are re-encoded.
+  absl::StatusOr<gwmirror::v1::VerifyResult> Verify(bool repair)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Opens a committed tree file that should hold `sha` (History's lookup).
+  absl::StatusOr<UniqueFd> OpenBySha(const std::string& sha) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Roles. A node that can be a source keeps this store over its own live
   // tree; while it is the source (or before it knows), the committed
@@ -167,6 +196,10 @@ class ReplicaStore {
                             std::string digest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DiscardStaging() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Preserve (history), then Apply.
+  absl::Status PreserveAndApply(uint64_t n, const Manifest& next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void KeeperLoop();
   void EndSession() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string state_dir_;
@@ -204,6 +237,24 @@ class ReplicaStore {
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t drifted_entries_ ABSL_GUARDED_BY(mu_) = 0;
   bool stale_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<uint64_t> pinned_ ABSL_GUARDED_BY(mu_);
+  uint64_t scrub_problems_ ABSL_GUARDED_BY(mu_) = 0;
+  // For OpenBySha, which History calls with its own lock held, so it must
+  // not take mu_: the committed manifest as last published and a map
+  // sha -> a path holding it, built on first use. Order: mu_, then sha_mu_.
+  void PublishCommitted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  mutable absl::Mutex sha_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::shared_ptr<const Manifest> sha_source_ ABSL_GUARDED_BY(sha_mu_);
+  mutable std::map<std::string, std::string> sha_paths_
+      ABSL_GUARDED_BY(sha_mu_);
+  mutable bool sha_paths_built_ ABSL_GUARDED_BY(sha_mu_) = false;
+  std::unique_ptr<History> history_;  // Set once in Open.
+  // The history keeper: Maintain after commits and every minute, scrub.
+  const uint32_t scrub_interval_ms_;
+  absl::Mutex keeper_mu_;
+  bool keeper_kick_ ABSL_GUARDED_BY(keeper_mu_) = false;
+  bool keeper_stop_ ABSL_GUARDED_BY(keeper_mu_) = false;
+  std::thread keeper_;
 };
 
 }  // namespace gwmirror

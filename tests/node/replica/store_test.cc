@@ -9,9 +9,11 @@
 #include <filesystem>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "common/delta.h"
 #include "common/fault.h"
 #include "gtest/gtest.h"
+#include "node/replica/restore.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -649,6 +651,221 @@ TEST_F(StoreTest, DriftCheckStandsAsideWhileACheckpointIsStaged) {
   // The staged checkpoint commits; the deleted file is placed again.
   ASSERT_TRUE(store_->Commit(2, digest_).ok());
   EXPECT_EQ(testing::ReadFile(dir_ / "host/r/a"), "2");
+}
+
+// ------------------------------------------------------------------ History
+
+// Deterministic text of `n` lines, with line `edit` changed to `with`.
+std::string Text(int n, int edit = -1, const std::string& with = "") {
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    out += i == edit ? with + "\n"
+                     : absl::StrCat("INSERT INTO t VALUES (", i, ", 'row ",
+                                    i * 7919 % 1000, "');\n");
+  }
+  return out;
+}
+
+#define ASSERT_OK(e)            \
+  do {                          \
+    absl::Status s_ = (e);      \
+    ASSERT_TRUE(s_.ok()) << s_; \
+  } while (0)
+
+class HistoryTest : public StoreTest {
+ protected:
+  // The standby tree of checkpoint n, restored into a fresh directory.
+  Manifest Restored(uint64_t n) {
+    auto m = store_->history().LoadManifest(n);
+    EXPECT_TRUE(m.ok()) << m.status();
+    std::string dest = dir_ / absl::StrCat("restore-", n, "-", ++restores_);
+    uint64_t bytes = 0;
+    absl::Status st = RestoreTree(store_->history(), *m, dest, &bytes);
+    EXPECT_TRUE(st.ok()) << st;
+    return testing::Snapshot(dest,
+                             {config_.roots().begin(), config_.roots().end()});
+  }
+  Manifest Want(const std::vector<Item>& items) {
+    std::vector<Entry> e;
+    for (const Item& i : items) e.push_back(i.entry);
+    return *Manifest::FromEntries(e);
+  }
+  // A, B, C: edits, a deletion, an addition, a chmod, a new link.
+  std::vector<Item> a_ = {F("dump.sql", Text(4000)), F("gone", "bye"),
+                          D("conf", 0750), F("conf/x.props", "x=1\n", 0600)};
+  std::vector<Item> b_ = {F("dump.sql", Text(4000, 17, "changed")),
+                          D("conf", 0750), F("conf/x.props", "x=2\n", 0640),
+                          F("new", "hello")};
+  std::vector<Item> c_ = {F("dump.sql", Text(4100, 3000, "again")),
+                          D("conf", 0750), F("conf/x.props", "x=2\n", 0600),
+                          L("link", "conf/x.props")};
+  int restores_ = 0;
+};
+
+TEST_F(HistoryTest, OlderCheckpointsRestoreExactlyAfterLaterChanges) {
+  ASSERT_OK(PushAndCommit(1, a_));
+  ASSERT_OK(PushAndCommit(2, b_));
+  ASSERT_OK(PushAndCommit(3, c_));
+  // Before and after the background compaction into increments.
+  for (bool compacted : {false, true}) {
+    if (compacted) ASSERT_TRUE(store_->MaintainHistory(/*gc=*/true).ok());
+    EXPECT_EQ(testing::Diff(Want(a_), Restored(1)), "") << compacted;
+    EXPECT_EQ(testing::Diff(Want(b_), Restored(2)), "") << compacted;
+    EXPECT_EQ(testing::Diff(Want(c_), Restored(3)), "") << compacted;
+  }
+  // The 160 KB dump's older versions are deltas, not copies.
+  EXPECT_LT(store_->history().TotalBytes(), 40'000u);
+  std::vector<HistoryPoint> points = store_->history().Points();
+  ASSERT_EQ(points.size(), 4u);  // 0 (the adopted empty tree), 1, 2, 3.
+  EXPECT_EQ(points[2].checkpoint, 2u);
+  EXPECT_EQ(points[2].added, 1u);    // new
+  EXPECT_EQ(points[2].changed, 2u);  // dump.sql, conf/x.props
+  EXPECT_EQ(points[2].removed, 1u);  // gone
+  // And after a restart.
+  Reopen();
+  EXPECT_EQ(testing::Diff(Want(a_), Restored(1)), "");
+}
+
+TEST_F(HistoryTest, ExpiryAroundAPinnedCheckpointKeepsItsChain) {
+  config_.mutable_replica()->mutable_retention()->set_max_count(1);
+  Reopen();
+  ASSERT_OK(PushAndCommit(1, a_));
+  ASSERT_OK(PushAndCommit(2, b_));
+  ASSERT_TRUE(store_->Commit(2, digest_, {2}).ok());  // A retry pins too.
+  ASSERT_TRUE(Push(3, c_).ok());
+  ASSERT_TRUE(store_->Commit(3, digest_, {2}).ok());
+  std::vector<Item> d = c_;
+  d[0] = F("dump.sql", Text(4100, 5, "fourth"));
+  auto r = Push(4, d);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(store_->Commit(4, digest_, {2}).ok());
+  ASSERT_TRUE(store_->MaintainHistory(/*gc=*/true).ok());
+  std::vector<uint64_t> kept;
+  for (const HistoryPoint& p : store_->history().Points()) {
+    kept.push_back(p.checkpoint);
+  }
+  EXPECT_EQ(kept, (std::vector<uint64_t>{2, 4}));
+  EXPECT_EQ(testing::Diff(Want(b_), Restored(2)), "");
+  EXPECT_EQ(testing::Diff(Want(d), Restored(4)), "");
+  auto gone = store_->history().LoadManifest(3);
+  EXPECT_TRUE(absl::IsNotFound(gone.status()));
+  EXPECT_TRUE(absl::StrContains(gone.status().message(), "retained: 2, 4"))
+      << gone.status();
+}
+
+TEST_F(HistoryTest, RetentionTiersKeepOnePerBucket) {
+  gwmirror::v1::RetentionConfig p;
+  auto* t = p.add_tiers();
+  t->set_within_ms(60'000);  // Everything for a minute,
+  t = p.add_tiers();
+  t->set_within_ms(3'600'000);  // then one per 10 minutes for an hour.
+  t->set_every_ms(600'000);
+  const absl::Time now = absl::FromUnixMillis(10'000'000);
+  std::vector<HistoryPoint> points;
+  // Every 4 minutes for 2 hours, the newest now.
+  for (int i = 0; i <= 30; ++i) {
+    HistoryPoint h;
+    h.checkpoint = i + 1;
+    h.committed_unix_ms = 10'000'000 - (30 - i) * 240'000;
+    points.push_back(h);
+  }
+  std::vector<uint64_t> expired = ChooseExpired(points, {3}, p, now);
+  std::set<uint64_t> gone(expired.begin(), expired.end());
+  EXPECT_FALSE(gone.count(31));  // The newest.
+  EXPECT_FALSE(gone.count(3));   // Pinned, though two hours old.
+  EXPECT_TRUE(gone.count(1));    // Older than every tier.
+  // Within the hour, one per 10-minute bucket survives.
+  std::map<int64_t, int> per_bucket;
+  for (const HistoryPoint& h : points) {
+    int64_t age = 10'000'000 - h.committed_unix_ms;
+    if (gone.count(h.checkpoint) || age <= 60'000 || age > 3'600'000) continue;
+    ++per_bucket[h.committed_unix_ms / 600'000];
+  }
+  EXPECT_GE(per_bucket.size(), 5u);
+  for (auto [bucket, n] : per_bucket) EXPECT_EQ(n, 1) << bucket;
+  p.set_max_count(4);
+  expired = ChooseExpired(points, {3}, p, now);
+  EXPECT_EQ(points.size() - expired.size(), 5u);  // 4 and the pinned one.
+}
+
+// Flips one byte of `path` in place, keeping its size and mtime.
+void FlipByte(const std::string& path, off_t at) {
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+  int fd = open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  char c;
+  ASSERT_EQ(pread(fd, &c, 1, at), 1);
+  c ^= 0x20;
+  ASSERT_EQ(pwrite(fd, &c, 1, at), 1);
+  close(fd);
+  struct timespec t[2] = {st.st_mtim, st.st_mtim};
+  utimensat(AT_FDCWD, path.c_str(), t, 0);
+}
+
+TEST_F(HistoryTest, VerifyNamesACorruptIncrementAndStandbyFileRepairFixes) {
+  ASSERT_OK(PushAndCommit(1, a_));
+  ASSERT_OK(PushAndCommit(2, b_));
+  ASSERT_TRUE(store_->MaintainHistory(true).ok());
+  auto clean = store_->Verify(false);
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  EXPECT_EQ(clean->problems_size(), 0) << clean->problems(0);
+  EXPECT_GT(clean->versions_checked(), 0u);
+  // Checkpoint 1's dump.sql lives only as an increment now.
+  std::string obj =
+      dir_ / "state/replica/history/objects/" + HexOf(a_[0].entry.sha256());
+  FlipByte(obj, 100);
+  FlipByte(dir_ / "host/r/new", 1);
+  auto r = store_->Verify(false);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::string all = absl::StrJoin(r->problems(), "\n");
+  EXPECT_EQ(r->tree_differences(), 1u);
+  EXPECT_TRUE(absl::StrContains(all, "standby file r/new differs")) << all;
+  EXPECT_TRUE(absl::StrContains(all, "stored increment " + obj)) << all;
+  EXPECT_TRUE(absl::StrContains(all, "r/dump.sql in checkpoint 1")) << all;
+  EXPECT_EQ(store_->State().drifted_entries(), 0u);  // Only reported.
+  // Repair: the standby file is recorded for the next cut (which brings
+  // production's copy); the lost increment cannot come back.
+  r = store_->Verify(true);
+  ASSERT_TRUE(r.ok());
+  all = absl::StrJoin(r->problems(), "\n");
+  EXPECT_TRUE(absl::StrContains(all, "cannot be repaired")) << all;
+  EXPECT_EQ(store_->State().drifted_entries(), 1u);
+  ASSERT_TRUE(PushAndCommit(3, b_).ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/new"), "hello");
+}
+
+TEST_F(HistoryTest, RollbackBringsTheTreeToAnOlderCheckpoint) {
+  ASSERT_OK(PushAndCommit(1, a_));
+  ASSERT_OK(PushAndCommit(2, b_));
+  ASSERT_OK(PushAndCommit(3, c_));
+  ASSERT_TRUE(store_->MaintainHistory(true).ok());
+  ASSERT_TRUE(store_->Rollback(1).ok());
+  EXPECT_EQ(store_->State().committed_checkpoint(), 1u);
+  EXPECT_EQ(testing::Diff(Want(a_), testing::Snapshot(dir_ / "host",
+                                                      {config_.roots().begin(),
+                                                       config_.roots().end()})),
+            "");
+  // Checkpoint 3 is still retained and restorable.
+  EXPECT_EQ(testing::Diff(Want(c_), Restored(3)), "");
+  Reopen();
+  EXPECT_EQ(store_->State().committed_checkpoint(), 1u);
+  auto none = store_->history().LoadManifest(99);
+  EXPECT_TRUE(absl::IsNotFound(none.status()));
+  EXPECT_FALSE(store_->Rollback(99).ok());
+}
+
+TEST_F(HistoryTest, CrashWhilePreservingIsFinishedAtRestart) {
+  ASSERT_OK(PushAndCommit(1, a_));
+  ASSERT_TRUE(Push(2, b_).ok());
+  SetFaultSpec("enospc:history:preserve:2");
+  EXPECT_FALSE(store_->Commit(2, digest_).ok());
+  SetFaultSpec("");
+  Reopen();
+  EXPECT_EQ(store_->State().committed_checkpoint(), 2u);
+  ASSERT_TRUE(store_->MaintainHistory(true).ok());
+  EXPECT_EQ(testing::Diff(Want(a_), Restored(1)), "");
+  EXPECT_EQ(testing::Diff(Want(b_), Restored(2)), "");
 }
 
 }  // namespace

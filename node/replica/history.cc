@@ -1,0 +1,890 @@
+#include "node/replica/history.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/chunk_codec.h"
+#include "common/delta.h"
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+namespace {
+
+using gwmirror::v1::ENTRY_TYPE_FILE;
+
+constexpr char kMagic[4] = {'G', 'W', 'H', 'O'};
+constexpr size_t kHeaderSize = 4 + 4 + 8 + 32;
+constexpr uint8_t kWhole = 1, kDelta = 2;
+// A delta chain longer than this is cut by a whole copy: reading the oldest
+// version costs at most this many patches.
+constexpr int kMaxChain = 16;
+// A delta is kept only when it is smaller than this share of the version.
+constexpr double kDeltaPays = 0.6;
+constexpr int kLevel = 3;
+constexpr size_t kBuf = 1 << 20;
+
+bool IsHex64(absl::string_view s) {
+  return s.size() == 64 &&
+         s.find_first_not_of("0123456789abcdef") == absl::string_view::npos;
+}
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetLE(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// Reads all of `fd` from its start in pieces.
+absl::Status ForEachPiece(
+    int fd, const std::string& what,
+    const std::function<absl::Status(absl::string_view piece, bool eof)>& fn) {
+  std::string buf(kBuf, '\0');
+  off_t off = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf.data(), buf.size(), off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", what));
+    off += n;
+    RETURN_IF_ERROR(fn(absl::string_view(buf.data(), n), n == 0));
+    if (n == 0) return absl::OkStatus();
+  }
+}
+
+// Copies `in` (from its start) to `out` (truncated), hashing; returns the
+// raw SHA-256 of what was copied.
+absl::StatusOr<std::string> CopyHashing(int in, int out,
+                                        const std::string& what) {
+  if (ftruncate(out, 0) != 0 || lseek(out, 0, SEEK_SET) != 0) {
+    return ErrnoStatus(errno, "truncate output");
+  }
+  Sha256 hash;
+  RETURN_IF_ERROR(ForEachPiece(in, what, [&](absl::string_view p, bool) {
+    hash.Update(p);
+    return WriteAll(out, p);
+  }));
+  return DigestBytes(hash.Finish());
+}
+
+absl::StatusOr<UniqueFd> TempFile(const std::string& dir) {
+  UniqueFd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
+    return ErrnoStatus(errno, absl::StrCat("temporary file in ", dir));
+  }
+  return fd;
+}
+
+}  // namespace
+
+gwmirror::v1::RetentionConfig DefaultRetention() {
+  gwmirror::v1::RetentionConfig p;
+  auto tier = [&](int64_t within_s, int64_t every_s) {
+    auto* t = p.add_tiers();
+    t->set_within_ms(within_s * 1000);
+    t->set_every_ms(every_s * 1000);
+  };
+  tier(3600, 0);
+  tier(24 * 3600, 3600);
+  tier(7 * 24 * 3600, 24 * 3600);
+  p.set_max_count(500);
+  return p;
+}
+
+std::vector<uint64_t> ChooseExpired(const std::vector<HistoryPoint>& points,
+                                    const std::set<uint64_t>& pins,
+                                    const gwmirror::v1::RetentionConfig& policy,
+                                    absl::Time now) {
+  std::vector<uint64_t> expired;
+  if (points.empty()) return expired;
+  const int64_t now_ms = absl::ToUnixMillis(now);
+  std::vector<const gwmirror::v1::RetentionTier*> tiers;
+  for (const auto& t : policy.tiers()) tiers.push_back(&t);
+  std::sort(tiers.begin(), tiers.end(),
+            [](auto* a, auto* b) { return a->within_ms() < b->within_ms(); });
+  // Oldest first, so the first point of a bucket is the one kept.
+  std::set<std::pair<size_t, int64_t>> buckets;
+  std::vector<uint64_t> kept;  // Unpinned, not the newest, oldest first.
+  for (size_t i = 0; i + 1 < points.size(); ++i) {
+    const HistoryPoint& p = points[i];
+    if (pins.count(p.checkpoint)) continue;
+    const int64_t age = std::max<int64_t>(0, now_ms - p.committed_unix_ms);
+    size_t tier = 0;
+    while (tier < tiers.size() && age > tiers[tier]->within_ms()) ++tier;
+    bool keep = tier < tiers.size() &&
+                (tiers[tier]->every_ms() == 0 ||
+                 buckets
+                     .insert({tier, p.committed_unix_ms /
+                                        int64_t(tiers[tier]->every_ms())})
+                     .second);
+    (keep ? kept : expired).push_back(p.checkpoint);
+  }
+  // The count bound spares the newest and the pinned; the oldest go first.
+  const uint64_t max = policy.max_count();
+  if (max > 0) {
+    size_t total = kept.size() + 1;
+    for (size_t i = 0; i < kept.size() && total > max; ++i, --total) {
+      expired.push_back(kept[i]);
+    }
+  }
+  std::sort(expired.begin(), expired.end());
+  return expired;
+}
+
+History::History(std::string dir, gwmirror::v1::RetentionConfig policy,
+                 TreeLookup tree)
+    : dir_(std::move(dir)),
+      policy_(std::move(policy)),
+      tree_(std::move(tree)) {}
+
+std::string History::ObjectPath(const std::string& sha) const {
+  return absl::StrCat(dir_, "/objects/", HexOf(sha));
+}
+
+std::string History::PointPath(uint64_t n) const {
+  return absl::StrCat(dir_, "/points/", n);
+}
+
+absl::StatusOr<std::unique_ptr<History>> History::Open(
+    std::string dir, gwmirror::v1::RetentionConfig policy, TreeLookup tree) {
+  if (policy.tiers().empty() && policy.max_count() == 0) {
+    policy = DefaultRetention();
+  }
+  std::unique_ptr<History> h(
+      new History(std::move(dir), std::move(policy), std::move(tree)));
+  RETURN_IF_ERROR(MakeDirs(h->dir_ + "/points", 0700));
+  RETURN_IF_ERROR(MakeDirs(h->dir_ + "/objects", 0700));
+  // Temporaries of an encoding or a preserve cut short by a crash.
+  ASSIGN_OR_RETURN(std::vector<std::string> objects,
+                   ListDir(h->dir_ + "/objects"));
+  for (const std::string& name : objects) {
+    if (absl::EndsWith(name, ".tmp") || absl::EndsWith(name, ".enc")) {
+      unlink((h->dir_ + "/objects/" + name).c_str());
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> names,
+                   ListDir(h->dir_ + "/points"));
+  absl::MutexLock l(&h->mu_);
+  for (const std::string& name : names) {
+    uint64_t n = 0;
+    const std::string path = h->dir_ + "/points/" + name;
+    if (!absl::SimpleAtoi(name, &n)) {
+      unlink(path.c_str());  // A temporary left by a crash.
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+    HistoryPoint p;
+    p.checkpoint = n;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      std::pair<absl::string_view, absl::string_view> kv =
+          absl::StrSplit(line, absl::MaxSplits(' ', 1));
+      if (kv.first == "manifest" && IsHex64(kv.second)) {
+        p.manifest_sha = absl::HexStringToBytes(kv.second);
+      } else if (kv.first == "committed_unix_ms") {
+        (void)absl::SimpleAtoi(kv.second, &p.committed_unix_ms);
+      } else if (kv.first == "entries") {
+        (void)absl::SimpleAtoi(kv.second, &p.entries);
+      } else if (kv.first == "changes") {
+        std::vector<absl::string_view> f = absl::StrSplit(kv.second, ' ');
+        if (f.size() == 4) {
+          (void)absl::SimpleAtoi(f[0], &p.added);
+          (void)absl::SimpleAtoi(f[1], &p.changed);
+          (void)absl::SimpleAtoi(f[2], &p.removed);
+          (void)absl::SimpleAtoi(f[3], &p.changed_bytes);
+        }
+      }
+    }
+    if (p.manifest_sha.empty()) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": no manifest line in a history point"));
+    }
+    h->points_[n] = p;
+  }
+  auto pins = ReadFileToString(h->dir_ + "/pins");
+  if (pins.ok()) {
+    for (absl::string_view s : absl::StrSplit(*pins, '\n', absl::SkipEmpty())) {
+      uint64_t n = 0;
+      if (absl::SimpleAtoi(s, &n)) h->pins_.insert(n);
+    }
+  }
+  return h;
+}
+
+bool History::Has(uint64_t n) const {
+  absl::MutexLock l(&mu_);
+  return points_.count(n) > 0;
+}
+
+std::set<uint64_t> History::pins() const {
+  absl::MutexLock l(&mu_);
+  return pins_;
+}
+
+std::vector<HistoryPoint> History::Points() const {
+  absl::MutexLock l(&mu_);
+  std::vector<HistoryPoint> out;
+  for (const auto& [n, p] : points_) out.push_back(p);
+  return out;
+}
+
+History::ObjectInfo History::Info(const std::string& sha) const {
+  ObjectInfo info;
+  const std::string path = ObjectPath(sha);
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.valid()) {
+    char h[kHeaderSize];
+    struct stat st;
+    if (pread(fd.get(), h, sizeof h, 0) == sizeof h &&
+        memcmp(h, kMagic, 4) == 0 && fstat(fd.get(), &st) == 0) {
+      info.kind = h[5] == kDelta ? ObjectInfo::kDelta : ObjectInfo::kWhole;
+      if (info.kind == ObjectInfo::kDelta) info.basis.assign(h + 16, 32);
+      info.size = st.st_size;
+      return info;
+    }
+  }
+  struct stat st;
+  if (stat((path + ".raw").c_str(), &st) == 0) {
+    info.kind = ObjectInfo::kRaw;
+    info.size = st.st_size;
+  }
+  return info;
+}
+
+absl::Status History::PutRaw(const std::string& sha, absl::string_view content,
+                             const std::string& basis) {
+  if (Info(sha).kind == ObjectInfo::kNone) {
+    RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".raw", content, 0600));
+  }
+  if (!basis.empty()) {
+    RETURN_IF_ERROR(
+        WriteFileAtomic(ObjectPath(sha) + ".basis", HexOf(basis) + "\n", 0600));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status History::Preserve(
+    const Manifest& old, const Manifest& next,
+    const std::function<absl::StatusOr<UniqueFd>(const std::string&)>&
+        open_old) {
+  absl::ReaderMutexLock gl(&gc_mu_);
+  absl::flat_hash_set<std::string> kept;
+  for (const Entry& e : next.entries()) {
+    if (e.type() == ENTRY_TYPE_FILE) kept.insert(e.sha256());
+  }
+  bool wrote = false;
+  for (const Entry& e : old.entries()) {
+    if (e.type() != ENTRY_TYPE_FILE || kept.count(e.sha256())) continue;
+    const std::string obj = ObjectPath(e.sha256());
+    const Entry* n = next.Find(e.path());
+    std::string basis =
+        n != nullptr && n->type() == ENTRY_TYPE_FILE ? n->sha256() : "";
+    if (Info(e.sha256()).kind != ObjectInfo::kNone) continue;
+    RETURN_IF_ERROR(FaultPoint("history:preserve"));
+    auto in = open_old(e.path());
+    if (!in.ok()) {
+      // Gone already (a drifted standby): nothing left to keep.
+      Logf(LogLevel::kWarning, "history",
+           "version of %s not kept (%s): older checkpoints lack it", e.path(),
+           in.status().message());
+      continue;
+    }
+    const std::string raw = obj + ".raw";
+    const std::string tmp = obj + ".tmp";
+    unlink(tmp.c_str());
+    // The replaced inode itself, when the tree shares the file system.
+    std::string proc = absl::StrCat("/proc/self/fd/", in->get());
+    if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(),
+               AT_SYMLINK_FOLLOW) != 0) {
+      UniqueFd out(
+          open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+      RETURN_IF_ERROR(CopyHashing(in->get(), out.get(), e.path()).status());
+      if (fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + tmp);
+    }
+    if (rename(tmp.c_str(), raw.c_str()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
+    }
+    if (!basis.empty()) {
+      RETURN_IF_ERROR(
+          WriteFileAtomic(obj + ".basis", HexOf(basis) + "\n", 0600));
+    }
+    wrote = true;
+  }
+  return wrote ? FsyncPath(dir_ + "/objects") : absl::OkStatus();
+}
+
+absl::Status History::SetPins(const std::vector<uint64_t>& pins) {
+  std::set<uint64_t> next(pins.begin(), pins.end());
+  {
+    absl::MutexLock l(&mu_);
+    if (next == pins_) return absl::OkStatus();
+    pins_ = next;
+  }
+  std::string text;
+  for (uint64_t n : next) absl::StrAppend(&text, n, "\n");
+  return WriteFileAtomic(dir_ + "/pins", text, 0600);
+}
+
+absl::Status History::Record(uint64_t n, const Manifest& m,
+                             const Manifest* prev,
+                             const std::vector<uint64_t>* pins,
+                             absl::Time now) {
+  if (pins != nullptr) RETURN_IF_ERROR(SetPins(*pins));
+  absl::ReaderMutexLock gl(&gc_mu_);
+  const std::string bytes = m.Encode();
+  const std::string sha = DigestBytes(Sha256Of(bytes));
+  HistoryPoint p;
+  p.checkpoint = n;
+  p.manifest_sha = sha;
+  p.committed_unix_ms = absl::ToUnixMillis(now);
+  p.entries = m.size();
+  if (prev != nullptr) {
+    for (const Entry& e : m.entries()) {
+      const Entry* o = prev->Find(e.path());
+      if (o == nullptr) {
+        ++p.added;
+        p.changed_bytes += e.size();
+      } else if (!SameEntry(*o, e)) {
+        ++p.changed;
+        if (!SameContent(*o, e)) p.changed_bytes += e.size();
+      }
+    }
+    for (const Entry& e : prev->entries()) p.removed += !m.Find(e.path());
+  } else {
+    p.added = m.size();
+  }
+  std::string newest;
+  {
+    absl::MutexLock l(&mu_);
+    if (!points_.empty()) newest = points_.rbegin()->second.manifest_sha;
+  }
+  // The newest manifest stays whole (.raw); the one before it becomes a
+  // delta against it.
+  RETURN_IF_ERROR(PutRaw(sha, bytes, ""));
+  if (!newest.empty() && newest != sha &&
+      Info(newest).kind == ObjectInfo::kRaw) {
+    RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(newest) + ".basis",
+                                    HexOf(sha) + "\n", 0600));
+  }
+  RETURN_IF_ERROR(WriteFileAtomic(
+      PointPath(n),
+      absl::StrCat("manifest ", HexOf(sha), "\ncommitted_unix_ms ",
+                   p.committed_unix_ms, "\nentries ", p.entries, "\nchanges ",
+                   p.added, " ", p.changed, " ", p.removed, " ",
+                   p.changed_bytes, "\n"),
+      0600));
+  absl::MutexLock l(&mu_);
+  points_[n] = p;
+  return absl::OkStatus();
+}
+
+absl::Status History::ReadObject(const std::string& sha, int fd,
+                                 int depth) const {
+  const std::string path = ObjectPath(sha);
+  UniqueFd in(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!in.valid()) {
+    UniqueFd raw(
+        open((path + ".raw").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!raw.valid()) {
+      // Compaction may have just turned the .raw into the encoded object.
+      in = UniqueFd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (!in.valid()) {
+        return absl::NotFoundError(
+            absl::StrCat("version ", HexOf(sha).substr(0, 16),
+                         "... is in no standby file and no stored increment"));
+      }
+    } else {
+      ASSIGN_OR_RETURN(std::string got,
+                       CopyHashing(raw.get(), fd, path + ".raw"));
+      if (got != sha) {
+        return absl::DataLossError(absl::StrCat(
+            "stored increment ", path, ".raw does not verify (SHA-256 ",
+            HexOf(got).substr(0, 16), "...)"));
+      }
+      return absl::OkStatus();
+    }
+  }
+  auto corrupt = [&](absl::string_view why) {
+    return absl::DataLossError(
+        absl::StrCat("stored increment ", path, " does not verify: ", why));
+  };
+  char h[kHeaderSize];
+  if (pread(in.get(), h, sizeof h, 0) != sizeof h ||
+      memcmp(h, kMagic, 4) != 0 || h[4] != 1 ||
+      (h[5] != kWhole && h[5] != kDelta)) {
+    return corrupt("bad header");
+  }
+  const uint64_t size = GetLE(h + 8, 8);
+  UniqueFd basis;
+  std::unique_ptr<Patcher> patcher;
+  if (h[5] == kDelta) {
+    if (depth >= kMaxChain * 2) return corrupt("delta chain too long");
+    ASSIGN_OR_RETURN(basis, TempFile(dir_ + "/objects"));
+    absl::Status st =
+        ReadToDepth(std::string(h + 16, 32), basis.get(), depth + 1);
+    if (!st.ok()) {
+      return absl::Status(st.code(),
+                          absl::StrCat("basis of ", path, ": ", st.message()));
+    }
+    patcher = std::make_unique<Patcher>(basis.get(), size);
+  }
+  if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+    return ErrnoStatus(errno, "truncate output");
+  }
+  Sha256 hash;
+  uint64_t out = 0;
+  ByteSink sink = [&](absl::string_view p) {
+    hash.Update(p);
+    out += p.size();
+    return WriteAll(fd, p);
+  };
+  ChunkDecoder decoder;
+  // Records follow the header.
+  std::string pending;
+  off_t off = kHeaderSize;
+  std::string buf(kBuf, '\0');
+  bool eof = false;
+  while (!eof) {
+    ssize_t n = pread(in.get(), buf.data(), buf.size(), off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
+    off += n;
+    eof = n == 0;
+    pending.append(buf.data(), n);
+    size_t pos = 0;
+    while (pending.size() - pos >= 8) {
+      uint32_t raw_size = GetLE(pending.data() + pos, 4);
+      uint32_t len = GetLE(pending.data() + pos + 4, 4);
+      if (len > ZSTD_compressBound(kMaxChunk)) return corrupt("bad record");
+      if (pending.size() - pos - 8 < len) break;
+      auto piece = decoder.Decode(
+          absl::string_view(pending.data() + pos + 8, len), raw_size);
+      if (!piece.ok()) return corrupt(piece.status().message());
+      absl::Status st =
+          patcher ? patcher->Feed(*piece, false, sink) : sink(*piece);
+      if (!st.ok()) return corrupt(st.message());
+      pos += 8 + len;
+    }
+    pending.erase(0, pos);
+  }
+  if (!pending.empty()) return corrupt("truncated record");
+  if (patcher) {
+    absl::Status st = patcher->Feed("", true, sink);
+    if (!st.ok()) return corrupt(st.message());
+  }
+  if (out != size || DigestBytes(hash.Finish()) != sha) {
+    return corrupt(absl::StrCat("its content (", out,
+                                " bytes) has another "
+                                "SHA-256"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status History::ReadToDepth(const std::string& sha, int fd,
+                                  int depth) const {
+  std::string tree_problem;
+  if (tree_) {
+    auto in = tree_(sha);
+    if (in.ok()) {
+      ASSIGN_OR_RETURN(std::string got,
+                       CopyHashing(in->get(), fd, "tree file"));
+      if (got == sha) return absl::OkStatus();
+      tree_problem = "its SHA-256 differs";
+    }
+  }
+  absl::Status st = ReadObject(sha, fd, depth);
+  if (absl::IsNotFound(st) && !tree_problem.empty()) {
+    return absl::DataLossError(
+        absl::StrCat("does not hold the checkpoint's content (", tree_problem,
+                     ") and no stored increment does"));
+  }
+  return st;
+}
+
+absl::Status History::ReadTo(const std::string& sha, int fd) const {
+  absl::ReaderMutexLock gl(&gc_mu_);
+  return ReadToDepth(sha, fd, 0);
+}
+
+absl::StatusOr<std::string> History::ReadBytes(const std::string& sha) const {
+  ASSIGN_OR_RETURN(UniqueFd fd, TempFile(dir_ + "/objects"));
+  RETURN_IF_ERROR(ReadToDepth(sha, fd.get(), 0));
+  std::string out;
+  RETURN_IF_ERROR(
+      ForEachPiece(fd.get(), "version", [&](absl::string_view p, bool) {
+        out.append(p.data(), p.size());
+        return absl::OkStatus();
+      }));
+  return out;
+}
+
+absl::StatusOr<Manifest> History::LoadManifest(uint64_t n) const {
+  std::string sha;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = points_.find(n);
+    if (it == points_.end()) {
+      std::string have;
+      for (const auto& [k, p] : points_)
+        absl::StrAppend(&have, have.empty() ? "" : ", ", k);
+      return absl::NotFoundError(
+          absl::StrCat("checkpoint ", n, " is not retained here (retained: ",
+                       have.empty() ? "none" : have, ")"));
+    }
+    sha = it->second.manifest_sha;
+  }
+  absl::ReaderMutexLock gl(&gc_mu_);
+  ASSIGN_OR_RETURN(std::string bytes, ReadBytes(sha));
+  auto m = Manifest::Decode(bytes);
+  if (!m.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("manifest of checkpoint ", n, ": ", m.status().message()));
+  }
+  return m;
+}
+
+absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
+                                   bool whole_only, const std::string& basis) {
+  const std::string path = ObjectPath(sha);
+  struct stat cs;
+  if (fstat(content_fd, &cs) != 0) return ErrnoStatus(errno, "stat " + path);
+  const uint64_t size = cs.st_size;
+  const std::string tmp = path + ".enc";
+  RsSignaturePtr sig;
+  if (!whole_only && !basis.empty()) {
+    ASSIGN_OR_RETURN(UniqueFd b, TempFile(dir_ + "/objects"));
+    absl::Status st = ReadToDepth(basis, b.get(), 0);
+    if (st.ok()) {
+      struct stat bs;
+      fstat(b.get(), &bs);
+      SignatureBuilder builder(bs.st_size, 0);
+      std::string sig_bytes;
+      RETURN_IF_ERROR(
+          ForEachPiece(b.get(), "basis", [&](absl::string_view p, bool eof) {
+            return builder.Feed(p, eof, [&](absl::string_view s) {
+              sig_bytes.append(s.data(), s.size());
+              return absl::OkStatus();
+            });
+          }));
+      ASSIGN_OR_RETURN(sig, LoadSignature(sig_bytes));
+    }
+  }
+  UniqueFd out(
+      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  std::string header(kMagic, 4);
+  header.push_back(1);
+  header.push_back(sig ? kDelta : kWhole);
+  header.append(2, '\0');
+  PutU64(&header, size);
+  header.append(sig ? basis : std::string(32, '\0'));
+  RETURN_IF_ERROR(WriteAll(out.get(), header));
+  ChunkEncoder encoder(kLevel);
+  std::string pending, record, data;
+  uint64_t written = header.size();
+  const uint64_t limit = sig ? uint64_t(size * kDeltaPays) + 4096 : UINT64_MAX;
+  auto flush = [&](bool all) -> absl::Status {
+    while (pending.size() >= kMaxChunk || (all && !pending.empty())) {
+      size_t take = std::min(pending.size(), kMaxChunk);
+      uint32_t raw_size = 0;
+      encoder.Encode(absl::string_view(pending.data(), take), &data, &raw_size);
+      record.clear();
+      PutU32(&record, raw_size);
+      PutU32(&record, data.size());
+      record.append(data);
+      RETURN_IF_ERROR(WriteAll(out.get(), record));
+      written += record.size();
+      pending.erase(0, take);
+      if (written > limit) {
+        return absl::ResourceExhaustedError("delta does not pay");
+      }
+    }
+    return absl::OkStatus();
+  };
+  std::unique_ptr<DeltaBuilder> delta;
+  if (sig) delta = std::make_unique<DeltaBuilder>(sig.get());
+  Sha256 hash;
+  absl::Status st = ForEachPiece(
+      content_fd, path, [&](absl::string_view p, bool eof) -> absl::Status {
+        hash.Update(p);
+        if (delta) {
+          RETURN_IF_ERROR(delta->Feed(p, eof, [&](absl::string_view d) {
+            pending.append(d.data(), d.size());
+            return absl::OkStatus();
+          }));
+        } else {
+          pending.append(p.data(), p.size());
+        }
+        return flush(eof);
+      });
+  if (absl::IsResourceExhausted(st)) {
+    out.Reset();
+    unlink(tmp.c_str());
+    return WriteEncoded(sha, content_fd, /*whole_only=*/true, "");
+  }
+  RETURN_IF_ERROR(st);
+  if (DigestBytes(hash.Finish()) != sha) {
+    out.Reset();
+    unlink(tmp.c_str());
+    return absl::DataLossError(absl::StrCat(
+        "kept version ", HexOf(sha).substr(0, 16),
+        "... no longer has its content (the standby file was changed in "
+        "place before its commit replaced it); checkpoints that need it "
+        "cannot restore that file"));
+  }
+  if (fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + tmp);
+  out.Reset();
+  RETURN_IF_ERROR(FaultPoint("history:encode"));
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
+  }
+  return FsyncPath(dir_ + "/objects");
+}
+
+absl::Status History::Compact(const std::string& sha) {
+  absl::ReaderMutexLock gl(&gc_mu_);
+  const std::string path = ObjectPath(sha);
+  UniqueFd raw(
+      open((path + ".raw").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!raw.valid()) return absl::OkStatus();  // Collected meanwhile.
+  std::string basis;
+  auto hint = ReadFileToString(path + ".basis");
+  if (hint.ok()) {
+    std::string hex(absl::StripAsciiWhitespace(*hint));
+    if (IsHex64(hex)) basis = absl::HexStringToBytes(hex);
+  }
+  // A delta must not lead back to itself, nor make a chain too long to read.
+  if (!basis.empty()) {
+    std::string b = basis;
+    for (int depth = 1;; ++depth) {
+      if (b == sha || depth >= kMaxChain) {
+        basis.clear();
+        break;
+      }
+      ObjectInfo info = Info(b);
+      if (info.kind != ObjectInfo::kDelta) break;
+      b = info.basis;
+    }
+  }
+  absl::Status s = WriteEncoded(sha, raw.get(), basis.empty(), basis);
+  if (absl::IsDataLoss(s)) {
+    Logf(LogLevel::kError, "history", "%s", s.message());
+  } else if (!s.ok()) {
+    return s;
+  }
+  unlink((path + ".raw").c_str());
+  unlink((path + ".basis").c_str());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::set<std::string>> History::Needed(
+    std::map<std::string, std::vector<std::string>>* users) const {
+  std::set<std::string> needed;
+  std::vector<HistoryPoint> points = Points();
+  for (const HistoryPoint& p : points) {
+    needed.insert(p.manifest_sha);
+    ASSIGN_OR_RETURN(std::string bytes, ReadBytes(p.manifest_sha));
+    ASSIGN_OR_RETURN(Manifest m, Manifest::Decode(bytes));
+    for (const Entry& e : m.entries()) {
+      if (e.type() != ENTRY_TYPE_FILE) continue;
+      needed.insert(e.sha256());
+      if (users != nullptr) {
+        auto& u = (*users)[e.sha256()];
+        if (u.empty()) u.push_back(e.path());
+        u.push_back(absl::StrCat(p.checkpoint));
+      }
+    }
+  }
+  // Every basis of a kept delta chain.
+  std::vector<std::string> todo(needed.begin(), needed.end());
+  while (!todo.empty()) {
+    std::string sha = std::move(todo.back());
+    todo.pop_back();
+    ObjectInfo info = Info(sha);
+    if (info.kind == ObjectInfo::kDelta && needed.insert(info.basis).second) {
+      todo.push_back(info.basis);
+    }
+  }
+  return needed;
+}
+
+absl::Status History::CollectGarbage() {
+  ASSIGN_OR_RETURN(std::set<std::string> needed, Needed(nullptr));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects"));
+  size_t removed = 0;
+  for (const std::string& name : names) {
+    std::string hex = name.substr(0, 64);
+    if (IsHex64(hex) && needed.count(absl::HexStringToBytes(hex))) continue;
+    if (unlink((dir_ + "/objects/" + name).c_str()) == 0) ++removed;
+  }
+  if (removed > 0) {
+    Logf(LogLevel::kInfo, "history", "removed %d objects no checkpoint needs",
+         removed);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> History::Maintain(absl::Time now, bool gc) {
+  absl::MutexLock ml(&maintain_mu_);
+  std::vector<uint64_t> expired;
+  {
+    absl::MutexLock l(&mu_);
+    std::vector<HistoryPoint> points;
+    for (const auto& [n, p] : points_) points.push_back(p);
+    expired = ChooseExpired(points, pins_, policy_, now);
+  }
+  for (uint64_t n : expired) {
+    RETURN_IF_ERROR(FaultPoint("history:expire"));
+    if (unlink(PointPath(n).c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, absl::StrCat("remove ", PointPath(n)));
+    }
+    absl::MutexLock l(&mu_);
+    points_.erase(n);
+  }
+  if (!expired.empty()) RETURN_IF_ERROR(FsyncPath(dir_ + "/points"));
+  // Compaction: every .raw but the newest manifest, which the next one
+  // deltas against.
+  std::string newest;
+  {
+    absl::MutexLock l(&mu_);
+    if (!points_.empty()) newest = points_.rbegin()->second.manifest_sha;
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects"));
+  for (const std::string& name : names) {
+    if (!absl::EndsWith(name, ".raw") || !IsHex64(name.substr(0, 64))) continue;
+    std::string sha = absl::HexStringToBytes(name.substr(0, 64));
+    if (sha == newest) continue;
+    RETURN_IF_ERROR(Compact(sha));
+  }
+  if (!expired.empty() || gc) {
+    if (gc_mu_.WriterTryLock()) {
+      absl::Status st = CollectGarbage();
+      gc_mu_.WriterUnlock();
+      RETURN_IF_ERROR(st);
+    }
+  }
+  return static_cast<int>(expired.size());
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> History::BytesByPoint() const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  std::vector<HistoryPoint> points = Points();
+  absl::ReaderMutexLock gl(&gc_mu_);
+  std::set<std::string> seen;
+  // Newest first: an object counts for the newest checkpoint that needs it.
+  for (auto it = points.rbegin(); it != points.rend(); ++it) {
+    uint64_t bytes = 0;
+    auto account = [&](const std::string& sha) {
+      if (!seen.insert(sha).second) return;
+      ObjectInfo info = Info(sha);
+      bytes += info.size;
+      while (info.kind == ObjectInfo::kDelta &&
+             seen.insert(info.basis).second) {
+        info = Info(info.basis);
+        bytes += info.size;
+      }
+    };
+    account(it->manifest_sha);
+    auto bytes_m = ReadBytes(it->manifest_sha);
+    if (bytes_m.ok()) {
+      auto m = Manifest::Decode(*bytes_m);
+      if (m.ok()) {
+        for (const Entry& e : m->entries()) {
+          if (e.type() == ENTRY_TYPE_FILE) account(e.sha256());
+        }
+      }
+    }
+    out.push_back({it->checkpoint, bytes});
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+uint64_t History::TotalBytes() const {
+  uint64_t total = 0;
+  auto names = ListDir(dir_ + "/objects");
+  if (!names.ok()) return 0;
+  for (const std::string& name : *names) {
+    struct stat st;
+    if (stat((dir_ + "/objects/" + name).c_str(), &st) == 0) {
+      total += st.st_size;
+    }
+  }
+  return total;
+}
+
+absl::Status History::Verify(bool repair, std::vector<std::string>* problems,
+                             std::vector<std::string>* repaired,
+                             uint64_t* versions_checked) {
+  absl::MutexLock ml(&maintain_mu_);
+  std::map<std::string, std::vector<std::string>> users;
+  std::set<std::string> needed;
+  {
+    absl::ReaderMutexLock gl(&gc_mu_);
+    auto n = Needed(&users);
+    if (!n.ok()) {
+      problems->push_back(
+          absl::StrCat("history manifests: ", n.status().message()));
+      return absl::OkStatus();
+    }
+    needed = *std::move(n);
+  }
+  ASSIGN_OR_RETURN(UniqueFd scratch, TempFile(dir_ + "/objects"));
+  for (const std::string& sha : needed) {
+    const std::string path = ObjectPath(sha);
+    ObjectInfo info = Info(sha);
+    if (info.kind == ObjectInfo::kNone) continue;  // The tree holds it.
+    ++*versions_checked;
+    absl::Status st;
+    {
+      absl::ReaderMutexLock gl(&gc_mu_);
+      st = ReadObject(sha, scratch.get(), 0);
+    }
+    if (st.ok()) continue;
+    auto u = users.find(sha);
+    std::string who = u == users.end()
+                          ? std::string("a basis of other increments")
+                          : absl::StrCat(u->second[0], " in checkpoint",
+                                         u->second.size() > 2 ? "s " : " ",
+                                         absl::StrJoin(u->second.begin() + 1,
+                                                       u->second.end(), ", "));
+    problems->push_back(absl::StrCat(st.message(), " (needed for ", who, ")"));
+    if (!repair) continue;
+    absl::ReaderMutexLock gl(&gc_mu_);
+    auto in = tree_ ? tree_(sha) : absl::NotFoundError("no tree");
+    if (in.ok()) {
+      unlink(path.c_str());
+      unlink((path + ".raw").c_str());
+      absl::Status w = WriteEncoded(sha, in->get(), true, "");
+      if (w.ok()) {
+        repaired->push_back(absl::StrCat("re-encoded ",
+                                         HexOf(sha).substr(0, 16),
+                                         "... from the standby tree"));
+        continue;
+      }
+    }
+    problems->back() += "; cannot be repaired: no standby file holds it";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gwmirror
