@@ -23,13 +23,22 @@ absl::Status StatusCommand(const Args& a);
 absl::Status CheckpointCommand(const std::string& sub, const Args& a);
 // gwmirror release --slot S
 absl::Status ReleaseCommand(const Args& a);
-// gwmirror checkpoints [--json]
+// gwmirror checkpoints [--all] [--json]: the retained ones (every
+// checkpoint the coordinator recorded, with --all).
 absl::Status CheckpointsCommand(const Args& a);
-// gwmirror drill [--smoke CMD] [--json]: a restore drill on every standby
-// node; gwmirror drills [--json]: the recorded ones.
+// gwmirror pin --checkpoint N [--unpin]
+absl::Status PinCommand(const Args& a);
+// gwmirror verify [--repair] [--json]
+absl::Status VerifyCommand(const Args& a);
+// gwmirror export --slot S [--checkpoint N] -o|--out FILE.tar[.zst]
+absl::Status ExportCommand(const Args& a);
+// gwmirror import --file FILE.tar[.zst] --host-root DIR [--json]
+absl::Status ImportCommand(const Args& a);
+// gwmirror drill [--checkpoint N] [--smoke CMD] [--json]: a restore drill on
+// every standby node; gwmirror drills [--json]: the recorded ones.
 absl::Status DrillCommand(const Args& a);
 absl::Status DrillsCommand(const Args& a);
-// gwmirror promote [--dry-run] [--yes] [--json].
+// gwmirror promote [--checkpoint N] [--dry-run] [--yes] [--json].
 absl::Status PromoteCommand(const Args& a);
 // gwmirror sandbox up|down --dir DIR [--slots N] [--size small|large]
 absl::Status SandboxCommand(const std::string& sub, const Args& a);

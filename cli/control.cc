@@ -217,26 +217,106 @@ absl::Status ReleaseCommand(const Args& a) {
 
 absl::Status CheckpointsCommand(const Args& a) {
   ASSIGN_OR_RETURN(auto stub, ControlFor(a));
+  gwmirror::v1::ListCheckpointsRequest req;
+  req.set_retained(!a.Has("all"));
   gwmirror::v1::CheckpointList list;
   grpc::ClientContext ctx;
   RETURN_IF_ERROR(FromGrpc(
-      stub->ListCheckpoints(WithDeadline(&ctx, absl::Seconds(20)),
-                            gwmirror::v1::ListCheckpointsRequest(), &list)));
+      stub->ListCheckpoints(WithDeadline(&ctx, absl::Minutes(2)), req, &list)));
   if (a.Has("json")) {
     std::cout << ToJson(list) << "\n";
     return absl::OkStatus();
   }
+  if (!req.retained()) {
+    for (const auto& c : list.checkpoints()) {
+      std::cout << absl::StrFormat("%d %s epoch %d cut %s applied %s\n", c.id(),
+                                   c.state(), c.epoch(), When(c.cut_unix_ms()),
+                                   When(c.applied_unix_ms()));
+    }
+    return absl::OkStatus();
+  }
+  std::cout << absl::StrFormat("%-6s %-10s %-20s %-20s %10s  %s\n", "ID",
+                               "STATE", "CUT", "ON STANDBY", "ON DISK",
+                               "CHANGES (added ~changed -removed)");
   for (const auto& c : list.checkpoints()) {
-    std::cout << absl::StrFormat("%d %s epoch %d cut %s applied %s\n", c.id(),
-                                 c.state(), c.epoch(), When(c.cut_unix_ms()),
-                                 When(c.applied_unix_ms()));
+    std::cout << absl::StrFormat(
+        "%-6d %-10s %-20s %-20s %10s  +%d ~%d -%d%s\n", c.id(), c.state(),
+        When(c.cut_unix_ms()), When(c.committed_unix_ms()),
+        absl::StrFormat("%.1f KiB", c.bytes_on_disk() / 1024.0), c.added(),
+        c.changed(), c.removed(), c.pinned() ? "  pinned" : "");
   }
   return absl::OkStatus();
+}
+
+absl::Status PinCommand(const Args& a) {
+  ASSIGN_OR_RETURN(uint64_t n, a.RequireUint("checkpoint"));
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
+  gwmirror::v1::PinRequest req;
+  req.set_checkpoint(n);
+  req.set_unpin(a.Has("unpin"));
+  gwmirror::v1::PinResponse resp;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(
+      FromGrpc(stub->Pin(WithDeadline(&ctx, absl::Minutes(2)), req, &resp)));
+  std::cout << "pinned checkpoints: "
+            << (resp.pinned().empty() ? "none"
+                                      : absl::StrJoin(resp.pinned(), ", "))
+            << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status VerifyCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
+  gwmirror::v1::VerifyClusterRequest req;
+  req.set_repair(a.Has("repair"));
+  gwmirror::v1::VerifyReport r;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(
+      FromGrpc(stub->Verify(WithDeadline(&ctx, absl::Hours(4)), req, &r)));
+  if (a.Has("json")) {
+    std::cout << ToJson(r) << "\n";
+  } else {
+    for (const auto& s : r.slots()) {
+      if (!s.error().empty()) {
+        std::cout << absl::StrFormat("%s (%s): NOT VERIFIED: %s\n", s.slot(),
+                                     s.identity(), s.error());
+        continue;
+      }
+      const auto& v = s.result();
+      std::cout << absl::StrFormat(
+          "%s (%s): checkpoint %d, %d files and %d stored versions re-read, "
+          "%d problem(s)\n",
+          s.slot(), s.identity(), v.committed_checkpoint(), v.files_checked(),
+          v.versions_checked(), v.problems_size());
+      for (const auto& p : v.problems()) std::cout << "  - " << p << "\n";
+      for (const auto& p : v.repaired()) {
+        std::cout << "  repaired: " << p << "\n";
+      }
+    }
+    if (r.repair_checkpoint() != 0) {
+      std::cout << "checkpoint " << r.repair_checkpoint()
+                << " brought good copies from the sources\n";
+    }
+    for (const auto& u : r.unrepaired()) {
+      std::cout << "NOT REPAIRED: " << u << "\n";
+    }
+  }
+  if (r.ok()) return absl::OkStatus();
+  bool fixed = req.repair() && r.unrepaired().empty();
+  for (const auto& s : r.slots()) fixed = fixed && s.error().empty();
+  if (fixed) return absl::OkStatus();
+  return absl::DataLossError(req.repair() ? "verify found damage it could "
+                                            "not repair"
+                                          : "verify found problems; "
+                                            "`gwmirror verify --repair` "
+                                            "fixes what can be fixed");
 }
 
 absl::Status DrillCommand(const Args& a) {
   ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::StartDrillRequest req;
+  ASSIGN_OR_RETURN(uint64_t checkpoint, a.UintOr("checkpoint", 0));
+  req.set_checkpoint(checkpoint);
   if (auto smoke = a.Get("smoke")) {
     if (smoke->empty()) {
       return absl::InvalidArgumentError("--smoke needs a command");
@@ -279,6 +359,8 @@ absl::Status PromoteCommand(const Args& a) {
   ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::PromoteRequest req;
   req.set_dry_run(a.Has("dry-run"));
+  ASSIGN_OR_RETURN(uint64_t checkpoint, a.UintOr("checkpoint", 0));
+  req.set_checkpoint(checkpoint);
   if (!req.dry_run() && !a.Has("yes")) {
     if (!isatty(0)) {
       return absl::InvalidArgumentError(

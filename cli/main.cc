@@ -146,10 +146,12 @@ absl::Status Replica(const std::string& sub, const Args& a) {
 
 int Main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: gwmirror status|checkpoint|checkpoints|sandbox|sample|"
-                 "changeset|dumpgen|certs|replica ... "
-                 "(see the README)\n");
+    std::fprintf(
+        stderr,
+        "usage: gwmirror status|checkpoint|checkpoints|pin|verify|export|"
+        "import|drill|drills|promote|sandbox|sample|"
+        "changeset|dumpgen|certs|replica ... "
+        "(see the README)\n");
     return 2;
   }
   std::string cmd = argv[1];
@@ -161,13 +163,14 @@ int Main(int argc, char** argv) {
     sub = argv[2];
     first = 3;
   }
-  auto args =
-      Args::Parse(argc, argv, first,
-                  {"dir", "size", "seed", "host", "hosts", "version", "percent",
-                   "name", "config", "address", "checkpoint", "digest", "epoch",
-                   "out", "changed-out", "mib", "slots", "slot", "smoke"},
-                  {"json", "wait", "keep", "manual", "watch", "databases",
-                   "dry-run", "yes"});
+  auto args = Args::Parse(
+      argc, argv, first,
+      {"dir",     "size", "seed",        "host",    "hosts",      "version",
+       "percent", "name", "config",      "address", "checkpoint", "digest",
+       "epoch",   "out",  "changed-out", "mib",     "slots",      "slot",
+       "smoke",   "file", "host-root"},
+      {"json", "wait", "keep", "manual", "watch", "databases", "dry-run", "yes",
+       "all", "unpin", "repair"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {
@@ -194,6 +197,14 @@ int Main(int argc, char** argv) {
       st = DrillsCommand(*args);
     } else if (cmd == "promote") {
       st = PromoteCommand(*args);
+    } else if (cmd == "pin") {
+      st = PinCommand(*args);
+    } else if (cmd == "verify") {
+      st = VerifyCommand(*args);
+    } else if (cmd == "export") {
+      st = ExportCommand(*args);
+    } else if (cmd == "import") {
+      st = ImportCommand(*args);
     } else if (cmd == "sandbox") {
       st = SandboxCommand(sub, *args);
     } else {

@@ -1,8 +1,8 @@
 #include "common/args.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 
 namespace gwmirror {
 
@@ -12,6 +12,7 @@ absl::StatusOr<Args> Args::Parse(int argc, char** argv, int first,
   Args a;
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "-o") arg = "--out";  // The one short option, as tar's.
     if (!absl::StartsWith(arg, "--")) {
       a.positional_.push_back(arg);
       continue;
@@ -40,7 +41,8 @@ absl::StatusOr<Args> Args::Parse(int argc, char** argv, int first,
       }
       a.values_[name] = value;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option --", name));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option --", name));
     }
   }
   return a;
@@ -54,7 +56,8 @@ std::optional<std::string> Args::Get(const std::string& name) const {
 
 absl::StatusOr<std::string> Args::Require(const std::string& name) const {
   auto v = Get(name);
-  if (!v) return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
+  if (!v)
+    return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
   return *v;
 }
 
@@ -64,8 +67,8 @@ absl::StatusOr<uint64_t> Args::UintOr(const std::string& name,
   if (!v) return dflt;
   uint64_t n = 0;
   if (!absl::SimpleAtoi(*v, &n)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": \"", *v, "\" is not a non-negative integer"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", name, ": \"", *v, "\" is not a non-negative integer"));
   }
   return n;
 }

@@ -135,75 +135,92 @@ class Coordinator::Peers {
 
   absl::StatusOr<std::vector<std::string>> Activate(const Node& n,
                                                     uint64_t epoch,
-                                                    const std::string& phase) {
-    ASSIGN_OR_RETURN(auto ch, Channel(n));
+                                                    const std::string& phase,
+                                                    uint64_t checkpoint = 0) {
     gwmirror::v1::ActivateRequest req;
-    req.mutable_envelope()->set_epoch(epoch);
     req.set_phase(phase);
-    gwmirror::v1::ActivateResult resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(1));
-    RETURN_IF_ERROR(FromGrpc(
-        gwmirror::v1::Replica::NewStub(ch)->Activate(&ctx, req, &resp)));
+    req.set_checkpoint(checkpoint);
+    ASSIGN_OR_RETURN(auto resp, Call<gwmirror::v1::ActivateResult>(
+                                    n, epoch, req, absl::Hours(1),
+                                    &gwmirror::v1::Replica::Stub::Activate));
     return std::vector<std::string>(resp.done().begin(), resp.done().end());
   }
 
   absl::StatusOr<gwmirror::v1::DrillResult> Drill(
       const Node& n, uint64_t epoch, uint64_t id,
-      const google::protobuf::RepeatedPtrField<std::string>& smoke) {
-    ASSIGN_OR_RETURN(auto ch, Channel(n));
+      const gwmirror::v1::StartDrillRequest& start) {
     gwmirror::v1::DrillRequest req;
-    req.mutable_envelope()->set_epoch(epoch);
     req.set_drill_id(id);
-    *req.mutable_smoke() = smoke;
-    gwmirror::v1::DrillResult resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
-    RETURN_IF_ERROR(
-        FromGrpc(gwmirror::v1::Replica::NewStub(ch)->Drill(&ctx, req, &resp)));
-    return resp;
+    *req.mutable_smoke() = start.smoke();
+    req.set_checkpoint(start.checkpoint());
+    return Call<gwmirror::v1::DrillResult>(n, epoch, req, absl::Hours(2),
+                                           &gwmirror::v1::Replica::Stub::Drill);
   }
 
   absl::StatusOr<gwmirror::v1::ReplicaState> State(const Node& n,
                                                    uint64_t epoch,
                                                    absl::Duration timeout) {
-    ASSIGN_OR_RETURN(auto ch, Channel(n));
-    gwmirror::v1::GetStateRequest req;
-    req.mutable_envelope()->set_epoch(epoch);
-    gwmirror::v1::ReplicaState resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    RETURN_IF_ERROR(FromGrpc(
-        gwmirror::v1::Replica::NewStub(ch)->GetState(&ctx, req, &resp)));
-    return resp;
+    return Call<gwmirror::v1::ReplicaState>(
+        n, epoch, gwmirror::v1::GetStateRequest(), timeout,
+        &gwmirror::v1::Replica::Stub::GetState);
+  }
+
+  absl::StatusOr<gwmirror::v1::HistoryList> History(
+      const Node& n, uint64_t epoch,
+      const std::vector<uint64_t>* set_pins = nullptr) {
+    gwmirror::v1::ListHistoryRequest req;
+    if (set_pins != nullptr) {
+      req.set_set_pins(true);
+      for (uint64_t p : *set_pins) req.add_pinned(p);
+    }
+    return Call<gwmirror::v1::HistoryList>(
+        n, epoch, req, absl::Minutes(2),
+        &gwmirror::v1::Replica::Stub::ListHistory);
+  }
+
+  absl::StatusOr<gwmirror::v1::VerifyResult> Verify(const Node& n,
+                                                    uint64_t epoch,
+                                                    bool repair) {
+    gwmirror::v1::VerifyRequest req;
+    req.set_repair(repair);
+    return Call<gwmirror::v1::VerifyResult>(
+        n, epoch, req, absl::Hours(2), &gwmirror::v1::Replica::Stub::Verify);
   }
 
   absl::Status Commit(const Node& n, uint64_t epoch, uint64_t id,
-                      const std::string& digest) {
-    ASSIGN_OR_RETURN(auto ch, Channel(n));
+                      const std::string& digest,
+                      const std::vector<uint64_t>& pins) {
     gwmirror::v1::CommitRequest req;
-    req.mutable_envelope()->set_epoch(epoch);
     req.set_checkpoint(id);
     req.set_manifest_digest(digest);
-    gwmirror::v1::CommitResult resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::minutes(10));
-    return FromGrpc(
-        gwmirror::v1::Replica::NewStub(ch)->Commit(&ctx, req, &resp));
+    for (uint64_t p : pins) req.add_pinned(p);
+    return Call<gwmirror::v1::CommitResult>(
+               n, epoch, req, absl::Minutes(10),
+               &gwmirror::v1::Replica::Stub::Commit)
+        .status();
   }
 
   absl::Status Abort(const Node& n, uint64_t epoch, uint64_t id) {
-    ASSIGN_OR_RETURN(auto ch, Channel(n));
     gwmirror::v1::AbortRequest req;
-    req.mutable_envelope()->set_epoch(epoch);
     req.set_checkpoint(id);
-    gwmirror::v1::AbortResult resp;
+    return Call<gwmirror::v1::AbortResult>(n, epoch, req, absl::Seconds(10),
+                                           &gwmirror::v1::Replica::Stub::Abort)
+        .status();
+  }
+
+ private:
+  // One unary Replica call under `epoch`.
+  template <typename Resp, typename Req, typename Method>
+  absl::StatusOr<Resp> Call(const Node& n, uint64_t epoch, Req req,
+                            absl::Duration timeout, Method method) {
+    ASSIGN_OR_RETURN(auto ch, Channel(n));
+    req.mutable_envelope()->set_epoch(epoch);
+    Resp resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(10));
-    return FromGrpc(
-        gwmirror::v1::Replica::NewStub(ch)->Abort(&ctx, req, &resp));
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    auto stub = gwmirror::v1::Replica::NewStub(ch);
+    RETURN_IF_ERROR(FromGrpc(((*stub).*method)(&ctx, req, &resp)));
+    return resp;
   }
 
  private:
@@ -621,7 +638,7 @@ absl::StatusOr<gwmirror::v1::DrillReport> Coordinator::Drill(
   std::vector<absl::StatusOr<gwmirror::v1::DrillResult>> results(
       slots.size(), absl::UnknownError(""));
   ParallelFor(slots.size(), [&](size_t i) {
-    results[i] = peers_->Drill(slots[i].replica, epoch, id, req.smoke());
+    results[i] = peers_->Drill(slots[i].replica, epoch, id, req);
   });
   gwmirror::v1::DrillReport report;
   report.set_id(id);
@@ -672,32 +689,36 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   RETURN_IF_ERROR(ResumeLocked());
   const absl::Time start = absl::Now();
   const std::string active = store_->ActiveSite();
-  std::string target;
-  for (const auto& s : config_.sites()) {
-    if (s != active && target.empty()) target = s;
-  }
+  const std::string target = StandbySite();
   if (target.empty()) {
     return absl::FailedPreconditionError("no other site to promote");
   }
-  std::vector<Node> nodes;
-  {
-    absl::MutexLock l(&mu_);
-    for (const auto& [id, n] : nodes_) {
-      if (n.member.site() != target) continue;
-      if (!Healthy(n)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "standby node ", id, " (", n.member.slot(),
-            ") is not heartbeating: it cannot take over its slot"));
-      }
-      nodes.push_back(n);
+  ASSIGN_OR_RETURN(std::vector<Node> nodes, SiteNodes(target));
+  gwmirror::v1::CheckpointInfo cp;
+  if (req.checkpoint() != 0) {
+    auto known = store_->Get(req.checkpoint());
+    if (!known.ok() ||
+        (known->state() != "consistent" && known->state() != "applied")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "checkpoint ", req.checkpoint(), " is not a consistent checkpoint",
+          known.ok() ? absl::StrCat(" (", known->state(), ")") : ""));
     }
+    ASSIGN_OR_RETURN(auto retained, Retained(nodes, nullptr));
+    if (retained.count(req.checkpoint()) == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint ", req.checkpoint(),
+                       " is not retained on every standby node; "
+                       "`gwmirror checkpoints` lists those that are"));
+    }
+    cp = *std::move(known);
+  } else {
+    ASSIGN_OR_RETURN(auto last, store_->List(1, /*committed_only=*/true));
+    if (last.empty()) {
+      return absl::FailedPreconditionError(
+          "no consistent checkpoint yet: nothing to promote to");
+    }
+    cp = last.front();
   }
-  ASSIGN_OR_RETURN(auto last, store_->List(1, /*committed_only=*/true));
-  if (last.empty()) {
-    return absl::FailedPreconditionError(
-        "no consistent checkpoint yet: nothing to promote to");
-  }
-  const CheckpointInfo& cp = last.front();
   gwmirror::v1::PromoteReport report;
   report.set_dry_run(req.dry_run());
   report.set_checkpoint(cp.id());
@@ -717,7 +738,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     std::vector<absl::StatusOr<std::vector<std::string>>> out(
         nodes.size(), absl::UnknownError(""));
     ParallelFor(nodes.size(), [&](size_t i) {
-      out[i] = peers_->Activate(nodes[i], epoch, what);
+      out[i] = peers_->Activate(nodes[i], epoch, what, cp.id());
     });
     absl::Status st;
     for (size_t i = 0; i < nodes.size(); ++i) {
@@ -743,6 +764,12 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     for (const Node& n : nodes) {
       ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state,
                        peers_->State(n, epoch, absl::Seconds(10)));
+      if (req.checkpoint() != 0) {
+        s->add_done(absl::StrCat(
+            n.member.slot(), ": ", n.member.identity(), " holds checkpoint ",
+            state.committed_checkpoint(), ", retains ", cp.id()));
+        continue;
+      }
       if (state.committed_checkpoint() != cp.id()) {
         return absl::FailedPreconditionError(
             absl::StrCat("standby ", n.member.slot(), " holds checkpoint ",
@@ -758,6 +785,11 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     step("raise epoch")
         ->add_done(absl::StrCat("epoch ", epoch + 1, ": ", target, " active, ",
                                 active, " fenced"));
+    if (req.checkpoint() != 0) {
+      step("bring trees to checkpoint")
+          ->add_done(absl::StrCat("every standby tree back to checkpoint ",
+                                  cp.id(), " from its history"));
+    }
     RETURN_IF_ERROR(phase("would run", "dry-run", true));
     if (!config_.traffic_switch().empty()) {
       step("traffic switch")
@@ -784,7 +816,11 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   report.set_epoch(epoch);
   report.set_active_site(target);
   report.set_fenced_site(active);
-  absl::Status st = phase("restore databases", "restore", true);
+  absl::Status st;
+  if (req.checkpoint() != 0) {
+    st = phase("bring trees to checkpoint", "rollback", true);
+  }
+  if (st.ok()) st = phase("restore databases", "restore", true);
   if (st.ok()) st = phase("apply site overrides", "overrides", true);
   if (st.ok()) st = phase("start node managers", "node-managers", true);
   if (st.ok()) st = phase("start instances", "instances", true);
@@ -856,6 +892,7 @@ absl::Status Coordinator::ApplyConsistent(
     }
   }
   uint64_t epoch = store_->Epoch();
+  const std::vector<uint64_t> pins = store_->Pins();
   std::vector<absl::Status> results(replicas.size());
   ParallelFor(replicas.size(), [&](size_t i) {
     const std::string& slot = replicas[i].member.slot();
@@ -864,7 +901,7 @@ absl::Status Coordinator::ApplyConsistent(
       results[i] = absl::UnavailableError("replica not registered");
       return;
     }
-    results[i] = peers_->Commit(replicas[i], epoch, id, d->second);
+    results[i] = peers_->Commit(replicas[i], epoch, id, d->second, pins);
     if (results[i].ok()) results[i] = store_->RecordApplied(id, slot, NowMs());
     if (results[i].ok()) results[i] = FaultPoint("coordinator:applied-slot");
   });
@@ -1023,6 +1060,165 @@ void Coordinator::Background() {
       }
     }
   }
+}
+
+std::string Coordinator::StandbySite() const {
+  const std::string active = store_->ActiveSite();
+  for (const auto& s : config_.sites()) {
+    if (s != active) return s;
+  }
+  return "";
+}
+
+absl::StatusOr<std::vector<Coordinator::Node>> Coordinator::SiteNodes(
+    const std::string& site) {
+  std::vector<Node> nodes;
+  absl::MutexLock l(&mu_);
+  for (const auto& [id, n] : nodes_) {
+    if (n.member.site() != site) continue;
+    if (!Healthy(n)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          site, " node ", id, " (", n.member.slot(), ") is not heartbeating"));
+    }
+    nodes.push_back(n);
+  }
+  if (nodes.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no node of site ", site, " has registered"));
+  }
+  return nodes;
+}
+
+absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>>
+Coordinator::Retained(const std::vector<Node>& nodes,
+                      const std::vector<uint64_t>* set_pins) {
+  const uint64_t epoch = store_->Epoch();
+  std::vector<absl::StatusOr<gwmirror::v1::HistoryList>> lists(
+      nodes.size(), absl::UnknownError(""));
+  ParallelFor(nodes.size(), [&](size_t i) {
+    lists[i] = peers_->History(nodes[i], epoch, set_pins);
+  });
+  std::map<uint64_t, gwmirror::v1::CheckpointInfo> out;
+  std::map<uint64_t, size_t> holders;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!lists[i].ok()) {
+      return absl::Status(lists[i].status().code(),
+                          absl::StrCat(nodes[i].member.slot(), ": ",
+                                       lists[i].status().message()));
+    }
+    for (const auto& p : lists[i]->points()) {
+      gwmirror::v1::CheckpointInfo& c = out[p.checkpoint()];
+      ++holders[p.checkpoint()];
+      c.set_id(p.checkpoint());
+      c.set_bytes_on_disk(c.bytes_on_disk() + p.bytes_on_disk());
+      c.set_added(c.added() + p.added());
+      c.set_changed(c.changed() + p.changed());
+      c.set_removed(c.removed() + p.removed());
+      c.set_pinned(c.pinned() || p.pinned());
+      if (c.committed_unix_ms() == 0 ||
+          p.committed_unix_ms() < c.committed_unix_ms()) {
+        c.set_committed_unix_ms(p.committed_unix_ms());
+      }
+    }
+  }
+  for (auto it = out.begin(); it != out.end();) {
+    it = holders[it->first] == nodes.size() ? std::next(it) : out.erase(it);
+  }
+  return out;
+}
+
+absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::ListRetained() {
+  ASSIGN_OR_RETURN(std::vector<Node> nodes, SiteNodes(StandbySite()));
+  ASSIGN_OR_RETURN(auto retained, Retained(nodes, nullptr));
+  gwmirror::v1::CheckpointList out;
+  for (auto it = retained.rbegin(); it != retained.rend(); ++it) {
+    gwmirror::v1::CheckpointInfo* c = out.add_checkpoints();
+    auto known = store_->Get(it->first);
+    if (known.ok()) {
+      *c = *std::move(known);
+    } else {
+      c->set_state("adopted");  // What the standby held before any cut.
+    }
+    c->MergeFrom(it->second);
+  }
+  return out;
+}
+
+absl::StatusOr<gwmirror::v1::PinResponse> Coordinator::Pin(
+    const gwmirror::v1::PinRequest& req) {
+  ASSIGN_OR_RETURN(std::vector<Node> nodes, SiteNodes(StandbySite()));
+  if (!req.unpin()) {
+    ASSIGN_OR_RETURN(auto retained, Retained(nodes, nullptr));
+    if (retained.count(req.checkpoint()) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("checkpoint ", req.checkpoint(),
+                       " is not retained on every standby node"));
+    }
+  }
+  RETURN_IF_ERROR(store_->Pin(req.checkpoint(), !req.unpin()));
+  std::vector<uint64_t> pins = store_->Pins();
+  RETURN_IF_ERROR(Retained(nodes, &pins).status());
+  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d %s by an operator",
+       req.checkpoint(), req.unpin() ? "unpinned" : "pinned");
+  gwmirror::v1::PinResponse out;
+  for (uint64_t p : pins) out.add_pinned(p);
+  return out;
+}
+
+absl::StatusOr<gwmirror::v1::VerifyReport> Coordinator::Verify(
+    const gwmirror::v1::VerifyClusterRequest& req) {
+  std::vector<Node> nodes;
+  {
+    const std::string standby = StandbySite();
+    absl::MutexLock l(&mu_);
+    for (const auto& [id, n] : nodes_) {
+      if (n.member.site() == standby) nodes.push_back(n);
+    }
+  }
+  const uint64_t epoch = store_->Epoch();
+  std::vector<absl::StatusOr<gwmirror::v1::VerifyResult>> results(
+      nodes.size(), absl::UnknownError(""));
+  ParallelFor(nodes.size(), [&](size_t i) {
+    results[i] = peers_->Verify(nodes[i], epoch, req.repair());
+  });
+  gwmirror::v1::VerifyReport report;
+  report.set_ok(true);
+  uint64_t differences = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    gwmirror::v1::SlotVerify* s = report.add_slots();
+    s->set_slot(nodes[i].member.slot());
+    s->set_identity(nodes[i].member.identity());
+    if (!results[i].ok()) {
+      s->set_error(std::string(results[i].status().message()));
+      report.set_ok(false);
+      continue;
+    }
+    *s->mutable_result() = *results[i];
+    report.set_ok(report.ok() && results[i]->problems().empty());
+    differences += results[i]->tree_differences();
+    for (const std::string& p : results[i]->problems()) {
+      if (absl::StrContains(p, "cannot be repaired")) {
+        report.add_unrepaired(absl::StrCat(s->slot(), ": ", p));
+      }
+    }
+  }
+  if (req.repair() && differences > 0) {
+    // The replicas recorded what differs; a checkpoint brings good copies.
+    auto cp = RunCheckpoint();
+    if (cp.ok()) {
+      report.set_repair_checkpoint(cp->id());
+    } else {
+      report.add_unrepaired(
+          absl::StrCat(differences,
+                       " standby entries wait for a checkpoint from their "
+                       "sources, which failed: ",
+                       cp.status().message()));
+    }
+  }
+  Logf(report.ok() ? LogLevel::kInfo : LogLevel::kWarning, "coordinator",
+       "verify%s: %s", req.repair() ? " --repair" : "",
+       report.ok() ? "clean" : "problems found");
+  return report;
 }
 
 absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::List(size_t limit) {
@@ -1305,7 +1501,25 @@ grpc::Status ControlService::ListCheckpoints(
     grpc::ServerContext* ctx, const gwmirror::v1::ListCheckpointsRequest* req,
     gwmirror::v1::CheckpointList* resp) {
   if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
-  auto r = c_->List(req->limit());
+  auto r = req->retained() ? c_->ListRetained() : c_->List(req->limit());
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+grpc::Status ControlService::Pin(grpc::ServerContext* ctx,
+                                 const gwmirror::v1::PinRequest* req,
+                                 gwmirror::v1::PinResponse* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  auto r = c_->Pin(*req);
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+grpc::Status ControlService::Verify(
+    grpc::ServerContext* ctx, const gwmirror::v1::VerifyClusterRequest* req,
+    gwmirror::v1::VerifyReport* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  auto r = c_->Verify(*req);
   if (r.ok()) *resp = *std::move(r);
   return ToGrpc(r.status());
 }

@@ -77,6 +77,12 @@ class Coordinator {
   absl::StatusOr<gwmirror::v1::PromoteReport> Promote(
       const gwmirror::v1::PromoteRequest& req);
   absl::StatusOr<gwmirror::v1::CheckpointList> List(size_t limit);
+  // Every checkpoint all standby nodes retain, with sizes and changes.
+  absl::StatusOr<gwmirror::v1::CheckpointList> ListRetained();
+  absl::StatusOr<gwmirror::v1::PinResponse> Pin(
+      const gwmirror::v1::PinRequest& req);
+  absl::StatusOr<gwmirror::v1::VerifyReport> Verify(
+      const gwmirror::v1::VerifyClusterRequest& req);
 
   // Settles checkpoints left unfinished by a previous run or a lost
   // replica: aborts open cuts, commits consistent ones where not applied.
@@ -122,6 +128,16 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<SlotPeers>> HealthySlots()
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The site a promote would make active (the first one not active now).
+  std::string StandbySite() const;
+  // Every node of `site`; FAILED_PRECONDITION naming one that is not
+  // heartbeating, or when none registered.
+  absl::StatusOr<std::vector<Node>> SiteNodes(const std::string& site)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Checkpoints every one of `nodes` retains, their history summed (and,
+  // with `set_pins`, the pins replaced first).
+  absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>> Retained(
+      const std::vector<Node>& nodes, const std::vector<uint64_t>* set_pins);
   bool Healthy(const Node& n) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string Role(const std::string& site) const;
   // Parity over `production` reports (fresh from a cut, or the heartbeats')
@@ -188,6 +204,12 @@ class ControlService final : public gwmirror::v1::Control::Service {
       grpc::ServerContext* ctx,
       const gwmirror::v1::CreateCheckpointRequest* req,
       gwmirror::v1::CheckpointInfo* resp) override;
+  grpc::Status Pin(grpc::ServerContext* ctx,
+                   const gwmirror::v1::PinRequest* req,
+                   gwmirror::v1::PinResponse* resp) override;
+  grpc::Status Verify(grpc::ServerContext* ctx,
+                      const gwmirror::v1::VerifyClusterRequest* req,
+                      gwmirror::v1::VerifyReport* resp) override;
   grpc::Status ListCheckpoints(grpc::ServerContext* ctx,
                                const gwmirror::v1::ListCheckpointsRequest* req,
                                gwmirror::v1::CheckpointList* resp) override;

@@ -3,6 +3,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/fault.h"
 #include "common/status_macros.h"
 
@@ -121,6 +123,17 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
     }
     if (key == "active_site") s->active_site_ = value;
     if (key == "fenced_site") s->fenced_site_ = value;
+    if (key == "pins") {
+      for (absl::string_view v :
+           absl::StrSplit(value, ',', absl::SkipEmpty())) {
+        uint64_t n = 0;
+        if (!absl::SimpleAtoi(v, &n)) {
+          return absl::DataLossError(
+              absl::StrCat(path, ": pins \"", value, "\" are not numbers"));
+        }
+        s->pins_.insert(n);
+      }
+    }
   }
   return s;
 }
@@ -182,6 +195,27 @@ absl::StatusOr<uint64_t> StateStore::SwitchActive(const std::string& site) {
   active_site_ = site;
   epoch_ = epoch;
   return epoch;
+}
+
+std::vector<uint64_t> StateStore::Pins() const {
+  absl::MutexLock l(&mu_);
+  return {pins_.begin(), pins_.end()};
+}
+
+absl::Status StateStore::Pin(uint64_t id, bool pin) {
+  absl::MutexLock l(&mu_);
+  std::set<uint64_t> next = pins_;
+  if (pin) {
+    next.insert(id);
+  } else {
+    next.erase(id);
+  }
+  Statement up(db_.get(),
+               "INSERT OR REPLACE INTO meta(key, value) VALUES ('pins', ?1)");
+  up.BindText(1, absl::StrJoin(next, ","));
+  RETURN_IF_ERROR(Run(up));
+  pins_ = std::move(next);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> StateStore::BeginCut(uint64_t epoch, int64_t now_ms) {

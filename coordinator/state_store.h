@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,11 @@ class StateStore {
   // active and the former active site fenced. The new epoch.
   absl::StatusOr<uint64_t> SwitchActive(const std::string& site)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Checkpoints the operators pinned (retention on the replicas keeps
+  // them); Pin adds or removes one.
+  std::vector<uint64_t> Pins() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Pin(uint64_t id, bool pin) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Records "cut N" with the next id; returns N.
   absl::StatusOr<uint64_t> BeginCut(uint64_t epoch, int64_t now_ms)
@@ -104,6 +110,7 @@ class StateStore {
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   std::string active_site_ ABSL_GUARDED_BY(mu_);
   std::string fenced_site_ ABSL_GUARDED_BY(mu_);
+  std::set<uint64_t> pins_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gwmirror

@@ -245,6 +245,10 @@ grpc::Status ReplicaService::ListHistory(
     gwmirror::v1::HistoryList* resp) {
   absl::Status st = Authorize(*ctx, Role::kController);
   if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok() && req->set_pins()) {
+    st =
+        store_->history().SetPins({req->pinned().begin(), req->pinned().end()});
+  }
   if (!st.ok()) return ToGrpc(st);
   const History& h = store_->history();
   std::set<uint64_t> pins = h.pins();

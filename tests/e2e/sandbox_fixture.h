@@ -112,7 +112,7 @@ class ClusterTest : public ::testing::Test {
 
   std::vector<gwmirror::v1::CheckpointInfo> Committed() {
     gwmirror::v1::CheckpointList list;
-    RunResult r = Cli({"checkpoints", "--json"});
+    RunResult r = Cli({"checkpoints", "--all", "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(ParseJson(r.out, "checkpoints", &list).ok()) << r.out;
     return {list.checkpoints().begin(), list.checkpoints().end()};
