@@ -267,7 +267,7 @@ TEST_F(DatabaseTest, DrillNamesAStandbyFileThatDoesNotVerify) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(
       r.err,
-      "standby file opt/Axway-7.7/apigateway/conf/envSettings.props "
+      "standby file opt/Axway-7.7/apigateway/conf/envSettings.props: "
       "does not hold the checkpoint's content (its SHA-256 differs)"))
       << r.err;
   gwmirror::v1::DrillList list;
