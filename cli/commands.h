@@ -38,8 +38,26 @@ absl::Status ImportCommand(const Args& a);
 // every standby node; gwmirror drills [--json]: the recorded ones.
 absl::Status DrillCommand(const Args& a);
 absl::Status DrillsCommand(const Args& a);
-// gwmirror promote [--checkpoint N] [--dry-run] [--yes] [--json].
+// gwmirror promote [--checkpoint N] [--dry-run] [--yes] [--json];
+// with --force --standby-node ID@HOST:PORT[,...], without the coordinator.
 absl::Status PromoteCommand(const Args& a);
+absl::Status ForcePromoteCommand(const Args& a);
+// gwmirror failback [--dry-run] [--yes] [--json]
+absl::Status FailbackCommand(const Args& a);
+
+// While alive, on a terminal (stderr), one line "<what>: 12.3 s" refreshed
+// four times a second; nothing when stderr is not a terminal.
+class Progress {
+ public:
+  explicit Progress(std::string what);
+  ~Progress();
+  // Replaces the line's detail ("step 2/5: ...").
+  void Set(const std::string& detail);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 // gwmirror sandbox up|down --dir DIR [--slots N] [--size small|large]
 absl::Status SandboxCommand(const std::string& sub, const Args& a);
 

@@ -270,9 +270,12 @@ absl::Status VerifyCommand(const Args& a) {
   gwmirror::v1::VerifyClusterRequest req;
   req.set_repair(a.Has("repair"));
   gwmirror::v1::VerifyReport r;
-  grpc::ClientContext ctx;
-  RETURN_IF_ERROR(
-      FromGrpc(stub->Verify(WithDeadline(&ctx, absl::Hours(4)), req, &r)));
+  {
+    Progress progress("verify");
+    grpc::ClientContext ctx;
+    RETURN_IF_ERROR(
+        FromGrpc(stub->Verify(WithDeadline(&ctx, absl::Hours(4)), req, &r)));
+  }
   if (a.Has("json")) {
     std::cout << ToJson(r) << "\n";
   } else {
@@ -325,9 +328,12 @@ absl::Status DrillCommand(const Args& a) {
     req.add_smoke(*smoke);
   }
   gwmirror::v1::DrillReport report;
-  grpc::ClientContext ctx;
-  RETURN_IF_ERROR(
-      FromGrpc(stub->Drill(WithDeadline(&ctx, absl::Hours(2)), req, &report)));
+  {
+    Progress progress("drill");
+    grpc::ClientContext ctx;
+    RETURN_IF_ERROR(FromGrpc(
+        stub->Drill(WithDeadline(&ctx, absl::Hours(2)), req, &report)));
+  }
   if (a.Has("json")) {
     std::cout << ToJson(report) << "\n";
   } else {
@@ -355,58 +361,99 @@ absl::Status DrillsCommand(const Args& a) {
   return absl::OkStatus();
 }
 
+namespace {
+
+void PrintSwitch(const gwmirror::v1::PromoteReport& r, const char* done) {
+  for (const auto& step : r.steps()) {
+    std::cout << step.name() << " (" << Age(step.ms()) << ")\n";
+    for (const auto& line : step.done()) std::cout << "  " << line << "\n";
+  }
+  std::cout << absl::StrFormat(
+      "%s: checkpoint %d, RTO %s, RPO %s; epoch %d, active %s, fenced %s\n",
+      r.dry_run() ? "dry run, nothing changed"
+                  : (r.error().empty() ? done : "SWITCH INCOMPLETE"),
+      r.checkpoint(), Age(r.rto_ms()), Age(r.rpo_ms()), r.epoch(),
+      r.active_site(), r.fenced_site().empty() ? "-" : r.fenced_site());
+}
+
+// Asks on a terminal (unless --yes or --dry-run) for the name of the site
+// that becomes active.
+absl::Status Confirm(const Args& a, gwmirror::v1::Control::Stub* stub,
+                     const char* what) {
+  if (a.Has("dry-run") || a.Has("yes")) return absl::OkStatus();
+  if (!isatty(0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what,
+                     " changes which site is production: confirm with --yes "
+                     "when not on a terminal (or try --dry-run)"));
+  }
+  gwmirror::v1::ClusterStatus s;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
+                                        gwmirror::v1::StatusRequest(), &s)));
+  std::string target;
+  for (const auto& site : s.sites()) {
+    if (site != s.active_site() && target.empty()) target = site;
+  }
+  std::cout << absl::StrCat(what, ": make site ", target, " active and fence ",
+                            s.active_site(), " (epoch ", s.epoch(), " -> ",
+                            s.epoch() + 1, ")? Type \"", target,
+                            "\" to confirm: ")
+            << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != target) return absl::CancelledError("not confirmed");
+  return absl::OkStatus();
+}
+
+absl::Status SwitchResult(const Args& a, const gwmirror::v1::PromoteReport& r,
+                          const char* done) {
+  if (a.Has("json")) {
+    std::cout << ToJson(r) << "\n";
+  } else {
+    PrintSwitch(r, done);
+  }
+  if (!r.error().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the switch stands (", r.active_site(), " is active, ", r.fenced_site(),
+        " fenced) but a step failed: ", r.error()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status PromoteCommand(const Args& a) {
+  if (a.Has("force")) return ForcePromoteCommand(a);
   ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::PromoteRequest req;
   req.set_dry_run(a.Has("dry-run"));
   ASSIGN_OR_RETURN(uint64_t checkpoint, a.UintOr("checkpoint", 0));
   req.set_checkpoint(checkpoint);
-  if (!req.dry_run() && !a.Has("yes")) {
-    if (!isatty(0)) {
-      return absl::InvalidArgumentError(
-          "promote changes which site is production: confirm with --yes "
-          "when not on a terminal (or try --dry-run)");
-    }
-    gwmirror::v1::ClusterStatus s;
-    grpc::ClientContext ctx;
-    RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
-                                          gwmirror::v1::StatusRequest(), &s)));
-    std::string target;
-    for (const auto& site : s.sites()) {
-      if (site != s.active_site() && target.empty()) target = site;
-    }
-    std::cout << "Promote site " << target << " to active and fence "
-              << s.active_site() << " (epoch " << s.epoch() << " -> "
-              << s.epoch() + 1 << ")? Type \"" << target
-              << "\" to confirm: " << std::flush;
-    std::string answer;
-    std::getline(std::cin, answer);
-    if (answer != target) return absl::CancelledError("not confirmed");
-  }
+  RETURN_IF_ERROR(Confirm(a, stub.get(), "promote"));
   gwmirror::v1::PromoteReport r;
-  grpc::ClientContext ctx;
-  RETURN_IF_ERROR(
-      FromGrpc(stub->Promote(WithDeadline(&ctx, absl::Hours(2)), req, &r)));
-  if (a.Has("json")) {
-    std::cout << ToJson(r) << "\n";
-  } else {
-    for (const auto& step : r.steps()) {
-      std::cout << step.name() << " (" << Age(step.ms()) << ")\n";
-      for (const auto& line : step.done()) std::cout << "  " << line << "\n";
-    }
-    std::cout << absl::StrFormat(
-        "%s: checkpoint %d, RTO %s, RPO %s; epoch %d, active %s, fenced %s\n",
-        r.dry_run() ? "dry run, nothing changed"
-                    : (r.error().empty() ? "promoted" : "PROMOTE INCOMPLETE"),
-        r.checkpoint(), Age(r.rto_ms()), Age(r.rpo_ms()), r.epoch(),
-        r.active_site(), r.fenced_site().empty() ? "-" : r.fenced_site());
+  {
+    Progress progress("promote");
+    grpc::ClientContext ctx;
+    RETURN_IF_ERROR(
+        FromGrpc(stub->Promote(WithDeadline(&ctx, absl::Hours(2)), req, &r)));
   }
-  if (!r.error().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the promote stands (", r.active_site(), " is active, ",
-        r.fenced_site(), " fenced) but a step failed: ", r.error()));
+  return SwitchResult(a, r, "promoted");
+}
+
+absl::Status FailbackCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
+  gwmirror::v1::FailbackRequest req;
+  req.set_dry_run(a.Has("dry-run"));
+  RETURN_IF_ERROR(Confirm(a, stub.get(), "failback"));
+  gwmirror::v1::PromoteReport r;
+  {
+    Progress progress("failback");
+    grpc::ClientContext ctx;
+    RETURN_IF_ERROR(
+        FromGrpc(stub->Failback(WithDeadline(&ctx, absl::Hours(2)), req, &r)));
   }
-  return absl::OkStatus();
+  return SwitchResult(a, r, "failed back");
 }
 
 }  // namespace gwmirror

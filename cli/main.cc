@@ -149,7 +149,7 @@ int Main(int argc, char** argv) {
     std::fprintf(
         stderr,
         "usage: gwmirror status|checkpoint|checkpoints|pin|verify|export|"
-        "import|drill|drills|promote|sandbox|sample|"
+        "import|drill|drills|promote|failback|sandbox|sample|"
         "changeset|dumpgen|certs|replica ... "
         "(see the README)\n");
     return 2;
@@ -165,12 +165,12 @@ int Main(int argc, char** argv) {
   }
   auto args = Args::Parse(
       argc, argv, first,
-      {"dir",     "size", "seed",        "host",    "hosts",      "version",
-       "percent", "name", "config",      "address", "checkpoint", "digest",
-       "epoch",   "out",  "changed-out", "mib",     "slots",      "slot",
-       "smoke",   "file", "host-root"},
+      {"dir",     "size", "seed",        "host",        "hosts",      "version",
+       "percent", "name", "config",      "address",     "checkpoint", "digest",
+       "epoch",   "out",  "changed-out", "mib",         "slots",      "slot",
+       "smoke",   "file", "host-root",   "standby-node"},
       {"json", "wait", "keep", "manual", "watch", "databases", "dry-run", "yes",
-       "all", "unpin", "repair"});
+       "all", "unpin", "repair", "force"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {
@@ -197,6 +197,8 @@ int Main(int argc, char** argv) {
       st = DrillsCommand(*args);
     } else if (cmd == "promote") {
       st = PromoteCommand(*args);
+    } else if (cmd == "failback") {
+      st = FailbackCommand(*args);
     } else if (cmd == "pin") {
       st = PinCommand(*args);
     } else if (cmd == "verify") {

@@ -282,6 +282,17 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
         "unknown node \"", identity, "\" (site \"", req.site(), "\", slot \"",
         req.slot(), "\"): not a member of this cluster"));
   }
+  if (req.envelope().epoch() > epoch &&
+      req.claimed_active_epoch() == req.envelope().epoch()) {
+    // A forced promote happened without us: its epoch and site stand.
+    RETURN_IF_ERROR(
+        store_->AdoptActive(epoch = req.claimed_active_epoch(), req.site()));
+    switched_ = absl::Now();
+    Logf(LogLevel::kWarning, "coordinator",
+         "adopted a forced promote: epoch %d, %s active, %s fenced "
+         "(claimed by %s)",
+         epoch, req.site(), store_->FencedSite(), identity);
+  }
   if (req.envelope().epoch() > epoch) {
     return absl::FailedPreconditionError(absl::StrCat(
         "node \"", identity, "\" has seen epoch ", req.envelope().epoch(),
@@ -337,6 +348,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   n.prestaging = req.prestaging();
   n.drifted = req.drifted_entries();
   n.report_checkpoint = req.report_checkpoint();
+  n.stale = req.replica_stale();
   // While a checkpoint runs, only changes newer than its start are news.
   bool news =
       n.pending_since != absl::InfinitePast() &&
@@ -683,7 +695,7 @@ absl::StatusOr<gwmirror::v1::DrillReport> Coordinator::Drill(
 }
 
 absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
-    const gwmirror::v1::PromoteRequest& req) {
+    const gwmirror::v1::PromoteRequest& req, bool final_pending) {
   // No checkpoint runs meanwhile; a consistent one is applied first.
   absl::MutexLock cl(&checkpoint_mu_);
   RETURN_IF_ERROR(ResumeLocked());
@@ -770,6 +782,13 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
             state.committed_checkpoint(), ", retains ", cp.id()));
         continue;
       }
+      if (state.committed_checkpoint() != cp.id() && final_pending) {
+        s->add_done(
+            absl::StrCat(n.member.slot(), ": ", n.member.identity(),
+                         " holds checkpoint ", state.committed_checkpoint(),
+                         "; the final checkpoint brings it up to date"));
+        continue;
+      }
       if (state.committed_checkpoint() != cp.id()) {
         return absl::FailedPreconditionError(
             absl::StrCat("standby ", n.member.slot(), " holds checkpoint ",
@@ -806,6 +825,10 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     absl::Time t = absl::Now();
     gwmirror::v1::PromoteStep* s = step("raise epoch");
     ASSIGN_OR_RETURN(epoch, store_->SwitchActive(target));
+    {
+      absl::MutexLock m(&mu_);
+      switched_ = absl::Now();
+    }
     s->add_done(absl::StrCat("epoch ", epoch, ": ", target, " active, ", active,
                              " fenced"));
     s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
@@ -848,6 +871,109 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
        "promote to %s %s in %d ms%s", target, st.ok() ? "done" : "INCOMPLETE",
        report.rto_ms(), st.ok() ? "" : absl::StrCat(": ", st.message()));
   return report;
+}
+
+absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
+    const gwmirror::v1::FailbackRequest& req) {
+  const std::string back = store_->FencedSite();
+  const std::string active = store_->ActiveSite();
+  if (back.empty()) {
+    return absl::FailedPreconditionError(
+        "no promote fenced a site yet: nothing to fail back to (promote "
+        "is the way to switch sites)");
+  }
+  ASSIGN_OR_RETURN(std::vector<Node> returning, SiteNodes(back));
+  ASSIGN_OR_RETURN(std::vector<Node> current, SiteNodes(active));
+  const absl::Time start = absl::Now();
+  const uint64_t epoch = store_->Epoch();
+  // The returning nodes must take pushes before anything stops: a node
+  // that was a source re-reads its tree first.
+  for (const Node& n : returning) {
+    for (absl::Time give_up = absl::Now() + absl::Seconds(60);;) {
+      ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state,
+                       peers_->State(n, epoch, absl::Seconds(10)));
+      if (!state.stale()) break;
+      if (absl::Now() > give_up) {
+        return absl::UnavailableError(
+            absl::StrCat(n.member.identity(),
+                         " is still re-reading its tree as a "
+                         "replica; fail back once it is done"));
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+  std::vector<gwmirror::v1::PromoteStep> before;
+  // Runs `phase` on every node of the active site.
+  auto on_active = [&](const std::string& name,
+                       const std::string& phase) -> absl::Status {
+    absl::Time t = absl::Now();
+    gwmirror::v1::PromoteStep step;
+    step.set_name(name);
+    std::vector<absl::StatusOr<std::vector<std::string>>> out(
+        current.size(), absl::UnknownError(""));
+    ParallelFor(current.size(), [&](size_t i) {
+      out[i] = peers_->Activate(current[i], epoch, phase);
+    });
+    absl::Status st;
+    for (size_t i = 0; i < current.size(); ++i) {
+      if (!out[i].ok()) {
+        st.Update(absl::Status(out[i].status().code(),
+                               absl::StrCat(current[i].member.slot(), ": ",
+                                            out[i].status().message())));
+        continue;
+      }
+      for (const std::string& line : *out[i]) {
+        step.add_done(absl::StrCat(current[i].member.slot(), ": ", line));
+      }
+    }
+    step.set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+    before.push_back(std::move(step));
+    return st;
+  };
+  if (req.dry_run()) {
+    gwmirror::v1::PromoteStep step;
+    step.set_name("quiesce and final checkpoint");
+    step.add_done(absl::StrCat("stop instances, then Node Managers, on ",
+                               active, "; a final checkpoint to ", back));
+    before.push_back(step);
+  } else {
+    absl::Status st = on_active("stop instances", "stop-instances");
+    if (st.ok()) st = on_active("stop node managers", "stop-node-managers");
+    absl::Time t = absl::Now();
+    absl::StatusOr<gwmirror::v1::CheckpointInfo> final_cp =
+        st.ok() ? RunCheckpoint()
+                : absl::StatusOr<gwmirror::v1::CheckpointInfo>(st);
+    if (!final_cp.ok()) {
+      // Nothing switched: the active site runs again.
+      absl::Status restart =
+          on_active("restart node managers", "node-managers");
+      if (restart.ok()) restart = on_active("restart instances", "instances");
+      return absl::AbortedError(absl::StrCat(
+          "failback aborted, nothing switched: ", final_cp.status().message(),
+          restart.ok()
+              ? absl::StrCat("; ", active, "'s gateway restarted")
+              : absl::StrCat("; restarting ", active,
+                             "'s gateway FAILED too: ", restart.message())));
+    }
+    gwmirror::v1::PromoteStep step;
+    step.set_name("final checkpoint");
+    step.add_done(
+        absl::StrCat("checkpoint ", final_cp->id(), " applied on ", back));
+    step.set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+    before.push_back(step);
+  }
+  gwmirror::v1::PromoteRequest promote;
+  promote.set_dry_run(req.dry_run());
+  ASSIGN_OR_RETURN(gwmirror::v1::PromoteReport report,
+                   Promote(promote, /*final_pending=*/req.dry_run()));
+  gwmirror::v1::PromoteReport out = report;
+  out.clear_steps();
+  for (auto& s : before) *out.add_steps() = std::move(s);
+  for (const auto& s : report.steps()) *out.add_steps() = s;
+  out.set_rto_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+  // Nothing written on the active site was left behind.
+  if (!req.dry_run()) out.set_rpo_ms(0);
+  return out;
 }
 
 absl::StatusOr<gwmirror::v1::DrillList> Coordinator::ListDrills(
@@ -973,6 +1099,32 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
     cut_started_ = absl::InfinitePast();
   });
   RETURN_IF_ERROR(ResumeLocked());
+  // A replica that was a source until a promote re-reads its tree first;
+  // a cut waits for that (its heartbeats say when), at most 30 s.
+  for (absl::Time until = absl::Now() + absl::Seconds(30);
+       absl::Now() < until;) {
+    const std::string active = store_->ActiveSite();
+    bool stale = false;
+    bool ask = false;
+    std::vector<Node> replicas;
+    {
+      absl::MutexLock m(&mu_);
+      ask = absl::Now() - switched_ < absl::Minutes(2);
+      for (const auto& [id, n] : nodes_) {
+        if (n.member.site() == active || !Healthy(n)) continue;
+        stale |= n.stale;
+        replicas.push_back(n);
+      }
+    }
+    // Heartbeats lag a role switch: ask the replicas themselves then.
+    for (size_t i = 0; ask && !stale && i < replicas.size(); ++i) {
+      auto state =
+          peers_->State(replicas[i], store_->Epoch(), absl::Seconds(5));
+      stale = state.ok() && state->stale();
+    }
+    if (!stale) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   absl::Time give_up =
       absl::Now() + absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u));
   for (;;) {
@@ -1502,6 +1654,15 @@ grpc::Status ControlService::ListCheckpoints(
     gwmirror::v1::CheckpointList* resp) {
   if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
   auto r = req->retained() ? c_->ListRetained() : c_->List(req->limit());
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
+}
+
+grpc::Status ControlService::Failback(grpc::ServerContext* ctx,
+                                      const gwmirror::v1::FailbackRequest* req,
+                                      gwmirror::v1::PromoteReport* resp) {
+  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  auto r = c_->Failback(*req);
   if (r.ok()) *resp = *std::move(r);
   return ToGrpc(r.status());
 }

@@ -74,9 +74,14 @@ class Coordinator {
   // Promote (or its dry run): see Control.Promote. An error only when it
   // did not change anything; a failure after the epoch raise is in the
   // report's `error`.
+  // `final_pending`: a failback's dry run, before the final checkpoint
+  // that brings the returning site up to date.
   absl::StatusOr<gwmirror::v1::PromoteReport> Promote(
-      const gwmirror::v1::PromoteRequest& req);
+      const gwmirror::v1::PromoteRequest& req, bool final_pending = false);
   absl::StatusOr<gwmirror::v1::CheckpointList> List(size_t limit);
+  // See Control.Failback.
+  absl::StatusOr<gwmirror::v1::PromoteReport> Failback(
+      const gwmirror::v1::FailbackRequest& req);
   // Every checkpoint all standby nodes retain, with sizes and changes.
   absl::StatusOr<gwmirror::v1::CheckpointList> ListRetained();
   absl::StatusOr<gwmirror::v1::PinResponse> Pin(
@@ -111,6 +116,8 @@ class Coordinator {
     // checkpoint the latest report's tree holds at least.
     uint64_t drifted = 0;
     uint64_t report_checkpoint = 0;
+    // Re-reading its tree after being a source.
+    bool stale = false;
   };
   // Both ends of one slot, as the sites' roles assign them.
   struct SlotPeers {
@@ -166,6 +173,9 @@ class Coordinator {
   bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
   // A source reported a change (follow_changes).
   bool change_reported_ ABSL_GUARDED_BY(mu_) = false;
+  // When the sites last switched roles: for a while after, cuts ask the
+  // replicas directly whether they re-read their trees yet.
+  absl::Time switched_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // When the running checkpoint began (InfinitePast: none runs).
   absl::Time cut_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // Slots whose source holds a mass deletion (why), and slots released by
@@ -204,6 +214,9 @@ class ControlService final : public gwmirror::v1::Control::Service {
       grpc::ServerContext* ctx,
       const gwmirror::v1::CreateCheckpointRequest* req,
       gwmirror::v1::CheckpointInfo* resp) override;
+  grpc::Status Failback(grpc::ServerContext* ctx,
+                        const gwmirror::v1::FailbackRequest* req,
+                        gwmirror::v1::PromoteReport* resp) override;
   grpc::Status Pin(grpc::ServerContext* ctx,
                    const gwmirror::v1::PinRequest* req,
                    gwmirror::v1::PinResponse* resp) override;

@@ -197,6 +197,23 @@ absl::StatusOr<uint64_t> StateStore::SwitchActive(const std::string& site) {
   return epoch;
 }
 
+absl::Status StateStore::AdoptActive(uint64_t epoch, const std::string& site) {
+  absl::MutexLock l(&mu_);
+  if (epoch <= epoch_) return absl::OkStatus();
+  const std::string fenced = site == active_site_ ? fenced_site_ : active_site_;
+  RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
+    Statement up(db_.get(),
+                 "INSERT OR REPLACE INTO meta(key, value) VALUES "
+                 "('epoch', ?1), ('active_site', ?2), ('fenced_site', ?3)");
+    up.BindText(1, absl::StrCat(epoch)).BindText(2, site).BindText(3, fenced);
+    return Run(up);
+  }));
+  epoch_ = epoch;
+  active_site_ = site;
+  fenced_site_ = fenced;
+  return absl::OkStatus();
+}
+
 std::vector<uint64_t> StateStore::Pins() const {
   absl::MutexLock l(&mu_);
   return {pins_.begin(), pins_.end()};

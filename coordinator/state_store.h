@@ -54,6 +54,11 @@ class StateStore {
   absl::StatusOr<uint64_t> SwitchActive(const std::string& site)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A forced promote (without the coordinator) made `site` active at
+  // `epoch`, higher than ours: adopt both; the former active site is fenced.
+  absl::Status AdoptActive(uint64_t epoch, const std::string& site)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Checkpoints the operators pinned (retention on the replicas keeps
   // them); Pin adds or removes one.
   std::vector<uint64_t> Pins() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -153,6 +153,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
         gwmirror::v1::ReplicaState state = store->State();
         req->set_drifted_entries(state.drifted_entries());
         req->set_report_checkpoint(state.committed_checkpoint());
+        req->set_replica_stale(state.stale());
       }
     };
     auto on_response = [&](const gwmirror::v1::HeartbeatResponse& resp) {

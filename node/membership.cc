@@ -1,6 +1,9 @@
 #include "node/membership.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -43,6 +46,15 @@ absl::Status Membership::Start() {
 absl::Status Membership::Register() {
   gwmirror::v1::RegisterRequest req;
   req.mutable_envelope()->set_epoch(epoch_->Get());
+  // A forced promote left its claim beside the state.
+  auto claim = ReadFileToString(config_.state_dir() + "/active_claim");
+  uint64_t claimed = 0;
+  if (claim.ok() &&
+      absl::SimpleAtoi(absl::StripAsciiWhitespace(*claim), &claimed) &&
+      claimed >= epoch_->Get()) {
+    req.set_claimed_active_epoch(claimed);
+    req.mutable_envelope()->set_epoch(claimed);
+  }
   req.set_site(config_.site());
   req.set_slot(config_.slot());
   req.set_address(address_);

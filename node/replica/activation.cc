@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -113,6 +114,22 @@ std::vector<std::string> Activation::Scripts(bool node_managers) const {
   return {instances.begin(), instances.end()};
 }
 
+absl::Status InstallSiteFile(const std::string& host_root,
+                             const gwmirror::v1::SiteFile& f,
+                             std::vector<std::string>* done) {
+  RETURN_IF_ERROR(ValidateRelativePath(f.path()));
+  ASSIGN_OR_RETURN(std::string content, ReadFileToString(f.source()));
+  struct stat st;
+  if (stat(f.source().c_str(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", f.source()));
+  }
+  const std::string target = JoinPath(host_root, f.path());
+  RETURN_IF_ERROR(WriteFileAtomic(target, content, st.st_mode & 07777));
+  done->push_back(
+      absl::StrCat("installed this site's ", f.source(), " as /", f.path()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> Activation::Run(
     const std::string& phase) {
   std::vector<std::string> done;
@@ -121,6 +138,10 @@ absl::StatusOr<std::vector<std::string>> Activation::Run(
     for (const auto& job : config_.databases()) {
       done.push_back(absl::StrCat("restore ", job.name(), " (", job.kind(),
                                   ") from ", job.file()));
+    }
+    for (const auto& f : config_.promote().site_files()) {
+      done.push_back(
+          absl::StrCat("install this site's ", f.source(), " as /", f.path()));
     }
     for (const auto& o : config_.promote().overrides()) {
       for (const auto& [k, v] : o.values()) {
@@ -140,34 +161,43 @@ absl::StatusOr<std::vector<std::string>> Activation::Run(
     return done;
   }
   if (phase == "overrides") {
+    for (const auto& f : config_.promote().site_files()) {
+      RETURN_IF_ERROR(InstallSiteFile(host_root_, f, &done));
+    }
     for (const auto& o : config_.promote().overrides()) {
       RETURN_IF_ERROR(ApplyOverride(host_root_, o, &done));
     }
     return done;
   }
-  if (phase != "node-managers" && phase != "instances") {
+  const bool stop = absl::StartsWith(phase, "stop-");
+  const std::string which = stop ? phase.substr(5) : phase;
+  if (which != "node-managers" && which != "instances") {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown activation phase \"", phase, "\""));
   }
   absl::Duration timeout = absl::Milliseconds(
       config_.promote().timeout_ms() ? config_.promote().timeout_ms()
                                      : 120'000);
-  for (const std::string& s : Scripts(phase == "node-managers")) {
+  const char* verb = stop ? "stop" : "start";
+  std::vector<std::string> scripts = Scripts(which == "node-managers");
+  // Stopped in the reverse order they start.
+  if (stop) std::reverse(scripts.begin(), scripts.end());
+  for (const std::string& s : scripts) {
     absl::Time t = absl::Now();
     ProcessSpec spec;
-    spec.argv = {JoinPath(host_root_, s), "start"};
+    spec.argv = {JoinPath(host_root_, s), verb};
     spec.timeout = timeout;
     ASSIGN_OR_RETURN(ProcessResult r, RunProcess(spec));
     if (r.exit_code != 0 || r.timed_out) {
       return absl::FailedPreconditionError(
-          absl::StrCat("/", s, " start failed: ", Describe(r)));
+          absl::StrCat("/", s, " ", verb, " failed: ", Describe(r)));
     }
-    done.push_back(absl::StrCat("/", s, " start (",
+    done.push_back(absl::StrCat("/", s, " ", verb, " (",
                                 absl::FormatDuration(absl::Trunc(
                                     absl::Now() - t, absl::Milliseconds(1))),
                                 ")"));
-    Logf(LogLevel::kInfo, "node", "slot=%s promote: /%s start", config_.slot(),
-         s);
+    Logf(LogLevel::kInfo, "node", "slot=%s %s: /%s %s", config_.slot(),
+         stop ? "failback" : "promote", s, verb);
   }
   return done;
 }

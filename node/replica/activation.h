@@ -19,12 +19,22 @@ absl::Status ApplyOverride(const std::string& host_root,
                            const gwmirror::v1::SiteOverride& o,
                            std::vector<std::string>* done);
 
+// Copies this site's own version of a file (kept outside the mirrored
+// tree, at `source`) over `path` (relative to the host root), atomically,
+// with the source's mode.
+absl::Status InstallSiteFile(const std::string& host_root,
+                             const gwmirror::v1::SiteFile& f,
+                             std::vector<std::string>* done);
+
 class Activation {
  public:
   explicit Activation(gwmirror::v1::NodeConfig config);
 
-  // phase: "restore", "overrides", "node-managers", "instances" or
-  // "dry-run" (what each would do). One line per thing done.
+  // phase: "restore", "overrides" (site files, then key=value overrides),
+  // "node-managers", "instances", their "stop-" forms (a failback quiets
+  // the active site before its final checkpoint; scripts run with "stop",
+  // in reverse order) or "dry-run" (what each would do). One line per
+  // thing done.
   absl::StatusOr<std::vector<std::string>> Run(const std::string& phase);
 
   // The start scripts of a phase, in name order (relative to the host

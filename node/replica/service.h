@@ -61,6 +61,9 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
  private:
   enum class Role { kSource, kController, kReader };
   absl::Status Authorize(const grpc::ServerContext& ctx, Role role) const;
+  // A read by a controller that does not know the epoch (0).
+  bool ControllerRead(const grpc::ServerContext& ctx,
+                      const gwmirror::v1::Envelope& e) const;
   absl::Status DoPush(grpc::ServerReader<gwmirror::v1::PushMessage>* reader,
                       gwmirror::v1::PushResult* resp);
 

@@ -633,6 +633,7 @@ gwmirror::v1::ReplicaState ReplicaStore::State() const {
   s.set_prestage_pool(pool_id_);
   s.set_drifted_entries(drifted_entries_);
   s.set_scrub_problems(scrub_problems_);
+  s.set_stale(stale_);
   if (staged_manifest_) {
     s.set_staged_checkpoint(staging_);
     s.set_staged_digest(staged_digest_);

@@ -71,16 +71,15 @@ TEST(TarTest, DamageIsNamed) {
   TarMember f;
   f.path = "x";
   f.size = 600;
-  std::string tar = TarHeader(f) + std::string(600, 'z') + TarPadding(600) +
-                    TarEnd();
+  std::string tar =
+      TarHeader(f) + std::string(600, 'z') + TarPadding(600) + TarEnd();
   std::string truncated = tar.substr(0, 1536 + 100);  // Pax, ustar, data.
   size_t pos = 0;
   TarReader r(FromString(truncated, &pos));
   TarMember m;
   ASSERT_TRUE(*r.Next(&m));
-  absl::Status st = r.ReadData([](absl::string_view) {
-    return absl::OkStatus();
-  });
+  absl::Status st =
+      r.ReadData([](absl::string_view) { return absl::OkStatus(); });
   EXPECT_TRUE(absl::StrContains(st.message(), "truncated")) << st;
   std::string bad = tar;
   bad[1024 + 10] ^= 1;  // The ustar header after the pax block.

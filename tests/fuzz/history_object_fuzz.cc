@@ -16,13 +16,13 @@ namespace {
 
 const std::string kContent = [] {
   std::string s;
-  for (int i = 0; i < 2000; ++i) s += "row " + std::to_string(i * 31 % 97) + ";";
+  for (int i = 0; i < 2000; ++i)
+    s += "row " + std::to_string(i * 31 % 97) + ";";
   return s;
 }();
 const std::string kSha = gwmirror::DigestBytes(gwmirror::Sha256Of(kContent));
 std::string kBasis = kContent.substr(0, 3000) + "basis tail";
-const std::string kBasisSha =
-    gwmirror::DigestBytes(gwmirror::Sha256Of(kBasis));
+const std::string kBasisSha = gwmirror::DigestBytes(gwmirror::Sha256Of(kBasis));
 
 struct Fixture {
   std::string dir;
@@ -60,8 +60,8 @@ std::vector<std::string> GwmFuzzSeeds() {
     std::string raw = ObjectPath(kSha) + ".raw";
     (void)gwmirror::WriteFileAtomic(raw, kContent, 0600);
     if (delta) {
-      (void)gwmirror::WriteFileAtomic(
-          ObjectPath(kSha) + ".basis", gwmirror::HexOf(kBasisSha) + "\n", 0600);
+      (void)gwmirror::WriteFileAtomic(ObjectPath(kSha) + ".basis",
+                                      gwmirror::HexOf(kBasisSha) + "\n", 0600);
     }
     (void)f.history->Maintain(absl::Now());
     auto bytes = gwmirror::ReadFileToString(ObjectPath(kSha));
@@ -75,12 +75,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Fixture& f = Get();
   {
     // No fsync: a fuzz run need not survive a crash.
-    gwmirror::UniqueFd obj(open(ObjectPath(kSha).c_str(),
-                                O_WRONLY | O_CREAT | O_TRUNC, 0600));
+    gwmirror::UniqueFd obj(
+        open(ObjectPath(kSha).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600));
     if (!obj.valid() ||
-        !gwmirror::WriteAll(obj.get(),
-                            absl::string_view(
-                                reinterpret_cast<const char*>(data), size))
+        !gwmirror::WriteAll(
+             obj.get(),
+             absl::string_view(reinterpret_cast<const char*>(data), size))
              .ok()) {
       abort();
     }
