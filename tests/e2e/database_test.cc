@@ -287,9 +287,10 @@ std::vector<std::string> CommandLines() {
   if (d == nullptr) return out;
   while (struct dirent* e = readdir(d)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream f(absl::StrCat("/proc/", e->d_name, "/cmdline"));
-    std::string s((std::istreambuf_iterator<char>(f)),
-                  std::istreambuf_iterator<char>());
+    // A process may exit while it is read (ESRCH): then it has no say.
+    auto read = ReadFileToString(absl::StrCat("/proc/", e->d_name, "/cmdline"));
+    if (!read.ok()) continue;
+    std::string s = *std::move(read);
     absl::StrReplaceAll({{std::string(1, '\0'), " "}}, &s);
     out.push_back(s);
   }
