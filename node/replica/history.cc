@@ -256,6 +256,7 @@ History::ObjectInfo History::Info(const std::string& sha) const {
     if (pread(fd.get(), h, sizeof h, 0) == sizeof h &&
         memcmp(h, kMagic, 4) == 0 && fstat(fd.get(), &st) == 0) {
       info.kind = h[5] == kDelta ? ObjectInfo::kDelta : ObjectInfo::kWhole;
+      info.below = static_cast<uint8_t>(h[6]) | static_cast<uint8_t>(h[7]) << 8;
       if (info.kind == ObjectInfo::kDelta) info.basis.assign(h + 16, 32);
       info.size = st.st_size;
       return info;
@@ -563,7 +564,8 @@ absl::StatusOr<Manifest> History::LoadManifest(uint64_t n) const {
 }
 
 absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
-                                   bool whole_only, const std::string& basis) {
+                                   bool whole_only, const std::string& basis,
+                                   int below) {
   const std::string path = ObjectPath(sha);
   struct stat cs;
   if (fstat(content_fd, &cs) != 0) return ErrnoStatus(errno, "stat " + path);
@@ -594,7 +596,9 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
   std::string header(kMagic, 4);
   header.push_back(1);
   header.push_back(sig ? kDelta : kWhole);
-  header.append(2, '\0');
+  below = std::min(below, 0xffff);
+  header.push_back(static_cast<char>(below & 0xff));
+  header.push_back(static_cast<char>(below >> 8));
   PutU64(&header, size);
   header.append(sig ? basis : std::string(32, '\0'));
   RETURN_IF_ERROR(WriteAll(out.get(), header));
@@ -639,7 +643,7 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
   if (absl::IsResourceExhausted(st)) {
     out.Reset();
     unlink(tmp.c_str());
-    return WriteEncoded(sha, content_fd, /*whole_only=*/true, "");
+    return WriteEncoded(sha, content_fd, /*whole_only=*/true, "", below);
   }
   RETURN_IF_ERROR(st);
   if (DigestBytes(hash.Finish()) != sha) {
@@ -672,7 +676,11 @@ absl::Status History::Compact(const std::string& sha) {
     std::string hex(absl::StripAsciiWhitespace(*hint));
     if (IsHex64(hex)) basis = absl::HexStringToBytes(hex);
   }
-  // A delta must not lead back to itself, nor make a chain too long to read.
+  // A delta must not lead back to itself, nor make a chain too long to read:
+  // the deltas below this one plus it plus those it stands on stay under
+  // kMaxChain (a whole copy starts a new chain).
+  const int below = below_[sha];
+  if (below >= kMaxChain - 1) basis.clear();
   if (!basis.empty()) {
     std::string b = basis;
     for (int depth = 1;; ++depth) {
@@ -685,7 +693,11 @@ absl::Status History::Compact(const std::string& sha) {
       b = info.basis;
     }
   }
-  absl::Status s = WriteEncoded(sha, raw.get(), basis.empty(), basis);
+  absl::Status s = WriteEncoded(sha, raw.get(), basis.empty(), basis, below);
+  if (s.ok() && Info(sha).kind == ObjectInfo::kDelta) {
+    int& b = below_[basis];
+    b = std::max(b, below + 1);
+  }
   if (absl::IsDataLoss(s)) {
     Logf(LogLevel::kError, "history", "%s", s.message());
   } else if (!s.ok()) {
@@ -743,6 +755,20 @@ absl::Status History::CollectGarbage() {
   return absl::OkStatus();
 }
 
+absl::Status History::ScanChains() {
+  below_.clear();
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects"));
+  for (const std::string& name : names) {
+    if (name.size() != 64 || !IsHex64(name)) continue;
+    ObjectInfo info = Info(absl::HexStringToBytes(name));
+    if (info.kind != ObjectInfo::kDelta) continue;
+    int& b = below_[info.basis];
+    b = std::max(b, info.below + 1);
+  }
+  below_known_ = true;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> History::Maintain(absl::Time now, bool gc) {
   absl::MutexLock ml(&maintain_mu_);
   std::vector<uint64_t> expired;
@@ -769,16 +795,25 @@ absl::StatusOr<int> History::Maintain(absl::Time now, bool gc) {
     if (!points_.empty()) newest = points_.rbegin()->second.manifest_sha;
   }
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects"));
+  // Older versions first: a version is compacted after those below it.
+  std::vector<std::pair<int64_t, std::string>> raws;
   for (const std::string& name : names) {
     if (!absl::EndsWith(name, ".raw") || !IsHex64(name.substr(0, 64))) continue;
     std::string sha = absl::HexStringToBytes(name.substr(0, 64));
     if (sha == newest) continue;
-    RETURN_IF_ERROR(Compact(sha));
+    struct stat st;
+    if (stat((dir_ + "/objects/" + name).c_str(), &st) != 0) continue;
+    raws.push_back({st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec,
+                    std::move(sha)});
   }
+  std::sort(raws.begin(), raws.end());
+  if (!raws.empty() && !below_known_) RETURN_IF_ERROR(ScanChains());
+  for (const auto& [when, sha] : raws) RETURN_IF_ERROR(Compact(sha));
   if (!expired.empty() || gc) {
     if (gc_mu_.WriterTryLock()) {
       absl::Status st = CollectGarbage();
       gc_mu_.WriterUnlock();
+      below_known_ = false;
       RETURN_IF_ERROR(st);
     }
   }

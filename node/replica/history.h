@@ -132,6 +132,10 @@ class History {
     enum Kind { kNone, kRaw, kWhole, kDelta } kind = kNone;
     std::string basis;  // kDelta.
     uint64_t size = 0;
+    // Encoded: the longest chain of older deltas hanging below it when it
+    // was written (they all exist by then: a version is preserved before
+    // the one that replaced it).
+    int below = 0;
   };
   History(std::string dir, gwmirror::v1::RetentionConfig policy,
           TreeLookup tree);
@@ -143,10 +147,15 @@ class History {
   absl::StatusOr<std::string> ReadBytes(const std::string& sha) const;
   absl::Status PutRaw(const std::string& sha, absl::string_view content,
                       const std::string& basis);
-  // Encodes the .raw object `sha` (delta against its basis when that pays).
-  absl::Status Compact(const std::string& sha);
+  // Encodes the .raw object `sha` (delta against its basis when that pays
+  // and the chain through it stays short).
+  absl::Status Compact(const std::string& sha)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(maintain_mu_);
   absl::Status WriteEncoded(const std::string& sha, int content_fd,
-                            bool whole_only, const std::string& basis);
+                            bool whole_only, const std::string& basis,
+                            int below = 0);
+  // below_ from every encoded object's header.
+  absl::Status ScanChains() ABSL_EXCLUSIVE_LOCKS_REQUIRED(maintain_mu_);
   absl::Status CollectGarbage() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
   absl::StatusOr<std::set<std::string>> Needed(
       std::map<std::string, std::vector<std::string>>* users) const;
@@ -157,6 +166,10 @@ class History {
 
   // One Maintain or Verify at a time.
   absl::Mutex maintain_mu_;
+  // sha -> the longest chain of deltas below it (see ObjectInfo::below);
+  // built by the first Maintain, kept by compaction, rebuilt after GC.
+  std::map<std::string, int> below_ ABSL_GUARDED_BY(maintain_mu_);
+  bool below_known_ ABSL_GUARDED_BY(maintain_mu_) = false;
   // Readers of versions hold it shared; garbage collection exclusively.
   mutable absl::Mutex gc_mu_;
   mutable absl::Mutex mu_;

@@ -35,7 +35,7 @@ rsync_all
 
 # The newest applied checkpoint: "id cut_ms applied_ms".
 latest() {
-  "$G" checkpoints --json --config "$C" | python3 -c '
+  "$G" checkpoints --all --json --config "$C" | python3 -c '
 import json, sys
 cps = [c for c in json.load(sys.stdin).get("checkpoints", []) if c.get("state") == "applied"]
 c = max(cps, key=lambda c: int(c["id"])) if cps else {"id": 0, "cut_unix_ms": 0, "applied_unix_ms": 0}

@@ -168,21 +168,6 @@ TEST_F(HistoryE2eTest, OlderCheckpointRestoresExactlyByDrillExportAndImport) {
   EXPECT_NE(access((tmp_ / "b.tar").c_str(), F_OK), 0);
 }
 
-// Flips one byte of `path` in place (size and mtime kept).
-void FlipByte(const std::string& path, off_t at) {
-  struct stat st;
-  ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
-  int fd = open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  char ch;
-  ASSERT_EQ(pread(fd, &ch, 1, at), 1);
-  ch ^= 0x20;
-  ASSERT_EQ(pwrite(fd, &ch, 1, at), 1);
-  close(fd);
-  struct timespec t[2] = {st.st_mtim, st.st_mtim};
-  utimensat(AT_FDCWD, path.c_str(), t, 0);
-}
-
 TEST_F(HistoryE2eTest, VerifyNamesDamageAndRepairFetchesFromTheSource) {
   const std::string props = Gw(Prod(1), "conf/envSettings.props");
   testing::WriteFile(Gw(Prod(1), "conf/other.props"), "other=1\n");
@@ -200,10 +185,10 @@ TEST_F(HistoryE2eTest, VerifyNamesDamageAndRepairFetchesFromTheSource) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
 
   const std::string object = State() + "/replica/history/objects/" + old_sha;
-  FlipByte(object, 60);
+  testing::FlipByte(object, 60);
   // A standby file that is no increment's basis.
   const std::string standby_file = Gw(Standby(1), "conf/other.props");
-  FlipByte(standby_file, 3);
+  testing::FlipByte(standby_file, 3);
   r = Cli({"verify"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(

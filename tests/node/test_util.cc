@@ -22,7 +22,8 @@ namespace gwmirror::testing {
 
 TempDir::TempDir() {
   const char* base = getenv("TMPDIR");
-  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/gwmirror-test-XXXXXX");
+  std::string tmpl =
+      absl::StrCat(base ? base : "/tmp", "/gwmirror-test-XXXXXX");
   char* p = mkdtemp(tmpl.data());
   if (p == nullptr) abort();
   path_ = p;
@@ -49,6 +50,20 @@ void WriteFile(const std::string& path, const std::string& content, int mode) {
   ASSERT_TRUE(fd.valid()) << path;
   ASSERT_TRUE(WriteAll(fd.get(), content).ok());
   fchmod(fd.get(), mode);
+}
+
+void FlipByte(const std::string& path, off_t at) {
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+  int fd = open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << path;
+  char c;
+  ASSERT_EQ(pread(fd, &c, 1, at), 1);
+  c ^= 0x20;
+  ASSERT_EQ(pwrite(fd, &c, 1, at), 1);
+  close(fd);
+  struct timespec t[2] = {st.st_mtim, st.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), t, 0), 0);
 }
 
 std::string ReadFile(const std::string& path) {
@@ -169,7 +184,8 @@ RunResult Run(const std::vector<std::string>& argv,
   t.join();
   int status = 0;
   waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
 

@@ -20,7 +20,9 @@ class TempDir {
   TempDir();
   ~TempDir();
   const std::string& path() const { return path_; }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+  std::string operator/(const std::string& rel) const {
+    return path_ + "/" + rel;
+  }
 
  private:
   std::string path_;
@@ -40,6 +42,9 @@ class Pki {
 void WriteFile(const std::string& path, const std::string& content,
                int mode = 0644);
 std::string ReadFile(const std::string& path);
+// Flips one byte of `path` at `at` in place, keeping its size and mtime
+// (bit rot the stat data cannot see).
+void FlipByte(const std::string& path, off_t at);
 
 // The manifest of `host_root` under `roots`, asserting the scan works.
 Manifest Snapshot(const std::string& host_root,

@@ -788,21 +788,6 @@ TEST_F(HistoryTest, RetentionTiersKeepOnePerBucket) {
   EXPECT_EQ(points.size() - expired.size(), 5u);  // 4 and the pinned one.
 }
 
-// Flips one byte of `path` in place, keeping its size and mtime.
-void FlipByte(const std::string& path, off_t at) {
-  struct stat st;
-  ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
-  int fd = open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  char c;
-  ASSERT_EQ(pread(fd, &c, 1, at), 1);
-  c ^= 0x20;
-  ASSERT_EQ(pwrite(fd, &c, 1, at), 1);
-  close(fd);
-  struct timespec t[2] = {st.st_mtim, st.st_mtim};
-  utimensat(AT_FDCWD, path.c_str(), t, 0);
-}
-
 TEST_F(HistoryTest, VerifyNamesACorruptIncrementAndStandbyFileRepairFixes) {
   ASSERT_OK(PushAndCommit(1, a_));
   ASSERT_OK(PushAndCommit(2, b_));
@@ -814,8 +799,8 @@ TEST_F(HistoryTest, VerifyNamesACorruptIncrementAndStandbyFileRepairFixes) {
   // Checkpoint 1's dump.sql lives only as an increment now.
   std::string obj =
       dir_ / "state/replica/history/objects/" + HexOf(a_[0].entry.sha256());
-  FlipByte(obj, 100);
-  FlipByte(dir_ / "host/r/new", 1);
+  testing::FlipByte(obj, 100);
+  testing::FlipByte(dir_ / "host/r/new", 1);
   auto r = store_->Verify(false);
   ASSERT_TRUE(r.ok()) << r.status();
   std::string all = absl::StrJoin(r->problems(), "\n");
@@ -866,6 +851,26 @@ TEST_F(HistoryTest, CrashWhilePreservingIsFinishedAtRestart) {
   ASSERT_TRUE(store_->MaintainHistory(true).ok());
   EXPECT_EQ(testing::Diff(Want(a_), Restored(1)), "");
   EXPECT_EQ(testing::Diff(Want(b_), Restored(2)), "");
+}
+
+// Regression (found by history_bench): every version of a file (and every
+// manifest) was a delta against the next, so the chain from the oldest grew
+// with every checkpoint until reading it failed ("delta chain too long").
+// Chains are now cut by a whole copy before they pass 16 links.
+TEST_F(HistoryTest, LongHistoriesKeepDeltaChainsShort) {
+  std::vector<Item> v;
+  for (int i = 1; i <= 40; ++i) {
+    v = {F("dump.sql", Text(2000, i, absl::StrCat("version ", i)))};
+    ASSERT_OK(PushAndCommit(i, v));
+    ASSERT_OK(store_->MaintainHistory());
+  }
+  for (int i : {1, 2, 20, 39}) {
+    std::vector<Item> want = {
+        F("dump.sql", Text(2000, i, absl::StrCat("version ", i)))};
+    EXPECT_EQ(testing::Diff(Want(want), Restored(i)), "") << i;
+  }
+  // Still mostly deltas: far less than 40 copies.
+  EXPECT_LT(store_->history().TotalBytes(), 8 * v[0].content.size());
 }
 
 }  // namespace
