@@ -59,7 +59,8 @@ uint64_t GetLE(const char* p, int n) {
 absl::Status ForEachPiece(
     int fd, const std::string& what,
     const std::function<absl::Status(absl::string_view piece, bool eof)>& fn) {
-  std::string buf(kBuf, '\0');
+  // One buffer per thread (never nested): restores read many small files.
+  thread_local std::string buf(kBuf, '\0');
   off_t off = 0;
   for (;;) {
     ssize_t n = pread(fd, buf.data(), buf.size(), off);
@@ -71,13 +72,24 @@ absl::Status ForEachPiece(
   }
 }
 
+// Empties `fd` for a new content. A truncate only when there is something
+// to drop: on ext4, truncating to zero and rewriting makes close() flush
+// the file (auto_da_alloc), which made every restored file a disk write.
+absl::Status Rewind(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ErrnoStatus(errno, "stat output");
+  if ((st.st_size > 0 && ftruncate(fd, 0) != 0) ||
+      lseek(fd, 0, SEEK_SET) != 0) {
+    return ErrnoStatus(errno, "truncate output");
+  }
+  return absl::OkStatus();
+}
+
 // Copies `in` (from its start) to `out` (truncated), hashing; returns the
 // raw SHA-256 of what was copied.
 absl::StatusOr<std::string> CopyHashing(int in, int out,
                                         const std::string& what) {
-  if (ftruncate(out, 0) != 0 || lseek(out, 0, SEEK_SET) != 0) {
-    return ErrnoStatus(errno, "truncate output");
-  }
+  RETURN_IF_ERROR(Rewind(out));
   Sha256 hash;
   RETURN_IF_ERROR(ForEachPiece(in, what, [&](absl::string_view p, bool) {
     hash.Update(p);
@@ -448,9 +460,7 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
     }
     patcher = std::make_unique<Patcher>(basis.get(), size);
   }
-  if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
-    return ErrnoStatus(errno, "truncate output");
-  }
+  RETURN_IF_ERROR(Rewind(fd));
   Sha256 hash;
   uint64_t out = 0;
   ByteSink sink = [&](absl::string_view p) {
@@ -502,6 +512,14 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
 
 absl::Status History::ReadToDepth(const std::string& sha, int fd,
                                   int depth) const {
+  {
+    // Manifests are read newest first, each a delta of the one before.
+    absl::MutexLock l(&cache_mu_);
+    if (cached_sha_ == sha) {
+      RETURN_IF_ERROR(Rewind(fd));
+      return WriteAll(fd, cached_);
+    }
+  }
   std::string tree_problem;
   if (tree_) {
     auto in = tree_(sha);
@@ -527,6 +545,10 @@ absl::Status History::ReadTo(const std::string& sha, int fd) const {
 }
 
 absl::StatusOr<std::string> History::ReadBytes(const std::string& sha) const {
+  {
+    absl::MutexLock l(&cache_mu_);
+    if (cached_sha_ == sha) return cached_;
+  }
   ASSIGN_OR_RETURN(UniqueFd fd, TempFile(dir_ + "/objects"));
   RETURN_IF_ERROR(ReadToDepth(sha, fd.get(), 0));
   std::string out;
@@ -535,6 +557,9 @@ absl::StatusOr<std::string> History::ReadBytes(const std::string& sha) const {
         out.append(p.data(), p.size());
         return absl::OkStatus();
       }));
+  absl::MutexLock l(&cache_mu_);
+  cached_sha_ = sha;
+  cached_ = out;
   return out;
 }
 
@@ -712,6 +737,8 @@ absl::StatusOr<std::set<std::string>> History::Needed(
     std::map<std::string, std::vector<std::string>>* users) const {
   std::set<std::string> needed;
   std::vector<HistoryPoint> points = Points();
+  // Newest first: each manifest is a delta of the one read just before.
+  std::reverse(points.begin(), points.end());
   for (const HistoryPoint& p : points) {
     needed.insert(p.manifest_sha);
     ASSIGN_OR_RETURN(std::string bytes, ReadBytes(p.manifest_sha));

@@ -174,6 +174,10 @@ class History {
   mutable absl::Mutex gc_mu_;
   mutable absl::Mutex mu_;
   std::map<uint64_t, HistoryPoint> points_ ABSL_GUARDED_BY(mu_);
+  // The last version read as bytes (a manifest), verified.
+  mutable absl::Mutex cache_mu_;
+  mutable std::string cached_sha_ ABSL_GUARDED_BY(cache_mu_);
+  mutable std::string cached_ ABSL_GUARDED_BY(cache_mu_);
   std::set<uint64_t> pins_ ABSL_GUARDED_BY(mu_);
 };
 
