@@ -6,7 +6,8 @@ pkgs=(cmake g++ make ccache pkg-config
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       libabsl-dev librsync-dev libssl-dev libzstd-dev libsqlite3-dev libgtest-dev libgmock-dev
       rsync python3 bc time
-      mariadb-server mariadb-client postgresql postgresql-client slapd ldap-utils "$@")
+      mariadb-server mariadb-client postgresql postgresql-client slapd ldap-utils
+      systemd "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
