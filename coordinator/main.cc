@@ -59,11 +59,18 @@ absl::Status Serve(const std::string& path) {
 
 int Main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) != "serve") {
-    std::fprintf(stderr, "usage: gwmirror-coordinator serve --config FILE\n");
+    std::fprintf(stderr,
+                 "usage: gwmirror-coordinator serve --config FILE "
+                 "[--log-format text|json]\n");
     return 2;
   }
-  auto args = Args::Parse(argc, argv, 2, {"config"}, {});
+  auto args = Args::Parse(argc, argv, 2, {"config", "log-format"}, {});
   absl::Status st = args.status();
+  if (st.ok()) {
+    auto format = ParseLogFormat(args->Get("log-format").value_or("text"));
+    st = format.status();
+    if (format.ok()) SetLogFormat(*format);
+  }
   if (st.ok()) {
     auto path = args->Require("config");
     st = path.ok() ? Serve(*path) : path.status();

@@ -76,8 +76,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
     activation = std::make_unique<Activation>(config);
     replica = std::make_unique<ReplicaService>(
         store.get(), config.state_dir(), config.replica().source_identity(),
-        controllers,
-        drills.get(), activation.get());
+        controllers, drills.get(), activation.get());
     builder.RegisterService(replica.get());
   }
   std::unique_ptr<CutService> source;
@@ -265,14 +264,17 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: gwmirror-node serve|push|scan|restore --config FILE "
                  "[--checkpoint N] [--epoch E] [--commit] [--job NAME] "
-                 "[--scratch] [--drop-scratch]\n");
+                 "[--scratch] [--drop-scratch] [--log-format text|json]\n");
     return 2;
   }
   std::string cmd = argv[1];
-  auto args =
-      Args::Parse(argc, argv, 2, {"config", "checkpoint", "epoch", "job"},
-                  {"commit", "scratch", "drop-scratch"});
+  auto args = Args::Parse(
+      argc, argv, 2, {"config", "checkpoint", "epoch", "job", "log-format"},
+      {"commit", "scratch", "drop-scratch"});
   if (!args.ok()) return Fail(args.status());
+  auto format = ParseLogFormat(args->Get("log-format").value_or("text"));
+  if (!format.ok()) return Fail(format.status());
+  SetLogFormat(*format);
   auto path = args->Require("config");
   if (!path.ok()) return Fail(path.status());
   auto config = LoadNodeConfig(*path);
