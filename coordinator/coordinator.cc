@@ -742,32 +742,9 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     s->set_name(name);
     return s;
   };
-  // Runs one activation phase on every standby node in parallel.
-  auto phase = [&](const std::string& name, const std::string& what,
-                   bool prefix_slot) -> absl::Status {
-    absl::Time t = absl::Now();
-    gwmirror::v1::PromoteStep* s = step(name);
-    std::vector<absl::StatusOr<std::vector<std::string>>> out(
-        nodes.size(), absl::UnknownError(""));
-    ParallelFor(nodes.size(), [&](size_t i) {
-      out[i] = peers_->Activate(nodes[i], epoch, what, cp.id());
-    });
-    absl::Status st;
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (!out[i].ok()) {
-        st.Update(absl::Status(out[i].status().code(),
-                               absl::StrCat(nodes[i].member.slot(), ": ",
-                                            out[i].status().message())));
-        continue;
-      }
-      for (const std::string& line : *out[i]) {
-        s->add_done(prefix_slot
-                        ? absl::StrCat(nodes[i].member.slot(), ": ", line)
-                        : line);
-      }
-    }
-    s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
-    return st;
+  // One activation phase on every standby node.
+  auto phase = [&](const std::string& name, const std::string& what) {
+    return ActivateAll(nodes, epoch, what, cp.id(), step(name));
   };
   // 1. The standby trees hold the checkpoint.
   {
@@ -809,7 +786,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
           ->add_done(absl::StrCat("every standby tree back to checkpoint ",
                                   cp.id(), " from its history"));
     }
-    RETURN_IF_ERROR(phase("would run", "dry-run", true));
+    RETURN_IF_ERROR(phase("would run", "dry-run"));
     if (!config_.traffic_switch().empty()) {
       step("traffic switch")
           ->add_done(absl::StrJoin(config_.traffic_switch(), " "));
@@ -841,12 +818,12 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   report.set_fenced_site(active);
   absl::Status st;
   if (req.checkpoint() != 0) {
-    st = phase("bring trees to checkpoint", "rollback", true);
+    st = phase("bring trees to checkpoint", "rollback");
   }
-  if (st.ok()) st = phase("restore databases", "restore", true);
-  if (st.ok()) st = phase("apply site overrides", "overrides", true);
-  if (st.ok()) st = phase("start node managers", "node-managers", true);
-  if (st.ok()) st = phase("start instances", "instances", true);
+  if (st.ok()) st = phase("restore databases", "restore");
+  if (st.ok()) st = phase("apply site overrides", "overrides");
+  if (st.ok()) st = phase("start node managers", "node-managers");
+  if (st.ok()) st = phase("start instances", "instances");
   if (st.ok() && !config_.traffic_switch().empty()) {
     absl::Time t = absl::Now();
     gwmirror::v1::PromoteStep* s = step("traffic switch");
@@ -871,6 +848,33 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
        "promote to %s %s in %d ms%s", target, st.ok() ? "done" : "INCOMPLETE",
        report.rto_ms(), st.ok() ? "" : absl::StrCat(": ", st.message()));
   return report;
+}
+
+absl::Status Coordinator::ActivateAll(const std::vector<Node>& nodes,
+                                      uint64_t epoch, const std::string& phase,
+                                      uint64_t checkpoint,
+                                      gwmirror::v1::PromoteStep* step) {
+  const absl::Time t = absl::Now();
+  std::vector<absl::StatusOr<std::vector<std::string>>> out(
+      nodes.size(), absl::UnknownError(""));
+  ParallelFor(nodes.size(), [&](size_t i) {
+    out[i] = peers_->Activate(nodes[i], epoch, phase, checkpoint);
+  });
+  absl::Status st;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const std::string& slot = nodes[i].member.slot();
+    if (!out[i].ok()) {
+      st.Update(
+          absl::Status(out[i].status().code(),
+                       absl::StrCat(slot, ": ", out[i].status().message())));
+      continue;
+    }
+    for (const std::string& line : *out[i]) {
+      step->add_done(absl::StrCat(slot, ": ", line));
+    }
+  }
+  step->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+  return st;
 }
 
 absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
@@ -903,32 +907,10 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
     }
   }
   std::vector<gwmirror::v1::PromoteStep> before;
-  // Runs `phase` on every node of the active site.
-  auto on_active = [&](const std::string& name,
-                       const std::string& phase) -> absl::Status {
-    absl::Time t = absl::Now();
-    gwmirror::v1::PromoteStep step;
-    step.set_name(name);
-    std::vector<absl::StatusOr<std::vector<std::string>>> out(
-        current.size(), absl::UnknownError(""));
-    ParallelFor(current.size(), [&](size_t i) {
-      out[i] = peers_->Activate(current[i], epoch, phase);
-    });
-    absl::Status st;
-    for (size_t i = 0; i < current.size(); ++i) {
-      if (!out[i].ok()) {
-        st.Update(absl::Status(out[i].status().code(),
-                               absl::StrCat(current[i].member.slot(), ": ",
-                                            out[i].status().message())));
-        continue;
-      }
-      for (const std::string& line : *out[i]) {
-        step.add_done(absl::StrCat(current[i].member.slot(), ": ", line));
-      }
-    }
-    step.set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
-    before.push_back(std::move(step));
-    return st;
+  // One activation phase on every node of the active site.
+  auto on_active = [&](const std::string& name, const std::string& phase) {
+    before.emplace_back().set_name(name);
+    return ActivateAll(current, epoch, phase, 0, &before.back());
   };
   if (req.dry_run()) {
     gwmirror::v1::PromoteStep step;

@@ -135,6 +135,11 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<SlotPeers>> HealthySlots()
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Activation `phase` on every one of `nodes` in parallel; each line into
+  // `step` prefixed with its slot, the step timed; failures named by slot.
+  absl::Status ActivateAll(const std::vector<Node>& nodes, uint64_t epoch,
+                           const std::string& phase, uint64_t checkpoint,
+                           gwmirror::v1::PromoteStep* step);
   // The site a promote would make active (the first one not active now).
   std::string StandbySite() const;
   // Every node of `site`; FAILED_PRECONDITION naming one that is not
