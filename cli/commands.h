@@ -17,6 +17,9 @@ absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a);
 absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
     const gwmirror::v1::CliConfig& config);
 
+// gwmirror health [--address HOST:PORT --name CN] [--service S]: the
+// standard gRPC health check of the coordinator, or of the named daemon.
+absl::Status HealthCommand(const Args& a);
 // gwmirror status [--json] [--watch]
 absl::Status StatusCommand(const Args& a);
 // gwmirror checkpoint create [--wait] [--json]
@@ -58,6 +61,14 @@ class Progress {
   struct State;
   std::unique_ptr<State> state_;
 };
+// Certificates that expire within this many days are warned about (status,
+// certs list; the alert rules use the same figure).
+inline constexpr int kCertificateWarningDays = 30;
+// gwmirror certs init --dir D [--name CA_NAME] [--days N]
+// gwmirror certs issue --dir D --name NAME [--host H,...] [--days N]
+//                      [--out DIR] [--renew] [--json]
+// gwmirror certs list --dir D [--out DIR]
+absl::Status CertsCommand(const std::string& sub, const Args& a);
 // gwmirror sandbox up|down --dir DIR [--slots N] [--size small|large]
 absl::Status SandboxCommand(const std::string& sub, const Args& a);
 

@@ -13,6 +13,7 @@
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace gwmirror {
 namespace {
@@ -49,6 +50,42 @@ std::string NodeLine(const gwmirror::v1::NodeStatus& n, bool replica) {
     }
   }
   return s;
+}
+
+// One line with the certificate that expires first; a warning line for
+// each that expires within 30 days (renew with `gwmirror certs issue`).
+void PrintCertificates(const gwmirror::v1::ClusterStatus& s) {
+  std::vector<std::pair<int64_t, std::string>> certs;
+  if (s.coordinator_certificate_expires_unix_ms() != 0) {
+    certs.emplace_back(s.coordinator_certificate_expires_unix_ms(),
+                       s.coordinator_identity());
+  }
+  for (const auto& slot : s.slots()) {
+    for (const auto* n : {&slot.source(), &slot.replica()}) {
+      if (n->certificate_expires_unix_ms() != 0) {
+        certs.emplace_back(n->certificate_expires_unix_ms(), n->identity());
+      }
+    }
+  }
+  if (certs.empty()) return;
+  std::sort(certs.begin(), certs.end());
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  auto days = [&](int64_t at) { return (at - now) / 86'400'000; };
+  std::cout << absl::StrFormat(
+      "certificates: %d known, first to expire %s on %s (in %d days)\n",
+      certs.size(), certs.front().second, When(certs.front().first),
+      days(certs.front().first));
+  for (const auto& [at, who] : certs) {
+    if (at <= now) {
+      std::cout << "  EXPIRED: certificate of " << who << " on " << When(at)
+                << "\n";
+    } else if (days(at) < kCertificateWarningDays) {
+      std::cout << absl::StrFormat(
+          "  WARNING: certificate of %s expires in %d days (%s): renew it "
+          "with `gwmirror certs issue`\n",
+          who, days(at), When(at));
+    }
+  }
 }
 
 grpc::ClientContext* WithDeadline(grpc::ClientContext* ctx, absl::Duration d) {
@@ -97,6 +134,7 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
               << "  replica: " << NodeLine(slot.replica(), true) << "\n";
     if (!slot.held().empty()) std::cout << "  HELD: " << slot.held() << "\n";
   }
+  PrintCertificates(s);
   if (s.parity()) {
     std::cout << "topology: parity\n";
   } else {
@@ -142,6 +180,30 @@ absl::StatusOr<gwmirror::v1::CliConfig> LoadCliConfig(const Args& a) {
         absl::StrCat(path, ": \"coordinator\" (host:port) is required"));
   }
   return config;
+}
+
+absl::Status HealthCommand(const Args& a) {
+  ASSIGN_OR_RETURN(gwmirror::v1::CliConfig config, LoadCliConfig(a));
+  // By default the coordinator; a node with --address and --name.
+  std::string address = a.Get("address").value_or(config.coordinator());
+  std::string name = a.Get("name").value_or(config.coordinator_identity());
+  ASSIGN_OR_RETURN(auto channel, DialMutualTls(config.tls(), address, name));
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(a.Get("service").value_or(""));
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(
+      FromGrpc(stub->Check(WithDeadline(&ctx, absl::Seconds(5)), req, &resp)));
+  std::string status =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
+  std::cout << name << " at " << address
+            << (req.service().empty() ? "" : " service " + req.service())
+            << ": " << status << "\n";
+  if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat(name, " is ", status));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(

@@ -1,6 +1,7 @@
 // gwmirror: the operator CLI.
 //
 //   gwmirror status [--json] [--watch]
+//   gwmirror health [--address HOST:PORT --name CN] [--service S]
 //   gwmirror checkpoint create [--wait] [--json]
 //   gwmirror checkpoints [--json]
 //   gwmirror release --slot S
@@ -15,8 +16,7 @@
 //                   [--hosts N]
 //   gwmirror changeset --dir D [--seed S] [--percent P]
 //   gwmirror dumpgen --out BASE --changed-out CHANGED [--mib N] [--seed S]
-//   gwmirror certs init --dir D
-//   gwmirror certs issue --dir D --name NAME
+//   gwmirror certs init|issue|list --dir D ... (cli/commands.h)
 //   gwmirror replica state|commit|abort --config CLI.json --address HOST:PORT
 //                    --name REPLICA_CN [--checkpoint N] [--digest HEX]
 //                    [--epoch E]
@@ -82,20 +82,6 @@ absl::Status DumpGen(const Args& a) {
   return GenerateDumpPair(base, changed, mib, seed);
 }
 
-absl::Status Certs(const std::string& sub, const Args& a) {
-  ASSIGN_OR_RETURN(std::string dir, a.Require("dir"));
-  if (sub == "init") return CreateCa(dir + "/ca", "gwmirror cluster CA");
-  if (sub == "issue") {
-    ASSIGN_OR_RETURN(std::string name, a.Require("name"));
-    ASSIGN_OR_RETURN(auto tls,
-                     IssueCertificate(dir + "/ca", name, dir + "/certs"));
-    std::cout << ToJson(tls);
-    return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown certs command \"", sub, "\" (init, issue)"));
-}
-
 absl::Status Replica(const std::string& sub, const Args& a) {
   ASSIGN_OR_RETURN(std::string config_path, a.Require("config"));
   ASSIGN_OR_RETURN(std::string json, ReadFileToString(config_path));
@@ -146,12 +132,12 @@ absl::Status Replica(const std::string& sub, const Args& a) {
 
 int Main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(
-        stderr,
-        "usage: gwmirror status|checkpoint|checkpoints|pin|verify|export|"
-        "import|drill|drills|promote|failback|sandbox|sample|"
-        "changeset|dumpgen|certs|replica ... "
-        "(see the README)\n");
+    std::fprintf(stderr,
+                 "usage: gwmirror "
+                 "status|health|checkpoint|checkpoints|pin|verify|export|"
+                 "import|drill|drills|promote|failback|sandbox|sample|"
+                 "changeset|dumpgen|certs|replica ... "
+                 "(see the README)\n");
     return 2;
   }
   std::string cmd = argv[1];
@@ -165,12 +151,13 @@ int Main(int argc, char** argv) {
   }
   auto args = Args::Parse(
       argc, argv, first,
-      {"dir",     "size", "seed",        "host",        "hosts",      "version",
-       "percent", "name", "config",      "address",     "checkpoint", "digest",
-       "epoch",   "out",  "changed-out", "mib",         "slots",      "slot",
-       "smoke",   "file", "host-root",   "standby-node"},
+      {"dir",        "size",         "seed",  "host",   "hosts",
+       "version",    "percent",      "name",  "config", "address",
+       "checkpoint", "digest",       "epoch", "out",    "changed-out",
+       "mib",        "slots",        "slot",  "smoke",  "file",
+       "host-root",  "standby-node", "days",  "service"},
       {"json", "wait", "keep", "manual", "watch", "databases", "dry-run", "yes",
-       "all", "unpin", "repair", "force"});
+       "all", "unpin", "repair", "force", "renew"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {
@@ -180,9 +167,11 @@ int Main(int argc, char** argv) {
     } else if (cmd == "dumpgen") {
       st = DumpGen(*args);
     } else if (cmd == "certs") {
-      st = Certs(sub, *args);
+      st = CertsCommand(sub, *args);
     } else if (cmd == "replica") {
       st = Replica(sub, *args);
+    } else if (cmd == "health") {
+      st = HealthCommand(*args);
     } else if (cmd == "status") {
       st = StatusCommand(*args);
     } else if (cmd == "checkpoint") {

@@ -198,6 +198,8 @@ absl::Status DoUp(const Args& a,
       WaitForPort(cc.metrics_port_file(), out.coordinator_process().pid(),
                   out.coordinator_process().log()));
   out.set_metrics(absl::StrCat("127.0.0.1:", metrics_port));
+  out.set_metrics_url(absl::StrCat("http://", out.metrics(), "/metrics"));
+  out.mutable_coordinator_process()->set_metrics_url(out.metrics_url());
   // Restarts (sandbox.json's argv) keep the addresses nodes and scrapers know.
   cc.set_listen(coord_address);
   cc.set_metrics_listen(out.metrics());
@@ -271,6 +273,8 @@ absl::Status DoUp(const Args& a,
       }
       nc.set_listen("127.0.0.1:0");
       nc.set_port_file(absl::StrCat(home, "/", site, ".port"));
+      nc.set_metrics_listen("127.0.0.1:0");
+      nc.set_metrics_port_file(absl::StrCat(home, "/", site, ".metrics.port"));
       nc.mutable_coordinator()->set_address(coord_address);
       nc.mutable_coordinator()->set_identity("coordinator");
       nc.mutable_coordinator()->set_heartbeat_ms(500);
@@ -295,6 +299,11 @@ absl::Status DoUp(const Args& a,
       ASSIGN_OR_RETURN(int port, WaitForPort(nc.port_file(), p.pid(), p.log()));
       p.set_address(absl::StrCat("127.0.0.1:", port));
       nc.set_listen(p.address());
+      ASSIGN_OR_RETURN(int metrics_port,
+                       WaitForPort(nc.metrics_port_file(), p.pid(), p.log()));
+      nc.set_metrics_listen(absl::StrCat("127.0.0.1:", metrics_port));
+      p.set_metrics_url(
+          absl::StrCat("http://", nc.metrics_listen(), "/metrics"));
       RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));
       p.set_root(nc.host_root());
       for (const auto& path : paths) p.add_paths(path);

@@ -1,6 +1,9 @@
 #include "common/tls.h"
 
+#include <arpa/inet.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -8,8 +11,12 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include <ctime>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
@@ -70,9 +77,30 @@ absl::Status AddExt(X509* cert, X509* issuer, int nid, const char* value) {
   return absl::OkStatus();
 }
 
+bool IsIpAddress(const std::string& h) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, h.c_str(), buf) == 1 ||
+         inet_pton(AF_INET6, h.c_str(), buf) == 1;
+}
+
+// A host name for a subjectAltName: letters, digits, '-', '.', a leading
+// "*." wildcard; or an IP address.
+absl::Status ValidateHost(const std::string& h) {
+  if (IsIpAddress(h)) return absl::OkStatus();
+  bool ok = !h.empty() && h.size() <= 253;
+  for (size_t i = 0; ok && i < h.size(); ++i) {
+    char c = h[i];
+    ok = absl::ascii_isalnum(c) || c == '-' || c == '.' ||
+         (c == '*' && i == 0 && h.size() > 2 && h[1] == '.');
+  }
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("host \"", h, "\" is neither a DNS name nor an IP address"));
+}
+
 absl::StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* subject_key,
                                 X509* issuer, EVP_PKEY* issuer_key, int days,
-                                bool is_ca) {
+                                bool is_ca, const IssueOptions& options = {}) {
   X509Ptr cert(X509_new());
   if (!cert) return SslError("X509_new");
   X509_set_version(cert.get(), 2);
@@ -82,8 +110,12 @@ absl::StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* subject_key,
   std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(
       BN_bin2bn(serial, sizeof serial, nullptr), BN_free);
   BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400L * days);
+  absl::Time from = options.not_before == absl::InfinitePast()
+                        ? absl::Now() - absl::Hours(1)
+                        : options.not_before;
+  ASN1_TIME_set(X509_getm_notBefore(cert.get()), absl::ToTimeT(from));
+  ASN1_TIME_set(X509_getm_notAfter(cert.get()),
+                absl::ToTimeT(from + absl::Hours(24) * days));
   X509_set_pubkey(cert.get(), subject_key);
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
@@ -107,6 +139,9 @@ absl::StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* subject_key,
     RETURN_IF_ERROR(
         AddExt(cert.get(), iss, NID_ext_key_usage, "serverAuth,clientAuth"));
     std::string san = absl::StrCat("DNS:", cn, ",DNS:localhost,IP:127.0.0.1");
+    for (const std::string& h : options.hosts) {
+      absl::StrAppend(&san, ",", IsIpAddress(h) ? "IP:" : "DNS:", h);
+    }
     RETURN_IF_ERROR(AddExt(cert.get(), iss, NID_subject_alt_name, san.c_str()));
   }
   RETURN_IF_ERROR(AddExt(cert.get(), iss, NID_subject_key_identifier, "hash"));
@@ -136,6 +171,52 @@ absl::StatusOr<PkeyPtr> ReadKey(const std::string& path) {
         absl::StrCat(path, ": not a PEM private key"));
   }
   return key;
+}
+
+std::string CommonName(X509_NAME* name) {
+  int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (i < 0) return "";
+  ASN1_STRING* d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(d)),
+                     ASN1_STRING_length(d));
+}
+
+absl::Time TimeOf(const ASN1_TIME* t) {
+  struct tm tm = {};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
+  return absl::FromTimeT(timegm(&tm));
+}
+
+std::string Utc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
+}
+
+CertificateInfo Inspect(X509* cert) {
+  CertificateInfo info;
+  info.subject = CommonName(X509_get_subject_name(cert));
+  info.issuer = CommonName(X509_get_issuer_name(cert));
+  info.not_before = TimeOf(X509_get0_notBefore(cert));
+  info.not_after = TimeOf(X509_get0_notAfter(cert));
+  info.is_ca = X509_check_ca(cert) != 0;
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type == GEN_DNS) {
+      info.hosts.emplace_back(
+          reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.dNSName)),
+          ASN1_STRING_length(n->d.dNSName));
+    } else if (n->type == GEN_IPADD) {
+      char buf[64] = {};
+      int len = ASN1_STRING_length(n->d.iPAddress);
+      const unsigned char* p = ASN1_STRING_get0_data(n->d.iPAddress);
+      if (inet_ntop(len == 4 ? AF_INET : AF_INET6, p, buf, sizeof buf)) {
+        info.hosts.emplace_back(buf);
+      }
+    }
+  }
+  GENERAL_NAMES_free(names);
+  return info;
 }
 
 struct Material {
@@ -169,12 +250,19 @@ absl::Status CreateCa(const std::string& dir, const std::string& name,
 
 absl::StatusOr<gwmirror::v1::TlsConfig> IssueCertificate(
     const std::string& ca_dir, const std::string& name,
-    const std::string& out_dir, int days) {
+    const std::string& out_dir, const IssueOptions& options) {
+  if (!ValidateHost(name).ok() || IsIpAddress(name) || name[0] == '*') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "certificate name \"", name,
+        "\" must be a DNS-style name (letters, digits, '-', '.')"));
+  }
   ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(ca_dir + "/ca.pem"));
   ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(ca_dir + "/ca.key"));
   ASSIGN_OR_RETURN(PkeyPtr key, NewKey());
-  ASSIGN_OR_RETURN(X509Ptr cert, NewCert(name, key.get(), ca.get(),
-                                         ca_key.get(), days, false));
+  for (const std::string& h : options.hosts) RETURN_IF_ERROR(ValidateHost(h));
+  ASSIGN_OR_RETURN(X509Ptr cert,
+                   NewCert(name, key.get(), ca.get(), ca_key.get(),
+                           options.days, false, options));
   RETURN_IF_ERROR(MakeDirs(out_dir, 0700));
   gwmirror::v1::TlsConfig tls;
   tls.set_ca_file(ca_dir + "/ca.pem");
@@ -186,9 +274,94 @@ absl::StatusOr<gwmirror::v1::TlsConfig> IssueCertificate(
   return tls;
 }
 
+absl::StatusOr<CertificateInfo> InspectCertificate(absl::string_view pem,
+                                                   const std::string& what) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": not a PEM certificate"));
+  }
+  return Inspect(cert.get());
+}
+
+absl::StatusOr<CertificateInfo> CheckTlsMaterial(
+    const gwmirror::v1::TlsConfig& tls, absl::Time now) {
+  ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
+  ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(tls.ca_file()));
+  ASSIGN_OR_RETURN(X509Ptr cert, ReadCert(tls.cert_file()));
+  ASSIGN_OR_RETURN(PkeyPtr key, ReadKey(tls.key_file()));
+  CertificateInfo ca_info = Inspect(ca.get());
+  CertificateInfo info = Inspect(cert.get());
+  auto refuse = [](auto&&... parts) {
+    return absl::FailedPreconditionError(absl::StrCat(parts...));
+  };
+  if (!ca_info.is_ca) {
+    return refuse("the cluster CA file ", tls.ca_file(), " (\"",
+                  ca_info.subject, "\") is not a CA certificate");
+  }
+  if (now > ca_info.not_after) {
+    return refuse("the cluster CA ", tls.ca_file(), " expired on ",
+                  Utc(ca_info.not_after));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return refuse("key ", tls.key_file(), " does not match certificate ",
+                  tls.cert_file());
+  }
+  if (now > info.not_after) {
+    return refuse("certificate ", tls.cert_file(), " (\"", info.subject,
+                  "\") expired on ", Utc(info.not_after),
+                  "; issue a new one with `gwmirror certs issue --name ",
+                  info.subject, "`");
+  }
+  if (now < info.not_before) {
+    return refuse("certificate ", tls.cert_file(), " (\"", info.subject,
+                  "\") is not valid before ", Utc(info.not_before),
+                  " (this host's clock says ", Utc(now), ")");
+  }
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(
+      X509_STORE_new(), X509_STORE_free);
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(
+      X509_STORE_CTX_new(), X509_STORE_CTX_free);
+  if (!store || !ctx || X509_STORE_add_cert(store.get(), ca.get()) != 1 ||
+      X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) {
+    return SslError("set up certificate verification");
+  }
+  X509_STORE_CTX_set_time(ctx.get(), 0, absl::ToTimeT(now));
+  if (X509_verify_cert(ctx.get()) != 1) {
+    int err = X509_STORE_CTX_get_error(ctx.get());
+    ERR_clear_error();
+    if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+        err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+        err == X509_V_ERR_CERT_SIGNATURE_FAILURE ||
+        err == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT) {
+      return refuse("certificate ", tls.cert_file(), " (\"", info.subject,
+                    "\", issued by \"", info.issuer,
+                    "\") is not issued by the cluster CA in ", tls.ca_file(),
+                    " (\"", ca_info.subject, "\")");
+    }
+    return refuse("certificate ", tls.cert_file(), " (\"", info.subject,
+                  "\") does not verify against ", tls.ca_file(), ": ",
+                  X509_verify_cert_error_string(err));
+  }
+  return info;
+}
+
+void RecordCertificateExpiry(const CertificateInfo& info) {
+  DefaultMetrics()
+      .Gauge("gwmirror_certificate_expiry_timestamp_seconds",
+             "Unix time at which each certificate stops being valid.",
+             {"identity"})
+      .Set(absl::ToDoubleSeconds(info.not_after - absl::UnixEpoch()),
+           {info.subject});
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const gwmirror::v1::TlsConfig& tls) {
   ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
+  ASSIGN_OR_RETURN(CertificateInfo info, CheckTlsMaterial(tls, absl::Now()));
+  RecordCertificateExpiry(info);
   grpc::SslServerCredentialsOptions opts(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   opts.pem_root_certs = m.ca;
@@ -200,6 +373,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
     const gwmirror::v1::TlsConfig& tls, const std::string& address,
     const std::string& server_name) {
   ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
+  RETURN_IF_ERROR(CheckTlsMaterial(tls, absl::Now()).status());
   grpc::SslCredentialsOptions opts;
   opts.pem_root_certs = m.ca;
   opts.pem_private_key = m.key;
@@ -219,13 +393,19 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
 
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     grpc::ServerBuilder& builder, const gwmirror::v1::TlsConfig& tls,
-    const std::string& listen, const std::string& port_file, int* port) {
+    const std::string& listen, const std::string& port_file, int* port,
+    const std::vector<std::string>& services) {
   ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(tls));
   *port = 0;
   builder.AddListeningPort(listen, creds, port);
+  grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || *port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  }
+  if (auto* health = server->GetHealthCheckService()) {
+    health->SetServingStatus("", true);
+    for (const std::string& s : services) health->SetServingStatus(s, true);
   }
   if (!port_file.empty()) {
     RETURN_IF_ERROR(
@@ -234,12 +414,34 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
   return server;
 }
 
+void StopServer(grpc::Server* server) {
+  if (auto* health = server->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+}
+
 std::string PeerIdentity(const grpc::ServerContext& ctx) {
   auto auth = ctx.auth_context();
   if (!auth || !auth->IsPeerAuthenticated()) return "";
   auto cn = auth->FindPropertyValues("x509_common_name");
   if (cn.empty()) return "";
   return std::string(cn.front().data(), cn.front().size());
+}
+
+absl::StatusOr<CertificateInfo> PeerCertificate(
+    const grpc::ServerContext& ctx) {
+  auto auth = ctx.auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) {
+    return absl::UnauthenticatedError("the peer presented no certificate");
+  }
+  auto pem = auth->FindPropertyValues("x509_pem_cert");
+  if (pem.empty()) {
+    return absl::UnauthenticatedError("the peer presented no certificate");
+  }
+  return InspectCertificate(
+      absl::string_view(pem.front().data(), pem.front().size()),
+      "the peer's certificate");
 }
 
 }  // namespace gwmirror

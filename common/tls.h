@@ -8,8 +8,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "gwmirror/v1/config.pb.h"
 
 namespace gwmirror {
@@ -19,15 +22,50 @@ namespace gwmirror {
 absl::Status CreateCa(const std::string& dir, const std::string& name,
                       int days = 3650);
 
+struct IssueOptions {
+  int days = 825;
+  // Extra subjectAltNames: host names, or IPv4/IPv6 addresses.
+  std::vector<std::string> hosts;
+  // Start of validity (tests backdate certificates to make expired ones);
+  // by default an hour ago, for clocks slightly behind.
+  absl::Time not_before = absl::InfinitePast();
+};
+
 // Issues `name` from the CA in `ca_dir` into `out_dir/<name>.pem` and
 // `out_dir/<name>.key` (0600), usable as server and client certificate, with
-// subjectAltNames DNS:<name>, DNS:localhost and IP:127.0.0.1. Returns the
-// TlsConfig that names the three files.
+// subjectAltNames DNS:<name>, DNS:localhost, IP:127.0.0.1 and the options'
+// hosts. Returns the TlsConfig that names the three files.
 absl::StatusOr<gwmirror::v1::TlsConfig> IssueCertificate(
     const std::string& ca_dir, const std::string& name,
-    const std::string& out_dir, int days = 825);
+    const std::string& out_dir, const IssueOptions& options = {});
+
+struct CertificateInfo {
+  std::string subject;  // common name
+  std::string issuer;   // issuer's common name
+  absl::Time not_before;
+  absl::Time not_after;
+  std::vector<std::string> hosts;  // subjectAltNames
+  bool is_ca = false;
+};
+
+// What a PEM certificate says; INVALID_ARGUMENT naming `what` when it is
+// not one.
+absl::StatusOr<CertificateInfo> InspectCertificate(absl::string_view pem,
+                                                   const std::string& what);
+
+// Checks `tls` before it is used: the certificate is issued by the CA in
+// ca_file, valid at `now`, and key_file is its key. FAILED_PRECONDITION
+// naming the file and the problem ("... expired on ...", "... is not
+// issued by the cluster CA ...", "... does not match ...").
+absl::StatusOr<CertificateInfo> CheckTlsMaterial(
+    const gwmirror::v1::TlsConfig& tls, absl::Time now);
+
+// Sets gwmirror_certificate_expiry_timestamp_seconds{identity} in the
+// process's metrics.
+void RecordCertificateExpiry(const CertificateInfo& info);
 
 // Server side: requires and verifies a client certificate from the CA.
+// Both sides refuse material CheckTlsMaterial refuses.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const gwmirror::v1::TlsConfig& tls);
 
@@ -38,13 +76,23 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
     const std::string& server_name);
 
 // Builds and starts `builder` listening on `listen` with mutual TLS from
-// `tls`; writes the bound port to `port_file` when it is not empty.
+// `tls`; writes the bound port to `port_file` when it is not empty. The
+// standard health service (grpc.health.v1.Health) says SERVING for the
+// server ("") and for each of `services` (fully qualified names).
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     grpc::ServerBuilder& builder, const gwmirror::v1::TlsConfig& tls,
-    const std::string& listen, const std::string& port_file, int* port);
+    const std::string& listen, const std::string& port_file, int* port,
+    const std::vector<std::string>& services);
+
+// Says NOT_SERVING on the health service, then shuts `server` down
+// (in-flight calls get five seconds).
+void StopServer(grpc::Server* server);
 
 // The verified peer's certificate common name, or "" when there is none.
 std::string PeerIdentity(const grpc::ServerContext& ctx);
+
+// The verified peer's certificate.
+absl::StatusOr<CertificateInfo> PeerCertificate(const grpc::ServerContext& ctx);
 
 }  // namespace gwmirror
 

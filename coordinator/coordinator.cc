@@ -11,6 +11,7 @@
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/process.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
@@ -259,6 +260,14 @@ Coordinator::~Coordinator() {
     stopping_ = true;
   }
   if (background_.joinable()) background_.join();
+}
+
+void Coordinator::NoteCertificate(const std::string& identity,
+                                  absl::Time not_after) {
+  absl::MutexLock l(&mu_);
+  if (auto it = nodes_.find(identity); it != nodes_.end()) {
+    it->second.cert_not_after = not_after;
+  }
 }
 
 std::string Coordinator::Role(const std::string& site) const {
@@ -1069,6 +1078,27 @@ absl::Status Coordinator::Resume() {
 }
 
 absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
+  static MetricFamily& runs = DefaultMetrics().Counter(
+      "gwmirror_checkpoints_total",
+      "Checkpoint attempts since the coordinator started, by outcome.",
+      {"outcome"});
+  static MetricFamily& duration = DefaultMetrics().Histogram(
+      "gwmirror_checkpoint_duration_seconds",
+      "Time from a checkpoint's start to its commit on every standby.",
+      DurationBuckets());
+  static const bool declared = [] {
+    for (const char* o : {"ok", "failed"}) runs.Add(0, {o});
+    return true;
+  }();
+  (void)declared;
+  absl::Time start = absl::Now();
+  absl::StatusOr<CheckpointInfo> r = RunCheckpointOnce(automatic);
+  runs.Add(1, {r.ok() ? "ok" : "failed"});
+  if (r.ok()) duration.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  return r;
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {
   absl::MutexLock l(&checkpoint_mu_);
   {
     absl::MutexLock m(&mu_);
@@ -1367,6 +1397,14 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   s.set_epoch(store_->Epoch());
   s.set_active_site(store_->ActiveSite());
   s.set_fenced_site(store_->FencedSite());
+  if (auto pem = ReadFileToString(config_.tls().cert_file()); pem.ok()) {
+    if (auto cert = InspectCertificate(*pem, config_.tls().cert_file());
+        cert.ok()) {
+      s.set_coordinator_identity(cert->subject);
+      s.set_coordinator_certificate_expires_unix_ms(
+          absl::ToUnixMillis(cert->not_after));
+    }
+  }
   for (const auto& site : config_.sites()) s.add_sites(site);
   s.set_parity_policy(
       config_.parity_policy().empty() ? "strict" : config_.parity_policy());
@@ -1419,6 +1457,9 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
         n.registered ? absl::ToInt64Milliseconds(absl::Now() - n.last_heartbeat)
                      : -1);
     ns->set_installed_version(n.report.installed_version());
+    if (n.cert_not_after != absl::InfinitePast()) {
+      ns->set_certificate_expires_unix_ms(absl::ToUnixMillis(n.cert_not_after));
+    }
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
       ns->set_staged_checkpoint(states[i]->staged_checkpoint());
@@ -1464,18 +1505,7 @@ std::string Coordinator::RenderMetrics() {
     absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ",
                     type, "\n");
   };
-  auto label = [](const std::string& v) {
-    std::string e;
-    for (char c : v) {
-      if (c == '\\' || c == '"') e.push_back('\\');
-      if (c == '\n') {
-        e += "\\n";
-        continue;
-      }
-      e.push_back(c);
-    }
-    return e;
-  };
+  auto label = [](const std::string& v) { return EscapeLabelValue(v); };
   metric("gwmirror_epoch", "Current fencing epoch.", "gauge");
   absl::StrAppend(&out, "gwmirror_epoch ", s.epoch(), "\n");
   metric("gwmirror_rpo_seconds",
@@ -1554,7 +1584,13 @@ grpc::Status CoordinatorService::Register(
     grpc::ServerContext* ctx, const gwmirror::v1::RegisterRequest* req,
     gwmirror::v1::RegisterResponse* resp) {
   auto r = c_->Register(PeerIdentity(*ctx), *req);
-  if (r.ok()) *resp = *std::move(r);
+  if (r.ok()) {
+    *resp = *std::move(r);
+    if (auto cert = PeerCertificate(*ctx); cert.ok()) {
+      c_->NoteCertificate(cert->subject, cert->not_after);
+      RecordCertificateExpiry(*cert);
+    }
+  }
   return ToGrpc(r.status());
 }
 

@@ -55,6 +55,10 @@ class Coordinator {
   absl::StatusOr<gwmirror::v1::HeartbeatResponse> Heartbeat(
       const std::string& identity, const gwmirror::v1::HeartbeatRequest& req);
 
+  // Notes when the certificate a node registered with expires (status and
+  // metrics show it).
+  void NoteCertificate(const std::string& identity, absl::Time not_after);
+
   // Operator-facing (Control service).
   gwmirror::v1::ClusterStatus Status();
   // The Prometheus text exposition of Status() and checkpoint outcomes.
@@ -118,6 +122,8 @@ class Coordinator {
     uint64_t report_checkpoint = 0;
     // Re-reading its tree after being a source.
     bool stale = false;
+    // End of validity of the certificate it registered with.
+    absl::Time cert_not_after = absl::InfinitePast();
   };
   // Both ends of one slot, as the sites' roles assign them.
   struct SlotPeers {
@@ -125,6 +131,9 @@ class Coordinator {
     Node source, replica;
   };
   class Peers;
+  // RunCheckpoint without its metrics.
+  absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpointOnce(
+      bool automatic);
 
   explicit Coordinator(gwmirror::v1::CoordinatorConfig config,
                        std::unique_ptr<StateStore> store);

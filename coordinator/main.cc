@@ -9,11 +9,12 @@
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "common/signals.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/metrics_server.h"
 
 namespace gwmirror {
 namespace {
@@ -34,18 +35,16 @@ absl::Status Serve(const std::string& path) {
   int port = 0;
   ASSIGN_OR_RETURN(std::unique_ptr<grpc::Server> server,
                    StartServer(builder, config.tls(), config.listen(),
-                               config.port_file(), &port));
+                               config.port_file(), &port,
+                               {gwmirror::v1::Coordinator::service_full_name(),
+                                gwmirror::v1::Control::service_full_name()}));
   Logf(LogLevel::kInfo, "coordinator", "listening on port %d", port);
-  std::unique_ptr<MetricsServer> metrics;
-  if (!config.metrics_listen().empty()) {
-    ASSIGN_OR_RETURN(metrics,
-                     MetricsServer::Start(config.metrics_listen(),
-                                          [&c] { return c->RenderMetrics(); }));
-    if (!config.metrics_port_file().empty()) {
-      RETURN_IF_ERROR(WriteFileAtomic(config.metrics_port_file(),
-                                      absl::StrCat(metrics->port(), "\n"),
-                                      0644));
-    }
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<MetricsServer> metrics,
+      MetricsServer::StartIfConfigured(
+          config.metrics_listen(), config.metrics_port_file(),
+          [&c] { return c->RenderMetrics() + DefaultMetrics().Render(); }));
+  if (metrics) {
     Logf(LogLevel::kInfo, "coordinator", "metrics on port %d", metrics->port());
   }
   // Unfinished checkpoints of a previous run are settled by the background
@@ -53,7 +52,7 @@ absl::Status Serve(const std::string& path) {
   c->StartBackground();
   int sig = WaitForStopSignal();
   Logf(LogLevel::kInfo, "coordinator", "stopping on signal %d", sig);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  StopServer(server.get());
   return absl::OkStatus();
 }
 

@@ -15,6 +15,7 @@
 #include "common/process.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "node/metrics.h"
 #include "node/scanner.h"
 
 namespace gwmirror {
@@ -275,7 +276,14 @@ absl::Status ValidateDatabaseJobs(const gwmirror::v1::NodeConfig& config) {
 
 DatabaseJobs::DatabaseJobs(const gwmirror::v1::NodeConfig& config)
     : config_(config),
-      host_root_(config.host_root().empty() ? "/" : config.host_root()) {}
+      host_root_(config.host_root().empty() ? "/" : config.host_root()) {
+  // Every job's series exist from the start, so "no failure yet" is a 0.
+  for (const DatabaseJob& job : config_.databases()) {
+    for (const char* outcome : {"ok", "failed"}) {
+      NodeMetrics::Get().dump_runs.Add(0, {job.name(), job.kind(), outcome});
+    }
+  }
+}
 
 std::set<std::string> DatabaseJobs::DumpFiles() const {
   std::set<std::string> out;
@@ -291,7 +299,15 @@ absl::Status DatabaseJobs::DumpDue(absl::Time now) {
         now - it->second < absl::Milliseconds(job.min_interval_ms())) {
       continue;
     }
-    RETURN_IF_ERROR(Dump(job));
+    absl::Time start = absl::Now();
+    absl::Status st = Dump(job);
+    NodeMetrics& m = NodeMetrics::Get();
+    m.dump_runs.Add(1, {job.name(), job.kind(), st.ok() ? "ok" : "failed"});
+    m.dump_duration.Observe(absl::ToDoubleSeconds(absl::Now() - start),
+                            {job.name()});
+    RETURN_IF_ERROR(st);
+    m.dump_last_success.Set(
+        absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()), {job.name()});
     last_dump_[job.name()] = now;
   }
   return absl::OkStatus();

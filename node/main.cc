@@ -21,11 +21,13 @@
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/metrics_server.h"
 #include "common/signals.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "node/databases.h"
 #include "node/membership.h"
+#include "node/metrics.h"
 #include "node/replica/drift_checker.h"
 #include "node/replica/service.h"
 #include "node/replica/store.h"
@@ -123,12 +125,27 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   }
   builder.SetMaxReceiveMessageSize(4 << 20);
   int port = 0;
+  std::vector<std::string> services;
+  if (replica) services.push_back(gwmirror::v1::Replica::service_full_name());
+  if (source) services.push_back(gwmirror::v1::Source::service_full_name());
   ASSIGN_OR_RETURN(std::unique_ptr<grpc::Server> server,
                    StartServer(builder, config.tls(), config.listen(),
-                               config.port_file(), &port));
+                               config.port_file(), &port, services));
   Logf(LogLevel::kInfo, "node", "slot=%s site=%s listening on port %d (%s%s)",
        config.slot(), config.site(), port, source ? "source" : "",
        replica ? (source ? ", replica" : "replica") : "");
+  NodeMetrics& metrics = NodeMetrics::Get();
+  if (store) {
+    metrics.committed_checkpoint.Set(store->State().committed_checkpoint());
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> metrics_server,
+                   MetricsServer::StartIfConfigured(
+                       config.metrics_listen(), config.metrics_port_file(),
+                       [] { return DefaultMetrics().Render(); }));
+  if (metrics_server) {
+    Logf(LogLevel::kInfo, "node", "slot=%s metrics on port %d", config.slot(),
+         metrics_server->port());
+  }
   std::unique_ptr<Membership> membership;
   if (config.has_coordinator()) {
     std::string address = config.advertise_address();
@@ -150,6 +167,8 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
       }
       if (store && role == kReplica) {
         gwmirror::v1::ReplicaState state = store->State();
+        metrics.committed_checkpoint.Set(state.committed_checkpoint());
+        metrics.scrub_problems.Set(state.scrub_problems());
         req->set_drifted_entries(state.drifted_entries());
         req->set_report_checkpoint(state.committed_checkpoint());
         req->set_replica_stale(state.stale());
@@ -186,7 +205,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   prestage_ptr = nullptr;
   membership.reset();
   // The services use what follows: stop serving first.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  StopServer(server.get());
   drift.reset();
   prestager.reset();
   watcher.reset();

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
+#include "node/metrics.h"
 #include "node/replica/restore.h"
 
 namespace gwmirror {
@@ -119,7 +120,10 @@ absl::Status ReplicaService::DoPush(grpc::ServerReader<PushMessage>* reader,
   ASSIGN_OR_RETURN(std::unique_ptr<PushSession> session,
                    store_->BeginPush(msg.begin()));
   ChunkDecoder decoder;
+  NodeMetrics& metrics = NodeMetrics::Get();
+  metrics.received_bytes.Add(msg.ByteSizeLong());
   while (reader->Read(&msg)) {
+    metrics.received_bytes.Add(msg.ByteSizeLong());
     switch (msg.kind_case()) {
       case PushMessage::kFileHeader:
         RETURN_IF_ERROR(session->BeginFile(msg.file_header()));
@@ -133,6 +137,7 @@ absl::Status ReplicaService::DoPush(grpc::ServerReader<PushMessage>* reader,
       }
       case PushMessage::kFileEnd:
         RETURN_IF_ERROR(session->EndFile());
+        metrics.received_files.Add(1);
         break;
       case PushMessage::kManifestPart:
         RETURN_IF_ERROR(session->AddManifest(msg.manifest_part()));
@@ -177,6 +182,8 @@ grpc::Status ReplicaService::Commit(grpc::ServerContext* ctx,
   }
   if (st.ok()) {
     resp->set_committed_checkpoint(req->checkpoint());
+    NodeMetrics::Get().commits.Add(1);
+    NodeMetrics::Get().committed_checkpoint.Set(req->checkpoint());
     Logf(LogLevel::kInfo, "replica", "checkpoint=%d committed",
          req->checkpoint());
   }

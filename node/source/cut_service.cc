@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
@@ -11,6 +12,8 @@
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "node/hash_index.h"
+#include "node/metrics.h"
+#include "node/source/deletion_guard.h"
 #include "node/source/pusher.h"
 
 namespace gwmirror {
@@ -107,8 +110,16 @@ grpc::Status CutService::Cut(grpc::ServerContext* ctx,
       std::chrono::system_clock::now() + std::chrono::hours(1)) {
     deadline = absl::FromChrono(ctx->deadline());
   }
+  absl::Time start = absl::Now();
   auto r = DoCut(*req, deadline);
   cut_mu_.Unlock();
+  NodeMetrics& m = NodeMetrics::Get();
+  const bool held =
+      !r.ok() && absl::StartsWith(r.status().message(), kMassDeletionHeld);
+  m.cuts.Add(1, {r.ok() ? "ok" : held ? "held" : "failed"});
+  if (r.ok())
+    m.cut_duration.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  if (r.ok() || held) m.deletion_held.Set(held ? 1 : 0);
   if (!r.ok()) {
     Logf(LogLevel::kWarning, "source", "slot=%s checkpoint=%d cut failed: %s",
          config_.slot(), req->checkpoint(), r.status().ToString());

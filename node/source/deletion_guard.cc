@@ -31,7 +31,7 @@ absl::Status CheckMassDeletion(const Manifest& base, const Manifest& next,
   }
   if (held.empty()) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
-      "mass deletion held: ", absl::StrJoin(held, "; "),
+      kMassDeletionHeld, ": ", absl::StrJoin(held, "; "),
       "; nothing was deleted on the standby. If this is intended, run "
       "`gwmirror release --slot <slot>`; otherwise restore the files"));
 }

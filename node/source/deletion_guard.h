@@ -17,6 +17,9 @@ namespace gwmirror {
 // files of a small root is not a mass deletion).
 inline constexpr size_t kMassDeletionMinEntries = 4;
 
+// How the guard's error message starts.
+inline constexpr char kMassDeletionHeld[] = "mass deletion held";
+
 // OK, or FAILED_PRECONDITION "mass deletion held: ..." naming each root
 // where going from `base` (the replica's manifest) to `next` deletes more
 // than `max_fraction` of the root's entries, or every entry of the root;

@@ -7,6 +7,7 @@
 #include <array>
 #include <set>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/chunk_codec.h"
 #include "common/delta.h"
@@ -14,6 +15,7 @@
 #include "common/grpc_status.h"
 #include "common/path.h"
 #include "common/status_macros.h"
+#include "node/metrics.h"
 #include "node/scanner.h"
 #include "node/source/deletion_guard.h"
 
@@ -96,6 +98,18 @@ class SegmentedDelta {
   ByteSink own_sink_;
   std::future<absl::Status> own_chain_;
 };
+
+// Adds what a push sent to the node's metrics, whatever its outcome.
+void CountSent(const PushReport& r) {
+  NodeMetrics& m = NodeMetrics::Get();
+  m.files_sent.Add(r.files_whole, {"whole"});
+  m.files_sent.Add(r.files_delta, {"delta"});
+  m.content_bytes.Add(r.content_bytes);
+  m.wire_bytes.Add(r.wire_bytes);
+  if (r.delta_content_bytes > r.delta_bytes) {
+    m.delta_saved_bytes.Add(r.delta_content_bytes - r.delta_bytes);
+  }
+}
 
 }  // namespace
 
@@ -320,7 +334,10 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   }
   RETURN_IF_ERROR(stream->Write(m));
   stream->NewFile();
-  auto data_sink = [&](absl::string_view s) { return stream->Data(s); };
+  auto data_sink = [&](absl::string_view s) {
+    if (delta) report->delta_bytes += s.size();
+    return stream->Data(s);
+  };
   Sha256 hash;
   std::string& buf = read_buf_;
   std::string segment;
@@ -360,6 +377,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   }
   RETURN_IF_ERROR(stream->Flush());
   report->content_bytes += e.size();
+  if (delta) report->delta_content_bytes += e.size();
   if (own_sig) RETURN_IF_ERROR(sigs_.Put(e.sha256(), own_sig_bytes));
   PushMessage end;
   end.mutable_file_end();
@@ -380,6 +398,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     const Manifest& manifest, uint64_t epoch,
     const std::function<bool()>& stop) {
   PushReport push;
+  auto count = absl::MakeCleanup([&push] { CountSent(push); });
   ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(epoch));
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
@@ -464,6 +483,7 @@ absl::Status Pusher::SendManifestDelta(Stream* stream, const Manifest& next,
 absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
                                         uint64_t checkpoint, uint64_t epoch) {
   PushReport report;
+  auto count = absl::MakeCleanup([&report] { CountSent(report); });
   report.checkpoint = checkpoint;
   report.manifest_digest = DigestBytes(manifest.ComputeDigest());
   ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(epoch));

@@ -40,6 +40,10 @@ struct PushReport {
   uint64_t resent_whole = 0;
   // Files whose content the replica took from its pre-stage pool.
   uint64_t files_prestaged = 0;
+  // Of the files sent as deltas: their content bytes and the delta bytes
+  // that stood for them.
+  uint64_t delta_content_bytes = 0;
+  uint64_t delta_bytes = 0;
 };
 
 // What one pre-stage push did, and what it found pending.

@@ -34,7 +34,7 @@ mkdir -p "$W/prod/var/lib/gwmirror/dumps" "$W/dumpsrc"
 
 # ---- PKI and configs
 "$G" certs init --dir "$W/pki" >/dev/null
-for n in replica source operator; do "$G" certs issue --dir "$W/pki" --name $n >/dev/null; done
+for n in replica source operator; do "$G" certs issue --dir "$W/pki" --name $n --json >/dev/null; done
 python3 - "$W" <<'PY'
 import json, sys
 W = sys.argv[1]

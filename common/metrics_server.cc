@@ -1,4 +1,4 @@
-#include "coordinator/metrics_server.h"
+#include "common/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace gwmirror {
 
@@ -45,6 +46,19 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   if (!s->stop_fd_.valid()) return ErrnoStatus(errno, "eventfd");
   MetricsServer* raw = s.get();
   s->thread_ = std::thread([raw] { raw->Run(); });
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::StartIfConfigured(
+    const std::string& address, const std::string& port_file,
+    std::function<std::string()> render) {
+  if (address.empty()) return nullptr;
+  ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> s,
+                   Start(address, std::move(render)));
+  if (!port_file.empty()) {
+    RETURN_IF_ERROR(
+        WriteFileAtomic(port_file, absl::StrCat(s->port(), "\n"), 0644));
+  }
   return s;
 }
 

@@ -4,8 +4,8 @@
 // request: the scraper is the only expected client. Why not a library:
 // none is packaged in Debian for C++ that is smaller than these 100 lines
 // (prometheus-cpp is not), and the format is plain text.
-#ifndef GWMIRROR_COORDINATOR_METRICS_SERVER_H_
-#define GWMIRROR_COORDINATOR_METRICS_SERVER_H_
+#ifndef GWMIRROR_COMMON_METRICS_SERVER_H_
+#define GWMIRROR_COMMON_METRICS_SERVER_H_
 
 #include <functional>
 #include <string>
@@ -21,6 +21,11 @@ class MetricsServer {
   // Listens on `address` ("host:port", port 0 picks one).
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
       const std::string& address, std::function<std::string()> render);
+  // Start() when `address` is not empty (writing the bound port to
+  // `port_file` when that is not empty either); nullptr otherwise.
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> StartIfConfigured(
+      const std::string& address, const std::string& port_file,
+      std::function<std::string()> render);
   ~MetricsServer();  // Stops the thread.
   int port() const { return port_; }
 
@@ -38,4 +43,4 @@ class MetricsServer {
 
 }  // namespace gwmirror
 
-#endif  // GWMIRROR_COORDINATOR_METRICS_SERVER_H_
+#endif  // GWMIRROR_COMMON_METRICS_SERVER_H_
