@@ -17,9 +17,9 @@ struct NodeMetrics {
   MetricFamily& cuts;               // {outcome="ok"|"failed"|"held"}
   MetricFamily& cut_duration;       // histogram
   MetricFamily& deletion_held;      // gauge 0/1
-  MetricFamily& dump_runs;          // {job, kind, outcome="ok"|"failed"}
-  MetricFamily& dump_duration;      // histogram {job}
-  MetricFamily& dump_last_success;  // gauge {job}, unix seconds
+  MetricFamily& dump_runs;          // {dump, kind, outcome="ok"|"failed"}
+  MetricFamily& dump_duration;      // histogram {dump}
+  MetricFamily& dump_last_success;  // gauge {dump}, unix seconds
   // Replica.
   MetricFamily& received_files;
   MetricFamily& received_bytes;
