@@ -9,11 +9,39 @@
 
 namespace gwmirror {
 
+std::string StripJsonComments(absl::string_view json) {
+  std::string out(json);
+  bool in_string = false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    char c = out[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // The escaped character cannot end the string.
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '/' && i + 1 < out.size() && out[i + 1] == '/') {
+      while (i < out.size() && out[i] != '\n') out[i++] = ' ';
+    } else if (c == '/' && i + 1 < out.size() && out[i + 1] == '*') {
+      size_t end = out.find("*/", i + 2);
+      end = end == std::string::npos ? out.size() : end + 2;
+      for (; i < end; ++i) {
+        if (out[i] != '\n') out[i] = ' ';
+      }
+      --i;
+    }
+  }
+  return out;
+}
+
 absl::Status ParseJson(const std::string& json, const std::string& what,
                        google::protobuf::Message* msg) {
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
-  auto st = google::protobuf::util::JsonStringToMessage(json, msg, opts);
+  auto st = google::protobuf::util::JsonStringToMessage(StripJsonComments(json),
+                                                        msg, opts);
   if (!st.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": ", std::string(st.message())));
@@ -36,7 +64,8 @@ absl::Status ValidateNodeConfig(const gwmirror::v1::NodeConfig& c) {
   };
   if (c.slot().empty()) return bad("\"slot\" is required");
   if (c.state_dir().empty()) return bad("\"state_dir\" is required");
-  if (c.roots().empty()) return bad("at least one entry in \"roots\" is required");
+  if (c.roots().empty())
+    return bad("at least one entry in \"roots\" is required");
   for (int i = 0; i < c.roots_size(); ++i) {
     absl::Status st = ValidateRelativePath(c.roots(i).path());
     if (!st.ok()) {
@@ -60,8 +89,8 @@ absl::Status ValidateNodeConfig(const gwmirror::v1::NodeConfig& c) {
       return bad("replica.source_identity is required");
     }
   }
-  if (c.has_coordinator() &&
-      (c.coordinator().address().empty() || c.coordinator().identity().empty())) {
+  if (c.has_coordinator() && (c.coordinator().address().empty() ||
+                              c.coordinator().identity().empty())) {
     return bad("coordinator.address and coordinator.identity are required");
   }
   if (c.has_coordinator() && c.site().empty()) {
@@ -70,7 +99,8 @@ absl::Status ValidateNodeConfig(const gwmirror::v1::NodeConfig& c) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<gwmirror::v1::NodeConfig> LoadNodeConfig(const std::string& path) {
+absl::StatusOr<gwmirror::v1::NodeConfig> LoadNodeConfig(
+    const std::string& path) {
   ASSIGN_OR_RETURN(std::string json, ReadFileToString(path));
   gwmirror::v1::NodeConfig c;
   RETURN_IF_ERROR(ParseJson(json, path, &c));

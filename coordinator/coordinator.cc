@@ -840,6 +840,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     spec.argv.assign(config_.traffic_switch().begin(),
                      config_.traffic_switch().end());
     spec.timeout = absl::Seconds(120);
+    spec.env.emplace_back("GWMIRROR_ACTIVE_SITE", target);
     auto r = RunProcess(spec);
     if (!r.ok()) {
       st = r.status();

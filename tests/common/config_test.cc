@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "tests/node/test_util.h"
 
@@ -18,16 +19,22 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
   };
   std::vector<Case> cases = {
       {"{", "c.json"},
-      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"colour":1})", "colour"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"colour":1})",
+       "colour"},
       {R"({"stateDir":"/s","roots":[{"path":"a"}]})", "\"slot\""},
       {R"({"slot":"gw1","roots":[{"path":"a"}]})", "state_dir"},
       {R"({"slot":"gw1","stateDir":"/s"})", "roots"},
-      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"/abs"}]})", "roots[0].path"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"/abs"}]})",
+       "roots[0].path"},
       {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a/../b"}]})", "'..'"},
-      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"},{"path":"a/b"}]})", "lies inside"},
-      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"coordinator":{"address":"x:1"}})", "coordinator.identity"},
-      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"source":{"replicaAddress":"x:1","replicaIdentity":"r","blockLen":3}})", "block_len"},
-      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"replica":{}})", "source_identity"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"},{"path":"a/b"}]})",
+       "lies inside"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"coordinator":{"address":"x:1"}})",
+       "coordinator.identity"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"source":{"replicaAddress":"x:1","replicaIdentity":"r","blockLen":3}})",
+       "block_len"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"replica":{}})",
+       "source_identity"},
   };
   for (const Case& c : cases) {
     absl::Status st = Load(c.json);
@@ -40,8 +47,26 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
 }
 
 TEST(ConfigTest, GoodConfigLoads) {
-  EXPECT_TRUE(Load(R"({"slot":"gw1","state_dir":"/s","roots":[{"path":"a","include":["x*"]}],
-      "listen":"127.0.0.1:0","replica":{"sourceIdentity":"s"}})").ok());
+  EXPECT_TRUE(
+      Load(
+          R"({"slot":"gw1","state_dir":"/s","roots":[{"path":"a","include":["x*"]}],
+      "listen":"127.0.0.1:0","replica":{"sourceIdentity":"s"}})")
+          .ok());
+}
+
+// Config files may carry comments; strings that look like comments are
+// left alone, and line numbers in errors stay right.
+TEST(ConfigTest, CommentsAreAllowedOutsideStrings) {
+  EXPECT_EQ(StripJsonComments("{\"a\": \"x//y\", // c\n \"b\": /* d\n*/ 1}"),
+            "{\"a\": \"x//y\",     \n \"b\":     \n   1}");
+  EXPECT_EQ(StripJsonComments("\"q\\\"//\" /* open"), "\"q\\\"//\"        ");
+  gwmirror::v1::CliConfig c;
+  ASSERT_TRUE(ParseJson("// the operator\n{\"coordinator\": \"h:1\" /* x */}",
+                        "cli.json", &c)
+                  .ok());
+  EXPECT_EQ(c.coordinator(), "h:1");
+  absl::Status st = ParseJson("// one\n// two\n{\"nope\": 1}", "cli.json", &c);
+  EXPECT_TRUE(absl::StrContains(st.message(), "nope")) << st;
 }
 
 }  // namespace
