@@ -49,21 +49,16 @@ absl::StatusOr<Resp> Call(StandbyNode& n, uint64_t epoch, Req req,
 }  // namespace
 
 absl::Status ForcePromoteCommand(const Args& a) {
-  ASSIGN_OR_RETURN(std::string list, a.Require("standby-node"));
+  ASSIGN_OR_RETURN(auto listed, a.RequireNodes("standby-node"));
   ASSIGN_OR_RETURN(uint64_t wanted, a.UintOr("checkpoint", 0));
   ASSIGN_OR_RETURN(auto config, LoadCliConfig(a));
   const bool dry_run = a.Has("dry-run");
   const absl::Time start = absl::Now();
   std::vector<StandbyNode> nodes;
-  for (absl::string_view item : absl::StrSplit(list, ',', absl::SkipEmpty())) {
-    std::vector<std::string> parts = absl::StrSplit(item, '@');
-    if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--standby-node wants IDENTITY@HOST:PORT[,...]; got \"", item, "\""));
-    }
+  for (auto& [identity, address] : listed) {
     StandbyNode n;
-    n.identity = parts[0];
-    n.address = parts[1];
+    n.identity = identity;
+    n.address = address;
     ASSIGN_OR_RETURN(auto ch,
                      DialMutualTls(config.tls(), n.address, n.identity));
     n.stub = gwmirror::v1::Replica::NewStub(ch);

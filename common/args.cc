@@ -3,6 +3,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 
 namespace gwmirror {
 
@@ -78,6 +80,25 @@ absl::StatusOr<uint64_t> Args::RequireUint(const std::string& name) const {
     return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
   }
   return UintOr(name, 0);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+Args::RequireNodes(const std::string& name) const {
+  ASSIGN_OR_RETURN(std::string list, Require(name));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (absl::string_view item : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(item, '@');
+    if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", name, " wants IDENTITY@HOST:PORT[,...]; got \"", item, "\""));
+    }
+    out.emplace_back(parts[0], parts[1]);
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " names no node"));
+  }
+  return out;
 }
 
 }  // namespace gwmirror

@@ -26,6 +26,10 @@ class Args {
   absl::StatusOr<uint64_t> UintOr(const std::string& name, uint64_t dflt) const;
   bool Has(const std::string& flag) const { return flags_.count(flag) > 0; }
   const std::vector<std::string>& positional() const { return positional_; }
+  // --name IDENTITY@HOST:PORT[,...] (nodes named by certificate and
+  // address), in order.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RequireNodes(
+      const std::string& name) const;
 
  private:
   std::map<std::string, std::string> values_;

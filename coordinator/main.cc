@@ -3,6 +3,7 @@
 // Exit 0 on SIGTERM/SIGINT; otherwise non-zero with one line on stderr.
 
 #include <cstdio>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "common/args.h"
@@ -15,17 +16,24 @@
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/recover.h"
 
 namespace gwmirror {
 namespace {
 
-absl::Status Serve(const std::string& path) {
+absl::StatusOr<gwmirror::v1::CoordinatorConfig> LoadConfig(
+    const std::string& path) {
   ASSIGN_OR_RETURN(std::string json, ReadFileToString(path));
   gwmirror::v1::CoordinatorConfig config;
   RETURN_IF_ERROR(ParseJson(json, path, &config));
   if (absl::Status st = ValidateCoordinatorConfig(config); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
   }
+  return config;
+}
+
+absl::Status Serve(const std::string& path) {
+  ASSIGN_OR_RETURN(gwmirror::v1::CoordinatorConfig config, LoadConfig(path));
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> c, Coordinator::Open(config));
   CoordinatorService nodes(c.get());
   ControlService control(c.get());
@@ -56,14 +64,28 @@ absl::Status Serve(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status Recover(const std::string& path, const Args& args) {
+  ASSIGN_OR_RETURN(gwmirror::v1::CoordinatorConfig config, LoadConfig(path));
+  ASSIGN_OR_RETURN(std::string active, args.Require("active-site"));
+  ASSIGN_OR_RETURN(auto nodes, args.RequireNodes("node"));
+  std::vector<std::string> report;
+  absl::Status st = RecoverState(config, active, nodes, &report).status();
+  for (const std::string& line : report) std::cout << line << "\n";
+  return st;
+}
+
 int Main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) != "serve") {
+  const std::string cmd = argc >= 2 ? argv[1] : "";
+  if (cmd != "serve" && cmd != "recover") {
     std::fprintf(stderr,
                  "usage: gwmirror-coordinator serve --config FILE "
-                 "[--log-format text|json]\n");
+                 "[--log-format text|json]\n"
+                 "       gwmirror-coordinator recover --config FILE "
+                 "--active-site SITE --node ID@HOST:PORT[,...]\n");
     return 2;
   }
-  auto args = Args::Parse(argc, argv, 2, {"config", "log-format"}, {});
+  auto args = Args::Parse(argc, argv, 2,
+                          {"config", "log-format", "active-site", "node"}, {});
   absl::Status st = args.status();
   if (st.ok()) {
     auto format = ParseLogFormat(args->Get("log-format").value_or("text"));
@@ -72,7 +94,9 @@ int Main(int argc, char** argv) {
   }
   if (st.ok()) {
     auto path = args->Require("config");
-    st = path.ok() ? Serve(*path) : path.status();
+    st = !path.ok()       ? path.status()
+         : cmd == "serve" ? Serve(*path)
+                          : Recover(*path, *args);
   }
   if (st.ok()) return 0;
   std::fprintf(stderr, "gwmirror-coordinator: %s\n",

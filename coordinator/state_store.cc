@@ -214,6 +214,43 @@ absl::Status StateStore::AdoptActive(uint64_t epoch, const std::string& site) {
   return absl::OkStatus();
 }
 
+absl::Status StateStore::Recover(const Recovered& r) {
+  absl::MutexLock l(&mu_);
+  RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
+    Statement count(db_.get(), "SELECT COUNT(*) FROM checkpoints");
+    ASSIGN_OR_RETURN(bool row, count.Step());
+    if (row && count.Int(0) != 0) {
+      return absl::FailedPreconditionError(
+          "the coordinator state already records checkpoints: recover only "
+          "rebuilds a lost state (move the old state.db away first)");
+    }
+    Statement up(db_.get(),
+                 "INSERT OR REPLACE INTO meta(key, value) VALUES "
+                 "('epoch', ?1), ('active_site', ?2), ('fenced_site', ?3), "
+                 "('pins', ?4)");
+    up.BindText(1, absl::StrCat(r.epoch))
+        .BindText(2, r.active_site)
+        .BindText(3, r.fenced_site)
+        .BindText(4, absl::StrJoin(r.pins, ","));
+    RETURN_IF_ERROR(Run(up));
+    if (r.checkpoint == 0) return absl::OkStatus();
+    Statement ins(
+        db_.get(),
+        "INSERT INTO checkpoints(id, epoch, state, cut_ms, "
+        "consistent_ms, applied_ms, reason) VALUES "
+        "(?1, ?2, 'applied', ?3, ?3, ?3, 'recovered from the nodes')");
+    ins.Bind(1, static_cast<int64_t>(r.checkpoint))
+        .Bind(2, static_cast<int64_t>(r.epoch))
+        .Bind(3, r.cut_ms);
+    return Run(ins);
+  }));
+  epoch_ = r.epoch;
+  active_site_ = r.active_site;
+  fenced_site_ = r.fenced_site;
+  pins_ = {r.pins.begin(), r.pins.end()};
+  return absl::OkStatus();
+}
+
 std::vector<uint64_t> StateStore::Pins() const {
   absl::MutexLock l(&mu_);
   return {pins_.begin(), pins_.end()};

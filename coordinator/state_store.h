@@ -59,6 +59,20 @@ class StateStore {
   absl::Status AdoptActive(uint64_t epoch, const std::string& site)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Rebuilds a lost state from what the nodes hold (`gwmirror-coordinator
+  // recover`): the epoch, the active and fenced sites, the newest committed
+  // checkpoint (recorded as applied, so new ids follow it and the RPO
+  // counts from its cut) and the pins. Only into a store that has recorded
+  // no checkpoint yet.
+  struct Recovered {
+    uint64_t epoch = 1;
+    std::string active_site, fenced_site;
+    uint64_t checkpoint = 0;
+    int64_t cut_ms = 0;
+    std::vector<uint64_t> pins;
+  };
+  absl::Status Recover(const Recovered& r) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Checkpoints the operators pinned (retention on the replicas keeps
   // them); Pin adds or removes one.
   std::vector<uint64_t> Pins() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -31,6 +31,34 @@ TEST_F(StateStoreTest, FreshStoreStartsAtEpochOneWithTheInitialActiveSite) {
   EXPECT_EQ((*s)->ActiveSite(), "production");
 }
 
+// A state rebuilt from the nodes survives a reopen, new ids follow the
+// recovered checkpoint, and only a store without checkpoints is rebuilt.
+TEST_F(StateStoreTest, RecoveredStateHoldsAndNewIdsFollowIt) {
+  StateStore::Recovered r;
+  r.epoch = 3;
+  r.active_site = "standby";
+  r.fenced_site = "production";
+  r.checkpoint = 41;
+  r.cut_ms = 5000;
+  r.pins = {7, 12};
+  ASSERT_TRUE(store_->Recover(r).ok());
+  Reopen();
+  EXPECT_EQ(store_->Epoch(), 3u);
+  EXPECT_EQ(store_->ActiveSite(), "standby");
+  EXPECT_EQ(store_->FencedSite(), "production");
+  EXPECT_EQ(store_->Pins(), (std::vector<uint64_t>{7, 12}));
+  auto last = store_->List(1, true);
+  ASSERT_TRUE(last.ok() && last->size() == 1);
+  EXPECT_EQ(last->front().id(), 41u);
+  EXPECT_EQ(last->front().cut_unix_ms(), 5000);
+  auto next = store_->BeginCut(3, 6000);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, 42u);
+  absl::Status again = store_->Recover(r);
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Epoch(), 3u);
+}
+
 TEST_F(StateStoreTest, CheckpointLifecycleSurvivesReopen) {
   auto n = store_->BeginCut(1, 1000);
   ASSERT_TRUE(n.ok());

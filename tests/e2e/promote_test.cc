@@ -200,5 +200,70 @@ TEST_F(SwitchTest, FailbackTakesAFinalCheckpointAndLosesNothing) {
             "y\n");
 }
 
+// The coordinator's state is lost after a promote (epoch 2, the standby
+// active, a pinned checkpoint): `gwmirror-coordinator recover` rebuilds it
+// from the nodes, and the restarted coordinator goes on where the cluster
+// was instead of starting over at epoch 1 (which every node would refuse).
+TEST_F(SwitchTest, LostCoordinatorStateIsRecoveredFromTheNodes) {
+  auto a = Checkpoint();
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(Cli({"pin", "--checkpoint", absl::StrCat(*a)}).exit_code, 0);
+  testing::WriteFile(Gw(Prod(1), "conf/b.props"), "b\n");
+  ASSERT_TRUE(Checkpoint().ok());
+  RunResult promoted = Cli({"promote", "--yes"});
+  ASSERT_EQ(promoted.exit_code, 0) << promoted.err;
+  WaitHealthy();
+  testing::WriteFile(Gw(Standby(1), "conf/c.props"), "c\n");
+  absl::StatusOr<uint64_t> c;
+  for (int i = 0; i < 40 && !(c = Checkpoint()).ok(); ++i) usleep(250000);
+  ASSERT_TRUE(c.ok()) << c.status();
+
+  Kill(sb_.coordinator_process());
+  const std::string state = Dir() + "/coordinator/state";
+  ASSERT_EQ(rename(state.c_str(), (state + ".lost").c_str()), 0);
+  const std::string config = sb_.coordinator_process().config();
+  const std::string nodes =
+      absl::StrCat("gw1-production@", sb_.slots(0).production().address(),
+                   ",gw1-standby@", sb_.slots(0).standby().address());
+  auto recover = [&](const std::string& node_list) {
+    return testing::Run({Bin("gwmirror-coordinator"), "recover", "--config",
+                         config, "--active-site", "standby", "--node",
+                         node_list});
+  };
+  RunResult partial =
+      recover(absl::StrCat("gw1-standby@", sb_.slots(0).standby().address()));
+  EXPECT_EQ(partial.exit_code, 2) << partial.err;
+  EXPECT_TRUE(absl::StrContains(partial.err, "missing: gw1-production"))
+      << partial.err;
+  RunResult r = recover(nodes);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(
+      r.out, absl::StrCat("recovered: epoch 2, standby active, production "
+                          "fenced, last checkpoint ",
+                          *c, ", pins: ", *a)))
+      << r.out;
+  r = recover(nodes);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "already records checkpoints")) << r.err;
+
+  Restart(sb_.coordinator_process());
+  WaitHealthy();
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.epoch(), 2u);
+  EXPECT_EQ(s.active_site(), "standby");
+  EXPECT_EQ(s.last_consistent().id(), *c);
+  testing::WriteFile(Gw(Standby(1), "conf/d.props"), "d\n");
+  auto d = Checkpoint();
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_GT(*d, *c);
+  EXPECT_EQ(testing::ReadFile(Gw(Prod(1), "conf/d.props")), "d\n");
+  // The pin came back with the state (from the history gw1-standby kept
+  // from its replica days): the coordinator's pins are A and the new one.
+  RunResult pin = Cli({"pin", "--checkpoint", absl::StrCat(*d)});
+  ASSERT_EQ(pin.exit_code, 0) << pin.err;
+  EXPECT_TRUE(absl::StrContains(pin.out, absl::StrCat(*a, ", ", *d)))
+      << pin.out;
+}
+
 }  // namespace
 }  // namespace gwmirror

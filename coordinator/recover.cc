@@ -1,0 +1,137 @@
+#include "coordinator/recover.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "common/tls.h"
+#include "gwmirror/v1/replica.grpc.pb.h"
+
+namespace gwmirror {
+namespace {
+
+// One read-only call at epoch 0 (controllers may read without an epoch).
+template <typename Resp, typename Req, typename Method>
+absl::StatusOr<Resp> Read(gwmirror::v1::Replica::Stub* stub,
+                          const std::string& who, Method method) {
+  Req req;
+  req.mutable_envelope()->set_epoch(0);
+  Resp resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(2)));
+  absl::Status st = FromGrpc((stub->*method)(&ctx, req, &resp));
+  if (!st.ok()) {
+    return absl::Status(st.code(), absl::StrCat(who, ": ", st.message()));
+  }
+  return resp;
+}
+
+}  // namespace
+
+absl::StatusOr<StateStore::Recovered> RecoverState(
+    const gwmirror::v1::CoordinatorConfig& config,
+    const std::string& active_site,
+    const std::vector<std::pair<std::string, std::string>>& nodes,
+    std::vector<std::string>* report) {
+  const auto& sites = config.sites();
+  if (std::find(sites.begin(), sites.end(), active_site) == sites.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--active-site \"", active_site, "\" is not one of (",
+                     absl::StrJoin(sites, ", "), ")"));
+  }
+  std::map<std::string, const gwmirror::v1::ClusterMember*> members;
+  for (const auto& m : config.members()) members[m.identity()] = &m;
+  std::set<std::string> seen;
+  for (const auto& [identity, address] : nodes) {
+    if (!members.count(identity)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", identity, "\" is not a member of this cluster"));
+    }
+    if (!seen.insert(identity).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", identity, "\" is named twice"));
+    }
+  }
+  std::vector<std::string> missing;
+  for (const auto& [identity, m] : members) {
+    if (!seen.count(identity)) missing.push_back(identity);
+  }
+  if (!missing.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "every member must be asked, so that no node holds a later epoch or "
+        "checkpoint than the rebuilt state; missing: ",
+        absl::StrJoin(missing, ", ")));
+  }
+  StateStore::Recovered r;
+  r.active_site = active_site;
+  r.epoch = 0;
+  std::set<uint64_t> pins;
+  std::map<uint64_t, int64_t> committed_ms;
+  for (const auto& [identity, address] : nodes) {
+    ASSIGN_OR_RETURN(auto channel,
+                     DialMutualTls(config.tls(), address, identity));
+    auto stub = gwmirror::v1::Replica::NewStub(channel);
+    ASSIGN_OR_RETURN(
+        auto state,
+        (Read<gwmirror::v1::ReplicaState, gwmirror::v1::GetStateRequest>(
+            stub.get(), identity, &gwmirror::v1::Replica::Stub::GetState)));
+    r.epoch = std::max(r.epoch, state.epoch());
+    r.checkpoint = std::max(r.checkpoint, state.committed_checkpoint());
+    std::string line = absl::StrCat(
+        identity, " (", members[identity]->site(), "): epoch ", state.epoch(),
+        ", committed checkpoint ", state.committed_checkpoint());
+    {
+      ASSIGN_OR_RETURN(
+          auto history,
+          (Read<gwmirror::v1::HistoryList, gwmirror::v1::ListHistoryRequest>(
+              stub.get(), identity,
+              &gwmirror::v1::Replica::Stub::ListHistory)));
+      std::vector<uint64_t> pinned;
+      for (const auto& p : history.points()) {
+        if (p.pinned()) pinned.push_back(p.checkpoint());
+        committed_ms[p.checkpoint()] =
+            std::max(committed_ms[p.checkpoint()], p.committed_unix_ms());
+      }
+      pins.insert(pinned.begin(), pinned.end());
+      absl::StrAppend(&line, ", ", history.points_size(),
+                      " retained checkpoints, pinned: ",
+                      pinned.empty() ? "none" : absl::StrJoin(pinned, ", "));
+    }
+    report->push_back(line);
+  }
+  r.epoch = std::max<uint64_t>(r.epoch, 1);
+  if (r.epoch == 1 && active_site != config.initial_active_site()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "every node is at epoch 1, so no promote ever happened and the "
+        "active site is still \"",
+        config.initial_active_site(), "\", not \"", active_site, "\""));
+  }
+  if (r.epoch > 1) {
+    for (const auto& s : sites) {
+      if (s != active_site) r.fenced_site = s;
+    }
+  }
+  r.pins.assign(pins.begin(), pins.end());
+  // Its cut time is not kept on the nodes; their commit time, a little
+  // later, stands in (the RPO shown is short by the cut-to-commit time).
+  r.cut_ms = committed_ms.count(r.checkpoint) ? committed_ms[r.checkpoint]
+                                              : absl::ToUnixMillis(absl::Now());
+  RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
+  ASSIGN_OR_RETURN(auto store,
+                   StateStore::Open(config.state_dir() + "/state.db",
+                                    config.initial_active_site()));
+  RETURN_IF_ERROR(store->Recover(r));
+  report->push_back(absl::StrCat(
+      "recovered: epoch ", r.epoch, ", ", r.active_site, " active",
+      r.fenced_site.empty() ? "" : absl::StrCat(", ", r.fenced_site, " fenced"),
+      ", last checkpoint ", r.checkpoint,
+      ", pins: ", r.pins.empty() ? "none" : absl::StrJoin(r.pins, ", ")));
+  return r;
+}
+
+}  // namespace gwmirror
