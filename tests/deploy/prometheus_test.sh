@@ -7,7 +7,9 @@
 #   2. a one-slot sandbox with its database servers runs; Prometheus
 #      scrapes the coordinator and both nodes at the `metrics_url`s of
 #      sandbox.json every second, with the alert rules loaded;
-#   3. through Prometheus's HTTP API: every target is up, the RPO and lag
+#   3. every daemon's gRPC health service says SERVING for itself and its
+#      services (`gwmirror health`), and NOT_FOUND for a service it lacks;
+#   4. through Prometheus's HTTP API: every target is up, the RPO and lag
 #      series come back with samples over time, the RPO falls at a
 #      checkpoint, the rules are loaded and healthy, and every metric in
 #      docs/OPERATIONS.md's tables is in the scrape and every scraped
@@ -80,6 +82,26 @@ cfg = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
 json.dump(cfg, open(f"{W}/prometheus.yml", "w"))  # JSON is YAML
 PY
 promtool check config "$W/prometheus.yml" >/dev/null
+
+echo "== gRPC health of every daemon"
+export GWMIRROR_CONFIG="$W/sb/cli.json"
+"$G" health --service gwmirror.v1.Control
+python3 - "$W" >"$W/nodes" <<'PY'
+import json, sys
+sb = json.load(open(f"{sys.argv[1]}/sb/sandbox.json"))
+for slot in sb["slots"]:
+    for site in ("production", "standby"):
+        print(f'{slot["name"]}-{site} {slot[site]["address"]}')
+PY
+while read -r name address; do
+  for service in gwmirror.v1.Replica gwmirror.v1.Source; do
+    "$G" health --address "$address" --name "$name" --service $service
+  done
+done <"$W/nodes"
+if "$G" health --service no.such.Service 2>"$W/health.err"; then
+  echo "prometheus_test: an unknown service was reported healthy" >&2; exit 1
+fi
+grep -q "service name unknown" "$W/health.err"
 prometheus --config.file="$W/prometheus.yml" --storage.tsdb.path="$W/tsdb" \
   --web.listen-address="127.0.0.1:$port" --log.level=warn >"$W/prometheus.log" 2>&1 &
 prom_pid=$!
