@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# gwmirror beside `rsync -a --delete` to an rsync daemon on loopback, on the
-# same data in the same run. Prints a table of min and median wall time,
-# bytes on the wire, the source's CPU seconds and peak RSS, and the ratio to
-# rsync. Every figure is relative to rsync measured here and now.
+# The benchmark driver (issue 8): gwmirror beside `rsync -a --delete` to an
+# rsync daemon on loopback, and beside lsyncd for latency, on the same
+# deterministic data in the same run. Prints a table per part: wall time
+# (min, median), bytes on the wire, CPU seconds and peak RSS at the source
+# and the replica, and ratios to rsync; then latency, idle cost and a
+# churn soak (tests/bench/latency_bench.sh). Every figure is relative to
+# its peer measured here and now.
 #
 #   tests/bench/bench.sh [--size small|large] [--dump-mib N] [--runs R]
+#       [--latency-changes N] [--default-delay-changes N]
+#       [--soak-seconds S] [--soak-rate R] [--no-latency]
 #
-# CI runs it at --size small --dump-mib 8 --runs 1 to prove it works.
+# CI runs it tiny (tests/CMakeLists.txt, bench_smoke) to prove it works.
 set -euo pipefail
-size=small; dump_mib=64; runs=3
+size=small; dump_mib=64; runs=3; latency=(); no_latency=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=$2; shift 2;;
     --dump-mib) dump_mib=$2; shift 2;;
     --runs) runs=$2; shift 2;;
+    --latency-changes) latency+=(--changes "$2"); shift 2;;
+    --default-delay-changes|--soak-seconds|--soak-rate|--idle-seconds)
+      latency+=("$1" "$2"); shift 2;;
+    --no-latency) no_latency=1; shift;;
     *) echo "bench: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -74,7 +83,18 @@ start_replica() {
 stop_replica() { kill "$replica_pid"; wait "$replica_pid" 2>/dev/null || true; }
 
 results="$W/results.tsv"; : > "$results"
-# run_gw SCENARIO CHECKPOINT: one timed push+commit; records wall, wire, cpu, rss.
+scans="$W/scans.tsv"; : > "$scans"
+# CPU seconds of a process (its own, or with "children" those of the
+# children it reaped), and its peak RSS in KiB.
+cpu_of() {
+  local f; f=$(cut -d')' -f2- "/proc/$1/stat")
+  set -- $f "${2:-self}"
+  if [ "${!#}" = children ]; then echo "scale=2; (${15} + ${16}) / $(getconf CLK_TCK)" | bc
+  else echo "scale=2; (${12} + ${13}) / $(getconf CLK_TCK)" | bc; fi
+}
+rss_of() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# run_gw SCENARIO CHECKPOINT: one timed push+commit to a freshly started
+# replica; records wall, wire, CPU and peak RSS of both sides.
 run_gw() {
   local t0 t1 out
   t0=$(now)
@@ -82,17 +102,20 @@ run_gw() {
   t1=$(now)
   read -r u s m < "$W/time"
   wire=$(sed -E 's/.*"wire_bytes": ([0-9]+).*/\1/' <<<"$out")
-  echo -e "$1\tgwmirror\t$(echo "$t1 - $t0" | bc)\t$wire\t$(echo "$u + $s" | bc)\t$m" >> "$results"
+  echo -e "$1\tgwmirror\t$(echo "$t1 - $t0" | bc)\t$wire\t$(echo "$u + $s" | bc)\t$m\t$(cpu_of "$replica_pid")\t$(rss_of "$replica_pid")" >> "$results"
+  python3 -c 'import json, sys; r = json.loads(sys.argv[2]); print(sys.argv[1], r["entries"], r["index_hits"], r["bytes_hashed"], sep="\t")' "$1" "$out" >> "$scans"
 }
 run_rsync() {
-  local t0 t1 out
+  local t0 t1 out d0
+  d0=$(cpu_of "$rsyncd_pid" children)
   t0=$(now)
   out=$(/usr/bin/time -f '%U %S %M' -o "$W/time" rsync -a --delete --stats "${rsync_sel[@]}" "$W/prod/" "rsync://127.0.0.1:$rport/standby/")
   t1=$(now)
   read -r u s m < "$W/time"
   sent=$(grep 'Total bytes sent' <<<"$out" | tr -dc 0-9)
   recv=$(grep 'Total bytes received' <<<"$out" | tr -dc 0-9)
-  echo -e "$1\trsync\t$(echo "$t1 - $t0" | bc)\t$((sent + recv))\t$(echo "$u + $s" | bc)\t$m" >> "$results"
+  sleep 0.2  # the daemon reaps its child
+  echo -e "$1\trsync\t$(echo "$t1 - $t0" | bc)\t$((sent + recv))\t$(echo "$u + $s" | bc)\t$m\t$(echo "$(cpu_of "$rsyncd_pid" children) - $d0" | bc)\t-" >> "$results"
 }
 # Snapshots so that every run of a scenario starts from the same state.
 snap() { rm -rf "$W/snap-$1"; mkdir -p "$W/snap-$1"; for d in standby rstate sstate rsync-dest; do [ -e "$W/$d" ] && cp -a "$W/$d" "$W/snap-$1/"; done; true; }
@@ -107,27 +130,30 @@ scenario() {  # scenario NAME SNAPSHOT
   done
 }
 
-cp "$W/dumpsrc/base.sql" "$W/prod/var/lib/gwmirror/dumps/metrics.sql"
 snap empty
-scenario "initial: installation + ${dump_mib} MiB dump" empty
-# Keep the state after the last initial run as the base of the next ones.
-snap initial
+scenario "initial: installation" empty
+# Each scenario starts from the state the last run of the one before left.
+snap installed
+scenario "no change: rescan (restart over the index)" installed
+restore installed
+cp "$W/dumpsrc/base.sql" "$W/prod/var/lib/gwmirror/dumps/metrics.sql"
+scenario "initial: ${dump_mib} MiB dump" installed
+snap dumped
 "$G" changeset --dir "$W/prod" --percent 1 >/dev/null
-scenario "incremental: 1% change set" initial
+scenario "incremental: 1% change set" dumped
 snap changed
-scenario "no change (rescan)" changed
-restore changed
 cp "$W/dumpsrc/changed.sql" "$W/prod/var/lib/gwmirror/dumps/metrics.sql"
 scenario "dump: 1% rows changed + shifts" changed
 
-python3 - "$results" <<'PY'
+python3 - "$results" "$scans" <<'PY'
 import sys, statistics, collections
 rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
-    scen, tool, wall, wire, cpu, rss = line.rstrip("\n").split("\t")
-    rows.setdefault(scen, {}).setdefault(tool, []).append((float(wall), int(wire), float(cpu), int(rss)))
-print("| scenario | tool | wall min s | wall median s | bytes on wire | source CPU s | source peak RSS MiB | wall ratio to rsync (median) | bytes ratio to rsync |")
-print("|---|---|---|---|---|---|---|---|---|")
+    scen, tool, wall, wire, cpu, rss, rcpu, rrss = line.rstrip("\n").split("\t")
+    rows.setdefault(scen, {}).setdefault(tool, []).append(
+        (float(wall), int(wire), float(cpu), int(rss), float(rcpu), None if rrss == "-" else int(rrss)))
+print("| scenario | tool | wall min s | wall median s | bytes on wire | source CPU s | replica CPU s | source peak RSS MiB | replica peak RSS MiB | wall ratio to rsync (median) | bytes ratio to rsync |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for scen, tools in rows.items():
     ref = tools.get("rsync")
     refw = statistics.median(r[0] for r in ref) if ref else None
@@ -137,8 +163,23 @@ for scen, tools in rows.items():
         if not rs: continue
         w = [r[0] for r in rs]; b = statistics.median(r[1] for r in rs)
         c = statistics.median(r[2] for r in rs); m = max(r[3] for r in rs) / 1024
+        rc = statistics.median(r[4] for r in rs)
+        rm = "-" if rs[0][5] is None else f"{max(r[5] for r in rs) / 1024:.0f}"
         med = statistics.median(w)
         ratio = f"{med / refw:.2f}" if refw else "-"
-        bratio = f"{b / refb:.3f}" if refb else "-"
-        print(f"| {scen} | {tool} | {min(w):.3f} | {med:.3f} | {int(b)} | {c:.2f} | {m:.0f} | {ratio} | {bratio} |")
+        bratio = f"{b / refb:.3f}" if refb and refb > 0 else "-"
+        print(f"| {scen} | {tool} | {min(w):.3f} | {med:.3f} | {int(b)} | {c:.2f} | {rc:.2f} | {m:.0f} | {rm} | {ratio} | {bratio} |")
+print()
+print("| scenario (gwmirror, last run) | entries | files found unchanged by the index | bytes hashed |")
+print("|---|---|---|---|")
+last = collections.OrderedDict()
+for line in open(sys.argv[2]):
+    scen, entries, hits, hashed = line.rstrip("\n").split("\t")
+    last[scen] = (int(entries), int(hits), int(hashed))
+for scen, (entries, hits, hashed) in last.items():
+    print(f"| {scen} | {entries} | {hits} | {hashed} |")
 PY
+if [ "$no_latency" = 0 ]; then
+  echo
+  GWMIRROR_BIN_DIR="$bin" bash "$top/tests/bench/latency_bench.sh" --size "$size" "${latency[@]}"
+fi

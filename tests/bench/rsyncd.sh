@@ -1,6 +1,6 @@
 # Sourced by the benchmarks: an rsync daemon on a free loopback port with
 # one writable module "standby" at $W/rsync-dest, running in the background
-# of the caller (its cleanup kills it). Sets $rport.
+# of the caller (its cleanup kills it). Sets $rport and $rsyncd_pid.
 rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$W/rsync-dest"
 cat > "$W/rsyncd.conf" <<CONF
@@ -13,4 +13,5 @@ use chroot = no
   gid = root
 CONF
 rsync --daemon --no-detach --address=127.0.0.1 --port=$rport --config="$W/rsyncd.conf" &
+rsyncd_pid=$!
 for _ in $(seq 100); do rsync "rsync://127.0.0.1:$rport/" >/dev/null 2>&1 && break; sleep 0.05; done
