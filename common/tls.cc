@@ -210,7 +210,8 @@ CertificateInfo Inspect(X509* cert) {
       char buf[64] = {};
       int len = ASN1_STRING_length(n->d.iPAddress);
       const unsigned char* p = ASN1_STRING_get0_data(n->d.iPAddress);
-      if (inet_ntop(len == 4 ? AF_INET : AF_INET6, p, buf, sizeof buf)) {
+      if ((len == 4 || len == 16) &&
+          inet_ntop(len == 4 ? AF_INET : AF_INET6, p, buf, sizeof buf)) {
         info.hosts.emplace_back(buf);
       }
     }

@@ -279,6 +279,10 @@ int Main(int argc, char** argv) {
   // back in for every segment.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  // gRPC's threads would each get a malloc arena of their own, each keeping
+  // its freed buffers: two arenas keep a replica over the large sample
+  // installation under 100 MB (docs/BENCHMARKS.md).
+  mallopt(M_ARENA_MAX, 2);
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: gwmirror-node serve|push|scan|restore --config FILE "
