@@ -347,14 +347,15 @@ absl::Status DoUp(const Args& a,
   std::cout << "sandbox up in " << dir << ": " << slots
             << " slots, first checkpoint " << first.id() << " applied\n"
             << "  coordinator " << coord_address << " (log "
-            << out.coordinator_process().log() << "), metrics http://"
-            << out.metrics() << "/metrics\n";
+            << out.coordinator_process().log() << "), metrics "
+            << out.metrics_url() << "\n";
   for (const auto& s : out.slots()) {
     std::cout << "  " << s.name() << ": production " << s.production().address()
-              << " root " << s.production().root() << "\n"
+              << " root " << s.production().root() << " metrics "
+              << s.production().metrics_url() << "\n"
               << "  " << std::string(s.name().size(), ' ') << "  standby    "
               << s.standby().address() << " root " << s.standby().root()
-              << "\n";
+              << " metrics " << s.standby().metrics_url() << "\n";
   }
   std::cout << "  description: " << dir << "/sandbox.json\n"
             << "  try: " << bin << "/gwmirror status --config "

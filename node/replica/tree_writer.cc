@@ -59,6 +59,18 @@ absl::StatusOr<std::pair<UniqueFd, std::string>> TreeWriter::OpenParent(
   }
   std::string rel = path.substr(root->path.size() + 1);
   std::vector<std::string> parts = SplitPath(rel);
+  const std::string dir = path.substr(0, path.rfind('/'));
+  {
+    absl::MutexLock l(&cache_->mu);
+    struct stat st;
+    // A directory removed since (by anyone) has no links left: walk again.
+    if (cache_->fd.valid() && cache_->dir == dir &&
+        fstat(cache_->fd.get(), &st) == 0 && st.st_nlink > 0) {
+      UniqueFd cur(dup(cache_->fd.get()));
+      if (!cur.valid()) return ErrnoStatus(errno, "dup");
+      return std::make_pair(std::move(cur), parts.back());
+    }
+  }
   UniqueFd cur(dup(root->fd.get()));
   if (!cur.valid()) return ErrnoStatus(errno, "dup");
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
@@ -75,7 +87,18 @@ absl::StatusOr<std::pair<UniqueFd, std::string>> TreeWriter::OpenParent(
     }
     cur.Reset(next);
   }
+  {
+    absl::MutexLock l(&cache_->mu);
+    cache_->dir = dir;
+    cache_->fd.Reset(dup(cur.get()));
+  }
   return std::make_pair(std::move(cur), parts.back());
+}
+
+void TreeWriter::DropCachedDirectory() const {
+  absl::MutexLock l(&cache_->mu);
+  cache_->dir.clear();
+  cache_->fd.Reset(-1);
 }
 
 absl::StatusOr<UniqueFd> TreeWriter::OpenFileForRead(
@@ -96,6 +119,7 @@ absl::StatusOr<UniqueFd> TreeWriter::OpenFileForRead(
 }
 
 absl::Status TreeWriter::Remove(const std::string& path) const {
+  DropCachedDirectory();
   auto parent = OpenParent(path);
   if (absl::IsNotFound(parent.status())) return absl::OkStatus();
   RETURN_IF_ERROR(parent.status());
@@ -144,6 +168,7 @@ absl::Status TreeWriter::PlaceFile(const std::string& path,
   struct stat st;
   if (fstatat(dfd, parent.second.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
       S_ISDIR(st.st_mode)) {
+    DropCachedDirectory();
     RETURN_IF_ERROR(RemoveAt(dfd, parent.second));
   }
   if (renameat(dfd, tmp.c_str(), dfd, parent.second.c_str()) != 0) {
@@ -172,6 +197,7 @@ absl::Status TreeWriter::PlaceSymlink(const std::string& path,
         return absl::OkStatus();
       }
     }
+    DropCachedDirectory();
     RETURN_IF_ERROR(RemoveAt(dfd, parent.second));
   }
   if (symlinkat(target.c_str(), dfd, name) != 0) {

@@ -4,14 +4,20 @@
 // symlink planted in the tree cannot redirect a write outside it. Symlinks
 // in the configured root prefix itself (e.g. /opt -> /data/opt) are trusted
 // configuration. Every operation is idempotent, which the redo journal of
-// ReplicaStore relies on. Thread-compatible.
+// ReplicaStore relies on. The directory of the last path walked is kept
+// open, so files of one directory (a commit applies them in path order) do
+// not walk the path again; it is dropped when this writer removes or
+// replaces anything that may be a directory, and not used once its
+// directory is gone. Thread-safe.
 #ifndef GWMIRROR_NODE_REPLICA_TREE_WRITER_H_
 #define GWMIRROR_NODE_REPLICA_TREE_WRITER_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/fd.h"
 #include "common/manifest.h"
 
@@ -54,8 +60,16 @@ class TreeWriter {
     UniqueFd fd;
   };
   const Root* RootOf(const std::string& path) const;
+  // The last parent directory walked to: its path and descriptor.
+  struct DirCache {
+    absl::Mutex mu;
+    std::string dir ABSL_GUARDED_BY(mu);
+    UniqueFd fd ABSL_GUARDED_BY(mu);
+  };
+  void DropCachedDirectory() const;
 
   std::vector<Root> roots_;
+  std::unique_ptr<DirCache> cache_ = std::make_unique<DirCache>();
 };
 
 }  // namespace gwmirror

@@ -89,7 +89,7 @@ scans="$W/scans.tsv"; : > "$scans"
 cpu_of() {
   local f; f=$(cut -d')' -f2- "/proc/$1/stat")
   set -- $f "${2:-self}"
-  if [ "${!#}" = children ]; then echo "scale=2; (${15} + ${16}) / $(getconf CLK_TCK)" | bc
+  if [ "${!#}" = children ]; then echo "scale=2; (${14} + ${15}) / $(getconf CLK_TCK)" | bc
   else echo "scale=2; (${12} + ${13}) / $(getconf CLK_TCK)" | bc; fi
 }
 rss_of() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
