@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "common/config.h"
 #include "common/grpc_status.h"
+#include "common/replica_call.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
@@ -34,16 +35,8 @@ struct StandbyNode {
 template <typename Resp, typename Req, typename Method>
 absl::StatusOr<Resp> Call(StandbyNode& n, uint64_t epoch, Req req,
                           absl::Duration timeout, Method method) {
-  req.mutable_envelope()->set_epoch(epoch);
-  Resp resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  absl::Status st = FromGrpc(((*n.stub).*method)(&ctx, req, &resp));
-  if (!st.ok()) {
-    return absl::Status(st.code(),
-                        absl::StrCat(n.identity, ": ", st.message()));
-  }
-  return resp;
+  return CallReplica<Resp>(*n.stub, method, std::move(req), epoch, timeout,
+                           n.identity);
 }
 
 }  // namespace

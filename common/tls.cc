@@ -151,26 +151,36 @@ absl::StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* subject_key,
   return cert;
 }
 
-absl::StatusOr<X509Ptr> ReadCert(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
+absl::StatusOr<X509Ptr> ParseCert(absl::string_view pem,
+                                  const std::string& what) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a PEM certificate"));
+        absl::StrCat(what, ": not a PEM certificate"));
   }
   return cert;
 }
 
-absl::StatusOr<PkeyPtr> ReadKey(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
+absl::StatusOr<PkeyPtr> ParseKey(absl::string_view pem,
+                                 const std::string& what) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a PEM private key"));
+        absl::StrCat(what, ": not a PEM private key"));
   }
   return key;
+}
+
+absl::StatusOr<X509Ptr> ReadCert(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
+  return ParseCert(pem, path);
+}
+
+absl::StatusOr<PkeyPtr> ReadKey(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
+  return ParseKey(pem, path);
 }
 
 std::string CommonName(X509_NAME* name) {
@@ -277,21 +287,18 @@ absl::StatusOr<gwmirror::v1::TlsConfig> IssueCertificate(
 
 absl::StatusOr<CertificateInfo> InspectCertificate(absl::string_view pem,
                                                    const std::string& what) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!cert) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": not a PEM certificate"));
-  }
+  ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(pem, what));
   return Inspect(cert.get());
 }
 
-absl::StatusOr<CertificateInfo> CheckTlsMaterial(
-    const gwmirror::v1::TlsConfig& tls, absl::Time now) {
-  ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
-  ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(tls.ca_file()));
-  ASSIGN_OR_RETURN(X509Ptr cert, ReadCert(tls.cert_file()));
-  ASSIGN_OR_RETURN(PkeyPtr key, ReadKey(tls.key_file()));
+namespace {
+
+// CheckTlsMaterial of material already read.
+absl::StatusOr<CertificateInfo> CheckMaterial(
+    const Material& m, const gwmirror::v1::TlsConfig& tls, absl::Time now) {
+  ASSIGN_OR_RETURN(X509Ptr ca, ParseCert(m.ca, tls.ca_file()));
+  ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(m.cert, tls.cert_file()));
+  ASSIGN_OR_RETURN(PkeyPtr key, ParseKey(m.key, tls.key_file()));
   CertificateInfo ca_info = Inspect(ca.get());
   CertificateInfo info = Inspect(cert.get());
   auto refuse = [](auto&&... parts) {
@@ -349,6 +356,14 @@ absl::StatusOr<CertificateInfo> CheckTlsMaterial(
   return info;
 }
 
+}  // namespace
+
+absl::StatusOr<CertificateInfo> CheckTlsMaterial(
+    const gwmirror::v1::TlsConfig& tls, absl::Time now) {
+  ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
+  return CheckMaterial(m, tls, now);
+}
+
 void RecordCertificateExpiry(const CertificateInfo& info) {
   DefaultMetrics()
       .Gauge("gwmirror_certificate_expiry_timestamp_seconds",
@@ -361,7 +376,7 @@ void RecordCertificateExpiry(const CertificateInfo& info) {
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const gwmirror::v1::TlsConfig& tls) {
   ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
-  ASSIGN_OR_RETURN(CertificateInfo info, CheckTlsMaterial(tls, absl::Now()));
+  ASSIGN_OR_RETURN(CertificateInfo info, CheckMaterial(m, tls, absl::Now()));
   RecordCertificateExpiry(info);
   grpc::SslServerCredentialsOptions opts(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
@@ -374,7 +389,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
     const gwmirror::v1::TlsConfig& tls, const std::string& address,
     const std::string& server_name) {
   ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
-  RETURN_IF_ERROR(CheckTlsMaterial(tls, absl::Now()).status());
+  RETURN_IF_ERROR(CheckMaterial(m, tls, absl::Now()).status());
   grpc::SslCredentialsOptions opts;
   opts.pem_root_certs = m.ca;
   opts.pem_private_key = m.key;

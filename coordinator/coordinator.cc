@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/process.h"
+#include "common/replica_call.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
@@ -215,13 +216,8 @@ class Coordinator::Peers {
   absl::StatusOr<Resp> Call(const Node& n, uint64_t epoch, Req req,
                             absl::Duration timeout, Method method) {
     ASSIGN_OR_RETURN(auto ch, Channel(n));
-    req.mutable_envelope()->set_epoch(epoch);
-    Resp resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     auto stub = gwmirror::v1::Replica::NewStub(ch);
-    RETURN_IF_ERROR(FromGrpc(((*stub).*method)(&ctx, req, &resp)));
-    return resp;
+    return CallReplica<Resp>(*stub, method, std::move(req), epoch, timeout);
   }
 
  private:
@@ -240,6 +236,14 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
                                     config.initial_active_site()));
   std::unique_ptr<Coordinator> c(
       new Coordinator(std::move(config), std::move(store)));
+  // The certificate this process serves with (a renewed file on disk takes
+  // effect, and shows, at the next start).
+  if (auto pem = ReadFileToString(c->config_.tls().cert_file()); pem.ok()) {
+    if (auto cert = InspectCertificate(*pem, c->config_.tls().cert_file());
+        cert.ok()) {
+      c->own_cert_ = *std::move(cert);
+    }
+  }
   {
     absl::MutexLock l(&c->mu_);
     for (const auto& m : c->config_.members())
@@ -1398,13 +1402,10 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   s.set_epoch(store_->Epoch());
   s.set_active_site(store_->ActiveSite());
   s.set_fenced_site(store_->FencedSite());
-  if (auto pem = ReadFileToString(config_.tls().cert_file()); pem.ok()) {
-    if (auto cert = InspectCertificate(*pem, config_.tls().cert_file());
-        cert.ok()) {
-      s.set_coordinator_identity(cert->subject);
-      s.set_coordinator_certificate_expires_unix_ms(
-          absl::ToUnixMillis(cert->not_after));
-    }
+  if (own_cert_.has_value()) {
+    s.set_coordinator_identity(own_cert_->subject);
+    s.set_coordinator_certificate_expires_unix_ms(
+        absl::ToUnixMillis(own_cert_->not_after));
   }
   for (const auto& site : config_.sites()) s.add_sites(site);
   s.set_parity_policy(
@@ -1506,7 +1507,6 @@ std::string Coordinator::RenderMetrics() {
     absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ",
                     type, "\n");
   };
-  auto label = [](const std::string& v) { return EscapeLabelValue(v); };
   metric("gwmirror_epoch", "Current fencing epoch.", "gauge");
   absl::StrAppend(&out, "gwmirror_epoch ", s.epoch(), "\n");
   metric("gwmirror_rpo_seconds",
@@ -1526,14 +1526,16 @@ std::string Coordinator::RenderMetrics() {
          "gauge");
   for (const auto& slot : s.slots()) {
     absl::StrAppend(&out, "gwmirror_slot_lag_seconds{slot=\"",
-                    label(slot.name()), "\"} ", slot.lag_ms() / 1000.0, "\n");
+                    EscapeLabelValue(slot.name()), "\"} ",
+                    slot.lag_ms() / 1000.0, "\n");
   }
   metric("gwmirror_slot_pending_files",
          "Changed files the standby's committed tree does not hold yet.",
          "gauge");
   for (const auto& slot : s.slots()) {
     absl::StrAppend(&out, "gwmirror_slot_pending_files{slot=\"",
-                    label(slot.name()), "\"} ", slot.pending_files(), "\n");
+                    EscapeLabelValue(slot.name()), "\"} ", slot.pending_files(),
+                    "\n");
   }
   metric("gwmirror_slot_pending_bytes",
          "Bytes of changed files the standby's committed tree does not hold "
@@ -1541,7 +1543,8 @@ std::string Coordinator::RenderMetrics() {
          "gauge");
   for (const auto& slot : s.slots()) {
     absl::StrAppend(&out, "gwmirror_slot_pending_bytes{slot=\"",
-                    label(slot.name()), "\"} ", slot.pending_bytes(), "\n");
+                    EscapeLabelValue(slot.name()), "\"} ", slot.pending_bytes(),
+                    "\n");
   }
   metric("gwmirror_replica_drifted_entries",
          "Standby entries found differing from the committed checkpoint, "
@@ -1549,23 +1552,24 @@ std::string Coordinator::RenderMetrics() {
          "gauge");
   for (const auto& slot : s.slots()) {
     absl::StrAppend(&out, "gwmirror_replica_drifted_entries{slot=\"",
-                    label(slot.name()), "\"} ",
+                    EscapeLabelValue(slot.name()), "\"} ",
                     slot.replica().drifted_entries(), "\n");
   }
   metric("gwmirror_replica_applied_checkpoint",
          "Checkpoint each replica has applied.", "gauge");
   for (const auto& slot : s.slots()) {
     absl::StrAppend(&out, "gwmirror_replica_applied_checkpoint{slot=\"",
-                    label(slot.name()), "\"} ",
+                    EscapeLabelValue(slot.name()), "\"} ",
                     slot.replica().applied_checkpoint(), "\n");
   }
   metric("gwmirror_node_up", "1 when the node heartbeats in time.", "gauge");
   for (const auto& slot : s.slots()) {
     for (const auto* n : {&slot.source(), &slot.replica()}) {
       if (n->identity().empty()) continue;
-      absl::StrAppend(&out, "gwmirror_node_up{slot=\"", label(slot.name()),
-                      "\",site=\"", label(n->site()), "\",identity=\"",
-                      label(n->identity()), "\"} ", n->healthy() ? 1 : 0, "\n");
+      absl::StrAppend(
+          &out, "gwmirror_node_up{slot=\"", EscapeLabelValue(slot.name()),
+          "\",site=\"", EscapeLabelValue(n->site()), "\",identity=\"",
+          EscapeLabelValue(n->identity()), "\"} ", n->healthy() ? 1 : 0, "\n");
     }
   }
   metric("gwmirror_checkpoints", "Checkpoints recorded, by state.", "gauge");

@@ -23,6 +23,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -31,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/tls.h"
 #include "coordinator/parity.h"
 #include "coordinator/state_store.h"
 #include "gwmirror/v1/config.pb.h"
@@ -131,6 +133,8 @@ class Coordinator {
     Node source, replica;
   };
   class Peers;
+  // This coordinator's own certificate, as read at Open.
+  std::optional<CertificateInfo> own_cert_;
   // RunCheckpoint without its metrics.
   absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpointOnce(
       bool automatic);

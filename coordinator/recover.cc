@@ -7,32 +7,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/fd.h"
-#include "common/grpc_status.h"
+#include "common/replica_call.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 
 namespace gwmirror {
-namespace {
-
-// One read-only call at epoch 0 (controllers may read without an epoch).
-template <typename Resp, typename Req, typename Method>
-absl::StatusOr<Resp> Read(gwmirror::v1::Replica::Stub* stub,
-                          const std::string& who, Method method) {
-  Req req;
-  req.mutable_envelope()->set_epoch(0);
-  Resp resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(2)));
-  absl::Status st = FromGrpc((stub->*method)(&ctx, req, &resp));
-  if (!st.ok()) {
-    return absl::Status(st.code(), absl::StrCat(who, ": ", st.message()));
-  }
-  return resp;
-}
-
-}  // namespace
-
 absl::StatusOr<StateStore::Recovered> RecoverState(
     const gwmirror::v1::CoordinatorConfig& config,
     const std::string& active_site,
@@ -76,21 +56,23 @@ absl::StatusOr<StateStore::Recovered> RecoverState(
     ASSIGN_OR_RETURN(auto channel,
                      DialMutualTls(config.tls(), address, identity));
     auto stub = gwmirror::v1::Replica::NewStub(channel);
+    // Controllers may read at epoch 0, without knowing the epoch.
     ASSIGN_OR_RETURN(
         auto state,
-        (Read<gwmirror::v1::ReplicaState, gwmirror::v1::GetStateRequest>(
-            stub.get(), identity, &gwmirror::v1::Replica::Stub::GetState)));
+        CallReplica<gwmirror::v1::ReplicaState>(
+            *stub, &gwmirror::v1::Replica::Stub::GetState,
+            gwmirror::v1::GetStateRequest(), 0, absl::Minutes(2), identity));
     r.epoch = std::max(r.epoch, state.epoch());
     r.checkpoint = std::max(r.checkpoint, state.committed_checkpoint());
     std::string line = absl::StrCat(
         identity, " (", members[identity]->site(), "): epoch ", state.epoch(),
         ", committed checkpoint ", state.committed_checkpoint());
     {
-      ASSIGN_OR_RETURN(
-          auto history,
-          (Read<gwmirror::v1::HistoryList, gwmirror::v1::ListHistoryRequest>(
-              stub.get(), identity,
-              &gwmirror::v1::Replica::Stub::ListHistory)));
+      ASSIGN_OR_RETURN(auto history,
+                       CallReplica<gwmirror::v1::HistoryList>(
+                           *stub, &gwmirror::v1::Replica::Stub::ListHistory,
+                           gwmirror::v1::ListHistoryRequest(), 0,
+                           absl::Minutes(2), identity));
       std::vector<uint64_t> pinned;
       for (const auto& p : history.points()) {
         if (p.pinned()) pinned.push_back(p.checkpoint());
