@@ -34,7 +34,11 @@ class HashIndex {
                                     const struct stat& st) const;
   void Record(const std::string& path, const struct stat& st,
               const std::string& sha256);
+  void Erase(const std::string& path) { entries_.erase(path); }
   size_t size() const { return entries_.size(); }
+  // Lookups judge "too recent" against `now_ns` (FileClockNs) from now on;
+  // an index kept in memory across scans is told each scan's start.
+  void SetNow(int64_t now_ns) { now_ns_ = now_ns; }
 
  private:
   struct Key {

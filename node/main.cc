@@ -35,6 +35,7 @@
 #include "node/source/cut_service.h"
 #include "node/source/prestager.h"
 #include "node/source/pusher.h"
+#include "node/source/source_tree.h"
 #include "node/source/watcher.h"
 
 namespace gwmirror {
@@ -83,6 +84,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   }
   std::unique_ptr<CutService> source;
   std::unique_ptr<ChangeWatcher> watcher;
+  std::unique_ptr<SourceTree> tree;
   std::unique_ptr<Prestager> prestager;
   std::unique_ptr<DriftChecker> drift;
   // Set once membership starts; callbacks only read it.
@@ -99,15 +101,16 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
       if (Prestager* p = prestage_ptr.load()) p->Poke();
     };
     watcher = std::make_unique<ChangeWatcher>(config, wo);
+    tree = std::make_unique<SourceTree>(config, watcher.get(), wo.ignore);
     if (!config.source().prestage_off()) {
-      prestager =
-          std::make_unique<Prestager>(config, watcher.get(), epoch.get(), wake);
+      prestager = std::make_unique<Prestager>(config, tree.get(), watcher.get(),
+                                              epoch.get(), wake);
       prestage_ptr = prestager.get();
     }
     RETURN_IF_ERROR(watcher->Start());
     if (prestager) prestager->Start();
-    source = std::make_unique<CutService>(config, epoch.get(), watcher.get(),
-                                          prestager.get());
+    source = std::make_unique<CutService>(config, epoch.get(), tree.get(),
+                                          watcher.get(), prestager.get());
     builder.RegisterService(source.get());
   }
   // The node's role: fixed by the config when it has one side only,
@@ -208,6 +211,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   StopServer(server.get());
   drift.reset();
   prestager.reset();
+  tree.reset();  // Saves the stat index.
   watcher.reset();
   return absl::OkStatus();
 }
@@ -222,7 +226,8 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
   }
   ASSIGN_OR_RETURN(uint64_t checkpoint, args.RequireUint("checkpoint"));
   ASSIGN_OR_RETURN(uint64_t epoch, args.UintOr("epoch", 0));
-  ASSIGN_OR_RETURN(ScanResult scan, StableScan(config, absl::Seconds(30)));
+  ASSIGN_OR_RETURN(ScanResult scan,
+                   SourceTree(config, nullptr).StableScan(absl::Seconds(30)));
   for (const std::string& w : scan.warnings) {
     Logf(LogLevel::kWarning, "source", "slot=%s %s", config.slot(), w);
   }

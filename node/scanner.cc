@@ -81,7 +81,9 @@ struct Walker {
   std::string root;  // Relative to host root.
   std::vector<Entry>* out;
   ScanResult* result;
-  const HashIndex* previous;
+  // Where digests are looked up (may be null) and where they are recorded.
+  const HashIndex* lookup;
+  HashIndex* record;
   // One read buffer for the whole walk (not a zeroed 1 MiB per file).
   std::string buf = std::string(1 << 20, '\0');
 
@@ -98,6 +100,7 @@ struct Walker {
     UniqueFd fd(
         openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
+      if (errno == ENOENT) return absl::NotFoundError(e->path());
       return ErrnoStatus(errno, absl::StrCat("open ", e->path()));
     }
     struct stat st;
@@ -109,11 +112,11 @@ struct Walker {
           absl::StrCat(e->path(), " changed type during the scan"));
     }
     Fill(e, st);
-    if (previous != nullptr) {
-      if (auto sha = previous->Lookup(e->path(), st)) {
+    if (lookup != nullptr) {
+      if (auto sha = lookup->Lookup(e->path(), st)) {
         e->set_size(st.st_size);
         e->set_sha256(*sha);
-        result->index.Record(e->path(), st, *sha);
+        record->Record(e->path(), st, *sha);
         ++result->index_hits;
         return absl::OkStatus();
       }
@@ -139,7 +142,7 @@ struct Walker {
         after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
         after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
         static_cast<uint64_t>(st.st_size) == total) {
-      result->index.Record(e->path(), st, e->sha256());
+      record->Record(e->path(), st, e->sha256());
     }
     return absl::OkStatus();
   }
@@ -163,59 +166,70 @@ struct Walker {
     closedir(d);
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
-      std::string rel = JoinPath(rel_dir, name);
-      std::string full = JoinPath(root, rel);
-      if (filter->Excluded(rel, name, full)) continue;
-      struct stat st;
-      if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) continue;  // Deleted while we walked.
-        return ErrnoStatus(errno, absl::StrCat("stat ", full));
-      }
-      if (!ValidateRelativePath(full).ok()) {
-        result->warnings.push_back(
-            absl::StrCat("skipped ", full, ": name cannot be mirrored"));
-        continue;
-      }
-      Entry e;
-      e.set_path(full);
-      if (S_ISDIR(st.st_mode)) {
-        e.set_type(gwmirror::v1::ENTRY_TYPE_DIRECTORY);
-        Fill(&e, st);
-        UniqueFd sub(openat(dirfd, name.c_str(),
-                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!sub.valid()) {
-          if (errno == ENOENT) continue;
-          return ErrnoStatus(errno, absl::StrCat("open ", full));
-        }
-        out->push_back(std::move(e));
-        RETURN_IF_ERROR(Walk(sub.get(), rel));
-        continue;
-      }
-      if (!filter->Included(rel, name, full)) continue;
-      if (S_ISREG(st.st_mode)) {
-        e.set_type(gwmirror::v1::ENTRY_TYPE_FILE);
-        absl::Status s = HashFile(dirfd, name.c_str(), &e);
-        if (absl::IsNotFound(s)) continue;
-        RETURN_IF_ERROR(s);
-      } else if (S_ISLNK(st.st_mode)) {
-        e.set_type(gwmirror::v1::ENTRY_TYPE_SYMLINK);
-        Fill(&e, st);
-        std::string target(4096, '\0');
-        ssize_t n =
-            readlinkat(dirfd, name.c_str(), target.data(), target.size());
-        if (n < 0) {
-          if (errno == ENOENT) continue;
-          return ErrnoStatus(errno, absl::StrCat("readlink ", full));
-        }
-        target.resize(n);
-        e.set_link_target(target);
-      } else {
-        result->warnings.push_back(absl::StrCat(
-            "skipped ", full, ": not a file, directory or symlink"));
-        continue;
-      }
-      out->push_back(std::move(e));
+      absl::Status st = Visit(dirfd, rel_dir, name, /*recurse=*/true);
+      if (!absl::IsNotFound(st)) RETURN_IF_ERROR(st);
     }
+    return absl::OkStatus();
+  }
+
+  // Adds the object `name` of directory `dirfd` (at `rel_dir` below the
+  // root) and, for a directory with `recurse`, what is below it. NOT_FOUND
+  // when it is not there (or not in the mirror set).
+  absl::Status Visit(int dirfd, const std::string& rel_dir,
+                     const std::string& name, bool recurse) {
+    std::string rel = JoinPath(rel_dir, name);
+    std::string full = JoinPath(root, rel);
+    if (filter->Excluded(rel, name, full)) return absl::NotFoundError(full);
+    struct stat st;
+    if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      // Deleted while we walked.
+      if (errno == ENOENT) return absl::NotFoundError(full);
+      return ErrnoStatus(errno, absl::StrCat("stat ", full));
+    }
+    if (!ValidateRelativePath(full).ok()) {
+      result->warnings.push_back(
+          absl::StrCat("skipped ", full, ": name cannot be mirrored"));
+      return absl::NotFoundError(full);
+    }
+    Entry e;
+    e.set_path(full);
+    if (S_ISDIR(st.st_mode)) {
+      e.set_type(gwmirror::v1::ENTRY_TYPE_DIRECTORY);
+      Fill(&e, st);
+      out->push_back(std::move(e));
+      if (!recurse) return absl::OkStatus();
+      UniqueFd sub(openat(dirfd, name.c_str(),
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub.valid()) {
+        if (errno == ENOENT) {
+          out->pop_back();
+          return absl::NotFoundError(full);
+        }
+        return ErrnoStatus(errno, absl::StrCat("open ", full));
+      }
+      return Walk(sub.get(), rel);
+    }
+    if (!filter->Included(rel, name, full)) return absl::NotFoundError(full);
+    if (S_ISREG(st.st_mode)) {
+      e.set_type(gwmirror::v1::ENTRY_TYPE_FILE);
+      RETURN_IF_ERROR(HashFile(dirfd, name.c_str(), &e));
+    } else if (S_ISLNK(st.st_mode)) {
+      e.set_type(gwmirror::v1::ENTRY_TYPE_SYMLINK);
+      Fill(&e, st);
+      std::string target(4096, '\0');
+      ssize_t n = readlinkat(dirfd, name.c_str(), target.data(), target.size());
+      if (n < 0) {
+        if (errno == ENOENT) return absl::NotFoundError(full);
+        return ErrnoStatus(errno, absl::StrCat("readlink ", full));
+      }
+      target.resize(n);
+      e.set_link_target(target);
+    } else {
+      result->warnings.push_back(
+          absl::StrCat("skipped ", full, ": not a file, directory or symlink"));
+      return absl::NotFoundError(full);
+    }
+    out->push_back(std::move(e));
     return absl::OkStatus();
   }
 };
@@ -287,11 +301,60 @@ absl::StatusOr<ScanResult> ScanMirrorSet(
     if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "stat " + dir);
     result.stamps.push_back(StampOf(root.path(), st));
     MirrorFilter filter(root);
-    Walker w{&filter, root.path(), &entries, &result, previous};
+    Walker w{&filter, root.path(), &entries, &result, previous, &result.index};
     RETURN_IF_ERROR(w.Walk(fd.get(), ""));
   }
+  result.objects_read = entries.size();
   ASSIGN_OR_RETURN(result.manifest, Manifest::FromEntries(std::move(entries)));
   return result;
+}
+
+}  // namespace gwmirror
+
+namespace gwmirror {
+
+absl::Status ScanObject(const std::string& host_root,
+                        const gwmirror::v1::RootConfig& root,
+                        const MirrorFilter& filter, const std::string& full,
+                        bool recurse, HashIndex* index, ScanResult* result,
+                        std::vector<Entry>* out) {
+  if (!PathIsWithin(full, root.path())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(full, " is not in the root ", root.path()));
+  }
+  std::string dir = JoinPath(host_root, root.path());
+  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError(full);
+    return ErrnoStatus(errno, absl::StrCat("open root ", dir));
+  }
+  if (full == root.path()) {
+    Walker w{&filter, root.path(), out, result, index, index};
+    return w.Walk(fd.get(), "");
+  }
+  // Down to the parent, never through a symlink, skipping nothing the
+  // filter excludes.
+  std::vector<std::string> parts =
+      SplitPath(absl::string_view(full).substr(root.path().size() + 1));
+  std::string rel_dir;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    std::string rel = JoinPath(rel_dir, parts[i]);
+    if (filter.Excluded(rel, parts[i], JoinPath(root.path(), rel))) {
+      return absl::NotFoundError(full);
+    }
+    UniqueFd sub(openat(fd.get(), parts[i].c_str(),
+                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub.valid()) {
+      if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
+        return absl::NotFoundError(full);
+      }
+      return ErrnoStatus(errno, absl::StrCat("open ", rel));
+    }
+    fd = std::move(sub);
+    rel_dir = std::move(rel);
+  }
+  Walker w{&filter, root.path(), out, result, index, index};
+  return w.Visit(fd.get(), rel_dir, parts.back(), recurse);
 }
 
 }  // namespace gwmirror

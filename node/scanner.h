@@ -55,6 +55,8 @@ struct ScanResult {
   uint64_t bytes_hashed = 0;
   // Files whose digest came from the index without reading them.
   uint64_t index_hits = 0;
+  // Objects the scan looked at (lstat, and a read or an index hit).
+  uint64_t objects_read = 0;
   // Stat data and digests of every file seen, to save for the next scan.
   HashIndex index;
   // Every object's stat data as the scan saw it (a file's before reading).
@@ -70,6 +72,20 @@ absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
     const HashIndex* previous = nullptr);
+
+// One object of the mirror set, `full` (relative to the host root, below
+// `root`, whose rules `filter` holds), and, when it is a directory and
+// `recurse`, everything below it: appends their entries to `out`, a
+// directory before its contents. `full` may be the root itself: everything
+// below it (the root has no entry). Never follows a symlink below the
+// root. `index` vouches for digests and records the new ones. NOT_FOUND
+// when the object is not there or not in the mirror set (excluded, or below
+// something that is not a directory).
+absl::Status ScanObject(const std::string& host_root,
+                        const gwmirror::v1::RootConfig& root,
+                        const MirrorFilter& filter, const std::string& full,
+                        bool recurse, HashIndex* index, ScanResult* result,
+                        std::vector<Entry>* out);
 
 // The clock file times are on (CLOCK_REALTIME), in nanoseconds.
 int64_t FileClockNs();

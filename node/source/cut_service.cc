@@ -25,45 +25,6 @@ std::string HostRoot(const gwmirror::v1::NodeConfig& config) {
 
 }  // namespace
 
-absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config) {
-  std::string dir = config.state_dir() + "/source";
-  RETURN_IF_ERROR(MakeDirs(dir, 0700));
-  auto previous = HashIndex::Load(dir + "/index");
-  if (!previous.ok()) {
-    Logf(LogLevel::kWarning, "source", "slot=%s ignoring the hash index: %s",
-         config.slot(), previous.status().ToString());
-    previous = HashIndex();
-  }
-  ASSIGN_OR_RETURN(ScanResult scan,
-                   ScanMirrorSet(HostRoot(config), config.roots(), &*previous));
-  RETURN_IF_ERROR(scan.index.Save(dir + "/index"));
-  return scan;
-}
-
-absl::StatusOr<ScanResult> StableScan(const gwmirror::v1::NodeConfig& config,
-                                      absl::Duration max_wait, int* attempts,
-                                      const std::function<void()>& read_along) {
-  absl::Time give_up = absl::Now() + max_wait;
-  for (int attempt = 1;; ++attempt) {
-    if (attempts != nullptr) *attempts = attempt;
-    int64_t start = FileClockNs();
-    ASSIGN_OR_RETURN(ScanResult scan, IndexedScan(config));
-    if (read_along) read_along();
-    absl::Status stable =
-        VerifyScanStable(HostRoot(config), scan.stamps, start);
-    if (stable.ok()) {
-      scan.started_ns = start;
-      return scan;
-    }
-    if (absl::Now() >= give_up) {
-      return absl::AbortedError(absl::StrCat(
-          "the source tree kept changing for ", absl::FormatDuration(max_wait),
-          " (", attempt, " scans; last: ", stable.message(), ")"));
-    }
-    absl::SleepFor(absl::Milliseconds(std::min(25 * attempt, 250)));
-  }
-}
-
 TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
   TopologySource src;
   src.host_root = HostRoot(config);
@@ -76,10 +37,12 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
 }
 
 CutService::CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
-                       ChangeWatcher* watcher, Prestager* prestager)
+                       SourceTree* tree, ChangeWatcher* watcher,
+                       Prestager* prestager)
     : config_(std::move(config)),
       databases_(config_),
       epoch_(epoch),
+      tree_(tree),
       watcher_(watcher),
       prestager_(prestager) {}
 
@@ -188,7 +151,7 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     if (left <= absl::ZeroDuration()) break;
     int attempts = 0;
     ASSIGN_OR_RETURN(ScanResult scan,
-                     StableScan(config_, left, &attempts, read_topology));
+                     tree_->StableScan(left, &attempts, read_topology));
     for (const std::string& w : scan.warnings) {
       Logf(LogLevel::kWarning, "source", "slot=%s %s", config_.slot(), w);
     }

@@ -16,35 +16,22 @@
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
 #include "node/databases.h"
-#include "node/scanner.h"
 #include "node/source/prestager.h"
+#include "node/source/source_tree.h"
 #include "node/source/watcher.h"
 #include "node/topology_report.h"
 
 namespace gwmirror {
-
-// Scans with the persistent index of the state directory and saves the
-// refreshed index.
-absl::StatusOr<ScanResult> IndexedScan(const gwmirror::v1::NodeConfig& config);
-
-// IndexedScan until VerifyScanStable passes (ScanResult::started_ns is the
-// start of the scan that passed) (backing off between tries), for
-// at most `max_wait`; ABORTED naming the last object that moved otherwise.
-// `read_along`, when given, runs after each scan and before its
-// verification, so what it reads of the mirror set is of the same instant.
-absl::StatusOr<ScanResult> StableScan(
-    const gwmirror::v1::NodeConfig& config, absl::Duration max_wait,
-    int* attempts = nullptr, const std::function<void()>& read_along = nullptr);
 
 // Where this node's TopologyReport comes from.
 TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config);
 
 class CutService final : public gwmirror::v1::Source::Service {
  public:
-  // `epoch`, `watcher` and `prestager` (both may be null) outlive the
-  // service.
+  // `epoch`, `tree`, `watcher` and `prestager` (both may be null) outlive
+  // the service.
   CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
-             ChangeWatcher* watcher, Prestager* prestager);
+             SourceTree* tree, ChangeWatcher* watcher, Prestager* prestager);
 
   grpc::Status Cut(grpc::ServerContext* ctx,
                    const gwmirror::v1::CutRequest* req,
@@ -61,6 +48,7 @@ class CutService final : public gwmirror::v1::Source::Service {
   const gwmirror::v1::NodeConfig config_;
   DatabaseJobs databases_;
   EpochFile* const epoch_;
+  SourceTree* const tree_;
   ChangeWatcher* const watcher_;
   Prestager* const prestager_;
   absl::Mutex cut_mu_;

@@ -2,7 +2,6 @@
 
 #include "common/log.h"
 #include "common/tls.h"
-#include "node/source/cut_service.h"
 
 namespace gwmirror {
 namespace {
@@ -10,9 +9,11 @@ constexpr absl::Duration kDefaultSettle = absl::Milliseconds(200);
 constexpr absl::Duration kRetryAfterFailure = absl::Seconds(2);
 }  // namespace
 
-Prestager::Prestager(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
-                     EpochFile* epoch, std::function<void()> on_staged)
+Prestager::Prestager(gwmirror::v1::NodeConfig config, SourceTree* tree,
+                     ChangeWatcher* watcher, EpochFile* epoch,
+                     std::function<void()> on_staged)
     : config_(std::move(config)),
+      tree_(tree),
       watcher_(watcher),
       epoch_(epoch),
       on_staged_(std::move(on_staged)),
@@ -95,10 +96,11 @@ void Prestager::Run() {
 
 bool Prestager::Round(const std::string& address, const std::string& identity) {
   if (cuts_waiting_.load() > 0 || !push_mu_.TryLock()) return false;
-  absl::Time start = absl::FromUnixNanos(FileClockNs());
   absl::Status st;
   PrestageReport r;
-  auto scan = IndexedScan(config_);
+  auto scan = tree_->Refresh();
+  absl::Time start =
+      scan.ok() ? absl::FromUnixNanos(scan->started_ns) : absl::Now();
   if (!scan.ok()) {
     st = scan.status();
   } else {

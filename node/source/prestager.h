@@ -20,17 +20,19 @@
 #include "grpcpp/channel.h"
 #include "gwmirror/v1/config.pb.h"
 #include "node/source/pusher.h"
+#include "node/source/source_tree.h"
 #include "node/source/watcher.h"
 
 namespace gwmirror {
 
 class Prestager {
  public:
-  // `watcher` and `epoch` outlive the pre-stager. `on_staged` runs (on the
-  // pre-stager's thread) after a round caught up with the changes, so the
-  // node can tell the coordinator at once.
-  Prestager(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
-            EpochFile* epoch, std::function<void()> on_staged);
+  // `tree`, `watcher` and `epoch` outlive the pre-stager. `on_staged` runs
+  // (on the pre-stager's thread) after a round caught up with the changes,
+  // so the node can tell the coordinator at once.
+  Prestager(gwmirror::v1::NodeConfig config, SourceTree* tree,
+            ChangeWatcher* watcher, EpochFile* epoch,
+            std::function<void()> on_staged);
   ~Prestager();  // Stops the thread.
   void Start();
 
@@ -62,6 +64,7 @@ class Prestager {
   bool Round(const std::string& address, const std::string& identity);
 
   const gwmirror::v1::NodeConfig config_;
+  SourceTree* const tree_;
   ChangeWatcher* const watcher_;
   EpochFile* const epoch_;
   const std::function<void()> on_staged_;

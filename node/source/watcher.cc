@@ -44,8 +44,12 @@ absl::Status ChangeWatcher::Start() {
   if (!fd_.valid()) return ErrnoStatus(errno, "inotify_init1");
   stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_.valid()) return ErrnoStatus(errno, "eventfd");
-  for (int i = 0; i < config_.roots_size(); ++i)
-    WatchTree(config_.roots(i).path(), i);
+  {
+    absl::MutexLock l(&events_mu_);
+    dirty_.all = true;  // Nothing has been scanned yet.
+    for (int i = 0; i < config_.roots_size(); ++i)
+      WatchTree(config_.roots(i).path(), i);
+  }
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
@@ -83,6 +87,30 @@ void ChangeWatcher::WatchTree(const std::string& dir, int root_index) {
   }
 }
 
+void ChangeWatcher::UnwatchTree(const std::string& dir) {
+  for (auto it = dirs_.begin(); it != dirs_.end();) {
+    if (PathIsWithin(it->second.first, dir)) {
+      inotify_rm_watch(fd_.get(), it->first);
+      it = dirs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ChangeWatcher::MarkDirty(const std::string& path, bool subtree) {
+  // Past this many paths, a whole walk is cheaper than the bookkeeping.
+  constexpr size_t kMaxPaths = 100'000;
+  if (dirty_.all) return;
+  if (dirty_.paths.size() >= kMaxPaths) {
+    dirty_.all = true;
+    dirty_.paths.clear();
+    return;
+  }
+  bool& s = dirty_.paths[path];
+  s = s || subtree;
+}
+
 void ChangeWatcher::Changed() {
   bool first = false;
   {
@@ -100,7 +128,6 @@ void ChangeWatcher::Changed() {
 }
 
 void ChangeWatcher::Run() {
-  alignas(struct inotify_event) char buf[64 << 10];
   absl::Time next_rescan = absl::Now() + options_.rescan_interval;
   for (;;) {
     absl::Duration wait = next_rescan - absl::Now();
@@ -112,59 +139,112 @@ void ChangeWatcher::Run() {
                      std::max<int64_t>(0, absl::ToInt64Milliseconds(wait))));
     if (n < 0 && errno != EINTR) return;
     if (fds[1].revents & POLLIN) return;
+    absl::MutexLock l(&events_mu_);
     if (absl::Now() >= next_rescan || (n == 0 && degraded())) {
-      // Safety net: a full scan at the next cut, whatever inotify said.
+      // Safety net: a whole walk at the next cut, whatever inotify said.
+      dirty_.all = true;
       Changed();
       next_rescan = absl::Now() + options_.rescan_interval;
     }
-    for (;;) {
-      ssize_t len = read(fd_.get(), buf, sizeof(buf));
-      if (len <= 0) break;
-      // Tests make the kernel's queue "overflow" here (fault point
-      // "watch:overflow"): the batch is lost, as the kernel would lose it.
-      bool injected = !FaultPoint("watch:overflow").ok();
-      for (char* p = buf; p < buf + len;) {
-        auto* ev = reinterpret_cast<struct inotify_event*>(p);
-        p += sizeof(struct inotify_event) + ev->len;
-        if (injected) {
-          ev->mask = IN_Q_OVERFLOW;
-          p = buf + len;
-        }
-        if (ev->mask & IN_Q_OVERFLOW) {
-          Logf(LogLevel::kWarning, "source",
-               "slot=%s inotify queue overflowed: the next cut rescans "
-               "everything",
-               config_.slot());
-          Changed();
-          // Directories created meanwhile were missed: watch them now.
-          for (int i = 0; i < config_.roots_size(); ++i) {
-            WatchTree(config_.roots(i).path(), i);
-          }
-          continue;
-        }
-        auto it = dirs_.find(ev->wd);
-        if (it == dirs_.end()) continue;
-        if (ev->mask & IN_IGNORED) {
-          dirs_.erase(it);
-          continue;
-        }
-        auto [dir, index] = it->second;
-        std::string name = ev->len ? std::string(ev->name) : std::string();
-        if (!name.empty()) {
-          std::string path = dir + "/" + name;
-          if (options_.ignore.count(path)) continue;
-          std::string rel = path.substr(config_.roots(index).path().size() + 1);
-          if (filters_[index].Excluded(rel, name, path)) continue;
-          bool is_dir = ev->mask & IN_ISDIR;
-          if (!is_dir && !filters_[index].Included(rel, name, path)) continue;
-          if (is_dir && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
-            WatchTree(path, index);
-          }
-        }
-        Changed();
+    ReadEvents();
+  }
+}
+
+bool ChangeWatcher::ReadEvents() {
+  alignas(struct inotify_event) char buf[64 << 10];
+  bool any = false;
+  for (;;) {
+    ssize_t len = read(fd_.get(), buf, sizeof(buf));
+    if (len <= 0) break;
+    any = true;
+    // Tests make the kernel's queue "overflow" here (fault point
+    // "watch:overflow"): the batch is lost, as the kernel would lose it.
+    bool injected = !FaultPoint("watch:overflow").ok();
+    for (char* p = buf; p < buf + len;) {
+      auto* ev = reinterpret_cast<struct inotify_event*>(p);
+      p += sizeof(struct inotify_event) + ev->len;
+      if (injected) {
+        ev->mask = IN_Q_OVERFLOW;
+        p = buf + len;
       }
+      if (ev->mask & IN_Q_OVERFLOW) {
+        Logf(LogLevel::kWarning, "source",
+             "slot=%s inotify queue overflowed: the next cut rescans "
+             "everything",
+             config_.slot());
+        dirty_.all = true;
+        dirty_.paths.clear();
+        Changed();
+        // Directories created meanwhile were missed: watch them now.
+        for (int i = 0; i < config_.roots_size(); ++i) {
+          WatchTree(config_.roots(i).path(), i);
+        }
+        continue;
+      }
+      auto it = dirs_.find(ev->wd);
+      if (it == dirs_.end()) continue;
+      if (ev->mask & IN_IGNORED) {
+        dirs_.erase(it);
+        continue;
+      }
+      auto [dir, index] = it->second;
+      const std::string& root = config_.roots(index).path();
+      if (ev->len == 0 || ev->name[0] == '\0') {
+        // The directory itself: its attributes, or it went away. A root
+        // that moved away is watched again if it comes back (TakeDirty).
+        const bool gone = ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF);
+        if ((ev->mask & IN_MOVE_SELF) && dir == root) UnwatchTree(dir);
+        MarkDirty(dir, gone);
+        Changed();
+        continue;
+      }
+      std::string name(ev->name);
+      std::string path = dir + "/" + name;
+      if (options_.ignore.count(path)) continue;
+      std::string rel = path.substr(root.size() + 1);
+      if (filters_[index].Excluded(rel, name, path)) continue;
+      bool is_dir = ev->mask & IN_ISDIR;
+      if (!is_dir && !filters_[index].Included(rel, name, path)) continue;
+      bool subtree = false;
+      if (is_dir && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+        // Watched before it is read, so nothing written into it is missed.
+        WatchTree(path, index);
+        subtree = true;
+      } else if (is_dir && (ev->mask & IN_MOVED_FROM)) {
+        // Its watches would go on naming it by its old path.
+        UnwatchTree(path);
+        subtree = true;
+      }
+      MarkDirty(path, subtree);
+      // A name came or went: the directory's own mtime moved.
+      if (ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) {
+        MarkDirty(dir, false);
+      }
+      Changed();
     }
   }
+  return any;
+}
+
+ChangeWatcher::Dirty ChangeWatcher::TakeDirty() {
+  absl::MutexLock l(&events_mu_);
+  ReadEvents();
+  for (int i = 0; i < config_.roots_size(); ++i) {
+    const std::string& root = config_.roots(i).path();
+    bool watched = std::any_of(dirs_.begin(), dirs_.end(), [&](const auto& d) {
+      return d.second.first == root;
+    });
+    if (watched) continue;
+    WatchTree(root, i);
+    watched = std::any_of(dirs_.begin(), dirs_.end(), [&](const auto& d) {
+      return d.second.first == root;
+    });
+    if (watched) MarkDirty(root, true);  // It appeared: read all of it.
+  }
+  Dirty out = std::move(dirty_);
+  dirty_ = Dirty();
+  out.incomplete = degraded();
+  return out;
 }
 
 ChangeWatcher::Pending ChangeWatcher::Snapshot() const {

@@ -1,11 +1,16 @@
 // Change detection at the source: inotify on every directory of the mirror
 // set (new directories are watched as they appear, excluded paths are
 // ignored), so the coordinator cuts while something changed and never while
-// idle. What it tracks is only "something changed since": every cut scans
-// the whole mirror set anyway (cheaply, with the stat index), so an
-// IN_Q_OVERFLOW or an exhausted watch limit loses nothing, it only means
-// "changed, look". A periodic full rescan (default hourly) is the safety net
-// for what inotify cannot see (a file system remounted under a root).
+// idle. It tracks "something changed since" (for the coordinator) and which
+// paths changed (for SourceTree, which re-reads only those). TakeDirty
+// first reads every event the kernel has queued: the kernel queues an event
+// before the system call that caused it returns, so a change completed
+// before TakeDirty is in its answer (the barrier SourceTree's stable scan
+// stands on). An IN_Q_OVERFLOW means "everything may have changed": the
+// next scan walks the whole mirror set; an exhausted watch limit makes every
+// scan a whole walk verified by stat. A periodic whole walk (default
+// hourly) is the safety net for what inotify cannot see (a file system
+// remounted under a root, a write through a hard link from outside).
 // Thread-safe; one background thread.
 #ifndef GWMIRROR_NODE_SOURCE_WATCHER_H_
 #define GWMIRROR_NODE_SOURCE_WATCHER_H_
@@ -73,11 +78,37 @@ class ChangeWatcher {
   // Polling instead of watching (the watch limit was reached).
   bool degraded() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // What changed since the last TakeDirty (or since Start).
+  struct Dirty {
+    // Anything may have changed (the start, a queue overflow, the periodic
+    // safety net): walk the whole mirror set.
+    bool all = false;
+    // Some directory is not watched (watch limit): inotify's silence proves
+    // nothing, so a scan must verify itself by stat.
+    bool incomplete = false;
+    // Paths (relative to the host root) that changed -> whether the whole
+    // subtree below them is new (a directory created or moved in).
+    std::map<std::string, bool> paths;
+    bool empty() const { return !all && !incomplete && paths.empty(); }
+  };
+  // Reads every event queued so far, then hands over (and forgets) what
+  // changed. Retries roots that are not watched (missing at the start, or
+  // replaced) and reports them changed.
+  Dirty TakeDirty() ABSL_LOCKS_EXCLUDED(events_mu_, mu_);
+
  private:
   void Run();
+  // Reads and handles every queued event; false when the queue was empty.
+  bool ReadEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
   // Watches `dir` (relative to the host root) and every directory below it
   // that is in the mirror set.
-  void WatchTree(const std::string& dir, int root_index);
+  void WatchTree(const std::string& dir, int root_index)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
+  // Stops watching `dir` and everything below it (moved away).
+  void UnwatchTree(const std::string& dir)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
+  void MarkDirty(const std::string& path, bool subtree)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
   void Changed() ABSL_LOCKS_EXCLUDED(mu_);
 
   const gwmirror::v1::NodeConfig config_;
@@ -86,9 +117,14 @@ class ChangeWatcher {
   UniqueFd fd_;
   UniqueFd stop_fd_;                   // eventfd
   std::vector<MirrorFilter> filters_;  // One per root.
-  // Watch descriptor -> (directory relative to the host root, root index).
-  std::map<int, std::pair<std::string, int>> dirs_;
   std::thread thread_;
+
+  // Held while events are read and handled (by the thread or TakeDirty).
+  absl::Mutex events_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // Watch descriptor -> (directory relative to the host root, root index).
+  std::map<int, std::pair<std::string, int>> dirs_
+      ABSL_GUARDED_BY(events_mu_);
+  Dirty dirty_ ABSL_GUARDED_BY(events_mu_);
 
   mutable absl::Mutex mu_;
   Pending pending_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,240 @@
+#include "node/source/source_tree.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/fd.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+namespace {
+
+constexpr absl::Duration kIndexSaveEvery = absl::Minutes(1);
+
+absl::Duration Backoff(int attempt) {
+  return absl::Milliseconds(std::min(25 * attempt, 250));
+}
+
+}  // namespace
+
+SourceTree::SourceTree(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
+                       std::set<std::string> always)
+    : config_(std::move(config)),
+      watcher_(watcher),
+      always_(std::move(always)),
+      host_root_(config_.host_root().empty() ? "/" : config_.host_root()),
+      index_path_(config_.state_dir() + "/source/index") {
+  for (const auto& r : config_.roots()) filters_.emplace_back(r);
+}
+
+SourceTree::~SourceTree() {
+  absl::MutexLock l(&mu_);
+  if (!index_changed_) return;
+  if (absl::Status st = index_.Save(index_path_); !st.ok()) {
+    Logf(LogLevel::kWarning, "source", "slot=%s saving the hash index: %s",
+         config_.slot(), st.ToString());
+  }
+}
+
+absl::StatusOr<ScanResult> SourceTree::StableScan(
+    absl::Duration max_wait, int* attempts,
+    const std::function<void()>& read_along) {
+  absl::MutexLock l(&mu_);
+  if (watcher_ == nullptr) {
+    return StatVerifiedScan(max_wait, attempts, read_along);
+  }
+  absl::Time give_up = absl::Now() + max_wait;
+  ScanResult out;
+  ChangeWatcher::Dirty dirty = Take(/*with_always=*/true);
+  for (int attempt = 1;; ++attempt) {
+    if (attempts != nullptr) *attempts = attempt;
+    if (dirty.incomplete) {
+      return StatVerifiedScan(give_up - absl::Now(), attempts, read_along);
+    }
+    // Every change completed before this instant is in `dirty` or in the
+    // next Take.
+    int64_t start = FileClockNs();
+    RETURN_IF_ERROR(Apply(dirty, &out));
+    if (read_along) read_along();
+    ChangeWatcher::Dirty next = Take(/*with_always=*/false);
+    if (next.empty()) {
+      out.started_ns = start;
+      return Finish(std::move(out));
+    }
+    if (absl::Now() >= give_up) {
+      std::string last = next.paths.empty()
+                             ? std::string("the watcher asked for a whole walk")
+                             : absl::StrCat(next.paths.begin()->first,
+                                            " changed during the scan");
+      return absl::AbortedError(absl::StrCat(
+          "the source tree kept changing for ", absl::FormatDuration(max_wait),
+          " (", attempt, " scans; last: ", last, ")"));
+    }
+    // Only a whole walk is worth a pause: a few re-read paths cost less
+    // than waiting, and under churn a short window is what settles.
+    if (next.all) absl::SleepFor(Backoff(attempt));
+    dirty = std::move(next);
+  }
+}
+
+absl::StatusOr<ScanResult> SourceTree::Refresh() {
+  absl::MutexLock l(&mu_);
+  ScanResult out;
+  if (watcher_ == nullptr) {
+    RETURN_IF_ERROR(WalkAll(&out));
+    return Finish(std::move(out));
+  }
+  ChangeWatcher::Dirty dirty = Take(/*with_always=*/false);
+  out.started_ns = FileClockNs();
+  RETURN_IF_ERROR(Apply(dirty, &out));
+  return Finish(std::move(out));
+}
+
+ChangeWatcher::Dirty SourceTree::Take(bool with_always) {
+  ChangeWatcher::Dirty d = watcher_->TakeDirty();
+  if (with_always) {
+    for (const std::string& p : always_) d.paths.emplace(p, false);
+  }
+  return d;
+}
+
+absl::StatusOr<ScanResult> SourceTree::StatVerifiedScan(
+    absl::Duration max_wait, int* attempts,
+    const std::function<void()>& read_along) {
+  absl::Time give_up = absl::Now() + max_wait;
+  for (int attempt = 1;; ++attempt) {
+    if (attempts != nullptr) *attempts = attempt;
+    // What the watcher says is read by the walk anyway.
+    if (watcher_ != nullptr) watcher_->TakeDirty();
+    int64_t start = FileClockNs();
+    ScanResult out;
+    RETURN_IF_ERROR(WalkAll(&out));
+    if (read_along) read_along();
+    absl::Status stable = VerifyScanStable(host_root_, out.stamps, start);
+    if (stable.ok()) {
+      out.started_ns = start;
+      return Finish(std::move(out));
+    }
+    if (absl::Now() >= give_up) {
+      return absl::AbortedError(absl::StrCat(
+          "the source tree kept changing for ", absl::FormatDuration(max_wait),
+          " (", attempt, " scans; last: ", stable.message(), ")"));
+    }
+    absl::SleepFor(Backoff(attempt));
+  }
+}
+
+absl::Status SourceTree::Apply(const ChangeWatcher::Dirty& dirty,
+                               ScanResult* out) {
+  if (dirty.all || !walked_) return WalkAll(out);
+  index_.SetNow(FileClockNs());
+  // Sorted: a directory comes before what is below it.
+  for (const auto& [path, subtree] : dirty.paths) {
+    RETURN_IF_ERROR(ApplyPath(path, subtree, out));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SourceTree::WalkAll(ScanResult* out) {
+  if (!index_loaded_) {
+    index_loaded_ = true;
+    auto loaded = HashIndex::Load(index_path_);
+    if (loaded.ok()) {
+      index_ = *std::move(loaded);
+    } else {
+      Logf(LogLevel::kWarning, "source", "slot=%s ignoring the hash index: %s",
+           config_.slot(), loaded.status().ToString());
+    }
+  }
+  index_.SetNow(FileClockNs());
+  ASSIGN_OR_RETURN(ScanResult scan,
+                   ScanMirrorSet(host_root_, config_.roots(), &index_));
+  entries_.clear();
+  for (const Entry& e : scan.manifest.entries()) {
+    entries_.emplace_hint(entries_.end(), e.path(), e);
+  }
+  // The walk's index holds exactly the files it saw.
+  index_ = std::move(scan.index);
+  index_changed_ = true;
+  walked_ = true;
+  out->warnings.insert(out->warnings.end(), scan.warnings.begin(),
+                       scan.warnings.end());
+  out->bytes_hashed += scan.bytes_hashed;
+  out->index_hits += scan.index_hits;
+  out->objects_read += scan.objects_read;
+  out->stamps = std::move(scan.stamps);
+  return absl::OkStatus();
+}
+
+absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
+                                   ScanResult* out) {
+  int root = -1;
+  for (int i = 0; i < config_.roots_size(); ++i) {
+    if (PathIsWithin(path, config_.roots(i).path())) root = i;
+  }
+  if (root < 0) return absl::OkStatus();  // Not in the mirror set.
+  const bool is_root = path == config_.roots(root).path();
+  // A root has no entry: only its disappearance or a new one matters.
+  if (is_root && !subtree) return absl::OkStatus();
+  auto it = entries_.find(path);
+  const bool was_dir = it != entries_.end() &&
+                       it->second.type() == gwmirror::v1::ENTRY_TYPE_DIRECTORY;
+  // A directory that stays one keeps what is below it (each change there
+  // has its own event); a new one is read whole.
+  const bool recurse = subtree || !was_dir;
+  std::vector<Entry> found;
+  absl::Status st =
+      ScanObject(host_root_, config_.roots(root), filters_[root], path, recurse,
+                 &index_, out, &found);
+  index_changed_ = true;
+  out->objects_read += found.size();
+  if (absl::IsNotFound(st)) {
+    Erase(path);
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(st);
+  if (!recurse && !found.empty() &&
+      found.front().type() == gwmirror::v1::ENTRY_TYPE_DIRECTORY) {
+    it->second = std::move(found.front());
+    return absl::OkStatus();
+  }
+  Erase(path);
+  auto hint = entries_.lower_bound(path);
+  for (Entry& e : found) {
+    std::string key = e.path();
+    hint = std::next(entries_.emplace_hint(hint, std::move(key), std::move(e)));
+  }
+  return absl::OkStatus();
+}
+
+void SourceTree::Erase(const std::string& path) {
+  // A root has no entry of its own; what is below `path` sorts between
+  // "path/" and "path0" ('0' follows '/').
+  if (auto it = entries_.find(path); it != entries_.end()) {
+    index_.Erase(path);
+    entries_.erase(it);
+  }
+  auto first = entries_.lower_bound(path + "/");
+  auto last = entries_.lower_bound(path + "0");
+  for (auto it = first; it != last; ++it) index_.Erase(it->first);
+  entries_.erase(first, last);
+}
+
+absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out) {
+  std::vector<Entry> entries;
+  entries.reserve(entries_.size());
+  for (const auto& [path, e] : entries_) entries.push_back(e);
+  ASSIGN_OR_RETURN(out.manifest, Manifest::FromEntries(std::move(entries)));
+  if (index_changed_ && absl::Now() >= index_saved_ + kIndexSaveEvery) {
+    RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
+    RETURN_IF_ERROR(index_.Save(index_path_));
+    index_changed_ = false;
+    index_saved_ = absl::Now();
+  }
+  return out;
+}
+
+}  // namespace gwmirror

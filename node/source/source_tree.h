@@ -1,0 +1,109 @@
+// The source's mirror set as of its last scan, kept in memory: entries by
+// path and the stat index. With a ChangeWatcher, a scan re-reads only the
+// paths inotify reported (a changed file is re-hashed, a new directory
+// walked, a removed one dropped with everything below it), so its cost
+// follows the change, not the tree. Without one (a one-shot push), or when
+// inotify cannot vouch for the tree (the start, a queue overflow, the watch
+// limit, the hourly safety net), a scan walks the whole mirror set.
+//
+// A stable scan yields a manifest equal to the tree at one instant. With
+// the watcher, its proof is the event queue: after re-reading what changed,
+// TakeDirty again; no event in between means nothing changed while the
+// scan read (the kernel queues an event before the writing call returns),
+// otherwise the new paths are read and the check repeats. Without the
+// watcher (or with some directory unwatched), every object's stat data is
+// compared with what the walk saw (VerifyScanStable).
+//
+// The stat index is saved to the state directory at most once a minute and
+// on destruction (it only saves re-hashing after a restart). Thread-safe:
+// one scan at a time.
+#ifndef GWMIRROR_NODE_SOURCE_SOURCE_TREE_H_
+#define GWMIRROR_NODE_SOURCE_SOURCE_TREE_H_
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gwmirror/v1/config.pb.h"
+#include "node/hash_index.h"
+#include "node/scanner.h"
+#include "node/source/watcher.h"
+
+namespace gwmirror {
+
+class SourceTree {
+ public:
+  // `watcher` (may be null) outlives the tree and has been started.
+  // `always` (relative to the host root) are re-read at every scan, watched
+  // or not: the dump files the cut itself writes, which the watcher
+  // ignores.
+  SourceTree(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
+             std::set<std::string> always = {});
+  ~SourceTree();  // Saves the index.
+  SourceTree(const SourceTree&) = delete;
+  SourceTree& operator=(const SourceTree&) = delete;
+
+  // The manifest of the tree as it was at one instant (ScanResult's
+  // `started_ns`: every change before it is in). Tries for at most
+  // `max_wait`, then ABORTED naming the last path that moved. `read_along`,
+  // when given, runs after each scan and before its verification, so what
+  // it reads of the mirror set is of the same instant. Only `manifest`,
+  // `warnings`, `bytes_hashed`, `index_hits`, `started_ns` and
+  // `objects_read` of the result are filled.
+  absl::StatusOr<ScanResult> StableScan(
+      absl::Duration max_wait, int* attempts = nullptr,
+      const std::function<void()>& read_along = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The tree as it is now, brought up to date once, not verified (what
+  // the pre-stager sends ahead; the cut verifies).
+  absl::StatusOr<ScanResult> Refresh() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // Reads `dirty` into the entries (all of it when it says so).
+  absl::Status Apply(const ChangeWatcher::Dirty& dirty, ScanResult* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A whole walk replaces the entries and the index.
+  absl::Status WalkAll(ScanResult* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Re-reads one path (and its subtree when `subtree` or when it became a
+  // directory).
+  absl::Status ApplyPath(const std::string& path, bool subtree,
+                         ScanResult* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops `path` and everything below it.
+  void Erase(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The watcher's news, plus the paths re-read at every scan.
+  ChangeWatcher::Dirty Take(bool with_always)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<ScanResult> Finish(ScanResult out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The old way, for a tree inotify cannot vouch for: whole walks until
+  // one passes VerifyScanStable.
+  absl::StatusOr<ScanResult> StatVerifiedScan(
+      absl::Duration max_wait, int* attempts,
+      const std::function<void()>& read_along)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const gwmirror::v1::NodeConfig config_;
+  ChangeWatcher* const watcher_;
+  const std::set<std::string> always_;
+  const std::string host_root_;
+  const std::string index_path_;
+  std::vector<MirrorFilter> filters_;  // One per root.
+
+  absl::Mutex mu_;
+  bool walked_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  HashIndex index_ ABSL_GUARDED_BY(mu_);
+  bool index_loaded_ ABSL_GUARDED_BY(mu_) = false;
+  bool index_changed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time index_saved_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_NODE_SOURCE_SOURCE_TREE_H_
