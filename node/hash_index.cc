@@ -60,7 +60,12 @@ std::optional<std::string> HashIndex::Lookup(const std::string& path,
 
 void HashIndex::Record(const std::string& path, const struct stat& st,
                        const std::string& sha256) {
-  entries_[path] = Value{KeyOf(st), sha256};
+  Value v{KeyOf(st), sha256};
+  auto [it, added] = entries_.try_emplace(path, v);
+  if (added || !(it->second.key == v.key) || it->second.sha256 != sha256) {
+    it->second = std::move(v);
+    ++changes_;
+  }
 }
 
 std::string HashIndex::Encode() const {

@@ -34,7 +34,9 @@ class HashIndex {
                                     const struct stat& st) const;
   void Record(const std::string& path, const struct stat& st,
               const std::string& sha256);
-  void Erase(const std::string& path) { entries_.erase(path); }
+  void Erase(const std::string& path) { changes_ += entries_.erase(path); }
+  // Counts the changes Record and Erase made (to know when to save).
+  uint64_t changes() const { return changes_; }
   size_t size() const { return entries_.size(); }
   // Lookups judge "too recent" against `now_ns` (FileClockNs) from now on;
   // an index kept in memory across scans is told each scan's start.
@@ -53,6 +55,7 @@ class HashIndex {
   static Key KeyOf(const struct stat& st);
 
   int64_t now_ns_;
+  uint64_t changes_ = 0;
   absl::flat_hash_map<std::string, Value> entries_;
 };
 

@@ -32,7 +32,7 @@ SourceTree::SourceTree(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
 
 SourceTree::~SourceTree() {
   absl::MutexLock l(&mu_);
-  if (!index_changed_) return;
+  if (!IndexChanged()) return;
   if (absl::Status st = index_.Save(index_path_); !st.ok()) {
     Logf(LogLevel::kWarning, "source", "slot=%s saving the hash index: %s",
          config_.slot(), st.ToString());
@@ -62,7 +62,7 @@ absl::StatusOr<ScanResult> SourceTree::StableScan(
     ChangeWatcher::Dirty next = Take(/*with_always=*/false);
     if (next.empty()) {
       out.started_ns = start;
-      return Finish(std::move(out));
+      return Finish(std::move(out), /*stable=*/true);
     }
     if (absl::Now() >= give_up) {
       std::string last = next.paths.empty()
@@ -85,12 +85,12 @@ absl::StatusOr<ScanResult> SourceTree::Refresh() {
   ScanResult out;
   if (watcher_ == nullptr) {
     RETURN_IF_ERROR(WalkAll(&out));
-    return Finish(std::move(out));
+    return Finish(std::move(out), /*stable=*/false);
   }
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/false);
   out.started_ns = FileClockNs();
   RETURN_IF_ERROR(Apply(dirty, &out));
-  return Finish(std::move(out));
+  return Finish(std::move(out), /*stable=*/false);
 }
 
 ChangeWatcher::Dirty SourceTree::Take(bool with_always) {
@@ -116,7 +116,7 @@ absl::StatusOr<ScanResult> SourceTree::StatVerifiedScan(
     absl::Status stable = VerifyScanStable(host_root_, out.stamps, start);
     if (stable.ok()) {
       out.started_ns = start;
-      return Finish(std::move(out));
+      return Finish(std::move(out), /*stable=*/true);
     }
     if (absl::Now() >= give_up) {
       return absl::AbortedError(absl::StrCat(
@@ -131,9 +131,17 @@ absl::Status SourceTree::Apply(const ChangeWatcher::Dirty& dirty,
                                ScanResult* out) {
   if (dirty.all || !walked_) return WalkAll(out);
   index_.SetNow(FileClockNs());
-  // Sorted: a directory comes before what is below it.
+  // Sorted: a directory comes before what is below it, and what is below a
+  // directory read whole is read with it.
+  std::string whole;
   for (const auto& [path, subtree] : dirty.paths) {
-    RETURN_IF_ERROR(ApplyPath(path, subtree, out));
+    if (!whole.empty() && PathIsWithin(path, whole)) continue;
+    if (subtree) whole = path;
+    if (absl::Status st = ApplyPath(path, subtree, out); !st.ok()) {
+      // The paths taken are lost: only a whole walk can catch up.
+      walked_ = false;
+      return st;
+    }
   }
   return absl::OkStatus();
 }
@@ -158,7 +166,7 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   }
   // The walk's index holds exactly the files it saw.
   index_ = std::move(scan.index);
-  index_changed_ = true;
+  index_replaced_ = true;
   walked_ = true;
   out->warnings.insert(out->warnings.end(), scan.warnings.begin(),
                        scan.warnings.end());
@@ -185,13 +193,15 @@ absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
   // A directory that stays one keeps what is below it (each change there
   // has its own event); a new one is read whole.
   const bool recurse = subtree || !was_dir;
+  // What is re-read is recorded again; what is gone must not stay.
+  if (recurse) ForgetIndex(path);
   std::vector<Entry> found;
   absl::Status st =
       ScanObject(host_root_, config_.roots(root), filters_[root], path, recurse,
                  &index_, out, &found);
-  index_changed_ = true;
   out->objects_read += found.size();
   if (absl::IsNotFound(st)) {
+    ForgetIndex(path);
     Erase(path);
     return absl::OkStatus();
   }
@@ -210,28 +220,37 @@ absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
   return absl::OkStatus();
 }
 
+// A root has no entry of its own; what is below `path` sorts between
+// "path/" and "path0" ('0' follows '/').
 void SourceTree::Erase(const std::string& path) {
-  // A root has no entry of its own; what is below `path` sorts between
-  // "path/" and "path0" ('0' follows '/').
-  if (auto it = entries_.find(path); it != entries_.end()) {
-    index_.Erase(path);
-    entries_.erase(it);
-  }
-  auto first = entries_.lower_bound(path + "/");
-  auto last = entries_.lower_bound(path + "0");
-  for (auto it = first; it != last; ++it) index_.Erase(it->first);
-  entries_.erase(first, last);
+  entries_.erase(path);
+  entries_.erase(entries_.lower_bound(path + "/"),
+                 entries_.lower_bound(path + "0"));
 }
 
-absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out) {
+void SourceTree::ForgetIndex(const std::string& path) {
+  index_.Erase(path);
+  for (auto it = entries_.lower_bound(path + "/");
+       it != entries_.lower_bound(path + "0"); ++it) {
+    index_.Erase(it->first);
+  }
+}
+
+bool SourceTree::IndexChanged() const {
+  return index_replaced_ || index_.changes() != index_saved_changes_;
+}
+
+absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out, bool stable) {
   std::vector<Entry> entries;
   entries.reserve(entries_.size());
   for (const auto& [path, e] : entries_) entries.push_back(e);
   ASSIGN_OR_RETURN(out.manifest, Manifest::FromEntries(std::move(entries)));
-  if (index_changed_ && absl::Now() >= index_saved_ + kIndexSaveEvery) {
+  if (IndexChanged() &&
+      (stable || absl::Now() >= index_saved_ + kIndexSaveEvery)) {
     RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
     RETURN_IF_ERROR(index_.Save(index_path_));
-    index_changed_ = false;
+    index_replaced_ = false;
+    index_saved_changes_ = index_.changes();
     index_saved_ = absl::Now();
   }
   return out;

@@ -14,8 +14,9 @@
 // watcher (or with some directory unwatched), every object's stat data is
 // compared with what the walk saw (VerifyScanStable).
 //
-// The stat index is saved to the state directory at most once a minute and
-// on destruction (it only saves re-hashing after a restart). Thread-safe:
+// The stat index is saved to the state directory after a stable scan that
+// changed it (so a killed source re-hashes nothing a cut saw), after other
+// scans at most once a minute, and on destruction. Thread-safe:
 // one scan at a time.
 #ifndef GWMIRROR_NODE_SOURCE_SOURCE_TREE_H_
 #define GWMIRROR_NODE_SOURCE_SOURCE_TREE_H_
@@ -74,13 +75,17 @@ class SourceTree {
   // directory).
   absl::Status ApplyPath(const std::string& path, bool subtree,
                          ScanResult* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops `path` and everything below it.
+  // Drops the entries of `path` and of everything below it.
   void Erase(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops their index records.
+  void ForgetIndex(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The watcher's news, plus the paths re-read at every scan.
   ChangeWatcher::Dirty Take(bool with_always)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<ScanResult> Finish(ScanResult out)
+  // The manifest of the entries; saves the index when it is due.
+  absl::StatusOr<ScanResult> Finish(ScanResult out, bool stable)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IndexChanged() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The old way, for a tree inotify cannot vouch for: whole walks until
   // one passes VerifyScanStable.
   absl::StatusOr<ScanResult> StatVerifiedScan(
@@ -100,7 +105,10 @@ class SourceTree {
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   HashIndex index_ ABSL_GUARDED_BY(mu_);
   bool index_loaded_ ABSL_GUARDED_BY(mu_) = false;
-  bool index_changed_ ABSL_GUARDED_BY(mu_) = false;
+  // The index's change count when it was last saved (or loaded); a whole
+  // walk's new index always differs.
+  uint64_t index_saved_changes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool index_replaced_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time index_saved_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
