@@ -101,30 +101,44 @@ bool SameEntry(const Entry& a, const Entry& b) {
 }
 
 absl::StatusOr<Manifest> Manifest::FromEntries(std::vector<Entry> entries) {
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.path() < b.path(); });
-  Manifest m;
-  m.index_.reserve(entries.size());
+  auto by_path = [](const Entry& a, const Entry& b) {
+    return a.path() < b.path();
+  };
+  // Scans hand over their entries sorted already.
+  if (!std::is_sorted(entries.begin(), entries.end(), by_path)) {
+    std::sort(entries.begin(), entries.end(), by_path);
+  }
   for (size_t i = 0; i < entries.size(); ++i) {
     RETURN_IF_ERROR(ValidateEntry(entries[i]));
-    if (!m.index_.emplace(entries[i].path(), i).second) {
+    if (i > 0 && entries[i].path() == entries[i - 1].path()) {
       return absl::InvalidArgumentError(
           absl::StrCat("duplicate manifest path \"", entries[i].path(), "\""));
     }
   }
-  m.entries_ = std::move(entries);
+  auto body = std::make_shared<Body>();
+  body->entries = std::move(entries);
+  Manifest m;
+  m.body_ = std::move(body);
   return m;
 }
 
+const std::vector<Entry>& Manifest::entries() const {
+  static const auto* kEmpty = new std::vector<Entry>();
+  return body_ == nullptr ? *kEmpty : body_->entries;
+}
+
 const Entry* Manifest::Find(absl::string_view path) const {
-  auto it = index_.find(path);
-  return it == index_.end() ? nullptr : &entries_[it->second];
+  const std::vector<Entry>& v = entries();
+  auto it = std::lower_bound(
+      v.begin(), v.end(), path,
+      [](const Entry& e, absl::string_view p) { return e.path() < p; });
+  return it != v.end() && it->path() == path ? &*it : nullptr;
 }
 
 std::string Manifest::Encode() const {
   std::string out(kMagic);
-  Put<uint64_t>(&out, entries_.size());
-  for (const Entry& e : entries_) {
+  Put<uint64_t>(&out, entries().size());
+  for (const Entry& e : entries()) {
     Put<uint8_t>(&out, e.type());
     Put<uint32_t>(&out, e.mode());
     Put<uint32_t>(&out, e.uid());
@@ -141,7 +155,12 @@ std::string Manifest::Encode() const {
   return out;
 }
 
-Digest Manifest::ComputeDigest() const { return Sha256Of(Encode()); }
+Digest Manifest::ComputeDigest() const {
+  if (body_ == nullptr) return Sha256Of(Encode());
+  absl::call_once(body_->digest_once,
+                  [this] { body_->digest = Sha256Of(Encode()); });
+  return body_->digest;
+}
 
 absl::StatusOr<Manifest> Manifest::Decode(absl::string_view data) {
   auto corrupt = [](absl::string_view why) {
@@ -189,7 +208,7 @@ absl::StatusOr<Manifest> Manifest::Decode(absl::string_view data) {
 
 absl::Status Manifest::CheckStructure(
     const std::vector<std::string>& roots) const {
-  for (const Entry& e : entries_) {
+  for (const Entry& e : entries()) {
     bool inside = false;
     for (const std::string& root : roots) {
       if (e.path() != root && PathIsWithin(e.path(), root)) inside = true;

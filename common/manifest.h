@@ -5,10 +5,11 @@
 #ifndef GWMIRROR_COMMON_MANIFEST_H_
 #define GWMIRROR_COMMON_MANIFEST_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -20,16 +21,19 @@ namespace gwmirror {
 
 using Entry = gwmirror::v1::Entry;
 
-// Entries sorted by path (bytewise), unique paths.
+// Entries sorted by path (bytewise), unique paths. Immutable once built:
+// copies share one body (a copy costs a reference count, not the tree), and
+// the digest is computed once per body.
 class Manifest {
  public:
   Manifest() = default;
   // Sorts; fails with INVALID_ARGUMENT on a duplicate path or a bad entry.
   static absl::StatusOr<Manifest> FromEntries(std::vector<Entry> entries);
 
-  const std::vector<Entry>& entries() const { return entries_; }
+  const std::vector<Entry>& entries() const;
+  // Binary search by path.
   const Entry* Find(absl::string_view path) const;
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return entries().size(); }
 
   // Canonical encoding (the digest covers exactly these bytes).
   std::string Encode() const;
@@ -42,9 +46,35 @@ class Manifest {
   absl::Status CheckStructure(const std::vector<std::string>& roots) const;
 
  private:
-  std::vector<Entry> entries_;
-  absl::flat_hash_map<std::string, size_t> index_;
+  struct Body {
+    std::vector<Entry> entries;
+    mutable absl::once_flag digest_once;
+    mutable Digest digest;
+  };
+  std::shared_ptr<const Body> body_;
 };
+
+// Walks two manifests side by side in path order (one pass, no lookups):
+// `fn(old, now)` for every path of either, `old` null when only `next` has
+// it, `now` null when only `base` has it.
+template <typename Fn>
+void ForEachPath(const Manifest& base, const Manifest& next, Fn fn) {
+  const std::vector<Entry>& a = base.entries();
+  const std::vector<Entry>& b = next.entries();
+  size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    int c = i == a.size()   ? 1
+            : j == b.size() ? -1
+                            : a[i].path().compare(b[j].path());
+    if (c < 0) {
+      fn(&a[i++], static_cast<const Entry*>(nullptr));
+    } else if (c > 0) {
+      fn(static_cast<const Entry*>(nullptr), &b[j++]);
+    } else {
+      fn(&a[i++], &b[j++]);
+    }
+  }
+}
 
 // Field checks of one entry from an untrusted peer.
 absl::Status ValidateEntry(const Entry& e);

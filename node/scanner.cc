@@ -123,6 +123,9 @@ struct Walker {
     }
     Sha256 h;
     uint64_t total = 0;
+    const bool hold = static_cast<uint64_t>(st.st_size) <= kHoldFileMax &&
+                      static_cast<uint64_t>(st.st_size) <= result->hold_budget;
+    std::string kept;
     for (;;) {
       ssize_t n = read(fd.get(), buf.data(), buf.size());
       if (n < 0) {
@@ -131,11 +134,16 @@ struct Walker {
       }
       if (n == 0) break;
       h.Update(buf.data(), n);
+      if (hold && total + n <= kHoldFileMax) kept.append(buf.data(), n);
       total += n;
     }
     e->set_size(total);
     e->set_sha256(DigestBytes(h.Finish()));
     result->bytes_hashed += total;
+    if (hold && kept.size() == total && total <= result->hold_budget) {
+      result->hold_budget -= total;
+      result->held.try_emplace(e->sha256(), std::move(kept));
+    }
     // Only a file that did not change while we read it is worth indexing.
     struct stat after;
     if (fstat(fd.get(), &after) == 0 && after.st_size == st.st_size &&

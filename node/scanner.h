@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "common/manifest.h"
 #include "gwmirror/v1/config.pb.h"
@@ -63,7 +64,14 @@ struct ScanResult {
   std::vector<StatStamp> stamps;
   // When the scan began (FileClockNs), set by callers that track it.
   int64_t started_ns = 0;
+  // Content the scan read, by digest (raw bytes), for files of at most
+  // kHoldFileMax bytes while `hold_budget` (set by the caller; 0 holds
+  // nothing) lasts: a push sends these bytes, which the scan verified, and
+  // need not read (or race) the live file again.
+  absl::flat_hash_map<std::string, std::string> held;
+  uint64_t hold_budget = 0;
 };
+inline constexpr uint64_t kHoldFileMax = 256 << 10;
 
 // Scans every root under `host_root`. A missing root yields no entries (the
 // mass-deletion guard, later, decides what that means). With `previous`,

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -301,28 +302,50 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
   }
   if (manifest_delta_) {
     // Rebuild the whole manifest: the base's entries, minus removed paths,
-    // with new and changed entries replacing theirs.
+    // with new and changed entries replacing theirs; one merge in path
+    // order, so the result needs no sort.
     Manifest base = store_->CommittedManifest();
-    absl::flat_hash_map<std::string, size_t> changed;
-    for (size_t i = 0; i < manifest_entries_.size(); ++i) {
-      if (!changed.emplace(manifest_entries_[i].path(), i).second) {
+    auto by_path = [](const Entry& a, const Entry& b) {
+      return a.path() < b.path();
+    };
+    std::vector<Entry> changed = std::move(manifest_entries_);
+    std::sort(changed.begin(), changed.end(), by_path);
+    for (size_t i = 1; i < changed.size(); ++i) {
+      if (changed[i].path() == changed[i - 1].path()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "duplicate manifest path \"", manifest_entries_[i].path(), "\""));
+            "duplicate manifest path \"", changed[i].path(), "\""));
       }
     }
-    absl::flat_hash_map<std::string, bool> removed;
+    auto in_changed = [&](const std::string& p) {
+      auto it = std::lower_bound(
+          changed.begin(), changed.end(), p,
+          [](const Entry& e, const std::string& q) { return e.path() < q; });
+      return it != changed.end() && it->path() == p;
+    };
+    absl::flat_hash_set<std::string> removed;
     for (const std::string& p : removed_) {
-      if (base.Find(p) == nullptr || changed.contains(p)) {
+      if (base.Find(p) == nullptr || in_changed(p)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "manifest delta removes \"", p.substr(0, 200),
             "\", which the base does not hold or the delta also sets"));
       }
-      removed[p] = true;
+      removed.insert(p);
     }
-    for (const Entry& e : base.entries()) {
-      if (!changed.contains(e.path()) && !removed.contains(e.path())) {
-        manifest_entries_.push_back(e);
+    manifest_entries_.clear();
+    manifest_entries_.reserve(base.size() + changed.size());
+    const std::vector<Entry>& old = base.entries();
+    size_t i = 0, j = 0;
+    while (i < old.size() || j < changed.size()) {
+      if (j == changed.size() ||
+          (i < old.size() && old[i].path() < changed[j].path())) {
+        if (!removed.contains(old[i].path())) {
+          manifest_entries_.push_back(old[i]);
+        }
+        ++i;
+        continue;
       }
+      if (i < old.size() && old[i].path() == changed[j].path()) ++i;
+      manifest_entries_.push_back(std::move(changed[j++]));
     }
   }
   ASSIGN_OR_RETURN(Manifest m,
@@ -343,15 +366,16 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
 
   absl::MutexLock l(&store_->mu_);
   std::vector<std::string> missing;
-  for (const Entry& e : m.entries()) {
-    if (!NeedsContent(e, store_->committed_manifest_.Find(e.path()))) continue;
-    if (store_->staged_objects_.count(e.sha256())) continue;
-    if (store_->resend_whole_.count(e.path())) {
-      result.add_resend_whole(e.path());
-    } else {
-      missing.push_back(e.path());
-    }
-  }
+  ForEachPath(store_->committed_manifest_, m,
+              [&](const Entry* old, const Entry* e) {
+                if (e == nullptr || !NeedsContent(*e, old)) return;
+                if (store_->staged_objects_.count(e->sha256())) return;
+                if (store_->resend_whole_.count(e->path())) {
+                  result.add_resend_whole(e->path());
+                } else {
+                  missing.push_back(e->path());
+                }
+              });
   if (!missing.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "checkpoint ", checkpoint_, " is incomplete: no content for ",

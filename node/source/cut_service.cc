@@ -135,9 +135,11 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
   });
   RETURN_IF_ERROR(databases_.DumpDue(absl::Now()));
   Pusher pusher(config_, channel);
+  pusher.SetMemo(&memo_);
   if (prestager_ != nullptr) {
     prestager_->SetTarget(req.replica_address(), req.replica_identity());
     pusher.SetLedger(prestager_->ledger());
+    pusher.SetMemo(prestager_->memo());
   }
   if (!req.release_mass_deletion()) {
     uint32_t pct = config_.source().max_delete_percent();
@@ -155,8 +157,10 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     for (const std::string& w : scan.warnings) {
       Logf(LogLevel::kWarning, "source", "slot=%s %s", config_.slot(), w);
     }
+    pusher.SetHeld(&scan.held);
     auto r =
         pusher.Push(scan.manifest, req.checkpoint(), req.envelope().epoch());
+    pusher.SetHeld(nullptr);
     if (r.ok()) {
       out.set_manifest_digest(r->manifest_digest);
       out.set_entries(scan.manifest.size());

@@ -51,6 +51,8 @@ class CutService final : public gwmirror::v1::Source::Service {
   SourceTree* const tree_;
   ChangeWatcher* const watcher_;
   Prestager* const prestager_;
+  // The cut's own, without a pre-stager (which shares its memo otherwise).
+  ManifestMemo memo_;
   absl::Mutex cut_mu_;
 };
 

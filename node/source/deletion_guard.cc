@@ -10,6 +10,12 @@ namespace gwmirror {
 absl::Status CheckMassDeletion(const Manifest& base, const Manifest& next,
                                const std::vector<std::string>& roots,
                                double max_fraction) {
+  size_t deleted_anywhere = 0;
+  ForEachPath(base, next, [&](const Entry* old, const Entry* now) {
+    deleted_anywhere += now == nullptr;
+  });
+  // The common case, in one pass: too few deletions to hold anything.
+  if (deleted_anywhere < kMassDeletionMinEntries) return absl::OkStatus();
   std::vector<std::string> held;
   for (const std::string& root : roots) {
     size_t had = 0, deleted = 0, has = 0;

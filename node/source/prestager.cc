@@ -115,6 +115,8 @@ bool Prestager::Round(const std::string& address, const std::string& identity) {
     if (st.ok()) {
       Pusher pusher(config_, channel_);
       pusher.SetLedger(&ledger_);
+      pusher.SetMemo(&memo_);
+      pusher.SetHeld(&scan->held);
       auto report = pusher.Prestage(scan->manifest, epoch_->Get(), [this] {
         return cuts_waiting_.load() > 0;
       });

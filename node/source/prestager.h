@@ -43,6 +43,7 @@ class Prestager {
   void Poke() ABSL_LOCKS_EXCLUDED(mu_);
 
   PrestageLedger* ledger() { return &ledger_; }
+  ManifestMemo* memo() { return &memo_; }
 
   // Held by a cut for its whole run: the pre-stager stops at the next file
   // boundary and stays out until the guard goes.
@@ -70,6 +71,7 @@ class Prestager {
   const std::function<void()> on_staged_;
   const absl::Duration settle_;
   PrestageLedger ledger_;
+  ManifestMemo memo_;
   // The source's one push slot: a cut or a pre-stage round.
   absl::Mutex push_mu_;
   std::atomic<int> cuts_waiting_{0};

@@ -213,6 +213,24 @@ void PrestageLedger::Add(uint64_t pool, const std::vector<std::string>& shas) {
   shas_.insert(shas.begin(), shas.end());
 }
 
+void ManifestMemo::Remember(const Manifest& m) {
+  absl::MutexLock l(&mu_);
+  std::string digest = DigestBytes(m.ComputeDigest());
+  for (const auto& [d, kept] : recent_) {
+    if (d == digest) return;
+  }
+  recent_.emplace_front(std::move(digest), m);
+  if (recent_.size() > 2) recent_.pop_back();
+}
+
+std::optional<Manifest> ManifestMemo::Find(const std::string& digest) const {
+  absl::MutexLock l(&mu_);
+  for (const auto& [d, m] : recent_) {
+    if (d == digest) return m;
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<gwmirror::v1::ReplicaState> Pusher::ReplicaState(
     uint64_t epoch) {
   gwmirror::v1::ReplicaState state;
@@ -227,13 +245,17 @@ absl::StatusOr<gwmirror::v1::ReplicaState> Pusher::ReplicaState(
 absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
                                                  uint64_t epoch,
                                                  PushReport* report) {
-  // The replica usually holds what we pushed last; then nothing is fetched.
+  // The replica usually holds what we pushed last; then nothing is read.
+  if (memo_ != nullptr) {
+    if (std::optional<Manifest> m = memo_->Find(digest)) return *std::move(m);
+  }
   std::string cache = config_.state_dir() + "/source/replica.manifest";
   for (const std::string& path :
        {config_.state_dir() + "/source/pushed.manifest", cache}) {
     auto cached = ReadManifestFile(path);
     if (cached.ok() &&
         DigestBytes(cached->manifest.ComputeDigest()) == digest) {
+      if (memo_ != nullptr) memo_->Remember(cached->manifest);
       return std::move(cached->manifest);
     }
   }
@@ -254,6 +276,7 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
         "the replica's manifest changed while it was read; retry");
   }
   RETURN_IF_ERROR(WriteManifestFile(cache, 0, m, Durability::kCache));
+  if (memo_ != nullptr) memo_->Remember(m);
   return m;
 }
 
@@ -284,11 +307,21 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
                               bool force_whole, uint64_t epoch,
                               PushReport* report) {
   std::string full = JoinPath(host_root_, e.path());
-  UniqueFd fd(
-      open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  if (!fd.valid()) {
-    return absl::AbortedError(absl::StrCat(
-        e.path(), " vanished or changed type since the scan; scan again"));
+  // The bytes the scan read, when it held them; otherwise the live file.
+  const std::string* held = nullptr;
+  if (held_ != nullptr) {
+    if (auto it = held_->find(e.sha256()); it != held_->end()) {
+      held = &it->second;
+    }
+  }
+  UniqueFd fd;
+  if (held == nullptr) {
+    fd.Reset(
+        open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) {
+      return absl::AbortedError(absl::StrCat(
+          e.path(), " vanished or changed type since the scan; scan again"));
+    }
   }
   bool delta = !force_whole && old != nullptr &&
                old->type() == ENTRY_TYPE_FILE && e.size() >= whole_below_ &&
@@ -343,12 +376,19 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   std::string segment;
   uint64_t total = 0;
   for (;;) {
-    ssize_t n = read(fd.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("read ", full));
+    absl::string_view piece;
+    if (held != nullptr) {
+      piece = absl::string_view(*held).substr(
+          total, std::min<size_t>(buf.size(), held->size() - total));
+    } else {
+      ssize_t n = read(fd.get(), buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, absl::StrCat("read ", full));
+      }
+      piece = absl::string_view(buf.data(), n);
     }
-    absl::string_view piece(buf.data(), n);
+    const size_t n = piece.size();
     bool eof = n == 0;
     hash.Update(piece);
     total += n;
@@ -403,19 +443,21 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
                    ReplicaManifest(state.manifest_digest(), epoch, &push));
-  std::vector<const Entry*> todo;
+  // (file, the replica's entry at its path) for content to send.
+  std::vector<std::pair<const Entry*, const Entry*>> todo;
   PrestageReport report;
-  for (const Entry& e : manifest.entries()) {
-    if (e.type() != ENTRY_TYPE_FILE) continue;
-    const Entry* old = replica.Find(e.path());
+  ForEachPath(replica, manifest, [&](const Entry* old, const Entry* e) {
+    if (e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
     if (old != nullptr && old->type() == ENTRY_TYPE_FILE &&
-        old->sha256() == e.sha256()) {
-      continue;
+        old->sha256() == e->sha256()) {
+      return;
     }
     ++report.pending_files;
-    report.pending_bytes += e.size();
-    if (ledger_ == nullptr || !ledger_->Has(e.sha256())) todo.push_back(&e);
-  }
+    report.pending_bytes += e->size();
+    if (ledger_ == nullptr || !ledger_->Has(e->sha256())) {
+      todo.emplace_back(e, old);
+    }
+  });
   if (todo.empty()) return report;
   Stream stream(stub_.get(), &push);
   PushMessage begin;
@@ -425,14 +467,14 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   absl::Status st = stream.Write(begin);
   std::vector<std::string> sent;
   std::set<std::string> seen;
-  for (const Entry* e : todo) {
+  for (const auto& [e, old] : todo) {
     if (!st.ok()) break;
     if (stop && stop()) {
       report.stopped = true;
       break;
     }
     if (!seen.insert(e->sha256()).second) continue;  // Same content twice.
-    st = SendFile(&stream, *e, replica.Find(e->path()), false, epoch, &push);
+    st = SendFile(&stream, *e, old, false, epoch, &push);
     if (st.ok()) {
       sent.push_back(e->sha256());
       report.bytes_sent += e->size();
@@ -465,17 +507,18 @@ absl::Status Pusher::SendManifestDelta(Stream* stream, const Manifest& next,
     part.Clear();
     return st;
   };
-  for (const Entry& e : next.entries()) {
-    const Entry* old = base.Find(e.path());
-    if (old != nullptr && SameEntry(*old, e)) continue;
-    *part.mutable_manifest_part()->add_entries() = e;
-    RETURN_IF_ERROR(flush_if_full());
-  }
-  for (const Entry& e : base.entries()) {
-    if (next.Find(e.path()) != nullptr) continue;
-    part.mutable_manifest_part()->add_removed(e.path());
-    RETURN_IF_ERROR(flush_if_full());
-  }
+  absl::Status st;
+  ForEachPath(base, next, [&](const Entry* old, const Entry* now) {
+    if (!st.ok() || (old != nullptr && now != nullptr && SameEntry(*old, *now)))
+      return;
+    if (now != nullptr) {
+      *part.mutable_manifest_part()->add_entries() = *now;
+    } else {
+      part.mutable_manifest_part()->add_removed(old->path());
+    }
+    st = flush_if_full();
+  });
+  RETURN_IF_ERROR(st);
   if (part.has_manifest_part()) return stream->Write(part);
   return absl::OkStatus();
 }
@@ -506,23 +549,21 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
     begin.mutable_begin()->set_manifest_delta(true);
     RETURN_IF_ERROR(stream.Write(begin));
     absl::Status st;
-    for (const Entry& e : manifest.entries()) {
-      if (e.type() != ENTRY_TYPE_FILE) continue;
-      const Entry* old = replica.Find(e.path());
-      bool force_whole = resend.count(e.path()) > 0;
-      if (attempt > 0 && !force_whole) continue;
+    ForEachPath(replica, manifest, [&](const Entry* old, const Entry* e) {
+      if (!st.ok() || e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
+      bool force_whole = resend.count(e->path()) > 0;
+      if (attempt > 0 && !force_whole) return;
       if (!force_whole && old != nullptr && old->type() == ENTRY_TYPE_FILE &&
-          old->sha256() == e.sha256()) {
-        continue;
+          old->sha256() == e->sha256()) {
+        return;
       }
-      if (!force_whole && ledger_ != nullptr && ledger_->Has(e.sha256())) {
-        st = SendPrestaged(&stream, e);
+      if (!force_whole && ledger_ != nullptr && ledger_->Has(e->sha256())) {
+        st = SendPrestaged(&stream, *e);
         ++report.files_prestaged;
       } else {
-        st = SendFile(&stream, e, old, force_whole, epoch, &report);
+        st = SendFile(&stream, *e, old, force_whole, epoch, &report);
       }
-      if (!st.ok()) break;
-    }
+    });
     if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);
     if (st.ok()) {
       PushMessage end;
@@ -540,10 +581,17 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
     }
     RETURN_IF_ERROR(result.status());
     if (result->resend_whole_size() == 0) {
-      // Keep only signatures of what the replica will hold.
+      if (memo_ != nullptr) memo_->Remember(manifest);
+      // A cut that changed nothing leaves signatures and the file as they
+      // are.
+      if (report.manifest_digest == state.manifest_digest()) return report;
+      // Keep only signatures of what the replica will hold (only files that
+      // do not travel whole have one).
       std::set<std::string> keep;
       for (const Entry& e : manifest.entries()) {
-        if (e.type() == ENTRY_TYPE_FILE) keep.insert(e.sha256());
+        if (e.type() == ENTRY_TYPE_FILE && e.size() >= whole_below_) {
+          keep.insert(e.sha256());
+        }
       }
       sigs_.Prune(keep);
       RETURN_IF_ERROR(

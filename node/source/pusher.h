@@ -12,10 +12,12 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/manifest.h"
@@ -75,6 +77,22 @@ class PrestageLedger {
   std::set<std::string> shas_ ABSL_GUARDED_BY(mu_);
 };
 
+// The last two manifests the source pushed or read from the replica, by
+// digest, so a push finds the replica's committed manifest without reading
+// a file or asking the replica (copies of a Manifest share their body).
+// Shared by the cut and the pre-stager; thread-safe.
+class ManifestMemo {
+ public:
+  void Remember(const Manifest& m) ABSL_LOCKS_EXCLUDED(mu_);
+  // `digest` as raw bytes (DigestBytes).
+  std::optional<Manifest> Find(const std::string& digest) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  std::deque<std::pair<std::string, Manifest>> recent_ ABSL_GUARDED_BY(mu_);
+};
+
 class Pusher {
  public:
   Pusher(const gwmirror::v1::NodeConfig& config,
@@ -96,6 +114,13 @@ class Pusher {
 
   // Lets pushes use (and pre-stage pushes fill) `ledger`.
   void SetLedger(PrestageLedger* ledger) { ledger_ = ledger; }
+  // Lets pushes find (and remember) manifests in `memo`.
+  void SetMemo(ManifestMemo* memo) { memo_ = memo; }
+  // Content the scan held (ScanResult::held), sent instead of re-reading
+  // the live file; it outlives the pushes.
+  void SetHeld(const absl::flat_hash_map<std::string, std::string>* held) {
+    held_ = held;
+  }
 
   // Holds pushes that would delete more than `max_fraction` of a root
   // (CheckMassDeletion); negative (the default) turns the guard off.
@@ -134,6 +159,8 @@ class Pusher {
   std::string read_buf_;
   double max_delete_fraction_ = -1;
   PrestageLedger* ledger_ = nullptr;
+  ManifestMemo* memo_ = nullptr;
+  const absl::flat_hash_map<std::string, std::string>* held_ = nullptr;
 };
 
 }  // namespace gwmirror

@@ -13,6 +13,9 @@ namespace gwmirror {
 namespace {
 
 constexpr absl::Duration kIndexSaveEvery = absl::Minutes(1);
+// What a scan of changed paths keeps of the small files it read, for the
+// push (ScanResult::held).
+constexpr uint64_t kHoldBudget = 16 << 20;
 
 absl::Duration Backoff(int attempt) {
   return absl::Milliseconds(std::min(25 * attempt, 250));
@@ -48,6 +51,7 @@ absl::StatusOr<ScanResult> SourceTree::StableScan(
   }
   absl::Time give_up = absl::Now() + max_wait;
   ScanResult out;
+  out.hold_budget = kHoldBudget;
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/true);
   for (int attempt = 1;; ++attempt) {
     if (attempts != nullptr) *attempts = attempt;
@@ -87,6 +91,7 @@ absl::StatusOr<ScanResult> SourceTree::Refresh() {
     RETURN_IF_ERROR(WalkAll(&out));
     return Finish(std::move(out), /*stable=*/false);
   }
+  out.hold_budget = kHoldBudget;
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/false);
   out.started_ns = FileClockNs();
   RETURN_IF_ERROR(Apply(dirty, &out));
@@ -168,6 +173,7 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   index_ = std::move(scan.index);
   index_replaced_ = true;
   walked_ = true;
+  manifest_stale_ = true;
   out->warnings.insert(out->warnings.end(), scan.warnings.begin(),
                        scan.warnings.end());
   out->bytes_hashed += scan.bytes_hashed;
@@ -193,6 +199,7 @@ absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
   // A directory that stays one keeps what is below it (each change there
   // has its own event); a new one is read whole.
   const bool recurse = subtree || !was_dir;
+  manifest_stale_ = true;
   // What is re-read is recorded again; what is gone must not stay.
   if (recurse) ForgetIndex(path);
   std::vector<Entry> found;
@@ -241,10 +248,14 @@ bool SourceTree::IndexChanged() const {
 }
 
 absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out, bool stable) {
-  std::vector<Entry> entries;
-  entries.reserve(entries_.size());
-  for (const auto& [path, e] : entries_) entries.push_back(e);
-  ASSIGN_OR_RETURN(out.manifest, Manifest::FromEntries(std::move(entries)));
+  if (manifest_stale_) {
+    std::vector<Entry> entries;
+    entries.reserve(entries_.size());
+    for (const auto& [path, e] : entries_) entries.push_back(e);
+    ASSIGN_OR_RETURN(manifest_, Manifest::FromEntries(std::move(entries)));
+    manifest_stale_ = false;
+  }
+  out.manifest = manifest_;
   if (IndexChanged() &&
       (stable || absl::Now() >= index_saved_ + kIndexSaveEvery)) {
     RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));

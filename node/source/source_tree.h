@@ -14,6 +14,11 @@
 // watcher (or with some directory unwatched), every object's stat data is
 // compared with what the walk saw (VerifyScanStable).
 //
+// A scan of changed paths holds the small files it read (16 MiB at most,
+// ScanResult::held), so the push sends the very bytes the scan verified
+// instead of re-reading a live file that may have changed again since:
+// under constant churn, a cut still goes through.
+//
 // The stat index is saved to the state directory after a stable scan that
 // changed it (so a killed source re-hashes nothing a cut saw), after other
 // scans at most once a minute, and on destruction. Thread-safe:
@@ -54,8 +59,8 @@ class SourceTree {
   // `max_wait`, then ABORTED naming the last path that moved. `read_along`,
   // when given, runs after each scan and before its verification, so what
   // it reads of the mirror set is of the same instant. Only `manifest`,
-  // `warnings`, `bytes_hashed`, `index_hits`, `started_ns` and
-  // `objects_read` of the result are filled.
+  // `warnings`, `bytes_hashed`, `index_hits`, `started_ns`, `objects_read`
+  // and `held` of the result are filled.
   absl::StatusOr<ScanResult> StableScan(
       absl::Duration max_wait, int* attempts = nullptr,
       const std::function<void()>& read_along = nullptr)
@@ -103,6 +108,9 @@ class SourceTree {
   absl::Mutex mu_;
   bool walked_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // The manifest of `entries_` as last built (rebuilt once they change).
+  Manifest manifest_ ABSL_GUARDED_BY(mu_);
+  bool manifest_stale_ ABSL_GUARDED_BY(mu_) = true;
   HashIndex index_ ABSL_GUARDED_BY(mu_);
   bool index_loaded_ ABSL_GUARDED_BY(mu_) = false;
   // The index's change count when it was last saved (or loaded); a whole

@@ -20,6 +20,9 @@
 #include "gtest/gtest.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 #include "node/sample/generator.h"
+#include "node/source/pusher.h"
+#include "node/source/source_tree.h"
+#include "node/source/watcher.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -248,6 +251,49 @@ TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
   // No change: nothing but the manifest travels.
   out = Sync(3);
   EXPECT_EQ(Field(out, "files_whole") + Field(out, "files_delta"), 0u) << out;
+}
+
+// The bytes a scan held are what a push sends: a file rewritten after the
+// scan does not abort the push (under churn a cut still goes through), and
+// the standby gets the version the manifest names. Without them the live
+// file no longer matches and the push asks for a new scan.
+TEST_F(MirrorTest, APushSendsTheBytesTheScanHeld) {
+  auto config = LoadNodeConfig(dir_ / "source.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ChangeWatcher watcher(*config, {});
+  ASSERT_TRUE(watcher.Start().ok());
+  SourceTree tree(*config, &watcher);
+  ASSERT_TRUE(tree.StableScan(absl::Seconds(30)).ok());
+  const std::string rel = "apigateway/conf/held.props";
+  const std::string file = prod() + "/" + kPrefix + "/" + rel;
+  testing::WriteFile(file, "as scanned");
+  auto scan = tree.StableScan(absl::Seconds(5));
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  const Entry* e = scan->manifest.Find(std::string(kPrefix) + "/" + rel);
+  ASSERT_NE(e, nullptr);
+  ASSERT_EQ(scan->held.count(e->sha256()), 1u);
+  testing::WriteFile(file, "rewritten after the scan");
+
+  auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  Pusher pusher(*config, *channel);
+  auto stale = pusher.Push(scan->manifest, 1, 0);
+  EXPECT_TRUE(absl::IsAborted(stale.status())) << stale.status();
+  EXPECT_NE(stale.status().message().find("held.props changed"),
+            std::string::npos)
+      << stale.status();
+
+  pusher.SetHeld(&scan->held);
+  absl::StatusOr<PushReport> r;
+  ASSERT_TRUE(RetryWhileBusy([&] {
+                r = pusher.Push(scan->manifest, 1, 0);
+                return r.status();
+              }).ok())
+      << r.status();
+  absl::Status committed = Commit(1, HexOf(r->manifest_digest));
+  ASSERT_TRUE(committed.ok()) << committed;
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + rel),
+            "as scanned");
 }
 
 TEST_F(MirrorTest, PlantedSymlinkOnStandbyCannotRedirectWrites) {
