@@ -1175,8 +1175,15 @@ void Coordinator::Background() {
       config_.checkpoint_interval_ms()
           ? absl::Milliseconds(config_.checkpoint_interval_ms())
           : absl::InfiniteDuration();
-  const absl::Duration change_gap =
-      absl::Milliseconds(Or(config_.change_cut_interval_ms(), 1000u));
+  // Unset: cuts for changes take at most a third of the time (twice the
+  // last cut's duration between starts), and at most four a second.
+  const absl::Duration fixed_gap =
+      absl::Milliseconds(config_.change_cut_interval_ms());
+  absl::Duration last_cut_took = absl::ZeroDuration();
+  auto gap = [&] {
+    if (fixed_gap > absl::ZeroDuration()) return fixed_gap;
+    return std::max(absl::Milliseconds(250), 2 * last_cut_took);
+  };
   const absl::Duration max_delay =
       absl::Milliseconds(Or(config_.change_cut_max_delay_ms(), 5000u));
   absl::Time next = absl::Now() + interval;
@@ -1185,6 +1192,7 @@ void Coordinator::Background() {
   for (;;) {
     bool run = false;
     bool resume = false;
+    const absl::Duration change_gap = gap();
     {
       absl::MutexLock l(&mu_);
       // A change waits until change_gap after the last cut started, and
@@ -1214,6 +1222,7 @@ void Coordinator::Background() {
       next = absl::Now() + interval;
       last_cut = absl::Now();
       auto r = RunCheckpoint(/*automatic=*/true);
+      last_cut_took = absl::Now() - last_cut;
       if (!r.ok()) {
         Logf(LogLevel::kWarning, "coordinator", "checkpoint failed: %s",
              r.status().ToString());

@@ -166,7 +166,8 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
         req->set_unstaged_since_unix_ms(ms(p.unstaged_since));
         req->set_pending_files(p.files);
         req->set_pending_bytes(p.bytes);
-        req->set_prestaging(prestager != nullptr);
+        req->set_prestaging(prestager != nullptr &&
+                            prestager->WorthWaitingFor(p));
       }
       if (store && role == kReplica) {
         gwmirror::v1::ReplicaState state = store->State();

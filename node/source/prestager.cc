@@ -7,6 +7,8 @@ namespace gwmirror {
 namespace {
 constexpr absl::Duration kDefaultSettle = absl::Milliseconds(200);
 constexpr absl::Duration kRetryAfterFailure = absl::Seconds(2);
+// Unsettled for this long, the tree is churning (Churning()).
+constexpr absl::Duration kChurn = absl::Seconds(1);
 }  // namespace
 
 Prestager::Prestager(gwmirror::v1::NodeConfig config, SourceTree* tree,
@@ -61,6 +63,8 @@ Prestager::CutGuard::~CutGuard() {
 
 void Prestager::Run() {
   absl::Time retry_at = absl::InfinitePast();
+  // Since when a round has been put off for a tree that did not settle.
+  absl::Time unsettled_since = absl::InfinitePast();
   for (;;) {
     std::string address, identity;
     {
@@ -76,15 +80,24 @@ void Prestager::Run() {
       identity = identity_;
     }
     ChangeWatcher::Pending p = watcher_->Snapshot();
-    if (p.unstaged_since == absl::InfinitePast() || address.empty()) continue;
+    if (p.unstaged_since == absl::InfinitePast() || address.empty()) {
+      unsettled_since = absl::InfinitePast();
+      churning_ = false;
+      continue;
+    }
     absl::Time now = absl::Now();
     if (now < retry_at) continue;
     // A file still being written is sent once the tree is quiet.
     if (now < p.last_change + settle_) {
+      if (unsettled_since == absl::InfinitePast()) unsettled_since = now;
+      const bool was = churning_.exchange(now - unsettled_since > kChurn);
+      if (!was && churning_ && on_staged_) on_staged_();  // Tell at once.
       absl::SleepFor(p.last_change + settle_ - now);
       Poke();
       continue;
     }
+    unsettled_since = absl::InfinitePast();
+    churning_ = false;
     if (Round(address, identity)) {
       retry_at = absl::InfinitePast();
       if (on_staged_) on_staged_();

@@ -29,7 +29,8 @@ class Prestager {
  public:
   // `tree`, `watcher` and `epoch` outlive the pre-stager. `on_staged` runs
   // (on the pre-stager's thread) after a round caught up with the changes,
-  // so the node can tell the coordinator at once.
+  // and when the tree starts churning, so the node can tell the coordinator
+  // at once.
   Prestager(gwmirror::v1::NodeConfig config, SourceTree* tree,
             ChangeWatcher* watcher, EpochFile* epoch,
             std::function<void()> on_staged);
@@ -41,6 +42,16 @@ class Prestager {
       ABSL_LOCKS_EXCLUDED(mu_);
   // A change arrived: look soon.
   void Poke() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Whether the coordinator should wait for a pre-stage round before it
+  // cuts the changes `p` describes. Not for a small burst (a few paths: the
+  // cut ships them as fast as a round would, without the settle time), and
+  // not while the tree churns (changes have kept it from settling for over
+  // a second, so no round runs; the cut ships the content itself).
+  bool WorthWaitingFor(const ChangeWatcher::Pending& p) const {
+    return !churning_.load() && p.changed_paths > kSmallBurst;
+  }
+  static constexpr uint64_t kSmallBurst = 16;
 
   PrestageLedger* ledger() { return &ledger_; }
   ManifestMemo* memo() { return &memo_; }
@@ -75,6 +86,7 @@ class Prestager {
   // The source's one push slot: a cut or a pre-stage round.
   absl::Mutex push_mu_;
   std::atomic<int> cuts_waiting_{0};
+  std::atomic<bool> churning_{false};
   std::thread thread_;
 
   absl::Mutex mu_;

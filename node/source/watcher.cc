@@ -17,6 +17,9 @@
 namespace gwmirror {
 namespace {
 
+// What a queue overflow counts as: a burst too big to tell.
+constexpr int kManyPaths = 1 << 20;
+
 constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_CLOSE_WRITE | IN_MODIFY |
                            IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
                            IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW |
@@ -111,10 +114,11 @@ void ChangeWatcher::MarkDirty(const std::string& path, bool subtree) {
   s = s || subtree;
 }
 
-void ChangeWatcher::Changed() {
+void ChangeWatcher::Changed(int paths) {
   bool first = false;
   {
     absl::MutexLock l(&mu_);
+    pending_.changed_paths += paths;
     absl::Time now = absl::Now();
     first = pending_.since == absl::InfinitePast() ||
             pending_.unstaged_since == absl::InfinitePast();
@@ -143,7 +147,7 @@ void ChangeWatcher::Run() {
     if (absl::Now() >= next_rescan || (n == 0 && degraded())) {
       // Safety net: a whole walk at the next cut, whatever inotify said.
       dirty_.all = true;
-      Changed();
+      Changed(0);
       next_rescan = absl::Now() + options_.rescan_interval;
     }
     ReadEvents();
@@ -174,7 +178,7 @@ bool ChangeWatcher::ReadEvents() {
              config_.slot());
         dirty_.all = true;
         dirty_.paths.clear();
-        Changed();
+        Changed(kManyPaths);
         // Directories created meanwhile were missed: watch them now.
         for (int i = 0; i < config_.roots_size(); ++i) {
           WatchTree(config_.roots(i).path(), i);
@@ -267,6 +271,7 @@ void ChangeWatcher::Staged(absl::Time scan_start) {
   absl::MutexLock l(&mu_);
   Advance(&pending_.since, scan_start, pending_.last_change);
   Advance(&pending_.unstaged_since, scan_start, pending_.last_change);
+  pending_.changed_paths = 0;
   if (pending_.since == absl::InfinitePast()) {
     pending_.files = pending_.bytes = 0;
   }
@@ -276,6 +281,7 @@ void ChangeWatcher::Prestaged(absl::Time scan_start, uint64_t files,
                               uint64_t bytes) {
   absl::MutexLock l(&mu_);
   Advance(&pending_.unstaged_since, scan_start, pending_.last_change);
+  pending_.changed_paths = 0;
   pending_.files = files;
   pending_.bytes = bytes;
 }
