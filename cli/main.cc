@@ -10,7 +10,7 @@
 //   gwmirror promote [--dry-run] [--yes] [--json]
 //     (each with --config CLI.json, or $GWMIRROR_CONFIG)
 //   gwmirror sandbox up --dir D [--slots N] [--size small|large] [--manual]
-//                       [--databases]
+//                       [--databases] [--no-prestage]
 //   gwmirror sandbox down --dir D [--keep]
 //   gwmirror sample --dir D [--size small|large] [--seed S] [--host I]
 //                   [--hosts N]
@@ -156,8 +156,8 @@ int Main(int argc, char** argv) {
        "checkpoint", "digest",       "epoch", "out",    "changed-out",
        "mib",        "slots",        "slot",  "smoke",  "file",
        "host-root",  "standby-node", "days",  "service"},
-      {"json", "wait", "keep", "manual", "watch", "databases", "dry-run", "yes",
-       "all", "unpin", "repair", "force", "renew"});
+      {"json", "wait", "keep", "manual", "watch", "databases", "no-prestage",
+       "dry-run", "yes", "all", "unpin", "repair", "force", "renew"});
   absl::Status st = args.status();
   if (st.ok()) {
     if (cmd == "sample") {

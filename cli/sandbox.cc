@@ -282,7 +282,7 @@ absl::Status DoUp(const Args& a,
       // Either node can be the source: the coordinator's active site
       // decides, and a promote swaps them.
       const bool production = std::string(site) == "production";
-      nc.mutable_source();
+      nc.mutable_source()->set_prestage_off(a.Has("no-prestage"));
       nc.mutable_replica()->set_source_identity(
           absl::StrCat(slot, production ? "-standby" : "-production"));
       nc.mutable_replica()->add_controller_identities("operator");

@@ -288,8 +288,9 @@ absl::Status History::PutRaw(const std::string& sha, absl::string_view content,
     RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".raw", content, 0600));
   }
   if (!basis.empty()) {
-    RETURN_IF_ERROR(
-        WriteFileAtomic(ObjectPath(sha) + ".basis", HexOf(basis) + "\n", 0600));
+    RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".basis",
+                                    HexOf(basis) + "\n", 0600,
+                                    Durability::kCache));
   }
   return absl::OkStatus();
 }
@@ -337,8 +338,8 @@ absl::Status History::Preserve(
       return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
     }
     if (!basis.empty()) {
-      RETURN_IF_ERROR(
-          WriteFileAtomic(obj + ".basis", HexOf(basis) + "\n", 0600));
+      RETURN_IF_ERROR(WriteFileAtomic(obj + ".basis", HexOf(basis) + "\n",
+                                      0600, Durability::kCache));
     }
     wrote = true;
   }
@@ -396,7 +397,8 @@ absl::Status History::Record(uint64_t n, const Manifest& m,
   if (!newest.empty() && newest != sha &&
       Info(newest).kind == ObjectInfo::kRaw) {
     RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(newest) + ".basis",
-                                    HexOf(sha) + "\n", 0600));
+                                    HexOf(sha) + "\n", 0600,
+                                    Durability::kCache));
   }
   RETURN_IF_ERROR(WriteFileAtomic(
       PointPath(n),

@@ -13,6 +13,8 @@
 //                            replaced tree file, or a copy); compacted into
 //                            an encoded object in the background
 //   objects/<sha-hex>.basis  for a .raw: the newer version to delta against
+//                            (a hint, not synced: lost in a crash, the
+//                            version is stored whole, not as a delta)
 // Manifests are objects too, each a delta against the next newer one.
 //
 // Encoded object: "GWHO", version 1, kind (1 whole, 2 delta), 2 zero bytes,

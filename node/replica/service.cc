@@ -1,5 +1,7 @@
 #include "node/replica/service.h"
 
+#include <malloc.h>
+
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -180,6 +182,9 @@ grpc::Status ReplicaService::Commit(grpc::ServerContext* ctx,
     st = store_->Commit(req->checkpoint(), req->manifest_digest(),
                         {req->pinned().begin(), req->pinned().end()});
   }
+  // As after a cut (node/source/cut_service.cc): the manifests and
+  // buffers a commit freed go back to the system.
+  malloc_trim(0);
   if (st.ok()) {
     resp->set_committed_checkpoint(req->checkpoint());
     NodeMetrics::Get().commits.Add(1);

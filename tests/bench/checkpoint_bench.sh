@@ -4,7 +4,8 @@
 # point, apply) beside what an operator would script without gwmirror: one
 # `rsync -a --delete` per host to an rsync daemon on loopback, one host
 # after the other (which gives no consistent cut at all). Same data, same
-# run; prints median wall times and the ratio to rsync.
+# run; prints bench.sh's table (tests/bench/table.py): wall min and median,
+# bytes on the wire, CPU and peak RSS of both sides, ratios to rsync.
 #
 #   tests/bench/checkpoint_bench.sh [--slots N] [--size small|large] [--runs R]
 set -euo pipefail
@@ -20,18 +21,61 @@ done
 name=checkpoint_bench
 . "$(dirname "$0")/sandbox_common.sh"
 
-"$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" --manual >/dev/null
+# No pre-staging: the cut does all the work the timer sees.
+"$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" --manual --no-prestage >/dev/null
 C="$W/sb/cli.json"
+# Per host: production pid, standby pid, production metrics URL.
+mapfile -t hosts < <(python3 - "$W/sb/sandbox.json" <<'PY'
+import json, sys
+for s in json.load(open(sys.argv[1]))["slots"]:
+    print(s["production"]["pid"], s["standby"]["pid"], s["production"]["metrics_url"])
+PY
+)
 
 . "$top/tests/bench/rsyncd.sh"
+# The same file set as gwmirror's mirror set (as in bench.sh).
 sel=(--exclude=opsdb.d/ --exclude=logs/ --exclude=trace/ --exclude=events/
-  --exclude=groups/certs/private/temp/ --exclude='*.pid' --exclude='*.lock' --exclude=system/lib/)
+  --exclude=groups/certs/private/temp/ --exclude='*.pid' --exclude='*.lock' --exclude=system/lib/
+  --exclude=other-product-file.xml --exclude=/etc/init.d/cron)
+# Prints the bytes sent and received, summed over hosts; appends each
+# client's CPU and peak RSS to $W/rtime.
 rsync_all() {
+  local total=0 out
   for i in $(seq "$slots"); do
-    rsync -a --delete "${sel[@]}" "$W/sb/gw$i/production/" "rsync://127.0.0.1:$rport/standby/gw$i/"
+    out=$(/usr/bin/time -f '%U %S %M' -a -o "$W/rtime" \
+      rsync -a --delete --stats "${sel[@]}" "$W/sb/gw$i/production/" "rsync://127.0.0.1:$rport/standby/gw$i/")
+    total=$((total + $(grep 'Total bytes sent' <<<"$out" | tr -dc 0-9) + $(grep 'Total bytes received' <<<"$out" | tr -dc 0-9)))
   done
+  echo "$total"
 }
-rsync_all  # Initial copy, as the sandbox's checkpoint 1 did for gwmirror.
+rsync_all >/dev/null  # Initial copy, as the sandbox's checkpoint 1 did for gwmirror.
+
+# CPU seconds of processes (their own, or with "children" those they reaped).
+cpu_of() {
+  python3 - "$@" <<'PY'
+import os, sys
+kids = sys.argv[-1] == "children"
+t = 0
+for p in (a for a in sys.argv[1:] if a != "children"):
+    f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+    t += int(f[13]) + int(f[14]) if kids else int(f[11]) + int(f[12])
+print(t / os.sysconf("SC_CLK_TCK"))
+PY
+}
+hwm() { local m=0 v; for p in "$@"; do v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status"); [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
+wire() {  # gwmirror_source_wire_bytes_total, summed over the production nodes
+  python3 - "${hosts[@]}" <<'PY'
+import sys, urllib.request
+t = 0
+for h in sys.argv[1:]:
+    for line in urllib.request.urlopen(h.split()[-1], timeout=5).read().decode().splitlines():
+        if line.startswith("gwmirror_source_wire_bytes_total"):
+            t += float(line.split()[-1])
+print(int(t))
+PY
+}
+prod_pids=(); standby_pids=()
+for h in "${hosts[@]}"; do read -r p s _ <<<"$h"; prod_pids+=("$p"); standby_pids+=("$s"); done
 
 results="$W/results"
 for r in $(seq "$runs"); do
@@ -42,26 +86,19 @@ for r in $(seq "$runs"); do
       done
     fi
     sync
+    name=$([ "$scenario" = change ] && echo "incremental: 1% change set, running cluster" || echo "no change, running cluster")
+    w0=$(wire); c0=$(cpu_of "${prod_pids[@]}"); d0=$(cpu_of "${standby_pids[@]}")
     t0=$(now); "$G" checkpoint create --wait --config "$C" >/dev/null; t1=$(now)
-    echo -e "$scenario\tgwmirror\t$(echo "$t1 - $t0" | bc)" >> "$results"
-    t0=$(now); rsync_all; t1=$(now)
-    echo -e "$scenario\trsync\t$(echo "$t1 - $t0" | bc)" >> "$results"
+    w1=$(wire); c1=$(cpu_of "${prod_pids[@]}"); d1=$(cpu_of "${standby_pids[@]}")
+    echo -e "$name\tgwmirror\t$(echo "$t1 - $t0" | bc)\t$((w1 - w0))\t$(echo "$c1 - $c0" | bc)\t$(hwm "${prod_pids[@]}")\t$(echo "$d1 - $d0" | bc)\t$(hwm "${standby_pids[@]}")" >> "$results"
+    d0=$(cpu_of "$rsyncd_pid" children)
+    : > "$W/rtime"
+    t0=$(now); bytes=$(rsync_all); t1=$(now)
+    read -r cpu m < <(awk '{c += $1 + $2; if ($3 > m) m = $3} END {print c, m}' "$W/rtime")
+    sleep 0.2  # the daemon reaps its child
+    echo -e "$name\trsync\t$(echo "$t1 - $t0" | bc)\t$bytes\t$cpu\t$m\t$(echo "$(cpu_of "$rsyncd_pid" children) - $d0" | bc)\t-" >> "$results"
   done
 done
 
-python3 - "$results" "$slots" "$size" "$runs" <<'PY'
-import collections, statistics, sys
-path, slots, size, runs = sys.argv[1:]
-rows = collections.defaultdict(lambda: collections.defaultdict(list))
-for line in open(path):
-    scenario, tool, wall = line.split("\t")
-    rows[scenario][tool].append(float(wall))
-names = {"change": "1% edits + 50 adds + 50 deletes + 20 chmods per host",
-         "none": "no change"}
-print(f"checkpoint across {slots} hosts ({size} sample), {runs} runs")
-print("| scenario | gwmirror median s | rsync per host, sequential, median s | ratio to rsync |")
-print("|---|---|---|---|")
-for s in ("change", "none"):
-    g = statistics.median(rows[s]["gwmirror"]); r = statistics.median(rows[s]["rsync"])
-    print(f"| {names[s]} | {g:.3f} | {r:.3f} | {g / r:.2f}x |")
-PY
+echo "checkpoint across $slots hosts ($size sample), $runs runs: gwmirror checkpoint create --wait against rsync -a --delete of each host in turn"
+python3 "$top/tests/bench/table.py" "$results"
