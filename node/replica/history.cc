@@ -338,8 +338,8 @@ absl::Status History::Preserve(
       return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
     }
     if (!basis.empty()) {
-      RETURN_IF_ERROR(WriteFileAtomic(obj + ".basis", HexOf(basis) + "\n",
-                                      0600, Durability::kCache));
+      RETURN_IF_ERROR(WriteFileAtomic(obj + ".basis", HexOf(basis) + "\n", 0600,
+                                      Durability::kCache));
     }
     wrote = true;
   }

@@ -203,9 +203,8 @@ absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
   // What is re-read is recorded again; what is gone must not stay.
   if (recurse) ForgetIndex(path);
   std::vector<Entry> found;
-  absl::Status st =
-      ScanObject(host_root_, config_.roots(root), filters_[root], path, recurse,
-                 &index_, out, &found);
+  absl::Status st = ScanObject(host_root_, config_.roots(root), filters_[root],
+                               path, recurse, &index_, out, &found);
   out->objects_read += found.size();
   if (absl::IsNotFound(st)) {
     ForgetIndex(path);

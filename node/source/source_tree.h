@@ -78,8 +78,8 @@ class SourceTree {
   absl::Status WalkAll(ScanResult* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Re-reads one path (and its subtree when `subtree` or when it became a
   // directory).
-  absl::Status ApplyPath(const std::string& path, bool subtree,
-                         ScanResult* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyPath(const std::string& path, bool subtree, ScanResult* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the entries of `path` and of everything below it.
   void Erase(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops their index records.

@@ -154,13 +154,11 @@ void ChangeWatcher::Run() {
   }
 }
 
-bool ChangeWatcher::ReadEvents() {
+void ChangeWatcher::ReadEvents() {
   alignas(struct inotify_event) char buf[64 << 10];
-  bool any = false;
   for (;;) {
     ssize_t len = read(fd_.get(), buf, sizeof(buf));
     if (len <= 0) break;
-    any = true;
     // Tests make the kernel's queue "overflow" here (fault point
     // "watch:overflow"): the batch is lost, as the kernel would lose it.
     bool injected = !FaultPoint("watch:overflow").ok();
@@ -227,7 +225,6 @@ bool ChangeWatcher::ReadEvents() {
       Changed();
     }
   }
-  return any;
 }
 
 ChangeWatcher::Dirty ChangeWatcher::TakeDirty() {
@@ -235,15 +232,13 @@ ChangeWatcher::Dirty ChangeWatcher::TakeDirty() {
   ReadEvents();
   for (int i = 0; i < config_.roots_size(); ++i) {
     const std::string& root = config_.roots(i).path();
-    bool watched = std::any_of(dirs_.begin(), dirs_.end(), [&](const auto& d) {
-      return d.second.first == root;
-    });
-    if (watched) continue;
+    auto watched = [&] {
+      return std::any_of(dirs_.begin(), dirs_.end(),
+                         [&](const auto& d) { return d.second.first == root; });
+    };
+    if (watched()) continue;
     WatchTree(root, i);
-    watched = std::any_of(dirs_.begin(), dirs_.end(), [&](const auto& d) {
-      return d.second.first == root;
-    });
-    if (watched) MarkDirty(root, true);  // It appeared: read all of it.
+    if (watched()) MarkDirty(root, true);  // It appeared: read all of it.
   }
   Dirty out = std::move(dirty_);
   dirty_ = Dirty();

@@ -90,7 +90,8 @@ class ChangeWatcher {
     // nothing, so a scan must verify itself by stat.
     bool incomplete = false;
     // Paths (relative to the host root) that changed -> whether the whole
-    // subtree below them is new (a directory created or moved in).
+    // subtree below them is to be read again (a directory created, moved
+    // in or away, or gone).
     std::map<std::string, bool> paths;
     bool empty() const { return !all && !incomplete && paths.empty(); }
   };
@@ -101,8 +102,8 @@ class ChangeWatcher {
 
  private:
   void Run();
-  // Reads and handles every queued event; false when the queue was empty.
-  bool ReadEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
+  // Reads and handles every queued event.
+  void ReadEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
   // Watches `dir` (relative to the host root) and every directory below it
   // that is in the mirror set.
   void WatchTree(const std::string& dir, int root_index)
@@ -126,8 +127,7 @@ class ChangeWatcher {
   // Held while events are read and handled (by the thread or TakeDirty).
   absl::Mutex events_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // Watch descriptor -> (directory relative to the host root, root index).
-  std::map<int, std::pair<std::string, int>> dirs_
-      ABSL_GUARDED_BY(events_mu_);
+  std::map<int, std::pair<std::string, int>> dirs_ ABSL_GUARDED_BY(events_mu_);
   Dirty dirty_ ABSL_GUARDED_BY(events_mu_);
 
   mutable absl::Mutex mu_;

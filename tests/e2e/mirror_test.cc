@@ -128,8 +128,9 @@ class MirrorTest : public ::testing::Test {
   }
 
   RunResult Push(uint64_t checkpoint) {
-    return testing::Run({Bin("gwmirror-node"), "push", "--config", dir_ / "source.json",
-                "--checkpoint", absl::StrCat(checkpoint)});
+    return testing::Run({Bin("gwmirror-node"), "push", "--config",
+                         dir_ / "source.json", "--checkpoint",
+                         absl::StrCat(checkpoint)});
   }
 
   std::unique_ptr<gwmirror::v1::Replica::Stub> StubAs(
@@ -148,12 +149,14 @@ class MirrorTest : public ::testing::Test {
   absl::Status CommitOnce(uint64_t checkpoint, const std::string& hex_digest) {
     auto stub = StubAs(operator_tls_);
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
     gwmirror::v1::CommitRequest req;
     req.set_checkpoint(checkpoint);
     std::string digest;
     for (size_t i = 0; i + 1 < hex_digest.size(); i += 2) {
-      digest.push_back(static_cast<char>(std::stoi(hex_digest.substr(i, 2), nullptr, 16)));
+      digest.push_back(
+          static_cast<char>(std::stoi(hex_digest.substr(i, 2), nullptr, 16)));
     }
     req.set_manifest_digest(digest);
     gwmirror::v1::CommitResult resp;
@@ -239,13 +242,20 @@ TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
 
   out = Sync(2);
   EXPECT_EQ(testing::Diff(Prod(), Standby()), "");
-  uint64_t wire = Field(out, "wire_bytes"), content = Field(out, "content_bytes");
+  uint64_t wire = Field(out, "wire_bytes"),
+           content = Field(out, "content_bytes");
   EXPECT_GE(Field(out, "files_delta"), 1u) << out;
   EXPECT_LT(wire, content) << out;
-  std::printf("change set: %lu bytes of changed files, %lu bytes on the wire (%.1f%%)\n",
-              static_cast<unsigned long>(content), static_cast<unsigned long>(wire),
-              100.0 * wire / content);
-  ASSERT_EQ(stat((standby() + "/" + kPrefix + "/apigateway/conf/managedomain.props").c_str(), &st), 0);
+  std::printf(
+      "change set: %lu bytes of changed files, %lu bytes on the wire "
+      "(%.1f%%)\n",
+      static_cast<unsigned long>(content), static_cast<unsigned long>(wire),
+      100.0 * wire / content);
+  ASSERT_EQ(
+      stat((standby() + "/" + kPrefix + "/apigateway/conf/managedomain.props")
+               .c_str(),
+           &st),
+      0);
   EXPECT_EQ(st.st_mode & 07777, 04750u);
 
   // No change: nothing but the manifest travels.
@@ -338,10 +348,9 @@ gwmirror::v1::PushMessage Begin(uint64_t n, uint64_t base, uint64_t epoch = 0) {
   return m;
 }
 
-gwmirror::v1::PushMessage Header(const std::string& path,
-                                 const std::string& content,
-                                 gwmirror::v1::Encoding enc =
-                                     gwmirror::v1::ENCODING_WHOLE) {
+gwmirror::v1::PushMessage Header(
+    const std::string& path, const std::string& content,
+    gwmirror::v1::Encoding enc = gwmirror::v1::ENCODING_WHOLE) {
   gwmirror::v1::PushMessage m;
   auto* e = m.mutable_file_header()->mutable_entry();
   e->set_path(path);
@@ -376,30 +385,50 @@ TEST_F(MirrorTest, HostileInputIsRefusedAndNothingIsWritten) {
     absl::StatusCode code;
     std::string words;
   };
-  gwmirror::v1::PushMessage delta_hdr =
-      Header(absl::StrCat(kPrefix, "/apigateway/messaging-shared/kahadb/db-1.log"),
-             std::string(2 << 20, 'x'), gwmirror::v1::ENCODING_DELTA);
+  gwmirror::v1::PushMessage delta_hdr = Header(
+      absl::StrCat(kPrefix, "/apigateway/messaging-shared/kahadb/db-1.log"),
+      std::string(2 << 20, 'x'), gwmirror::v1::ENCODING_DELTA);
   delta_hdr.mutable_file_header()->set_basis_sha256(
-      before.Find(absl::StrCat(kPrefix, "/apigateway/messaging-shared/kahadb/db-1.log"))
+      before
+          .Find(absl::StrCat(kPrefix,
+                             "/apigateway/messaging-shared/kahadb/db-1.log"))
           ->sha256());
   gwmirror::v1::PushMessage huge = Header(conf + "x", "x");
-  huge.mutable_file_header()->mutable_entry()->set_link_target(std::string(5 << 20, 'L'));
-  gwmirror::v1::PushMessage wrong = Header(conf + "jvm.xml", "the announced content");
+  huge.mutable_file_header()->mutable_entry()->set_link_target(
+      std::string(5 << 20, 'L'));
+  gwmirror::v1::PushMessage wrong =
+      Header(conf + "jvm.xml", "the announced content");
   std::vector<Case> cases = {
-      {"dot-dot path", {Begin(2, 1), Header("../../etc/cron.d/evil", "x")},
-       absl::StatusCode::kInvalidArgument, "'..'"},
-      {"absolute path", {Begin(2, 1), Header("/etc/passwd", "x")},
-       absl::StatusCode::kInvalidArgument, "absolute"},
+      {"dot-dot path",
+       {Begin(2, 1), Header("../../etc/cron.d/evil", "x")},
+       absl::StatusCode::kInvalidArgument,
+       "'..'"},
+      {"absolute path",
+       {Begin(2, 1), Header("/etc/passwd", "x")},
+       absl::StatusCode::kInvalidArgument,
+       "absolute"},
       {"corrupted delta",
-       {Begin(2, 1), delta_hdr, Chunk("this is not a librsync delta"), FileEnd()},
-       absl::StatusCode::kDataLoss, "librsync"},
-      {"wrong digest", {Begin(2, 1), wrong, Chunk("other bytes!!!!!!!!!!"), FileEnd()},
-       absl::StatusCode::kDataLoss, "does not match"},
-      {"truncated stream", {Begin(2, 1), Header(conf + "new.xml", "0123456789"), Chunk("01234")},
-       absl::StatusCode::kAborted, "truncated"},
-      {"oversized message", {Begin(2, 1), huge}, absl::StatusCode::kResourceExhausted, ""},
+       {Begin(2, 1), delta_hdr, Chunk("this is not a librsync delta"),
+        FileEnd()},
+       absl::StatusCode::kDataLoss,
+       "librsync"},
+      {"wrong digest",
+       {Begin(2, 1), wrong, Chunk("other bytes!!!!!!!!!!"), FileEnd()},
+       absl::StatusCode::kDataLoss,
+       "does not match"},
+      {"truncated stream",
+       {Begin(2, 1), Header(conf + "new.xml", "0123456789"), Chunk("01234")},
+       absl::StatusCode::kAborted,
+       "truncated"},
+      {"oversized message",
+       {Begin(2, 1), huge},
+       absl::StatusCode::kResourceExhausted,
+       ""},
       {"stale base", {Begin(5, 0)}, absl::StatusCode::kAborted, "holds 1"},
-      {"no begin", {Chunk("x")}, absl::StatusCode::kInvalidArgument, "PushBegin"},
+      {"no begin",
+       {Chunk("x")},
+       absl::StatusCode::kInvalidArgument,
+       "PushBegin"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -447,8 +476,9 @@ TEST_F(MirrorTest, HostileInputIsRefusedAndNothingIsWritten) {
   EXPECT_EQ(State().committed_checkpoint(), 1u);
   // The replica still works after all that.
   testing::WriteFile(gw("conf/after.xml"), "fine");
-  RunResult r = testing::Run({Bin("gwmirror-node"), "push", "--config", dir_ / "source.json",
-                     "--checkpoint", "2", "--epoch", "5"});
+  RunResult r =
+      testing::Run({Bin("gwmirror-node"), "push", "--config",
+                    dir_ / "source.json", "--checkpoint", "2", "--epoch", "5"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
 }
 
@@ -464,8 +494,10 @@ TEST_F(MirrorTest, KilledAtAnyPointOfStagingOrCommitLeavesOneCheckpoint) {
       SCOPED_TRACE(absl::StrCat(prefix, " point ", k));
       Manifest old_tree = Standby();
       // A small change with every kind of operation.
-      testing::WriteFile(gw(absl::StrCat("conf/fed/crash-", k, ".xml")), "added");
-      testing::WriteFile(gw("conf/jvm.xml"), absl::StrCat("edited ", prefix, k));
+      testing::WriteFile(gw(absl::StrCat("conf/fed/crash-", k, ".xml")),
+                         "added");
+      testing::WriteFile(gw("conf/jvm.xml"),
+                         absl::StrCat("edited ", prefix, k));
       std::string swap = gw("conf/swap");
       (void)RemoveTree(swap);
       if (k % 2) {
@@ -476,10 +508,12 @@ TEST_F(MirrorTest, KilledAtAnyPointOfStagingOrCommitLeavesOneCheckpoint) {
       Manifest new_tree = Prod();
       ++n;
       replica_.reset();
-      StartReplica({{"GWMIRROR_FAULT", absl::StrCat("crash:", prefix, ":", k)}});
+      StartReplica(
+          {{"GWMIRROR_FAULT", absl::StrCat("crash:", prefix, ":", k)}});
       RunResult r = Push(n);
       absl::Status commit = absl::UnknownError("not reached");
-      if (r.exit_code == 0) commit = Commit(n, StrField(r.out, "manifest_digest"));
+      if (r.exit_code == 0)
+        commit = Commit(n, StrField(r.out, "manifest_digest"));
       bool crashed = !commit.ok();
       replica_.reset();  // Reaps the killed process (or kills a live one).
       StartReplica();
@@ -490,13 +524,16 @@ TEST_F(MirrorTest, KilledAtAnyPointOfStagingOrCommitLeavesOneCheckpoint) {
       ++crashes;
       std::string d_old = testing::Diff(old_tree, Standby());
       std::string d_new = testing::Diff(new_tree, Standby());
-      EXPECT_TRUE(d_old.empty() || d_new.empty())
-          << "mixed tree\nvs old:\n" << d_old << "vs new:\n" << d_new;
+      EXPECT_TRUE(d_old.empty() || d_new.empty()) << "mixed tree\nvs old:\n"
+                                                  << d_old << "vs new:\n"
+                                                  << d_new;
       uint64_t committed = State().committed_checkpoint();
       EXPECT_EQ(committed == n, d_new.empty());
-      EXPECT_NE(access((dir_ / "replica-state/replica/applying").c_str(), F_OK), 0);
+      EXPECT_NE(access((dir_ / "replica-state/replica/applying").c_str(), F_OK),
+                0);
       if (committed == n) {
-        EXPECT_NE(access((dir_ / "replica-state/replica/staging").c_str(), F_OK), 0);
+        EXPECT_NE(
+            access((dir_ / "replica-state/replica/staging").c_str(), F_OK), 0);
       } else {
         // Only a completely staged n may stay (the coordinator may still
         // commit it); a partial one is gone.

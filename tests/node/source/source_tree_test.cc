@@ -48,9 +48,9 @@ class SourceTreeTest : public ::testing::Test {
     auto scan = tree_->StableScan(absl::Seconds(5));
     EXPECT_TRUE(scan.ok()) << after << ": " << scan.status();
     if (!scan.ok()) return ScanResult();
-    EXPECT_EQ(testing::Diff(testing::Snapshot(dir_ / "host", roots_),
-                            scan->manifest),
-              "")
+    EXPECT_EQ(
+        testing::Diff(testing::Snapshot(dir_ / "host", roots_), scan->manifest),
+        "")
         << "after " << after;
     return *std::move(scan);
   }
@@ -110,7 +110,7 @@ TEST_F(SourceTreeTest, RandomChangesMatchAWholeWalk) {
   Start();
   ScanAndCompare("the start");
   std::mt19937 rng(42);
-  const std::vector<std::string> dirs = {"gw", "gw/conf", "gw/conf/sub",
+  const std::vector<std::string> dirs = {"gw",    "gw/conf",  "gw/conf/sub",
                                          "gw/d1", "gw/d1/d2", "gw/lib"};
   // Bounded: 25 rounds of up to 12 random operations.
   for (int round = 0; round < 25; ++round) {
@@ -239,9 +239,9 @@ TEST_F(SourceTreeTest, WithoutAWatcherEveryScanIsAWholeWalkAndSavesTheIndex) {
     SourceTree tree(config_, nullptr);
     auto scan = tree.StableScan(absl::Seconds(5));
     ASSERT_TRUE(scan.ok()) << scan.status();
-    EXPECT_EQ(testing::Diff(testing::Snapshot(dir_ / "host", roots_),
-                            scan->manifest),
-              "");
+    EXPECT_EQ(
+        testing::Diff(testing::Snapshot(dir_ / "host", roots_), scan->manifest),
+        "");
     testing::WriteFile(dir_ / "host/gw/conf/a.xml", "edited");
     scan = tree.StableScan(absl::Seconds(5));
     ASSERT_TRUE(scan.ok()) << scan.status();
