@@ -87,6 +87,18 @@ void Prestager::Run() {
     }
     absl::Time now = absl::Now();
     if (now < retry_at) continue;
+    // A small burst: once it is over, tell the coordinator at once that it
+    // need not wait for a round (WorthWaitingFor).
+    if (p.changed_paths <= kSmallBurst && p.changed_bytes < kSmallBytes &&
+        p.last_change != small_told_) {
+      if (!SmallAndOver(p, now)) {
+        absl::SleepFor(p.last_change + kSmallQuiet - now);
+        Poke();
+        continue;
+      }
+      small_told_ = p.last_change;
+      if (on_staged_) on_staged_();
+    }
     // A file still being written is sent once the tree is quiet.
     if (now < p.last_change + settle_) {
       if (unsettled_since == absl::InfinitePast()) unsettled_since = now;

@@ -44,16 +44,25 @@ class Prestager {
   void Poke() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Whether the coordinator should wait for a pre-stage round before it
-  // cuts the changes `p` describes. Not for a small burst (a few paths: the
-  // cut ships them as fast as a round would, without the settle time), and
-  // not while the tree churns (changes have kept it from settling for over
-  // a second, so no round runs; the cut ships the content itself).
+  // cuts the changes `p` describes. Not for a small burst known to be over
+  // (at most kSmallBurst path events and kSmallBytes, quiet for
+  // kSmallQuiet: the cut ships it as fast as a round would, without the
+  // settle time), and not while the tree churns (changes have kept it from
+  // settling for over a second, so no round runs; the cut ships the content
+  // itself). Until a burst is known to be small, wait.
   bool WorthWaitingFor(const ChangeWatcher::Pending& p) const {
-    return !churning_.load() && p.changed_paths > kSmallBurst;
+    return !churning_.load() && !SmallAndOver(p, absl::Now());
   }
   static constexpr uint64_t kSmallBurst = 16;
+  static constexpr uint64_t kSmallBytes = 1 << 20;
+  static constexpr absl::Duration kSmallQuiet = absl::Milliseconds(20);
 
   PrestageLedger* ledger() { return &ledger_; }
+
+  static bool SmallAndOver(const ChangeWatcher::Pending& p, absl::Time now) {
+    return p.changed_paths <= kSmallBurst && p.changed_bytes < kSmallBytes &&
+           now >= p.last_change + kSmallQuiet;
+  }
   ManifestMemo* memo() { return &memo_; }
 
   // Held by a cut for its whole run: the pre-stager stops at the next file
@@ -98,6 +107,8 @@ class Prestager {
   std::shared_ptr<grpc::Channel> channel_;
   std::string channel_address_;
   std::string last_error_;
+  // The burst (by its last change) already reported small.
+  absl::Time small_told_ = absl::InfinitePast();
 };
 
 }  // namespace gwmirror

@@ -114,11 +114,12 @@ void ChangeWatcher::MarkDirty(const std::string& path, bool subtree) {
   s = s || subtree;
 }
 
-void ChangeWatcher::Changed(int paths) {
+void ChangeWatcher::Changed(int paths, uint64_t bytes) {
   bool first = false;
   {
     absl::MutexLock l(&mu_);
     pending_.changed_paths += paths;
+    pending_.changed_bytes += bytes;
     absl::Time now = absl::Now();
     first = pending_.since == absl::InfinitePast() ||
             pending_.unstaged_since == absl::InfinitePast();
@@ -222,7 +223,16 @@ void ChangeWatcher::ReadEvents() {
       if (ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) {
         MarkDirty(dir, false);
       }
-      Changed();
+      // The file's size now, so the node can tell a small burst from one
+      // worth pre-streaming (a file counts again at each event: more, not
+      // less).
+      struct stat st;
+      uint64_t bytes = 0;
+      if (!is_dir && lstat(JoinPath(host_root_, path).c_str(), &st) == 0 &&
+          S_ISREG(st.st_mode)) {
+        bytes = st.st_size;
+      }
+      Changed(1, bytes);
     }
   }
 }
@@ -266,7 +276,7 @@ void ChangeWatcher::Staged(absl::Time scan_start) {
   absl::MutexLock l(&mu_);
   Advance(&pending_.since, scan_start, pending_.last_change);
   Advance(&pending_.unstaged_since, scan_start, pending_.last_change);
-  pending_.changed_paths = 0;
+  pending_.changed_paths = pending_.changed_bytes = 0;
   if (pending_.since == absl::InfinitePast()) {
     pending_.files = pending_.bytes = 0;
   }
@@ -276,7 +286,7 @@ void ChangeWatcher::Prestaged(absl::Time scan_start, uint64_t files,
                               uint64_t bytes) {
   absl::MutexLock l(&mu_);
   Advance(&pending_.unstaged_since, scan_start, pending_.last_change);
-  pending_.changed_paths = 0;
+  pending_.changed_paths = pending_.changed_bytes = 0;
   pending_.files = files;
   pending_.bytes = bytes;
 }

@@ -64,9 +64,11 @@ class ChangeWatcher {
     // look (a pre-stage scan; 0 after a cut staged everything).
     uint64_t files = 0;
     uint64_t bytes = 0;
-    // Paths inotify reported since the last pre-stage or cut took them
-    // (an event count: a burst's size, known before anything is read).
+    // Paths inotify reported since the last pre-stage or cut took them (an
+    // event count), and the sizes of those files at their events: a
+    // burst's size, known before anything is read.
     uint64_t changed_paths = 0;
+    uint64_t changed_bytes = 0;
   };
   Pending Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
   absl::Time PendingSince() const { return Snapshot().since; }
@@ -113,8 +115,9 @@ class ChangeWatcher {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
   void MarkDirty(const std::string& path, bool subtree)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
-  // `paths`: how many paths the event names (0: none in particular).
-  void Changed(int paths = 1) ABSL_LOCKS_EXCLUDED(mu_);
+  // `paths`: how many paths the event names (0: none in particular);
+  // `bytes`: the size of the file it names.
+  void Changed(int paths = 1, uint64_t bytes = 0) ABSL_LOCKS_EXCLUDED(mu_);
 
   const gwmirror::v1::NodeConfig config_;
   const Options options_;

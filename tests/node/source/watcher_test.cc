@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "gtest/gtest.h"
+#include "node/source/prestager.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -82,6 +83,29 @@ TEST_F(WatcherTest, NewDirectoriesAreFollowed) {
   watcher_->Staged(absl::Now() + absl::Milliseconds(1));
   testing::WriteFile(dir_ / "host/gw/conf/new/deep.xml", "d");
   EXPECT_TRUE(SeesChange());
+}
+
+// Regression: a burst was judged small by its path count alone, so one
+// big file went with the cut instead of being pre-streamed. Its bytes count
+// too, and a burst is small only once it is over.
+TEST_F(WatcherTest, ABurstIsSmallOnlyByCountAndBytesAndOnceItIsOver) {
+  testing::WriteFile(dir_ / "host/gw/conf/a.xml", "small");
+  ASSERT_TRUE(SeesChange());
+  usleep(50000);
+  ChangeWatcher::Pending p = watcher_->Snapshot();
+  EXPECT_LE(p.changed_paths, Prestager::kSmallBurst);
+  EXPECT_LT(p.changed_bytes, Prestager::kSmallBytes);
+  EXPECT_TRUE(Prestager::SmallAndOver(p, absl::Now()));
+  EXPECT_FALSE(Prestager::SmallAndOver(p, p.last_change));  // Not over yet.
+
+  watcher_->Staged(absl::Now() + absl::Milliseconds(1));
+  EXPECT_EQ(watcher_->Snapshot().changed_paths, 0u);
+  testing::WriteFile(dir_ / "host/gw/conf/big.jar", std::string(2 << 20, 'j'));
+  ASSERT_TRUE(SeesChange());
+  usleep(50000);
+  p = watcher_->Snapshot();
+  EXPECT_GE(p.changed_bytes, 2u << 20);
+  EXPECT_FALSE(Prestager::SmallAndOver(p, absl::Now()));
 }
 
 }  // namespace
