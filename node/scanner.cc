@@ -88,7 +88,9 @@ struct Walker {
   std::string buf = std::string(1 << 20, '\0');
 
   void Fill(Entry* e, const struct stat& st) {
-    result->stamps.push_back(StampOf(e->path(), st));
+    if (result->record_stamps) {
+      result->stamps.push_back(StampOf(e->path(), st));
+    }
     e->set_mode(st.st_mode & 07777);
     e->set_uid(st.st_uid);
     e->set_gid(st.st_gid);

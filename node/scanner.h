@@ -60,8 +60,11 @@ struct ScanResult {
   uint64_t objects_read = 0;
   // Stat data and digests of every file seen, to save for the next scan.
   HashIndex index;
-  // Every object's stat data as the scan saw it (a file's before reading).
+  // Every object's stat data as the scan saw it (a file's before reading),
+  // while `record_stamps` (VerifyScanStable needs them; a scan proven
+  // stable by the event queue does not).
   std::vector<StatStamp> stamps;
+  bool record_stamps = true;
   // When the scan began (FileClockNs), set by callers that track it.
   int64_t started_ns = 0;
   // Content the scan read, by digest (raw bytes), for files of at most

@@ -141,11 +141,10 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
   });
   RETURN_IF_ERROR(databases_.DumpDue(absl::Now()));
   Pusher pusher(config_, channel);
-  pusher.SetMemo(&memo_);
+  pusher.SetMemo(prestager_ != nullptr ? prestager_->memo() : &memo_);
   if (prestager_ != nullptr) {
     prestager_->SetTarget(req.replica_address(), req.replica_identity());
     pusher.SetLedger(prestager_->ledger());
-    pusher.SetMemo(prestager_->memo());
   }
   if (!req.release_mass_deletion()) {
     uint32_t pct = config_.source().max_delete_percent();

@@ -89,8 +89,7 @@ void Prestager::Run() {
     if (now < retry_at) continue;
     // A small burst: once it is over, tell the coordinator at once that it
     // need not wait for a round (WorthWaitingFor).
-    if (p.changed_paths <= kSmallBurst && p.changed_bytes < kSmallBytes &&
-        p.last_change != small_told_) {
+    if (Small(p) && p.last_change != small_told_) {
       if (!SmallAndOver(p, now)) {
         absl::SleepFor(p.last_change + kSmallQuiet - now);
         Poke();

@@ -59,9 +59,11 @@ class Prestager {
 
   PrestageLedger* ledger() { return &ledger_; }
 
+  static bool Small(const ChangeWatcher::Pending& p) {
+    return p.changed_paths <= kSmallBurst && p.changed_bytes < kSmallBytes;
+  }
   static bool SmallAndOver(const ChangeWatcher::Pending& p, absl::Time now) {
-    return p.changed_paths <= kSmallBurst && p.changed_bytes < kSmallBytes &&
-           now >= p.last_change + kSmallQuiet;
+    return Small(p) && now >= p.last_change + kSmallQuiet;
   }
   ManifestMemo* memo() { return &memo_; }
 

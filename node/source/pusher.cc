@@ -444,7 +444,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   ASSIGN_OR_RETURN(Manifest replica,
                    ReplicaManifest(state.manifest_digest(), epoch, &push));
   // (file, the replica's entry at its path) for content to send.
-  std::vector<std::pair<const Entry*, const Entry*>> todo;
+  std::vector<std::pair<const Entry*, const Entry*>> to_send;
   PrestageReport report;
   ForEachPath(replica, manifest, [&](const Entry* old, const Entry* e) {
     if (e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
@@ -455,10 +455,10 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     ++report.pending_files;
     report.pending_bytes += e->size();
     if (ledger_ == nullptr || !ledger_->Has(e->sha256())) {
-      todo.emplace_back(e, old);
+      to_send.emplace_back(e, old);
     }
   });
-  if (todo.empty()) return report;
+  if (to_send.empty()) return report;
   Stream stream(stub_.get(), &push);
   PushMessage begin;
   begin.mutable_begin()->mutable_envelope()->set_epoch(epoch);
@@ -467,7 +467,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   absl::Status st = stream.Write(begin);
   std::vector<std::string> sent;
   std::set<std::string> seen;
-  for (const auto& [e, old] : todo) {
+  for (const auto& [e, old] : to_send) {
     if (!st.ok()) break;
     if (stop && stop()) {
       report.stopped = true;

@@ -52,6 +52,7 @@ absl::StatusOr<ScanResult> SourceTree::StableScan(
   absl::Time give_up = absl::Now() + max_wait;
   ScanResult out;
   out.hold_budget = kHoldBudget;
+  out.record_stamps = false;  // The event queue proves it stable.
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/true);
   for (int attempt = 1;; ++attempt) {
     if (attempts != nullptr) *attempts = attempt;
@@ -92,6 +93,7 @@ absl::StatusOr<ScanResult> SourceTree::Refresh() {
     return Finish(std::move(out), /*stable=*/false);
   }
   out.hold_budget = kHoldBudget;
+  out.record_stamps = false;  // Not verified at all.
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/false);
   out.started_ns = FileClockNs();
   RETURN_IF_ERROR(Apply(dirty, &out));
@@ -179,7 +181,7 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   out->bytes_hashed += scan.bytes_hashed;
   out->index_hits += scan.index_hits;
   out->objects_read += scan.objects_read;
-  out->stamps = std::move(scan.stamps);
+  if (out->record_stamps) out->stamps = std::move(scan.stamps);
   return absl::OkStatus();
 }
 

@@ -32,6 +32,7 @@ ChangeWatcher::ChangeWatcher(gwmirror::v1::NodeConfig config, Options options)
       options_(std::move(options)),
       host_root_(config_.host_root().empty() ? "/" : config_.host_root()) {
   for (const auto& r : config_.roots()) filters_.emplace_back(r);
+  root_wd_.assign(config_.roots_size(), -1);
 }
 
 ChangeWatcher::~ChangeWatcher() {
@@ -74,6 +75,7 @@ void ChangeWatcher::WatchTree(const std::string& dir, int root_index) {
     return;  // ENOENT, ENOTDIR: gone or not a directory any more.
   }
   dirs_[wd] = {dir, root_index};
+  if (dir == config_.roots(root_index).path()) root_wd_[root_index] = wd;
   auto names = ListDir(full);
   if (!names.ok()) return;
   const std::string& root = config_.roots(root_index).path();
@@ -88,6 +90,14 @@ void ChangeWatcher::WatchTree(const std::string& dir, int root_index) {
     if (filters_[root_index].Excluded(rel, name, child)) continue;
     WatchTree(child, root_index);
   }
+}
+
+bool ChangeWatcher::RootWatched(int root_index) const {
+  // Watch descriptors are not reused soon: a live entry under the root's
+  // descriptor naming the root is that root's watch.
+  auto it = dirs_.find(root_wd_[root_index]);
+  return it != dirs_.end() &&
+         it->second.first == config_.roots(root_index).path();
 }
 
 void ChangeWatcher::UnwatchTree(const std::string& dir) {
@@ -241,14 +251,10 @@ ChangeWatcher::Dirty ChangeWatcher::TakeDirty() {
   absl::MutexLock l(&events_mu_);
   ReadEvents();
   for (int i = 0; i < config_.roots_size(); ++i) {
-    const std::string& root = config_.roots(i).path();
-    auto watched = [&] {
-      return std::any_of(dirs_.begin(), dirs_.end(),
-                         [&](const auto& d) { return d.second.first == root; });
-    };
-    if (watched()) continue;
-    WatchTree(root, i);
-    if (watched()) MarkDirty(root, true);  // It appeared: read all of it.
+    if (RootWatched(i)) continue;
+    WatchTree(config_.roots(i).path(), i);
+    // It appeared: read all of it.
+    if (RootWatched(i)) MarkDirty(config_.roots(i).path(), true);
   }
   Dirty out = std::move(dirty_);
   dirty_ = Dirty();

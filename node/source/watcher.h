@@ -110,6 +110,9 @@ class ChangeWatcher {
   // that is in the mirror set.
   void WatchTree(const std::string& dir, int root_index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
+  // Whether root `root_index` itself is watched.
+  bool RootWatched(int root_index) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
   // Stops watching `dir` and everything below it (moved away).
   void UnwatchTree(const std::string& dir)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
@@ -132,6 +135,8 @@ class ChangeWatcher {
   // Watch descriptor -> (directory relative to the host root, root index).
   std::map<int, std::pair<std::string, int>> dirs_ ABSL_GUARDED_BY(events_mu_);
   Dirty dirty_ ABSL_GUARDED_BY(events_mu_);
+  // Each root's last watch descriptor (-1: never watched).
+  std::vector<int> root_wd_ ABSL_GUARDED_BY(events_mu_);
 
   mutable absl::Mutex mu_;
   Pending pending_ ABSL_GUARDED_BY(mu_);
