@@ -144,15 +144,25 @@ struct Walker {
     result->bytes_hashed += total;
     if (hold && kept.size() == total && total <= result->hold_budget) {
       result->hold_budget -= total;
-      result->held.try_emplace(e->sha256(), std::move(kept));
+      result->held.try_emplace(e->sha256(),
+                               HeldContent{std::move(kept), nullptr});
     }
-    // Only a file that did not change while we read it is worth indexing.
+    // Only a file that did not change while we read it is worth indexing
+    // (or holding open).
     struct stat after;
     if (fstat(fd.get(), &after) == 0 && after.st_size == st.st_size &&
         after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
         after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
         static_cast<uint64_t>(st.st_size) == total) {
       record->Record(e->path(), st, e->sha256());
+      if (total > kHoldFileMax && result->hold_budget > 0 &&
+          result->held_fds < kHoldFdMax &&
+          !result->held.contains(e->sha256())) {
+        ++result->held_fds;
+        result->held.try_emplace(
+            e->sha256(),
+            HeldContent{{}, std::make_shared<const UniqueFd>(std::move(fd))});
+      }
     }
     return absl::OkStatus();
   }

@@ -7,11 +7,13 @@
 
 #include <sys/stat.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/fd.h"
 #include "common/manifest.h"
 #include "gwmirror/v1/config.pb.h"
 #include "node/hash_index.h"
@@ -49,6 +51,13 @@ struct StatStamp {
 };
 StatStamp StampOf(const std::string& path, const struct stat& st);
 
+// What a scan kept of one file it read (ScanResult::held): its bytes, or
+// its open descriptor.
+struct HeldContent {
+  std::string bytes;
+  std::shared_ptr<const UniqueFd> fd;
+};
+
 struct ScanResult {
   Manifest manifest;
   // Objects skipped (FIFOs, sockets, devices), one line each.
@@ -67,14 +76,19 @@ struct ScanResult {
   bool record_stamps = true;
   // When the scan began (FileClockNs), set by callers that track it.
   int64_t started_ns = 0;
-  // Content the scan read, by digest (raw bytes), for files of at most
-  // kHoldFileMax bytes while `hold_budget` (set by the caller; 0 holds
-  // nothing) lasts: a push sends these bytes, which the scan verified, and
-  // need not read (or race) the live file again.
-  absl::flat_hash_map<std::string, std::string> held;
+  // Content the scan read, by digest, while `hold_budget` (bytes, set by
+  // the caller; 0 holds nothing) lasts: a push sends what the scan
+  // verified and need not race the live file. Files of at most
+  // kHoldFileMax bytes are held as bytes; larger ones, up to kHoldFdMax of
+  // them, as the descriptor the scan read (a rename over the path leaves
+  // the scanned content to it; an in-place write still shows in the push's
+  // digest check).
+  absl::flat_hash_map<std::string, HeldContent> held;
   uint64_t hold_budget = 0;
+  size_t held_fds = 0;
 };
 inline constexpr uint64_t kHoldFileMax = 256 << 10;
+inline constexpr size_t kHoldFdMax = 32;
 
 // Scans every root under `host_root`. A missing root yields no entries (the
 // mass-deletion guard, later, decides what that means). With `previous`,

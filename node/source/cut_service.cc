@@ -25,6 +25,13 @@ std::string HostRoot(const gwmirror::v1::NodeConfig& config) {
   return config.host_root().empty() ? "/" : config.host_root();
 }
 
+// How long a cut keeps scanning and pushing again while files change
+// under the push, and the pause before each new try.
+constexpr absl::Duration kPushFor = absl::Seconds(30);
+absl::Duration PushBackoff(int round) {
+  return absl::Milliseconds(std::min(20 * round, 200));
+}
+
 }  // namespace
 
 TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
@@ -151,11 +158,16 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     pusher.SetDeletionGuard((pct == 0 ? 50 : pct) / 100.0);
   }
   // A file that changes between the scan and its sending aborts the push:
-  // scan again, while time is left.
+  // scan again, pausing a little longer each time (a burst of writes has
+  // quiet gaps), for at most kPushFor or until the deadline.
+  const absl::Time start = absl::Now();
+  const absl::Time give_up = std::min(deadline, start + kPushFor);
   absl::Status last;
-  for (int round = 0; round < 5; ++round) {
-    absl::Duration left = std::min(deadline - absl::Now(), absl::Seconds(30));
+  int round = 0;
+  for (;; ++round) {
+    absl::Duration left = give_up - absl::Now();
     if (left <= absl::ZeroDuration()) break;
+    if (round > 0) absl::SleepFor(std::min(left, PushBackoff(round)));
     int attempts = 0;
     ASSIGN_OR_RETURN(ScanResult scan,
                      tree_->StableScan(left, &attempts, read_topology));
@@ -191,8 +203,14 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     last = r.status();
     if (!absl::IsAborted(last)) return last;
   }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "no stable push before the deadline; last: ", last.message()));
+  if (round == 0) {
+    return absl::DeadlineExceededError(
+        "the checkpoint's deadline passed before the push began");
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("the source tree kept changing: no stable push in ",
+                   absl::FormatDuration(give_up - start), " (", round,
+                   " pushes; last: ", last.message(), ")"));
 }
 
 }  // namespace gwmirror

@@ -307,21 +307,28 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
                               bool force_whole, uint64_t epoch,
                               PushReport* report) {
   std::string full = JoinPath(host_root_, e.path());
-  // The bytes the scan read, when it held them; otherwise the live file.
+  // What the scan read, when it held the bytes or the descriptor;
+  // otherwise the live file.
   const std::string* held = nullptr;
+  int read_fd = -1;
   if (held_ != nullptr) {
     if (auto it = held_->find(e.sha256()); it != held_->end()) {
-      held = &it->second;
+      if (it->second.fd != nullptr) {
+        read_fd = it->second.fd->get();
+      } else {
+        held = &it->second.bytes;
+      }
     }
   }
   UniqueFd fd;
-  if (held == nullptr) {
+  if (held == nullptr && read_fd < 0) {
     fd.Reset(
         open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
       return absl::AbortedError(absl::StrCat(
           e.path(), " vanished or changed type since the scan; scan again"));
     }
+    read_fd = fd.get();
   }
   bool delta = !force_whole && old != nullptr &&
                old->type() == ENTRY_TYPE_FILE && e.size() >= whole_below_ &&
@@ -381,7 +388,8 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
       piece = absl::string_view(*held).substr(
           total, std::min<size_t>(buf.size(), held->size() - total));
     } else {
-      ssize_t n = read(fd.get(), buf.data(), buf.size());
+      // pread: a held descriptor may be sent again by a later push.
+      ssize_t n = pread(read_fd, buf.data(), buf.size(), total);
       if (n < 0) {
         if (errno == EINTR) continue;
         return ErrnoStatus(errno, absl::StrCat("read ", full));

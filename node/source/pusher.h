@@ -23,6 +23,7 @@
 #include "common/manifest.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
+#include "node/scanner.h"
 #include "node/source/signature_cache.h"
 
 namespace gwmirror {
@@ -118,7 +119,7 @@ class Pusher {
   void SetMemo(ManifestMemo* memo) { memo_ = memo; }
   // Content the scan held (ScanResult::held), sent instead of re-reading
   // the live file; it outlives the pushes.
-  void SetHeld(const absl::flat_hash_map<std::string, std::string>* held) {
+  void SetHeld(const absl::flat_hash_map<std::string, HeldContent>* held) {
     held_ = held;
   }
 
@@ -160,7 +161,7 @@ class Pusher {
   double max_delete_fraction_ = -1;
   PrestageLedger* ledger_ = nullptr;
   ManifestMemo* memo_ = nullptr;
-  const absl::flat_hash_map<std::string, std::string>* held_ = nullptr;
+  const absl::flat_hash_map<std::string, HeldContent>* held_ = nullptr;
 };
 
 }  // namespace gwmirror

@@ -11,6 +11,7 @@
 #include <regex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
@@ -263,34 +264,47 @@ TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
   EXPECT_EQ(Field(out, "files_whole") + Field(out, "files_delta"), 0u) << out;
 }
 
-// The bytes a scan held are what a push sends: a file rewritten after the
-// scan does not abort the push (under churn a cut still goes through), and
-// the standby gets the version the manifest names. Without them the live
-// file no longer matches and the push asks for a new scan.
-TEST_F(MirrorTest, APushSendsTheBytesTheScanHeld) {
+// The scan holds what it read: a small file's bytes, a large one's open
+// descriptor. A file rewritten after the scan (in place when small, by a
+// rename over it when large, as deployments write) does not abort the push
+// (under churn a cut still goes through), and the standby gets the version
+// the manifest names. Without them the live files no longer match and the
+// push asks for a new scan; a large file written in place under its held
+// descriptor still does.
+TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   auto config = LoadNodeConfig(dir_ / "source.json");
   ASSERT_TRUE(config.ok()) << config.status();
   ChangeWatcher watcher(*config, {});
   ASSERT_TRUE(watcher.Start().ok());
   SourceTree tree(*config, &watcher);
   ASSERT_TRUE(tree.StableScan(absl::Seconds(30)).ok());
-  const std::string rel = "apigateway/conf/held.props";
-  const std::string file = prod() + "/" + kPrefix + "/" + rel;
-  testing::WriteFile(file, "as scanned");
+  const std::string small_rel = "apigateway/conf/held.props";
+  const std::string big_rel = "apigateway/groups/held.bin";
+  const std::string small = prod() + "/" + kPrefix + "/" + small_rel;
+  const std::string big = prod() + "/" + kPrefix + "/" + big_rel;
+  const std::string big_scanned(kHoldFileMax + 4096, 's');
+  testing::WriteFile(small, "as scanned");
+  testing::WriteFile(big, big_scanned);
   auto scan = tree.StableScan(absl::Seconds(5));
   ASSERT_TRUE(scan.ok()) << scan.status();
-  const Entry* e = scan->manifest.Find(std::string(kPrefix) + "/" + rel);
-  ASSERT_NE(e, nullptr);
-  ASSERT_EQ(scan->held.count(e->sha256()), 1u);
-  testing::WriteFile(file, "rewritten after the scan");
+  const Entry* se = scan->manifest.Find(std::string(kPrefix) + "/" + small_rel);
+  const Entry* be = scan->manifest.Find(std::string(kPrefix) + "/" + big_rel);
+  ASSERT_NE(se, nullptr);
+  ASSERT_NE(be, nullptr);
+  ASSERT_EQ(scan->held.count(se->sha256()), 1u);
+  ASSERT_EQ(scan->held.count(be->sha256()), 1u);
+  EXPECT_EQ(scan->held.at(se->sha256()).bytes, "as scanned");
+  ASSERT_NE(scan->held.at(be->sha256()).fd, nullptr);
+  testing::WriteFile(small, "rewritten after the scan");
+  testing::WriteFile(big + ".tmp", std::string(big_scanned.size(), 'r'));
+  ASSERT_EQ(rename((big + ".tmp").c_str(), big.c_str()), 0);
 
   auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
   ASSERT_TRUE(channel.ok()) << channel.status();
   Pusher pusher(*config, *channel);
   auto stale = pusher.Push(scan->manifest, 1, 0);
   EXPECT_TRUE(absl::IsAborted(stale.status())) << stale.status();
-  EXPECT_NE(stale.status().message().find("held.props changed"),
-            std::string::npos)
+  EXPECT_TRUE(absl::StrContains(stale.status().message(), "changed while"))
       << stale.status();
 
   pusher.SetHeld(&scan->held);
@@ -302,8 +316,23 @@ TEST_F(MirrorTest, APushSendsTheBytesTheScanHeld) {
       << r.status();
   absl::Status committed = Commit(1, HexOf(r->manifest_digest));
   ASSERT_TRUE(committed.ok()) << committed;
-  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + rel),
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + small_rel),
             "as scanned");
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + big_rel),
+            big_scanned);
+
+  // In place, the held descriptor reads the new bytes: the digest check
+  // aborts the push rather than send a state that never existed.
+  testing::WriteFile(big, std::string(big_scanned.size(), 'a'));
+  auto again = tree.StableScan(absl::Seconds(5));
+  ASSERT_TRUE(again.ok()) << again.status();
+  testing::WriteFile(big, std::string(big_scanned.size(), 'b'));
+  pusher.SetHeld(&again->held);
+  auto in_place = pusher.Push(again->manifest, 2, 0);
+  EXPECT_TRUE(absl::IsAborted(in_place.status())) << in_place.status();
+  EXPECT_TRUE(absl::StrContains(in_place.status().message(),
+                                "held.bin changed while it was being sent"))
+      << in_place.status();
 }
 
 TEST_F(MirrorTest, PlantedSymlinkOnStandbyCannotRedirectWrites) {
