@@ -237,6 +237,7 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
       DialMutualTls(config.tls(), config.source().replica_address(),
                     config.source().replica_identity()));
   Pusher pusher(config, channel);
+  pusher.SetHeld(&scan.held);
   ASSIGN_OR_RETURN(PushReport r, pusher.Push(scan.manifest, checkpoint, epoch));
   if (args.Has("commit")) {
     RETURN_IF_ERROR(pusher.Commit(checkpoint, r.manifest_digest, epoch));
@@ -246,11 +247,13 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
       "%d, "
       "\"files_delta\": %d, \"content_bytes\": %d, \"wire_bytes\": %d, "
       "\"signature_fetches\": %d, \"resent_whole\": %d, \"index_hits\": %d, "
-      "\"bytes_hashed\": %d, \"committed\": %s, \"manifest_digest\": \"%s\"}\n",
+      "\"bytes_hashed\": %d, \"chunks_compressed\": %d, \"chunks_raw\": "
+      "%d, \"committed\": %s, \"manifest_digest\": \"%s\"}\n",
       r.checkpoint, r.base_checkpoint, scan.manifest.size(), r.files_whole,
       r.files_delta, r.content_bytes, r.wire_bytes, r.signature_fetches,
-      r.resent_whole, scan.index_hits, scan.bytes_hashed,
-      args.Has("commit") ? "true" : "false", HexOf(r.manifest_digest));
+      r.resent_whole, scan.index_hits, scan.bytes_hashed, r.chunks_compressed,
+      r.chunks_raw, args.Has("commit") ? "true" : "false",
+      HexOf(r.manifest_digest));
   return absl::OkStatus();
 }
 

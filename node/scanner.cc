@@ -123,6 +123,7 @@ struct Walker {
         return absl::OkStatus();
       }
     }
+    const int64_t read_start_ns = FileClockNs();
     Sha256 h;
     uint64_t total = 0;
     const bool hold = static_cast<uint64_t>(st.st_size) <= kHoldFileMax &&
@@ -144,8 +145,8 @@ struct Walker {
     result->bytes_hashed += total;
     if (hold && kept.size() == total && total <= result->hold_budget) {
       result->hold_budget -= total;
-      result->held.try_emplace(e->sha256(),
-                               HeldContent{std::move(kept), nullptr});
+      result->held.try_emplace(
+          e->sha256(), HeldContent{std::move(kept), nullptr, std::nullopt});
     }
     // Only a file that did not change while we read it is worth indexing
     // (or holding open).
@@ -159,9 +160,14 @@ struct Walker {
           result->held_fds < kHoldFdMax &&
           !result->held.contains(e->sha256())) {
         ++result->held_fds;
-        result->held.try_emplace(
-            e->sha256(),
-            HeldContent{{}, std::make_shared<const UniqueFd>(std::move(fd))});
+        HeldContent held{
+            {}, std::make_shared<const UniqueFd>(std::move(fd)), std::nullopt};
+        StatStamp stamp = StampOf("", st);
+        if (std::max(stamp.mtime_ns, stamp.ctime_ns) <
+            read_start_ns - kTickMarginNs) {
+          held.settled = std::move(stamp);
+        }
+        result->held.try_emplace(e->sha256(), std::move(held));
       }
     }
     return absl::OkStatus();
@@ -281,11 +287,6 @@ int64_t FileClockNs() {
 absl::Status VerifyScanStable(const std::string& host_root,
                               const std::vector<StatStamp>& stamps,
                               int64_t scan_start_ns) {
-  // File times come from a coarse clock (one tick is 1 to 10 ms): a write
-  // in the same tick as the previous one leaves mtime and ctime unchanged.
-  // Only objects last changed more than this before the scan began can be
-  // judged by their times.
-  constexpr int64_t kTickMarginNs = 20'000'000;
   for (const StatStamp& s : stamps) {
     if (std::max(s.mtime_ns, s.ctime_ns) > scan_start_ns - kTickMarginNs) {
       return absl::AbortedError(
@@ -307,8 +308,9 @@ absl::Status VerifyScanStable(const std::string& host_root,
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
-    const HashIndex* previous) {
+    const HashIndex* previous, uint64_t hold_budget) {
   ScanResult result;
+  result.hold_budget = hold_budget;
   std::vector<Entry> entries;
   for (const auto& root : roots) {
     std::string dir = JoinPath(host_root, root.path());

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,11 +52,21 @@ struct StatStamp {
 };
 StatStamp StampOf(const std::string& path, const struct stat& st);
 
+// File times come from a coarse clock (one tick is 1 to 10 ms): a write in
+// the same tick as the previous one leaves mtime and ctime unchanged. Only
+// objects last changed more than this before a read can be judged by their
+// times.
+inline constexpr int64_t kTickMarginNs = 20'000'000;
+
 // What a scan kept of one file it read (ScanResult::held): its bytes, or
 // its open descriptor.
 struct HeldContent {
   std::string bytes;
   std::shared_ptr<const UniqueFd> fd;
+  // The descriptor's file as the scan read it, when its times predate the
+  // read by more than a clock tick (kTickMarginNs): any later write shows
+  // in them, so the push compares this stamp instead of hashing again.
+  std::optional<StatStamp> settled;
 };
 
 struct ScanResult {
@@ -92,11 +103,12 @@ inline constexpr size_t kHoldFdMax = 32;
 
 // Scans every root under `host_root`. A missing root yields no entries (the
 // mass-deletion guard, later, decides what that means). With `previous`,
-// files whose stat data it vouches for are not read again.
+// files whose stat data it vouches for are not read again. With a
+// `hold_budget`, what it reads is held (ScanResult::held).
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
-    const HashIndex* previous = nullptr);
+    const HashIndex* previous = nullptr, uint64_t hold_budget = 0);
 
 // One object of the mirror set, `full` (relative to the host root, below
 // `root`, whose rules `filter` holds), and, when it is a directory and

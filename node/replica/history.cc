@@ -141,7 +141,10 @@ std::vector<uint64_t> ChooseExpired(const std::vector<HistoryPoint>& points,
     if (pins.count(p.checkpoint)) continue;
     const int64_t age = std::max<int64_t>(0, now_ms - p.committed_unix_ms);
     size_t tier = 0;
-    while (tier < tiers.size() && age > tiers[tier]->within_ms()) ++tier;
+    while (tier < tiers.size() &&
+           static_cast<uint64_t>(age) > tiers[tier]->within_ms()) {
+      ++tier;
+    }
     bool keep = tier < tiers.size() &&
                 (tiers[tier]->every_ms() == 0 ||
                  buckets

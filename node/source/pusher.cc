@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <set>
 
 #include "absl/cleanup/cleanup.h"
@@ -13,10 +14,12 @@
 #include "common/delta.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
+#include "common/log.h"
 #include "common/path.h"
 #include "common/status_macros.h"
 #include "node/metrics.h"
 #include "node/scanner.h"
+#include "node/source/compression_policy.h"
 #include "node/source/deletion_guard.h"
 
 namespace gwmirror {
@@ -111,13 +114,22 @@ void CountSent(const PushReport& r) {
   }
 }
 
+// A descriptor's stat data, as StampOf gives it (no path); an empty stamp
+// when fstat fails, which matches no scan's.
+StatStamp StampNow(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return StatStamp{"", 0, 0, 0, -1, -1};
+  return StampOf("", st);
+}
+
 }  // namespace
 
 // One open Push stream with its chunk encoder and byte counter.
 class Pusher::Stream {
  public:
-  Stream(gwmirror::v1::Replica::Stub* stub, PushReport* report)
-      : encoder_(kCompressLevel), report_(report) {
+  Stream(gwmirror::v1::Replica::Stub* stub, PushReport* report,
+         gwmirror::v1::SourceConfig::Compression compression)
+      : encoder_(kCompressLevel), policy_(compression), report_(report) {
     writer_ = stub->Push(&ctx_, &result_);
   }
   absl::Status Write(const PushMessage& m) {
@@ -142,7 +154,10 @@ class Pusher::Stream {
     PushMessage m;
     auto* c = m.mutable_file_chunk();
     uint32_t raw = 0;
-    if (compress_) {
+    const bool measure = compress_;
+    const bool compress = compress_ && policy_.Compress();
+    const auto start = std::chrono::steady_clock::now();
+    if (compress) {
       encoder_.Encode(buf_, c->mutable_data(), &raw);
       // A chunk that did not compress (jars, KahaDB journals) says the rest
       // of the file will not either: stop spending CPU on it.
@@ -151,8 +166,16 @@ class Pusher::Stream {
       c->set_data(buf_);
     }
     c->set_raw_size(raw);
+    const uint64_t size = buf_.size();
     buf_.clear();
-    return Write(m);
+    RETURN_IF_ERROR(Write(m));
+    (raw != 0 ? report_->chunks_compressed : report_->chunks_raw) += 1;
+    if (measure && compress == (raw != 0)) {
+      policy_.Observe(
+          compress, size,
+          absl::FromChrono(std::chrono::steady_clock::now() - start));
+    }
+    return absl::OkStatus();
   }
   void Cancel() { ctx_.TryCancel(); }
   absl::StatusOr<gwmirror::v1::PushResult> Finish() {
@@ -160,6 +183,13 @@ class Pusher::Stream {
       finished_ = true;
       writer_->WritesDone();
       status_ = FromGrpc(writer_->Finish());
+      if (policy_.ns_per_byte(false) > 0) {
+        Logf(LogLevel::kInfo, "source",
+             "compression: %d chunks compressed (%.2f ns/byte), %d raw "
+             "(%.2f ns/byte)",
+             report_->chunks_compressed, policy_.ns_per_byte(true),
+             report_->chunks_raw, policy_.ns_per_byte(false));
+      }
     }
     if (!status_.ok()) return status_;
     report_->wire_bytes += result_.ByteSizeLong();
@@ -171,6 +201,7 @@ class Pusher::Stream {
   gwmirror::v1::PushResult result_;
   std::unique_ptr<grpc::ClientWriter<PushMessage>> writer_;
   ChunkEncoder encoder_;
+  CompressionPolicy policy_;
   std::string buf_;
   PushReport* report_;
   bool compress_ = true;
@@ -311,10 +342,17 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   // otherwise the live file.
   const std::string* held = nullptr;
   int read_fd = -1;
+  // The held file as the scan saw it, when unchanged since: its bytes are
+  // the ones the scan hashed as long as its stamp stays, so they are not
+  // hashed again (the replica still checks the digest).
+  const StatStamp* settled = nullptr;
   if (held_ != nullptr) {
     if (auto it = held_->find(e.sha256()); it != held_->end()) {
       if (it->second.fd != nullptr) {
         read_fd = it->second.fd->get();
+        if (it->second.settled && StampNow(read_fd) == *it->second.settled) {
+          settled = &*it->second.settled;
+        }
       } else {
         held = &it->second.bytes;
       }
@@ -398,7 +436,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     }
     const size_t n = piece.size();
     bool eof = n == 0;
-    hash.Update(piece);
+    if (settled == nullptr) hash.Update(piece);
     total += n;
     if (segmented) {
       // The segmented path builds own_sig itself, on a worker.
@@ -418,7 +456,10 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     }
     if (eof) break;
   }
-  if (DigestBytes(hash.Finish()) != e.sha256() || total != e.size()) {
+  const bool same = settled != nullptr
+                        ? StampNow(read_fd) == *settled
+                        : DigestBytes(hash.Finish()) == e.sha256();
+  if (!same || total != e.size()) {
     stream->Cancel();
     return absl::AbortedError(
         absl::StrCat(e.path(), " changed while it was being sent; scan again"));
@@ -467,7 +508,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     }
   });
   if (to_send.empty()) return report;
-  Stream stream(stub_.get(), &push);
+  Stream stream(stub_.get(), &push, config_.source().compression());
   PushMessage begin;
   begin.mutable_begin()->mutable_envelope()->set_epoch(epoch);
   begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
@@ -549,7 +590,7 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
 
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    Stream stream(stub_.get(), &report);
+    Stream stream(stub_.get(), &report, config_.source().compression());
     PushMessage begin;
     begin.mutable_begin()->mutable_envelope()->set_epoch(epoch);
     begin.mutable_begin()->set_checkpoint(checkpoint);

@@ -47,6 +47,9 @@ struct PushReport {
   // that stood for them.
   uint64_t delta_content_bytes = 0;
   uint64_t delta_bytes = 0;
+  // Chunks of file data sent compressed and raw (CompressionPolicy).
+  uint64_t chunks_compressed = 0;
+  uint64_t chunks_raw = 0;
 };
 
 // What one pre-stage push did, and what it found pending.

@@ -13,8 +13,8 @@ namespace gwmirror {
 namespace {
 
 constexpr absl::Duration kIndexSaveEvery = absl::Minutes(1);
-// What a scan of changed paths keeps of the small files it read, for the
-// push (ScanResult::held).
+// What a scan keeps of the small files it read, for the push
+// (ScanResult::held).
 constexpr uint64_t kHoldBudget = 16 << 20;
 
 absl::Duration Backoff(int attempt) {
@@ -118,6 +118,7 @@ absl::StatusOr<ScanResult> SourceTree::StatVerifiedScan(
     if (watcher_ != nullptr) watcher_->TakeDirty();
     int64_t start = FileClockNs();
     ScanResult out;
+    out.hold_budget = kHoldBudget;
     RETURN_IF_ERROR(WalkAll(&out));
     if (read_along) read_along();
     absl::Status stable = VerifyScanStable(host_root_, out.stamps, start);
@@ -165,8 +166,8 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
     }
   }
   index_.SetNow(FileClockNs());
-  ASSIGN_OR_RETURN(ScanResult scan,
-                   ScanMirrorSet(host_root_, config_.roots(), &index_));
+  ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root_, config_.roots(),
+                                                  &index_, out->hold_budget));
   entries_.clear();
   for (const Entry& e : scan.manifest.entries()) {
     entries_.emplace_hint(entries_.end(), e.path(), e);
@@ -182,6 +183,9 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   out->index_hits += scan.index_hits;
   out->objects_read += scan.objects_read;
   if (out->record_stamps) out->stamps = std::move(scan.stamps);
+  out->held.merge(scan.held);
+  out->hold_budget = scan.hold_budget;
+  out->held_fds += scan.held_fds;
   return absl::OkStatus();
 }
 

@@ -333,6 +333,43 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   EXPECT_TRUE(absl::StrContains(in_place.status().message(),
                                 "held.bin changed while it was being sent"))
       << in_place.status();
+
+  // A file last written well before the scan is not hashed again: its
+  // stamp vouches for it, and a write in place after the scan moves the
+  // stamp, so that push aborts too.
+  testing::WriteFile(big, std::string(big_scanned.size(), 'c'));
+  absl::SleepFor(absl::Milliseconds(50));
+  auto settled = tree.StableScan(absl::Seconds(5));
+  ASSERT_TRUE(settled.ok()) << settled.status();
+  const Entry* ce =
+      settled->manifest.Find(std::string(kPrefix) + "/" + big_rel);
+  ASSERT_NE(ce, nullptr);
+  ASSERT_EQ(settled->held.count(ce->sha256()), 1u);
+  EXPECT_TRUE(settled->held.at(ce->sha256()).settled.has_value());
+  testing::WriteFile(big, std::string(big_scanned.size(), 'd'));
+  pusher.SetHeld(&settled->held);
+  auto moved = pusher.Push(settled->manifest, 2, 0);
+  EXPECT_TRUE(absl::IsAborted(moved.status())) << moved.status();
+  EXPECT_TRUE(absl::StrContains(moved.status().message(),
+                                "held.bin changed while it was being sent"))
+      << moved.status();
+  // Unchanged, it goes through, and the standby gets the scanned bytes.
+  absl::SleepFor(absl::Milliseconds(50));
+  auto clean = tree.StableScan(absl::Seconds(5));
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  const Entry* de = clean->manifest.Find(std::string(kPrefix) + "/" + big_rel);
+  ASSERT_NE(de, nullptr);
+  ASSERT_EQ(clean->held.count(de->sha256()), 1u);
+  EXPECT_TRUE(clean->held.at(de->sha256()).settled.has_value());
+  pusher.SetHeld(&clean->held);
+  ASSERT_TRUE(RetryWhileBusy([&] {
+                r = pusher.Push(clean->manifest, 2, 0);
+                return r.status();
+              }).ok())
+      << r.status();
+  ASSERT_TRUE(Commit(2, HexOf(r->manifest_digest)).ok());
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + big_rel),
+            std::string(big_scanned.size(), 'd'));
 }
 
 TEST_F(MirrorTest, PlantedSymlinkOnStandbyCannotRedirectWrites) {

@@ -1,0 +1,67 @@
+#include "node/source/compression_policy.h"
+
+namespace gwmirror {
+namespace {
+// Weight of a new measurement in a way's running cost.
+constexpr double kWeight = 0.25;
+}  // namespace
+
+using gwmirror::v1::SourceConfig;
+
+CompressionPolicy::CompressionPolicy(SourceConfig::Compression mode)
+    : mode_(mode) {
+  NextRun();
+}
+
+void CompressionPolicy::NextRun() {
+  // Each way gets its warm-up first, compression first (the old default).
+  if (ways_[1].measured < kWarmup) {
+    current_ = true;
+    run_left_ = kWarmup - ways_[1].measured;
+  } else if (ways_[0].measured < kWarmup) {
+    current_ = false;
+    run_left_ = kWarmup - ways_[0].measured;
+  } else {
+    const bool best = ways_[1].ns_per_byte <= ways_[0].ns_per_byte;
+    // A run of the cheaper way, then a short one of the other.
+    current_ = explore_next_ ? !best : best;
+    run_left_ = explore_next_ ? kExplore : kExploit;
+    explore_next_ = !explore_next_;
+  }
+  skip_next_ = true;
+}
+
+bool CompressionPolicy::Compress() const {
+  switch (mode_) {
+    case SourceConfig::COMPRESSION_ALWAYS:
+      return true;
+    case SourceConfig::COMPRESSION_NEVER:
+      return false;
+    default:
+      return current_;
+  }
+}
+
+void CompressionPolicy::Observe(bool compressed, uint64_t raw_bytes,
+                                absl::Duration took) {
+  if (mode_ == SourceConfig::COMPRESSION_ALWAYS ||
+      mode_ == SourceConfig::COMPRESSION_NEVER) {
+    return;
+  }
+  if (raw_bytes < kMinMeasured || compressed != current_) return;
+  if (skip_next_) {
+    skip_next_ = false;
+    return;
+  }
+  Way& w = ways_[compressed];
+  double cost = absl::ToDoubleNanoseconds(took) / raw_bytes;
+  w.ns_per_byte =
+      w.measured == 0 ? cost : (1 - kWeight) * w.ns_per_byte + kWeight * cost;
+  ++w.measured;
+  if (--run_left_ <= 0) {
+    run_left_ = 0;
+    NextRun();
+  }
+}
+
+}  // namespace gwmirror

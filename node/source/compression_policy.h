@@ -1,0 +1,64 @@
+// Compression only where it pays: per push stream, whether the next chunk
+// of file data is compressed (zstd) or sent raw, chosen by what each way
+// measurably costs. A chunk's cost is the wall time of its encoding and
+// its write to the stream, per raw byte: on a slow link the write waits
+// for the wire and compression wins; on loopback or a fast LAN the link
+// waits for the compressor (and the replica for its decompressor), and raw
+// wins. Mostly the cheaper way is used; short runs of the other keep its
+// figure current. Thread-compatible.
+#ifndef GWMIRROR_NODE_SOURCE_COMPRESSION_POLICY_H_
+#define GWMIRROR_NODE_SOURCE_COMPRESSION_POLICY_H_
+
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "gwmirror/v1/config.pb.h"
+
+namespace gwmirror {
+
+class CompressionPolicy {
+ public:
+  // Chunks smaller than this are not measured: a message's fixed cost
+  // would dominate (they follow the current choice).
+  static constexpr uint64_t kMinMeasured = 64 << 10;
+  // Each way is tried for this many measured chunks first; then runs of
+  // kExploit chunks of the cheaper way alternate with kExplore of the
+  // other. The first chunk of each run is not measured: the stream's
+  // buffers still hold what the other way sent.
+  static constexpr int kWarmup = 4;
+  static constexpr int kExploit = 30;
+  static constexpr int kExplore = 3;
+
+  explicit CompressionPolicy(gwmirror::v1::SourceConfig::Compression mode =
+                                 gwmirror::v1::SourceConfig::COMPRESSION_AUTO);
+
+  // Whether to compress the next chunk.
+  bool Compress() const;
+  // What sending that chunk cost; `compressed` is how it went (a chunk
+  // that did not shrink goes raw and is not counted for either way).
+  void Observe(bool compressed, uint64_t raw_bytes, absl::Duration took);
+
+  // Mean cost of each way so far, in nanoseconds per raw byte (0 before
+  // the first measurement).
+  double ns_per_byte(bool compressed) const {
+    return ways_[compressed].ns_per_byte;
+  }
+
+ private:
+  struct Way {
+    double ns_per_byte = 0;
+    int measured = 0;
+  };
+  void NextRun();
+
+  gwmirror::v1::SourceConfig::Compression mode_;
+  Way ways_[2];
+  bool current_ = true;  // Compress in the current run.
+  int run_left_ = 0;     // Measured chunks left in the current run.
+  bool skip_next_ = false;
+  bool explore_next_ = false;
+};
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_NODE_SOURCE_COMPRESSION_POLICY_H_

@@ -1,0 +1,83 @@
+#include "node/source/compression_policy.h"
+
+#include "gtest/gtest.h"
+
+namespace gwmirror {
+namespace {
+
+using gwmirror::v1::SourceConfig;
+constexpr uint64_t kChunk = 1 << 20;
+
+// Feeds `n` chunks through `p`, each costing `compressed_ns` or `raw_ns`
+// per byte by the way the policy chose; returns how many were compressed.
+int Send(CompressionPolicy* p, int n, double compressed_ns, double raw_ns) {
+  int compressed = 0;
+  for (int i = 0; i < n; ++i) {
+    bool c = p->Compress();
+    compressed += c;
+    p->Observe(c, kChunk,
+               absl::Nanoseconds((c ? compressed_ns : raw_ns) * kChunk));
+  }
+  return compressed;
+}
+
+TEST(CompressionPolicyTest, ASlowLinkKeepsCompressing) {
+  // 100 MB/s link: raw costs 10 ns/B; compressing 3 ns/B plus a seventh of
+  // the wire time.
+  CompressionPolicy p;
+  Send(&p, 20, 4.4, 10);
+  EXPECT_NEAR(p.ns_per_byte(true), 4.4, 0.01);
+  EXPECT_NEAR(p.ns_per_byte(false), 10, 0.01);
+  // Runs of 30 measured compressed chunks, explorations of 3 raw ones
+  // (each run's first chunk unmeasured): 31 in 35.
+  int compressed = Send(&p, 700, 4.4, 10);
+  EXPECT_GT(compressed, 700 * 0.85);
+  EXPECT_LT(compressed, 700 * 0.92);
+}
+
+TEST(CompressionPolicyTest, LoopbackSendsRawAndStillLooksAtCompression) {
+  CompressionPolicy p;
+  Send(&p, 20, 3.5, 1.2);
+  int compressed = Send(&p, 700, 3.5, 1.2);
+  EXPECT_GT(compressed, 700 * 0.08);
+  EXPECT_LT(compressed, 700 * 0.15);
+  EXPECT_NEAR(p.ns_per_byte(false), 1.2, 0.01);
+}
+
+TEST(CompressionPolicyTest, ItFollowsTheLinkWhenItChanges) {
+  CompressionPolicy p;
+  Send(&p, 100, 3.5, 1.2);  // Loopback-like: raw.
+  // The link slows (a WAN path): the explorations find compression
+  // cheaper and the policy moves over within a few runs.
+  Send(&p, 200, 3.5, 20);
+  EXPECT_GT(Send(&p, 70, 3.5, 20), 70 * 0.85);
+}
+
+TEST(CompressionPolicyTest, SmallChunksAndFirstChunksOfARunAreNotMeasured) {
+  CompressionPolicy p;
+  // Small chunks (a config file each) follow the current choice, unmeasured.
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(p.Compress());
+    p.Observe(true, CompressionPolicy::kMinMeasured - 1, absl::Seconds(1));
+  }
+  EXPECT_EQ(p.ns_per_byte(true), 0);
+  // The first chunk of a run carries the other way's backlog: skipped.
+  p.Observe(true, kChunk, absl::Seconds(100));
+  EXPECT_EQ(p.ns_per_byte(true), 0);
+  p.Observe(true, kChunk, absl::Nanoseconds(2.0 * kChunk));
+  EXPECT_NEAR(p.ns_per_byte(true), 2.0, 0.01);
+  // A chunk sent the other way than chosen (it did not shrink) is not
+  // counted for either.
+  p.Observe(false, kChunk, absl::Nanoseconds(50.0 * kChunk));
+  EXPECT_EQ(p.ns_per_byte(false), 0);
+}
+
+TEST(CompressionPolicyTest, AlwaysAndNeverAreFixed) {
+  CompressionPolicy always(SourceConfig::COMPRESSION_ALWAYS);
+  CompressionPolicy never(SourceConfig::COMPRESSION_NEVER);
+  EXPECT_EQ(Send(&always, 100, 100, 1), 100);
+  EXPECT_EQ(Send(&never, 100, 1, 100), 0);
+}
+
+}  // namespace
+}  // namespace gwmirror
