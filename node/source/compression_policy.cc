@@ -31,14 +31,14 @@ void CompressionPolicy::NextRun() {
   skip_next_ = true;
 }
 
-bool CompressionPolicy::Compress() const {
+bool CompressionPolicy::Compress(uint64_t raw_bytes, bool delta) const {
   switch (mode_) {
     case SourceConfig::COMPRESSION_ALWAYS:
       return true;
     case SourceConfig::COMPRESSION_NEVER:
       return false;
     default:
-      return current_;
+      return delta || raw_bytes < kMinMeasured || current_;
   }
 }
 

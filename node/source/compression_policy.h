@@ -1,11 +1,15 @@
 // Compression only where it pays: per push stream, whether the next chunk
-// of file data is compressed (zstd) or sent raw, chosen by what each way
-// measurably costs. A chunk's cost is the wall time of its encoding and
-// its write to the stream, per raw byte: on a slow link the write waits
-// for the wire and compression wins; on loopback or a fast LAN the link
-// waits for the compressor (and the replica for its decompressor), and raw
-// wins. Mostly the cheaper way is used; short runs of the other keep its
-// figure current. Thread-compatible.
+// of file data is compressed (zstd) or sent raw. Bulk data (chunks of a
+// whole file of at least kMinMeasured bytes) goes the way that measurably
+// costs less: a chunk's cost is the wall time of its encoding and its
+// write to the stream, per raw byte. On a slow link the write waits for
+// the wire and compression wins; on loopback or a fast LAN the link waits
+// for the compressor (and the replica for its decompressor), and raw wins.
+// Mostly the cheaper way is used; short runs of the other keep its figure
+// current. Small chunks (a configuration file each) and deltas are always
+// compressed: there compression is cheap beside the work already done (a
+// delta's search costs far more than compressing its output), and they
+// are what a slow link carries most. Thread-compatible.
 #ifndef GWMIRROR_NODE_SOURCE_COMPRESSION_POLICY_H_
 #define GWMIRROR_NODE_SOURCE_COMPRESSION_POLICY_H_
 
@@ -18,8 +22,8 @@ namespace gwmirror {
 
 class CompressionPolicy {
  public:
-  // Chunks smaller than this are not measured: a message's fixed cost
-  // would dominate (they follow the current choice).
+  // Chunks smaller than this are not measured (a message's fixed cost
+  // would dominate) and are compressed.
   static constexpr uint64_t kMinMeasured = 64 << 10;
   // Each way is tried for this many measured chunks first; then runs of
   // kExploit chunks of the cheaper way alternate with kExplore of the
@@ -32,10 +36,12 @@ class CompressionPolicy {
   explicit CompressionPolicy(gwmirror::v1::SourceConfig::Compression mode =
                                  gwmirror::v1::SourceConfig::COMPRESSION_AUTO);
 
-  // Whether to compress the next chunk.
-  bool Compress() const;
-  // What sending that chunk cost; `compressed` is how it went (a chunk
-  // that did not shrink goes raw and is not counted for either way).
+  // Whether to compress the next chunk, of `raw_bytes` of a whole file or
+  // of a `delta`.
+  bool Compress(uint64_t raw_bytes, bool delta) const;
+  // What sending a chunk of a whole file cost; `compressed` is how it went
+  // (a chunk that did not shrink goes raw and is not counted for either
+  // way).
   void Observe(bool compressed, uint64_t raw_bytes, absl::Duration took);
 
   // Mean cost of each way so far, in nanoseconds per raw byte (0 before

@@ -147,15 +147,19 @@ class Pusher::Stream {
     }
     return absl::OkStatus();
   }
-  // A new file: try compressing its chunks again.
-  void NewFile() { compress_ = true; }
+  // A new file (its data a librsync delta or whole): try compressing its
+  // chunks again.
+  void NewFile(bool delta) {
+    compress_ = true;
+    delta_ = delta;
+  }
   absl::Status Flush() {
     if (buf_.empty()) return absl::OkStatus();
     PushMessage m;
     auto* c = m.mutable_file_chunk();
     uint32_t raw = 0;
-    const bool measure = compress_;
-    const bool compress = compress_ && policy_.Compress();
+    const bool measure = compress_ && !delta_;
+    const bool compress = compress_ && policy_.Compress(buf_.size(), delta_);
     const auto start = std::chrono::steady_clock::now();
     if (compress) {
       encoder_.Encode(buf_, c->mutable_data(), &raw);
@@ -205,6 +209,7 @@ class Pusher::Stream {
   std::string buf_;
   PushReport* report_;
   bool compress_ = true;
+  bool delta_ = false;
   bool finished_ = false;
   absl::Status status_;
 };
@@ -411,7 +416,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     ++report->files_whole;
   }
   RETURN_IF_ERROR(stream->Write(m));
-  stream->NewFile();
+  stream->NewFile(delta);
   auto data_sink = [&](absl::string_view s) {
     if (delta) report->delta_bytes += s.size();
     return stream->Data(s);

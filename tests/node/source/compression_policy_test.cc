@@ -13,7 +13,7 @@ constexpr uint64_t kChunk = 1 << 20;
 int Send(CompressionPolicy* p, int n, double compressed_ns, double raw_ns) {
   int compressed = 0;
   for (int i = 0; i < n; ++i) {
-    bool c = p->Compress();
+    bool c = p->Compress(kChunk, /*delta=*/false);
     compressed += c;
     p->Observe(c, kChunk,
                absl::Nanoseconds((c ? compressed_ns : raw_ns) * kChunk));
@@ -44,6 +44,19 @@ TEST(CompressionPolicyTest, LoopbackSendsRawAndStillLooksAtCompression) {
   EXPECT_NEAR(p.ns_per_byte(false), 1.2, 0.01);
 }
 
+TEST(CompressionPolicyTest, SmallChunksAndDeltasAreCompressedWhereBulkIsRaw) {
+  CompressionPolicy p;
+  Send(&p, 100, 3.5, 1.2);
+  int raw_bulk = 0;
+  for (int i = 0; i < 10; ++i) raw_bulk += !p.Compress(kChunk, false);
+  EXPECT_GT(raw_bulk, 0);
+  EXPECT_TRUE(p.Compress(CompressionPolicy::kMinMeasured - 1, false));
+  EXPECT_TRUE(p.Compress(kChunk, /*delta=*/true));
+  CompressionPolicy never(SourceConfig::COMPRESSION_NEVER);
+  EXPECT_FALSE(never.Compress(100, false));
+  EXPECT_FALSE(never.Compress(kChunk, true));
+}
+
 TEST(CompressionPolicyTest, ItFollowsTheLinkWhenItChanges) {
   CompressionPolicy p;
   Send(&p, 100, 3.5, 1.2);  // Loopback-like: raw.
@@ -55,9 +68,9 @@ TEST(CompressionPolicyTest, ItFollowsTheLinkWhenItChanges) {
 
 TEST(CompressionPolicyTest, SmallChunksAndFirstChunksOfARunAreNotMeasured) {
   CompressionPolicy p;
-  // Small chunks (a config file each) follow the current choice, unmeasured.
+  // Small chunks (a config file each) are compressed, unmeasured.
   for (int i = 0; i < 50; ++i) {
-    ASSERT_TRUE(p.Compress());
+    ASSERT_TRUE(p.Compress(CompressionPolicy::kMinMeasured - 1, false));
     p.Observe(true, CompressionPolicy::kMinMeasured - 1, absl::Seconds(1));
   }
   EXPECT_EQ(p.ns_per_byte(true), 0);
