@@ -156,10 +156,9 @@ struct Walker {
         after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
         static_cast<uint64_t>(st.st_size) == total) {
       record->Record(e->path(), st, e->sha256());
-      if (total > kHoldFileMax && result->hold_budget > 0 &&
-          result->held_fds < kHoldFdMax &&
+      if (total > kHoldFileMax && result->hold_fds > 0 &&
           !result->held.contains(e->sha256())) {
-        ++result->held_fds;
+        --result->hold_fds;
         HeldContent held{
             {}, std::make_shared<const UniqueFd>(std::move(fd)), std::nullopt};
         StatStamp stamp = StampOf("", st);
@@ -308,9 +307,9 @@ absl::Status VerifyScanStable(const std::string& host_root,
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
-    const HashIndex* previous, uint64_t hold_budget) {
+    const HashIndex* previous, size_t hold_fds) {
   ScanResult result;
-  result.hold_budget = hold_budget;
+  result.hold_fds = hold_fds;
   std::vector<Entry> entries;
   for (const auto& root : roots) {
     std::string dir = JoinPath(host_root, root.path());

@@ -87,28 +87,28 @@ struct ScanResult {
   bool record_stamps = true;
   // When the scan began (FileClockNs), set by callers that track it.
   int64_t started_ns = 0;
-  // Content the scan read, by digest, while `hold_budget` (bytes, set by
-  // the caller; 0 holds nothing) lasts: a push sends what the scan
-  // verified and need not race the live file. Files of at most
-  // kHoldFileMax bytes are held as bytes; larger ones, up to kHoldFdMax of
-  // them, as the descriptor the scan read (a rename over the path leaves
-  // the scanned content to it; an in-place write still shows in the push's
-  // digest check).
+  // Content the scan read, by digest: a push sends what the scan verified
+  // and need not race the live file. Files of at most kHoldFileMax bytes
+  // are held as bytes while `hold_budget` (bytes) lasts; larger ones, while
+  // `hold_fds` lasts, as the descriptor the scan read (a rename over the
+  // path leaves the scanned content to it; an in-place write still shows
+  // in the push's checks). Both are set by the caller; 0 holds nothing.
   absl::flat_hash_map<std::string, HeldContent> held;
   uint64_t hold_budget = 0;
-  size_t held_fds = 0;
+  size_t hold_fds = 0;
 };
 inline constexpr uint64_t kHoldFileMax = 256 << 10;
 inline constexpr size_t kHoldFdMax = 32;
 
 // Scans every root under `host_root`. A missing root yields no entries (the
 // mass-deletion guard, later, decides what that means). With `previous`,
-// files whose stat data it vouches for are not read again. With a
-// `hold_budget`, what it reads is held (ScanResult::held).
+// files whose stat data it vouches for are not read again. It holds the
+// descriptors of up to `hold_fds` large files it reads (ScanResult::held),
+// never bytes: what a whole walk keeps must not grow with the tree.
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
-    const HashIndex* previous = nullptr, uint64_t hold_budget = 0);
+    const HashIndex* previous = nullptr, size_t hold_fds = 0);
 
 // One object of the mirror set, `full` (relative to the host root, below
 // `root`, whose rules `filter` holds), and, when it is a directory and

@@ -52,6 +52,7 @@ absl::StatusOr<ScanResult> SourceTree::StableScan(
   absl::Time give_up = absl::Now() + max_wait;
   ScanResult out;
   out.hold_budget = kHoldBudget;
+  out.hold_fds = kHoldFdMax;
   out.record_stamps = false;  // The event queue proves it stable.
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/true);
   for (int attempt = 1;; ++attempt) {
@@ -93,6 +94,7 @@ absl::StatusOr<ScanResult> SourceTree::Refresh() {
     return Finish(std::move(out), /*stable=*/false);
   }
   out.hold_budget = kHoldBudget;
+  out.hold_fds = kHoldFdMax;
   out.record_stamps = false;  // Not verified at all.
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/false);
   out.started_ns = FileClockNs();
@@ -118,7 +120,7 @@ absl::StatusOr<ScanResult> SourceTree::StatVerifiedScan(
     if (watcher_ != nullptr) watcher_->TakeDirty();
     int64_t start = FileClockNs();
     ScanResult out;
-    out.hold_budget = kHoldBudget;
+    out.hold_fds = kHoldFdMax;
     RETURN_IF_ERROR(WalkAll(&out));
     if (read_along) read_along();
     absl::Status stable = VerifyScanStable(host_root_, out.stamps, start);
@@ -167,7 +169,7 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   }
   index_.SetNow(FileClockNs());
   ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root_, config_.roots(),
-                                                  &index_, out->hold_budget));
+                                                  &index_, out->hold_fds));
   entries_.clear();
   for (const Entry& e : scan.manifest.entries()) {
     entries_.emplace_hint(entries_.end(), e.path(), e);
@@ -184,8 +186,7 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   out->objects_read += scan.objects_read;
   if (out->record_stamps) out->stamps = std::move(scan.stamps);
   out->held.merge(scan.held);
-  out->hold_budget = scan.hold_budget;
-  out->held_fds += scan.held_fds;
+  out->hold_fds = scan.hold_fds;
   return absl::OkStatus();
 }
 

@@ -14,11 +14,11 @@
 // watcher (or with some directory unwatched), every object's stat data is
 // compared with what the walk saw (VerifyScanStable).
 //
-// A scan holds what it read (ScanResult::held): small files' bytes (16 MiB
-// at most) and up to 32 larger files' descriptors, so the push sends the
-// very content the scan verified instead of re-reading a live file that
-// may have changed again since: under constant churn, a cut still goes
-// through.
+// A scan holds what it read (ScanResult::held): a scan of changed paths
+// the small files' bytes (16 MiB at most), every scan up to 32 larger
+// files' descriptors, so the push sends the very content the scan
+// verified instead of re-reading a live file that may have changed again
+// since: under constant churn, a cut still goes through.
 //
 // The stat index is saved to the state directory after a stable scan that
 // changed it (so a killed source re-hashes nothing a cut saw), after other

@@ -62,6 +62,37 @@ class SourceTreeTest : public ::testing::Test {
   std::unique_ptr<SourceTree> tree_;
 };
 
+// What a scan holds for the push: a whole walk (here without a watcher,
+// as the one-shot push scans) holds a large file's descriptor, never small
+// files' bytes; a scan of changed paths holds the bytes it read.
+TEST_F(SourceTreeTest, WholeWalksHoldDescriptorsAndPathScansBytesToo) {
+  const std::string large(kHoldFileMax + 1, 'L');
+  testing::WriteFile(dir_ / "host/gw/lib/large.bin", large);
+  {
+    SourceTree cold(config_, nullptr);
+    auto walk = cold.StableScan(absl::Seconds(5));
+    ASSERT_TRUE(walk.ok()) << walk.status();
+    const Entry* e = walk->manifest.Find("gw/lib/large.bin");
+    ASSERT_NE(e, nullptr);
+    ASSERT_EQ(walk->held.size(), 1u);
+    ASSERT_EQ(walk->held.count(e->sha256()), 1u);
+    const HeldContent& h = walk->held.at(e->sha256());
+    ASSERT_NE(h.fd, nullptr);
+    std::string got(large.size(), '\0');
+    EXPECT_EQ(pread(h.fd->get(), got.data(), got.size(), 0),
+              static_cast<ssize_t>(large.size()));
+    EXPECT_EQ(got, large);
+  }
+  Start();
+  ScanAndCompare("the start");
+  testing::WriteFile(dir_ / "host/gw/conf/a.xml", "edited");
+  ScanResult edit = ScanAndCompare("an edit");
+  const Entry* a = edit.manifest.Find("gw/conf/a.xml");
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(edit.held.count(a->sha256()), 1u);
+  EXPECT_EQ(edit.held.at(a->sha256()).bytes, "edited");
+}
+
 TEST_F(SourceTreeTest, ReadsOnlyWhatChangedAndEqualsAWholeWalk) {
   Start();
   ScanResult first = ScanAndCompare("the start");

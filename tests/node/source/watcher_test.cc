@@ -58,6 +58,10 @@ TEST_F(WatcherTest, SeesAChangeAndClearsWhenStaged) {
   EXPECT_EQ(watcher_->PendingSince(), absl::InfinitePast());
   testing::WriteFile(dir_ / "host/gw/conf/a.xml", "c");
   ASSERT_TRUE(SeesChange());
+  // The watcher marks the change pending, then calls on_change: wait for
+  // the call (bounded) instead of racing it.
+  for (int i = 0; i < 200 && calls_ < 2; ++i) usleep(10000);
+  usleep(50000);
   EXPECT_EQ(calls_, 2);
 }
 
