@@ -42,13 +42,13 @@ bool CompressionPolicy::Compress(uint64_t raw_bytes, bool delta) const {
   }
 }
 
-void CompressionPolicy::Observe(bool compressed, uint64_t raw_bytes,
+void CompressionPolicy::Observe(bool compressed, uint64_t raw_bytes, bool delta,
                                 absl::Duration took) {
   if (mode_ == SourceConfig::COMPRESSION_ALWAYS ||
       mode_ == SourceConfig::COMPRESSION_NEVER) {
     return;
   }
-  if (raw_bytes < kMinMeasured || compressed != current_) return;
+  if (delta || raw_bytes < kMinMeasured || compressed != current_) return;
   if (skip_next_) {
     skip_next_ = false;
     return;

@@ -39,10 +39,10 @@ class CompressionPolicy {
   // Whether to compress the next chunk, of `raw_bytes` of a whole file or
   // of a `delta`.
   bool Compress(uint64_t raw_bytes, bool delta) const;
-  // What sending a chunk of a whole file cost; `compressed` is how it went
-  // (a chunk that did not shrink goes raw and is not counted for either
-  // way).
-  void Observe(bool compressed, uint64_t raw_bytes, absl::Duration took);
+  // What sending a chunk cost; `compressed` is how it went. Only bulk
+  // chunks of whole files sent the way Compress chose count.
+  void Observe(bool compressed, uint64_t raw_bytes, bool delta,
+               absl::Duration took);
 
   // Mean cost of each way so far, in nanoseconds per raw byte (0 before
   // the first measurement).

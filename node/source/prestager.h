@@ -56,15 +56,14 @@ class Prestager {
   static constexpr uint64_t kSmallBurst = 16;
   static constexpr uint64_t kSmallBytes = 1 << 20;
   static constexpr absl::Duration kSmallQuiet = absl::Milliseconds(20);
-
-  PrestageLedger* ledger() { return &ledger_; }
-
   static bool Small(const ChangeWatcher::Pending& p) {
     return p.changed_paths <= kSmallBurst && p.changed_bytes < kSmallBytes;
   }
   static bool SmallAndOver(const ChangeWatcher::Pending& p, absl::Time now) {
     return Small(p) && now >= p.last_change + kSmallQuiet;
   }
+
+  PrestageLedger* ledger() { return &ledger_; }
   ManifestMemo* memo() { return &memo_; }
 
   // Held by a cut for its whole run: the pre-stager stops at the next file

@@ -158,7 +158,8 @@ class Pusher::Stream {
     PushMessage m;
     auto* c = m.mutable_file_chunk();
     uint32_t raw = 0;
-    const bool measure = compress_ && !delta_;
+    // A file found incompressible goes raw by that rule, not the policy's.
+    const bool measure = compress_;
     const bool compress = compress_ && policy_.Compress(buf_.size(), delta_);
     const auto start = std::chrono::steady_clock::now();
     if (compress) {
@@ -174,9 +175,9 @@ class Pusher::Stream {
     buf_.clear();
     RETURN_IF_ERROR(Write(m));
     (raw != 0 ? report_->chunks_compressed : report_->chunks_raw) += 1;
-    if (measure && compress == (raw != 0)) {
+    if (measure) {
       policy_.Observe(
-          compress, size,
+          raw != 0, size, delta_,
           absl::FromChrono(std::chrono::steady_clock::now() - start));
     }
     return absl::OkStatus();

@@ -68,10 +68,6 @@ PY
 
 # ---- rsync daemon on loopback
 . "$top/tests/bench/rsyncd.sh"
-# The same file set as gwmirror's mirror set.
-rsync_sel=(--exclude=opsdb.d/ --exclude=logs/ --exclude=trace/ --exclude=events/
-  --exclude=groups/certs/private/temp/ --exclude='*.pid' --exclude='*.lock' --exclude=system/lib/
-  --exclude=other-product-file.xml --exclude=/etc/init.d/cron)
 
 start_replica() {
   rm -f "$W/port"

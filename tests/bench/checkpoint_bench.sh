@@ -33,17 +33,13 @@ PY
 )
 
 . "$top/tests/bench/rsyncd.sh"
-# The same file set as gwmirror's mirror set (as in bench.sh).
-sel=(--exclude=opsdb.d/ --exclude=logs/ --exclude=trace/ --exclude=events/
-  --exclude=groups/certs/private/temp/ --exclude='*.pid' --exclude='*.lock' --exclude=system/lib/
-  --exclude=other-product-file.xml --exclude=/etc/init.d/cron)
 # Prints the bytes sent and received, summed over hosts; appends each
 # client's CPU and peak RSS to $W/rtime.
 rsync_all() {
   local total=0 out
   for i in $(seq "$slots"); do
     out=$(/usr/bin/time -f '%U %S %M' -a -o "$W/rtime" \
-      rsync -a --delete --stats "${sel[@]}" "$W/sb/gw$i/production/" "rsync://127.0.0.1:$rport/standby/gw$i/")
+      rsync -a --delete --stats "${rsync_sel[@]}" "$W/sb/gw$i/production/" "rsync://127.0.0.1:$rport/standby/gw$i/")
     total=$((total + $(grep 'Total bytes sent' <<<"$out" | tr -dc 0-9) + $(grep 'Total bytes received' <<<"$out" | tr -dc 0-9)))
   done
   echo "$total"

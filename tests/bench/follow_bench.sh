@@ -24,11 +24,9 @@ name=follow_bench
 "$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" >/dev/null
 C="$W/sb/cli.json"
 . "$top/tests/bench/rsyncd.sh"
-sel=(--exclude=opsdb.d/ --exclude=logs/ --exclude=trace/ --exclude=events/
-  --exclude=groups/certs/private/temp/ --exclude='*.pid' --exclude='*.lock' --exclude=system/lib/)
 rsync_all() {
   for i in $(seq "$slots"); do
-    rsync -a --delete "${sel[@]}" "$W/sb/gw$i/production/" "rsync://127.0.0.1:$rport/standby/gw$i/"
+    rsync -a --delete "${rsync_sel[@]}" "$W/sb/gw$i/production/" "rsync://127.0.0.1:$rport/standby/gw$i/"
   done
 }
 rsync_all

@@ -1,6 +1,7 @@
 # Sourced by the benchmarks: an rsync daemon on a free loopback port with
 # one writable module "standby" at $W/rsync-dest, running in the background
-# of the caller (its cleanup kills it). Sets $rport and $rsyncd_pid.
+# of the caller (its cleanup kills it). Sets $rport and $rsyncd_pid, and
+# $rsync_sel: rsync's excludes for gwmirror's mirror set of a sample host.
 rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$W/rsync-dest"
 cat > "$W/rsyncd.conf" <<CONF
@@ -15,3 +16,8 @@ CONF
 rsync --daemon --no-detach --address=127.0.0.1 --port=$rport --config="$W/rsyncd.conf" &
 rsyncd_pid=$!
 for _ in $(seq 100); do rsync "rsync://127.0.0.1:$rport/" >/dev/null 2>&1 && break; sleep 0.05; done
+# The same file set as gwmirror's mirror set (default excludes, the
+# roots' include rules) on a `gwmirror sample` host.
+rsync_sel=(--exclude=opsdb.d/ --exclude=logs/ --exclude=trace/ --exclude=events/
+  --exclude=groups/certs/private/temp/ --exclude='*.pid' --exclude='*.lock' --exclude=system/lib/
+  --exclude=other-product-file.xml --exclude=/etc/init.d/cron)

@@ -285,16 +285,22 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   const std::string big_scanned(kHoldFileMax + 4096, 's');
   testing::WriteFile(small, "as scanned");
   testing::WriteFile(big, big_scanned);
+  // What `scan` holds of `rel`; null when nothing.
+  auto held_of = [](const ScanResult& scan,
+                    const std::string& rel) -> const HeldContent* {
+    const Entry* e = scan.manifest.Find(std::string(kPrefix) + "/" + rel);
+    if (e == nullptr) return nullptr;
+    auto it = scan.held.find(e->sha256());
+    return it == scan.held.end() ? nullptr : &it->second;
+  };
   auto scan = tree.StableScan(absl::Seconds(5));
   ASSERT_TRUE(scan.ok()) << scan.status();
-  const Entry* se = scan->manifest.Find(std::string(kPrefix) + "/" + small_rel);
-  const Entry* be = scan->manifest.Find(std::string(kPrefix) + "/" + big_rel);
-  ASSERT_NE(se, nullptr);
-  ASSERT_NE(be, nullptr);
-  ASSERT_EQ(scan->held.count(se->sha256()), 1u);
-  ASSERT_EQ(scan->held.count(be->sha256()), 1u);
-  EXPECT_EQ(scan->held.at(se->sha256()).bytes, "as scanned");
-  ASSERT_NE(scan->held.at(be->sha256()).fd, nullptr);
+  const HeldContent* small_held = held_of(*scan, small_rel);
+  const HeldContent* big_held = held_of(*scan, big_rel);
+  ASSERT_NE(small_held, nullptr);
+  ASSERT_NE(big_held, nullptr);
+  EXPECT_EQ(small_held->bytes, "as scanned");
+  ASSERT_NE(big_held->fd, nullptr);
   testing::WriteFile(small, "rewritten after the scan");
   testing::WriteFile(big + ".tmp", std::string(big_scanned.size(), 'r'));
   ASSERT_EQ(rename((big + ".tmp").c_str(), big.c_str()), 0);
@@ -341,11 +347,8 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   absl::SleepFor(absl::Milliseconds(50));
   auto settled = tree.StableScan(absl::Seconds(5));
   ASSERT_TRUE(settled.ok()) << settled.status();
-  const Entry* ce =
-      settled->manifest.Find(std::string(kPrefix) + "/" + big_rel);
-  ASSERT_NE(ce, nullptr);
-  ASSERT_EQ(settled->held.count(ce->sha256()), 1u);
-  EXPECT_TRUE(settled->held.at(ce->sha256()).settled.has_value());
+  ASSERT_NE(held_of(*settled, big_rel), nullptr);
+  EXPECT_TRUE(held_of(*settled, big_rel)->settled.has_value());
   testing::WriteFile(big, std::string(big_scanned.size(), 'd'));
   pusher.SetHeld(&settled->held);
   auto moved = pusher.Push(settled->manifest, 2, 0);
@@ -357,10 +360,8 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   absl::SleepFor(absl::Milliseconds(50));
   auto clean = tree.StableScan(absl::Seconds(5));
   ASSERT_TRUE(clean.ok()) << clean.status();
-  const Entry* de = clean->manifest.Find(std::string(kPrefix) + "/" + big_rel);
-  ASSERT_NE(de, nullptr);
-  ASSERT_EQ(clean->held.count(de->sha256()), 1u);
-  EXPECT_TRUE(clean->held.at(de->sha256()).settled.has_value());
+  ASSERT_NE(held_of(*clean, big_rel), nullptr);
+  EXPECT_TRUE(held_of(*clean, big_rel)->settled.has_value());
   pusher.SetHeld(&clean->held);
   ASSERT_TRUE(RetryWhileBusy([&] {
                 r = pusher.Push(clean->manifest, 2, 0);

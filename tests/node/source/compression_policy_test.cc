@@ -15,7 +15,7 @@ int Send(CompressionPolicy* p, int n, double compressed_ns, double raw_ns) {
   for (int i = 0; i < n; ++i) {
     bool c = p->Compress(kChunk, /*delta=*/false);
     compressed += c;
-    p->Observe(c, kChunk,
+    p->Observe(c, kChunk, /*delta=*/false,
                absl::Nanoseconds((c ? compressed_ns : raw_ns) * kChunk));
   }
   return compressed;
@@ -71,18 +71,22 @@ TEST(CompressionPolicyTest, SmallChunksAndFirstChunksOfARunAreNotMeasured) {
   // Small chunks (a config file each) are compressed, unmeasured.
   for (int i = 0; i < 50; ++i) {
     ASSERT_TRUE(p.Compress(CompressionPolicy::kMinMeasured - 1, false));
-    p.Observe(true, CompressionPolicy::kMinMeasured - 1, absl::Seconds(1));
+    p.Observe(true, CompressionPolicy::kMinMeasured - 1, false,
+              absl::Seconds(1));
   }
   EXPECT_EQ(p.ns_per_byte(true), 0);
   // The first chunk of a run carries the other way's backlog: skipped.
-  p.Observe(true, kChunk, absl::Seconds(100));
+  p.Observe(true, kChunk, false, absl::Seconds(100));
   EXPECT_EQ(p.ns_per_byte(true), 0);
-  p.Observe(true, kChunk, absl::Nanoseconds(2.0 * kChunk));
+  p.Observe(true, kChunk, false, absl::Nanoseconds(2.0 * kChunk));
   EXPECT_NEAR(p.ns_per_byte(true), 2.0, 0.01);
   // A chunk sent the other way than chosen (it did not shrink) is not
   // counted for either.
-  p.Observe(false, kChunk, absl::Nanoseconds(50.0 * kChunk));
+  p.Observe(false, kChunk, false, absl::Nanoseconds(50.0 * kChunk));
   EXPECT_EQ(p.ns_per_byte(false), 0);
+  // Nor is a delta's chunk.
+  p.Observe(true, kChunk, /*delta=*/true, absl::Nanoseconds(50.0 * kChunk));
+  EXPECT_NEAR(p.ns_per_byte(true), 2.0, 0.01);
 }
 
 TEST(CompressionPolicyTest, AlwaysAndNeverAreFixed) {
