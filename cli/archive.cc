@@ -66,6 +66,7 @@ absl::Status ExportCommand(const Args& a) {
   auto stub = gwmirror::v1::Replica::NewStub(ch);
   gwmirror::v1::ExportRequest req;
   req.mutable_envelope()->set_epoch(status.epoch());
+  *req.mutable_envelope()->mutable_grant() = status.epoch_grant();
   req.set_checkpoint(checkpoint);
   req.set_slot(slot);
   // Written beside the target and renamed over it once complete.

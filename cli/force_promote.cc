@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "common/config.h"
+#include "common/epoch.h"
 #include "common/grpc_status.h"
 #include "common/replica_call.h"
 #include "common/status_macros.h"
@@ -33,10 +34,17 @@ struct StandbyNode {
 };
 
 template <typename Resp, typename Req, typename Method>
-absl::StatusOr<Resp> Call(StandbyNode& n, uint64_t epoch, Req req,
+absl::StatusOr<Resp> Call(StandbyNode& n,
+                          const gwmirror::v1::Envelope& envelope, Req req,
                           absl::Duration timeout, Method method) {
-  return CallReplica<Resp>(*n.stub, method, std::move(req), epoch, timeout,
+  return CallReplica<Resp>(*n.stub, method, std::move(req), envelope, timeout,
                            n.identity);
+}
+
+gwmirror::v1::Envelope AtEpoch(uint64_t epoch) {
+  gwmirror::v1::Envelope e;
+  e.set_epoch(epoch);
+  return e;
 }
 
 }  // namespace
@@ -60,17 +68,26 @@ absl::Status ForcePromoteCommand(const Args& a) {
   // What each node holds, read without knowing the epoch.
   uint64_t max_epoch = 0;
   std::map<uint64_t, std::vector<std::string>> committed;
+  std::set<std::string> sites;
   for (StandbyNode& n : nodes) {
     ASSIGN_OR_RETURN(
-        n.state, Call<gwmirror::v1::ReplicaState>(
-                     n, 0, gwmirror::v1::GetStateRequest(), absl::Seconds(20),
-                     &gwmirror::v1::Replica::Stub::GetState));
-    ASSIGN_OR_RETURN(n.history, Call<gwmirror::v1::HistoryList>(
-                                    n, 0, gwmirror::v1::ListHistoryRequest(),
-                                    absl::Minutes(2),
-                                    &gwmirror::v1::Replica::Stub::ListHistory));
+        n.state,
+        Call<gwmirror::v1::ReplicaState>(
+            n, AtEpoch(0), gwmirror::v1::GetStateRequest(), absl::Seconds(20),
+            &gwmirror::v1::Replica::Stub::GetState));
+    ASSIGN_OR_RETURN(
+        n.history,
+        Call<gwmirror::v1::HistoryList>(
+            n, AtEpoch(0), gwmirror::v1::ListHistoryRequest(), absl::Minutes(2),
+            &gwmirror::v1::Replica::Stub::ListHistory));
     max_epoch = std::max(max_epoch, n.state.epoch());
     committed[n.state.committed_checkpoint()].push_back(n.identity);
+    sites.insert(n.state.site());
+  }
+  if (sites.size() != 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the nodes named are on different sites (", absl::StrJoin(sites, ", "),
+        "): a forced promote makes one site active"));
   }
   uint64_t target = wanted;
   if (target == 0) {
@@ -137,6 +154,15 @@ absl::Status ForcePromoteCommand(const Args& a) {
     }
     s->set_ms(absl::ToInt64Milliseconds(absl::Now() - start));
   }
+  // The proof of the new epoch: this operator's signed grant, which every
+  // node checks before adopting it and the coordinator before it adopts
+  // the claim.
+  gwmirror::v1::Envelope raised = AtEpoch(epoch);
+  if (!dry_run) {
+    ASSIGN_OR_RETURN(
+        *raised.mutable_grant(),
+        SignEpochGrant(config.tls(), epoch, *sites.begin(), absl::Now()));
+  }
   Progress progress("forced promote");
   // One phase on every node before the next.
   auto phase = [&](const std::string& name, const std::string& what,
@@ -153,8 +179,8 @@ absl::Status ForcePromoteCommand(const Args& a) {
       // A dry run leaves every epoch as it is.
       ASSIGN_OR_RETURN(
           auto r, Call<gwmirror::v1::ActivateResult>(
-                      n, dry_run ? n.state.epoch() : epoch, req, absl::Hours(1),
-                      &gwmirror::v1::Replica::Stub::Activate));
+                      n, dry_run ? AtEpoch(n.state.epoch()) : raised, req,
+                      absl::Hours(1), &gwmirror::v1::Replica::Stub::Activate));
       for (const std::string& line : r.done()) {
         s->add_done(absl::StrCat(n.identity, ": ", line));
       }

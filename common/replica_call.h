@@ -17,10 +17,11 @@ namespace gwmirror {
 
 template <typename Resp, typename Req, typename Method>
 absl::StatusOr<Resp> CallReplica(gwmirror::v1::Replica::Stub& stub,
-                                 Method method, Req req, uint64_t epoch,
+                                 Method method, Req req,
+                                 const gwmirror::v1::Envelope& envelope,
                                  absl::Duration timeout,
                                  const std::string& who = "") {
-  req.mutable_envelope()->set_epoch(epoch);
+  *req.mutable_envelope() = envelope;
   Resp resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -30,6 +31,18 @@ absl::StatusOr<Resp> CallReplica(gwmirror::v1::Replica::Stub& stub,
     return absl::Status(st.code(), absl::StrCat(who, ": ", st.message()));
   }
   return resp;
+}
+
+// The same under a bare epoch (reads at epoch 0, epoch 1): no proof.
+template <typename Resp, typename Req, typename Method>
+absl::StatusOr<Resp> CallReplica(gwmirror::v1::Replica::Stub& stub,
+                                 Method method, Req req, uint64_t epoch,
+                                 absl::Duration timeout,
+                                 const std::string& who = "") {
+  gwmirror::v1::Envelope envelope;
+  envelope.set_epoch(epoch);
+  return CallReplica<Resp>(stub, method, std::move(req), envelope, timeout,
+                           who);
 }
 
 }  // namespace gwmirror

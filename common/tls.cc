@@ -15,6 +15,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/fd.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
@@ -173,6 +174,46 @@ absl::StatusOr<PkeyPtr> ParseKey(absl::string_view pem,
   return key;
 }
 
+// Every certificate of a PEM bundle (a CA file may hold the old and the
+// new CA while one is rotated); INVALID_ARGUMENT when it holds none.
+absl::StatusOr<std::vector<X509Ptr>> ParseCertBundle(absl::string_view pem,
+                                                     const std::string& what) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  std::vector<X509Ptr> out;
+  while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    out.emplace_back(c);
+  }
+  ERR_clear_error();  // The end of the bundle reads as an error.
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": not a PEM certificate"));
+  }
+  return out;
+}
+
+using StorePtr = std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)>;
+using StoreCtxPtr =
+    std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)>;
+
+// Verifies `cert` against the CAs at `at`: 0 when it chains to one, else
+// OpenSSL's verification error (-1 when verification could not start).
+int VerifyChain(X509* cert, const std::vector<X509Ptr>& cas, absl::Time at) {
+  StorePtr store(X509_STORE_new(), X509_STORE_free);
+  StoreCtxPtr ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+  if (!store || !ctx) return -1;
+  for (const X509Ptr& ca : cas) {
+    if (X509_STORE_add_cert(store.get(), ca.get()) != 1) return -1;
+  }
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), cert, nullptr) != 1) {
+    return -1;
+  }
+  X509_STORE_CTX_set_time(ctx.get(), 0, absl::ToTimeT(at));
+  if (X509_verify_cert(ctx.get()) == 1) return 0;
+  int err = X509_STORE_CTX_get_error(ctx.get());
+  ERR_clear_error();
+  return err == 0 ? -1 : err;
+}
+
 absl::StatusOr<X509Ptr> ReadCert(const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
   return ParseCert(pem, path);
@@ -296,21 +337,30 @@ namespace {
 // CheckTlsMaterial of material already read.
 absl::StatusOr<CertificateInfo> CheckMaterial(
     const Material& m, const gwmirror::v1::TlsConfig& tls, absl::Time now) {
-  ASSIGN_OR_RETURN(X509Ptr ca, ParseCert(m.ca, tls.ca_file()));
+  ASSIGN_OR_RETURN(std::vector<X509Ptr> cas,
+                   ParseCertBundle(m.ca, tls.ca_file()));
   ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(m.cert, tls.cert_file()));
   ASSIGN_OR_RETURN(PkeyPtr key, ParseKey(m.key, tls.key_file()));
-  CertificateInfo ca_info = Inspect(ca.get());
   CertificateInfo info = Inspect(cert.get());
   auto refuse = [](auto&&... parts) {
     return absl::FailedPreconditionError(absl::StrCat(parts...));
   };
-  if (!ca_info.is_ca) {
-    return refuse("the cluster CA file ", tls.ca_file(), " (\"",
-                  ca_info.subject, "\") is not a CA certificate");
+  // Every certificate of the bundle must be a CA (a leaf there would be
+  // trusted as one), and at least one must still be valid.
+  std::vector<std::string> names;
+  bool any_valid = false;
+  for (const X509Ptr& ca : cas) {
+    CertificateInfo ca_info = Inspect(ca.get());
+    if (!ca_info.is_ca) {
+      return refuse("the cluster CA file ", tls.ca_file(), " (\"",
+                    ca_info.subject, "\") is not a CA certificate");
+    }
+    names.push_back(ca_info.subject);
+    if (now <= ca_info.not_after) any_valid = true;
   }
-  if (now > ca_info.not_after) {
+  if (!any_valid) {
     return refuse("the cluster CA ", tls.ca_file(), " expired on ",
-                  Utc(ca_info.not_after));
+                  Utc(Inspect(cas.back().get()).not_after));
   }
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
     ERR_clear_error();
@@ -328,27 +378,18 @@ absl::StatusOr<CertificateInfo> CheckMaterial(
                   "\") is not valid before ", Utc(info.not_before),
                   " (this host's clock says ", Utc(now), ")");
   }
-  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(
-      X509_STORE_new(), X509_STORE_free);
-  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(
-      X509_STORE_CTX_new(), X509_STORE_CTX_free);
-  if (!store || !ctx || X509_STORE_add_cert(store.get(), ca.get()) != 1 ||
-      X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) {
-    return SslError("set up certificate verification");
+  int err = VerifyChain(cert.get(), cas, now);
+  if (err < 0) return SslError("set up certificate verification");
+  if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+      err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+      err == X509_V_ERR_CERT_SIGNATURE_FAILURE ||
+      err == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT) {
+    return refuse("certificate ", tls.cert_file(), " (\"", info.subject,
+                  "\", issued by \"", info.issuer,
+                  "\") is not issued by the cluster CA in ", tls.ca_file(),
+                  " (\"", absl::StrJoin(names, "\", \""), "\")");
   }
-  X509_STORE_CTX_set_time(ctx.get(), 0, absl::ToTimeT(now));
-  if (X509_verify_cert(ctx.get()) != 1) {
-    int err = X509_STORE_CTX_get_error(ctx.get());
-    ERR_clear_error();
-    if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
-        err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
-        err == X509_V_ERR_CERT_SIGNATURE_FAILURE ||
-        err == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT) {
-      return refuse("certificate ", tls.cert_file(), " (\"", info.subject,
-                    "\", issued by \"", info.issuer,
-                    "\") is not issued by the cluster CA in ", tls.ca_file(),
-                    " (\"", ca_info.subject, "\")");
-    }
+  if (err != 0) {
     return refuse("certificate ", tls.cert_file(), " (\"", info.subject,
                   "\") does not verify against ", tls.ca_file(), ": ",
                   X509_verify_cert_error_string(err));
@@ -362,6 +403,67 @@ absl::StatusOr<CertificateInfo> CheckTlsMaterial(
     const gwmirror::v1::TlsConfig& tls, absl::Time now) {
   ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
   return CheckMaterial(m, tls, now);
+}
+
+absl::StatusOr<std::string> SignWithKey(const std::string& key_file,
+                                        absl::string_view data) {
+  ASSIGN_OR_RETURN(PkeyPtr key, ReadKey(key_file));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                              EVP_MD_CTX_free);
+  size_t len = 0;
+  if (!ctx ||
+      EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
+                         key.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len,
+                     reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
+    return SslError(absl::StrCat("sign with ", key_file));
+  }
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()),
+                     &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
+    return SslError(absl::StrCat("sign with ", key_file));
+  }
+  sig.resize(len);
+  return sig;
+}
+
+absl::StatusOr<CertificateInfo> VerifySignedBy(absl::string_view cert_pem,
+                                               const std::string& ca_file,
+                                               absl::Time at,
+                                               absl::string_view data,
+                                               absl::string_view signature) {
+  auto deny = [](auto&&... parts) {
+    return absl::PermissionDeniedError(absl::StrCat(parts...));
+  };
+  ASSIGN_OR_RETURN(std::string ca_pem, ReadFileToString(ca_file));
+  ASSIGN_OR_RETURN(std::vector<X509Ptr> cas, ParseCertBundle(ca_pem, ca_file));
+  auto cert = ParseCert(cert_pem, "the signer's certificate");
+  if (!cert.ok()) return deny(cert.status().message());
+  CertificateInfo info = Inspect(cert->get());
+  if (int err = VerifyChain(cert->get(), cas, at); err != 0) {
+    return deny(
+        "the signer's certificate (\"", info.subject,
+        "\") does not verify against the cluster CA at ", Utc(at), ": ",
+        err < 0 ? "verification failed" : X509_verify_cert_error_string(err));
+  }
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                              EVP_MD_CTX_free);
+  bool ok =
+      ctx &&
+      EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
+                           X509_get0_pubkey(cert->get())) == 1 &&
+      EVP_DigestVerify(
+          ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+          signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
+          data.size()) == 1;
+  ERR_clear_error();
+  if (!ok) {
+    return deny("the signature does not verify with the key of \"",
+                info.subject, "\"");
+  }
+  return info;
 }
 
 void RecordCertificateExpiry(const CertificateInfo& info) {

@@ -60,6 +60,21 @@ absl::StatusOr<CertificateInfo> InspectCertificate(absl::string_view pem,
 absl::StatusOr<CertificateInfo> CheckTlsMaterial(
     const gwmirror::v1::TlsConfig& tls, absl::Time now);
 
+// Signs `data` (ECDSA or any key type OpenSSL signs with, over SHA-256)
+// with the PEM private key in `key_file`.
+absl::StatusOr<std::string> SignWithKey(const std::string& key_file,
+                                        absl::string_view data);
+
+// Checks that `cert_pem` was issued by a CA of the bundle in `ca_file` and
+// was valid at `at`, and that `signature` over `data` verifies with its
+// key. PERMISSION_DENIED saying which check failed; the certificate's
+// details when all hold.
+absl::StatusOr<CertificateInfo> VerifySignedBy(absl::string_view cert_pem,
+                                               const std::string& ca_file,
+                                               absl::Time at,
+                                               absl::string_view data,
+                                               absl::string_view signature);
+
 // Sets gwmirror_certificate_expiry_timestamp_seconds{identity} in the
 // process's metrics.
 void RecordCertificateExpiry(const CertificateInfo& info);

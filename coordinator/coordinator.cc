@@ -91,7 +91,10 @@ absl::Status ValidateCoordinatorConfig(
 // Clients of the nodes, one channel per (address, identity).
 class Coordinator::Peers {
  public:
-  explicit Peers(gwmirror::v1::TlsConfig tls) : tls_(std::move(tls)) {}
+  // `stamp` gives the envelope (epoch and its proof) of an epoch.
+  Peers(gwmirror::v1::TlsConfig tls,
+        std::function<gwmirror::v1::Envelope(uint64_t)> stamp)
+      : tls_(std::move(tls)), stamp_(std::move(stamp)) {}
 
   absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const Node& n) {
     absl::MutexLock l(&mu_);
@@ -122,7 +125,7 @@ class Coordinator::Peers {
                                               absl::Time deadline) {
     ASSIGN_OR_RETURN(auto ch, Channel(n));
     gwmirror::v1::CutRequest req;
-    req.mutable_envelope()->set_epoch(epoch);
+    *req.mutable_envelope() = stamp_(epoch);
     req.set_checkpoint(id);
     req.set_replica_address(replica.address);
     req.set_replica_identity(replica.member.identity());
@@ -217,11 +220,13 @@ class Coordinator::Peers {
                             absl::Duration timeout, Method method) {
     ASSIGN_OR_RETURN(auto ch, Channel(n));
     auto stub = gwmirror::v1::Replica::NewStub(ch);
-    return CallReplica<Resp>(*stub, method, std::move(req), epoch, timeout);
+    return CallReplica<Resp>(*stub, method, std::move(req), stamp_(epoch),
+                             timeout);
   }
 
  private:
   const gwmirror::v1::TlsConfig tls_;
+  const std::function<gwmirror::v1::Envelope(uint64_t)> stamp_;
   absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<grpc::Channel>>
       channels_ ABSL_GUARDED_BY(mu_);
@@ -249,6 +254,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
     for (const auto& m : c->config_.members())
       c->nodes_[m.identity()].member = m;
   }
+  // The proof of the epoch it holds, which nodes adopt and relay.
+  RETURN_IF_ERROR(c->SignGrant());
   return c;
 }
 
@@ -256,7 +263,25 @@ Coordinator::Coordinator(gwmirror::v1::CoordinatorConfig config,
                          std::unique_ptr<StateStore> store)
     : config_(std::move(config)),
       store_(std::move(store)),
-      peers_(std::make_unique<Peers>(config_.tls())) {}
+      peers_(std::make_unique<Peers>(
+          config_.tls(), [this](uint64_t epoch) { return Stamp(epoch); })) {}
+
+gwmirror::v1::Envelope Coordinator::Stamp(uint64_t epoch) const {
+  gwmirror::v1::Envelope e;
+  e.set_epoch(epoch);
+  absl::MutexLock l(&grant_mu_);
+  if (grant_.epoch() == epoch) *e.mutable_grant() = grant_;
+  return e;
+}
+
+absl::Status Coordinator::SignGrant() {
+  ASSIGN_OR_RETURN(gwmirror::v1::EpochGrant g,
+                   SignEpochGrant(config_.tls(), store_->Epoch(),
+                                  store_->ActiveSite(), absl::Now()));
+  absl::MutexLock l(&grant_mu_);
+  grant_ = std::move(g);
+  return absl::OkStatus();
+}
 
 Coordinator::~Coordinator() {
   {
@@ -295,16 +320,34 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
         "unknown node \"", identity, "\" (site \"", req.site(), "\", slot \"",
         req.slot(), "\"): not a member of this cluster"));
   }
-  if (req.envelope().epoch() > epoch &&
-      req.claimed_active_epoch() == req.envelope().epoch()) {
-    // A forced promote happened without us: its epoch and site stand.
-    RETURN_IF_ERROR(
-        store_->AdoptActive(epoch = req.claimed_active_epoch(), req.site()));
+  if (req.envelope().epoch() > epoch && req.has_forced_promote() &&
+      req.forced_promote().epoch() == req.envelope().epoch()) {
+    // A forced promote happened without us: its epoch and site stand, when
+    // an operator of this cluster signed them.
+    const gwmirror::v1::EpochGrant& g = req.forced_promote();
+    EpochAuthority operators;
+    operators.ca_file = config_.tls().ca_file();
+    operators.issuers.insert(config_.operator_identities().begin(),
+                             config_.operator_identities().end());
+    auto issuer = VerifyEpochGrant(g, g.epoch(), operators);
+    if (!issuer.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "node \"", identity, "\" claims a forced promote to epoch ",
+          g.epoch(), " that is refused: ", issuer.status().message()));
+    }
+    if (g.active_site() != req.site()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("node \"", identity, "\" of site \"", req.site(),
+                       "\" claims a forced promote that makes site \"",
+                       g.active_site(), "\" active"));
+    }
+    RETURN_IF_ERROR(store_->AdoptActive(epoch = g.epoch(), g.active_site()));
     switched_ = absl::Now();
+    RETURN_IF_ERROR(SignGrant());
     Logf(LogLevel::kWarning, "coordinator",
          "adopted a forced promote: epoch %d, %s active, %s fenced "
-         "(claimed by %s)",
-         epoch, req.site(), store_->FencedSite(), identity);
+         "(signed by operator %s, claimed by %s)",
+         epoch, g.active_site(), store_->FencedSite(), *issuer, identity);
   }
   if (req.envelope().epoch() > epoch) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -325,6 +368,7 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
        identity, req.site(), req.slot(), req.address());
   gwmirror::v1::RegisterResponse resp;
   resp.set_epoch(epoch);
+  *resp.mutable_grant() = Stamp(epoch).grant();
   resp.set_role(Role(req.site()));
   resp.set_heartbeat_ms(1000);
   return resp;
@@ -372,6 +416,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   }
   gwmirror::v1::HeartbeatResponse resp;
   resp.set_epoch(epoch);
+  *resp.mutable_grant() = Stamp(epoch).grant();
   resp.set_role(Role(n.member.site()));
   if (resp.role() == "source") {
     for (const auto& [id, peer] : nodes_) {
@@ -819,6 +864,9 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
       absl::MutexLock m(&mu_);
       switched_ = absl::Now();
     }
+    // Without its proof the nodes would refuse the new epoch: the raise
+    // stands in the state (a restart signs it), but say so now.
+    RETURN_IF_ERROR(SignGrant());
     s->add_done(absl::StrCat("epoch ", epoch, ": ", target, " active, ", active,
                              " fenced"));
     s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
@@ -1409,6 +1457,7 @@ absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::List(size_t limit) {
 gwmirror::v1::ClusterStatus Coordinator::Status() {
   gwmirror::v1::ClusterStatus s;
   s.set_epoch(store_->Epoch());
+  *s.mutable_epoch_grant() = Stamp(s.epoch()).grant();
   s.set_active_site(store_->ActiveSite());
   s.set_fenced_site(store_->FencedSite());
   if (own_cert_.has_value()) {

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/epoch.h"
 #include "common/tls.h"
 #include "coordinator/parity.h"
 #include "coordinator/state_store.h"
@@ -135,6 +136,14 @@ class Coordinator {
   class Peers;
   // This coordinator's own certificate, as read at Open.
   std::optional<CertificateInfo> own_cert_;
+  // The envelope of `epoch`: with this coordinator's grant when it is the
+  // epoch the grant proves.
+  gwmirror::v1::Envelope Stamp(uint64_t epoch) const
+      ABSL_LOCKS_EXCLUDED(grant_mu_);
+  // Signs the grant of the state's current epoch and active site.
+  absl::Status SignGrant() ABSL_LOCKS_EXCLUDED(grant_mu_);
+  mutable absl::Mutex grant_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  gwmirror::v1::EpochGrant grant_ ABSL_GUARDED_BY(grant_mu_);
   // RunCheckpoint without its metrics.
   absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpointOnce(
       bool automatic);

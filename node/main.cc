@@ -61,7 +61,8 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   }
   RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
   ASSIGN_OR_RETURN(std::unique_ptr<EpochFile> epoch,
-                   EpochFile::Open(config.state_dir() + "/epoch", "this node"));
+                   EpochFile::Open(config.state_dir() + "/epoch", "this node",
+                                   NodeEpochAuthority(config)));
   grpc::ServerBuilder builder;
   std::unique_ptr<ReplicaStore> store;
   std::unique_ptr<DrillRunner> drills;
@@ -226,7 +227,11 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
         "the config");
   }
   ASSIGN_OR_RETURN(uint64_t checkpoint, args.RequireUint("checkpoint"));
-  ASSIGN_OR_RETURN(uint64_t epoch, args.UintOr("epoch", 0));
+  // By hand there is no coordinator: an epoch above 1 would need its
+  // proof, which only the coordinator or an operator signs.
+  gwmirror::v1::Envelope epoch;
+  ASSIGN_OR_RETURN(uint64_t e, args.UintOr("epoch", 0));
+  epoch.set_epoch(e);
   ASSIGN_OR_RETURN(ScanResult scan,
                    SourceTree(config, nullptr).StableScan(absl::Seconds(30)));
   for (const std::string& w : scan.warnings) {

@@ -46,14 +46,14 @@ absl::Status Membership::Start() {
 absl::Status Membership::Register() {
   gwmirror::v1::RegisterRequest req;
   req.mutable_envelope()->set_epoch(epoch_->Get());
-  // A forced promote left its claim beside the state.
+  // A forced promote left its claim beside the state: the operator's
+  // signed grant, which the coordinator verifies before adopting it.
   auto claim = ReadFileToString(config_.state_dir() + "/active_claim");
-  uint64_t claimed = 0;
-  if (claim.ok() &&
-      absl::SimpleAtoi(absl::StripAsciiWhitespace(*claim), &claimed) &&
-      claimed >= epoch_->Get()) {
-    req.set_claimed_active_epoch(claimed);
-    req.mutable_envelope()->set_epoch(claimed);
+  gwmirror::v1::EpochGrant grant;
+  if (claim.ok() && grant.ParseFromString(*claim) &&
+      grant.epoch() >= epoch_->Get()) {
+    req.mutable_envelope()->set_epoch(grant.epoch());
+    *req.mutable_forced_promote() = std::move(grant);
   }
   req.set_site(config_.site());
   req.set_slot(config_.slot());
@@ -66,7 +66,7 @@ absl::Status Membership::Register() {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   RETURN_IF_ERROR(FromGrpc(stub_->Register(&ctx, req, &resp)));
-  RETURN_IF_ERROR(epoch_->Check(resp.epoch()));
+  RETURN_IF_ERROR(epoch_->Check(resp.epoch(), resp.grant()));
   Logf(LogLevel::kInfo, "node", "slot=%s registered as %s at epoch %d",
        config_.slot(), resp.role(), resp.epoch());
   if (on_response_) {

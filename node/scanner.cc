@@ -74,6 +74,65 @@ bool MirrorFilter::Included(const std::string& rel, const std::string& name,
   return include_.empty() || AnyMatch(include_, rel, name, full);
 }
 
+MirrorSet::MirrorSet(
+    const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots) {
+  for (const auto& r : roots) roots_.push_back(Root{r.path(), MirrorFilter(r)});
+}
+
+absl::Status MirrorSet::Admit(const std::string& path,
+                              gwmirror::v1::EntryType type) {
+  const Root* root = nullptr;
+  for (const Root& r : roots_) {
+    if (path != r.path && PathIsWithin(path, r.path) &&
+        (root == nullptr || r.path.size() > root->path.size())) {
+      root = &r;
+    }
+  }
+  auto refuse = [&](absl::string_view why) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("entry \"", absl::string_view(path).substr(0, 300),
+                     "\" is outside this replica's mirror set: ", why));
+  };
+  if (root == nullptr) return refuse("it lies below no mirrored root");
+  // Every component from the root down, skipping directories admitted
+  // before (entries arrive parents first).
+  const std::string rel = path.substr(root->path.size() + 1);
+  size_t from = 0;
+  for (size_t end = rel.rfind('/'); end != std::string::npos && end > 0;
+       end = rel.rfind('/', end - 1)) {
+    if (admitted_dirs_.contains(
+            absl::string_view(path).substr(0, root->path.size() + 1 + end))) {
+      from = end + 1;
+      break;
+    }
+  }
+  for (size_t at = from; at <= rel.size();) {
+    size_t end = rel.find('/', at);
+    if (end == std::string::npos) end = rel.size();
+    const std::string sub = rel.substr(0, end);
+    const std::string name = rel.substr(at, end - at);
+    const std::string full = JoinPath(root->path, sub);
+    if (root->filter.Excluded(sub, name, full)) {
+      return refuse(absl::StrCat("root ", root->path, " excludes ", full));
+    }
+    if (end < rel.size()) admitted_dirs_.insert(full);
+    at = end + 1;
+  }
+  if (type == gwmirror::v1::ENTRY_TYPE_DIRECTORY) {
+    admitted_dirs_.insert(path);
+    return absl::OkStatus();
+  }
+  const size_t slash = rel.rfind('/');
+  const std::string name =
+      slash == std::string::npos ? rel : rel.substr(slash + 1);
+  if (!root->filter.Included(rel, name, path)) {
+    return refuse(absl::StrCat("root ", root->path,
+                               " mirrors only files matching its include "
+                               "rules"));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 struct Walker {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/fd.h"
 #include "common/manifest.h"
@@ -39,6 +40,32 @@ class MirrorFilter {
  private:
   std::vector<std::string> include_;
   std::vector<std::string> exclude_;
+};
+
+// The whole mirror set of a node, as a gate for entries that arrive from
+// elsewhere: a replica admits into its tree only what its own roots would
+// mirror (the same include and exclude rules a scan applies), whatever a
+// source sends. Not thread-safe: one per push (it remembers the
+// directories it admitted, so entries in manifest order cost one glob
+// check per path component once).
+class MirrorSet {
+ public:
+  explicit MirrorSet(
+      const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>&
+          roots);
+  // OK when a scan of this node's roots could produce an entry of `type`
+  // at `path` (a validated relative path): below a root, no component
+  // excluded, and a non-directory matching the root's include globs.
+  // PERMISSION_DENIED naming the path and the rule otherwise.
+  absl::Status Admit(const std::string& path, gwmirror::v1::EntryType type);
+
+ private:
+  struct Root {
+    std::string path;
+    MirrorFilter filter;
+  };
+  std::vector<Root> roots_;
+  absl::flat_hash_set<std::string> admitted_dirs_;
 };
 
 // What a scan saw of one object (entries and the roots themselves): enough

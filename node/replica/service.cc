@@ -58,7 +58,7 @@ grpc::Status ReplicaService::GetState(grpc::ServerContext* ctx,
   // An operator without the coordinator (a forced promote) reads without
   // knowing the epoch; reading changes nothing.
   if (st.ok() && !ControllerRead(*ctx, req->envelope())) {
-    st = store_->CheckEpoch(req->envelope().epoch());
+    st = store_->CheckEpoch(req->envelope());
   }
   if (st.ok()) *resp = store_->State();
   return ToGrpc(st);
@@ -68,7 +68,7 @@ grpc::Status ReplicaService::GetManifest(
     grpc::ServerContext* ctx, const gwmirror::v1::GetManifestRequest* req,
     grpc::ServerWriter<gwmirror::v1::ManifestBatch>* writer) {
   absl::Status st = Authorize(*ctx, Role::kReader);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->CheckEpoch(req->envelope());
   if (!st.ok()) return ToGrpc(st);
   Manifest m = store_->CommittedManifest();
   gwmirror::v1::ManifestBatch batch;
@@ -89,7 +89,7 @@ grpc::Status ReplicaService::GetSignature(
     grpc::ServerContext* ctx, const gwmirror::v1::GetSignatureRequest* req,
     grpc::ServerWriter<gwmirror::v1::SignatureChunk>* writer) {
   absl::Status st = Authorize(*ctx, Role::kSource);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->CheckEpoch(req->envelope());
   if (!st.ok()) return ToGrpc(st);
   std::string pending;
   auto flush = [&]() -> absl::Status {
@@ -118,7 +118,7 @@ absl::Status ReplicaService::DoPush(grpc::ServerReader<PushMessage>* reader,
   if (msg.kind_case() != PushMessage::kBegin) {
     return absl::InvalidArgumentError("a push must start with PushBegin");
   }
-  RETURN_IF_ERROR(store_->CheckEpoch(msg.begin().envelope().epoch()));
+  RETURN_IF_ERROR(store_->CheckEpoch(msg.begin().envelope()));
   ASSIGN_OR_RETURN(std::unique_ptr<PushSession> session,
                    store_->BeginPush(msg.begin()));
   ChunkDecoder decoder;
@@ -177,7 +177,7 @@ grpc::Status ReplicaService::Commit(grpc::ServerContext* ctx,
                                     const gwmirror::v1::CommitRequest* req,
                                     gwmirror::v1::CommitResult* resp) {
   absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->CheckEpoch(req->envelope());
   if (st.ok()) {
     st = store_->Commit(req->checkpoint(), req->manifest_digest(),
                         {req->pinned().begin(), req->pinned().end()});
@@ -199,7 +199,7 @@ grpc::Status ReplicaService::Abort(grpc::ServerContext* ctx,
                                    const gwmirror::v1::AbortRequest* req,
                                    gwmirror::v1::AbortResult* resp) {
   absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->CheckEpoch(req->envelope());
   if (st.ok()) st = store_->Abort(req->checkpoint());
   return ToGrpc(st);
 }
@@ -208,15 +208,27 @@ grpc::Status ReplicaService::Activate(grpc::ServerContext* ctx,
                                       const gwmirror::v1::ActivateRequest* req,
                                       gwmirror::v1::ActivateResult* resp) {
   absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->CheckEpoch(req->envelope());
   if (st.ok() && activation_ == nullptr) {
     st = absl::UnimplementedError("this node cannot be promoted");
   }
   if (!st.ok()) return ToGrpc(st);
   if (req->phase() == "claim-active") {
-    // A forced promote: the coordinator adopts this when it comes back.
-    st = WriteFileAtomic(state_dir_ + "/active_claim",
-                         absl::StrCat(req->envelope().epoch(), "\n"), 0600);
+    // A forced promote: the operator's grant of the new epoch, kept for the
+    // coordinator, which adopts it when it comes back (it checks the
+    // signature itself).
+    const gwmirror::v1::EpochGrant& grant = req->envelope().grant();
+    auto issuer = store_->epoch().Verify(grant, req->envelope().epoch());
+    st = issuer.status();
+    if (st.ok() && grant.active_site() != store_->site()) {
+      st = absl::InvalidArgumentError(absl::StrCat(
+          "the forced promote's grant makes site \"", grant.active_site(),
+          "\" active, but this node is on site \"", store_->site(), "\""));
+    }
+    if (st.ok()) {
+      st = WriteFileAtomic(state_dir_ + "/active_claim",
+                           grant.SerializeAsString(), 0600);
+    }
     if (st.ok()) {
       resp->add_done(absl::StrCat("this site claims the active role at epoch ",
                                   req->envelope().epoch()));
@@ -251,7 +263,7 @@ grpc::Status ReplicaService::Drill(grpc::ServerContext* ctx,
                                    const gwmirror::v1::DrillRequest* req,
                                    gwmirror::v1::DrillResult* resp) {
   absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->CheckEpoch(req->envelope());
   if (st.ok() && drills_ == nullptr) {
     st = absl::UnimplementedError("this node runs no drills");
   }
@@ -280,7 +292,7 @@ grpc::Status ReplicaService::ListHistory(
     gwmirror::v1::HistoryList* resp) {
   absl::Status st = Authorize(*ctx, Role::kController);
   if (st.ok() && (req->set_pins() || !ControllerRead(*ctx, req->envelope()))) {
-    st = store_->CheckEpoch(req->envelope().epoch());
+    st = store_->CheckEpoch(req->envelope());
   }
   if (st.ok() && req->set_pins()) {
     st =
@@ -312,7 +324,7 @@ grpc::Status ReplicaService::Export(
     grpc::ServerContext* ctx, const gwmirror::v1::ExportRequest* req,
     grpc::ServerWriter<gwmirror::v1::ExportChunk>* writer) {
   absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->CheckEpoch(req->envelope());
   if (!st.ok()) return ToGrpc(st);
   uint64_t n = req->checkpoint() ? req->checkpoint()
                                  : store_->State().committed_checkpoint();
@@ -343,7 +355,7 @@ grpc::Status ReplicaService::Verify(grpc::ServerContext* ctx,
                                     const gwmirror::v1::VerifyRequest* req,
                                     gwmirror::v1::VerifyResult* resp) {
   absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope().epoch());
+  if (st.ok()) st = store_->CheckEpoch(req->envelope());
   if (!st.ok()) return ToGrpc(st);
   auto r = store_->Verify(req->repair());
   if (!r.ok()) return ToGrpc(r.status());

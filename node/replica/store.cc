@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,8 +31,14 @@ using gwmirror::v1::ENTRY_TYPE_DIRECTORY;
 using gwmirror::v1::ENTRY_TYPE_FILE;
 using gwmirror::v1::ENTRY_TYPE_SYMLINK;
 
-constexpr uint64_t kMaxManifestEntries = 10'000'000;
 constexpr uint64_t kDefaultPoolCap = 2ull << 30;
+constexpr uint64_t kDefaultMaxManifestBytes = 512ull << 20;
+
+// What one buffered manifest entry holds in memory.
+uint64_t EntryBytes(const Entry& e) {
+  return sizeof(Entry) + e.path().size() + e.sha256().size() +
+         e.link_target().size();
+}
 
 // Whether the standby's `actual` object still is the committed `want`.
 // Directory mtimes are not compared: a commit sets them only where it
@@ -62,6 +69,51 @@ bool NeedsContent(const Entry& next, const Entry* old) {
 
 // ---------------------------------------------------------------- PushSession
 
+PushSession::PushSession(ReplicaStore* store, uint64_t checkpoint,
+                         bool manifest_delta, bool prestage)
+    : store_(store),
+      checkpoint_(checkpoint),
+      manifest_delta_(manifest_delta),
+      prestage_(prestage),
+      mirror_set_(store->root_configs_) {}
+
+absl::Status PushSession::CheckSpace(const Entry& e) const {
+  const uint64_t size = e.size();
+  if (prestage_) {
+    absl::MutexLock l(&store_->mu_);
+    // Written so that no sum can wrap: a declared size near 2^64 is full.
+    if (size > store_->pool_cap_ ||
+        store_->pool_bytes_ > store_->pool_cap_ - size) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the pre-stage pool is full (", store_->pool_bytes_, " of ",
+          store_->pool_cap_, " bytes, \"", e.path(), "\" needs ", size,
+          "); the rest travels with the next cut"));
+    }
+  }
+  const std::string dir =
+      prestage_ ? store_->Dir() + "/prestage" : store_->StagingDir(checkpoint_);
+  struct statvfs fs;
+  if (statvfs(dir.c_str(), &fs) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("statvfs ", dir));
+  }
+  const uint64_t block = fs.f_frsize ? fs.f_frsize : fs.f_bsize;
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * block;
+  const uint64_t reserve =
+      store_->min_free_bytes_
+          ? store_->min_free_bytes_
+          : std::min<uint64_t>(1ull << 30,
+                               static_cast<uint64_t>(fs.f_blocks) * block / 20);
+  if (free_bytes < reserve || size > free_bytes - reserve) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "no space to stage \"", e.path(), "\": it needs ", size,
+        " bytes and the file system of ", dir, " has ", free_bytes,
+        " free, of which ", reserve,
+        " stay in reserve; free space there (the committed tree is "
+        "unchanged, and mirroring resumes once there is room)"));
+  }
+  return absl::OkStatus();
+}
+
 PushSession::~PushSession() {
   DropPartial();
   store_->EndSession();
@@ -89,6 +141,7 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
     return absl::InvalidArgumentError(absl::StrCat(
         "file header for \"", h.entry().path(), "\" is not a regular file"));
   }
+  RETURN_IF_ERROR(mirror_set_.Admit(h.entry().path(), ENTRY_TYPE_FILE));
   ReplicaStore* s = store_;
   if (h.encoding() == gwmirror::v1::ENCODING_PRESTAGED) {
     if (prestage_) {
@@ -100,14 +153,7 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
     from_pool_ = true;
     return TakePrestaged(h.entry());
   }
-  if (prestage_) {
-    absl::MutexLock l(&s->mu_);
-    if (s->pool_bytes_ + h.entry().size() > s->pool_cap_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the pre-stage pool is full (", s->pool_bytes_, " of ", s->pool_cap_,
-          " bytes); the rest travels with the next cut"));
-    }
-  }
+  RETURN_IF_ERROR(CheckSpace(h.entry()));
   if (h.encoding() == gwmirror::v1::ENCODING_DELTA) {
     std::optional<Entry> basis = s->CommittedEntry(h.entry().path());
     if (!basis || basis->type() != ENTRY_TYPE_FILE ||
@@ -269,16 +315,29 @@ absl::Status PushSession::AddManifest(const gwmirror::v1::ManifestPart& part) {
   if (prestage_) {
     return absl::InvalidArgumentError("a pre-stage push carries no manifest");
   }
-  if (manifest_entries_.size() + removed_.size() + part.entries_size() +
-          part.removed_size() >
-      kMaxManifestEntries) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("manifest exceeds ", kMaxManifestEntries, " entries"));
-  }
   if (!manifest_delta_ && part.removed_size() > 0) {
     return absl::InvalidArgumentError(
         "removed paths in a push that sends the whole manifest");
   }
+  // Checked as they arrive: nothing the replica would refuse at PushEnd is
+  // buffered, and what is buffered is bounded by bytes.
+  uint64_t bytes = manifest_bytes_;
+  for (const Entry& e : part.entries()) {
+    RETURN_IF_ERROR(ValidateEntry(e));
+    RETURN_IF_ERROR(mirror_set_.Admit(e.path(), e.type()));
+    bytes += EntryBytes(e);
+  }
+  for (const std::string& p : part.removed()) {
+    RETURN_IF_ERROR(ValidateRelativePath(p));
+    bytes += sizeof(std::string) + p.size();
+  }
+  if (bytes > store_->max_manifest_bytes_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the pushed manifest exceeds this replica's limit of ",
+                     store_->max_manifest_bytes_,
+                     " bytes (replica.max_push_manifest_bytes)"));
+  }
+  manifest_bytes_ = bytes;
   for (const Entry& e : part.entries()) manifest_entries_.push_back(e);
   for (const std::string& p : part.removed()) removed_.push_back(p);
   return absl::OkStatus();
@@ -402,12 +461,17 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
 ReplicaStore::ReplicaStore(const gwmirror::v1::NodeConfig& config,
                            TreeWriter writer)
     : state_dir_(config.state_dir()),
+      site_(config.site()),
       roots_(RootPaths(config.roots())),
       host_root_(config.host_root().empty() ? "/" : config.host_root()),
       root_configs_(config.roots()),
       pool_cap_(config.replica().prestage_max_bytes()
                     ? config.replica().prestage_max_bytes()
                     : kDefaultPoolCap),
+      max_manifest_bytes_(config.replica().max_push_manifest_bytes()
+                              ? config.replica().max_push_manifest_bytes()
+                              : kDefaultMaxManifestBytes),
+      min_free_bytes_(config.replica().min_free_bytes()),
       writer_(std::move(writer)),
       scrub_interval_ms_(config.replica().scrub_interval_ms()
                              ? config.replica().scrub_interval_ms()
@@ -549,7 +613,8 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
   RETURN_IF_ERROR(MakeDirs(store->Dir(), 0700));
   chmod(config.state_dir().c_str(), 0700);
   ASSIGN_OR_RETURN(store->epoch_,
-                   EpochFile::Open(store->Dir() + "/epoch", "this replica"));
+                   EpochFile::Open(store->Dir() + "/epoch", "this replica",
+                                   NodeEpochAuthority(config)));
   // The pre-stage pool is a cache: a start empties it under a new id, and
   // sources that still think it holds their files get "resend whole".
   RETURN_IF_ERROR(RemoveTree(store->Dir() + "/prestage"));
@@ -670,6 +735,7 @@ gwmirror::v1::ReplicaState ReplicaStore::State() const {
   s.set_committed_checkpoint(committed_);
   s.set_manifest_digest(committed_digest_);
   s.set_epoch(epoch_->Get());
+  s.set_site(site_);
   s.set_prestage_pool(pool_id_);
   s.set_drifted_entries(drifted_entries_);
   s.set_scrub_problems(scrub_problems_);
@@ -699,8 +765,8 @@ Manifest ReplicaStore::CommittedManifest() const {
   return committed_manifest_;
 }
 
-absl::Status ReplicaStore::CheckEpoch(uint64_t epoch) {
-  return epoch_->Check(epoch);
+absl::Status ReplicaStore::CheckEpoch(const gwmirror::v1::Envelope& e) {
+  return epoch_->Check(e);
 }
 
 absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
@@ -1010,6 +1076,7 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
   RETURN_IF_ERROR(scan.index.Save(index_path));
   std::vector<Entry> corrected;
   std::vector<std::string> drifted;
+  MirrorSet mirror_set(root_configs_);
   for (const Entry& want : committed.entries()) {
     const Entry* actual = scan.manifest.Find(want.path());
     if (actual != nullptr && StillCommitted(want, *actual)) {
@@ -1017,7 +1084,15 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
       continue;
     }
     drifted.push_back(want.path());
-    if (actual != nullptr) corrected.push_back(*actual);
+    if (actual != nullptr) {
+      corrected.push_back(*actual);
+    } else if (!mirror_set.Admit(want.path(), want.type()).ok()) {
+      // Committed, but outside what this node's config mirrors now, so
+      // the scan cannot see it: it stays tracked (dropping it would leave
+      // the file behind, untracked), and the next cut, whose manifest
+      // lacks it, removes it from the tree.
+      corrected.push_back(want);
+    }
   }
   for (const Entry& actual : scan.manifest.entries()) {
     if (committed.Find(actual.path()) != nullptr) continue;

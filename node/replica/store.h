@@ -44,6 +44,7 @@
 #include "gwmirror/v1/replica.pb.h"
 #include "node/replica/history.h"
 #include "node/replica/tree_writer.h"
+#include "node/scanner.h"
 
 namespace gwmirror {
 
@@ -64,11 +65,10 @@ class PushSession {
  private:
   friend class ReplicaStore;
   PushSession(ReplicaStore* store, uint64_t checkpoint, bool manifest_delta,
-              bool prestage)
-      : store_(store),
-        checkpoint_(checkpoint),
-        manifest_delta_(manifest_delta),
-        prestage_(prestage) {}
+              bool prestage);
+  // RESOURCE_EXHAUSTED unless `size` more bytes fit: in the pre-stage
+  // pool's cap, and on the staging file system above its reserve.
+  absl::Status CheckSpace(const Entry& e) const;
   absl::Status Write(absl::string_view out);
   void DropPartial();
   // ENCODING_PRESTAGED: takes the content from the pre-stage pool.
@@ -82,8 +82,13 @@ class PushSession {
   bool prestage_;
   // The current file came from the pool: no data may follow.
   bool from_pool_ = false;
+  // What the replica's own config admits into its tree.
+  MirrorSet mirror_set_;
   std::vector<Entry> manifest_entries_;
   std::vector<std::string> removed_;
+  // Memory the buffered manifest parts hold (bounded by
+  // replica.max_push_manifest_bytes).
+  uint64_t manifest_bytes_ = 0;
   // Current file.
   std::optional<gwmirror::v1::FileHeader> header_;
   std::string part_path_;
@@ -117,8 +122,13 @@ class ReplicaStore {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Refuses an epoch older than the highest seen (FAILED_PRECONDITION naming
-  // both); adopts and persists a newer one.
-  absl::Status CheckEpoch(uint64_t epoch) ABSL_LOCKS_EXCLUDED(mu_);
+  // both); adopts and persists a newer one that is 1 or comes with its
+  // proof (EpochFile::Check), else PERMISSION_DENIED.
+  absl::Status CheckEpoch(const gwmirror::v1::Envelope& e)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The epoch file (for verifying a grant against its authority).
+  const EpochFile& epoch() const { return *epoch_; }
+  const std::string& site() const { return site_; }
 
   // Starts staging `begin.checkpoint`. ABORTED when another push runs or the
   // base is not the committed checkpoint.
@@ -203,11 +213,16 @@ class ReplicaStore {
   void EndSession() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string state_dir_;
+  const std::string site_;
   const std::vector<std::string> roots_;
   const std::string host_root_;
   const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>
       root_configs_;
   const uint64_t pool_cap_;
+  // Bounds of one push: buffered manifest bytes, and free space the
+  // staging file system keeps (0: 5 % of it, at most 1 GiB).
+  const uint64_t max_manifest_bytes_;
+  const uint64_t min_free_bytes_;
   const TreeWriter writer_;
 
   mutable absl::Mutex mu_;

@@ -64,7 +64,7 @@ grpc::Status CutService::Cut(grpc::ServerContext* ctx,
         "certificate \"", peer, "\" may not cut checkpoints on this source (",
         "its coordinator is \"", config_.coordinator().identity(), "\")")));
   }
-  if (absl::Status st = epoch_->Check(req->envelope().epoch()); !st.ok()) {
+  if (absl::Status st = epoch_->Check(req->envelope()); !st.ok()) {
     return ToGrpc(st);
   }
   if (req->checkpoint() == 0 || req->replica_address().empty() ||
@@ -175,8 +175,7 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
       Logf(LogLevel::kWarning, "source", "slot=%s %s", config_.slot(), w);
     }
     pusher.SetHeld(&scan.held);
-    auto r =
-        pusher.Push(scan.manifest, req.checkpoint(), req.envelope().epoch());
+    auto r = pusher.Push(scan.manifest, req.checkpoint(), req.envelope());
     pusher.SetHeld(nullptr);
     if (r.ok()) {
       out.set_manifest_digest(r->manifest_digest);

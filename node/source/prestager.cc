@@ -141,7 +141,7 @@ bool Prestager::Round(const std::string& address, const std::string& identity) {
       pusher.SetLedger(&ledger_);
       pusher.SetMemo(&memo_);
       pusher.SetHeld(&scan->held);
-      auto report = pusher.Prestage(scan->manifest, epoch_->Get(), [this] {
+      auto report = pusher.Prestage(scan->manifest, epoch_->Stamp(), [this] {
         return cuts_waiting_.load() > 0;
       });
       if (report.ok()) {

@@ -269,19 +269,19 @@ std::optional<Manifest> ManifestMemo::Find(const std::string& digest) const {
 }
 
 absl::StatusOr<gwmirror::v1::ReplicaState> Pusher::ReplicaState(
-    uint64_t epoch) {
+    const gwmirror::v1::Envelope& envelope) {
   gwmirror::v1::ReplicaState state;
   grpc::ClientContext ctx;
   gwmirror::v1::GetStateRequest req;
-  req.mutable_envelope()->set_epoch(epoch);
+  *req.mutable_envelope() = envelope;
   RETURN_IF_ERROR(FromGrpc(stub_->GetState(&ctx, req, &state)));
   if (ledger_ != nullptr) ledger_->Sync(state.prestage_pool());
   return state;
 }
 
-absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
-                                                 uint64_t epoch,
-                                                 PushReport* report) {
+absl::StatusOr<Manifest> Pusher::ReplicaManifest(
+    const std::string& digest, const gwmirror::v1::Envelope& envelope,
+    PushReport* report) {
   // The replica usually holds what we pushed last; then nothing is read.
   if (memo_ != nullptr) {
     if (std::optional<Manifest> m = memo_->Find(digest)) return *std::move(m);
@@ -298,7 +298,7 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
   }
   grpc::ClientContext ctx;
   gwmirror::v1::GetManifestRequest req;
-  req.mutable_envelope()->set_epoch(epoch);
+  *req.mutable_envelope() = envelope;
   auto reader = stub_->GetManifest(&ctx, req);
   std::vector<Entry> entries;
   gwmirror::v1::ManifestBatch batch;
@@ -317,13 +317,13 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(const std::string& digest,
   return m;
 }
 
-absl::StatusOr<std::string> Pusher::FetchSignature(const Entry& old,
-                                                   uint64_t epoch,
-                                                   PushReport* report) {
+absl::StatusOr<std::string> Pusher::FetchSignature(
+    const Entry& old, const gwmirror::v1::Envelope& envelope,
+    PushReport* report) {
   if (auto hit = sigs_.Get(old.sha256())) return *hit;
   grpc::ClientContext ctx;
   gwmirror::v1::GetSignatureRequest req;
-  req.mutable_envelope()->set_epoch(epoch);
+  *req.mutable_envelope() = envelope;
   req.set_path(old.path());
   req.set_sha256(old.sha256());
   req.set_block_len(sigs_.block_len());
@@ -341,7 +341,8 @@ absl::StatusOr<std::string> Pusher::FetchSignature(const Entry& old,
 }
 
 absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
-                              bool force_whole, uint64_t epoch,
+                              bool force_whole,
+                              const gwmirror::v1::Envelope& envelope,
                               PushReport* report) {
   std::string full = JoinPath(host_root_, e.path());
   // What the scan read, when it held the bytes or the descriptor;
@@ -391,7 +392,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   std::unique_ptr<DeltaBuilder> delta_builder;
   std::unique_ptr<SegmentedDelta> segmented;
   if (delta) {
-    ASSIGN_OR_RETURN(std::string sig, FetchSignature(*old, epoch, report));
+    ASSIGN_OR_RETURN(std::string sig, FetchSignature(*old, envelope, report));
     if (e.size() >= 2 * segment_bytes_) {
       auto s = SegmentedDelta::Create(sig, own_sig.get(), sig_sink);
       if (s.ok()) segmented = *std::move(s);
@@ -490,14 +491,14 @@ absl::Status Pusher::SendPrestaged(Stream* stream, const Entry& e) {
 }
 
 absl::StatusOr<PrestageReport> Pusher::Prestage(
-    const Manifest& manifest, uint64_t epoch,
+    const Manifest& manifest, const gwmirror::v1::Envelope& envelope,
     const std::function<bool()>& stop) {
   PushReport push;
   auto count = absl::MakeCleanup([&push] { CountSent(push); });
-  ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(epoch));
+  ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(envelope));
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
-                   ReplicaManifest(state.manifest_digest(), epoch, &push));
+                   ReplicaManifest(state.manifest_digest(), envelope, &push));
   // (file, the replica's entry at its path) for content to send.
   std::vector<std::pair<const Entry*, const Entry*>> to_send;
   PrestageReport report;
@@ -516,7 +517,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   if (to_send.empty()) return report;
   Stream stream(stub_.get(), &push, config_.source().compression());
   PushMessage begin;
-  begin.mutable_begin()->mutable_envelope()->set_epoch(epoch);
+  *begin.mutable_begin()->mutable_envelope() = envelope;
   begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
   begin.mutable_begin()->set_prestage(true);
   absl::Status st = stream.Write(begin);
@@ -529,7 +530,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
       break;
     }
     if (!seen.insert(e->sha256()).second) continue;  // Same content twice.
-    st = SendFile(&stream, *e, old, false, epoch, &push);
+    st = SendFile(&stream, *e, old, false, envelope, &push);
     if (st.ok()) {
       sent.push_back(e->sha256());
       report.bytes_sent += e->size();
@@ -578,17 +579,18 @@ absl::Status Pusher::SendManifestDelta(Stream* stream, const Manifest& next,
   return absl::OkStatus();
 }
 
-absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
-                                        uint64_t checkpoint, uint64_t epoch) {
+absl::StatusOr<PushReport> Pusher::Push(
+    const Manifest& manifest, uint64_t checkpoint,
+    const gwmirror::v1::Envelope& envelope) {
   PushReport report;
   auto count = absl::MakeCleanup([&report] { CountSent(report); });
   report.checkpoint = checkpoint;
   report.manifest_digest = DigestBytes(manifest.ComputeDigest());
-  ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(epoch));
+  ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(envelope));
   report.base_checkpoint = state.committed_checkpoint();
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
-                   ReplicaManifest(state.manifest_digest(), epoch, &report));
+                   ReplicaManifest(state.manifest_digest(), envelope, &report));
   if (max_delete_fraction_ >= 0) {
     RETURN_IF_ERROR(CheckMassDeletion(
         replica, manifest, RootPaths(config_.roots()), max_delete_fraction_));
@@ -598,7 +600,7 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
   for (int attempt = 0; attempt < 2; ++attempt) {
     Stream stream(stub_.get(), &report, config_.source().compression());
     PushMessage begin;
-    begin.mutable_begin()->mutable_envelope()->set_epoch(epoch);
+    *begin.mutable_begin()->mutable_envelope() = envelope;
     begin.mutable_begin()->set_checkpoint(checkpoint);
     begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
     begin.mutable_begin()->set_manifest_delta(true);
@@ -616,7 +618,7 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
         st = SendPrestaged(&stream, *e);
         ++report.files_prestaged;
       } else {
-        st = SendFile(&stream, *e, old, force_whole, epoch, &report);
+        st = SendFile(&stream, *e, old, force_whole, envelope, &report);
       }
     });
     if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);
@@ -663,10 +665,10 @@ absl::StatusOr<PushReport> Pusher::Push(const Manifest& manifest,
 }
 
 absl::Status Pusher::Commit(uint64_t checkpoint, const std::string& digest,
-                            uint64_t epoch) {
+                            const gwmirror::v1::Envelope& envelope) {
   grpc::ClientContext ctx;
   gwmirror::v1::CommitRequest req;
-  req.mutable_envelope()->set_epoch(epoch);
+  *req.mutable_envelope() = envelope;
   req.set_checkpoint(checkpoint);
   req.set_manifest_digest(digest);
   gwmirror::v1::CommitResult resp;

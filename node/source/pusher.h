@@ -106,15 +106,15 @@ class Pusher {
   // as checkpoint `checkpoint`. ABORTED when a source file changed after the
   // scan (scan again and retry).
   absl::StatusOr<PushReport> Push(const Manifest& manifest, uint64_t checkpoint,
-                                  uint64_t epoch);
+                                  const gwmirror::v1::Envelope& envelope);
 
   // Sends the files of `manifest` that the replica's committed tree and
   // pre-stage pool lack into the pool, and records them in the ledger.
   // Checks `stop` before each file and ends the push early when it says so.
   // ABORTED when a file changed after the scan.
-  absl::StatusOr<PrestageReport> Prestage(const Manifest& manifest,
-                                          uint64_t epoch,
-                                          const std::function<bool()>& stop);
+  absl::StatusOr<PrestageReport> Prestage(
+      const Manifest& manifest, const gwmirror::v1::Envelope& envelope,
+      const std::function<bool()>& stop);
 
   // Lets pushes use (and pre-stage pushes fill) `ledger`.
   void SetLedger(PrestageLedger* ledger) { ledger_ = ledger; }
@@ -134,24 +134,29 @@ class Pusher {
 
   // Commit/Abort as the controller would (tests and one-shot tools).
   absl::Status Commit(uint64_t checkpoint, const std::string& digest,
-                      uint64_t epoch);
+                      const gwmirror::v1::Envelope& envelope);
 
  private:
   class Stream;
   // The replica's state, with the ledger synced to its pool.
-  absl::StatusOr<gwmirror::v1::ReplicaState> ReplicaState(uint64_t epoch);
-  absl::StatusOr<Manifest> ReplicaManifest(const std::string& digest,
-                                           uint64_t epoch, PushReport* report);
+  absl::StatusOr<gwmirror::v1::ReplicaState> ReplicaState(
+      const gwmirror::v1::Envelope& envelope);
+  absl::StatusOr<Manifest> ReplicaManifest(
+      const std::string& digest, const gwmirror::v1::Envelope& envelope,
+      PushReport* report);
   // Header and end of a file the replica's pool holds.
   absl::Status SendPrestaged(Stream* stream, const Entry& e);
   absl::Status SendFile(Stream* stream, const Entry& e, const Entry* old,
-                        bool force_whole, uint64_t epoch, PushReport* report);
+                        bool force_whole,
+                        const gwmirror::v1::Envelope& envelope,
+                        PushReport* report);
   // Sends only the entries of `next` that differ from `base`, and the paths
   // `next` removed.
   absl::Status SendManifestDelta(Stream* stream, const Manifest& next,
                                  const Manifest& base);
-  absl::StatusOr<std::string> FetchSignature(const Entry& old, uint64_t epoch,
-                                             PushReport* report);
+  absl::StatusOr<std::string> FetchSignature(
+      const Entry& old, const gwmirror::v1::Envelope& envelope,
+      PushReport* report);
 
   gwmirror::v1::NodeConfig config_;
   std::string host_root_;

@@ -23,6 +23,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/config.h"
+#include "common/epoch.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/tls.h"
@@ -563,6 +564,59 @@ TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
   // Nothing of that disturbed the cluster.
   auto id = Checkpoint();
   EXPECT_TRUE(id.ok()) << id.status();
+}
+
+// Regression (issue 17, finding 1): Register from a standby node's own
+// certificate, claiming a forced promote above the current epoch, was
+// adopted as one: the standby became active, production was fenced, and
+// the next checkpoint wrote standby edits onto production. A claim is now
+// adopted only with an operator's signed grant for the claimant's site.
+TEST_F(ClusterTest, NoNodeCertificateCanSwitchTheActiveSite) {
+  Up(1);
+  auto ch = DialMutualTls(Tls("gw1-standby"), sb_.coordinator(), "coordinator");
+  ASSERT_TRUE(ch.ok());
+  auto stub = gwmirror::v1::Coordinator::NewStub(*ch);
+  auto claim = [&](const gwmirror::v1::EpochGrant& g) {
+    grpc::ClientContext ctx;
+    gwmirror::v1::RegisterRequest req;
+    req.mutable_envelope()->set_epoch(2);
+    req.set_site("standby");
+    req.set_slot("gw1");
+    req.set_address(sb_.slots(0).standby().address());
+    *req.mutable_forced_promote() = g;
+    gwmirror::v1::RegisterResponse resp;
+    return stub->Register(&ctx, req, &resp);
+  };
+  auto expect_denied = [](const grpc::Status& st,
+                          const std::vector<std::string>& words) {
+    EXPECT_EQ(st.error_code(), grpc::PERMISSION_DENIED) << st.error_message();
+    for (const auto& w : words) {
+      EXPECT_TRUE(absl::StrContains(st.error_message(), w))
+          << "\"" << st.error_message() << "\" lacks \"" << w << "\"";
+    }
+  };
+  gwmirror::v1::EpochGrant bare;
+  bare.set_epoch(2);
+  bare.set_active_site("standby");
+  expect_denied(claim(bare), {"gw1-standby", "epoch 2", "missing"});
+  auto own = SignEpochGrant(Tls("gw1-standby"), 2, "standby", absl::Now());
+  ASSERT_TRUE(own.ok()) << own.status();
+  expect_denied(claim(*own), {"signed by \"gw1-standby\"", "may not raise"});
+  auto other_site =
+      SignEpochGrant(Tls("operator"), 2, "production", absl::Now());
+  ASSERT_TRUE(other_site.ok()) << other_site.status();
+  expect_denied(claim(*other_site), {"makes site \"production\" active"});
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.epoch(), 1u);
+  EXPECT_EQ(s.active_site(), "production");
+  EXPECT_EQ(s.fenced_site(), "");
+  // Checkpoints still flow from production to the standby, never back.
+  const std::string rel = "conf/envSettings.props";
+  const std::string prod_before = testing::ReadFile(Gw(Prod(1), rel));
+  testing::WriteFile(Gw(Standby(1), rel), "env.EDITED_ON_STANDBY=1\n");
+  auto id = Checkpoint();
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(testing::ReadFile(Gw(Prod(1), rel)), prod_before);
 }
 
 // Continuous mirroring: one small file changed on production is in the

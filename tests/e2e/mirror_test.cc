@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "common/epoch.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/tls.h"
@@ -308,7 +309,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
   ASSERT_TRUE(channel.ok()) << channel.status();
   Pusher pusher(*config, *channel);
-  auto stale = pusher.Push(scan->manifest, 1, 0);
+  auto stale = pusher.Push(scan->manifest, 1, {});
   EXPECT_TRUE(absl::IsAborted(stale.status())) << stale.status();
   EXPECT_TRUE(absl::StrContains(stale.status().message(), "changed while"))
       << stale.status();
@@ -316,7 +317,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   pusher.SetHeld(&scan->held);
   absl::StatusOr<PushReport> r;
   ASSERT_TRUE(RetryWhileBusy([&] {
-                r = pusher.Push(scan->manifest, 1, 0);
+                r = pusher.Push(scan->manifest, 1, {});
                 return r.status();
               }).ok())
       << r.status();
@@ -334,7 +335,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   ASSERT_TRUE(again.ok()) << again.status();
   testing::WriteFile(big, std::string(big_scanned.size(), 'b'));
   pusher.SetHeld(&again->held);
-  auto in_place = pusher.Push(again->manifest, 2, 0);
+  auto in_place = pusher.Push(again->manifest, 2, {});
   EXPECT_TRUE(absl::IsAborted(in_place.status())) << in_place.status();
   EXPECT_TRUE(absl::StrContains(in_place.status().message(),
                                 "held.bin changed while it was being sent"))
@@ -351,7 +352,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   EXPECT_TRUE(held_of(*settled, big_rel)->settled.has_value());
   testing::WriteFile(big, std::string(big_scanned.size(), 'd'));
   pusher.SetHeld(&settled->held);
-  auto moved = pusher.Push(settled->manifest, 2, 0);
+  auto moved = pusher.Push(settled->manifest, 2, {});
   EXPECT_TRUE(absl::IsAborted(moved.status())) << moved.status();
   EXPECT_TRUE(absl::StrContains(moved.status().message(),
                                 "held.bin changed while it was being sent"))
@@ -364,7 +365,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   EXPECT_TRUE(held_of(*clean, big_rel)->settled.has_value());
   pusher.SetHeld(&clean->held);
   ASSERT_TRUE(RetryWhileBusy([&] {
-                r = pusher.Push(clean->manifest, 2, 0);
+                r = pusher.Push(clean->manifest, 2, {});
                 return r.status();
               }).ok())
       << r.status();
@@ -526,13 +527,32 @@ TEST_F(MirrorTest, HostileInputIsRefusedAndNothingIsWritten) {
   auto impostor = StubAs(rogue.Issue("source-gw1"));
   st = RawPush(impostor.get(), {Begin(2, 1)});
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
-  // Stale epoch: once the replica saw epoch 5, epoch 4 is refused.
+  // An epoch without its proof is refused, from the source as from an
+  // operator, and moves nothing (issue 17: this used to wedge the replica).
+  const uint64_t epoch_before = State().epoch();
+  for (auto* stub : {source.get(), op.get()}) {
+    grpc::ClientContext ctx;
+    gwmirror::v1::GetStateRequest req;
+    req.mutable_envelope()->set_epoch(999999);
+    gwmirror::v1::ReplicaState s;
+    grpc::Status gs = stub->GetState(&ctx, req, &s);
+    EXPECT_EQ(gs.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_NE(gs.error_message().find("proof"), std::string::npos)
+        << gs.error_message();
+  }
+  EXPECT_EQ(State().epoch(), epoch_before);
+  // Stale epoch: once the replica saw epoch 5 (proven by the operator's
+  // grant, as a forced promote would), epoch 4 is refused.
   {
     grpc::ClientContext ctx;
     gwmirror::v1::GetStateRequest req;
     req.mutable_envelope()->set_epoch(5);
+    auto grant = SignEpochGrant(operator_tls_, 5, "standby", absl::Now());
+    ASSERT_TRUE(grant.ok()) << grant.status();
+    *req.mutable_envelope()->mutable_grant() = *grant;
     gwmirror::v1::ReplicaState s;
-    ASSERT_TRUE(op->GetState(&ctx, req, &s).ok());
+    grpc::Status gs = op->GetState(&ctx, req, &s);
+    ASSERT_TRUE(gs.ok()) << gs.error_message();
     epoch_ = 5;
   }
   st = RawPush(source.get(), {Begin(2, 1, 4)});

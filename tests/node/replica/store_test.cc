@@ -215,13 +215,27 @@ TEST_F(StoreTest, UnknownCheckpointAndStaleBaseAreRefused) {
 }
 
 TEST_F(StoreTest, StaleEpochIsRefusedWithBothEpochs) {
-  ASSERT_TRUE(store_->CheckEpoch(5).ok());
-  absl::Status st = store_->CheckEpoch(4);
+  // Epochs above 1 need the coordinator's proof (tests/common/epoch_test).
+  testing::Pki pki(dir_ / "pki");
+  *config_.mutable_tls() = pki.Issue("gw1-standby");
+  config_.mutable_coordinator()->set_identity("coordinator");
+  Reopen();
+  auto grant =
+      SignEpochGrant(pki.Issue("coordinator"), 5, "standby", absl::Now());
+  ASSERT_TRUE(grant.ok()) << grant.status();
+  gwmirror::v1::Envelope e;
+  e.set_epoch(5);
+  *e.mutable_grant() = *grant;
+  ASSERT_TRUE(store_->CheckEpoch(e).ok());
+  e.set_epoch(4);
+  e.clear_grant();
+  absl::Status st = store_->CheckEpoch(e);
   EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(st.message().find("4"), std::string::npos);
   EXPECT_NE(st.message().find("5"), std::string::npos);
   Reopen();
-  EXPECT_FALSE(store_->CheckEpoch(4).ok()) << "epoch must survive a restart";
+  EXPECT_FALSE(store_->CheckEpoch(e).ok()) << "epoch must survive a restart";
+  EXPECT_EQ(store_->State().epoch(), 5u);
 }
 
 TEST_F(StoreTest, PlantedSymlinkNeverRedirectsWrites) {
@@ -573,6 +587,156 @@ TEST_F(PrestageTest, PoolIsCappedAndTrimmedAfterTwoCommits) {
   EXPECT_FALSE(std::filesystem::is_empty(dir_ / "state/replica/prestage"));
   ASSERT_TRUE(PushAndCommit(2, {F("a", "2")}).ok());
   EXPECT_TRUE(std::filesystem::is_empty(dir_ / "state/replica/prestage"));
+}
+
+// Regression (issue 17, finding 6): a declared size near 2^64 wrapped the
+// pool's capacity check and let 16 MiB be written before failing.
+TEST_F(PrestageTest, ASizeNearTwoToTheSixtyFourIsRefusedBeforeAnyWrite) {
+  gwmirror::v1::PushBegin b;
+  b.set_prestage(true);
+  auto s = store_->BeginPush(b);
+  ASSERT_TRUE(s.ok());
+  gwmirror::v1::FileHeader h;
+  *h.mutable_entry() = F("huge", "x").entry;
+  h.mutable_entry()->set_size(~uint64_t{0} - 7);
+  h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+  absl::Status st = (*s)->BeginFile(h);
+  EXPECT_TRUE(absl::IsResourceExhausted(st)) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "r/huge")) << st;
+  EXPECT_TRUE(absl::IsInvalidArgument((*s)->FileData(std::string(4096, 'x'))))
+      << "no file is open to write to";
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ / "state/replica/prestage"));
+}
+
+// A checkpoint push is bounded by the disk's reserve, not only by the disk:
+// a declared size that does not fit is refused by name before a byte.
+TEST_F(StoreTest, AFileThatDoesNotFitAboveTheReserveIsRefusedByName) {
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(1);
+  auto s = store_->BeginPush(b);
+  ASSERT_TRUE(s.ok());
+  gwmirror::v1::FileHeader h;
+  *h.mutable_entry() = F("dump.sql", "x").entry;
+  h.mutable_entry()->set_size(uint64_t{1} << 62);
+  h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+  absl::Status st = (*s)->BeginFile(h);
+  EXPECT_TRUE(absl::IsResourceExhausted(st)) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "r/dump.sql")) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "needs 4611686018427387904"))
+      << st;
+  EXPECT_TRUE(
+      std::filesystem::is_empty(dir_ / "state/replica/staging/1/objects"));
+}
+
+// Regression (issue 17, finding 4): manifest parts were buffered without a
+// bound until PushEnd (92 MB of entries raised the replica by 108 MB) and
+// checked only there.
+TEST_F(StoreTest, ManifestPartsAreCheckedAsTheyArriveAndBoundedByBytes) {
+  config_.mutable_replica()->set_max_push_manifest_bytes(256 << 10);
+  Reopen();
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(1);
+  b.set_manifest_delta(true);
+  {
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok());
+    gwmirror::v1::ManifestPart bad;
+    Item evil = F("x", "1");
+    evil.entry.set_path("r/../../etc/passwd");
+    *bad.add_entries() = evil.entry;
+    EXPECT_TRUE(absl::IsInvalidArgument((*s)->AddManifest(bad)))
+        << "refused at once, not at PushEnd";
+  }
+  auto s = store_->BeginPush(b);
+  ASSERT_TRUE(s.ok());
+  // Paths of about 4 KiB (components are at most 255 bytes).
+  std::string deep;
+  for (int i = 0; i < 15; ++i) deep += std::string(250, 'a' + i) + "/";
+  absl::Status st;
+  int parts = 0;
+  for (; parts < 100 && st.ok(); ++parts) {
+    gwmirror::v1::ManifestPart part;
+    for (int i = 0; i < 8; ++i) {
+      Item f = F(deep + std::to_string(parts * 8 + i), "1");
+      *part.add_entries() = f.entry;
+    }
+    st = (*s)->AddManifest(part);
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(st)) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "max_push_manifest_bytes")) << st;
+  EXPECT_LT(parts, 10) << "refused once the bytes pass the bound";
+}
+
+// Regression (issue 17, finding 5): the replica checked only that a path
+// lay under a root, so a push could commit etc/init.d/anything where the
+// root mirrors only vshell-* (a script the standby's init system runs).
+TEST_F(StoreTest, TheReplicaAdmitsOnlyWhatItsOwnMirrorSetMirrors) {
+  gwmirror::v1::RootConfig* init = config_.add_roots();
+  init->set_path("init");
+  init->add_include("vshell-*");
+  Reopen();
+  Item dir = D("x");
+  dir.entry.set_path("init");
+  auto with = [&](const std::string& path, const std::string& content) {
+    Item f = F("x", content);
+    f.entry.set_path(path);
+    return f;
+  };
+  // A file the include rules do not name, sent as content or only listed.
+  for (bool listed_only : {false, true}) {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(1);
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok());
+    Item evil = with("init/anything", "#!/bin/sh\nrm -rf /\n");
+    absl::Status st;
+    if (listed_only) {
+      gwmirror::v1::ManifestPart part;
+      *part.add_entries() = evil.entry;
+      st = (*s)->AddManifest(part);
+    } else {
+      gwmirror::v1::FileHeader h;
+      *h.mutable_entry() = evil.entry;
+      h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+      st = (*s)->BeginFile(h);
+    }
+    EXPECT_TRUE(absl::IsPermissionDenied(st)) << st;
+    EXPECT_TRUE(absl::StrContains(st.message(), "init/anything")) << st;
+    EXPECT_TRUE(absl::StrContains(st.message(), "include")) << st;
+  }
+  // Excluded paths (a default exclude here), as a directory or below one.
+  auto r = Push(1, {D("logs")});
+  EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+  r = Push(1, {F("trace.pid", "1")});
+  EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "excludes"))
+      << r.status();
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "host/init/anything"));
+  // What the rules admit goes through.
+  ASSERT_TRUE(PushAndCommit(1, {with("init/vshell-gw1", "#!/bin/sh\n"),
+                                F("conf/a.xml", "<a/>"), D("conf")})
+                  .ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/init/vshell-gw1"), "#!/bin/sh\n");
+}
+
+// Regression (issue 17, finding 5): a committed entry that the config no
+// longer mirrors was dropped from the manifest by the drift check and left
+// in the tree, untracked for good.
+TEST_F(StoreTest, DriftCheckNeverLeavesAFileItStopsTracking) {
+  ASSERT_TRUE(
+      PushAndCommit(1, {D("keep"), F("keep/a", "1"), F("b", "2")}).ok());
+  config_.mutable_roots(0)->add_exclude("keep");
+  Reopen();
+  auto drifted = store_->CheckDrift(/*rehash=*/true);
+  ASSERT_TRUE(drifted.ok()) << drifted.status();
+  Manifest m = store_->CommittedManifest();
+  EXPECT_NE(m.Find("r/keep/a"), nullptr) << "still tracked";
+  EXPECT_NE(m.Find("r/keep"), nullptr);
+  EXPECT_GT(store_->State().drifted_entries(), 0u) << "a cut is wanted";
+  // The next checkpoint (its source excludes them too) removes them.
+  ASSERT_TRUE(PushAndCommit(2, {F("b", "2")}).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "host/r/keep"));
+  EXPECT_EQ(store_->CheckDrift(/*rehash=*/true).value_or(-1), 0);
 }
 
 // ------------------------------------------------------------ drift repair
