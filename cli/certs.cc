@@ -51,6 +51,15 @@ absl::Status Issue(const std::string& dir, const Args& a) {
   ASSIGN_OR_RETURN(std::string name, a.Require("name"));
   IssueOptions o;
   ASSIGN_OR_RETURN(o.days, Days(a, 825));
+  o.role = a.Get("role").value_or("");
+  static const char* const kRoles[] = {"", "operator", "viewer", "node",
+                                       "coordinator"};
+  if (std::find(std::begin(kRoles), std::end(kRoles), o.role) ==
+      std::end(kRoles)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--role \"", o.role,
+                     "\" is none of operator, viewer, node, coordinator"));
+  }
   if (auto hosts = a.Get("host")) {
     o.hosts = absl::StrSplit(*hosts, ',', absl::SkipEmpty());
   }
@@ -73,6 +82,13 @@ absl::Status Issue(const std::string& dir, const Args& a) {
       "its config's \"tls\" section:\n%s",
       info.subject, tls.cert_file(), tls.key_file(), Utc(info.not_after),
       absl::StrJoin(info.hosts, ", "), ToJson(tls));
+  if (o.role == "operator" || o.role == "viewer") {
+    std::cout << absl::StrFormat(
+        "add \"%s\" to \"%s_identities\" in the coordinator's config (and, "
+        "for an operator who may act on nodes without the coordinator, to "
+        "each node's replica.controller_identities)\n",
+        name, o.role);
+  }
   return absl::OkStatus();
 }
 

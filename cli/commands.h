@@ -41,6 +41,8 @@ absl::Status ImportCommand(const Args& a);
 // every standby node; gwmirror drills [--json]: the recorded ones.
 absl::Status DrillCommand(const Args& a);
 absl::Status DrillsCommand(const Args& a);
+// gwmirror audit [--limit N] [--json]: the coordinator's audit log.
+absl::Status AuditCommand(const Args& a);
 // gwmirror promote [--checkpoint N] [--dry-run] [--yes] [--json];
 // with --force --standby-node ID@HOST:PORT[,...], without the coordinator.
 absl::Status PromoteCommand(const Args& a);

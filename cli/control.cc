@@ -423,6 +423,37 @@ absl::Status DrillsCommand(const Args& a) {
   return absl::OkStatus();
 }
 
+absl::Status AuditCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
+  gwmirror::v1::AuditRequest req;
+  ASSIGN_OR_RETURN(uint64_t limit, a.UintOr("limit", 100));
+  req.set_limit(limit);
+  gwmirror::v1::AuditList list;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(
+      FromGrpc(stub->Audit(WithDeadline(&ctx, absl::Seconds(20)), req, &list)));
+  if (a.Has("json")) {
+    std::cout << ToJson(list) << "\n";
+  } else {
+    for (const auto& r : list.records()) {
+      std::cout << absl::StrFormat(
+          "%s  %s (%s)%s  %s%s  %s  [epoch %d]\n", When(r.unix_ms()),
+          r.identity(), r.role(),
+          r.node().empty() ? "" : absl::StrCat(" on ", r.node()), r.action(),
+          r.detail().empty() ? "" : absl::StrCat(": ", r.detail()), r.outcome(),
+          r.epoch());
+    }
+    std::cout << (list.chain_intact()
+                      ? "audit log chain intact\n"
+                      : absl::StrCat("AUDIT LOG CHAIN BROKEN: ",
+                                     list.chain_problem(), "\n"));
+  }
+  if (!list.chain_intact()) {
+    return absl::DataLossError(list.chain_problem());
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 void PrintSwitch(const gwmirror::v1::PromoteReport& r, const char* done) {

@@ -135,7 +135,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: gwmirror "
                  "status|health|checkpoint|checkpoints|pin|verify|export|"
-                 "import|drill|drills|promote|failback|sandbox|sample|"
+                 "import|drill|drills|audit|promote|failback|sandbox|sample|"
                  "changeset|dumpgen|certs|replica ... "
                  "(see the README)\n");
     return 2;
@@ -151,11 +151,12 @@ int Main(int argc, char** argv) {
   }
   auto args = Args::Parse(
       argc, argv, first,
-      {"dir",        "size",         "seed",  "host",   "hosts",
-       "version",    "percent",      "name",  "config", "address",
-       "checkpoint", "digest",       "epoch", "out",    "changed-out",
-       "mib",        "slots",        "slot",  "smoke",  "file",
-       "host-root",  "standby-node", "days",  "service"},
+      {"dir",        "size",         "seed",  "host",    "hosts",
+       "version",    "percent",      "name",  "config",  "address",
+       "checkpoint", "digest",       "epoch", "out",     "changed-out",
+       "mib",        "slots",        "slot",  "smoke",   "file",
+       "host-root",  "standby-node", "days",  "service", "limit",
+       "role"},
       {"json", "wait", "keep", "manual", "watch", "databases", "no-prestage",
        "dry-run", "yes", "all", "unpin", "repair", "force", "renew"});
   absl::Status st = args.status();
@@ -184,6 +185,8 @@ int Main(int argc, char** argv) {
       st = DrillCommand(*args);
     } else if (cmd == "drills") {
       st = DrillsCommand(*args);
+    } else if (cmd == "audit") {
+      st = AuditCommand(*args);
     } else if (cmd == "promote") {
       st = PromoteCommand(*args);
     } else if (cmd == "failback") {

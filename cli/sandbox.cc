@@ -147,6 +147,7 @@ absl::Status DoUp(const Args& a,
   };
   ASSIGN_OR_RETURN(auto coord_tls, issue("coordinator"));
   ASSIGN_OR_RETURN(auto operator_tls, issue("operator"));
+  ASSIGN_OR_RETURN(auto viewer_tls, issue("viewer"));
   const std::string bin = BinDir();
   absl::Status st;
   gwmirror::v1::SandboxFile out;
@@ -158,6 +159,7 @@ absl::Status DoUp(const Args& a,
   cc.set_port_file(dir + "/coordinator/port");
   cc.set_state_dir(dir + "/coordinator/state");
   cc.add_operator_identities("operator");
+  cc.add_viewer_identities("viewer");
   cc.add_sites("production");
   cc.add_sites("standby");
   cc.set_initial_active_site("production");
@@ -214,6 +216,12 @@ absl::Status DoUp(const Args& a,
   cli.set_coordinator_identity("coordinator");
   out.set_cli_config(dir + "/cli.json");
   RETURN_IF_ERROR(WriteFileAtomic(out.cli_config(), ToJson(cli), 0600));
+  // A read-only operator's config beside it.
+  gwmirror::v1::CliConfig viewer = cli;
+  *viewer.mutable_tls() = viewer_tls;
+  out.set_viewer_cli_config(dir + "/viewer.json");
+  RETURN_IF_ERROR(
+      WriteFileAtomic(out.viewer_cli_config(), ToJson(viewer), 0600));
 
   // Database servers per site; slot gw1 carries their dumps.
   std::map<std::string, SiteDatabases> databases;

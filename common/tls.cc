@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -122,6 +123,12 @@ absl::StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* subject_key,
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("gwmirror"),
                              -1, -1, 0);
+  if (!options.role.empty()) {
+    X509_NAME_add_entry_by_txt(
+        name, "OU", MBSTRING_ASC,
+        reinterpret_cast<const unsigned char*>(options.role.c_str()), -1, -1,
+        0);
+  }
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>(cn.c_str()),
                              -1, -1, 0);
@@ -516,6 +523,17 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
   ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(tls));
   *port = 0;
   builder.AddListeningPort(listen, creds, port);
+  // What one peer can make the server hold before any handler (and so any
+  // permission check) runs: metadata is parsed into memory first, so it
+  // is bounded tightly (our calls send none beyond gRPC's own); streams per
+  // connection and the process's gRPC memory and threads are bounded too.
+  // Per-identity limits come after, in CallGate.
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 64);
+  grpc::ResourceQuota quota("gwmirror-server");
+  quota.Resize(512 << 20);
+  quota.SetMaxThreads(128);
+  builder.SetResourceQuota(quota);
   grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || *port == 0) {

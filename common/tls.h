@@ -29,6 +29,10 @@ struct IssueOptions {
   // Start of validity (tests backdate certificates to make expired ones);
   // by default an hour ago, for clocks slightly behind.
   absl::Time not_before = absl::InfinitePast();
+  // The role it is issued for ("operator", "viewer", "node", ...), kept as
+  // the subject's organizational unit: what the certificate may do is
+  // decided by the configs that list its name, this only documents it.
+  std::string role;
 };
 
 // Issues `name` from the CA in `ca_dir` into `out_dir/<name>.pem` and
@@ -90,10 +94,15 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
     const gwmirror::v1::TlsConfig& tls, const std::string& address,
     const std::string& server_name);
 
+// The most metadata a server accepts on one call (bytes).
+inline constexpr int kMaxMetadataBytes = 16 << 10;
+
 // Builds and starts `builder` listening on `listen` with mutual TLS from
 // `tls`; writes the bound port to `port_file` when it is not empty. The
 // standard health service (grpc.health.v1.Health) says SERVING for the
-// server ("") and for each of `services` (fully qualified names).
+// server ("") and for each of `services` (fully qualified names). Every
+// server bounds metadata (kMaxMetadataBytes), streams per connection (64),
+// and its gRPC memory (512 MiB) and threads (128).
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     grpc::ServerBuilder& builder, const gwmirror::v1::TlsConfig& tls,
     const std::string& listen, const std::string& port_file, int* port,

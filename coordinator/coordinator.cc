@@ -43,6 +43,16 @@ T Or(T v, T def) {
   return v ? v : def;
 }
 
+// A promote's or failback's audit detail.
+std::string PromoteDetail(
+    bool dry_run, const absl::StatusOr<gwmirror::v1::PromoteReport>& r) {
+  if (!r.ok()) return dry_run ? "dry run" : "";
+  return absl::StrCat(dry_run ? "dry run: " : "", "checkpoint ",
+                      r->checkpoint(), ", epoch ", r->epoch(), ", ",
+                      r->active_site(), " active",
+                      r->error().empty() ? "" : ", INCOMPLETE: ", r->error());
+}
+
 }  // namespace
 
 absl::Status ValidateCoordinatorConfig(
@@ -85,6 +95,20 @@ absl::Status ValidateCoordinatorConfig(
     }
   }
   if (c.members().empty()) return bad("\"members\" lists no node");
+  // One certificate, one role: a name listed twice would hold the union.
+  std::set<std::string> operators(c.operator_identities().begin(),
+                                  c.operator_identities().end());
+  for (const std::string& v : c.viewer_identities()) {
+    if (operators.count(v) || ids.count(v)) {
+      return bad(absl::StrCat("\"", v, "\" is a viewer and also an ",
+                              operators.count(v) ? "operator" : "member"));
+    }
+  }
+  for (const std::string& o : operators) {
+    if (ids.count(o)) {
+      return bad(absl::StrCat("\"", o, "\" is an operator and also a member"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -241,6 +265,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
                                     config.initial_active_site()));
   std::unique_ptr<Coordinator> c(
       new Coordinator(std::move(config), std::move(store)));
+  ASSIGN_OR_RETURN(c->audit_,
+                   AuditLog::Open(c->config_.state_dir() + "/audit.log"));
   // The certificate this process serves with (a renewed file on disk takes
   // effect, and shows, at the next start).
   if (auto pem = ReadFileToString(c->config_.tls().cert_file()); pem.ok()) {
@@ -264,7 +290,29 @@ Coordinator::Coordinator(gwmirror::v1::CoordinatorConfig config,
     : config_(std::move(config)),
       store_(std::move(store)),
       peers_(std::make_unique<Peers>(
-          config_.tls(), [this](uint64_t epoch) { return Stamp(epoch); })) {}
+          config_.tls(), [this](uint64_t epoch) { return Stamp(epoch); })),
+      gate_(
+          [this](const std::string& id) {
+            return CoordinatorRoles(config_, id);
+          },
+          CallGate::Limits{}) {}
+
+void Coordinator::Audit(gwmirror::v1::AuditRecord r) {
+  if (r.unix_ms() == 0) r.set_unix_ms(NowMs());
+  r.set_epoch(store_->Epoch());
+  Logf(LogLevel::kInfo, "audit", "%s (%s) %s %s%s: %s", r.identity(), r.role(),
+       r.action(), r.detail(),
+       r.node().empty() ? "" : absl::StrCat(" on ", r.node()), r.outcome());
+  if (absl::Status st = audit_->Append(std::move(r)); !st.ok()) {
+    Logf(LogLevel::kError, "audit", "cannot append to the audit log: %s",
+         st.ToString());
+  }
+}
+
+absl::StatusOr<gwmirror::v1::AuditList> Coordinator::ReadAudit(
+    uint32_t limit) const {
+  return audit_->Read(limit);
+}
 
 gwmirror::v1::Envelope Coordinator::Stamp(uint64_t epoch) const {
   gwmirror::v1::Envelope e;
@@ -348,6 +396,16 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
          "adopted a forced promote: epoch %d, %s active, %s fenced "
          "(signed by operator %s, claimed by %s)",
          epoch, g.active_site(), store_->FencedSite(), *issuer, identity);
+    gwmirror::v1::AuditRecord a;
+    a.set_unix_ms(g.issued_unix_ms());
+    a.set_identity(*issuer);
+    a.set_role("operator");
+    a.set_action("forced promote adopted");
+    a.set_detail(absl::StrCat("epoch ", g.epoch(), ", ", g.active_site(),
+                              " active; claimed by ", identity));
+    a.set_outcome("ok");
+    a.set_node(identity);
+    Audit(std::move(a));
   }
   if (req.envelope().epoch() > epoch) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -1646,7 +1704,8 @@ std::string Coordinator::RenderMetrics() {
 grpc::Status CoordinatorService::Register(
     grpc::ServerContext* ctx, const gwmirror::v1::RegisterRequest* req,
     gwmirror::v1::RegisterResponse* resp) {
-  auto r = c_->Register(PeerIdentity(*ctx), *req);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Coordinator.Register");
+  auto r = c_->Register(ticket.identity(), *req);
   if (r.ok()) {
     *resp = *std::move(r);
     if (auto cert = PeerCertificate(*ctx); cert.ok()) {
@@ -1660,62 +1719,101 @@ grpc::Status CoordinatorService::Register(
 grpc::Status CoordinatorService::Heartbeat(
     grpc::ServerContext* ctx, const gwmirror::v1::HeartbeatRequest* req,
     gwmirror::v1::HeartbeatResponse* resp) {
-  auto r = c_->Heartbeat(PeerIdentity(*ctx), *req);
-  if (r.ok()) *resp = *std::move(r);
-  return ToGrpc(r.status());
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Coordinator.Heartbeat");
+  if (req->audit_size() > 64) {
+    return ToGrpc(absl::InvalidArgumentError(
+        "a heartbeat forwards at most 64 audit records"));
+  }
+  auto r = c_->Heartbeat(ticket.identity(), *req);
+  if (!r.ok()) return ToGrpc(r.status());
+  *resp = *std::move(r);
+  // The operators' acts on that node, into the cluster's log; the node
+  // marks them sent once this answer arrives.
+  for (gwmirror::v1::AuditRecord a : req->audit()) {
+    a.set_node(ticket.identity());
+    c_->Audit(std::move(a));
+  }
+  return grpc::Status::OK;
 }
 
-absl::Status ControlService::Authorize(const grpc::ServerContext& ctx) const {
-  std::string peer = PeerIdentity(ctx);
-  for (const auto& op : c_->config().operator_identities()) {
-    if (!peer.empty() && peer == op) return absl::OkStatus();
-  }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "certificate \"", peer, "\" is not an operator of this cluster"));
+void ControlService::Record(const CallGate::Ticket& t, const char* method,
+                            std::string detail, const absl::Status& outcome) {
+  gwmirror::v1::AuditRecord r;
+  r.set_identity(t.identity());
+  r.set_role(RoleNames(t.roles()));
+  r.set_action(method);
+  r.set_detail(std::move(detail));
+  r.set_outcome(outcome.ok() ? "ok" : outcome.ToString());
+  c_->Audit(std::move(r));
 }
 
 grpc::Status ControlService::Status(grpc::ServerContext* ctx,
                                     const gwmirror::v1::StatusRequest* req,
                                     gwmirror::v1::ClusterStatus* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.Status");
   *resp = c_->Status();
   return grpc::Status::OK;
+}
+
+grpc::Status ControlService::Audit(grpc::ServerContext* ctx,
+                                   const gwmirror::v1::AuditRequest* req,
+                                   gwmirror::v1::AuditList* resp) {
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.Audit");
+  auto r = c_->ReadAudit(req->limit());
+  if (r.ok()) *resp = *std::move(r);
+  return ToGrpc(r.status());
 }
 
 grpc::Status ControlService::CreateCheckpoint(
     grpc::ServerContext* ctx, const gwmirror::v1::CreateCheckpointRequest* req,
     gwmirror::v1::CheckpointInfo* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.CreateCheckpoint");
   if (!req->wait()) {
     c_->RequestCheckpoint();
     resp->set_state("requested");
+    Record(ticket, "Control.CreateCheckpoint", "requested", absl::OkStatus());
     return grpc::Status::OK;
   }
   auto r = c_->RunCheckpoint();
   if (r.ok()) *resp = *std::move(r);
+  Record(ticket, "Control.CreateCheckpoint",
+         r.ok() ? absl::StrCat("checkpoint ", resp->id(), " ", resp->state())
+                : "wait",
+         r.status());
   return ToGrpc(r.status());
 }
 
 grpc::Status ControlService::Release(grpc::ServerContext* ctx,
                                      const gwmirror::v1::ReleaseRequest* req,
                                      gwmirror::v1::ReleaseResponse* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
-  return ToGrpc(c_->Release(req->slot()));
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.Release");
+  absl::Status st = c_->Release(req->slot());
+  Record(ticket, "Control.Release", absl::StrCat("slot ", req->slot()), st);
+  return ToGrpc(st);
 }
 
 grpc::Status ControlService::Drill(grpc::ServerContext* ctx,
                                    const gwmirror::v1::StartDrillRequest* req,
                                    gwmirror::v1::DrillReport* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.Drill");
   auto r = c_->Drill(*req);
   if (r.ok()) *resp = *std::move(r);
+  Record(ticket, "Control.Drill",
+         absl::StrCat(req->checkpoint()
+                          ? absl::StrCat("checkpoint ", req->checkpoint())
+                          : "last checkpoint",
+                      req->smoke().empty() ? "" : ", with a smoke command",
+                      r.ok() ? absl::StrCat(", drill ", resp->id(),
+                                            resp->ok() ? " passed" : " FAILED")
+                             : ""),
+         r.status());
   return ToGrpc(r.status());
 }
 
 grpc::Status ControlService::ListDrills(
     grpc::ServerContext* ctx, const gwmirror::v1::ListDrillsRequest* req,
     gwmirror::v1::DrillList* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.ListDrills");
   auto r = c_->ListDrills(req->limit());
   if (r.ok()) *resp = *std::move(r);
   return ToGrpc(r.status());
@@ -1724,16 +1822,18 @@ grpc::Status ControlService::ListDrills(
 grpc::Status ControlService::Promote(grpc::ServerContext* ctx,
                                      const gwmirror::v1::PromoteRequest* req,
                                      gwmirror::v1::PromoteReport* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.Promote");
   auto r = c_->Promote(*req);
   if (r.ok()) *resp = *std::move(r);
+  Record(ticket, "Control.Promote", PromoteDetail(req->dry_run(), r),
+         r.status());
   return ToGrpc(r.status());
 }
 
 grpc::Status ControlService::ListCheckpoints(
     grpc::ServerContext* ctx, const gwmirror::v1::ListCheckpointsRequest* req,
     gwmirror::v1::CheckpointList* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.ListCheckpoints");
   auto r = req->retained() ? c_->ListRetained() : c_->List(req->limit());
   if (r.ok()) *resp = *std::move(r);
   return ToGrpc(r.status());
@@ -1742,27 +1842,39 @@ grpc::Status ControlService::ListCheckpoints(
 grpc::Status ControlService::Failback(grpc::ServerContext* ctx,
                                       const gwmirror::v1::FailbackRequest* req,
                                       gwmirror::v1::PromoteReport* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.Failback");
   auto r = c_->Failback(*req);
   if (r.ok()) *resp = *std::move(r);
+  Record(ticket, "Control.Failback", PromoteDetail(req->dry_run(), r),
+         r.status());
   return ToGrpc(r.status());
 }
 
 grpc::Status ControlService::Pin(grpc::ServerContext* ctx,
                                  const gwmirror::v1::PinRequest* req,
                                  gwmirror::v1::PinResponse* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.Pin");
   auto r = c_->Pin(*req);
   if (r.ok()) *resp = *std::move(r);
+  Record(ticket, "Control.Pin",
+         absl::StrCat(req->unpin() ? "unpin" : "pin", " checkpoint ",
+                      req->checkpoint()),
+         r.status());
   return ToGrpc(r.status());
 }
 
 grpc::Status ControlService::Verify(
     grpc::ServerContext* ctx, const gwmirror::v1::VerifyClusterRequest* req,
     gwmirror::v1::VerifyReport* resp) {
-  if (absl::Status st = Authorize(*ctx); !st.ok()) return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.Verify");
   auto r = c_->Verify(*req);
   if (r.ok()) *resp = *std::move(r);
+  Record(
+      ticket, "Control.Verify",
+      absl::StrCat(
+          req->repair() ? "repair" : "check",
+          r.ok() ? (resp->ok() ? ", all verified" : ", problems found") : ""),
+      r.status());
   return ToGrpc(r.status());
 }
 

@@ -32,6 +32,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/audit.h"
+#include "common/authz.h"
 #include "common/epoch.h"
 #include "common/tls.h"
 #include "coordinator/parity.h"
@@ -104,6 +106,13 @@ class Coordinator {
   void StartBackground();
 
   const gwmirror::v1::CoordinatorConfig& config() const { return config_; }
+
+  // Who may call what on this coordinator (common/authz.h).
+  CallGate& gate() { return gate_; }
+  // Appends to the audit log (the epoch is filled in); a failure to write
+  // it is logged as an error (the act already happened).
+  void Audit(gwmirror::v1::AuditRecord r);
+  absl::StatusOr<gwmirror::v1::AuditList> ReadAudit(uint32_t limit) const;
 
  private:
   struct Node {
@@ -194,6 +203,8 @@ class Coordinator {
   const gwmirror::v1::CoordinatorConfig config_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Peers> peers_;
+  CallGate gate_;
+  std::unique_ptr<AuditLog> audit_;  // Set once in Open.
 
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);  // By identity.
@@ -265,9 +276,14 @@ class ControlService final : public gwmirror::v1::Control::Service {
   grpc::Status ListDrills(grpc::ServerContext* ctx,
                           const gwmirror::v1::ListDrillsRequest* req,
                           gwmirror::v1::DrillList* resp) override;
+  grpc::Status Audit(grpc::ServerContext* ctx,
+                     const gwmirror::v1::AuditRequest* req,
+                     gwmirror::v1::AuditList* resp) override;
 
  private:
-  absl::Status Authorize(const grpc::ServerContext& ctx) const;
+  // Appends an acting call to the audit log.
+  void Record(const CallGate::Ticket& t, const char* method, std::string detail,
+              const absl::Status& outcome);
   Coordinator* c_;
 };
 

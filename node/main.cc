@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/args.h"
+#include "common/authz.h"
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
@@ -64,23 +65,24 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
                    EpochFile::Open(config.state_dir() + "/epoch", "this node",
                                    NodeEpochAuthority(config)));
   grpc::ServerBuilder builder;
+  // Who may call what on this node, and how much one caller may hold.
+  CallGate gate(
+      [&config](const std::string& id) { return NodeRoles(config, id); },
+      CallGate::Limits{});
+  // Operators' direct acts on this node, forwarded to the coordinator.
+  ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> audit,
+                   AuditLog::Open(config.state_dir() + "/audit.log"));
   std::unique_ptr<ReplicaStore> store;
   std::unique_ptr<DrillRunner> drills;
   std::unique_ptr<Activation> activation;
   std::unique_ptr<ReplicaService> replica;
   if (config.has_replica()) {
     ASSIGN_OR_RETURN(store, ReplicaStore::Open(config));
-    std::set<std::string> controllers(
-        config.replica().controller_identities().begin(),
-        config.replica().controller_identities().end());
-    if (config.has_coordinator()) {
-      controllers.insert(config.coordinator().identity());
-    }
     drills = std::make_unique<DrillRunner>(config, store.get());
     activation = std::make_unique<Activation>(config);
-    replica = std::make_unique<ReplicaService>(
-        store.get(), config.state_dir(), config.replica().source_identity(),
-        controllers, drills.get(), activation.get());
+    replica = std::make_unique<ReplicaService>(store.get(), config.state_dir(),
+                                               &gate, drills.get(),
+                                               activation.get(), audit.get());
     builder.RegisterService(replica.get());
   }
   std::unique_ptr<CutService> source;
@@ -110,8 +112,8 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
     }
     RETURN_IF_ERROR(watcher->Start());
     if (prestager) prestager->Start();
-    source = std::make_unique<CutService>(config, epoch.get(), tree.get(),
-                                          watcher.get(), prestager.get());
+    source = std::make_unique<CutService>(
+        config, &gate, epoch.get(), tree.get(), watcher.get(), prestager.get());
     builder.RegisterService(source.get());
   }
   // The node's role: fixed by the config when it has one side only,
@@ -199,7 +201,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
       }
     };
     membership = std::make_unique<Membership>(config, address, epoch.get(),
-                                              fill, on_response);
+                                              audit.get(), fill, on_response);
     RETURN_IF_ERROR(membership->Start());
     member = membership.get();
   }

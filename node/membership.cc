@@ -14,10 +14,12 @@
 namespace gwmirror {
 
 Membership::Membership(gwmirror::v1::NodeConfig config, std::string address,
-                       EpochFile* epoch, Fill fill, OnResponse on_response)
+                       EpochFile* epoch, AuditLog* audit, Fill fill,
+                       OnResponse on_response)
     : config_(std::move(config)),
       address_(std::move(address)),
       epoch_(epoch),
+      audit_(audit),
       fill_(std::move(fill)),
       on_response_(std::move(on_response)) {}
 
@@ -86,10 +88,23 @@ absl::Status Membership::Heartbeat() {
   if (fill_) fill_(&req);
   *req.mutable_topology() = ReadTopologyReport(TopologySourceOf(config_),
                                                config_.site(), config_.slot());
+  uint64_t audit_end = 0;
+  if (audit_ != nullptr) {
+    auto unsent = audit_->Unsent(64);
+    if (unsent.ok()) {
+      for (auto& r : unsent->first) *req.add_audit() = std::move(r);
+      audit_end = unsent->second;
+    }
+  }
   gwmirror::v1::HeartbeatResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   RETURN_IF_ERROR(FromGrpc(stub_->Heartbeat(&ctx, req, &resp)));
+  if (req.audit_size() > 0) {
+    if (absl::Status st = audit_->MarkSent(audit_end); !st.ok()) {
+      Logf(LogLevel::kWarning, "node", "audit: %s", st.ToString());
+    }
+  }
   if (on_response_) on_response_(resp);
   return absl::OkStatus();
 }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "common/audit.h"
 #include "common/epoch.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
@@ -27,8 +28,11 @@ class Membership {
   using Fill = std::function<void(gwmirror::v1::HeartbeatRequest*)>;
   using OnResponse =
       std::function<void(const gwmirror::v1::HeartbeatResponse&)>;
+  // `audit` (may be null) holds the operators' acts on this node: each
+  // heartbeat forwards what is not sent yet. It and `epoch` outlive this.
   Membership(gwmirror::v1::NodeConfig config, std::string address,
-             EpochFile* epoch, Fill fill, OnResponse on_response);
+             EpochFile* epoch, AuditLog* audit, Fill fill,
+             OnResponse on_response);
   ~Membership();  // Stops the thread.
   absl::Status Start();
   // Heartbeat now (a change arrived) instead of at the next period.
@@ -44,6 +48,7 @@ class Membership {
   const gwmirror::v1::NodeConfig config_;
   const std::string address_;
   EpochFile* const epoch_;
+  AuditLog* const audit_;
   const Fill fill_;
   const OnResponse on_response_;
   std::unique_ptr<gwmirror::v1::Coordinator::Stub> stub_;

@@ -19,45 +19,46 @@ namespace gwmirror {
 using gwmirror::v1::PushMessage;
 
 ReplicaService::ReplicaService(ReplicaStore* store, std::string state_dir,
-                               std::string source,
-                               std::set<std::string> controllers,
-                               DrillRunner* drills, Activation* activation)
+                               CallGate* gate, DrillRunner* drills,
+                               Activation* activation, AuditLog* audit)
     : store_(store),
       state_dir_(std::move(state_dir)),
-      source_(std::move(source)),
-      controllers_(std::move(controllers)),
+      gate_(*gate),
       drills_(drills),
-      activation_(activation) {}
+      activation_(activation),
+      audit_(audit) {}
 
-absl::Status ReplicaService::Authorize(const grpc::ServerContext& ctx,
-                                       Role role) const {
-  std::string peer = PeerIdentity(ctx);
-  bool is_source = !peer.empty() && peer == source_;
-  bool is_controller = controllers_.count(peer) > 0;
-  bool ok = (role == Role::kSource && is_source) ||
-            (role == Role::kController && is_controller) ||
-            (role == Role::kReader && (is_source || is_controller));
-  if (ok) return absl::OkStatus();
-  return absl::PermissionDeniedError(
-      absl::StrCat("certificate \"", peer, "\" may not ",
-                   role == Role::kSource       ? "push to"
-                   : role == Role::kController ? "commit or abort on"
-                                               : "read",
-                   " this replica (its source is \"", source_, "\")"));
+void ReplicaService::Record(const CallGate::Ticket& t, const char* method,
+                            std::string detail, const absl::Status& outcome) {
+  if (audit_ == nullptr || (t.roles() & kRoleOperator) == 0) return;
+  gwmirror::v1::AuditRecord r;
+  r.set_unix_ms(absl::ToUnixMillis(absl::Now()));
+  r.set_identity(t.identity());
+  r.set_role(RoleNames(t.roles()));
+  r.set_action(method);
+  r.set_detail(std::move(detail));
+  r.set_outcome(outcome.ok() ? "ok" : outcome.ToString());
+  r.set_epoch(store_->State().epoch());
+  if (absl::Status st = audit_->Append(std::move(r)); !st.ok()) {
+    Logf(LogLevel::kError, "audit", "cannot append to the audit log: %s",
+         st.ToString());
+  }
 }
 
-bool ReplicaService::ControllerRead(const grpc::ServerContext& ctx,
-                                    const gwmirror::v1::Envelope& e) const {
-  return e.epoch() == 0 && Authorize(ctx, Role::kController).ok();
+bool ReplicaService::ControllerRead(const CallGate::Ticket& t,
+                                    const gwmirror::v1::Envelope& e) {
+  return e.epoch() == 0 &&
+         (t.roles() & (kRoleCoordinator | kRoleOperator)) != 0;
 }
 
 grpc::Status ReplicaService::GetState(grpc::ServerContext* ctx,
                                       const gwmirror::v1::GetStateRequest* req,
                                       gwmirror::v1::ReplicaState* resp) {
-  absl::Status st = Authorize(*ctx, Role::kReader);
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.GetState");
   // An operator without the coordinator (a forced promote) reads without
   // knowing the epoch; reading changes nothing.
-  if (st.ok() && !ControllerRead(*ctx, req->envelope())) {
+  absl::Status st;
+  if (!ControllerRead(ticket, req->envelope())) {
     st = store_->CheckEpoch(req->envelope());
   }
   if (st.ok()) *resp = store_->State();
@@ -67,8 +68,8 @@ grpc::Status ReplicaService::GetState(grpc::ServerContext* ctx,
 grpc::Status ReplicaService::GetManifest(
     grpc::ServerContext* ctx, const gwmirror::v1::GetManifestRequest* req,
     grpc::ServerWriter<gwmirror::v1::ManifestBatch>* writer) {
-  absl::Status st = Authorize(*ctx, Role::kReader);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope());
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.GetManifest");
+  absl::Status st = store_->CheckEpoch(req->envelope());
   if (!st.ok()) return ToGrpc(st);
   Manifest m = store_->CommittedManifest();
   gwmirror::v1::ManifestBatch batch;
@@ -88,8 +89,8 @@ grpc::Status ReplicaService::GetManifest(
 grpc::Status ReplicaService::GetSignature(
     grpc::ServerContext* ctx, const gwmirror::v1::GetSignatureRequest* req,
     grpc::ServerWriter<gwmirror::v1::SignatureChunk>* writer) {
-  absl::Status st = Authorize(*ctx, Role::kSource);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope());
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.GetSignature");
+  absl::Status st = store_->CheckEpoch(req->envelope());
   if (!st.ok()) return ToGrpc(st);
   std::string pending;
   auto flush = [&]() -> absl::Status {
@@ -165,8 +166,8 @@ absl::Status ReplicaService::DoPush(grpc::ServerReader<PushMessage>* reader,
 grpc::Status ReplicaService::Push(grpc::ServerContext* ctx,
                                   grpc::ServerReader<PushMessage>* reader,
                                   gwmirror::v1::PushResult* resp) {
-  absl::Status st = Authorize(*ctx, Role::kSource);
-  if (st.ok()) st = DoPush(reader, resp);
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.Push");
+  absl::Status st = DoPush(reader, resp);
   if (!st.ok()) {
     Logf(LogLevel::kWarning, "replica", "push refused: %s", st.ToString());
   }
@@ -176,111 +177,136 @@ grpc::Status ReplicaService::Push(grpc::ServerContext* ctx,
 grpc::Status ReplicaService::Commit(grpc::ServerContext* ctx,
                                     const gwmirror::v1::CommitRequest* req,
                                     gwmirror::v1::CommitResult* resp) {
-  absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope());
-  if (st.ok()) {
-    st = store_->Commit(req->checkpoint(), req->manifest_digest(),
-                        {req->pinned().begin(), req->pinned().end()});
-  }
-  // As after a cut (node/source/cut_service.cc): the manifests and
-  // buffers a commit freed go back to the system.
-  malloc_trim(0);
-  if (st.ok()) {
-    resp->set_committed_checkpoint(req->checkpoint());
-    NodeMetrics::Get().commits.Add(1);
-    NodeMetrics::Get().committed_checkpoint.Set(req->checkpoint());
-    Logf(LogLevel::kInfo, "replica", "checkpoint=%d committed",
-         req->checkpoint());
-  }
-  return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.Commit");
+  const grpc::Status out = [&]() -> grpc::Status {
+    absl::Status st = store_->CheckEpoch(req->envelope());
+    if (st.ok()) {
+      st = store_->Commit(req->checkpoint(), req->manifest_digest(),
+                          {req->pinned().begin(), req->pinned().end()});
+    }
+    // As after a cut (node/source/cut_service.cc): the manifests and
+    // buffers a commit freed go back to the system.
+    malloc_trim(0);
+    if (st.ok()) {
+      resp->set_committed_checkpoint(req->checkpoint());
+      NodeMetrics::Get().commits.Add(1);
+      NodeMetrics::Get().committed_checkpoint.Set(req->checkpoint());
+      Logf(LogLevel::kInfo, "replica", "checkpoint=%d committed",
+           req->checkpoint());
+    }
+    return ToGrpc(st);
+  }();
+  Record(ticket, "Replica.Commit",
+         absl::StrCat("checkpoint ", req->checkpoint()), FromGrpc(out));
+  return out;
 }
 
 grpc::Status ReplicaService::Abort(grpc::ServerContext* ctx,
                                    const gwmirror::v1::AbortRequest* req,
                                    gwmirror::v1::AbortResult* resp) {
-  absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope());
-  if (st.ok()) st = store_->Abort(req->checkpoint());
-  return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.Abort");
+  const grpc::Status out = [&]() -> grpc::Status {
+    absl::Status st = store_->CheckEpoch(req->envelope());
+    if (st.ok()) st = store_->Abort(req->checkpoint());
+    return ToGrpc(st);
+  }();
+  Record(ticket, "Replica.Abort",
+         absl::StrCat("checkpoint ", req->checkpoint()), FromGrpc(out));
+  return out;
 }
 
 grpc::Status ReplicaService::Activate(grpc::ServerContext* ctx,
                                       const gwmirror::v1::ActivateRequest* req,
                                       gwmirror::v1::ActivateResult* resp) {
-  absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope());
-  if (st.ok() && activation_ == nullptr) {
-    st = absl::UnimplementedError("this node cannot be promoted");
-  }
-  if (!st.ok()) return ToGrpc(st);
-  if (req->phase() == "claim-active") {
-    // A forced promote: the operator's grant of the new epoch, kept for the
-    // coordinator, which adopts it when it comes back (it checks the
-    // signature itself).
-    const gwmirror::v1::EpochGrant& grant = req->envelope().grant();
-    auto issuer = store_->epoch().Verify(grant, req->envelope().epoch());
-    st = issuer.status();
-    if (st.ok() && grant.active_site() != store_->site()) {
-      st = absl::InvalidArgumentError(absl::StrCat(
-          "the forced promote's grant makes site \"", grant.active_site(),
-          "\" active, but this node is on site \"", store_->site(), "\""));
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.Activate");
+  const grpc::Status out = [&]() -> grpc::Status {
+    absl::Status st = store_->CheckEpoch(req->envelope());
+    if (st.ok() && activation_ == nullptr) {
+      st = absl::UnimplementedError("this node cannot be promoted");
     }
-    if (st.ok()) {
-      st = WriteFileAtomic(state_dir_ + "/active_claim",
-                           grant.SerializeAsString(), 0600);
+    if (!st.ok()) return ToGrpc(st);
+    if (req->phase() == "claim-active") {
+      // A forced promote: the operator's grant of the new epoch, kept for the
+      // coordinator, which adopts it when it comes back (it checks the
+      // signature itself).
+      const gwmirror::v1::EpochGrant& grant = req->envelope().grant();
+      auto issuer = store_->epoch().Verify(grant, req->envelope().epoch());
+      st = issuer.status();
+      if (st.ok() && grant.active_site() != store_->site()) {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "the forced promote's grant makes site \"", grant.active_site(),
+            "\" active, but this node is on site \"", store_->site(), "\""));
+      }
+      if (st.ok()) {
+        st = WriteFileAtomic(state_dir_ + "/active_claim",
+                             grant.SerializeAsString(), 0600);
+      }
+      if (st.ok()) {
+        resp->add_done(
+            absl::StrCat("this site claims the active role at epoch ",
+                         req->envelope().epoch()));
+        Logf(LogLevel::kWarning, "node",
+             "forced promote: active at epoch %d (without the coordinator)",
+             req->envelope().epoch());
+      }
+      return ToGrpc(st);
     }
-    if (st.ok()) {
-      resp->add_done(absl::StrCat("this site claims the active role at epoch ",
-                                  req->envelope().epoch()));
-      Logf(LogLevel::kWarning, "node",
-           "forced promote: active at epoch %d (without the coordinator)",
-           req->envelope().epoch());
+    if (req->phase() == "rollback") {
+      absl::Time t = absl::Now();
+      const uint64_t from = store_->State().committed_checkpoint();
+      st = store_->Rollback(req->checkpoint());
+      if (st.ok()) {
+        resp->add_done(absl::StrCat(
+            "tree brought from checkpoint ", from, " to ", req->checkpoint(),
+            " in ", absl::ToInt64Milliseconds(absl::Now() - t), " ms"));
+      }
+      return ToGrpc(st);
     }
-    return ToGrpc(st);
-  }
-  if (req->phase() == "rollback") {
-    absl::Time t = absl::Now();
-    const uint64_t from = store_->State().committed_checkpoint();
-    st = store_->Rollback(req->checkpoint());
-    if (st.ok()) {
-      resp->add_done(absl::StrCat(
-          "tree brought from checkpoint ", from, " to ", req->checkpoint(),
-          " in ", absl::ToInt64Milliseconds(absl::Now() - t), " ms"));
+    auto r = activation_->Run(req->phase());
+    if (!r.ok()) {
+      Logf(LogLevel::kWarning, "node", "promote %s failed: %s", req->phase(),
+           r.status().message());
+      return ToGrpc(r.status());
     }
-    return ToGrpc(st);
-  }
-  auto r = activation_->Run(req->phase());
-  if (!r.ok()) {
-    Logf(LogLevel::kWarning, "node", "promote %s failed: %s", req->phase(),
-         r.status().message());
-    return ToGrpc(r.status());
-  }
-  for (std::string& line : *r) resp->add_done(std::move(line));
-  return grpc::Status::OK;
+    for (std::string& line : *r) resp->add_done(std::move(line));
+    return grpc::Status::OK;
+  }();
+  Record(
+      ticket, "Replica.Activate",
+      absl::StrCat("phase ", req->phase(), ", checkpoint ", req->checkpoint()),
+      FromGrpc(out));
+  return out;
 }
 
 grpc::Status ReplicaService::Drill(grpc::ServerContext* ctx,
                                    const gwmirror::v1::DrillRequest* req,
                                    gwmirror::v1::DrillResult* resp) {
-  absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope());
-  if (st.ok() && drills_ == nullptr) {
-    st = absl::UnimplementedError("this node runs no drills");
-  }
-  if (!st.ok()) return ToGrpc(st);
-  Logf(LogLevel::kInfo, "replica", "drill=%d starting", req->drill_id());
-  auto r = drills_->Run(*req);
-  if (!r.ok()) {
-    Logf(LogLevel::kWarning, "replica", "drill=%d failed: %s", req->drill_id(),
-         r.status().message());
-    return ToGrpc(r.status());
-  }
-  Logf(LogLevel::kInfo, "replica",
-       "drill=%d checkpoint=%d verified: %d entries, %d bytes in %d ms",
-       req->drill_id(), r->checkpoint(), r->entries(), r->bytes(),
-       r->copy_ms());
-  *resp = *std::move(r);
-  return grpc::Status::OK;
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.Drill");
+  const grpc::Status out = [&]() -> grpc::Status {
+    absl::Status st = store_->CheckEpoch(req->envelope());
+    if (st.ok() && drills_ == nullptr) {
+      st = absl::UnimplementedError("this node runs no drills");
+    }
+    if (!st.ok()) return ToGrpc(st);
+    Logf(LogLevel::kInfo, "replica", "drill=%d starting", req->drill_id());
+    auto r = drills_->Run(*req);
+    if (!r.ok()) {
+      Logf(LogLevel::kWarning, "replica", "drill=%d failed: %s",
+           req->drill_id(), r.status().message());
+      return ToGrpc(r.status());
+    }
+    Logf(LogLevel::kInfo, "replica",
+         "drill=%d checkpoint=%d verified: %d entries, %d bytes in %d ms",
+         req->drill_id(), r->checkpoint(), r->entries(), r->bytes(),
+         r->copy_ms());
+    *resp = *std::move(r);
+    return grpc::Status::OK;
+  }();
+  Record(ticket, "Replica.Drill",
+         absl::StrCat("drill ", req->drill_id(), ", checkpoint ",
+                      req->checkpoint()),
+         FromGrpc(out));
+  return out;
 }
 
 }  // namespace gwmirror
@@ -290,81 +316,100 @@ namespace gwmirror {
 grpc::Status ReplicaService::ListHistory(
     grpc::ServerContext* ctx, const gwmirror::v1::ListHistoryRequest* req,
     gwmirror::v1::HistoryList* resp) {
-  absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok() && (req->set_pins() || !ControllerRead(*ctx, req->envelope()))) {
-    st = store_->CheckEpoch(req->envelope());
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.ListHistory");
+  const grpc::Status out = [&]() -> grpc::Status {
+    absl::Status st;
+    if (req->set_pins() || !ControllerRead(ticket, req->envelope())) {
+      st = store_->CheckEpoch(req->envelope());
+    }
+    if (st.ok() && req->set_pins()) {
+      st = store_->history().SetPins(
+          {req->pinned().begin(), req->pinned().end()});
+    }
+    if (!st.ok()) return ToGrpc(st);
+    const History& h = store_->history();
+    std::set<uint64_t> pins = h.pins();
+    std::map<uint64_t, uint64_t> bytes;
+    for (auto [n, b] : h.BytesByPoint()) bytes[n] = b;
+    for (const HistoryPoint& p : h.Points()) {
+      gwmirror::v1::HistoryPoint* out = resp->add_points();
+      out->set_checkpoint(p.checkpoint);
+      out->set_committed_unix_ms(p.committed_unix_ms);
+      out->set_entries(p.entries);
+      out->set_added(p.added);
+      out->set_changed(p.changed);
+      out->set_removed(p.removed);
+      out->set_changed_bytes(p.changed_bytes);
+      out->set_bytes_on_disk(bytes[p.checkpoint]);
+      out->set_pinned(pins.count(p.checkpoint) > 0);
+    }
+    resp->set_total_bytes(h.TotalBytes());
+    resp->set_committed_checkpoint(store_->State().committed_checkpoint());
+    return grpc::Status::OK;
+  }();
+  if (req->set_pins()) {
+    Record(ticket, "Replica.ListHistory", "set pins", FromGrpc(out));
   }
-  if (st.ok() && req->set_pins()) {
-    st =
-        store_->history().SetPins({req->pinned().begin(), req->pinned().end()});
-  }
-  if (!st.ok()) return ToGrpc(st);
-  const History& h = store_->history();
-  std::set<uint64_t> pins = h.pins();
-  std::map<uint64_t, uint64_t> bytes;
-  for (auto [n, b] : h.BytesByPoint()) bytes[n] = b;
-  for (const HistoryPoint& p : h.Points()) {
-    gwmirror::v1::HistoryPoint* out = resp->add_points();
-    out->set_checkpoint(p.checkpoint);
-    out->set_committed_unix_ms(p.committed_unix_ms);
-    out->set_entries(p.entries);
-    out->set_added(p.added);
-    out->set_changed(p.changed);
-    out->set_removed(p.removed);
-    out->set_changed_bytes(p.changed_bytes);
-    out->set_bytes_on_disk(bytes[p.checkpoint]);
-    out->set_pinned(pins.count(p.checkpoint) > 0);
-  }
-  resp->set_total_bytes(h.TotalBytes());
-  resp->set_committed_checkpoint(store_->State().committed_checkpoint());
-  return grpc::Status::OK;
+  return out;
 }
 
 grpc::Status ReplicaService::Export(
     grpc::ServerContext* ctx, const gwmirror::v1::ExportRequest* req,
     grpc::ServerWriter<gwmirror::v1::ExportChunk>* writer) {
-  absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope());
-  if (!st.ok()) return ToGrpc(st);
-  uint64_t n = req->checkpoint() ? req->checkpoint()
-                                 : store_->State().committed_checkpoint();
-  auto m = store_->history().LoadManifest(n);
-  if (!m.ok()) return ToGrpc(m.status());
-  const std::string scratch = state_dir_ + "/replica/history/objects";
-  gwmirror::v1::ExportChunk chunk;
-  std::string* buf = chunk.mutable_data();
-  st = WriteTar(store_->history(), *m, req->slot(), n, scratch,
-                [&](absl::string_view piece) -> absl::Status {
-                  buf->append(piece.data(), piece.size());
-                  if (buf->size() < (1 << 20)) return absl::OkStatus();
-                  if (ctx->IsCancelled() || !writer->Write(chunk)) {
-                    return absl::CancelledError("export cancelled");
-                  }
-                  buf->clear();
-                  return absl::OkStatus();
-                });
-  if (st.ok() && !buf->empty() && !writer->Write(chunk)) {
-    st = absl::CancelledError("export cancelled");
-  }
-  Logf(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "replica",
-       "checkpoint=%d export %s", n, st.ok() ? "done" : st.ToString());
-  return ToGrpc(st);
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.Export");
+  const grpc::Status out = [&]() -> grpc::Status {
+    absl::Status st = store_->CheckEpoch(req->envelope());
+    if (!st.ok()) return ToGrpc(st);
+    uint64_t n = req->checkpoint() ? req->checkpoint()
+                                   : store_->State().committed_checkpoint();
+    auto m = store_->history().LoadManifest(n);
+    if (!m.ok()) return ToGrpc(m.status());
+    const std::string scratch = state_dir_ + "/replica/history/objects";
+    gwmirror::v1::ExportChunk chunk;
+    std::string* buf = chunk.mutable_data();
+    st = WriteTar(store_->history(), *m, req->slot(), n, scratch,
+                  [&](absl::string_view piece) -> absl::Status {
+                    buf->append(piece.data(), piece.size());
+                    if (buf->size() < (1 << 20)) return absl::OkStatus();
+                    if (ctx->IsCancelled() || !writer->Write(chunk)) {
+                      return absl::CancelledError("export cancelled");
+                    }
+                    buf->clear();
+                    return absl::OkStatus();
+                  });
+    if (st.ok() && !buf->empty() && !writer->Write(chunk)) {
+      st = absl::CancelledError("export cancelled");
+    }
+    Logf(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "replica",
+         "checkpoint=%d export %s", n, st.ok() ? "done" : st.ToString());
+    return ToGrpc(st);
+  }();
+  Record(ticket, "Replica.Export",
+         absl::StrCat("checkpoint ", req->checkpoint(), ", slot ", req->slot()),
+         FromGrpc(out));
+  return out;
 }
 
 grpc::Status ReplicaService::Verify(grpc::ServerContext* ctx,
                                     const gwmirror::v1::VerifyRequest* req,
                                     gwmirror::v1::VerifyResult* resp) {
-  absl::Status st = Authorize(*ctx, Role::kController);
-  if (st.ok()) st = store_->CheckEpoch(req->envelope());
-  if (!st.ok()) return ToGrpc(st);
-  auto r = store_->Verify(req->repair());
-  if (!r.ok()) return ToGrpc(r.status());
-  Logf(r->problems().empty() ? LogLevel::kInfo : LogLevel::kWarning, "replica",
-       "checkpoint=%d verify: %d files, %d stored versions, %d problems",
-       r->committed_checkpoint(), r->files_checked(), r->versions_checked(),
-       r->problems_size());
-  *resp = *std::move(r);
-  return grpc::Status::OK;
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.Verify");
+  const grpc::Status out = [&]() -> grpc::Status {
+    absl::Status st = store_->CheckEpoch(req->envelope());
+    if (!st.ok()) return ToGrpc(st);
+    auto r = store_->Verify(req->repair());
+    if (!r.ok()) return ToGrpc(r.status());
+    Logf(r->problems().empty() ? LogLevel::kInfo : LogLevel::kWarning,
+         "replica",
+         "checkpoint=%d verify: %d files, %d stored versions, %d problems",
+         r->committed_checkpoint(), r->files_checked(), r->versions_checked(),
+         r->problems_size());
+    *resp = *std::move(r);
+    return grpc::Status::OK;
+  }();
+  Record(ticket, "Replica.Verify", req->repair() ? "repair" : "check",
+         FromGrpc(out));
+  return out;
 }
 
 }  // namespace gwmirror

@@ -1,12 +1,15 @@
-// gRPC face of ReplicaStore: checks who is calling (certificate common
-// name) and under which epoch, translates messages, and delegates. Thread-
-// safe (the store serialises what must be).
+// gRPC face of ReplicaStore: admits each call through the node's CallGate
+// (who may call what, common/authz.h), checks its epoch, translates
+// messages, and delegates. Thread-safe (the store serialises what must
+// be).
 #ifndef GWMIRROR_NODE_REPLICA_SERVICE_H_
 #define GWMIRROR_NODE_REPLICA_SERVICE_H_
 
 #include <set>
 #include <string>
 
+#include "common/audit.h"
+#include "common/authz.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 #include "node/replica/activation.h"
 #include "node/replica/drill.h"
@@ -16,13 +19,13 @@ namespace gwmirror {
 
 class ReplicaService final : public gwmirror::v1::Replica::Service {
  public:
-  // `source` may push and read; `controllers` may read, commit, abort,
-  // drill, list and export history and verify. `drills` (may be null: Drill is
-  // then UNIMPLEMENTED) outlives the service.
-  ReplicaService(ReplicaStore* store, std::string state_dir, std::string source,
-                 std::set<std::string> controllers,
+  // `gate` admits calls (NodeCallGate); it, `drills` and `activation`
+  // (either may be null: Drill and Activate are then UNIMPLEMENTED)
+  // outlive the service.
+  // `audit` (may be null) records operators' acting calls on this node.
+  ReplicaService(ReplicaStore* store, std::string state_dir, CallGate* gate,
                  DrillRunner* drills = nullptr,
-                 Activation* activation = nullptr);
+                 Activation* activation = nullptr, AuditLog* audit = nullptr);
 
   grpc::Status GetState(grpc::ServerContext* ctx,
                         const gwmirror::v1::GetStateRequest* req,
@@ -59,20 +62,23 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
                       gwmirror::v1::VerifyResult* resp) override;
 
  private:
-  enum class Role { kSource, kController, kReader };
-  absl::Status Authorize(const grpc::ServerContext& ctx, Role role) const;
-  // A read by a controller that does not know the epoch (0).
-  bool ControllerRead(const grpc::ServerContext& ctx,
-                      const gwmirror::v1::Envelope& e) const;
+  // A read by the coordinator or an operator that does not know the epoch
+  // (0): answered without an epoch check, adopting nothing.
+  static bool ControllerRead(const CallGate::Ticket& t,
+                             const gwmirror::v1::Envelope& e);
+  // Records an operator's acting call (the coordinator's are recorded
+  // where it runs them).
+  void Record(const CallGate::Ticket& t, const char* method, std::string detail,
+              const absl::Status& outcome);
   absl::Status DoPush(grpc::ServerReader<gwmirror::v1::PushMessage>* reader,
                       gwmirror::v1::PushResult* resp);
 
   ReplicaStore* store_;
   const std::string state_dir_;
-  const std::string source_;
-  const std::set<std::string> controllers_;
+  CallGate& gate_;
   DrillRunner* const drills_;
   Activation* const activation_;
+  AuditLog* const audit_;
 };
 
 }  // namespace gwmirror

@@ -45,11 +45,12 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
   return src;
 }
 
-CutService::CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
-                       SourceTree* tree, ChangeWatcher* watcher,
-                       Prestager* prestager)
+CutService::CutService(gwmirror::v1::NodeConfig config, CallGate* gate,
+                       EpochFile* epoch, SourceTree* tree,
+                       ChangeWatcher* watcher, Prestager* prestager)
     : config_(std::move(config)),
       databases_(config_),
+      gate_(*gate),
       epoch_(epoch),
       tree_(tree),
       watcher_(watcher),
@@ -58,12 +59,7 @@ CutService::CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
 grpc::Status CutService::Cut(grpc::ServerContext* ctx,
                              const gwmirror::v1::CutRequest* req,
                              gwmirror::v1::CutResult* resp) {
-  std::string peer = PeerIdentity(*ctx);
-  if (peer.empty() || peer != config_.coordinator().identity()) {
-    return ToGrpc(absl::PermissionDeniedError(absl::StrCat(
-        "certificate \"", peer, "\" may not cut checkpoints on this source (",
-        "its coordinator is \"", config_.coordinator().identity(), "\")")));
-  }
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Source.Cut");
   if (absl::Status st = epoch_->Check(req->envelope()); !st.ok()) {
     return ToGrpc(st);
   }

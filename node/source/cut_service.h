@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/authz.h"
 #include "common/epoch.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
@@ -28,9 +29,9 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config);
 
 class CutService final : public gwmirror::v1::Source::Service {
  public:
-  // `epoch`, `tree`, `watcher` and `prestager` (both may be null) outlive
-  // the service.
-  CutService(gwmirror::v1::NodeConfig config, EpochFile* epoch,
+  // `gate`, `epoch`, `tree`, `watcher` and `prestager` (both may be null)
+  // outlive the service.
+  CutService(gwmirror::v1::NodeConfig config, CallGate* gate, EpochFile* epoch,
              SourceTree* tree, ChangeWatcher* watcher, Prestager* prestager);
 
   grpc::Status Cut(grpc::ServerContext* ctx,
@@ -47,6 +48,7 @@ class CutService final : public gwmirror::v1::Source::Service {
 
   const gwmirror::v1::NodeConfig config_;
   DatabaseJobs databases_;
+  CallGate& gate_;
   EpochFile* const epoch_;
   SourceTree* const tree_;
   ChangeWatcher* const watcher_;

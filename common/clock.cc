@@ -1,0 +1,14 @@
+#include "common/clock.h"
+
+namespace gwmirror {
+
+Clock* Clock::Real() {
+  class RealClock final : public Clock {
+   public:
+    absl::Time Now() const override { return absl::Now(); }
+  };
+  static RealClock* const kClock = new RealClock;
+  return kClock;
+}
+
+}  // namespace gwmirror
