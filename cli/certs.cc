@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -144,6 +145,66 @@ absl::Status List(const std::string& dir, const Args& a) {
   return absl::OkStatus();
 }
 
+// gwmirror certs rotate-ca start|renew|finish: a new CA beside the old,
+// every certificate renewed from it, the old one retired (OPERATIONS.md).
+absl::Status RotateCa(const std::string& dir, const Args& a) {
+  const std::string step = a.positional().empty() ? "" : a.positional().front();
+  const std::string ca = dir + "/ca";
+  const std::string certs = a.Get("out").value_or(dir + "/certs");
+  if (step == "start") {
+    ASSIGN_OR_RETURN(int days, Days(a, 3650));
+    RETURN_IF_ERROR(BeginCaRotation(
+        ca,
+        a.Get("name").value_or(absl::StrCat(
+            "gwmirror cluster CA ",
+            absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()))),
+        days));
+    std::cout << "new CA created; " << ca
+              << "/ca.pem now holds the old and the new CA: copy it to every "
+                 "host (each process takes it on SIGHUP, or within 10 s), "
+                 "then `gwmirror certs rotate-ca renew`\n";
+    return absl::OkStatus();
+  }
+  if (step == "renew") {
+    ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(certs));
+    int renewed = 0;
+    for (const std::string& n : names) {
+      if (!absl::EndsWith(n, ".pem")) continue;
+      const std::string path = certs + "/" + n;
+      ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
+      ASSIGN_OR_RETURN(bool current, IssuedByCurrentCa(ca, pem));
+      if (current) continue;
+      ASSIGN_OR_RETURN(CertificateInfo info, InspectCertificate(pem, path));
+      IssueOptions o;
+      ASSIGN_OR_RETURN(o.days, Days(a, 825));
+      o.role = info.role;
+      // The names beyond the ones every certificate gets.
+      for (const std::string& h : info.hosts) {
+        if (h != info.subject && h != "localhost" && h != "127.0.0.1") {
+          o.hosts.push_back(h);
+        }
+      }
+      RETURN_IF_ERROR(IssueCertificate(ca, info.subject, certs, o).status());
+      std::cout << "renewed " << info.subject << " from the new CA\n";
+      ++renewed;
+    }
+    std::cout << renewed
+              << " certificate(s) renewed: copy them to their hosts (each "
+                 "process takes its own on SIGHUP, or within 10 s), then "
+                 "`gwmirror certs rotate-ca finish`\n";
+    return absl::OkStatus();
+  }
+  if (step == "finish") {
+    RETURN_IF_ERROR(FinishCaRotation(ca, certs));
+    std::cout << "old CA retired: " << ca
+              << "/ca.pem holds only the new CA; copy it to every host\n";
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "certs rotate-ca needs a step: start, renew or finish (got \"", step,
+      "\")"));
+}
+
 }  // namespace
 
 absl::Status CertsCommand(const std::string& sub, const Args& a) {
@@ -151,8 +212,9 @@ absl::Status CertsCommand(const std::string& sub, const Args& a) {
   if (sub == "init") return Init(dir, a);
   if (sub == "issue") return Issue(dir, a);
   if (sub == "list") return List(dir, a);
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown certs command \"", sub, "\" (init, issue, list)"));
+  if (sub == "rotate-ca") return RotateCa(dir, a);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown certs command \"", sub, "\" (init, issue, list, rotate-ca)"));
 }
 
 }  // namespace gwmirror

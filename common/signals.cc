@@ -6,26 +6,30 @@
 namespace gwmirror {
 namespace {
 
-sigset_t StopSignals() {
+sigset_t DaemonSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
 }  // namespace
 
 void BlockStopSignals() {
-  sigset_t set = StopSignals();
+  sigset_t set = DaemonSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int WaitForStopSignal() {
-  sigset_t set = StopSignals();
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
+int WaitForStopSignal(const std::function<void()>& on_hangup) {
+  sigset_t set = DaemonSignals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGHUP) return sig;
+    if (on_hangup) on_hangup();
+  }
 }
 
 }  // namespace gwmirror

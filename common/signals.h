@@ -1,14 +1,18 @@
-// How a daemon stops: SIGTERM or SIGINT, taken synchronously by one thread.
+// How a daemon is told things: SIGTERM or SIGINT stop it, SIGHUP reloads
+// (renewed certificates), all taken synchronously by one thread.
 #ifndef GWMIRROR_COMMON_SIGNALS_H_
 #define GWMIRROR_COMMON_SIGNALS_H_
 
+#include <functional>
+
 namespace gwmirror {
 
-// Blocks SIGTERM and SIGINT in the calling thread and every thread it
-// starts afterwards: call before gRPC (or anything) starts threads.
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread
+// it starts afterwards: call before gRPC (or anything) starts threads.
 void BlockStopSignals();
-// Waits for SIGTERM or SIGINT (blocked with BlockStopSignals); returns it.
-int WaitForStopSignal();
+// Waits for SIGTERM or SIGINT (blocked with BlockStopSignals) and returns
+// it; each SIGHUP meanwhile runs `on_hangup` (when set) and waits on.
+int WaitForStopSignal(const std::function<void()>& on_hangup = nullptr);
 
 }  // namespace gwmirror
 

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -11,13 +13,19 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <ctime>
+#include <map>
+#include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "common/fd.h"
+#include "common/log.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
 
@@ -252,6 +260,15 @@ std::string Utc(absl::Time t) {
 CertificateInfo Inspect(X509* cert) {
   CertificateInfo info;
   info.subject = CommonName(X509_get_subject_name(cert));
+  {
+    X509_NAME* name = X509_get_subject_name(cert);
+    int i = X509_NAME_get_index_by_NID(name, NID_organizationalUnitName, -1);
+    if (i >= 0) {
+      ASN1_STRING* d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+      info.role.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(d)),
+                       ASN1_STRING_length(d));
+    }
+  }
   info.issuer = CommonName(X509_get_issuer_name(cert));
   info.not_before = TimeOf(X509_get0_notBefore(cert));
   info.not_after = TimeOf(X509_get0_notAfter(cert));
@@ -297,6 +314,84 @@ absl::StatusOr<Material> LoadMaterial(const gwmirror::v1::TlsConfig& tls) {
 
 }  // namespace
 
+namespace {
+
+// The certificate of ca.pem (a bundle while a CA is rotated) that ca.key
+// belongs to.
+absl::StatusOr<X509Ptr> IssuingCa(const std::string& ca_dir) {
+  ASSIGN_OR_RETURN(std::string pem, ReadFileToString(ca_dir + "/ca.pem"));
+  ASSIGN_OR_RETURN(std::vector<X509Ptr> cas,
+                   ParseCertBundle(pem, ca_dir + "/ca.pem"));
+  ASSIGN_OR_RETURN(PkeyPtr key, ReadKey(ca_dir + "/ca.key"));
+  for (X509Ptr& c : cas) {
+    if (X509_check_private_key(c.get(), key.get()) == 1) return std::move(c);
+  }
+  ERR_clear_error();
+  return absl::FailedPreconditionError(absl::StrCat(
+      ca_dir, "/ca.key belongs to no certificate of ", ca_dir, "/ca.pem"));
+}
+
+}  // namespace
+
+absl::Status BeginCaRotation(const std::string& ca_dir, const std::string& name,
+                             int days) {
+  if (access((ca_dir + "/ca.key.old").c_str(), F_OK) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a CA rotation is already under way in ", ca_dir,
+                     " (ca.key.old exists): finish it first"));
+  }
+  ASSIGN_OR_RETURN(X509Ptr old_ca, IssuingCa(ca_dir));
+  ASSIGN_OR_RETURN(std::string old_key, ReadFileToString(ca_dir + "/ca.key"));
+  ASSIGN_OR_RETURN(PkeyPtr key, NewKey());
+  ASSIGN_OR_RETURN(X509Ptr cert,
+                   NewCert(name, key.get(), nullptr, key.get(), days, true));
+  // Trust first, then issue: the bundle holds both, the new key signs.
+  RETURN_IF_ERROR(WriteFileAtomic(ca_dir + "/ca.key.old", old_key, 0600));
+  RETURN_IF_ERROR(
+      WriteFileAtomic(ca_dir + "/ca.pem",
+                      PemOfCert(old_ca.get()) + PemOfCert(cert.get()), 0644));
+  return WriteFileAtomic(ca_dir + "/ca.key", PemOfKey(key.get()), 0600);
+}
+
+absl::StatusOr<bool> IssuedByCurrentCa(const std::string& ca_dir,
+                                       absl::string_view cert_pem) {
+  ASSIGN_OR_RETURN(X509Ptr ca, IssuingCa(ca_dir));
+  ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(cert_pem, "certificate"));
+  std::vector<X509Ptr> only;
+  only.push_back(std::move(ca));
+  // Validity is not the question here, only the issuer.
+  CertificateInfo info = Inspect(cert.get());
+  return VerifyChain(cert.get(), only, info.not_before + absl::Seconds(1)) == 0;
+}
+
+absl::Status FinishCaRotation(const std::string& ca_dir,
+                              const std::string& certs_dir) {
+  if (access((ca_dir + "/ca.key.old").c_str(), F_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no CA rotation is under way in ", ca_dir));
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(certs_dir));
+  for (const std::string& n : names) {
+    if (!absl::EndsWith(n, ".pem")) continue;
+    ASSIGN_OR_RETURN(std::string pem, ReadFileToString(certs_dir + "/" + n));
+    ASSIGN_OR_RETURN(bool current, IssuedByCurrentCa(ca_dir, pem));
+    if (!current) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          certs_dir, "/", n,
+          " is still from the old CA: renew it first (`gwmirror certs "
+          "rotate-ca renew`), or the process using it is refused once the "
+          "old CA is retired"));
+    }
+  }
+  ASSIGN_OR_RETURN(X509Ptr ca, IssuingCa(ca_dir));
+  RETURN_IF_ERROR(
+      WriteFileAtomic(ca_dir + "/ca.pem", PemOfCert(ca.get()), 0644));
+  if (unlink((ca_dir + "/ca.key.old").c_str()) != 0) {
+    return ErrnoStatus(errno, "remove ca.key.old");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CreateCa(const std::string& dir, const std::string& name,
                       int days) {
   RETURN_IF_ERROR(MakeDirs(dir, 0700));
@@ -315,7 +410,7 @@ absl::StatusOr<gwmirror::v1::TlsConfig> IssueCertificate(
         "certificate name \"", name,
         "\" must be a DNS-style name (letters, digits, '-', '.')"));
   }
-  ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(ca_dir + "/ca.pem"));
+  ASSIGN_OR_RETURN(X509Ptr ca, IssuingCa(ca_dir));
   ASSIGN_OR_RETURN(PkeyPtr ca_key, ReadKey(ca_dir + "/ca.key"));
   ASSIGN_OR_RETURN(PkeyPtr key, NewKey());
   for (const std::string& h : options.hosts) RETURN_IF_ERROR(ValidateHost(h));
@@ -482,8 +577,161 @@ void RecordCertificateExpiry(const CertificateInfo& info) {
            {info.subject});
 }
 
+// ------------------------------------------------------------ TlsReloader
+
+namespace {
+
+// Reloaders by the cert_file they were started for: DialMutualTls and
+// MakeServerCredentials of the same material use them.
+absl::Mutex g_reloaders_mu;
+std::map<std::string, TlsReloader*>& Reloaders()
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_reloaders_mu) {
+  static auto* const kMap = new std::map<std::string, TlsReloader*>;
+  return *kMap;
+}
+
+TlsReloader* ReloaderFor(const gwmirror::v1::TlsConfig& tls) {
+  absl::MutexLock l(&g_reloaders_mu);
+  auto it = Reloaders().find(tls.cert_file());
+  return it == Reloaders().end() ? nullptr : it->second;
+}
+
+}  // namespace
+
+struct TlsReloader::State {
+  gwmirror::v1::TlsConfig configured;
+  gwmirror::v1::TlsConfig copies;
+  std::shared_ptr<grpc::experimental::FileWatcherCertificateProvider> provider;
+  std::function<void(const CertificateInfo&)> on_reload;
+  absl::Mutex mu;
+  Material current ABSL_GUARDED_BY(mu);
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  std::thread poller;
+};
+
+TlsReloader::TlsReloader(gwmirror::v1::TlsConfig configured, std::string dir)
+    : state_(std::make_unique<State>()) {
+  state_->configured = std::move(configured);
+  state_->copies.set_ca_file(dir + "/ca.pem");
+  state_->copies.set_cert_file(dir + "/cert.pem");
+  state_->copies.set_key_file(dir + "/key.pem");
+}
+
+absl::StatusOr<std::unique_ptr<TlsReloader>> TlsReloader::Start(
+    const gwmirror::v1::TlsConfig& configured, std::string dir,
+    std::function<void(const CertificateInfo&)> on_reload,
+    absl::Duration poll) {
+  RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  std::unique_ptr<TlsReloader> r(new TlsReloader(configured, std::move(dir)));
+  State& s = *r->state_;
+  s.on_reload = std::move(on_reload);
+  ASSIGN_OR_RETURN(Material m, LoadMaterial(configured));
+  ASSIGN_OR_RETURN(CertificateInfo info,
+                   CheckMaterial(m, configured, absl::Now()));
+  RecordCertificateExpiry(info);
+  RETURN_IF_ERROR(WriteFileAtomic(s.copies.ca_file(), m.ca, 0600));
+  RETURN_IF_ERROR(WriteFileAtomic(s.copies.key_file(), m.key, 0600));
+  RETURN_IF_ERROR(WriteFileAtomic(s.copies.cert_file(), m.cert, 0600));
+  {
+    absl::MutexLock l(&s.mu);
+    s.current = std::move(m);
+  }
+  s.provider =
+      std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+          s.copies.key_file(), s.copies.cert_file(), s.copies.ca_file(), 1);
+  {
+    absl::MutexLock l(&g_reloaders_mu);
+    Reloaders()[configured.cert_file()] = r.get();
+  }
+  TlsReloader* self = r.get();
+  s.poller = std::thread([self, poll] {
+    State& st = *self->state_;
+    for (;;) {
+      {
+        absl::MutexLock l(&st.mu);
+        auto stopping = [&st]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
+          return st.stop;
+        };
+        if (st.mu.AwaitWithTimeout(absl::Condition(&stopping), poll)) return;
+      }
+      (void)self->Reload();
+    }
+  });
+  return r;
+}
+
+TlsReloader::~TlsReloader() {
+  {
+    absl::MutexLock l(&g_reloaders_mu);
+    auto it = Reloaders().find(state_->configured.cert_file());
+    if (it != Reloaders().end() && it->second == this) Reloaders().erase(it);
+  }
+  {
+    absl::MutexLock l(&state_->mu);
+    state_->stop = true;
+  }
+  if (state_->poller.joinable()) state_->poller.join();
+}
+
+absl::Status TlsReloader::Reload() {
+  State& s = *state_;
+  absl::MutexLock l(&s.mu);
+  auto m = LoadMaterial(s.configured);
+  absl::Status st = m.status();
+  if (st.ok() && m->ca == s.current.ca && m->cert == s.current.cert &&
+      m->key == s.current.key) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<CertificateInfo> info =
+      st.ok() ? CheckMaterial(*m, s.configured, absl::Now())
+              : absl::StatusOr<CertificateInfo>(st);
+  if (!info.ok()) {
+    Logf(LogLevel::kError, "tls",
+         "renewed TLS material refused, the current one stays: %s",
+         info.status().ToString());
+    return info.status();
+  }
+  // The CA bundle first (a new CA is trusted before a certificate it
+  // issued is shown), then key and certificate: gRPC's watcher takes a
+  // key and certificate only once they match.
+  for (auto [path, data] : {std::pair{s.copies.ca_file(), &m->ca},
+                            {s.copies.key_file(), &m->key},
+                            {s.copies.cert_file(), &m->cert}}) {
+    RETURN_IF_ERROR(WriteFileAtomic(path, *data, 0600));
+  }
+  s.current = *std::move(m);
+  RecordCertificateExpiry(*info);
+  Logf(LogLevel::kInfo, "tls",
+       "TLS material reloaded: certificate \"%s\" issued by \"%s\", valid "
+       "until %s",
+       info->subject, info->issuer, Utc(info->not_after));
+  if (s.on_reload) s.on_reload(*info);
+  return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::ServerCredentials> TlsReloader::ServerCredentials()
+    const {
+  grpc::experimental::TlsServerCredentialsOptions opts(state_->provider);
+  opts.watch_root_certs();
+  opts.watch_identity_key_cert_pairs();
+  opts.set_cert_request_type(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  return grpc::experimental::TlsServerCredentials(opts);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> TlsReloader::ChannelCredentials()
+    const {
+  grpc::experimental::TlsChannelCredentialsOptions opts;
+  opts.set_certificate_provider(state_->provider);
+  opts.watch_root_certs();
+  opts.watch_identity_key_cert_pairs();
+  opts.set_verify_server_certs(true);
+  return grpc::experimental::TlsCredentials(opts);
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const gwmirror::v1::TlsConfig& tls) {
+  if (TlsReloader* r = ReloaderFor(tls)) return r->ServerCredentials();
   ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
   ASSIGN_OR_RETURN(CertificateInfo info, CheckMaterial(m, tls, absl::Now()));
   RecordCertificateExpiry(info);
@@ -497,12 +745,18 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
     const gwmirror::v1::TlsConfig& tls, const std::string& address,
     const std::string& server_name) {
-  ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
-  RETURN_IF_ERROR(CheckMaterial(m, tls, absl::Now()).status());
-  grpc::SslCredentialsOptions opts;
-  opts.pem_root_certs = m.ca;
-  opts.pem_private_key = m.key;
-  opts.pem_cert_chain = m.cert;
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (TlsReloader* r = ReloaderFor(tls)) {
+    creds = r->ChannelCredentials();
+  } else {
+    ASSIGN_OR_RETURN(Material m, LoadMaterial(tls));
+    RETURN_IF_ERROR(CheckMaterial(m, tls, absl::Now()).status());
+    grpc::SslCredentialsOptions opts;
+    opts.pem_root_certs = m.ca;
+    opts.pem_private_key = m.key;
+    opts.pem_cert_chain = m.cert;
+    creds = grpc::SslCredentials(opts);
+  }
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride(server_name);
   args.SetMaxReceiveMessageSize(8 << 20);
@@ -513,7 +767,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(address, grpc::SslCredentials(opts), args);
+  return grpc::CreateCustomChannel(address, creds, args);
 }
 
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(

@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,23 @@ namespace gwmirror {
 // EC P-256 CA valid for `days`.
 absl::Status CreateCa(const std::string& dir, const std::string& name,
                       int days = 3650);
+
+// CA rotation, without downtime: BeginCaRotation makes a new CA in
+// `ca_dir` (a new ca.key, which `IssueCertificate` signs with from then
+// on; the old key kept as ca.key.old) and makes ca.pem the bundle of the
+// old and the new CA, which every process trusts once it has it (a
+// reload); certificates are then renewed from the new CA; FinishCaRotation
+// leaves only the new CA in ca.pem (FAILED_PRECONDITION while a
+// certificate in `certs_dir` is still from the old one) and removes the old
+// key. docs/OPERATIONS.md has the whole procedure.
+absl::Status BeginCaRotation(const std::string& ca_dir, const std::string& name,
+                             int days = 3650);
+absl::Status FinishCaRotation(const std::string& ca_dir,
+                              const std::string& certs_dir);
+// Whether the PEM certificate `cert_pem` was issued by the CA that
+// `ca_dir` issues with now (its ca.key).
+absl::StatusOr<bool> IssuedByCurrentCa(const std::string& ca_dir,
+                                       absl::string_view cert_pem);
 
 struct IssueOptions {
   int days = 825;
@@ -50,6 +68,7 @@ struct CertificateInfo {
   absl::Time not_after;
   std::vector<std::string> hosts;  // subjectAltNames
   bool is_ca = false;
+  std::string role;  // the subject's organizational unit, if any
 };
 
 // What a PEM certificate says; INVALID_ARGUMENT naming `what` when it is
@@ -111,6 +130,43 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
 // Says NOT_SERVING on the health service, then shuts `server` down
 // (in-flight calls get five seconds).
 void StopServer(grpc::Server* server);
+
+// A daemon's TLS material, renewable while it runs: the configured files
+// are checked (as CheckTlsMaterial does) and copied into `dir` (0700);
+// gRPC's file watcher re-reads the copies every second for new handshakes,
+// on the server and on every channel this process dials (DialMutualTls
+// and StartServer use the reloader registered for the same cert_file).
+// Reload() re-reads the configured files: when they changed and check
+// out, the copies are replaced (a renewed certificate, a CA bundle with a
+// new CA beside the old, the old one retired); when they do not, the old
+// material stays and the refusal names the file and the problem. It runs
+// on SIGHUP (the daemons' signal loop) and every `poll` by itself.
+// Thread-safe.
+class TlsReloader {
+ public:
+  // `on_reload` (may be empty) runs after new material was taken.
+  static absl::StatusOr<std::unique_ptr<TlsReloader>> Start(
+      const gwmirror::v1::TlsConfig& configured, std::string dir,
+      std::function<void(const CertificateInfo&)> on_reload = nullptr,
+      absl::Duration poll = absl::Seconds(10));
+  ~TlsReloader();
+
+  // OK when nothing changed or the new material was taken.
+  absl::Status Reload();
+
+ private:
+  friend absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>>
+  MakeServerCredentials(const gwmirror::v1::TlsConfig& tls);
+  friend absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
+      const gwmirror::v1::TlsConfig& tls, const std::string& address,
+      const std::string& server_name);
+  TlsReloader(gwmirror::v1::TlsConfig configured, std::string dir);
+  std::shared_ptr<grpc::ServerCredentials> ServerCredentials() const;
+  std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() const;
+
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // The verified peer's certificate common name, or "" when there is none.
 std::string PeerIdentity(const grpc::ServerContext& ctx);

@@ -272,6 +272,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
   if (auto pem = ReadFileToString(c->config_.tls().cert_file()); pem.ok()) {
     if (auto cert = InspectCertificate(*pem, c->config_.tls().cert_file());
         cert.ok()) {
+      absl::MutexLock l(&c->grant_mu_);
       c->own_cert_ = *std::move(cert);
     }
   }
@@ -337,6 +338,17 @@ Coordinator::~Coordinator() {
     stopping_ = true;
   }
   if (background_.joinable()) background_.join();
+}
+
+void Coordinator::NoteOwnCertificate(const CertificateInfo& info) {
+  {
+    absl::MutexLock l(&grant_mu_);
+    own_cert_ = info;
+  }
+  if (absl::Status st = SignGrant(); !st.ok()) {
+    Logf(LogLevel::kError, "coordinator", "re-signing the epoch grant: %s",
+         st.ToString());
+  }
 }
 
 void Coordinator::NoteCertificate(const std::string& identity,
@@ -1518,10 +1530,13 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   *s.mutable_epoch_grant() = Stamp(s.epoch()).grant();
   s.set_active_site(store_->ActiveSite());
   s.set_fenced_site(store_->FencedSite());
-  if (own_cert_.has_value()) {
-    s.set_coordinator_identity(own_cert_->subject);
-    s.set_coordinator_certificate_expires_unix_ms(
-        absl::ToUnixMillis(own_cert_->not_after));
+  {
+    absl::MutexLock l(&grant_mu_);
+    if (own_cert_.has_value()) {
+      s.set_coordinator_identity(own_cert_->subject);
+      s.set_coordinator_certificate_expires_unix_ms(
+          absl::ToUnixMillis(own_cert_->not_after));
+    }
   }
   for (const auto& site : config_.sites()) s.add_sites(site);
   s.set_parity_policy(

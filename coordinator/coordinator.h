@@ -60,6 +60,9 @@ class Coordinator {
   absl::StatusOr<gwmirror::v1::HeartbeatResponse> Heartbeat(
       const std::string& identity, const gwmirror::v1::HeartbeatRequest& req);
 
+  // The coordinator's own certificate changed (a reload): status and
+  // metrics show the new one, and new grants are signed with it.
+  void NoteOwnCertificate(const CertificateInfo& info);
   // Notes when the certificate a node registered with expires (status and
   // metrics show it).
   void NoteCertificate(const std::string& identity, absl::Time not_after);
@@ -143,8 +146,8 @@ class Coordinator {
     Node source, replica;
   };
   class Peers;
-  // This coordinator's own certificate, as read at Open.
-  std::optional<CertificateInfo> own_cert_;
+  // This coordinator's own certificate, as read at Open or reloaded.
+  std::optional<CertificateInfo> own_cert_ ABSL_GUARDED_BY(grant_mu_);
   // The envelope of `epoch`: with this coordinator's grant when it is the
   // epoch the grant proves.
   gwmirror::v1::Envelope Stamp(uint64_t epoch) const

@@ -35,6 +35,15 @@ absl::StatusOr<gwmirror::v1::CoordinatorConfig> LoadConfig(
 absl::Status Serve(const std::string& path) {
   ASSIGN_OR_RETURN(gwmirror::v1::CoordinatorConfig config, LoadConfig(path));
   ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> c, Coordinator::Open(config));
+  // Renewed certificates and CA bundles are taken on SIGHUP and when the
+  // files change, without a restart.
+  Coordinator* coordinator = c.get();
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<TlsReloader> tls,
+      TlsReloader::Start(config.tls(), config.state_dir() + "/tls",
+                         [coordinator](const CertificateInfo& info) {
+                           coordinator->NoteOwnCertificate(info);
+                         }));
   CoordinatorService nodes(c.get());
   ControlService control(c.get());
   grpc::ServerBuilder builder;
@@ -58,7 +67,7 @@ absl::Status Serve(const std::string& path) {
   // Unfinished checkpoints of a previous run are settled by the background
   // loop as soon as the replicas have registered.
   c->StartBackground();
-  int sig = WaitForStopSignal();
+  int sig = WaitForStopSignal([&tls] { (void)tls->Reload(); });
   Logf(LogLevel::kInfo, "coordinator", "stopping on signal %d", sig);
   StopServer(server.get());
   return absl::OkStatus();

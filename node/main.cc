@@ -61,6 +61,11 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
         "a serving source needs a \"coordinator\" section: cuts come from it");
   }
   RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
+  // Renewed certificates and CA bundles are taken on SIGHUP and when the
+  // files change, without a restart.
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<TlsReloader> tls,
+      TlsReloader::Start(config.tls(), config.state_dir() + "/tls"));
   ASSIGN_OR_RETURN(std::unique_ptr<EpochFile> epoch,
                    EpochFile::Open(config.state_dir() + "/epoch", "this node",
                                    NodeEpochAuthority(config)));
@@ -205,7 +210,7 @@ absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
     RETURN_IF_ERROR(membership->Start());
     member = membership.get();
   }
-  int sig = WaitForStopSignal();
+  int sig = WaitForStopSignal([&tls] { (void)tls->Reload(); });
   Logf(LogLevel::kInfo, "node", "slot=%s stopping on signal %d", config.slot(),
        sig);
   member = nullptr;

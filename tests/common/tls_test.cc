@@ -1,7 +1,10 @@
 #include "common/tls.h"
 
 #include "absl/strings/match.h"
+#include "common/grpc_status.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "gwmirror/v1/coordinator.grpc.pb.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -99,6 +102,75 @@ TEST(TlsTest, IssueRefusesNamesAndHostsThatAreNotHostNames) {
   auto st = IssueCertificate(dir / "ca", "node", dir / "certs", o).status();
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(st.message(), "bad,IP:1.2.3.4")) << st;
+}
+
+// A daemon takes a renewed certificate without a restart; renewed material
+// that does not check out is refused and the old one stays; channels of a
+// reloading process still check the server's name.
+TEST(TlsTest, ReloaderTakesRenewedMaterialAndKeepsCheckingNames) {
+  testing::TempDir dir;
+  testing::Pki pki(dir.path());
+  auto server_tls = pki.Issue("srv");
+  auto client_tls = pki.Issue("cli");
+  auto server_reload = TlsReloader::Start(server_tls, dir / "srv-state");
+  ASSERT_TRUE(server_reload.ok()) << server_reload.status();
+  auto client_reload = TlsReloader::Start(client_tls, dir / "cli-state");
+  ASSERT_TRUE(client_reload.ok()) << client_reload.status();
+  grpc::ServerBuilder builder;
+  // A sync server needs one sync service; its methods are never called.
+  gwmirror::v1::Control::Service unused;
+  builder.RegisterService(&unused);
+  int port = 0;
+  auto server = StartServer(builder, server_tls, "127.0.0.1:0", "", &port, {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  // The server certificate a new connection sees (its not_after), or the
+  // call's failure.
+  auto served = [&](const std::string& name) -> absl::StatusOr<absl::Time> {
+    auto ch = DialMutualTls(client_tls, address, name);
+    if (!ch.ok()) return ch.status();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status st =
+        grpc::health::v1::Health::NewStub(*ch)->Check(&ctx, req, &resp);
+    if (!st.ok()) return FromGrpc(st);
+    auto pem = ctx.auth_context()->FindPropertyValues("x509_pem_cert");
+    if (pem.empty()) return absl::InternalError("no peer certificate");
+    auto info = InspectCertificate(
+        absl::string_view(pem.front().data(), pem.front().size()), "peer");
+    if (!info.ok()) return info.status();
+    return info->not_after;
+  };
+  auto first = served("srv");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(served("another-name").ok()) << "the server's name is checked";
+  // Renewed with another lifetime: taken at the next reload.
+  IssueOptions o;
+  o.days = 100;
+  ASSERT_TRUE(IssueCertificate(dir / "ca", "srv", dir / "certs", o).ok());
+  ASSERT_TRUE((*server_reload)->Reload().ok());
+  absl::StatusOr<absl::Time> now_served = first;
+  for (int i = 0; i < 50 && now_served.ok() && *now_served == *first; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));  // gRPC's watcher: 1 s.
+    now_served = served("srv");
+  }
+  ASSERT_TRUE(now_served.ok()) << now_served.status();
+  EXPECT_NEAR(absl::ToDoubleHours(*now_served - absl::Now()) / 24, 100, 1);
+  // A key that is not the certificate's is refused; the server goes on
+  // with what it has.
+  testing::WriteFile(server_tls.key_file(),
+                     testing::ReadFile(client_tls.key_file()), 0600);
+  absl::Status st = (*server_reload)->Reload();
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "does not match")) << st;
+  absl::SleepFor(absl::Milliseconds(1500));
+  auto still = served("srv");
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_EQ(*still, *now_served);
+  StopServer(server->get());
 }
 
 }  // namespace

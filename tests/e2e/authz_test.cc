@@ -467,3 +467,91 @@ TEST_F(AuthzTest, AFloodFromOneCertificateLeavesTheOperatorsStatusAnswering) {
 
 }  // namespace
 }  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+// Issue 17: a new CA is introduced beside the old one, every certificate
+// renewed from it and the old CA retired, each daemon taking the new
+// material on SIGHUP, while production keeps changing and the cluster
+// keeps mirroring; afterwards a certificate of the old CA gets no TLS
+// session.
+TEST_F(AuthzTest, CaRotationWhileTheClusterKeepsMirroring) {
+  Up(1, /*follow=*/true);
+  const std::string pki = Dir() + "/pki";
+  // An operator's material from the old CA, kept aside.
+  testing::TempDir kept;
+  gwmirror::v1::TlsConfig old_operator = Tls("operator");
+  for (const char* ext : {".pem", ".key"}) {
+    testing::WriteFile(kept / (std::string("operator") + ext),
+                       testing::ReadFile(pki + "/certs/operator" + ext), 0600);
+  }
+  testing::WriteFile(kept / "ca.pem", testing::ReadFile(pki + "/ca/ca.pem"));
+  old_operator.set_ca_file(kept / "ca.pem");
+  old_operator.set_cert_file(kept / "operator.pem");
+  old_operator.set_key_file(kept / "operator.key");
+
+  std::vector<int> pids = {sb_.coordinator_process().pid(),
+                           sb_.slots(0).production().pid(),
+                           sb_.slots(0).standby().pid()};
+  auto hangup = [&] {
+    for (int pid : pids) ASSERT_EQ(kill(pid, SIGHUP), 0);
+  };
+  // Production changes all along; each step must see new checkpoints.
+  const std::string rel = "conf/envSettings.props";
+  std::atomic<bool> stop{false};
+  std::atomic<int> edits{0};
+  std::thread writer([&] {
+    for (int i = 0; i < 600 && !stop; ++i) {  // At most 2 minutes.
+      testing::WriteFile(Gw(Prod(1), rel), absl::StrCat("env.EDIT=", i, "\n"));
+      ++edits;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  });
+  auto applied_after = [&](uint64_t after, const std::string& step) {
+    gwmirror::v1::ClusterStatus s = WaitFor(
+        [after](const auto& s) { return s.last_consistent().id() > after + 1; },
+        "checkpoints after " + step);
+    return s.last_consistent().id();
+  };
+  uint64_t id = Status().last_consistent().id();
+  for (const char* step : {"start", "renew", "finish"}) {
+    RunResult r = testing::Run(
+        {Bin("gwmirror"), "certs", "rotate-ca", step, "--dir", pki});
+    ASSERT_EQ(r.exit_code, 0) << step << ": " << r.out << r.err;
+    hangup();
+    id = applied_after(id, step);
+  }
+  stop = true;
+  writer.join();
+  const std::string last = testing::ReadFile(Gw(Prod(1), rel));
+  absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (testing::ReadFile(Gw(Standby(1), rel)) != last &&
+         absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), rel)), last);
+  std::printf("CA rotated while %d edits were mirrored (checkpoint %llu)\n",
+              edits.load(), static_cast<unsigned long long>(id));
+  for (const auto* p : {&sb_.coordinator_process(), &sb_.slots(0).production(),
+                        &sb_.slots(0).standby()}) {
+    EXPECT_TRUE(
+        absl::StrContains(testing::ReadFile(p->log()), "TLS material reloaded"))
+        << p->log();
+  }
+  // The old CA is no longer trusted: no TLS session for its certificates,
+  // while the renewed ones work.
+  auto ch = DialMutualTls(old_operator, sb_.coordinator(), "coordinator");
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  gwmirror::v1::ClusterStatus resp;
+  grpc::Status st =
+      gwmirror::v1::Control::NewStub(*ch)->Status(&ctx, {}, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << st.error_message();
+  EXPECT_TRUE(Checkpoint().ok());
+}
+
+}  // namespace
+}  // namespace gwmirror

@@ -97,7 +97,8 @@ TEST_F(ClusterTest, ReplicaRefusesAnotherSlotsSource) {
                               tmp_ / "intruder.json", "--checkpoint", "99",
                               "--epoch", "1"});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(r.err, "\"gw2-production\" may not")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "\"gw2-production\" (nobody) may not"))
+      << r.err;
   // The Push call itself, without the reads a source starts with.
   auto ch = DialMutualTls(Tls("gw2-production"),
                           sb_.slots(0).standby().address(), "gw1-standby");
@@ -113,10 +114,9 @@ TEST_F(ClusterTest, ReplicaRefusesAnotherSlotsSource) {
   writer->WritesDone();
   grpc::Status st = writer->Finish();
   EXPECT_EQ(st.error_code(), grpc::PERMISSION_DENIED);
-  EXPECT_TRUE(
-      absl::StrContains(st.error_message(),
-                        "\"gw2-production\" may not push to this replica "
-                        "(its source is \"gw1-production\")"))
+  EXPECT_TRUE(absl::StrContains(st.error_message(),
+                                "\"gw2-production\" (nobody) may not call "
+                                "Replica.Push here (allowed: source)"))
       << st.error_message();
   EXPECT_EQ(testing::Diff(before, Tree(Standby(1))), "");
 }
@@ -505,14 +505,14 @@ TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
     req.set_address("127.0.0.1:1");
     gwmirror::v1::RegisterResponse resp;
     expect(stub->Register(&ctx, req, &resp), grpc::PERMISSION_DENIED,
-           {"unknown node \"intruder\""});
+           {"\"intruder\" (nobody) may not call Coordinator.Register"});
   }
   {
     auto stub = gwmirror::v1::Control::NewStub(coordinator("gw1-production"));
     grpc::ClientContext ctx;
     gwmirror::v1::ClusterStatus resp;
     expect(stub->Status(&ctx, gwmirror::v1::StatusRequest(), &resp),
-           grpc::PERMISSION_DENIED, {"not an operator"});
+           grpc::PERMISSION_DENIED, {"may not call Control.Status"});
   }
   auto source = [&](const std::string& as) {
     auto ch = DialMutualTls(Tls(as), sb_.slots(0).production().address(),
@@ -529,7 +529,7 @@ TEST_F(ClusterTest, StaleEpochsAndUnknownNodesAreRefused) {
     gwmirror::v1::CutResult resp;
     cut.mutable_envelope()->set_epoch(1);
     expect(source("operator")->Cut(&ctx, cut, &resp), grpc::PERMISSION_DENIED,
-           {"\"operator\" may not cut"});
+           {"\"operator\" (operator) may not call Source.Cut"});
   }
   {
     grpc::ClientContext ctx;
