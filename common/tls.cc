@@ -229,11 +229,6 @@ int VerifyChain(X509* cert, const std::vector<X509Ptr>& cas, absl::Time at) {
   return err == 0 ? -1 : err;
 }
 
-absl::StatusOr<X509Ptr> ReadCert(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
-  return ParseCert(pem, path);
-}
-
 absl::StatusOr<PkeyPtr> ReadKey(const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, ReadFileToString(path));
   return ParseKey(pem, path);

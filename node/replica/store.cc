@@ -34,12 +34,6 @@ using gwmirror::v1::ENTRY_TYPE_SYMLINK;
 constexpr uint64_t kDefaultPoolCap = 2ull << 30;
 constexpr uint64_t kDefaultMaxManifestBytes = 512ull << 20;
 
-// What one buffered manifest entry holds in memory.
-uint64_t EntryBytes(const Entry& e) {
-  return sizeof(Entry) + e.path().size() + e.sha256().size() +
-         e.link_target().size();
-}
-
 // Whether the standby's `actual` object still is the committed `want`.
 // Directory mtimes are not compared: a commit sets them only where it
 // changed a listing, and they say nothing about the files.
@@ -75,7 +69,11 @@ PushSession::PushSession(ReplicaStore* store, uint64_t checkpoint,
       checkpoint_(checkpoint),
       manifest_delta_(manifest_delta),
       prestage_(prestage),
-      mirror_set_(store->root_configs_) {}
+      mirror_set_(store->root_configs_),
+      manifest_(manifest_delta, store->max_manifest_bytes_,
+                [this](const Entry& e) {
+                  return mirror_set_.Admit(e.path(), e.type());
+                }) {}
 
 absl::Status PushSession::CheckSpace(const Entry& e) const {
   const uint64_t size = e.size();
@@ -315,32 +313,7 @@ absl::Status PushSession::AddManifest(const gwmirror::v1::ManifestPart& part) {
   if (prestage_) {
     return absl::InvalidArgumentError("a pre-stage push carries no manifest");
   }
-  if (!manifest_delta_ && part.removed_size() > 0) {
-    return absl::InvalidArgumentError(
-        "removed paths in a push that sends the whole manifest");
-  }
-  // Checked as they arrive: nothing the replica would refuse at PushEnd is
-  // buffered, and what is buffered is bounded by bytes.
-  uint64_t bytes = manifest_bytes_;
-  for (const Entry& e : part.entries()) {
-    RETURN_IF_ERROR(ValidateEntry(e));
-    RETURN_IF_ERROR(mirror_set_.Admit(e.path(), e.type()));
-    bytes += EntryBytes(e);
-  }
-  for (const std::string& p : part.removed()) {
-    RETURN_IF_ERROR(ValidateRelativePath(p));
-    bytes += sizeof(std::string) + p.size();
-  }
-  if (bytes > store_->max_manifest_bytes_) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the pushed manifest exceeds this replica's limit of ",
-                     store_->max_manifest_bytes_,
-                     " bytes (replica.max_push_manifest_bytes)"));
-  }
-  manifest_bytes_ = bytes;
-  for (const Entry& e : part.entries()) manifest_entries_.push_back(e);
-  for (const std::string& p : part.removed()) removed_.push_back(p);
-  return absl::OkStatus();
+  return manifest_.Add(part);
 }
 
 absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
@@ -359,63 +332,11 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
     result.set_bytes_received(bytes_);
     return result;
   }
-  if (manifest_delta_) {
-    // Rebuild the whole manifest: the base's entries, minus removed paths,
-    // with new and changed entries replacing theirs; one merge in path
-    // order, so the result needs no sort.
-    Manifest base = store_->CommittedManifest();
-    auto by_path = [](const Entry& a, const Entry& b) {
-      return a.path() < b.path();
-    };
-    std::vector<Entry> changed = std::move(manifest_entries_);
-    std::sort(changed.begin(), changed.end(), by_path);
-    for (size_t i = 1; i < changed.size(); ++i) {
-      if (changed[i].path() == changed[i - 1].path()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "duplicate manifest path \"", changed[i].path(), "\""));
-      }
-    }
-    auto in_changed = [&](const std::string& p) {
-      auto it = std::lower_bound(
-          changed.begin(), changed.end(), p,
-          [](const Entry& e, const std::string& q) { return e.path() < q; });
-      return it != changed.end() && it->path() == p;
-    };
-    absl::flat_hash_set<std::string> removed;
-    for (const std::string& p : removed_) {
-      if (base.Find(p) == nullptr || in_changed(p)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "manifest delta removes \"", p.substr(0, 200),
-            "\", which the base does not hold or the delta also sets"));
-      }
-      removed.insert(p);
-    }
-    manifest_entries_.clear();
-    manifest_entries_.reserve(base.size() + changed.size());
-    const std::vector<Entry>& old = base.entries();
-    size_t i = 0, j = 0;
-    while (i < old.size() || j < changed.size()) {
-      if (j == changed.size() ||
-          (i < old.size() && old[i].path() < changed[j].path())) {
-        if (!removed.contains(old[i].path())) {
-          manifest_entries_.push_back(old[i]);
-        }
-        ++i;
-        continue;
-      }
-      if (i < old.size() && old[i].path() == changed[j].path()) ++i;
-      manifest_entries_.push_back(std::move(changed[j++]));
-    }
-  }
-  ASSIGN_OR_RETURN(Manifest m,
-                   Manifest::FromEntries(std::move(manifest_entries_)));
-  std::string computed = DigestBytes(m.ComputeDigest());
-  if (computed != digest) {
-    return absl::DataLossError(absl::StrCat(
-        "manifest digest mismatch: received entries hash to ",
-        HexOf(computed).substr(0, 16), "..., the source announced ",
-        HexOf(digest).substr(0, 16), "..."));
-  }
+  ASSIGN_OR_RETURN(
+      Manifest m,
+      manifest_.Finish(
+          manifest_delta_ ? store_->CommittedManifest() : Manifest(), digest));
+  const std::string computed = DigestBytes(m.ComputeDigest());
   RETURN_IF_ERROR(m.CheckStructure(store_->roots_));
   gwmirror::v1::PushResult result;
   result.set_checkpoint(checkpoint_);

@@ -39,6 +39,7 @@
 #include "common/epoch.h"
 #include "common/fd.h"
 #include "common/manifest.h"
+#include "common/manifest_delta.h"
 #include "common/sha256.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/replica.pb.h"
@@ -84,11 +85,9 @@ class PushSession {
   bool from_pool_ = false;
   // What the replica's own config admits into its tree.
   MirrorSet mirror_set_;
-  std::vector<Entry> manifest_entries_;
-  std::vector<std::string> removed_;
-  // Memory the buffered manifest parts hold (bounded by
-  // replica.max_push_manifest_bytes).
-  uint64_t manifest_bytes_ = 0;
+  // The manifest parts, checked as they arrive and bounded by
+  // replica.max_push_manifest_bytes.
+  ManifestDeltaDecoder manifest_;
   // Current file.
   std::optional<gwmirror::v1::FileHeader> header_;
   std::string part_path_;

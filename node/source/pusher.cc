@@ -15,6 +15,7 @@
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/manifest_delta.h"
 #include "common/path.h"
 #include "common/status_macros.h"
 #include "node/metrics.h"
@@ -32,6 +33,8 @@ constexpr uint32_t kDefaultBlockLen = 1024;
 constexpr uint64_t kDefaultWholeBelow = 64 * 1024;
 constexpr int kCompressLevel = 1;
 constexpr uint64_t kDefaultSegment = 16 << 20;
+// The most a replica's GetManifest may make this source hold.
+constexpr uint64_t kMaxReplicaManifestBytes = 1ull << 30;
 
 // Deltas of consecutive segments of one large file, computed two at a time
 // on worker threads (each with its own loaded copy of the signature, since
@@ -300,18 +303,22 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(
   gwmirror::v1::GetManifestRequest req;
   *req.mutable_envelope() = envelope;
   auto reader = stub_->GetManifest(&ctx, req);
-  std::vector<Entry> entries;
+  // What a replica sends is bounded too: a hostile one must not make the
+  // source hold more than a mirror set's manifest.
+  ManifestAssembler assembler(kMaxReplicaManifestBytes);
   gwmirror::v1::ManifestBatch batch;
-  while (reader->Read(&batch)) {
+  absl::Status st;
+  while (st.ok() && reader->Read(&batch)) {
     report->wire_bytes += batch.ByteSizeLong();
-    for (Entry& e : *batch.mutable_entries()) entries.push_back(std::move(e));
+    st = assembler.Add(std::move(batch));
+  }
+  if (!st.ok()) {
+    ctx.TryCancel();
+    (void)reader->Finish();
+    return st;
   }
   RETURN_IF_ERROR(FromGrpc(reader->Finish()));
-  ASSIGN_OR_RETURN(Manifest m, Manifest::FromEntries(std::move(entries)));
-  if (DigestBytes(m.ComputeDigest()) != digest) {
-    return absl::AbortedError(
-        "the replica's manifest changed while it was read; retry");
-  }
+  ASSIGN_OR_RETURN(Manifest m, assembler.Finish(digest));
   RETURN_IF_ERROR(WriteManifestFile(cache, 0, m, Durability::kCache));
   if (memo_ != nullptr) memo_->Remember(m);
   return m;
@@ -555,28 +562,12 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
 
 absl::Status Pusher::SendManifestDelta(Stream* stream, const Manifest& next,
                                        const Manifest& base) {
-  PushMessage part;
-  auto flush_if_full = [&]() -> absl::Status {
-    const auto& p = part.manifest_part();
-    if (p.entries_size() + p.removed_size() < 2000) return absl::OkStatus();
-    absl::Status st = stream->Write(part);
-    part.Clear();
-    return st;
-  };
-  absl::Status st;
-  ForEachPath(base, next, [&](const Entry* old, const Entry* now) {
-    if (!st.ok() || (old != nullptr && now != nullptr && SameEntry(*old, *now)))
-      return;
-    if (now != nullptr) {
-      *part.mutable_manifest_part()->add_entries() = *now;
-    } else {
-      part.mutable_manifest_part()->add_removed(old->path());
-    }
-    st = flush_if_full();
-  });
-  RETURN_IF_ERROR(st);
-  if (part.has_manifest_part()) return stream->Write(part);
-  return absl::OkStatus();
+  return EncodeManifestDelta(base, next, 2000,
+                             [stream](gwmirror::v1::ManifestPart part) {
+                               PushMessage m;
+                               *m.mutable_manifest_part() = std::move(part);
+                               return stream->Write(m);
+                             });
 }
 
 absl::StatusOr<PushReport> Pusher::Push(
