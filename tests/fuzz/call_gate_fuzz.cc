@@ -67,9 +67,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     held.push_back(*std::move(t));
   }
   held.clear();
-  // With nothing held and the buckets full again, every identity may call
-  // what it is allowed to.
-  for (const char* id : kIdentities) {
+  // With nothing held and the buckets full again, an identity (one per
+  // input) may call what it is allowed to.
+  for (const char* id : {kIdentities[size > 0 ? data[0] % 7 : 0]}) {
     for (const auto& rule : table) {
       clock.Advance(absl::Seconds(1));
       auto t = gate.AdmitIdentity(id, rule.method);
