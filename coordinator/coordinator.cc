@@ -359,8 +359,9 @@ void Coordinator::NoteCertificate(const std::string& identity,
   }
 }
 
-std::string Coordinator::Role(const std::string& site) const {
-  return site == store_->ActiveSite() ? "source" : "replica";
+gwmirror::v1::NodeRole Coordinator::Role(const std::string& site) const {
+  return site == store_->ActiveSite() ? gwmirror::v1::NODE_ROLE_SOURCE
+                                      : gwmirror::v1::NODE_ROLE_REPLICA;
 }
 
 bool Coordinator::Healthy(const Node& n) const {
@@ -488,7 +489,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   resp.set_epoch(epoch);
   *resp.mutable_grant() = Stamp(epoch).grant();
   resp.set_role(Role(n.member.site()));
-  if (resp.role() == "source") {
+  if (resp.role() == gwmirror::v1::NODE_ROLE_SOURCE) {
     for (const auto& [id, peer] : nodes_) {
       if (peer.member.slot() == n.member.slot() &&
           peer.member.site() != n.member.site() && Healthy(peer)) {
@@ -1137,6 +1138,14 @@ absl::Status Coordinator::ApplyConsistent(
   ParallelFor(replicas.size(), [&](size_t i) {
     const std::string& slot = replicas[i].member.slot();
     auto d = digests.find(slot);
+    if (d == digests.end()) {
+      // The commit point recorded every slot's digest: a slot without one
+      // is a broken invariant, never a reason to commit something else.
+      results[i] = absl::InternalError(absl::StrCat(
+          "checkpoint ", id, " recorded no digest for slot ", slot));
+      Logf(LogLevel::kError, "coordinator", "%s", results[i].ToString());
+      return;
+    }
     if (replicas[i].address.empty()) {
       results[i] = absl::UnavailableError("replica not registered");
       return;

@@ -185,7 +185,7 @@ class Coordinator {
   absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>> Retained(
       const std::vector<Node>& nodes, const std::vector<uint64_t>* set_pins);
   bool Healthy(const Node& n) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string Role(const std::string& site) const;
+  gwmirror::v1::NodeRole Role(const std::string& site) const;
   // Parity over `production` reports (fresh from a cut, or the heartbeats')
   // and the standby nodes' latest reports.
   ParityVerdict Parity(const std::vector<gwmirror::v1::TopologyReport>* fresh)

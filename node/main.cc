@@ -26,6 +26,7 @@
 #include "common/signals.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
+#include "node/daemon.h"
 #include "node/databases.h"
 #include "node/membership.h"
 #include "node/metrics.h"
@@ -49,179 +50,12 @@ int Fail(const absl::Status& st) {
 }
 
 absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
-  if (config.listen().empty()) {
-    return absl::InvalidArgumentError("serve needs \"listen\" in the config");
-  }
-  if (!config.has_replica() && !config.has_source()) {
-    return absl::InvalidArgumentError(
-        "serve needs a \"source\" or \"replica\" section in the config");
-  }
-  if (config.has_source() && !config.has_coordinator()) {
-    return absl::InvalidArgumentError(
-        "a serving source needs a \"coordinator\" section: cuts come from it");
-  }
-  RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
-  // Renewed certificates and CA bundles are taken on SIGHUP and when the
-  // files change, without a restart.
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<TlsReloader> tls,
-      TlsReloader::Start(config.tls(), config.state_dir() + "/tls"));
-  ASSIGN_OR_RETURN(std::unique_ptr<EpochFile> epoch,
-                   EpochFile::Open(config.state_dir() + "/epoch", "this node",
-                                   NodeEpochAuthority(config)));
-  grpc::ServerBuilder builder;
-  // Who may call what on this node, and how much one caller may hold.
-  CallGate gate(
-      [&config](const std::string& id) { return NodeRoles(config, id); },
-      CallGate::Limits{});
-  // Operators' direct acts on this node, forwarded to the coordinator.
-  ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> audit,
-                   AuditLog::Open(config.state_dir() + "/audit.log"));
-  std::unique_ptr<ReplicaStore> store;
-  std::unique_ptr<DrillRunner> drills;
-  std::unique_ptr<Activation> activation;
-  std::unique_ptr<ReplicaService> replica;
-  if (config.has_replica()) {
-    ASSIGN_OR_RETURN(store, ReplicaStore::Open(config));
-    drills = std::make_unique<DrillRunner>(config, store.get());
-    activation = std::make_unique<Activation>(config);
-    replica = std::make_unique<ReplicaService>(store.get(), config.state_dir(),
-                                               &gate, drills.get(),
-                                               activation.get(), audit.get());
-    builder.RegisterService(replica.get());
-  }
-  std::unique_ptr<CutService> source;
-  std::unique_ptr<ChangeWatcher> watcher;
-  std::unique_ptr<SourceTree> tree;
-  std::unique_ptr<Prestager> prestager;
-  std::unique_ptr<DriftChecker> drift;
-  // Set once membership starts; callbacks only read it.
-  std::atomic<Membership*> member{nullptr};
-  std::atomic<Prestager*> prestage_ptr{nullptr};
-  auto wake = [&member] {
-    if (Membership* m = member.load()) m->Wake();
-  };
-  if (config.has_source()) {
-    ChangeWatcher::Options wo;
-    wo.ignore = DatabaseJobs(config).DumpFiles();
-    wo.on_change = [&wake, &prestage_ptr] {
-      wake();
-      if (Prestager* p = prestage_ptr.load()) p->Poke();
-    };
-    watcher = std::make_unique<ChangeWatcher>(config, wo);
-    tree = std::make_unique<SourceTree>(config, watcher.get(), wo.ignore);
-    if (!config.source().prestage_off()) {
-      prestager = std::make_unique<Prestager>(config, tree.get(), watcher.get(),
-                                              epoch.get(), wake);
-      prestage_ptr = prestager.get();
-    }
-    RETURN_IF_ERROR(watcher->Start());
-    if (prestager) prestager->Start();
-    source = std::make_unique<CutService>(
-        config, &gate, epoch.get(), tree.get(), watcher.get(), prestager.get());
-    builder.RegisterService(source.get());
-  }
-  // The node's role: fixed by the config when it has one side only,
-  // otherwise told by the coordinator (and changed by a promote).
-  enum Role : int { kUnknown, kSource, kReplica };
-  std::atomic<int> role{!config.has_replica()  ? kSource
-                        : !config.has_source() ? kReplica
-                                               : kUnknown};
-  if (store) {
-    drift = std::make_unique<DriftChecker>(store.get(), config.replica(), wake);
-    // Until told otherwise, a node that can be a source has a live tree its
-    // committed manifest does not describe.
-    drift->SetReplicaRole(role == kReplica);
-    drift->Start();
-  }
-  builder.SetMaxReceiveMessageSize(4 << 20);
-  int port = 0;
-  std::vector<std::string> services;
-  if (replica) services.push_back(gwmirror::v1::Replica::service_full_name());
-  if (source) services.push_back(gwmirror::v1::Source::service_full_name());
-  ASSIGN_OR_RETURN(std::unique_ptr<grpc::Server> server,
-                   StartServer(builder, config.tls(), config.listen(),
-                               config.port_file(), &port, services));
-  Logf(LogLevel::kInfo, "node", "slot=%s site=%s listening on port %d (%s%s)",
-       config.slot(), config.site(), port, source ? "source" : "",
-       replica ? (source ? ", replica" : "replica") : "");
-  NodeMetrics& metrics = NodeMetrics::Get();
-  if (store) {
-    metrics.committed_checkpoint.Set(store->State().committed_checkpoint());
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> metrics_server,
-                   MetricsServer::StartIfConfigured(
-                       config.metrics_listen(), config.metrics_port_file(),
-                       [] { return DefaultMetrics().Render(); }));
-  if (metrics_server) {
-    Logf(LogLevel::kInfo, "node", "slot=%s metrics on port %d", config.slot(),
-         metrics_server->port());
-  }
-  std::unique_ptr<Membership> membership;
-  if (config.has_coordinator()) {
-    std::string address = config.advertise_address();
-    if (address.empty()) {
-      address = absl::StrCat(
-          config.listen().substr(0, config.listen().rfind(':')), ":", port);
-    }
-    auto fill = [&](gwmirror::v1::HeartbeatRequest* req) {
-      if (watcher && role == kSource) {
-        ChangeWatcher::Pending p = watcher->Snapshot();
-        auto ms = [](absl::Time t) {
-          return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t);
-        };
-        req->set_pending_since_unix_ms(ms(p.since));
-        req->set_unstaged_since_unix_ms(ms(p.unstaged_since));
-        req->set_pending_files(p.files);
-        req->set_pending_bytes(p.bytes);
-        req->set_prestaging(prestager != nullptr &&
-                            prestager->WorthWaitingFor(p));
-      }
-      if (store && role == kReplica) {
-        gwmirror::v1::ReplicaState state = store->State();
-        metrics.committed_checkpoint.Set(state.committed_checkpoint());
-        metrics.scrub_problems.Set(state.scrub_problems());
-        req->set_drifted_entries(state.drifted_entries());
-        req->set_report_checkpoint(state.committed_checkpoint());
-        req->set_replica_stale(state.stale());
-      }
-    };
-    auto on_response = [&](const gwmirror::v1::HeartbeatResponse& resp) {
-      int now = resp.role() == "source"    ? kSource
-                : resp.role() == "replica" ? kReplica
-                                           : kUnknown;
-      if (now == kUnknown || (now == kSource && !config.has_source()) ||
-          (now == kReplica && !config.has_replica())) {
-        return;  // A role this node's config cannot take: keep the old one.
-      }
-      if (role.exchange(now) != now) {
-        Logf(LogLevel::kInfo, "node", "slot=%s role: %s at epoch %d",
-             config.slot(), resp.role(), resp.epoch());
-      }
-      if (drift) drift->SetReplicaRole(now == kReplica);
-      if (prestager) {
-        // Only a source pre-streams, and only to the replica it is told of.
-        prestager->SetTarget(now == kSource ? resp.replica_address() : "",
-                             now == kSource ? resp.replica_identity() : "");
-      }
-    };
-    membership = std::make_unique<Membership>(config, address, epoch.get(),
-                                              audit.get(), fill, on_response);
-    RETURN_IF_ERROR(membership->Start());
-    member = membership.get();
-  }
-  int sig = WaitForStopSignal([&tls] { (void)tls->Reload(); });
+  ASSIGN_OR_RETURN(std::unique_ptr<NodeDaemon> daemon,
+                   NodeDaemon::Start(config));
+  int sig = WaitForStopSignal([&daemon] { daemon->Reload(); });
   Logf(LogLevel::kInfo, "node", "slot=%s stopping on signal %d", config.slot(),
        sig);
-  member = nullptr;
-  prestage_ptr = nullptr;
-  membership.reset();
-  // The services use what follows: stop serving first.
-  StopServer(server.get());
-  drift.reset();
-  prestager.reset();
-  tree.reset();  // Saves the stat index.
-  watcher.reset();
+  daemon->Stop();
   return absl::OkStatus();
 }
 

@@ -70,7 +70,7 @@ absl::Status Membership::Register() {
   RETURN_IF_ERROR(FromGrpc(stub_->Register(&ctx, req, &resp)));
   RETURN_IF_ERROR(epoch_->Check(resp.epoch(), resp.grant()));
   Logf(LogLevel::kInfo, "node", "slot=%s registered as %s at epoch %d",
-       config_.slot(), resp.role(), resp.epoch());
+       config_.slot(), gwmirror::v1::NodeRole_Name(resp.role()), resp.epoch());
   if (on_response_) {
     gwmirror::v1::HeartbeatResponse as_heartbeat;
     as_heartbeat.set_epoch(resp.epoch());

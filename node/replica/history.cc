@@ -209,28 +209,41 @@ absl::StatusOr<std::unique_ptr<History>> History::Open(
     ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
     HistoryPoint p;
     p.checkpoint = n;
-    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    // A damaged field is refused, never read as 0: a commit time of 0
+    // would make retention expire the point.
+    auto damaged = [&](absl::string_view line) {
+      return absl::DataLossError(absl::StrCat(
+          path, ": damaged history point line \"", line.substr(0, 80), "\""));
+    };
+    bool committed = false;
+    for (absl::string_view line :
+         absl::StrSplit(text, '\n', absl::SkipEmpty())) {
       std::pair<absl::string_view, absl::string_view> kv =
           absl::StrSplit(line, absl::MaxSplits(' ', 1));
-      if (kv.first == "manifest" && IsHex64(kv.second)) {
+      if (kv.first == "manifest") {
+        if (!IsHex64(kv.second)) return damaged(line);
         p.manifest_sha = absl::HexStringToBytes(kv.second);
       } else if (kv.first == "committed_unix_ms") {
-        (void)absl::SimpleAtoi(kv.second, &p.committed_unix_ms);
+        if (!absl::SimpleAtoi(kv.second, &p.committed_unix_ms) ||
+            p.committed_unix_ms <= 0) {
+          return damaged(line);
+        }
+        committed = true;
       } else if (kv.first == "entries") {
-        (void)absl::SimpleAtoi(kv.second, &p.entries);
+        if (!absl::SimpleAtoi(kv.second, &p.entries)) return damaged(line);
       } else if (kv.first == "changes") {
         std::vector<absl::string_view> f = absl::StrSplit(kv.second, ' ');
-        if (f.size() == 4) {
-          (void)absl::SimpleAtoi(f[0], &p.added);
-          (void)absl::SimpleAtoi(f[1], &p.changed);
-          (void)absl::SimpleAtoi(f[2], &p.removed);
-          (void)absl::SimpleAtoi(f[3], &p.changed_bytes);
+        if (f.size() != 4 || !absl::SimpleAtoi(f[0], &p.added) ||
+            !absl::SimpleAtoi(f[1], &p.changed) ||
+            !absl::SimpleAtoi(f[2], &p.removed) ||
+            !absl::SimpleAtoi(f[3], &p.changed_bytes)) {
+          return damaged(line);
         }
       }
     }
-    if (p.manifest_sha.empty()) {
-      return absl::DataLossError(
-          absl::StrCat(path, ": no manifest line in a history point"));
+    if (p.manifest_sha.empty() || !committed) {
+      return absl::DataLossError(absl::StrCat(
+          path, ": a history point without its manifest or commit time"));
     }
     h->points_[n] = p;
   }
@@ -607,7 +620,9 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
     absl::Status st = ReadToDepth(basis, b.get(), 0);
     if (st.ok()) {
       struct stat bs;
-      fstat(b.get(), &bs);
+      if (fstat(b.get(), &bs) != 0) {
+        return ErrnoStatus(errno, "stat the basis of " + path);
+      }
       SignatureBuilder builder(bs.st_size, 0);
       std::string sig_bytes;
       RETURN_IF_ERROR(

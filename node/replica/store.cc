@@ -283,7 +283,13 @@ absl::Status PushSession::EndFile() {
   }
   RETURN_IF_ERROR(FaultPoint("stage:close"));
   // Start writeback now so the one syncfs at PushEnd finds little to do.
-  sync_file_range(part_fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  // Advisory: only an I/O error matters (the syncfs would hit it anyway).
+  if (sync_file_range(part_fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE) != 0 &&
+      errno == EIO) {
+    absl::Status st = ErrnoStatus(errno, absl::StrCat("write back ", path));
+    DropPartial();
+    return st;
+  }
   std::string final_path = ObjectPath(e.sha256());
   if (rename(part_path_.c_str(), final_path.c_str()) != 0) {
     absl::Status rs = ErrnoStatus(errno, "rename staging file");
@@ -532,7 +538,9 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
   std::unique_ptr<ReplicaStore> store(
       new ReplicaStore(config, std::move(writer)));
   RETURN_IF_ERROR(MakeDirs(store->Dir(), 0700));
-  chmod(config.state_dir().c_str(), 0700);
+  if (chmod(config.state_dir().c_str(), 0700) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("chmod ", config.state_dir()));
+  }
   ASSIGN_OR_RETURN(store->epoch_,
                    EpochFile::Open(store->Dir() + "/epoch", "this replica",
                                    NodeEpochAuthority(config)));

@@ -651,8 +651,10 @@ absl::StatusOr<PushReport> Pusher::Push(
     for (const std::string& p : result->resend_whole()) resend.insert(p);
     report.resent_whole += resend.size();
   }
-  return absl::DataLossError(
-      "the replica kept refusing deltas even after whole-file resends");
+  // Retryable at a higher level: the next cut scans and pushes again.
+  return absl::AbortedError(
+      "the replica kept asking for whole files after they were resent; the "
+      "next cut pushes again");
 }
 
 absl::Status Pusher::Commit(uint64_t checkpoint, const std::string& digest,

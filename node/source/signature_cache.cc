@@ -14,9 +14,7 @@
 namespace gwmirror {
 
 SignatureCache::SignatureCache(std::string dir, uint32_t block_len)
-    : dir_(absl::StrCat(dir, "/", block_len)), block_len_(block_len) {
-  (void)MakeDirs(dir_, 0700);
-}
+    : dir_(absl::StrCat(dir, "/", block_len)), block_len_(block_len) {}
 
 std::string SignatureCache::PathOf(absl::string_view sha256) const {
   return absl::StrCat(dir_, "/", HexOf(sha256));
@@ -32,6 +30,8 @@ absl::Status SignatureCache::Put(absl::string_view sha256,
                                  absl::string_view signature) {
   std::string path = PathOf(sha256);
   std::string tmp = path + ".tmp";
+  // The directory is made on first use (a failure is this call's error).
+  if (access(dir_.c_str(), F_OK) != 0) RETURN_IF_ERROR(MakeDirs(dir_, 0700));
   {
     UniqueFd fd(
         open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

@@ -1039,3 +1039,28 @@ TEST_F(HistoryTest, LongHistoriesKeepDeltaChainsShort) {
 
 }  // namespace
 }  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+// Regression (issue 18): a damaged commit time in a history point was read
+// as 0 (an unchecked SimpleAtoi), and retention would then have expired a
+// checkpoint as fifty years old. It is refused, naming the file.
+TEST_F(StoreTest, ADamagedHistoryPointIsRefusedNotReadAsZero) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  ASSERT_TRUE(PushAndCommit(2, {F("a", "2")}).ok());
+  const std::string point = dir_ / "state/replica/history/points/1";
+  std::string text = testing::ReadFile(point);
+  size_t at = text.find("committed_unix_ms ");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at + 18, 3, "x!?");
+  testing::WriteFile(point, text, 0600);
+  store_.reset();
+  auto s = ReplicaStore::Open(config_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_TRUE(absl::StrContains(s.status().message(), point)) << s.status();
+}
+
+}  // namespace
+}  // namespace gwmirror
