@@ -90,12 +90,12 @@ absl::StatusOr<std::string> VerifyEpochGrant(const gwmirror::v1::EpochGrant& g,
 }
 
 absl::StatusOr<std::unique_ptr<EpochFile>> EpochFile::Open(
-    std::string path, std::string who, EpochAuthority authority) {
+    std::string path, std::string who, EpochAuthority authority, Env* env) {
   // "<epoch>\n", then "grant <base64 of the EpochGrant>\n" when one proves
   // it.
   uint64_t epoch = 0;
   gwmirror::v1::EpochGrant grant;
-  auto text = ReadFileToString(path);
+  auto text = ReadFileToString(path, env);
   if (text.ok()) {
     std::vector<absl::string_view> lines =
         absl::StrSplit(*text, '\n', absl::SkipEmpty());
@@ -116,7 +116,7 @@ absl::StatusOr<std::unique_ptr<EpochFile>> EpochFile::Open(
   }
   return std::unique_ptr<EpochFile>(
       new EpochFile(std::move(path), std::move(who), std::move(authority),
-                    epoch, std::move(grant)));
+                    env, epoch, std::move(grant)));
 }
 
 uint64_t EpochFile::Get() const {
@@ -155,7 +155,8 @@ absl::Status EpochFile::Check(uint64_t epoch,
     absl::StrAppend(&text, "grant ",
                     absl::Base64Escape(proof.SerializeAsString()), "\n");
   }
-  RETURN_IF_ERROR(WriteFileAtomic(path_, text, 0600));
+  RETURN_IF_ERROR(
+      WriteFileAtomic(path_, text, 0600, Durability::kSynced, env_));
   epoch_ = epoch;
   grant_ = std::move(proof);
   return absl::OkStatus();

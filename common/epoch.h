@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/env.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/replica.pb.h"
 
@@ -57,7 +58,8 @@ class EpochFile {
   // Loads `path` (missing: epoch 0). `who` names the holder in refusals
   // ("this replica").
   static absl::StatusOr<std::unique_ptr<EpochFile>> Open(
-      std::string path, std::string who, EpochAuthority authority);
+      std::string path, std::string who, EpochAuthority authority,
+      Env* env = Env::Default());
 
   uint64_t Get() const ABSL_LOCKS_EXCLUDED(mu_);
   // The epoch with its proof, for a message this process sends.
@@ -79,15 +81,17 @@ class EpochFile {
 
  private:
   EpochFile(std::string path, std::string who, EpochAuthority authority,
-            uint64_t epoch, gwmirror::v1::EpochGrant grant)
+            Env* env, uint64_t epoch, gwmirror::v1::EpochGrant grant)
       : path_(std::move(path)),
         who_(std::move(who)),
         authority_(std::move(authority)),
+        env_(env),
         epoch_(epoch),
         grant_(std::move(grant)) {}
   const std::string path_;
   const std::string who_;
   const EpochAuthority authority_;
+  Env* const env_;
   mutable absl::Mutex mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_);
   gwmirror::v1::EpochGrant grant_ ABSL_GUARDED_BY(mu_);

@@ -43,11 +43,11 @@ absl::Status ErrnoStatus(int err, absl::string_view what) {
   }
 }
 
-absl::Status WriteAll(int fd, absl::string_view data) {
+absl::Status WriteAll(int fd, absl::string_view data, Env* env) {
   const char* p = data.data();
   size_t left = data.size();
   while (left > 0) {
-    ssize_t n = write(fd, p, left);
+    ssize_t n = env->Write(fd, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "write");
@@ -58,13 +58,14 @@ absl::Status WriteAll(int fd, absl::string_view data) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+absl::StatusOr<std::string> ReadFileToString(const std::string& path,
+                                             Env* env) {
+  UniqueFd fd(env->Open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
   std::string out;
   char buf[65536];
   for (;;) {
-    ssize_t n = read(fd.get(), buf, sizeof buf);
+    ssize_t n = env->Read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, absl::StrCat("read ", path));
@@ -75,10 +76,10 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return out;
 }
 
-absl::Status FsyncPath(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+absl::Status FsyncPath(const std::string& path, Env* env) {
+  UniqueFd fd(env->Open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  if (fsync(fd.get()) != 0)
+  if (env->Fsync(fd.get()) != 0)
     return ErrnoStatus(errno, absl::StrCat("fsync ", path));
   return absl::OkStatus();
 }
@@ -91,80 +92,74 @@ static std::string DirName(const std::string& path) {
 }
 
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data,
-                             int mode, Durability durability) {
+                             int mode, Durability durability, Env* env) {
   std::string tmp = path + ".tmp";
   bool sync = durability == Durability::kSynced;
   {
-    UniqueFd fd(
-        open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    UniqueFd fd(env->Open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                          mode));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
-    RETURN_IF_ERROR(WriteAll(fd.get(), data));
-    if (sync && fsync(fd.get()) != 0) {
+    RETURN_IF_ERROR(WriteAll(fd.get(), data, env));
+    if (sync && env->Fsync(fd.get()) != 0) {
       return ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
     }
   }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
+  if (env->RenameAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
   }
-  return sync ? FsyncPath(DirName(path)) : absl::OkStatus();
+  return sync ? FsyncPath(DirName(path), env) : absl::OkStatus();
 }
 
-absl::Status MakeDirs(const std::string& path, int mode) {
+absl::Status MakeDirs(const std::string& path, int mode, Env* env) {
   if (path.empty()) return absl::OkStatus();
   struct stat st;
-  if (stat(path.c_str(), &st) == 0) {
+  if (env->FstatAt(AT_FDCWD, path.c_str(), &st, 0) == 0) {
     if (S_ISDIR(st.st_mode)) return absl::OkStatus();
     return absl::FailedPreconditionError(
         absl::StrCat(path, " is not a directory"));
   }
   std::string parent = DirName(path);
-  if (parent != path) RETURN_IF_ERROR(MakeDirs(parent, mode));
-  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+  if (parent != path) RETURN_IF_ERROR(MakeDirs(parent, mode, env));
+  if (env->MkdirAt(AT_FDCWD, path.c_str(), mode) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, absl::StrCat("mkdir ", path));
   }
   return absl::OkStatus();
 }
 
-absl::Status RemoveAt(int dirfd, const std::string& name) {
+absl::Status RemoveAt(int dirfd, const std::string& name, Env* env) {
   struct stat st;
-  if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (env->FstatAt(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return absl::OkStatus();
     return ErrnoStatus(errno, absl::StrCat("stat ", name));
   }
   if (!S_ISDIR(st.st_mode)) {
-    if (unlinkat(dirfd, name.c_str(), 0) != 0 && errno != ENOENT) {
+    if (env->UnlinkAt(dirfd, name.c_str(), 0) != 0 && errno != ENOENT) {
       return ErrnoStatus(errno, absl::StrCat("unlink ", name));
     }
     return absl::OkStatus();
   }
-  int sub = openat(dirfd, name.c_str(),
-                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (sub < 0) return ErrnoStatus(errno, absl::StrCat("open ", name));
-  DIR* d = fdopendir(sub);
-  if (d == nullptr) {
-    close(sub);
-    return ErrnoStatus(errno, absl::StrCat("opendir ", name));
-  }
+  UniqueFd sub(env->OpenAt(dirfd, name.c_str(),
+                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub.valid()) return ErrnoStatus(errno, absl::StrCat("open ", name));
   std::vector<std::string> children;
-  while (struct dirent* e = readdir(d)) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    children.emplace_back(e->d_name);
+  if (env->ReadDir(sub.get(), &children) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("list ", name));
   }
   absl::Status st_all;
   for (const std::string& c : children) {
-    absl::Status s = RemoveAt(::dirfd(d), c);
+    absl::Status s = RemoveAt(sub.get(), c, env);
     if (!s.ok() && st_all.ok()) st_all = s;
   }
-  closedir(d);
   RETURN_IF_ERROR(st_all);
-  if (unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+  if (env->UnlinkAt(dirfd, name.c_str(), AT_REMOVEDIR) != 0 &&
+      errno != ENOENT) {
     return ErrnoStatus(errno, absl::StrCat("rmdir ", name));
   }
   return absl::OkStatus();
 }
 
-absl::Status RemoveTree(const std::string& path) {
-  return RemoveAt(AT_FDCWD, path);
+absl::Status RemoveTree(const std::string& path, Env* env) {
+  return RemoveAt(AT_FDCWD, path, env);
 }
 
 void CloseFdsFrom(int first) {
@@ -175,19 +170,17 @@ void CloseFdsFrom(int first) {
   for (int fd = first; fd < static_cast<int>(limit); ++fd) close(fd);
 }
 
-absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) {
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir,
+                                                 Env* env) {
   std::vector<std::string> names;
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) {
+  UniqueFd fd(env->Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) {
     if (errno == ENOENT) return names;
-    return ErrnoStatus(errno, absl::StrCat("opendir ", dir));
+    return ErrnoStatus(errno, absl::StrCat("open ", dir));
   }
-  while (struct dirent* de = readdir(d)) {
-    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-      names.emplace_back(de->d_name);
-    }
+  if (env->ReadDir(fd.get(), &names) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("list ", dir));
   }
-  closedir(d);
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/env.h"
 
 namespace gwmirror {
 
@@ -41,8 +42,12 @@ class UniqueFd {
 // INTERNAL. The message is "<what>: <strerror>".
 absl::Status ErrnoStatus(int err, absl::string_view what);
 
-absl::Status WriteAll(int fd, absl::string_view data);
-absl::StatusOr<std::string> ReadFileToString(const std::string& path);
+// The helpers below do their I/O through `env` (the real file system by
+// default).
+absl::Status WriteAll(int fd, absl::string_view data,
+                      Env* env = Env::Default());
+absl::StatusOr<std::string> ReadFileToString(const std::string& path,
+                                             Env* env = Env::Default());
 // How much a write must survive.
 enum class Durability {
   // fsync the file before the rename and the directory after: survives a
@@ -57,22 +62,26 @@ enum class Durability {
 // `durability` says.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data,
                              int mode = 0600,
-                             Durability durability = Durability::kSynced);
-absl::Status FsyncPath(const std::string& path);
+                             Durability durability = Durability::kSynced,
+                             Env* env = Env::Default());
+absl::Status FsyncPath(const std::string& path, Env* env = Env::Default());
 // mkdir -p with `mode` for directories it creates.
-absl::Status MakeDirs(const std::string& path, int mode = 0755);
+absl::Status MakeDirs(const std::string& path, int mode = 0755,
+                      Env* env = Env::Default());
 // rm -rf; a missing path is not an error.
-absl::Status RemoveTree(const std::string& path);
+absl::Status RemoveTree(const std::string& path, Env* env = Env::Default());
 // Removes the entry `name` in directory `dirfd` whatever it is (recursively
 // for a directory, never following symlinks). Missing is not an error.
-absl::Status RemoveAt(int dirfd, const std::string& name);
+absl::Status RemoveAt(int dirfd, const std::string& name,
+                      Env* env = Env::Default());
 // Closes every descriptor from `first` on (close_range, or one by one up to
 // the descriptor limit where the kernel lacks it). For a child between fork
 // and exec: no allocation.
 void CloseFdsFrom(int first);
 // Names in directory `dir`, sorted, without "." and ".."; a missing
-// directory has none.
-absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);
+// directory has none; a listing that fails part-way is an error.
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir,
+                                                 Env* env = Env::Default());
 
 }  // namespace gwmirror
 

@@ -229,16 +229,18 @@ absl::Status Manifest::CheckStructure(
 }
 
 absl::Status WriteManifestFile(const std::string& path, uint64_t checkpoint,
-                               const Manifest& m, Durability durability) {
+                               const Manifest& m, Durability durability,
+                               Env* env) {
   std::string out(kFileMagic);
   Put<uint64_t>(&out, checkpoint);
   out += m.Encode();
   out += DigestBytes(Sha256Of(out));
-  return WriteFileAtomic(path, out, 0600, durability);
+  return WriteFileAtomic(path, out, 0600, durability, env);
 }
 
-absl::StatusOr<ManifestFile> ReadManifestFile(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string data, ReadFileToString(path));
+absl::StatusOr<ManifestFile> ReadManifestFile(const std::string& path,
+                                              Env* env) {
+  ASSIGN_OR_RETURN(std::string data, ReadFileToString(path, env));
   absl::string_view all(data);
   if (all.size() < kFileMagic.size() + 8 + 32 ||
       all.substr(0, kFileMagic.size()) != kFileMagic) {

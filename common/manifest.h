@@ -93,8 +93,10 @@ struct ManifestFile {
 };
 absl::Status WriteManifestFile(const std::string& path, uint64_t checkpoint,
                                const Manifest& m,
-                               Durability durability = Durability::kSynced);
-absl::StatusOr<ManifestFile> ReadManifestFile(const std::string& path);
+                               Durability durability = Durability::kSynced,
+                               Env* env = Env::Default());
+absl::StatusOr<ManifestFile> ReadManifestFile(const std::string& path,
+                                              Env* env = Env::Default());
 
 }  // namespace gwmirror
 

@@ -124,15 +124,16 @@ absl::StatusOr<HashIndex> HashIndex::Decode(absl::string_view data) {
   return index;
 }
 
-absl::StatusOr<HashIndex> HashIndex::Load(const std::string& path) {
-  auto data = ReadFileToString(path);
+absl::StatusOr<HashIndex> HashIndex::Load(const std::string& path,
+                                          Env* env) {
+  auto data = ReadFileToString(path, env);
   if (absl::IsNotFound(data.status())) return HashIndex();
   RETURN_IF_ERROR(data.status());
   return Decode(*data);
 }
 
-absl::Status HashIndex::Save(const std::string& path) const {
-  return WriteFileAtomic(path, Encode(), 0600, Durability::kCache);
+absl::Status HashIndex::Save(const std::string& path, Env* env) const {
+  return WriteFileAtomic(path, Encode(), 0600, Durability::kCache, env);
 }
 
 }  // namespace gwmirror

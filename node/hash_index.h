@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/env.h"
 #include "absl/strings/string_view.h"
 
 namespace gwmirror {
@@ -24,10 +25,11 @@ class HashIndex {
   HashIndex();
   // Loads `path`; a missing file gives an empty index, a damaged one
   // DATA_LOSS (callers start empty and say so).
-  static absl::StatusOr<HashIndex> Load(const std::string& path);
+  static absl::StatusOr<HashIndex> Load(const std::string& path,
+                                        Env* env = Env::Default());
   static absl::StatusOr<HashIndex> Decode(absl::string_view data);
   std::string Encode() const;
-  absl::Status Save(const std::string& path) const;
+  absl::Status Save(const std::string& path, Env* env = Env::Default()) const;
 
   // The digest recorded for `path` if `st` still describes the same bytes.
   std::optional<std::string> Lookup(const std::string& path,

@@ -145,6 +145,7 @@ struct Walker {
   HashIndex* record;
   // One read buffer for the whole walk (not a zeroed 1 MiB per file).
   std::string buf = std::string(1 << 20, '\0');
+  Env* env = Env::Default();
 
   void Fill(Entry* e, const struct stat& st) {
     if (result->record_stamps) {
@@ -159,13 +160,13 @@ struct Walker {
 
   absl::Status HashFile(int dirfd, const char* name, Entry* e) {
     UniqueFd fd(
-        openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+        env->OpenAt(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
       if (errno == ENOENT) return absl::NotFoundError(e->path());
       return ErrnoStatus(errno, absl::StrCat("open ", e->path()));
     }
     struct stat st;
-    if (fstat(fd.get(), &st) != 0) {
+    if (env->Fstat(fd.get(), &st) != 0) {
       return ErrnoStatus(errno, absl::StrCat("stat ", e->path()));
     }
     if (!S_ISREG(st.st_mode)) {
@@ -189,7 +190,7 @@ struct Walker {
                       static_cast<uint64_t>(st.st_size) <= result->hold_budget;
     std::string kept;
     for (;;) {
-      ssize_t n = read(fd.get(), buf.data(), buf.size());
+      ssize_t n = env->Read(fd.get(), buf.data(), buf.size());
       if (n < 0) {
         if (errno == EINTR) continue;
         return ErrnoStatus(errno, absl::StrCat("read ", e->path()));
@@ -210,7 +211,7 @@ struct Walker {
     // Only a file that did not change while we read it is worth indexing
     // (or holding open).
     struct stat after;
-    if (fstat(fd.get(), &after) == 0 && after.st_size == st.st_size &&
+    if (env->Fstat(fd.get(), &after) == 0 && after.st_size == st.st_size &&
         after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
         after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
         static_cast<uint64_t>(st.st_size) == total) {
@@ -233,21 +234,13 @@ struct Walker {
 
   // Walks directory `dirfd`, whose path relative to the root is `rel_dir`.
   absl::Status Walk(int dirfd, const std::string& rel_dir) {
-    int dup_fd = dup(dirfd);
-    if (dup_fd < 0) return ErrnoStatus(errno, "dup");
-    DIR* d = fdopendir(dup_fd);
-    if (d == nullptr) {
-      close(dup_fd);
-      return ErrnoStatus(errno, absl::StrCat("opendir ", rel_dir));
-    }
     std::vector<std::string> names;
-    while (struct dirent* de = readdir(d)) {
-      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
-        continue;
-      }
-      names.emplace_back(de->d_name);
+    // A listing cut short by an error fails the scan: a short listing would
+    // be mirrored as deletions.
+    if (env->ReadDir(dirfd, &names) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("list directory ",
+                                             JoinPath(root, rel_dir)));
     }
-    closedir(d);
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
       absl::Status st = Visit(dirfd, rel_dir, name, /*recurse=*/true);
@@ -265,7 +258,7 @@ struct Walker {
     std::string full = JoinPath(root, rel);
     if (filter->Excluded(rel, name, full)) return absl::NotFoundError(full);
     struct stat st;
-    if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (env->FstatAt(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       // Deleted while we walked.
       if (errno == ENOENT) return absl::NotFoundError(full);
       return ErrnoStatus(errno, absl::StrCat("stat ", full));
@@ -282,7 +275,7 @@ struct Walker {
       Fill(&e, st);
       out->push_back(std::move(e));
       if (!recurse) return absl::OkStatus();
-      UniqueFd sub(openat(dirfd, name.c_str(),
+      UniqueFd sub(env->OpenAt(dirfd, name.c_str(),
                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub.valid()) {
         if (errno == ENOENT) {
@@ -301,7 +294,8 @@ struct Walker {
       e.set_type(gwmirror::v1::ENTRY_TYPE_SYMLINK);
       Fill(&e, st);
       std::string target(4096, '\0');
-      ssize_t n = readlinkat(dirfd, name.c_str(), target.data(), target.size());
+      ssize_t n =
+          env->ReadLinkAt(dirfd, name.c_str(), target.data(), target.size());
       if (n < 0) {
         if (errno == ENOENT) return absl::NotFoundError(full);
         return ErrnoStatus(errno, absl::StrCat("readlink ", full));
@@ -366,22 +360,25 @@ absl::Status VerifyScanStable(const std::string& host_root,
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
-    const HashIndex* previous, size_t hold_fds) {
+    const HashIndex* previous, size_t hold_fds, Env* env) {
   ScanResult result;
   result.hold_fds = hold_fds;
   std::vector<Entry> entries;
   for (const auto& root : roots) {
     std::string dir = JoinPath(host_root, root.path());
-    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd fd(env->Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) {
       if (errno == ENOENT) continue;
       return ErrnoStatus(errno, absl::StrCat("open root ", dir));
     }
     struct stat st;
-    if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "stat " + dir);
+    if (env->Fstat(fd.get(), &st) != 0) {
+      return ErrnoStatus(errno, "stat " + dir);
+    }
     result.stamps.push_back(StampOf(root.path(), st));
     MirrorFilter filter(root);
     Walker w{&filter, root.path(), &entries, &result, previous, &result.index};
+    w.env = env;
     RETURN_IF_ERROR(w.Walk(fd.get(), ""));
   }
   result.objects_read = entries.size();
@@ -397,19 +394,20 @@ absl::Status ScanObject(const std::string& host_root,
                         const gwmirror::v1::RootConfig& root,
                         const MirrorFilter& filter, const std::string& full,
                         bool recurse, HashIndex* index, ScanResult* result,
-                        std::vector<Entry>* out) {
+                        std::vector<Entry>* out, Env* env) {
   if (!PathIsWithin(full, root.path())) {
     return absl::InvalidArgumentError(
         absl::StrCat(full, " is not in the root ", root.path()));
   }
   std::string dir = JoinPath(host_root, root.path());
-  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(env->Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) {
     if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError(full);
     return ErrnoStatus(errno, absl::StrCat("open root ", dir));
   }
   if (full == root.path()) {
     Walker w{&filter, root.path(), out, result, index, index};
+    w.env = env;
     return w.Walk(fd.get(), "");
   }
   // Down to the parent, never through a symlink, skipping nothing the
@@ -422,7 +420,7 @@ absl::Status ScanObject(const std::string& host_root,
     if (filter.Excluded(rel, parts[i], JoinPath(root.path(), rel))) {
       return absl::NotFoundError(full);
     }
-    UniqueFd sub(openat(fd.get(), parts[i].c_str(),
+    UniqueFd sub(env->OpenAt(fd.get(), parts[i].c_str(),
                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!sub.valid()) {
       if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
@@ -434,6 +432,7 @@ absl::Status ScanObject(const std::string& host_root,
     rel_dir = std::move(rel);
   }
   Walker w{&filter, root.path(), out, result, index, index};
+  w.env = env;
   return w.Visit(fd.get(), rel_dir, parts.back(), recurse);
 }
 

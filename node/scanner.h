@@ -135,7 +135,8 @@ inline constexpr size_t kHoldFdMax = 32;
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
-    const HashIndex* previous = nullptr, size_t hold_fds = 0);
+    const HashIndex* previous = nullptr, size_t hold_fds = 0,
+    Env* env = Env::Default());
 
 // One object of the mirror set, `full` (relative to the host root, below
 // `root`, whose rules `filter` holds), and, when it is a directory and
@@ -149,7 +150,7 @@ absl::Status ScanObject(const std::string& host_root,
                         const gwmirror::v1::RootConfig& root,
                         const MirrorFilter& filter, const std::string& full,
                         bool recurse, HashIndex* index, ScanResult* result,
-                        std::vector<Entry>* out);
+                        std::vector<Entry>* out, Env* env = Env::Default());
 
 // The clock file times are on (CLOCK_REALTIME), in nanoseconds.
 int64_t FileClockNs();

@@ -57,13 +57,13 @@ uint64_t GetLE(const char* p, int n) {
 
 // Reads all of `fd` from its start in pieces.
 absl::Status ForEachPiece(
-    int fd, const std::string& what,
+    Env* env, int fd, const std::string& what,
     const std::function<absl::Status(absl::string_view piece, bool eof)>& fn) {
   // One buffer per thread (never nested): restores read many small files.
   thread_local std::string buf(kBuf, '\0');
   off_t off = 0;
   for (;;) {
-    ssize_t n = pread(fd, buf.data(), buf.size(), off);
+    ssize_t n = env->PRead(fd, buf.data(), buf.size(), off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", what));
     off += n;
@@ -75,10 +75,10 @@ absl::Status ForEachPiece(
 // Empties `fd` for a new content. A truncate only when there is something
 // to drop: on ext4, truncating to zero and rewriting makes close() flush
 // the file (auto_da_alloc), which made every restored file a disk write.
-absl::Status Rewind(int fd) {
+absl::Status Rewind(Env* env, int fd) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return ErrnoStatus(errno, "stat output");
-  if ((st.st_size > 0 && ftruncate(fd, 0) != 0) ||
+  if (env->Fstat(fd, &st) != 0) return ErrnoStatus(errno, "stat output");
+  if ((st.st_size > 0 && env->Ftruncate(fd, 0) != 0) ||
       lseek(fd, 0, SEEK_SET) != 0) {
     return ErrnoStatus(errno, "truncate output");
   }
@@ -87,19 +87,19 @@ absl::Status Rewind(int fd) {
 
 // Copies `in` (from its start) to `out` (truncated), hashing; returns the
 // raw SHA-256 of what was copied.
-absl::StatusOr<std::string> CopyHashing(int in, int out,
+absl::StatusOr<std::string> CopyHashing(Env* env, int in, int out,
                                         const std::string& what) {
-  RETURN_IF_ERROR(Rewind(out));
+  RETURN_IF_ERROR(Rewind(env, out));
   Sha256 hash;
-  RETURN_IF_ERROR(ForEachPiece(in, what, [&](absl::string_view p, bool) {
+  RETURN_IF_ERROR(ForEachPiece(env, in, what, [&](absl::string_view p, bool) {
     hash.Update(p);
-    return WriteAll(out, p);
+    return WriteAll(out, p, env);
   }));
   return DigestBytes(hash.Finish());
 }
 
-absl::StatusOr<UniqueFd> TempFile(const std::string& dir) {
-  UniqueFd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+absl::StatusOr<UniqueFd> TempFile(Env* env, const std::string& dir) {
+  UniqueFd fd(env->Open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
   if (!fd.valid()) {
     return ErrnoStatus(errno, absl::StrCat("temporary file in ", dir));
   }
@@ -166,10 +166,11 @@ std::vector<uint64_t> ChooseExpired(const std::vector<HistoryPoint>& points,
 }
 
 History::History(std::string dir, gwmirror::v1::RetentionConfig policy,
-                 TreeLookup tree)
+                 TreeLookup tree, Env* env)
     : dir_(std::move(dir)),
       policy_(std::move(policy)),
-      tree_(std::move(tree)) {}
+      tree_(std::move(tree)),
+      env_(env) {}
 
 std::string History::ObjectPath(const std::string& sha) const {
   return absl::StrCat(dir_, "/objects/", HexOf(sha));
@@ -180,33 +181,34 @@ std::string History::PointPath(uint64_t n) const {
 }
 
 absl::StatusOr<std::unique_ptr<History>> History::Open(
-    std::string dir, gwmirror::v1::RetentionConfig policy, TreeLookup tree) {
+    std::string dir, gwmirror::v1::RetentionConfig policy, TreeLookup tree,
+    Env* env) {
   if (policy.tiers().empty() && policy.max_count() == 0) {
     policy = DefaultRetention();
   }
-  std::unique_ptr<History> h(
-      new History(std::move(dir), std::move(policy), std::move(tree)));
-  RETURN_IF_ERROR(MakeDirs(h->dir_ + "/points", 0700));
-  RETURN_IF_ERROR(MakeDirs(h->dir_ + "/objects", 0700));
+  std::unique_ptr<History> h(new History(std::move(dir), std::move(policy),
+                                         std::move(tree), env));
+  RETURN_IF_ERROR(MakeDirs(h->dir_ + "/points", 0700, h->env_));
+  RETURN_IF_ERROR(MakeDirs(h->dir_ + "/objects", 0700, h->env_));
   // Temporaries of an encoding or a preserve cut short by a crash.
   ASSIGN_OR_RETURN(std::vector<std::string> objects,
-                   ListDir(h->dir_ + "/objects"));
+                   ListDir(h->dir_ + "/objects", h->env_));
   for (const std::string& name : objects) {
     if (absl::EndsWith(name, ".tmp") || absl::EndsWith(name, ".enc")) {
-      unlink((h->dir_ + "/objects/" + name).c_str());
+      h->env_->UnlinkAt(AT_FDCWD, (h->dir_ + "/objects/" + name).c_str(), 0);
     }
   }
   ASSIGN_OR_RETURN(std::vector<std::string> names,
-                   ListDir(h->dir_ + "/points"));
+                   ListDir(h->dir_ + "/points", h->env_));
   absl::MutexLock l(&h->mu_);
   for (const std::string& name : names) {
     uint64_t n = 0;
     const std::string path = h->dir_ + "/points/" + name;
     if (!absl::SimpleAtoi(name, &n)) {
-      unlink(path.c_str());  // A temporary left by a crash.
+      h->env_->UnlinkAt(AT_FDCWD, path.c_str(), 0);  // A temporary left by a crash.
       continue;
     }
-    ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, h->env_));
     HistoryPoint p;
     p.checkpoint = n;
     // A damaged field is refused, never read as 0: a commit time of 0
@@ -247,7 +249,7 @@ absl::StatusOr<std::unique_ptr<History>> History::Open(
     }
     h->points_[n] = p;
   }
-  auto pins = ReadFileToString(h->dir_ + "/pins");
+  auto pins = ReadFileToString(h->dir_ + "/pins", h->env_);
   if (pins.ok()) {
     for (absl::string_view s : absl::StrSplit(*pins, '\n', absl::SkipEmpty())) {
       uint64_t n = 0;
@@ -277,12 +279,12 @@ std::vector<HistoryPoint> History::Points() const {
 History::ObjectInfo History::Info(const std::string& sha) const {
   ObjectInfo info;
   const std::string path = ObjectPath(sha);
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd fd(env_->Open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.valid()) {
     char h[kHeaderSize];
     struct stat st;
-    if (pread(fd.get(), h, sizeof h, 0) == sizeof h &&
-        memcmp(h, kMagic, 4) == 0 && fstat(fd.get(), &st) == 0) {
+    if (env_->PRead(fd.get(), h, sizeof h, 0) == sizeof h &&
+        memcmp(h, kMagic, 4) == 0 && env_->Fstat(fd.get(), &st) == 0) {
       info.kind = h[5] == kDelta ? ObjectInfo::kDelta : ObjectInfo::kWhole;
       info.below = static_cast<uint8_t>(h[6]) | static_cast<uint8_t>(h[7]) << 8;
       if (info.kind == ObjectInfo::kDelta) info.basis.assign(h + 16, 32);
@@ -301,12 +303,12 @@ History::ObjectInfo History::Info(const std::string& sha) const {
 absl::Status History::PutRaw(const std::string& sha, absl::string_view content,
                              const std::string& basis) {
   if (Info(sha).kind == ObjectInfo::kNone) {
-    RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".raw", content, 0600));
+    RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".raw", content, 0600, Durability::kSynced, env_));
   }
   if (!basis.empty()) {
     RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".basis",
                                     HexOf(basis) + "\n", 0600,
-                                    Durability::kCache));
+                                    Durability::kCache, env_));
   }
   return absl::OkStatus();
 }
@@ -339,27 +341,27 @@ absl::Status History::Preserve(
     }
     const std::string raw = obj + ".raw";
     const std::string tmp = obj + ".tmp";
-    unlink(tmp.c_str());
+    env_->UnlinkAt(AT_FDCWD, tmp.c_str(), 0);
     // The replaced inode itself, when the tree shares the file system.
     std::string proc = absl::StrCat("/proc/self/fd/", in->get());
-    if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(),
+    if (env_->LinkAt(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(),
                AT_SYMLINK_FOLLOW) != 0) {
       UniqueFd out(
-          open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+          env_->Open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
       if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
-      RETURN_IF_ERROR(CopyHashing(in->get(), out.get(), e.path()).status());
-      if (fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + tmp);
+      RETURN_IF_ERROR(CopyHashing(env_, in->get(), out.get(), e.path()).status());
+      if (env_->Fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + tmp);
     }
-    if (rename(tmp.c_str(), raw.c_str()) != 0) {
+    if (env_->RenameAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, raw.c_str()) != 0) {
       return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
     }
     if (!basis.empty()) {
       RETURN_IF_ERROR(WriteFileAtomic(obj + ".basis", HexOf(basis) + "\n", 0600,
-                                      Durability::kCache));
+                                      Durability::kCache, env_));
     }
     wrote = true;
   }
-  return wrote ? FsyncPath(dir_ + "/objects") : absl::OkStatus();
+  return wrote ? FsyncPath(dir_ + "/objects", env_) : absl::OkStatus();
 }
 
 absl::Status History::SetPins(const std::vector<uint64_t>& pins) {
@@ -371,7 +373,7 @@ absl::Status History::SetPins(const std::vector<uint64_t>& pins) {
   }
   std::string text;
   for (uint64_t n : next) absl::StrAppend(&text, n, "\n");
-  return WriteFileAtomic(dir_ + "/pins", text, 0600);
+  return WriteFileAtomic(dir_ + "/pins", text, 0600, Durability::kSynced, env_);
 }
 
 absl::Status History::Record(uint64_t n, const Manifest& m,
@@ -414,7 +416,7 @@ absl::Status History::Record(uint64_t n, const Manifest& m,
       Info(newest).kind == ObjectInfo::kRaw) {
     RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(newest) + ".basis",
                                     HexOf(sha) + "\n", 0600,
-                                    Durability::kCache));
+                                    Durability::kCache, env_));
   }
   RETURN_IF_ERROR(WriteFileAtomic(
       PointPath(n),
@@ -422,7 +424,7 @@ absl::Status History::Record(uint64_t n, const Manifest& m,
                    p.committed_unix_ms, "\nentries ", p.entries, "\nchanges ",
                    p.added, " ", p.changed, " ", p.removed, " ",
                    p.changed_bytes, "\n"),
-      0600));
+      0600, Durability::kSynced, env_));
   absl::MutexLock l(&mu_);
   points_[n] = p;
   return absl::OkStatus();
@@ -431,13 +433,13 @@ absl::Status History::Record(uint64_t n, const Manifest& m,
 absl::Status History::ReadObject(const std::string& sha, int fd,
                                  int depth) const {
   const std::string path = ObjectPath(sha);
-  UniqueFd in(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd in(env_->Open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!in.valid()) {
     UniqueFd raw(
-        open((path + ".raw").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        env_->Open((path + ".raw").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!raw.valid()) {
       // Compaction may have just turned the .raw into the encoded object.
-      in = UniqueFd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      in = UniqueFd(env_->Open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
       if (!in.valid()) {
         return absl::NotFoundError(
             absl::StrCat("version ", HexOf(sha).substr(0, 16),
@@ -445,7 +447,7 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
       }
     } else {
       ASSIGN_OR_RETURN(std::string got,
-                       CopyHashing(raw.get(), fd, path + ".raw"));
+                       CopyHashing(env_, raw.get(), fd, path + ".raw"));
       if (got != sha) {
         return absl::DataLossError(absl::StrCat(
             "stored increment ", path, ".raw does not verify (SHA-256 ",
@@ -459,7 +461,7 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
         absl::StrCat("stored increment ", path, " does not verify: ", why));
   };
   char h[kHeaderSize];
-  if (pread(in.get(), h, sizeof h, 0) != sizeof h ||
+  if (env_->PRead(in.get(), h, sizeof h, 0) != sizeof h ||
       memcmp(h, kMagic, 4) != 0 || h[4] != 1 ||
       (h[5] != kWhole && h[5] != kDelta)) {
     return corrupt("bad header");
@@ -469,7 +471,7 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
   std::unique_ptr<Patcher> patcher;
   if (h[5] == kDelta) {
     if (depth >= kMaxChain * 2) return corrupt("delta chain too long");
-    ASSIGN_OR_RETURN(basis, TempFile(dir_ + "/objects"));
+    ASSIGN_OR_RETURN(basis, TempFile(env_, dir_ + "/objects"));
     absl::Status st =
         ReadToDepth(std::string(h + 16, 32), basis.get(), depth + 1);
     if (!st.ok()) {
@@ -478,13 +480,13 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
     }
     patcher = std::make_unique<Patcher>(basis.get(), size);
   }
-  RETURN_IF_ERROR(Rewind(fd));
+  RETURN_IF_ERROR(Rewind(env_, fd));
   Sha256 hash;
   uint64_t out = 0;
   ByteSink sink = [&](absl::string_view p) {
     hash.Update(p);
     out += p.size();
-    return WriteAll(fd, p);
+    return WriteAll(fd, p, env_);
   };
   ChunkDecoder decoder;
   // Records follow the header.
@@ -493,7 +495,7 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
   std::string buf(kBuf, '\0');
   bool eof = false;
   while (!eof) {
-    ssize_t n = pread(in.get(), buf.data(), buf.size(), off);
+    ssize_t n = env_->PRead(in.get(), buf.data(), buf.size(), off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
     off += n;
@@ -534,8 +536,8 @@ absl::Status History::ReadToDepth(const std::string& sha, int fd,
     // Manifests are read newest first, each a delta of the one before.
     absl::MutexLock l(&cache_mu_);
     if (cached_sha_ == sha) {
-      RETURN_IF_ERROR(Rewind(fd));
-      return WriteAll(fd, cached_);
+      RETURN_IF_ERROR(Rewind(env_, fd));
+      return WriteAll(fd, cached_, env_);
     }
   }
   std::string tree_problem;
@@ -543,7 +545,7 @@ absl::Status History::ReadToDepth(const std::string& sha, int fd,
     auto in = tree_(sha);
     if (in.ok()) {
       ASSIGN_OR_RETURN(std::string got,
-                       CopyHashing(in->get(), fd, "tree file"));
+                       CopyHashing(env_, in->get(), fd, "tree file"));
       if (got == sha) return absl::OkStatus();
       tree_problem = "its SHA-256 differs";
     }
@@ -567,11 +569,11 @@ absl::StatusOr<std::string> History::ReadBytes(const std::string& sha) const {
     absl::MutexLock l(&cache_mu_);
     if (cached_sha_ == sha) return cached_;
   }
-  ASSIGN_OR_RETURN(UniqueFd fd, TempFile(dir_ + "/objects"));
+  ASSIGN_OR_RETURN(UniqueFd fd, TempFile(env_, dir_ + "/objects"));
   RETURN_IF_ERROR(ReadToDepth(sha, fd.get(), 0));
   std::string out;
   RETURN_IF_ERROR(
-      ForEachPiece(fd.get(), "version", [&](absl::string_view p, bool) {
+      ForEachPiece(env_, fd.get(), "version", [&](absl::string_view p, bool) {
         out.append(p.data(), p.size());
         return absl::OkStatus();
       }));
@@ -611,22 +613,22 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
                                    int below) {
   const std::string path = ObjectPath(sha);
   struct stat cs;
-  if (fstat(content_fd, &cs) != 0) return ErrnoStatus(errno, "stat " + path);
+  if (env_->Fstat(content_fd, &cs) != 0) return ErrnoStatus(errno, "stat " + path);
   const uint64_t size = cs.st_size;
   const std::string tmp = path + ".enc";
   RsSignaturePtr sig;
   if (!whole_only && !basis.empty()) {
-    ASSIGN_OR_RETURN(UniqueFd b, TempFile(dir_ + "/objects"));
+    ASSIGN_OR_RETURN(UniqueFd b, TempFile(env_, dir_ + "/objects"));
     absl::Status st = ReadToDepth(basis, b.get(), 0);
     if (st.ok()) {
       struct stat bs;
-      if (fstat(b.get(), &bs) != 0) {
+      if (env_->Fstat(b.get(), &bs) != 0) {
         return ErrnoStatus(errno, "stat the basis of " + path);
       }
       SignatureBuilder builder(bs.st_size, 0);
       std::string sig_bytes;
       RETURN_IF_ERROR(
-          ForEachPiece(b.get(), "basis", [&](absl::string_view p, bool eof) {
+          ForEachPiece(env_, b.get(), "basis", [&](absl::string_view p, bool eof) {
             return builder.Feed(p, eof, [&](absl::string_view s) {
               sig_bytes.append(s.data(), s.size());
               return absl::OkStatus();
@@ -636,7 +638,7 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
     }
   }
   UniqueFd out(
-      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      env_->Open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
   std::string header(kMagic, 4);
   header.push_back(1);
@@ -646,7 +648,7 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
   header.push_back(static_cast<char>(below >> 8));
   PutU64(&header, size);
   header.append(sig ? basis : std::string(32, '\0'));
-  RETURN_IF_ERROR(WriteAll(out.get(), header));
+  RETURN_IF_ERROR(WriteAll(out.get(), header, env_));
   ChunkEncoder encoder(kLevel);
   std::string pending, record, data;
   uint64_t written = header.size();
@@ -660,7 +662,7 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
       PutU32(&record, raw_size);
       PutU32(&record, data.size());
       record.append(data);
-      RETURN_IF_ERROR(WriteAll(out.get(), record));
+      RETURN_IF_ERROR(WriteAll(out.get(), record, env_));
       written += record.size();
       pending.erase(0, take);
       if (written > limit) {
@@ -672,7 +674,7 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
   std::unique_ptr<DeltaBuilder> delta;
   if (sig) delta = std::make_unique<DeltaBuilder>(sig.get());
   Sha256 hash;
-  absl::Status st = ForEachPiece(
+  absl::Status st = ForEachPiece(env_, 
       content_fd, path, [&](absl::string_view p, bool eof) -> absl::Status {
         hash.Update(p);
         if (delta) {
@@ -687,36 +689,36 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
       });
   if (absl::IsResourceExhausted(st)) {
     out.Reset();
-    unlink(tmp.c_str());
+    env_->UnlinkAt(AT_FDCWD, tmp.c_str(), 0);
     return WriteEncoded(sha, content_fd, /*whole_only=*/true, "", below);
   }
   RETURN_IF_ERROR(st);
   if (DigestBytes(hash.Finish()) != sha) {
     out.Reset();
-    unlink(tmp.c_str());
+    env_->UnlinkAt(AT_FDCWD, tmp.c_str(), 0);
     return absl::DataLossError(absl::StrCat(
         "kept version ", HexOf(sha).substr(0, 16),
         "... no longer has its content (the standby file was changed in "
         "place before its commit replaced it); checkpoints that need it "
         "cannot restore that file"));
   }
-  if (fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + tmp);
+  if (env_->Fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + tmp);
   out.Reset();
   RETURN_IF_ERROR(FaultPoint("history:encode"));
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
+  if (env_->RenameAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
   }
-  return FsyncPath(dir_ + "/objects");
+  return FsyncPath(dir_ + "/objects", env_);
 }
 
 absl::Status History::Compact(const std::string& sha) {
   absl::ReaderMutexLock gl(&gc_mu_);
   const std::string path = ObjectPath(sha);
   UniqueFd raw(
-      open((path + ".raw").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      env_->Open((path + ".raw").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!raw.valid()) return absl::OkStatus();  // Collected meanwhile.
   std::string basis;
-  auto hint = ReadFileToString(path + ".basis");
+  auto hint = ReadFileToString(path + ".basis", env_);
   if (hint.ok()) {
     std::string hex(absl::StripAsciiWhitespace(*hint));
     if (IsHex64(hex)) basis = absl::HexStringToBytes(hex);
@@ -748,8 +750,8 @@ absl::Status History::Compact(const std::string& sha) {
   } else if (!s.ok()) {
     return s;
   }
-  unlink((path + ".raw").c_str());
-  unlink((path + ".basis").c_str());
+  env_->UnlinkAt(AT_FDCWD, (path + ".raw").c_str(), 0);
+  env_->UnlinkAt(AT_FDCWD, (path + ".basis").c_str(), 0);
   return absl::OkStatus();
 }
 
@@ -788,12 +790,12 @@ absl::StatusOr<std::set<std::string>> History::Needed(
 
 absl::Status History::CollectGarbage() {
   ASSIGN_OR_RETURN(std::set<std::string> needed, Needed(nullptr));
-  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects"));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects", env_));
   size_t removed = 0;
   for (const std::string& name : names) {
     std::string hex = name.substr(0, 64);
     if (IsHex64(hex) && needed.count(absl::HexStringToBytes(hex))) continue;
-    if (unlink((dir_ + "/objects/" + name).c_str()) == 0) ++removed;
+    if (env_->UnlinkAt(AT_FDCWD, (dir_ + "/objects/" + name).c_str(), 0) == 0) ++removed;
   }
   if (removed > 0) {
     Logf(LogLevel::kInfo, "history", "removed %d objects no checkpoint needs",
@@ -804,7 +806,7 @@ absl::Status History::CollectGarbage() {
 
 absl::Status History::ScanChains() {
   below_.clear();
-  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects"));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects", env_));
   for (const std::string& name : names) {
     if (name.size() != 64 || !IsHex64(name)) continue;
     ObjectInfo info = Info(absl::HexStringToBytes(name));
@@ -827,13 +829,13 @@ absl::StatusOr<int> History::Maintain(absl::Time now, bool gc) {
   }
   for (uint64_t n : expired) {
     RETURN_IF_ERROR(FaultPoint("history:expire"));
-    if (unlink(PointPath(n).c_str()) != 0 && errno != ENOENT) {
+    if (env_->UnlinkAt(AT_FDCWD, PointPath(n).c_str(), 0) != 0 && errno != ENOENT) {
       return ErrnoStatus(errno, absl::StrCat("remove ", PointPath(n)));
     }
     absl::MutexLock l(&mu_);
     points_.erase(n);
   }
-  if (!expired.empty()) RETURN_IF_ERROR(FsyncPath(dir_ + "/points"));
+  if (!expired.empty()) RETURN_IF_ERROR(FsyncPath(dir_ + "/points", env_));
   // Compaction: every .raw but the newest manifest, which the next one
   // deltas against.
   std::string newest;
@@ -841,7 +843,7 @@ absl::StatusOr<int> History::Maintain(absl::Time now, bool gc) {
     absl::MutexLock l(&mu_);
     if (!points_.empty()) newest = points_.rbegin()->second.manifest_sha;
   }
-  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects"));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects", env_));
   // Older versions first: a version is compacted after those below it.
   std::vector<std::pair<int64_t, std::string>> raws;
   for (const std::string& name : names) {
@@ -903,7 +905,7 @@ std::vector<std::pair<uint64_t, uint64_t>> History::BytesByPoint() const {
 
 uint64_t History::TotalBytes() const {
   uint64_t total = 0;
-  auto names = ListDir(dir_ + "/objects");
+  auto names = ListDir(dir_ + "/objects", env_);
   if (!names.ok()) return 0;
   for (const std::string& name : *names) {
     struct stat st;
@@ -930,7 +932,7 @@ absl::Status History::Verify(bool repair, std::vector<std::string>* problems,
     }
     needed = *std::move(n);
   }
-  ASSIGN_OR_RETURN(UniqueFd scratch, TempFile(dir_ + "/objects"));
+  ASSIGN_OR_RETURN(UniqueFd scratch, TempFile(env_, dir_ + "/objects"));
   for (const std::string& sha : needed) {
     const std::string path = ObjectPath(sha);
     ObjectInfo info = Info(sha);
@@ -954,8 +956,8 @@ absl::Status History::Verify(bool repair, std::vector<std::string>* problems,
     absl::ReaderMutexLock gl(&gc_mu_);
     auto in = tree_ ? tree_(sha) : absl::NotFoundError("no tree");
     if (in.ok()) {
-      unlink(path.c_str());
-      unlink((path + ".raw").c_str());
+      env_->UnlinkAt(AT_FDCWD, path.c_str(), 0);
+      env_->UnlinkAt(AT_FDCWD, (path + ".raw").c_str(), 0);
       absl::Status w = WriteEncoded(sha, in->get(), true, "");
       if (w.ok()) {
         repaired->push_back(absl::StrCat("re-encoded ",

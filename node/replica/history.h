@@ -84,7 +84,8 @@ class History {
       std::function<absl::StatusOr<UniqueFd>(const std::string& sha)>;
 
   static absl::StatusOr<std::unique_ptr<History>> Open(
-      std::string dir, gwmirror::v1::RetentionConfig policy, TreeLookup tree);
+      std::string dir, gwmirror::v1::RetentionConfig policy, TreeLookup tree,
+      Env* env = Env::Default());
 
   // Before a commit replaces `old` with `next`: every file version of `old`
   // that `next` no longer holds is kept as a .raw object (hard link of the
@@ -140,7 +141,7 @@ class History {
     int below = 0;
   };
   History(std::string dir, gwmirror::v1::RetentionConfig policy,
-          TreeLookup tree);
+          TreeLookup tree, Env* env);
   std::string ObjectPath(const std::string& sha) const;
   std::string PointPath(uint64_t n) const;
   ObjectInfo Info(const std::string& sha) const;
@@ -165,6 +166,7 @@ class History {
   const std::string dir_;
   const gwmirror::v1::RetentionConfig policy_;
   const TreeLookup tree_;
+  Env* const env_;
 
   // One Maintain or Verify at a time.
   absl::Mutex maintain_mu_;

@@ -118,7 +118,7 @@ PushSession::~PushSession() {
 }
 
 void PushSession::DropPartial() {
-  if (!part_path_.empty()) unlink(part_path_.c_str());
+  if (!part_path_.empty()) store_->env_->UnlinkAt(AT_FDCWD, part_path_.c_str(), 0);
   part_path_.clear();
   part_fd_.Reset();
   basis_fd_.Reset();
@@ -168,7 +168,7 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
   }
   RETURN_IF_ERROR(FaultPoint("stage:open"));
   part_path_ = ObjectPath(h.entry().sha256()) + ".part";
-  part_fd_.Reset(open(part_path_.c_str(),
+  part_fd_.Reset(store_->env_->Open(part_path_.c_str(),
                       O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                       0600));
   if (!part_fd_.valid()) {
@@ -193,7 +193,7 @@ absl::Status PushSession::TakePrestaged(const Entry& e) {
   if (it != store_->pool_.end() && it->second.size == e.size()) {
     std::string from = store_->PoolPath(e.sha256());
     std::string to = store_->ObjectPath(checkpoint_, e.sha256());
-    if (link(from.c_str(), to.c_str()) == 0 || errno == EEXIST) {
+    if (store_->env_->LinkAt(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), 0) == 0 || errno == EEXIST) {
       store_->staged_objects_.insert(e.sha256());
       store_->resend_whole_.erase(e.path());
       ++files_;
@@ -216,7 +216,7 @@ absl::Status PushSession::Write(absl::string_view out) {
   }
   RETURN_IF_ERROR(FaultPoint("stage:write"));
   hash_->Update(out);
-  return WriteAll(part_fd_.get(), out);
+  return WriteAll(part_fd_.get(), out, store_->env_);
 }
 
 absl::Status PushSession::FileData(absl::string_view raw) {
@@ -291,7 +291,7 @@ absl::Status PushSession::EndFile() {
     return st;
   }
   std::string final_path = ObjectPath(e.sha256());
-  if (rename(part_path_.c_str(), final_path.c_str()) != 0) {
+  if (store_->env_->RenameAt(AT_FDCWD, part_path_.c_str(), AT_FDCWD, final_path.c_str()) != 0) {
     absl::Status rs = ErrnoStatus(errno, "rename staging file");
     DropPartial();
     return rs;
@@ -372,12 +372,12 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
   std::string dir = store_->StagingDir(checkpoint_);
   RETURN_IF_ERROR(FaultPoint("stage:sync"));
   {
-    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd.valid() || syncfs(fd.get()) != 0) {
+    UniqueFd fd(store_->env_->Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid() || store_->env_->Syncfs(fd.get()) != 0) {
       return ErrnoStatus(errno, "sync staging");
     }
   }
-  RETURN_IF_ERROR(WriteManifestFile(dir + "/manifest", checkpoint_, m));
+  RETURN_IF_ERROR(WriteManifestFile(dir + "/manifest", checkpoint_, m, Durability::kSynced, store_->env_));
   store_->staged_manifest_ = std::move(m);
   store_->staged_digest_ = computed;
   return result;
@@ -386,8 +386,9 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
 // --------------------------------------------------------------- ReplicaStore
 
 ReplicaStore::ReplicaStore(const gwmirror::v1::NodeConfig& config,
-                           TreeWriter writer)
-    : state_dir_(config.state_dir()),
+                           TreeWriter writer, Env* env)
+    : env_(env),
+      state_dir_(config.state_dir()),
       site_(config.site()),
       roots_(RootPaths(config.roots())),
       host_root_(config.host_root().empty() ? "/" : config.host_root()),
@@ -524,44 +525,44 @@ void ReplicaStore::TrimPool() {
       ++it;
       continue;
     }
-    unlink(PoolPath(it->first).c_str());
+    env_->UnlinkAt(AT_FDCWD, PoolPath(it->first).c_str(), 0);
     pool_bytes_ -= it->second.size;
     it = pool_.erase(it);
   }
 }
 
 absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
-    const gwmirror::v1::NodeConfig& config) {
+    const gwmirror::v1::NodeConfig& config, Env* env) {
   std::string host_root = config.host_root().empty() ? "/" : config.host_root();
   ASSIGN_OR_RETURN(TreeWriter writer,
-                   TreeWriter::Open(host_root, RootPaths(config.roots())));
+                   TreeWriter::Open(host_root, RootPaths(config.roots()), env));
   std::unique_ptr<ReplicaStore> store(
-      new ReplicaStore(config, std::move(writer)));
-  RETURN_IF_ERROR(MakeDirs(store->Dir(), 0700));
-  if (chmod(config.state_dir().c_str(), 0700) != 0) {
+      new ReplicaStore(config, std::move(writer), env));
+  RETURN_IF_ERROR(MakeDirs(store->Dir(), 0700, env));
+  if (env->FchmodAt(AT_FDCWD, config.state_dir().c_str(), 0700, 0) != 0) {
     return ErrnoStatus(errno, absl::StrCat("chmod ", config.state_dir()));
   }
   ASSIGN_OR_RETURN(store->epoch_,
                    EpochFile::Open(store->Dir() + "/epoch", "this replica",
-                                   NodeEpochAuthority(config)));
+                                   NodeEpochAuthority(config), env));
   // The pre-stage pool is a cache: a start empties it under a new id, and
   // sources that still think it holds their files get "resend whole".
-  RETURN_IF_ERROR(RemoveTree(store->Dir() + "/prestage"));
-  RETURN_IF_ERROR(MakeDirs(store->Dir() + "/prestage", 0700));
+  RETURN_IF_ERROR(RemoveTree(store->Dir() + "/prestage", env));
+  RETURN_IF_ERROR(MakeDirs(store->Dir() + "/prestage", 0700, env));
   if (getrandom(&store->pool_id_, sizeof store->pool_id_, 0) !=
       sizeof store->pool_id_) {
     return ErrnoStatus(errno, "getrandom");
   }
   absl::MutexLock l(&store->mu_);
   std::string committed_path = store->Dir() + "/committed";
-  auto committed = ReadManifestFile(committed_path);
+  auto committed = ReadManifestFile(committed_path, env);
   if (committed.ok()) {
     store->committed_ = committed->checkpoint;
     store->committed_manifest_ = std::move(committed->manifest);
   } else if (absl::IsNotFound(committed.status())) {
     // First start: adopt what is already there as checkpoint 0.
-    ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root, config.roots()));
-    RETURN_IF_ERROR(WriteManifestFile(committed_path, 0, scan.manifest));
+    ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root, config.roots(), nullptr, 0, env));
+    RETURN_IF_ERROR(WriteManifestFile(committed_path, 0, scan.manifest, Durability::kSynced, env));
     store->committed_manifest_ = std::move(scan.manifest);
   } else {
     return committed.status();
@@ -573,7 +574,8 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
       store->history_,
       History::Open(
           store->Dir() + "/history", config.replica().retention(),
-          [raw](const std::string& sha) { return raw->OpenBySha(sha); }));
+          [raw](const std::string& sha) { return raw->OpenBySha(sha); },
+          env));
   RETURN_IF_ERROR(store->Recover());
   store->PublishCommitted();
   if (!store->history_->Has(store->committed_)) {
@@ -587,7 +589,7 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
 
 absl::Status ReplicaStore::Recover() {
   std::string intent_path = Dir() + "/applying";
-  auto intent = ReadFileToString(intent_path);
+  auto intent = ReadFileToString(intent_path, env_);
   if (intent.ok()) {
     uint64_t n = 0;
     if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*intent), &n)) {
@@ -598,12 +600,12 @@ absl::Status ReplicaStore::Recover() {
       Logf(LogLevel::kInfo, "replica",
            "checkpoint=%d finishing an interrupted commit", n);
       ASSIGN_OR_RETURN(ManifestFile next,
-                       ReadManifestFile(StagingDir(n) + "/manifest"));
+                       ReadManifestFile(StagingDir(n) + "/manifest", env_));
       RETURN_IF_ERROR(PreserveAndApply(n, next.manifest));
       RETURN_IF_ERROR(FinishCommit(n, next.manifest,
                                    DigestBytes(next.manifest.ComputeDigest())));
     }
-    unlink(intent_path.c_str());
+    env_->UnlinkAt(AT_FDCWD, intent_path.c_str(), 0);
   } else if (!absl::IsNotFound(intent.status())) {
     return intent.status();
   }
@@ -612,21 +614,21 @@ absl::Status ReplicaStore::Recover() {
   // manifest file is written only after every object was synced. Anything
   // else in staging is a push cut short, and goes.
   ASSIGN_OR_RETURN(std::vector<std::string> staged,
-                   ListDir(Dir() + "/staging"));
+                   ListDir(Dir() + "/staging", env_));
   for (const std::string& name : staged) {
     uint64_t n = 0;
     if (!absl::SimpleAtoi(name, &n) || n <= committed_ || staging_ != 0)
       continue;
-    auto mf = ReadManifestFile(StagingDir(n) + "/manifest");
+    auto mf = ReadManifestFile(StagingDir(n) + "/manifest", env_);
     if (!mf.ok() || mf->checkpoint != n) continue;
     ASSIGN_OR_RETURN(std::vector<std::string> objects,
-                     ListDir(StagingDir(n) + "/objects"));
+                     ListDir(StagingDir(n) + "/objects", env_));
     for (const std::string& o : objects) {
       if (o.size() == 64 &&
           o.find_first_not_of("0123456789abcdef") == std::string::npos) {
         staged_objects_.insert(absl::HexStringToBytes(o));
       } else {
-        RETURN_IF_ERROR(RemoveTree(StagingDir(n) + "/objects/" + o));
+        RETURN_IF_ERROR(RemoveTree(StagingDir(n) + "/objects/" + o, env_));
       }
     }
     staging_ = n;
@@ -635,10 +637,10 @@ absl::Status ReplicaStore::Recover() {
     Logf(LogLevel::kInfo, "replica", "checkpoint=%d kept staged across restart",
          n);
   }
-  if (staging_ == 0) return RemoveTree(Dir() + "/staging");
+  if (staging_ == 0) return RemoveTree(Dir() + "/staging", env_);
   for (const std::string& name : staged) {
     if (name != absl::StrCat(staging_)) {
-      RETURN_IF_ERROR(RemoveTree(Dir() + "/staging/" + name));
+      RETURN_IF_ERROR(RemoveTree(Dir() + "/staging/" + name, env_));
     }
   }
   return absl::OkStatus();
@@ -646,7 +648,7 @@ absl::Status ReplicaStore::Recover() {
 
 void ReplicaStore::DiscardStaging() {
   if (staging_ != 0) {
-    absl::Status st = RemoveTree(StagingDir(staging_));
+    absl::Status st = RemoveTree(StagingDir(staging_), env_);
     if (!st.ok()) {
       Logf(LogLevel::kWarning, "replica", "discard staging: %s", st.ToString());
     }
@@ -740,9 +742,9 @@ absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
   }
   if (staging_ != begin.checkpoint()) {
     DiscardStaging();
-    RETURN_IF_ERROR(RemoveTree(Dir() + "/staging"));
+    RETURN_IF_ERROR(RemoveTree(Dir() + "/staging", env_));
     RETURN_IF_ERROR(
-        MakeDirs(StagingDir(begin.checkpoint()) + "/objects", 0700));
+        MakeDirs(StagingDir(begin.checkpoint()) + "/objects", 0700, env_));
     staging_ = begin.checkpoint();
   }
   // A new push may change the manifest; it is complete again only at End.
@@ -781,7 +783,7 @@ absl::Status ReplicaStore::Signature(const std::string& path,
   SignatureBuilder sig(size, block_len);
   std::string buf(1 << 20, '\0');
   for (;;) {
-    ssize_t n = read(fd.get(), buf.data(), buf.size());
+    ssize_t n = env_->Read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, absl::StrCat("read ", path));
@@ -857,7 +859,7 @@ absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
 absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
                                         std::string digest) {
   RETURN_IF_ERROR(FaultPoint("commit:record"));
-  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next));
+  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next, Durability::kSynced, env_));
   committed_ = n;
   Manifest prev = std::exchange(committed_manifest_, next);
   committed_digest_ = digest;
@@ -874,14 +876,14 @@ absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
     keeper_kick_ = true;
   }
   RETURN_IF_ERROR(FaultPoint("commit:done"));
-  if (unlink((Dir() + "/applying").c_str()) != 0 && errno != ENOENT) {
+  if (env_->UnlinkAt(AT_FDCWD, (Dir() + "/applying").c_str(), 0) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, "remove redo intent");
   }
-  RETURN_IF_ERROR(FsyncPath(Dir()));
+  RETURN_IF_ERROR(FsyncPath(Dir(), env_));
   drifted_entries_ = 0;
   TrimPool();
   DiscardStaging();
-  return RemoveTree(StagingDir(n));
+  return RemoveTree(StagingDir(n), env_);
 }
 
 absl::Status ReplicaStore::Commit(uint64_t checkpoint, absl::string_view digest,
@@ -915,7 +917,7 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint, absl::string_view digest,
   }
   RETURN_IF_ERROR(FaultPoint("commit:intent"));
   RETURN_IF_ERROR(WriteFileAtomic(Dir() + "/applying",
-                                  absl::StrCat(checkpoint, "\n"), 0600));
+                                  absl::StrCat(checkpoint, "\n"), 0600, Durability::kSynced, env_));
   Manifest next = *staged_manifest_;
   applying_ = true;
   absl::Status st = PreserveAndApply(checkpoint, next);
@@ -997,12 +999,12 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
   const std::string index_path = Dir() + "/drift.index";
   HashIndex index;
   if (!rehash) {
-    auto loaded = HashIndex::Load(index_path);
+    auto loaded = HashIndex::Load(index_path, env_);
     if (loaded.ok()) index = *std::move(loaded);
   }
   ASSIGN_OR_RETURN(ScanResult scan,
-                   ScanMirrorSet(host_root_, root_configs_, &index));
-  RETURN_IF_ERROR(scan.index.Save(index_path));
+                   ScanMirrorSet(host_root_, root_configs_, &index, 0, env_));
+  RETURN_IF_ERROR(scan.index.Save(index_path, env_));
   std::vector<Entry> corrected;
   std::vector<std::string> drifted;
   MirrorSet mirror_set(root_configs_);
@@ -1040,7 +1042,7 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
       applying_ || staging_ != 0) {
     return -1;
   }
-  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, m));
+  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, m, Durability::kSynced, env_));
   committed_digest_ = DigestBytes(m.ComputeDigest());
   committed_manifest_ = std::move(m);
   PublishCommitted();
@@ -1070,8 +1072,8 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
     }
     DiscardStaging();
   }
-  RETURN_IF_ERROR(RemoveTree(StagingDir(n)));
-  RETURN_IF_ERROR(MakeDirs(StagingDir(n) + "/objects", 0700));
+  RETURN_IF_ERROR(RemoveTree(StagingDir(n), env_));
+  RETURN_IF_ERROR(MakeDirs(StagingDir(n) + "/objects", 0700, env_));
   std::set<std::string> staged;
   for (const Entry& e : target.entries()) {
     if (!NeedsContent(e, current.Find(e.path())) ||
@@ -1080,7 +1082,7 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
     }
     const std::string path = ObjectPath(n, e.sha256());
     UniqueFd fd(
-        open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        env_->Open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
     absl::Status st = history_->ReadTo(e.sha256(), fd.get());
     if (!st.ok()) {
@@ -1088,9 +1090,9 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
           st.code(),
           absl::StrCat("checkpoint ", n, ", ", e.path(), ": ", st.message()));
     }
-    if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
+    if (env_->Fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
   }
-  RETURN_IF_ERROR(WriteManifestFile(StagingDir(n) + "/manifest", n, target));
+  RETURN_IF_ERROR(WriteManifestFile(StagingDir(n) + "/manifest", n, target, Durability::kSynced, env_));
   absl::MutexLock l(&mu_);
   if (committed_ != base || push_active_ || applying_) {
     return absl::AbortedError(
@@ -1101,7 +1103,7 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
   staged_manifest_ = target;
   staged_digest_ = digest;
   RETURN_IF_ERROR(
-      WriteFileAtomic(Dir() + "/applying", absl::StrCat(n, "\n"), 0600));
+      WriteFileAtomic(Dir() + "/applying", absl::StrCat(n, "\n"), 0600, Durability::kSynced, env_));
   applying_ = true;
   RETURN_IF_ERROR(PreserveAndApply(n, target));
   applying_ = false;

@@ -104,8 +104,9 @@ class ReplicaStore {
  public:
   // Opens (and recovers) the store of `config`. Adopts the tree found under
   // the roots as checkpoint 0 when nothing was ever committed.
+  // Every file operation goes through `env`.
   static absl::StatusOr<std::unique_ptr<ReplicaStore>> Open(
-      const gwmirror::v1::NodeConfig& config);
+      const gwmirror::v1::NodeConfig& config, Env* env = Env::Default());
   ~ReplicaStore();
 
   gwmirror::v1::ReplicaState State() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -190,7 +191,8 @@ class ReplicaStore {
 
  private:
   friend class PushSession;
-  ReplicaStore(const gwmirror::v1::NodeConfig& config, TreeWriter writer);
+  ReplicaStore(const gwmirror::v1::NodeConfig& config, TreeWriter writer,
+               Env* env);
 
   std::string Dir() const { return state_dir_ + "/replica"; }
   std::string StagingDir(uint64_t n) const;
@@ -211,6 +213,7 @@ class ReplicaStore {
   void KeeperLoop();
   void EndSession() ABSL_LOCKS_EXCLUDED(mu_);
 
+  Env* const env_;
   const std::string state_dir_;
   const std::string site_;
   const std::vector<std::string> roots_;

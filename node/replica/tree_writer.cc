@@ -1,7 +1,6 @@
 #include "node/replica/tree_writer.h"
 
 #include <fcntl.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,28 +13,33 @@ namespace {
 
 constexpr char kTmpSuffix[] = ".gwmirror-tmp";
 
-absl::Status CopyFd(int from, int to, const std::string& what) {
-  off_t off = 0;
+// The copy path (a second path with the same content, or another file
+// system): through `env`, so a power cut sees its writes.
+absl::Status CopyFd(Env* env, int from, int to, const std::string& what) {
+  std::string buf(1 << 20, '\0');
   for (;;) {
-    ssize_t n = sendfile(to, from, &off, 1 << 30);
+    ssize_t n = env->Read(from, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, absl::StrCat("copy ", what));
     }
     if (n == 0) return absl::OkStatus();
+    RETURN_IF_ERROR(WriteAll(to, absl::string_view(buf.data(), n), env));
   }
 }
 
 }  // namespace
 
 absl::StatusOr<TreeWriter> TreeWriter::Open(
-    const std::string& host_root, const std::vector<std::string>& roots) {
+    const std::string& host_root, const std::vector<std::string>& roots,
+    Env* env) {
   TreeWriter w;
+  w.env_ = env;
   for (const std::string& r : roots) {
     RETURN_IF_ERROR(ValidateRelativePath(r));
     std::string dir = JoinPath(host_root, r);
-    RETURN_IF_ERROR(MakeDirs(dir, 0755));
-    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    RETURN_IF_ERROR(MakeDirs(dir, 0755, env));
+    UniqueFd fd(env->Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open root ", dir));
     w.roots_.push_back(Root{r, std::move(fd)});
   }
@@ -65,7 +69,7 @@ absl::StatusOr<std::pair<UniqueFd, std::string>> TreeWriter::OpenParent(
     struct stat st;
     // A directory removed since (by anyone) has no links left: walk again.
     if (cache_->fd.valid() && cache_->dir == dir &&
-        fstat(cache_->fd.get(), &st) == 0 && st.st_nlink > 0) {
+        env_->Fstat(cache_->fd.get(), &st) == 0 && st.st_nlink > 0) {
       UniqueFd cur(dup(cache_->fd.get()));
       if (!cur.valid()) return ErrnoStatus(errno, "dup");
       return std::make_pair(std::move(cur), parts.back());
@@ -74,7 +78,7 @@ absl::StatusOr<std::pair<UniqueFd, std::string>> TreeWriter::OpenParent(
   UniqueFd cur(dup(root->fd.get()));
   if (!cur.valid()) return ErrnoStatus(errno, "dup");
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    int next = openat(cur.get(), parts[i].c_str(),
+    int next = env_->OpenAt(cur.get(), parts[i].c_str(),
                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) {
       int err = errno;
@@ -104,11 +108,11 @@ void TreeWriter::DropCachedDirectory() const {
 absl::StatusOr<UniqueFd> TreeWriter::OpenFileForRead(
     const std::string& path) const {
   ASSIGN_OR_RETURN(auto parent, OpenParent(path));
-  UniqueFd fd(openat(parent.first.get(), parent.second.c_str(),
+  UniqueFd fd(env_->OpenAt(parent.first.get(), parent.second.c_str(),
                      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
   struct stat st;
-  if (fstat(fd.get(), &st) != 0) {
+  if (env_->Fstat(fd.get(), &st) != 0) {
     return ErrnoStatus(errno, absl::StrCat("stat ", path));
   }
   if (!S_ISREG(st.st_mode)) {
@@ -123,7 +127,7 @@ absl::Status TreeWriter::Remove(const std::string& path) const {
   auto parent = OpenParent(path);
   if (absl::IsNotFound(parent.status())) return absl::OkStatus();
   RETURN_IF_ERROR(parent.status());
-  return RemoveAt(parent->first.get(), parent->second);
+  return RemoveAt(parent->first.get(), parent->second, env_);
 }
 
 absl::Status TreeWriter::EnsureDirectory(const std::string& path) const {
@@ -131,11 +135,11 @@ absl::Status TreeWriter::EnsureDirectory(const std::string& path) const {
   int dfd = parent.first.get();
   const char* name = parent.second.c_str();
   struct stat st;
-  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (env_->FstatAt(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
     if (S_ISDIR(st.st_mode)) return absl::OkStatus();
-    RETURN_IF_ERROR(RemoveAt(dfd, parent.second));
+    RETURN_IF_ERROR(RemoveAt(dfd, parent.second, env_));
   }
-  if (mkdirat(dfd, name, 0700) != 0 && errno != EEXIST) {
+  if (env_->MkdirAt(dfd, name, 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, absl::StrCat("mkdir ", path));
   }
   return absl::OkStatus();
@@ -147,36 +151,36 @@ absl::Status TreeWriter::PlaceFile(const std::string& path,
   int dfd = parent.first.get();
   std::string tmp = parent.second + kTmpSuffix;
   if (tmp.size() > 255) tmp = std::string(".gwm") + kTmpSuffix;
-  RETURN_IF_ERROR(RemoveAt(dfd, tmp));
+  RETURN_IF_ERROR(RemoveAt(dfd, tmp, env_));
   bool placed = false;
   if (link) {
-    if (linkat(AT_FDCWD, staged.c_str(), dfd, tmp.c_str(), 0) == 0) {
+    if (env_->LinkAt(AT_FDCWD, staged.c_str(), dfd, tmp.c_str(), 0) == 0) {
       placed = true;
     } else if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
       return ErrnoStatus(errno, absl::StrCat("link ", path));
     }
   }
   if (!placed) {
-    UniqueFd in(open(staged.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd in(env_->Open(staged.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in.valid()) return ErrnoStatus(errno, absl::StrCat("open ", staged));
-    UniqueFd out(openat(dfd, tmp.c_str(),
+    UniqueFd out(env_->OpenAt(dfd, tmp.c_str(),
                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                         0600));
     if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
-    RETURN_IF_ERROR(CopyFd(in.get(), out.get(), path));
+    RETURN_IF_ERROR(CopyFd(env_, in.get(), out.get(), path));
   }
   struct stat st;
-  if (fstatat(dfd, parent.second.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+  if (env_->FstatAt(dfd, parent.second.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
       S_ISDIR(st.st_mode)) {
     DropCachedDirectory();
-    RETURN_IF_ERROR(RemoveAt(dfd, parent.second));
+    RETURN_IF_ERROR(RemoveAt(dfd, parent.second, env_));
   }
-  if (renameat(dfd, tmp.c_str(), dfd, parent.second.c_str()) != 0) {
+  if (env_->RenameAt(dfd, tmp.c_str(), dfd, parent.second.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("rename into ", path));
   }
   // When a redo finds the target already linked to the staged inode, rename
   // of two links to one inode does nothing (POSIX), so drop the temp name.
-  if (unlinkat(dfd, tmp.c_str(), 0) != 0 && errno != ENOENT) {
+  if (env_->UnlinkAt(dfd, tmp.c_str(), 0) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, absl::StrCat("remove temporary of ", path));
   }
   return absl::OkStatus();
@@ -188,19 +192,19 @@ absl::Status TreeWriter::PlaceSymlink(const std::string& path,
   int dfd = parent.first.get();
   const char* name = parent.second.c_str();
   struct stat st;
-  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (env_->FstatAt(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
     if (S_ISLNK(st.st_mode)) {
       std::string cur(4096, '\0');
-      ssize_t n = readlinkat(dfd, name, cur.data(), cur.size());
+      ssize_t n = env_->ReadLinkAt(dfd, name, cur.data(), cur.size());
       if (n >= 0 && static_cast<size_t>(n) == target.size() &&
           cur.compare(0, n, target) == 0) {
         return absl::OkStatus();
       }
     }
     DropCachedDirectory();
-    RETURN_IF_ERROR(RemoveAt(dfd, parent.second));
+    RETURN_IF_ERROR(RemoveAt(dfd, parent.second, env_));
   }
-  if (symlinkat(target.c_str(), dfd, name) != 0) {
+  if (env_->SymlinkAt(target.c_str(), dfd, name) != 0) {
     return ErrnoStatus(errno, absl::StrCat("symlink ", path));
   }
   return absl::OkStatus();
@@ -211,20 +215,20 @@ absl::Status TreeWriter::ApplyMetadata(const Entry& e) const {
   int dfd = parent.first.get();
   const char* name = parent.second.c_str();
   // chown first: it clears setuid/setgid, which chmod then sets.
-  if (fchownat(dfd, name, e.uid(), e.gid(), AT_SYMLINK_NOFOLLOW) != 0) {
+  if (env_->FchownAt(dfd, name, e.uid(), e.gid(), AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus(errno, absl::StrCat("chown ", e.path()));
   }
   if (e.type() != gwmirror::v1::ENTRY_TYPE_SYMLINK) {
     // fchmodat cannot refuse symlinks on Linux, so check the type via the fd.
-    UniqueFd fd(openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd fd(env_->OpenAt(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", e.path()));
     std::string proc = absl::StrCat("/proc/self/fd/", fd.get());
     struct stat st;
-    if (fstat(fd.get(), &st) != 0 || S_ISLNK(st.st_mode)) {
+    if (env_->Fstat(fd.get(), &st) != 0 || S_ISLNK(st.st_mode)) {
       return absl::FailedPreconditionError(
           absl::StrCat("\"", e.path(), "\" became a symlink"));
     }
-    if (chmod(proc.c_str(), e.mode()) != 0) {
+    if (env_->FchmodAt(AT_FDCWD, proc.c_str(), e.mode(), 0) != 0) {
       return ErrnoStatus(errno, absl::StrCat("chmod ", e.path()));
     }
   }
@@ -236,7 +240,7 @@ absl::Status TreeWriter::ApplyMetadata(const Entry& e) const {
     times[0].tv_sec -= 1;
   }
   times[1] = times[0];
-  if (utimensat(dfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (env_->UtimensAt(dfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus(errno, absl::StrCat("set mtime of ", e.path()));
   }
   return absl::OkStatus();
@@ -244,7 +248,7 @@ absl::Status TreeWriter::ApplyMetadata(const Entry& e) const {
 
 absl::Status TreeWriter::SyncAll() const {
   for (const Root& r : roots_) {
-    if (syncfs(r.fd.get()) != 0) {
+    if (env_->Syncfs(r.fd.get()) != 0) {
       return ErrnoStatus(errno, absl::StrCat("syncfs ", r.path));
     }
   }

@@ -26,8 +26,10 @@ namespace gwmirror {
 class TreeWriter {
  public:
   // `roots` are relative to `host_root`; missing roots are created (0755).
+  // Every file operation goes through `env`.
   static absl::StatusOr<TreeWriter> Open(const std::string& host_root,
-                                         const std::vector<std::string>& roots);
+                                         const std::vector<std::string>& roots,
+                                         Env* env = Env::Default());
 
   // Opens the directory that holds `path` (a manifest path) and returns it
   // with the last component. FAILED_PRECONDITION when a component is a
@@ -68,6 +70,7 @@ class TreeWriter {
   };
   void DropCachedDirectory() const;
 
+  Env* env_ = Env::Default();
   std::vector<Root> roots_;
   std::unique_ptr<DirCache> cache_ = std::make_unique<DirCache>();
 };
