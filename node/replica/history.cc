@@ -186,8 +186,8 @@ absl::StatusOr<std::unique_ptr<History>> History::Open(
   if (policy.tiers().empty() && policy.max_count() == 0) {
     policy = DefaultRetention();
   }
-  std::unique_ptr<History> h(new History(std::move(dir), std::move(policy),
-                                         std::move(tree), env));
+  std::unique_ptr<History> h(
+      new History(std::move(dir), std::move(policy), std::move(tree), env));
   RETURN_IF_ERROR(MakeDirs(h->dir_ + "/points", 0700, h->env_));
   RETURN_IF_ERROR(MakeDirs(h->dir_ + "/objects", 0700, h->env_));
   // Temporaries of an encoding or a preserve cut short by a crash.
@@ -205,7 +205,8 @@ absl::StatusOr<std::unique_ptr<History>> History::Open(
     uint64_t n = 0;
     const std::string path = h->dir_ + "/points/" + name;
     if (!absl::SimpleAtoi(name, &n)) {
-      h->env_->UnlinkAt(AT_FDCWD, path.c_str(), 0);  // A temporary left by a crash.
+      h->env_->UnlinkAt(AT_FDCWD, path.c_str(),
+                        0);  // A temporary left by a crash.
       continue;
     }
     ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, h->env_));
@@ -303,7 +304,8 @@ History::ObjectInfo History::Info(const std::string& sha) const {
 absl::Status History::PutRaw(const std::string& sha, absl::string_view content,
                              const std::string& basis) {
   if (Info(sha).kind == ObjectInfo::kNone) {
-    RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".raw", content, 0600, Durability::kSynced, env_));
+    RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".raw", content, 0600,
+                                    Durability::kSynced, env_));
   }
   if (!basis.empty()) {
     RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(sha) + ".basis",
@@ -345,12 +347,14 @@ absl::Status History::Preserve(
     // The replaced inode itself, when the tree shares the file system.
     std::string proc = absl::StrCat("/proc/self/fd/", in->get());
     if (env_->LinkAt(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(),
-               AT_SYMLINK_FOLLOW) != 0) {
-      UniqueFd out(
-          env_->Open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+                     AT_SYMLINK_FOLLOW) != 0) {
+      UniqueFd out(env_->Open(tmp.c_str(),
+                              O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
       if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
-      RETURN_IF_ERROR(CopyHashing(env_, in->get(), out.get(), e.path()).status());
-      if (env_->Fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + tmp);
+      RETURN_IF_ERROR(
+          CopyHashing(env_, in->get(), out.get(), e.path()).status());
+      if (env_->Fsync(out.get()) != 0)
+        return ErrnoStatus(errno, "fsync " + tmp);
     }
     if (env_->RenameAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, raw.c_str()) != 0) {
       return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
@@ -415,8 +419,8 @@ absl::Status History::Record(uint64_t n, const Manifest& m,
   if (!newest.empty() && newest != sha &&
       Info(newest).kind == ObjectInfo::kRaw) {
     RETURN_IF_ERROR(WriteFileAtomic(ObjectPath(newest) + ".basis",
-                                    HexOf(sha) + "\n", 0600,
-                                    Durability::kCache, env_));
+                                    HexOf(sha) + "\n", 0600, Durability::kCache,
+                                    env_));
   }
   RETURN_IF_ERROR(WriteFileAtomic(
       PointPath(n),
@@ -439,7 +443,8 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
         env_->Open((path + ".raw").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!raw.valid()) {
       // Compaction may have just turned the .raw into the encoded object.
-      in = UniqueFd(env_->Open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      in =
+          UniqueFd(env_->Open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
       if (!in.valid()) {
         return absl::NotFoundError(
             absl::StrCat("version ", HexOf(sha).substr(0, 16),
@@ -613,7 +618,8 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
                                    int below) {
   const std::string path = ObjectPath(sha);
   struct stat cs;
-  if (env_->Fstat(content_fd, &cs) != 0) return ErrnoStatus(errno, "stat " + path);
+  if (env_->Fstat(content_fd, &cs) != 0)
+    return ErrnoStatus(errno, "stat " + path);
   const uint64_t size = cs.st_size;
   const std::string tmp = path + ".enc";
   RsSignaturePtr sig;
@@ -627,8 +633,8 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
       }
       SignatureBuilder builder(bs.st_size, 0);
       std::string sig_bytes;
-      RETURN_IF_ERROR(
-          ForEachPiece(env_, b.get(), "basis", [&](absl::string_view p, bool eof) {
+      RETURN_IF_ERROR(ForEachPiece(
+          env_, b.get(), "basis", [&](absl::string_view p, bool eof) {
             return builder.Feed(p, eof, [&](absl::string_view s) {
               sig_bytes.append(s.data(), s.size());
               return absl::OkStatus();
@@ -674,8 +680,9 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
   std::unique_ptr<DeltaBuilder> delta;
   if (sig) delta = std::make_unique<DeltaBuilder>(sig.get());
   Sha256 hash;
-  absl::Status st = ForEachPiece(env_, 
-      content_fd, path, [&](absl::string_view p, bool eof) -> absl::Status {
+  absl::Status st = ForEachPiece(
+      env_, content_fd, path,
+      [&](absl::string_view p, bool eof) -> absl::Status {
         hash.Update(p);
         if (delta) {
           RETURN_IF_ERROR(delta->Feed(p, eof, [&](absl::string_view d) {
@@ -790,12 +797,19 @@ absl::StatusOr<std::set<std::string>> History::Needed(
 
 absl::Status History::CollectGarbage() {
   ASSIGN_OR_RETURN(std::set<std::string> needed, Needed(nullptr));
-  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects", env_));
+  ASSIGN_OR_RETURN(std::vector<std::string> names,
+                   ListDir(dir_ + "/objects", env_));
   size_t removed = 0;
   for (const std::string& name : names) {
     std::string hex = name.substr(0, 64);
     if (IsHex64(hex) && needed.count(absl::HexStringToBytes(hex))) continue;
-    if (env_->UnlinkAt(AT_FDCWD, (dir_ + "/objects/" + name).c_str(), 0) == 0) ++removed;
+    const std::string path = dir_ + "/objects/" + name;
+    if (env_->UnlinkAt(AT_FDCWD, path.c_str(), 0) == 0) {
+      ++removed;
+    } else if (errno != ENOENT) {
+      // A disk that refuses is reported, not hidden behind a smaller count.
+      return ErrnoStatus(errno, absl::StrCat("remove unneeded ", path));
+    }
   }
   if (removed > 0) {
     Logf(LogLevel::kInfo, "history", "removed %d objects no checkpoint needs",
@@ -806,7 +820,8 @@ absl::Status History::CollectGarbage() {
 
 absl::Status History::ScanChains() {
   below_.clear();
-  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects", env_));
+  ASSIGN_OR_RETURN(std::vector<std::string> names,
+                   ListDir(dir_ + "/objects", env_));
   for (const std::string& name : names) {
     if (name.size() != 64 || !IsHex64(name)) continue;
     ObjectInfo info = Info(absl::HexStringToBytes(name));
@@ -829,7 +844,8 @@ absl::StatusOr<int> History::Maintain(absl::Time now, bool gc) {
   }
   for (uint64_t n : expired) {
     RETURN_IF_ERROR(FaultPoint("history:expire"));
-    if (env_->UnlinkAt(AT_FDCWD, PointPath(n).c_str(), 0) != 0 && errno != ENOENT) {
+    if (env_->UnlinkAt(AT_FDCWD, PointPath(n).c_str(), 0) != 0 &&
+        errno != ENOENT) {
       return ErrnoStatus(errno, absl::StrCat("remove ", PointPath(n)));
     }
     absl::MutexLock l(&mu_);
@@ -843,7 +859,8 @@ absl::StatusOr<int> History::Maintain(absl::Time now, bool gc) {
     absl::MutexLock l(&mu_);
     if (!points_.empty()) newest = points_.rbegin()->second.manifest_sha;
   }
-  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir_ + "/objects", env_));
+  ASSIGN_OR_RETURN(std::vector<std::string> names,
+                   ListDir(dir_ + "/objects", env_));
   // Older versions first: a version is compacted after those below it.
   std::vector<std::pair<int64_t, std::string>> raws;
   for (const std::string& name : names) {

@@ -118,7 +118,8 @@ PushSession::~PushSession() {
 }
 
 void PushSession::DropPartial() {
-  if (!part_path_.empty()) store_->env_->UnlinkAt(AT_FDCWD, part_path_.c_str(), 0);
+  if (!part_path_.empty())
+    store_->env_->UnlinkAt(AT_FDCWD, part_path_.c_str(), 0);
   part_path_.clear();
   part_fd_.Reset();
   basis_fd_.Reset();
@@ -168,9 +169,9 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
   }
   RETURN_IF_ERROR(FaultPoint("stage:open"));
   part_path_ = ObjectPath(h.entry().sha256()) + ".part";
-  part_fd_.Reset(store_->env_->Open(part_path_.c_str(),
-                      O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                      0600));
+  part_fd_.Reset(store_->env_->Open(
+      part_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+      0600));
   if (!part_fd_.valid()) {
     absl::Status st = ErrnoStatus(errno, "create staging file");
     part_path_.clear();
@@ -193,7 +194,9 @@ absl::Status PushSession::TakePrestaged(const Entry& e) {
   if (it != store_->pool_.end() && it->second.size == e.size()) {
     std::string from = store_->PoolPath(e.sha256());
     std::string to = store_->ObjectPath(checkpoint_, e.sha256());
-    if (store_->env_->LinkAt(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), 0) == 0 || errno == EEXIST) {
+    if (store_->env_->LinkAt(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), 0) ==
+            0 ||
+        errno == EEXIST) {
       store_->staged_objects_.insert(e.sha256());
       store_->resend_whole_.erase(e.path());
       ++files_;
@@ -291,7 +294,8 @@ absl::Status PushSession::EndFile() {
     return st;
   }
   std::string final_path = ObjectPath(e.sha256());
-  if (store_->env_->RenameAt(AT_FDCWD, part_path_.c_str(), AT_FDCWD, final_path.c_str()) != 0) {
+  if (store_->env_->RenameAt(AT_FDCWD, part_path_.c_str(), AT_FDCWD,
+                             final_path.c_str()) != 0) {
     absl::Status rs = ErrnoStatus(errno, "rename staging file");
     DropPartial();
     return rs;
@@ -372,12 +376,14 @@ absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
   std::string dir = store_->StagingDir(checkpoint_);
   RETURN_IF_ERROR(FaultPoint("stage:sync"));
   {
-    UniqueFd fd(store_->env_->Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd fd(
+        store_->env_->Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid() || store_->env_->Syncfs(fd.get()) != 0) {
       return ErrnoStatus(errno, "sync staging");
     }
   }
-  RETURN_IF_ERROR(WriteManifestFile(dir + "/manifest", checkpoint_, m, Durability::kSynced, store_->env_));
+  RETURN_IF_ERROR(WriteManifestFile(dir + "/manifest", checkpoint_, m,
+                                    Durability::kSynced, store_->env_));
   store_->staged_manifest_ = std::move(m);
   store_->staged_digest_ = computed;
   return result;
@@ -532,7 +538,7 @@ void ReplicaStore::TrimPool() {
 }
 
 absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
-    const gwmirror::v1::NodeConfig& config, Env* env) {
+    const gwmirror::v1::NodeConfig& config, Env* env, bool keeper) {
   std::string host_root = config.host_root().empty() ? "/" : config.host_root();
   ASSIGN_OR_RETURN(TreeWriter writer,
                    TreeWriter::Open(host_root, RootPaths(config.roots()), env));
@@ -561,8 +567,10 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
     store->committed_manifest_ = std::move(committed->manifest);
   } else if (absl::IsNotFound(committed.status())) {
     // First start: adopt what is already there as checkpoint 0.
-    ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root, config.roots(), nullptr, 0, env));
-    RETURN_IF_ERROR(WriteManifestFile(committed_path, 0, scan.manifest, Durability::kSynced, env));
+    ASSIGN_OR_RETURN(ScanResult scan,
+                     ScanMirrorSet(host_root, config.roots(), nullptr, 0, env));
+    RETURN_IF_ERROR(WriteManifestFile(committed_path, 0, scan.manifest,
+                                      Durability::kSynced, env));
     store->committed_manifest_ = std::move(scan.manifest);
   } else {
     return committed.status();
@@ -574,8 +582,7 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
       store->history_,
       History::Open(
           store->Dir() + "/history", config.replica().retention(),
-          [raw](const std::string& sha) { return raw->OpenBySha(sha); },
-          env));
+          [raw](const std::string& sha) { return raw->OpenBySha(sha); }, env));
   RETURN_IF_ERROR(store->Recover());
   store->PublishCommitted();
   if (!store->history_->Has(store->committed_)) {
@@ -583,7 +590,7 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
                                             store->committed_manifest_, nullptr,
                                             nullptr, absl::Now()));
   }
-  store->keeper_ = std::thread([raw] { raw->KeeperLoop(); });
+  if (keeper) store->keeper_ = std::thread([raw] { raw->KeeperLoop(); });
   return store;
 }
 
@@ -859,7 +866,8 @@ absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
 absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
                                         std::string digest) {
   RETURN_IF_ERROR(FaultPoint("commit:record"));
-  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next, Durability::kSynced, env_));
+  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next,
+                                    Durability::kSynced, env_));
   committed_ = n;
   Manifest prev = std::exchange(committed_manifest_, next);
   committed_digest_ = digest;
@@ -876,7 +884,8 @@ absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
     keeper_kick_ = true;
   }
   RETURN_IF_ERROR(FaultPoint("commit:done"));
-  if (env_->UnlinkAt(AT_FDCWD, (Dir() + "/applying").c_str(), 0) != 0 && errno != ENOENT) {
+  if (env_->UnlinkAt(AT_FDCWD, (Dir() + "/applying").c_str(), 0) != 0 &&
+      errno != ENOENT) {
     return ErrnoStatus(errno, "remove redo intent");
   }
   RETURN_IF_ERROR(FsyncPath(Dir(), env_));
@@ -917,7 +926,8 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint, absl::string_view digest,
   }
   RETURN_IF_ERROR(FaultPoint("commit:intent"));
   RETURN_IF_ERROR(WriteFileAtomic(Dir() + "/applying",
-                                  absl::StrCat(checkpoint, "\n"), 0600, Durability::kSynced, env_));
+                                  absl::StrCat(checkpoint, "\n"), 0600,
+                                  Durability::kSynced, env_));
   Manifest next = *staged_manifest_;
   applying_ = true;
   absl::Status st = PreserveAndApply(checkpoint, next);
@@ -1042,7 +1052,8 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
       applying_ || staging_ != 0) {
     return -1;
   }
-  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, m, Durability::kSynced, env_));
+  RETURN_IF_ERROR(
+      WriteManifestFile(Dir() + "/committed", n, m, Durability::kSynced, env_));
   committed_digest_ = DigestBytes(m.ComputeDigest());
   committed_manifest_ = std::move(m);
   PublishCommitted();
@@ -1092,7 +1103,8 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
     }
     if (env_->Fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
   }
-  RETURN_IF_ERROR(WriteManifestFile(StagingDir(n) + "/manifest", n, target, Durability::kSynced, env_));
+  RETURN_IF_ERROR(WriteManifestFile(StagingDir(n) + "/manifest", n, target,
+                                    Durability::kSynced, env_));
   absl::MutexLock l(&mu_);
   if (committed_ != base || push_active_ || applying_) {
     return absl::AbortedError(
@@ -1102,8 +1114,8 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
   staged_objects_ = std::move(staged);
   staged_manifest_ = target;
   staged_digest_ = digest;
-  RETURN_IF_ERROR(
-      WriteFileAtomic(Dir() + "/applying", absl::StrCat(n, "\n"), 0600, Durability::kSynced, env_));
+  RETURN_IF_ERROR(WriteFileAtomic(Dir() + "/applying", absl::StrCat(n, "\n"),
+                                  0600, Durability::kSynced, env_));
   applying_ = true;
   RETURN_IF_ERROR(PreserveAndApply(n, target));
   applying_ = false;

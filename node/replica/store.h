@@ -104,9 +104,11 @@ class ReplicaStore {
  public:
   // Opens (and recovers) the store of `config`. Adopts the tree found under
   // the roots as checkpoint 0 when nothing was ever committed.
-  // Every file operation goes through `env`.
+  // Every file operation goes through `env`. Without `keeper` no background
+  // thread maintains the history (tests call MaintainHistory themselves).
   static absl::StatusOr<std::unique_ptr<ReplicaStore>> Open(
-      const gwmirror::v1::NodeConfig& config, Env* env = Env::Default());
+      const gwmirror::v1::NodeConfig& config, Env* env = Env::Default(),
+      bool keeper = true);
   ~ReplicaStore();
 
   gwmirror::v1::ReplicaState State() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -20,10 +20,10 @@
 
 namespace gwmirror::testing {
 
-TempDir::TempDir() {
-  const char* base = getenv("TMPDIR");
-  std::string tmpl =
-      absl::StrCat(base ? base : "/tmp", "/gwmirror-test-XXXXXX");
+TempDir::TempDir() : TempDir(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") {}
+
+TempDir::TempDir(const std::string& base) {
+  std::string tmpl = absl::StrCat(base, "/gwmirror-test-XXXXXX");
   char* p = mkdtemp(tmpl.data());
   if (p == nullptr) abort();
   path_ = p;

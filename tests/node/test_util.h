@@ -18,6 +18,8 @@ namespace gwmirror::testing {
 class TempDir {
  public:
   TempDir();
+  // Under `base` instead (a tmpfs such as /dev/shm, say).
+  explicit TempDir(const std::string& base);
   ~TempDir();
   const std::string& path() const { return path_; }
   std::string operator/(const std::string& rel) const {

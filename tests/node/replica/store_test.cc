@@ -14,6 +14,7 @@
 #include "common/fault.h"
 #include "gtest/gtest.h"
 #include "node/replica/restore.h"
+#include "tests/node/replica/store_items.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -23,42 +24,11 @@ using gwmirror::v1::ENTRY_TYPE_DIRECTORY;
 using gwmirror::v1::ENTRY_TYPE_FILE;
 using gwmirror::v1::ENTRY_TYPE_SYMLINK;
 
-// One file or link to push, with its content.
-struct Item {
-  Entry entry;
-  std::string content;
-};
-
-Item F(const std::string& path, const std::string& content, int mode = 0644) {
-  Item i;
-  i.entry.set_path("r/" + path);
-  i.entry.set_type(ENTRY_TYPE_FILE);
-  i.entry.set_mode(mode);
-  i.entry.set_mtime_ns(1700000000000000000LL + content.size());
-  i.entry.set_size(content.size());
-  i.entry.set_sha256(DigestBytes(Sha256Of(content)));
-  i.content = content;
-  return i;
-}
-
-Item D(const std::string& path, int mode = 0755) {
-  Item i;
-  i.entry.set_path("r/" + path);
-  i.entry.set_type(ENTRY_TYPE_DIRECTORY);
-  i.entry.set_mode(mode);
-  i.entry.set_mtime_ns(1600000000000000000LL);
-  return i;
-}
-
-Item L(const std::string& path, const std::string& target) {
-  Item i;
-  i.entry.set_path("r/" + path);
-  i.entry.set_type(ENTRY_TYPE_SYMLINK);
-  i.entry.set_mode(0777);
-  i.entry.set_mtime_ns(1600000000000000000LL);
-  i.entry.set_link_target(target);
-  return i;
-}
+using testing::D;
+using testing::F;
+using testing::Item;
+using testing::L;
+using testing::Text;
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -82,36 +52,7 @@ class StoreTest : public ::testing::Test {
   // Pushes `items` as checkpoint n with whole-file content.
   absl::StatusOr<gwmirror::v1::PushResult> Push(
       uint64_t n, const std::vector<Item>& items) {
-    gwmirror::v1::PushBegin b;
-    b.set_checkpoint(n);
-    b.set_base_checkpoint(store_->State().committed_checkpoint());
-    auto session = store_->BeginPush(b);
-    if (!session.ok()) return session.status();
-    Manifest committed = store_->CommittedManifest();
-    std::vector<Entry> entries;
-    for (const Item& i : items) {
-      entries.push_back(i.entry);
-      const Entry* old = committed.Find(i.entry.path());
-      if (i.entry.type() != ENTRY_TYPE_FILE ||
-          (old && old->sha256() == i.entry.sha256())) {
-        continue;
-      }
-      gwmirror::v1::FileHeader h;
-      *h.mutable_entry() = i.entry;
-      h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
-      absl::Status st = (*session)->BeginFile(h);
-      if (st.ok()) st = (*session)->FileData(i.content);
-      if (st.ok()) st = (*session)->EndFile();
-      if (!st.ok()) return st;
-    }
-    gwmirror::v1::ManifestPart part;
-    for (const Entry& e : entries) *part.add_entries() = e;
-    absl::Status st = (*session)->AddManifest(part);
-    if (!st.ok()) return st;
-    auto m = Manifest::FromEntries(entries);
-    if (!m.ok()) return m.status();
-    digest_ = DigestBytes(m->ComputeDigest());
-    return (*session)->End(digest_);
+    return testing::PushItems(store_.get(), n, items, &digest_);
   }
 
   absl::Status PushAndCommit(uint64_t n, const std::vector<Item>& items) {
@@ -818,17 +759,6 @@ TEST_F(StoreTest, DriftCheckStandsAsideWhileACheckpointIsStaged) {
 }
 
 // ------------------------------------------------------------------ History
-
-// Deterministic text of `n` lines, with line `edit` changed to `with`.
-std::string Text(int n, int edit = -1, const std::string& with = "") {
-  std::string out;
-  for (int i = 0; i < n; ++i) {
-    out += i == edit ? with + "\n"
-                     : absl::StrCat("INSERT INTO t VALUES (", i, ", 'row ",
-                                    i * 7919 % 1000, "');\n");
-  }
-  return out;
-}
 
 #define ASSERT_OK(e)            \
   do {                          \
