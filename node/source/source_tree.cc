@@ -24,19 +24,20 @@ absl::Duration Backoff(int attempt) {
 }  // namespace
 
 SourceTree::SourceTree(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
-                       std::set<std::string> always)
+                       std::set<std::string> always, Env* env)
     : config_(std::move(config)),
       watcher_(watcher),
       always_(std::move(always)),
       host_root_(config_.host_root().empty() ? "/" : config_.host_root()),
-      index_path_(config_.state_dir() + "/source/index") {
+      index_path_(config_.state_dir() + "/source/index"),
+      env_(env) {
   for (const auto& r : config_.roots()) filters_.emplace_back(r);
 }
 
 SourceTree::~SourceTree() {
   absl::MutexLock l(&mu_);
   if (!IndexChanged()) return;
-  if (absl::Status st = index_.Save(index_path_); !st.ok()) {
+  if (absl::Status st = index_.Save(index_path_, env_); !st.ok()) {
     Logf(LogLevel::kWarning, "source", "slot=%s saving the hash index: %s",
          config_.slot(), st.ToString());
   }
@@ -159,7 +160,7 @@ absl::Status SourceTree::Apply(const ChangeWatcher::Dirty& dirty,
 absl::Status SourceTree::WalkAll(ScanResult* out) {
   if (!index_loaded_) {
     index_loaded_ = true;
-    auto loaded = HashIndex::Load(index_path_);
+    auto loaded = HashIndex::Load(index_path_, env_);
     if (loaded.ok()) {
       index_ = *std::move(loaded);
     } else {
@@ -168,8 +169,9 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
     }
   }
   index_.SetNow(FileClockNs());
-  ASSIGN_OR_RETURN(ScanResult scan, ScanMirrorSet(host_root_, config_.roots(),
-                                                  &index_, out->hold_fds));
+  ASSIGN_OR_RETURN(
+      ScanResult scan,
+      ScanMirrorSet(host_root_, config_.roots(), &index_, out->hold_fds, env_));
   entries_.clear();
   for (const Entry& e : scan.manifest.entries()) {
     entries_.emplace_hint(entries_.end(), e.path(), e);
@@ -211,7 +213,7 @@ absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
   if (recurse) ForgetIndex(path);
   std::vector<Entry> found;
   absl::Status st = ScanObject(host_root_, config_.roots(root), filters_[root],
-                               path, recurse, &index_, out, &found);
+                               path, recurse, &index_, out, &found, env_);
   out->objects_read += found.size();
   if (absl::IsNotFound(st)) {
     ForgetIndex(path);
@@ -265,7 +267,7 @@ absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out, bool stable) {
   if (IndexChanged() &&
       (stable || absl::Now() >= index_saved_ + kIndexSaveEvery)) {
     RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
-    RETURN_IF_ERROR(index_.Save(index_path_));
+    RETURN_IF_ERROR(index_.Save(index_path_, env_));
     index_replaced_ = false;
     index_saved_changes_ = index_.changes();
     index_saved_ = absl::Now();

@@ -49,8 +49,9 @@ class SourceTree {
   // `always` (relative to the host root) are re-read at every scan, watched
   // or not: the dump files the cut itself writes, which the watcher
   // ignores.
+  // Its reads, listings and the index's saves go through `env`.
   SourceTree(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
-             std::set<std::string> always = {});
+             std::set<std::string> always = {}, Env* env = Env::Default());
   ~SourceTree();  // Saves the index.
   SourceTree(const SourceTree&) = delete;
   SourceTree& operator=(const SourceTree&) = delete;
@@ -104,6 +105,7 @@ class SourceTree {
   const std::set<std::string> always_;
   const std::string host_root_;
   const std::string index_path_;
+  Env* const env_;
   std::vector<MirrorFilter> filters_;  // One per root.
 
   absl::Mutex mu_;

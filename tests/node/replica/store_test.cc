@@ -3,9 +3,12 @@
 #include "node/replica/store.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -990,6 +993,81 @@ TEST_F(StoreTest, ADamagedHistoryPointIsRefusedNotReadAsZero) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
   EXPECT_TRUE(absl::StrContains(s.status().message(), point)) << s.status();
+}
+
+}  // namespace
+}  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+// A real full disk (issue 18): the standby's root and state on a small
+// tmpfs this test mounts. A file that cannot fit is refused by name with
+// the space it needs before a byte is written; one that fills the disk
+// while it is written fails RESOURCE_EXHAUSTED; the committed tree stays
+// as it was; once space is freed, the same push goes through.
+class FullDiskTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    mount_ = dir_ / "small";
+    ASSERT_EQ(mkdir(mount_.c_str(), 0700), 0);
+    if (mount("gwmirror-test", mount_.c_str(), "tmpfs", 0, "size=8m") != 0) {
+      GTEST_SKIP() << "cannot mount a tmpfs here (needs root): "
+                   << strerror(errno);
+    }
+    mounted_ = true;
+    config_.set_slot("gw1");
+    config_.set_host_root(mount_ + "/host");
+    config_.set_state_dir(mount_ + "/state");
+    config_.add_roots()->set_path("r");
+    // 8 MiB small: keep 512 KiB free rather than 5 % of it.
+    config_.mutable_replica()->set_min_free_bytes(512 << 10);
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    if (mounted_) umount2(mount_.c_str(), MNT_DETACH);
+  }
+  std::string mount_;
+  bool mounted_ = false;
+};
+
+TEST_F(FullDiskTest, PushesFailByNameAndResumeOnceSpaceIsFreed) {
+  ASSERT_TRUE(PushAndCommit(1, {F("keep.xml", "<keep/>")}).ok());
+  const Manifest committed = Tree();
+  // Larger than the file system: refused before any write.
+  auto r = Push(2, {F("keep.xml", "<keep/>"), F("huge.sql", Text(400000))});
+  ASSERT_TRUE(absl::IsResourceExhausted(r.status())) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "r/huge.sql"));
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "needs")) << r.status();
+  // It fits when its header arrives, but something else fills the disk
+  // before its bytes do: the write itself meets ENOSPC.
+  const std::string dump = Text(40000);  // About 1.3 MB.
+  {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(2);
+    b.set_base_checkpoint(1);
+    auto session = store_->BeginPush(b);
+    ASSERT_TRUE(session.ok()) << session.status();
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = F("dump.sql", dump).entry;
+    h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+    ASSERT_TRUE((*session)->BeginFile(h).ok());
+    struct statvfs fs;
+    ASSERT_EQ(statvfs(mount_.c_str(), &fs), 0);
+    testing::WriteFile(mount_ + "/filler",
+                       std::string(fs.f_bavail * fs.f_frsize - 4096, 'f'));
+    absl::Status st = (*session)->FileData(dump);
+    ASSERT_TRUE(absl::IsResourceExhausted(st)) << st;
+    EXPECT_TRUE(absl::StrContains(st.message(), "r/dump.sql")) << st;
+  }
+  EXPECT_EQ(testing::Diff(committed, Tree()), "") << "the tree is untouched";
+  EXPECT_EQ(store_->State().committed_checkpoint(), 1u);
+  // Space is freed: the same push goes through, nothing else needed.
+  ASSERT_EQ(unlink((mount_ + "/filler").c_str()), 0);
+  ASSERT_TRUE(
+      PushAndCommit(2, {F("keep.xml", "<keep/>"), F("dump.sql", dump)}).ok());
+  EXPECT_EQ(testing::ReadFile(mount_ + "/host/r/dump.sql"), dump);
 }
 
 }  // namespace

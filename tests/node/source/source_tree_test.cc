@@ -10,10 +10,12 @@
 
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/fault.h"
 #include "common/fd.h"
 #include "gtest/gtest.h"
+#include "tests/node/fault_injection_env.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -282,6 +284,67 @@ TEST_F(SourceTreeTest, WithoutAWatcherEveryScanIsAWholeWalkAndSavesTheIndex) {
   auto index = HashIndex::Load(dir_ / "state/source/index");
   ASSERT_TRUE(index.ok()) << index.status();
   EXPECT_EQ(index->size(), 3u);
+}
+
+}  // namespace
+}  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+// Issue 18: readdir's errors were never checked, so an EIO part-way
+// through a directory gave a short listing, which a push mirrors as
+// deletions. A listing that fails fails the scan, naming the directory.
+TEST_F(SourceTreeTest, AListingThatFailsPartWayFailsTheScanByName) {
+  testing::FaultInjectionEnv env(dir_ / "host", dir_ / "attic");
+  SourceTree tree(config_, nullptr, {}, &env);
+  ASSERT_TRUE(tree.StableScan(absl::Seconds(5)).ok());
+  env.FailNext("readdir", "gw/conf", EIO);
+  auto scan = tree.StableScan(absl::Seconds(5));
+  ASSERT_FALSE(scan.ok()) << "a short listing must never pass for the tree";
+  EXPECT_TRUE(absl::StrContains(scan.status().message(), "gw/conf"))
+      << scan.status();
+  EXPECT_TRUE(absl::StrContains(scan.status().message(), "Input/output error"))
+      << scan.status();
+  // Once the disk answers again, the scan is whole.
+  EXPECT_EQ(testing::Diff(testing::Snapshot(dir_ / "host", roots_),
+                          tree.StableScan(absl::Seconds(5))->manifest),
+            "");
+}
+
+// The source's stat index, saved with a power cut at each of its steps: at
+// the next start the scan equals the tree, whatever the cut left of the
+// index (the old one, the new one, or none: a cache, rebuilt).
+TEST_F(SourceTreeTest, APowerCutWhileTheIndexIsSavedNeverMisleadsTheNextScan) {
+  int steps = 0;
+  {
+    testing::FaultInjectionEnv env(dir_.path(), dir_ / "attic");
+    SourceTree tree(config_, nullptr, {}, &env);
+    ASSERT_TRUE(tree.StableScan(absl::Seconds(5)).ok());
+    testing::WriteFile(dir_ / "host/gw/conf/a.xml", "a changed");
+    int before = env.mutations();
+    ASSERT_TRUE(tree.StableScan(absl::Seconds(5)).ok());
+    steps = env.mutations() - before;
+  }
+  ASSERT_GT(steps, 0);
+  for (int cut = 1; cut <= steps; ++cut) {
+    testing::WriteFile(dir_ / "host/gw/conf/sub/b.xml", absl::StrCat("v", cut));
+    testing::FaultInjectionEnv env(dir_.path(), dir_ / "attic");
+    {
+      SourceTree tree(config_, nullptr, {}, &env);
+      env.CutPowerAt(cut);
+      (void)tree.StableScan(absl::Seconds(5));
+    }
+    env.PowerCut();
+    SourceTree rebooted(config_, nullptr);
+    auto scan = rebooted.StableScan(absl::Seconds(5));
+    ASSERT_TRUE(scan.ok()) << "cut at " << cut << ": " << scan.status();
+    EXPECT_EQ(
+        testing::Diff(testing::Snapshot(dir_ / "host", roots_), scan->manifest),
+        "")
+        << "cut at " << cut;
+  }
+  std::printf("index save: %d cut points\n", steps);
 }
 
 }  // namespace
