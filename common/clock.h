@@ -5,6 +5,8 @@
 #ifndef GWMIRROR_COMMON_CLOCK_H_
 #define GWMIRROR_COMMON_CLOCK_H_
 
+#include <functional>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -16,6 +18,8 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual absl::Time Now() const = 0;
+  // Waits `d` (a simulated clock moves on by `d` and returns at once).
+  virtual void SleepFor(absl::Duration d) const = 0;
   // The process's real clock (never destroyed).
   static Clock* Real();
 };
@@ -29,14 +33,26 @@ class SimulatedClock final : public Clock {
     absl::MutexLock l(&mu_);
     return now_;
   }
-  void Advance(absl::Duration d) {
+  void SleepFor(absl::Duration d) const override {
+    std::function<void()> after;
+    {
+      absl::MutexLock l(&mu_);
+      now_ += d;
+      after = after_sleep_;
+    }
+    // What the rest of the world does while one waits (heartbeats).
+    if (after) after();
+  }
+  void Advance(absl::Duration d) { SleepFor(d); }
+  void SetAfterSleep(std::function<void()> fn) {
     absl::MutexLock l(&mu_);
-    now_ += d;
+    after_sleep_ = std::move(fn);
   }
 
  private:
   mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Time now_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> after_sleep_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gwmirror

@@ -24,8 +24,6 @@ namespace {
 using gwmirror::v1::CheckpointInfo;
 using gwmirror::v1::TopologyReport;
 
-int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
-
 std::string Short(const std::string& digest) {
   return absl::BytesToHexString(digest).substr(0, 16) + "...";
 }
@@ -112,159 +110,15 @@ absl::Status ValidateCoordinatorConfig(
   return absl::OkStatus();
 }
 
-// Clients of the nodes, one channel per (address, identity).
-class Coordinator::Peers {
- public:
-  // `stamp` gives the envelope (epoch and its proof) of an epoch.
-  Peers(gwmirror::v1::TlsConfig tls,
-        std::function<gwmirror::v1::Envelope(uint64_t)> stamp)
-      : tls_(std::move(tls)), stamp_(std::move(stamp)) {}
-
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const Node& n) {
-    absl::MutexLock l(&mu_);
-    auto key = std::make_pair(n.address, n.member.identity());
-    auto it = channels_.find(key);
-    // A channel that failed (the node was down) waits out its reconnect
-    // backoff; the node may be back already, so dial afresh.
-    if (it != channels_.end() &&
-        it->second->GetState(false) != GRPC_CHANNEL_TRANSIENT_FAILURE) {
-      return it->second;
-    }
-    ASSIGN_OR_RETURN(auto ch,
-                     DialMutualTls(tls_, n.address, n.member.identity()));
-    channels_[key] = ch;
-    return ch;
-  }
-
-  // A node (re)registered: its process may be new, so the next call
-  // connects afresh instead of waiting out the old channel's backoff.
-  void Forget(const std::string& address, const std::string& identity) {
-    absl::MutexLock l(&mu_);
-    channels_.erase(std::make_pair(address, identity));
-  }
-
-  absl::StatusOr<gwmirror::v1::CutResult> Cut(const Node& n, uint64_t epoch,
-                                              uint64_t id, const Node& replica,
-                                              bool release,
-                                              absl::Time deadline) {
-    ASSIGN_OR_RETURN(auto ch, Channel(n));
-    gwmirror::v1::CutRequest req;
-    *req.mutable_envelope() = stamp_(epoch);
-    req.set_checkpoint(id);
-    req.set_replica_address(replica.address);
-    req.set_replica_identity(replica.member.identity());
-    req.set_release_mass_deletion(release);
-    gwmirror::v1::CutResult resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(deadline));
-    RETURN_IF_ERROR(
-        FromGrpc(gwmirror::v1::Source::NewStub(ch)->Cut(&ctx, req, &resp)));
-    return resp;
-  }
-
-  absl::StatusOr<std::vector<std::string>> Activate(const Node& n,
-                                                    uint64_t epoch,
-                                                    const std::string& phase,
-                                                    uint64_t checkpoint = 0) {
-    gwmirror::v1::ActivateRequest req;
-    req.set_phase(phase);
-    req.set_checkpoint(checkpoint);
-    ASSIGN_OR_RETURN(auto resp, Call<gwmirror::v1::ActivateResult>(
-                                    n, epoch, req, absl::Hours(1),
-                                    &gwmirror::v1::Replica::Stub::Activate));
-    return std::vector<std::string>(resp.done().begin(), resp.done().end());
-  }
-
-  absl::StatusOr<gwmirror::v1::DrillResult> Drill(
-      const Node& n, uint64_t epoch, uint64_t id,
-      const gwmirror::v1::StartDrillRequest& start) {
-    gwmirror::v1::DrillRequest req;
-    req.set_drill_id(id);
-    *req.mutable_smoke() = start.smoke();
-    req.set_checkpoint(start.checkpoint());
-    return Call<gwmirror::v1::DrillResult>(n, epoch, req, absl::Hours(2),
-                                           &gwmirror::v1::Replica::Stub::Drill);
-  }
-
-  absl::StatusOr<gwmirror::v1::ReplicaState> State(const Node& n,
-                                                   uint64_t epoch,
-                                                   absl::Duration timeout) {
-    return Call<gwmirror::v1::ReplicaState>(
-        n, epoch, gwmirror::v1::GetStateRequest(), timeout,
-        &gwmirror::v1::Replica::Stub::GetState);
-  }
-
-  absl::StatusOr<gwmirror::v1::HistoryList> History(
-      const Node& n, uint64_t epoch,
-      const std::vector<uint64_t>* set_pins = nullptr) {
-    gwmirror::v1::ListHistoryRequest req;
-    if (set_pins != nullptr) {
-      req.set_set_pins(true);
-      for (uint64_t p : *set_pins) req.add_pinned(p);
-    }
-    return Call<gwmirror::v1::HistoryList>(
-        n, epoch, req, absl::Minutes(2),
-        &gwmirror::v1::Replica::Stub::ListHistory);
-  }
-
-  absl::StatusOr<gwmirror::v1::VerifyResult> Verify(const Node& n,
-                                                    uint64_t epoch,
-                                                    bool repair) {
-    gwmirror::v1::VerifyRequest req;
-    req.set_repair(repair);
-    return Call<gwmirror::v1::VerifyResult>(
-        n, epoch, req, absl::Hours(2), &gwmirror::v1::Replica::Stub::Verify);
-  }
-
-  absl::Status Commit(const Node& n, uint64_t epoch, uint64_t id,
-                      const std::string& digest,
-                      const std::vector<uint64_t>& pins) {
-    gwmirror::v1::CommitRequest req;
-    req.set_checkpoint(id);
-    req.set_manifest_digest(digest);
-    for (uint64_t p : pins) req.add_pinned(p);
-    return Call<gwmirror::v1::CommitResult>(
-               n, epoch, req, absl::Minutes(10),
-               &gwmirror::v1::Replica::Stub::Commit)
-        .status();
-  }
-
-  absl::Status Abort(const Node& n, uint64_t epoch, uint64_t id) {
-    gwmirror::v1::AbortRequest req;
-    req.set_checkpoint(id);
-    return Call<gwmirror::v1::AbortResult>(n, epoch, req, absl::Seconds(10),
-                                           &gwmirror::v1::Replica::Stub::Abort)
-        .status();
-  }
-
- private:
-  // One unary Replica call under `epoch`.
-  template <typename Resp, typename Req, typename Method>
-  absl::StatusOr<Resp> Call(const Node& n, uint64_t epoch, Req req,
-                            absl::Duration timeout, Method method) {
-    ASSIGN_OR_RETURN(auto ch, Channel(n));
-    auto stub = gwmirror::v1::Replica::NewStub(ch);
-    return CallReplica<Resp>(*stub, method, std::move(req), stamp_(epoch),
-                             timeout);
-  }
-
- private:
-  const gwmirror::v1::TlsConfig tls_;
-  const std::function<gwmirror::v1::Envelope(uint64_t)> stamp_;
-  absl::Mutex mu_;
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<grpc::Channel>>
-      channels_ ABSL_GUARDED_BY(mu_);
-};
-
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
-    gwmirror::v1::CoordinatorConfig config) {
+    gwmirror::v1::CoordinatorConfig config, CoordinatorOptions options) {
   RETURN_IF_ERROR(ValidateCoordinatorConfig(config));
   RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
   ASSIGN_OR_RETURN(auto store,
                    StateStore::Open(config.state_dir() + "/state.db",
                                     config.initial_active_site()));
   std::unique_ptr<Coordinator> c(
-      new Coordinator(std::move(config), std::move(store)));
+      new Coordinator(std::move(config), std::move(store), std::move(options)));
   ASSIGN_OR_RETURN(c->audit_,
                    AuditLog::Open(c->config_.state_dir() + "/audit.log"));
   // The certificate this process serves with (a renewed file on disk takes
@@ -287,11 +141,16 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
 }
 
 Coordinator::Coordinator(gwmirror::v1::CoordinatorConfig config,
-                         std::unique_ptr<StateStore> store)
+                         std::unique_ptr<StateStore> store,
+                         CoordinatorOptions options)
     : config_(std::move(config)),
+      clock_(options.clock),
       store_(std::move(store)),
-      peers_(std::make_unique<Peers>(
-          config_.tls(), [this](uint64_t epoch) { return Stamp(epoch); })),
+      nodes_client_(options.nodes != nullptr
+                        ? std::move(options.nodes)
+                        : NewGrpcNodeClient(
+                              config_.tls(),
+                              [this](uint64_t epoch) { return Stamp(epoch); })),
       gate_(
           [this](const std::string& id) {
             return CoordinatorRoles(config_, id);
@@ -299,7 +158,7 @@ Coordinator::Coordinator(gwmirror::v1::CoordinatorConfig config,
           CallGate::Limits{}) {}
 
 void Coordinator::Audit(gwmirror::v1::AuditRecord r) {
-  if (r.unix_ms() == 0) r.set_unix_ms(NowMs());
+  if (r.unix_ms() == 0) r.set_unix_ms(absl::ToUnixMillis(clock_->Now()));
   r.set_epoch(store_->Epoch());
   Logf(LogLevel::kInfo, "audit", "%s (%s) %s %s%s: %s", r.identity(), r.role(),
        r.action(), r.detail(),
@@ -326,7 +185,7 @@ gwmirror::v1::Envelope Coordinator::Stamp(uint64_t epoch) const {
 absl::Status Coordinator::SignGrant() {
   ASSIGN_OR_RETURN(gwmirror::v1::EpochGrant g,
                    SignEpochGrant(config_.tls(), store_->Epoch(),
-                                  store_->ActiveSite(), absl::Now()));
+                                  store_->ActiveSite(), clock_->Now()));
   absl::MutexLock l(&grant_mu_);
   grant_ = std::move(g);
   return absl::OkStatus();
@@ -366,7 +225,7 @@ gwmirror::v1::NodeRole Coordinator::Role(const std::string& site) const {
 
 bool Coordinator::Healthy(const Node& n) const {
   return n.registered &&
-         absl::Now() - n.last_heartbeat <
+         clock_->Now() - n.last_heartbeat <
              absl::Milliseconds(Or(config_.heartbeat_timeout_ms(), 5000u));
 }
 
@@ -403,7 +262,7 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
                        g.active_site(), "\" active"));
     }
     RETURN_IF_ERROR(store_->AdoptActive(epoch = g.epoch(), g.active_site()));
-    switched_ = absl::Now();
+    switched_ = clock_->Now();
     RETURN_IF_ERROR(SignGrant());
     Logf(LogLevel::kWarning, "coordinator",
          "adopted a forced promote: epoch %d, %s active, %s fenced "
@@ -430,10 +289,10 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
     return absl::InvalidArgumentError("register needs the node's address");
   }
   Node& n = it->second;
-  peers_->Forget(req.address(), identity);
+  nodes_client_->Forget(NodeRef{identity, req.address()});
   n.address = req.address();
   n.registered = true;
-  n.last_heartbeat = absl::Now();
+  n.last_heartbeat = clock_->Now();
   n.report = req.topology();
   Logf(LogLevel::kInfo, "coordinator", "node %s (%s %s) registered at %s",
        identity, req.site(), req.slot(), req.address());
@@ -463,7 +322,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
         req.envelope().epoch() < epoch ? "stale epoch " : "unknown epoch ",
         req.envelope().epoch(), ": the coordinator is at epoch ", epoch));
   }
-  it->second.last_heartbeat = absl::Now();
+  it->second.last_heartbeat = clock_->Now();
   it->second.report = req.topology();
   auto time_of = [](int64_t ms) {
     return ms > 0 ? absl::FromUnixMillis(ms) : absl::InfinitePast();
@@ -537,7 +396,7 @@ Coordinator::HealthySlots() {
             n->member.identity(),
             n->registered ? absl::StrCat(" lost (last heartbeat ",
                                          absl::FormatDuration(absl::Trunc(
-                                             absl::Now() - n->last_heartbeat,
+                                             clock_->Now() - n->last_heartbeat,
                                              absl::Milliseconds(100))),
                                          " ago)")
                           : " never registered"));
@@ -597,7 +456,7 @@ void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
   ParallelFor(slots.size(), [&](size_t i) {
     // Best effort: a replica that misses this discards the staging at its
     // next push (a newer checkpoint) anyway.
-    (void)peers_->Abort(slots[i].replica, epoch, id);
+    (void)nodes_client_->Abort(slots[i].replica.ref(), epoch, id);
   });
 }
 
@@ -606,7 +465,7 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   *incoherent = false;
   uint64_t epoch = store_->Epoch();
   absl::Time deadline =
-      absl::Now() +
+      clock_->Now() +
       absl::Milliseconds(Or(config_.checkpoint_timeout_ms(), 600000u));
   auto healthy = HealthySlots();
   if (!healthy.ok() && automatic) return healthy.status();
@@ -622,7 +481,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
     }
     released = released_;
   }
-  ASSIGN_OR_RETURN(uint64_t id, store_->BeginCut(epoch, NowMs()));
+  ASSIGN_OR_RETURN(uint64_t id,
+                   store_->BeginCut(epoch, absl::ToUnixMillis(clock_->Now())));
   RETURN_IF_ERROR(FaultPoint("coordinator:cut"));
   if (!healthy.ok()) {
     std::string reason = std::string(healthy.status().message());
@@ -638,8 +498,9 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts(
       slots.size(), absl::UnknownError("not run"));
   ParallelFor(slots.size(), [&](size_t i) {
-    cuts[i] = peers_->Cut(slots[i].source, epoch, id, slots[i].replica,
-                          released.count(slots[i].slot) > 0, deadline);
+    cuts[i] = nodes_client_->Cut(slots[i].source.ref(), epoch, id,
+                                 slots[i].replica.ref(),
+                                 released.count(slots[i].slot) > 0, deadline);
   });
   {
     absl::MutexLock l(&mu_);
@@ -674,7 +535,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
     std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
         slots.size(), absl::UnknownError("not run"));
     ParallelFor(slots.size(), [&](size_t i) {
-      states[i] = peers_->State(slots[i].replica, epoch, absl::Seconds(10));
+      states[i] = nodes_client_->State(slots[i].replica.ref(), epoch,
+                                       absl::Seconds(10));
     });
     for (size_t i = 0; i < slots.size(); ++i) {
       const std::string& want = cuts[i]->manifest_digest();
@@ -750,7 +612,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
   // 5. The commit point.
-  RETURN_IF_ERROR(store_->RecordConsistent(id, digests, NowMs()));
+  RETURN_IF_ERROR(
+      store_->RecordConsistent(id, digests, absl::ToUnixMillis(clock_->Now())));
   Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d consistent", id);
   RETURN_IF_ERROR(FaultPoint("coordinator:consistent"));
   // 6. Apply.
@@ -772,19 +635,19 @@ absl::StatusOr<gwmirror::v1::DrillReport> Coordinator::Drill(
   // about it.
   ASSIGN_OR_RETURN(std::vector<SlotPeers> slots, HealthySlots());
   uint64_t epoch = store_->Epoch();
-  absl::Time start = absl::Now();
+  absl::Time start = clock_->Now();
   ASSIGN_OR_RETURN(uint64_t id, store_->BeginDrill(absl::ToUnixMillis(start)));
   Logf(LogLevel::kInfo, "coordinator", "drill=%d on %d standby nodes", id,
        slots.size());
   std::vector<absl::StatusOr<gwmirror::v1::DrillResult>> results(
       slots.size(), absl::UnknownError(""));
   ParallelFor(slots.size(), [&](size_t i) {
-    results[i] = peers_->Drill(slots[i].replica, epoch, id, req);
+    results[i] = nodes_client_->Drill(slots[i].replica.ref(), epoch, id, req);
   });
   gwmirror::v1::DrillReport report;
   report.set_id(id);
   report.set_started_unix_ms(absl::ToUnixMillis(start));
-  report.set_rto_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+  report.set_rto_ms(absl::ToInt64Milliseconds(clock_->Now() - start));
   report.set_ok(true);
   for (size_t i = 0; i < slots.size(); ++i) {
     if (!results[i].ok()) {
@@ -828,7 +691,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   // No checkpoint runs meanwhile; a consistent one is applied first.
   absl::MutexLock cl(&checkpoint_mu_);
   RETURN_IF_ERROR(ResumeLocked());
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_->Now();
   const std::string active = store_->ActiveSite();
   const std::string target = StandbySite();
   if (target.empty()) {
@@ -877,11 +740,11 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   };
   // 1. The standby trees hold the checkpoint.
   {
-    absl::Time t = absl::Now();
+    absl::Time t = clock_->Now();
     gwmirror::v1::PromoteStep* s = step("check standby trees");
     for (const Node& n : nodes) {
       ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state,
-                       peers_->State(n, epoch, absl::Seconds(10)));
+                       nodes_client_->State(n.ref(), epoch, absl::Seconds(10)));
       if (req.checkpoint() != 0) {
         s->add_done(absl::StrCat(
             n.member.slot(), ": ", n.member.identity(), " holds checkpoint ",
@@ -904,7 +767,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
       s->add_done(absl::StrCat(n.member.slot(), ": ", n.member.identity(),
                                " holds checkpoint ", cp.id()));
     }
-    s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+    s->set_ms(absl::ToInt64Milliseconds(clock_->Now() - t));
   }
   if (req.dry_run()) {
     step("raise epoch")
@@ -923,24 +786,24 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     report.set_epoch(epoch);
     report.set_active_site(active);
     report.set_fenced_site(store_->FencedSite());
-    report.set_rto_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+    report.set_rto_ms(absl::ToInt64Milliseconds(clock_->Now() - start));
     return report;
   }
   // 2. The commit point of a promote: one transaction.
   {
-    absl::Time t = absl::Now();
+    absl::Time t = clock_->Now();
     gwmirror::v1::PromoteStep* s = step("raise epoch");
     ASSIGN_OR_RETURN(epoch, store_->SwitchActive(target));
     {
       absl::MutexLock m(&mu_);
-      switched_ = absl::Now();
+      switched_ = clock_->Now();
     }
     // Without its proof the nodes would refuse the new epoch: the raise
     // stands in the state (a restart signs it), but say so now.
     RETURN_IF_ERROR(SignGrant());
     s->add_done(absl::StrCat("epoch ", epoch, ": ", target, " active, ", active,
                              " fenced"));
-    s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+    s->set_ms(absl::ToInt64Milliseconds(clock_->Now() - t));
     Logf(LogLevel::kWarning, "coordinator",
          "promote: epoch %d, %s active, %s fenced (checkpoint %d)", epoch,
          target, active, cp.id());
@@ -957,7 +820,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   if (st.ok()) st = phase("start node managers", "node-managers");
   if (st.ok()) st = phase("start instances", "instances");
   if (st.ok() && !config_.traffic_switch().empty()) {
-    absl::Time t = absl::Now();
+    absl::Time t = clock_->Now();
     gwmirror::v1::PromoteStep* s = step("traffic switch");
     ProcessSpec spec;
     spec.argv.assign(config_.traffic_switch().begin(),
@@ -973,10 +836,10 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     } else {
       s->add_done(absl::StrJoin(config_.traffic_switch(), " "));
     }
-    s->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+    s->set_ms(absl::ToInt64Milliseconds(clock_->Now() - t));
   }
   if (!st.ok()) report.set_error(std::string(st.message()));
-  report.set_rto_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+  report.set_rto_ms(absl::ToInt64Milliseconds(clock_->Now() - start));
   Logf(st.ok() ? LogLevel::kInfo : LogLevel::kError, "coordinator",
        "promote to %s %s in %d ms%s", target, st.ok() ? "done" : "INCOMPLETE",
        report.rto_ms(), st.ok() ? "" : absl::StrCat(": ", st.message()));
@@ -987,11 +850,11 @@ absl::Status Coordinator::ActivateAll(const std::vector<Node>& nodes,
                                       uint64_t epoch, const std::string& phase,
                                       uint64_t checkpoint,
                                       gwmirror::v1::PromoteStep* step) {
-  const absl::Time t = absl::Now();
+  const absl::Time t = clock_->Now();
   std::vector<absl::StatusOr<std::vector<std::string>>> out(
       nodes.size(), absl::UnknownError(""));
   ParallelFor(nodes.size(), [&](size_t i) {
-    out[i] = peers_->Activate(nodes[i], epoch, phase, checkpoint);
+    out[i] = nodes_client_->Activate(nodes[i].ref(), epoch, phase, checkpoint);
   });
   absl::Status st;
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -1006,7 +869,7 @@ absl::Status Coordinator::ActivateAll(const std::vector<Node>& nodes,
       step->add_done(absl::StrCat(slot, ": ", line));
     }
   }
-  step->set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+  step->set_ms(absl::ToInt64Milliseconds(clock_->Now() - t));
   return st;
 }
 
@@ -1021,22 +884,22 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
   }
   ASSIGN_OR_RETURN(std::vector<Node> returning, SiteNodes(back));
   ASSIGN_OR_RETURN(std::vector<Node> current, SiteNodes(active));
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_->Now();
   const uint64_t epoch = store_->Epoch();
   // The returning nodes must take pushes before anything stops: a node
   // that was a source re-reads its tree first.
   for (const Node& n : returning) {
-    for (absl::Time give_up = absl::Now() + absl::Seconds(60);;) {
+    for (absl::Time give_up = clock_->Now() + absl::Seconds(60);;) {
       ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state,
-                       peers_->State(n, epoch, absl::Seconds(10)));
+                       nodes_client_->State(n.ref(), epoch, absl::Seconds(10)));
       if (!state.stale()) break;
-      if (absl::Now() > give_up) {
+      if (clock_->Now() > give_up) {
         return absl::UnavailableError(
             absl::StrCat(n.member.identity(),
                          " is still re-reading its tree as a "
                          "replica; fail back once it is done"));
       }
-      absl::SleepFor(absl::Milliseconds(200));
+      clock_->SleepFor(absl::Milliseconds(200));
     }
   }
   std::vector<gwmirror::v1::PromoteStep> before;
@@ -1054,7 +917,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
   } else {
     absl::Status st = on_active("stop instances", "stop-instances");
     if (st.ok()) st = on_active("stop node managers", "stop-node-managers");
-    absl::Time t = absl::Now();
+    absl::Time t = clock_->Now();
     absl::StatusOr<gwmirror::v1::CheckpointInfo> final_cp =
         st.ok() ? RunCheckpoint()
                 : absl::StatusOr<gwmirror::v1::CheckpointInfo>(st);
@@ -1074,7 +937,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
     step.set_name("final checkpoint");
     step.add_done(
         absl::StrCat("checkpoint ", final_cp->id(), " applied on ", back));
-    step.set_ms(absl::ToInt64Milliseconds(absl::Now() - t));
+    step.set_ms(absl::ToInt64Milliseconds(clock_->Now() - t));
     before.push_back(step);
   }
   gwmirror::v1::PromoteRequest promote;
@@ -1085,7 +948,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
   out.clear_steps();
   for (auto& s : before) *out.add_steps() = std::move(s);
   for (const auto& s : report.steps()) *out.add_steps() = s;
-  out.set_rto_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+  out.set_rto_ms(absl::ToInt64Milliseconds(clock_->Now() - start));
   // Nothing written on the active site was left behind.
   if (!req.dry_run()) out.set_rpo_ms(0);
   return out;
@@ -1150,8 +1013,11 @@ absl::Status Coordinator::ApplyConsistent(
       results[i] = absl::UnavailableError("replica not registered");
       return;
     }
-    results[i] = peers_->Commit(replicas[i], epoch, id, d->second, pins);
-    if (results[i].ok()) results[i] = store_->RecordApplied(id, slot, NowMs());
+    results[i] =
+        nodes_client_->Commit(replicas[i].ref(), epoch, id, d->second, pins);
+    if (results[i].ok())
+      results[i] =
+          store_->RecordApplied(id, slot, absl::ToUnixMillis(clock_->Now()));
     if (results[i].ok()) results[i] = FaultPoint("coordinator:applied-slot");
   });
   std::vector<std::string> failures;
@@ -1223,10 +1089,10 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
     return true;
   }();
   (void)declared;
-  absl::Time start = absl::Now();
+  absl::Time start = clock_->Now();
   absl::StatusOr<CheckpointInfo> r = RunCheckpointOnce(automatic);
   runs.Add(1, {r.ok() ? "ok" : "failed"});
-  if (r.ok()) duration.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  if (r.ok()) duration.Observe(absl::ToDoubleSeconds(clock_->Now() - start));
   return r;
 }
 
@@ -1234,7 +1100,7 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {
   absl::MutexLock l(&checkpoint_mu_);
   {
     absl::MutexLock m(&mu_);
-    cut_started_ = absl::Now();
+    cut_started_ = clock_->Now();
   }
   // Heartbeats during the run report changes it is about to cover; once it
   // ends, the next ones say what is still pending.
@@ -1245,15 +1111,15 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {
   RETURN_IF_ERROR(ResumeLocked());
   // A replica that was a source until a promote re-reads its tree first;
   // a cut waits for that (its heartbeats say when), at most 30 s.
-  for (absl::Time until = absl::Now() + absl::Seconds(30);
-       absl::Now() < until;) {
+  for (absl::Time until = clock_->Now() + absl::Seconds(30);
+       clock_->Now() < until;) {
     const std::string active = store_->ActiveSite();
     bool stale = false;
     bool ask = false;
     std::vector<Node> replicas;
     {
       absl::MutexLock m(&mu_);
-      ask = absl::Now() - switched_ < absl::Minutes(2);
+      ask = clock_->Now() - switched_ < absl::Minutes(2);
       for (const auto& [id, n] : nodes_) {
         if (n.member.site() == active || !Healthy(n)) continue;
         stale |= n.stale;
@@ -1262,19 +1128,20 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {
     }
     // Heartbeats lag a role switch: ask the replicas themselves then.
     for (size_t i = 0; ask && !stale && i < replicas.size(); ++i) {
-      auto state =
-          peers_->State(replicas[i], store_->Epoch(), absl::Seconds(5));
+      auto state = nodes_client_->State(replicas[i].ref(), store_->Epoch(),
+                                        absl::Seconds(5));
       stale = state.ok() && state->stale();
     }
     if (!stale) break;
-    absl::SleepFor(absl::Milliseconds(100));
+    clock_->SleepFor(absl::Milliseconds(100));
   }
   absl::Time give_up =
-      absl::Now() + absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u));
+      clock_->Now() +
+      absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u));
   for (;;) {
     bool incoherent = false;
     auto r = Attempt(automatic, &incoherent);
-    if (r.ok() || !incoherent || absl::Now() >= give_up) {
+    if (r.ok() || !incoherent || clock_->Now() >= give_up) {
       if (!r.ok() && incoherent) {
         return absl::AbortedError(absl::StrCat(
             r.status().message(), "; still so after ",
@@ -1284,7 +1151,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {
       }
       return r;
     }
-    absl::SleepFor(absl::Milliseconds(Or(config_.coherence_retry_ms(), 1000u)));
+    clock_->SleepFor(
+        absl::Milliseconds(Or(config_.coherence_retry_ms(), 1000u)));
   }
 }
 
@@ -1313,8 +1181,8 @@ void Coordinator::Background() {
   };
   const absl::Duration max_delay =
       absl::Milliseconds(Or(config_.change_cut_max_delay_ms(), 5000u));
-  absl::Time next = absl::Now() + interval;
-  absl::Time next_resume = absl::Now();
+  absl::Time next = clock_->Now() + interval;
+  absl::Time next_resume = clock_->Now();
   absl::Time last_cut = absl::InfinitePast();
   for (;;) {
     bool run = false;
@@ -1325,14 +1193,14 @@ void Coordinator::Background() {
       // A change waits until change_gap after the last cut started, and
       // until pre-streaming sources caught up (at most max_delay).
       auto change_due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return change_reported_ && absl::Now() >= last_cut + change_gap &&
-               absl::Now() >= PrestageWaitEnds(max_delay);
+        return change_reported_ && clock_->Now() >= last_cut + change_gap &&
+               clock_->Now() >= PrestageWaitEnds(max_delay);
       };
       auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || checkpoint_requested_ || change_due();
       };
       absl::Time deadline =
-          std::min({next, next_resume, absl::Now() + absl::Seconds(1)});
+          std::min({next, next_resume, clock_->Now() + absl::Seconds(1)});
       if (change_reported_) {
         deadline = std::min(deadline, std::max(last_cut + change_gap,
                                                PrestageWaitEnds(max_delay)));
@@ -1340,16 +1208,16 @@ void Coordinator::Background() {
       mu_.AwaitWithDeadline(absl::Condition(&wake), deadline);
       if (stopping_) return;
       bool due = change_due();
-      run = checkpoint_requested_ || absl::Now() >= next || due;
-      resume = absl::Now() >= next_resume;
+      run = checkpoint_requested_ || clock_->Now() >= next || due;
+      resume = clock_->Now() >= next_resume;
       checkpoint_requested_ = false;
       if (due) change_reported_ = false;
     }
     if (run) {
-      next = absl::Now() + interval;
-      last_cut = absl::Now();
+      next = clock_->Now() + interval;
+      last_cut = clock_->Now();
       auto r = RunCheckpoint(/*automatic=*/true);
-      last_cut_took = absl::Now() - last_cut;
+      last_cut_took = clock_->Now() - last_cut;
       if (!r.ok()) {
         Logf(LogLevel::kWarning, "coordinator", "checkpoint failed: %s",
              r.status().ToString());
@@ -1358,7 +1226,7 @@ void Coordinator::Background() {
     } else if (resume) {
       // Finish what a lost replica or a restart left (a consistent
       // checkpoint not applied everywhere) without waiting for a new cut.
-      next_resume = absl::Now() + absl::Seconds(2);
+      next_resume = clock_->Now() + absl::Seconds(2);
       absl::Status st = Resume();
       if (!st.ok()) {
         Logf(LogLevel::kWarning, "coordinator", "resume: %s", st.ToString());
@@ -1401,7 +1269,7 @@ Coordinator::Retained(const std::vector<Node>& nodes,
   std::vector<absl::StatusOr<gwmirror::v1::HistoryList>> lists(
       nodes.size(), absl::UnknownError(""));
   ParallelFor(nodes.size(), [&](size_t i) {
-    lists[i] = peers_->History(nodes[i], epoch, set_pins);
+    lists[i] = nodes_client_->History(nodes[i].ref(), epoch, set_pins);
   });
   std::map<uint64_t, gwmirror::v1::CheckpointInfo> out;
   std::map<uint64_t, size_t> holders;
@@ -1484,7 +1352,7 @@ absl::StatusOr<gwmirror::v1::VerifyReport> Coordinator::Verify(
   std::vector<absl::StatusOr<gwmirror::v1::VerifyResult>> results(
       nodes.size(), absl::UnknownError(""));
   ParallelFor(nodes.size(), [&](size_t i) {
-    results[i] = peers_->Verify(nodes[i], epoch, req.repair());
+    results[i] = nodes_client_->Verify(nodes[i].ref(), epoch, req.repair());
   });
   gwmirror::v1::VerifyReport report;
   report.set_ok(true);
@@ -1555,7 +1423,8 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   for (const auto& d : verdict.differences) s.add_differences(d);
   if (auto last = store_->List(1, true); last.ok() && !last->empty()) {
     *s.mutable_last_consistent() = last->front();
-    s.set_rpo_ms(NowMs() - last->front().cut_unix_ms());
+    s.set_rpo_ms(absl::ToUnixMillis(clock_->Now()) -
+                 last->front().cut_unix_ms());
   } else {
     s.set_rpo_ms(-1);
   }
@@ -1579,7 +1448,8 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   ParallelFor(nodes.size(), [&](size_t i) {
     if (nodes[i].member.site() != s.active_site() &&
         healthy[nodes[i].member.identity()]) {
-      states[i] = peers_->State(nodes[i], s.epoch(), absl::Seconds(2));
+      states[i] =
+          nodes_client_->State(nodes[i].ref(), s.epoch(), absl::Seconds(2));
     }
   });
   bool all_healthy = true;
@@ -1596,8 +1466,9 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     ns->set_healthy(healthy[n.member.identity()]);
     all_healthy = all_healthy && ns->healthy();
     ns->set_heartbeat_age_ms(
-        n.registered ? absl::ToInt64Milliseconds(absl::Now() - n.last_heartbeat)
-                     : -1);
+        n.registered
+            ? absl::ToInt64Milliseconds(clock_->Now() - n.last_heartbeat)
+            : -1);
     ns->set_installed_version(n.report.installed_version());
     if (n.cert_not_after != absl::InfinitePast()) {
       ns->set_certificate_expires_unix_ms(absl::ToUnixMillis(n.cert_not_after));
@@ -1613,7 +1484,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     }
     if (is_source && n.unstaged_since != absl::InfinitePast()) {
       slot.set_lag_ms(std::max<int64_t>(
-          0, absl::ToInt64Milliseconds(absl::Now() - n.unstaged_since)));
+          0, absl::ToInt64Milliseconds(clock_->Now() - n.unstaged_since)));
     }
     if (is_source) {
       slot.set_pending_files(n.pending_files);

@@ -34,8 +34,10 @@
 #include "absl/time/time.h"
 #include "common/audit.h"
 #include "common/authz.h"
+#include "common/clock.h"
 #include "common/epoch.h"
 #include "common/tls.h"
+#include "coordinator/node_client.h"
 #include "coordinator/parity.h"
 #include "coordinator/state_store.h"
 #include "gwmirror/v1/config.pb.h"
@@ -47,10 +49,17 @@ namespace gwmirror {
 absl::Status ValidateCoordinatorConfig(
     const gwmirror::v1::CoordinatorConfig& c);
 
+// What a coordinator runs with besides its config: the clock and the nodes'
+// client (by default the real clock and gRPC).
+struct CoordinatorOptions {
+  const Clock* clock = Clock::Real();
+  std::unique_ptr<NodeClient> nodes;
+};
+
 class Coordinator {
  public:
   static absl::StatusOr<std::unique_ptr<Coordinator>> Open(
-      gwmirror::v1::CoordinatorConfig config);
+      gwmirror::v1::CoordinatorConfig config, CoordinatorOptions options = {});
   ~Coordinator();
 
   // Node-facing (Coordinator service); `identity` is the verified
@@ -139,13 +148,13 @@ class Coordinator {
     bool stale = false;
     // End of validity of the certificate it registered with.
     absl::Time cert_not_after = absl::InfinitePast();
+    NodeRef ref() const { return NodeRef{member.identity(), address}; }
   };
   // Both ends of one slot, as the sites' roles assign them.
   struct SlotPeers {
     std::string slot;
     Node source, replica;
   };
-  class Peers;
   // This coordinator's own certificate, as read at Open or reloaded.
   std::optional<CertificateInfo> own_cert_ ABSL_GUARDED_BY(grant_mu_);
   // The envelope of `epoch`: with this coordinator's grant when it is the
@@ -160,8 +169,8 @@ class Coordinator {
   absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpointOnce(
       bool automatic);
 
-  explicit Coordinator(gwmirror::v1::CoordinatorConfig config,
-                       std::unique_ptr<StateStore> store);
+  Coordinator(gwmirror::v1::CoordinatorConfig config,
+              std::unique_ptr<StateStore> store, CoordinatorOptions options);
   // When a change-driven cut stops waiting for pre-streaming sources: the
   // latest unstaged change of a healthy pre-streaming source plus
   // `max_delay` (InfinitePast when none is behind).
@@ -204,8 +213,9 @@ class Coordinator {
   void Background();
 
   const gwmirror::v1::CoordinatorConfig config_;
+  const Clock* const clock_;
   std::unique_ptr<StateStore> store_;
-  std::unique_ptr<Peers> peers_;
+  std::unique_ptr<NodeClient> nodes_client_;
   CallGate gate_;
   std::unique_ptr<AuditLog> audit_;  // Set once in Open.
 

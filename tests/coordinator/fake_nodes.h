@@ -1,0 +1,237 @@
+// Simulated nodes for the coordinator's tests: each slot has a source and a
+// replica that keep what a real one keeps for the checkpoint protocol
+// (staged and committed checkpoint with their digests, the epoch), answer
+// instantly (or after a set latency, for the scale simulation), and fail
+// where a test tells them to. Thread-safe.
+#ifndef GWMIRROR_TESTS_COORDINATOR_FAKE_NODES_H_
+#define GWMIRROR_TESTS_COORDINATOR_FAKE_NODES_H_
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/sha256.h"
+#include "coordinator/node_client.h"
+
+namespace gwmirror::testing {
+
+class FakeNodes {
+ public:
+  struct Replica {
+    uint64_t committed = 0;
+    std::string committed_digest;
+    uint64_t staged = 0;
+    std::string staged_digest;
+    std::vector<uint64_t> commits;  // Every commit that took effect.
+    std::vector<uint64_t> aborts;
+  };
+  // What a test makes a node do. Counts of 0 mean "never".
+  struct Faults {
+    int fail_cuts = 0;         // The source's next cuts fail.
+    int fail_commits = 0;      // The replica's next commits fail.
+    bool unreachable = false;  // Every call fails UNAVAILABLE.
+    bool stage_other = false;  // The replica stages another digest.
+    std::string held;          // Cuts fail: a mass deletion is held.
+    // The source's report: its topology and the deployment archive each
+    // of its instances runs.
+    gwmirror::v1::GatewayTopology topology;
+    std::map<std::string, std::string> deployments;
+    std::string installed_version;
+  };
+
+  // Digest a source freezes for checkpoint `id` of `slot`.
+  static std::string DigestOf(const std::string& slot, uint64_t id) {
+    return DigestBytes(Sha256Of(absl::StrCat(slot, ":", id)));
+  }
+  static std::string SlotOf(const std::string& identity) {
+    return identity.substr(0, identity.find('-'));
+  }
+
+  Replica replica(const std::string& slot) {
+    absl::MutexLock l(&mu_);
+    return replicas_[slot];
+  }
+  void SetFaults(const std::string& identity, Faults f) {
+    absl::MutexLock l(&mu_);
+    faults_[identity] = std::move(f);
+  }
+  void set_latency(absl::Duration d) {
+    absl::MutexLock l(&mu_);
+    latency_ = d;
+  }
+  int calls() {
+    absl::MutexLock l(&mu_);
+    return calls_;
+  }
+
+  // The NodeClient the coordinator gets (many may share one FakeNodes).
+  std::unique_ptr<NodeClient> Client() {
+    return std::make_unique<ClientImpl>(this);
+  }
+
+ private:
+  class ClientImpl final : public NodeClient {
+   public:
+    explicit ClientImpl(FakeNodes* f) : f_(f) {}
+    absl::StatusOr<gwmirror::v1::CutResult> Cut(const NodeRef& source,
+                                                uint64_t epoch, uint64_t id,
+                                                const NodeRef& replica,
+                                                bool release,
+                                                absl::Time) override {
+      return f_->Cut(source, id, replica, release);
+    }
+    absl::StatusOr<gwmirror::v1::ReplicaState> State(const NodeRef& n,
+                                                     uint64_t epoch,
+                                                     absl::Duration) override {
+      return f_->State(n, epoch);
+    }
+    absl::Status Commit(const NodeRef& n, uint64_t, uint64_t id,
+                        const std::string& digest,
+                        const std::vector<uint64_t>&) override {
+      return f_->Commit(n, id, digest);
+    }
+    absl::Status Abort(const NodeRef& n, uint64_t, uint64_t id) override {
+      return f_->Abort(n, id);
+    }
+    absl::StatusOr<std::vector<std::string>> Activate(const NodeRef&, uint64_t,
+                                                      const std::string& phase,
+                                                      uint64_t) override {
+      return std::vector<std::string>{phase};
+    }
+    absl::StatusOr<gwmirror::v1::DrillResult> Drill(
+        const NodeRef&, uint64_t, uint64_t,
+        const gwmirror::v1::StartDrillRequest&) override {
+      return gwmirror::v1::DrillResult();
+    }
+    absl::StatusOr<gwmirror::v1::HistoryList> History(
+        const NodeRef&, uint64_t, const std::vector<uint64_t>*) override {
+      return gwmirror::v1::HistoryList();
+    }
+    absl::StatusOr<gwmirror::v1::VerifyResult> Verify(const NodeRef&, uint64_t,
+                                                      bool) override {
+      return gwmirror::v1::VerifyResult();
+    }
+
+   private:
+    FakeNodes* const f_;
+  };
+
+  void Wait() {
+    absl::Duration d;
+    {
+      absl::MutexLock l(&mu_);
+      ++calls_;
+      d = latency_;
+    }
+    if (d > absl::ZeroDuration()) absl::SleepFor(d);
+  }
+
+  absl::StatusOr<gwmirror::v1::CutResult> Cut(const NodeRef& source,
+                                              uint64_t id,
+                                              const NodeRef& replica,
+                                              bool release) {
+    Wait();
+    absl::MutexLock l(&mu_);
+    Faults& f = faults_[source.identity];
+    if (f.unreachable) return absl::UnavailableError("source unreachable");
+    if (!f.held.empty() && !release) {
+      return absl::FailedPreconditionError(f.held);
+    }
+    if (f.fail_cuts > 0) {
+      --f.fail_cuts;
+      return absl::InternalError("the source's disk said no");
+    }
+    const std::string slot = SlotOf(source.identity);
+    const std::string digest = DigestOf(slot, id);
+    if (!faults_[replica.identity].unreachable) {
+      Replica& r = replicas_[slot];
+      r.staged = id;
+      r.staged_digest = faults_[replica.identity].stage_other
+                            ? DigestOf("someone else", id)
+                            : digest;
+    }
+    gwmirror::v1::CutResult out;
+    out.set_checkpoint(id);
+    out.set_manifest_digest(digest);
+    out.mutable_topology()->set_slot(slot);
+    *out.mutable_topology()->mutable_topology() = f.topology;
+    out.mutable_topology()->set_installed_version(f.installed_version);
+    for (const auto& [instance, archive] : f.deployments) {
+      (*out.mutable_topology()->mutable_deployments())[instance] = archive;
+    }
+    return out;
+  }
+
+  absl::StatusOr<gwmirror::v1::ReplicaState> State(const NodeRef& n,
+                                                   uint64_t epoch) {
+    Wait();
+    absl::MutexLock l(&mu_);
+    if (faults_[n.identity].unreachable) {
+      return absl::UnavailableError("replica unreachable");
+    }
+    const Replica& r = replicas_[SlotOf(n.identity)];
+    gwmirror::v1::ReplicaState s;
+    s.set_committed_checkpoint(r.committed);
+    s.set_manifest_digest(r.committed_digest);
+    s.set_staged_checkpoint(r.staged);
+    s.set_staged_digest(r.staged_digest);
+    s.set_epoch(epoch);
+    return s;
+  }
+
+  absl::Status Commit(const NodeRef& n, uint64_t id,
+                      const std::string& digest) {
+    Wait();
+    absl::MutexLock l(&mu_);
+    Faults& f = faults_[n.identity];
+    if (f.unreachable) return absl::UnavailableError("replica unreachable");
+    if (f.fail_commits > 0) {
+      --f.fail_commits;
+      return absl::InternalError("the replica's disk said no");
+    }
+    Replica& r = replicas_[SlotOf(n.identity)];
+    if (r.committed == id && r.committed_digest == digest) {
+      return absl::OkStatus();  // Already committed: a no-op, as for real.
+    }
+    if (r.staged != id || r.staged_digest != digest) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint ", id, " is not staged with that digest"));
+    }
+    r.committed = id;
+    r.committed_digest = digest;
+    r.staged = 0;
+    r.staged_digest.clear();
+    r.commits.push_back(id);
+    return absl::OkStatus();
+  }
+
+  absl::Status Abort(const NodeRef& n, uint64_t id) {
+    Wait();
+    absl::MutexLock l(&mu_);
+    if (faults_[n.identity].unreachable) {
+      return absl::UnavailableError("replica unreachable");
+    }
+    Replica& r = replicas_[SlotOf(n.identity)];
+    r.aborts.push_back(id);
+    if (r.staged == id) {
+      r.staged = 0;
+      r.staged_digest.clear();
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Mutex mu_;
+  std::map<std::string, Replica> replicas_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Faults> faults_ ABSL_GUARDED_BY(mu_);
+  absl::Duration latency_ ABSL_GUARDED_BY(mu_);
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace gwmirror::testing
+
+#endif  // GWMIRROR_TESTS_COORDINATOR_FAKE_NODES_H_
