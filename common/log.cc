@@ -87,8 +87,19 @@ std::string FormatLogLine(LogFormat format, const struct timespec& when,
   return out;
 }
 
+namespace {
+std::atomic<int> g_min_level{static_cast<int>(LogLevel::kDebug)};
+}  // namespace
+
+void SetMinLogLevel(LogLevel level) {
+  g_min_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+
 void LogLine(LogLevel level, absl::string_view component,
              absl::string_view msg) {
+  if (static_cast<int>(level) < g_min_level.load(std::memory_order_relaxed)) {
+    return;
+  }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   std::string line = FormatLogLine(g_format, ts, level, component, msg);

@@ -22,6 +22,8 @@ enum class LogFormat { kText, kJson };
 
 // For the whole process (set once at start, before threads).
 void SetLogFormat(LogFormat format);
+// Lines below `level` are dropped (benchmarks keep their output clean).
+void SetMinLogLevel(LogLevel level);
 // "text" or "json"; anything else is INVALID_ARGUMENT naming it.
 absl::StatusOr<LogFormat> ParseLogFormat(absl::string_view name);
 

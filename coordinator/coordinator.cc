@@ -28,14 +28,6 @@ std::string Short(const std::string& digest) {
   return absl::BytesToHexString(digest).substr(0, 16) + "...";
 }
 
-// Runs fn(i) for i in [0, n) on one thread each and waits for all.
-template <typename Fn>
-void ParallelFor(size_t n, Fn fn) {
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < n; ++i) threads.emplace_back([&fn, i] { fn(i); });
-  for (auto& t : threads) t.join();
-}
-
 template <typename T>
 T Or(T v, T def) {
   return v ? v : def;
@@ -453,7 +445,7 @@ void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
          st.ToString());
   }
   uint64_t epoch = store_->Epoch();
-  ParallelFor(slots.size(), [&](size_t i) {
+  pool_.ParallelFor(slots.size(), [&](size_t i) {
     // Best effort: a replica that misses this discards the staging at its
     // next push (a newer checkpoint) anyway.
     (void)nodes_client_->Abort(slots[i].replica.ref(), epoch, id);
@@ -497,7 +489,7 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   // 2. Sources stage N at their replicas.
   std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts(
       slots.size(), absl::UnknownError("not run"));
-  ParallelFor(slots.size(), [&](size_t i) {
+  pool_.ParallelFor(slots.size(), [&](size_t i) {
     cuts[i] = nodes_client_->Cut(slots[i].source.ref(), epoch, id,
                                  slots[i].replica.ref(),
                                  released.count(slots[i].slot) > 0, deadline);
@@ -534,7 +526,7 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   if (failures.empty()) {
     std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
         slots.size(), absl::UnknownError("not run"));
-    ParallelFor(slots.size(), [&](size_t i) {
+    pool_.ParallelFor(slots.size(), [&](size_t i) {
       states[i] = nodes_client_->State(slots[i].replica.ref(), epoch,
                                        absl::Seconds(10));
     });
@@ -641,7 +633,7 @@ absl::StatusOr<gwmirror::v1::DrillReport> Coordinator::Drill(
        slots.size());
   std::vector<absl::StatusOr<gwmirror::v1::DrillResult>> results(
       slots.size(), absl::UnknownError(""));
-  ParallelFor(slots.size(), [&](size_t i) {
+  pool_.ParallelFor(slots.size(), [&](size_t i) {
     results[i] = nodes_client_->Drill(slots[i].replica.ref(), epoch, id, req);
   });
   gwmirror::v1::DrillReport report;
@@ -853,7 +845,7 @@ absl::Status Coordinator::ActivateAll(const std::vector<Node>& nodes,
   const absl::Time t = clock_->Now();
   std::vector<absl::StatusOr<std::vector<std::string>>> out(
       nodes.size(), absl::UnknownError(""));
-  ParallelFor(nodes.size(), [&](size_t i) {
+  pool_.ParallelFor(nodes.size(), [&](size_t i) {
     out[i] = nodes_client_->Activate(nodes[i].ref(), epoch, phase, checkpoint);
   });
   absl::Status st;
@@ -998,7 +990,7 @@ absl::Status Coordinator::ApplyConsistent(
   uint64_t epoch = store_->Epoch();
   const std::vector<uint64_t> pins = store_->Pins();
   std::vector<absl::Status> results(replicas.size());
-  ParallelFor(replicas.size(), [&](size_t i) {
+  pool_.ParallelFor(replicas.size(), [&](size_t i) {
     const std::string& slot = replicas[i].member.slot();
     auto d = digests.find(slot);
     if (d == digests.end()) {
@@ -1015,11 +1007,19 @@ absl::Status Coordinator::ApplyConsistent(
     }
     results[i] =
         nodes_client_->Commit(replicas[i].ref(), epoch, id, d->second, pins);
-    if (results[i].ok())
-      results[i] =
-          store_->RecordApplied(id, slot, absl::ToUnixMillis(clock_->Now()));
-    if (results[i].ok()) results[i] = FaultPoint("coordinator:applied-slot");
   });
+  // What was applied, recorded in one transaction (a slot missing from the
+  // record is committed again after a restart: a no-op on its replica).
+  std::vector<std::string> applied;
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    if (results[i].ok()) applied.push_back(replicas[i].member.slot());
+  }
+  if (!applied.empty()) {
+    absl::Status st =
+        store_->RecordApplied(id, applied, absl::ToUnixMillis(clock_->Now()));
+    if (st.ok()) st = FaultPoint("coordinator:applied-slot");
+    if (!st.ok()) return st;
+  }
   std::vector<std::string> failures;
   for (size_t i = 0; i < replicas.size(); ++i) {
     if (!results[i].ok()) {
@@ -1268,7 +1268,7 @@ Coordinator::Retained(const std::vector<Node>& nodes,
   const uint64_t epoch = store_->Epoch();
   std::vector<absl::StatusOr<gwmirror::v1::HistoryList>> lists(
       nodes.size(), absl::UnknownError(""));
-  ParallelFor(nodes.size(), [&](size_t i) {
+  pool_.ParallelFor(nodes.size(), [&](size_t i) {
     lists[i] = nodes_client_->History(nodes[i].ref(), epoch, set_pins);
   });
   std::map<uint64_t, gwmirror::v1::CheckpointInfo> out;
@@ -1351,7 +1351,7 @@ absl::StatusOr<gwmirror::v1::VerifyReport> Coordinator::Verify(
   const uint64_t epoch = store_->Epoch();
   std::vector<absl::StatusOr<gwmirror::v1::VerifyResult>> results(
       nodes.size(), absl::UnknownError(""));
-  ParallelFor(nodes.size(), [&](size_t i) {
+  pool_.ParallelFor(nodes.size(), [&](size_t i) {
     results[i] = nodes_client_->Verify(nodes[i].ref(), epoch, req.repair());
   });
   gwmirror::v1::VerifyReport report;
@@ -1445,7 +1445,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   std::map<std::string, gwmirror::v1::SlotStatus> slots;
   std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
       nodes.size(), absl::UnknownError(""));
-  ParallelFor(nodes.size(), [&](size_t i) {
+  pool_.ParallelFor(nodes.size(), [&](size_t i) {
     if (nodes[i].member.site() != s.active_site() &&
         healthy[nodes[i].member.identity()]) {
       states[i] =

@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/epoch.h"
 #include "common/tls.h"
+#include "common/worker_pool.h"
 #include "coordinator/node_client.h"
 #include "coordinator/parity.h"
 #include "coordinator/state_store.h"
@@ -217,6 +218,8 @@ class Coordinator {
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<NodeClient> nodes_client_;
   CallGate gate_;
+  // Fan-out calls to the nodes.
+  WorkerPool pool_;
   std::unique_ptr<AuditLog> audit_;  // Set once in Open.
 
   absl::Mutex mu_;

@@ -315,18 +315,21 @@ absl::Status StateStore::RecordConsistent(
   });
 }
 
-absl::Status StateStore::RecordApplied(uint64_t id, const std::string& slot,
+absl::Status StateStore::RecordApplied(uint64_t id,
+                                       const std::vector<std::string>& slots,
                                        int64_t now_ms) {
   absl::MutexLock l(&mu_);
   return Transaction([&]() -> absl::Status {
-    Statement up(db_.get(),
-                 "UPDATE checkpoint_slots SET applied = 1 "
-                 "WHERE checkpoint = ?1 AND slot = ?2");
-    up.Bind(1, static_cast<int64_t>(id)).BindText(2, slot);
-    RETURN_IF_ERROR(Run(up));
-    if (up.Changes() != 1) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("checkpoint ", id, " has no slot \"", slot, "\""));
+    for (const std::string& slot : slots) {
+      Statement up(db_.get(),
+                   "UPDATE checkpoint_slots SET applied = 1 "
+                   "WHERE checkpoint = ?1 AND slot = ?2");
+      up.Bind(1, static_cast<int64_t>(id)).BindText(2, slot);
+      RETURN_IF_ERROR(Run(up));
+      if (up.Changes() != 1) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("checkpoint ", id, " has no slot \"", slot, "\""));
+      }
     }
     Statement done(db_.get(),
                    "UPDATE checkpoints SET state = 'applied', applied_ms = ?2 "

@@ -86,9 +86,14 @@ class StateStore {
   absl::Status RecordConsistent(
       uint64_t id, const std::map<std::string, std::string>& digests,
       int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
-  // Slot `slot` applied consistent N; N becomes "applied" with its last slot.
-  absl::Status RecordApplied(uint64_t id, const std::string& slot,
+  // `slots` applied consistent N, in one transaction; N becomes "applied"
+  // with its last slot.
+  absl::Status RecordApplied(uint64_t id, const std::vector<std::string>& slots,
                              int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RecordApplied(uint64_t id, const std::string& slot,
+                             int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_) {
+    return RecordApplied(id, std::vector<std::string>{slot}, now_ms);
+  }
   // N (which must be "cut") is aborted for `reason`.
   absl::Status RecordAborted(uint64_t id, const std::string& reason)
       ABSL_LOCKS_EXCLUDED(mu_);
