@@ -47,6 +47,7 @@ absl::Status ExportCommand(const Args& a) {
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
     RETURN_IF_ERROR(FromGrpc(
         control->Status(&ctx, gwmirror::v1::StatusRequest(), &status)));
   }
@@ -80,6 +81,8 @@ absl::Status ExportCommand(const Args& a) {
     zstd = std::make_unique<ZstdWriter>(fd.get(), 3);
   }
   grpc::ClientContext ctx;
+  // Generous (a large history over a slow link), never unbounded.
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Hours(12)));
   auto reader = stub->Export(&ctx, req);
   gwmirror::v1::ExportChunk chunk;
   uint64_t bytes = 0;

@@ -93,6 +93,7 @@ absl::Status Replica(const std::string& sub, const Args& a) {
   ASSIGN_OR_RETURN(auto channel, DialMutualTls(config.tls(), address, name));
   auto stub = gwmirror::v1::Replica::NewStub(channel);
   grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(10)));
   if (sub == "state") {
     gwmirror::v1::GetStateRequest req;
     req.mutable_envelope()->set_epoch(epoch);

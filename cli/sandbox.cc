@@ -351,6 +351,7 @@ absl::Status DoUp(const Args& a,
   req.set_wait(true);
   gwmirror::v1::CheckpointInfo first;
   grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(30)));
   RETURN_IF_ERROR(FromGrpc(stub->CreateCheckpoint(&ctx, req, &first)));
   std::cout << "sandbox up in " << dir << ": " << slots
             << " slots, first checkpoint " << first.id() << " applied\n"

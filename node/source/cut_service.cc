@@ -144,6 +144,7 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
   });
   RETURN_IF_ERROR(databases_.DumpDue(absl::Now()));
   Pusher pusher(config_, channel);
+  pusher.SetDeadline(deadline);  // The coordinator's, for this cut.
   pusher.SetMemo(prestager_ != nullptr ? prestager_->memo() : &memo_);
   if (prestager_ != nullptr) {
     prestager_->SetTarget(req.replica_address(), req.replica_identity());

@@ -138,6 +138,9 @@ bool Prestager::Round(const std::string& address, const std::string& identity) {
     }
     if (st.ok()) {
       Pusher pusher(config_, channel_);
+      // A pre-stage round is bounded: a replica that stops answering is
+      // given up on and the round tried again.
+      pusher.SetDeadline(absl::Now() + absl::Hours(1));
       pusher.SetLedger(&ledger_);
       pusher.SetMemo(&memo_);
       pusher.SetHeld(&scan->held);

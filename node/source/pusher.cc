@@ -131,8 +131,12 @@ StatStamp StampNow(int fd) {
 class Pusher::Stream {
  public:
   Stream(gwmirror::v1::Replica::Stub* stub, PushReport* report,
-         gwmirror::v1::SourceConfig::Compression compression)
+         gwmirror::v1::SourceConfig::Compression compression,
+         absl::Time deadline)
       : encoder_(kCompressLevel), policy_(compression), report_(report) {
+    if (deadline != absl::InfiniteFuture()) {
+      ctx_.set_deadline(absl::ToChronoTime(deadline));
+    }
     writer_ = stub->Push(&ctx_, &result_);
   }
   absl::Status Write(const PushMessage& m) {
@@ -275,6 +279,7 @@ absl::StatusOr<gwmirror::v1::ReplicaState> Pusher::ReplicaState(
     const gwmirror::v1::Envelope& envelope) {
   gwmirror::v1::ReplicaState state;
   grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Seconds(30))));
   gwmirror::v1::GetStateRequest req;
   *req.mutable_envelope() = envelope;
   RETURN_IF_ERROR(FromGrpc(stub_->GetState(&ctx, req, &state)));
@@ -300,6 +305,7 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(
     }
   }
   grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Minutes(10))));
   gwmirror::v1::GetManifestRequest req;
   *req.mutable_envelope() = envelope;
   auto reader = stub_->GetManifest(&ctx, req);
@@ -329,6 +335,7 @@ absl::StatusOr<std::string> Pusher::FetchSignature(
     PushReport* report) {
   if (auto hit = sigs_.Get(old.sha256())) return *hit;
   grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Minutes(10))));
   gwmirror::v1::GetSignatureRequest req;
   *req.mutable_envelope() = envelope;
   req.set_path(old.path());
@@ -522,7 +529,8 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     }
   });
   if (to_send.empty()) return report;
-  Stream stream(stub_.get(), &push, config_.source().compression());
+  Stream stream(stub_.get(), &push, config_.source().compression(),
+                  deadline_);
   PushMessage begin;
   *begin.mutable_begin()->mutable_envelope() = envelope;
   begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
@@ -589,7 +597,8 @@ absl::StatusOr<PushReport> Pusher::Push(
 
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    Stream stream(stub_.get(), &report, config_.source().compression());
+    Stream stream(stub_.get(), &report, config_.source().compression(),
+                  deadline_);
     PushMessage begin;
     *begin.mutable_begin()->mutable_envelope() = envelope;
     begin.mutable_begin()->set_checkpoint(checkpoint);
@@ -660,6 +669,7 @@ absl::StatusOr<PushReport> Pusher::Push(
 absl::Status Pusher::Commit(uint64_t checkpoint, const std::string& digest,
                             const gwmirror::v1::Envelope& envelope) {
   grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Minutes(10))));
   gwmirror::v1::CommitRequest req;
   *req.mutable_envelope() = envelope;
   req.set_checkpoint(checkpoint);

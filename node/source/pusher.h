@@ -132,6 +132,12 @@ class Pusher {
     max_delete_fraction_ = max_fraction;
   }
 
+  // Every call of this pusher ends by `deadline` (a cut's own deadline);
+  // unary calls also within their own bound (30 s for a state, 10 min for
+  // a manifest, a signature or a commit). Without one, pushes have no
+  // deadline and unary calls only their bound.
+  void SetDeadline(absl::Time deadline) { deadline_ = deadline; }
+
   // Commit/Abort as the controller would (tests and one-shot tools).
   absl::Status Commit(uint64_t checkpoint, const std::string& digest,
                       const gwmirror::v1::Envelope& envelope);
@@ -158,7 +164,12 @@ class Pusher {
       const Entry& old, const gwmirror::v1::Envelope& envelope,
       PushReport* report);
 
+  absl::Time Deadline(absl::Duration bound) const {
+    return std::min(deadline_, absl::Now() + bound);
+  }
+
   gwmirror::v1::NodeConfig config_;
+  absl::Time deadline_ = absl::InfiniteFuture();
   std::string host_root_;
   std::unique_ptr<gwmirror::v1::Replica::Stub> stub_;
   SignatureCache sigs_;
