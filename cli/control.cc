@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
+#include "common/protocol_names.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -112,10 +113,11 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
   } else {
     std::cout << absl::StrFormat(
         "last consistent checkpoint: %d (%s, cut %s), RPO %s\n",
-        s.last_consistent().id(), s.last_consistent().state(),
+        s.last_consistent().id(), StateName(s.last_consistent().state()),
         When(s.last_consistent().cut_unix_ms()), Age(s.rpo_ms()));
   }
-  if (s.last_attempt().id() != 0 && s.last_attempt().state() == "aborted") {
+  if (s.last_attempt().id() != 0 &&
+      s.last_attempt().state() == gwmirror::v1::CHECKPOINT_STATE_ABORTED) {
     std::cout << absl::StrFormat("last attempt: %d aborted: %s\n",
                                  s.last_attempt().id(),
                                  s.last_attempt().reason());
@@ -258,7 +260,8 @@ absl::Status CheckpointCommand(const std::string& sub, const Args& a) {
     std::cout << "checkpoint requested\n";
   } else {
     std::cout << absl::StrFormat("checkpoint %d %s (cut %s)\n", info.id(),
-                                 info.state(), When(info.cut_unix_ms()));
+                                 StateName(info.state()),
+                                 When(info.cut_unix_ms()));
   }
   return absl::OkStatus();
 }
@@ -291,9 +294,9 @@ absl::Status CheckpointsCommand(const Args& a) {
   }
   if (!req.retained()) {
     for (const auto& c : list.checkpoints()) {
-      std::cout << absl::StrFormat("%d %s epoch %d cut %s applied %s\n", c.id(),
-                                   c.state(), c.epoch(), When(c.cut_unix_ms()),
-                                   When(c.applied_unix_ms()));
+      std::cout << absl::StrFormat(
+          "%d %s epoch %d cut %s applied %s\n", c.id(), StateName(c.state()),
+          c.epoch(), When(c.cut_unix_ms()), When(c.applied_unix_ms()));
     }
     return absl::OkStatus();
   }
@@ -302,8 +305,9 @@ absl::Status CheckpointsCommand(const Args& a) {
                                "CHANGES (added ~changed -removed)");
   for (const auto& c : list.checkpoints()) {
     std::cout << absl::StrFormat(
-        "%-6d %-10s %-20s %-20s %10s  +%d ~%d -%d%s\n", c.id(), c.state(),
-        When(c.cut_unix_ms()), When(c.committed_unix_ms()),
+        "%-6d %-10s %-20s %-20s %10s  +%d ~%d -%d%s\n", c.id(),
+        StateName(c.state()), When(c.cut_unix_ms()),
+        When(c.committed_unix_ms()),
         absl::StrFormat("%.1f KiB", c.bytes_on_disk() / 1024.0), c.added(),
         c.changed(), c.removed(), c.pinned() ? "  pinned" : "");
   }

@@ -165,7 +165,7 @@ absl::Status ForcePromoteCommand(const Args& a) {
   }
   Progress progress("forced promote");
   // One phase on every node before the next.
-  auto phase = [&](const std::string& name, const std::string& what,
+  auto phase = [&](const std::string& name, gwmirror::v1::ActivationPhase what,
                    bool only_behind) -> absl::Status {
     absl::Time t = absl::Now();
     progress.Set(name);
@@ -193,18 +193,28 @@ absl::Status ForcePromoteCommand(const Args& a) {
     report.add_steps()->set_name("raise epoch");
     report.mutable_steps()->rbegin()->add_done(absl::StrCat(
         "epoch ", epoch, ": these nodes' site active, claimed on each node"));
-    st = phase("would run", "dry-run", false);
+    st = phase("would run", gwmirror::v1::ACTIVATION_PHASE_DRY_RUN, false);
   } else {
     // The commit point: every node claims the active role at the new epoch
     // and refuses the old one from then on.
-    st = phase("raise epoch and claim the active role", "claim-active", false);
+    st = phase("raise epoch and claim the active role",
+               gwmirror::v1::ACTIVATION_PHASE_CLAIM_ACTIVE, false);
     if (st.ok()) {
-      st = phase("bring trees to checkpoint", "rollback", /*only_behind=*/true);
+      st = phase("bring trees to checkpoint",
+                 gwmirror::v1::ACTIVATION_PHASE_ROLLBACK, /*only_behind=*/true);
     }
-    if (st.ok()) st = phase("restore databases", "restore", false);
-    if (st.ok()) st = phase("apply site overrides", "overrides", false);
-    if (st.ok()) st = phase("start node managers", "node-managers", false);
-    if (st.ok()) st = phase("start instances", "instances", false);
+    if (st.ok())
+      st = phase("restore databases", gwmirror::v1::ACTIVATION_PHASE_RESTORE,
+                 false);
+    if (st.ok())
+      st = phase("apply site overrides",
+                 gwmirror::v1::ACTIVATION_PHASE_OVERRIDES, false);
+    if (st.ok())
+      st = phase("start node managers",
+                 gwmirror::v1::ACTIVATION_PHASE_NODE_MANAGERS, false);
+    if (st.ok())
+      st = phase("start instances", gwmirror::v1::ACTIVATION_PHASE_INSTANCES,
+                 false);
   }
   if (!st.ok()) report.set_error(std::string(st.message()));
   report.set_epoch(dry_run ? max_epoch : epoch);

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/process.h"
+#include "common/protocol_names.h"
 #include "common/replica_call.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
@@ -497,9 +498,9 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   {
     absl::MutexLock l(&mu_);
     for (size_t i = 0; i < slots.size(); ++i) {
-      if (!cuts[i].ok() &&
-          absl::StrContains(cuts[i].status().message(), "mass deletion held")) {
-        held_[slots[i].slot] = std::string(cuts[i].status().message());
+      if (cuts[i].ok() && !cuts[i]->held().empty()) {
+        held_[slots[i].slot] = cuts[i]->held();
+        cuts[i] = absl::FailedPreconditionError(cuts[i]->held());
       }
     }
   }
@@ -694,10 +695,12 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   if (req.checkpoint() != 0) {
     auto known = store_->Get(req.checkpoint());
     if (!known.ok() ||
-        (known->state() != "consistent" && known->state() != "applied")) {
+        (known->state() != gwmirror::v1::CHECKPOINT_STATE_CONSISTENT &&
+         known->state() != gwmirror::v1::CHECKPOINT_STATE_APPLIED)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "checkpoint ", req.checkpoint(), " is not a consistent checkpoint",
-          known.ok() ? absl::StrCat(" (", known->state(), ")") : ""));
+          known.ok() ? absl::StrCat(" (", StateName(known->state()), ")")
+                     : ""));
     }
     ASSIGN_OR_RETURN(auto retained, Retained(nodes, nullptr));
     if (retained.count(req.checkpoint()) == 0) {
@@ -727,7 +730,8 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     return s;
   };
   // One activation phase on every standby node.
-  auto phase = [&](const std::string& name, const std::string& what) {
+  auto phase = [&](const std::string& name,
+                   gwmirror::v1::ActivationPhase what) {
     return ActivateAll(nodes, epoch, what, cp.id(), step(name));
   };
   // 1. The standby trees hold the checkpoint.
@@ -770,7 +774,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
           ->add_done(absl::StrCat("every standby tree back to checkpoint ",
                                   cp.id(), " from its history"));
     }
-    RETURN_IF_ERROR(phase("would run", "dry-run"));
+    RETURN_IF_ERROR(phase("would run", gwmirror::v1::ACTIVATION_PHASE_DRY_RUN));
     if (!config_.traffic_switch().empty()) {
       step("traffic switch")
           ->add_done(absl::StrJoin(config_.traffic_switch(), " "));
@@ -805,12 +809,19 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   report.set_fenced_site(active);
   absl::Status st;
   if (req.checkpoint() != 0) {
-    st = phase("bring trees to checkpoint", "rollback");
+    st = phase("bring trees to checkpoint",
+               gwmirror::v1::ACTIVATION_PHASE_ROLLBACK);
   }
-  if (st.ok()) st = phase("restore databases", "restore");
-  if (st.ok()) st = phase("apply site overrides", "overrides");
-  if (st.ok()) st = phase("start node managers", "node-managers");
-  if (st.ok()) st = phase("start instances", "instances");
+  if (st.ok())
+    st = phase("restore databases", gwmirror::v1::ACTIVATION_PHASE_RESTORE);
+  if (st.ok())
+    st =
+        phase("apply site overrides", gwmirror::v1::ACTIVATION_PHASE_OVERRIDES);
+  if (st.ok())
+    st = phase("start node managers",
+               gwmirror::v1::ACTIVATION_PHASE_NODE_MANAGERS);
+  if (st.ok())
+    st = phase("start instances", gwmirror::v1::ACTIVATION_PHASE_INSTANCES);
   if (st.ok() && !config_.traffic_switch().empty()) {
     absl::Time t = clock_->Now();
     gwmirror::v1::PromoteStep* s = step("traffic switch");
@@ -839,7 +850,8 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
 }
 
 absl::Status Coordinator::ActivateAll(const std::vector<Node>& nodes,
-                                      uint64_t epoch, const std::string& phase,
+                                      uint64_t epoch,
+                                      gwmirror::v1::ActivationPhase phase,
                                       uint64_t checkpoint,
                                       gwmirror::v1::PromoteStep* step) {
   const absl::Time t = clock_->Now();
@@ -896,7 +908,8 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
   }
   std::vector<gwmirror::v1::PromoteStep> before;
   // One activation phase on every node of the active site.
-  auto on_active = [&](const std::string& name, const std::string& phase) {
+  auto on_active = [&](const std::string& name,
+                       gwmirror::v1::ActivationPhase phase) {
     before.emplace_back().set_name(name);
     return ActivateAll(current, epoch, phase, 0, &before.back());
   };
@@ -907,8 +920,11 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
                                active, "; a final checkpoint to ", back));
     before.push_back(step);
   } else {
-    absl::Status st = on_active("stop instances", "stop-instances");
-    if (st.ok()) st = on_active("stop node managers", "stop-node-managers");
+    absl::Status st = on_active("stop instances",
+                                gwmirror::v1::ACTIVATION_PHASE_STOP_INSTANCES);
+    if (st.ok())
+      st = on_active("stop node managers",
+                     gwmirror::v1::ACTIVATION_PHASE_STOP_NODE_MANAGERS);
     absl::Time t = clock_->Now();
     absl::StatusOr<gwmirror::v1::CheckpointInfo> final_cp =
         st.ok() ? RunCheckpoint()
@@ -916,8 +932,11 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
     if (!final_cp.ok()) {
       // Nothing switched: the active site runs again.
       absl::Status restart =
-          on_active("restart node managers", "node-managers");
-      if (restart.ok()) restart = on_active("restart instances", "instances");
+          on_active("restart node managers",
+                    gwmirror::v1::ACTIVATION_PHASE_NODE_MANAGERS);
+      if (restart.ok())
+        restart = on_active("restart instances",
+                            gwmirror::v1::ACTIVATION_PHASE_INSTANCES);
       return absl::AbortedError(absl::StrCat(
           "failback aborted, nothing switched: ", final_cp.status().message(),
           restart.ok()
@@ -1045,7 +1064,7 @@ absl::Status Coordinator::ApplyConsistent(
 absl::Status Coordinator::ResumeLocked() {
   ASSIGN_OR_RETURN(std::vector<CheckpointInfo> open, store_->Unfinished());
   for (const CheckpointInfo& c : open) {
-    if (c.state() == "cut") {
+    if (c.state() == gwmirror::v1::CHECKPOINT_STATE_CUT) {
       // Not yet consistent: it never will be. Replicas drop its staging.
       std::vector<SlotPeers> slots;
       {
@@ -1310,7 +1329,9 @@ absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::ListRetained() {
     if (known.ok()) {
       *c = *std::move(known);
     } else {
-      c->set_state("adopted");  // What the standby held before any cut.
+      c->set_state(
+          gwmirror::v1::CHECKPOINT_STATE_ADOPTED);  // What the standby held
+                                                    // before any cut.
     }
     c->MergeFrom(it->second);
   }
@@ -1369,10 +1390,8 @@ absl::StatusOr<gwmirror::v1::VerifyReport> Coordinator::Verify(
     *s->mutable_result() = *results[i];
     report.set_ok(report.ok() && results[i]->problems().empty());
     differences += results[i]->tree_differences();
-    for (const std::string& p : results[i]->problems()) {
-      if (absl::StrContains(p, "cannot be repaired")) {
-        report.add_unrepaired(absl::StrCat(s->slot(), ": ", p));
-      }
+    for (const std::string& p : results[i]->unrepairable()) {
+      report.add_unrepaired(absl::StrCat(s->slot(), ": ", p));
     }
   }
   if (req.repair() && differences > 0) {
@@ -1665,14 +1684,15 @@ grpc::Status ControlService::CreateCheckpoint(
   GWM_ADMIT_OR_RETURN(ticket, c_->gate(), ctx, "Control.CreateCheckpoint");
   if (!req->wait()) {
     c_->RequestCheckpoint();
-    resp->set_state("requested");
+    resp->set_state(gwmirror::v1::CHECKPOINT_STATE_REQUESTED);
     Record(ticket, "Control.CreateCheckpoint", "requested", absl::OkStatus());
     return grpc::Status::OK;
   }
   auto r = c_->RunCheckpoint();
   if (r.ok()) *resp = *std::move(r);
   Record(ticket, "Control.CreateCheckpoint",
-         r.ok() ? absl::StrCat("checkpoint ", resp->id(), " ", resp->state())
+         r.ok() ? absl::StrCat("checkpoint ", resp->id(), " ",
+                               StateName(resp->state()))
                 : "wait",
          r.status());
   return ToGrpc(r.status());

@@ -182,7 +182,8 @@ class Coordinator {
   // Activation `phase` on every one of `nodes` in parallel; each line into
   // `step` prefixed with its slot, the step timed; failures named by slot.
   absl::Status ActivateAll(const std::vector<Node>& nodes, uint64_t epoch,
-                           const std::string& phase, uint64_t checkpoint,
+                           gwmirror::v1::ActivationPhase phase,
+                           uint64_t checkpoint,
                            gwmirror::v1::PromoteStep* step);
   // The site a promote would make active (the first one not active now).
   std::string StandbySite() const;

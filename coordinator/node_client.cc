@@ -69,7 +69,7 @@ class GrpcNodeClient final : public NodeClient {
   }
 
   absl::StatusOr<std::vector<std::string>> Activate(
-      const NodeRef& n, uint64_t epoch, const std::string& phase,
+      const NodeRef& n, uint64_t epoch, gwmirror::v1::ActivationPhase phase,
       uint64_t checkpoint) override {
     gwmirror::v1::ActivateRequest req;
     req.set_phase(phase);

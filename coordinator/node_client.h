@@ -43,7 +43,7 @@ class NodeClient {
                               const std::vector<uint64_t>& pins) = 0;
   virtual absl::Status Abort(const NodeRef& n, uint64_t epoch, uint64_t id) = 0;
   virtual absl::StatusOr<std::vector<std::string>> Activate(
-      const NodeRef& n, uint64_t epoch, const std::string& phase,
+      const NodeRef& n, uint64_t epoch, gwmirror::v1::ActivationPhase phase,
       uint64_t checkpoint) = 0;
   virtual absl::StatusOr<gwmirror::v1::DrillResult> Drill(
       const NodeRef& n, uint64_t epoch, uint64_t id,

@@ -11,6 +11,15 @@
 namespace gwmirror {
 namespace {
 
+// The states as the database spells them (a disk format: words).
+gwmirror::v1::CheckpointState StateOfText(const std::string& t) {
+  if (t == "cut") return gwmirror::v1::CHECKPOINT_STATE_CUT;
+  if (t == "consistent") return gwmirror::v1::CHECKPOINT_STATE_CONSISTENT;
+  if (t == "applied") return gwmirror::v1::CHECKPOINT_STATE_APPLIED;
+  if (t == "aborted") return gwmirror::v1::CHECKPOINT_STATE_ABORTED;
+  return gwmirror::v1::CHECKPOINT_STATE_UNSPECIFIED;
+}
+
 absl::Status SqlError(sqlite3* db, absl::string_view what) {
   return absl::InternalError(
       absl::StrCat("coordinator state: ", what, ": ", sqlite3_errmsg(db)));
@@ -369,7 +378,7 @@ absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> StateStore::Query(
     gwmirror::v1::CheckpointInfo c;
     c.set_id(q.Int(0));
     c.set_epoch(q.Int(1));
-    c.set_state(q.Text(2));
+    c.set_state(StateOfText(q.Text(2)));
     c.set_cut_unix_ms(q.Int(3));
     c.set_consistent_unix_ms(q.Int(4));
     c.set_applied_unix_ms(q.Int(5));

@@ -131,10 +131,11 @@ absl::Status InstallSiteFile(const std::string& host_root,
 }
 
 absl::StatusOr<std::vector<std::string>> Activation::Run(
-    const std::string& phase) {
+    gwmirror::v1::ActivationPhase phase) {
+  using gwmirror::v1::ActivationPhase;
   std::vector<std::string> done;
   DatabaseJobs jobs(config_);
-  if (phase == "dry-run") {
+  if (phase == gwmirror::v1::ACTIVATION_PHASE_DRY_RUN) {
     for (const auto& job : config_.databases()) {
       done.push_back(absl::StrCat("restore ", job.name(), " (", job.kind(),
                                   ") from ", job.file()));
@@ -155,12 +156,12 @@ absl::StatusOr<std::vector<std::string>> Activation::Run(
     }
     return done;
   }
-  if (phase == "restore") {
+  if (phase == gwmirror::v1::ACTIVATION_PHASE_RESTORE) {
     if (config_.databases().empty()) return done;
     RETURN_IF_ERROR(jobs.Restore("", /*scratch=*/false, &done));
     return done;
   }
-  if (phase == "overrides") {
+  if (phase == gwmirror::v1::ACTIVATION_PHASE_OVERRIDES) {
     for (const auto& f : config_.promote().site_files()) {
       RETURN_IF_ERROR(InstallSiteFile(host_root_, f, &done));
     }
@@ -169,17 +170,22 @@ absl::StatusOr<std::vector<std::string>> Activation::Run(
     }
     return done;
   }
-  const bool stop = absl::StartsWith(phase, "stop-");
-  const std::string which = stop ? phase.substr(5) : phase;
-  if (which != "node-managers" && which != "instances") {
+  const bool stop =
+      phase == gwmirror::v1::ACTIVATION_PHASE_STOP_NODE_MANAGERS ||
+      phase == gwmirror::v1::ACTIVATION_PHASE_STOP_INSTANCES;
+  const bool node_managers =
+      phase == gwmirror::v1::ACTIVATION_PHASE_NODE_MANAGERS ||
+      phase == gwmirror::v1::ACTIVATION_PHASE_STOP_NODE_MANAGERS;
+  if (!node_managers && phase != gwmirror::v1::ACTIVATION_PHASE_INSTANCES &&
+      phase != gwmirror::v1::ACTIVATION_PHASE_STOP_INSTANCES) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown activation phase \"", phase, "\""));
+        absl::StrCat("unknown activation phase ", ActivationPhase_Name(phase)));
   }
   absl::Duration timeout = absl::Milliseconds(
       config_.promote().timeout_ms() ? config_.promote().timeout_ms()
                                      : 120'000);
   const char* verb = stop ? "stop" : "start";
-  std::vector<std::string> scripts = Scripts(which == "node-managers");
+  std::vector<std::string> scripts = Scripts(node_managers);
   // Stopped in the reverse order they start.
   if (stop) std::reverse(scripts.begin(), scripts.end());
   for (const std::string& s : scripts) {

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "gwmirror/v1/config.pb.h"
+#include "gwmirror/v1/replica.pb.h"
 
 namespace gwmirror {
 
@@ -35,7 +36,8 @@ class Activation {
   // the active site before its final checkpoint; scripts run with "stop",
   // in reverse order) or "dry-run" (what each would do). One line per
   // thing done.
-  absl::StatusOr<std::vector<std::string>> Run(const std::string& phase);
+  absl::StatusOr<std::vector<std::string>> Run(
+      gwmirror::v1::ActivationPhase phase);
 
   // The start scripts of a phase, in name order (relative to the host
   // root).

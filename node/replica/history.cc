@@ -935,7 +935,8 @@ uint64_t History::TotalBytes() const {
 
 absl::Status History::Verify(bool repair, std::vector<std::string>* problems,
                              std::vector<std::string>* repaired,
-                             uint64_t* versions_checked) {
+                             uint64_t* versions_checked,
+                             std::vector<std::string>* unrepairable) {
   absl::MutexLock ml(&maintain_mu_);
   std::map<std::string, std::vector<std::string>> users;
   std::set<std::string> needed;
@@ -984,6 +985,7 @@ absl::Status History::Verify(bool repair, std::vector<std::string>* problems,
       }
     }
     problems->back() += "; cannot be repaired: no standby file holds it";
+    if (unrepairable != nullptr) unrepairable->push_back(problems->back());
   }
   return absl::OkStatus();
 }

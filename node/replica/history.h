@@ -125,10 +125,12 @@ class History {
   // Re-reads every retained checkpoint's manifest and every version they
   // need; each problem is one line naming the object, the checkpoints and a
   // path that need it. With `repair`, a damaged object whose content the
-  // tree still holds is re-encoded from it (listed in *repaired).
+  // tree still holds is re-encoded from it (listed in *repaired); one it
+  // does not is also listed in *unrepairable (may be null).
   absl::Status Verify(bool repair, std::vector<std::string>* problems,
                       std::vector<std::string>* repaired,
-                      uint64_t* versions_checked);
+                      uint64_t* versions_checked,
+                      std::vector<std::string>* unrepairable = nullptr);
 
  private:
   struct ObjectInfo {

@@ -225,7 +225,7 @@ grpc::Status ReplicaService::Activate(grpc::ServerContext* ctx,
       st = absl::UnimplementedError("this node cannot be promoted");
     }
     if (!st.ok()) return ToGrpc(st);
-    if (req->phase() == "claim-active") {
+    if (req->phase() == gwmirror::v1::ACTIVATION_PHASE_CLAIM_ACTIVE) {
       // A forced promote: the operator's grant of the new epoch, kept for the
       // coordinator, which adopts it when it comes back (it checks the
       // signature itself).
@@ -251,7 +251,7 @@ grpc::Status ReplicaService::Activate(grpc::ServerContext* ctx,
       }
       return ToGrpc(st);
     }
-    if (req->phase() == "rollback") {
+    if (req->phase() == gwmirror::v1::ACTIVATION_PHASE_ROLLBACK) {
       absl::Time t = absl::Now();
       const uint64_t from = store_->State().committed_checkpoint();
       st = store_->Rollback(req->checkpoint());
@@ -264,7 +264,8 @@ grpc::Status ReplicaService::Activate(grpc::ServerContext* ctx,
     }
     auto r = activation_->Run(req->phase());
     if (!r.ok()) {
-      Logf(LogLevel::kWarning, "node", "promote %s failed: %s", req->phase(),
+      Logf(LogLevel::kWarning, "node", "promote %s failed: %s",
+           gwmirror::v1::ActivationPhase_Name(req->phase()),
            r.status().message());
       return ToGrpc(r.status());
     }
@@ -273,7 +274,8 @@ grpc::Status ReplicaService::Activate(grpc::ServerContext* ctx,
   }();
   Record(
       ticket, "Replica.Activate",
-      absl::StrCat("phase ", req->phase(), ", checkpoint ", req->checkpoint()),
+      absl::StrCat("phase ", gwmirror::v1::ActivationPhase_Name(req->phase()),
+                   ", checkpoint ", req->checkpoint()),
       FromGrpc(out));
   return out;
 }

@@ -1147,11 +1147,13 @@ absl::StatusOr<gwmirror::v1::VerifyResult> ReplicaStore::Verify(bool repair) {
                                   "from the source"));
     }
   }
-  std::vector<std::string> problems, repaired;
+  std::vector<std::string> problems, repaired, unrepairable;
   uint64_t versions = 0;
-  RETURN_IF_ERROR(history_->Verify(repair, &problems, &repaired, &versions));
+  RETURN_IF_ERROR(
+      history_->Verify(repair, &problems, &repaired, &versions, &unrepairable));
   r.set_versions_checked(versions);
   for (std::string& p : problems) r.add_problems(std::move(p));
+  for (std::string& p : unrepairable) r.add_unrepairable(std::move(p));
   for (std::string& p : repaired) r.add_repaired(std::move(p));
   return r;
 }

@@ -86,12 +86,19 @@ grpc::Status CutService::Cut(grpc::ServerContext* ctx,
   malloc_trim(0);
   cut_mu_.Unlock();
   NodeMetrics& m = NodeMetrics::Get();
-  const bool held =
-      !r.ok() && absl::StartsWith(r.status().message(), kMassDeletionHeld);
+  const bool held = IsMassDeletionHeld(r.status());
   m.cuts.Add(1, {r.ok() ? "ok" : held ? "held" : "failed"});
   if (r.ok())
     m.cut_duration.Observe(absl::ToDoubleSeconds(absl::Now() - start));
   if (r.ok() || held) m.deletion_held.Set(held ? 1 : 0);
+  if (held) {
+    // A hold is an answer, not a failure: the coordinator records why.
+    Logf(LogLevel::kWarning, "source", "slot=%s checkpoint=%d held: %s",
+         config_.slot(), req->checkpoint(), r.status().message());
+    resp->set_checkpoint(req->checkpoint());
+    resp->set_held(std::string(r.status().message()));
+    return grpc::Status::OK;
+  }
   if (!r.ok()) {
     Logf(LogLevel::kWarning, "source", "slot=%s checkpoint=%d cut failed: %s",
          config_.slot(), req->checkpoint(), r.status().ToString());

@@ -6,6 +6,9 @@
 #include "common/path.h"
 
 namespace gwmirror {
+namespace {
+constexpr char kHeldPayload[] = "type.gwmirror.dev/held";
+}  // namespace
 
 absl::Status CheckMassDeletion(const Manifest& base, const Manifest& next,
                                const std::vector<std::string>& roots,
@@ -36,10 +39,16 @@ absl::Status CheckMassDeletion(const Manifest& base, const Manifest& next,
     }
   }
   if (held.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
+  absl::Status st = absl::FailedPreconditionError(absl::StrCat(
       kMassDeletionHeld, ": ", absl::StrJoin(held, "; "),
       "; nothing was deleted on the standby. If this is intended, run "
       "`gwmirror release --slot <slot>`; otherwise restore the files"));
+  st.SetPayload(kHeldPayload, absl::Cord("mass-deletion"));
+  return st;
+}
+
+bool IsMassDeletionHeld(const absl::Status& st) {
+  return st.GetPayload(kHeldPayload).has_value();
 }
 
 }  // namespace gwmirror

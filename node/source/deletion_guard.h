@@ -20,6 +20,10 @@ inline constexpr size_t kMassDeletionMinEntries = 4;
 // How the guard's error message starts.
 inline constexpr char kMassDeletionHeld[] = "mass deletion held";
 
+// Whether `st` is the guard holding a cut (a typed mark on the status, not
+// its words).
+bool IsMassDeletionHeld(const absl::Status& st);
+
 // OK, or FAILED_PRECONDITION "mass deletion held: ..." naming each root
 // where going from `base` (the replica's manifest) to `next` deletes more
 // than `max_fraction` of the root's entries, or every entry of the root;

@@ -35,7 +35,7 @@ rsync_all
 latest() {
   "$G" checkpoints --all --json --config "$C" | python3 -c '
 import json, sys
-cps = [c for c in json.load(sys.stdin).get("checkpoints", []) if c.get("state") == "applied"]
+cps = [c for c in json.load(sys.stdin).get("checkpoints", []) if c.get("state") == "CHECKPOINT_STATE_APPLIED"]
 c = max(cps, key=lambda c: int(c["id"])) if cps else {"id": 0, "cut_unix_ms": 0, "applied_unix_ms": 0}
 print(c["id"], c.get("cut_unix_ms", 0), c.get("applied_unix_ms", 0))'
 }

@@ -105,7 +105,7 @@ TEST_F(CheckpointProtocolTest, EverySlotMovesTogether) {
   auto c = Start(3);
   auto r = c->RunCheckpoint();
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->state(), "applied");
+  EXPECT_EQ(r->state(), gwmirror::v1::CHECKPOINT_STATE_APPLIED);
   EXPECT_EQ(r->digests_size(), 3);
   ExpectCommits({1});
   r = c->RunCheckpoint();
@@ -125,7 +125,8 @@ TEST_F(CheckpointProtocolTest, ASourceThatCannotCutAbortsEverywhere) {
   for (const char* slot : {"gw1", "gw2", "gw3"}) {
     EXPECT_EQ(nodes_.replica(slot).aborts, (std::vector<uint64_t>{1})) << slot;
   }
-  EXPECT_EQ(c->Status().last_attempt().state(), "aborted");
+  EXPECT_EQ(c->Status().last_attempt().state(),
+            gwmirror::v1::CHECKPOINT_STATE_ABORTED);
   // The next one goes through, under a new id.
   r = c->RunCheckpoint();
   ASSERT_TRUE(r.ok()) << r.status();
@@ -169,7 +170,8 @@ TEST_F(CheckpointProtocolTest, ALostNodeStopsAutomaticCutsAndIsNamed) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::StrContains(r.status().message(), "gw2-standby lost"))
       << r.status();
-  EXPECT_EQ(c->Status().last_attempt().state(), "aborted");
+  EXPECT_EQ(c->Status().last_attempt().state(),
+            gwmirror::v1::CHECKPOINT_STATE_ABORTED);
   Beat(c.get());
   EXPECT_TRUE(c->RunCheckpoint().ok());
   ExpectCommits({2});
@@ -291,7 +293,8 @@ TEST_F(CheckpointProtocolTest, RestartSettlesBeforeAndAfterTheCommitPoint) {
     ASSERT_EQ(info.id(), id);
     const bool after = absl::StrContains(point, "consistent") ||
                        absl::StrContains(point, "applied");
-    EXPECT_EQ(info.state(), after ? "applied" : "aborted");
+    EXPECT_EQ(info.state(), after ? gwmirror::v1::CHECKPOINT_STATE_APPLIED
+                                  : gwmirror::v1::CHECKPOINT_STATE_ABORTED);
     for (const char* slot : {"gw1", "gw2"}) {
       std::vector<uint64_t> commits = nodes_.replica(slot).commits;
       EXPECT_EQ(commits.back(), after ? id : id - 1) << slot;

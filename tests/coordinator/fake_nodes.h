@@ -98,10 +98,11 @@ class FakeNodes {
     absl::Status Abort(const NodeRef& n, uint64_t, uint64_t id) override {
       return f_->Abort(n, id);
     }
-    absl::StatusOr<std::vector<std::string>> Activate(const NodeRef&, uint64_t,
-                                                      const std::string& phase,
-                                                      uint64_t) override {
-      return std::vector<std::string>{phase};
+    absl::StatusOr<std::vector<std::string>> Activate(
+        const NodeRef&, uint64_t, gwmirror::v1::ActivationPhase phase,
+        uint64_t) override {
+      return std::vector<std::string>{
+          gwmirror::v1::ActivationPhase_Name(phase)};
     }
     absl::StatusOr<gwmirror::v1::DrillResult> Drill(
         const NodeRef&, uint64_t, uint64_t,
@@ -140,7 +141,10 @@ class FakeNodes {
     Faults& f = faults_[source.identity];
     if (f.unreachable) return absl::UnavailableError("source unreachable");
     if (!f.held.empty() && !release) {
-      return absl::FailedPreconditionError(f.held);
+      gwmirror::v1::CutResult held;
+      held.set_checkpoint(id);
+      held.set_held(f.held);
+      return held;
     }
     if (f.fail_cuts > 0) {
       --f.fail_cuts;

@@ -69,7 +69,9 @@ TEST_F(StateStoreTest, CheckpointLifecycleSurvivesReopen) {
   Reopen();
   auto c = store_->Get(1);
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->state(), "consistent");  // gw2 has not applied yet.
+  EXPECT_EQ(
+      c->state(),
+      gwmirror::v1::CHECKPOINT_STATE_CONSISTENT);  // gw2 has not applied yet.
   auto pending = store_->UnappliedSlots(1);
   ASSERT_TRUE(pending.ok());
   EXPECT_EQ(*pending, std::vector<std::string>{"gw2"});
@@ -79,7 +81,7 @@ TEST_F(StateStoreTest, CheckpointLifecycleSurvivesReopen) {
   EXPECT_EQ(open->front().digests().at("gw2"), "6432");  // hex of "d2"
   ASSERT_TRUE(store_->RecordApplied(1, "gw2", 4000).ok());
   c = store_->Get(1);
-  EXPECT_EQ(c->state(), "applied");
+  EXPECT_EQ(c->state(), gwmirror::v1::CHECKPOINT_STATE_APPLIED);
   EXPECT_EQ(c->applied_unix_ms(), 4000);
   EXPECT_TRUE(store_->Unfinished()->empty());
 }

@@ -174,7 +174,8 @@ grpc::Status AuthzTest::Call(const std::string& method, const std::string& kind,
     if (name == "Activate") {
       gwmirror::v1::ActivateRequest req;
       *req.mutable_envelope() = At(harm_epoch);
-      req.set_phase(allowed ? "dry-run" : "claim-active");
+      req.set_phase(allowed ? gwmirror::v1::ACTIVATION_PHASE_DRY_RUN
+                            : gwmirror::v1::ACTIVATION_PHASE_CLAIM_ACTIVE);
       gwmirror::v1::ActivateResult resp;
       return stub->Activate(&ctx, req, &resp);
     }
@@ -382,8 +383,8 @@ TEST_F(AuthzTest, EveryMethodAsEveryIdentityMatchesTheDocumentedTable) {
   }
   // The operator's direct calls on the standby node reach the coordinator's
   // log with the node's next heartbeats.
-  const std::set<std::string> want = {"Replica.Commit", "Replica.Abort",
-                                      "Replica.Export", "Replica.Verify",
+  const std::set<std::string> want = {"Replica.Commit",   "Replica.Abort",
+                                      "Replica.Export",   "Replica.Verify",
                                       "Replica.Activate", "Replica.Drill"};
   std::set<std::string> on_node;
   for (int i = 0; i < 100 && on_node != want; ++i) {

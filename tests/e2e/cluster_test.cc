@@ -249,7 +249,7 @@ TEST_F(ClusterTest, ReplicaKilledMidCheckpointAbortsItAndTheNextCommits) {
   EXPECT_TRUE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
   gwmirror::v1::ClusterStatus s = Status();
   EXPECT_EQ(s.last_attempt().id(), last + 1);
-  EXPECT_EQ(s.last_attempt().state(), "aborted");
+  EXPECT_EQ(s.last_attempt().state(), gwmirror::v1::CHECKPOINT_STATE_ABORTED);
   for (const auto& c : Committed()) EXPECT_NE(c.id(), last + 1);
   EXPECT_EQ(testing::Diff(before, Tree(Standby(2))), "");
 
@@ -310,7 +310,8 @@ TEST_F(ClusterTest, CoordinatorKilledAtEachStepResumes) {
     for (size_t i = 0; i < committed.size(); ++i) {
       if (i > 0)
         EXPECT_LT(committed[i].id(), committed[i - 1].id()) << "doubled";
-      EXPECT_EQ(committed[i].state(), "applied") << committed[i].id();
+      EXPECT_EQ(committed[i].state(), gwmirror::v1::CHECKPOINT_STATE_APPLIED)
+          << committed[i].id();
       has_n |= committed[i].id() == n;
     }
     EXPECT_EQ(has_n, step.committed);

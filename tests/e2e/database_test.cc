@@ -167,7 +167,7 @@ TEST_F(DatabaseTest, FailingDumpsFailTheCutKeepTheStandbyAndAreRetried) {
       cp.status().message(), "dump job \"metrics-mariadb\" (mariadb) failed"))
       << cp.status();
   gwmirror::v1::ClusterStatus s = Status();
-  EXPECT_EQ(s.last_attempt().state(), "aborted");
+  EXPECT_EQ(s.last_attempt().state(), gwmirror::v1::CHECKPOINT_STATE_ABORTED);
   EXPECT_TRUE(absl::StrContains(s.last_attempt().reason(), "metrics-mariadb"))
       << s.last_attempt().reason();
   EXPECT_EQ(s.slots(0).replica().applied_checkpoint(), applied);

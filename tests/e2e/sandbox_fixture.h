@@ -106,7 +106,7 @@ class ClusterTest : public ::testing::Test {
     gwmirror::v1::CheckpointInfo info;
     absl::Status st = ParseJson(r.out, "checkpoint", &info);
     if (!st.ok()) return st;
-    EXPECT_EQ(info.state(), "applied");
+    EXPECT_EQ(info.state(), gwmirror::v1::CHECKPOINT_STATE_APPLIED);
     return info.id();
   }
 

@@ -63,12 +63,13 @@ TEST(ActivationTest, ScriptsNodeManagersFirstAndDryRunListsEverything) {
   EXPECT_EQ(a.Scripts(false),
             (std::vector<std::string>{"etc/init.d/vshell-G-Gateway1",
                                       "etc/init.d/vshell-G-Gateway2"}));
-  auto plan = a.Run("dry-run");
+  auto plan = a.Run(gwmirror::v1::ACTIVATION_PHASE_DRY_RUN);
   ASSERT_TRUE(plan.ok());
   ASSERT_EQ(plan->size(), 4u);
   EXPECT_EQ((*plan)[0], "set env.SITE=standby in /conf/env.props");
   EXPECT_EQ((*plan)[1], "run /etc/init.d/vshell-Node-Manager-on-h1 start");
-  EXPECT_TRUE(absl::IsInvalidArgument(a.Run("reboot").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      a.Run(gwmirror::v1::ACTIVATION_PHASE_UNSPECIFIED).status()));
 }
 
 }  // namespace
