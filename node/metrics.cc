@@ -43,12 +43,26 @@ NodeMetrics& NodeMetrics::Get() {
                 "The checkpoint this replica's tree holds."),
         r.Gauge("gwmirror_replica_scrub_problems",
                 "Problems the last scrub of this replica's history found."),
+        r.Gauge("gwmirror_replica_verify_problems",
+                "Problems the last verify of this replica found: standby "
+                "files differing from the committed checkpoint (tree), "
+                "stored increments that do not verify (history).",
+                {"kind"}),
+        r.Counter("gwmirror_replica_repairs_total",
+                  "Repairs verify --repair made: standby files recorded for "
+                  "the next cut to replace (tree), increments re-encoded "
+                  "from the tree (history).",
+                  {"kind"}),
     };
     // Label values known up front have their series from the start.
     for (const char* method : {"whole", "delta"})
       nm->files_sent.Add(0, {method});
     for (const char* outcome : {"ok", "failed", "held"}) {
       nm->cuts.Add(0, {outcome});
+    }
+    for (const char* kind : {"tree", "history"}) {
+      nm->verify_problems.Set(0, {kind});
+      nm->repairs.Add(0, {kind});
     }
     return nm;
   }();

@@ -26,6 +26,8 @@ struct NodeMetrics {
   MetricFamily& commits;
   MetricFamily& committed_checkpoint;
   MetricFamily& scrub_problems;
+  MetricFamily& verify_problems;  // gauge {kind="tree"|"history"}
+  MetricFamily& repairs;          // counter {kind="tree"|"history"}
 
   // The families in DefaultMetrics(), declared on first use.
   static NodeMetrics& Get();

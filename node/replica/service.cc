@@ -406,6 +406,14 @@ grpc::Status ReplicaService::Verify(grpc::ServerContext* ctx,
          "checkpoint=%d verify: %d files, %d stored versions, %d problems",
          r->committed_checkpoint(), r->files_checked(), r->versions_checked(),
          r->problems_size());
+    // What was found and repaired, by kind, for alerts and dashboards.
+    NodeMetrics& m = NodeMetrics::Get();
+    const int64_t tree = static_cast<int64_t>(r->tree_differences());
+    const int64_t tree_repaired = req->repair() ? tree : 0;
+    m.verify_problems.Set(tree, {"tree"});
+    m.verify_problems.Set(r->problems_size() - tree, {"history"});
+    m.repairs.Add(tree_repaired, {"tree"});
+    m.repairs.Add(r->repaired_size() - tree_repaired, {"history"});
     *resp = *std::move(r);
     return grpc::Status::OK;
   }();

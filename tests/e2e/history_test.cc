@@ -207,6 +207,22 @@ TEST_F(HistoryE2eTest, VerifyNamesDamageAndRepairFetchesFromTheSource) {
   RunResult drill = Cli({"drill", "--checkpoint", absl::StrCat(*a)});
   EXPECT_NE(drill.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(drill.err, "does not verify")) << drill.err;
+  // The counts are in the standby node's metrics (issue 18).
+  RunResult scrape = testing::Run(
+      {"/usr/bin/python3", "-c",
+       "import sys, urllib.request; "
+       "print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+       sb_.slots(0).standby().metrics_url()});
+  ASSERT_EQ(scrape.exit_code, 0) << scrape.err;
+  EXPECT_TRUE(absl::StrContains(
+      scrape.out, "gwmirror_replica_verify_problems{kind=\"tree\"} 1"))
+      << scrape.out;
+  EXPECT_FALSE(absl::StrContains(
+      scrape.out, "gwmirror_replica_verify_problems{kind=\"history\"} 0"))
+      << "the damaged increment is still counted: " << scrape.out;
+  EXPECT_TRUE(absl::StrContains(
+      scrape.out, "gwmirror_replica_repairs_total{kind=\"tree\"} 1"))
+      << scrape.out;
 }
 
 }  // namespace
