@@ -13,6 +13,7 @@
 #include "common/path.h"
 #include "common/status_macros.h"
 #include "common/tar.h"
+#include "node/replica/tree_writer.h"
 
 namespace gwmirror {
 namespace {
@@ -34,20 +35,13 @@ absl::Status Content(const History& history, const Entry& e, int fd) {
 }  // namespace
 
 absl::Status SetMetadata(const std::string& full, const Entry& e) {
-  if (lchown(full.c_str(), e.uid(), e.gid()) != 0 && errno != EPERM) {
-    return ErrnoStatus(errno, absl::StrCat("chown ", full));
-  }
-  if (e.type() != ENTRY_TYPE_SYMLINK &&
-      chmod(full.c_str(), e.mode() & 07777) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("chmod ", full));
-  }
-  struct timespec t[2];
-  t[0].tv_sec = t[1].tv_sec = e.mtime_ns() / 1000000000LL;
-  t[0].tv_nsec = t[1].tv_nsec = e.mtime_ns() % 1000000000LL;
-  if (utimensat(AT_FDCWD, full.c_str(), t, AT_SYMLINK_NOFOLLOW) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("set mtime of ", full));
-  }
-  return absl::OkStatus();
+  const size_t slash = full.rfind('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : full.substr(0, slash);
+  UniqueFd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", dir));
+  return ApplyMetadataAt(Env::Default(), dfd.get(), full.substr(slash + 1), e,
+                         Owners::kWherePermitted);
 }
 
 absl::Status RestoreTree(const History& history, const Manifest& m,

@@ -79,7 +79,7 @@ absl::StatusOr<std::pair<UniqueFd, std::string>> TreeWriter::OpenParent(
   if (!cur.valid()) return ErrnoStatus(errno, "dup");
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     int next = env_->OpenAt(cur.get(), parts[i].c_str(),
-                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) {
       int err = errno;
       if (err == ELOOP || err == ENOTDIR) {
@@ -109,7 +109,7 @@ absl::StatusOr<UniqueFd> TreeWriter::OpenFileForRead(
     const std::string& path) const {
   ASSIGN_OR_RETURN(auto parent, OpenParent(path));
   UniqueFd fd(env_->OpenAt(parent.first.get(), parent.second.c_str(),
-                     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+                           O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
   struct stat st;
   if (env_->Fstat(fd.get(), &st) != 0) {
@@ -163,14 +163,15 @@ absl::Status TreeWriter::PlaceFile(const std::string& path,
   if (!placed) {
     UniqueFd in(env_->Open(staged.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in.valid()) return ErrnoStatus(errno, absl::StrCat("open ", staged));
-    UniqueFd out(env_->OpenAt(dfd, tmp.c_str(),
-                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0600));
+    UniqueFd out(env_->OpenAt(
+        dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+        0600));
     if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
     RETURN_IF_ERROR(CopyFd(env_, in.get(), out.get(), path));
   }
   struct stat st;
-  if (env_->FstatAt(dfd, parent.second.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+  if (env_->FstatAt(dfd, parent.second.c_str(), &st, AT_SYMLINK_NOFOLLOW) ==
+          0 &&
       S_ISDIR(st.st_mode)) {
     DropCachedDirectory();
     RETURN_IF_ERROR(RemoveAt(dfd, parent.second, env_));
@@ -210,40 +211,45 @@ absl::Status TreeWriter::PlaceSymlink(const std::string& path,
   return absl::OkStatus();
 }
 
-absl::Status TreeWriter::ApplyMetadata(const Entry& e) const {
-  ASSIGN_OR_RETURN(auto parent, OpenParent(e.path()));
-  int dfd = parent.first.get();
-  const char* name = parent.second.c_str();
-  // chown first: it clears setuid/setgid, which chmod then sets.
-  if (env_->FchownAt(dfd, name, e.uid(), e.gid(), AT_SYMLINK_NOFOLLOW) != 0) {
+absl::Status ApplyMetadataAt(Env* env, int dfd, const std::string& name_s,
+                             const Entry& e, Owners owners) {
+  const char* name = name_s.c_str();
+  if (env->FchownAt(dfd, name, e.uid(), e.gid(), AT_SYMLINK_NOFOLLOW) != 0 &&
+      !(errno == EPERM && owners == Owners::kWherePermitted)) {
     return ErrnoStatus(errno, absl::StrCat("chown ", e.path()));
   }
   if (e.type() != gwmirror::v1::ENTRY_TYPE_SYMLINK) {
     // fchmodat cannot refuse symlinks on Linux, so check the type via the fd.
-    UniqueFd fd(env_->OpenAt(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd fd(env->OpenAt(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", e.path()));
     std::string proc = absl::StrCat("/proc/self/fd/", fd.get());
     struct stat st;
-    if (env_->Fstat(fd.get(), &st) != 0 || S_ISLNK(st.st_mode)) {
+    if (env->Fstat(fd.get(), &st) != 0 || S_ISLNK(st.st_mode)) {
       return absl::FailedPreconditionError(
           absl::StrCat("\"", e.path(), "\" became a symlink"));
     }
-    if (env_->FchmodAt(AT_FDCWD, proc.c_str(), e.mode(), 0) != 0) {
+    if (env->FchmodAt(AT_FDCWD, proc.c_str(), e.mode() & 07777, 0) != 0) {
       return ErrnoStatus(errno, absl::StrCat("chmod ", e.path()));
     }
   }
   struct timespec times[2];
   times[0].tv_sec = e.mtime_ns() / 1000000000LL;
   times[0].tv_nsec = e.mtime_ns() % 1000000000LL;
-  if (times[0].tv_nsec < 0) {
+  if (times[0].tv_nsec < 0) {  // Before 1970: the remainder is negative.
     times[0].tv_nsec += 1000000000LL;
     times[0].tv_sec -= 1;
   }
   times[1] = times[0];
-  if (env_->UtimensAt(dfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (env->UtimensAt(dfd, name, times, AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus(errno, absl::StrCat("set mtime of ", e.path()));
   }
   return absl::OkStatus();
+}
+
+absl::Status TreeWriter::ApplyMetadata(const Entry& e) const {
+  ASSIGN_OR_RETURN(auto parent, OpenParent(e.path()));
+  return ApplyMetadataAt(env_, parent.first.get(), parent.second, e,
+                         Owners::kRequired);
 }
 
 absl::Status TreeWriter::SyncAll() const {

@@ -23,6 +23,23 @@
 
 namespace gwmirror {
 
+// Who owns a restored object when the process may not give it away.
+enum class Owners {
+  // As the entry says, or an error (the replica, which runs as root: an
+  // owner it cannot set would show as drift).
+  kRequired,
+  // As the entry says where the process may (EPERM is not an error): a
+  // restore or an import by an unprivileged user.
+  kWherePermitted,
+};
+
+// The one place metadata is applied: owner (first: chown clears
+// setuid/setgid), mode (not for symlinks; checked through a descriptor, so
+// never through a symlink) and mtime (negative nanoseconds normalised) of
+// `e` on `name` in directory `dirfd`, never following a symlink.
+absl::Status ApplyMetadataAt(Env* env, int dirfd, const std::string& name,
+                             const Entry& e, Owners owners);
+
 class TreeWriter {
  public:
   // `roots` are relative to `host_root`; missing roots are created (0755).

@@ -1072,3 +1072,32 @@ TEST_F(FullDiskTest, PushesFailByNameAndResumeOnceSpaceIsFreed) {
 
 }  // namespace
 }  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+// Regression (issue 18): the restore of drills and imports applied metadata
+// its own way and did not normalise a time before 1970 (negative
+// nanoseconds), which utimensat refuses; the commit's writer did. Both go
+// through one writer now.
+TEST_F(StoreTest, ATimeBefore1970IsRestoredAsCommitted) {
+  Item old = F("ancient.txt", "from the sixties");
+  old.entry.set_mtime_ns(-1'500'000'000LL);  // 1969-12-31 23:59:58.5
+  ASSERT_TRUE(PushAndCommit(1, {old}).ok());
+  struct stat st;
+  ASSERT_EQ(lstat((dir_ / "host/r/ancient.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, -2);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 500'000'000);
+  auto m = store_->history().LoadManifest(1);
+  ASSERT_TRUE(m.ok()) << m.status();
+  uint64_t bytes = 0;
+  absl::Status rs =
+      RestoreTree(store_->history(), *m, dir_ / "restored", &bytes);
+  ASSERT_TRUE(rs.ok()) << rs;
+  ASSERT_EQ(lstat((dir_ / "restored/r/ancient.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, -2);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 500'000'000);
+}
+
+}  // namespace
+}  // namespace gwmirror
