@@ -1,5 +1,12 @@
 // The coordinator: cluster membership, the checkpoint protocol across every
-// slot, topology parity and group coherence, and the operator's view.
+// slot, topology parity and group coherence, and the operator's view. Its
+// rooms live in files of their own: the node registry (node_registry.cc),
+// the checkpoint runner (checkpoint_runner.cc), the cut scheduler
+// (cut_scheduler.cc), failover (failover.cc: promote, failback), operations
+// (operations.cc: drills, pins, verify, lists), the status view
+// (status_view.cc), epochs, grants and the audit log (coordinator.cc), and
+// the gRPC faces (service.h). Nodes are reached through a NodeClient and
+// time through a Clock, both injected (tests use simulated ones).
 //
 // Checkpoint N (DESIGN.md, "Control plane"), one at a time:
 //   1. record "cut N" durably (StateStore::BeginCut);
@@ -128,6 +135,8 @@ class Coordinator {
   absl::StatusOr<gwmirror::v1::AuditList> ReadAudit(uint32_t limit) const;
 
  private:
+  // ---- node registry (node_registry.cc): who is registered and healthy,
+  // what each reports, and each slot's source and replica.
   struct Node {
     gwmirror::v1::ClusterMember member;
     std::string address;
@@ -156,51 +165,24 @@ class Coordinator {
     std::string slot;
     Node source, replica;
   };
-  // This coordinator's own certificate, as read at Open or reloaded.
-  std::optional<CertificateInfo> own_cert_ ABSL_GUARDED_BY(grant_mu_);
-  // The envelope of `epoch`: with this coordinator's grant when it is the
-  // epoch the grant proves.
-  gwmirror::v1::Envelope Stamp(uint64_t epoch) const
-      ABSL_LOCKS_EXCLUDED(grant_mu_);
-  // Signs the grant of the state's current epoch and active site.
-  absl::Status SignGrant() ABSL_LOCKS_EXCLUDED(grant_mu_);
-  mutable absl::Mutex grant_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  gwmirror::v1::EpochGrant grant_ ABSL_GUARDED_BY(grant_mu_);
-  // RunCheckpoint without its metrics.
-  absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpointOnce(
-      bool automatic);
-
-  Coordinator(gwmirror::v1::CoordinatorConfig config,
-              std::unique_ptr<StateStore> store, CoordinatorOptions options);
+  bool Healthy(const Node& n) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  gwmirror::v1::NodeRole Role(const std::string& site) const;
+  absl::StatusOr<std::vector<SlotPeers>> HealthySlots()
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Every node of `site`; FAILED_PRECONDITION naming one that is not
+  // heartbeating, or when none registered.
+  absl::StatusOr<std::vector<Node>> SiteNodes(const std::string& site)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // When a change-driven cut stops waiting for pre-streaming sources: the
   // latest unstaged change of a healthy pre-streaming source plus
   // `max_delay` (InfinitePast when none is behind).
   absl::Time PrestageWaitEnds(absl::Duration max_delay) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<SlotPeers>> HealthySlots()
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Activation `phase` on every one of `nodes` in parallel; each line into
-  // `step` prefixed with its slot, the step timed; failures named by slot.
-  absl::Status ActivateAll(const std::vector<Node>& nodes, uint64_t epoch,
-                           gwmirror::v1::ActivationPhase phase,
-                           uint64_t checkpoint,
-                           gwmirror::v1::PromoteStep* step);
-  // The site a promote would make active (the first one not active now).
-  std::string StandbySite() const;
-  // Every node of `site`; FAILED_PRECONDITION naming one that is not
-  // heartbeating, or when none registered.
-  absl::StatusOr<std::vector<Node>> SiteNodes(const std::string& site)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Checkpoints every one of `nodes` retains, their history summed (and,
-  // with `set_pins`, the pins replaced first).
-  absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>> Retained(
-      const std::vector<Node>& nodes, const std::vector<uint64_t>* set_pins);
-  bool Healthy(const Node& n) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  gwmirror::v1::NodeRole Role(const std::string& site) const;
-  // Parity over `production` reports (fresh from a cut, or the heartbeats')
-  // and the standby nodes' latest reports.
-  ParityVerdict Parity(const std::vector<gwmirror::v1::TopologyReport>* fresh)
-      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // ---- checkpoint runner (checkpoint_runner.cc).
+  // RunCheckpoint without its metrics.
+  absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpointOnce(
+      bool automatic);
   // One attempt: cut, stage, verify, commit point, apply.
   absl::StatusOr<gwmirror::v1::CheckpointInfo> Attempt(bool automatic,
                                                        bool* incoherent)
@@ -212,7 +194,40 @@ class Coordinator {
   void Abort(uint64_t id, const std::vector<SlotPeers>& slots,
              const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  // Parity over `production` reports (fresh from a cut, or the heartbeats')
+  // and the standby nodes' latest reports.
+  ParityVerdict Parity(const std::vector<gwmirror::v1::TopologyReport>* fresh)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // ---- cut scheduler (cut_scheduler.cc).
   void Background();
+
+  // ---- failover (failover.cc).
+  // Activation `phase` on every one of `nodes` in parallel; each line into
+  // `step` prefixed with its slot, the step timed; failures named by slot.
+  absl::Status ActivateAll(const std::vector<Node>& nodes, uint64_t epoch,
+                           gwmirror::v1::ActivationPhase phase,
+                           uint64_t checkpoint,
+                           gwmirror::v1::PromoteStep* step);
+  // The site a promote would make active (the first one not active now).
+  std::string StandbySite() const;
+
+  // ---- operations (operations.cc).
+  // Checkpoints every one of `nodes` retains, their history summed (and,
+  // with `set_pins`, the pins replaced first).
+  absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>> Retained(
+      const std::vector<Node>& nodes, const std::vector<uint64_t>* set_pins);
+
+  // ---- epochs and their proof (coordinator.cc).
+  // The envelope of `epoch`: with this coordinator's grant when it is the
+  // epoch the grant proves.
+  gwmirror::v1::Envelope Stamp(uint64_t epoch) const
+      ABSL_LOCKS_EXCLUDED(grant_mu_);
+  // Signs the grant of the state's current epoch and active site.
+  absl::Status SignGrant() ABSL_LOCKS_EXCLUDED(grant_mu_);
+
+  Coordinator(gwmirror::v1::CoordinatorConfig config,
+              std::unique_ptr<StateStore> store, CoordinatorOptions options);
 
   const gwmirror::v1::CoordinatorConfig config_;
   const Clock* const clock_;
@@ -242,66 +257,11 @@ class Coordinator {
   // Serialises checkpoints.
   absl::Mutex checkpoint_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::thread background_;
-};
 
-// gRPC faces.
-class CoordinatorService final : public gwmirror::v1::Coordinator::Service {
- public:
-  explicit CoordinatorService(Coordinator* c) : c_(c) {}
-  grpc::Status Register(grpc::ServerContext* ctx,
-                        const gwmirror::v1::RegisterRequest* req,
-                        gwmirror::v1::RegisterResponse* resp) override;
-  grpc::Status Heartbeat(grpc::ServerContext* ctx,
-                         const gwmirror::v1::HeartbeatRequest* req,
-                         gwmirror::v1::HeartbeatResponse* resp) override;
-
- private:
-  Coordinator* c_;
-};
-
-class ControlService final : public gwmirror::v1::Control::Service {
- public:
-  explicit ControlService(Coordinator* c) : c_(c) {}
-  grpc::Status Status(grpc::ServerContext* ctx,
-                      const gwmirror::v1::StatusRequest* req,
-                      gwmirror::v1::ClusterStatus* resp) override;
-  grpc::Status CreateCheckpoint(
-      grpc::ServerContext* ctx,
-      const gwmirror::v1::CreateCheckpointRequest* req,
-      gwmirror::v1::CheckpointInfo* resp) override;
-  grpc::Status Failback(grpc::ServerContext* ctx,
-                        const gwmirror::v1::FailbackRequest* req,
-                        gwmirror::v1::PromoteReport* resp) override;
-  grpc::Status Pin(grpc::ServerContext* ctx,
-                   const gwmirror::v1::PinRequest* req,
-                   gwmirror::v1::PinResponse* resp) override;
-  grpc::Status Verify(grpc::ServerContext* ctx,
-                      const gwmirror::v1::VerifyClusterRequest* req,
-                      gwmirror::v1::VerifyReport* resp) override;
-  grpc::Status ListCheckpoints(grpc::ServerContext* ctx,
-                               const gwmirror::v1::ListCheckpointsRequest* req,
-                               gwmirror::v1::CheckpointList* resp) override;
-  grpc::Status Release(grpc::ServerContext* ctx,
-                       const gwmirror::v1::ReleaseRequest* req,
-                       gwmirror::v1::ReleaseResponse* resp) override;
-  grpc::Status Drill(grpc::ServerContext* ctx,
-                     const gwmirror::v1::StartDrillRequest* req,
-                     gwmirror::v1::DrillReport* resp) override;
-  grpc::Status Promote(grpc::ServerContext* ctx,
-                       const gwmirror::v1::PromoteRequest* req,
-                       gwmirror::v1::PromoteReport* resp) override;
-  grpc::Status ListDrills(grpc::ServerContext* ctx,
-                          const gwmirror::v1::ListDrillsRequest* req,
-                          gwmirror::v1::DrillList* resp) override;
-  grpc::Status Audit(grpc::ServerContext* ctx,
-                     const gwmirror::v1::AuditRequest* req,
-                     gwmirror::v1::AuditList* resp) override;
-
- private:
-  // Appends an acting call to the audit log.
-  void Record(const CallGate::Ticket& t, const char* method, std::string detail,
-              const absl::Status& outcome);
-  Coordinator* c_;
+  mutable absl::Mutex grant_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  gwmirror::v1::EpochGrant grant_ ABSL_GUARDED_BY(grant_mu_);
+  // This coordinator's own certificate, as read at Open or reloaded.
+  std::optional<CertificateInfo> own_cert_ ABSL_GUARDED_BY(grant_mu_);
 };
 
 }  // namespace gwmirror

@@ -17,6 +17,7 @@
 #include "common/tls.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/recover.h"
+#include "coordinator/service.h"
 
 namespace gwmirror {
 namespace {

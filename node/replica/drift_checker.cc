@@ -34,6 +34,11 @@ void DriftChecker::SetReplicaRole(bool replica) {
   replica_ = replica;
 }
 
+uint64_t DriftChecker::readopt_attempts() const {
+  absl::MutexLock l(&mu_);
+  return readopt_attempts_;
+}
+
 void DriftChecker::Run() {
   std::string last_error;
   for (uint64_t check = 1;; ++check) {
@@ -46,15 +51,22 @@ void DriftChecker::Run() {
       mu_.AwaitWithTimeout(absl::Condition(&wake), interval_);
       if (stop_) return;
       replica = replica_;
-      if (readopt_) {
-        readopt_ = false;
+      if (readopt_ || readopt_later_) {
+        readopt_ = readopt_later_ = false;
+        ++readopt_attempts_;
         mu_.Unlock();
         absl::Status st = store_->Readopt();
         mu_.Lock();
         if (!st.ok()) {
-          readopt_ = true;  // Again after the next interval.
-          Logf(LogLevel::kWarning, "replica", "re-read the tree: %s",
-               st.message());
+          // Again after the next interval: not by waking at once (a kept
+          // staging refuses re-reads until the coordinator settles it, and
+          // a loop here once wrote gigabytes of this line).
+          readopt_later_ = true;
+          if (st.ToString() != last_error) {
+            last_error = st.ToString();
+            Logf(LogLevel::kWarning, "replica", "re-read the tree: %s",
+                 st.message());
+          }
         }
         continue;
       }

@@ -28,6 +28,9 @@ class DriftChecker {
   // The node's role: drift is checked only while it is a replica; becoming
   // one re-reads a stale tree (ReplicaStore::Readopt) at once.
   void SetReplicaRole(bool replica) ABSL_LOCKS_EXCLUDED(mu_);
+  // Re-reads tried so far (a refused one is tried again after an
+  // interval, never in a loop).
+  uint64_t readopt_attempts() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void Run();
@@ -37,10 +40,14 @@ class DriftChecker {
   const uint32_t rehash_every_;
   const std::function<void()> on_drift_;
   std::thread thread_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool replica_ ABSL_GUARDED_BY(mu_) = false;
+  // A re-read is asked for (wakes the thread at once), or one was refused
+  // and waits for the next interval.
   bool readopt_ ABSL_GUARDED_BY(mu_) = false;
+  bool readopt_later_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t readopt_attempts_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace gwmirror

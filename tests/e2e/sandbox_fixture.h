@@ -172,8 +172,11 @@ class ClusterTest : public ::testing::Test {
     unlink(port_file.c_str());
     std::vector<std::string> argv(p.argv().begin(), p.argv().end());
     children_.push_back(std::make_unique<Child>(argv, env, p.log()));
-    EXPECT_GT(testing::WaitForPort(port_file), 0)
-        << "did not restart: " << p.log();
+    if (testing::WaitForPort(port_file) <= 0) {
+      const std::string log = testing::ReadFile(p.log());
+      ADD_FAILURE() << "did not restart: " << p.log() << "; its log ends:\n"
+                    << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
+    }
     return children_.back().get();
   }
 

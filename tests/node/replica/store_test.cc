@@ -16,6 +16,7 @@
 #include "common/delta.h"
 #include "common/fault.h"
 #include "gtest/gtest.h"
+#include "node/replica/drift_checker.h"
 #include "node/replica/restore.h"
 #include "tests/node/replica/store_items.h"
 #include "tests/node/test_util.h"
@@ -1097,6 +1098,37 @@ TEST_F(StoreTest, ATimeBefore1970IsRestoredAsCommitted) {
   ASSERT_EQ(lstat((dir_ / "restored/r/ancient.txt").c_str(), &st), 0);
   EXPECT_EQ(st.st_mtim.tv_sec, -2);
   EXPECT_EQ(st.st_mtim.tv_nsec, 500'000'000);
+}
+
+}  // namespace
+}  // namespace gwmirror
+
+namespace gwmirror {
+namespace {
+
+// Regression (issue 18, found by the kill storm): a replica restarted with
+// a complete staging kept for the coordinator refuses to re-read its tree
+// until that staging is settled, and the drift checker retried the re-read
+// in a loop without waiting (4 GB of log lines in a minute). It retries
+// once an interval, and re-reads once the staging is settled.
+TEST_F(StoreTest, ARefusedReReadIsRetriedOnceAnIntervalNotInALoop) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  ASSERT_TRUE(Push(2, {F("a", "2")}).ok());  // Staged, not committed.
+  gwmirror::v1::ReplicaConfig rc;
+  rc.set_drift_check_interval_ms(200);
+  DriftChecker checker(store_.get(), rc, [] {});
+  checker.Start();
+  checker.SetReplicaRole(false);  // Was a source: its tree is stale.
+  checker.SetReplicaRole(true);
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_GE(checker.readopt_attempts(), 1u);
+  EXPECT_LE(checker.readopt_attempts(), 8u) << "retried in a loop";
+  EXPECT_TRUE(store_->stale());
+  ASSERT_TRUE(store_->Abort(2).ok());
+  for (int i = 0; i < 30 && store_->stale(); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_FALSE(store_->stale()) << "re-read once the staging was settled";
 }
 
 }  // namespace

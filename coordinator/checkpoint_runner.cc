@@ -1,0 +1,432 @@
+// The checkpoint runner: one checkpoint at a time across every slot (cut,
+// stage, verify digests, coherence and parity, the commit point, apply),
+// aborting before the commit point and retrying after it; at start and
+// after a lost replica, the settlement of what was left unfinished.
+// DESIGN.md "Control plane"; ARCHITECTURE.md "Control plane: a checkpoint".
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/fault.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/process.h"
+#include "common/protocol_names.h"
+#include "common/status_macros.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/coordinator_internal.h"
+
+namespace gwmirror {
+
+using coordinator_internal::Or;
+using coordinator_internal::Short;
+using gwmirror::v1::CheckpointInfo;
+using gwmirror::v1::TopologyReport;
+
+ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
+  std::string active = store_->ActiveSite();
+  std::vector<TopologyReport> reports;
+  // Instances on a standby host are only judged once a checkpoint was
+  // applied, and only from reports read after the node held it (a report
+  // read before its apply, arriving after it, must not count).
+  uint64_t applied = 0;
+  if (auto list = store_->List(1, true);
+      list.ok() && !list->empty() && list->front().applied_unix_ms() > 0) {
+    applied = list->front().id();
+  }
+  bool check_instances = applied != 0;
+  absl::MutexLock l(&mu_);
+  for (const auto& [id, n] : nodes_) {
+    // A node that is gone serves nothing: its absence is the finding.
+    if (!Healthy(n)) continue;
+    bool production = n.member.site() == active;
+    if (production && fresh != nullptr) continue;
+    if (!production && n.report_checkpoint < applied) check_instances = false;
+    TopologyReport r = n.report;
+    r.set_slot(n.member.slot());
+    r.set_site(production ? "production" : "standby");
+    reports.push_back(std::move(r));
+  }
+  if (fresh != nullptr) {
+    for (TopologyReport r : *fresh) {
+      r.set_site("production");
+      reports.push_back(std::move(r));
+    }
+  }
+  return ComputeParity(reports, check_instances);
+}
+
+void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
+                        const std::string& reason) {
+  Logf(LogLevel::kWarning, "coordinator", "checkpoint=%d aborted: %s", id,
+       reason);
+  absl::Status st = store_->RecordAborted(id, reason);
+  if (!st.ok()) {
+    Logf(LogLevel::kError, "coordinator", "checkpoint=%d: %s", id,
+         st.ToString());
+  }
+  uint64_t epoch = store_->Epoch();
+  pool_.ParallelFor(slots.size(), [&](size_t i) {
+    // Best effort: a replica that misses this discards the staging at its
+    // next push (a newer checkpoint) anyway.
+    (void)nodes_client_->Abort(slots[i].replica.ref(), epoch, id);
+  });
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
+                                                    bool* incoherent) {
+  *incoherent = false;
+  uint64_t epoch = store_->Epoch();
+  absl::Time deadline =
+      clock_->Now() +
+      absl::Milliseconds(Or(config_.checkpoint_timeout_ms(), 600000u));
+  auto healthy = HealthySlots();
+  if (!healthy.ok() && automatic) return healthy.status();
+  std::set<std::string> released;
+  {
+    absl::MutexLock l(&mu_);
+    // A held slot waits for its operator; automatic cuts would only pile
+    // up the same refusal.
+    for (const auto& [slot, why] : held_) {
+      if (automatic && !released_.count(slot)) {
+        return absl::FailedPreconditionError(absl::StrCat(slot, ": ", why));
+      }
+    }
+    released = released_;
+  }
+  ASSIGN_OR_RETURN(uint64_t id,
+                   store_->BeginCut(epoch, absl::ToUnixMillis(clock_->Now())));
+  RETURN_IF_ERROR(FaultPoint("coordinator:cut"));
+  if (!healthy.ok()) {
+    std::string reason = std::string(healthy.status().message());
+    Abort(id, {}, reason);
+    return absl::UnavailableError(
+        absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  const std::vector<SlotPeers>& slots = *healthy;
+  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d cut on %d slots", id,
+       slots.size());
+
+  // 2. Sources stage N at their replicas.
+  std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts(
+      slots.size(), absl::UnknownError("not run"));
+  pool_.ParallelFor(slots.size(), [&](size_t i) {
+    cuts[i] = nodes_client_->Cut(slots[i].source.ref(), epoch, id,
+                                 slots[i].replica.ref(),
+                                 released.count(slots[i].slot) > 0, deadline);
+  });
+  {
+    absl::MutexLock l(&mu_);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (cuts[i].ok() && !cuts[i]->held().empty()) {
+        held_[slots[i].slot] = cuts[i]->held();
+        cuts[i] = absl::FailedPreconditionError(cuts[i]->held());
+      }
+    }
+  }
+  std::vector<std::string> failures;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (!cuts[i].ok()) {
+      failures.push_back(
+          absl::StrCat(slots[i].slot, ": ", cuts[i].status().message()));
+    } else if (cuts[i]->checkpoint() != id ||
+               cuts[i]->manifest_digest().size() != 32) {
+      failures.push_back(
+          absl::StrCat(slots[i].slot, ": source answered for checkpoint ",
+                       cuts[i]->checkpoint(), " with a ",
+                       cuts[i]->manifest_digest().size(), "-byte digest"));
+      cuts[i] = absl::InvalidArgumentError("bad cut result");
+    }
+  }
+  if (failures.empty()) {
+    absl::Status st = FaultPoint("coordinator:staged");
+    if (!st.ok()) return st;
+  }
+  // 3. Every replica holds staged(N, the digest its source froze).
+  std::map<std::string, std::string> digests;
+  if (failures.empty()) {
+    std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
+        slots.size(), absl::UnknownError("not run"));
+    pool_.ParallelFor(slots.size(), [&](size_t i) {
+      states[i] = nodes_client_->State(slots[i].replica.ref(), epoch,
+                                       absl::Seconds(10));
+    });
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const std::string& want = cuts[i]->manifest_digest();
+      if (!states[i].ok()) {
+        failures.push_back(absl::StrCat(slots[i].slot, ": replica ",
+                                        states[i].status().message()));
+      } else if (states[i]->staged_checkpoint() != id ||
+                 states[i]->staged_digest() != want) {
+        failures.push_back(absl::StrCat(
+            slots[i].slot, ": replica holds staged checkpoint ",
+            states[i]->staged_checkpoint(), " (",
+            Short(states[i]->staged_digest()), ") but its source froze ", id,
+            " (", Short(want), ")"));
+      } else {
+        digests[slots[i].slot] = want;
+      }
+    }
+  }
+  if (!failures.empty()) {
+    std::string reason = absl::StrJoin(failures, "; ");
+    Abort(id, slots, reason);
+    return absl::AbortedError(
+        absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  // 4. Group coherence: every gateway instance of a group runs one archive.
+  std::vector<TopologyReport> fresh;
+  std::map<std::string, std::string> group_of;  // Service id -> group.
+  for (const auto& c : cuts) fresh.push_back(c->topology());
+  for (const auto& r : fresh) {
+    for (const auto& g : r.topology().groups()) {
+      for (const auto& s : g.services()) {
+        if (s.type() == "gateway")
+          group_of[s.id()] = g.name().empty() ? g.id() : g.name();
+      }
+    }
+  }
+  std::map<std::string, std::map<std::string, std::vector<std::string>>>
+      archives;
+  for (const auto& r : fresh) {
+    for (const auto& [instance, archive] : r.deployments()) {
+      auto g = group_of.find(instance);
+      if (g != group_of.end()) archives[g->second][archive].push_back(instance);
+    }
+  }
+  std::vector<std::string> split;
+  for (const auto& [group, by_archive] : archives) {
+    if (by_archive.size() < 2) continue;
+    std::vector<std::string> parts;
+    for (const auto& [archive, instances] : by_archive) {
+      parts.push_back(
+          absl::StrCat(absl::StrJoin(instances, ", "), " on ", archive));
+    }
+    split.push_back(absl::StrCat("group \"", group,
+                                 "\" runs different deployment "
+                                 "archives (",
+                                 absl::StrJoin(parts, "; "), ")"));
+  }
+  if (!split.empty()) {
+    *incoherent = true;
+    std::string reason =
+        absl::StrCat("deployment in progress: ", absl::StrJoin(split, "; "));
+    Abort(id, slots, reason);
+    return absl::AbortedError(
+        absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  // Topology parity, with the sources' reports of this very cut.
+  ParityVerdict verdict = Parity(&fresh);
+  if (!verdict.parity && config_.parity_policy() != "warn") {
+    std::string reason = absl::StrCat("topology parity fails (strict policy): ",
+                                      absl::StrJoin(verdict.differences, "; "));
+    Abort(id, slots, reason);
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  // 5. The commit point.
+  RETURN_IF_ERROR(
+      store_->RecordConsistent(id, digests, absl::ToUnixMillis(clock_->Now())));
+  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d consistent", id);
+  RETURN_IF_ERROR(FaultPoint("coordinator:consistent"));
+  // 6. Apply.
+  {
+    // What was held went through with the operator's release.
+    absl::MutexLock l(&mu_);
+    for (const std::string& slot : released) {
+      held_.erase(slot);
+      released_.erase(slot);
+    }
+  }
+  RETURN_IF_ERROR(ApplyConsistent(id, digests));
+  return store_->Get(id);
+}
+
+absl::Status Coordinator::ApplyConsistent(
+    uint64_t id, const std::map<std::string, std::string>& digests) {
+  ASSIGN_OR_RETURN(std::vector<std::string> pending,
+                   store_->UnappliedSlots(id));
+  std::string active = store_->ActiveSite();
+  std::vector<Node> replicas;
+  {
+    absl::MutexLock l(&mu_);
+    for (const std::string& slot : pending) {
+      for (const auto& [ident, n] : nodes_) {
+        if (n.member.slot() == slot && n.member.site() != active)
+          replicas.push_back(n);
+      }
+    }
+  }
+  uint64_t epoch = store_->Epoch();
+  const std::vector<uint64_t> pins = store_->Pins();
+  std::vector<absl::Status> results(replicas.size());
+  pool_.ParallelFor(replicas.size(), [&](size_t i) {
+    const std::string& slot = replicas[i].member.slot();
+    auto d = digests.find(slot);
+    if (d == digests.end()) {
+      // The commit point recorded every slot's digest: a slot without one
+      // is a broken invariant, never a reason to commit something else.
+      results[i] = absl::InternalError(absl::StrCat(
+          "checkpoint ", id, " recorded no digest for slot ", slot));
+      Logf(LogLevel::kError, "coordinator", "%s", results[i].ToString());
+      return;
+    }
+    if (replicas[i].address.empty()) {
+      results[i] = absl::UnavailableError("replica not registered");
+      return;
+    }
+    results[i] =
+        nodes_client_->Commit(replicas[i].ref(), epoch, id, d->second, pins);
+  });
+  // What was applied, recorded in one transaction (a slot missing from the
+  // record is committed again after a restart: a no-op on its replica).
+  std::vector<std::string> applied;
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    if (results[i].ok()) applied.push_back(replicas[i].member.slot());
+  }
+  if (!applied.empty()) {
+    absl::Status st =
+        store_->RecordApplied(id, applied, absl::ToUnixMillis(clock_->Now()));
+    if (st.ok()) st = FaultPoint("coordinator:applied-slot");
+    if (!st.ok()) return st;
+  }
+  std::vector<std::string> failures;
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    if (!results[i].ok()) {
+      failures.push_back(
+          absl::StrCat(replicas[i].member.slot(), ": ", results[i].message()));
+    }
+  }
+  if (replicas.size() != pending.size()) {
+    failures.push_back("a slot has no replica member");
+  }
+  if (!failures.empty()) {
+    return absl::UnavailableError(absl::StrCat(
+        "checkpoint ", id, " is consistent but not applied everywhere yet (",
+        absl::StrJoin(failures, "; "),
+        "); its commit is retried before the "
+        "next cut"));
+  }
+  Logf(LogLevel::kInfo, "coordinator", "checkpoint=%d applied on every replica",
+       id);
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::ResumeLocked() {
+  ASSIGN_OR_RETURN(std::vector<CheckpointInfo> open, store_->Unfinished());
+  for (const CheckpointInfo& c : open) {
+    if (c.state() == gwmirror::v1::CHECKPOINT_STATE_CUT) {
+      // Not yet consistent: it never will be. Replicas drop its staging.
+      std::vector<SlotPeers> slots;
+      {
+        absl::MutexLock l(&mu_);
+        std::string active = store_->ActiveSite();
+        for (const auto& [id, n] : nodes_) {
+          if (n.member.site() != active && !n.address.empty()) {
+            slots.push_back(SlotPeers{n.member.slot(), Node(), n});
+          }
+        }
+      }
+      Abort(c.id(), slots,
+            "interrupted before it was consistent (coordinator restart)");
+      continue;
+    }
+    std::map<std::string, std::string> digests;
+    for (const auto& [slot, hex] : c.digests()) {
+      digests[slot] = absl::HexStringToBytes(hex);
+    }
+    RETURN_IF_ERROR(ApplyConsistent(c.id(), digests));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::Resume() {
+  absl::MutexLock l(&checkpoint_mu_);
+  return ResumeLocked();
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
+  static MetricFamily& runs = DefaultMetrics().Counter(
+      "gwmirror_checkpoints_total",
+      "Checkpoint attempts since the coordinator started, by outcome.",
+      {"outcome"});
+  static MetricFamily& duration = DefaultMetrics().Histogram(
+      "gwmirror_checkpoint_duration_seconds",
+      "Time from a checkpoint's start to its commit on every standby.",
+      DurationBuckets());
+  static const bool declared = [] {
+    for (const char* o : {"ok", "failed"}) runs.Add(0, {o});
+    return true;
+  }();
+  (void)declared;
+  absl::Time start = clock_->Now();
+  absl::StatusOr<CheckpointInfo> r = RunCheckpointOnce(automatic);
+  runs.Add(1, {r.ok() ? "ok" : "failed"});
+  if (r.ok()) duration.Observe(absl::ToDoubleSeconds(clock_->Now() - start));
+  return r;
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {
+  absl::MutexLock l(&checkpoint_mu_);
+  {
+    absl::MutexLock m(&mu_);
+    cut_started_ = clock_->Now();
+  }
+  // Heartbeats during the run report changes it is about to cover; once it
+  // ends, the next ones say what is still pending.
+  auto done = absl::MakeCleanup([this] {
+    absl::MutexLock m(&mu_);
+    cut_started_ = absl::InfinitePast();
+  });
+  RETURN_IF_ERROR(ResumeLocked());
+  // A replica that was a source until a promote re-reads its tree first;
+  // a cut waits for that (its heartbeats say when), at most 30 s.
+  for (absl::Time until = clock_->Now() + absl::Seconds(30);
+       clock_->Now() < until;) {
+    const std::string active = store_->ActiveSite();
+    bool stale = false;
+    bool ask = false;
+    std::vector<Node> replicas;
+    {
+      absl::MutexLock m(&mu_);
+      ask = clock_->Now() - switched_ < absl::Minutes(2);
+      for (const auto& [id, n] : nodes_) {
+        if (n.member.site() == active || !Healthy(n)) continue;
+        stale |= n.stale;
+        replicas.push_back(n);
+      }
+    }
+    // Heartbeats lag a role switch: ask the replicas themselves then.
+    for (size_t i = 0; ask && !stale && i < replicas.size(); ++i) {
+      auto state = nodes_client_->State(replicas[i].ref(), store_->Epoch(),
+                                        absl::Seconds(5));
+      stale = state.ok() && state->stale();
+    }
+    if (!stale) break;
+    clock_->SleepFor(absl::Milliseconds(100));
+  }
+  absl::Time give_up =
+      clock_->Now() +
+      absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u));
+  for (;;) {
+    bool incoherent = false;
+    auto r = Attempt(automatic, &incoherent);
+    if (r.ok() || !incoherent || clock_->Now() >= give_up) {
+      if (!r.ok() && incoherent) {
+        return absl::AbortedError(absl::StrCat(
+            r.status().message(), "; still so after ",
+            absl::FormatDuration(
+                absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u))),
+            ": finish or roll back the deployment"));
+      }
+      return r;
+    }
+    clock_->SleepFor(
+        absl::Milliseconds(Or(config_.coherence_retry_ms(), 1000u)));
+  }
+}
+
+}  // namespace gwmirror

@@ -1,0 +1,219 @@
+// The status view: what operators see (`gwmirror status`) and what
+// Prometheus scrapes, derived from the registry and the durable state.
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/fault.h"
+#include "common/fd.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/process.h"
+#include "common/protocol_names.h"
+#include "common/status_macros.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/coordinator_internal.h"
+
+namespace gwmirror {
+
+using coordinator_internal::Or;
+using coordinator_internal::Short;
+using gwmirror::v1::CheckpointInfo;
+using gwmirror::v1::TopologyReport;
+
+gwmirror::v1::ClusterStatus Coordinator::Status() {
+  gwmirror::v1::ClusterStatus s;
+  s.set_epoch(store_->Epoch());
+  *s.mutable_epoch_grant() = Stamp(s.epoch()).grant();
+  s.set_active_site(store_->ActiveSite());
+  s.set_fenced_site(store_->FencedSite());
+  {
+    absl::MutexLock l(&grant_mu_);
+    if (own_cert_.has_value()) {
+      s.set_coordinator_identity(own_cert_->subject);
+      s.set_coordinator_certificate_expires_unix_ms(
+          absl::ToUnixMillis(own_cert_->not_after));
+    }
+  }
+  for (const auto& site : config_.sites()) s.add_sites(site);
+  s.set_parity_policy(
+      config_.parity_policy().empty() ? "strict" : config_.parity_policy());
+  ParityVerdict verdict = Parity(nullptr);
+  s.set_parity(verdict.parity);
+  for (const auto& d : verdict.differences) s.add_differences(d);
+  if (auto last = store_->List(1, true); last.ok() && !last->empty()) {
+    *s.mutable_last_consistent() = last->front();
+    s.set_rpo_ms(absl::ToUnixMillis(clock_->Now()) -
+                 last->front().cut_unix_ms());
+  } else {
+    s.set_rpo_ms(-1);
+  }
+  if (auto last = store_->List(1, false); last.ok() && !last->empty()) {
+    *s.mutable_last_attempt() = last->front();
+  }
+  std::vector<Node> nodes;
+  std::map<std::string, bool> healthy;
+  std::map<std::string, std::string> held_slots;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [id, n] : nodes_) {
+      nodes.push_back(n);
+      healthy[id] = Healthy(n);
+    }
+    held_slots = held_;
+  }
+  std::map<std::string, gwmirror::v1::SlotStatus> slots;
+  std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
+      nodes.size(), absl::UnknownError(""));
+  pool_.ParallelFor(nodes.size(), [&](size_t i) {
+    if (nodes[i].member.site() != s.active_site() &&
+        healthy[nodes[i].member.identity()]) {
+      states[i] =
+          nodes_client_->State(nodes[i].ref(), s.epoch(), absl::Seconds(2));
+    }
+  });
+  bool all_healthy = true;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& n = nodes[i];
+    gwmirror::v1::SlotStatus& slot = slots[n.member.slot()];
+    slot.set_name(n.member.slot());
+    bool is_source = n.member.site() == s.active_site();
+    gwmirror::v1::NodeStatus* ns =
+        is_source ? slot.mutable_source() : slot.mutable_replica();
+    ns->set_identity(n.member.identity());
+    ns->set_site(n.member.site());
+    ns->set_address(n.address);
+    ns->set_healthy(healthy[n.member.identity()]);
+    all_healthy = all_healthy && ns->healthy();
+    ns->set_heartbeat_age_ms(
+        n.registered
+            ? absl::ToInt64Milliseconds(clock_->Now() - n.last_heartbeat)
+            : -1);
+    ns->set_installed_version(n.report.installed_version());
+    if (n.cert_not_after != absl::InfinitePast()) {
+      ns->set_certificate_expires_unix_ms(absl::ToUnixMillis(n.cert_not_after));
+    }
+    if (!is_source && states[i].ok()) {
+      ns->set_applied_checkpoint(states[i]->committed_checkpoint());
+      ns->set_staged_checkpoint(states[i]->staged_checkpoint());
+      ns->set_drifted_entries(states[i]->drifted_entries());
+    }
+    if (auto it = held_slots.find(n.member.slot());
+        is_source && it != held_slots.end()) {
+      slot.set_held(it->second);
+    }
+    if (is_source && n.unstaged_since != absl::InfinitePast()) {
+      slot.set_lag_ms(std::max<int64_t>(
+          0, absl::ToInt64Milliseconds(clock_->Now() - n.unstaged_since)));
+    }
+    if (is_source) {
+      slot.set_pending_files(n.pending_files);
+      slot.set_pending_bytes(n.pending_bytes);
+    }
+  }
+  bool held = false;
+  for (auto& [name, slot] : slots) {
+    held |= !slot.held().empty();
+    auto it = verdict.by_slot.find(name);
+    if (it != verdict.by_slot.end()) {
+      for (const auto& d : it->second) slot.add_differences(d);
+    }
+    *s.add_slots() = slot;
+  }
+  if (!verdict.parity && s.parity_policy() == "strict") {
+    s.set_state("BLOCKED");
+  } else if (!verdict.parity || !all_healthy || held) {
+    s.set_state("DEGRADED");
+  } else {
+    s.set_state("OK");
+  }
+  return s;
+}
+
+std::string Coordinator::RenderMetrics() {
+  gwmirror::v1::ClusterStatus s = Status();
+  std::string out;
+  auto metric = [&](const std::string& name, const std::string& help,
+                    const std::string& type) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ",
+                    type, "\n");
+  };
+  metric("gwmirror_epoch", "Current fencing epoch.", "gauge");
+  absl::StrAppend(&out, "gwmirror_epoch ", s.epoch(), "\n");
+  metric("gwmirror_rpo_seconds",
+         "Now minus the cut time of the last consistent checkpoint.", "gauge");
+  if (s.rpo_ms() >= 0) {
+    absl::StrAppend(&out, "gwmirror_rpo_seconds ", s.rpo_ms() / 1000.0, "\n");
+  }
+  metric("gwmirror_last_consistent_checkpoint",
+         "Id of the last consistent checkpoint.", "gauge");
+  absl::StrAppend(&out, "gwmirror_last_consistent_checkpoint ",
+                  s.last_consistent().id(), "\n");
+  metric("gwmirror_topology_parity",
+         "1 when the standby has production's shape.", "gauge");
+  absl::StrAppend(&out, "gwmirror_topology_parity ", s.parity() ? 1 : 0, "\n");
+  metric("gwmirror_slot_lag_seconds",
+         "Age of the oldest source change not yet staged at the replica.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_slot_lag_seconds{slot=\"",
+                    EscapeLabelValue(slot.name()), "\"} ",
+                    slot.lag_ms() / 1000.0, "\n");
+  }
+  metric("gwmirror_slot_pending_files",
+         "Changed files the standby's committed tree does not hold yet.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_slot_pending_files{slot=\"",
+                    EscapeLabelValue(slot.name()), "\"} ", slot.pending_files(),
+                    "\n");
+  }
+  metric("gwmirror_slot_pending_bytes",
+         "Bytes of changed files the standby's committed tree does not hold "
+         "yet.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_slot_pending_bytes{slot=\"",
+                    EscapeLabelValue(slot.name()), "\"} ", slot.pending_bytes(),
+                    "\n");
+  }
+  metric("gwmirror_replica_drifted_entries",
+         "Standby entries found differing from the committed checkpoint, "
+         "awaiting repair.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_replica_drifted_entries{slot=\"",
+                    EscapeLabelValue(slot.name()), "\"} ",
+                    slot.replica().drifted_entries(), "\n");
+  }
+  metric("gwmirror_replica_applied_checkpoint",
+         "Checkpoint each replica has applied.", "gauge");
+  for (const auto& slot : s.slots()) {
+    absl::StrAppend(&out, "gwmirror_replica_applied_checkpoint{slot=\"",
+                    EscapeLabelValue(slot.name()), "\"} ",
+                    slot.replica().applied_checkpoint(), "\n");
+  }
+  metric("gwmirror_node_up", "1 when the node heartbeats in time.", "gauge");
+  for (const auto& slot : s.slots()) {
+    for (const auto* n : {&slot.source(), &slot.replica()}) {
+      if (n->identity().empty()) continue;
+      absl::StrAppend(
+          &out, "gwmirror_node_up{slot=\"", EscapeLabelValue(slot.name()),
+          "\",site=\"", EscapeLabelValue(n->site()), "\",identity=\"",
+          EscapeLabelValue(n->identity()), "\"} ", n->healthy() ? 1 : 0, "\n");
+    }
+  }
+  metric("gwmirror_checkpoints", "Checkpoints recorded, by state.", "gauge");
+  if (auto counts = store_->CountByState(); counts.ok()) {
+    for (const char* state : {"cut", "consistent", "applied", "aborted"}) {
+      auto it = counts->find(state);
+      absl::StrAppend(&out, "gwmirror_checkpoints{state=\"", state, "\"} ",
+                      it == counts->end() ? 0 : it->second, "\n");
+    }
+  }
+  return out;
+}
+
+}  // namespace gwmirror
