@@ -21,15 +21,13 @@
 #include "common/log.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "node/replica/history_object.h"
 
 namespace gwmirror {
 namespace {
 
 using gwmirror::v1::ENTRY_TYPE_FILE;
 
-constexpr char kMagic[4] = {'G', 'W', 'H', 'O'};
-constexpr size_t kHeaderSize = 4 + 4 + 8 + 32;
-constexpr uint8_t kWhole = 1, kDelta = 2;
 // A delta chain longer than this is cut by a whole copy: reading the oldest
 // version costs at most this many patches.
 constexpr int kMaxChain = 16;
@@ -41,18 +39,6 @@ constexpr size_t kBuf = 1 << 20;
 bool IsHex64(absl::string_view s) {
   return s.size() == 64 &&
          s.find_first_not_of("0123456789abcdef") == absl::string_view::npos;
-}
-
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-uint64_t GetLE(const char* p, int n) {
-  uint64_t v = 0;
-  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
 }
 
 // Reads all of `fd` from its start in pieces.
@@ -282,19 +268,23 @@ History::ObjectInfo History::Info(const std::string& sha) const {
   const std::string path = ObjectPath(sha);
   UniqueFd fd(env_->Open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.valid()) {
-    char h[kHeaderSize];
+    char h[kHistoryObjectHeaderSize];
     struct stat st;
     if (env_->PRead(fd.get(), h, sizeof h, 0) == sizeof h &&
-        memcmp(h, kMagic, 4) == 0 && env_->Fstat(fd.get(), &st) == 0) {
-      info.kind = h[5] == kDelta ? ObjectInfo::kDelta : ObjectInfo::kWhole;
-      info.below = static_cast<uint8_t>(h[6]) | static_cast<uint8_t>(h[7]) << 8;
-      if (info.kind == ObjectInfo::kDelta) info.basis.assign(h + 16, 32);
-      info.size = st.st_size;
-      return info;
+        env_->Fstat(fd.get(), &st) == 0) {
+      if (auto header =
+              ParseHistoryObjectHeader(absl::string_view(h, sizeof h));
+          header.ok()) {
+        info.kind = header->delta ? ObjectInfo::kDelta : ObjectInfo::kWhole;
+        info.below = header->below;
+        info.basis = header->basis_sha;
+        info.size = st.st_size;
+        return info;
+      }
     }
   }
   struct stat st;
-  if (stat((path + ".raw").c_str(), &st) == 0) {
+  if (env_->FstatAt(AT_FDCWD, (path + ".raw").c_str(), &st, 0) == 0) {
     info.kind = ObjectInfo::kRaw;
     info.size = st.st_size;
   }
@@ -465,20 +455,18 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
     return absl::DataLossError(
         absl::StrCat("stored increment ", path, " does not verify: ", why));
   };
-  char h[kHeaderSize];
-  if (env_->PRead(in.get(), h, sizeof h, 0) != sizeof h ||
-      memcmp(h, kMagic, 4) != 0 || h[4] != 1 ||
-      (h[5] != kWhole && h[5] != kDelta)) {
-    return corrupt("bad header");
-  }
-  const uint64_t size = GetLE(h + 8, 8);
+  char h[kHistoryObjectHeaderSize];
+  auto header = env_->PRead(in.get(), h, sizeof h, 0) == sizeof h
+                    ? ParseHistoryObjectHeader(absl::string_view(h, sizeof h))
+                    : absl::InvalidArgumentError("bad header");
+  if (!header.ok()) return corrupt(header.status().message());
+  const uint64_t size = header->size;
   UniqueFd basis;
   std::unique_ptr<Patcher> patcher;
-  if (h[5] == kDelta) {
+  if (header->delta) {
     if (depth >= kMaxChain * 2) return corrupt("delta chain too long");
     ASSIGN_OR_RETURN(basis, TempFile(env_, dir_ + "/objects"));
-    absl::Status st =
-        ReadToDepth(std::string(h + 16, 32), basis.get(), depth + 1);
+    absl::Status st = ReadToDepth(header->basis_sha, basis.get(), depth + 1);
     if (!st.ok()) {
       return absl::Status(st.code(),
                           absl::StrCat("basis of ", path, ": ", st.message()));
@@ -493,36 +481,25 @@ absl::Status History::ReadObject(const std::string& sha, int fd,
     out += p.size();
     return WriteAll(fd, p, env_);
   };
-  ChunkDecoder decoder;
-  // Records follow the header.
-  std::string pending;
-  off_t off = kHeaderSize;
+  // Records follow the header: the codec decodes, this reads and writes.
+  HistoryObjectDecoder decoder;
+  const ByteSink decoded = [&](absl::string_view piece) {
+    return patcher ? patcher->Feed(piece, false, sink) : sink(piece);
+  };
+  off_t off = kHistoryObjectHeaderSize;
   std::string buf(kBuf, '\0');
-  bool eof = false;
-  while (!eof) {
+  for (;;) {
     ssize_t n = env_->PRead(in.get(), buf.data(), buf.size(), off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
+    if (n == 0) break;
     off += n;
-    eof = n == 0;
-    pending.append(buf.data(), n);
-    size_t pos = 0;
-    while (pending.size() - pos >= 8) {
-      uint32_t raw_size = GetLE(pending.data() + pos, 4);
-      uint32_t len = GetLE(pending.data() + pos + 4, 4);
-      if (len > ZSTD_compressBound(kMaxChunk)) return corrupt("bad record");
-      if (pending.size() - pos - 8 < len) break;
-      auto piece = decoder.Decode(
-          absl::string_view(pending.data() + pos + 8, len), raw_size);
-      if (!piece.ok()) return corrupt(piece.status().message());
-      absl::Status st =
-          patcher ? patcher->Feed(*piece, false, sink) : sink(*piece);
-      if (!st.ok()) return corrupt(st.message());
-      pos += 8 + len;
-    }
-    pending.erase(0, pos);
+    absl::Status st = decoder.Feed(absl::string_view(buf.data(), n), decoded);
+    if (!st.ok()) return corrupt(st.message());
   }
-  if (!pending.empty()) return corrupt("truncated record");
+  if (absl::Status st = decoder.Finish(); !st.ok()) {
+    return corrupt(st.message());
+  }
   if (patcher) {
     absl::Status st = patcher->Feed("", true, sink);
     if (!st.ok()) return corrupt(st.message());
@@ -646,34 +623,25 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
   UniqueFd out(
       env_->Open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!out.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
-  std::string header(kMagic, 4);
-  header.push_back(1);
-  header.push_back(sig ? kDelta : kWhole);
-  below = std::min(below, 0xffff);
-  header.push_back(static_cast<char>(below & 0xff));
-  header.push_back(static_cast<char>(below >> 8));
-  PutU64(&header, size);
-  header.append(sig ? basis : std::string(32, '\0'));
+  HistoryObjectHeader hdr;
+  hdr.delta = sig != nullptr;
+  hdr.below = std::max(below, 0);
+  hdr.size = size;
+  if (sig) hdr.basis_sha = basis;
+  const std::string header = EncodeHistoryObjectHeader(hdr);
   RETURN_IF_ERROR(WriteAll(out.get(), header, env_));
-  ChunkEncoder encoder(kLevel);
-  std::string pending, record, data;
+  HistoryObjectEncoder encoder(kLevel);
+  std::string records;
   uint64_t written = header.size();
   const uint64_t limit = sig ? uint64_t(size * kDeltaPays) + 4096 : UINT64_MAX;
   auto flush = [&](bool all) -> absl::Status {
-    while (pending.size() >= kMaxChunk || (all && !pending.empty())) {
-      size_t take = std::min(pending.size(), kMaxChunk);
-      uint32_t raw_size = 0;
-      encoder.Encode(absl::string_view(pending.data(), take), &data, &raw_size);
-      record.clear();
-      PutU32(&record, raw_size);
-      PutU32(&record, data.size());
-      record.append(data);
-      RETURN_IF_ERROR(WriteAll(out.get(), record, env_));
-      written += record.size();
-      pending.erase(0, take);
-      if (written > limit) {
-        return absl::ResourceExhaustedError("delta does not pay");
-      }
+    records.clear();
+    encoder.Flush(all, &records);
+    if (records.empty()) return absl::OkStatus();
+    RETURN_IF_ERROR(WriteAll(out.get(), records, env_));
+    written += records.size();
+    if (written > limit) {
+      return absl::ResourceExhaustedError("delta does not pay");
     }
     return absl::OkStatus();
   };
@@ -686,11 +654,11 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
         hash.Update(p);
         if (delta) {
           RETURN_IF_ERROR(delta->Feed(p, eof, [&](absl::string_view d) {
-            pending.append(d.data(), d.size());
+            encoder.Add(d);
             return absl::OkStatus();
           }));
         } else {
-          pending.append(p.data(), p.size());
+          encoder.Add(p);
         }
         return flush(eof);
       });
