@@ -1,5 +1,7 @@
 #include "common/fault.h"
 
+#ifdef GWMIRROR_FAULT_POINTS
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log.h"
 
 namespace gwmirror {
 namespace {
@@ -44,6 +47,9 @@ State& GetState() {
     if (const char* env = std::getenv("GWMIRROR_FAULT")) {
       absl::MutexLock l(&st->mu);
       st->active = ParseSpec(env, &st->spec);
+      Logf(LogLevel::kWarning, "fault",
+           "GWMIRROR_FAULT=%s: fault injection %s (a test build)", env,
+           st->active ? "armed" : "not understood, nothing armed");
     }
     return st;
   }();
@@ -78,3 +84,5 @@ absl::Status FaultPoint(absl::string_view name) {
 }
 
 }  // namespace gwmirror
+
+#endif  // GWMIRROR_FAULT_POINTS

@@ -6,7 +6,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/fault.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
@@ -43,9 +42,23 @@ void Coordinator::Background() {
   const absl::Duration fixed_gap =
       absl::Milliseconds(config_.change_cut_interval_ms());
   absl::Duration last_cut_took = absl::ZeroDuration();
+  // Cuts for changes that keep failing (a full disk, a refusing replica)
+  // back off: 500 ms after the first failure, doubling to at most 8 s, so
+  // a long outage leaves a few aborted checkpoints a minute, not four a
+  // second; the first cut that commits ends it.
+  int failed_in_a_row = 0;
   auto gap = [&] {
-    if (fixed_gap > absl::ZeroDuration()) return fixed_gap;
-    return std::max(absl::Milliseconds(250), 2 * last_cut_took);
+    absl::Duration g =
+        fixed_gap > absl::ZeroDuration()
+            ? fixed_gap
+            : std::max(absl::Milliseconds(250), 2 * last_cut_took);
+    if (failed_in_a_row > 0) {
+      g = std::max(g,
+                   std::min(absl::Seconds(8),
+                            absl::Milliseconds(250) *
+                                (int64_t{1} << std::min(failed_in_a_row, 6))));
+    }
+    return g;
   };
   const absl::Duration max_delay =
       absl::Milliseconds(Or(config_.change_cut_max_delay_ms(), 5000u));
@@ -86,8 +99,14 @@ void Coordinator::Background() {
       last_cut = clock_->Now();
       auto r = RunCheckpoint(/*automatic=*/true);
       last_cut_took = clock_->Now() - last_cut;
-      if (!r.ok()) {
-        Logf(LogLevel::kWarning, "coordinator", "checkpoint failed: %s",
+      if (r.ok()) {
+        failed_in_a_row = 0;
+      } else {
+        ++failed_in_a_row;
+        Logf(LogLevel::kWarning, "coordinator",
+             "checkpoint failed (%d in a row, the next cut for changes in "
+             "%s at the earliest): %s",
+             failed_in_a_row, absl::FormatDuration(gap()),
              r.status().ToString());
       }
       // Changes during the cut arrive with the sources' next heartbeats.

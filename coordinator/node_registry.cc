@@ -5,7 +5,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/fault.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"

@@ -5,7 +5,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -733,6 +735,95 @@ TEST_F(ClusterTest, LagAndRpoGrowWhileAReplicaIsDownAndFallBack) {
   m = Scrape(sb_.metrics());
   EXPECT_EQ(Sample(m, "gwmirror_slot_lag_seconds{slot=\"gw1\"}"), 0) << m;
   EXPECT_LT(Sample(m, "gwmirror_rpo_seconds"), 3.0) << m;
+}
+
+// A real full disk on the standby (issue 18): its state directory, where
+// pushes stage, on a small tmpfs this test mounts. A change too large for
+// the space left fails each cut with RESOURCE_EXHAUSTED naming the file and
+// the space it needs; status says so; the committed tree stays; failed
+// cuts back off instead of piling up; once space is freed the change
+// arrives with no operator action.
+TEST_F(ClusterTest, AFullStandbyDiskIsNamedAndMirroringResumesOnceFreed) {
+  Up(1, /*follow=*/true);
+  WaitHealthy();
+  const gwmirror::v1::SandboxProcess& standby = sb_.slots(0).standby();
+  gwmirror::v1::NodeConfig nc;
+  {
+    auto json = ReadFileToString(standby.config());
+    ASSERT_TRUE(json.ok()) << json.status();
+    ASSERT_TRUE(ParseJson(*json, standby.config(), &nc).ok());
+  }
+  const std::string state = nc.state_dir();
+  Kill(standby);
+  ASSERT_EQ(rename(state.c_str(), (state + ".disk").c_str()), 0);
+  ASSERT_EQ(mkdir(state.c_str(), 0700), 0);
+  if (mount("gwmirror-test", state.c_str(), "tmpfs", 0, "size=32m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root): "
+                 << strerror(errno);
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{state};
+  ASSERT_EQ(testing::Run({"/bin/cp", "-a", state + ".disk/.", state}).exit_code,
+            0);
+  Restart(standby);
+  WaitHealthy();
+  const Manifest committed = Tree(Standby(1));
+  const uint64_t applied_before = Status().last_consistent().id();
+
+  // Fill the disk until 6 MiB are left: under the 5 % reserve (1.6 MiB)
+  // plus an 8 MiB dump.
+  struct statvfs fs;
+  ASSERT_EQ(statvfs(state.c_str(), &fs), 0);
+  const uint64_t free_bytes = uint64_t(fs.f_bavail) * fs.f_frsize;
+  ASSERT_GT(free_bytes, uint64_t(8) << 20);
+  testing::WriteFile(state + "/filler",
+                     std::string(free_bytes - (6 << 20), 'f'));
+  const std::string rel = "conf/fed/large-dump.bin";
+  std::string big;
+  for (int i = 0; big.size() < (8 << 20); ++i) {
+    big += absl::StrCat(i * 2654435761u, ",");  // Not one long run.
+  }
+  testing::WriteFile(Gw(Prod(1), rel), big);
+
+  gwmirror::v1::ClusterStatus s = WaitFor(
+      [&](const auto& st) {
+        return st.last_attempt().state() ==
+                   gwmirror::v1::CHECKPOINT_STATE_ABORTED &&
+               absl::StrContains(st.last_attempt().reason(), "large-dump");
+      },
+      "a cut aborted for the full disk");
+  const std::string reason = s.last_attempt().reason();
+  EXPECT_TRUE(absl::StrContains(reason, "no space")) << reason;
+  EXPECT_TRUE(absl::StrContains(reason, "needs")) << reason;
+  EXPECT_TRUE(absl::StrContains(reason, "apigateway/conf/fed/large-dump.bin"))
+      << reason;
+  // Ten seconds of a full disk: cuts are retried at a backed-off pace (at
+  // most one every 250 ms, doubling), not a stream of aborted checkpoints.
+  absl::SleepFor(absl::Seconds(10));
+  EXPECT_EQ(testing::Diff(committed, Tree(Standby(1))), "")
+      << "the committed tree is untouched";
+  std::string m = Scrape(sb_.metrics());
+  const double aborted = Sample(m, "gwmirror_checkpoints{state=\"aborted\"}");
+  EXPECT_GE(aborted, 2) << m;
+  EXPECT_LE(aborted, 10) << m;
+  EXPECT_EQ(Status().last_consistent().id(), applied_before);
+  std::printf("full disk: %g cuts aborted in 10 s; the last said: %s\n",
+              aborted, reason.c_str());
+
+  ASSERT_EQ(unlink((state + "/filler").c_str()), 0);
+  const absl::Time freed = absl::Now();
+  WaitFor(
+      [&](const auto& st) {
+        return st.last_consistent().id() > applied_before && AllHealthy(st) &&
+               st.slots(0).lag_ms() == 0;
+      },
+      "the change mirrored once space was freed");
+  std::printf("full disk: mirrored %.1f s after the space was freed\n",
+              absl::ToDoubleSeconds(absl::Now() - freed));
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), rel)), big);
+  EXPECT_EQ(testing::Diff(Tree(Prod(1)), Tree(Standby(1))), "");
 }
 
 // A root emptied on production (an unmounted disk, an rm -rf) is held:
