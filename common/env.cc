@@ -103,6 +103,21 @@ class PosixEnv final : public Env {
                 int flags) override {
     return utimensat(dirfd, path, times, flags);
   }
+  std::string BootId() override {
+    static const std::string kBootId = [] {
+      std::string id(64, '\0');
+      int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return std::string();
+      ssize_t n = read(fd, id.data(), id.size());
+      close(fd);
+      id.resize(n > 0 ? n : 0);
+      while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) {
+        id.pop_back();
+      }
+      return id;
+    }();
+    return kBootId;
+  }
 };
 
 }  // namespace

@@ -62,12 +62,16 @@ class Env {
   virtual int SymlinkAt(const char* target, int dirfd, const char* path) = 0;
   // Metadata.
   virtual int Fchmod(int fd, mode_t mode) = 0;
-  virtual int FchmodAt(int dirfd, const char* path, mode_t mode,
-                       int flags) = 0;
+  virtual int FchmodAt(int dirfd, const char* path, mode_t mode, int flags) = 0;
   virtual int FchownAt(int dirfd, const char* path, uid_t uid, gid_t gid,
                        int flags) = 0;
   virtual int UtimensAt(int dirfd, const char* path,
                         const struct timespec times[2], int flags) = 0;
+  // The machine's boot: a string that changes with every reboot (the
+  // kernel's random boot_id), "" when unknown. What was cached about files
+  // under another boot is not trusted: a power cut may keep an inode's new
+  // times while losing its new bytes.
+  virtual std::string BootId() = 0;
 };
 
 }  // namespace gwmirror

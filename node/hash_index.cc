@@ -10,7 +10,8 @@
 namespace gwmirror {
 namespace {
 
-constexpr absl::string_view kMagic = "GWMI1";
+constexpr absl::string_view kMagic = "GWMI2";
+constexpr size_t kMaxBootId = 128;
 constexpr int64_t kSettleNs = 2'000'000'000;
 
 void Put64(std::string* out, uint64_t v) {
@@ -68,8 +69,11 @@ void HashIndex::Record(const std::string& path, const struct stat& st,
   }
 }
 
-std::string HashIndex::Encode() const {
+std::string HashIndex::Encode(absl::string_view boot_id) const {
   std::string out(kMagic);
+  boot_id = boot_id.substr(0, kMaxBootId);
+  Put64(&out, boot_id.size());
+  out.append(boot_id.data(), boot_id.size());
   Put64(&out, entries_.size());
   for (const auto& [path, v] : entries_) {
     Put64(&out, path.size());
@@ -97,9 +101,15 @@ absl::StatusOr<HashIndex> HashIndex::Decode(absl::string_view data) {
   absl::string_view body = data.substr(0, data.size() - 32);
   if (DigestBytes(Sha256Of(body)) != sum) return corrupt("checksum mismatch");
   absl::string_view in = body.substr(kMagic.size());
+  uint64_t boot_len = 0;
+  if (!Get64(&in, &boot_len) || boot_len > kMaxBootId || in.size() < boot_len) {
+    return corrupt("bad boot id");
+  }
+  HashIndex index;
+  index.boot_id_ = std::string(in.substr(0, boot_len));
+  in.remove_prefix(boot_len);
   uint64_t n = 0;
   if (!Get64(&in, &n) || n > in.size() / 80) return corrupt("bad count");
-  HashIndex index;
   for (uint64_t i = 0; i < n; ++i) {
     uint64_t len = 0;
     if (!Get64(&in, &len) || len > 4096 || in.size() < len) {
@@ -124,16 +134,24 @@ absl::StatusOr<HashIndex> HashIndex::Decode(absl::string_view data) {
   return index;
 }
 
-absl::StatusOr<HashIndex> HashIndex::Load(const std::string& path,
-                                          Env* env) {
+absl::StatusOr<HashIndex> HashIndex::Load(const std::string& path, Env* env) {
   auto data = ReadFileToString(path, env);
   if (absl::IsNotFound(data.status())) return HashIndex();
   RETURN_IF_ERROR(data.status());
-  return Decode(*data);
+  ASSIGN_OR_RETURN(HashIndex index, Decode(*data));
+  const std::string boot = env->BootId();
+  if (boot.empty() || index.boot_id_ != boot) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "hash index ", path, " was written before the machine last booted (",
+        index.boot_id_.empty() ? "unknown boot" : index.boot_id_, "; now ",
+        boot.empty() ? "unknown" : boot, "): every file is read once"));
+  }
+  return index;
 }
 
 absl::Status HashIndex::Save(const std::string& path, Env* env) const {
-  return WriteFileAtomic(path, Encode(), 0600, Durability::kCache, env);
+  return WriteFileAtomic(path, Encode(env->BootId()), 0600, Durability::kCache,
+                         env);
 }
 
 }  // namespace gwmirror

@@ -2,9 +2,12 @@
 // after a restart (or the next push) reads only files whose stat changed.
 // A file is trusted from the index only when size, mtime, ctime, inode and
 // device all match and its mtime is at least 2 s older than the scan (a
-// write in the same timestamp tick could otherwise hide). File format
-// (docs/ARCHITECTURE.md): "GWMI1", u64 count, entries, SHA-256 trailer;
-// a damaged index is ignored, never trusted. Thread-compatible.
+// write in the same timestamp tick could otherwise hide), and only in the
+// boot that wrote it: after a reboot (a power cut may have kept an inode's
+// new times and lost its new bytes) every file is read once. File format
+// (docs/ARCHITECTURE.md): "GWMI2", the boot id, u64 count, entries,
+// SHA-256 trailer; a damaged index is ignored, never trusted.
+// Thread-compatible.
 #ifndef GWMIRROR_NODE_HASH_INDEX_H_
 #define GWMIRROR_NODE_HASH_INDEX_H_
 
@@ -15,8 +18,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "common/env.h"
 #include "absl/strings/string_view.h"
+#include "common/env.h"
 
 namespace gwmirror {
 
@@ -24,11 +27,16 @@ class HashIndex {
  public:
   HashIndex();
   // Loads `path`; a missing file gives an empty index, a damaged one
-  // DATA_LOSS (callers start empty and say so).
+  // DATA_LOSS, one written under another boot than `env`'s
+  // FAILED_PRECONDITION (callers start empty and say so).
   static absl::StatusOr<HashIndex> Load(const std::string& path,
                                         Env* env = Env::Default());
   static absl::StatusOr<HashIndex> Decode(absl::string_view data);
-  std::string Encode() const;
+  // The file's bytes, naming the boot whose stat data they hold.
+  std::string Encode(absl::string_view boot_id) const;
+  // The boot id Decode found.
+  const std::string& boot_id() const { return boot_id_; }
+  // Saves under `env`'s boot id.
   absl::Status Save(const std::string& path, Env* env = Env::Default()) const;
 
   // The digest recorded for `path` if `st` still describes the same bytes.
@@ -58,6 +66,7 @@ class HashIndex {
 
   int64_t now_ns_;
   uint64_t changes_ = 0;
+  std::string boot_id_;
   absl::flat_hash_map<std::string, Value> entries_;
 };
 

@@ -15,7 +15,7 @@ std::vector<std::string> GwmFuzzSeeds() {
   st.st_ino = 7;
   index.Record("opt/a", st, std::string(32, 'a'));
   index.Record("opt/b/c", st, std::string(32, 'b'));
-  std::string enc = index.Encode();
+  std::string enc = index.Encode("0b1d7e1c-boot");
   return {enc.substr(0, enc.size() - 32)};
 }
 
@@ -26,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   in += gwmirror::DigestBytes(gwmirror::Sha256Of(in));
   auto index = gwmirror::HashIndex::Decode(in);
   if (index.ok()) {
-    auto again = gwmirror::HashIndex::Decode(index->Encode());
+    auto again = gwmirror::HashIndex::Decode(index->Encode(index->boot_id()));
+    if (again.ok() && again->boot_id() != index->boot_id()) std::abort();
     if (!again.ok() || again->size() != index->size()) std::abort();
   }
   return 0;

@@ -209,6 +209,15 @@ void FaultInjectionEnv::PowerCut() {
   dead_ = false;
   cut_at_ = 0;
   mutations_ = 0;
+  ++power_cuts_;
+}
+
+std::string FaultInjectionEnv::BootId() {
+  absl::MutexLock l(&mu_);
+  const std::string real = Env::Default()->BootId();
+  return power_cuts_ == 0
+             ? real
+             : absl::StrCat(real, "/after-power-cut-", power_cuts_);
 }
 
 // ------------------------------------------------------------ calls

@@ -59,11 +59,9 @@ class FaultInjectionEnv final : public Env {
   int OpenAt(int dirfd, const char* path, int flags, mode_t mode) override;
   ssize_t Read(int fd, void* buf, size_t n) override;
   ssize_t PRead(int fd, void* buf, size_t n, off_t off) override;
-  ssize_t ReadLinkAt(int dirfd, const char* path, char* buf,
-                     size_t n) override;
+  ssize_t ReadLinkAt(int dirfd, const char* path, char* buf, size_t n) override;
   int ReadDir(int dirfd, std::vector<std::string>* names) override;
-  int FstatAt(int dirfd, const char* path, struct stat* st,
-              int flags) override;
+  int FstatAt(int dirfd, const char* path, struct stat* st, int flags) override;
   int Fstat(int fd, struct stat* st) override;
   ssize_t Write(int fd, const void* buf, size_t n) override;
   ssize_t PWrite(int fd, const void* buf, size_t n, off_t off) override;
@@ -84,6 +82,8 @@ class FaultInjectionEnv final : public Env {
                int flags) override;
   int UtimensAt(int dirfd, const char* path, const struct timespec times[2],
                 int flags) override;
+  // The real boot id until the first PowerCut, then another after each.
+  std::string BootId() override;
 
  private:
   // One change of names, and how to undo it.
@@ -133,6 +133,7 @@ class FaultInjectionEnv final : public Env {
   int mutations_ ABSL_GUARDED_BY(mu_) = 0;
   int cut_at_ ABSL_GUARDED_BY(mu_) = 0;
   bool dead_ ABSL_GUARDED_BY(mu_) = false;
+  int power_cuts_ ABSL_GUARDED_BY(mu_) = 0;
   int attic_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<NameOp> ops_ ABSL_GUARDED_BY(mu_);
   // Content as of the last sync (nullopt: the file did not exist then).
