@@ -299,6 +299,21 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   resp.set_epoch(epoch);
   *resp.mutable_grant() = Stamp(epoch).grant();
   resp.set_role(Role(n.member.site()));
+  if (req.staged_checkpoint() != 0) {
+    // A staging kept for a checkpoint this coordinator aborted, or never
+    // began (its state is older than the replica's), is dropped; one being
+    // cut or consistent is left to the checkpoint runner and Resume.
+    auto info = store_->Get(req.staged_checkpoint());
+    if (absl::IsNotFound(info.status()) ||
+        (info.ok() &&
+         info->state() == gwmirror::v1::CHECKPOINT_STATE_ABORTED)) {
+      Logf(LogLevel::kInfo, "coordinator",
+           "checkpoint=%d %s keeps its staging, which is %s: dropping it",
+           req.staged_checkpoint(), identity,
+           info.ok() ? "aborted" : "unknown here");
+      resp.set_discard_staged(req.staged_checkpoint());
+    }
+  }
   if (resp.role() == gwmirror::v1::NODE_ROLE_SOURCE) {
     for (const auto& [id, peer] : nodes_) {
       if (peer.member.slot() == n.member.slot() &&

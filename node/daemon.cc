@@ -160,6 +160,7 @@ void NodeDaemon::Fill(gwmirror::v1::HeartbeatRequest* req) {
     req->set_drifted_entries(state.drifted_entries());
     req->set_report_checkpoint(state.committed_checkpoint());
     req->set_replica_stale(state.stale());
+    req->set_staged_checkpoint(state.staged_checkpoint());
   }
 }
 
@@ -176,6 +177,14 @@ void NodeDaemon::OnResponse(const gwmirror::v1::HeartbeatResponse& resp) {
          config_.slot(), now == kSource ? "source" : "replica", resp.epoch());
   }
   if (drift_) drift_->SetReplicaRole(now == kReplica);
+  if (store_ && resp.discard_staged() != 0) {
+    absl::Status st = store_->Abort(resp.discard_staged());
+    Logf(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "replica",
+         "slot=%s checkpoint=%d the coordinator aborted it: staging %s",
+         config_.slot(), resp.discard_staged(),
+         st.ok() ? "dropped" : st.ToString());
+    if (st.ok() && drift_) drift_->ReadoptSoon();
+  }
   if (prestager_) {
     // Only a source pre-streams, and only to the replica it is told of.
     prestager_->SetTarget(now == kSource ? resp.replica_address() : "",

@@ -39,6 +39,11 @@ uint64_t DriftChecker::readopt_attempts() const {
   return readopt_attempts_;
 }
 
+void DriftChecker::ReadoptSoon() {
+  absl::MutexLock l(&mu_);
+  if (readopt_later_) readopt_ = true;
+}
+
 void DriftChecker::Run() {
   std::string last_error;
   for (uint64_t check = 1;; ++check) {

@@ -31,6 +31,9 @@ class DriftChecker {
   // Re-reads tried so far (a refused one is tried again after an
   // interval, never in a loop).
   uint64_t readopt_attempts() const ABSL_LOCKS_EXCLUDED(mu_);
+  // A refused re-read is tried again now rather than after the interval
+  // (what refused it, a kept staging, is gone).
+  void ReadoptSoon() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void Run();

@@ -977,11 +977,23 @@ absl::Status ReplicaStore::Readopt() {
   {
     absl::MutexLock l(&mu_);
     if (!stale_) return absl::OkStatus();
+    // A staging no push completed cannot be continued (pushes are refused
+    // until this re-read) nor committed: it goes. A complete one waits for
+    // the coordinator, which commits or aborts it (heartbeats tell it).
+    if (!push_active_ && !applying_ && staging_ != 0 && !staged_manifest_) {
+      DiscardStaging();
+    }
   }
   // Pushes are refused meanwhile, so CheckDrift cannot stand aside.
   ASSIGN_OR_RETURN(int64_t drifted, CheckDrift(/*rehash=*/true));
   if (drifted < 0) {
-    return absl::UnavailableError("a commit is under way; re-read later");
+    absl::MutexLock l(&mu_);
+    return absl::UnavailableError(
+        staged_manifest_
+            ? absl::StrCat("checkpoint ", staging_,
+                           " is staged here and waits for the coordinator to "
+                           "commit or abort it; re-read after that")
+            : std::string("a push or commit is under way; re-read later"));
   }
   absl::MutexLock l(&mu_);
   stale_ = false;

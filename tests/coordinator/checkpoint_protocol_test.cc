@@ -133,6 +133,34 @@ TEST_F(CheckpointProtocolTest, ASourceThatCannotCutAbortsEverywhere) {
   ExpectCommits({2});
 }
 
+// Regression (issue 18, found by the 1,000-kill storm): an Abort is best
+// effort, so a replica down at that moment kept the aborted checkpoint's
+// complete staging; restarted, it re-reads its tree before taking pushes,
+// cannot over a kept staging, and waited for a settlement that never came
+// (every later cut aborted: "it takes pushes only as a replica, once it
+// has re-read its tree"). Its heartbeats name what it keeps; the answer
+// drops an aborted or unknown one, and leaves the rest to the runner.
+TEST_F(CheckpointProtocolTest, AStagingKeptForAnAbortedCheckpointIsDropped) {
+  auto c = Start(1);
+  ASSERT_TRUE(c->RunCheckpoint().ok());  // 1 applied.
+  FakeNodes::Faults f;
+  f.fail_cuts = 1;
+  nodes_.SetFaults("gw1-production", f);
+  ASSERT_FALSE(c->RunCheckpoint().ok());  // 2 aborted.
+  auto beat = [&](uint64_t staged) {
+    gwmirror::v1::HeartbeatRequest req;
+    req.mutable_envelope()->set_epoch(1);
+    req.set_staged_checkpoint(staged);
+    auto r = c->Heartbeat("gw1-standby", req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->discard_staged() : 0;
+  };
+  EXPECT_EQ(beat(2), 2u) << "aborted";
+  EXPECT_EQ(beat(7), 7u) << "never begun here";
+  EXPECT_EQ(beat(1), 0u) << "applied: the runner's business";
+  EXPECT_EQ(beat(0), 0u);
+}
+
 TEST_F(CheckpointProtocolTest, AReplicaHoldingAnotherDigestAborts) {
   auto c = Start(2);
   FakeNodes::Faults f;

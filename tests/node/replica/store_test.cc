@@ -1131,5 +1131,29 @@ TEST_F(StoreTest, ARefusedReReadIsRetriedOnceAnIntervalNotInALoop) {
   EXPECT_FALSE(store_->stale()) << "re-read once the staging was settled";
 }
 
+// A stale replica's incomplete staging is dropped by the re-read: no push
+// can continue it (pushes wait for the re-read) and nothing can commit it.
+TEST_F(StoreTest, ARereadDropsAStagingNoPushCompleted) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
+  {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(2);
+    b.set_base_checkpoint(1);
+    auto session = store_->BeginPush(b);
+    ASSERT_TRUE(session.ok()) << session.status();
+  }  // Cut off before its end.
+  store_->MarkStale();
+  ASSERT_TRUE(store_->Readopt().ok());
+  EXPECT_FALSE(store_->stale());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "state/replica/staging/2"));
+  // A complete staging is the coordinator's to settle, and says so.
+  ASSERT_TRUE(Push(2, {F("a", "2")}).ok());
+  store_->MarkStale();
+  absl::Status st = store_->Readopt();
+  EXPECT_TRUE(absl::IsUnavailable(st)) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "checkpoint 2 is staged here"))
+      << st;
+}
+
 }  // namespace
 }  // namespace gwmirror
