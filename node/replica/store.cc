@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -51,345 +52,7 @@ std::string ParentOf(const std::string& path) {
   return slash == std::string::npos ? "" : path.substr(0, slash);
 }
 
-// Whether `next` needs content that the committed tree does not hold at the
-// same path.
-bool NeedsContent(const Entry& next, const Entry* old) {
-  return next.type() == ENTRY_TYPE_FILE &&
-         (old == nullptr || old->type() != ENTRY_TYPE_FILE ||
-          old->sha256() != next.sha256());
-}
-
 }  // namespace
-
-// ---------------------------------------------------------------- PushSession
-
-PushSession::PushSession(ReplicaStore* store, uint64_t checkpoint,
-                         bool manifest_delta, bool prestage)
-    : store_(store),
-      checkpoint_(checkpoint),
-      manifest_delta_(manifest_delta),
-      prestage_(prestage),
-      mirror_set_(store->root_configs_),
-      manifest_(manifest_delta, store->max_manifest_bytes_,
-                [this](const Entry& e) {
-                  return mirror_set_.Admit(e.path(), e.type());
-                }) {}
-
-absl::Status PushSession::CheckSpace(const Entry& e) const {
-  const uint64_t size = e.size();
-  if (prestage_) {
-    absl::MutexLock l(&store_->mu_);
-    // Written so that no sum can wrap: a declared size near 2^64 is full.
-    if (size > store_->pool_cap_ ||
-        store_->pool_bytes_ > store_->pool_cap_ - size) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the pre-stage pool is full (", store_->pool_bytes_, " of ",
-          store_->pool_cap_, " bytes, \"", e.path(), "\" needs ", size,
-          "); the rest travels with the next cut"));
-    }
-  }
-  const std::string dir =
-      prestage_ ? store_->Dir() + "/prestage" : store_->StagingDir(checkpoint_);
-  struct statvfs fs;
-  if (statvfs(dir.c_str(), &fs) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("statvfs ", dir));
-  }
-  const uint64_t block = fs.f_frsize ? fs.f_frsize : fs.f_bsize;
-  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * block;
-  const uint64_t reserve =
-      store_->min_free_bytes_
-          ? store_->min_free_bytes_
-          : std::min<uint64_t>(1ull << 30,
-                               static_cast<uint64_t>(fs.f_blocks) * block / 20);
-  if (free_bytes < reserve || size > free_bytes - reserve) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "no space to stage \"", e.path(), "\": it needs ", size,
-        " bytes and the file system of ", dir, " has ", free_bytes,
-        " free, of which ", reserve,
-        " stay in reserve; free space there (the committed tree is "
-        "unchanged, and mirroring resumes once there is room)"));
-  }
-  return absl::OkStatus();
-}
-
-PushSession::~PushSession() {
-  DropPartial();
-  store_->EndSession();
-}
-
-void PushSession::DropPartial() {
-  if (!part_path_.empty())
-    store_->env_->UnlinkAt(AT_FDCWD, part_path_.c_str(), 0);
-  part_path_.clear();
-  part_fd_.Reset();
-  basis_fd_.Reset();
-  patcher_.reset();
-  hash_.reset();
-  header_.reset();
-  from_pool_ = false;
-}
-
-absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
-  if (header_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("file header for \"", h.entry().path(),
-                     "\" before the end of \"", header_->entry().path(), "\""));
-  }
-  RETURN_IF_ERROR(ValidateEntry(h.entry()));
-  if (h.entry().type() != ENTRY_TYPE_FILE) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "file header for \"", h.entry().path(), "\" is not a regular file"));
-  }
-  RETURN_IF_ERROR(mirror_set_.Admit(h.entry().path(), ENTRY_TYPE_FILE));
-  ReplicaStore* s = store_;
-  if (h.encoding() == gwmirror::v1::ENCODING_PRESTAGED) {
-    if (prestage_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "file \"", h.entry().path(),
-          "\": a pre-stage push cannot refer to the pre-stage pool"));
-    }
-    header_ = h;
-    from_pool_ = true;
-    return TakePrestaged(h.entry());
-  }
-  RETURN_IF_ERROR(CheckSpace(h.entry()));
-  if (h.encoding() == gwmirror::v1::ENCODING_DELTA) {
-    std::optional<Entry> basis = s->CommittedEntry(h.entry().path());
-    if (!basis || basis->type() != ENTRY_TYPE_FILE ||
-        basis->sha256() != h.basis_sha256()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "delta for \"", h.entry().path(),
-          "\" names a basis the replica's committed checkpoint does not hold"));
-    }
-    ASSIGN_OR_RETURN(basis_fd_, s->writer_.OpenFileForRead(h.entry().path()));
-    patcher_ = std::make_unique<Patcher>(basis_fd_.get(), h.entry().size());
-  } else if (h.encoding() != gwmirror::v1::ENCODING_WHOLE) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "file \"", h.entry().path(), "\": unknown encoding ", h.encoding()));
-  }
-  RETURN_IF_ERROR(FaultPoint("stage:open"));
-  part_path_ = ObjectPath(h.entry().sha256()) + ".part";
-  part_fd_.Reset(store_->env_->Open(
-      part_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-      0600));
-  if (!part_fd_.valid()) {
-    absl::Status st = ErrnoStatus(errno, "create staging file");
-    part_path_.clear();
-    return st;
-  }
-  header_ = h;
-  hash_ = std::make_unique<Sha256>();
-  written_ = 0;
-  return absl::OkStatus();
-}
-
-std::string PushSession::ObjectPath(absl::string_view sha) const {
-  return prestage_ ? store_->PoolPath(sha)
-                   : store_->ObjectPath(checkpoint_, sha);
-}
-
-absl::Status PushSession::TakePrestaged(const Entry& e) {
-  absl::MutexLock l(&store_->mu_);
-  auto it = store_->pool_.find(e.sha256());
-  if (it != store_->pool_.end() && it->second.size == e.size()) {
-    std::string from = store_->PoolPath(e.sha256());
-    std::string to = store_->ObjectPath(checkpoint_, e.sha256());
-    if (store_->env_->LinkAt(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), 0) ==
-            0 ||
-        errno == EEXIST) {
-      store_->staged_objects_.insert(e.sha256());
-      store_->resend_whole_.erase(e.path());
-      ++files_;
-      bytes_ += e.size();
-      return absl::OkStatus();
-    }
-    if (errno != ENOENT) return ErrnoStatus(errno, "link pre-staged object");
-  }
-  // Not in the pool (a restart emptied it, or it was trimmed): ask for it.
-  store_->resend_whole_.insert(e.path());
-  return absl::OkStatus();
-}
-
-absl::Status PushSession::Write(absl::string_view out) {
-  written_ += out.size();
-  if (written_ > header_->entry().size()) {
-    return absl::DataLossError(absl::StrCat("file \"", header_->entry().path(),
-                                            "\": more data than its declared ",
-                                            header_->entry().size(), " bytes"));
-  }
-  RETURN_IF_ERROR(FaultPoint("stage:write"));
-  hash_->Update(out);
-  return WriteAll(part_fd_.get(), out, store_->env_);
-}
-
-absl::Status PushSession::FileData(absl::string_view raw) {
-  if (!header_) {
-    return absl::InvalidArgumentError("file chunk outside of a file");
-  }
-  if (from_pool_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("file \"", header_->entry().path(),
-                     "\" is pre-staged: no data may follow its header"));
-  }
-  absl::Status st =
-      patcher_
-          ? patcher_->Feed(raw, false,
-                           [this](absl::string_view o) { return Write(o); })
-          : Write(raw);
-  if (!st.ok()) {
-    std::string path = header_->entry().path();
-    DropPartial();
-    return absl::Status(st.code(),
-                        absl::StrCat("staging \"", path, "\": ", st.message()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PushSession::EndFile() {
-  if (!header_) return absl::InvalidArgumentError("file end outside of a file");
-  if (from_pool_) {
-    from_pool_ = false;
-    header_.reset();
-    return absl::OkStatus();
-  }
-  // DropPartial() resets header_: keep our own copy of the entry.
-  const Entry e = header_->entry();
-  const std::string& path = e.path();
-  bool delta = patcher_ != nullptr;
-  absl::Status st;
-  if (delta) {
-    st = patcher_->Feed("", true,
-                        [this](absl::string_view o) { return Write(o); });
-  }
-  if (!st.ok()) {
-    DropPartial();
-    return absl::Status(st.code(),
-                        absl::StrCat("staging \"", path, "\": ", st.message()));
-  }
-  std::string got = DigestBytes(hash_->Finish());
-  if (got != e.sha256() || written_ != e.size()) {
-    std::string detail = absl::StrCat(
-        "content of \"", path, "\" (", written_, " bytes, sha256 ",
-        HexOf(got).substr(0, 16), "...) does not match its header (", e.size(),
-        " bytes, sha256 ", HexOf(e.sha256()).substr(0, 16), "...)");
-    DropPartial();
-    if (delta) {
-      // The replica's copy differs from what its manifest says: ask for the
-      // whole file instead of failing the checkpoint.
-      Logf(LogLevel::kWarning, "replica", "%s; asking for a whole copy",
-           detail);
-      absl::MutexLock l(&store_->mu_);
-      store_->resend_whole_.insert(path);
-      return absl::OkStatus();
-    }
-    return absl::DataLossError(detail);
-  }
-  RETURN_IF_ERROR(FaultPoint("stage:close"));
-  // Start writeback now so the one syncfs at PushEnd finds little to do.
-  // Advisory: only an I/O error matters (the syncfs would hit it anyway).
-  if (sync_file_range(part_fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE) != 0 &&
-      errno == EIO) {
-    absl::Status st = ErrnoStatus(errno, absl::StrCat("write back ", path));
-    DropPartial();
-    return st;
-  }
-  std::string final_path = ObjectPath(e.sha256());
-  if (store_->env_->RenameAt(AT_FDCWD, part_path_.c_str(), AT_FDCWD,
-                             final_path.c_str()) != 0) {
-    absl::Status rs = ErrnoStatus(errno, "rename staging file");
-    DropPartial();
-    return rs;
-  }
-  part_path_.clear();
-  DropPartial();
-  {
-    absl::MutexLock l(&store_->mu_);
-    if (prestage_) {
-      auto [it, added] = store_->pool_.emplace(
-          e.sha256(), ReplicaStore::PoolObject{e.size(), store_->generation_});
-      if (added) store_->pool_bytes_ += e.size();
-      it->second.generation = store_->generation_;
-    } else {
-      store_->staged_objects_.insert(e.sha256());
-      store_->resend_whole_.erase(path);
-    }
-  }
-  ++files_;
-  bytes_ += e.size();
-  return absl::OkStatus();
-}
-
-absl::Status PushSession::AddManifest(const gwmirror::v1::ManifestPart& part) {
-  if (prestage_) {
-    return absl::InvalidArgumentError("a pre-stage push carries no manifest");
-  }
-  return manifest_.Add(part);
-}
-
-absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
-    absl::string_view digest) {
-  if (header_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "push ended inside file \"", header_->entry().path(), "\""));
-  }
-  if (prestage_) {
-    if (!digest.empty()) {
-      return absl::InvalidArgumentError(
-          "a pre-stage push ends without a manifest digest");
-    }
-    gwmirror::v1::PushResult result;
-    result.set_files_received(files_);
-    result.set_bytes_received(bytes_);
-    return result;
-  }
-  ASSIGN_OR_RETURN(
-      Manifest m,
-      manifest_.Finish(
-          manifest_delta_ ? store_->CommittedManifest() : Manifest(), digest));
-  const std::string computed = DigestBytes(m.ComputeDigest());
-  RETURN_IF_ERROR(m.CheckStructure(store_->roots_));
-  gwmirror::v1::PushResult result;
-  result.set_checkpoint(checkpoint_);
-  result.set_manifest_digest(computed);
-  result.set_files_received(files_);
-  result.set_bytes_received(bytes_);
-
-  absl::MutexLock l(&store_->mu_);
-  std::vector<std::string> missing;
-  ForEachPath(store_->committed_manifest_, m,
-              [&](const Entry* old, const Entry* e) {
-                if (e == nullptr || !NeedsContent(*e, old)) return;
-                if (store_->staged_objects_.count(e->sha256())) return;
-                if (store_->resend_whole_.count(e->path())) {
-                  result.add_resend_whole(e->path());
-                } else {
-                  missing.push_back(e->path());
-                }
-              });
-  if (!missing.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "checkpoint ", checkpoint_, " is incomplete: no content for ",
-        missing.size(), " file(s), first \"", missing.front(), "\""));
-  }
-  if (result.resend_whole_size() > 0) return result;
-  // Every byte is here: make it durable before saying so.
-  std::string dir = store_->StagingDir(checkpoint_);
-  RETURN_IF_ERROR(FaultPoint("stage:sync"));
-  {
-    UniqueFd fd(
-        store_->env_->Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd.valid() || store_->env_->Syncfs(fd.get()) != 0) {
-      return ErrnoStatus(errno, "sync staging");
-    }
-  }
-  RETURN_IF_ERROR(WriteManifestFile(dir + "/manifest", checkpoint_, m,
-                                    Durability::kSynced, store_->env_));
-  store_->staged_manifest_ = std::move(m);
-  store_->staged_digest_ = computed;
-  return result;
-}
-
-// --------------------------------------------------------------- ReplicaStore
 
 ReplicaStore::ReplicaStore(const gwmirror::v1::NodeConfig& config,
                            TreeWriter writer, Env* env)
@@ -399,13 +62,9 @@ ReplicaStore::ReplicaStore(const gwmirror::v1::NodeConfig& config,
       roots_(RootPaths(config.roots())),
       host_root_(config.host_root().empty() ? "/" : config.host_root()),
       root_configs_(config.roots()),
-      pool_cap_(config.replica().prestage_max_bytes()
-                    ? config.replica().prestage_max_bytes()
-                    : kDefaultPoolCap),
       max_manifest_bytes_(config.replica().max_push_manifest_bytes()
                               ? config.replica().max_push_manifest_bytes()
                               : kDefaultMaxManifestBytes),
-      min_free_bytes_(config.replica().min_free_bytes()),
       writer_(std::move(writer)),
       scrub_interval_ms_(config.replica().scrub_interval_ms()
                              ? config.replica().scrub_interval_ms()
@@ -509,34 +168,6 @@ absl::Status ReplicaStore::PreserveAndApply(uint64_t n, const Manifest& next) {
   return Apply(n, next);
 }
 
-std::string ReplicaStore::StagingDir(uint64_t n) const {
-  return absl::StrCat(Dir(), "/staging/", n);
-}
-
-std::string ReplicaStore::ObjectPath(uint64_t n, absl::string_view sha) const {
-  return absl::StrCat(StagingDir(n), "/objects/", HexOf(sha));
-}
-
-std::string ReplicaStore::PoolPath(absl::string_view sha) const {
-  return absl::StrCat(Dir(), "/prestage/", HexOf(sha));
-}
-
-void ReplicaStore::TrimPool() {
-  ++generation_;
-  for (auto it = pool_.begin(); it != pool_.end();) {
-    // Used by this commit (its inode is now in the tree: keeping the pool's
-    // link would alias it), or unused by two commits: gone.
-    if (staged_objects_.count(it->first) == 0 &&
-        it->second.generation + 2 > generation_) {
-      ++it;
-      continue;
-    }
-    env_->UnlinkAt(AT_FDCWD, PoolPath(it->first).c_str(), 0);
-    pool_bytes_ -= it->second.size;
-    it = pool_.erase(it);
-  }
-}
-
 absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
     const gwmirror::v1::NodeConfig& config, Env* env, bool keeper) {
   std::string host_root = config.host_root().empty() ? "/" : config.host_root();
@@ -551,14 +182,12 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
   ASSIGN_OR_RETURN(store->epoch_,
                    EpochFile::Open(store->Dir() + "/epoch", "this replica",
                                    NodeEpochAuthority(config), env));
-  // The pre-stage pool is a cache: a start empties it under a new id, and
-  // sources that still think it holds their files get "resend whole".
-  RETURN_IF_ERROR(RemoveTree(store->Dir() + "/prestage", env));
-  RETURN_IF_ERROR(MakeDirs(store->Dir() + "/prestage", 0700, env));
-  if (getrandom(&store->pool_id_, sizeof store->pool_id_, 0) !=
-      sizeof store->pool_id_) {
-    return ErrnoStatus(errno, "getrandom");
-  }
+  Staging::Limits limits;
+  limits.pool_cap = config.replica().prestage_max_bytes()
+                        ? config.replica().prestage_max_bytes()
+                        : kDefaultPoolCap;
+  limits.min_free_bytes = config.replica().min_free_bytes();
+  ASSIGN_OR_RETURN(store->staging_, Staging::Open(store->Dir(), limits, env));
   absl::MutexLock l(&store->mu_);
   std::string committed_path = store->Dir() + "/committed";
   auto committed = ReadManifestFile(committed_path, env);
@@ -607,7 +236,7 @@ absl::Status ReplicaStore::Recover() {
       Logf(LogLevel::kInfo, "replica",
            "checkpoint=%d finishing an interrupted commit", n);
       ASSIGN_OR_RETURN(ManifestFile next,
-                       ReadManifestFile(StagingDir(n) + "/manifest", env_));
+                       ReadManifestFile(staging_->ManifestPath(n), env_));
       RETURN_IF_ERROR(PreserveAndApply(n, next.manifest));
       RETURN_IF_ERROR(FinishCommit(n, next.manifest,
                                    DigestBytes(next.manifest.ComputeDigest())));
@@ -617,54 +246,8 @@ absl::Status ReplicaStore::Recover() {
     return intent.status();
   }
   // A completely staged checkpoint survives a restart: the coordinator may
-  // have recorded it consistent already and will ask for its commit. Its
-  // manifest file is written only after every object was synced. Anything
-  // else in staging is a push cut short, and goes.
-  ASSIGN_OR_RETURN(std::vector<std::string> staged,
-                   ListDir(Dir() + "/staging", env_));
-  for (const std::string& name : staged) {
-    uint64_t n = 0;
-    if (!absl::SimpleAtoi(name, &n) || n <= committed_ || staging_ != 0)
-      continue;
-    auto mf = ReadManifestFile(StagingDir(n) + "/manifest", env_);
-    if (!mf.ok() || mf->checkpoint != n) continue;
-    ASSIGN_OR_RETURN(std::vector<std::string> objects,
-                     ListDir(StagingDir(n) + "/objects", env_));
-    for (const std::string& o : objects) {
-      if (o.size() == 64 &&
-          o.find_first_not_of("0123456789abcdef") == std::string::npos) {
-        staged_objects_.insert(absl::HexStringToBytes(o));
-      } else {
-        RETURN_IF_ERROR(RemoveTree(StagingDir(n) + "/objects/" + o, env_));
-      }
-    }
-    staging_ = n;
-    staged_digest_ = DigestBytes(mf->manifest.ComputeDigest());
-    staged_manifest_ = std::move(mf->manifest);
-    Logf(LogLevel::kInfo, "replica", "checkpoint=%d kept staged across restart",
-         n);
-  }
-  if (staging_ == 0) return RemoveTree(Dir() + "/staging", env_);
-  for (const std::string& name : staged) {
-    if (name != absl::StrCat(staging_)) {
-      RETURN_IF_ERROR(RemoveTree(Dir() + "/staging/" + name, env_));
-    }
-  }
-  return absl::OkStatus();
-}
-
-void ReplicaStore::DiscardStaging() {
-  if (staging_ != 0) {
-    absl::Status st = RemoveTree(StagingDir(staging_), env_);
-    if (!st.ok()) {
-      Logf(LogLevel::kWarning, "replica", "discard staging: %s", st.ToString());
-    }
-  }
-  staging_ = 0;
-  staged_objects_.clear();
-  resend_whole_.clear();
-  staged_manifest_.reset();
-  staged_digest_.clear();
+  // have recorded it consistent already and will ask for its commit.
+  return staging_->Recover(committed_);
 }
 
 gwmirror::v1::ReplicaState ReplicaStore::State() const {
@@ -674,13 +257,13 @@ gwmirror::v1::ReplicaState ReplicaStore::State() const {
   s.set_manifest_digest(committed_digest_);
   s.set_epoch(epoch_->Get());
   s.set_site(site_);
-  s.set_prestage_pool(pool_id_);
+  s.set_prestage_pool(staging_->pool_id());
   s.set_drifted_entries(drifted_entries_);
   s.set_scrub_problems(scrub_problems_);
   s.set_stale(stale_);
-  if (staged_manifest_) {
-    s.set_staged_checkpoint(staging_);
-    s.set_staged_digest(staged_digest_);
+  if (auto staged = staging_->complete()) {
+    s.set_staged_checkpoint(staged->checkpoint);
+    s.set_staged_digest(staged->digest);
   }
   return s;
 }
@@ -729,13 +312,13 @@ absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
           begin.base_checkpoint(), " but this replica holds ", committed_));
     }
     push_active_ = true;
-    return std::unique_ptr<PushSession>(
-        new PushSession(this, 0, false, /*prestage=*/true));
+    return NewSession(0, /*prestage=*/true, false);
   }
   if (applying_) {
+    const uint64_t n = staging_->checkpoint();
     return absl::FailedPreconditionError(absl::StrCat(
-        "the commit of checkpoint ", staging_,
-        " was interrupted; retry Commit(", staging_, ") or restart the node"));
+        "the commit of checkpoint ", n, " was interrupted; retry Commit(", n,
+        ") or restart the node"));
   }
   if (begin.checkpoint() <= committed_) {
     return absl::FailedPreconditionError(
@@ -747,19 +330,29 @@ absl::StatusOr<std::unique_ptr<PushSession>> ReplicaStore::BeginPush(
         "push was diffed against checkpoint ", begin.base_checkpoint(),
         " but this replica holds ", committed_, "; diff again"));
   }
-  if (staging_ != begin.checkpoint()) {
-    DiscardStaging();
-    RETURN_IF_ERROR(RemoveTree(Dir() + "/staging", env_));
-    RETURN_IF_ERROR(
-        MakeDirs(StagingDir(begin.checkpoint()) + "/objects", 0700, env_));
-    staging_ = begin.checkpoint();
-  }
-  // A new push may change the manifest; it is complete again only at End.
-  staged_manifest_.reset();
+  RETURN_IF_ERROR(staging_->Begin(begin.checkpoint()));
   push_active_ = true;
-  return std::unique_ptr<PushSession>(new PushSession(this, begin.checkpoint(),
-                                                      begin.manifest_delta(),
-                                                      /*prestage=*/false));
+  return NewSession(begin.checkpoint(), /*prestage=*/false,
+                    begin.manifest_delta());
+}
+
+std::unique_ptr<PushSession> ReplicaStore::NewSession(uint64_t checkpoint,
+                                                      bool prestage,
+                                                      bool manifest_delta) {
+  PushSession::Params p;
+  p.checkpoint = checkpoint;
+  p.prestage = prestage;
+  p.manifest_delta = manifest_delta;
+  {
+    // No commit runs while the session does: what was last published stays
+    // the committed manifest throughout.
+    absl::MutexLock l(&sha_mu_);
+    p.committed = sha_source_;
+  }
+  p.roots = root_configs_;
+  p.max_manifest_bytes = max_manifest_bytes_;
+  return std::make_unique<PushSession>(staging_.get(), &writer_, env_,
+                                       std::move(p), [this] { EndSession(); });
 }
 
 void ReplicaStore::EndSession() {
@@ -833,8 +426,8 @@ absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
     if (e.type() == ENTRY_TYPE_FILE && NeedsContent(e, o)) {
       RETURN_IF_ERROR(FaultPoint("commit:place"));
       bool link = linked.insert(e.sha256()).second;
-      RETURN_IF_ERROR(
-          writer_.PlaceFile(e.path(), ObjectPath(n, e.sha256()), link));
+      RETURN_IF_ERROR(writer_.PlaceFile(
+          e.path(), staging_->ObjectPath(n, e.sha256()), link));
       touched_dirs.insert(ParentOf(e.path()));
     } else if (e.type() == ENTRY_TYPE_SYMLINK &&
                (o == nullptr || !SameContent(*o, e))) {
@@ -890,9 +483,7 @@ absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
   }
   RETURN_IF_ERROR(FsyncPath(Dir(), env_));
   drifted_entries_ = 0;
-  TrimPool();
-  DiscardStaging();
-  return RemoveTree(StagingDir(n), env_);
+  return staging_->Committed(n);
 }
 
 absl::Status ReplicaStore::Commit(uint64_t checkpoint, absl::string_view digest,
@@ -905,30 +496,30 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint, absl::string_view digest,
   if (checkpoint == committed_ && digest == committed_digest_) {
     return history_->SetPins(pinned);  // Retried commit: already done.
   }
-  if (applying_ && staging_ == checkpoint && staged_manifest_) {
-    Manifest next = *staged_manifest_;
-    RETURN_IF_ERROR(PreserveAndApply(checkpoint, next));
+  const std::optional<Staging::Complete> staged = staging_->complete();
+  const bool here = staged && staged->checkpoint == checkpoint;
+  if (applying_ && here) {
+    RETURN_IF_ERROR(PreserveAndApply(checkpoint, *staged->manifest));
     applying_ = false;
-    return FinishCommit(checkpoint, next, staged_digest_);
+    return FinishCommit(checkpoint, *staged->manifest, staged->digest);
   }
-  if (staging_ != checkpoint || !staged_manifest_) {
+  if (!here) {
     return absl::FailedPreconditionError(absl::StrCat(
         "checkpoint ", checkpoint, " is not staged here (staged: ",
-        staged_manifest_ ? absl::StrCat(staging_) : std::string("none"),
+        staged ? absl::StrCat(staged->checkpoint) : std::string("none"),
         ", committed: ", committed_, ")"));
   }
-  const std::string& staged_digest = staged_digest_;
-  if (staged_digest != digest) {
+  if (staged->digest != digest) {
     return absl::FailedPreconditionError(
         absl::StrCat("checkpoint ", checkpoint, ": commit names manifest ",
                      HexOf(digest).substr(0, 16), "... but ",
-                     HexOf(staged_digest).substr(0, 16), "... is staged"));
+                     HexOf(staged->digest).substr(0, 16), "... is staged"));
   }
   RETURN_IF_ERROR(FaultPoint("commit:intent"));
   RETURN_IF_ERROR(WriteFileAtomic(Dir() + "/applying",
                                   absl::StrCat(checkpoint, "\n"), 0600,
                                   Durability::kSynced, env_));
-  Manifest next = *staged_manifest_;
+  const Manifest& next = *staged->manifest;
   applying_ = true;
   absl::Status st = PreserveAndApply(checkpoint, next);
   if (!st.ok()) {
@@ -941,7 +532,7 @@ absl::Status ReplicaStore::Commit(uint64_t checkpoint, absl::string_view digest,
                                                 ": ", st.message()));
   }
   applying_ = false;
-  return FinishCommit(checkpoint, next, staged_digest_);
+  return FinishCommit(checkpoint, next, staged->digest);
 }
 
 absl::Status ReplicaStore::Abort(uint64_t checkpoint) {
@@ -955,11 +546,11 @@ absl::Status ReplicaStore::Abort(uint64_t checkpoint) {
                      " is half applied and cannot be aborted; "
                      "retry its commit"));
   }
-  if (staging_ != checkpoint) {
+  if (staging_->checkpoint() != checkpoint) {
     return absl::FailedPreconditionError(
         absl::StrCat("checkpoint ", checkpoint, " is not staged here"));
   }
-  DiscardStaging();
+  staging_->Discard();
   return absl::OkStatus();
 }
 
@@ -980,20 +571,20 @@ absl::Status ReplicaStore::Readopt() {
     // A staging no push completed cannot be continued (pushes are refused
     // until this re-read) nor committed: it goes. A complete one waits for
     // the coordinator, which commits or aborts it (heartbeats tell it).
-    if (!push_active_ && !applying_ && staging_ != 0 && !staged_manifest_) {
-      DiscardStaging();
+    if (!push_active_ && !applying_ && staging_->checkpoint() != 0 &&
+        !staging_->complete()) {
+      staging_->Discard();
     }
   }
   // Pushes are refused meanwhile, so CheckDrift cannot stand aside.
   ASSIGN_OR_RETURN(int64_t drifted, CheckDrift(/*rehash=*/true));
   if (drifted < 0) {
-    absl::MutexLock l(&mu_);
+    const auto staged = staging_->complete();
     return absl::UnavailableError(
-        staged_manifest_
-            ? absl::StrCat("checkpoint ", staging_,
-                           " is staged here and waits for the coordinator to "
-                           "commit or abort it; re-read after that")
-            : std::string("a push or commit is under way; re-read later"));
+        staged ? absl::StrCat("checkpoint ", staged->checkpoint,
+                              " is staged here and waits for the coordinator "
+                              "to commit or abort it; re-read after that")
+               : std::string("a push or commit is under way; re-read later"));
   }
   absl::MutexLock l(&mu_);
   stale_ = false;
@@ -1013,7 +604,7 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
   std::string digest;
   {
     absl::MutexLock l(&mu_);
-    if (push_active_ || applying_ || staging_ != 0) return -1;
+    if (push_active_ || applying_ || staging_->checkpoint() != 0) return -1;
     n = committed_;
     committed = committed_manifest_;
     digest = committed_digest_;
@@ -1061,7 +652,7 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
   absl::MutexLock l(&mu_);
   // A push or commit that began meanwhile owns the tree: look again later.
   if (committed_ != n || committed_digest_ != digest || push_active_ ||
-      applying_ || staging_ != 0) {
+      applying_ || staging_->checkpoint() != 0) {
     return -1;
   }
   RETURN_IF_ERROR(
@@ -1084,8 +675,10 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
 absl::Status ReplicaStore::Rollback(uint64_t n) {
   ASSIGN_OR_RETURN(Manifest target, history_->LoadManifest(n));
   std::string digest = DigestBytes(target.ComputeDigest());
-  // Stage what the tree lacks, reading outside the lock (reads go through
-  // OpenBySha, which takes it).
+  // Stage what the tree lacks, reading outside the lock (History reads go
+  // through OpenBySha). The roll back holds the push slot meanwhile: no
+  // push can replace its staging, and no commit or drift record can move
+  // the committed tree under it.
   auto [base, current] = CommittedSnapshot();
   {
     absl::MutexLock l(&mu_);
@@ -1093,17 +686,17 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
       return absl::AbortedError(
           "a push or commit is under way; roll back after it");
     }
-    DiscardStaging();
+    push_active_ = true;
   }
-  RETURN_IF_ERROR(RemoveTree(StagingDir(n), env_));
-  RETURN_IF_ERROR(MakeDirs(StagingDir(n) + "/objects", 0700, env_));
+  auto release = absl::MakeCleanup([this] { EndSession(); });
+  RETURN_IF_ERROR(staging_->Begin(n));
   std::set<std::string> staged;
   for (const Entry& e : target.entries()) {
     if (!NeedsContent(e, current.Find(e.path())) ||
         !staged.insert(e.sha256()).second) {
       continue;
     }
-    const std::string path = ObjectPath(n, e.sha256());
+    const std::string path = staging_->ObjectPath(n, e.sha256());
     UniqueFd fd(
         env_->Open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
@@ -1115,17 +708,12 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
     }
     if (env_->Fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
   }
-  RETURN_IF_ERROR(WriteManifestFile(StagingDir(n) + "/manifest", n, target,
-                                    Durability::kSynced, env_));
+  RETURN_IF_ERROR(staging_->Adopt(n, std::move(staged), target, digest));
   absl::MutexLock l(&mu_);
-  if (committed_ != base || push_active_ || applying_) {
+  if (committed_ != base || applying_) {
     return absl::AbortedError(
         "a commit came in during the roll back; run it again");
   }
-  staging_ = n;
-  staged_objects_ = std::move(staged);
-  staged_manifest_ = target;
-  staged_digest_ = digest;
   RETURN_IF_ERROR(WriteFileAtomic(Dir() + "/applying", absl::StrCat(n, "\n"),
                                   0600, Durability::kSynced, env_));
   applying_ = true;

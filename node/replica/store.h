@@ -6,11 +6,8 @@
 //   committed   checkpoint id + manifest of the tree (GWMF file, atomic)
 //   epoch       highest fencing epoch seen
 //   applying    redo intent: "checkpoint digest" while a commit runs
-//   staging/<N>/objects/<sha-hex>   verified, content-addressed file versions
-//   staging/<N>/manifest            the staged manifest, once complete
-//   prestage/<sha-hex>              verified file versions pushed between
-//                                   cuts (the pre-stage pool); emptied at
-//                                   every start, trimmed at every commit
+//   staging/, prestage/             the staging area (staging.h), written
+//                                   by push sessions (push_session.h)
 //   drift.index                     stat index of the last drift check
 //   history/                        retained older checkpoints (history.h)
 // Recovery (Open): an `applying` intent is finished before anything else;
@@ -44,61 +41,12 @@
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/replica.pb.h"
 #include "node/replica/history.h"
+#include "node/replica/push_session.h"
+#include "node/replica/staging.h"
 #include "node/replica/tree_writer.h"
 #include "node/scanner.h"
 
 namespace gwmirror {
-
-class ReplicaStore;
-
-// One Push stream. Obtained from ReplicaStore::BeginPush; destroying it
-// without End() leaves the staged checkpoint as it was before the stream's
-// current file (partial files are removed).
-class PushSession {
- public:
-  ~PushSession();
-  absl::Status BeginFile(const gwmirror::v1::FileHeader& h);
-  absl::Status FileData(absl::string_view raw);
-  absl::Status EndFile();
-  absl::Status AddManifest(const gwmirror::v1::ManifestPart& part);
-  absl::StatusOr<gwmirror::v1::PushResult> End(absl::string_view digest);
-
- private:
-  friend class ReplicaStore;
-  PushSession(ReplicaStore* store, uint64_t checkpoint, bool manifest_delta,
-              bool prestage);
-  // RESOURCE_EXHAUSTED unless `size` more bytes fit: in the pre-stage
-  // pool's cap, and on the staging file system above its reserve.
-  absl::Status CheckSpace(const Entry& e) const;
-  absl::Status Write(absl::string_view out);
-  void DropPartial();
-  // ENCODING_PRESTAGED: takes the content from the pre-stage pool.
-  absl::Status TakePrestaged(const Entry& e);
-  // Where a verified object of this session goes.
-  std::string ObjectPath(absl::string_view sha) const;
-
-  ReplicaStore* store_;
-  uint64_t checkpoint_;
-  bool manifest_delta_;
-  bool prestage_;
-  // The current file came from the pool: no data may follow.
-  bool from_pool_ = false;
-  // What the replica's own config admits into its tree.
-  MirrorSet mirror_set_;
-  // The manifest parts, checked as they arrive and bounded by
-  // replica.max_push_manifest_bytes.
-  ManifestDeltaDecoder manifest_;
-  // Current file.
-  std::optional<gwmirror::v1::FileHeader> header_;
-  std::string part_path_;
-  UniqueFd part_fd_;
-  UniqueFd basis_fd_;
-  std::unique_ptr<Patcher> patcher_;
-  std::unique_ptr<Sha256> hash_;
-  uint64_t written_ = 0;
-  uint64_t files_ = 0;
-  uint64_t bytes_ = 0;
-};
 
 class ReplicaStore {
  public:
@@ -132,8 +80,9 @@ class ReplicaStore {
   const EpochFile& epoch() const { return *epoch_; }
   const std::string& site() const { return site_; }
 
-  // Starts staging `begin.checkpoint`. ABORTED when another push runs or the
-  // base is not the committed checkpoint.
+  // Starts staging `begin.checkpoint` (or a pre-stage push into the pool).
+  // ABORTED when another push (or a roll back) runs or the base is not the
+  // committed checkpoint.
   absl::StatusOr<std::unique_ptr<PushSession>> BeginPush(
       const gwmirror::v1::PushBegin& begin) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -192,23 +141,19 @@ class ReplicaStore {
   absl::Status Readopt() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  friend class PushSession;
   ReplicaStore(const gwmirror::v1::NodeConfig& config, TreeWriter writer,
                Env* env);
 
   std::string Dir() const { return state_dir_ + "/replica"; }
-  std::string StagingDir(uint64_t n) const;
-  std::string ObjectPath(uint64_t n, absl::string_view sha) const;
-  std::string PoolPath(absl::string_view sha) const;
-  // Drops pool objects that two commits did not use.
-  void TrimPool() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::unique_ptr<PushSession> NewSession(uint64_t checkpoint, bool prestage,
+                                          bool manifest_delta)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Apply(uint64_t n, const Manifest& next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FinishCommit(uint64_t n, const Manifest& next,
                             std::string digest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void DiscardStaging() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Preserve (history), then Apply.
   absl::Status PreserveAndApply(uint64_t n, const Manifest& next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -222,12 +167,10 @@ class ReplicaStore {
   const std::string host_root_;
   const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>
       root_configs_;
-  const uint64_t pool_cap_;
-  // Bounds of one push: buffered manifest bytes, and free space the
-  // staging file system keeps (0: 5 % of it, at most 1 GiB).
+  // Manifest bytes one push may buffer.
   const uint64_t max_manifest_bytes_;
-  const uint64_t min_free_bytes_;
   const TreeWriter writer_;
+  std::unique_ptr<Staging> staging_;  // Set once in Open.
 
   mutable absl::Mutex mu_;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;
@@ -237,23 +180,6 @@ class ReplicaStore {
   bool push_active_ ABSL_GUARDED_BY(mu_) = false;
   // A commit failed half way (an I/O error); only retrying it is allowed.
   bool applying_ ABSL_GUARDED_BY(mu_) = false;
-  // The checkpoint in staging (0: none), its objects, and its manifest once
-  // a push completed it.
-  uint64_t staging_ ABSL_GUARDED_BY(mu_) = 0;
-  std::set<std::string> staged_objects_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> resend_whole_ ABSL_GUARDED_BY(mu_);
-  std::optional<Manifest> staged_manifest_ ABSL_GUARDED_BY(mu_);
-  // Digest of staged_manifest_, computed once at PushEnd.
-  std::string staged_digest_ ABSL_GUARDED_BY(mu_);
-  // The pre-stage pool: sha -> (size, commit generation when it arrived).
-  struct PoolObject {
-    uint64_t size;
-    uint64_t generation;
-  };
-  uint64_t pool_id_ = 0;  // Random, set once in Open.
-  std::map<std::string, PoolObject> pool_ ABSL_GUARDED_BY(mu_);
-  uint64_t pool_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t drifted_entries_ ABSL_GUARDED_BY(mu_) = 0;
   bool stale_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<uint64_t> pinned_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,244 @@
+#include "node/replica/push_session.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+
+using gwmirror::v1::ENTRY_TYPE_FILE;
+
+PushSession::PushSession(Staging* staging, const TreeWriter* tree, Env* env,
+                         Params params, std::function<void()> on_end)
+    : staging_(staging),
+      tree_(tree),
+      env_(env),
+      params_(std::move(params)),
+      on_end_(std::move(on_end)),
+      mirror_set_(params_.roots),
+      manifest_(params_.manifest_delta, params_.max_manifest_bytes,
+                [this](const Entry& e) {
+                  return mirror_set_.Admit(e.path(), e.type());
+                }) {}
+
+PushSession::~PushSession() {
+  DropPartial();
+  if (on_end_) on_end_();
+}
+
+void PushSession::DropPartial() {
+  if (!part_path_.empty()) env_->UnlinkAt(AT_FDCWD, part_path_.c_str(), 0);
+  part_path_.clear();
+  part_fd_.Reset();
+  basis_fd_.Reset();
+  patcher_.reset();
+  hash_.reset();
+  header_.reset();
+  from_pool_ = false;
+}
+
+std::string PushSession::ObjectPath(absl::string_view sha) const {
+  return params_.prestage ? staging_->PoolPath(sha)
+                          : staging_->ObjectPath(params_.checkpoint, sha);
+}
+
+absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
+  if (header_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("file header for \"", h.entry().path(),
+                     "\" before the end of \"", header_->entry().path(), "\""));
+  }
+  RETURN_IF_ERROR(ValidateEntry(h.entry()));
+  if (h.entry().type() != ENTRY_TYPE_FILE) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "file header for \"", h.entry().path(), "\" is not a regular file"));
+  }
+  RETURN_IF_ERROR(mirror_set_.Admit(h.entry().path(), ENTRY_TYPE_FILE));
+  if (h.encoding() == gwmirror::v1::ENCODING_PRESTAGED) {
+    if (params_.prestage) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file \"", h.entry().path(),
+          "\": a pre-stage push cannot refer to the pre-stage pool"));
+    }
+    ASSIGN_OR_RETURN(bool taken,
+                     staging_->TakeFromPool(params_.checkpoint, h.entry()));
+    if (taken) {
+      ++files_;
+      bytes_ += h.entry().size();
+    }
+    header_ = h;
+    from_pool_ = true;
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(staging_->CheckSpace(h.entry(), params_.prestage));
+  if (h.encoding() == gwmirror::v1::ENCODING_DELTA) {
+    const Entry* basis = params_.committed->Find(h.entry().path());
+    if (basis == nullptr || basis->type() != ENTRY_TYPE_FILE ||
+        basis->sha256() != h.basis_sha256()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "delta for \"", h.entry().path(),
+          "\" names a basis the replica's committed checkpoint does not hold"));
+    }
+    ASSIGN_OR_RETURN(basis_fd_, tree_->OpenFileForRead(h.entry().path()));
+    patcher_ = std::make_unique<Patcher>(basis_fd_.get(), h.entry().size());
+  } else if (h.encoding() != gwmirror::v1::ENCODING_WHOLE) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "file \"", h.entry().path(), "\": unknown encoding ", h.encoding()));
+  }
+  RETURN_IF_ERROR(FaultPoint("stage:open"));
+  part_path_ = ObjectPath(h.entry().sha256()) + ".part";
+  part_fd_.Reset(
+      env_->Open(part_path_.c_str(),
+                 O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!part_fd_.valid()) {
+    absl::Status st = ErrnoStatus(errno, "create staging file");
+    part_path_.clear();
+    return st;
+  }
+  header_ = h;
+  hash_ = std::make_unique<Sha256>();
+  written_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status PushSession::Write(absl::string_view out) {
+  written_ += out.size();
+  if (written_ > header_->entry().size()) {
+    return absl::DataLossError(absl::StrCat("file \"", header_->entry().path(),
+                                            "\": more data than its declared ",
+                                            header_->entry().size(), " bytes"));
+  }
+  RETURN_IF_ERROR(FaultPoint("stage:write"));
+  hash_->Update(out);
+  return WriteAll(part_fd_.get(), out, env_);
+}
+
+absl::Status PushSession::FileData(absl::string_view raw) {
+  if (!header_) {
+    return absl::InvalidArgumentError("file chunk outside of a file");
+  }
+  if (from_pool_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("file \"", header_->entry().path(),
+                     "\" is pre-staged: no data may follow its header"));
+  }
+  absl::Status st =
+      patcher_
+          ? patcher_->Feed(raw, false,
+                           [this](absl::string_view o) { return Write(o); })
+          : Write(raw);
+  if (!st.ok()) {
+    std::string path = header_->entry().path();
+    DropPartial();
+    return absl::Status(st.code(),
+                        absl::StrCat("staging \"", path, "\": ", st.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PushSession::EndFile() {
+  if (!header_) return absl::InvalidArgumentError("file end outside of a file");
+  if (from_pool_) {
+    from_pool_ = false;
+    header_.reset();
+    return absl::OkStatus();
+  }
+  // DropPartial() resets header_: keep our own copy of the entry.
+  const Entry e = header_->entry();
+  const std::string& path = e.path();
+  bool delta = patcher_ != nullptr;
+  absl::Status st;
+  if (delta) {
+    st = patcher_->Feed("", true,
+                        [this](absl::string_view o) { return Write(o); });
+  }
+  if (!st.ok()) {
+    DropPartial();
+    return absl::Status(st.code(),
+                        absl::StrCat("staging \"", path, "\": ", st.message()));
+  }
+  std::string got = DigestBytes(hash_->Finish());
+  if (got != e.sha256() || written_ != e.size()) {
+    std::string detail = absl::StrCat(
+        "content of \"", path, "\" (", written_, " bytes, sha256 ",
+        HexOf(got).substr(0, 16), "...) does not match its header (", e.size(),
+        " bytes, sha256 ", HexOf(e.sha256()).substr(0, 16), "...)");
+    DropPartial();
+    if (delta) {
+      // The replica's copy differs from what its manifest says: ask for the
+      // whole file instead of failing the checkpoint.
+      Logf(LogLevel::kWarning, "replica", "%s; asking for a whole copy",
+           detail);
+      staging_->AskWhole(path);
+      return absl::OkStatus();
+    }
+    return absl::DataLossError(detail);
+  }
+  RETURN_IF_ERROR(FaultPoint("stage:close"));
+  // Start writeback now so the one syncfs at PushEnd finds little to do.
+  // Advisory: only an I/O error matters (the syncfs would hit it anyway).
+  if (sync_file_range(part_fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE) != 0 &&
+      errno == EIO) {
+    absl::Status st = ErrnoStatus(errno, absl::StrCat("write back ", path));
+    DropPartial();
+    return st;
+  }
+  std::string final_path = ObjectPath(e.sha256());
+  if (env_->RenameAt(AT_FDCWD, part_path_.c_str(), AT_FDCWD,
+                     final_path.c_str()) != 0) {
+    absl::Status rs = ErrnoStatus(errno, "rename staging file");
+    DropPartial();
+    return rs;
+  }
+  part_path_.clear();
+  DropPartial();
+  staging_->Staged(e, params_.prestage);
+  ++files_;
+  bytes_ += e.size();
+  return absl::OkStatus();
+}
+
+absl::Status PushSession::AddManifest(const gwmirror::v1::ManifestPart& part) {
+  if (params_.prestage) {
+    return absl::InvalidArgumentError("a pre-stage push carries no manifest");
+  }
+  return manifest_.Add(part);
+}
+
+absl::StatusOr<gwmirror::v1::PushResult> PushSession::End(
+    absl::string_view digest) {
+  if (header_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "push ended inside file \"", header_->entry().path(), "\""));
+  }
+  gwmirror::v1::PushResult result;
+  result.set_files_received(files_);
+  result.set_bytes_received(bytes_);
+  if (params_.prestage) {
+    if (!digest.empty()) {
+      return absl::InvalidArgumentError(
+          "a pre-stage push ends without a manifest digest");
+    }
+    return result;
+  }
+  ASSIGN_OR_RETURN(
+      Manifest m,
+      manifest_.Finish(params_.manifest_delta ? *params_.committed : Manifest(),
+                       digest));
+  std::string computed = DigestBytes(m.ComputeDigest());
+  RETURN_IF_ERROR(m.CheckStructure(RootPaths(params_.roots)));
+  result.set_checkpoint(params_.checkpoint);
+  result.set_manifest_digest(computed);
+  ASSIGN_OR_RETURN(std::vector<std::string> whole,
+                   staging_->Finish(params_.checkpoint, std::move(m),
+                                    std::move(computed), *params_.committed));
+  for (std::string& path : whole) result.add_resend_whole(std::move(path));
+  return result;
+}
+
+}  // namespace gwmirror
