@@ -55,9 +55,10 @@ inline Item L(const std::string& path, const std::string& target) {
 inline std::string Text(int n, int edit = -1, const std::string& with = "") {
   std::string out;
   for (int i = 0; i < n; ++i) {
-    out += i == edit ? with + "\n"
-                     : absl::StrCat("INSERT INTO t VALUES (", i, ", 'row ",
-                                    i * 7919 % 1000, "');\n");
+    out += i == edit
+               ? with + "\n"
+               : absl::StrCat("INSERT INTO t VALUES (", i, ", 'row ",
+                              static_cast<int64_t>(i) * 7919 % 1000, "');\n");
   }
   return out;
 }
