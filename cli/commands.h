@@ -23,7 +23,7 @@ absl::Status HealthCommand(const Args& a);
 // gwmirror status [--json] [--watch]
 absl::Status StatusCommand(const Args& a);
 // gwmirror checkpoint create [--wait] [--json]
-absl::Status CheckpointCommand(const std::string& sub, const Args& a);
+absl::Status CheckpointCreateCommand(const Args& a);
 // gwmirror release --slot S
 absl::Status ReleaseCommand(const Args& a);
 // gwmirror checkpoints [--all] [--json]: the retained ones (every

@@ -242,11 +242,7 @@ absl::Status StatusCommand(const Args& a) {
   }
 }
 
-absl::Status CheckpointCommand(const std::string& sub, const Args& a) {
-  if (sub != "create") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown checkpoint command \"", sub, "\" (create)"));
-  }
+absl::Status CheckpointCreateCommand(const Args& a) {
   ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::CreateCheckpointRequest req;
   req.set_wait(a.Has("wait"));

@@ -1,34 +1,14 @@
-// gwmirror: the operator CLI.
-//
-//   gwmirror status [--json] [--watch]
-//   gwmirror health [--address HOST:PORT --name CN] [--service S]
-//   gwmirror checkpoint create [--wait] [--json]
-//   gwmirror checkpoints [--json]
-//   gwmirror release --slot S
-//   gwmirror drill [--smoke CMD] [--json]
-//   gwmirror drills [--json]
-//   gwmirror promote [--dry-run] [--yes] [--json]
-//     (each with --config CLI.json, or $GWMIRROR_CONFIG)
-//   gwmirror sandbox up --dir D [--slots N] [--size small|large] [--manual]
-//                       [--databases] [--no-prestage]
-//   gwmirror sandbox down --dir D [--keep]
-//   gwmirror sample --dir D [--size small|large] [--seed S] [--host I]
-//                   [--hosts N]
-//   gwmirror changeset --dir D [--seed S] [--percent P]
-//   gwmirror dumpgen --out BASE --changed-out CHANGED [--mib N] [--seed S]
-//   gwmirror certs init|issue|list --dir D ... (cli/commands.h)
-//   gwmirror replica state|commit|abort --config CLI.json --address HOST:PORT
-//                    --name REPLICA_CN [--checkpoint N] [--digest HEX]
-//                    [--epoch E]
-//
-// Exit 0 on success, otherwise non-zero with one line on stderr.
-#include <cstdio>
+// gwmirror: the operator CLI. Its commands and flags are in
+// cli/command_table.cc ("gwmirror help" prints them).
+#include <functional>
 #include <iostream>
+#include <map>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cli/command_table.h"
 #include "cli/commands.h"
 #include "common/args.h"
 #include "common/config.h"
@@ -120,96 +100,57 @@ absl::Status Replica(const std::string& sub, const Args& a) {
     gwmirror::v1::CommitResult resp;
     return FromGrpc(stub->Commit(&ctx, req, &resp));
   }
-  if (sub == "abort") {
-    gwmirror::v1::AbortRequest req;
-    req.mutable_envelope()->set_epoch(epoch);
-    req.set_checkpoint(checkpoint);
-    gwmirror::v1::AbortResult resp;
-    return FromGrpc(stub->Abort(&ctx, req, &resp));
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown replica command \"", sub, "\" (state, commit, abort)"));
+  gwmirror::v1::AbortRequest req;  // "abort"
+  req.mutable_envelope()->set_epoch(epoch);
+  req.set_checkpoint(checkpoint);
+  gwmirror::v1::AbortResult resp;
+  return FromGrpc(stub->Abort(&ctx, req, &resp));
 }
 
 int Main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: gwmirror "
-                 "status|health|checkpoint|checkpoints|pin|verify|export|"
-                 "import|drill|drills|audit|promote|failback|sandbox|sample|"
-                 "changeset|dumpgen|certs|replica ... "
-                 "(see the README)\n");
-    return 2;
-  }
-  std::string cmd = argv[1];
-  std::string sub;
-  int first = 2;
-  if ((cmd == "certs" || cmd == "replica" || cmd == "checkpoint" ||
-       cmd == "sandbox") &&
-      argc > 2) {
-    sub = argv[2];
-    first = 3;
-  }
-  auto args = Args::Parse(
-      argc, argv, first,
-      {"dir",        "size",         "seed",  "host",    "hosts",
-       "version",    "percent",      "name",  "config",  "address",
-       "checkpoint", "digest",       "epoch", "out",     "changed-out",
-       "mib",        "slots",        "slot",  "smoke",   "file",
-       "host-root",  "standby-node", "days",  "service", "limit",
-       "role"},
-      {"json", "wait", "keep", "manual", "watch", "databases", "no-prestage",
-       "dry-run", "yes", "all", "unpin", "repair", "force", "renew"});
-  absl::Status st = args.status();
-  if (st.ok()) {
-    if (cmd == "sample") {
-      st = Sample(*args);
-    } else if (cmd == "changeset") {
-      st = ChangeSet(*args);
-    } else if (cmd == "dumpgen") {
-      st = DumpGen(*args);
-    } else if (cmd == "certs") {
-      st = CertsCommand(sub, *args);
-    } else if (cmd == "replica") {
-      st = Replica(sub, *args);
-    } else if (cmd == "health") {
-      st = HealthCommand(*args);
-    } else if (cmd == "status") {
-      st = StatusCommand(*args);
-    } else if (cmd == "checkpoint") {
-      st = CheckpointCommand(sub, *args);
-    } else if (cmd == "release") {
-      st = ReleaseCommand(*args);
-    } else if (cmd == "checkpoints") {
-      st = CheckpointsCommand(*args);
-    } else if (cmd == "drill") {
-      st = DrillCommand(*args);
-    } else if (cmd == "drills") {
-      st = DrillsCommand(*args);
-    } else if (cmd == "audit") {
-      st = AuditCommand(*args);
-    } else if (cmd == "promote") {
-      st = PromoteCommand(*args);
-    } else if (cmd == "failback") {
-      st = FailbackCommand(*args);
-    } else if (cmd == "pin") {
-      st = PinCommand(*args);
-    } else if (cmd == "verify") {
-      st = VerifyCommand(*args);
-    } else if (cmd == "export") {
-      st = ExportCommand(*args);
-    } else if (cmd == "import") {
-      st = ImportCommand(*args);
-    } else if (cmd == "sandbox") {
-      st = SandboxCommand(sub, *args);
-    } else {
-      st = absl::InvalidArgumentError(
-          absl::StrCat("unknown command \"", cmd, "\""));
-    }
-  }
-  if (st.ok()) return 0;
-  std::fprintf(stderr, "gwmirror: %s\n", std::string(st.message()).c_str());
-  return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  using Run = std::function<absl::Status(const Args&)>;
+  auto with_sub = [](absl::Status (*f)(const std::string&, const Args&),
+                     std::string sub) -> Run {
+    return [f, sub](const Args& a) { return f(sub, a); };
+  };
+  const std::map<std::string, Run> commands = {
+      {"status", StatusCommand},
+      {"checkpoints", CheckpointsCommand},
+      {"drills", DrillsCommand},
+      {"audit", AuditCommand},
+      {"health", HealthCommand},
+      {"checkpoint create", CheckpointCreateCommand},
+      {"release", ReleaseCommand},
+      {"pin", PinCommand},
+      {"promote", PromoteCommand},
+      {"failback", FailbackCommand},
+      {"drill", DrillCommand},
+      {"verify", VerifyCommand},
+      {"export", ExportCommand},
+      {"import", ImportCommand},
+      {"certs init", with_sub(CertsCommand, "init")},
+      {"certs issue", with_sub(CertsCommand, "issue")},
+      {"certs list", with_sub(CertsCommand, "list")},
+      {"certs rotate-ca", with_sub(CertsCommand, "rotate-ca")},
+      {"sandbox up", with_sub(SandboxCommand, "up")},
+      {"sandbox down", with_sub(SandboxCommand, "down")},
+      {"sample", Sample},
+      {"changeset", ChangeSet},
+      {"dumpgen", DumpGen},
+      {"replica state", with_sub(Replica, "state")},
+      {"replica commit", with_sub(Replica, "commit")},
+      {"replica abort", with_sub(Replica, "abort")},
+  };
+  return RunCommandLine(
+      GwmirrorSpec(), argc, argv, [&](const CommandLine& line) -> absl::Status {
+        auto it = commands.find(line.command);
+        if (it == commands.end()) {
+          return absl::InternalError(
+              absl::StrCat("command \"", line.command,
+                           "\" is in the table but has no code"));
+        }
+        return it->second(line.args);
+      });
 }
 
 }  // namespace

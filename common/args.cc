@@ -1,54 +1,11 @@
 #include "common/args.h"
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
-
-absl::StatusOr<Args> Args::Parse(int argc, char** argv, int first,
-                                 const std::set<std::string>& valued,
-                                 const std::set<std::string>& flags) {
-  Args a;
-  for (int i = first; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "-o") arg = "--out";  // The one short option, as tar's.
-    if (!absl::StartsWith(arg, "--")) {
-      a.positional_.push_back(arg);
-      continue;
-    }
-    std::string name = arg.substr(2);
-    std::string value;
-    bool has_inline = false;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_inline = true;
-    }
-    if (flags.count(name)) {
-      if (has_inline) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("option --", name, " takes no value"));
-      }
-      a.flags_.insert(name);
-    } else if (valued.count(name)) {
-      if (!has_inline) {
-        if (i + 1 >= argc) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("option --", name, " needs a value"));
-        }
-        value = argv[++i];
-      }
-      a.values_[name] = value;
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown option --", name));
-    }
-  }
-  return a;
-}
 
 std::optional<std::string> Args::Get(const std::string& name) const {
   auto it = values_.find(name);

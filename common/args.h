@@ -1,5 +1,6 @@
-// A small command-line parser for subcommand tools: "--name value" and
-// "--flag" forms, with clear errors for unknown or missing options.
+// What a command was given on its command line (common/command_line.h
+// parses it): named values, switches and positional words, with typed
+// accessors whose errors name the flag.
 #ifndef GWMIRROR_COMMON_ARGS_H_
 #define GWMIRROR_COMMON_ARGS_H_
 
@@ -15,11 +16,14 @@ namespace gwmirror {
 
 class Args {
  public:
-  // `valued` options take a value, `flags` do not. Positional arguments are
-  // kept in order.
-  static absl::StatusOr<Args> Parse(int argc, char** argv, int first,
-                                    const std::set<std::string>& valued,
-                                    const std::set<std::string>& flags);
+  void SetValue(const std::string& name, std::string value) {
+    values_[name] = std::move(value);
+  }
+  void SetFlag(const std::string& name) { flags_.insert(name); }
+  void AddPositional(std::string word) {
+    positional_.push_back(std::move(word));
+  }
+
   std::optional<std::string> Get(const std::string& name) const;
   absl::StatusOr<std::string> Require(const std::string& name) const;
   absl::StatusOr<uint64_t> RequireUint(const std::string& name) const;

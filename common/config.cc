@@ -54,6 +54,9 @@ std::string ToJson(const google::protobuf::Message& msg) {
   google::protobuf::util::JsonPrintOptions opts;
   opts.add_whitespace = true;
   opts.preserve_proto_field_names = true;
+  // Every field, zero and empty ones too: a script reading lag_ms must get
+  // 0 while a slot is in sync, not a missing key.
+  opts.always_print_primitive_fields = true;
   (void)google::protobuf::util::MessageToJsonString(msg, &out, opts);
   return out;
 }

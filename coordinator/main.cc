@@ -1,12 +1,12 @@
 // gwmirror-coordinator: the cluster's control plane.
-//   gwmirror-coordinator serve --config FILE
-// Exit 0 on SIGTERM/SIGINT; otherwise non-zero with one line on stderr.
+// "gwmirror-coordinator help" and the table in Main give its commands.
 
 #include <cstdio>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "common/args.h"
+#include "common/command_line.h"
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/log.h"
@@ -85,33 +85,52 @@ absl::Status Recover(const std::string& path, const Args& args) {
 }
 
 int Main(int argc, char** argv) {
-  const std::string cmd = argc >= 2 ? argv[1] : "";
-  if (cmd != "serve" && cmd != "recover") {
-    std::fprintf(stderr,
-                 "usage: gwmirror-coordinator serve --config FILE "
-                 "[--log-format text|json]\n"
-                 "       gwmirror-coordinator recover --config FILE "
-                 "--active-site SITE --node ID@HOST:PORT[,...]\n");
-    return 2;
-  }
-  auto args = Args::Parse(argc, argv, 2,
-                          {"config", "log-format", "active-site", "node"}, {});
-  absl::Status st = args.status();
-  if (st.ok()) {
-    auto format = ParseLogFormat(args->Get("log-format").value_or("text"));
-    st = format.status();
-    if (format.ok()) SetLogFormat(*format);
-  }
-  if (st.ok()) {
-    auto path = args->Require("config");
-    st = !path.ok()       ? path.status()
-         : cmd == "serve" ? Serve(*path)
-                          : Recover(*path, *args);
-  }
-  if (st.ok()) return 0;
-  std::fprintf(stderr, "gwmirror-coordinator: %s\n",
-               std::string(st.message()).c_str());
-  return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  static const ProgramSpec spec{
+      .name = "gwmirror-coordinator",
+      .man_section = 8,
+      .summary = "the gwmirror cluster's control plane",
+      .description =
+          "gwmirror-coordinator takes the consistency checkpoints across "
+          "every host of both sites, keeps the epochs that fence a promoted "
+          "site, runs drills and serves the operator's CLI and /metrics. "
+          "Exit 0 on SIGTERM or SIGINT.",
+      .global = {{.names = "--config",
+                  .value = "FILE",
+                  .help = "The coordinator config",
+                  .required = true},
+                 {.names = "--log-format",
+                  .value = "text|json",
+                  .help = "How log lines look",
+                  .dflt = "text"}},
+      .commands = {
+          {.path = "serve",
+           .group = "Commands",
+           .summary = "Run the coordinator",
+           .example = "gwmirror-coordinator serve --config "
+                      "/etc/gwmirror/coordinator.json"},
+          {.path = "recover",
+           .group = "Commands",
+           .summary = "Rebuild a lost coordinator's state from the nodes",
+           .flags = {{.names = "--active-site",
+                      .value = "SITE",
+                      .help = "The site that is active now",
+                      .required = true},
+                     {.names = "--node",
+                      .value = "ID@HOST:PORT[,...]",
+                      .help = "Every node",
+                      .required = true}},
+           .example = "gwmirror-coordinator recover --config c.json "
+                      "--active-site standby --node gw1@10.0.0.5:7101"},
+      }};
+  return RunCommandLine(
+      spec, argc, argv, [](const CommandLine& line) -> absl::Status {
+        ASSIGN_OR_RETURN(
+            LogFormat format,
+            ParseLogFormat(line.args.Get("log-format").value_or("text")));
+        SetLogFormat(format);
+        ASSIGN_OR_RETURN(std::string path, line.args.Require("config"));
+        return line.command == "serve" ? Serve(path) : Recover(path, line.args);
+      });
 }
 
 }  // namespace

@@ -1,12 +1,5 @@
-// gwmirror-node: the per-host daemon and its one-shot tools.
-//   gwmirror-node serve --config F           run the node: replica and/or
-//                                           source services, membership
-//   gwmirror-node push --config F --checkpoint N [--epoch E] [--commit]
-//                                           scan, stage N at the replica
-//   gwmirror-node scan --config F            print the manifest summary
-//   gwmirror-node restore --config F [--job NAME] [--scratch|--drop-scratch]
-//                                           load the committed dumps into
-//                                           this host's servers
+// gwmirror-node: the per-host daemon and its one-shot tools (serve, push,
+// scan, restore: "gwmirror-node help" and the table in Main).
 #include <malloc.h>
 #include <unistd.h>
 
@@ -18,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "common/args.h"
 #include "common/authz.h"
+#include "common/command_line.h"
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
@@ -42,12 +36,6 @@
 
 namespace gwmirror {
 namespace {
-
-int Fail(const absl::Status& st) {
-  std::fprintf(stderr, "gwmirror-node: %s\n",
-               std::string(st.message()).c_str());
-  return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-}
 
 absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
   ASSIGN_OR_RETURN(std::unique_ptr<NodeDaemon> daemon,
@@ -128,6 +116,22 @@ absl::Status ScanOnce(const gwmirror::v1::NodeConfig& config) {
   return absl::OkStatus();
 }
 
+absl::Status Run(const std::string& cmd, const Args& args) {
+  ASSIGN_OR_RETURN(LogFormat format,
+                   ParseLogFormat(args.Get("log-format").value_or("text")));
+  SetLogFormat(format);
+  ASSIGN_OR_RETURN(std::string path, args.Require("config"));
+  ASSIGN_OR_RETURN(gwmirror::v1::NodeConfig config, LoadNodeConfig(path));
+  RETURN_IF_ERROR(ValidateDatabaseJobs(config));
+  if (cmd == "serve") {
+    BlockStopSignals();  // Before gRPC starts its threads.
+    return Serve(config);
+  }
+  if (cmd == "push") return PushOnce(config, args);
+  if (cmd == "scan") return ScanOnce(config);
+  return RestoreOnce(config, args);
+}
+
 int Main(int argc, char** argv) {
   // Segment and chunk buffers are large and short-lived: keep freed ones in
   // the heap for reuse instead of unmapping them and faulting fresh pages
@@ -138,41 +142,63 @@ int Main(int argc, char** argv) {
   // its freed buffers: two arenas keep a replica over the large sample
   // installation under 100 MB (docs/BENCHMARKS.md).
   mallopt(M_ARENA_MAX, 2);
-  if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: gwmirror-node serve|push|scan|restore --config FILE "
-                 "[--checkpoint N] [--epoch E] [--commit] [--job NAME] "
-                 "[--scratch] [--drop-scratch] [--log-format text|json]\n");
-    return 2;
-  }
-  std::string cmd = argv[1];
-  auto args = Args::Parse(
-      argc, argv, 2, {"config", "checkpoint", "epoch", "job", "log-format"},
-      {"commit", "scratch", "drop-scratch"});
-  if (!args.ok()) return Fail(args.status());
-  auto format = ParseLogFormat(args->Get("log-format").value_or("text"));
-  if (!format.ok()) return Fail(format.status());
-  SetLogFormat(*format);
-  auto path = args->Require("config");
-  if (!path.ok()) return Fail(path.status());
-  auto config = LoadNodeConfig(*path);
-  if (!config.ok()) return Fail(config.status());
-  absl::Status st = ValidateDatabaseJobs(*config);
-  if (!st.ok()) return Fail(st);
-  if (cmd == "serve") {
-    BlockStopSignals();  // Before gRPC starts its threads.
-    st = Serve(*config);
-  } else if (cmd == "push") {
-    st = PushOnce(*config, *args);
-  } else if (cmd == "scan") {
-    st = ScanOnce(*config);
-  } else if (cmd == "restore") {
-    st = RestoreOnce(*config, *args);
-  } else {
-    st = absl::InvalidArgumentError(
-        absl::StrCat("unknown command \"", cmd, "\""));
-  }
-  return st.ok() ? 0 : Fail(st);
+  static const ProgramSpec spec{
+      .name = "gwmirror-node",
+      .man_section = 8,
+      .summary = "the gwmirror daemon of one gateway host",
+      .description =
+          "gwmirror-node runs on every gateway host of both sites: on "
+          "production it scans the mirror set and pushes deltas (a source), "
+          "on the standby it stages and commits them (a replica). Its config "
+          "names the slot, the roots, the TLS files and the coordinator.",
+      .global = {{.names = "--config",
+                  .value = "FILE",
+                  .help = "The node config",
+                  .required = true},
+                 {.names = "--log-format",
+                  .value = "text|json",
+                  .help = "How log lines look",
+                  .dflt = "text"}},
+      .commands = {
+          {.path = "serve",
+           .group = "Commands",
+           .summary = "Run the node: replica and/or source services, "
+                      "membership, continuous mirroring",
+           .example = "gwmirror-node serve --config /etc/gwmirror/node.json"},
+          {.path = "push",
+           .group = "Commands",
+           .summary = "Scan and stage one checkpoint at the replica, by hand",
+           .flags = {{.names = "--checkpoint",
+                      .value = "N",
+                      .help = "The checkpoint number",
+                      .required = true},
+                     {.names = "--epoch",
+                      .value = "E",
+                      .help = "The epoch",
+                      .dflt = "0"},
+                     {.names = "--commit", .help = "Commit it too"}},
+           .example = "gwmirror-node push --config node.json --checkpoint 1 "
+                      "--commit"},
+          {.path = "scan",
+           .group = "Commands",
+           .summary = "Print the mirror set's manifest summary",
+           .example = "gwmirror-node scan --config node.json"},
+          {.path = "restore",
+           .group = "Commands",
+           .summary = "Load the committed dumps into this host's database "
+                      "servers",
+           .flags = {{.names = "--job",
+                      .value = "NAME",
+                      .help = "Only this dump job (default: all)"},
+                     {.names = "--scratch",
+                      .help = "Into scratch databases (a drill)"},
+                     {.names = "--drop-scratch",
+                      .help = "Drop the scratch databases"}},
+           .example = "gwmirror-node restore --config node.json --scratch"},
+      }};
+  return RunCommandLine(spec, argc, argv, [](const CommandLine& line) {
+    return Run(line.command, line.args);
+  });
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "gwmirror/v1/coordinator.pb.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -67,6 +68,16 @@ TEST(ConfigTest, CommentsAreAllowedOutsideStrings) {
   EXPECT_EQ(c.coordinator(), "h:1");
   absl::Status st = ParseJson("// one\n// two\n{\"nope\": 1}", "cli.json", &c);
   EXPECT_TRUE(absl::StrContains(st.message(), "nope")) << st;
+}
+
+// Scripts read status --json: a slot in sync must say lag_ms 0, not omit
+// it (regression: proto3's JSON mapping drops zero values by default).
+TEST(ConfigTest, JsonCarriesZeroAndEmptyFields) {
+  gwmirror::v1::SlotStatus slot;
+  slot.set_name("gw1");
+  std::string json = ToJson(slot);
+  EXPECT_TRUE(absl::StrContains(json, "\"lag_ms\": \"0\"")) << json;
+  EXPECT_TRUE(absl::StrContains(json, "\"name\": \"gw1\"")) << json;
 }
 
 }  // namespace

@@ -19,7 +19,10 @@ for f in ./usr/bin/gwmirror ./usr/bin/gwmirror-node ./usr/bin/gwmirror-coordinat
          ./usr/share/doc/gwmirror/OPERATIONS.md \
          ./usr/share/doc/gwmirror/examples/coordinator.json \
          ./usr/share/doc/gwmirror/prometheus/gwmirror-alerts.yml \
-         ./usr/share/doc/gwmirror/grafana/gwmirror-dashboard.json; do
+         ./usr/share/doc/gwmirror/grafana/gwmirror-dashboard.json \
+         ./usr/share/man/man1/gwmirror.1 ./usr/share/man/man8/gwmirror-node.8 \
+         ./usr/share/man/man8/gwmirror-coordinator.8 \
+         ./usr/share/bash-completion/completions/gwmirror; do
   grep -qx -- "$f" <<<"$contents" || { echo "deb_test: $f is not in $deb" >&2; exit 1; }
 done
 depends=$(dpkg-deb -f "$deb" Depends)
@@ -27,7 +30,7 @@ for lib in 'libgrpc++1.51' librsync2 libssl3 libzstd1 libsqlite3-0; do
   grep -q -- "$lib" <<<"$depends" || { echo "deb_test: Depends lacks $lib: $depends" >&2; exit 1; }
 done
 dpkg-deb -x "$deb" "$W/root"
-usage=$("$W/root/usr/bin/gwmirror-coordinator" 2>&1 || true)
-grep -q "usage: gwmirror-coordinator" <<<"$usage" || {
+usage=$("$W/root/usr/bin/gwmirror-coordinator" --help 2>&1 || true)
+grep -q "Usage: gwmirror-coordinator" <<<"$usage" || {
   echo "deb_test: the packaged gwmirror-coordinator does not run" >&2; exit 1; }
 echo "deb_test: $(basename "$deb") ($(du -h "$deb" | cut -f1)), Depends: $depends"

@@ -1053,7 +1053,9 @@ TEST(ClusterCliTest, BadInputIsNamed) {
   r = testing::Run(
       {Bin("gwmirror"), "checkpoint", "delete", "--config", tmp / "cli.json"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(absl::StrContains(r.err, "unknown checkpoint command \"delete\""))
+  EXPECT_TRUE(absl::StrContains(r.err, "unknown command \"checkpoint delete\""))
+      << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "usage: gwmirror checkpoint create"))
       << r.err;
   r = testing::Run({Bin("gwmirror"), "sandbox", "up", "--dir", tmp.path()});
   EXPECT_NE(r.exit_code, 0);
