@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
+#include "common/json_check.h"
 #include "common/path.h"
 #include "common/status_macros.h"
 
@@ -38,10 +39,12 @@ std::string StripJsonComments(absl::string_view json) {
 
 absl::Status ParseJson(const std::string& json, const std::string& what,
                        google::protobuf::Message* msg) {
+  const std::string stripped = StripJsonComments(json);
+  // Our check first: it names the line, column and key path of a mistake.
+  RETURN_IF_ERROR(CheckJson(stripped, msg->GetDescriptor(), what));
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
-  auto st = google::protobuf::util::JsonStringToMessage(StripJsonComments(json),
-                                                        msg, opts);
+  auto st = google::protobuf::util::JsonStringToMessage(stripped, msg, opts);
   if (!st.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": ", std::string(st.message())));

@@ -47,6 +47,44 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
             absl::StatusCode::kNotFound);
 }
 
+// Mistakes in a config are pointed at: file:line:col, the key path, what
+// was expected, and the near key for a typo (issue 21).
+TEST(ConfigTest, MistakesArePointedAtByLineColumnAndKeyPath) {
+  struct Case {
+    std::string json, says;
+  };
+  const std::vector<Case> cases = {
+      {"{\n  \"slot\": \"gw1\",\n  \"tsl\": {}\n}",
+       "c.json:3:3: tsl: unknown key \"tsl\"; did you mean \"tls\"?"},
+      {"{\n  \"tls\": {\"ca_fle\": \"x\"}\n}",
+       "c.json:2:11: tls.ca_fle: unknown key \"ca_fle\" in tls; did you mean "
+       "\"ca_file\"?"},
+      {"{\n  \"slot\": \"gw1\",\n}",
+       "c.json:2:16: a trailing comma before '}' (JSON allows none)"},
+      {"{\"roots\": [{\"path\": \"a\"},]}",
+       "c.json:1:25: roots: a trailing comma before ']'"},
+      {"{\"slot\": 7}", "c.json:1:10: slot: expected a string, found a number"},
+      {"{\"roots\": {\"path\": \"a\"}}",
+       "roots: expected a list of an object, found an object"},
+      {"{\"roots\": [{\"path\": \"a\", \"include\": \"x\"}]}",
+       "roots[0].include: expected a list of a string, found a string"},
+      {"{\"source\": {\"blockLen\": \"x\", \"prestageOff\": 1}}",
+       "source.prestageOff: expected true or false, found a number"},
+      {"{\"slot\": \"gw1\" \"tls\": {}}", "c.json:1:16: expected ',' or '}'"},
+      {"{\"slot\": \"gw1}", "c.json:1:10: slot: this string is not closed"},
+      {"", "c.json:1:1: the file is empty"},
+      {"[]", "expected an object"},
+      {"{} x", "text after the closing '}'"},
+      {std::string(100, '['), "expected an object"},
+  };
+  for (const Case& c : cases) {
+    absl::Status st = Load(c.json);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.json;
+    EXPECT_NE(st.message().find(c.says), std::string::npos)
+        << c.json << "\n -> " << st.message();
+  }
+}
+
 TEST(ConfigTest, GoodConfigLoads) {
   EXPECT_TRUE(
       Load(
