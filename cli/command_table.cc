@@ -32,7 +32,11 @@ const ProgramSpec& GwmirrorSpec() {
            .group = "Observe",
            .summary = "The cluster: sites, slots, lag, RPO, holds and alerts",
            .flags = {{.names = "--watch",
-                      .help = "Refresh every second until interrupted"}},
+                      .help = "Refresh every second until interrupted"},
+                     {.names = "--check",
+                      .help = "One line, and exit 0 OK, 1 warning (LAGGING, "
+                              "HELD, DEGRADED), 2 critical (STALLED, "
+                              "PARTITIONED, BLOCKED), 3 unknown"}},
            .example = "gwmirror --config cli.json status --json"},
           {.path = "checkpoints",
            .group = "Observe",

@@ -22,6 +22,9 @@ absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
 absl::Status HealthCommand(const Args& a);
 // gwmirror status [--json] [--watch]
 absl::Status StatusCommand(const Args& a);
+// gwmirror status --check: one line, and the exit code of the monitoring
+// convention (0 OK, 1 warning, 2 critical, 3 unknown: no answer).
+absl::StatusOr<int> StatusCheckCommand(const Args& a);
 // gwmirror checkpoint create [--wait] [--json]
 absl::Status CheckpointCreateCommand(const Args& a);
 // gwmirror release --slot S

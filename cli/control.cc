@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "cli/commands.h"
+#include "common/cluster_state.h"
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
@@ -105,8 +107,10 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
     return absl::OkStatus();
   }
   std::cout << absl::StrFormat(
-      "cluster %s: epoch %d, active site %s (sites: %s), parity policy %s\n",
-      s.state(), s.epoch(), s.active_site(), absl::StrJoin(s.sites(), ", "),
+      "cluster %s%s\nepoch %d, active site %s (sites: %s), parity policy "
+      "%s\n",
+      s.state(), s.state_reason().empty() ? "" : ": " + s.state_reason(),
+      s.epoch(), s.active_site(), absl::StrJoin(s.sites(), ", "),
       s.parity_policy());
   if (s.last_consistent().id() == 0) {
     std::cout << "last consistent checkpoint: none yet\n";
@@ -128,13 +132,15 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
             ? absl::StrFormat(", %d files (%d bytes) pending",
                               slot.pending_files(), slot.pending_bytes())
             : "";
-    std::cout << "slot " << slot.name()
+    std::cout << "slot " << slot.name() << " " << slot.state()
               << (slot.lag_ms() > 0 ? absl::StrCat(", lag ", Age(slot.lag_ms()))
                                     : std::string(", nothing unstaged"))
               << pending << "\n"
               << "  source:  " << NodeLine(slot.source(), false) << "\n"
               << "  replica: " << NodeLine(slot.replica(), true) << "\n";
-    if (!slot.held().empty()) std::cout << "  HELD: " << slot.held() << "\n";
+    if (!slot.state_reason().empty()) {
+      std::cout << "  " << slot.state() << ": " << slot.state_reason() << "\n";
+    }
   }
   PrintCertificates(s);
   if (s.parity()) {
@@ -240,6 +246,28 @@ absl::Status StatusCommand(const Args& a) {
     std::cout.flush();
     absl::SleepFor(absl::Seconds(1));
   }
+}
+
+absl::StatusOr<int> StatusCheckCommand(const Args& a) {
+  auto stub = ControlFor(a);
+  gwmirror::v1::ClusterStatus s;
+  absl::Status st = stub.status();
+  if (st.ok()) {
+    grpc::ClientContext ctx;
+    st = FromGrpc((*stub)->Status(WithDeadline(&ctx, absl::Seconds(20)),
+                                  gwmirror::v1::StatusRequest(), &s));
+  }
+  if (!st.ok()) {
+    std::cout << "gwmirror UNKNOWN: " << st.message() << "\n";
+    return 3;
+  }
+  std::cout << absl::StrFormat(
+      "gwmirror %s%s | rpo=%ds slots_not_ok=%d\n", s.state(),
+      s.state_reason().empty() ? "" : ": " + s.state_reason(),
+      s.rpo_ms() < 0 ? 0 : s.rpo_ms() / 1000,
+      std::count_if(s.slots().begin(), s.slots().end(),
+                    [](const auto& slot) { return slot.state() != "OK"; }));
+  return CheckExitCode(s.state());
 }
 
 absl::Status CheckpointCreateCommand(const Args& a) {

@@ -142,14 +142,19 @@ int Main(int argc, char** argv) {
       {"replica abort", with_sub(Replica, "abort")},
   };
   return RunCommandLine(
-      GwmirrorSpec(), argc, argv, [&](const CommandLine& line) -> absl::Status {
+      GwmirrorSpec(), argc, argv,
+      [&](const CommandLine& line) -> absl::StatusOr<int> {
+        if (line.command == "status" && line.args.Has("check")) {
+          return StatusCheckCommand(line.args);
+        }
         auto it = commands.find(line.command);
         if (it == commands.end()) {
           return absl::InternalError(
               absl::StrCat("command \"", line.command,
                            "\" is in the table but has no code"));
         }
-        return it->second(line.args);
+        RETURN_IF_ERROR(it->second(line.args));
+        return 0;
       });
 }
 

@@ -45,7 +45,8 @@ absl::StatusOr<absl::string_view> ChunkDecoder::Decode(absl::string_view data,
     return absl::InvalidArgumentError(absl::StrCat(
         "compressed chunk claims ", raw_size, " bytes, limit ", kMaxChunk));
   }
-  unsigned long long declared = ZSTD_getFrameContentSize(data.data(), data.size());
+  unsigned long long declared =
+      ZSTD_getFrameContentSize(data.data(), data.size());
   if (declared != raw_size) {
     return absl::DataLossError(absl::StrCat(
         "compressed chunk: frame size does not match raw_size ", raw_size));
@@ -54,9 +55,9 @@ absl::StatusOr<absl::string_view> ChunkDecoder::Decode(absl::string_view data,
   size_t n = ZSTD_decompressDCtx(ctx_.get(), scratch_.data(), scratch_.size(),
                                  data.data(), data.size());
   if (ZSTD_isError(n) || n != raw_size) {
-    return absl::DataLossError(absl::StrCat(
-        "compressed chunk is corrupt: ",
-        ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short output"));
+    return absl::DataLossError(
+        absl::StrCat("compressed chunk is corrupt: ",
+                     ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short output"));
   }
   return absl::string_view(scratch_.data(), n);
 }

@@ -381,8 +381,9 @@ bool MaybeGenerate(const ProgramSpec& spec, int argc, const char* const* argv) {
   return false;
 }
 
-int RunCommandLine(const ProgramSpec& spec, int argc, const char* const* argv,
-                   const std::function<absl::Status(const CommandLine&)>& run) {
+int RunCommandLine(
+    const ProgramSpec& spec, int argc, const char* const* argv,
+    const std::function<absl::StatusOr<int>(const CommandLine&)>& run) {
   if (MaybeGenerate(spec, argc, argv)) return 0;
   absl::StatusOr<CommandLine> line = ParseCommandLine(spec, argc, argv);
   absl::Status st = line.status();
@@ -391,9 +392,10 @@ int RunCommandLine(const ProgramSpec& spec, int argc, const char* const* argv,
       std::cout << line->help;
       return 0;
     }
-    st = run(*line);
+    absl::StatusOr<int> code = run(*line);
+    if (code.ok()) return *code;
+    st = code.status();
   }
-  if (st.ok()) return 0;
   std::cerr << spec.name << ": " << st.message() << "\n";
   return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }

@@ -67,10 +67,12 @@ std::string RenderBashCompletion(const ProgramSpec& spec);
 bool MaybeGenerate(const ProgramSpec& spec, int argc, const char* const* argv);
 
 // A binary's main: the generators, then the parse; help goes to stdout
-// (exit 0), a usage error to stderr (exit 2); then `run`, whose error is one
-// line on stderr (exit 2 for INVALID_ARGUMENT, else 1).
-int RunCommandLine(const ProgramSpec& spec, int argc, const char* const* argv,
-                   const std::function<absl::Status(const CommandLine&)>& run);
+// (exit 0), a usage error to stderr (exit 2); then `run`, whose value is the
+// exit code and whose error is one line on stderr (exit 2 for
+// INVALID_ARGUMENT, else 1).
+int RunCommandLine(
+    const ProgramSpec& spec, int argc, const char* const* argv,
+    const std::function<absl::StatusOr<int>(const CommandLine&)>& run);
 
 // Levenshtein distance, for suggestions.
 int EditDistance(const std::string& a, const std::string& b);

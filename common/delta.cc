@@ -64,9 +64,9 @@ absl::Status RsStream::Feed(absl::string_view in, bool eof,
       if (keep_trailing_) {
         trailing_ = pending_.substr(off);
       } else if (off != pending_.size()) {
-        return absl::DataLossError(absl::StrCat(
-            what_, ": ", pending_.size() - off,
-            " bytes of input after the end of the stream"));
+        return absl::DataLossError(
+            absl::StrCat(what_, ": ", pending_.size() - off,
+                         " bytes of input after the end of the stream"));
       }
       pending_.clear();
       return absl::OkStatus();
@@ -77,8 +77,8 @@ absl::Status RsStream::Feed(absl::string_view in, bool eof,
     }
     if (consumed == 0 && produced == 0) {
       if (eof) {
-        return absl::DataLossError(
-            absl::StrCat(what_, ": input ended before the stream was complete"));
+        return absl::DataLossError(absl::StrCat(
+            what_, ": input ended before the stream was complete"));
       }
       break;  // Needs more input.
     }
@@ -105,9 +105,8 @@ absl::StatusOr<RsSignaturePtr> LoadSignature(absl::string_view sig) {
   QuietLibrsync();
   rs_signature_t* raw = nullptr;
   RsStream load(RsJobPtr(rs_loadsig_begin(&raw)), "load signature");
-  absl::Status st = load.Feed(sig, true, [](absl::string_view) {
-    return absl::OkStatus();
-  });
+  absl::Status st =
+      load.Feed(sig, true, [](absl::string_view) { return absl::OkStatus(); });
   RsSignaturePtr out(raw);
   RETURN_IF_ERROR(st);
   if (!out) return absl::DataLossError("load signature: empty signature");
@@ -157,8 +156,9 @@ absl::Status Patcher::Feed(absl::string_view delta, bool eof,
   auto capped = [&](absl::string_view out) -> absl::Status {
     written_ += out.size();
     if (written_ > max_output_) {
-      return absl::DataLossError(absl::StrCat(
-          "patch: output exceeds the declared size of ", max_output_, " bytes"));
+      return absl::DataLossError(
+          absl::StrCat("patch: output exceeds the declared size of ",
+                       max_output_, " bytes"));
     }
     return sink(out);
   };

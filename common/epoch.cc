@@ -115,8 +115,8 @@ absl::StatusOr<std::unique_ptr<EpochFile>> EpochFile::Open(
     return text.status();
   }
   return std::unique_ptr<EpochFile>(
-      new EpochFile(std::move(path), std::move(who), std::move(authority),
-                    env, epoch, std::move(grant)));
+      new EpochFile(std::move(path), std::move(who), std::move(authority), env,
+                    epoch, std::move(grant)));
 }
 
 uint64_t EpochFile::Get() const {

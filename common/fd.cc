@@ -96,8 +96,8 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data,
   std::string tmp = path + ".tmp";
   bool sync = durability == Durability::kSynced;
   {
-    UniqueFd fd(env->Open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                          mode));
+    UniqueFd fd(
+        env->Open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
     RETURN_IF_ERROR(WriteAll(fd.get(), data, env));
     if (sync && env->Fsync(fd.get()) != 0) {

@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 
-
 namespace gwmirror {
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {

@@ -9,10 +9,10 @@
 #define GWM_CONCAT_INNER_(a, b) a##b
 #define GWM_CONCAT_(a, b) GWM_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                       \
-  do {                                              \
-    ::absl::Status gwm_status_ = (expr);            \
-    if (!gwm_status_.ok()) return gwm_status_;      \
+#define RETURN_IF_ERROR(expr)                  \
+  do {                                         \
+    ::absl::Status gwm_status_ = (expr);       \
+    if (!gwm_status_.ok()) return gwm_status_; \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \

@@ -123,13 +123,15 @@ int Main(int argc, char** argv) {
                       "--active-site standby --node gw1@10.0.0.5:7101"},
       }};
   return RunCommandLine(
-      spec, argc, argv, [](const CommandLine& line) -> absl::Status {
+      spec, argc, argv, [](const CommandLine& line) -> absl::StatusOr<int> {
         ASSIGN_OR_RETURN(
             LogFormat format,
             ParseLogFormat(line.args.Get("log-format").value_or("text")));
         SetLogFormat(format);
         ASSIGN_OR_RETURN(std::string path, line.args.Require("config"));
-        return line.command == "serve" ? Serve(path) : Recover(path, line.args);
+        RETURN_IF_ERROR(line.command == "serve" ? Serve(path)
+                                                : Recover(path, line.args));
+        return 0;
       });
 }
 

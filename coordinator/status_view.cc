@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/cluster_state.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
@@ -73,7 +74,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
           nodes_client_->State(nodes[i].ref(), s.epoch(), absl::Seconds(2));
     }
   });
-  bool all_healthy = true;
+  std::map<std::string, bool> replica_answered;
   for (size_t i = 0; i < nodes.size(); ++i) {
     const Node& n = nodes[i];
     gwmirror::v1::SlotStatus& slot = slots[n.member.slot()];
@@ -85,7 +86,6 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     ns->set_site(n.member.site());
     ns->set_address(n.address);
     ns->set_healthy(healthy[n.member.identity()]);
-    all_healthy = all_healthy && ns->healthy();
     ns->set_heartbeat_age_ms(
         n.registered
             ? absl::ToInt64Milliseconds(clock_->Now() - n.last_heartbeat)
@@ -94,6 +94,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     if (n.cert_not_after != absl::InfinitePast()) {
       ns->set_certificate_expires_unix_ms(absl::ToUnixMillis(n.cert_not_after));
     }
+    if (!is_source) replica_answered[n.member.slot()] = states[i].ok();
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
       ns->set_staged_checkpoint(states[i]->staged_checkpoint());
@@ -112,22 +113,16 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
       slot.set_pending_bytes(n.pending_bytes);
     }
   }
-  bool held = false;
+  const StateThresholds thresholds = StateThresholds::From(config_);
   for (auto& [name, slot] : slots) {
-    held |= !slot.held().empty();
     auto it = verdict.by_slot.find(name);
     if (it != verdict.by_slot.end()) {
       for (const auto& d : it->second) slot.add_differences(d);
     }
+    ClassifySlot(thresholds, replica_answered[name], &slot);
     *s.add_slots() = slot;
   }
-  if (!verdict.parity && s.parity_policy() == "strict") {
-    s.set_state("BLOCKED");
-  } else if (!verdict.parity || !all_healthy || held) {
-    s.set_state("DEGRADED");
-  } else {
-    s.set_state("OK");
-  }
+  ClassifyCluster(&s);
   return s;
 }
 
@@ -139,6 +134,24 @@ std::string Coordinator::RenderMetrics() {
     absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ",
                     type, "\n");
   };
+  metric("gwmirror_cluster_state",
+         "1 for the cluster's state (OK, LAGGING, HELD, DEGRADED, STALLED, "
+         "PARTITIONED, BLOCKED), 0 for the others.",
+         "gauge");
+  for (const std::string& name : StateNames()) {
+    absl::StrAppend(&out, "gwmirror_cluster_state{state=\"", name, "\"} ",
+                    s.state() == name ? 1 : 0, "\n");
+  }
+  metric("gwmirror_slot_state", "1 for each slot's state, 0 for the others.",
+         "gauge");
+  for (const auto& slot : s.slots()) {
+    for (const std::string& name : StateNames()) {
+      if (name == "BLOCKED") continue;  // A cluster's state only.
+      absl::StrAppend(&out, "gwmirror_slot_state{slot=\"",
+                      EscapeLabelValue(slot.name()), "\",state=\"", name,
+                      "\"} ", slot.state() == name ? 1 : 0, "\n");
+    }
+  }
   metric("gwmirror_epoch", "Current fencing epoch.", "gauge");
   absl::StrAppend(&out, "gwmirror_epoch ", s.epoch(), "\n");
   metric("gwmirror_rpo_seconds",

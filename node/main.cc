@@ -196,9 +196,11 @@ int Main(int argc, char** argv) {
                       .help = "Drop the scratch databases"}},
            .example = "gwmirror-node restore --config node.json --scratch"},
       }};
-  return RunCommandLine(spec, argc, argv, [](const CommandLine& line) {
-    return Run(line.command, line.args);
-  });
+  return RunCommandLine(spec, argc, argv,
+                        [](const CommandLine& line) -> absl::StatusOr<int> {
+                          RETURN_IF_ERROR(Run(line.command, line.args));
+                          return 0;
+                        });
 }
 
 }  // namespace

@@ -62,6 +62,14 @@ TEST_F(ClusterTest, ThreeSlotsMoveTogetherToTheCut) {
   gwmirror::v1::ClusterStatus s = Status();
   EXPECT_EQ(s.state(), "OK");
   EXPECT_TRUE(s.parity()) << ToJson(s);
+  // For scripts: --check's exit code, and zero fields present in JSON.
+  RunResult check = Cli({"status", "--check"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_TRUE(absl::StartsWith(check.out, "gwmirror OK")) << check.out;
+  RunResult json = Cli({"status", "--json"});
+  EXPECT_TRUE(absl::StrContains(json.out, "\"lag_ms\": \"") &&
+              absl::StrContains(json.out, "\"held\": \"\""))
+      << json.out;
   EXPECT_EQ(s.last_consistent().id(), *id);
   EXPECT_GE(s.rpo_ms(), 0);
   ASSERT_EQ(s.slots_size(), 3);
@@ -712,6 +720,13 @@ TEST_F(ClusterTest, LagAndRpoGrowWhileAReplicaIsDownAndFallBack) {
   EXPECT_GE(s.slots(0).lag_ms(), 2500) << ToJson(s);
   EXPECT_GE(s.rpo_ms(), 3000) << ToJson(s);
   EXPECT_EQ(s.state(), "BLOCKED");  // The standby node is missing.
+  EXPECT_EQ(s.slots(0).state(), "PARTITIONED") << ToJson(s);
+  EXPECT_TRUE(absl::StrContains(s.slots(0).state_reason(),
+                                "standby node gw1-standby unreachable"))
+      << ToJson(s);
+  RunResult check = Cli({"status", "--check"});
+  EXPECT_EQ(check.exit_code, 2) << check.out << check.err;
+  EXPECT_TRUE(absl::StartsWith(check.out, "gwmirror BLOCKED")) << check.out;
   std::string m = Scrape(sb_.metrics());
   EXPECT_GE(Sample(m, "gwmirror_slot_lag_seconds{slot=\"gw1\"}"), 2.5) << m;
   EXPECT_GE(Sample(m, "gwmirror_rpo_seconds"), 3.0) << m;
@@ -843,9 +858,19 @@ TEST_F(ClusterTest, MassDeletionIsHeldUntilReleased) {
       << held.status();
   EXPECT_EQ(testing::Diff(before, Tree(Standby(1))), "");
   gwmirror::v1::ClusterStatus s = Status();
-  EXPECT_EQ(s.state(), "DEGRADED");
+  EXPECT_EQ(s.state(), "HELD");
+  EXPECT_EQ(s.slots(0).state(), "HELD");
   EXPECT_TRUE(absl::StrContains(s.slots(0).held(), "mass deletion held"))
       << ToJson(s);
+  RunResult check = Cli({"status", "--check"});
+  EXPECT_EQ(check.exit_code, 1) << check.out << check.err;
+  EXPECT_TRUE(absl::StartsWith(check.out,
+                               "gwmirror HELD: slot gw1: mass "
+                               "deletion held"))
+      << check.out;
+  EXPECT_TRUE(
+      absl::StrContains(Scrape(sb_.metrics()),
+                        "gwmirror_slot_state{slot=\"gw1\",state=\"HELD\"} 1"));
   RunResult r = Cli({"release", "--slot", "gw9"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(r.err, "no slot \"gw9\"")) << r.err;
@@ -856,6 +881,7 @@ TEST_F(ClusterTest, MassDeletionIsHeldUntilReleased) {
   EXPECT_EQ(testing::Diff(Tree(Prod(1)), Tree(Standby(1))), "");
   s = Status();
   EXPECT_TRUE(s.slots(0).held().empty());
+  EXPECT_EQ(s.state(), "OK") << ToJson(s);
   // Released once, not for ever.
   r = Cli({"release", "--slot", "gw1"});
   EXPECT_TRUE(absl::StrContains(r.err, "holds no mass deletion")) << r.err;

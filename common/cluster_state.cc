@@ -1,0 +1,142 @@
+#include "common/cluster_state.h"
+
+#include <algorithm>
+#include <array>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace gwmirror {
+namespace {
+
+constexpr std::array<const char*, 7> kStates = {
+    "OK", "LAGGING", "HELD", "DEGRADED", "STALLED", "PARTITIONED", "BLOCKED"};
+
+std::string Seconds(int64_t ms) {
+  return absl::StrFormat("%.0f s", ms / 1000.0);
+}
+
+void Set(gwmirror::v1::SlotStatus* slot, const char* state, std::string why) {
+  slot->set_state(state);
+  slot->set_state_reason(std::move(why));
+}
+
+}  // namespace
+
+StateThresholds StateThresholds::From(
+    const gwmirror::v1::CoordinatorConfig& c) {
+  StateThresholds t;
+  if (c.lagging_after_ms() > 0)
+    t.lagging = absl::Milliseconds(c.lagging_after_ms());
+  t.stalled = c.stalled_after_ms() > 0
+                  ? absl::Milliseconds(c.stalled_after_ms())
+                  : 4 * t.lagging;
+  return t;
+}
+
+const std::vector<std::string>& StateNames() {
+  static const auto* names =
+      new std::vector<std::string>(kStates.begin(), kStates.end());
+  return *names;
+}
+
+int Severity(const std::string& state) {
+  auto it = std::find(kStates.begin(), kStates.end(), state);
+  return it == kStates.end() ? -1 : static_cast<int>(it - kStates.begin());
+}
+
+int CheckExitCode(const std::string& state) {
+  int s = Severity(state);
+  if (s < 0) return 3;
+  if (s == 0) return 0;
+  return s <= Severity("DEGRADED") ? 1 : 2;
+}
+
+void ClassifySlot(const StateThresholds& t, bool replica_answered,
+                  gwmirror::v1::SlotStatus* slot) {
+  const auto& r = slot->replica();
+  const auto& src = slot->source();
+  const int64_t lag = slot->lag_ms();
+  if (r.identity().empty()) {
+    return Set(slot, "PARTITIONED", "no standby node has registered");
+  }
+  if (!r.healthy()) {
+    return Set(
+        slot, "PARTITIONED",
+        absl::StrCat("standby node ", r.identity(), " unreachable",
+                     r.heartbeat_age_ms() >= 0
+                         ? absl::StrCat(" (no heartbeat for ",
+                                        Seconds(r.heartbeat_age_ms()), ")")
+                         : ""));
+  }
+  if (!replica_answered) {
+    return Set(slot, "PARTITIONED",
+               absl::StrCat("standby node ", r.identity(),
+                            " does not answer the coordinator"));
+  }
+  if (!slot->held().empty()) {
+    return Set(slot, "HELD",
+               absl::StrCat(slot->held(), " (gwmirror release --slot ",
+                            slot->name(), ")"));
+  }
+  if (lag > absl::ToInt64Milliseconds(t.stalled)) {
+    return Set(
+        slot, "STALLED",
+        absl::StrCat("the oldest unstaged change is ", Seconds(lag),
+                     " old (stalled after ",
+                     Seconds(absl::ToInt64Milliseconds(t.stalled)), ")"));
+  }
+  if (src.identity().empty() || !src.healthy()) {
+    return Set(slot, "DEGRADED",
+               src.identity().empty()
+                   ? std::string("no production node has registered")
+                   : absl::StrCat("production node ", src.identity(), " down"));
+  }
+  if (slot->differences_size() > 0) {
+    return Set(slot, "DEGRADED",
+               absl::StrCat("topology differs: ", slot->differences(0)));
+  }
+  if (r.drifted_entries() > 0) {
+    return Set(
+        slot, "DEGRADED",
+        absl::StrCat(r.drifted_entries(),
+                     " standby entries drifted (the next cut repairs them)"));
+  }
+  if (lag > absl::ToInt64Milliseconds(t.lagging)) {
+    return Set(
+        slot, "LAGGING",
+        absl::StrCat("the oldest unstaged change is ", Seconds(lag),
+                     " old (lagging after ",
+                     Seconds(absl::ToInt64Milliseconds(t.lagging)), ")"));
+  }
+  Set(slot, "OK", "");
+}
+
+void ClassifyCluster(gwmirror::v1::ClusterStatus* s) {
+  std::string state = "OK";
+  std::vector<std::string> why;
+  auto worse = [&](const std::string& st, const std::string& reason) {
+    if (Severity(st) > Severity(state)) {
+      state = st;
+      why.clear();
+    }
+    if (st == state && !reason.empty()) why.push_back(reason);
+  };
+  for (const auto& slot : s->slots()) {
+    worse(slot.state(),
+          slot.state_reason().empty()
+              ? ""
+              : absl::StrCat("slot ", slot.name(), ": ", slot.state_reason()));
+  }
+  if (!s->parity()) {
+    std::string d = s->differences_size() > 0 ? s->differences(0) : "";
+    worse(s->parity_policy() == "strict" ? "BLOCKED" : "DEGRADED",
+          absl::StrCat("topology parity fails (", s->parity_policy(),
+                       " policy): ", d));
+  }
+  s->set_state(state);
+  s->set_state_reason(absl::StrJoin(why, "; "));
+}
+
+}  // namespace gwmirror

@@ -1,0 +1,41 @@
+// The states a cluster and each slot are reported in (status, --check,
+// /metrics), from the least to the most severe: OK, LAGGING, HELD,
+// DEGRADED, STALLED, PARTITIONED, BLOCKED (the cluster only). The worst
+// slot's state is the cluster's unless parity makes it worse.
+#ifndef GWMIRROR_COMMON_CLUSTER_STATE_H_
+#define GWMIRROR_COMMON_CLUSTER_STATE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gwmirror/v1/config.pb.h"
+#include "gwmirror/v1/coordinator.pb.h"
+
+namespace gwmirror {
+
+struct StateThresholds {
+  absl::Duration lagging = absl::Seconds(30);
+  absl::Duration stalled = absl::Minutes(2);
+  static StateThresholds From(const gwmirror::v1::CoordinatorConfig& c);
+};
+
+// Sets `slot`'s state and reason from its fields; `replica_answered`: its
+// state was read just now.
+void ClassifySlot(const StateThresholds& t, bool replica_answered,
+                  gwmirror::v1::SlotStatus* slot);
+// Sets the cluster's state and reason from its (classified) slots, its
+// parity verdict and policy.
+void ClassifyCluster(gwmirror::v1::ClusterStatus* s);
+
+// Every state's name, from the least to the most severe.
+const std::vector<std::string>& StateNames();
+// 0 for OK, higher for worse; -1 for a name that is not a state.
+int Severity(const std::string& state);
+// The monitoring convention (Nagios plugins): 0 OK; 1 warning (LAGGING,
+// HELD, DEGRADED); 2 critical (STALLED, PARTITIONED, BLOCKED); 3 unknown.
+int CheckExitCode(const std::string& state);
+
+}  // namespace gwmirror
+
+#endif  // GWMIRROR_COMMON_CLUSTER_STATE_H_

@@ -1,0 +1,96 @@
+#include "common/cluster_state.h"
+
+#include <gtest/gtest.h>
+
+namespace gwmirror {
+namespace {
+
+gwmirror::v1::SlotStatus Healthy(const std::string& name) {
+  gwmirror::v1::SlotStatus s;
+  s.set_name(name);
+  s.mutable_source()->set_identity(name + "-production");
+  s.mutable_source()->set_healthy(true);
+  s.mutable_replica()->set_identity(name + "-standby");
+  s.mutable_replica()->set_healthy(true);
+  return s;
+}
+
+std::string StateOf(gwmirror::v1::SlotStatus s, bool answered = true) {
+  ClassifySlot(StateThresholds{}, answered, &s);
+  return s.state() + ": " + s.state_reason();
+}
+
+TEST(ClusterStateTest, EachSlotStateAndItsReason) {
+  EXPECT_EQ(StateOf(Healthy("gw1")), "OK: ");
+  auto s = Healthy("gw1");
+  s.set_lag_ms(31000);
+  EXPECT_EQ(StateOf(s),
+            "LAGGING: the oldest unstaged change is 31 s old (lagging after "
+            "30 s)");
+  s.set_lag_ms(121000);
+  EXPECT_EQ(StateOf(s).substr(0, 8), "STALLED:");
+  s.set_held("mass deletion held: conf would lose all of its 12 entries");
+  EXPECT_EQ(StateOf(s),
+            "HELD: mass deletion held: conf would lose all of its 12 entries "
+            "(gwmirror release --slot gw1)");
+  s = Healthy("gw1");
+  s.mutable_source()->set_healthy(false);
+  EXPECT_EQ(StateOf(s), "DEGRADED: production node gw1-production down");
+  s = Healthy("gw1");
+  s.mutable_replica()->set_drifted_entries(3);
+  EXPECT_EQ(StateOf(s).substr(0, 11), "DEGRADED: 3");
+  s = Healthy("gw1");
+  s.mutable_replica()->set_healthy(false);
+  s.mutable_replica()->set_heartbeat_age_ms(9000);
+  s.set_held("held");  // Unreachable is worse than held.
+  EXPECT_EQ(StateOf(s),
+            "PARTITIONED: standby node gw1-standby unreachable (no heartbeat "
+            "for 9 s)");
+  EXPECT_EQ(StateOf(Healthy("gw1"), /*answered=*/false),
+            "PARTITIONED: standby node gw1-standby does not answer the "
+            "coordinator");
+  s = Healthy("gw1");
+  s.mutable_replica()->clear_identity();
+  EXPECT_EQ(StateOf(s), "PARTITIONED: no standby node has registered");
+}
+
+TEST(ClusterStateTest, TheWorstSlotWinsAndParityCanMakeItWorse) {
+  gwmirror::v1::ClusterStatus c;
+  c.set_parity(true);
+  c.set_parity_policy("strict");
+  auto a = Healthy("gw1");
+  auto b = Healthy("gw2");
+  b.set_lag_ms(40000);
+  for (auto* s : {&a, &b}) ClassifySlot(StateThresholds{}, true, s);
+  *c.add_slots() = a;
+  *c.add_slots() = b;
+  ClassifyCluster(&c);
+  EXPECT_EQ(c.state(), "LAGGING");
+  EXPECT_EQ(c.state_reason().substr(0, 10), "slot gw2: ");
+  c.set_parity(false);
+  c.add_differences("standby lacks group QuickStart Group");
+  ClassifyCluster(&c);
+  EXPECT_EQ(c.state(), "BLOCKED");
+  c.set_parity_policy("warn");
+  ClassifyCluster(&c);
+  EXPECT_EQ(c.state(), "DEGRADED");
+}
+
+TEST(ClusterStateTest, CheckExitCodesFollowTheMonitoringConvention) {
+  EXPECT_EQ(CheckExitCode("OK"), 0);
+  for (const char* w : {"LAGGING", "HELD", "DEGRADED"}) {
+    EXPECT_EQ(CheckExitCode(w), 1) << w;
+  }
+  for (const char* c : {"STALLED", "PARTITIONED", "BLOCKED"}) {
+    EXPECT_EQ(CheckExitCode(c), 2) << c;
+  }
+  EXPECT_EQ(CheckExitCode("SOMETHING"), 3);
+  gwmirror::v1::CoordinatorConfig config;
+  config.set_lagging_after_ms(10000);
+  StateThresholds t = StateThresholds::From(config);
+  EXPECT_EQ(t.lagging, absl::Seconds(10));
+  EXPECT_EQ(t.stalled, absl::Seconds(40));
+}
+
+}  // namespace
+}  // namespace gwmirror
