@@ -40,6 +40,7 @@ void PushSession::DropPartial() {
   hash_.reset();
   header_.reset();
   from_pool_ = false;
+  copied_ = false;
 }
 
 std::string PushSession::ObjectPath(absl::string_view sha) const {
@@ -76,16 +77,31 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(staging_->CheckSpace(h.entry(), params_.prestage));
-  if (h.encoding() == gwmirror::v1::ENCODING_DELTA) {
-    const Entry* basis = params_.committed->Find(h.entry().path());
+  const bool copy = h.encoding() == gwmirror::v1::ENCODING_COPY;
+  if (h.encoding() == gwmirror::v1::ENCODING_DELTA || copy) {
+    const std::string& basis_path =
+        h.basis_path().empty() ? h.entry().path() : h.basis_path();
+    if (!h.basis_path().empty())
+      RETURN_IF_ERROR(ValidateRelativePath(basis_path));
+    if (copy &&
+        (h.basis_path().empty() || h.basis_sha256() != h.entry().sha256())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "copy for \"", h.entry().path(),
+          "\" must name another committed path with the entry's own digest"));
+    }
+    const Entry* basis = params_.committed->Find(basis_path);
     if (basis == nullptr || basis->type() != ENTRY_TYPE_FILE ||
         basis->sha256() != h.basis_sha256()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "delta for \"", h.entry().path(),
-          "\" names a basis the replica's committed checkpoint does not hold"));
+          copy ? "copy" : "delta", " for \"", h.entry().path(), "\" names ",
+          h.basis_path().empty() ? "a basis"
+                                 : absl::StrCat("\"", basis_path, "\""),
+          " the replica's committed checkpoint does not hold"));
     }
-    ASSIGN_OR_RETURN(basis_fd_, tree_->OpenFileForRead(h.entry().path()));
-    patcher_ = std::make_unique<Patcher>(basis_fd_.get(), h.entry().size());
+    ASSIGN_OR_RETURN(basis_fd_, tree_->OpenFileForRead(basis_path));
+    if (!copy) {
+      patcher_ = std::make_unique<Patcher>(basis_fd_.get(), h.entry().size());
+    }
   } else if (h.encoding() != gwmirror::v1::ENCODING_WHOLE) {
     return absl::InvalidArgumentError(absl::StrCat(
         "file \"", h.entry().path(), "\": unknown encoding ", h.encoding()));
@@ -103,7 +119,37 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
   header_ = h;
   hash_ = std::make_unique<Sha256>();
   written_ = 0;
+  if (copy) {
+    copied_ = true;
+    absl::Status st = CopyBasis();
+    if (!st.ok()) {
+      DropPartial();
+      return absl::Status(st.code(),
+                          absl::StrCat("copying \"", h.basis_path(), "\" to \"",
+                                       h.entry().path(), "\": ", st.message()));
+    }
+  }
   return absl::OkStatus();
+}
+
+// The committed file into the part file, through Write (hashed, bounded by
+// the entry's size: a basis that grew is a mismatch found at EndFile).
+absl::Status PushSession::CopyBasis() {
+  std::string buf(1 << 20, '\0');
+  for (uint64_t at = 0;;) {
+    ssize_t n = pread(basis_fd_.get(), buf.data(), buf.size(), at);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "read the committed copy");
+    }
+    if (n == 0) return absl::OkStatus();
+    at += n;
+    if (written_ + n > header_->entry().size()) {
+      written_ += n;  // Over the size: EndFile asks for the whole file.
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(Write(absl::string_view(buf.data(), n)));
+  }
 }
 
 absl::Status PushSession::Write(absl::string_view out) {
@@ -122,10 +168,11 @@ absl::Status PushSession::FileData(absl::string_view raw) {
   if (!header_) {
     return absl::InvalidArgumentError("file chunk outside of a file");
   }
-  if (from_pool_) {
+  if (from_pool_ || copied_) {
     return absl::InvalidArgumentError(
-        absl::StrCat("file \"", header_->entry().path(),
-                     "\" is pre-staged: no data may follow its header"));
+        absl::StrCat("file \"", header_->entry().path(), "\" is ",
+                     from_pool_ ? "pre-staged" : "a copy",
+                     ": no data may follow its header"));
   }
   absl::Status st =
       patcher_
@@ -151,9 +198,10 @@ absl::Status PushSession::EndFile() {
   // DropPartial() resets header_: keep our own copy of the entry.
   const Entry e = header_->entry();
   const std::string& path = e.path();
-  bool delta = patcher_ != nullptr;
+  // A delta or a copy: the replica's own bytes went into it.
+  bool delta = patcher_ != nullptr || copied_;
   absl::Status st;
-  if (delta) {
+  if (patcher_ != nullptr) {
     st = patcher_->Feed("", true,
                         [this](absl::string_view o) { return Write(o); });
   }

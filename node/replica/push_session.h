@@ -62,6 +62,7 @@ class PushSession {
 
  private:
   absl::Status Write(absl::string_view out);
+  absl::Status CopyBasis();
   void DropPartial();
   // Where a verified object of this session goes.
   std::string ObjectPath(absl::string_view sha) const;
@@ -78,6 +79,8 @@ class PushSession {
   std::optional<gwmirror::v1::FileHeader> header_;
   // The current file came from the pool: no data may follow.
   bool from_pool_ = false;
+  // The current file is a copy of a committed one: no data may follow.
+  bool copied_ = false;
   std::string part_path_;
   UniqueFd part_fd_;
   UniqueFd basis_fd_;

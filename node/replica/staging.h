@@ -62,6 +62,11 @@ class Staging {
   absl::Status Recover(uint64_t committed) ABSL_LOCKS_EXCLUDED(mu_);
 
   uint64_t pool_id() const { return pool_id_; }
+  // Commits since Open (ReplicaState.prestage_generation).
+  uint64_t generation() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock l(&mu_);
+    return generation_;
+  }
   // The checkpoint being staged (0: none).
   uint64_t checkpoint() const ABSL_LOCKS_EXCLUDED(mu_);
   // The staging once a push completed it.

@@ -258,6 +258,8 @@ gwmirror::v1::ReplicaState ReplicaStore::State() const {
   s.set_epoch(epoch_->Get());
   s.set_site(site_);
   s.set_prestage_pool(staging_->pool_id());
+  s.set_prestage_generation(staging_->generation());
+  s.set_accepts_copy(true);
   s.set_drifted_entries(drifted_entries_);
   s.set_scrub_problems(scrub_problems_);
   s.set_stale(stale_);

@@ -197,10 +197,11 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
       }
       Logf(LogLevel::kInfo, "source",
            "slot=%s checkpoint=%d staged: %d entries, %d whole, %d delta, "
-           "%d pre-staged, %d wire bytes, %d bytes hashed, %d index hits",
+           "%d pre-staged, %d copied, %d wire bytes, %d bytes hashed, %d "
+           "index hits",
            config_.slot(), req.checkpoint(), scan.manifest.size(),
-           r->files_whole, r->files_delta, r->files_prestaged, r->wire_bytes,
-           scan.bytes_hashed, scan.index_hits);
+           r->files_whole, r->files_delta, r->files_prestaged, r->files_copied,
+           r->wire_bytes, scan.bytes_hashed, scan.index_hits);
       return out;
     }
     last = r.status();

@@ -238,11 +238,14 @@ Pusher::Pusher(const gwmirror::v1::NodeConfig& config,
                          : kDefaultSegment),
       read_buf_(kMaxChunk, '\0') {}
 
-void PrestageLedger::Sync(uint64_t pool) {
+void PrestageLedger::Sync(uint64_t pool, uint64_t generation) {
   absl::MutexLock l(&mu_);
   if (pool_ != pool) {
     pool_ = pool;
     shas_.clear();
+  }
+  for (auto it = shas_.begin(); it != shas_.end();) {
+    it = it->second + 2 <= generation ? shas_.erase(it) : std::next(it);
   }
 }
 
@@ -251,10 +254,50 @@ bool PrestageLedger::Has(const std::string& sha) const {
   return shas_.count(sha) > 0;
 }
 
-void PrestageLedger::Add(uint64_t pool, const std::vector<std::string>& shas) {
+void PrestageLedger::Add(uint64_t pool, uint64_t generation,
+                         const std::vector<std::string>& shas) {
   absl::MutexLock l(&mu_);
   if (pool_ != pool) return;
-  shas_.insert(shas.begin(), shas.end());
+  for (const std::string& sha : shas) shas_[sha] = generation;
+}
+
+namespace {
+
+// "groups/G/conf/<uuid>/X.xml" → "groups/G/conf\0X.xml"; empty for a path
+// without a grandparent folder.
+std::string SiblingKey(absl::string_view path) {
+  size_t name = path.rfind('/');
+  if (name == absl::string_view::npos || name == 0) return "";
+  size_t parent = path.rfind('/', name - 1);
+  if (parent == absl::string_view::npos) return "";
+  return absl::StrCat(path.substr(0, parent), std::string(1, '\0'),
+                      path.substr(name + 1));
+}
+
+}  // namespace
+
+CommittedContent::CommittedContent(const Manifest& committed)
+    : committed_(committed) {
+  for (const Entry& e : committed_.entries()) {
+    if (e.type() != ENTRY_TYPE_FILE) continue;
+    by_digest_.emplace(e.sha256(), &e);
+    std::string key = SiblingKey(e.path());
+    if (key.empty()) continue;
+    auto [it, added] = by_sibling_key_.emplace(std::move(key), &e);
+    if (!added && e.mtime_ns() > it->second->mtime_ns()) it->second = &e;
+  }
+}
+
+const Entry* CommittedContent::WithDigest(const std::string& sha) const {
+  auto it = by_digest_.find(sha);
+  return it == by_digest_.end() ? nullptr : it->second;
+}
+
+const Entry* CommittedContent::SiblingOf(const std::string& path) const {
+  std::string key = SiblingKey(path);
+  if (key.empty()) return nullptr;
+  auto it = by_sibling_key_.find(key);
+  return it == by_sibling_key_.end() ? nullptr : it->second;
 }
 
 void ManifestMemo::Remember(const Manifest& m) {
@@ -283,7 +326,9 @@ absl::StatusOr<gwmirror::v1::ReplicaState> Pusher::ReplicaState(
   gwmirror::v1::GetStateRequest req;
   *req.mutable_envelope() = envelope;
   RETURN_IF_ERROR(FromGrpc(stub_->GetState(&ctx, req, &state)));
-  if (ledger_ != nullptr) ledger_->Sync(state.prestage_pool());
+  if (ledger_ != nullptr) {
+    ledger_->Sync(state.prestage_pool(), state.prestage_generation());
+  }
   return state;
 }
 
@@ -426,6 +471,10 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   if (delta) {
     h->set_encoding(gwmirror::v1::ENCODING_DELTA);
     h->set_basis_sha256(old->sha256());
+    if (old->path() != e.path()) {
+      h->set_basis_path(old->path());
+      ++report->files_delta_other_path;
+    }
     ++report->files_delta;
   } else {
     h->set_encoding(gwmirror::v1::ENCODING_WHOLE);
@@ -504,6 +553,47 @@ absl::Status Pusher::SendPrestaged(Stream* stream, const Entry& e) {
   return stream->Write(end);
 }
 
+absl::Status Pusher::SendCopy(Stream* stream, const Entry& e,
+                              const Entry& from) {
+  PushMessage m;
+  auto* h = m.mutable_file_header();
+  *h->mutable_entry() = e;
+  h->set_encoding(gwmirror::v1::ENCODING_COPY);
+  h->set_basis_sha256(from.sha256());
+  h->set_basis_path(from.path());
+  RETURN_IF_ERROR(stream->Write(m));
+  PushMessage end;
+  end.mutable_file_end();
+  return stream->Write(end);
+}
+
+absl::Status Pusher::SendChanged(Stream* stream, const Entry& e,
+                                 const Entry* old,
+                                 const CommittedContent* content,
+                                 const gwmirror::v1::Envelope& envelope,
+                                 PushReport* report) {
+  if (content != nullptr) {
+    if (const Entry* same = content->WithDigest(e.sha256())) {
+      ++report->files_copied;
+      return SendCopy(stream, e, *same);
+    }
+    if (old == nullptr || old->type() != ENTRY_TYPE_FILE) {
+      old = content->SiblingOf(e.path());
+    }
+  }
+  return SendFile(stream, e, old, false, envelope, report);
+}
+
+const CommittedContent* Pusher::ContentOf(
+    const gwmirror::v1::ReplicaState& state, const Manifest& replica) {
+  if (!state.accepts_copy()) return nullptr;
+  if (content_ == nullptr || content_digest_ != state.manifest_digest()) {
+    content_ = std::make_unique<CommittedContent>(replica);
+    content_digest_ = state.manifest_digest();
+  }
+  return content_.get();
+}
+
 absl::StatusOr<PrestageReport> Pusher::Prestage(
     const Manifest& manifest, const gwmirror::v1::Envelope& envelope,
     const std::function<bool()>& stop) {
@@ -529,8 +619,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     }
   });
   if (to_send.empty()) return report;
-  Stream stream(stub_.get(), &push, config_.source().compression(),
-                  deadline_);
+  Stream stream(stub_.get(), &push, config_.source().compression(), deadline_);
   PushMessage begin;
   *begin.mutable_begin()->mutable_envelope() = envelope;
   begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
@@ -545,7 +634,8 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
       break;
     }
     if (!seen.insert(e->sha256()).second) continue;  // Same content twice.
-    st = SendFile(&stream, *e, old, false, envelope, &push);
+    st = SendChanged(&stream, *e, old, ContentOf(state, replica), envelope,
+                     &push);
     if (st.ok()) {
       sent.push_back(e->sha256());
       report.bytes_sent += e->size();
@@ -564,7 +654,9 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   }
   RETURN_IF_ERROR(result.status());
   report.files_sent = sent.size();
-  if (ledger_ != nullptr) ledger_->Add(state.prestage_pool(), sent);
+  if (ledger_ != nullptr) {
+    ledger_->Add(state.prestage_pool(), state.prestage_generation(), sent);
+  }
   return report;
 }
 
@@ -614,11 +706,14 @@ absl::StatusOr<PushReport> Pusher::Push(
           old->sha256() == e->sha256()) {
         return;
       }
-      if (!force_whole && ledger_ != nullptr && ledger_->Has(e->sha256())) {
+      if (force_whole) {
+        st = SendFile(&stream, *e, old, true, envelope, &report);
+      } else if (ledger_ != nullptr && ledger_->Has(e->sha256())) {
         st = SendPrestaged(&stream, *e);
         ++report.files_prestaged;
       } else {
-        st = SendFile(&stream, *e, old, force_whole, envelope, &report);
+        st = SendChanged(&stream, *e, old, ContentOf(state, replica), envelope,
+                         &report);
       }
     });
     if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);

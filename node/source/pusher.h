@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -43,6 +44,10 @@ struct PushReport {
   uint64_t resent_whole = 0;
   // Files whose content the replica took from its pre-stage pool.
   uint64_t files_prestaged = 0;
+  // Files the replica copied from its own committed content, and deltas
+  // made against a committed file at another path.
+  uint64_t files_copied = 0;
+  uint64_t files_delta_other_path = 0;
   // Of the files sent as deltas: their content bytes and the delta bytes
   // that stood for them.
   uint64_t delta_content_bytes = 0;
@@ -69,16 +74,39 @@ struct PrestageReport {
 // Shared by the pre-stager and the cut; thread-safe.
 class PrestageLedger {
  public:
-  // Forgets everything when the replica's pool is not `pool` any more.
-  void Sync(uint64_t pool) ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets everything when the replica's pool is not `pool` any more, and
+  // what the replica trimmed: content pre-staged at generation g once the
+  // replica is at g + 2 (Staging::Committed's rule).
+  void Sync(uint64_t pool, uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
   bool Has(const std::string& sha) const ABSL_LOCKS_EXCLUDED(mu_);
-  void Add(uint64_t pool, const std::vector<std::string>& shas)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Records `shas` as pre-staged into `pool` at `generation`.
+  void Add(uint64_t pool, uint64_t generation,
+           const std::vector<std::string>& shas) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   mutable absl::Mutex mu_;
   uint64_t pool_ ABSL_GUARDED_BY(mu_) = 0;
-  std::set<std::string> shas_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> shas_ ABSL_GUARDED_BY(mu_);
+};
+
+// Where a file's content, or a basis for its delta, lies among a replica's
+// committed files other than at the file's own path: the same content
+// anywhere (a rename, a move, a copy, an identical store of a new
+// deployment), or the same-named file of a sibling folder (a new
+// deployment's groups/G/conf/<uuid>/PrimaryStore.xml against the previous
+// deployment's). Built once per committed manifest, when first needed.
+class CommittedContent {
+ public:
+  explicit CommittedContent(const Manifest& committed);
+  const Entry* WithDigest(const std::string& sha) const;
+  // For a path the replica does not hold: the most recently modified
+  // committed file of the same name under the same grandparent folder.
+  const Entry* SiblingOf(const std::string& path) const;
+
+ private:
+  absl::flat_hash_map<std::string, const Entry*> by_digest_;
+  absl::flat_hash_map<std::string, const Entry*> by_sibling_key_;
+  Manifest committed_;  // Keeps the entries alive (a shared body).
 };
 
 // The last two manifests the source pushed or read from the replica, by
@@ -152,6 +180,18 @@ class Pusher {
       PushReport* report);
   // Header and end of a file the replica's pool holds.
   absl::Status SendPrestaged(Stream* stream, const Entry& e);
+  // Header and end of a file the replica copies from its committed `from`.
+  absl::Status SendCopy(Stream* stream, const Entry& e, const Entry& from);
+  // Sends `e` by the cheapest way the replica allows: a copy of committed
+  // content, a delta against its committed file at `old` or a sibling's,
+  // or whole. `content` may be null (no copies, same-path deltas only).
+  absl::Status SendChanged(Stream* stream, const Entry& e, const Entry* old,
+                           const CommittedContent* content,
+                           const gwmirror::v1::Envelope& envelope,
+                           PushReport* report);
+  // The committed-content index of `replica`, when the replica takes copies.
+  const CommittedContent* ContentOf(const gwmirror::v1::ReplicaState& state,
+                                    const Manifest& replica);
   absl::Status SendFile(Stream* stream, const Entry& e, const Entry* old,
                         bool force_whole,
                         const gwmirror::v1::Envelope& envelope,
@@ -181,6 +221,9 @@ class Pusher {
   PrestageLedger* ledger_ = nullptr;
   ManifestMemo* memo_ = nullptr;
   const absl::flat_hash_map<std::string, HeldContent>* held_ = nullptr;
+  // ContentOf's index and the manifest digest it was built for.
+  std::string content_digest_;
+  std::unique_ptr<CommittedContent> content_;
 };
 
 }  // namespace gwmirror

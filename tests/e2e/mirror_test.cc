@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <regex>
 #include <thread>
 
@@ -263,6 +264,52 @@ TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
   // No change: nothing but the manifest travels.
   out = Sync(3);
   EXPECT_EQ(Field(out, "files_whole") + Field(out, "files_delta"), 0u) << out;
+}
+
+// A redeployment writes a whole new conf/<uuid>/ folder: its stores that
+// did not change, and a renamed large file, are copies of what the standby
+// already holds (a header each); its edited PrimaryStore.xml is a delta
+// against the previous deployment's (issue 20).
+TEST_F(MirrorTest, ARedeploymentCostsItsDeltaAndRenamesCostNothing) {
+  Sync(1);
+  std::string conf = gw("groups/group-2/conf");
+  std::string old_id;
+  for (const auto& d : std::filesystem::directory_iterator(conf)) {
+    if (d.is_directory()) old_id = d.path().filename();
+  }
+  ASSERT_FALSE(old_id.empty()) << "no deployment folder in " << conf;
+  const std::string from = conf + "/" + old_id;
+  const std::string to = conf + "/0b9d1e52-7c2f-4b8e-9d63-2f6a2a1b5c01";
+  ASSERT_EQ(mkdir(to.c_str(), 0755), 0);
+  uint64_t stores = 0;
+  for (const auto& d : std::filesystem::directory_iterator(from)) {
+    const std::string name = d.path().filename();
+    std::string data = testing::ReadFile(from + "/" + name);
+    if (name == "PrimaryStore.xml") {
+      for (size_t at : {data.size() / 5, data.size() / 2, data.size() - 100}) {
+        data.replace(at, 8, "EDITED!!");
+      }
+    } else {
+      ++stores;
+    }
+    testing::WriteFile(to + "/" + name, data);
+  }
+  ASSERT_EQ(rename(gw("messaging-shared/kahadb/db-1.log").c_str(),
+                   gw("messaging-shared/kahadb/db-7.log").c_str()),
+            0);
+  std::string out = Sync(2);
+  EXPECT_EQ(testing::Diff(Prod(), Standby()), "");
+  EXPECT_EQ(Field(out, "files_copied"), stores + 1) << out;
+  EXPECT_EQ(Field(out, "files_delta_other_path"), 1u) << out;
+  EXPECT_EQ(Field(out, "files_whole"), 0u) << out;
+  uint64_t wire = Field(out, "wire_bytes"),
+           content = Field(out, "content_bytes");
+  EXPECT_LT(wire * 20, content) << out;
+  std::printf(
+      "redeployment of %lu stores and a rename: %lu bytes of new content, "
+      "%lu bytes on the wire\n",
+      static_cast<unsigned long>(stores + 1),
+      static_cast<unsigned long>(content), static_cast<unsigned long>(wire));
 }
 
 // The scan holds what it read: a small file's bytes, a large one's open

@@ -234,6 +234,124 @@ TEST_F(StoreTest, DeltaAgainstDriftedBasisAsksForWholeFile) {
   EXPECT_EQ(testing::ReadFile(dir_ / "host/r/big"), v2);
 }
 
+// Content the standby already holds travels as a header: a copy of a
+// committed file at another path (a rename, an identical store of a new
+// deployment), or a delta against another path's file (issue 20). Copies
+// are verified: one that drifted is asked for whole; one naming what the
+// checkpoint does not hold, or an unsafe path, is refused.
+TEST_F(StoreTest, CopiesAndDeltasFromAnotherCommittedPath) {
+  const std::string store_v1 = Text(4000);
+  const std::string primary_v1 = Text(6000);
+  ASSERT_TRUE(PushAndCommit(
+                  1, {D("conf"), D("conf/u1"), F("conf/u1/Store.xml", store_v1),
+                      F("conf/u1/Primary.xml", primary_v1)})
+                  .ok());
+  EXPECT_TRUE(store_->State().accepts_copy());
+  const std::string primary_v2 = Text(6000, 77, "edited");
+  Item copy = F("conf/u2/Store.xml", store_v1);
+  Item changed = F("conf/u2/Primary.xml", primary_v2);
+  auto sig = SignatureOf(primary_v1, 2048);
+  auto delta = DeltaOf(*sig, primary_v2);
+  ASSERT_TRUE(delta.ok());
+  std::vector<Item> next = {D("conf"),
+                            D("conf/u1"),
+                            F("conf/u1/Store.xml", store_v1),
+                            F("conf/u1/Primary.xml", primary_v1),
+                            D("conf/u2"),
+                            copy,
+                            changed};
+  auto header = [](const Item& i, gwmirror::v1::Encoding enc,
+                   const std::string& basis_path, const std::string& basis) {
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = i.entry;
+    h.set_encoding(enc);
+    h.set_basis_path(basis_path);
+    h.set_basis_sha256(DigestBytes(Sha256Of(basis)));
+    return h;
+  };
+  {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(2);
+    b.set_base_checkpoint(1);
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->BeginFile(header(copy, gwmirror::v1::ENCODING_COPY,
+                                       "r/conf/u1/Store.xml", store_v1))
+                    .ok());
+    EXPECT_EQ((*s)->FileData("x").code(), absl::StatusCode::kInvalidArgument);
+    ASSERT_TRUE((*s)->EndFile().ok());
+    ASSERT_TRUE((*s)->BeginFile(header(changed, gwmirror::v1::ENCODING_DELTA,
+                                       "r/conf/u1/Primary.xml", primary_v1))
+                    .ok());
+    ASSERT_TRUE((*s)->FileData(*delta).ok());
+    ASSERT_TRUE((*s)->EndFile().ok());
+    gwmirror::v1::ManifestPart part;
+    for (const Item& i : next) *part.add_entries() = i.entry;
+    ASSERT_TRUE((*s)->AddManifest(part).ok());
+    auto r = (*s)->End(DigestBytes(ManifestOf(next).ComputeDigest()));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->resend_whole_size(), 0);
+    digest_ = r->manifest_digest();
+  }
+  absl::Status committed = store_->Commit(2, digest_);
+  ASSERT_TRUE(committed.ok()) << committed;
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/conf/u2/Store.xml"), store_v1);
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/conf/u2/Primary.xml"), primary_v2);
+
+  // Refused before anything is written: a basis the checkpoint does not
+  // hold, a digest that is not the entry's, an unsafe or empty path.
+  gwmirror::v1::PushBegin b;
+  b.set_checkpoint(3);
+  b.set_base_checkpoint(2);
+  Item third = F("conf/u3/Store.xml", store_v1);
+  struct Bad {
+    gwmirror::v1::FileHeader h;
+    absl::StatusCode code;
+  };
+  std::vector<Bad> bad = {
+      {header(third, gwmirror::v1::ENCODING_COPY, "r/conf/u9/Store.xml",
+              store_v1),
+       absl::StatusCode::kFailedPrecondition},
+      {header(third, gwmirror::v1::ENCODING_COPY, "r/conf/u1/Primary.xml",
+              primary_v1),
+       absl::StatusCode::kInvalidArgument},
+      {header(third, gwmirror::v1::ENCODING_COPY, "r/../../etc/passwd",
+              store_v1),
+       absl::StatusCode::kInvalidArgument},
+      {header(third, gwmirror::v1::ENCODING_COPY, "", store_v1),
+       absl::StatusCode::kInvalidArgument},
+      {header(third, gwmirror::v1::ENCODING_DELTA, "/etc/passwd", store_v1),
+       absl::StatusCode::kInvalidArgument},
+  };
+  for (const Bad& x : bad) {
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok()) << s.status();
+    absl::Status st = (*s)->BeginFile(x.h);
+    EXPECT_EQ(st.code(), x.code) << x.h.basis_path() << ": " << st;
+  }
+
+  // A committed copy that drifted on the standby is asked for whole.
+  testing::WriteFile(dir_ / "host/r/conf/u1/Store.xml", "drifted");
+  {
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->BeginFile(header(third, gwmirror::v1::ENCODING_COPY,
+                                       "r/conf/u1/Store.xml", store_v1))
+                    .ok());
+    ASSERT_TRUE((*s)->EndFile().ok());
+    std::vector<Item> with = next;
+    with.push_back(D("conf/u3"));
+    with.push_back(third);
+    gwmirror::v1::ManifestPart part;
+    for (const Item& i : with) *part.add_entries() = i.entry;
+    ASSERT_TRUE((*s)->AddManifest(part).ok());
+    auto r = (*s)->End(DigestBytes(ManifestOf(with).ComputeDigest()));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->resend_whole_size(), 1);
+    EXPECT_EQ(r->resend_whole(0), "r/conf/u3/Store.xml");
+  }
+}
+
 TEST_F(StoreTest, FullDiskWhileStagingLeavesCommittedTreeAlone) {
   ASSERT_TRUE(PushAndCommit(1, {F("a", "1")}).ok());
   Manifest before = Tree();
