@@ -2,7 +2,9 @@
 // length-prefixed PushMessage protobufs fed to a real ReplicaStore session
 // (decode, chunk decoder, patcher, staging). Whatever the input, nothing is
 // ever written outside the state directory and the committed tree's roots,
-// and the committed checkpoint never changes (no Commit is sent).
+// and the committed checkpoint never changes (no Commit is sent). The
+// committed tree holds r/a ("hello"), so copies and deltas from another
+// path have something to name.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +22,13 @@ gwmirror::ReplicaStore* Store() {
   static gwmirror::ReplicaStore* s = [] {
     char tmpl[] = "/tmp/gwmirror-fuzz-XXXXXX";
     std::string dir = mkdtemp(tmpl);
+    if (mkdir((dir + "/host").c_str(), 0755) != 0 ||
+        mkdir((dir + "/host/r").c_str(), 0755) != 0) {
+      abort();
+    }
+    if (!gwmirror::WriteFileAtomic(dir + "/host/r/a", "hello", 0644).ok()) {
+      abort();
+    }
     gwmirror::v1::NodeConfig c;
     c.set_slot("f");
     c.set_host_root(dir + "/host");
@@ -62,11 +71,26 @@ std::vector<std::string> GwmFuzzSeeds() {
   pre_fin.mutable_end();
   pooled = header;
   pooled.mutable_file_header()->set_encoding(gwmirror::v1::ENCODING_PRESTAGED);
-  return {Frame(begin) + Frame(header) + Frame(chunk) + Frame(end) +
-              Frame(part) + Frame(fin),
-          Frame(pre_begin) + Frame(header) + Frame(chunk) + Frame(end) +
-              Frame(pre_fin),
-          Frame(begin) + Frame(pooled) + Frame(end) + Frame(part) + Frame(fin)};
+  // A copy of the committed r/a to r/b, and a delta against it.
+  gwmirror::v1::PushMessage copy = header, other;
+  copy.mutable_file_header()->mutable_entry()->set_path("r/b");
+  copy.mutable_file_header()->set_encoding(gwmirror::v1::ENCODING_COPY);
+  copy.mutable_file_header()->set_basis_path("r/a");
+  copy.mutable_file_header()->set_basis_sha256(e->sha256());
+  other = copy;
+  other.mutable_file_header()->set_encoding(gwmirror::v1::ENCODING_DELTA);
+  gwmirror::v1::PushMessage copy_part;
+  *copy_part.mutable_manifest_part()->add_entries() =
+      copy.file_header().entry();
+  return {
+      Frame(begin) + Frame(copy) + Frame(end) + Frame(copy_part) + Frame(fin),
+      Frame(begin) + Frame(other) + Frame(chunk) + Frame(end) +
+          Frame(copy_part) + Frame(fin),
+      Frame(begin) + Frame(header) + Frame(chunk) + Frame(end) + Frame(part) +
+          Frame(fin),
+      Frame(pre_begin) + Frame(header) + Frame(chunk) + Frame(end) +
+          Frame(pre_fin),
+      Frame(begin) + Frame(pooled) + Frame(end) + Frame(part) + Frame(fin)};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
