@@ -140,6 +140,24 @@ scenario "incremental: 1% change set" dumped
 snap changed
 cp "$W/dumpsrc/changed.sql" "$W/prod/var/lib/gwmirror/dumps/metrics.sql"
 scenario "dump: 1% rows changed + shifts" changed
+snap dumpchanged
+# A redeployment: a new groups/G/conf/<uuid>/ folder beside the current one,
+# its PrimaryStore.xml edited in three places, every other store identical
+# (issue 20), as the Admin Node Manager writes one.
+python3 - "$W/prod" <<'PY'
+import glob, os, shutil, sys
+folders = sorted(glob.glob(f"{sys.argv[1]}/**/groups/group-*/conf/*-*-*/", recursive=True))
+assert folders, "no deployment folder in the sample"
+old = folders[0].rstrip("/")
+new = os.path.join(os.path.dirname(old), "0b9d1e52-7c2f-4b8e-9d63-2f6a2a1b5c01")
+shutil.copytree(old, new)
+p = os.path.join(new, "PrimaryStore.xml")
+data = bytearray(open(p, "rb").read())
+for at in (len(data) // 5, len(data) // 2, len(data) - 100):
+    data[at:at + 8] = b"EDITED!!"
+open(p, "wb").write(data)
+PY
+scenario "redeployment: new conf/<uuid>, 3 edits" dumpchanged
 
 python3 "$top/tests/bench/table.py" "$results" "$scans"
 echo
