@@ -129,6 +129,15 @@ void ClassifyCluster(gwmirror::v1::ClusterStatus* s) {
               ? ""
               : absl::StrCat("slot ", slot.name(), ": ", slot.state_reason()));
   }
+  if (!s->held().empty()) {
+    worse("HELD",
+          absl::StrCat(
+              s->held(), " (since ",
+              absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                               absl::FromUnixMillis(s->held_since_unix_ms()),
+                               absl::UTCTimeZone()),
+              ")"));
+  }
   if (!s->parity()) {
     std::string d = s->differences_size() > 0 ? s->differences(0) : "";
     worse(s->parity_policy() == "strict" ? "BLOCKED" : "DEGRADED",

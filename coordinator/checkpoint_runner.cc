@@ -214,9 +214,18 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
     *incoherent = true;
     std::string reason =
         absl::StrCat("deployment in progress: ", absl::StrJoin(split, "; "));
+    {
+      absl::MutexLock l(&mu_);
+      if (deployment_hold_.empty()) deployment_hold_since_ = clock_->Now();
+      deployment_hold_ = reason;
+    }
     Abort(id, slots, reason);
     return absl::AbortedError(
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
+  }
+  {
+    absl::MutexLock l(&mu_);
+    deployment_hold_.clear();
   }
   // Topology parity, with the sources' reports of this very cut.
   ParityVerdict verdict = Parity(&fresh);

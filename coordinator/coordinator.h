@@ -252,6 +252,11 @@ class Coordinator {
   // an operator for the next checkpoint.
   std::map<std::string, std::string> held_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> released_ ABSL_GUARDED_BY(mu_);
+  // A deployment half done (a group's instances on different archives):
+  // why, and since when; cleared by the next cut that finds every group
+  // coherent.
+  std::string deployment_hold_ ABSL_GUARDED_BY(mu_);
+  absl::Time deployment_hold_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // Serialises checkpoints.

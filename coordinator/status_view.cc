@@ -63,6 +63,10 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
       healthy[id] = Healthy(n);
     }
     held_slots = held_;
+    if (!deployment_hold_.empty()) {
+      s.set_held(deployment_hold_);
+      s.set_held_since_unix_ms(absl::ToUnixMillis(deployment_hold_since_));
+    }
   }
   std::map<std::string, gwmirror::v1::SlotStatus> slots;
   std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
@@ -152,6 +156,17 @@ std::string Coordinator::RenderMetrics() {
                       "\"} ", slot.state() == name ? 1 : 0, "\n");
     }
   }
+  metric("gwmirror_cluster_held_seconds",
+         "How long every cut has been held (a deployment in progress); 0 "
+         "when none is.",
+         "gauge");
+  absl::StrAppend(&out, "gwmirror_cluster_held_seconds ",
+                  s.held().empty()
+                      ? 0.0
+                      : std::max<int64_t>(0, absl::ToUnixMillis(clock_->Now()) -
+                                                 s.held_since_unix_ms()) /
+                            1000.0,
+                  "\n");
   metric("gwmirror_epoch", "Current fencing epoch.", "gauge");
   absl::StrAppend(&out, "gwmirror_epoch ", s.epoch(), "\n");
   metric("gwmirror_rpo_seconds",

@@ -67,6 +67,15 @@ TEST(ClusterStateTest, TheWorstSlotWinsAndParityCanMakeItWorse) {
   ClassifyCluster(&c);
   EXPECT_EQ(c.state(), "LAGGING");
   EXPECT_EQ(c.state_reason().substr(0, 10), "slot gw2: ");
+  // A deployment half done holds every cut: HELD, with the reason and
+  // since when, over a lagging slot.
+  c.set_held("deployment in progress: group \"G\" runs different archives");
+  c.set_held_since_unix_ms(1764900000000);
+  ClassifyCluster(&c);
+  EXPECT_EQ(c.state(), "HELD");
+  EXPECT_EQ(c.state_reason(),
+            "deployment in progress: group \"G\" runs different archives "
+            "(since 2025-12-05T02:00:00Z)");
   c.set_parity(false);
   c.add_differences("standby lacks group QuickStart Group");
   ClassifyCluster(&c);

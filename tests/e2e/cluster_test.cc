@@ -44,6 +44,38 @@ using testing::Bin;
 using testing::Child;
 using testing::RunResult;
 
+// GET http://<address>/metrics, the body; "" on failure.
+std::string Scrape(const std::string& address) {
+  size_t colon = address.rfind(':');
+  struct sockaddr_in sa = {};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(std::stoi(address.substr(colon + 1)));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+    return "";
+  if (!WriteAll(fd.get(), "GET /metrics HTTP/1.0\r\n\r\n").ok()) return "";
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd.get(), buf, sizeof(buf))) > 0;)
+    resp.append(buf, n);
+  size_t body = resp.find("\r\n\r\n");
+  if (resp.rfind("HTTP/1.0 200", 0) != 0 || body == std::string::npos)
+    return "";
+  return resp.substr(body + 4);
+}
+
+// The value of the sample line starting with `series` ("name{labels}").
+double Sample(const std::string& metrics, const std::string& series) {
+  size_t at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  at += series.size() + 2;
+  double v = -1;
+  if (!absl::SimpleAtod(metrics.substr(at, metrics.find('\n', at) - at), &v))
+    return -1;
+  return v;
+}
+
 // Changes on every slot, one checkpoint: each standby tree equals its
 // production tree as of the cut, and every slot moved to the same id.
 TEST_F(ClusterTest, ThreeSlotsMoveTogetherToTheCut) {
@@ -440,6 +472,22 @@ TEST_F(ClusterTest, SplitDeploymentIsRetriedNotCommitted) {
       << r.status();
   EXPECT_TRUE(absl::StrContains(r.status().message(), "finish or roll back"))
       << r.status();
+  // The hold is a state: status says HELD with the group, its instances and
+  // archives, and since when; --check warns; /metrics counts its seconds.
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.state(), "HELD") << ToJson(s);
+  EXPECT_TRUE(absl::StrContains(s.state_reason(),
+                                "deployment in progress: group \"QuickStart "
+                                "Group\" runs different deployment archives"))
+      << s.state_reason();
+  EXPECT_TRUE(absl::StrContains(s.state_reason(), "archive-new"))
+      << s.state_reason();
+  EXPECT_TRUE(absl::StrContains(s.state_reason(), "(since 20"))
+      << s.state_reason();
+  RunResult check = Cli({"status", "--check"});
+  EXPECT_EQ(check.exit_code, 1) << check.out;
+  EXPECT_GT(Sample(Scrape(sb_.metrics()), "gwmirror_cluster_held_seconds"),
+            0.5);
 
   // The deployment completes while a checkpoint is retrying: it commits.
   RunResult result;
@@ -454,6 +502,7 @@ TEST_F(ClusterTest, SplitDeploymentIsRetriedNotCommitted) {
     EXPECT_TRUE(absl::StrContains(testing::ReadFile(Gw(Standby(i), rel)),
                                   "archive-new"));
   }
+  EXPECT_EQ(Status().state(), "OK");
 }
 
 // Messages with a stale epoch or from nodes that are not members are
@@ -671,38 +720,6 @@ TEST_F(ClusterTest, SmallChangeIsCommittedOnTheStandbyWithinSeconds) {
   for (int i = 1; i <= 2; ++i) {
     EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "");
   }
-}
-
-// GET http://<address>/metrics, the body; "" on failure.
-std::string Scrape(const std::string& address) {
-  size_t colon = address.rfind(':');
-  struct sockaddr_in sa = {};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(std::stoi(address.substr(colon + 1)));
-  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
-    return "";
-  if (!WriteAll(fd.get(), "GET /metrics HTTP/1.0\r\n\r\n").ok()) return "";
-  std::string resp;
-  char buf[4096];
-  for (ssize_t n; (n = read(fd.get(), buf, sizeof(buf))) > 0;)
-    resp.append(buf, n);
-  size_t body = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.0 200", 0) != 0 || body == std::string::npos)
-    return "";
-  return resp.substr(body + 4);
-}
-
-// The value of the sample line starting with `series` ("name{labels}").
-double Sample(const std::string& metrics, const std::string& series) {
-  size_t at = metrics.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  at += series.size() + 2;
-  double v = -1;
-  if (!absl::SimpleAtod(metrics.substr(at, metrics.find('\n', at) - at), &v))
-    return -1;
-  return v;
 }
 
 // While a replica is down, a change on production cannot be staged: the
