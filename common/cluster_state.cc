@@ -76,9 +76,7 @@ void ClassifySlot(const StateThresholds& t, bool replica_answered,
                             " does not answer the coordinator"));
   }
   if (!slot->held().empty()) {
-    return Set(slot, "HELD",
-               absl::StrCat(slot->held(), " (gwmirror release --slot ",
-                            slot->name(), ")"));
+    return Set(slot, "HELD", slot->held());
   }
   if (lag > absl::ToInt64Milliseconds(t.stalled)) {
     return Set(

@@ -1,21 +1,68 @@
 #include "common/metrics_server.h"
 
 #include <arpa/inet.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "absl/strings/match.h"
+#include <cstring>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/fd.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
+namespace {
+
+MHD_Result Reply(MHD_Connection* c, unsigned int code, const std::string& body,
+                 const std::string& type) {
+  MHD_Response* r = MHD_create_response_from_buffer(
+      body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
+  if (r == nullptr) return MHD_NO;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type.c_str());
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  MHD_Result ret = MHD_queue_response(c, code, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+MHD_Result Answer(void* cls, MHD_Connection* c, const char* url,
+                  const char* method, const char* /*version*/,
+                  const char* /*upload_data*/, size_t* upload_size,
+                  void** /*state*/) {
+  const auto* pages = static_cast<const std::vector<HttpPage>*>(cls);
+  const std::string text = "text/plain; charset=utf-8";
+  if (std::strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+      std::strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+    return Reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET is served here\n",
+                 text);
+  }
+  if (*upload_size != 0) {
+    *upload_size = 0;  // A GET with a body: ignore it.
+    return MHD_YES;
+  }
+  for (const HttpPage& p : *pages) {
+    if (p.path == url) return Reply(c, MHD_HTTP_OK, p.render(), p.content_type);
+  }
+  std::string known;
+  for (const HttpPage& p : *pages) absl::StrAppend(&known, " ", p.path);
+  return Reply(c, MHD_HTTP_NOT_FOUND,
+               absl::StrCat("not found; served here:", known, "\n"), text);
+}
+
+}  // namespace
+
+void MetricsServer::StopDaemon::operator()(MHD_Daemon* d) const {
+  MHD_stop_daemon(d);
+}
+
+HttpPage MetricsServer::Metrics(std::function<std::string()> render) {
+  return HttpPage{"/metrics", "text/plain; version=0.0.4; charset=utf-8",
+                  std::move(render)};
+}
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& address, std::function<std::string()> render) {
+    const std::string& address, std::vector<HttpPage> pages) {
   size_t colon = address.rfind(':');
   int port = 0;
   struct sockaddr_in sa = {};
@@ -29,32 +76,29 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   }
   sa.sin_port = htons(static_cast<uint16_t>(port));
   std::unique_ptr<MetricsServer> s(new MetricsServer());
-  s->render_ = std::move(render);
-  s->listen_fd_.Reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s->listen_fd_.valid()) return ErrnoStatus(errno, "socket");
-  int one = 1;
-  setsockopt(s->listen_fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(s->listen_fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) !=
-          0 ||
-      listen(s->listen_fd_.get(), 16) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("listen on ", address));
+  s->pages_ = std::move(pages);
+  s->daemon_.reset(MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, port, nullptr, nullptr,
+      &Answer, &s->pages_, MHD_OPTION_SOCK_ADDR, &sa,
+      MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 2u,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(64 * 1024),
+      MHD_OPTION_END));
+  if (s->daemon_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", address, " (in use, or not an address here)"));
   }
-  socklen_t len = sizeof(sa);
-  getsockname(s->listen_fd_.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-  s->port_ = ntohs(sa.sin_port);
-  s->stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!s->stop_fd_.valid()) return ErrnoStatus(errno, "eventfd");
-  MetricsServer* raw = s.get();
-  s->thread_ = std::thread([raw] { raw->Run(); });
+  const MHD_DaemonInfo* info =
+      MHD_get_daemon_info(s->daemon_.get(), MHD_DAEMON_INFO_BIND_PORT);
+  s->port_ = info != nullptr ? info->port : port;
   return s;
 }
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::StartIfConfigured(
     const std::string& address, const std::string& port_file,
-    std::function<std::string()> render) {
+    std::vector<HttpPage> pages) {
   if (address.empty()) return nullptr;
   ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> s,
-                   Start(address, std::move(render)));
+                   Start(address, std::move(pages)));
   if (!port_file.empty()) {
     RETURN_IF_ERROR(
         WriteFileAtomic(port_file, absl::StrCat(s->port(), "\n"), 0644));
@@ -62,52 +106,6 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::StartIfConfigured(
   return s;
 }
 
-MetricsServer::~MetricsServer() {
-  if (thread_.joinable()) {
-    uint64_t one = 1;
-    (void)!write(stop_fd_.get(), &one, sizeof(one));
-    thread_.join();
-  }
-}
-
-void MetricsServer::Run() {
-  for (;;) {
-    struct pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0},
-                            {stop_fd_.get(), POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0 && errno != EINTR) return;
-    if (fds[1].revents & POLLIN) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    UniqueFd conn(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (conn.valid()) Serve(conn.get());
-  }
-}
-
-void MetricsServer::Serve(int conn) {
-  struct timeval tv = {2, 0};
-  setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  std::string req;
-  char buf[1024];
-  while (req.size() < 8192 && !absl::StrContains(req, "\r\n\r\n") &&
-         !absl::StrContains(req, "\n\n")) {
-    ssize_t n = read(conn, buf, sizeof(buf));
-    if (n <= 0) break;
-    req.append(buf, n);
-  }
-  std::string status = "404 Not Found";
-  std::string body = "only GET /metrics is served here\n";
-  std::string type = "text/plain; charset=utf-8";
-  if (absl::StartsWith(req, "GET /metrics ") ||
-      absl::StartsWith(req, "GET /metrics?")) {
-    status = "200 OK";
-    body = render_();
-    type = "text/plain; version=0.0.4; charset=utf-8";
-  }
-  std::string resp =
-      absl::StrCat("HTTP/1.0 ", status, "\r\nContent-Type: ", type,
-                   "\r\nContent-Length: ", body.size(),
-                   "\r\nConnection: close\r\n\r\n", body);
-  (void)WriteAll(conn, resp);
-}
+MetricsServer::~MetricsServer() = default;
 
 }  // namespace gwmirror

@@ -28,6 +28,7 @@
 #ifndef GWMIRROR_COORDINATOR_COORDINATOR_H_
 #define GWMIRROR_COORDINATOR_COORDINATOR_H_
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,6 +89,10 @@ class Coordinator {
   gwmirror::v1::ClusterStatus Status();
   // The Prometheus text exposition of Status() and checkpoint outcomes.
   std::string RenderMetrics();
+  // The read-only status page (HTML, no scripts; status_page.cc): both
+  // sites side by side with their hosts, groups and instances, each slot's
+  // state, RPO and lag over the last hour, the last checkpoints and drills.
+  std::string RenderStatusPage();
   // `automatic` (a change or the interval, not an operator): when a node
   // is down no checkpoint is recorded, it just does not run.
   absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpoint(
@@ -258,6 +263,18 @@ class Coordinator {
   std::string deployment_hold_ ABSL_GUARDED_BY(mu_);
   absl::Time deployment_hold_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  // RPO and each slot's lag as Status() saw them, at most one point per
+  // 10 s, for the last hour (the status page's chart).
+  struct HistoryPoint {
+    absl::Time at;
+    int64_t rpo_ms = -1;
+    std::map<std::string, int64_t> lag_ms;
+  };
+  void NoteHistory(const gwmirror::v1::ClusterStatus& s)
+      ABSL_LOCKS_EXCLUDED(history_mu_);
+  absl::Mutex history_mu_;
+  std::deque<HistoryPoint> history_ ABSL_GUARDED_BY(history_mu_);
 
   // Serialises checkpoints.
   absl::Mutex checkpoint_mu_ ABSL_ACQUIRED_AFTER(mu_);

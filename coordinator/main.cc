@@ -57,11 +57,14 @@ absl::Status Serve(const std::string& path) {
                                {gwmirror::v1::Coordinator::service_full_name(),
                                 gwmirror::v1::Control::service_full_name()}));
   Logf(LogLevel::kInfo, "coordinator", "listening on port %d", port);
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<MetricsServer> metrics,
-      MetricsServer::StartIfConfigured(
-          config.metrics_listen(), config.metrics_port_file(),
-          [&c] { return c->RenderMetrics() + DefaultMetrics().Render(); }));
+  ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> metrics,
+                   MetricsServer::StartIfConfigured(
+                       config.metrics_listen(), config.metrics_port_file(),
+                       {MetricsServer::Metrics([&c] {
+                          return c->RenderMetrics() + DefaultMetrics().Render();
+                        }),
+                        HttpPage{"/", "text/html; charset=utf-8",
+                                 [&c] { return c->RenderStatusPage(); }}}));
   if (metrics) {
     Logf(LogLevel::kInfo, "coordinator", "metrics on port %d", metrics->port());
   }

@@ -127,6 +127,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     *s.add_slots() = slot;
   }
   ClassifyCluster(&s);
+  NoteHistory(s);
   return s;
 }
 

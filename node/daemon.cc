@@ -104,10 +104,11 @@ absl::Status NodeDaemon::StartParts() {
     NodeMetrics::Get().committed_checkpoint.Set(
         store_->State().committed_checkpoint());
   }
-  ASSIGN_OR_RETURN(metrics_server_,
-                   MetricsServer::StartIfConfigured(
-                       c.metrics_listen(), c.metrics_port_file(),
-                       [] { return DefaultMetrics().Render(); }));
+  ASSIGN_OR_RETURN(
+      metrics_server_,
+      MetricsServer::StartIfConfigured(
+          c.metrics_listen(), c.metrics_port_file(),
+          {MetricsServer::Metrics([] { return DefaultMetrics().Render(); })}));
   if (metrics_server_) {
     Logf(LogLevel::kInfo, "node", "slot=%s metrics on port %d", c.slot(),
          metrics_server_->port());

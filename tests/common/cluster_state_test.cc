@@ -31,8 +31,7 @@ TEST(ClusterStateTest, EachSlotStateAndItsReason) {
   EXPECT_EQ(StateOf(s).substr(0, 8), "STALLED:");
   s.set_held("mass deletion held: conf would lose all of its 12 entries");
   EXPECT_EQ(StateOf(s),
-            "HELD: mass deletion held: conf would lose all of its 12 entries "
-            "(gwmirror release --slot gw1)");
+            "HELD: mass deletion held: conf would lose all of its 12 entries");
   s = Healthy("gw1");
   s.mutable_source()->set_healthy(false);
   EXPECT_EQ(StateOf(s), "DEGRADED: production node gw1-production down");

@@ -26,7 +26,7 @@ for f in ./usr/bin/gwmirror ./usr/bin/gwmirror-node ./usr/bin/gwmirror-coordinat
   grep -qx -- "$f" <<<"$contents" || { echo "deb_test: $f is not in $deb" >&2; exit 1; }
 done
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in 'libgrpc++1.51' librsync2 libssl3 libzstd1 libsqlite3-0; do
+for lib in 'libgrpc++1.51' librsync2 libssl3 libzstd1 libsqlite3-0 libmicrohttpd12; do
   grep -q -- "$lib" <<<"$depends" || { echo "deb_test: Depends lacks $lib: $depends" >&2; exit 1; }
 done
 dpkg-deb -x "$deb" "$W/root"

@@ -60,7 +60,9 @@ std::string Scrape(const std::string& address) {
   for (ssize_t n; (n = read(fd.get(), buf, sizeof(buf))) > 0;)
     resp.append(buf, n);
   size_t body = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.0 200", 0) != 0 || body == std::string::npos)
+  if ((resp.rfind("HTTP/1.0 200", 0) != 0 &&
+       resp.rfind("HTTP/1.1 200", 0) != 0) ||
+      body == std::string::npos)
     return "";
   return resp.substr(body + 4);
 }
