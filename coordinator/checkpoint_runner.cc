@@ -76,6 +76,48 @@ void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
   });
 }
 
+namespace {
+
+// Groups whose gateway instances run different deployment archives (a
+// deployment half done), in words: 'group "G" runs different deployment
+// archives (instance-1 on A; instance-2 on B)'.
+std::vector<std::string> SplitGroups(
+    const std::vector<TopologyReport>& reports) {
+  std::map<std::string, std::string> group_of;  // Service id -> group.
+  for (const auto& r : reports) {
+    for (const auto& g : r.topology().groups()) {
+      for (const auto& s : g.services()) {
+        if (s.type() == "gateway")
+          group_of[s.id()] = g.name().empty() ? g.id() : g.name();
+      }
+    }
+  }
+  std::map<std::string, std::map<std::string, std::vector<std::string>>>
+      archives;
+  for (const auto& r : reports) {
+    for (const auto& [instance, archive] : r.deployments()) {
+      auto g = group_of.find(instance);
+      if (g != group_of.end()) archives[g->second][archive].push_back(instance);
+    }
+  }
+  std::vector<std::string> split;
+  for (const auto& [group, by_archive] : archives) {
+    if (by_archive.size() < 2) continue;
+    std::vector<std::string> parts;
+    for (const auto& [archive, instances] : by_archive) {
+      parts.push_back(
+          absl::StrCat(absl::StrJoin(instances, ", "), " on ", archive));
+    }
+    split.push_back(absl::StrCat("group \"", group,
+                                 "\" runs different deployment "
+                                 "archives (",
+                                 absl::StrJoin(parts, "; "), ")"));
+  }
+  return split;
+}
+
+}  // namespace
+
 absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
                                                     bool* incoherent) {
   *incoherent = false;
@@ -96,6 +138,20 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
       }
     }
     released = released_;
+  }
+  // A deployment half done, as the sources' heartbeats report it: held
+  // before a checkpoint id is spent (the cut checks again with its own
+  // reports, for a deployment that began since).
+  if (healthy.ok()) {
+    std::vector<TopologyReport> reports;
+    for (const SlotPeers& p : *healthy) reports.push_back(p.source.report);
+    if (std::vector<std::string> split = SplitGroups(reports); !split.empty()) {
+      *incoherent = true;
+      std::string reason =
+          absl::StrCat("deployment in progress: ", absl::StrJoin(split, "; "));
+      HoldForDeployment(reason);
+      return absl::AbortedError(reason);
+    }
   }
   ASSIGN_OR_RETURN(uint64_t id,
                    store_->BeginCut(epoch, absl::ToUnixMillis(clock_->Now())));
@@ -177,48 +233,15 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
     return absl::AbortedError(
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
-  // 4. Group coherence: every gateway instance of a group runs one archive.
+  // 4. Group coherence, with the sources' reports of this very cut.
   std::vector<TopologyReport> fresh;
-  std::map<std::string, std::string> group_of;  // Service id -> group.
   for (const auto& c : cuts) fresh.push_back(c->topology());
-  for (const auto& r : fresh) {
-    for (const auto& g : r.topology().groups()) {
-      for (const auto& s : g.services()) {
-        if (s.type() == "gateway")
-          group_of[s.id()] = g.name().empty() ? g.id() : g.name();
-      }
-    }
-  }
-  std::map<std::string, std::map<std::string, std::vector<std::string>>>
-      archives;
-  for (const auto& r : fresh) {
-    for (const auto& [instance, archive] : r.deployments()) {
-      auto g = group_of.find(instance);
-      if (g != group_of.end()) archives[g->second][archive].push_back(instance);
-    }
-  }
-  std::vector<std::string> split;
-  for (const auto& [group, by_archive] : archives) {
-    if (by_archive.size() < 2) continue;
-    std::vector<std::string> parts;
-    for (const auto& [archive, instances] : by_archive) {
-      parts.push_back(
-          absl::StrCat(absl::StrJoin(instances, ", "), " on ", archive));
-    }
-    split.push_back(absl::StrCat("group \"", group,
-                                 "\" runs different deployment "
-                                 "archives (",
-                                 absl::StrJoin(parts, "; "), ")"));
-  }
+  std::vector<std::string> split = SplitGroups(fresh);
   if (!split.empty()) {
     *incoherent = true;
     std::string reason =
         absl::StrCat("deployment in progress: ", absl::StrJoin(split, "; "));
-    {
-      absl::MutexLock l(&mu_);
-      if (deployment_hold_.empty()) deployment_hold_since_ = clock_->Now();
-      deployment_hold_ = reason;
-    }
+    HoldForDeployment(reason);
     Abort(id, slots, reason);
     return absl::AbortedError(
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
@@ -376,6 +399,12 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
   runs.Add(1, {r.ok() ? "ok" : "failed"});
   if (r.ok()) duration.Observe(absl::ToDoubleSeconds(clock_->Now() - start));
   return r;
+}
+
+void Coordinator::HoldForDeployment(const std::string& reason) {
+  absl::MutexLock l(&mu_);
+  if (deployment_hold_.empty()) deployment_hold_since_ = clock_->Now();
+  deployment_hold_ = reason;
 }
 
 absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {

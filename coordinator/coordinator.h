@@ -199,6 +199,9 @@ class Coordinator {
   void Abort(uint64_t id, const std::vector<SlotPeers>& slots,
              const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
+  // Notes that every cut is held by a deployment half done (status shows
+  // it from the first time on, until a cut finds the groups coherent).
+  void HoldForDeployment(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
   // Parity over `production` reports (fresh from a cut, or the heartbeats')
   // and the standby nodes' latest reports.
   ParityVerdict Parity(const std::vector<gwmirror::v1::TopologyReport>* fresh)

@@ -445,7 +445,7 @@ TEST_F(ClusterTest, SplitDeploymentIsRetriedNotCommitted) {
   gwmirror::v1::CoordinatorConfig cc;
   ASSERT_TRUE(ParseJson(testing::ReadFile(coord.config()), "config", &cc).ok());
   cc.set_coherence_retry_ms(200);
-  cc.set_coherence_wait_ms(1500);
+  cc.set_coherence_wait_ms(3000);
   Kill(coord);
   testing::WriteFile(coord.config(), ToJson(cc));
   Restart(coord);
@@ -465,7 +465,10 @@ TEST_F(ClusterTest, SplitDeploymentIsRetriedNotCommitted) {
         Gw(Prod(i), rel),
         absl::StrReplaceAll(now, {{old_archive, "archive-new"}}));
   };
+  const uint64_t attempts_before = Status().last_attempt().id();
   deploy(1);  // gw1's instance runs the new archive, gw2's the old one.
+  // The sources' heartbeats report it before the next cut.
+  absl::SleepFor(absl::Milliseconds(1500));
   auto r = Checkpoint();
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::StrContains(r.status().message(), "deployment in progress"))
@@ -478,6 +481,8 @@ TEST_F(ClusterTest, SplitDeploymentIsRetriedNotCommitted) {
   // archives, and since when; --check warns; /metrics counts its seconds.
   gwmirror::v1::ClusterStatus s = Status();
   EXPECT_EQ(s.state(), "HELD") << ToJson(s);
+  // Held before a checkpoint id is spent: retries burn none.
+  EXPECT_EQ(s.last_attempt().id(), attempts_before) << ToJson(s);
   EXPECT_TRUE(absl::StrContains(s.state_reason(),
                                 "deployment in progress: group \"QuickStart "
                                 "Group\" runs different deployment archives"))
