@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "cli/commands.h"
 #include "common/cluster_state.h"
@@ -140,6 +143,10 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
               << "  replica: " << NodeLine(slot.replica(), true) << "\n";
     if (!slot.state_reason().empty()) {
       std::cout << "  " << slot.state() << ": " << slot.state_reason() << "\n";
+    }
+    if (slot.has_progress()) {
+      std::cout << "  syncing: " << ProgressLine(slot.progress(), absl::Now())
+                << "\n";
     }
   }
   PrintCertificates(s);
@@ -276,8 +283,52 @@ absl::Status CheckpointCreateCommand(const Args& a) {
   req.set_wait(a.Has("wait"));
   gwmirror::v1::CheckpointInfo info;
   grpc::ClientContext ctx;
-  RETURN_IF_ERROR(FromGrpc(
-      stub->CreateCheckpoint(WithDeadline(&ctx, absl::Hours(1)), req, &info)));
+  absl::Status st;
+  {
+    // While waiting, on a terminal: the pushes under way (an initial sync
+    // or a large change), from status once a second.
+    std::optional<Progress> line;
+    absl::Notification done;
+    std::thread poll;
+    if (req.wait()) {
+      line.emplace("checkpoint");
+      poll = std::thread([&] {
+        auto status_stub = ControlFor(a);
+        while (status_stub.ok() &&
+               !done.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+          gwmirror::v1::ClusterStatus s;
+          grpc::ClientContext c;
+          if (!(*status_stub)
+                   ->Status(WithDeadline(&c, absl::Seconds(5)),
+                            gwmirror::v1::StatusRequest(), &s)
+                   .ok()) {
+            continue;
+          }
+          gwmirror::v1::SyncProgress sum;
+          for (const auto& slot : s.slots()) {
+            if (!slot.has_progress()) continue;
+            const auto& p = slot.progress();
+            sum.set_files_done(sum.files_done() + p.files_done());
+            sum.set_files_total(sum.files_total() + p.files_total());
+            sum.set_bytes_done(sum.bytes_done() + p.bytes_done());
+            sum.set_bytes_total(sum.bytes_total() + p.bytes_total());
+            if (sum.started_unix_ms() == 0 ||
+                p.started_unix_ms() < sum.started_unix_ms()) {
+              sum.set_started_unix_ms(p.started_unix_ms());
+            }
+          }
+          line->Set(sum.files_total() > 0
+                        ? "sending " + ProgressLine(sum, absl::Now())
+                        : "");
+        }
+      });
+    }
+    st = FromGrpc(
+        stub->CreateCheckpoint(WithDeadline(&ctx, absl::Hours(1)), req, &info));
+    done.Notify();
+    if (poll.joinable()) poll.join();
+  }
+  RETURN_IF_ERROR(st);
   if (a.Has("json")) {
     std::cout << ToJson(info) << "\n";
   } else if (!req.wait()) {

@@ -35,6 +35,40 @@ StateThresholds StateThresholds::From(
   return t;
 }
 
+namespace {
+
+std::string Bytes(double b) {
+  const char* units[] = {"bytes", "KB", "MB", "GB", "TB"};
+  int u = 0;
+  while (b >= 1000 && u < 4) {
+    b /= 1000;
+    ++u;
+  }
+  return u == 0 ? absl::StrFormat("%.0f %s", b, units[u])
+                : absl::StrFormat("%.1f %s", b, units[u]);
+}
+
+}  // namespace
+
+std::string ProgressLine(const gwmirror::v1::SyncProgress& p, absl::Time now) {
+  const double total = std::max<double>(1, p.bytes_total());
+  std::string out =
+      absl::StrFormat("%.0f %% (%s of %s; %d of %d files)",
+                      100.0 * p.bytes_done() / total, Bytes(p.bytes_done()),
+                      Bytes(p.bytes_total()), p.files_done(), p.files_total());
+  const double seconds =
+      absl::ToDoubleSeconds(now - absl::FromUnixMillis(p.started_unix_ms()));
+  if (seconds >= 1 && p.bytes_done() > 0) {
+    const double rate = p.bytes_done() / seconds;
+    absl::StrAppend(
+        &out, ", ", Bytes(rate), "/s, ETA ",
+        absl::StrFormat("%.0f s", (p.bytes_total() -
+                                   std::min(p.bytes_total(), p.bytes_done())) /
+                                      rate));
+  }
+  return out;
+}
+
 const std::vector<std::string>& StateNames() {
   static const auto* names =
       new std::vector<std::string>(kStates.begin(), kStates.end());

@@ -284,6 +284,8 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   n.pending_files = req.pending_files();
   n.pending_bytes = req.pending_bytes();
   n.prestaging = req.prestaging();
+  n.progress.reset();
+  if (req.has_progress()) n.progress = req.progress();
   n.drifted = req.drifted_entries();
   n.report_checkpoint = req.report_checkpoint();
   n.stale = req.replica_stale();

@@ -155,6 +155,8 @@ class Coordinator {
     absl::Time unstaged_since = absl::InfinitePast();
     uint64_t pending_files = 0, pending_bytes = 0;
     bool prestaging = false;
+    // Sources: the push under way, if any (its last heartbeat's).
+    std::optional<gwmirror::v1::SyncProgress> progress;
     // Replicas: entries drifted from the committed checkpoint, and the
     // checkpoint the latest report's tree holds at least.
     uint64_t drifted = 0;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "common/cluster_state.h"
 #include "common/protocol_names.h"
 #include "coordinator/coordinator.h"
 
@@ -150,7 +151,12 @@ std::string Coordinator::RenderStatusPage() {
         "</td><td>", Badge(slot.state()), "</td><td>", Seconds(slot.lag_ms()),
         "</td><td>", slot.pending_files(), " files, ", slot.pending_bytes(),
         " bytes</td><td>", slot.replica().applied_checkpoint(),
-        "</td><td class=\"reason\">", Html(slot.state_reason()), "</td></tr>");
+        "</td><td class=\"reason\">", Html(slot.state_reason()),
+        slot.has_progress()
+            ? absl::StrCat("<br>syncing: ",
+                           Html(ProgressLine(slot.progress(), clock_->Now())))
+            : "",
+        "</td></tr>");
   }
   absl::StrAppend(&out, "</table>");
 

@@ -115,6 +115,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     if (is_source) {
       slot.set_pending_files(n.pending_files);
       slot.set_pending_bytes(n.pending_bytes);
+      if (n.progress) *slot.mutable_progress() = *n.progress;
     }
   }
   const StateThresholds thresholds = StateThresholds::From(config_);

@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "node/databases.h"
 #include "node/metrics.h"
+#include "node/source/pusher.h"
 
 namespace gwmirror {
 
@@ -152,6 +153,11 @@ void NodeDaemon::Fill(gwmirror::v1::HeartbeatRequest* req) {
     req->set_pending_bytes(p.bytes);
     req->set_prestaging(prestager_ != nullptr &&
                         prestager_->WorthWaitingFor(p));
+  }
+  if (role_ == kSource) {
+    if (auto progress = PushProgress::Current().Snapshot()) {
+      *req->mutable_progress() = *progress;
+    }
   }
   if (store_ && role_ == kReplica) {
     gwmirror::v1::ReplicaState state = store_->State();

@@ -238,6 +238,34 @@ Pusher::Pusher(const gwmirror::v1::NodeConfig& config,
                          : kDefaultSegment),
       read_buf_(kMaxChunk, '\0') {}
 
+PushProgress& PushProgress::Current() {
+  static PushProgress* p = new PushProgress();
+  return *p;
+}
+
+void PushProgress::Begin(uint64_t files, uint64_t bytes) {
+  files_done_ = 0;
+  bytes_done_ = 0;
+  files_total_ = files;
+  bytes_total_ = bytes;
+  started_unix_ms_ = absl::ToUnixMillis(absl::Now());
+}
+
+void PushProgress::End() { started_unix_ms_ = 0; }
+
+std::optional<gwmirror::v1::SyncProgress> PushProgress::Snapshot() const {
+  const int64_t started = started_unix_ms_;
+  if (started == 0 || files_total_ == 0) return std::nullopt;
+  gwmirror::v1::SyncProgress p;
+  p.set_started_unix_ms(started);
+  p.set_files_done(files_done_);
+  p.set_files_total(files_total_);
+  // A file resent whole counts twice; never show more than all.
+  p.set_bytes_done(std::min<uint64_t>(bytes_done_, bytes_total_));
+  p.set_bytes_total(bytes_total_);
+  return p;
+}
+
 void PrestageLedger::Sync(uint64_t pool, uint64_t generation) {
   absl::MutexLock l(&mu_);
   if (pool_ != pool) {
@@ -505,6 +533,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
       piece = absl::string_view(buf.data(), n);
     }
     const size_t n = piece.size();
+    PushProgress::Current().Sent(n);
     bool eof = n == 0;
     if (settled == nullptr) hash.Update(piece);
     total += n;
@@ -544,6 +573,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
 }
 
 absl::Status Pusher::SendPrestaged(Stream* stream, const Entry& e) {
+  PushProgress::Current().Sent(e.size());
   PushMessage m;
   *m.mutable_file_header()->mutable_entry() = e;
   m.mutable_file_header()->set_encoding(gwmirror::v1::ENCODING_PRESTAGED);
@@ -555,6 +585,7 @@ absl::Status Pusher::SendPrestaged(Stream* stream, const Entry& e) {
 
 absl::Status Pusher::SendCopy(Stream* stream, const Entry& e,
                               const Entry& from) {
+  PushProgress::Current().Sent(e.size());
   PushMessage m;
   auto* h = m.mutable_file_header();
   *h->mutable_entry() = e;
@@ -619,6 +650,11 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     }
   });
   if (to_send.empty()) return report;
+  uint64_t bytes_to_send = 0;
+  for (const auto& [e, old] : to_send) bytes_to_send += e->size();
+  PushProgress& progress = PushProgress::Current();
+  progress.Begin(to_send.size(), bytes_to_send);
+  absl::Cleanup progress_ends = [&progress] { progress.End(); };
   Stream stream(stub_.get(), &push, config_.source().compression(), deadline_);
   PushMessage begin;
   *begin.mutable_begin()->mutable_envelope() = envelope;
@@ -639,6 +675,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     if (st.ok()) {
       sent.push_back(e->sha256());
       report.bytes_sent += e->size();
+      progress.FileDone();
     }
   }
   if (st.ok()) {
@@ -687,6 +724,20 @@ absl::StatusOr<PushReport> Pusher::Push(
         replica, manifest, RootPaths(config_.roots()), max_delete_fraction_));
   }
 
+  // What this push sends, for progress in heartbeats.
+  uint64_t files_to_send = 0, bytes_to_send = 0;
+  ForEachPath(replica, manifest, [&](const Entry* old, const Entry* e) {
+    if (e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
+    if (old != nullptr && old->type() == ENTRY_TYPE_FILE &&
+        old->sha256() == e->sha256()) {
+      return;
+    }
+    ++files_to_send;
+    bytes_to_send += e->size();
+  });
+  PushProgress& progress = PushProgress::Current();
+  progress.Begin(files_to_send, bytes_to_send);
+  absl::Cleanup progress_ends = [&progress] { progress.End(); };
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
     Stream stream(stub_.get(), &report, config_.source().compression(),
@@ -715,6 +766,7 @@ absl::StatusOr<PushReport> Pusher::Push(
         st = SendChanged(&stream, *e, old, ContentOf(state, replica), envelope,
                          &report);
       }
+      if (st.ok() && attempt == 0) progress.FileDone();
     });
     if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);
     if (st.ok()) {

@@ -8,6 +8,7 @@
 #ifndef GWMIRROR_NODE_SOURCE_PUSHER_H_
 #define GWMIRROR_NODE_SOURCE_PUSHER_H_
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <future>
@@ -23,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/manifest.h"
 #include "gwmirror/v1/config.pb.h"
+#include "gwmirror/v1/coordinator.pb.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 #include "node/scanner.h"
 #include "node/source/signature_cache.h"
@@ -55,6 +57,27 @@ struct PushReport {
   // Chunks of file data sent compressed and raw (CompressionPolicy).
   uint64_t chunks_compressed = 0;
   uint64_t chunks_raw = 0;
+};
+
+// The push under way in this process (a cut's or a pre-stage push; they
+// never overlap), for heartbeats: the changed files and bytes it sends and
+// how many are done. Lock-free: read while the push runs.
+class PushProgress {
+ public:
+  static PushProgress& Current();
+  void Begin(uint64_t files, uint64_t bytes);
+  // Content read and sent (or known at the replica: a copy, a pre-staged
+  // file), as it goes; and a file finished.
+  void Sent(uint64_t bytes) { bytes_done_ += bytes; }
+  void FileDone() { ++files_done_; }
+  void End();
+  // Nothing while no push runs.
+  std::optional<gwmirror::v1::SyncProgress> Snapshot() const;
+
+ private:
+  std::atomic<uint64_t> files_done_{0}, files_total_{0}, bytes_done_{0},
+      bytes_total_{0};
+  std::atomic<int64_t> started_unix_ms_{0};
 };
 
 // What one pre-stage push did, and what it found pending.

@@ -100,5 +100,22 @@ TEST(ClusterStateTest, CheckExitCodesFollowTheMonitoringConvention) {
   EXPECT_EQ(t.stalled, absl::Seconds(40));
 }
 
+TEST(ClusterStateTest, ProgressLineSaysHowFarHowFastAndHowLong) {
+  gwmirror::v1::SyncProgress p;
+  p.set_files_done(120);
+  p.set_files_total(400);
+  p.set_bytes_done(1200000000);
+  p.set_bytes_total(3400000000);
+  const absl::Time now = absl::FromUnixSeconds(1764900000);
+  p.set_started_unix_ms(absl::ToUnixMillis(now - absl::Seconds(15)));
+  EXPECT_EQ(ProgressLine(p, now),
+            "35 % (1.2 GB of 3.4 GB; 120 of 400 files), 80.0 MB/s, ETA 28 s");
+  // Just begun: no rate yet.
+  p.set_started_unix_ms(absl::ToUnixMillis(now));
+  EXPECT_EQ(ProgressLine(p, now), "35 % (1.2 GB of 3.4 GB; 120 of 400 files)");
+  p.Clear();
+  EXPECT_EQ(ProgressLine(p, now), "0 % (0 bytes of 0 bytes; 0 of 0 files)");
+}
+
 }  // namespace
 }  // namespace gwmirror

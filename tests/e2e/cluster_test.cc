@@ -436,6 +436,67 @@ TEST_F(ClusterTest, TopologyDriftIsNamedAndBlocksCommits) {
   EXPECT_EQ(testing::Diff(Tree(Prod(2)), Tree(Standby(2))), "");
 }
 
+// A large push shows its progress: the source's heartbeats carry the files
+// and bytes it has sent of those it must, and status shows them per slot
+// while the checkpoint runs (issue 21).
+TEST_F(ClusterTest, ALargePushShowsItsProgressInStatus) {
+  Up(1);
+  const gwmirror::v1::SandboxProcess& prod = sb_.slots(0).production();
+  gwmirror::v1::NodeConfig nc;
+  ASSERT_TRUE(ParseJson(testing::ReadFile(prod.config()), "config", &nc).ok());
+  nc.mutable_coordinator()->set_heartbeat_ms(50);
+  Kill(prod);
+  testing::WriteFile(prod.config(), ToJson(nc));
+  Restart(prod);
+  WaitHealthy();
+  // 128 MiB that compress poorly, so the push takes a while on loopback.
+  std::string chunk(1 << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  {
+    UniqueFd fd(open(Gw(Prod(1), "conf/large-store.xml").c_str(),
+                     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    ASSERT_TRUE(fd.valid());
+    for (int m = 0; m < 128; ++m) {
+      for (size_t k = 0; k + 8 <= chunk.size(); k += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(&chunk[k], &x, 8);
+      }
+      ASSERT_TRUE(WriteAll(fd.get(), chunk).ok());
+    }
+  }
+  const uint64_t before = Status().last_attempt().id();
+  absl::StatusOr<uint64_t> id;
+  std::thread cut([&] { id = Checkpoint(); });
+  gwmirror::v1::SyncProgress seen;
+  const absl::Time until = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < until) {
+    gwmirror::v1::ClusterStatus s = Status();
+    if (s.slots_size() == 1 && s.slots(0).has_progress()) {
+      const auto& p = s.slots(0).progress();
+      if (p.bytes_done() > 0 && p.bytes_done() < p.bytes_total()) {
+        seen = p;
+        break;
+      }
+    }
+    if (s.last_attempt().id() > before &&
+        s.last_attempt().state() == gwmirror::v1::CHECKPOINT_STATE_APPLIED) {
+      break;  // Done before we saw it under way.
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  cut.join();
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_GE(seen.bytes_total(), 128u << 20) << seen.DebugString();
+  EXPECT_GT(seen.bytes_done(), 0u);
+  EXPECT_GE(seen.files_total(), 1u);
+  EXPECT_GT(seen.started_unix_ms(), 0);
+  // Once committed, no push is under way.
+  WaitFor([](const auto& s) { return !s.slots(0).has_progress(); },
+          "no progress once committed");
+}
+
 // Instances of one group running different deployment archives (a
 // deployment in progress) are not checkpointed: the cut is retried and
 // commits once the deployment is through, or fails naming the group.
