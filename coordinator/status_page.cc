@@ -175,16 +175,23 @@ std::string Coordinator::RenderStatusPage() {
   }
   auto line = [&](auto value_of, const char* colour, const std::string& id) {
     std::vector<std::string> points;
+    std::string dots;
     for (const HistoryPoint& p : history) {
       int64_t v = value_of(p);
       if (v < 0) continue;
       double x = w - absl::ToDoubleSeconds(now - p.at) / 3600.0 * w;
       double y = h - static_cast<double>(v) / top_ms * (h - 10);
       points.push_back(absl::StrFormat("%.1f,%.1f", x, y));
+      // A dot per point: a first point alone shows too.
+      absl::StrAppend(
+          &dots, absl::StrFormat("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" "
+                                 "fill=\"%s\"/>",
+                                 x, y, colour));
     }
-    return absl::StrCat(
-        "<polyline id=\"", Html(id), "\" fill=\"none\" stroke=\"", colour,
-        "\" stroke-width=\"2\" points=\"", absl::StrJoin(points, " "), "\"/>");
+    return absl::StrCat("<polyline id=\"", Html(id),
+                        "\" fill=\"none\" stroke=\"", colour,
+                        "\" stroke-width=\"2\" points=\"",
+                        absl::StrJoin(points, " "), "\"/>", dots);
   };
   absl::StrAppend(
       &out, "<h2>RPO and lag, last hour</h2>", "<svg id=\"chart\" width=\"", w,

@@ -57,6 +57,7 @@ need("mass deletion held", row("slot-gw1"))
 need('class="state OK">OK', row("slot-gw2"))
 need("<title>gwmirror: HELD</title>", dom)
 need('<svg id="chart"', dom)
+need('<circle', dom)                        # at least one point of RPO and lag
 need('id="checkpoints"', dom)
 need("aborted", dom.lower())
 print("status page: both sites, gw1 HELD, gw2 OK, chart and checkpoints")
