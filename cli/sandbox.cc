@@ -357,7 +357,9 @@ absl::Status DoUp(const Args& a,
             << " slots, first checkpoint " << first.id() << " applied\n"
             << "  coordinator " << coord_address << " (log "
             << out.coordinator_process().log() << "), metrics "
-            << out.metrics_url() << "\n";
+            << out.metrics_url() << "\n"
+            << "  status page: "
+            << absl::StripSuffix(out.metrics_url(), "metrics") << "\n";
   for (const auto& s : out.slots()) {
     std::cout << "  " << s.name() << ": production " << s.production().address()
               << " root " << s.production().root() << " metrics "
