@@ -243,15 +243,19 @@ PushProgress& PushProgress::Current() {
   return *p;
 }
 
-void PushProgress::Begin(uint64_t files, uint64_t bytes) {
-  files_done_ = 0;
-  bytes_done_ = 0;
-  files_total_ = files;
-  bytes_total_ = bytes;
-  started_unix_ms_ = absl::ToUnixMillis(absl::Now());
+PushProgress::Scope::Scope(
+    const std::vector<std::pair<const Entry*, const Entry*>>& files) {
+  PushProgress& p = Current();
+  uint64_t bytes = 0;
+  for (const auto& [e, old] : files) bytes += e->size();
+  p.files_done_ = 0;
+  p.bytes_done_ = 0;
+  p.files_total_ = files.size();
+  p.bytes_total_ = bytes;
+  p.started_unix_ms_ = absl::ToUnixMillis(absl::Now());
 }
 
-void PushProgress::End() { started_unix_ms_ = 0; }
+PushProgress::Scope::~Scope() { Current().started_unix_ms_ = 0; }
 
 std::optional<gwmirror::v1::SyncProgress> PushProgress::Snapshot() const {
   const int64_t started = started_unix_ms_;
@@ -303,6 +307,20 @@ std::string SiblingKey(absl::string_view path) {
 }
 
 }  // namespace
+
+std::vector<std::pair<const Entry*, const Entry*>> ChangedFiles(
+    const Manifest& base, const Manifest& next) {
+  std::vector<std::pair<const Entry*, const Entry*>> out;
+  ForEachPath(base, next, [&](const Entry* old, const Entry* e) {
+    if (e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
+    if (old != nullptr && old->type() == ENTRY_TYPE_FILE &&
+        old->sha256() == e->sha256()) {
+      return;
+    }
+    out.emplace_back(e, old);
+  });
+  return out;
+}
 
 CommittedContent::CommittedContent(const Manifest& committed)
     : committed_(committed) {
@@ -637,24 +655,15 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   // (file, the replica's entry at its path) for content to send.
   std::vector<std::pair<const Entry*, const Entry*>> to_send;
   PrestageReport report;
-  ForEachPath(replica, manifest, [&](const Entry* old, const Entry* e) {
-    if (e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
-    if (old != nullptr && old->type() == ENTRY_TYPE_FILE &&
-        old->sha256() == e->sha256()) {
-      return;
-    }
+  for (const auto& [e, old] : ChangedFiles(replica, manifest)) {
     ++report.pending_files;
     report.pending_bytes += e->size();
     if (ledger_ == nullptr || !ledger_->Has(e->sha256())) {
       to_send.emplace_back(e, old);
     }
-  });
+  }
   if (to_send.empty()) return report;
-  uint64_t bytes_to_send = 0;
-  for (const auto& [e, old] : to_send) bytes_to_send += e->size();
-  PushProgress& progress = PushProgress::Current();
-  progress.Begin(to_send.size(), bytes_to_send);
-  absl::Cleanup progress_ends = [&progress] { progress.End(); };
+  PushProgress::Scope progress(to_send);
   Stream stream(stub_.get(), &push, config_.source().compression(), deadline_);
   PushMessage begin;
   *begin.mutable_begin()->mutable_envelope() = envelope;
@@ -675,7 +684,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     if (st.ok()) {
       sent.push_back(e->sha256());
       report.bytes_sent += e->size();
-      progress.FileDone();
+      PushProgress::Current().FileDone();
     }
   }
   if (st.ok()) {
@@ -724,20 +733,9 @@ absl::StatusOr<PushReport> Pusher::Push(
         replica, manifest, RootPaths(config_.roots()), max_delete_fraction_));
   }
 
-  // What this push sends, for progress in heartbeats.
-  uint64_t files_to_send = 0, bytes_to_send = 0;
-  ForEachPath(replica, manifest, [&](const Entry* old, const Entry* e) {
-    if (e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
-    if (old != nullptr && old->type() == ENTRY_TYPE_FILE &&
-        old->sha256() == e->sha256()) {
-      return;
-    }
-    ++files_to_send;
-    bytes_to_send += e->size();
-  });
-  PushProgress& progress = PushProgress::Current();
-  progress.Begin(files_to_send, bytes_to_send);
-  absl::Cleanup progress_ends = [&progress] { progress.End(); };
+  // What this push sends (and counts for progress in heartbeats).
+  const auto changed = ChangedFiles(replica, manifest);
+  PushProgress::Scope progress(changed);
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
     Stream stream(stub_.get(), &report, config_.source().compression(),
@@ -749,14 +747,10 @@ absl::StatusOr<PushReport> Pusher::Push(
     begin.mutable_begin()->set_manifest_delta(true);
     RETURN_IF_ERROR(stream.Write(begin));
     absl::Status st;
-    ForEachPath(replica, manifest, [&](const Entry* old, const Entry* e) {
-      if (!st.ok() || e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
-      bool force_whole = resend.count(e->path()) > 0;
-      if (attempt > 0 && !force_whole) return;
-      if (!force_whole && old != nullptr && old->type() == ENTRY_TYPE_FILE &&
-          old->sha256() == e->sha256()) {
-        return;
-      }
+    for (const auto& [e, old] : changed) {
+      // The replica's resend_whole names files of this push only.
+      const bool force_whole = resend.count(e->path()) > 0;
+      if (attempt > 0 && !force_whole) continue;
       if (force_whole) {
         st = SendFile(&stream, *e, old, true, envelope, &report);
       } else if (ledger_ != nullptr && ledger_->Has(e->sha256())) {
@@ -766,8 +760,9 @@ absl::StatusOr<PushReport> Pusher::Push(
         st = SendChanged(&stream, *e, old, ContentOf(state, replica), envelope,
                          &report);
       }
-      if (st.ok() && attempt == 0) progress.FileDone();
-    });
+      if (!st.ok()) break;
+      if (attempt == 0) PushProgress::Current().FileDone();
+    }
     if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);
     if (st.ok()) {
       PushMessage end;

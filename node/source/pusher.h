@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -59,18 +60,30 @@ struct PushReport {
   uint64_t chunks_raw = 0;
 };
 
+// The regular files of `next` whose content `base` does not hold at their
+// path, each with base's entry at that path (or null), in path order.
+std::vector<std::pair<const Entry*, const Entry*>> ChangedFiles(
+    const Manifest& base, const Manifest& next);
+
 // The push under way in this process (a cut's or a pre-stage push; they
 // never overlap), for heartbeats: the changed files and bytes it sends and
 // how many are done. Lock-free: read while the push runs.
 class PushProgress {
  public:
   static PushProgress& Current();
-  void Begin(uint64_t files, uint64_t bytes);
+  // While alive, Current() is a push of `files` (ChangedFiles' pairs).
+  class Scope {
+   public:
+    explicit Scope(
+        const std::vector<std::pair<const Entry*, const Entry*>>& files);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+  };
   // Content read and sent (or known at the replica: a copy, a pre-staged
   // file), as it goes; and a file finished.
   void Sent(uint64_t bytes) { bytes_done_ += bytes; }
   void FileDone() { ++files_done_; }
-  void End();
   // Nothing while no push runs.
   std::optional<gwmirror::v1::SyncProgress> Snapshot() const;
 
