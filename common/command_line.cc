@@ -69,22 +69,6 @@ std::string UsageOf(const ProgramSpec& spec, const CommandSpec* c) {
   return s;
 }
 
-// The candidate nearest to `word`, if near enough to be a slip.
-std::string Nearest(const std::string& word,
-                    const std::vector<std::string>& candidates) {
-  std::string best;
-  int best_d = std::max<int>(2, word.size() / 3) + 1;
-  for (const std::string& c : candidates) {
-    int d = EditDistance(word, c);
-    if (d < best_d ||
-        (absl::StartsWith(c, word) && word.size() >= 3 && best.empty())) {
-      best = c;
-      best_d = std::min(d, best_d);
-    }
-  }
-  return best;
-}
-
 struct Built {
   std::unique_ptr<CLI::App> app;
   std::map<std::string, CLI::App*> apps;  // By path; "" is the top.
@@ -205,6 +189,21 @@ int EditDistance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+std::string NearestWord(const std::string& word,
+                        const std::vector<std::string>& candidates) {
+  std::string best;
+  int best_d = std::max<int>(2, word.size() / 3) + 1;
+  for (const std::string& c : candidates) {
+    int d = EditDistance(word, c);
+    if (d < best_d ||
+        (absl::StartsWith(c, word) && word.size() >= 3 && best.empty())) {
+      best = c;
+      best_d = std::min(d, best_d);
+    }
+  }
+  return best;
+}
+
 absl::StatusOr<CommandLine> ParseCommandLine(const ProgramSpec& spec, int argc,
                                              const char* const* argv) {
   std::vector<std::string> words(argv + 1, argv + argc);
@@ -237,7 +236,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const ProgramSpec& spec, int argc,
         if (it == b.options.end()) continue;
         for (const auto& [o, f] : it->second) known.push_back(LongOf(*f));
       }
-      std::string near = Nearest(flag, known);
+      std::string near = NearestWord(flag, known);
       return UsageError(
           spec, path,
           absl::StrCat(
@@ -253,7 +252,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const ProgramSpec& spec, int argc,
     for (const CommandSpec* k : kids) {
       names.push_back(path.empty() ? k->path : k->path.substr(path.size() + 1));
     }
-    std::string near = Nearest(first, names);
+    std::string near = NearestWord(first, names);
     return UsageError(
         spec, path,
         absl::StrCat(

@@ -74,8 +74,13 @@ int RunCommandLine(
     const ProgramSpec& spec, int argc, const char* const* argv,
     const std::function<absl::StatusOr<int>(const CommandLine&)>& run);
 
-// Levenshtein distance, for suggestions.
+// Levenshtein distance, and the candidate nearest to `word` when near
+// enough to be a slip (at most max(2, length/3) edits, or a prefix of 3 or
+// more characters), else "": the "did you mean" of commands, flags and
+// config keys.
 int EditDistance(const std::string& a, const std::string& b);
+std::string NearestWord(const std::string& word,
+                        const std::vector<std::string>& candidates);
 
 }  // namespace gwmirror
 

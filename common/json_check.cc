@@ -1,5 +1,6 @@
 #include "common/json_check.h"
 
+#include <map>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -242,19 +243,18 @@ class Checker {
       std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
       const FieldDescriptor* f = FindField(type, key);
       if (f == nullptr) {
-        std::string best;
-        int best_d = std::max<int>(2, key.size() / 3) + 1;
+        // Field names and their lowerCamel forms, case aside.
+        std::vector<std::string> names;
+        std::map<std::string, std::string> field_of;
         for (int k = 0; k < type->field_count(); ++k) {
           for (const std::string& name :
                {type->field(k)->name(), type->field(k)->json_name()}) {
-            int d = EditDistance(absl::AsciiStrToLower(key),
-                                 absl::AsciiStrToLower(name));
-            if (d < best_d) {
-              best_d = d;
-              best = type->field(k)->name();
-            }
+            names.push_back(absl::AsciiStrToLower(name));
+            field_of[names.back()] = type->field(k)->name();
           }
         }
+        std::string best = NearestWord(absl::AsciiStrToLower(key), names);
+        if (!best.empty()) best = field_of[best];
         i_ = key_at;
         return Fail(
             child, absl::StrCat("unknown key \"", key, "\"",
