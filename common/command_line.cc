@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/log.h"
 
 namespace gwmirror {
 namespace {
@@ -172,6 +173,25 @@ void Collect(const Built& b, const CLI::App* app, Args* args) {
 }
 
 }  // namespace
+
+std::vector<FlagSpec> DaemonFlags(const std::string& config_help) {
+  return {{.names = "--config",
+           .value = "FILE",
+           .help = config_help,
+           .required = true},
+          {.names = "--log-format",
+           .value = "text|json",
+           .help = "How log lines look",
+           .dflt = "text"}};
+}
+
+absl::StatusOr<std::string> DaemonConfigPath(const Args& args) {
+  absl::StatusOr<LogFormat> format =
+      ParseLogFormat(args.Get("log-format").value_or("text"));
+  if (!format.ok()) return format.status();
+  SetLogFormat(*format);
+  return args.Require("config");
+}
 
 int EditDistance(const std::string& a, const std::string& b) {
   std::vector<int> row(b.size() + 1);

@@ -51,6 +51,12 @@ struct CommandLine {
   std::string help;
 };
 
+// The daemons' global flags: --config FILE (required; `config_help` says
+// whose) and --log-format text|json.
+std::vector<FlagSpec> DaemonFlags(const std::string& config_help);
+// For a daemon's command: applies --log-format and returns --config.
+absl::StatusOr<std::string> DaemonConfigPath(const Args& args);
+
 // Parses argv against `spec`. A usage error is INVALID_ARGUMENT with one
 // message that names the problem, suggests the near command or flag, and
 // ends with the command's usage line.

@@ -97,14 +97,7 @@ int Main(int argc, char** argv) {
           "every host of both sites, keeps the epochs that fence a promoted "
           "site, runs drills and serves the operator's CLI and /metrics. "
           "Exit 0 on SIGTERM or SIGINT.",
-      .global = {{.names = "--config",
-                  .value = "FILE",
-                  .help = "The coordinator config",
-                  .required = true},
-                 {.names = "--log-format",
-                  .value = "text|json",
-                  .help = "How log lines look",
-                  .dflt = "text"}},
+      .global = DaemonFlags("The coordinator config"),
       .commands = {
           {.path = "serve",
            .group = "Commands",
@@ -127,11 +120,7 @@ int Main(int argc, char** argv) {
       }};
   return RunCommandLine(
       spec, argc, argv, [](const CommandLine& line) -> absl::StatusOr<int> {
-        ASSIGN_OR_RETURN(
-            LogFormat format,
-            ParseLogFormat(line.args.Get("log-format").value_or("text")));
-        SetLogFormat(format);
-        ASSIGN_OR_RETURN(std::string path, line.args.Require("config"));
+        ASSIGN_OR_RETURN(std::string path, DaemonConfigPath(line.args));
         RETURN_IF_ERROR(line.command == "serve" ? Serve(path)
                                                 : Recover(path, line.args));
         return 0;

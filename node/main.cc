@@ -118,10 +118,7 @@ absl::Status ScanOnce(const gwmirror::v1::NodeConfig& config) {
 }
 
 absl::Status Run(const std::string& cmd, const Args& args) {
-  ASSIGN_OR_RETURN(LogFormat format,
-                   ParseLogFormat(args.Get("log-format").value_or("text")));
-  SetLogFormat(format);
-  ASSIGN_OR_RETURN(std::string path, args.Require("config"));
+  ASSIGN_OR_RETURN(std::string path, DaemonConfigPath(args));
   ASSIGN_OR_RETURN(gwmirror::v1::NodeConfig config, LoadNodeConfig(path));
   RETURN_IF_ERROR(ValidateDatabaseJobs(config));
   if (cmd == "serve") {
@@ -152,14 +149,7 @@ int Main(int argc, char** argv) {
           "production it scans the mirror set and pushes deltas (a source), "
           "on the standby it stages and commits them (a replica). Its config "
           "names the slot, the roots, the TLS files and the coordinator.",
-      .global = {{.names = "--config",
-                  .value = "FILE",
-                  .help = "The node config",
-                  .required = true},
-                 {.names = "--log-format",
-                  .value = "text|json",
-                  .help = "How log lines look",
-                  .dflt = "text"}},
+      .global = DaemonFlags("The node config"),
       .commands = {
           {.path = "serve",
            .group = "Commands",
