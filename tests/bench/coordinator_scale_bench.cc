@@ -39,21 +39,8 @@ struct Figures {
 Figures Measure(int slots, int runs, absl::Duration node_latency) {
   testing::TempDir dir;
   testing::Pki pki(dir / "pki");
-  gwmirror::v1::CoordinatorConfig c;
-  *c.mutable_tls() = pki.Issue("coordinator");
-  c.set_listen("127.0.0.1:0");
-  c.set_state_dir(dir / "state");
-  c.add_sites("production");
-  c.add_sites("standby");
-  c.set_initial_active_site("production");
-  for (int i = 1; i <= slots; ++i) {
-    for (const char* site : {"production", "standby"}) {
-      auto* m = c.add_members();
-      m->set_identity(absl::StrCat("gw", i, "-", site));
-      m->set_site(site);
-      m->set_slot(absl::StrCat("gw", i));
-    }
-  }
+  gwmirror::v1::CoordinatorConfig c = testing::SimulatedClusterConfig(
+      pki.Issue("coordinator"), dir / "state", slots);
   testing::FakeNodes nodes;
   CoordinatorOptions o;
   o.nodes = nodes.Client();
@@ -62,14 +49,11 @@ Figures Measure(int slots, int runs, absl::Duration node_latency) {
     std::fprintf(stderr, "%s\n", coordinator.status().ToString().c_str());
     std::exit(1);
   }
-  for (int i = 1; i <= slots; ++i) {
-    for (const char* site : {"production", "standby"}) {
-      gwmirror::v1::RegisterRequest req;
-      req.set_site(site);
-      req.set_slot(absl::StrCat("gw", i));
-      req.set_address("fake:0");
-      (void)(*coordinator)->Register(absl::StrCat("gw", i, "-", site), req);
-    }
+  if (absl::Status st =
+          testing::RegisterSimulatedNodes(coordinator->get(), slots);
+      !st.ok()) {
+    std::fprintf(stderr, "%s\n", st.ToString().c_str());
+    std::exit(1);
   }
   nodes.set_latency(node_latency);
   (void)(*coordinator)->RunCheckpoint();  // Warm up.

@@ -25,24 +25,11 @@ class CheckpointProtocolTest : public ::testing::Test {
   void TearDown() override { SetFaultSpec(""); }
 
   gwmirror::v1::CoordinatorConfig Config(int slots) {
-    gwmirror::v1::CoordinatorConfig c;
-    *c.mutable_tls() = pki_.Issue("coordinator");
-    c.set_listen("127.0.0.1:0");
-    c.set_state_dir(dir_ / "state");
-    c.add_sites("production");
-    c.add_sites("standby");
-    c.set_initial_active_site("production");
+    gwmirror::v1::CoordinatorConfig c = testing::SimulatedClusterConfig(
+        pki_.Issue("coordinator"), dir_ / "state", slots);
     c.add_operator_identities("operator");
     c.set_coherence_retry_ms(1000);
     c.set_coherence_wait_ms(5000);
-    for (int i = 1; i <= slots; ++i) {
-      for (const char* site : {"production", "standby"}) {
-        auto* m = c.add_members();
-        m->set_identity(absl::StrCat("gw", i, "-", site));
-        m->set_site(site);
-        m->set_slot(absl::StrCat("gw", i));
-      }
-    }
     return c;
   }
 
@@ -56,16 +43,8 @@ class CheckpointProtocolTest : public ::testing::Test {
     auto c = Coordinator::Open(Config(slots), std::move(o));
     EXPECT_TRUE(c.ok()) << c.status();
     if (!c.ok()) return nullptr;
-    for (int i = 1; i <= slots; ++i) {
-      for (const char* site : {"production", "standby"}) {
-        gwmirror::v1::RegisterRequest req;
-        req.set_site(site);
-        req.set_slot(absl::StrCat("gw", i));
-        req.set_address(absl::StrCat("fake:", i, site));
-        auto r = (*c)->Register(absl::StrCat("gw", i, "-", site), req);
-        EXPECT_TRUE(r.ok()) << r.status();
-      }
-    }
+    absl::Status st = testing::RegisterSimulatedNodes(c->get(), slots);
+    EXPECT_TRUE(st.ok()) << st;
     return *std::move(c);
   }
 

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/sha256.h"
+#include "coordinator/coordinator.h"
 #include "coordinator/node_client.h"
 
 namespace gwmirror::testing {
@@ -235,6 +236,44 @@ class FakeNodes {
   absl::Duration latency_ ABSL_GUARDED_BY(mu_);
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// A coordinator config for `slots` simulated slots: sites production and
+// standby, members gwN-production and gwN-standby of slot gwN.
+inline gwmirror::v1::CoordinatorConfig SimulatedClusterConfig(
+    const gwmirror::v1::TlsConfig& tls, const std::string& state_dir,
+    int slots) {
+  gwmirror::v1::CoordinatorConfig c;
+  *c.mutable_tls() = tls;
+  c.set_listen("127.0.0.1:0");
+  c.set_state_dir(state_dir);
+  c.add_sites("production");
+  c.add_sites("standby");
+  c.set_initial_active_site("production");
+  for (int i = 1; i <= slots; ++i) {
+    for (const char* site : {"production", "standby"}) {
+      auto* m = c.add_members();
+      m->set_identity(absl::StrCat("gw", i, "-", site));
+      m->set_site(site);
+      m->set_slot(absl::StrCat("gw", i));
+    }
+  }
+  return c;
+}
+
+// Registers every member of SimulatedClusterConfig(…, slots).
+inline absl::Status RegisterSimulatedNodes(Coordinator* c, int slots) {
+  for (int i = 1; i <= slots; ++i) {
+    for (const char* site : {"production", "standby"}) {
+      gwmirror::v1::RegisterRequest req;
+      req.set_site(site);
+      req.set_slot(absl::StrCat("gw", i));
+      req.set_address(absl::StrCat("fake:", i, site));
+      auto r = c->Register(absl::StrCat("gw", i, "-", site), req);
+      if (!r.ok()) return r.status();
+    }
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace gwmirror::testing
 
