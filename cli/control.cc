@@ -24,23 +24,12 @@
 namespace gwmirror {
 namespace {
 
-std::string When(int64_t unix_ms) {
-  if (unix_ms <= 0) return "-";
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_ms),
-                          absl::UTCTimeZone());
-}
-
-std::string Age(int64_t ms) {
-  if (ms < 0) return "never";
-  return absl::StrFormat("%.1f s", ms / 1000.0);
-}
-
 std::string NodeLine(const gwmirror::v1::NodeStatus& n, bool replica) {
   if (n.identity().empty()) return "none configured";
   std::string s =
       absl::StrCat(n.identity(), " ", n.address().empty() ? "-" : n.address(),
                    " ", n.healthy() ? "healthy" : "DOWN", " (heartbeat ",
-                   Age(n.heartbeat_age_ms()), " ago",
+                   SecondsText(n.heartbeat_age_ms(), "never"), " ago",
                    n.installed_version().empty()
                        ? ""
                        : absl::StrCat(", version ", n.installed_version()),
@@ -79,17 +68,17 @@ void PrintCertificates(const gwmirror::v1::ClusterStatus& s) {
   auto days = [&](int64_t at) { return (at - now) / 86'400'000; };
   std::cout << absl::StrFormat(
       "certificates: %d known, first to expire %s on %s (in %d days)\n",
-      certs.size(), certs.front().second, When(certs.front().first),
+      certs.size(), certs.front().second, UnixMsText(certs.front().first),
       days(certs.front().first));
   for (const auto& [at, who] : certs) {
     if (at <= now) {
-      std::cout << "  EXPIRED: certificate of " << who << " on " << When(at)
-                << "\n";
+      std::cout << "  EXPIRED: certificate of " << who << " on "
+                << UnixMsText(at) << "\n";
     } else if (days(at) < kCertificateWarningDays) {
       std::cout << absl::StrFormat(
           "  WARNING: certificate of %s expires in %d days (%s): renew it "
           "with `gwmirror certs issue`\n",
-          who, days(at), When(at));
+          who, days(at), UnixMsText(at));
     }
   }
 }
@@ -121,7 +110,8 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
     std::cout << absl::StrFormat(
         "last consistent checkpoint: %d (%s, cut %s), RPO %s\n",
         s.last_consistent().id(), StateName(s.last_consistent().state()),
-        When(s.last_consistent().cut_unix_ms()), Age(s.rpo_ms()));
+        UnixMsText(s.last_consistent().cut_unix_ms()),
+        SecondsText(s.rpo_ms(), "never"));
   }
   if (s.last_attempt().id() != 0 &&
       s.last_attempt().state() == gwmirror::v1::CHECKPOINT_STATE_ABORTED) {
@@ -136,8 +126,10 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
                               slot.pending_files(), slot.pending_bytes())
             : "";
     std::cout << "slot " << slot.name() << " " << slot.state()
-              << (slot.lag_ms() > 0 ? absl::StrCat(", lag ", Age(slot.lag_ms()))
-                                    : std::string(", nothing unstaged"))
+              << (slot.lag_ms() > 0
+                      ? absl::StrCat(", lag ",
+                                     SecondsText(slot.lag_ms(), "never"))
+                      : std::string(", nothing unstaged"))
               << pending << "\n"
               << "  source:  " << NodeLine(slot.source(), false) << "\n"
               << "  replica: " << NodeLine(slot.replica(), true) << "\n";
@@ -162,15 +154,17 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
 void PrintDrill(const gwmirror::v1::DrillReport& d) {
   std::cout << absl::StrFormat(
       "drill %d %s: checkpoint %d, RTO %s, RPO %s (started %s)\n", d.id(),
-      d.ok() ? "passed" : "FAILED", d.checkpoint(), Age(d.rto_ms()),
-      Age(d.rpo_ms()), When(d.started_unix_ms()));
+      d.ok() ? "passed" : "FAILED", d.checkpoint(),
+      SecondsText(d.rto_ms(), "never"), SecondsText(d.rpo_ms(), "never"),
+      UnixMsText(d.started_unix_ms()));
   if (!d.ok()) std::cout << "  error: " << d.error() << "\n";
   for (const auto& s : d.slots()) {
     std::cout << absl::StrFormat(
         "  %s: checkpoint %d, %d entries (%d bytes) verified in %s; "
         "databases %s; smoke %s\n",
-        s.slot(), s.checkpoint(), s.entries(), s.bytes(), Age(s.copy_ms()),
-        Age(s.restore_ms()), Age(s.smoke_ms()));
+        s.slot(), s.checkpoint(), s.entries(), s.bytes(),
+        SecondsText(s.copy_ms(), "never"), SecondsText(s.restore_ms(), "never"),
+        SecondsText(s.smoke_ms(), "never"));
     for (const auto& r : s.restored()) std::cout << "    " << r << "\n";
   }
 }
@@ -246,7 +240,7 @@ absl::Status StatusCommand(const Args& a) {
   if (!a.Has("watch")) return PrintStatus(stub.get(), a.Has("json"));
   // Refresh in place until interrupted.
   for (;;) {
-    std::cout << "\033[H\033[2J" << When(absl::ToUnixMillis(absl::Now()))
+    std::cout << "\033[H\033[2J" << UnixMsText(absl::ToUnixMillis(absl::Now()))
               << "\n";
     absl::Status st = PrintStatus(stub.get(), a.Has("json"));
     if (!st.ok()) std::cout << "coordinator: " << st.message() << "\n";
@@ -336,7 +330,7 @@ absl::Status CheckpointCreateCommand(const Args& a) {
   } else {
     std::cout << absl::StrFormat("checkpoint %d %s (cut %s)\n", info.id(),
                                  StateName(info.state()),
-                                 When(info.cut_unix_ms()));
+                                 UnixMsText(info.cut_unix_ms()));
   }
   return absl::OkStatus();
 }
@@ -369,9 +363,10 @@ absl::Status CheckpointsCommand(const Args& a) {
   }
   if (!req.retained()) {
     for (const auto& c : list.checkpoints()) {
-      std::cout << absl::StrFormat(
-          "%d %s epoch %d cut %s applied %s\n", c.id(), StateName(c.state()),
-          c.epoch(), When(c.cut_unix_ms()), When(c.applied_unix_ms()));
+      std::cout << absl::StrFormat("%d %s epoch %d cut %s applied %s\n", c.id(),
+                                   StateName(c.state()), c.epoch(),
+                                   UnixMsText(c.cut_unix_ms()),
+                                   UnixMsText(c.applied_unix_ms()));
     }
     return absl::OkStatus();
   }
@@ -381,8 +376,8 @@ absl::Status CheckpointsCommand(const Args& a) {
   for (const auto& c : list.checkpoints()) {
     std::cout << absl::StrFormat(
         "%-6d %-10s %-20s %-20s %10s  +%d ~%d -%d%s\n", c.id(),
-        StateName(c.state()), When(c.cut_unix_ms()),
-        When(c.committed_unix_ms()),
+        StateName(c.state()), UnixMsText(c.cut_unix_ms()),
+        UnixMsText(c.committed_unix_ms()),
         absl::StrFormat("%.1f KiB", c.bytes_on_disk() / 1024.0), c.added(),
         c.changed(), c.removed(), c.pinned() ? "  pinned" : "");
   }
@@ -516,7 +511,7 @@ absl::Status AuditCommand(const Args& a) {
   } else {
     for (const auto& r : list.records()) {
       std::cout << absl::StrFormat(
-          "%s  %s (%s)%s  %s%s  %s  [epoch %d]\n", When(r.unix_ms()),
+          "%s  %s (%s)%s  %s%s  %s  [epoch %d]\n", UnixMsText(r.unix_ms()),
           r.identity(), r.role(),
           r.node().empty() ? "" : absl::StrCat(" on ", r.node()), r.action(),
           r.detail().empty() ? "" : absl::StrCat(": ", r.detail()), r.outcome(),
@@ -537,15 +532,17 @@ namespace {
 
 void PrintSwitch(const gwmirror::v1::PromoteReport& r, const char* done) {
   for (const auto& step : r.steps()) {
-    std::cout << step.name() << " (" << Age(step.ms()) << ")\n";
+    std::cout << step.name() << " (" << SecondsText(step.ms(), "never")
+              << ")\n";
     for (const auto& line : step.done()) std::cout << "  " << line << "\n";
   }
   std::cout << absl::StrFormat(
       "%s: checkpoint %d, RTO %s, RPO %s; epoch %d, active %s, fenced %s\n",
       r.dry_run() ? "dry run, nothing changed"
                   : (r.error().empty() ? done : "SWITCH INCOMPLETE"),
-      r.checkpoint(), Age(r.rto_ms()), Age(r.rpo_ms()), r.epoch(),
-      r.active_site(), r.fenced_site().empty() ? "-" : r.fenced_site());
+      r.checkpoint(), SecondsText(r.rto_ms(), "never"),
+      SecondsText(r.rpo_ms(), "never"), r.epoch(), r.active_site(),
+      r.fenced_site().empty() ? "-" : r.fenced_site());
 }
 
 // Asks on a terminal (unless --yes or --dry-run) for the name of the site

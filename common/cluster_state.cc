@@ -69,6 +69,16 @@ std::string ProgressLine(const gwmirror::v1::SyncProgress& p, absl::Time now) {
   return out;
 }
 
+std::string UnixMsText(int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_ms),
+                          absl::UTCTimeZone());
+}
+
+std::string SecondsText(int64_t ms, absl::string_view none) {
+  return ms < 0 ? std::string(none) : absl::StrFormat("%.1f s", ms / 1000.0);
+}
+
 const std::vector<std::string>& StateNames() {
   static const auto* names =
       new std::vector<std::string>(kStates.begin(), kStates.end());
@@ -162,13 +172,8 @@ void ClassifyCluster(gwmirror::v1::ClusterStatus* s) {
               : absl::StrCat("slot ", slot.name(), ": ", slot.state_reason()));
   }
   if (!s->held().empty()) {
-    worse("HELD",
-          absl::StrCat(
-              s->held(), " (since ",
-              absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                               absl::FromUnixMillis(s->held_since_unix_ms()),
-                               absl::UTCTimeZone()),
-              ")"));
+    worse("HELD", absl::StrCat(s->held(), " (since ",
+                               UnixMsText(s->held_since_unix_ms()), ")"));
   }
   if (!s->parity()) {
     std::string d = s->differences_size() > 0 ? s->differences(0) : "";

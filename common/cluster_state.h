@@ -30,6 +30,11 @@ void ClassifyCluster(gwmirror::v1::ClusterStatus* s);
 
 // Every state's name, from the least to the most severe.
 const std::vector<std::string>& StateNames();
+// Times and durations as status shows them: "2026-12-05T02:00:00Z" ("-"
+// for 0 or less: unknown) and "12.3 s" (`none` when negative).
+std::string UnixMsText(int64_t unix_ms);
+std::string SecondsText(int64_t ms, absl::string_view none = "-");
+
 // A push under way in words: "35 % (1.2 of 3.4 GB; 120 of 400 files),
 // 80.0 MB/s, ETA 28 s" (rate and ETA once a second has passed).
 std::string ProgressLine(const gwmirror::v1::SyncProgress& p, absl::Time now);

@@ -22,16 +22,6 @@ std::string Html(absl::string_view s) {
                                  {"'", "&#39;"}});
 }
 
-std::string When(int64_t unix_ms) {
-  if (unix_ms <= 0) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
-                          absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
-}
-
-std::string Seconds(int64_t ms) {
-  return ms < 0 ? "-" : absl::StrFormat("%.1f s", ms / 1000.0);
-}
-
 std::string Badge(const std::string& state) {
   return absl::StrCat("<span class=\"state ", Html(state), "\">", Html(state),
                       "</span>");
@@ -93,12 +83,12 @@ std::string Coordinator::RenderStatusPage() {
       s.fenced_site().empty()
           ? ""
           : absl::StrCat(" &middot; fenced site ", Html(s.fenced_site())),
-      " &middot; RPO ", Seconds(s.rpo_ms()),
+      " &middot; RPO ", SecondsText(s.rpo_ms()),
       " &middot; last consistent checkpoint ",
       s.last_consistent().id() == 0
           ? std::string("none yet")
           : absl::StrCat(s.last_consistent().id(), " (cut ",
-                         When(s.last_consistent().cut_unix_ms()), ")"),
+                         UnixMsText(s.last_consistent().cut_unix_ms()), ")"),
       " &middot; topology ",
       s.parity() ? "in parity"
                  : absl::StrCat("<b>differs</b>: ",
@@ -148,10 +138,11 @@ std::string Coordinator::RenderStatusPage() {
   for (const auto& slot : s.slots()) {
     absl::StrAppend(
         &out, "<tr id=\"slot-", Html(slot.name()), "\"><td>", Html(slot.name()),
-        "</td><td>", Badge(slot.state()), "</td><td>", Seconds(slot.lag_ms()),
-        "</td><td>", slot.pending_files(), " files, ", slot.pending_bytes(),
-        " bytes</td><td>", slot.replica().applied_checkpoint(),
-        "</td><td class=\"reason\">", Html(slot.state_reason()),
+        "</td><td>", Badge(slot.state()), "</td><td>",
+        SecondsText(slot.lag_ms()), "</td><td>", slot.pending_files(),
+        " files, ", slot.pending_bytes(), " bytes</td><td>",
+        slot.replica().applied_checkpoint(), "</td><td class=\"reason\">",
+        Html(slot.state_reason()),
         slot.has_progress()
             ? absl::StrCat("<br>syncing: ",
                            Html(ProgressLine(slot.progress(), clock_->Now())))
@@ -215,8 +206,8 @@ std::string Coordinator::RenderStatusPage() {
                                   Html(name), "</span>"));
   }
   absl::StrAppend(&out, "</svg><p>", absl::StrJoin(legend, " &middot; "),
-                  " &middot; top of the chart ", Seconds(top_ms), " &middot; ",
-                  history.size(), " points</p>");
+                  " &middot; top of the chart ", SecondsText(top_ms),
+                  " &middot; ", history.size(), " points</p>");
 
   // The last checkpoints and drills.
   absl::StrAppend(
@@ -228,7 +219,7 @@ std::string Coordinator::RenderStatusPage() {
     for (const auto& c : *list) {
       absl::StrAppend(&out, "<tr><td>", c.id(), "</td><td>",
                       Html(StateName(c.state())), "</td><td>",
-                      When(c.cut_unix_ms()), "</td><td class=\"reason\">",
+                      UnixMsText(c.cut_unix_ms()), "</td><td class=\"reason\">",
                       Html(c.reason()), "</td></tr>");
     }
   }
@@ -241,12 +232,12 @@ std::string Coordinator::RenderStatusPage() {
       absl::StrAppend(
           &out, "<tr><td>", d.id(), "</td><td>",
           d.ok() ? "passed" : absl::StrCat("FAILED: ", Html(d.error())),
-          "</td><td>", d.checkpoint(), "</td><td>", Seconds(d.rto_ms()),
-          "</td><td>", When(d.started_unix_ms()), "</td></tr>");
+          "</td><td>", d.checkpoint(), "</td><td>", SecondsText(d.rto_ms()),
+          "</td><td>", UnixMsText(d.started_unix_ms()), "</td></tr>");
     }
   }
   absl::StrAppend(
-      &out, "</table><p><small>", When(absl::ToUnixMillis(now)),
+      &out, "</table><p><small>", UnixMsText(absl::ToUnixMillis(now)),
       " &middot; refreshes every 5 s &middot; "
       "<a href=\"/metrics\">/metrics</a></small></p></body></html>\n");
   return out;
