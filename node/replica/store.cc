@@ -34,6 +34,8 @@ using gwmirror::v1::ENTRY_TYPE_SYMLINK;
 
 constexpr uint64_t kDefaultPoolCap = 2ull << 30;
 constexpr uint64_t kDefaultMaxManifestBytes = 512ull << 20;
+// How long Verify waits for a commit (or push) in flight to end.
+constexpr absl::Duration kVerifyWait = absl::Seconds(20);
 
 // Whether the standby's `actual` object still is the committed `want`.
 // Directory mtimes are not compared: a commit sets them only where it
@@ -604,9 +606,16 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
   uint64_t n = 0;
   Manifest committed;
   std::string digest;
+  // Only a commit (or roll back) moves the tree, so a report can be made
+  // beside a push; recording rewrites the committed manifest a push was
+  // diffed against, so it waits for none to be under way.
+  const auto busy = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return applying_ ||
+           (record && (push_active_ || staging_->checkpoint() != 0));
+  };
   {
     absl::MutexLock l(&mu_);
-    if (push_active_ || applying_ || staging_->checkpoint() != 0) return -1;
+    if (busy()) return -1;
     n = committed_;
     committed = committed_manifest_;
     digest = committed_digest_;
@@ -646,17 +655,22 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
     corrected.push_back(actual);
   }
   std::sort(drifted.begin(), drifted.end());
+  // A commit (or, when recording, a push) that began meanwhile owns the
+  // tree: what the scan saw may be half of it. Look again later.
+  const auto moved = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return committed_ != n || committed_digest_ != digest || busy();
+  };
+  {
+    absl::MutexLock l(&mu_);
+    if (moved()) return -1;
+  }
   if (paths != nullptr) *paths = drifted;
   if (drifted.empty() || !record) {
     return static_cast<int64_t>(drifted.size());
   }
   ASSIGN_OR_RETURN(Manifest m, Manifest::FromEntries(std::move(corrected)));
   absl::MutexLock l(&mu_);
-  // A push or commit that began meanwhile owns the tree: look again later.
-  if (committed_ != n || committed_digest_ != digest || push_active_ ||
-      applying_ || staging_->checkpoint() != 0) {
-    return -1;
-  }
+  if (moved()) return -1;
   RETURN_IF_ERROR(
       WriteManifestFile(Dir() + "/committed", n, m, Durability::kSynced, env_));
   committed_digest_ = DigestBytes(m.ComputeDigest());
@@ -729,10 +743,18 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
 absl::StatusOr<gwmirror::v1::VerifyResult> ReplicaStore::Verify(bool repair) {
   gwmirror::v1::VerifyResult r;
   std::vector<std::string> paths;
-  ASSIGN_OR_RETURN(int64_t differ, CheckDrift(/*rehash=*/true, repair, &paths));
+  // A commit or push in flight ends within seconds: wait it out rather
+  // than send the operator away, bounded.
+  int64_t differ = -1;
+  for (const absl::Time until = absl::Now() + kVerifyWait;;) {
+    ASSIGN_OR_RETURN(differ, CheckDrift(/*rehash=*/true, repair, &paths));
+    if (differ >= 0 || absl::Now() >= until) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   if (differ < 0) {
-    return absl::UnavailableError(
-        "a push or commit is under way; verify again in a moment");
+    return absl::UnavailableError(absl::StrCat(
+        repair ? "pushes or commits" : "commits", " kept the tree busy for ",
+        absl::FormatDuration(kVerifyWait), "; verify again in a moment"));
   }
   auto [n, m] = CommittedSnapshot();
   r.set_committed_checkpoint(n);

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
@@ -1034,6 +1035,30 @@ TEST_F(HistoryTest, VerifyNamesACorruptIncrementAndStandbyFileRepairFixes) {
   EXPECT_EQ(store_->State().drifted_entries(), 1u);
   ASSERT_TRUE(PushAndCommit(3, b_).ok());
   EXPECT_EQ(testing::ReadFile(dir_ / "host/r/new"), "hello");
+}
+
+// Regression: a verify beside a pre-stage push was sent away ("a push or
+// commit is under way"), and under continuous mirroring one always is.
+// A report reads beside a push; a repair waits for it to end.
+TEST_F(HistoryTest, VerifyReadsBesideAPushAndARepairWaitsForIt) {
+  ASSERT_OK(PushAndCommit(1, a_));
+  gwmirror::v1::PushBegin b;
+  b.set_prestage(true);
+  b.set_base_checkpoint(1);
+  auto session = store_->BeginPush(b);
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto r = store_->Verify(false);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->committed_checkpoint(), 1u);
+  EXPECT_EQ(r->problems_size(), 0);
+  std::thread end([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    session->reset();  // The push ends.
+  });
+  r = store_->Verify(true);
+  end.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->problems_size(), 0);
 }
 
 TEST_F(HistoryTest, RollbackBringsTheTreeToAnOlderCheckpoint) {
