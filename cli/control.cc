@@ -17,6 +17,7 @@
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/protocol_names.h"
+#include "common/send_budget.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -34,6 +35,12 @@ std::string NodeLine(const gwmirror::v1::NodeStatus& n, bool replica) {
                        ? ""
                        : absl::StrCat(", version ", n.installed_version()),
                    ")");
+  if (n.send_cap() != 0 || n.send_rate() != 0) {
+    absl::StrAppend(&s, ", sending ", RateText(n.send_rate()),
+                    n.send_cap() != 0
+                        ? absl::StrCat(" of a ", RateText(n.send_cap()), " cap")
+                        : std::string());
+  }
   if (replica) {
     absl::StrAppend(&s, ", applied ", n.applied_checkpoint());
     if (n.staged_checkpoint() != 0) {

@@ -6,6 +6,7 @@
 #include "common/fd.h"
 #include "common/json_check.h"
 #include "common/path.h"
+#include "common/send_budget.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
@@ -101,6 +102,9 @@ absl::Status ValidateNodeConfig(const gwmirror::v1::NodeConfig& c) {
   }
   if (c.has_coordinator() && c.site().empty()) {
     return bad("\"site\" is required with a coordinator");
+  }
+  if (auto p = SendPolicy::From(c.bandwidth()); !p.ok()) {
+    return bad(p.status().message());
   }
   return absl::OkStatus();
 }

@@ -286,6 +286,8 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   n.prestaging = req.prestaging();
   n.progress.reset();
   if (req.has_progress()) n.progress = req.progress();
+  n.send_rate = req.send_rate();
+  n.send_cap = req.send_cap();
   n.drifted = req.drifted_entries();
   n.report_checkpoint = req.report_checkpoint();
   n.stale = req.replica_stale();

@@ -157,6 +157,8 @@ class Coordinator {
     bool prestaging = false;
     // Sources: the push under way, if any (its last heartbeat's).
     std::optional<gwmirror::v1::SyncProgress> progress;
+    // Bytes per second sent lately, and the cap (0: none).
+    uint64_t send_rate = 0, send_cap = 0;
     // Replicas: entries drifted from the committed checkpoint, and the
     // checkpoint the latest report's tree holds at least.
     uint64_t drifted = 0;

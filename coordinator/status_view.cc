@@ -95,6 +95,8 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
             ? absl::ToInt64Milliseconds(clock_->Now() - n.last_heartbeat)
             : -1);
     ns->set_installed_version(n.report.installed_version());
+    ns->set_send_rate(n.send_rate);
+    ns->set_send_cap(n.send_cap);
     if (n.cert_not_after != absl::InfinitePast()) {
       ns->set_certificate_expires_unix_ms(absl::ToUnixMillis(n.cert_not_after));
     }

@@ -45,6 +45,8 @@ absl::Status NodeDaemon::StartParts() {
   ASSIGN_OR_RETURN(tls_, TlsReloader::Start(c.tls(), c.state_dir() + "/tls"));
   ASSIGN_OR_RETURN(epoch_, EpochFile::Open(c.state_dir() + "/epoch",
                                            "this node", NodeEpochAuthority(c)));
+  ASSIGN_OR_RETURN(SendPolicy policy, SendPolicy::From(c.bandwidth()));
+  send_budget_.SetPolicy(std::move(policy));
   // Who may call what on this node, and how much one caller may hold.
   gate_ = std::make_unique<CallGate>(
       [this](const std::string& id) { return NodeRoles(config_, id); },
@@ -71,16 +73,17 @@ absl::Status NodeDaemon::StartParts() {
     watcher_ = std::make_unique<ChangeWatcher>(c, wo);
     tree_ = std::make_unique<SourceTree>(c, watcher_.get(), wo.ignore);
     if (!c.source().prestage_off()) {
-      prestager_ = std::make_unique<Prestager>(
-          c, tree_.get(), watcher_.get(), epoch_.get(), [this] { Wake(); });
+      prestager_ = std::make_unique<Prestager>(c, tree_.get(), watcher_.get(),
+                                               epoch_.get(), &send_budget_,
+                                               [this] { Wake(); });
       absl::MutexLock l(&hub_mu_);
       poke_target_ = prestager_.get();
     }
     RETURN_IF_ERROR(watcher_->Start());
     if (prestager_) prestager_->Start();
-    source_ =
-        std::make_unique<CutService>(c, gate_.get(), epoch_.get(), tree_.get(),
-                                     watcher_.get(), prestager_.get());
+    source_ = std::make_unique<CutService>(c, gate_.get(), epoch_.get(),
+                                           tree_.get(), watcher_.get(),
+                                           prestager_.get(), &send_budget_);
     builder.RegisterService(source_.get());
   }
   if (store_) {
@@ -154,6 +157,12 @@ void NodeDaemon::Fill(gwmirror::v1::HeartbeatRequest* req) {
     req->set_prestaging(prestager_ != nullptr &&
                         prestager_->WorthWaitingFor(p));
   }
+  const uint64_t rate = send_budget_.RecentRate();
+  const uint64_t cap = send_budget_.CapNow();
+  req->set_send_rate(rate);
+  req->set_send_cap(cap);
+  NodeMetrics::Get().send_rate.Set(rate);
+  NodeMetrics::Get().send_cap.Set(cap);
   if (role_ == kSource) {
     if (auto progress = PushProgress::Current().Snapshot()) {
       *req->mutable_progress() = *progress;
@@ -199,8 +208,16 @@ void NodeDaemon::OnResponse(const gwmirror::v1::HeartbeatResponse& resp) {
   }
 }
 
-void NodeDaemon::Reload() {
+void NodeDaemon::Reload(const gwmirror::v1::NodeConfig* fresh) {
   if (tls_) (void)tls_->Reload();  // A refusal is logged by the reloader.
+  if (fresh == nullptr) return;
+  // Validated when loaded; only the bandwidth is taken without a restart.
+  auto policy = SendPolicy::From(fresh->bandwidth());
+  if (!policy.ok()) return;
+  send_budget_.SetPolicy(*std::move(policy));
+  const uint64_t cap = send_budget_.CapNow();
+  Logf(LogLevel::kInfo, "node", "slot=%s reloaded: send cap now %s",
+       config_.slot(), cap == 0 ? std::string("none") : RateText(cap));
 }
 
 void NodeDaemon::Stop() {

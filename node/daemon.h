@@ -25,6 +25,7 @@
 #include "common/authz.h"
 #include "common/epoch.h"
 #include "common/metrics_server.h"
+#include "common/send_budget.h"
 #include "common/tls.h"
 #include "gwmirror/v1/config.pb.h"
 #include "node/membership.h"
@@ -48,8 +49,9 @@ class NodeDaemon {
       gwmirror::v1::NodeConfig config);
   ~NodeDaemon();  // Stop().
 
-  // SIGHUP: renewed TLS material.
-  void Reload();
+  // SIGHUP: renewed TLS material, and the bandwidth of `fresh` (the config
+  // file read again; null when it could not be).
+  void Reload(const gwmirror::v1::NodeConfig* fresh);
   // Idempotent.
   void Stop();
 
@@ -71,6 +73,8 @@ class NodeDaemon {
   std::unique_ptr<TlsReloader> tls_;
   std::unique_ptr<EpochFile> epoch_;
   std::unique_ptr<CallGate> gate_;
+  // What the node sends draws from this (config "bandwidth").
+  SendBudget send_budget_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<ReplicaStore> store_;
   std::unique_ptr<DrillRunner> drills_;

@@ -37,10 +37,21 @@
 namespace gwmirror {
 namespace {
 
-absl::Status Serve(const gwmirror::v1::NodeConfig& config) {
+absl::Status Serve(const std::string& path,
+                   const gwmirror::v1::NodeConfig& config) {
   ASSIGN_OR_RETURN(std::unique_ptr<NodeDaemon> daemon,
                    NodeDaemon::Start(config));
-  int sig = WaitForStopSignal([&daemon] { daemon->Reload(); });
+  int sig = WaitForStopSignal([&] {
+    // The file again: what a reload can take (the bandwidth) takes effect;
+    // a file that no longer loads changes nothing.
+    auto fresh = LoadNodeConfig(path);
+    if (!fresh.ok()) {
+      Logf(LogLevel::kError, "node",
+           "slot=%s reload: %s; the running config stays", config.slot(),
+           fresh.status().message());
+    }
+    daemon->Reload(fresh.ok() ? &*fresh : nullptr);
+  });
   Logf(LogLevel::kInfo, "node", "slot=%s stopping on signal %d", config.slot(),
        sig);
   daemon->Stop();
@@ -123,7 +134,7 @@ absl::Status Run(const std::string& cmd, const Args& args) {
   RETURN_IF_ERROR(ValidateDatabaseJobs(config));
   if (cmd == "serve") {
     BlockStopSignals();  // Before gRPC starts its threads.
-    return Serve(config);
+    return Serve(path, config);
   }
   if (cmd == "push") return PushOnce(config, args);
   if (cmd == "scan") return ScanOnce(config);

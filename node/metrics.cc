@@ -25,6 +25,12 @@ NodeMetrics& NodeMetrics::Get() {
         r.Gauge("gwmirror_mass_deletion_held",
                 "1 while this source holds a cut that would delete too much, "
                 "until an operator releases it."),
+        r.Gauge("gwmirror_send_rate_bytes",
+                "Bytes per second this node sent over the last 5 seconds "
+                "(pushes; config bandwidth caps them)."),
+        r.Gauge("gwmirror_send_cap_bytes",
+                "This node's bandwidth cap now, in bytes per second (0: "
+                "none); a schedule changes it through the day."),
         r.Counter("gwmirror_dump_job_runs_total",
                   "Database dump job runs, by job (label dump) and outcome.",
                   {"dump", "kind", "outcome"}),

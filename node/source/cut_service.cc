@@ -47,11 +47,13 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
 
 CutService::CutService(gwmirror::v1::NodeConfig config, CallGate* gate,
                        EpochFile* epoch, SourceTree* tree,
-                       ChangeWatcher* watcher, Prestager* prestager)
+                       ChangeWatcher* watcher, Prestager* prestager,
+                       SendBudget* budget)
     : config_(std::move(config)),
       databases_(config_),
       gate_(*gate),
       epoch_(epoch),
+      budget_(budget),
       tree_(tree),
       watcher_(watcher),
       prestager_(prestager) {}
@@ -152,6 +154,7 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
   RETURN_IF_ERROR(databases_.DumpDue(absl::Now()));
   Pusher pusher(config_, channel);
   pusher.SetDeadline(deadline);  // The coordinator's, for this cut.
+  pusher.SetSendBudget(budget_);
   pusher.SetMemo(prestager_ != nullptr ? prestager_->memo() : &memo_);
   if (prestager_ != nullptr) {
     prestager_->SetTarget(req.replica_address(), req.replica_identity());

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "common/authz.h"
 #include "common/epoch.h"
+#include "common/send_budget.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
 #include "node/databases.h"
@@ -29,10 +30,11 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config);
 
 class CutService final : public gwmirror::v1::Source::Service {
  public:
-  // `gate`, `epoch`, `tree`, `watcher` and `prestager` (both may be null)
-  // outlive the service.
+  // `gate`, `epoch`, `tree`, `watcher`, `prestager` and `budget` (the last
+  // three may be null) outlive the service; pushes draw from `budget`.
   CutService(gwmirror::v1::NodeConfig config, CallGate* gate, EpochFile* epoch,
-             SourceTree* tree, ChangeWatcher* watcher, Prestager* prestager);
+             SourceTree* tree, ChangeWatcher* watcher, Prestager* prestager,
+             SendBudget* budget);
 
   grpc::Status Cut(grpc::ServerContext* ctx,
                    const gwmirror::v1::CutRequest* req,
@@ -50,6 +52,7 @@ class CutService final : public gwmirror::v1::Source::Service {
   DatabaseJobs databases_;
   CallGate& gate_;
   EpochFile* const epoch_;
+  SendBudget* const budget_;
   SourceTree* const tree_;
   ChangeWatcher* const watcher_;
   Prestager* const prestager_;

@@ -13,11 +13,12 @@ constexpr absl::Duration kChurn = absl::Seconds(1);
 
 Prestager::Prestager(gwmirror::v1::NodeConfig config, SourceTree* tree,
                      ChangeWatcher* watcher, EpochFile* epoch,
-                     std::function<void()> on_staged)
+                     SendBudget* budget, std::function<void()> on_staged)
     : config_(std::move(config)),
       tree_(tree),
       watcher_(watcher),
       epoch_(epoch),
+      budget_(budget),
       on_staged_(std::move(on_staged)),
       settle_(config_.source().prestage_settle_ms()
                   ? absl::Milliseconds(config_.source().prestage_settle_ms())
@@ -141,6 +142,7 @@ bool Prestager::Round(const std::string& address, const std::string& identity) {
       // A pre-stage round is bounded: a replica that stops answering is
       // given up on and the round tried again.
       pusher.SetDeadline(absl::Now() + absl::Hours(1));
+      pusher.SetSendBudget(budget_);
       pusher.SetLedger(&ledger_);
       pusher.SetMemo(&memo_);
       pusher.SetHeld(&scan->held);

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/epoch.h"
+#include "common/send_budget.h"
 #include "grpcpp/channel.h"
 #include "gwmirror/v1/config.pb.h"
 #include "node/source/pusher.h"
@@ -27,12 +28,13 @@ namespace gwmirror {
 
 class Prestager {
  public:
-  // `tree`, `watcher` and `epoch` outlive the pre-stager. `on_staged` runs
+  // `tree`, `watcher`, `epoch` and `budget` (may be null; pushes draw from
+  // it) outlive the pre-stager. `on_staged` runs
   // (on the pre-stager's thread) after a round caught up with the changes,
   // and when the tree starts churning, so the node can tell the coordinator
   // at once.
   Prestager(gwmirror::v1::NodeConfig config, SourceTree* tree,
-            ChangeWatcher* watcher, EpochFile* epoch,
+            ChangeWatcher* watcher, EpochFile* epoch, SendBudget* budget,
             std::function<void()> on_staged);
   ~Prestager();  // Stops the thread.
   void Start();
@@ -89,6 +91,7 @@ class Prestager {
   SourceTree* const tree_;
   ChangeWatcher* const watcher_;
   EpochFile* const epoch_;
+  SendBudget* const budget_;
   const std::function<void()> on_staged_;
   const absl::Duration settle_;
   PrestageLedger ledger_;

@@ -132,15 +132,20 @@ class Pusher::Stream {
  public:
   Stream(gwmirror::v1::Replica::Stub* stub, PushReport* report,
          gwmirror::v1::SourceConfig::Compression compression,
-         absl::Time deadline)
-      : encoder_(kCompressLevel), policy_(compression), report_(report) {
+         absl::Time deadline, SendBudget* budget)
+      : encoder_(kCompressLevel),
+        policy_(compression),
+        report_(report),
+        budget_(budget) {
     if (deadline != absl::InfiniteFuture()) {
       ctx_.set_deadline(absl::ToChronoTime(deadline));
     }
     writer_ = stub->Push(&ctx_, &result_);
   }
   absl::Status Write(const PushMessage& m) {
-    report_->wire_bytes += m.ByteSizeLong();
+    const uint64_t bytes = m.ByteSizeLong();
+    if (budget_ != nullptr) budget_->Take(bytes);
+    report_->wire_bytes += bytes;
     if (!writer_->Write(m)) return Finish().status();
     return absl::OkStatus();
   }
@@ -216,6 +221,7 @@ class Pusher::Stream {
   CompressionPolicy policy_;
   std::string buf_;
   PushReport* report_;
+  SendBudget* const budget_;
   bool compress_ = true;
   bool delta_ = false;
   bool finished_ = false;
@@ -664,7 +670,8 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   }
   if (to_send.empty()) return report;
   PushProgress::Scope progress(to_send);
-  Stream stream(stub_.get(), &push, config_.source().compression(), deadline_);
+  Stream stream(stub_.get(), &push, config_.source().compression(), deadline_,
+                budget_);
   PushMessage begin;
   *begin.mutable_begin()->mutable_envelope() = envelope;
   begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
@@ -739,7 +746,7 @@ absl::StatusOr<PushReport> Pusher::Push(
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
     Stream stream(stub_.get(), &report, config_.source().compression(),
-                  deadline_);
+                  deadline_, budget_);
     PushMessage begin;
     *begin.mutable_begin()->mutable_envelope() = envelope;
     begin.mutable_begin()->set_checkpoint(checkpoint);

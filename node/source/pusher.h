@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/manifest.h"
+#include "common/send_budget.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.pb.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
@@ -202,6 +203,9 @@ class Pusher {
   // deadline and unary calls only their bound.
   void SetDeadline(absl::Time deadline) { deadline_ = deadline; }
 
+  // Every message this pusher sends draws from `budget` (the node's cap).
+  void SetSendBudget(SendBudget* budget) { budget_ = budget; }
+
   // Commit/Abort as the controller would (tests and one-shot tools).
   absl::Status Commit(uint64_t checkpoint, const std::string& digest,
                       const gwmirror::v1::Envelope& envelope);
@@ -246,6 +250,7 @@ class Pusher {
 
   gwmirror::v1::NodeConfig config_;
   absl::Time deadline_ = absl::InfiniteFuture();
+  SendBudget* budget_ = nullptr;
   std::string host_root_;
   std::unique_ptr<gwmirror::v1::Replica::Stub> stub_;
   SignatureCache sigs_;

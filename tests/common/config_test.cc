@@ -36,6 +36,10 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
        "block_len"},
       {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"replica":{}})",
        "source_identity"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"bandwidth":{"maxSendRate":"0mbit"}})",
+       "bandwidth.max_send_rate: \"0mbit\" is a rate of zero"},
+      {R"({"slot":"gw1","stateDir":"/s","roots":[{"path":"a"}],"bandwidth":{"schedule":[{"days":"mon-fri","from":"8:00","to":"18:00","rate":"20mbit"}]}})",
+       "bandwidth.schedule[0].from: \"8:00\" is not a time of day"},
   };
   for (const Case& c : cases) {
     absl::Status st = Load(c.json);

@@ -67,6 +67,24 @@ std::string Scrape(const std::string& address) {
   return resp.substr(body + 4);
 }
 
+// `mib` MiB that do not compress (xorshift) at `path`.
+void WriteNoise(const std::string& path, int mib) {
+  std::string chunk(1 << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  UniqueFd fd(
+      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  ASSERT_TRUE(fd.valid()) << path;
+  for (int m = 0; m < mib; ++m) {
+    for (size_t k = 0; k + 8 <= chunk.size(); k += 8) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      memcpy(&chunk[k], &x, 8);
+    }
+    ASSERT_TRUE(WriteAll(fd.get(), chunk).ok());
+  }
+}
+
 // The value of the sample line starting with `series` ("name{labels}").
 double Sample(const std::string& metrics, const std::string& series) {
   size_t at = metrics.find("\n" + series + " ");
@@ -450,22 +468,7 @@ TEST_F(ClusterTest, ALargePushShowsItsProgressInStatus) {
   Restart(prod);
   WaitHealthy();
   // 128 MiB that compress poorly, so the push takes a while on loopback.
-  std::string chunk(1 << 20, '\0');
-  uint64_t x = 88172645463325252ull;
-  {
-    UniqueFd fd(open(Gw(Prod(1), "conf/large-store.xml").c_str(),
-                     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    ASSERT_TRUE(fd.valid());
-    for (int m = 0; m < 128; ++m) {
-      for (size_t k = 0; k + 8 <= chunk.size(); k += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(&chunk[k], &x, 8);
-      }
-      ASSERT_TRUE(WriteAll(fd.get(), chunk).ok());
-    }
-  }
+  WriteNoise(Gw(Prod(1), "conf/large-store.xml"), 128);
   const uint64_t before = Status().last_attempt().id();
   absl::StatusOr<uint64_t> id;
   std::thread cut([&] { id = Checkpoint(); });
@@ -495,6 +498,66 @@ TEST_F(ClusterTest, ALargePushShowsItsProgressInStatus) {
   // Once committed, no push is under way.
   WaitFor([](const auto& s) { return !s.slots(0).has_progress(); },
           "no progress once committed");
+}
+
+// The node's bandwidth cap holds (status and /metrics show the rate and
+// the cap), and a new cap taken on SIGHUP applies to the push under way.
+TEST_F(ClusterTest, ABandwidthCapHoldsAndChangesOnReload) {
+  Up(1);
+  const gwmirror::v1::SandboxProcess& prod = sb_.slots(0).production();
+  gwmirror::v1::NodeConfig nc;
+  ASSERT_TRUE(ParseJson(testing::ReadFile(prod.config()), "config", &nc).ok());
+  nc.mutable_coordinator()->set_heartbeat_ms(100);
+  nc.mutable_bandwidth()->set_max_send_rate("16mbit");  // 2 MB/s.
+  Kill(prod);
+  testing::WriteFile(prod.config(), ToJson(nc));
+  const pid_t pid = Restart(prod)->pid();
+  WaitHealthy();
+  WriteNoise(Gw(Prod(1), "conf/large-store.xml"), 64);
+  // The pre-stager or a cut sends it; either draws from the one budget.
+  std::thread cut([&] { (void)Checkpoint(); });
+  // The standby counts what arrives: the witness the sender cannot bias.
+  gwmirror::v1::NodeConfig standby;
+  ASSERT_TRUE(ParseJson(testing::ReadFile(sb_.slots(0).standby().config()),
+                        "config", &standby)
+                  .ok());
+  auto received = [&] {
+    return Sample(Scrape(standby.metrics_listen()),
+                  "gwmirror_replica_received_bytes_total");
+  };
+  // Over [settle, settle + 3 s]: what arrived per second, and what status
+  // said the source sent (over its last 5 s) and its cap.
+  struct Seen {
+    double arrived;
+    uint64_t rate, cap;
+  };
+  auto measure = [&](absl::Duration settle) {
+    absl::SleepFor(settle);
+    const double from = received();
+    absl::SleepFor(absl::Seconds(3));
+    const gwmirror::v1::NodeStatus n = Status().slots(0).source();
+    return Seen{(received() - from) / 3, n.send_rate(), n.send_cap()};
+  };
+  Seen seen = measure(absl::Seconds(3));
+  std::printf("cap 2 MB/s: %.3f MB/s arrived, status said %.3f\n",
+              seen.arrived / 1e6, seen.rate / 1e6);
+  EXPECT_NEAR(seen.arrived, 2e6, 0.2e6);
+  EXPECT_NEAR(seen.rate, 2e6, 0.2e6);
+  EXPECT_EQ(seen.cap, 2'000'000u);
+  EXPECT_EQ(Sample(Scrape(nc.metrics_listen()), "gwmirror_send_cap_bytes"),
+            2e6);
+  nc.mutable_bandwidth()->set_max_send_rate("6MB");
+  testing::WriteFile(prod.config(), ToJson(nc));
+  ASSERT_EQ(kill(pid, SIGHUP), 0);
+  seen = measure(absl::Seconds(2));
+  std::printf("cap 6 MB/s after SIGHUP: %.3f MB/s arrived\n",
+              seen.arrived / 1e6);
+  EXPECT_NEAR(seen.arrived, 6e6, 0.6e6);
+  EXPECT_EQ(seen.cap, 6'000'000u);
+  cut.join();
+  RunResult st = Cli({"status"});
+  EXPECT_TRUE(absl::StrContains(st.out, "of a 6.0 MB/s (48 Mbit/s) cap"))
+      << st.out;
 }
 
 // Instances of one group running different deployment archives (a
