@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "cli/commands.h"
 #include "cli/sandbox_databases.h"
+#include "cli/sandbox_wan.h"
 #include "common/config.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
@@ -59,16 +60,18 @@ absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
       absl::StrCat("process ", pid, " did not start listening; see ", log));
 }
 
-// Starts a daemon and adds it to `started`.
+// Starts a daemon (in network namespace `netns`, when not empty) and adds
+// it to `started`.
 gwmirror::v1::SandboxProcess Start(
     const std::vector<std::string>& argv, const std::string& config,
     const std::string& log, std::vector<gwmirror::v1::SandboxProcess>* started,
-    absl::Status* st) {
+    absl::Status* st, const std::string& netns = "") {
   gwmirror::v1::SandboxProcess p;
   p.set_config(config);
   p.set_log(log);
+  p.set_netns(netns);
   for (const auto& a : argv) p.add_argv(a);
-  auto pid = SpawnDetached(argv, log);
+  auto pid = SpawnDetached(InNamespace(netns, argv), log);
   if (!pid.ok()) {
     *st = pid.status();
   } else {
@@ -96,23 +99,27 @@ void Stop(const gwmirror::v1::SandboxProcess& p) {
 
 absl::Status DoUp(const Args& a,
                   std::vector<gwmirror::v1::SandboxProcess>* started,
-                  std::vector<gwmirror::v1::SandboxDatabase>* servers);
+                  std::vector<gwmirror::v1::SandboxDatabase>* servers,
+                  gwmirror::v1::SandboxWan* wan);
 
 // `up`, and on failure nothing left running.
 absl::Status Up(const Args& a) {
   std::vector<gwmirror::v1::SandboxProcess> started;
   std::vector<gwmirror::v1::SandboxDatabase> servers;
-  absl::Status st = DoUp(a, &started, &servers);
+  gwmirror::v1::SandboxWan wan;
+  absl::Status st = DoUp(a, &started, &servers, &wan);
   if (!st.ok()) {
     for (const auto& p : started) Stop(p);
     for (const auto& d : servers) StopDatabase(d);
+    DestroyWan(wan);
   }
   return st;
 }
 
 absl::Status DoUp(const Args& a,
                   std::vector<gwmirror::v1::SandboxProcess>* started,
-                  std::vector<gwmirror::v1::SandboxDatabase>* servers) {
+                  std::vector<gwmirror::v1::SandboxDatabase>* servers,
+                  gwmirror::v1::SandboxWan* wan) {
   ASSIGN_OR_RETURN(std::string dir, a.Require("dir"));
   ASSIGN_OR_RETURN(uint64_t slots, a.UintOr("slots", 2));
   std::string size = a.Get("size").value_or("small");
@@ -121,6 +128,23 @@ absl::Status DoUp(const Args& a,
   }
   if (size != "small" && size != "large") {
     return absl::InvalidArgumentError("--size must be small or large");
+  }
+  const std::optional<std::string> wan_spec = a.Get("wan");
+  const std::string coordinator_site =
+      a.Get("coordinator-site").value_or("standby");
+  if (coordinator_site != "production" && coordinator_site != "standby") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--coordinator-site must be production or standby (a witness site "
+        "of its own is not built yet), not \"",
+        coordinator_site, "\""));
+  }
+  if (wan_spec) {
+    RETURN_IF_ERROR(ParseWanSpec(*wan_spec).status());
+    if (a.Has("databases")) {
+      return absl::InvalidArgumentError(
+          "--databases with --wan is not built yet: the sample database "
+          "servers listen on this machine's loopback");
+    }
   }
   if (dir.empty() || dir[0] != '/') {
     char cwd[4096];
@@ -151,11 +175,25 @@ absl::Status DoUp(const Args& a,
   const std::string bin = BinDir();
   absl::Status st;
   gwmirror::v1::SandboxFile out;
+  // Each site's address and network namespace (loopback and the machine's
+  // own without --wan).
+  auto host = [&](const std::string& site) {
+    return wan_spec ? wan->addresses().at(site) : std::string("127.0.0.1");
+  };
+  auto netns = [&](const std::string& site) {
+    return wan_spec ? wan->namespaces().at(site) : std::string();
+  };
+  if (wan_spec) {
+    ASSIGN_OR_RETURN(*wan,
+                     CreateWan(dir, *wan_spec, bin + "/gwmirror-wan-relay"));
+    wan->set_coordinator_site(coordinator_site);
+    *out.mutable_wan() = *wan;
+  }
 
   // The coordinator first: nodes need its port.
   gwmirror::v1::CoordinatorConfig cc;
   *cc.mutable_tls() = coord_tls;
-  cc.set_listen("127.0.0.1:0");
+  cc.set_listen(host(coordinator_site) + ":0");
   cc.set_port_file(dir + "/coordinator/port");
   cc.set_state_dir(dir + "/coordinator/state");
   cc.add_operator_identities("operator");
@@ -172,7 +210,7 @@ absl::Status DoUp(const Args& a,
   if (a.Has("databases") && !a.Has("manual")) {
     cc.set_checkpoint_interval_ms(60'000);
   }
-  cc.set_metrics_listen("127.0.0.1:0");
+  cc.set_metrics_listen(host(coordinator_site) + ":0");
   cc.set_metrics_port_file(dir + "/coordinator/metrics.port");
   for (uint64_t i = 1; i <= slots; ++i) {
     for (const char* site : {"production", "standby"}) {
@@ -189,17 +227,18 @@ absl::Status DoUp(const Args& a,
       Start({bin + "/gwmirror-coordinator", "serve", "--config",
              dir + "/coordinator/config.json"},
             dir + "/coordinator/config.json", dir + "/logs/coordinator.log",
-            started, &st);
+            started, &st, netns(coordinator_site));
   RETURN_IF_ERROR(st);
   ASSIGN_OR_RETURN(int coord_port,
                    WaitForPort(cc.port_file(), out.coordinator_process().pid(),
                                out.coordinator_process().log()));
-  std::string coord_address = absl::StrCat("127.0.0.1:", coord_port);
+  std::string coord_address =
+      absl::StrCat(host(coordinator_site), ":", coord_port);
   ASSIGN_OR_RETURN(
       int metrics_port,
       WaitForPort(cc.metrics_port_file(), out.coordinator_process().pid(),
                   out.coordinator_process().log()));
-  out.set_metrics(absl::StrCat("127.0.0.1:", metrics_port));
+  out.set_metrics(absl::StrCat(host(coordinator_site), ":", metrics_port));
   out.set_metrics_url(absl::StrCat("http://", out.metrics(), "/metrics"));
   out.mutable_coordinator_process()->set_metrics_url(out.metrics_url());
   // Restarts (sandbox.json's argv) keep the addresses nodes and scrapers know.
@@ -279,9 +318,9 @@ absl::Status DoUp(const Args& a,
           *s->add_databases() = server;
         }
       }
-      nc.set_listen("127.0.0.1:0");
+      nc.set_listen(host(site) + ":0");
       nc.set_port_file(absl::StrCat(home, "/", site, ".port"));
-      nc.set_metrics_listen("127.0.0.1:0");
+      nc.set_metrics_listen(host(site) + ":0");
       nc.set_metrics_port_file(absl::StrCat(home, "/", site, ".metrics.port"));
       nc.mutable_coordinator()->set_address(coord_address);
       nc.mutable_coordinator()->set_identity("coordinator");
@@ -302,14 +341,15 @@ absl::Status DoUp(const Args& a,
       RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));
       gwmirror::v1::SandboxProcess p =
           Start({bin + "/gwmirror-node", "serve", "--config", config}, config,
-                absl::StrCat(dir, "/logs/", ident, ".log"), started, &st);
+                absl::StrCat(dir, "/logs/", ident, ".log"), started, &st,
+                netns(site));
       RETURN_IF_ERROR(st);
       ASSIGN_OR_RETURN(int port, WaitForPort(nc.port_file(), p.pid(), p.log()));
-      p.set_address(absl::StrCat("127.0.0.1:", port));
+      p.set_address(absl::StrCat(host(site), ":", port));
       nc.set_listen(p.address());
       ASSIGN_OR_RETURN(int metrics_port,
                        WaitForPort(nc.metrics_port_file(), p.pid(), p.log()));
-      nc.set_metrics_listen(absl::StrCat("127.0.0.1:", metrics_port));
+      nc.set_metrics_listen(absl::StrCat(host(site), ":", metrics_port));
       p.set_metrics_url(
           absl::StrCat("http://", nc.metrics_listen(), "/metrics"));
       RETURN_IF_ERROR(WriteFileAtomic(config, ToJson(nc), 0600));
@@ -390,6 +430,7 @@ absl::Status Down(const Args& a) {
     for (const auto& d : s.databases()) StopDatabase(d);
   }
   Stop(sb.coordinator_process());
+  DestroyWan(sb.wan());
   if (a.Has("keep")) {
     RETURN_IF_ERROR(RemoveTree(dir + "/sandbox.json"));
     std::cout << "sandbox in " << dir << " stopped; data kept\n";
@@ -400,11 +441,44 @@ absl::Status Down(const Args& a) {
   return absl::OkStatus();
 }
 
+// `sandbox link down|up|set SPEC`: the WAN between the sites, while
+// everything runs.
+absl::Status Link(const std::string& how, const Args& a) {
+  ASSIGN_OR_RETURN(std::string dir, a.Require("dir"));
+  const std::string file = dir + "/sandbox.json";
+  ASSIGN_OR_RETURN(std::string json, ReadFileToString(file));
+  gwmirror::v1::SandboxFile sb;
+  RETURN_IF_ERROR(ParseJson(json, file, &sb));
+  if (sb.wan().id().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the sandbox in ", dir, " has no WAN (it was not started with --wan)"));
+  }
+  gwmirror::v1::SandboxWan* wan = sb.mutable_wan();
+  if (how == "set") {
+    if (a.positional().size() != 1) {
+      return absl::InvalidArgumentError(
+          "sandbox link set takes the link's shape, such as "
+          "delay=40ms,jitter=5ms,loss=0.5%,rate=50mbit");
+    }
+    RETURN_IF_ERROR(ShapeWan(wan, a.positional().front()));
+  } else {
+    RETURN_IF_ERROR(SetWanLink(wan, how == "up"));
+  }
+  RETURN_IF_ERROR(WriteFileAtomic(file, ToJson(sb), 0644));
+  std::cout << "link between the sites " << (wan->link_up() ? "up" : "DOWN")
+            << ", shape " << (wan->spec().empty() ? "none" : wan->spec())
+            << "\n";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status SandboxCommand(const std::string& sub, const Args& a) {
   if (sub == "up") return Up(a);
   if (sub == "down") return Down(a);
+  if (sub == "link down") return Link("down", a);
+  if (sub == "link up") return Link("up", a);
+  if (sub == "link set") return Link("set", a);
   return absl::InvalidArgumentError(
       absl::StrCat("unknown sandbox command \"", sub, "\" (up, down)"));
 }

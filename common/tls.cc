@@ -762,6 +762,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // A link that died sends no RST: pings find it within kKeepalive +
+  // kKeepaliveTimeout (10-15 s), idle or not, and calls fail over to a
+  // reconnect instead of hanging on TCP's retransmissions.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   return grpc::CreateCustomChannel(address, creds, args);
 }
 
@@ -779,6 +786,17 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
   // Per-identity limits come after, in CallGate.
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 64);
+  // A peer behind a link that died sends no RST: ping it, so a push from
+  // a source that went away ends (and frees the replica's push slot)
+  // within kKeepalive + kKeepaliveTimeout, not TCP's two hours. Peers'
+  // own pings are welcome as often as they send them.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             kKeepaliveTimeoutMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, kKeepaliveMs / 2);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   grpc::ResourceQuota quota("gwmirror-server");
   quota.Resize(512 << 20);
   quota.SetMaxThreads(128);

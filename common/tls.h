@@ -115,6 +115,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
 
 // The most metadata a server accepts on one call (bytes).
 inline constexpr int kMaxMetadataBytes = 16 << 10;
+// Both ends ping a quiet connection this often and drop it when a ping is
+// not answered within the timeout: a dead link is found in 10-15 s.
+inline constexpr int kKeepaliveMs = 10'000;
+inline constexpr int kKeepaliveTimeoutMs = 5'000;
 
 // Builds and starts `builder` listening on `listen` with mutual TLS from
 // `tls`; writes the bound port to `port_file` when it is not empty. The
