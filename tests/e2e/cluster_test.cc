@@ -44,58 +44,6 @@ using testing::Bin;
 using testing::Child;
 using testing::RunResult;
 
-// GET http://<address>/metrics, the body; "" on failure.
-std::string Scrape(const std::string& address) {
-  size_t colon = address.rfind(':');
-  struct sockaddr_in sa = {};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(std::stoi(address.substr(colon + 1)));
-  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
-    return "";
-  if (!WriteAll(fd.get(), "GET /metrics HTTP/1.0\r\n\r\n").ok()) return "";
-  std::string resp;
-  char buf[4096];
-  for (ssize_t n; (n = read(fd.get(), buf, sizeof(buf))) > 0;)
-    resp.append(buf, n);
-  size_t body = resp.find("\r\n\r\n");
-  if ((resp.rfind("HTTP/1.0 200", 0) != 0 &&
-       resp.rfind("HTTP/1.1 200", 0) != 0) ||
-      body == std::string::npos)
-    return "";
-  return resp.substr(body + 4);
-}
-
-// `mib` MiB that do not compress (xorshift) at `path`.
-void WriteNoise(const std::string& path, int mib) {
-  std::string chunk(1 << 20, '\0');
-  uint64_t x = 88172645463325252ull;
-  UniqueFd fd(
-      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  ASSERT_TRUE(fd.valid()) << path;
-  for (int m = 0; m < mib; ++m) {
-    for (size_t k = 0; k + 8 <= chunk.size(); k += 8) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      memcpy(&chunk[k], &x, 8);
-    }
-    ASSERT_TRUE(WriteAll(fd.get(), chunk).ok());
-  }
-}
-
-// The value of the sample line starting with `series` ("name{labels}").
-double Sample(const std::string& metrics, const std::string& series) {
-  size_t at = metrics.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  at += series.size() + 2;
-  double v = -1;
-  if (!absl::SimpleAtod(metrics.substr(at, metrics.find('\n', at) - at), &v))
-    return -1;
-  return v;
-}
-
 // Changes on every slot, one checkpoint: each standby tree equals its
 // production tree as of the cut, and every slot moved to the same id.
 TEST_F(ClusterTest, ThreeSlotsMoveTogetherToTheCut) {

@@ -4,15 +4,21 @@
 #ifndef GWMIRROR_TESTS_E2E_SANDBOX_FIXTURE_H_
 #define GWMIRROR_TESTS_E2E_SANDBOX_FIXTURE_H_
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/config.h"
@@ -35,6 +41,58 @@ inline bool Gone(int pid) {
   return close == std::string::npos || stat->substr(close + 2, 1) == "Z";
 }
 
+// GET http://<address>/metrics, the body; "" on failure.
+inline std::string Scrape(const std::string& address) {
+  size_t colon = address.rfind(':');
+  struct sockaddr_in sa = {};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(std::stoi(address.substr(colon + 1)));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+    return "";
+  if (!WriteAll(fd.get(), "GET /metrics HTTP/1.0\r\n\r\n").ok()) return "";
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd.get(), buf, sizeof(buf))) > 0;)
+    resp.append(buf, n);
+  size_t body = resp.find("\r\n\r\n");
+  if ((resp.rfind("HTTP/1.0 200", 0) != 0 &&
+       resp.rfind("HTTP/1.1 200", 0) != 0) ||
+      body == std::string::npos)
+    return "";
+  return resp.substr(body + 4);
+}
+
+// `mib` MiB that do not compress (xorshift) at `path`.
+inline void WriteNoise(const std::string& path, int mib) {
+  std::string chunk(1 << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  UniqueFd fd(
+      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  ASSERT_TRUE(fd.valid()) << path;
+  for (int m = 0; m < mib; ++m) {
+    for (size_t k = 0; k + 8 <= chunk.size(); k += 8) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      memcpy(&chunk[k], &x, 8);
+    }
+    ASSERT_TRUE(WriteAll(fd.get(), chunk).ok());
+  }
+}
+
+// The value of the sample line starting with `series` ("name{labels}").
+inline double Sample(const std::string& metrics, const std::string& series) {
+  size_t at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  at += series.size() + 2;
+  double v = -1;
+  if (!absl::SimpleAtod(metrics.substr(at, metrics.find('\n', at) - at), &v))
+    return -1;
+  return v;
+}
+
 class ClusterTest : public ::testing::Test {
  protected:
   using Child = testing::Child;
@@ -44,13 +102,15 @@ class ClusterTest : public ::testing::Test {
  protected:
   // `follow`: cut on every change (continuous mirroring); otherwise only
   // the test cuts, so it knows every checkpoint id.
+  // `extra`: more flags for `sandbox up` (--wan SPEC).
   void Up(int slots, bool follow = false, const std::string& size = "small",
-          bool databases = false) {
+          bool databases = false, const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {
         Bin("gwmirror"), "sandbox",           "up",     "--dir", Dir(),
         "--slots",       absl::StrCat(slots), "--size", size};
     if (!follow) argv.push_back("--manual");
     if (databases) argv.push_back("--databases");
+    argv.insert(argv.end(), extra.begin(), extra.end());
     RunResult r = testing::Run(argv);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     auto json = ReadFileToString(Dir() + "/sandbox.json");
@@ -171,6 +231,9 @@ class ClusterTest : public ::testing::Test {
                                 : c.substr(0, c.size() - 5) + ".port";
     unlink(port_file.c_str());
     std::vector<std::string> argv(p.argv().begin(), p.argv().end());
+    if (!p.netns().empty()) {
+      argv.insert(argv.begin(), {"/usr/sbin/ip", "netns", "exec", p.netns()});
+    }
     children_.push_back(std::make_unique<Child>(argv, env, p.log()));
     if (testing::WaitForPort(port_file) <= 0) {
       const std::string log = testing::ReadFile(p.log());
