@@ -125,6 +125,17 @@ absl::Status CutService::Hook(
       absl::StrCat(what, " hook failed: ", Describe(r)));
 }
 
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CutService::ReplicaChannel(
+    const std::string& address, const std::string& identity) {
+  absl::MutexLock l(&channel_mu_);
+  const std::string peer = absl::StrCat(address, "|", identity);
+  if (channel_ == nullptr || channel_peer_ != peer) {
+    ASSIGN_OR_RETURN(channel_, DialMutualTls(config_.tls(), address, identity));
+    channel_peer_ = peer;
+  }
+  return channel_;
+}
+
 absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     const gwmirror::v1::CutRequest& req, absl::Time deadline) {
   gwmirror::v1::CutResult out;
@@ -136,9 +147,8 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     *out.mutable_topology() = ReadTopologyReport(
         TopologySourceOf(config_), config_.site(), config_.slot());
   };
-  ASSIGN_OR_RETURN(auto channel,
-                   DialMutualTls(config_.tls(), req.replica_address(),
-                                 req.replica_identity()));
+  ASSIGN_OR_RETURN(auto channel, ReplicaChannel(req.replica_address(),
+                                                req.replica_identity()));
   // The pre-stager steps aside; what it already sent is used.
   Prestager::CutGuard guard(prestager_);
   // Pre-cut hook (pause a broker, say), then the dumps, then the scan; the

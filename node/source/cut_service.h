@@ -44,6 +44,13 @@ class CutService final : public gwmirror::v1::Source::Service {
   absl::StatusOr<gwmirror::v1::CutResult> DoCut(
       const gwmirror::v1::CutRequest& req, absl::Time deadline);
 
+  // The channel to the replica at `address` (certificate `identity`): one
+  // per peer, kept from cut to cut, so a cut across a WAN pays no TCP and
+  // TLS handshakes.
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ReplicaChannel(
+      const std::string& address, const std::string& identity)
+      ABSL_LOCKS_EXCLUDED(channel_mu_);
+
   // Runs a pre- or post-cut hook.
   absl::Status Hook(const google::protobuf::RepeatedPtrField<std::string>& argv,
                     const std::string& what);
@@ -59,6 +66,9 @@ class CutService final : public gwmirror::v1::Source::Service {
   // The cut's own, without a pre-stager (which shares its memo otherwise).
   ManifestMemo memo_;
   absl::Mutex cut_mu_;
+  absl::Mutex channel_mu_;
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(channel_mu_);
+  std::string channel_peer_ ABSL_GUARDED_BY(channel_mu_);
 };
 
 }  // namespace gwmirror

@@ -10,10 +10,18 @@
 #   tests/bench/bench.sh [--size small|large] [--dump-mib N] [--runs R]
 #       [--latency-changes N] [--default-delay-changes N]
 #       [--soak-seconds S] [--soak-rate R] [--no-latency]
+#       [--wan metro|wan|thin|SPEC]
+#
+# With --wan (root), both tools cross the same shaped link between two
+# network namespaces (`gwmirror sandbox up --wan`, whose idle daemons stay
+# out of the way): the replica and the rsync daemon in the standby's, the
+# pushes, rsync and lsyncd in production's. Profiles: metro
+# delay=5ms,rate=1gbit; wan delay=40ms,jitter=5ms,rate=100mbit,loss=0.1%;
+# thin delay=80ms,rate=20mbit,loss=0.5%.
 #
 # CI runs it tiny (tests/CMakeLists.txt, bench_smoke) to prove it works.
 set -euo pipefail
-size=small; dump_mib=64; runs=3; latency=(); no_latency=0
+size=small; dump_mib=64; runs=3; latency=(); no_latency=0; wan=
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=$2; shift 2;;
@@ -23,6 +31,7 @@ while [ $# -gt 0 ]; do
     --default-delay-changes|--soak-seconds|--soak-rate|--idle-seconds)
       latency+=("$1" "$2"); shift 2;;
     --no-latency) no_latency=1; shift;;
+    --wan) wan=$2; shift 2;;
     *) echo "bench: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -31,10 +40,29 @@ bin=${GWMIRROR_BIN_DIR:-$top/build}
 [ -x "$bin/gwmirror-node" ] || { echo "bench: build first (scripts/test.sh)" >&2; exit 1; }
 command -v rsync >/dev/null || { echo "bench: rsync is not installed" >&2; exit 1; }
 W=$(mktemp -d /tmp/gwmirror-bench.XXXXXX)
-cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
+G="$bin/gwmirror"; N="$bin/gwmirror-node"
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true
+  [ -z "$wan" ] || "$G" sandbox down --dir "$W/sb" >/dev/null 2>&1 || true
+  rm -rf "$W"
+}
 trap cleanup EXIT
 now() { date +%s.%N; }
-G="$bin/gwmirror"; N="$bin/gwmirror-node"
+
+# ---- where each side runs: loopback, or either end of a shaped link
+in_p=(); in_s=(); rsync_addr=127.0.0.1
+case "$wan" in
+  metro) wan="delay=5ms,rate=1gbit";;
+  wan) wan="delay=40ms,jitter=5ms,rate=100mbit,loss=0.1%";;
+  thin) wan="delay=80ms,rate=20mbit,loss=0.5%";;
+esac
+if [ -n "$wan" ]; then
+  "$G" sandbox up --dir "$W/sb" --slots 1 --manual --wan "$wan" >"$W/wan.log" 2>&1 || {
+    cat "$W/wan.log" >&2; exit 1; }
+  read -r ns_p ns_s rsync_addr < <(python3 -c 'import json, sys; w = json.load(open(sys.argv[1]))["wan"]; print(w["namespaces"]["production"], w["namespaces"]["standby"], w["addresses"]["standby"])' "$W/sb/sandbox.json")
+  in_p=(ip netns exec "$ns_p"); in_s=(ip netns exec "$ns_s")
+  echo "bench: across a link of $wan"
+fi
 
 # ---- data
 "$G" sample --dir "$W/prod" --size "$size" >/dev/null
@@ -44,9 +72,9 @@ mkdir -p "$W/prod/var/lib/gwmirror/dumps" "$W/dumpsrc"
 # ---- PKI and configs
 "$G" certs init --dir "$W/pki" >/dev/null
 for n in replica source operator; do "$G" certs issue --dir "$W/pki" --name $n --json >/dev/null; done
-python3 - "$W" <<'PY'
+python3 - "$W" "$rsync_addr" <<'PY'
 import json, sys
-W = sys.argv[1]
+W, addr = sys.argv[1:3]
 p = "opt/Axway-7.7"
 roots = [{"path": f"{p}/apigateway/conf"}, {"path": f"{p}/apigateway/groups"},
          {"path": f"{p}/apigateway/ext"},
@@ -58,11 +86,11 @@ tls = lambda n: {"ca_file": f"{W}/pki/ca/ca.pem", "cert_file": f"{W}/pki/certs/{
                  "key_file": f"{W}/pki/certs/{n}.key"}
 json.dump({"slot": "gw1", "host_root": f"{W}/standby", "state_dir": f"{W}/rstate",
            "tls": tls("replica"), "roots": roots, "port_file": f"{W}/port",
-           "listen": "127.0.0.1:0",
+           "listen": f"{addr}:0",
            "replica": {"source_identity": "source", "controller_identities": ["source", "operator"]}}, open(f"{W}/replica.json", "w"))
 json.dump({"slot": "gw1", "host_root": f"{W}/prod", "state_dir": f"{W}/sstate",
            "tls": tls("source"), "roots": roots,
-           "source": {"replica_address": "127.0.0.1:PORT", "replica_identity": "replica"}},
+           "source": {"replica_address": f"{addr}:PORT", "replica_identity": "replica"}},
           open(f"{W}/source.json.in", "w"))
 PY
 
@@ -71,7 +99,7 @@ PY
 
 start_replica() {
   rm -f "$W/port"
-  "$N" serve --config "$W/replica.json" 2>>"$W/replica.log" &
+  ${in_s[@]+"${in_s[@]}"} "$N" serve --config "$W/replica.json" 2>>"$W/replica.log" &
   replica_pid=$!
   for _ in $(seq 200); do [ -s "$W/port" ] && break; sleep 0.05; done
   sed "s/PORT/$(cat "$W/port")/" "$W/source.json.in" > "$W/source.json"
@@ -94,18 +122,18 @@ rss_of() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 run_gw() {
   local t0 t1 out
   t0=$(now)
-  out=$(/usr/bin/time -f '%U %S %M' -o "$W/time" "$N" push --config "$W/source.json" --checkpoint "$2" --commit)
+  out=$(/usr/bin/time -f '%U %S %M' -o "$W/time" ${in_p[@]+"${in_p[@]}"} "$N" push --config "$W/source.json" --checkpoint "$2" --commit)
   t1=$(now)
   read -r u s m < "$W/time"
   wire=$(sed -E 's/.*"wire_bytes": ([0-9]+).*/\1/' <<<"$out")
   echo -e "$1\tgwmirror\t$(echo "$t1 - $t0" | bc)\t$wire\t$(echo "$u + $s" | bc)\t$m\t$(cpu_of "$replica_pid")\t$(rss_of "$replica_pid")" >> "$results"
-  python3 -c 'import json, sys; r = json.loads(sys.argv[2]); print(sys.argv[1], r["entries"], r["index_hits"], r["bytes_hashed"], sep="\t")' "$1" "$out" >> "$scans"
+  python3 -c 'import json, sys; r = json.loads(sys.argv[2]); print(sys.argv[1], r["entries"], r["index_hits"], r["bytes_hashed"], r["signature_fetches"], sep="\t")' "$1" "$out" >> "$scans"
 }
 run_rsync() {
   local t0 t1 out d0
   d0=$(cpu_of "$rsyncd_pid" children)
   t0=$(now)
-  out=$(/usr/bin/time -f '%U %S %M' -o "$W/time" rsync -a --delete --stats "${rsync_sel[@]}" "$W/prod/" "rsync://127.0.0.1:$rport/standby/")
+  out=$(/usr/bin/time -f '%U %S %M' -o "$W/time" ${in_p[@]+"${in_p[@]}"} rsync -a --delete --stats "${rsync_sel[@]}" "$W/prod/" "rsync://$rsync_addr:$rport/standby/")
   t1=$(now)
   read -r u s m < "$W/time"
   sent=$(grep 'Total bytes sent' <<<"$out" | tr -dc 0-9)
@@ -163,8 +191,12 @@ python3 "$top/tests/bench/table.py" "$results" "$scans"
 echo
 # The incremental change set again, through a running cluster: inotify and
 # the in-memory tree instead of a cold process's whole scan.
-GWMIRROR_BIN_DIR="$bin" bash "$top/tests/bench/checkpoint_bench.sh" --slots 1 --size "$size" --runs "$runs"
+if [ -n "$wan" ]; then
+  "$G" sandbox down --dir "$W/sb" >/dev/null  # Its subnet for the next.
+  latency+=(--wan "$wan")
+fi
+GWMIRROR_BIN_DIR="$bin" bash "$top/tests/bench/checkpoint_bench.sh" --slots 1 --size "$size" --runs "$runs" ${wan:+--wan "$wan"}
 if [ "$no_latency" = 0 ]; then
   echo
-  GWMIRROR_BIN_DIR="$bin" bash "$top/tests/bench/latency_bench.sh" --size "$size" "${latency[@]}"
+  GWMIRROR_BIN_DIR="$bin" bash "$top/tests/bench/latency_bench.sh" --size "$size" "${latency[@]+"${latency[@]}"}"
 fi

@@ -8,13 +8,18 @@
 # bytes on the wire, CPU and peak RSS of both sides, ratios to rsync.
 #
 #   tests/bench/checkpoint_bench.sh [--slots N] [--size small|large] [--runs R]
+#       [--wan SPEC]
+#
+# With --wan (root), the sites sit on either end of a link of that shape,
+# and rsync (production's namespace) reaches its daemon across it too.
 set -euo pipefail
-slots=3; size=small; runs=5
+slots=3; size=small; runs=5; wan=
 while [ $# -gt 0 ]; do
   case "$1" in
     --slots) slots=$2; shift 2;;
     --size) size=$2; shift 2;;
     --runs) runs=$2; shift 2;;
+    --wan) wan=$2; shift 2;;
     *) echo "checkpoint_bench: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -22,7 +27,12 @@ name=checkpoint_bench
 . "$(dirname "$0")/sandbox_common.sh"
 
 # No pre-staging: the cut does all the work the timer sees.
-"$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" --manual --no-prestage >/dev/null
+"$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" --manual --no-prestage ${wan:+--wan "$wan"} >/dev/null
+in_p=(); in_s=()
+if [ -n "$wan" ]; then
+  read -r ns_p ns_s rsync_addr < <(python3 -c 'import json, sys; w = json.load(open(sys.argv[1]))["wan"]; print(w["namespaces"]["production"], w["namespaces"]["standby"], w["addresses"]["standby"])' "$W/sb/sandbox.json")
+  in_p=(ip netns exec "$ns_p"); in_s=(ip netns exec "$ns_s")
+fi
 C="$W/sb/cli.json"
 # Per host: production pid, standby pid, production metrics URL.
 mapfile -t hosts < <(python3 - "$W/sb/sandbox.json" <<'PY'
@@ -39,7 +49,7 @@ rsync_all() {
   local total=0 out
   for i in $(seq "$slots"); do
     out=$(/usr/bin/time -f '%U %S %M' -a -o "$W/rtime" \
-      rsync -a --delete --stats "${rsync_sel[@]}" "$W/sb/gw$i/production/" "rsync://127.0.0.1:$rport/standby/gw$i/")
+      ${in_p[@]+"${in_p[@]}"} rsync -a --delete --stats "${rsync_sel[@]}" "$W/sb/gw$i/production/" "rsync://$rsync_addr:$rport/standby/gw$i/")
     total=$((total + $(grep 'Total bytes sent' <<<"$out" | tr -dc 0-9) + $(grep 'Total bytes received' <<<"$out" | tr -dc 0-9)))
   done
   echo "$total"

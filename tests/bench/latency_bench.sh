@@ -14,10 +14,14 @@
 #
 #   tests/bench/latency_bench.sh [--size small|large] [--changes N]
 #       [--default-delay-changes N] [--idle-seconds S] [--soak-seconds S]
-#       [--soak-rate R]
+#       [--soak-rate R] [--wan SPEC]
+#
+# With --wan (root), the sandbox's sites sit on either end of a link of that
+# shape, and lsyncd (production's namespace) reaches the rsync daemon
+# across the same link (standby's).
 set -euo pipefail
 name=latency
-size=small; changes=50; default_changes=3; idle=10; soak=60; rate=200
+size=small; changes=50; default_changes=3; idle=10; soak=60; rate=200; wan=
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=$2; shift 2;;
@@ -26,15 +30,21 @@ while [ $# -gt 0 ]; do
     --idle-seconds) idle=$2; shift 2;;
     --soak-seconds) soak=$2; shift 2;;
     --soak-rate) rate=$2; shift 2;;
+    --wan) wan=$2; shift 2;;
     *) echo "latency_bench: unknown option $1" >&2; exit 2;;
   esac
 done
 . "$(dirname "$0")/sandbox_common.sh"
 command -v lsyncd >/dev/null || { echo "latency_bench: lsyncd is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
-. "$top/tests/bench/rsyncd.sh"
 
-"$G" sandbox up --dir "$W/sb" --slots 1 --size "$size" >"$W/sandbox.log" 2>&1 || {
+"$G" sandbox up --dir "$W/sb" --slots 1 --size "$size" ${wan:+--wan "$wan"} >"$W/sandbox.log" 2>&1 || {
   cat "$W/sandbox.log" >&2; exit 1; }
+in_p=(); in_s=()
+if [ -n "$wan" ]; then
+  read -r ns_p ns_s rsync_addr < <(python3 -c 'import json, sys; w = json.load(open(sys.argv[1]))["wan"]; print(w["namespaces"]["production"], w["namespaces"]["standby"], w["addresses"]["standby"])' "$W/sb/sandbox.json")
+  in_p=(ip netns exec "$ns_p"); in_s=(ip netns exec "$ns_s")
+fi
+. "$top/tests/bench/rsyncd.sh"
 
 # lsyncd's source: a copy of the same gateway conf directory.
 prod=$(python3 -c "import json; print(json.load(open('$W/sb/sandbox.json'))['slots'][0]['production']['root'])")
@@ -46,11 +56,11 @@ lsyncd_start() {  # lsyncd_start DELAY ("" for its default)
   [ -n "$1" ] && delay_line="delay = $1,"
   cat > "$W/lsyncd.lua" <<LUA
 settings { nodaemon = true, logfile = "$W/lsyncd.log", insist = true }
-sync { default.rsync, source = "$W/lsrc/", target = "rsync://127.0.0.1:$rport/standby/",
+sync { default.rsync, source = "$W/lsrc/", target = "rsync://$rsync_addr:$rport/standby/",
        $delay_line rsync = { archive = true } }
 LUA
   rm -rf "$W/rsync-dest"; mkdir -p "$W/rsync-dest"
-  lsyncd "$W/lsyncd.lua" >>"$W/lsyncd.out" 2>&1 &
+  ${in_p[@]+"${in_p[@]}"} lsyncd "$W/lsyncd.lua" >>"$W/lsyncd.out" 2>&1 &
   lsyncd_pid=$!
   # Its startup sync copies everything; wait for it.
   for _ in $(seq 600); do

@@ -2,20 +2,27 @@
 # one writable module "standby" at $W/rsync-dest, running in the background
 # of the caller (its cleanup kills it). Sets $rport and $rsyncd_pid, and
 # $rsync_sel: rsync's excludes for gwmirror's mirror set of a sample host.
+# Over a WAN (wan_lab.sh), it listens on $rsync_addr inside the standby's
+# namespace (${in_s[@]}, the command prefix that runs there).
+rsync_addr=${rsync_addr:-127.0.0.1}
+[ -n "${in_s+x}" ] || in_s=()
 rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$W/rsync-dest"
 cat > "$W/rsyncd.conf" <<CONF
 pid file = $W/rsyncd.pid
 use chroot = no
+# No DNS here: a reverse lookup of a client's address would stall each
+# connection for seconds.
+reverse lookup = no
 [standby]
   path = $W/rsync-dest
   read only = false
   uid = root
   gid = root
 CONF
-rsync --daemon --no-detach --address=127.0.0.1 --port=$rport --config="$W/rsyncd.conf" &
+${in_s[@]+"${in_s[@]}"} rsync --daemon --no-detach --address="$rsync_addr" --port=$rport --config="$W/rsyncd.conf" &
 rsyncd_pid=$!
-for _ in $(seq 100); do rsync "rsync://127.0.0.1:$rport/" >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 100); do ${in_s[@]+"${in_s[@]}"} rsync "rsync://$rsync_addr:$rport/" >/dev/null 2>&1 && break; sleep 0.05; done
 # The same file set as gwmirror's mirror set (default excludes, the
 # roots' include rules) on a `gwmirror sample` host.
 rsync_sel=(--exclude=opsdb.d/ --exclude=logs/ --exclude=trace/ --exclude=events/
