@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/match.h"
@@ -17,7 +18,7 @@ namespace gwmirror {
 namespace {
 
 struct Spec {
-  std::string action;  // "crash" or "enospc"
+  std::string action;  // "crash", "enospc" or "pause"
   std::string prefix;
   int n = 0;
 };
@@ -30,7 +31,8 @@ bool ParseSpec(absl::string_view text, Spec* spec) {
   spec->action = std::string(text.substr(0, first));
   spec->prefix = std::string(text.substr(first + 1, last - first - 1));
   return absl::SimpleAtoi(text.substr(last + 1), &spec->n) &&
-         (spec->action == "crash" || spec->action == "enospc");
+         (spec->action == "crash" || spec->action == "enospc" ||
+          spec->action == "pause");
 }
 
 struct State {
@@ -65,12 +67,33 @@ void SetFaultSpec(const std::string& spec) {
   s.active = ParseSpec(spec, &s.spec);
 }
 
+// "pause": says it arrived (FILE.reached) and waits while FILE exists, so
+// a test can partition, kill or inspect at exactly this step, then let go.
+void Pause(absl::string_view name) {
+  const char* file = std::getenv("GWMIRROR_FAULT_PAUSE");
+  if (file == nullptr) return;
+  const std::string reached = std::string(file) + ".reached";
+  if (FILE* f = fopen(reached.c_str(), "w")) {
+    fprintf(f, "%.*s\n", static_cast<int>(name.size()), name.data());
+    fclose(f);
+  }
+  Logf(LogLevel::kWarning, "fault", "paused at %s while %s exists", name, file);
+  // Bounded: a test that died leaves no process paused for long.
+  for (int i = 0; i < 1200 && access(file, F_OK) == 0; ++i) usleep(100'000);
+}
+
 absl::Status FaultPoint(absl::string_view name) {
   State& s = GetState();
   if (!s.active.load(std::memory_order_relaxed)) return absl::OkStatus();
   absl::MutexLock l(&s.mu);
   if (!absl::StartsWith(name, s.spec.prefix)) return absl::OkStatus();
   int n = ++s.matched;
+  if (s.spec.action == "pause" && n == s.spec.n) {
+    s.mu.Unlock();
+    Pause(name);
+    s.mu.Lock();
+    return absl::OkStatus();
+  }
   if (s.spec.action == "crash" && n == s.spec.n) {
     kill(getpid(), SIGKILL);
     pause();

@@ -4,7 +4,10 @@
 //   "crash:<prefix>:<n>"  the n-th hit (1-based) of a point whose name starts
 //                         with <prefix> raises SIGKILL;
 //   "enospc:<prefix>:<n>" from the n-th hit on, such points fail with
-//                         RESOURCE_EXHAUSTED.
+//                         RESOURCE_EXHAUSTED;
+//   "pause:<prefix>:<n>"  the n-th hit writes $GWMIRROR_FAULT_PAUSE.reached
+//                         and waits (2 minutes at most) while the file
+//                         $GWMIRROR_FAULT_PAUSE exists.
 // With no spec a point costs one relaxed atomic load. A build without
 // GWMIRROR_FAULT_POINTS (CMake option, off when the tests are off) has no
 // points at all: FaultPoint is always OK and GWMIRROR_FAULT is not read.

@@ -82,8 +82,19 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     absl::Time t = clock_->Now();
     gwmirror::v1::PromoteStep* s = step("check standby trees");
     for (const Node& n : nodes) {
-      ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state,
-                       nodes_client_->State(n.ref(), epoch, absl::Seconds(10)));
+      auto got = nodes_client_->State(n.ref(), epoch, absl::Seconds(10));
+      if (!got.ok()) {
+        // A partition between this coordinator and the standby site: the
+        // epoch is not raised, nothing changed, production stays active.
+        return absl::UnavailableError(absl::StrCat(
+            "standby ", n.member.slot(), " (", n.member.identity(),
+            ") cannot be reached: ", got.status().message(),
+            ". Nothing changed; ", active,
+            " is still active. Retry once the link is back; if the site of "
+            "this coordinator is lost, promote from the standby side with "
+            "`gwmirror promote --force`"));
+      }
+      const gwmirror::v1::ReplicaState& state = *got;
       if (req.checkpoint() != 0) {
         s->add_done(absl::StrCat(
             n.member.slot(), ": ", n.member.identity(), " holds checkpoint ",

@@ -373,11 +373,21 @@ std::optional<Manifest> ManifestMemo::Find(const std::string& digest) const {
 absl::StatusOr<gwmirror::v1::ReplicaState> Pusher::ReplicaState(
     const gwmirror::v1::Envelope& envelope) {
   gwmirror::v1::ReplicaState state;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Seconds(30))));
   gwmirror::v1::GetStateRequest req;
   *req.mutable_envelope() = envelope;
-  RETURN_IF_ERROR(FromGrpc(stub_->GetState(&ctx, req, &state)));
+  // The first call of a push: on a kept channel whose connection died with
+  // a partition (the peer reset it once the link was back), it is the one
+  // that finds out. It only reads, so it is asked once more, waiting for
+  // the reconnect.
+  grpc::Status st;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Seconds(30))));
+    ctx.set_wait_for_ready(attempt > 0);
+    st = stub_->GetState(&ctx, req, &state);
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+  }
+  RETURN_IF_ERROR(FromGrpc(st));
   if (ledger_ != nullptr) {
     ledger_->Sync(state.prestage_pool(), state.prestage_generation());
   }

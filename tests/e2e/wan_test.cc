@@ -182,5 +182,96 @@ TEST_F(WanTest, MirrorsAcrossTheLinkAndHealsAPartitionByItself) {
   EXPECT_LT(Status().rpo_ms(), 5000);
 }
 
+// The coordinator beside the sources, the replicas across the link (so the
+// commit crosses it too): a partition at each phase of a checkpoint (cut
+// recorded, pushes done, commit point passed) ends with it applied on
+// every standby or on none, and the cluster heals by itself. A promote
+// that cannot reach the standby site changes nothing and says what to do.
+TEST_F(WanTest, APartitionAtEachPhaseAppliesEverywhereOrNowhere) {
+  Up(2, /*follow=*/false, "small", false,
+     {"--wan", "delay=20ms", "--coordinator-site", "production"});
+  ASSERT_EQ(sb_.coordinator_process().netns(),
+            sb_.slots(0).production().netns());
+  const std::string pause = Dir() + "/pause";
+  pid_t coordinator = sb_.coordinator_process().pid();
+  auto link = [&](const char* how) {
+    RunResult r =
+        testing::Run({Bin("gwmirror"), "sandbox", "link", how, "--dir", Dir()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  };
+  auto applied = [&](const gwmirror::v1::ClusterStatus& s) {
+    return std::make_pair(s.slots(0).replica().applied_checkpoint(),
+                          s.slots(1).replica().applied_checkpoint());
+  };
+  struct Phase {
+    const char* point;
+    bool applies;
+  };
+  int round = 0;
+  for (const Phase& phase : {Phase{"cut", false}, Phase{"staged", false},
+                             Phase{"consistent", true}}) {
+    SCOPED_TRACE(phase.point);
+    // The coordinator again, to stop at this phase of its next checkpoint.
+    testing::WriteFile(pause, "");
+    unlink((pause + ".reached").c_str());
+    kill(coordinator, SIGKILL);
+    for (int i = 0; i < 500 && !Gone(coordinator); ++i) usleep(10000);
+    coordinator =
+        Restart(sb_.coordinator_process(),
+                {{"GWMIRROR_FAULT",
+                  absl::StrCat("pause:coordinator:", phase.point, ":1")},
+                 {"GWMIRROR_FAULT_PAUSE", pause}})
+            ->pid();
+    WaitHealthy();
+    const auto before = applied(Status());
+    ASSERT_EQ(before.first, before.second);
+    ++round;
+    for (int i = 1; i <= 2; ++i) {
+      testing::WriteFile(Gw(Prod(i), "conf/phase.props"),
+                         absl::StrCat("round=", round, "\n"));
+    }
+    RunResult cut;
+    std::thread create([&] { cut = Cli({"checkpoint", "create", "--wait"}); });
+    for (int i = 0; i < 300 && access((pause + ".reached").c_str(), F_OK) != 0;
+         ++i) {
+      usleep(100000);
+    }
+    link("down");
+    unlink(pause.c_str());  // The coordinator goes on, into the partition.
+    create.join();
+    EXPECT_NE(cut.exit_code, 0) << cut.out;
+    std::printf("partition at %s: %s", phase.point, cut.err.c_str());
+    link("up");
+    // Healed: every standby at the same checkpoint, this one or the one
+    // before, with no operator action.
+    const uint64_t id = Status().last_attempt().id();
+    const auto settled = WaitFor(
+        [&](const auto& s) {
+          const auto a = applied(s);
+          return AllHealthy(s) && a.first == a.second &&
+                 a.first == (phase.applies ? id : before.first) &&
+                 s.last_attempt().state() ==
+                     (phase.applies ? gwmirror::v1::CHECKPOINT_STATE_APPLIED
+                                    : gwmirror::v1::CHECKPOINT_STATE_ABORTED);
+        },
+        "every standby at one checkpoint, applied or aborted");
+    EXPECT_EQ(settled.last_attempt().id(), id);
+  }
+  ASSERT_TRUE(Checkpoint().ok());
+  for (int i = 1; i <= 2; ++i) {
+    EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "") << i;
+  }
+
+  link("down");
+  RunResult promote = Cli({"promote", "--yes"});
+  link("up");
+  EXPECT_NE(promote.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(promote.err, "Nothing changed")) << promote.err;
+  EXPECT_TRUE(absl::StrContains(promote.err, "promote --force")) << promote.err;
+  const gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.active_site(), "production");
+  EXPECT_EQ(s.epoch(), 1u);
+}
+
 }  // namespace
 }  // namespace gwmirror
