@@ -760,8 +760,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
   // upgrade): reconnect within a couple of seconds rather than gRPC's
   // default backoff of up to two minutes.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // gRPC takes this as the least time a connection attempt is given: TCP,
+  // TLS and HTTP/2's first frames over a long, lossy link (four round
+  // trips of 80 ms, and a lost SYN costs a second) need more than the
+  // backoff above would allow.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   // A link that died sends no RST: pings find it within kKeepalive +
   // kKeepaliveTimeout (10-15 s), idle or not, and calls fail over to a
   // reconnect instead of hanging on TCP's retransmissions.
