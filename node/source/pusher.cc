@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <set>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -437,10 +438,9 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(
   return m;
 }
 
-absl::StatusOr<std::string> Pusher::FetchSignature(
+absl::StatusOr<std::string> Pusher::ReadSignature(
     const Entry& old, const gwmirror::v1::Envelope& envelope,
-    PushReport* report) {
-  if (auto hit = sigs_.Get(old.sha256())) return *hit;
+    uint64_t* wire_bytes) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Minutes(10))));
   gwmirror::v1::GetSignatureRequest req;
@@ -452,13 +452,71 @@ absl::StatusOr<std::string> Pusher::FetchSignature(
   std::string sig;
   gwmirror::v1::SignatureChunk chunk;
   while (reader->Read(&chunk)) {
-    report->wire_bytes += chunk.ByteSizeLong();
+    *wire_bytes += chunk.ByteSizeLong();
     sig += chunk.data();
   }
   RETURN_IF_ERROR(FromGrpc(reader->Finish()));
+  return sig;
+}
+
+absl::StatusOr<std::string> Pusher::FetchSignature(
+    const Entry& old, const gwmirror::v1::Envelope& envelope,
+    PushReport* report) {
+  if (auto hit = sigs_.Get(old.sha256())) return *hit;
+  ASSIGN_OR_RETURN(std::string sig,
+                   ReadSignature(old, envelope, &report->wire_bytes));
   ++report->signature_fetches;
   RETURN_IF_ERROR(sigs_.Put(old.sha256(), sig));
   return sig;
+}
+
+const Entry* Pusher::DeltaBasis(const Entry& e, const Entry* old,
+                                const CommittedContent* content) const {
+  if (content != nullptr) {
+    if (content->WithDigest(e.sha256()) != nullptr) return nullptr;  // Copy.
+    if (old == nullptr || old->type() != ENTRY_TYPE_FILE) {
+      old = content->SiblingOf(e.path());
+    }
+  }
+  const bool delta = old != nullptr && old->type() == ENTRY_TYPE_FILE &&
+                     e.size() >= whole_below_ && old->size() >= whole_below_;
+  return delta ? old : nullptr;
+}
+
+void Pusher::PrefetchSignatures(
+    const std::vector<std::pair<const Entry*, const Entry*>>& files,
+    const CommittedContent* content, const gwmirror::v1::Envelope& envelope,
+    PushReport* report) {
+  // The bases whose signatures the cache lacks, each once.
+  std::vector<const Entry*> missing;
+  std::set<std::string> seen;
+  for (const auto& [e, old] : files) {
+    const Entry* basis = DeltaBasis(*e, old, content);
+    if (basis == nullptr || !seen.insert(basis->sha256()).second) continue;
+    if (!sigs_.Get(basis->sha256())) missing.push_back(basis);
+  }
+  // Several in flight at once: a WAN round trip per file would otherwise
+  // be the cost of a push after a lost cache (a failback, a new source).
+  // What fails here is fetched again, one by one, by the send.
+  constexpr size_t kInFlight = 8;
+  for (size_t at = 0; at < missing.size(); at += kInFlight) {
+    const size_t n = std::min(kInFlight, missing.size() - at);
+    std::vector<absl::StatusOr<std::string>> sigs(n, absl::UnknownError(""));
+    std::vector<uint64_t> wire(n, 0);
+    std::vector<std::thread> calls;
+    for (size_t i = 0; i < n; ++i) {
+      calls.emplace_back([&, i] {
+        sigs[i] = ReadSignature(*missing[at + i], envelope, &wire[i]);
+      });
+    }
+    for (auto& t : calls) t.join();
+    for (size_t i = 0; i < n; ++i) {
+      report->wire_bytes += wire[i];
+      if (!sigs[i].ok()) continue;
+      ++report->signature_fetches;
+      (void)sigs_.Put(missing[at + i]->sha256(), *sigs[i]);
+    }
+  }
 }
 
 absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
@@ -642,11 +700,9 @@ absl::Status Pusher::SendChanged(Stream* stream, const Entry& e,
       ++report->files_copied;
       return SendCopy(stream, e, *same);
     }
-    if (old == nullptr || old->type() != ENTRY_TYPE_FILE) {
-      old = content->SiblingOf(e.path());
-    }
   }
-  return SendFile(stream, e, old, false, envelope, report);
+  return SendFile(stream, e, DeltaBasis(e, old, content), false, envelope,
+                  report);
 }
 
 const CommittedContent* Pusher::ContentOf(
@@ -679,6 +735,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     }
   }
   if (to_send.empty()) return report;
+  PrefetchSignatures(to_send, ContentOf(state, replica), envelope, &push);
   PushProgress::Scope progress(to_send);
   Stream stream(stub_.get(), &push, config_.source().compression(), deadline_,
                 budget_);
@@ -752,6 +809,15 @@ absl::StatusOr<PushReport> Pusher::Push(
 
   // What this push sends (and counts for progress in heartbeats).
   const auto changed = ChangedFiles(replica, manifest);
+  {
+    std::vector<std::pair<const Entry*, const Entry*>> unstaged;
+    for (const auto& [e, old] : changed) {
+      if (ledger_ == nullptr || !ledger_->Has(e->sha256())) {
+        unstaged.emplace_back(e, old);
+      }
+    }
+    PrefetchSignatures(unstaged, ContentOf(state, replica), envelope, &report);
+  }
   PushProgress::Scope progress(changed);
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {

@@ -240,6 +240,20 @@ class Pusher {
   // `next` removed.
   absl::Status SendManifestDelta(Stream* stream, const Manifest& next,
                                  const Manifest& base);
+  // The replica's signature of `old`, over the network (thread-safe).
+  absl::StatusOr<std::string> ReadSignature(
+      const Entry& old, const gwmirror::v1::Envelope& envelope,
+      uint64_t* wire_bytes);
+  // The replica file a delta of `e` is made against (its committed `old`,
+  // or a sibling from `content`), or null: sent whole or copied.
+  const Entry* DeltaBasis(const Entry& e, const Entry* old,
+                          const CommittedContent* content) const;
+  // Fills the signature cache for every basis of `files` it lacks, several
+  // calls in flight at once.
+  void PrefetchSignatures(
+      const std::vector<std::pair<const Entry*, const Entry*>>& files,
+      const CommittedContent* content, const gwmirror::v1::Envelope& envelope,
+      PushReport* report);
   absl::StatusOr<std::string> FetchSignature(
       const Entry& old, const gwmirror::v1::Envelope& envelope,
       PushReport* report);

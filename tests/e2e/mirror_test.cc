@@ -266,6 +266,38 @@ TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
   EXPECT_EQ(Field(out, "files_whole") + Field(out, "files_delta"), 0u) << out;
 }
 
+// A source that lost its signature cache (a failback, a new host) fetches
+// what it lacks in one batch before the push, several calls in flight,
+// rather than one round trip per file inside it; every file still goes as
+// a delta.
+TEST_F(MirrorTest, ALostSignatureCacheIsFetchedBeforeThePushAndUsed) {
+  constexpr int kFiles = 12;
+  std::string body(100 << 10, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = 'a' + (i * 7919 % 26);
+  // Each its own content (a signature is fetched once per content).
+  auto content = [&](int i) { return absl::StrCat("store ", i, "\n", body); };
+  for (int i = 0; i < kFiles; ++i) {
+    testing::WriteFile(gw(absl::StrCat("conf/store-", i, ".xml")), content(i));
+  }
+  Sync(1);
+  ASSERT_TRUE(RemoveTree(dir_ / "source-state/source/signatures").ok());
+  for (int i = 0; i < kFiles; ++i) {
+    std::string edited = content(i);
+    edited.replace(50'000, 6, "edited");
+    testing::WriteFile(gw(absl::StrCat("conf/store-", i, ".xml")), edited);
+  }
+  std::string out = Sync(2);
+  EXPECT_EQ(testing::Diff(Prod(), Standby()), "");
+  EXPECT_EQ(Field(out, "signature_fetches"), static_cast<uint64_t>(kFiles))
+      << out;
+  EXPECT_EQ(Field(out, "files_delta"), static_cast<uint64_t>(kFiles)) << out;
+  EXPECT_EQ(Field(out, "files_whole"), 0u) << out;
+  // Cached now: the next change fetches nothing.
+  testing::WriteFile(gw("conf/store-0.xml"), content(0));
+  out = Sync(3);
+  EXPECT_EQ(Field(out, "signature_fetches"), 0u) << out;
+}
+
 // A redeployment writes a whole new conf/<uuid>/ folder: its stores that
 // did not change, and a renamed large file, are copies of what the standby
 // already holds (a header each); its edited PrimaryStore.xml is a delta
