@@ -138,14 +138,7 @@ absl::Status DoUp(const Args& a,
         "of its own is not built yet), not \"",
         coordinator_site, "\""));
   }
-  if (wan_spec) {
-    RETURN_IF_ERROR(ParseWanSpec(*wan_spec).status());
-    if (a.Has("databases")) {
-      return absl::InvalidArgumentError(
-          "--databases with --wan is not built yet: the sample database "
-          "servers listen on this machine's loopback");
-    }
-  }
+  if (wan_spec) RETURN_IF_ERROR(ParseWanSpec(*wan_spec).status());
   if (dir.empty() || dir[0] != '/') {
     char cwd[4096];
     if (getcwd(cwd, sizeof(cwd)) == nullptr)
@@ -269,7 +262,7 @@ absl::Status DoUp(const Args& a,
       ASSIGN_OR_RETURN(
           databases[site],
           StartSiteDatabases(dir, site, std::string(site) == "production",
-                             servers));
+                             SiteNetwork{netns(site), host(site)}, servers));
     }
   }
   auto roots = SampleRoots(kPrefix);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "cli/sandbox_wan.h"
 #include "common/fd.h"
 #include "common/process.h"
 #include "common/sha256.h"
@@ -311,7 +312,7 @@ absl::Status StartPostgres(const std::string& dir, const std::string& site,
 }
 
 absl::Status StartSlapd(const std::string& dir, const std::string& site,
-                        bool seed, SiteDatabases* out,
+                        bool seed, const SiteNetwork& net, SiteDatabases* out,
                         std::vector<SandboxDatabase>* started) {
   RETURN_IF_ERROR(MakeDirs(dir + "/slapd.d", 0700));
   RETURN_IF_ERROR(MakeDirs(dir + "/db", 0700));
@@ -319,7 +320,7 @@ absl::Status StartSlapd(const std::string& dir, const std::string& site,
   ASSIGN_OR_RETURN(std::string slapadd, Which("slapadd"));
   ASSIGN_OR_RETURN(std::string ldapadd, Which("ldapadd"));
   ASSIGN_OR_RETURN(int port, FreePort());
-  std::string url = absl::StrCat("ldap://127.0.0.1:", port, "/");
+  std::string url = absl::StrCat("ldap://", net.host, ":", port, "/");
   std::string password = RandomPassword();
   std::string config = absl::StrCat(
       "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcPidFile: ", dir,
@@ -348,11 +349,12 @@ absl::Status StartSlapd(const std::string& dir, const std::string& site,
   db.set_suffix(kSuffix);
   db.set_pid_file(dir + "/slapd.pid");
   for (const std::string& a :
-       {slapd, std::string("-F"), dir + "/slapd.d", std::string("-h"), url}) {
+       InNamespace(net.netns, {slapd, "-F", dir + "/slapd.d", "-h", url})) {
     db.add_argv(a);
   }
   RETURN_IF_ERROR(
-      SpawnDetached({slapd, "-d", "0", "-F", dir + "/slapd.d", "-h", url},
+      SpawnDetached(InNamespace(net.netns, {slapd, "-d", "0", "-F",
+                                            dir + "/slapd.d", "-h", url}),
                     dir + "/server.log")
           .status());
   started->push_back(db);
@@ -416,13 +418,13 @@ absl::Status StartSlapd(const std::string& dir, const std::string& site,
 
 absl::StatusOr<SiteDatabases> StartSiteDatabases(
     const std::string& dir, const std::string& site, bool seed,
-    std::vector<SandboxDatabase>* started) {
+    const SiteNetwork& net, std::vector<SandboxDatabase>* started) {
   SiteDatabases out;
   std::string base = absl::StrCat(dir, "/databases/", site);
   RETURN_IF_ERROR(StartMariaDb(base + "/mariadb", site, seed, &out, started));
   RETURN_IF_ERROR(
       StartPostgres(base + "/postgresql", site, seed, &out, started));
-  RETURN_IF_ERROR(StartSlapd(base + "/ldap", site, seed, &out, started));
+  RETURN_IF_ERROR(StartSlapd(base + "/ldap", site, seed, net, &out, started));
   return out;
 }
 

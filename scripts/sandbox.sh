@@ -12,8 +12,7 @@
 #
 # --wan puts each site in a network namespace of its own behind a link of
 # that shape (root; "delay=40ms,jitter=5ms,loss=0.5%,rate=50mbit", each part
-# optional); the sample databases then stay out (they listen on this
-# machine's loopback).
+# optional).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-up}; shift || true
@@ -22,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir=$2; shift 2;;
     --slots|--size|--coordinator-site) extra+=("$1" "$2"); shift 2;;
-    --wan) extra+=("$1" "$2"); databases=(); shift 2;;
+    --wan) extra+=("$1" "$2"); shift 2;;
     --no-databases) databases=(); shift;;
     down|up|set) words+=("$1"); shift;;
     *=*) words+=("$1"); shift;;

@@ -33,6 +33,10 @@ class DatabaseTest : public ClusterTest {
     Up(1, /*follow=*/false, "small", /*databases=*/true);
   }
 
+  // Rows and entries written on production's servers reach the standby's
+  // after a checkpoint and a restore; a drill's restore goes to scratch.
+  void RowsAndEntriesReachTheStandby();
+
   const gwmirror::v1::SandboxDatabase& Db(const std::string& kind,
                                           const std::string& site) {
     for (const auto& d : sb_.slots(0).databases()) {
@@ -91,7 +95,26 @@ class DatabaseTest : public ClusterTest {
   std::vector<std::unique_ptr<Child>> servers_;
 };
 
+// The same with the sites apart (`sandbox up --databases --wan`): each
+// site's slapd in its site's namespace, the dumps across the link.
+class DatabaseOverWanTest : public DatabaseTest {
+ protected:
+  void SetUp() override {
+    Up(1, /*follow=*/false, "small", /*databases=*/true,
+       {"--wan", "delay=20ms"});
+  }
+};
+
 TEST_F(DatabaseTest, RowsAndEntriesReachTheStandbyServersAfterARestore) {
+  RowsAndEntriesReachTheStandby();
+}
+
+TEST_F(DatabaseOverWanTest, RowsAndEntriesCrossTheLinkToo) {
+  ASSERT_FALSE(sb_.wan().id().empty());
+  RowsAndEntriesReachTheStandby();
+}
+
+void DatabaseTest::RowsAndEntriesReachTheStandby() {
   const auto& prod_maria = Db("mariadb", "production");
   const auto& prod_pg = Db("postgresql", "production");
   const auto& prod_ldap = Db("ldap", "production");
