@@ -284,8 +284,10 @@ const ProgramSpec& GwmirrorSpec() {
                                 "delay=40ms,jitter=5ms,loss=0.5%,rate=50mbit "
                                 "(each part optional; root only)"},
                        {.names = "--coordinator-site",
-                        .value = "production|standby",
-                        .help = "Where the coordinator runs (with --wan)",
+                        .value = "production|standby|witness",
+                        .help = "Where the coordinator runs (with --wan; "
+                                "witness: a third site with its own link to "
+                                "both)",
                         .dflt = "standby"}},
              .example = "gwmirror sandbox up --dir /tmp/gwm"},
             {.path = "sandbox link",

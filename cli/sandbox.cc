@@ -132,11 +132,16 @@ absl::Status DoUp(const Args& a,
   const std::optional<std::string> wan_spec = a.Get("wan");
   const std::string coordinator_site =
       a.Get("coordinator-site").value_or("standby");
-  if (coordinator_site != "production" && coordinator_site != "standby") {
+  if (coordinator_site != "production" && coordinator_site != "standby" &&
+      coordinator_site != "witness") {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--coordinator-site must be production or standby (a witness site "
-        "of its own is not built yet), not \"",
+        "--coordinator-site must be production, standby or witness, not \"",
         coordinator_site, "\""));
+  }
+  if (coordinator_site == "witness" && !wan_spec) {
+    return absl::InvalidArgumentError(
+        "--coordinator-site witness needs --wan (a site of its own with a "
+        "link to both)");
   }
   if (wan_spec) RETURN_IF_ERROR(ParseWanSpec(*wan_spec).status());
   if (dir.empty() || dir[0] != '/') {
@@ -178,7 +183,8 @@ absl::Status DoUp(const Args& a,
   };
   if (wan_spec) {
     ASSIGN_OR_RETURN(*wan,
-                     CreateWan(dir, *wan_spec, bin + "/gwmirror-wan-relay"));
+                     CreateWan(dir, *wan_spec, bin + "/gwmirror-wan-relay",
+                               coordinator_site == "witness"));
     wan->set_coordinator_site(coordinator_site);
     *out.mutable_wan() = *wan;
   }

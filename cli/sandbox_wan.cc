@@ -96,7 +96,7 @@ void KillAll(const std::string& ns) {
 }
 
 void Destroy(const std::string& id) {
-  for (const char* suffix : {"-p", "-s", "-w"}) {
+  for (const char* suffix : {"-p", "-s", "-c", "-w"}) {
     const std::string ns = id + suffix;
     KillAll(ns);
     (void)Ip("", {"netns", "del", ns});
@@ -126,6 +126,22 @@ void RemoveAbandoned() {
 }
 
 std::string Tbf(uint64_t rate) { return absl::StrCat(rate * 8, "bit"); }
+
+// The tun devices of `wan`'s links, in pairs with a relay between each:
+// the sites', and the witness's.
+std::vector<std::pair<std::string, std::string>> Pairs(
+    const gwmirror::v1::SandboxWan& wan) {
+  if (wan.namespaces().contains("witness")) {
+    return {{"wa", "wb"}, {"wc", "wd"}};
+  }
+  return {{"wa", "wb"}};
+}
+
+std::vector<std::string> Tuns(const gwmirror::v1::SandboxWan& wan) {
+  std::vector<std::string> tuns;
+  for (const auto& [a, b] : Pairs(wan)) tuns.insert(tuns.end(), {a, b});
+  return tuns;
+}
 
 }  // namespace
 
@@ -184,7 +200,8 @@ std::vector<std::string> InNamespace(const std::string& netns,
 
 absl::StatusOr<gwmirror::v1::SandboxWan> CreateWan(const std::string& dir,
                                                    const std::string& spec_text,
-                                                   const std::string& relay) {
+                                                   const std::string& relay,
+                                                   bool witness) {
   RETURN_IF_ERROR(ParseWanSpec(spec_text).status());
   if (geteuid() != 0) {
     return absl::PermissionDeniedError(
@@ -211,20 +228,29 @@ absl::StatusOr<gwmirror::v1::SandboxWan> CreateWan(const std::string& dir,
   wan.set_id(id);
   wan.set_subnet(absl::StrCat("10.", k, ".0.0/16"));
   wan.set_host_link(id);
-  const std::string w = id + "-w", p = id + "-p", s = id + "-s";
+  const std::string w = id + "-w";
   wan.set_router_namespace(w);
-  (*wan.mutable_namespaces())["production"] = p;
-  (*wan.mutable_namespaces())["standby"] = s;
-  (*wan.mutable_addresses())["production"] = Net(k, 1, 2);
-  (*wan.mutable_addresses())["standby"] = Net(k, 2, 2);
+  // Each site: its name, its namespace's suffix, its number in
+  // 10.K.N.0/24 and the router's end of its veth.
+  struct Site {
+    const char* name;
+    const char* suffix;
+    int n;
+    const char* end;
+  };
+  std::vector<Site> sites = {{"production", "-p", 1, "p1"},
+                             {"standby", "-s", 2, "s1"}};
+  if (witness) sites.push_back({"witness", "-c", 3, "c1"});
+  for (const Site& site : sites) {
+    (*wan.mutable_namespaces())[site.name] = id + site.suffix;
+    (*wan.mutable_addresses())[site.name] = Net(k, site.n, 2);
+  }
   RETURN_IF_ERROR(WriteFileAtomic(absl::StrCat(kLabs, "/", id),
                                   absl::StrCat(dir, "\n", getpid(), "\n"),
                                   0644));
   absl::Status st = [&]() -> absl::Status {
-    for (const std::string& ns : {w, p, s}) {
-      RETURN_IF_ERROR(Ip("", {"netns", "add", ns}));
-      RETURN_IF_ERROR(Ip(ns, {"link", "set", "lo", "up"}));
-    }
+    RETURN_IF_ERROR(Ip("", {"netns", "add", w}));
+    RETURN_IF_ERROR(Ip(w, {"link", "set", "lo", "up"}));
     // The machine to the router: management traffic, never delayed.
     RETURN_IF_ERROR(Ip("", {"link", "add", id, "type", "veth", "peer", "name",
                             "r1", "netns", w}));
@@ -235,40 +261,69 @@ absl::StatusOr<gwmirror::v1::SandboxWan> CreateWan(const std::string& dir,
     RETURN_IF_ERROR(
         Ip("", {"route", "add", wan.subnet(), "via", Net(k, 0, 2)}));
     // Each site to the router.
-    for (auto [ns, n, end] :
-         {std::make_tuple(p, 1, "p1"), std::make_tuple(s, 2, "s1")}) {
-      RETURN_IF_ERROR(Ip(w, {"link", "add", end, "type", "veth", "peer", "name",
-                             "eth0", "netns", ns}));
-      RETURN_IF_ERROR(Ip(w, {"addr", "add", Net(k, n, 1) + "/24", "dev", end}));
-      RETURN_IF_ERROR(Ip(w, {"link", "set", end, "up"}));
+    for (const Site& site : sites) {
+      const std::string& ns = wan.namespaces().at(site.name);
+      RETURN_IF_ERROR(Ip("", {"netns", "add", ns}));
+      RETURN_IF_ERROR(Ip(ns, {"link", "set", "lo", "up"}));
+      RETURN_IF_ERROR(Ip(w, {"link", "add", site.end, "type", "veth", "peer",
+                             "name", "eth0", "netns", ns}));
       RETURN_IF_ERROR(
-          Ip(ns, {"addr", "add", Net(k, n, 2) + "/24", "dev", "eth0"}));
+          Ip(w, {"addr", "add", Net(k, site.n, 1) + "/24", "dev", site.end}));
+      RETURN_IF_ERROR(Ip(w, {"link", "set", site.end, "up"}));
+      RETURN_IF_ERROR(
+          Ip(ns, {"addr", "add", Net(k, site.n, 2) + "/24", "dev", "eth0"}));
       RETURN_IF_ERROR(Ip(ns, {"link", "set", "eth0", "up"}));
-      RETURN_IF_ERROR(Ip(ns, {"route", "add", "default", "via", Net(k, n, 1)}));
+      RETURN_IF_ERROR(
+          Ip(ns, {"route", "add", "default", "via", Net(k, site.n, 1)}));
     }
-    // Site to site through the tun devices (and the relay between them).
-    for (const char* tun : {"wa", "wb"}) {
+    // Site to site through the tun devices wa and wb (and the relay
+    // between them); the witness to either site through wc and wd.
+    std::vector<std::string> sysctl = {"ip",
+                                       "netns",
+                                       "exec",
+                                       w,
+                                       "sysctl",
+                                       "-qw",
+                                       "net.ipv4.ip_forward=1",
+                                       "net.ipv4.conf.all.rp_filter=0",
+                                       "net.ipv4.conf.default.rp_filter=0"};
+    for (const std::string& tun : Tuns(wan)) {
       RETURN_IF_ERROR(Ip(w, {"tuntap", "add", tun, "mode", "tun"}));
+      sysctl.push_back(absl::StrCat("net.ipv4.conf.", tun, ".rp_filter=0"));
     }
-    RETURN_IF_ERROR(Run(
-        {"ip", "netns", "exec", w, "sysctl", "-qw", "net.ipv4.ip_forward=1",
-         "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-         "net.ipv4.conf.wa.rp_filter=0", "net.ipv4.conf.wb.rp_filter=0"}));
-    RETURN_IF_ERROR(Ip(w, {"rule", "add", "iif", "p1", "to",
-                           Net(k, 2, 0) + "/24", "table", "100"}));
-    RETURN_IF_ERROR(Ip(w, {"rule", "add", "iif", "s1", "to",
-                           Net(k, 1, 0) + "/24", "table", "101"}));
-    for (const char* table : {"100", "101"}) {
+    RETURN_IF_ERROR(Run(sysctl));
+    // Where traffic from a router end to a site's /24 goes: the table that
+    // routes into the tun device whose relay carries it.
+    struct Rule {
+      const char* from;
+      int to;
+      const char* table;
+    };
+    std::vector<Rule> rules = {{"p1", 2, "100"}, {"s1", 1, "101"}};
+    if (witness) {
+      rules.insert(rules.end(), {{"c1", 1, "102"},
+                                 {"c1", 2, "102"},
+                                 {"p1", 3, "103"},
+                                 {"s1", 3, "103"}});
+    }
+    for (const Rule& r : rules) {
+      RETURN_IF_ERROR(Ip(w, {"rule", "add", "iif", r.from, "to",
+                             Net(k, r.to, 0) + "/24", "table", r.table}));
+    }
+    for (const char* table : {"100", "101", "102", "103"}) {
       RETURN_IF_ERROR(Ip(w, {"route", "add", "blackhole", "default", "table",
                              table, "metric", "1000"}));
     }
     wan.set_relay_spec_file(dir + "/wan-relay.spec");
     RETURN_IF_ERROR(WriteFileAtomic(wan.relay_spec_file(), "0 0\n", 0644));
-    ASSIGN_OR_RETURN(
-        int pid,
-        SpawnDetached(InNamespace(w, {relay, "--spec", wan.relay_spec_file()}),
-                      dir + "/logs/wan-relay.log"));
-    wan.set_relay_pid(pid);
+    for (const auto& [a, b] : Pairs(wan)) {
+      ASSIGN_OR_RETURN(
+          int pid,
+          SpawnDetached(InNamespace(w, {relay, "--spec", wan.relay_spec_file(),
+                                        "--a", a, "--b", b}),
+                        absl::StrCat(dir, "/logs/wan-relay-", a, b, ".log")));
+      wan.add_relay_pids(pid);
+    }
     RETURN_IF_ERROR(SetWanLink(&wan, true));
     return ShapeWan(&wan, spec_text);
   }();
@@ -283,7 +338,7 @@ absl::Status ShapeWan(gwmirror::v1::SandboxWan* wan,
                       const std::string& spec_text) {
   ASSIGN_OR_RETURN(WanSpec spec, ParseWanSpec(spec_text));
   const std::string& w = wan->router_namespace();
-  for (const char* tun : {"wa", "wb"}) {
+  for (const std::string& tun : Tuns(*wan)) {
     if (spec.rate == 0) {
       (void)Run({"tc", "-n", w, "qdisc", "del", "dev", tun, "root"});
       continue;
@@ -295,16 +350,16 @@ absl::Status ShapeWan(gwmirror::v1::SandboxWan* wan,
                          "tbf", "rate", Tbf(spec.rate), "burst",
                          absl::StrCat(burst), "latency", "200ms"}));
   }
-  // Loss: one rule per direction, where a packet leaves for the relay.
+  // Loss: one rule, where a packet leaves for a relay (once per direction).
   const std::string rules = absl::StrCat(
       "table inet gwmwan\ndelete table inet gwmwan\n",
       "table inet gwmwan {\n  chain forward {\n"
       "    type filter hook forward priority 0; policy accept;\n",
       spec.loss > 0
-          ? absl::StrCat("    oifname { \"wa\", \"wb\" } numgen random mod "
-                         "1000000 < ",
-                         static_cast<int64_t>(std::llround(spec.loss * 1e6)),
-                         " drop\n")
+          ? absl::StrCat(
+                "    oifname { \"", absl::StrJoin(Tuns(*wan), "\", \""),
+                "\" } numgen random mod 1000000 < ",
+                static_cast<int64_t>(std::llround(spec.loss * 1e6)), " drop\n")
           : "",
       "  }\n}\n");
   const std::string file = wan->relay_spec_file() + ".nft";
@@ -315,9 +370,11 @@ absl::Status ShapeWan(gwmirror::v1::SandboxWan* wan,
       absl::StrCat(absl::ToInt64Microseconds(spec.delay), " ",
                    absl::ToInt64Microseconds(spec.jitter), "\n"),
       0644));
-  if (wan->relay_pid() <= 1 || kill(wan->relay_pid(), SIGHUP) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the WAN's delay relay (pid ", wan->relay_pid(), ") is not running"));
+  for (int pid : wan->relay_pids()) {
+    if (pid <= 1 || kill(pid, SIGHUP) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the WAN's delay relay (pid ", pid, ") is not running"));
+    }
   }
   wan->set_spec(spec_text);
   return absl::OkStatus();
@@ -325,12 +382,21 @@ absl::Status ShapeWan(gwmirror::v1::SandboxWan* wan,
 
 absl::Status SetWanLink(gwmirror::v1::SandboxWan* wan, bool up) {
   const std::string& w = wan->router_namespace();
+  // The sites' link only: a witness keeps reaching both sides.
   for (const auto& [tun, table] :
        {std::make_pair("wa", "100"), std::make_pair("wb", "101")}) {
     RETURN_IF_ERROR(Ip(w, {"link", "set", tun, up ? "up" : "down"}));
     // A device that goes down takes its routes along, leaving the
     // blackhole; coming up, the route into it is back in front.
     if (up) {
+      RETURN_IF_ERROR(
+          Ip(w, {"route", "replace", "default", "dev", tun, "table", table}));
+    }
+  }
+  if (up && wan->namespaces().contains("witness")) {
+    for (const auto& [tun, table] :
+         {std::make_pair("wc", "102"), std::make_pair("wd", "103")}) {
+      RETURN_IF_ERROR(Ip(w, {"link", "set", tun, "up"}));
       RETURN_IF_ERROR(
           Ip(w, {"route", "replace", "default", "dev", tun, "table", table}));
     }

@@ -2,17 +2,20 @@
 // network namespace of their own, joined through a router namespace.
 //
 //   machine ns ── veth ── router ns ── veth ── production ns  10.K.1.2
-//   10.K.0.1              10.K.0.2     └─ veth ── standby ns  10.K.2.2
+//   10.K.0.1              10.K.0.2     ├─ veth ── standby ns  10.K.2.2
+//                                      └─ veth ── witness ns  10.K.3.2
+//                                                 (--coordinator-site witness)
 //
 // Traffic between the sites is policy-routed through two tun devices in
 // the router, wa and wb, with gwmirror-wan-relay between them for the
 // delay and jitter (the kernel here has no netem); tbf on each tun gives
 // the rate, an nftables rule the loss, and a partition takes both tun
 // devices down (a blackhole route behind them keeps anything from going
-// around: a dead link sends no RST). The machine's own namespace reaches
-// every daemon through the router without crossing the WAN (the CLI, the
-// scrapers). Everything is removed by DestroyWan, and a lab whose sandbox
-// is gone (a test that crashed) is removed by the next CreateWan.
+// around: a dead link sends no RST). A witness's traffic to either site
+// goes through a second pair, wc and wd, with a relay of its own. The machine's
+// own namespace reaches every daemon through the router without crossing the
+// WAN (the CLI, the scrapers). Everything is removed by DestroyWan, and a lab
+// whose sandbox is gone (a test that crashed) is removed by the next CreateWan.
 #ifndef GWMIRROR_CLI_SANDBOX_WAN_H_
 #define GWMIRROR_CLI_SANDBOX_WAN_H_
 
@@ -40,9 +43,12 @@ absl::StatusOr<WanSpec> ParseWanSpec(absl::string_view text);
 
 // Builds the namespaces and the link for a sandbox in `dir`, shaped by
 // `spec` (`spec_text` as given). `relay` is gwmirror-wan-relay's path.
+// `witness`: also a third namespace (10.K.3.2) whose own link to both
+// sites, of the same shape, stays up when the sites' link goes down.
 absl::StatusOr<gwmirror::v1::SandboxWan> CreateWan(const std::string& dir,
                                                    const std::string& spec_text,
-                                                   const std::string& relay);
+                                                   const std::string& relay,
+                                                   bool witness);
 
 // Reshapes the link (delay, jitter, loss, rate) while everything runs.
 absl::Status ShapeWan(gwmirror::v1::SandboxWan* wan,

@@ -273,5 +273,42 @@ TEST_F(WanTest, APartitionAtEachPhaseAppliesEverywhereOrNowhere) {
   EXPECT_EQ(s.epoch(), 1u);
 }
 
+// The coordinator at a witness site with its own link to both: when the
+// sites' link goes down it still sees every node (healthy, the lag
+// rising, cuts failing for want of the link), and after healing the
+// standby catches up by itself.
+TEST_F(WanTest, AWitnessCoordinatorSeesBothSidesOfAPartition) {
+  Up(1, /*follow=*/true, "small", false,
+     {"--wan", "delay=20ms", "--coordinator-site", "witness"});
+  const gwmirror::v1::SandboxWan& wan = sb_.wan();
+  ASSERT_TRUE(wan.namespaces().contains("witness"));
+  EXPECT_EQ(sb_.coordinator_process().netns(), wan.namespaces().at("witness"));
+  // Its link to either site has the shape too.
+  EXPECT_NEAR(ConnectMs(wan.namespaces().at("witness"),
+                        sb_.slots(0).production().address(), 9),
+              20, 4);
+  const std::string probe = Gw(Prod(1), "conf/witness.props");
+  const std::string mirror = Gw(Standby(1), "conf/witness.props");
+  RunResult down = testing::Run(
+      {Bin("gwmirror"), "sandbox", "link", "down", "--dir", Dir()});
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  testing::WriteFile(probe, "during=1\n");
+  const auto during =
+      WaitFor([](const auto& s) { return s.slots(0).lag_ms() > 8000; },
+              "the lag rising while the sites are apart");
+  EXPECT_TRUE(during.slots(0).source().healthy()) << ToJson(during);
+  EXPECT_TRUE(during.slots(0).replica().healthy()) << ToJson(during);
+  EXPECT_NE(ReadFileToString(mirror).value_or(""), "during=1\n");
+  RunResult up =
+      testing::Run({Bin("gwmirror"), "sandbox", "link", "up", "--dir", Dir()});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  WaitFor(
+      [&](const auto& s) {
+        return ReadFileToString(mirror).value_or("") == "during=1\n" &&
+               s.slots(0).lag_ms() == 0;
+      },
+      "the standby caught up after healing");
+}
+
 }  // namespace
 }  // namespace gwmirror
