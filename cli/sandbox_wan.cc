@@ -106,7 +106,7 @@ void Destroy(const std::string& id) {
 }
 
 // Removes labs whose sandbox is gone: its maker ended, and no daemon runs
-// in either site (what a test that crashed leaves behind).
+// at any site (what a test that crashed leaves behind).
 void RemoveAbandoned() {
   auto names = ListDir(kLabs);
   if (!names.ok()) return;
@@ -120,7 +120,10 @@ void RemoveAbandoned() {
         kill(maker, 0) == 0) {
       continue;  // Still being built.
     }
-    if (!PidsIn(id + "-p").empty() || !PidsIn(id + "-s").empty()) continue;
+    if (!PidsIn(id + "-p").empty() || !PidsIn(id + "-s").empty() ||
+        !PidsIn(id + "-c").empty()) {
+      continue;
+    }
     Destroy(id);
   }
 }
