@@ -17,7 +17,6 @@
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/protocol_names.h"
-#include "common/send_budget.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "grpc/health/v1/health.grpc.pb.h"

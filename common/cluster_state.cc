@@ -69,6 +69,14 @@ std::string ProgressLine(const gwmirror::v1::SyncProgress& p, absl::Time now) {
   return out;
 }
 
+std::string RateText(uint64_t b) {
+  const double mbit = b * 8 / 1e6;
+  return absl::StrCat(
+      Bytes(b), "/s (",
+      mbit >= 1 ? absl::StrFormat("%.0f", mbit) : absl::StrFormat("%.2f", mbit),
+      " Mbit/s)");
+}
+
 std::string UnixMsText(int64_t unix_ms) {
   if (unix_ms <= 0) return "-";
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(unix_ms),

@@ -34,6 +34,8 @@ const std::vector<std::string>& StateNames();
 // for 0 or less: unknown) and "12.3 s" (`none` when negative).
 std::string UnixMsText(int64_t unix_ms);
 std::string SecondsText(int64_t ms, absl::string_view none = "-");
+// 2500000 bytes per second as "2.5 MB/s (20 Mbit/s)".
+std::string RateText(uint64_t bytes_per_second);
 
 // A push under way in words: "35 % (1.2 of 3.4 GB; 120 of 400 files),
 // 80.0 MB/s, ETA 28 s" (rate and ETA once a second has passed).

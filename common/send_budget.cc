@@ -7,7 +7,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
@@ -131,14 +130,6 @@ absl::StatusOr<uint64_t> ParseRate(absl::string_view text) {
         absl::StrCat("\"", text, "\" is beyond any link (over 1 PB/s)"));
   }
   return static_cast<uint64_t>(bytes);
-}
-
-std::string RateText(uint64_t b) {
-  const double mbit = b * 8 / 1e6;
-  if (b >= 1'000'000) {
-    return absl::StrFormat("%.1f MB/s (%.0f Mbit/s)", b / 1e6, mbit);
-  }
-  return absl::StrFormat("%.1f kB/s (%.2f Mbit/s)", b / 1e3, mbit);
 }
 
 absl::StatusOr<SendPolicy> SendPolicy::From(const gwmirror::v1::Bandwidth& b) {

@@ -29,8 +29,6 @@ namespace gwmirror {
 // follow) as bytes per second. INVALID_ARGUMENT naming what is wrong; a
 // rate of zero is refused.
 absl::StatusOr<uint64_t> ParseRate(absl::string_view text);
-// 2500000 as "2.5 MB/s" (20 Mbit/s), for status lines.
-std::string RateText(uint64_t bytes_per_second);
 
 // The cap at any moment, from a Bandwidth config.
 class SendPolicy {

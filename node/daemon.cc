@@ -1,6 +1,7 @@
 #include "node/daemon.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/cluster_state.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "common/metrics.h"

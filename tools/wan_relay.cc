@@ -75,11 +75,10 @@ class Direction {
   Direction(int from, int to, uint32_t seed)
       : from_(from), to_(to), rng_(seed) {}
 
+  // The threads block in reads for the life of the process.
   void Start() {
-    reader_ = std::thread([this] { Read(); });
-    writer_ = std::thread([this] { Write(); });
-    reader_.detach();
-    writer_.detach();
+    std::thread([this] { Read(); }).detach();
+    std::thread([this] { Write(); }).detach();
   }
 
  private:
@@ -139,7 +138,6 @@ class Direction {
   absl::Mutex mu_;
   std::deque<Packet> queue_ ABSL_GUARDED_BY(mu_);
   absl::Time last_due_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  std::thread reader_, writer_;
 };
 
 int Main(int argc, char** argv) {

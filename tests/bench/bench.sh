@@ -50,7 +50,7 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 
 # ---- where each side runs: loopback, or either end of a shaped link
-in_p=(); in_s=(); rsync_addr=127.0.0.1
+wan_json=""
 case "$wan" in
   metro) wan="delay=5ms,rate=1gbit";;
   wan) wan="delay=40ms,jitter=5ms,rate=100mbit,loss=0.1%";;
@@ -59,10 +59,11 @@ esac
 if [ -n "$wan" ]; then
   "$G" sandbox up --dir "$W/sb" --slots 1 --manual --wan "$wan" >"$W/wan.log" 2>&1 || {
     cat "$W/wan.log" >&2; exit 1; }
-  read -r ns_p ns_s rsync_addr < <(python3 -c 'import json, sys; w = json.load(open(sys.argv[1]))["wan"]; print(w["namespaces"]["production"], w["namespaces"]["standby"], w["addresses"]["standby"])' "$W/sb/sandbox.json")
-  in_p=(ip netns exec "$ns_p"); in_s=(ip netns exec "$ns_s")
+  wan_json="$W/sb/sandbox.json"
   echo "bench: across a link of $wan"
 fi
+# The rsync daemon (and $rsync_addr, $in_p, $in_s).
+. "$top/tests/bench/rsyncd.sh"
 
 # ---- data
 "$G" sample --dir "$W/prod" --size "$size" >/dev/null
@@ -94,8 +95,6 @@ json.dump({"slot": "gw1", "host_root": f"{W}/prod", "state_dir": f"{W}/sstate",
           open(f"{W}/source.json.in", "w"))
 PY
 
-# ---- rsync daemon on loopback
-. "$top/tests/bench/rsyncd.sh"
 
 start_replica() {
   rm -f "$W/port"

@@ -28,11 +28,7 @@ name=checkpoint_bench
 
 # No pre-staging: the cut does all the work the timer sees.
 "$G" sandbox up --dir "$W/sb" --slots "$slots" --size "$size" --manual --no-prestage ${wan:+--wan "$wan"} >/dev/null
-in_p=(); in_s=()
-if [ -n "$wan" ]; then
-  read -r ns_p ns_s rsync_addr < <(python3 -c 'import json, sys; w = json.load(open(sys.argv[1]))["wan"]; print(w["namespaces"]["production"], w["namespaces"]["standby"], w["addresses"]["standby"])' "$W/sb/sandbox.json")
-  in_p=(ip netns exec "$ns_p"); in_s=(ip netns exec "$ns_s")
-fi
+wan_json=${wan:+$W/sb/sandbox.json}
 C="$W/sb/cli.json"
 # Per host: production pid, standby pid, production metrics URL.
 mapfile -t hosts < <(python3 - "$W/sb/sandbox.json" <<'PY'

@@ -39,11 +39,7 @@ command -v lsyncd >/dev/null || { echo "latency_bench: lsyncd is not installed (
 
 "$G" sandbox up --dir "$W/sb" --slots 1 --size "$size" ${wan:+--wan "$wan"} >"$W/sandbox.log" 2>&1 || {
   cat "$W/sandbox.log" >&2; exit 1; }
-in_p=(); in_s=()
-if [ -n "$wan" ]; then
-  read -r ns_p ns_s rsync_addr < <(python3 -c 'import json, sys; w = json.load(open(sys.argv[1]))["wan"]; print(w["namespaces"]["production"], w["namespaces"]["standby"], w["addresses"]["standby"])' "$W/sb/sandbox.json")
-  in_p=(ip netns exec "$ns_p"); in_s=(ip netns exec "$ns_s")
-fi
+wan_json=${wan:+$W/sb/sandbox.json}
 . "$top/tests/bench/rsyncd.sh"
 
 # lsyncd's source: a copy of the same gateway conf directory.

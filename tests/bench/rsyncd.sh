@@ -2,10 +2,15 @@
 # one writable module "standby" at $W/rsync-dest, running in the background
 # of the caller (its cleanup kills it). Sets $rport and $rsyncd_pid, and
 # $rsync_sel: rsync's excludes for gwmirror's mirror set of a sample host.
-# Over a WAN (wan_lab.sh), it listens on $rsync_addr inside the standby's
-# namespace (${in_s[@]}, the command prefix that runs there).
-rsync_addr=${rsync_addr:-127.0.0.1}
-[ -n "${in_s+x}" ] || in_s=()
+# With $wan_json (the sandbox.json of a `sandbox up --wan`), it listens on
+# the standby's address inside the standby's namespace; either way it sets
+# $rsync_addr, and $in_p and $in_s, the command prefixes that run a
+# command on production's and the standby's side (empty on loopback).
+in_p=(); in_s=(); rsync_addr=127.0.0.1
+if [ -n "${wan_json:-}" ]; then
+  read -r ns_p ns_s rsync_addr < <(python3 -c 'import json, sys; w = json.load(open(sys.argv[1]))["wan"]; print(w["namespaces"]["production"], w["namespaces"]["standby"], w["addresses"]["standby"])' "$wan_json")
+  in_p=(ip netns exec "$ns_p"); in_s=(ip netns exec "$ns_s")
+fi
 rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$W/rsync-dest"
 cat > "$W/rsyncd.conf" <<CONF

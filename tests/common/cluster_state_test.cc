@@ -100,6 +100,12 @@ TEST(ClusterStateTest, CheckExitCodesFollowTheMonitoringConvention) {
   EXPECT_EQ(t.stalled, absl::Seconds(40));
 }
 
+TEST(ClusterStateTest, RatesInBytesAndBits) {
+  EXPECT_EQ(RateText(2'000'000), "2.0 MB/s (16 Mbit/s)");
+  EXPECT_EQ(RateText(12'500), "12.5 KB/s (0.10 Mbit/s)");
+  EXPECT_EQ(RateText(125'000'000), "125.0 MB/s (1000 Mbit/s)");
+}
+
 TEST(ClusterStateTest, ProgressLineSaysHowFarHowFastAndHowLong) {
   gwmirror::v1::SyncProgress p;
   p.set_files_done(120);
