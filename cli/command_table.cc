@@ -69,6 +69,11 @@ const ProgramSpec& GwmirrorSpec() {
                                 "HELD, DEGRADED), 2 critical (STALLED, "
                                 "PARTITIONED, BLOCKED), 3 unknown"}},
              .example = "gwmirror --config cli.json status --json"},
+            {.path = "coverage",
+             .group = "Observe",
+             .summary = "The gateway's External Connections and what "
+                        "protects each (dump job, declaration, or nothing)",
+             .example = "gwmirror coverage --json"},
             {.path = "checkpoints",
              .group = "Observe",
              .summary = "The retained checkpoints, newest first",

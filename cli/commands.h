@@ -22,6 +22,9 @@ absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
 absl::Status HealthCommand(const Args& a);
 // gwmirror status [--json] [--watch]
 absl::Status StatusCommand(const Args& a);
+// coverage: every External Connection production's deployments name, and
+// what protects it.
+absl::Status CoverageCommand(const Args& a);
 // gwmirror status --check: one line, and the exit code of the monitoring
 // convention (0 OK, 1 warning, 2 critical, 3 unknown: no answer).
 absl::StatusOr<int> StatusCheckCommand(const Args& a);

@@ -148,6 +148,14 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
     }
   }
   PrintCertificates(s);
+  if (s.coverage_size() > 0) {
+    std::cout << "external connections: " << s.coverage_size() << ", "
+              << (s.unprotected_connections() == 0
+                      ? std::string("none unprotected")
+                      : absl::StrCat(s.unprotected_connections(),
+                                     " UNPROTECTED (gwmirror coverage)"))
+              << "\n";
+  }
   if (s.parity()) {
     std::cout << "topology: parity\n";
   } else {
@@ -253,6 +261,53 @@ absl::Status StatusCommand(const Args& a) {
     std::cout.flush();
     absl::SleepFor(absl::Seconds(1));
   }
+}
+
+absl::Status CoverageCommand(const Args& a) {
+  ASSIGN_OR_RETURN(auto stub, ControlFor(a));
+  gwmirror::v1::ClusterStatus s;
+  grpc::ClientContext ctx;
+  RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
+                                        gwmirror::v1::StatusRequest(), &s)));
+  if (a.Has("json")) {
+    gwmirror::v1::ClusterStatus only;
+    *only.mutable_coverage() = s.coverage();
+    only.set_unprotected_connections(s.unprotected_connections());
+    std::cout << ToJson(only) << "\n";
+    return absl::OkStatus();
+  }
+  if (s.coverage().empty()) {
+    std::cout << "No external connections: production's deployments name "
+                 "none (or no production node has reported yet).\n";
+    return absl::OkStatus();
+  }
+  // One block per slot, group and deployment, one line per connection.
+  std::string block;
+  for (const auto& row : s.coverage()) {
+    const auto& c = row.connection();
+    std::string head =
+        absl::StrCat(row.slot(), " ", c.group(), " deployment ", c.archive(),
+                     " (", absl::StrJoin(c.instances(), ", "), ")");
+    if (head != block) {
+      std::cout << head << "\n";
+      block = head;
+    }
+    std::cout << absl::StrFormat(
+        "  %-11s %s \"%s\" %s%s%s\n", row.state(), c.type(), c.name(),
+        c.url().empty() ? "(no URL)" : c.url(),
+        c.has_password() ? " [password set]" : "",
+        !row.covered_by().empty() ? absl::StrCat(" <- ", row.covered_by())
+        : !c.problem().empty()    ? absl::StrCat(": ", c.problem())
+                                  : "");
+  }
+  std::cout << absl::StrFormat(
+      "%d connection(s), %d holding state that nothing protects%s\n",
+      s.coverage_size(), s.unprotected_connections(),
+      s.unprotected_connections() > 0
+          ? ": add a dump job, or declare what protects it in the "
+            "coordinator's \"external\" list (docs/OPERATIONS.md)"
+          : "");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> StatusCheckCommand(const Args& a) {

@@ -115,6 +115,7 @@ int Main(int argc, char** argv) {
   };
   const std::map<std::string, Run> commands = {
       {"status", StatusCommand},
+      {"coverage", CoverageCommand},
       {"checkpoints", CheckpointsCommand},
       {"drills", DrillsCommand},
       {"audit", AuditCommand},

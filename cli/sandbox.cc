@@ -283,6 +283,9 @@ absl::Status DoUp(const Args& a,
     o.host_index = static_cast<int>(i);
     o.host_count = static_cast<int>(slots);
     o.prefix = kPrefix;
+    // With databases, the deployments connect to them (and to one database
+    // nothing here dumps: `gwmirror coverage` shows it UNPROTECTED).
+    o.external_connections = !databases.empty();
     RETURN_IF_ERROR(GenerateSample(home + "/production", o).status());
     // The standby host: the same product installed, the same topology file
     // (what the vendor's install and managedomain leave), nothing else.

@@ -183,6 +183,23 @@ void ClassifyCluster(gwmirror::v1::ClusterStatus* s) {
     worse("HELD", absl::StrCat(s->held(), " (since ",
                                UnixMsText(s->held_since_unix_ms()), ")"));
   }
+  if (s->unprotected_connections() > 0) {
+    std::vector<std::string> names;
+    for (const auto& row : s->coverage()) {
+      if (row.state() != "UNPROTECTED" && row.state() != "UNRESOLVED") continue;
+      if (names.size() == 3) {
+        names.push_back("...");
+        break;
+      }
+      names.push_back(
+          absl::StrCat(row.slot(), " \"", row.connection().name(), "\""));
+    }
+    worse("DEGRADED",
+          absl::StrCat(s->unprotected_connections(),
+                       " external connection(s) hold state that nothing "
+                       "protects: ",
+                       absl::StrJoin(names, ", "), " (gwmirror coverage)"));
+  }
   if (!s->parity()) {
     std::string d = s->differences_size() > 0 ? s->differences(0) : "";
     worse(s->parity_policy() == "strict" ? "BLOCKED" : "DEGRADED",

@@ -1,5 +1,7 @@
 #include "coordinator/coordinator.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <set>
 
 #include "absl/cleanup/cleanup.h"
@@ -7,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/connection_url.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
@@ -77,6 +80,20 @@ absl::Status ValidateCoordinatorConfig(
       return bad(absl::StrCat("\"", o, "\" is an operator and also a member"));
     }
   }
+  for (int i = 0; i < c.external_size(); ++i) {
+    const auto& d = c.external(i);
+    if (d.match().empty() || d.protected_by().empty()) {
+      return bad(absl::StrCat("external[", i,
+                              "] needs \"match\" (a connection URL or name) "
+                              "and \"protected_by\" (what protects it)"));
+    }
+    if (absl::StrContains(d.match(), "://") ||
+        absl::StartsWithIgnoreCase(d.match(), "jdbc:")) {
+      if (auto e = ParseConnectionUrl(d.match()); !e.ok()) {
+        return bad(absl::StrCat("external[", i, "]: ", e.status().message()));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -125,7 +142,27 @@ Coordinator::Coordinator(gwmirror::v1::CoordinatorConfig config,
           [this](const std::string& id) {
             return CoordinatorRoles(config_, id);
           },
-          CallGate::Limits{}) {}
+          CallGate::Limits{}),
+      declarations_(config_.external().begin(), config_.external().end()) {}
+
+void Coordinator::ReloadDeclarations(
+    const gwmirror::v1::CoordinatorConfig& fresh) {
+  gwmirror::v1::CoordinatorConfig others = fresh;
+  others.clear_external();
+  gwmirror::v1::CoordinatorConfig mine = config_;
+  mine.clear_external();
+  others.clear_tls();  // Reloaded on its own (TlsReloader).
+  mine.clear_tls();
+  if (!google::protobuf::util::MessageDifferencer::Equals(others, mine)) {
+    Logf(LogLevel::kWarning, "coordinator",
+         "config reloaded: only `external` declarations (and certificates) "
+         "are taken without a restart; restart to apply the other changes");
+  }
+  absl::MutexLock l(&mu_);
+  declarations_.assign(fresh.external().begin(), fresh.external().end());
+  Logf(LogLevel::kInfo, "coordinator", "%d external declarations in force",
+       declarations_.size());
+}
 
 void Coordinator::Audit(gwmirror::v1::AuditRecord r) {
   if (r.unix_ms() == 0) r.set_unix_ms(absl::ToUnixMillis(clock_->Now()));

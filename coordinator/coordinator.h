@@ -132,6 +132,11 @@ class Coordinator {
 
   const gwmirror::v1::CoordinatorConfig& config() const { return config_; }
 
+  // Takes `fresh`'s `external` declarations (SIGHUP); the rest of a
+  // changed config needs a restart, and the log says so.
+  void ReloadDeclarations(const gwmirror::v1::CoordinatorConfig& fresh)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Who may call what on this coordinator (common/authz.h).
   CallGate& gate() { return gate_; }
   // Appends to the audit log (the epoch is filled in); a failure to write
@@ -270,6 +275,9 @@ class Coordinator {
   std::string deployment_hold_ ABSL_GUARDED_BY(mu_);
   absl::Time deployment_hold_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // The config's `external` declarations, as last (re)loaded.
+  std::vector<gwmirror::v1::ExternalDeclaration> declarations_
+      ABSL_GUARDED_BY(mu_);
 
   // RPO and each slot's lag as Status() saw them, at most one point per
   // 10 s, for the last hour (the status page's chart).

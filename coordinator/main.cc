@@ -71,7 +71,18 @@ absl::Status Serve(const std::string& path) {
   // Unfinished checkpoints of a previous run are settled by the background
   // loop as soon as the replicas have registered.
   c->StartBackground();
-  int sig = WaitForStopSignal([&tls] { (void)tls->Reload(); });
+  // SIGHUP: certificates, and the config's `external` declarations.
+  int sig = WaitForStopSignal([&tls, &path, coordinator] {
+    (void)tls->Reload();
+    absl::StatusOr<gwmirror::v1::CoordinatorConfig> fresh = LoadConfig(path);
+    if (!fresh.ok()) {
+      Logf(LogLevel::kError, "coordinator",
+           "config not reloaded, the running one stays: %s",
+           fresh.status().message());
+      return;
+    }
+    coordinator->ReloadDeclarations(*fresh);
+  });
   Logf(LogLevel::kInfo, "coordinator", "stopping on signal %d", sig);
   StopServer(server.get());
   return absl::OkStatus();

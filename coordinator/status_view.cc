@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_internal.h"
+#include "coordinator/coverage.h"
 
 namespace gwmirror {
 
@@ -129,6 +130,23 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     ClassifySlot(thresholds, replica_answered[name], &slot);
     *s.add_slots() = slot;
   }
+  // Coverage of the External Connections production runs, from the
+  // active site's latest reports (a node gone keeps its last).
+  std::vector<TopologyReport> production;
+  std::vector<gwmirror::v1::ExternalDeclaration> declarations;
+  {
+    absl::MutexLock l(&mu_);
+    declarations = declarations_;
+  }
+  for (const Node& n : nodes) {
+    if (n.member.site() != s.active_site() || !n.registered) continue;
+    TopologyReport r = n.report;
+    r.set_slot(n.member.slot());
+    production.push_back(std::move(r));
+  }
+  Coverage coverage = ComputeCoverage(production, declarations);
+  for (auto& row : coverage.rows) *s.add_coverage() = std::move(row);
+  s.set_unprotected_connections(coverage.unprotected);
   ClassifyCluster(&s);
   NoteHistory(s);
   return s;
@@ -171,6 +189,19 @@ std::string Coordinator::RenderMetrics() {
                                                  s.held_since_unix_ms()) /
                             1000.0,
                   "\n");
+  metric("gwmirror_external_connections",
+         "External connections of the deployments production runs, by what "
+         "protects them (PROTECTED, DECLARED, STATELESS, UNPROTECTED, "
+         "UNRESOLVED).",
+         "gauge");
+  for (const char* state :
+       {"PROTECTED", "DECLARED", "STATELESS", "UNPROTECTED", "UNRESOLVED"}) {
+    absl::StrAppend(
+        &out, "gwmirror_external_connections{state=\"", state, "\"} ",
+        std::count_if(s.coverage().begin(), s.coverage().end(),
+                      [&](const auto& row) { return row.state() == state; }),
+        "\n");
+  }
   metric("gwmirror_epoch", "Current fencing epoch.", "gauge");
   absl::StrAppend(&out, "gwmirror_epoch ", s.epoch(), "\n");
   metric("gwmirror_rpo_seconds",

@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/fd.h"
 #include "common/path.h"
+#include "node/external_connections.h"
 
 namespace gwmirror {
 namespace {
@@ -123,6 +124,10 @@ gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
       !st.ok()) {
     r.add_problems(std::string(st.message()));
   }
+  for (const auto& c : ReadExternalConnections(gw, r)) {
+    *r.add_external_connections() = c;
+  }
+  for (const auto& j : src.dump_jobs) *r.add_dump_jobs() = j;
   for (const std::string& g : SubdirsWithPrefix(gw + "/groups", "group-")) {
     for (const std::string& i :
          SubdirsWithPrefix(absl::StrCat(gw, "/groups/", g), "instance-")) {

@@ -6,6 +6,7 @@
 #define GWMIRROR_NODE_TOPOLOGY_REPORT_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "gwmirror/v1/topology.pb.h"
@@ -21,6 +22,9 @@ struct TopologySource {
   std::string version_file;
   // The topology host name this node serves ("gw1.example.com").
   std::string host_name;
+  // What this node's dump jobs protect (reported for External Connections
+  // coverage).
+  std::vector<gwmirror::v1::DumpJobEndpoint> dump_jobs;
 };
 
 // Never fails on a missing or damaged file: the report lists it under

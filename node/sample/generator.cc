@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/fd.h"
 #include "common/path.h"
 #include "common/sha256.h"
@@ -120,6 +121,59 @@ class Gen {
 };
 
 std::string HostName(int i) { return absl::StrCat("gw", i, ".example.com"); }
+
+// The connection entities of a sample ExtConnsStore.xml.
+std::string ExternalConnectionEntities(bool databases) {
+  auto entity = [](const char* type, const char* name, const char* field,
+                   const char* url, bool password) {
+    return absl::StrCat(
+        "  <entity xmlns=\"http://www.vordel.com/2005/06/24/entityStore\" "
+        "type=\"",
+        type, "\" entityPK=\"", name[0] * 1000 + name[1],
+        "\">\n    <fval name=\"name\"><value>", name,
+        "</value></fval>\n    <fval name=\"", field, "\"><value>", url,
+        "</value></fval>\n",
+        password ? "    <fval name=\"password\"><value>c2FtcGxl</value>"
+                   "</fval>\n"
+                 : "",
+        "  </entity>\n");
+  };
+  std::string out = entity("SMTPServer", "Mail relay", "smtpServer",
+                           "${environment.SMTP_HOST}", false);
+  if (databases) {
+    absl::StrAppend(
+        &out,
+        entity("DbConnection", "Metrics DB", "url",
+               "${environment.METRICS_DB_URL}", true),
+        entity("DbConnection", "OAuth token store", "url",
+               "${environment.OAUTH_DB_URL}", true),
+        entity("LdapDirectory", "Corporate directory", "url",
+               "${environment.LDAP_URL}", true),
+        entity("DbConnection", "Billing DB", "url",
+               "jdbc:oracle:thin:@billing-db.example.com:1521/BILLING", true));
+  }
+  return out;
+}
+
+// An instance's envSettings.props: what its deployment's ${environment.*}
+// references resolve to (the databases are host 1's: "localhost" there,
+// its name elsewhere), then `filler` as comments.
+std::string InstanceEnvSettings(const SampleOptions& o,
+                                const std::string& filler) {
+  const std::string db_host = o.host_index == 1 ? "localhost" : HostName(1);
+  std::string out = absl::StrCat("env.PORT.TRAFFIC=8080\nenv.SMTP_HOST=mail.",
+                                 "example.com\n");
+  if (o.external_connections) {
+    absl::StrAppend(&out, "env.METRICS_DB_URL=jdbc\\:mariadb\\://", db_host,
+                    "/metrics\nenv.OAUTH_DB_URL=jdbc:postgresql://", db_host,
+                    "/metrics?ssl=false\nenv.LDAP_URL=ldap://", db_host,
+                    ":389/ou=people,dc=example,dc=com\n");
+  }
+  for (absl::string_view line : absl::StrSplit(filler, '\n')) {
+    if (!line.empty()) absl::StrAppend(&out, "# ", line, "\n");
+  }
+  return out;
+}
 
 // An init script as the installer writes it, except that it finds its host
 // root from its own path and, instead of starting the product (absent from
@@ -314,6 +368,10 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
                             {"EnvSettingsStore.xml", 8000}};
     for (const Store& s : stores) {
       std::string xml = g.Xml(s.size);
+      if (std::string(s.name) == "ExtConnsStore.xml") {
+        xml.insert(xml.rfind("</entityStore>"),
+                   ExternalConnectionEntities(o.external_connections));
+      }
       RETURN_IF_ERROR(g.Write(conf + "/" + s.name, xml));
       RETURN_IF_ERROR(g.Write(conf + "/" + s.name + ".sha256",
                               HexOf(DigestBytes(Sha256Of(xml))) + "\n"));
@@ -324,8 +382,11 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
         absl::StrCat(gw, "/groups/group-", in.group, "/instance-", in.index);
     for (const char* f : {"envSettings.props", "jvm.xml", "service.xml",
                           "certs.xml", "waf.xml"}) {
-      RETURN_IF_ERROR(
-          g.Write(idir + "/conf/" + f, g.Xml(g.Between(600, 4000))));
+      std::string content = g.Xml(g.Between(600, 4000));
+      if (std::string(f) == "envSettings.props") {
+        content = InstanceEnvSettings(o, content);
+      }
+      RETURN_IF_ERROR(g.Write(idir + "/conf/" + f, content));
     }
     for (int k = 0; k < sh.kps_files; ++k) {
       RETURN_IF_ERROR(g.Write(

@@ -15,12 +15,19 @@
 namespace gwmirror {
 
 struct SampleOptions {
-  std::string size = "small";  // "small" (~300 files) or "large" (~20k, 200+ MB)
+  std::string size =
+      "small";  // "small" (~300 files) or "large" (~20k, 200+ MB)
   uint64_t seed = 1;
   int host_index = 1;  // 1-based: gw1, gw2, ...
   int host_count = 1;
   std::string prefix = "opt/Axway-7.7";
   std::string product_version = "7.7.20221130";
+  // Every deployment's ExtConnsStore.xml names an SMTP relay (stateless).
+  // With this set, also the databases and directory that host 1 serves
+  // (MariaDB and PostgreSQL "metrics", slapd's dc=example,dc=com, through
+  // ${environment.*} references that each instance's envSettings.props
+  // resolves), and a billing database on Oracle that nothing here dumps.
+  bool external_connections = false;
 };
 
 struct SampleReport {
@@ -53,9 +60,9 @@ absl::StatusOr<ChangeSetReport> ApplyChangeSet(const std::string& host_root,
 // (one INSERT row per line, ordered by primary key), and to `changed` the
 // same dump with 1 % of its rows edited in place plus 0.05 % of rows
 // deleted and 0.05 % inserted, which shift every later offset.
-absl::Status GenerateDumpPair(const std::string& base, const std::string& changed,
-                              uint64_t mib, uint64_t seed);
-
+absl::Status GenerateDumpPair(const std::string& base,
+                              const std::string& changed, uint64_t mib,
+                              uint64_t seed);
 
 }  // namespace gwmirror
 

@@ -42,6 +42,19 @@ TopologySource TopologySourceOf(const gwmirror::v1::NodeConfig& config) {
   }
   src.version_file = config.topology().version_file();
   src.host_name = config.topology().host_name();
+  for (const auto& job : config.databases()) {
+    gwmirror::v1::DumpJobEndpoint e;
+    e.set_name(job.name());
+    e.set_kind(job.kind());
+    e.set_host(job.host());
+    e.set_port(job.port());
+    // slapcat and slapadd read the directory's files, like a socket: this
+    // host's server, whatever port it listens on.
+    e.set_socket(!job.socket().empty() ||
+                 (job.kind() == "ldap" && job.host().empty()));
+    e.set_database(job.kind() == "ldap" ? job.ldap_suffix() : job.database());
+    src.dump_jobs.push_back(std::move(e));
+  }
   return src;
 }
 

@@ -172,6 +172,16 @@ dumps = query('gwmirror_dump_job_runs_total{outcome="ok",site="production"}')
 assert len(dumps) >= 3 and all(float(d["value"][1]) >= 1 for d in dumps), dumps
 print("dump jobs ok:", sorted(d["metric"]["dump"] for d in dumps))
 
+# The sandbox's deployment connects to a billing database nothing dumps:
+# one UNPROTECTED connection, and its alert pending (it fires after 10 m).
+unprotected = query('gwmirror_external_connections{state="UNPROTECTED"}')
+assert len(unprotected) == 1 and unprotected[0]["value"][1] == "1", unprotected
+protected = query('gwmirror_external_connections{state="PROTECTED"}')
+assert float(protected[0]["value"][1]) == 3, protected
+pending = wait("the coverage alert to be pending", lambda: query(
+    'ALERTS{alertname="GwmirrorExternalConnectionUnprotected",alertstate="pending"}'))
+print("coverage: 1 connection UNPROTECTED, 3 PROTECTED; alert", pending[0]["metric"]["alertstate"])
+
 groups = get("rules")["groups"]
 rules = [r for g in groups for r in g["rules"]]
 want = len(re.findall(r"^      - alert: ", open(f"{top}/deploy/prometheus/gwmirror-alerts.yml").read(), re.M))

@@ -7,6 +7,7 @@
 // status or errors.
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -385,6 +386,101 @@ TEST_F(DatabaseTest, NoPasswordInPsLogsStatusOrErrors) {
                              0, sb_.slots(0).production().config().rfind('/')) +
                          "/production-state/run");
   if (run_dir.ok()) EXPECT_TRUE(run_dir->empty());
+}
+
+// External Connections coverage on the sandbox's own deployment: its
+// MariaDB, PostgreSQL and slapd connections are protected by the dump jobs,
+// its billing database on Oracle by nothing. A declaration taken on SIGHUP
+// clears it without a restart (a malformed one is refused and changes
+// nothing); a new deployment that adds a connection makes the cluster
+// DEGRADED again within one checkpoint.
+TEST_F(DatabaseTest, CoverageShowsWhatTheStandbyWouldLackUntilDeclared) {
+  auto count = [](const gwmirror::v1::ClusterStatus& s,
+                  const std::string& state) {
+    return std::count_if(s.coverage().begin(), s.coverage().end(),
+                         [&](const auto& r) { return r.state() == state; });
+  };
+  gwmirror::v1::ClusterStatus s = WaitFor(
+      [](const auto& s) { return s.coverage_size() == 5; }, "coverage rows");
+  EXPECT_EQ(count(s, "PROTECTED"), 3) << ToJson(s);
+  EXPECT_EQ(count(s, "STATELESS"), 1);
+  EXPECT_EQ(count(s, "UNPROTECTED"), 1);
+  EXPECT_EQ(s.unprotected_connections(), 1u);
+  EXPECT_EQ(s.state(), "DEGRADED");
+  EXPECT_TRUE(absl::StrContains(s.state_reason(), "gw1 \"Billing DB\""))
+      << s.state_reason();
+  RunResult table = Cli({"coverage"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  std::printf("%s", table.out.c_str());
+  EXPECT_TRUE(absl::StrContains(
+      table.out,
+      "UNPROTECTED DbConnection \"Billing DB\" "
+      "jdbc:oracle:thin:@billing-db.example.com:1521/BILLING [password set]"));
+  EXPECT_TRUE(absl::StrContains(table.out, "<- gw1/metrics-mariadb"));
+  EXPECT_TRUE(absl::StrContains(Cli({"status"}).out,
+                                "external connections: 5, 1 UNPROTECTED"));
+  // No password of the store, and no credential of a URL, in the output.
+  EXPECT_FALSE(absl::StrContains(Cli({"coverage", "--json"}).out, "c2FtcGxl"));
+
+  // A declaration, taken on SIGHUP.
+  const std::string config = sb_.coordinator_process().config();
+  const std::string original = testing::ReadFile(config);
+  auto with = [&](const std::string& external) {
+    std::string c = original;
+    c.insert(c.rfind('}'), absl::StrCat(",\"external\": ", external, "\n"));
+    testing::WriteFile(config, c, 0600);
+    ASSERT_EQ(kill(sb_.coordinator_process().pid(), SIGHUP), 0);
+  };
+  with(R"([{"match": "jdbc:oracle:thin:@//BILLING-DB.example.com/BILLING",
+            "protected_by": "Oracle Data Guard to billing-dr"}])");
+  s = WaitFor([](const auto& s) { return s.unprotected_connections() == 0; },
+              "the declaration to be taken");
+  EXPECT_EQ(s.state(), "OK") << s.state_reason();
+  EXPECT_EQ(count(s, "DECLARED"), 1);
+  // A malformed declaration is refused, naming it; the last one stays.
+  with(R"([{"match": "jdbc:oracle:thin:@billing-db:99999/X",
+            "protected_by": "x"}])");
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(Status().unprotected_connections(), 0u);
+  EXPECT_TRUE(absl::StrContains(
+      testing::ReadFile(Dir() + "/logs/coordinator.log"),
+      "config not reloaded, the running one stays: " + config +
+          ": coordinator config: external[0]: connection URL "
+          "\"jdbc:oracle:thin:@billing-db:99999/X\": \"99999\" is not a "
+          "port"));
+
+  // A new deployment adds a connection to a reports database on
+  // PostgreSQL that no job dumps: DEGRADED again once it is cut.
+  const std::string deployments =
+      testing::ReadFile(Gw(Prod(1), "groups/deployments.json"));
+  const size_t at = deployments.find("\"archiveID\":\"") + 13;
+  const std::string old_archive =
+      deployments.substr(at, deployments.find('"', at) - at);
+  const std::string fresh = "11111111-2222-4333-a444-555555555555";
+  std::string store = testing::ReadFile(
+      Gw(Prod(1), "groups/group-2/conf/" + old_archive + "/ExtConnsStore.xml"));
+  store.insert(store.rfind("</entityStore>"),
+               "<entity type=\"DbConnection\"><fval name=\"name\"><value>"
+               "Reports DB</value></fval><fval name=\"url\"><value>"
+               "jdbc:postgresql://reports.example.com/reports</value></fval>"
+               "</entity>\n");
+  testing::WriteFile(
+      Gw(Prod(1), "groups/group-2/conf/" + fresh + "/ExtConnsStore.xml"),
+      store);
+  testing::WriteFile(Gw(Prod(1), "groups/deployments.json"),
+                     absl::StrReplaceAll(deployments, {{old_archive, fresh}}));
+  const absl::Time cut = absl::Now();
+  ASSERT_TRUE(Checkpoint().ok());
+  s = WaitFor([](const auto& s) { return s.unprotected_connections() == 1; },
+              "the new deployment's connection");
+  std::printf(
+      "a new deployment's unprotected connection showed %.1f s after "
+      "the cut began\n",
+      absl::ToDoubleSeconds(absl::Now() - cut));
+  EXPECT_EQ(s.state(), "DEGRADED");
+  EXPECT_TRUE(absl::StrContains(s.state_reason(), "gw1 \"Reports DB\""))
+      << s.state_reason();
+  EXPECT_EQ(count(s, "DECLARED"), 1);  // Billing, still declared.
 }
 
 }  // namespace

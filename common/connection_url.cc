@@ -1,0 +1,367 @@
+#include "common/connection_url.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/status_macros.h"
+
+namespace gwmirror {
+namespace {
+
+// URLs longer than this are refused: no real connection string is.
+constexpr size_t kMaxUrl = 4096;
+
+}  // namespace
+
+uint32_t DefaultPortOf(absl::string_view kind) {
+  if (kind == "mariadb") return 3306;
+  if (kind == "postgresql") return 5432;
+  if (kind == "oracle") return 1521;
+  if (kind == "sqlserver") return 1433;
+  if (kind == "db2") return 50000;
+  if (kind == "ldap") return 389;
+  return 0;
+}
+
+bool ConnectionHoldsState(absl::string_view entity_type) {
+  std::string t = absl::AsciiStrToLower(entity_type);
+  return t == "dbconnection" || t == "ldapdirectory" ||
+         (absl::StartsWith(t, "jms") && absl::StrContains(t, "connection")) ||
+         absl::StrContains(t, "cassandra");
+}
+
+namespace {
+
+absl::Status Bad(absl::string_view url, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("connection URL \"", RedactUrl(url), "\": ", why));
+}
+
+std::string PercentDecode(absl::string_view s) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = absl::ascii_tolower(c);
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const int hi = i + 2 < s.size() ? hex(s[i + 1]) : -1;
+    const int lo = i + 2 < s.size() ? hex(s[i + 2]) : -1;
+    if (s[i] == '%' && hi >= 0 && lo >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// "h", "h:5432", "[::1]:5432", "user:pw@h:1" into host and port (0: none).
+absl::Status HostPort(absl::string_view url, absl::string_view in,
+                      std::string* host, uint32_t* port) {
+  if (size_t at = in.rfind('@'); at != absl::string_view::npos) {
+    in.remove_prefix(at + 1);
+  }
+  absl::string_view port_text;
+  if (absl::ConsumePrefix(&in, "[")) {
+    size_t close = in.find(']');
+    if (close == absl::string_view::npos) return Bad(url, "unclosed '['");
+    *host = std::string(in.substr(0, close));
+    absl::string_view rest = in.substr(close + 1);
+    if (!rest.empty() && !absl::ConsumePrefix(&rest, ":")) {
+      return Bad(url, "text after ']' that is not a port");
+    }
+    port_text = rest;
+  } else {
+    size_t colon = in.rfind(':');
+    *host = std::string(in.substr(0, colon));
+    if (colon != absl::string_view::npos) port_text = in.substr(colon + 1);
+  }
+  // A SQL Server named instance ("h\SQLEXPRESS") is on host h.
+  if (size_t slash = host->find('\\'); slash != std::string::npos) {
+    host->resize(slash);
+  }
+  absl::AsciiStrToLower(host);
+  if (host->empty()) return Bad(url, "no host");
+  if (host->find_first_of(" /?#@()") != std::string::npos) {
+    return Bad(url, absl::StrCat("\"", *host, "\" is not a host name"));
+  }
+  *port = 0;
+  if (!port_text.empty() &&
+      (!absl::SimpleAtoi(port_text, port) || *port == 0 || *port > 65535)) {
+    return Bad(url, absl::StrCat("\"", port_text, "\" is not a port"));
+  }
+  return absl::OkStatus();
+}
+
+// "//h1:1,h2/db?x" (the authority and path of a hierarchical URL) into
+// hosts, port and the path up to the first of `stops`.
+absl::Status Authority(absl::string_view url, absl::string_view rest,
+                       absl::string_view stops, ConnectionEndpoint* e) {
+  if (!absl::ConsumePrefix(&rest, "//")) return Bad(url, "no \"//\" host part");
+  size_t end = rest.find_first_of("/?;#");
+  absl::string_view authority = rest.substr(0, end);
+  if (size_t at = authority.rfind('@'); at != absl::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  for (absl::string_view part : absl::StrSplit(authority, ',')) {
+    std::string host;
+    uint32_t port = 0;
+    RETURN_IF_ERROR(HostPort(url, part, &host, &port));
+    e->hosts.push_back(std::move(host));
+    if (e->port == 0) e->port = port;
+  }
+  if (end != absl::string_view::npos && rest[end] == '/') {
+    absl::string_view path = rest.substr(end + 1);
+    path = path.substr(0, path.find_first_of(stops));
+    e->database = PercentDecode(path);
+  }
+  return absl::OkStatus();
+}
+
+// Oracle's "@h:1521/svc", "@h:1521:SID", "@//h/svc", "@h" and TNS
+// descriptors "@(DESCRIPTION=(ADDRESS=(HOST=h)(PORT=1521))(CONNECT_DATA=
+// (SERVICE_NAME=svc)))".
+absl::Status Oracle(absl::string_view url, absl::string_view rest,
+                    ConnectionEndpoint* e) {
+  size_t at = rest.find('@');
+  if (at == absl::string_view::npos) return Bad(url, "no '@' before the host");
+  rest.remove_prefix(at + 1);
+  rest = absl::StripAsciiWhitespace(rest);
+  if (absl::StartsWith(rest, "(")) {
+    std::string upper = absl::AsciiStrToUpper(rest);
+    std::string compact;
+    for (char c : upper) {
+      if (!absl::ascii_isspace(static_cast<unsigned char>(c))) {
+        compact.push_back(c);
+      }
+    }
+    auto values = [&](absl::string_view key) {
+      std::vector<std::string> out;
+      const std::string needle = absl::StrCat("(", key, "=");
+      for (size_t p = compact.find(needle); p != std::string::npos;
+           p = compact.find(needle, p + 1)) {
+        size_t from = p + needle.size();
+        size_t to = compact.find(')', from);
+        if (to == std::string::npos) break;
+        out.push_back(compact.substr(from, to - from));
+      }
+      return out;
+    };
+    for (std::string host : values("HOST")) {
+      if (host.empty()) return Bad(url, "an empty HOST=");
+      e->hosts.push_back(absl::AsciiStrToLower(host));
+    }
+    if (e->hosts.empty()) return Bad(url, "a descriptor with no HOST=");
+    if (auto ports = values("PORT"); !ports.empty()) {
+      if (!absl::SimpleAtoi(ports[0], &e->port) || e->port == 0 ||
+          e->port > 65535) {
+        return Bad(url, absl::StrCat("\"", ports[0], "\" is not a port"));
+      }
+    }
+    auto service = values("SERVICE_NAME");
+    if (service.empty()) service = values("SID");
+    if (!service.empty()) e->database = service[0];
+    return absl::OkStatus();
+  }
+  absl::ConsumePrefix(&rest, "//");
+  size_t slash = rest.find('/');
+  absl::string_view hostport = rest.substr(0, slash);
+  if (slash != absl::string_view::npos) {
+    e->database = std::string(rest.substr(slash + 1));
+    e->database = e->database.substr(0, e->database.find_first_of("?:"));
+  } else if (std::count(hostport.begin(), hostport.end(), ':') == 2) {
+    // h:port:SID
+    size_t last = hostport.rfind(':');
+    e->database = std::string(hostport.substr(last + 1));
+    hostport = hostport.substr(0, last);
+  }
+  std::string host;
+  uint32_t port = 0;
+  RETURN_IF_ERROR(HostPort(url, hostport, &host, &port));
+  e->hosts.push_back(std::move(host));
+  e->port = port;
+  return absl::OkStatus();
+}
+
+bool PasswordKey(absl::string_view key) {
+  std::string k = absl::AsciiStrToLower(absl::StripAsciiWhitespace(key));
+  return absl::StrContains(k, "password") || absl::StrContains(k, "secret") ||
+         k == "pwd" || k == "pass";
+}
+
+}  // namespace
+
+std::string NormaliseDn(absl::string_view dn) {
+  std::vector<std::string> parts;
+  for (absl::string_view rdn : absl::StrSplit(dn, ',')) {
+    std::vector<std::string> kv;
+    for (absl::string_view x : absl::StrSplit(rdn, '=')) {
+      kv.push_back(absl::AsciiStrToLower(absl::StripAsciiWhitespace(x)));
+    }
+    parts.push_back(absl::StrJoin(kv, "="));
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  return host == "localhost" || host == "::1" || host == "0.0.0.0" ||
+         host == "localhost.localdomain" || absl::StartsWith(host, "127.");
+}
+
+absl::StatusOr<ConnectionEndpoint> ParseConnectionUrl(absl::string_view url) {
+  url = absl::StripAsciiWhitespace(url);
+  if (url.empty()) return absl::InvalidArgumentError("empty connection URL");
+  if (url.size() > kMaxUrl) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "connection URL of ", url.size(), " bytes (at most ", kMaxUrl, ")"));
+  }
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      return Bad(url, "a control character");
+    }
+  }
+  ConnectionEndpoint e;
+  if (absl::StartsWithIgnoreCase(url, "jdbc:")) {
+    absl::string_view rest = url.substr(5);
+    size_t colon = rest.find(':');
+    if (colon == absl::string_view::npos) return Bad(url, "no JDBC driver");
+    std::string driver = absl::AsciiStrToLower(rest.substr(0, colon));
+    rest.remove_prefix(colon + 1);
+    if (driver == "mysql" || driver == "mariadb") {
+      e.kind = "mariadb";
+      // jdbc:mysql:loadbalance://, :replication://, :aurora://, ...
+      if (!absl::StartsWith(rest, "//")) {
+        size_t mode = rest.find("://");
+        if (mode == absl::string_view::npos)
+          return Bad(url, "no \"//\" host part");
+        rest.remove_prefix(mode + 1);
+      }
+      RETURN_IF_ERROR(Authority(url, rest, "?;", &e));
+    } else if (driver == "postgresql") {
+      e.kind = "postgresql";
+      if (absl::StartsWith(rest, "//")) {
+        RETURN_IF_ERROR(Authority(url, rest, "?", &e));
+      } else {
+        // jdbc:postgresql:db is localhost's.
+        e.hosts.push_back("localhost");
+        e.database = std::string(rest.substr(0, rest.find('?')));
+      }
+    } else if (driver == "oracle") {
+      e.kind = "oracle";
+      RETURN_IF_ERROR(Oracle(url, rest, &e));
+    } else if (driver == "sqlserver") {
+      e.kind = "sqlserver";
+      RETURN_IF_ERROR(Authority(url, rest, ";", &e));
+      for (absl::string_view prop : absl::StrSplit(rest, ';')) {
+        std::pair<std::string, std::string> kv =
+            absl::StrSplit(prop, absl::MaxSplits('=', 1));
+        std::string key = absl::AsciiStrToLower(kv.first);
+        if (key == "databasename" || key == "database") e.database = kv.second;
+      }
+    } else {
+      e.kind = driver == "db2" ? "db2" : driver;
+      RETURN_IF_ERROR(Authority(url, rest, "?;:", &e));
+    }
+  } else {
+    // scheme://host:port/path, several separated by spaces (LDAP lists);
+    // a space inside a DN ("dc=example, dc=com") does not start a URL.
+    std::vector<std::string> urls;
+    for (absl::string_view word :
+         absl::StrSplit(url, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
+      if (urls.empty() || absl::StrContains(word, "://")) {
+        urls.emplace_back(word);
+      } else {
+        absl::StrAppend(&urls.back(), " ", word);
+      }
+    }
+    bool first = true;
+    for (absl::string_view one : urls) {
+      size_t sep = one.find("://");
+      if (sep == absl::string_view::npos || sep == 0) {
+        return Bad(url, "not a JDBC URL and has no scheme://");
+      }
+      std::string scheme = absl::AsciiStrToLower(one.substr(0, sep));
+      if (!std::all_of(scheme.begin(), scheme.end(), [](char c) {
+            return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                   c == '+' || c == '-' || c == '.';
+          })) {
+        return Bad(url, absl::StrCat("\"", scheme, "\" is not a scheme"));
+      }
+      ConnectionEndpoint part;
+      RETURN_IF_ERROR(Authority(url, one.substr(sep + 1), "?#", &part));
+      std::string kind = scheme == "ldaps" ? "ldap" : scheme;
+      if (first) {
+        e.kind = kind;
+        e.port = part.port != 0 ? part.port : (scheme == "ldaps" ? 636 : 0);
+        e.database = part.database;
+      } else if (kind != e.kind) {
+        return Bad(url, "a list of URLs of different kinds");
+      }
+      for (auto& h : part.hosts) e.hosts.push_back(std::move(h));
+      first = false;
+    }
+    if (e.kind == "ldap") e.database = NormaliseDn(e.database);
+  }
+  if (e.hosts.empty()) return Bad(url, "no host");
+  if (e.port == 0) e.port = DefaultPortOf(e.kind);
+  return e;
+}
+
+std::string RedactUrl(absl::string_view url) {
+  std::string s(url);
+  // Oracle: jdbc:oracle:thin:user/password@host...
+  std::string lower = absl::AsciiStrToLower(s);
+  for (absl::string_view prefix : {"jdbc:oracle:thin:", "jdbc:oracle:oci:"}) {
+    if (absl::StartsWith(lower, prefix)) {
+      size_t at = s.find('@', prefix.size());
+      if (at != std::string::npos && at > prefix.size()) {
+        s.erase(prefix.size(), at - prefix.size());
+      }
+    }
+  }
+  // user:password@ in every "//" authority.
+  for (size_t p = s.find("//"); p != std::string::npos;
+       p = s.find("//", p + 2)) {
+    size_t from = p + 2;
+    size_t end = s.find_first_of("/?;# ", from);
+    if (end == std::string::npos) end = s.size();
+    size_t at = s.rfind('@', end - 1);
+    if (at != std::string::npos && at >= from && end > from) {
+      s.erase(from, at + 1 - from);
+    }
+  }
+  // key=value parameters after '?', '&' or ';' whose key names a secret.
+  std::string out;
+  size_t i = s.find_first_of("?;");
+  if (i == std::string::npos) return s;
+  out = s.substr(0, i);
+  bool need_question = false;
+  while (i < s.size()) {
+    char sep = s[i];
+    size_t next = s.find_first_of("&;?", i + 1);
+    if (next == std::string::npos) next = s.size();
+    absl::string_view param(s.data() + i + 1, next - i - 1);
+    absl::string_view key = param.substr(0, param.find('='));
+    if (param.find('=') != absl::string_view::npos && PasswordKey(key)) {
+      if (sep == '?') need_question = true;
+    } else {
+      if (need_question && sep == '&') sep = '?';
+      need_question = false;
+      out.push_back(sep);
+      absl::StrAppend(&out, param);
+    }
+    i = next;
+  }
+  return out;
+}
+
+}  // namespace gwmirror

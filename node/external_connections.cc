@@ -1,0 +1,366 @@
+#include "node/external_connections.h"
+
+#include <expat.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <memory>
+#include <tuple>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "common/connection_url.h"
+#include "common/fd.h"
+
+namespace gwmirror {
+namespace {
+
+constexpr char kNamespace[] = "http://www.vordel.com/2005/06/24/entityStore";
+constexpr size_t kMaxStore = 64 << 20;
+constexpr size_t kMaxEntities = 100'000;
+constexpr size_t kMaxValue = 64 << 10;
+
+using Parser = std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)>;
+
+struct ParseState {
+  XML_Parser parser = nullptr;
+  std::vector<StoreEntity> entities;
+  bool in_entity = false;
+  std::string fval;       // The <fval>'s name while inside one.
+  bool in_value = false;  // Inside the fval's first <value>.
+  bool seen_value = false;
+  std::string text;
+  std::string error;  // Set before the parser is stopped.
+};
+
+// "ns|local" (expat's namespace form) -> local, when ns is the entity
+// store's or absent; "" for an element of another namespace.
+absl::string_view Local(const XML_Char* name) {
+  absl::string_view n(name);
+  size_t bar = n.find('|');
+  if (bar == absl::string_view::npos) return n;
+  if (n.substr(0, bar) != kNamespace) return "";
+  return n.substr(bar + 1);
+}
+
+const XML_Char* Attribute(const XML_Char** attrs, absl::string_view name) {
+  for (int i = 0; attrs[i] != nullptr; i += 2) {
+    if (Local(attrs[i]) == name) return attrs[i + 1];
+  }
+  return nullptr;
+}
+
+void Stop(ParseState* s, std::string why) {
+  s->error = std::move(why);
+  XML_StopParser(s->parser, XML_FALSE);
+}
+
+void XMLCALL Start(void* data, const XML_Char* name, const XML_Char** attrs) {
+  auto* s = static_cast<ParseState*>(data);
+  absl::string_view local = Local(name);
+  if (local == "entity") {
+    if (s->in_entity) return Stop(s, "an <entity> inside an <entity>");
+    if (s->entities.size() >= kMaxEntities) {
+      return Stop(s, absl::StrCat("more than ", kMaxEntities, " entities"));
+    }
+    const XML_Char* type = Attribute(attrs, "type");
+    s->entities.push_back(StoreEntity{type != nullptr ? type : "", {}});
+    s->in_entity = true;
+  } else if (local == "fval" && s->in_entity) {
+    const XML_Char* n = Attribute(attrs, "name");
+    s->fval = n != nullptr ? n : "";
+    s->seen_value = false;
+  } else if (local == "value" && !s->fval.empty() && !s->seen_value) {
+    s->in_value = true;
+    s->text.clear();
+  }
+}
+
+void XMLCALL End(void* data, const XML_Char* name) {
+  auto* s = static_cast<ParseState*>(data);
+  absl::string_view local = Local(name);
+  if (local == "entity") {
+    s->in_entity = false;
+    s->fval.clear();
+  } else if (local == "fval") {
+    s->fval.clear();
+  } else if (local == "value" && s->in_value) {
+    s->in_value = false;
+    s->seen_value = true;
+    s->entities.back().fields.emplace(s->fval, std::move(s->text));
+    s->text.clear();
+  }
+}
+
+void XMLCALL Text(void* data, const XML_Char* text, int len) {
+  auto* s = static_cast<ParseState*>(data);
+  if (!s->in_value) return;
+  if (s->text.size() + len > kMaxValue) {
+    return Stop(s, absl::StrCat("a value of more than ", kMaxValue,
+                                " bytes in field \"", s->fval, "\""));
+  }
+  s->text.append(text, len);
+}
+
+void XMLCALL EntityDecl(void* data, const XML_Char* name, int, const XML_Char*,
+                        int, const XML_Char*, const XML_Char*, const XML_Char*,
+                        const XML_Char*) {
+  Stop(static_cast<ParseState*>(data),
+       absl::StrCat("an entity declaration (", name,
+                    "): entity stores declare none"));
+}
+
+// The address a connection entity names: its URL field, else host and
+// port as scheme://host:port; "" when it names none.
+std::string AddressOf(const StoreEntity& e) {
+  for (const char* f : {"url", "URL", "providerURL", "providerUrl",
+                        "connectionUrl", "connectionURL"}) {
+    auto it = e.fields.find(f);
+    if (it != e.fields.end() && !it->second.empty()) return it->second;
+  }
+  for (const char* f : {"host", "smtpServer", "hostname", "server"}) {
+    auto it = e.fields.find(f);
+    if (it == e.fields.end() || it->second.empty()) continue;
+    std::string scheme = absl::AsciiStrToLower(e.type);
+    if (absl::StrContains(scheme, "smtp")) scheme = "smtp";
+    if (absl::StrContains(scheme, "radius")) scheme = "radius";
+    auto port = e.fields.find("port");
+    return absl::StrCat(scheme, "://", it->second,
+                        port != e.fields.end() && !port->second.empty()
+                            ? absl::StrCat(":", port->second)
+                            : "");
+  }
+  return "";
+}
+
+// Java properties escapes ("jdbc\:mysql\://h" -> "jdbc:mysql://h").
+std::string Unescape(absl::string_view v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size()) {
+      char c = v[++i];
+      out.push_back(c == 't' ? '\t' : c == 'n' ? '\n' : c);
+    } else {
+      out.push_back(v[i]);
+    }
+  }
+  return out;
+}
+
+struct CacheEntry {
+  std::tuple<dev_t, ino_t, off_t, int64_t, int64_t> identity;
+  absl::StatusOr<std::vector<StoreEntity>> entities;
+};
+
+absl::Mutex cache_mu;
+std::map<std::string, CacheEntry>& Cache()
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_mu) {
+  static auto* cache = new std::map<std::string, CacheEntry>;
+  return *cache;
+}
+
+// The store at `path`, parsed (NOT_FOUND when there is none).
+absl::StatusOr<std::vector<StoreEntity>> ReadStore(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, path);
+  auto identity = std::make_tuple(st.st_dev, st.st_ino, st.st_size,
+                                  static_cast<int64_t>(st.st_mtim.tv_sec),
+                                  static_cast<int64_t>(st.st_mtim.tv_nsec));
+  {
+    absl::MutexLock l(&cache_mu);
+    auto it = Cache().find(path);
+    if (it != Cache().end() && it->second.identity == identity) {
+      return it->second.entities;
+    }
+  }
+  absl::StatusOr<std::vector<StoreEntity>> entities;
+  if (static_cast<size_t>(st.st_size) > kMaxStore) {
+    entities = absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", st.st_size, " bytes (an entity store is read up to ",
+        kMaxStore >> 20, " MiB)"));
+  } else if (auto xml = ReadFileToString(path); !xml.ok()) {
+    return xml.status();
+  } else {
+    entities = ParseEntityStore(*xml);
+    if (!entities.ok()) {
+      entities = absl::InvalidArgumentError(
+          absl::StrCat(path, ": ", entities.status().message()));
+    }
+  }
+  absl::MutexLock l(&cache_mu);
+  if (Cache().size() >= 64) Cache().clear();
+  Cache()[path] = CacheEntry{identity, entities};
+  return entities;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<StoreEntity>> ParseEntityStore(
+    absl::string_view xml) {
+  if (xml.size() > kMaxStore) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("an entity store of ", xml.size(), " bytes (at most ",
+                     kMaxStore >> 20, " MiB)"));
+  }
+  Parser parser(XML_ParserCreateNS(nullptr, '|'), &XML_ParserFree);
+  if (parser == nullptr)
+    return absl::ResourceExhaustedError("expat: no memory");
+  ParseState s;
+  s.parser = parser.get();
+  XML_SetUserData(parser.get(), &s);
+  XML_SetElementHandler(parser.get(), Start, End);
+  XML_SetCharacterDataHandler(parser.get(), Text);
+  XML_SetEntityDeclHandler(parser.get(), EntityDecl);
+  // Feed in slices: expat takes an int length.
+  constexpr size_t kSlice = 1 << 20;
+  size_t at = 0;
+  do {
+    const size_t n = std::min(kSlice, xml.size() - at);
+    const bool last = at + n == xml.size();
+    if (XML_Parse(parser.get(), xml.data() + at, static_cast<int>(n),
+                  last ? XML_TRUE : XML_FALSE) != XML_STATUS_OK) {
+      std::string why = !s.error.empty()
+                            ? s.error
+                            : XML_ErrorString(XML_GetErrorCode(parser.get()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line ", XML_GetCurrentLineNumber(parser.get()), ": ", why));
+    }
+    at += n;
+  } while (at < xml.size());
+  return std::move(s.entities);
+}
+
+void EnvSettings::Add(absl::string_view props, const std::string& source) {
+  sources_.push_back(source);
+  for (absl::string_view line : absl::StrSplit(props, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#' || line[0] == '!') continue;
+    size_t sep = line.find_first_of("=:");
+    if (sep == absl::string_view::npos) continue;
+    absl::string_view key = absl::StripAsciiWhitespace(line.substr(0, sep));
+    if (!absl::ConsumePrefix(&key, "env.")) continue;
+    values_[std::string(key)] =
+        Unescape(absl::StripAsciiWhitespace(line.substr(sep + 1)));
+  }
+}
+
+absl::StatusOr<std::string> EnvSettings::Resolve(
+    absl::string_view value) const {
+  std::string out;
+  constexpr absl::string_view kOpen = "${environment.";
+  while (true) {
+    size_t open = value.find(kOpen);
+    if (open == absl::string_view::npos) break;
+    size_t close = value.find('}', open);
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("an unclosed \"", kOpen, "\""));
+    }
+    std::string key(
+        value.substr(open + kOpen.size(), close - open - kOpen.size()));
+    auto it = values_.find(key);
+    if (it == values_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("${environment.", key, "} is set in none of ",
+                       sources_.empty() ? "(no envSettings.props)"
+                                        : absl::StrJoin(sources_, ", ")));
+    }
+    absl::StrAppend(&out, value.substr(0, open), it->second);
+    value.remove_prefix(close + 1);
+  }
+  absl::StrAppend(&out, value);
+  return out;
+}
+
+std::vector<gwmirror::v1::ExternalConnection> ReadExternalConnections(
+    const std::string& gateway_dir, const gwmirror::v1::TopologyReport& r) {
+  std::map<std::string, std::string> group_of;  // Service id -> group id.
+  for (const auto& g : r.topology().groups()) {
+    for (const auto& s : g.services()) group_of[s.id()] = g.id();
+  }
+  std::vector<gwmirror::v1::ExternalConnection> out;
+  auto add = [&](gwmirror::v1::ExternalConnection c,
+                 const std::string& instance) {
+    for (auto& have : out) {
+      if (have.group() == c.group() && have.archive() == c.archive() &&
+          have.name() == c.name() && have.type() == c.type() &&
+          have.url() == c.url() && have.problem() == c.problem() &&
+          have.has_password() == c.has_password()) {
+        have.add_instances(instance);
+        return;
+      }
+    }
+    c.add_instances(instance);
+    out.push_back(std::move(c));
+  };
+  // Sorted, so rows come out in the same order every time.
+  std::map<std::string, std::string> deployments(r.deployments().begin(),
+                                                 r.deployments().end());
+  for (const auto& [instance, archive] : deployments) {
+    auto g = group_of.find(instance);
+    // An archive id or instance id that would leave its folder is not one.
+    if (g == group_of.end() || archive.empty() ||
+        archive.find('/') != std::string::npos || archive[0] == '.' ||
+        instance.find('/') != std::string::npos || instance[0] == '.' ||
+        g->second.find('/') != std::string::npos || g->second[0] == '.') {
+      continue;
+    }
+    const std::string group_dir =
+        absl::StrCat(gateway_dir, "/groups/", g->second);
+    const std::string store =
+        absl::StrCat(group_dir, "/conf/", archive, "/ExtConnsStore.xml");
+    gwmirror::v1::ExternalConnection base;
+    base.set_group(g->second);
+    base.set_archive(archive);
+    auto entities = ReadStore(store);
+    if (absl::IsNotFound(entities.status())) continue;
+    if (!entities.ok()) {
+      base.set_name("(ExtConnsStore.xml)");
+      base.set_type("EntityStore");
+      base.set_problem(std::string(entities.status().message()));
+      add(std::move(base), instance);
+      continue;
+    }
+    EnvSettings env;
+    for (const std::string& props :
+         {gateway_dir + "/conf/envSettings.props",
+          group_dir + "/conf/envSettings.props",
+          absl::StrCat(group_dir, "/", instance, "/conf/envSettings.props")}) {
+      if (auto text = ReadFileToString(props); text.ok()) {
+        env.Add(*text, props);
+      }
+    }
+    for (const StoreEntity& e : *entities) {
+      const std::string address = AddressOf(e);
+      if (address.empty() && !ConnectionHoldsState(e.type)) continue;
+      if (address.empty() && e.fields.find("name") == e.fields.end()) continue;
+      gwmirror::v1::ExternalConnection c = base;
+      auto name = e.fields.find("name");
+      c.set_name(name != e.fields.end() ? name->second : "(unnamed)");
+      c.set_type(e.type);
+      for (const auto& [field, value] : e.fields) {
+        if (absl::StrContains(absl::AsciiStrToLower(field), "password") &&
+            !value.empty()) {
+          c.set_has_password(true);
+        }
+      }
+      if (address.empty()) {
+        c.set_problem("names no URL or host");
+      } else if (auto url = env.Resolve(address); !url.ok()) {
+        c.set_problem(std::string(url.status().message()));
+      } else {
+        c.set_url(RedactUrl(*url));
+      }
+      add(std::move(c), instance);
+    }
+  }
+  return out;
+}
+
+}  // namespace gwmirror
