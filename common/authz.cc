@@ -29,6 +29,7 @@ const std::vector<MethodRule>& AuthorizationTable() {
       {"Replica.GetState", kReaders, false},
       {"Replica.GetManifest", kReaders, true},
       {"Replica.GetSignature", kRoleSource, false},
+      {"Replica.SampleContent", kRoleSource, false},
       {"Replica.Push", kRoleSource, false},
       {"Replica.Commit", kControllers, false},
       {"Replica.Abort", kControllers, false},

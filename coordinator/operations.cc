@@ -1,5 +1,6 @@
 // Operations on the standby: restore drills, pins, verify and repair,
-// releases of held deletions, and the checkpoint lists.
+// releases of held cuts (mass deletions, anomalies), and the checkpoint
+// lists.
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -96,12 +97,13 @@ absl::Status Coordinator::Release(const std::string& slot) {
   }
   if (!held_.count(slot)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("slot ", slot, " holds no mass deletion"));
+        absl::StrCat("slot ", slot,
+                     " holds nothing (no mass deletion, no anomaly)"));
   }
   released_.insert(slot);
   if (config_.follow_changes()) change_reported_ = true;
   Logf(LogLevel::kWarning, "coordinator",
-       "slot=%s mass deletion released by an operator", slot);
+       "slot=%s hold released by an operator: %s", slot, held_[slot]);
   return absl::OkStatus();
 }
 

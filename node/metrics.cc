@@ -25,6 +25,9 @@ NodeMetrics& NodeMetrics::Get() {
         r.Gauge("gwmirror_mass_deletion_held",
                 "1 while this source holds a cut that would delete too much, "
                 "until an operator releases it."),
+        r.Gauge("gwmirror_anomaly_held",
+                "1 while this source holds a cut whose rewritten files look "
+                "encrypted (ransomware-like), until an operator releases it."),
         r.Gauge("gwmirror_send_rate_bytes",
                 "Bytes per second this node sent over the last 5 seconds "
                 "(pushes; config bandwidth caps them)."),

@@ -17,6 +17,7 @@ struct NodeMetrics {
   MetricFamily& cuts;               // {outcome="ok"|"failed"|"held"}
   MetricFamily& cut_duration;       // histogram
   MetricFamily& deletion_held;      // gauge 0/1
+  MetricFamily& anomaly_held;       // gauge 0/1
   MetricFamily& send_rate;          // gauge, bytes/s over the last seconds
   MetricFamily& send_cap;           // gauge, bytes/s (0: no cap)
   MetricFamily& dump_runs;          // {dump, kind, outcome="ok"|"failed"}

@@ -110,6 +110,28 @@ grpc::Status ReplicaService::GetSignature(
   return ToGrpc(st);
 }
 
+grpc::Status ReplicaService::SampleContent(
+    grpc::ServerContext* ctx, const gwmirror::v1::SampleContentRequest* req,
+    gwmirror::v1::ContentSamples* resp) {
+  GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.SampleContent");
+  absl::Status st = store_->CheckEpoch(req->envelope());
+  if (!st.ok()) return ToGrpc(st);
+  if (req->targets_size() > 4096) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
+        "SampleContent names ", req->targets_size(), " files (at most 4096)")));
+  }
+  for (const auto& t : req->targets()) {
+    // A file that cannot be sampled (not that version, or unreadable on
+    // this disk) is -1: the guard judges the others.
+    auto look = store_->SampleContent(t.path(), t.sha256());
+    if (!look.ok()) look = ContentLook{};
+    resp->add_entropy(look->entropy);
+    resp->add_sampled_bytes(look->bytes);
+    resp->add_text_fraction(look->text);
+  }
+  return grpc::Status::OK;
+}
+
 absl::Status ReplicaService::DoPush(grpc::ServerReader<PushMessage>* reader,
                                     gwmirror::v1::PushResult* resp) {
   PushMessage msg;

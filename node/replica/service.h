@@ -36,6 +36,9 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   grpc::Status GetSignature(
       grpc::ServerContext* ctx, const gwmirror::v1::GetSignatureRequest* req,
       grpc::ServerWriter<gwmirror::v1::SignatureChunk>* writer) override;
+  grpc::Status SampleContent(grpc::ServerContext* ctx,
+                             const gwmirror::v1::SampleContentRequest* req,
+                             gwmirror::v1::ContentSamples* resp) override;
   grpc::Status Push(grpc::ServerContext* ctx,
                     grpc::ServerReader<gwmirror::v1::PushMessage>* reader,
                     gwmirror::v1::PushResult* resp) override;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/entropy.h"
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -395,6 +396,34 @@ absl::Status ReplicaStore::Signature(const std::string& path,
     RETURN_IF_ERROR(sig.Feed(absl::string_view(buf.data(), n), n == 0, sink));
     if (n == 0) return absl::OkStatus();
   }
+}
+
+absl::StatusOr<ContentLook> ReplicaStore::SampleContent(
+    const std::string& path, absl::string_view sha256) {
+  RETURN_IF_ERROR(ValidateRelativePath(path));
+  {
+    absl::MutexLock l(&mu_);
+    const Entry* e = committed_manifest_.Find(path);
+    if (e == nullptr || e->type() != ENTRY_TYPE_FILE || e->sha256() != sha256) {
+      return absl::NotFoundError(
+          absl::StrCat("committed checkpoint holds no file \"", path,
+                       "\" with that sha256"));
+    }
+  }
+  ASSIGN_OR_RETURN(UniqueFd fd, writer_.OpenFileForRead(path));
+  std::string buf(kEntropySample, '\0');
+  size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t n = env_->Read(fd.get(), buf.data() + got, buf.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    if (n == 0) break;
+    got += n;
+  }
+  buf.resize(got);
+  return LookAt(buf);
 }
 
 absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {

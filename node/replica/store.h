@@ -33,6 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/chunk_codec.h"
 #include "common/delta.h"
+#include "common/entropy.h"
 #include "common/epoch.h"
 #include "common/fd.h"
 #include "common/manifest.h"
@@ -90,6 +91,13 @@ class ReplicaStore {
   // `sha256`.
   absl::Status Signature(const std::string& path, absl::string_view sha256,
                          uint32_t block_len, const ByteSink& sink)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // How the first kEntropySample bytes of the committed file `path` look;
+  // NOT_FOUND when the committed checkpoint holds no file there with
+  // `sha256`.
+  absl::StatusOr<ContentLook> SampleContent(const std::string& path,
+                                            absl::string_view sha256)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // `pinned`: checkpoints retention must keep (from the coordinator).

@@ -101,11 +101,14 @@ grpc::Status CutService::Cut(grpc::ServerContext* ctx,
   malloc_trim(0);
   cut_mu_.Unlock();
   NodeMetrics& m = NodeMetrics::Get();
-  const bool held = IsMassDeletionHeld(r.status());
+  const bool held = IsHeld(r.status());
   m.cuts.Add(1, {r.ok() ? "ok" : held ? "held" : "failed"});
   if (r.ok())
     m.cut_duration.Observe(absl::ToDoubleSeconds(absl::Now() - start));
-  if (r.ok() || held) m.deletion_held.Set(held ? 1 : 0);
+  if (r.ok() || held) {
+    m.deletion_held.Set(HeldKind(r.status()) == "mass-deletion" ? 1 : 0);
+    m.anomaly_held.Set(IsAnomalyHeld(r.status()) ? 1 : 0);
+  }
   if (held) {
     // A hold is an answer, not a failure: the coordinator records why.
     Logf(LogLevel::kWarning, "source", "slot=%s checkpoint=%d held: %s",
@@ -183,9 +186,11 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     prestager_->SetTarget(req.replica_address(), req.replica_identity());
     pusher.SetLedger(prestager_->ledger());
   }
+  // An operator's release lets one cut through both guards.
   if (!req.release_mass_deletion()) {
     uint32_t pct = config_.source().max_delete_percent();
     pusher.SetDeletionGuard((pct == 0 ? 50 : pct) / 100.0);
+    pusher.SetAnomalyGuard(!config_.source().anomaly_guard().off());
   }
   // A file that changes between the scan and its sending aborts the push:
   // scan again, pausing a little longer each time (a burst of writes has

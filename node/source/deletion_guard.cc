@@ -39,16 +39,27 @@ absl::Status CheckMassDeletion(const Manifest& base, const Manifest& next,
     }
   }
   if (held.empty()) return absl::OkStatus();
-  absl::Status st = absl::FailedPreconditionError(absl::StrCat(
-      kMassDeletionHeld, ": ", absl::StrJoin(held, "; "),
-      "; nothing was deleted on the standby. If this is intended, run "
-      "`gwmirror release --slot <slot>`; otherwise restore the files"));
-  st.SetPayload(kHeldPayload, absl::Cord("mass-deletion"));
+  return HeldStatus(
+      "mass-deletion",
+      absl::StrCat(kMassDeletionHeld, ": ", absl::StrJoin(held, "; "),
+                   "; nothing was deleted on the standby. If this is "
+                   "intended, run `gwmirror release --slot <slot>`; "
+                   "otherwise restore the files"));
+}
+
+absl::Status HeldStatus(absl::string_view kind, const std::string& message) {
+  absl::Status st = absl::FailedPreconditionError(message);
+  st.SetPayload(kHeldPayload, absl::Cord(kind));
   return st;
 }
 
-bool IsMassDeletionHeld(const absl::Status& st) {
+bool IsHeld(const absl::Status& st) {
   return st.GetPayload(kHeldPayload).has_value();
+}
+
+std::string HeldKind(const absl::Status& st) {
+  auto kind = st.GetPayload(kHeldPayload);
+  return kind.has_value() ? std::string(*kind) : "";
 }
 
 }  // namespace gwmirror

@@ -20,9 +20,12 @@ inline constexpr size_t kMassDeletionMinEntries = 4;
 // How the guard's error message starts.
 inline constexpr char kMassDeletionHeld[] = "mass deletion held";
 
-// Whether `st` is the guard holding a cut (a typed mark on the status, not
-// its words).
-bool IsMassDeletionHeld(const absl::Status& st);
+// A hold: FAILED_PRECONDITION with `message`, marked (a typed payload, not
+// its words) as a hold of `kind` ("mass-deletion", "anomaly").
+absl::Status HeldStatus(absl::string_view kind, const std::string& message);
+// Whether `st` is a guard holding a cut, and of which kind ("" for none).
+bool IsHeld(const absl::Status& st);
+std::string HeldKind(const absl::Status& st);
 
 // OK, or FAILED_PRECONDITION "mass deletion held: ..." naming each root
 // where going from `base` (the replica's manifest) to `next` deletes more

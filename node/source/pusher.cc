@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/chunk_codec.h"
 #include "common/delta.h"
+#include "common/entropy.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
@@ -459,6 +460,49 @@ absl::StatusOr<std::string> Pusher::ReadSignature(
   return sig;
 }
 
+absl::StatusOr<std::vector<ContentLook>> Pusher::SampleHere(
+    const std::vector<const Entry*>& entries) {
+  std::vector<ContentLook> out(entries.size());
+  std::string buf(kEntropySample, '\0');
+  for (size_t i = 0; i < entries.size(); ++i) {
+    UniqueFd fd(open(JoinPath(host_root_, entries[i]->path()).c_str(),
+                     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) continue;  // Gone since the scan: not judged.
+    ssize_t n = pread(fd.get(), buf.data(), buf.size(), 0);
+    if (n < 0) continue;
+    out[i] = LookAt(absl::string_view(buf.data(), n));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<ContentLook>> Pusher::SampleAtReplica(
+    const std::vector<const Entry*>& entries,
+    const gwmirror::v1::Envelope& envelope) {
+  gwmirror::v1::SampleContentRequest req;
+  *req.mutable_envelope() = envelope;
+  for (const Entry* e : entries) {
+    auto* t = req.add_targets();
+    t->set_path(e->path());
+    t->set_sha256(e->sha256());
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Minutes(1))));
+  gwmirror::v1::ContentSamples resp;
+  RETURN_IF_ERROR(FromGrpc(stub_->SampleContent(&ctx, req, &resp)));
+  if (resp.entropy_size() != req.targets_size() ||
+      resp.sampled_bytes_size() != req.targets_size() ||
+      resp.text_fraction_size() != req.targets_size()) {
+    return absl::DataLossError(
+        absl::StrCat("the replica answered ", resp.entropy_size(),
+                     " samples for ", req.targets_size(), " files"));
+  }
+  std::vector<ContentLook> out(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    out[i] = {resp.entropy(i), resp.text_fraction(i), resp.sampled_bytes(i)};
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> Pusher::FetchSignature(
     const Entry& old, const gwmirror::v1::Envelope& envelope,
     PushReport* report) {
@@ -805,6 +849,14 @@ absl::StatusOr<PushReport> Pusher::Push(
   if (max_delete_fraction_ >= 0) {
     RETURN_IF_ERROR(CheckMassDeletion(
         replica, manifest, RootPaths(config_.roots()), max_delete_fraction_));
+  }
+  if (anomaly_guard_) {
+    RETURN_IF_ERROR(CheckAnomaly(
+        replica, manifest, config_.source().anomaly_guard(),
+        [this](const std::vector<const Entry*>& e) { return SampleHere(e); },
+        [this, &envelope](const std::vector<const Entry*>& e) {
+          return SampleAtReplica(e, envelope);
+        }));
   }
 
   // What this push sends (and counts for progress in heartbeats).

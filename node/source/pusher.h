@@ -29,6 +29,7 @@
 #include "gwmirror/v1/coordinator.pb.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 #include "node/scanner.h"
+#include "node/source/anomaly_guard.h"
 #include "node/source/signature_cache.h"
 
 namespace gwmirror {
@@ -197,6 +198,10 @@ class Pusher {
     max_delete_fraction_ = max_fraction;
   }
 
+  // Holds pushes whose change set looks like ransomware (CheckAnomaly,
+  // with the config's source.anomaly_guard); off by default.
+  void SetAnomalyGuard(bool on) { anomaly_guard_ = on; }
+
   // Every call of this pusher ends by `deadline` (a cut's own deadline);
   // unary calls also within their own bound (30 s for a state, 10 min for
   // a manifest, a signature or a commit). Without one, pushes have no
@@ -241,6 +246,13 @@ class Pusher {
   absl::Status SendManifestDelta(Stream* stream, const Manifest& next,
                                  const Manifest& base);
   // The replica's signature of `old`, over the network (thread-safe).
+  // The anomaly guard's samplers: the first kEntropySample bytes of each
+  // entry here, and of its committed version at the replica.
+  absl::StatusOr<std::vector<ContentLook>> SampleHere(
+      const std::vector<const Entry*>& entries);
+  absl::StatusOr<std::vector<ContentLook>> SampleAtReplica(
+      const std::vector<const Entry*>& entries,
+      const gwmirror::v1::Envelope& envelope);
   absl::StatusOr<std::string> ReadSignature(
       const Entry& old, const gwmirror::v1::Envelope& envelope,
       uint64_t* wire_bytes);
@@ -273,6 +285,7 @@ class Pusher {
   // Read buffer reused for every file (kMaxChunk bytes).
   std::string read_buf_;
   double max_delete_fraction_ = -1;
+  bool anomaly_guard_ = false;
   PrestageLedger* ledger_ = nullptr;
   ManifestMemo* memo_ = nullptr;
   const absl::flat_hash_map<std::string, HeldContent>* held_ = nullptr;

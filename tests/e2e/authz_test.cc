@@ -146,6 +146,15 @@ grpc::Status AuthzTest::Call(const std::string& method, const std::string& kind,
       return Drain(stub->GetSignature(&ctx, req),
                    gwmirror::v1::SignatureChunk());
     }
+    if (name == "SampleContent") {
+      gwmirror::v1::SampleContentRequest req;
+      *req.mutable_envelope() = At(harm_epoch);
+      auto* t = req.add_targets();
+      t->set_path("opt/none");
+      t->set_sha256(std::string(32, 'a'));
+      gwmirror::v1::ContentSamples resp;
+      return stub->SampleContent(&ctx, req, &resp);
+    }
     if (name == "Push") {
       gwmirror::v1::PushResult resp;
       auto writer = stub->Push(&ctx, &resp);

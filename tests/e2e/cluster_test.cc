@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -980,7 +981,105 @@ TEST_F(ClusterTest, MassDeletionIsHeldUntilReleased) {
   EXPECT_EQ(s.state(), "OK") << ToJson(s);
   // Released once, not for ever.
   r = Cli({"release", "--slot", "gw1"});
-  EXPECT_TRUE(absl::StrContains(r.err, "holds no mass deletion")) << r.err;
+  EXPECT_TRUE(
+      absl::StrContains(r.err, "holds nothing (no mass deletion, no anomaly)"))
+      << r.err;
+}
+
+// Ransomware on a production host: 30 % of its mirrored files encrypted in
+// place (XORed with random bytes) is held before the standby commits it,
+// and says so in status, --check and /metrics until `gwmirror release`.
+// Before that, what real operations look like is never held: a new
+// deployment folder with the instances switched to it, and a rotation of
+// 40 logs (renamed, compressed, written anew).
+TEST_F(ClusterTest, RansomwareLikeChurnIsHeldUntilReleasedRealChangesAreNot) {
+  Up(1);
+  // A redeployment: a new conf/<uuid>/ folder, the instances switched.
+  const std::string deployments =
+      testing::ReadFile(Gw(Prod(1), "groups/deployments.json"));
+  const size_t at = deployments.find("\"archiveID\":\"") + 13;
+  const std::string old_archive =
+      deployments.substr(at, deployments.find('"', at) - at);
+  const std::string fresh = "99999999-8888-4777-a666-555555555555";
+  const Manifest deployed = Tree(Prod(1));
+  for (const Entry& e : deployed.entries()) {
+    const std::string from = absl::StrCat(
+        kPrefix, "/apigateway/groups/group-2/conf/", old_archive, "/");
+    if (e.type() != gwmirror::v1::ENTRY_TYPE_FILE ||
+        !absl::StartsWith(e.path(), from)) {
+      continue;
+    }
+    std::string content = testing::ReadFile(Prod(1) + "/" + e.path());
+    content.insert(content.size() / 2, "<!-- redeployed -->");
+    testing::WriteFile(
+        Prod(1) + "/" + absl::StrReplaceAll(e.path(), {{old_archive, fresh}}),
+        content);
+  }
+  testing::WriteFile(Gw(Prod(1), "groups/deployments.json"),
+                     absl::StrReplaceAll(deployments, {{old_archive, fresh}}));
+  ASSERT_TRUE(Checkpoint().ok()) << "a redeployment was held";
+  // 40 logs in a mirrored folder, then rotated: x.log -> x.log.1 (text),
+  // the previous x.log.1 compressed to x.log.2.gz, x.log written anew.
+  const std::string logs = Gw(Prod(1), "conf/kps/backup");
+  for (int i = 0; i < 40; ++i) {
+    testing::WriteFile(absl::StrCat(logs, "/kps-", i, ".log"),
+                       absl::StrCat("2026-12-05 kps backup ", i, " ok\n"));
+  }
+  ASSERT_TRUE(Checkpoint().ok());
+  for (int i = 0; i < 40; ++i) {
+    const std::string log = absl::StrCat(logs, "/kps-", i, ".log");
+    ASSERT_EQ(rename(log.c_str(), (log + ".1").c_str()), 0);
+    std::string gz(600, '\0');
+    for (size_t k = 0; k < gz.size(); ++k)
+      gz[k] = static_cast<char>(k * 131 + i);
+    testing::WriteFile(log + ".2.gz", gz);
+    testing::WriteFile(log, absl::StrCat("2026-12-06 kps backup ", i, " ok\n"));
+  }
+  ASSERT_TRUE(Checkpoint().ok()) << "a log rotation was held";
+
+  // The attack: every third or so mirrored file, XORed in place.
+  Manifest before = Tree(Standby(1));
+  std::mt19937_64 rng(7);
+  int encrypted = 0, files = 0;
+  const Manifest attacked = Tree(Prod(1));
+  for (const Entry& e : attacked.entries()) {
+    if (e.type() != gwmirror::v1::ENTRY_TYPE_FILE) continue;
+    if (files++ % 10 >= 3) continue;
+    std::string content = testing::ReadFile(Prod(1) + "/" + e.path());
+    for (char& c : content) c ^= static_cast<char>(rng());
+    testing::WriteFile(Prod(1) + "/" + e.path(), content);
+    ++encrypted;
+  }
+  std::printf("encrypted %d of %d files in place\n", encrypted, files);
+  auto held = Checkpoint();
+  ASSERT_FALSE(held.ok());
+  EXPECT_TRUE(absl::StrContains(held.status().message(), "anomaly held: "))
+      << held.status();
+  std::printf("%s\n", std::string(held.status().message()).c_str());
+  // Nothing of it reached the standby's committed tree.
+  EXPECT_EQ(testing::Diff(before, Tree(Standby(1))), "");
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.state(), "HELD");
+  EXPECT_TRUE(absl::StrContains(s.slots(0).held(), "anomaly held: "))
+      << ToJson(s);
+  EXPECT_TRUE(absl::StrContains(s.slots(0).held(), "entropy up from"));
+  RunResult check = Cli({"status", "--check"});
+  EXPECT_EQ(check.exit_code, 1) << check.out << check.err;
+  EXPECT_TRUE(
+      absl::StartsWith(check.out, "gwmirror HELD: slot gw1: anomaly held: "))
+      << check.out;
+  const std::string prod_metrics(absl::StripSuffix(
+      absl::StripPrefix(sb_.slots(0).production().metrics_url(), "http://"),
+      "/metrics"));
+  EXPECT_EQ(Sample(Scrape(prod_metrics), "gwmirror_anomaly_held"), 1);
+  EXPECT_EQ(Sample(Scrape(prod_metrics), "gwmirror_mass_deletion_held"), 0);
+  // Held again at the next try, until an operator releases it.
+  EXPECT_FALSE(Checkpoint().ok());
+  RunResult r = Cli({"release", "--slot", "gw1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(Checkpoint().ok());
+  EXPECT_EQ(testing::Diff(Tree(Prod(1)), Tree(Standby(1))), "");
+  EXPECT_EQ(Sample(Scrape(prod_metrics), "gwmirror_anomaly_held"), 0);
 }
 
 // Sums "<n> <what>" over the source log lines of staged cuts, from byte
