@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
+#include "node/sample/deployment.h"
 #include "node/sample/generator.h"
 
 namespace gwmirror {
@@ -37,6 +38,49 @@ absl::Status Sample(const Args& a) {
   std::cout << absl::StrFormat(
       "{\"files\": %d, \"bytes\": %d, \"transient_files\": %d}\n", r.files,
       r.bytes, r.transient_files);
+  return absl::OkStatus();
+}
+
+absl::Status SampleDeploy(const Args& a) {
+  DeployOptions o;
+  ASSIGN_OR_RETURN(o.host_root, a.Require("host-root"));
+  ASSIGN_OR_RETURN(o.group, a.Require("group"));
+  ASSIGN_OR_RETURN(uint64_t seed, a.UintOr("seed", 1));
+  ASSIGN_OR_RETURN(uint64_t interval, a.UintOr("switch-interval-ms", 0));
+  o.switch_interval = absl::Milliseconds(interval);
+  if (a.Get("switch").has_value()) {
+    ASSIGN_OR_RETURN(uint64_t n, a.UintOr("switch", 0));
+    o.switch_count = static_cast<int>(std::min<uint64_t>(n, 1 << 20));
+  }
+  o.prune = a.Has("prune");
+  Deployment d;
+  if (auto fed = a.Get("fed")) {
+    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(*fed));
+    auto read = ReadFed(bytes);
+    if (!read.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(*fed, ": ", read.status().message()));
+    }
+    d = *std::move(read);
+  } else {
+    auto current = CurrentDeployment(o);
+    if (!current.ok() && !absl::IsNotFound(current.status())) {
+      return current.status();
+    }
+    d = current.ok() ? NextDeployment(*current, seed)
+                     : GenerateDeployment(seed, 256 << 10);
+  }
+  ASSIGN_OR_RETURN(DeployReport r, Deploy(d, o));
+  std::cout << absl::StrFormat(
+      "{\"group\": \"%s\", \"id\": \"%s\", \"previous\": \"%s\", "
+      "\"bytes\": %d, \"switched\": [%s], \"pruned\": [%s]}\n",
+      r.group_id, d.id, r.previous, r.bytes,
+      r.switched.empty()
+          ? ""
+          : absl::StrCat("\"", absl::StrJoin(r.switched, "\", \""), "\""),
+      r.pruned.empty()
+          ? ""
+          : absl::StrCat("\"", absl::StrJoin(r.pruned, "\", \""), "\""));
   return absl::OkStatus();
 }
 
@@ -139,6 +183,7 @@ int Main(int argc, char** argv) {
       {"sandbox link up", with_sub(SandboxCommand, "link up")},
       {"sandbox link set", with_sub(SandboxCommand, "link set")},
       {"sample", Sample},
+      {"sample deploy", SampleDeploy},
       {"changeset", ChangeSet},
       {"dumpgen", DumpGen},
       {"replica state", with_sub(Replica, "state")},

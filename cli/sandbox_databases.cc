@@ -149,7 +149,10 @@ void RecordSqlServer(const SandboxDatabase& db, const std::string& socket,
 absl::Status StartMariaDb(const std::string& dir, const std::string& site,
                           bool seed, SiteDatabases* out,
                           std::vector<SandboxDatabase>* started) {
-  RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  // Its own temporary directory: two sandboxes' servers bootstrapping at
+  // once in a shared /tmp have been seen to trip over each other's
+  // temporary tables ("Could not remove temporary table").
+  RETURN_IF_ERROR(MakeDirs(dir + "/tmp", 0700));
   ASSIGN_OR_RETURN(std::string install, Which("mariadb-install-db"));
   ASSIGN_OR_RETURN(std::string server, Which("mariadbd"));
   ASSIGN_OR_RETURN(std::string client, Which("mariadb"));
@@ -159,7 +162,8 @@ absl::Status StartMariaDb(const std::string& dir, const std::string& site,
                "--datadir=" + dir + "/data",
                "--user=root",
                "--auth-root-authentication-method=normal",
-               "--skip-test-db"};
+               "--skip-test-db",
+               "--tmpdir=" + dir + "/tmp"};
   RETURN_IF_ERROR(MustRun(init, "mariadb-install-db"));
   SandboxDatabase db;
   db.set_kind("mariadb");
@@ -170,7 +174,7 @@ absl::Status StartMariaDb(const std::string& dir, const std::string& site,
        {server, std::string("--no-defaults"), "--datadir=" + dir + "/data",
         "--socket=" + dir + "/sock", std::string("--skip-networking"),
         std::string("--user=root"), "--pid-file=" + db.pid_file(),
-        "--log-error=" + dir + "/error.log"}) {
+        "--log-error=" + dir + "/error.log", "--tmpdir=" + dir + "/tmp"}) {
     db.add_argv(a);
   }
   RETURN_IF_ERROR(

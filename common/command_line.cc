@@ -156,6 +156,9 @@ void Collect(const Built& b, const CLI::App* app, Args* args) {
   auto it = b.options.find(app);
   if (it != b.options.end()) {
     for (const auto& [o, f] : it->second) {
+      // Collected from the command up to its parents: a flag the command
+      // itself has ("sample deploy --seed") is its own, not the parent's.
+      if (args->Has(KeyOf(*f)) || args->Get(KeyOf(*f)).has_value()) continue;
       if (o->count() > 0) {
         if (f->value.empty()) {
           args->SetFlag(KeyOf(*f));
@@ -280,7 +283,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(const ProgramSpec& spec, int argc,
             near.empty() ? ""
                          : absl::StrCat("; did you mean \"", near, "\"?")));
   }
-  if (!kids.empty()) {
+  const bool runs_alone = std::any_of(
+      spec.commands.begin(), spec.commands.end(),
+      [&](const CommandSpec& c) { return c.path == path && c.runs_alone; });
+  if (!kids.empty() && !runs_alone) {
     if (path.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("a command is needed\n\n", b.app->help()));

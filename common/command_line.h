@@ -31,6 +31,9 @@ struct CommandSpec {
   std::vector<FlagSpec> flags;
   std::string example;     // One whole command line.
   std::string positional;  // The placeholder of one positional word, or none.
+  // A command with subcommands runs by itself too ("sample", and "sample
+  // deploy"); otherwise it needs one of them.
+  bool runs_alone = false;
 };
 
 struct ProgramSpec {

@@ -16,6 +16,7 @@
 #include "common/path.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "node/sample/deployment.h"
 #include "node/scanner.h"
 
 namespace gwmirror {
@@ -354,27 +355,12 @@ absl::StatusOr<SampleReport> GenerateSample(const std::string& host_root,
     std::string gdir = absl::StrCat(gw, "/groups/group-", group_id);
     std::string conf = absl::StrCat(gdir, "/conf/", archive_ids[gi]);
     RETURN_IF_ERROR(g.Write(gdir + "/conf/group.xml", g.Xml(800)));
-    struct Store {
-      const char* name;
-      uint64_t size;
-    };
-    const Store stores[] = {{"configs.xml", 6500},
-                            {"PrimaryStore.xml", sh.primary_store},
-                            {"ResourceRepository.xml", sh.primary_store / 4},
-                            {"ListenersStore.xml", sh.primary_store / 5},
-                            {"CertStore.xml", sh.primary_store / 7},
-                            {"ExtConnsStore.xml", sh.primary_store / 14},
-                            {"UserStore.xml", 14000},
-                            {"EnvSettingsStore.xml", 8000}};
-    for (const Store& s : stores) {
-      std::string xml = g.Xml(s.size);
-      if (std::string(s.name) == "ExtConnsStore.xml") {
-        xml.insert(xml.rfind("</entityStore>"),
-                   ExternalConnectionEntities(o.external_connections));
-      }
-      RETURN_IF_ERROR(g.Write(conf + "/" + s.name, xml));
-      RETURN_IF_ERROR(g.Write(conf + "/" + s.name + ".sha256",
-                              HexOf(DigestBytes(Sha256Of(xml))) + "\n"));
+    // The same deployment on every host of the group, as a real one is.
+    Deployment deployment = GenerateDeployment(
+        o.seed * 1000003 + group_id, sh.primary_store,
+        ExternalConnectionEntities(o.external_connections), archive_ids[gi]);
+    for (const auto& [name, content] : deployment.files) {
+      RETURN_IF_ERROR(g.Write(conf + "/" + name, content));
     }
   }
   for (const Inst& in : mine) {

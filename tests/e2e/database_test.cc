@@ -459,7 +459,7 @@ TEST_F(DatabaseTest, CoverageShowsWhatTheStandbyWouldLackUntilDeclared) {
   const std::string fresh = "11111111-2222-4333-a444-555555555555";
   std::string store = testing::ReadFile(
       Gw(Prod(1), "groups/group-2/conf/" + old_archive + "/ExtConnsStore.xml"));
-  store.insert(store.rfind("</entityStore>"),
+  store.insert(store.rfind("</entityStoreData>"),
                "<entity type=\"DbConnection\"><fval name=\"name\"><value>"
                "Reports DB</value></fval><fval name=\"url\"><value>"
                "jdbc:postgresql://reports.example.com/reports</value></fval>"
