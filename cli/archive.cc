@@ -87,9 +87,16 @@ absl::Status ExportCommand(const Args& a) {
   gwmirror::v1::ExportChunk chunk;
   uint64_t bytes = 0;
   absl::Status st;
-  while (st.ok() && reader->Read(&chunk)) {
-    bytes += chunk.data().size();
-    st = zstd ? zstd->Write(chunk.data()) : WriteAll(fd.get(), chunk.data());
+  {
+    Progress progress(absl::StrCat("export of ", slot));
+    const absl::Time start = absl::Now();
+    while (st.ok() && reader->Read(&chunk)) {
+      bytes += chunk.data().size();
+      st = zstd ? zstd->Write(chunk.data()) : WriteAll(fd.get(), chunk.data());
+      const double s = absl::ToDoubleSeconds(absl::Now() - start);
+      progress.Set(absl::StrFormat("%.1f MB of tar received, %.1f MB/s",
+                                   bytes / 1e6, s > 0 ? bytes / 1e6 / s : 0));
+    }
   }
   if (!st.ok()) ctx.TryCancel();
   absl::Status rpc = FromGrpc(reader->Finish());
@@ -119,6 +126,16 @@ absl::Status ImportCommand(const Args& a) {
   if (got == 4 && memcmp(magic, kZstdMagic, 4) == 0) {
     zstd = std::make_unique<ZstdReader>(in.get());
   }
+  struct stat in_stat;
+  const uint64_t in_size = fstat(in.get(), &in_stat) == 0
+                               ? static_cast<uint64_t>(in_stat.st_size)
+                               : 0;
+  Progress progress(absl::StrCat("import of ", path));
+  // How far into the archive file (compressed or not) the reading is.
+  auto read_share = [&] {
+    const off_t at = lseek(in.get(), 0, SEEK_CUR);
+    return in_size > 0 && at > 0 ? 100.0 * at / in_size : 0.0;
+  };
   TarReader tar([&](char* buf, size_t n) -> absl::StatusOr<size_t> {
     if (zstd) return zstd->Read(buf, n);
     ssize_t k;
@@ -189,6 +206,9 @@ absl::Status ImportCommand(const Args& a) {
     }
     if (fsync(out.get()) != 0) return ErrnoStatus(errno, "fsync " + staged);
     bytes += size;
+    progress.Set(absl::StrFormat(
+        "%.0f %% read; %d of %d entries, %.1f MB verified", read_share(),
+        seen.size(), manifest.size(), bytes / 1e6));
     return absl::OkStatus();
   };
   while (more) {
@@ -213,6 +233,8 @@ absl::Status ImportCommand(const Args& a) {
     if (!parent.empty() && manifest.Find(parent) == nullptr)
       tops.insert(parent);
   }
+  progress.Set(absl::StrFormat("every byte verified; placing %d entries",
+                               manifest.size()));
   ASSIGN_OR_RETURN(TreeWriter writer,
                    TreeWriter::Open(host_root, {tops.begin(), tops.end()}));
   std::set<std::string> linked;

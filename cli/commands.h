@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/args.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.grpc.pb.h"
@@ -56,14 +57,24 @@ absl::Status ForcePromoteCommand(const Args& a);
 // gwmirror failback [--dry-run] [--yes] [--json]
 absl::Status FailbackCommand(const Args& a);
 
-// While alive, on a terminal (stderr), one line "<what>: 12.3 s" refreshed
-// four times a second; nothing when stderr is not a terminal.
+// While alive, how long work has run and how far it is, on stderr (stdout
+// keeps the result): on a terminal one line "<what>: 12.3 s - <detail>"
+// refreshed four times a second; elsewhere (a log, a pipe, cron) a plain
+// line every 5 s once the work has run that long; with --json
+// (UseJsonEvents) one event a second, {"event": "progress", "what": ...,
+// "elapsed_s": ..., "detail": ...}.
 class Progress {
  public:
   explicit Progress(std::string what);
   ~Progress();
   // Replaces the line's detail ("step 2/5: ...").
   void Set(const std::string& detail);
+  // Whether every Progress of this process reports JSON events (the
+  // command's --json).
+  static void UseJsonEvents(bool on);
+  // How often lines and events come when not on a terminal (default 5 s
+  // for lines, 1 s for events); tests shorten it.
+  static void SetInterval(absl::Duration every);
 
  private:
   struct State;

@@ -196,6 +196,7 @@ int Main(int argc, char** argv) {
         if (line.command == "status" && line.args.Has("check")) {
           return StatusCheckCommand(line.args);
         }
+        Progress::UseJsonEvents(line.args.Has("json"));
         auto it = commands.find(line.command);
         if (it == commands.end()) {
           return absl::InternalError(

@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/fd.h"
 #include "common/path.h"
+#include "common/utf8.h"
 #include "node/external_connections.h"
 
 namespace gwmirror {
@@ -43,6 +44,31 @@ absl::Status ReadDeployments(const std::string& path,
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
   }
   return absl::OkStatus();
+}
+
+// Every string of `r` valid UTF-8 (a damaged or hostile file's bytes
+// written as \xNN), so the report always serializes.
+void MakeSerializable(gwmirror::v1::TopologyReport* r) {
+  auto fix = [](std::string* s) {
+    if (!IsValidUtf8(*s)) *s = ValidUtf8(*s);
+  };
+  fix(r->mutable_host_name());
+  fix(r->mutable_installed_version());
+  for (std::string& p : *r->mutable_problems()) fix(&p);
+  for (std::string& i : *r->mutable_instances_on_disk()) fix(&i);
+  google::protobuf::Map<std::string, std::string> deployments;
+  for (const auto& [instance, archive] : r->deployments()) {
+    deployments[ValidUtf8(instance)] = ValidUtf8(archive);
+  }
+  *r->mutable_deployments() = std::move(deployments);
+  for (auto& c : *r->mutable_external_connections()) {
+    for (std::string* s :
+         {c.mutable_group(), c.mutable_archive(), c.mutable_name(),
+          c.mutable_type(), c.mutable_url(), c.mutable_problem()}) {
+      fix(s);
+    }
+    for (std::string& i : *c.mutable_instances()) fix(&i);
+  }
 }
 
 }  // namespace
@@ -134,6 +160,7 @@ gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
       r.add_instances_on_disk(absl::StrCat(g, "/", i));
     }
   }
+  MakeSerializable(&r);
   return r;
 }
 

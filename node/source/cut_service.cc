@@ -13,6 +13,7 @@
 #include "common/process.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
+#include "common/utf8.h"
 #include "node/hash_index.h"
 #include "node/metrics.h"
 #include "node/source/deletion_guard.h"
@@ -114,7 +115,8 @@ grpc::Status CutService::Cut(grpc::ServerContext* ctx,
     Logf(LogLevel::kWarning, "source", "slot=%s checkpoint=%d held: %s",
          config_.slot(), req->checkpoint(), r.status().message());
     resp->set_checkpoint(req->checkpoint());
-    resp->set_held(std::string(r.status().message()));
+    // It names paths, which are bytes; `held` is text.
+    resp->set_held(ValidUtf8(r.status().message()));
     return grpc::Status::OK;
   }
   if (!r.ok()) {

@@ -1038,12 +1038,17 @@ TEST_F(ClusterTest, RansomwareLikeChurnIsHeldUntilReleasedRealChangesAreNot) {
   ASSERT_TRUE(Checkpoint().ok()) << "a log rotation was held";
 
   // The attack: every third or so mirrored file, XORed in place.
+  // topology.json aside: encrypted, it blocks every checkpoint on parity
+  // (a guard of its own), and the release below could not show itself.
   Manifest before = Tree(Standby(1));
   std::mt19937_64 rng(7);
   int encrypted = 0, files = 0;
   const Manifest attacked = Tree(Prod(1));
   for (const Entry& e : attacked.entries()) {
-    if (e.type() != gwmirror::v1::ENTRY_TYPE_FILE) continue;
+    if (e.type() != gwmirror::v1::ENTRY_TYPE_FILE ||
+        absl::EndsWith(e.path(), "groups/topology.json")) {
+      continue;
+    }
     if (files++ % 10 >= 3) continue;
     std::string content = testing::ReadFile(Prod(1) + "/" + e.path());
     for (char& c : content) c ^= static_cast<char>(rng());
@@ -1077,7 +1082,8 @@ TEST_F(ClusterTest, RansomwareLikeChurnIsHeldUntilReleasedRealChangesAreNot) {
   EXPECT_FALSE(Checkpoint().ok());
   RunResult r = Cli({"release", "--slot", "gw1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(Checkpoint().ok());
+  auto released = Checkpoint();
+  ASSERT_TRUE(released.ok()) << released.status();
   EXPECT_EQ(testing::Diff(Tree(Prod(1)), Tree(Standby(1))), "");
   EXPECT_EQ(Sample(Scrape(prod_metrics), "gwmirror_anomaly_held"), 0);
 }

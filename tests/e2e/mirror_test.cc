@@ -227,6 +227,10 @@ TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
     data.insert(1000, "shifted");
     testing::WriteFile(kaha, data);
   }
+  // An owner change (on a file the change set left, or wrote anew).
+  if (access(gw("conf/jvm.xml").c_str(), F_OK) != 0) {
+    testing::WriteFile(gw("conf/jvm.xml"), "<jvm/>\n");
+  }
   ASSERT_EQ(chown(gw("conf/jvm.xml").c_str(), 1234, 5678), 0);
   ASSERT_EQ(chmod(gw("conf/managedomain.props").c_str(), 04750), 0);
   // file -> directory
