@@ -60,18 +60,28 @@ class Words {
                            b & 0xffffffffffffULL);
   }
   // One policy entity, as Policy Studio writes them: a filter circuit or
-  // one of its filters, with the fields such filters carry.
-  std::string Entity() {
+  // one of its filters, with the fields such filters carry. Not `policy`:
+  // the grouping entities a connections store holds beside its
+  // connections (no address of their own).
+  std::string Entity(bool policy = true) {
     static const char* kTypes[] = {
         "FilterCircuit",       "SetAttributeFilter",
         "JavaScriptFilter",    "ConnectToURLFilter",
         "TraceFilter",         "ValidateAttributesFilter",
         "HTTPBasicAuthFilter", "CacheAttributeFilter"};
+    static const char* kGroupTypes[] = {
+        "ConnectionSet", "AuthnRepositoryGroup", "XmlSignatureGroup",
+        "KPSCollection", "RadiusClients",        "CertificateGroup",
+        "ProxyServers",  "LdapRepositories"};
     static const char* kFields[] = {
         "attributeName", "attributeValue", "url",     "script",
         "logMask",       "category",       "timeout", "successNode",
         "failureNode",   "abortProcessing"};
-    const char* type = kTypes[Next() % 8];
+    static const char* kGroupFields[] = {
+        "attributeName", "attributeValue", "description", "script",
+        "logMask",       "category",       "timeout",     "successNode",
+        "failureNode",   "abortProcessing"};
+    const char* type = (policy ? kTypes : kGroupTypes)[Next() % 8];
     std::string out = absl::StrCat(
         "<entity xmlns=\"", kNs, "\"  type=\"", type, "\" entityPK=\"",
         static_cast<int64_t>(Next()), "\" parentPK=\"",
@@ -79,7 +89,7 @@ class Words {
         Word(), " ", Word(), " ", Next() % 10000, "</value></fval>\n");
     const int fields = 2 + Next() % 5;
     for (int f = 0; f < fields; ++f) {
-      const char* field = kFields[Next() % 10];
+      const char* field = (policy ? kFields : kGroupFields)[Next() % 10];
       std::string value;
       switch (Next() % 4) {
         case 0:
@@ -100,11 +110,12 @@ class Words {
     }
     return out + "</entity>\n";
   }
-  std::string Store(uint64_t bytes, const std::string& extra = "") {
+  std::string Store(uint64_t bytes, const std::string& extra = "",
+                    bool policy = true) {
     std::string out = absl::StrCat(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<entityStoreData xmlns=\"",
         kNs, "\">\n", extra);
-    while (out.size() < bytes) out += Entity();
+    while (out.size() < bytes) out += Entity(policy);
     return out + "</entityStoreData>\n";
   }
 
@@ -280,9 +291,9 @@ Deployment GenerateDeployment(uint64_t seed, uint64_t primary_bytes,
   if (!id.empty()) d.id = id;
   for (const StoreShape& s : kStores) {
     const uint64_t size = s.divisor ? primary_bytes / s.divisor : s.fixed;
-    d.files[s.name] = w.Store(size, std::string(s.name) == "ExtConnsStore.xml"
-                                        ? ext_conns_entities
-                                        : "");
+    const bool connections = std::string(s.name) == "ExtConnsStore.xml";
+    d.files[s.name] =
+        w.Store(size, connections ? ext_conns_entities : "", !connections);
     Checksum(&d, s.name);
   }
   d.files["configs.xml"] = ConfigsXml(w, d.id);
