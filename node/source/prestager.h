@@ -61,8 +61,10 @@ class Prestager {
   static bool Small(const ChangeWatcher::Pending& p) {
     return p.changed_paths <= kSmallBurst && p.changed_bytes < kSmallBytes;
   }
+  // Over: quiet for kSmallQuiet, and no file of it still open for writing
+  // (a large file's first event, its creation, says 0 bytes).
   static bool SmallAndOver(const ChangeWatcher::Pending& p, absl::Time now) {
-    return Small(p) && now >= p.last_change + kSmallQuiet;
+    return Small(p) && p.writing == 0 && now >= p.last_change + kSmallQuiet;
   }
 
   PrestageLedger* ledger() { return &ledger_; }

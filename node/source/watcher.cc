@@ -242,6 +242,7 @@ void ChangeWatcher::ReadEvents() {
           S_ISREG(st.st_mode)) {
         bytes = st.st_size;
       }
+      if (!is_dir) Writing(path, ev->mask);
       Changed(1, bytes);
     }
   }
@@ -262,9 +263,24 @@ ChangeWatcher::Dirty ChangeWatcher::TakeDirty() {
   return out;
 }
 
+void ChangeWatcher::Writing(const std::string& path, uint32_t mask) {
+  absl::MutexLock l(&mu_);
+  if (mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM)) {
+    writing_.erase(path);
+  } else if (mask & (IN_CREATE | IN_MODIFY)) {
+    // A file held open for good (a log) stops counting after a second; a
+    // bounded map however many files a burst opens.
+    if (writing_.size() >= 100000) writing_.clear();
+    writing_.emplace(path, absl::Now());
+  }
+}
+
 ChangeWatcher::Pending ChangeWatcher::Snapshot() const {
   absl::MutexLock l(&mu_);
-  return pending_;
+  Pending p = pending_;
+  const absl::Time recent = absl::Now() - absl::Seconds(1);
+  for (const auto& [path, since] : writing_) p.writing += since > recent;
+  return p;
 }
 
 namespace {

@@ -69,6 +69,10 @@ class ChangeWatcher {
     // burst's size, known before anything is read.
     uint64_t changed_paths = 0;
     uint64_t changed_bytes = 0;
+    // Files opened for writing and not closed yet (a create or a write
+    // seen, no close), among those whose writing began within the last
+    // second: a burst is not over while one is still being written.
+    uint64_t writing = 0;
   };
   Pending Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
   absl::Time PendingSince() const { return Snapshot().since; }
@@ -121,6 +125,8 @@ class ChangeWatcher {
   // `paths`: how many paths the event names (0: none in particular);
   // `bytes`: the size of the file it names.
   void Changed(int paths = 1, uint64_t bytes = 0) ABSL_LOCKS_EXCLUDED(mu_);
+  // Notes a file's event for `writing_` (inotify mask).
+  void Writing(const std::string& path, uint32_t mask) ABSL_LOCKS_EXCLUDED(mu_);
 
   const gwmirror::v1::NodeConfig config_;
   const Options options_;
@@ -140,6 +146,9 @@ class ChangeWatcher {
 
   mutable absl::Mutex mu_;
   Pending pending_ ABSL_GUARDED_BY(mu_);
+  // Paths being written (created or modified, not closed yet), and since
+  // when.
+  std::map<std::string, absl::Time> writing_ ABSL_GUARDED_BY(mu_);
   bool degraded_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -2,6 +2,7 @@
 // directories are followed, excluded paths are not, staging clears.
 #include "node/source/watcher.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +72,29 @@ TEST_F(WatcherTest, AChangeAfterTheScanBeganStaysPending) {
   ASSERT_TRUE(SeesChange());
   watcher_->Staged(scan_start);
   EXPECT_NE(watcher_->PendingSince(), absl::InfinitePast());
+}
+
+// Regression: a large file's first event (its creation) says 0 bytes, so
+// while its writer was still busy the burst looked small and over, the
+// coordinator cut at once, and the cut sent the file whole instead of
+// waiting for pre-streaming. A file open for writing keeps the burst going.
+TEST_F(WatcherTest, AFileStillBeingWrittenKeepsTheBurstGoing) {
+  const std::string path = dir_ / "host/gw/conf/big.xml";
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SeesChange());
+  ChangeWatcher::Pending p = watcher_->Snapshot();
+  EXPECT_EQ(p.writing, 1u);
+  usleep(50000);  // Quiet for longer than a small burst needs...
+  EXPECT_FALSE(Prestager::SmallAndOver(watcher_->Snapshot(), absl::Now()));
+  ASSERT_EQ(write(fd, "x", 1), 1);
+  ASSERT_EQ(close(fd), 0);
+  for (int i = 0; i < 200 && watcher_->Snapshot().writing > 0; ++i) {
+    usleep(10000);
+  }
+  EXPECT_EQ(watcher_->Snapshot().writing, 0u);
+  usleep(50000);  // ...and once it is closed, it is over.
+  EXPECT_TRUE(Prestager::SmallAndOver(watcher_->Snapshot(), absl::Now()));
 }
 
 TEST_F(WatcherTest, ExcludedPathsAreIgnored) {
