@@ -152,25 +152,27 @@ absl::Status UsageError(const ProgramSpec& spec, const std::string& path,
       absl::StrCat(problem, "\n", UsageOf(spec, Find(spec, path))));
 }
 
-void Collect(const Built& b, const CLI::App* app, Args* args) {
+// Collected from the command up to its parents, in two passes: first the
+// flags given (a command's own "sample deploy --seed" before its parent's,
+// and a parent's given value before a child's default), then defaults for
+// what none gave.
+void Collect(const Built& b, const CLI::App* app, bool defaults, Args* args) {
   auto it = b.options.find(app);
   if (it != b.options.end()) {
     for (const auto& [o, f] : it->second) {
-      // Collected from the command up to its parents: a flag the command
-      // itself has ("sample deploy --seed") is its own, not the parent's.
       if (args->Has(KeyOf(*f)) || args->Get(KeyOf(*f)).has_value()) continue;
-      if (o->count() > 0) {
+      if (!defaults && o->count() > 0) {
         if (f->value.empty()) {
           args->SetFlag(KeyOf(*f));
         } else {
           args->SetValue(KeyOf(*f), o->results().back());
         }
-      } else if (!f->dflt.empty()) {
+      } else if (defaults && o->count() == 0 && !f->dflt.empty()) {
         args->SetValue(KeyOf(*f), f->dflt);
       }
     }
   }
-  if (auto p = b.positional.find(app); p != b.positional.end()) {
+  if (auto p = b.positional.find(app); !defaults && p != b.positional.end()) {
     for (const std::string& w : p->second->results()) args->AddPositional(w);
   }
 }
@@ -294,8 +296,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(const ProgramSpec& spec, int argc,
     return UsageError(spec, path,
                       absl::StrCat("\"", path, "\" needs a subcommand"));
   }
-  for (const CLI::App* a = leaf; a != nullptr; a = a->get_parent()) {
-    Collect(b, a, &out.args);
+  for (bool defaults : {false, true}) {
+    for (const CLI::App* a = leaf; a != nullptr; a = a->get_parent()) {
+      Collect(b, a, defaults, &out.args);
+    }
   }
   out.command = path;
   return out;

@@ -38,9 +38,27 @@ bool ConnectionHoldsState(absl::string_view entity_type) {
 
 namespace {
 
+// The part of a URL an error may show: its scheme ("jdbc:mysql:",
+// "ldap:"), never what follows (a user, a password, parameters).
+std::string SchemeOf(absl::string_view url) {
+  size_t end = url.find(':');
+  if (absl::StartsWithIgnoreCase(url, "jdbc:")) end = url.find(':', 5);
+  if (end == absl::string_view::npos || end > 40) return "";
+  std::string scheme(url.substr(0, end + 1));
+  for (char c : scheme) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != ':' &&
+        c != '+' && c != '-' && c != '.') {
+      return "";
+    }
+  }
+  return scheme;
+}
+
 absl::Status Bad(absl::string_view url, absl::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("connection URL \"", RedactUrl(url), "\": ", why));
+  const std::string scheme = SchemeOf(url);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "connection URL ",
+      scheme.empty() ? "" : absl::StrCat("(", scheme, "...) "), why));
 }
 
 std::string PercentDecode(absl::string_view s) {
@@ -62,6 +80,16 @@ std::string PercentDecode(absl::string_view s) {
     }
   }
   return out;
+}
+
+// A host name or address: nothing a URL uses as a separator.
+absl::Status CheckHost(absl::string_view url, const std::string& host) {
+  if (host.empty()) return Bad(url, "no host");
+  if (host.find_first_of(" /?#@()[],;=\\") != std::string::npos ||
+      host.size() > 255) {
+    return Bad(url, "a host that is not a host name");
+  }
+  return absl::OkStatus();
 }
 
 // "h", "h:5432", "[::1]:5432", "user:pw@h:1" into host and port (0: none).
@@ -90,10 +118,7 @@ absl::Status HostPort(absl::string_view url, absl::string_view in,
     host->resize(slash);
   }
   absl::AsciiStrToLower(host);
-  if (host->empty()) return Bad(url, "no host");
-  if (host->find_first_of(" /?#@()") != std::string::npos) {
-    return Bad(url, absl::StrCat("\"", *host, "\" is not a host name"));
-  }
+  RETURN_IF_ERROR(CheckHost(url, *host));
   *port = 0;
   if (!port_text.empty() &&
       (!absl::SimpleAtoi(port_text, port) || *port == 0 || *port > 65535)) {
@@ -132,7 +157,8 @@ absl::Status Authority(absl::string_view url, absl::string_view rest,
 // (SERVICE_NAME=svc)))".
 absl::Status Oracle(absl::string_view url, absl::string_view rest,
                     ConnectionEndpoint* e) {
-  size_t at = rest.find('@');
+  // The last '@': a password may hold one ("user/p@ss@host").
+  size_t at = rest.rfind('@');
   if (at == absl::string_view::npos) return Bad(url, "no '@' before the host");
   rest.remove_prefix(at + 1);
   rest = absl::StripAsciiWhitespace(rest);
@@ -158,6 +184,7 @@ absl::Status Oracle(absl::string_view url, absl::string_view rest,
     };
     for (std::string host : values("HOST")) {
       if (host.empty()) return Bad(url, "an empty HOST=");
+      RETURN_IF_ERROR(CheckHost(url, host));
       e->hosts.push_back(absl::AsciiStrToLower(host));
     }
     if (e->hosts.empty()) return Bad(url, "a descriptor with no HOST=");
@@ -190,12 +217,6 @@ absl::Status Oracle(absl::string_view url, absl::string_view rest,
   e->hosts.push_back(std::move(host));
   e->port = port;
   return absl::OkStatus();
-}
-
-bool PasswordKey(absl::string_view key) {
-  std::string k = absl::AsciiStrToLower(absl::StripAsciiWhitespace(key));
-  return absl::StrContains(k, "password") || absl::StrContains(k, "secret") ||
-         k == "pwd" || k == "pass";
 }
 
 }  // namespace
@@ -231,6 +252,7 @@ absl::StatusOr<ConnectionEndpoint> ParseConnectionUrl(absl::string_view url) {
   }
   ConnectionEndpoint e;
   if (absl::StartsWithIgnoreCase(url, "jdbc:")) {
+    e.jdbc = true;
     absl::string_view rest = url.substr(5);
     size_t colon = rest.find(':');
     if (colon == absl::string_view::npos) return Bad(url, "no JDBC driver");
@@ -316,52 +338,44 @@ absl::StatusOr<ConnectionEndpoint> ParseConnectionUrl(absl::string_view url) {
   return e;
 }
 
-std::string RedactUrl(absl::string_view url) {
-  std::string s(url);
-  // Oracle: jdbc:oracle:thin:user/password@host...
-  std::string lower = absl::AsciiStrToLower(s);
-  for (absl::string_view prefix : {"jdbc:oracle:thin:", "jdbc:oracle:oci:"}) {
-    if (absl::StartsWith(lower, prefix)) {
-      size_t at = s.find('@', prefix.size());
-      if (at != std::string::npos && at > prefix.size()) {
-        s.erase(prefix.size(), at - prefix.size());
-      }
+std::string CanonicalUrl(const ConnectionEndpoint& e) {
+  auto host = [](const std::string& h) {
+    return h.find(':') != std::string::npos ? absl::StrCat("[", h, "]") : h;
+  };
+  auto hosts_with_port = [&] {
+    std::vector<std::string> out;
+    for (const std::string& h : e.hosts) {
+      out.push_back(e.port ? absl::StrCat(host(h), ":", e.port) : host(h));
     }
-  }
-  // user:password@ in every "//" authority.
-  for (size_t p = s.find("//"); p != std::string::npos;
-       p = s.find("//", p + 2)) {
-    size_t from = p + 2;
-    size_t end = s.find_first_of("/?;# ", from);
-    if (end == std::string::npos) end = s.size();
-    size_t at = s.rfind('@', end - 1);
-    if (at != std::string::npos && at >= from && end > from) {
-      s.erase(from, at + 1 - from);
+    return absl::StrJoin(out, ",");
+  };
+  if (e.kind == "oracle") {
+    if (e.hosts.size() == 1) {
+      return absl::StrCat("jdbc:oracle:thin:@//", hosts_with_port(),
+                          e.database.empty() ? "" : "/", e.database);
     }
-  }
-  // key=value parameters after '?', '&' or ';' whose key names a secret.
-  std::string out;
-  size_t i = s.find_first_of("?;");
-  if (i == std::string::npos) return s;
-  out = s.substr(0, i);
-  bool need_question = false;
-  while (i < s.size()) {
-    char sep = s[i];
-    size_t next = s.find_first_of("&;?", i + 1);
-    if (next == std::string::npos) next = s.size();
-    absl::string_view param(s.data() + i + 1, next - i - 1);
-    absl::string_view key = param.substr(0, param.find('='));
-    if (param.find('=') != absl::string_view::npos && PasswordKey(key)) {
-      if (sep == '?') need_question = true;
-    } else {
-      if (need_question && sep == '&') sep = '?';
-      need_question = false;
-      out.push_back(sep);
-      absl::StrAppend(&out, param);
+    std::string out = "jdbc:oracle:thin:@(DESCRIPTION=";
+    for (const std::string& h : e.hosts) {
+      absl::StrAppend(&out, "(ADDRESS=(HOST=", h, ")(PORT=", e.port, "))");
     }
-    i = next;
+    return absl::StrCat(out, "(CONNECT_DATA=(SERVICE_NAME=", e.database, ")))");
   }
-  return out;
+  if (e.kind == "sqlserver") {
+    return absl::StrCat("jdbc:sqlserver://", hosts_with_port(),
+                        e.database.empty() ? "" : ";databaseName=", e.database);
+  }
+  const std::string path =
+      e.database.empty() ? "" : absl::StrCat("/", e.database);
+  if (e.kind == "ldap") {
+    std::vector<std::string> urls;
+    for (const std::string& h : e.hosts) {
+      urls.push_back(absl::StrCat("ldap://", host(h), ":", e.port,
+                                  urls.empty() ? path : ""));
+    }
+    return absl::StrJoin(urls, " ");
+  }
+  return absl::StrCat(e.jdbc ? "jdbc:" : "", e.kind, "://", hosts_with_port(),
+                      path);
 }
 
 }  // namespace gwmirror

@@ -1,8 +1,8 @@
 // The URLs a gateway's External Connections name (JDBC for MySQL/MariaDB,
 // PostgreSQL, Oracle, SQL Server and DB2; LDAP; any scheme://host:port),
 // read into what a coverage verdict compares: kind, hosts, port and
-// database (or, for LDAP, base DN). Also removes credentials from a URL
-// before it leaves the host. Pure functions; thread-safe.
+// database (or, for LDAP, base DN), and writes that back as a URL without
+// anything else. Pure functions; thread-safe.
 #ifndef GWMIRROR_COMMON_CONNECTION_URL_H_
 #define GWMIRROR_COMMON_CONNECTION_URL_H_
 
@@ -28,15 +28,21 @@ struct ConnectionEndpoint {
   // The database, service name or SID; for LDAP the base DN, normalised
   // (NormaliseDn). Empty when the URL names none.
   std::string database;
+  // A JDBC URL ("jdbc:<driver>:...").
+  bool jdbc = false;
 };
 
-// Refuses, naming the problem, what is not one of the shapes above.
+// Refuses, naming the problem (and of the URL only its scheme, since the
+// rest may hold a password), what is not one of the shapes above.
 absl::StatusOr<ConnectionEndpoint> ParseConnectionUrl(absl::string_view url);
 
-// `url` without credentials: "user:password@" (and Oracle's
-// "user/password@") and every parameter whose key names a password or
-// secret ("password=", "pwd=", "PASSWORD=") are removed.
-std::string RedactUrl(absl::string_view url);
+// `e` as a URL that ParseConnectionUrl reads back to `e`, and that holds
+// nothing else: no user, password or parameter of the original
+// ("jdbc:mariadb://db:3306/metrics", "jdbc:oracle:thin:@//ora:1521/GW",
+// "jdbc:sqlserver://sql:1433;databaseName=gw", "ldap://dir:389/dc=x").
+// What a node reports, so credentials never leave the host whatever form
+// they took in the original.
+std::string CanonicalUrl(const ConnectionEndpoint& e);
 
 // "DC=Example, dc=com" -> "dc=example,dc=com".
 std::string NormaliseDn(absl::string_view dn);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/utf8.h"
+
 namespace gwmirror {
 
 double ShannonEntropy(absl::string_view data) {
@@ -28,9 +30,19 @@ double HighEntropyAbove(size_t n) {
 }
 
 ContentLook LookAt(absl::string_view sample) {
+  // Printable ASCII, tab, CR, LF, and whole UTF-8 sequences (text in any
+  // language); a sample cut in the middle of one counts that tail as text.
   size_t text = 0;
-  for (unsigned char c : sample) {
+  for (size_t i = 0; i < sample.size();) {
+    const unsigned char c = sample[i];
+    const size_t n = Utf8SequenceAt(sample, i);
+    if (n > 1 || (n == 0 && c >= 0x80 && sample.size() - i < 4)) {
+      text += n > 1 ? n : 1;
+      i += n > 1 ? n : 1;
+      continue;
+    }
     text += (c >= 0x20 && c < 0x7f) || c == '\t' || c == '\n' || c == '\r';
+    ++i;
   }
   return {ShannonEntropy(sample),
           sample.empty() ? 1.0 : static_cast<double>(text) / sample.size(),

@@ -23,9 +23,9 @@ double ShannonEntropy(absl::string_view data);
 double HighEntropyAbove(size_t n);
 
 // How a file's sample looks: its entropy, the share of its bytes that are
-// text (printable ASCII, tab, CR, LF: XML, JSON, properties and scripts
-// are all but entirely text; random bytes about 38 %), and its size. -1:
-// not sampled.
+// text (printable ASCII, tab, CR, LF and whole UTF-8 sequences: XML, JSON,
+// properties and scripts in any language are all but entirely text;
+// random bytes about 40 %), and its size. -1: not sampled.
 struct ContentLook {
   double entropy = -1;
   double text = -1;

@@ -76,6 +76,40 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path,
   return out;
 }
 
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path,
+                                            uint64_t max_bytes, Env* env) {
+  UniqueFd fd(env->Open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  struct stat st;
+  if (env->Fstat(fd.get(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a regular file"));
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", st.st_size, " bytes (at most ", max_bytes, " are read)"));
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = env->Read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    if (n == 0) break;
+    if (out.size() + n > max_bytes) {  // It grew while read.
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": more than ", max_bytes, " bytes (at most that are read)"));
+    }
+    out.append(buf, n);
+  }
+  return out;
+}
+
 absl::Status FsyncPath(const std::string& path, Env* env) {
   UniqueFd fd(env->Open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));

@@ -48,6 +48,12 @@ absl::Status WriteAll(int fd, absl::string_view data,
                       Env* env = Env::Default());
 absl::StatusOr<std::string> ReadFileToString(const std::string& path,
                                              Env* env = Env::Default());
+// A regular file (a symlink to one is followed) of at most `max_bytes`,
+// read whole: a FIFO, a device or a directory is FAILED_PRECONDITION
+// (never blocked on), a larger file INVALID_ARGUMENT (not read).
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path,
+                                            uint64_t max_bytes,
+                                            Env* env = Env::Default());
 // How much a write must survive.
 enum class Durability {
   // fsync the file before the rename and the directory after: survives a

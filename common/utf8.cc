@@ -3,11 +3,7 @@
 #include "absl/strings/str_format.h"
 
 namespace gwmirror {
-namespace {
-
-// The length of the valid UTF-8 sequence at s[i], or 0 when there is none
-// (overlong forms, surrogates and code points above U+10FFFF refused).
-size_t SequenceAt(absl::string_view s, size_t i) {
+size_t Utf8SequenceAt(absl::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
   if (c < 0x80) return 1;
@@ -34,11 +30,9 @@ size_t SequenceAt(absl::string_view s, size_t i) {
   return n;
 }
 
-}  // namespace
-
 bool IsValidUtf8(absl::string_view s) {
   for (size_t i = 0; i < s.size();) {
-    const size_t n = SequenceAt(s, i);
+    const size_t n = Utf8SequenceAt(s, i);
     if (n == 0) return false;
     i += n;
   }
@@ -49,7 +43,7 @@ std::string ValidUtf8(absl::string_view s) {
   if (IsValidUtf8(s)) return std::string(s);
   std::string out;
   for (size_t i = 0; i < s.size();) {
-    const size_t n = SequenceAt(s, i);
+    const size_t n = Utf8SequenceAt(s, i);
     if (n == 0) {
       out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(s[i]));
       ++i;

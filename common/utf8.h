@@ -14,6 +14,11 @@ namespace gwmirror {
 
 bool IsValidUtf8(absl::string_view s);
 
+// The length of the valid UTF-8 sequence at s[i] (1 for ASCII), or 0 when
+// none starts there (overlong forms, surrogates and code points above
+// U+10FFFF are not valid).
+size_t Utf8SequenceAt(absl::string_view s, size_t i);
+
 // `s` as is when it is valid UTF-8; otherwise every byte that is not part
 // of a valid sequence written as "\xNN".
 std::string ValidUtf8(absl::string_view s);

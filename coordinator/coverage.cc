@@ -65,9 +65,11 @@ const ExternalDeclaration* Declared(
   for (const ExternalDeclaration& d : declarations) {
     if (d.match() == c.name()) return &d;
     if (e == nullptr) continue;
+    // A declaration naming no database covers the whole server.
     auto m = ParseConnectionUrl(d.match());
     if (!m.ok() || m->kind != e->kind || m->port != e->port ||
-        !SameDatabase(e->kind, e->database, m->database)) {
+        !(m->database.empty() ||
+          SameDatabase(e->kind, e->database, m->database))) {
       continue;
     }
     for (const std::string& h : m->hosts) {
@@ -96,7 +98,11 @@ Coverage ComputeCoverage(const std::vector<TopologyReport>& production,
         row.mutable_connection()->set_problem(
             std::string(e.status().message()));
       }
-      if (!ConnectionHoldsState(c.type())) {
+      if (c.store_unreadable()) {
+        // A store that cannot be read hides whatever it holds.
+        row.set_state("UNRESOLVED");
+        ++out.unprotected;
+      } else if (!ConnectionHoldsState(c.type())) {
         row.set_state("STATELESS");
       } else if (std::string job =
                      e.ok() ? JobCovering(*e, r.host_name(), production) : "";

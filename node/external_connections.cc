@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <tuple>
 
@@ -25,6 +26,10 @@ constexpr char kNamespace[] = "http://www.vordel.com/2005/06/24/entityStore";
 constexpr size_t kMaxStore = 64 << 20;
 constexpr size_t kMaxEntities = 100'000;
 constexpr size_t kMaxValue = 64 << 10;
+constexpr size_t kMaxRows = 1000;
+// A resolved address longer than this is not one.
+constexpr size_t kMaxResolved = 4096;
+constexpr uint64_t kMaxProps = 1 << 20;
 
 using Parser = std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)>;
 
@@ -179,13 +184,10 @@ absl::StatusOr<std::vector<StoreEntity>> ReadStore(const std::string& path) {
       return it->second.entities;
     }
   }
+  // A FIFO, a device or a store too large is refused without reading it.
   absl::StatusOr<std::vector<StoreEntity>> entities;
-  if (static_cast<size_t>(st.st_size) > kMaxStore) {
-    entities = absl::InvalidArgumentError(absl::StrCat(
-        path, ": ", st.st_size, " bytes (an entity store is read up to ",
-        kMaxStore >> 20, " MiB)"));
-  } else if (auto xml = ReadFileToString(path); !xml.ok()) {
-    return xml.status();
+  if (auto xml = ReadRegularFile(path, kMaxStore); !xml.ok()) {
+    entities = xml.status();
   } else {
     entities = ParseEntityStore(*xml);
     if (!entities.ok()) {
@@ -273,6 +275,10 @@ absl::StatusOr<std::string> EnvSettings::Resolve(
     }
     absl::StrAppend(&out, value.substr(0, open), it->second);
     value.remove_prefix(close + 1);
+    if (out.size() > kMaxResolved) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("resolves to more than ", kMaxResolved, " bytes"));
+    }
   }
   absl::StrAppend(&out, value);
   return out;
@@ -285,18 +291,27 @@ std::vector<gwmirror::v1::ExternalConnection> ReadExternalConnections(
     for (const auto& s : g.services()) group_of[s.id()] = g.id();
   }
   std::vector<gwmirror::v1::ExternalConnection> out;
+  // Rows by what they say (instances running the same share one), at most
+  // kMaxRows: a report must stay small enough for every heartbeat.
+  std::map<std::tuple<std::string, std::string, std::string, std::string,
+                      std::string, std::string, bool>,
+           size_t>
+      index;
+  bool truncated = false;
   auto add = [&](gwmirror::v1::ExternalConnection c,
                  const std::string& instance) {
-    for (auto& have : out) {
-      if (have.group() == c.group() && have.archive() == c.archive() &&
-          have.name() == c.name() && have.type() == c.type() &&
-          have.url() == c.url() && have.problem() == c.problem() &&
-          have.has_password() == c.has_password()) {
-        have.add_instances(instance);
-        return;
-      }
+    auto key = std::make_tuple(c.group(), c.archive(), c.name(), c.type(),
+                               c.url(), c.problem(), c.has_password());
+    if (auto it = index.find(key); it != index.end()) {
+      out[it->second].add_instances(instance);
+      return;
+    }
+    if (out.size() >= kMaxRows) {
+      truncated = true;
+      return;
     }
     c.add_instances(instance);
+    index.emplace(std::move(key), out.size());
     out.push_back(std::move(c));
   };
   // Sorted, so rows come out in the same order every time.
@@ -323,6 +338,7 @@ std::vector<gwmirror::v1::ExternalConnection> ReadExternalConnections(
     if (!entities.ok()) {
       base.set_name("(ExtConnsStore.xml)");
       base.set_type("EntityStore");
+      base.set_store_unreadable(true);
       base.set_problem(std::string(entities.status().message()));
       add(std::move(base), instance);
       continue;
@@ -332,7 +348,7 @@ std::vector<gwmirror::v1::ExternalConnection> ReadExternalConnections(
          {gateway_dir + "/conf/envSettings.props",
           group_dir + "/conf/envSettings.props",
           absl::StrCat(group_dir, "/", instance, "/conf/envSettings.props")}) {
-      if (auto text = ReadFileToString(props); text.ok()) {
+      if (auto text = ReadRegularFile(props, kMaxProps); text.ok()) {
         env.Add(*text, props);
       }
     }
@@ -354,11 +370,22 @@ std::vector<gwmirror::v1::ExternalConnection> ReadExternalConnections(
         c.set_problem("names no URL or host");
       } else if (auto url = env.Resolve(address); !url.ok()) {
         c.set_problem(std::string(url.status().message()));
+      } else if (auto e = ParseConnectionUrl(*url); !e.ok()) {
+        c.set_problem(std::string(e.status().message()));
       } else {
-        c.set_url(RedactUrl(*url));
+        c.set_url(CanonicalUrl(*e));
       }
       add(std::move(c), instance);
     }
+  }
+  if (truncated) {
+    gwmirror::v1::ExternalConnection c;
+    c.set_name("(ExtConnsStore.xml)");
+    c.set_type("EntityStore");
+    c.set_store_unreadable(true);
+    c.set_problem(absl::StrCat("more than ", kMaxRows,
+                               " connections: the rest are not listed"));
+    out.push_back(std::move(c));
   }
   return out;
 }

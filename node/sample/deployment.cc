@@ -499,7 +499,8 @@ absl::StatusOr<DeployReport> Deploy(const Deployment& d,
     RETURN_IF_ERROR(WriteFileAtomic(path, json + "\n", 0644));
     report.switched.push_back(g.instances[i]);
   }
-  if (o.prune && count == g.instances.size()) {
+  // Only once every instance of the group here runs it (and some do).
+  if (o.prune && count > 0 && count == g.instances.size()) {
     ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(conf));
     for (const std::string& name : names) {
       const std::string dir = conf + "/" + name;

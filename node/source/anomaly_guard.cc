@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -62,21 +63,24 @@ std::vector<ChangedVersion> RewrittenOrRenamed(const Manifest& base,
     by_key.emplace(d->path(), d);
     by_key.emplace(Stem(d->path()), d);
   }
+  std::set<const Entry*> paired;  // Each deleted file renamed once at most.
   for (const Entry* a : added) {
     if (CompressionSuffix(a->path())) continue;
     const std::string stem = Stem(a->path());
     if (stem == a->path()) continue;  // No extension: not a rename to one.
     auto it = by_key.find(stem);
-    if (it == by_key.end()) continue;
+    if (it == by_key.end() || !paired.insert(it->second).second) continue;
     out.push_back({it->second, a});
-    by_key.erase(it);
   }
   return out;
 }
 
 bool LooksEncrypted(const ContentLook& old, const ContentLook& now,
                     double rise) {
-  if (now.bytes < 16 || old.entropy < 0 || now.entropy < 0) return false;
+  // An empty or tiny version says nothing about what the file was.
+  if (now.bytes < 16 || old.bytes < 16 || old.entropy < 0 || now.entropy < 0) {
+    return false;
+  }
   const bool random = now.entropy > HighEntropyAbove(now.bytes) &&
                       now.entropy - old.entropy >= rise;
   const bool text_to_binary = old.text >= 0.95 && now.text < 0.75;
@@ -155,8 +159,8 @@ absl::Status CheckAnomaly(const Manifest& base, const Manifest& next,
           kAnomalyHeld, suspicious_files,
           last_ns - first_ns < 100'000'000
               ? std::string("within 0.1 s")
-              : absl::StrFormat("in %.1f s", (last_ns - first_ns) / 1e9), old_sum / suspicious,
-          new_sum / suspicious, changed.size(), files,
+              : absl::StrFormat("in %.1f s", (last_ns - first_ns) / 1e9),
+          old_sum / suspicious, new_sum / suspicious, changed.size(), files,
           absl::StrJoin(examples, ", ")));
 }
 

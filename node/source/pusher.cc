@@ -488,7 +488,17 @@ absl::StatusOr<std::vector<ContentLook>> Pusher::SampleAtReplica(
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Minutes(1))));
   gwmirror::v1::ContentSamples resp;
-  RETURN_IF_ERROR(FromGrpc(stub_->SampleContent(&ctx, req, &resp)));
+  absl::Status st = FromGrpc(stub_->SampleContent(&ctx, req, &resp));
+  if (absl::IsUnimplemented(st)) {
+    // A replica of an older version: nothing sampled, nothing held (the
+    // guard judges only what both sides sampled).
+    Logf(LogLevel::kWarning, "source",
+         "slot=%s the replica cannot sample content (an older version): the "
+         "anomaly guard is blind until it is upgraded",
+         config_.slot());
+    return std::vector<ContentLook>(entries.size());
+  }
+  RETURN_IF_ERROR(st);
   if (resp.entropy_size() != req.targets_size() ||
       resp.sampled_bytes_size() != req.targets_size() ||
       resp.text_fraction_size() != req.targets_size()) {

@@ -199,7 +199,9 @@ class Pusher {
   }
 
   // Holds pushes whose change set looks like ransomware (CheckAnomaly,
-  // with the config's source.anomaly_guard); off by default.
+  // with the config's source.anomaly_guard). Off unless set: CutService
+  // sets it for every cut the operator did not release (and the config
+  // does not turn off); pre-stage rounds commit nothing and need none.
   void SetAnomalyGuard(bool on) { anomaly_guard_ = on; }
 
   // Every call of this pusher ends by `deadline` (a cut's own deadline);

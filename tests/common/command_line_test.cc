@@ -36,6 +36,18 @@ const ProgramSpec& Spec() {
            .summary = "issue",
            .flags = {{.names = "--name", .value = "N", .help = "name"}}},
           {.path = "certs rotate", .summary = "rotate", .positional = "STEP"},
+          {.path = "sample",
+           .group = "Tools",
+           .summary = "sample",
+           .flags =
+               {{.names = "--seed", .value = "S", .help = "seed", .dflt = "1"}},
+           .runs_alone = true},
+          {.path = "sample deploy",
+           .summary = "deploy",
+           .flags = {{.names = "--seed",
+                      .value = "S",
+                      .help = "seed",
+                      .dflt = "1"}}},
       }};
   return *spec;
 }
@@ -72,6 +84,26 @@ TEST(CommandLineTest, SubcommandsAndPositionalWords) {
   line = Parse({"certs", "issue", "--name", "alice"});
   ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_EQ(line->command, "certs issue");
+}
+
+// A command with subcommands that runs by itself, and a flag both levels
+// have: the one given wins wherever it was given, then the command's own
+// default.
+TEST(CommandLineTest, ACommandThatRunsAloneAndFlagsSharedWithItsParent) {
+  const std::pair<std::vector<const char*>, std::pair<std::string, std::string>>
+      cases[] = {
+          {{"sample"}, {"sample", "1"}},
+          {{"sample", "--seed", "4"}, {"sample", "4"}},
+          {{"sample", "deploy"}, {"sample deploy", "1"}},
+          {{"sample", "deploy", "--seed", "3"}, {"sample deploy", "3"}},
+          {{"sample", "--seed", "9", "deploy"}, {"sample deploy", "9"}},
+      };
+  for (const auto& [words, want] : cases) {
+    auto line = Parse(words);
+    ASSERT_TRUE(line.ok()) << line.status();
+    EXPECT_EQ(line->command, want.first);
+    EXPECT_EQ(line->args.Get("seed").value_or(""), want.second) << want.first;
+  }
 }
 
 TEST(CommandLineTest, UsageErrorsNameTheProblemSuggestAndShowTheUsage) {

@@ -97,7 +97,9 @@ TEST(ConnectionUrlTest, WhatIsNoUrlIsRefusedNamingTheProblem) {
       {"ldap://h1 tcp://h2", "different kinds"},
       {"ldap://h\x01x", "control character"},
       {"jdbc:mysql://" + std::string(5000, 'h'), "at most 4096"},
-      {"jdbc:mysql://ho st/db", "is not a host name"},
+      {"jdbc:mysql://ho st/db", "not a host name"},
+      {"jdbc:oracle:thin:@(DESCRIPTION=(ADDRESS=(HOST=a,b)(PORT=1)))",
+       "not a host name"},
   };
   for (const auto& [url, why] : cases) {
     auto e = ParseConnectionUrl(url);
@@ -106,26 +108,52 @@ TEST(ConnectionUrlTest, WhatIsNoUrlIsRefusedNamingTheProblem) {
   }
 }
 
-TEST(ConnectionUrlTest, CredentialsNeverSurviveRedaction) {
-  EXPECT_EQ(RedactUrl("jdbc:mysql://gw:s3cret@h:3306/db?password=s3cret&x=1"),
-            "jdbc:mysql://h:3306/db?x=1");
-  EXPECT_EQ(RedactUrl("jdbc:mysql://h/db?x=1&PASSWORD=s3cret&y=2"),
-            "jdbc:mysql://h/db?x=1&y=2");
-  EXPECT_EQ(RedactUrl("jdbc:oracle:thin:scott/s3cret@h:1521/svc"),
-            "jdbc:oracle:thin:@h:1521/svc");
-  EXPECT_EQ(
-      RedactUrl("jdbc:sqlserver://h;user=sa;password=s3cret;databaseName=gw"),
-      "jdbc:sqlserver://h;user=sa;databaseName=gw");
-  EXPECT_EQ(RedactUrl("ldap://cn=admin:s3cret@h:389/dc=x"),
-            "ldap://h:389/dc=x");
-  EXPECT_EQ(RedactUrl("jdbc:postgresql://h/db?pwd=s3cret"),
-            "jdbc:postgresql://h/db");
-  EXPECT_EQ(RedactUrl("jdbc:mysql://h/db"), "jdbc:mysql://h/db");
-  // An error names the URL without its secrets.
-  auto e = ParseConnectionUrl("jdbc:mysql://u:s3cret@h:x/db");
-  ASSERT_FALSE(e.ok());
-  EXPECT_THAT(std::string(e.status().message()),
-              ::testing::Not(HasSubstr("s3cret")));
+TEST(ConnectionUrlTest, TheCanonicalFormReadsBackAndHoldsNoCredential) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"jdbc:mysql://gw:s3cret@h:3306/db?password=s3cret&x=1",
+       "jdbc:mariadb://h:3306/db"},
+      {"jdbc:mysql:loadbalance://h1,h2:3307/db",
+       "jdbc:mariadb://h1:3307,h2:3307/db"},
+      {"jdbc:mysql://u:s3cret@[::1]/db", "jdbc:mariadb://[::1]:3306/db"},
+      {"jdbc:oracle:thin:scott/p@ss@//h:1521/svc",
+       "jdbc:oracle:thin:@//h:1521/svc"},
+      {"jdbc:oracle:thin:@(DESCRIPTION=(ADDRESS=(HOST=A)(PORT=1))(ADDRESS=("
+       "HOST=b)(PORT=1))(CONNECT_DATA=(SERVICE_NAME=GW)))",
+       "jdbc:oracle:thin:@(DESCRIPTION=(ADDRESS=(HOST=a)(PORT=1))(ADDRESS=("
+       "HOST=b)(PORT=1))(CONNECT_DATA=(SERVICE_NAME=GW)))"},
+      {"jdbc:sqlserver://h;user=sa;password={s3;cret};databaseName=gw",
+       "jdbc:sqlserver://h:1433;databaseName=gw"},
+      {"jdbc:db2://db:50000/SAMPLE:password=s3cret;user=app;",
+       "jdbc:db2://db:50000/SAMPLE"},
+      {"jdbc:postgresql://h/db?pwd=s3cret", "jdbc:postgresql://h:5432/db"},
+      {"ldap://cn=admin:s3cret@h/dc=X, dc=com ldaps://h2:636",
+       "ldap://h:389/dc=x,dc=com ldap://h2:389"},
+      {"smtp://mail", "smtp://mail"},
+      {"jdbc:h2://h:9092/db", "jdbc:h2://h:9092/db"},
+  };
+  for (const auto& [url, canonical] : cases) {
+    auto e = ParseConnectionUrl(url);
+    ASSERT_TRUE(e.ok()) << url << ": " << e.status();
+    EXPECT_EQ(CanonicalUrl(*e), canonical) << url;
+    auto back = ParseConnectionUrl(CanonicalUrl(*e));
+    ASSERT_TRUE(back.ok()) << canonical << ": " << back.status();
+    EXPECT_EQ(back->kind, e->kind);
+    EXPECT_EQ(back->hosts, e->hosts) << canonical;
+    EXPECT_EQ(back->database, e->database) << canonical;
+  }
+  // An error names the URL's scheme, never the rest.
+  for (const char* bad : {"jdbc:mysql://u:s3cret@h:x/db",
+                          "jdbc:mysql://(host=db1,password=s3cret)/x",
+                          "ldap://u:s3cret@ho st/"}) {
+    auto e = ParseConnectionUrl(bad);
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_THAT(std::string(e.status().message()),
+                ::testing::Not(HasSubstr("s3cret")))
+        << e.status();
+  }
+  EXPECT_THAT(
+      std::string(ParseConnectionUrl("jdbc:mysql://h:x/db").status().message()),
+      HasSubstr("connection URL (jdbc:mysql:...) \"x\" is not a port"));
 }
 
 TEST(ConnectionUrlTest, LoopbackAndDns) {

@@ -105,6 +105,24 @@ TEST(CoverageTest, DumpJobsDeclarationsAndLoopbackHosts) {
   EXPECT_EQ(c.rows[13].slot(), "gw2");
 }
 
+TEST(CoverageTest,
+     AnUnreadableStoreIsUnresolvedAndAServerDeclarationCoversAll) {
+  TopologyReport gw1 = Host("gw1");
+  Connection(&gw1, "(ExtConnsStore.xml)", "EntityStore", "",
+             "ExtConnsStore.xml: line 1: an entity declaration");
+  gw1.mutable_external_connections(0)->set_store_unreadable(true);
+  Connection(&gw1, "reports", "DbConnection",
+             "jdbc:sqlserver://sql1:1433;databaseName=reports");
+  ExternalDeclaration server;
+  server.set_match("jdbc:sqlserver://SQL1:1433");
+  server.set_protected_by("an availability group");
+  Coverage c = ComputeCoverage({gw1}, {server});
+  EXPECT_THAT(States(c),
+              ::testing::ElementsAre("(ExtConnsStore.xml)=UNRESOLVED",
+                                     "reports=DECLARED:an availability group"));
+  EXPECT_EQ(c.unprotected, 1u);
+}
+
 TEST(CoverageTest, NothingReportedIsNothingToJudge) {
   Coverage c = ComputeCoverage({Host("gw1")}, {});
   EXPECT_TRUE(c.rows.empty());

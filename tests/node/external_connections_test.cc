@@ -1,5 +1,8 @@
 #include "node/external_connections.h"
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -173,7 +176,7 @@ TEST_F(ReadConnectionsTest, ResolvesPerInstanceAndSharesRows) {
   auto rows = ReadExternalConnections(gw_, report_);
   ASSERT_EQ(rows.size(), 5u);
   EXPECT_EQ(rows[0].name(), "Metrics");
-  EXPECT_EQ(rows[0].url(), "jdbc:mysql://db:3306/m");
+  EXPECT_EQ(rows[0].url(), "jdbc:mariadb://db:3306/m");  // Canonical.
   EXPECT_TRUE(rows[0].has_password());
   EXPECT_THAT(rows[0].instances(), ElementsAre("instance-1", "instance-2"));
   EXPECT_EQ(rows[1].name(), "Corp");
@@ -181,12 +184,38 @@ TEST_F(ReadConnectionsTest, ResolvesPerInstanceAndSharesRows) {
   EXPECT_THAT(rows[1].problem(), HasSubstr("${environment.NOPE} is set in"));
   EXPECT_FALSE(rows[1].has_password());
   EXPECT_EQ(rows[2].url(), "smtp://mail:25");
-  EXPECT_EQ(rows[3].url(), "jdbc:mysql://other:3306/m");
+  EXPECT_EQ(rows[3].url(), "jdbc:mariadb://other:3306/m");
   EXPECT_THAT(rows[3].instances(), ElementsAre("instance-3"));
   for (const auto& r : rows) {
     EXPECT_EQ(r.group(), "group-2");
     EXPECT_EQ(r.archive(), "u1");
   }
+}
+
+// A FIFO or a device in place of a store is refused unread (never blocked
+// on); a reference that expands without end is refused.
+TEST_F(ReadConnectionsTest, NoStoreOrPropsFileCanBlockOrFloodTheReport) {
+  std::filesystem::create_directories(Conf("fifo"));
+  ASSERT_EQ(mkfifo((Conf("fifo") + "/ExtConnsStore.xml").c_str(), 0644), 0);
+  Deploy("instance-1", "fifo");
+  auto rows = ReadExternalConnections(gw_, report_);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_TRUE(rows[0].store_unreadable());
+  EXPECT_THAT(rows[0].problem(), HasSubstr("is not a regular file"));
+
+  testing::WriteFile(
+      Conf("u2") + "/ExtConnsStore.xml",
+      Store(Entity("DbConnection",
+                   {{"name", "Loop"},
+                    {"url",
+                     "${environment.A}${environment.A}${environment.A}"
+                     "${environment.A}${environment.A}"}})));
+  testing::WriteFile(gw_ + "/conf/envSettings.props",
+                     "env.A=" + std::string(1000, 'a') + "\n");
+  Deploy("instance-1", "u2");
+  rows = ReadExternalConnections(gw_, report_);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_THAT(rows[0].problem(), HasSubstr("resolves to more than 4096"));
 }
 
 TEST_F(ReadConnectionsTest, ABrokenStoreIsOneRowThatSaysSoAndOddIdsAreSkipped) {
@@ -198,6 +227,7 @@ TEST_F(ReadConnectionsTest, ABrokenStoreIsOneRowThatSaysSoAndOddIdsAreSkipped) {
   auto rows = ReadExternalConnections(gw_, report_);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].name(), "(ExtConnsStore.xml)");
+  EXPECT_TRUE(rows[0].store_unreadable());
   EXPECT_THAT(rows[0].problem(), HasSubstr("ExtConnsStore.xml: line 1"));
   // A store rewritten in place is read again (the cache keys on identity).
   testing::WriteFile(

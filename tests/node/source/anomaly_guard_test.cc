@@ -174,6 +174,10 @@ TEST(AnomalyGuardTest, RenamesToNewExtensionsCountCompressionDoesNot) {
   for (const ChangedVersion& c : RewrittenOrRenamed(base, next)) {
     got.push_back(absl::StrCat(c.old->path(), ">", c.now->path()));
   }
+  // One deleted file renamed twice counts once.
+  Manifest twice_base = Of({File("b/x.xml", "a")});
+  Manifest twice_next = Of({File("b/x.enc", "c"), File("b/x.xml.locked", "d")});
+  EXPECT_EQ(RewrittenOrRenamed(twice_base, twice_next).size(), 1u);
   EXPECT_THAT(got, ::testing::UnorderedElementsAre("a/same.xml>a/same.xml",
                                                    "a/x.xml>a/x.xml.locked",
                                                    "a/y.props>a/y.enc"));
@@ -193,6 +197,13 @@ TEST(AnomalyGuardTest, WhatLooksEncrypted) {
   EXPECT_FALSE(
       LooksEncrypted(ContentLook{1.5, 1.0, 5}, ContentLook{2.3, 0.2, 5}, 2.0));
   EXPECT_FALSE(LooksEncrypted(ContentLook{}, random, 2.0));
+  // An empty placeholder filled with a keystore says nothing about an
+  // attack; nor does text in another language.
+  EXPECT_FALSE(LooksEncrypted(LookAt(""), random, 2.0));
+  std::string japanese;
+  while (japanese.size() < 4096) japanese += "label=\xe3\x83\xad\xe3\x82\xb0\n";
+  EXPECT_EQ(LookAt(japanese).text, 1.0);
+  EXPECT_FALSE(LooksEncrypted(xml, LookAt(japanese), 2.0));
   EXPECT_EQ(LookAt("<a>\n</a>\t\r").text, 1.0);
   EXPECT_EQ(LookAt(std::string("\0\1ab", 4)).text, 0.5);
 }
