@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -58,22 +59,36 @@ absl::Status WriteAll(int fd, absl::string_view data, Env* env) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFileToString(const std::string& path,
-                                             Env* env) {
-  UniqueFd fd(env->Open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+namespace {
+
+// The rest of `fd` (named `path` in errors), at most `max_bytes`.
+absl::StatusOr<std::string> ReadRest(int fd, const std::string& path,
+                                     uint64_t max_bytes, Env* env) {
   std::string out;
   char buf[65536];
   for (;;) {
-    ssize_t n = env->Read(fd.get(), buf, sizeof buf);
+    ssize_t n = env->Read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, absl::StrCat("read ", path));
     }
     if (n == 0) break;
+    if (out.size() + n > max_bytes) {  // It grew while read.
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": more than ", max_bytes, " bytes (at most that are read)"));
+    }
     out.append(buf, n);
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path,
+                                             Env* env) {
+  UniqueFd fd(env->Open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  return ReadRest(fd.get(), path, std::numeric_limits<uint64_t>::max(), env);
 }
 
 absl::StatusOr<std::string> ReadRegularFile(const std::string& path,
@@ -92,22 +107,7 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path,
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": ", st.st_size, " bytes (at most ", max_bytes, " are read)"));
   }
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = env->Read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("read ", path));
-    }
-    if (n == 0) break;
-    if (out.size() + n > max_bytes) {  // It grew while read.
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": more than ", max_bytes, " bytes (at most that are read)"));
-    }
-    out.append(buf, n);
-  }
-  return out;
+  return ReadRest(fd.get(), path, max_bytes, env);
 }
 
 absl::Status FsyncPath(const std::string& path, Env* env) {
