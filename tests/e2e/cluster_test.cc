@@ -413,6 +413,9 @@ TEST_F(ClusterTest, ALargePushShowsItsProgressInStatus) {
   gwmirror::v1::NodeConfig nc;
   ASSERT_TRUE(ParseJson(testing::ReadFile(prod.config()), "config", &nc).ok());
   nc.mutable_coordinator()->set_heartbeat_ms(50);
+  // A cap, so the push lasts about 2 s however fast the machine is (it
+  // was over before a status could see it, now and then).
+  nc.mutable_bandwidth()->set_max_send_rate("512mbit");
   Kill(prod);
   testing::WriteFile(prod.config(), ToJson(nc));
   Restart(prod);
