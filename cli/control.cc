@@ -94,12 +94,19 @@ grpc::ClientContext* WithDeadline(grpc::ClientContext* ctx, absl::Duration d) {
   return ctx;
 }
 
-// One status, as text or JSON.
-absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
+// The cluster's status from the coordinator (20 s at most).
+absl::StatusOr<gwmirror::v1::ClusterStatus> FetchStatus(
+    gwmirror::v1::Control::Stub* stub) {
   gwmirror::v1::ClusterStatus s;
   grpc::ClientContext ctx;
   RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
                                         gwmirror::v1::StatusRequest(), &s)));
+  return s;
+}
+
+// One status, as text or JSON.
+absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
+  ASSIGN_OR_RETURN(gwmirror::v1::ClusterStatus s, FetchStatus(stub));
   if (json) {
     std::cout << ToJson(s) << "\n";
     return absl::OkStatus();
@@ -265,10 +272,7 @@ absl::Status StatusCommand(const Args& a) {
 
 absl::Status CoverageCommand(const Args& a) {
   ASSIGN_OR_RETURN(auto stub, ControlFor(a));
-  gwmirror::v1::ClusterStatus s;
-  grpc::ClientContext ctx;
-  RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
-                                        gwmirror::v1::StatusRequest(), &s)));
+  ASSIGN_OR_RETURN(gwmirror::v1::ClusterStatus s, FetchStatus(stub.get()));
   if (a.Has("json")) {
     gwmirror::v1::ClusterStatus only;
     *only.mutable_coverage() = s.coverage();
@@ -312,17 +316,13 @@ absl::Status CoverageCommand(const Args& a) {
 
 absl::StatusOr<int> StatusCheckCommand(const Args& a) {
   auto stub = ControlFor(a);
-  gwmirror::v1::ClusterStatus s;
-  absl::Status st = stub.status();
-  if (st.ok()) {
-    grpc::ClientContext ctx;
-    st = FromGrpc((*stub)->Status(WithDeadline(&ctx, absl::Seconds(20)),
-                                  gwmirror::v1::StatusRequest(), &s));
-  }
-  if (!st.ok()) {
-    std::cout << "gwmirror UNKNOWN: " << st.message() << "\n";
+  absl::StatusOr<gwmirror::v1::ClusterStatus> got =
+      stub.ok() ? FetchStatus(stub->get()) : stub.status();
+  if (!got.ok()) {
+    std::cout << "gwmirror UNKNOWN: " << got.status().message() << "\n";
     return 3;
   }
+  const gwmirror::v1::ClusterStatus& s = *got;
   std::cout << absl::StrFormat(
       "gwmirror %s%s | rpo=%ds slots_not_ok=%d\n", s.state(),
       s.state_reason().empty() ? "" : ": " + s.state_reason(),
@@ -617,10 +617,7 @@ absl::Status Confirm(const Args& a, gwmirror::v1::Control::Stub* stub,
                      " changes which site is production: confirm with --yes "
                      "when not on a terminal (or try --dry-run)"));
   }
-  gwmirror::v1::ClusterStatus s;
-  grpc::ClientContext ctx;
-  RETURN_IF_ERROR(FromGrpc(stub->Status(WithDeadline(&ctx, absl::Seconds(20)),
-                                        gwmirror::v1::StatusRequest(), &s)));
+  ASSIGN_OR_RETURN(gwmirror::v1::ClusterStatus s, FetchStatus(stub));
   std::string target;
   for (const auto& site : s.sites()) {
     if (site != s.active_site() && target.empty()) target = site;

@@ -158,9 +158,12 @@ std::string Unescape(absl::string_view v) {
   return out;
 }
 
+using SharedEntities = std::shared_ptr<const std::vector<StoreEntity>>;
+
 struct CacheEntry {
   std::tuple<dev_t, ino_t, off_t, int64_t, int64_t> identity;
-  absl::StatusOr<std::vector<StoreEntity>> entities;
+  // Shared, so a heartbeat that finds the store unchanged copies nothing.
+  absl::StatusOr<SharedEntities> entities;
 };
 
 absl::Mutex cache_mu;
@@ -171,7 +174,7 @@ std::map<std::string, CacheEntry>& Cache()
 }
 
 // The store at `path`, parsed (NOT_FOUND when there is none).
-absl::StatusOr<std::vector<StoreEntity>> ReadStore(const std::string& path) {
+absl::StatusOr<SharedEntities> ReadStore(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, path);
   auto identity = std::make_tuple(st.st_dev, st.st_ino, st.st_size,
@@ -185,15 +188,15 @@ absl::StatusOr<std::vector<StoreEntity>> ReadStore(const std::string& path) {
     }
   }
   // A FIFO, a device or a store too large is refused without reading it.
-  absl::StatusOr<std::vector<StoreEntity>> entities;
+  absl::StatusOr<SharedEntities> entities;
   if (auto xml = ReadRegularFile(path, kMaxStore); !xml.ok()) {
     entities = xml.status();
+  } else if (auto parsed = ParseEntityStore(*xml); !parsed.ok()) {
+    entities = absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", parsed.status().message()));
   } else {
-    entities = ParseEntityStore(*xml);
-    if (!entities.ok()) {
-      entities = absl::InvalidArgumentError(
-          absl::StrCat(path, ": ", entities.status().message()));
-    }
+    entities =
+        std::make_shared<const std::vector<StoreEntity>>(*std::move(parsed));
   }
   absl::MutexLock l(&cache_mu);
   if (Cache().size() >= 64) Cache().clear();
@@ -352,7 +355,7 @@ std::vector<gwmirror::v1::ExternalConnection> ReadExternalConnections(
         env.Add(*text, props);
       }
     }
-    for (const StoreEntity& e : *entities) {
+    for (const StoreEntity& e : **entities) {
       const std::string address = AddressOf(e);
       if (address.empty() && !ConnectionHoldsState(e.type)) continue;
       if (address.empty() && e.fields.find("name") == e.fields.end()) continue;

@@ -1,5 +1,6 @@
 #include "node/sample/deployment.h"
 
+#include <fcntl.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <sys/stat.h>
@@ -458,13 +459,27 @@ absl::StatusOr<DeployReport> Deploy(const Deployment& d,
   const std::string partial = absl::StrCat(conf, "/.", d.id, ".partial");
   RETURN_IF_ERROR(RemoveTree(partial));
   RETURN_IF_ERROR(MakeDirs(partial, 0755));
+  // The folder is invisible until renamed: each file is written in place
+  // and synced, the folder synced once, then renamed.
+  auto write = [&](const std::string& path, const std::string& content) {
+    UniqueFd fd(
+        open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
+    RETURN_IF_ERROR(WriteAll(fd.get(), content));
+    if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
+    return absl::OkStatus();
+  };
   for (const auto& [name, content] : d.files) {
-    absl::Status w = WriteFileAtomic(partial + "/" + name, content, 0644);
+    absl::Status w = write(partial + "/" + name, content);
     if (!w.ok()) {
       (void)RemoveTree(partial);
       return w;
     }
     report.bytes += content.size();
+  }
+  if (absl::Status st = FsyncPath(partial); !st.ok()) {
+    (void)RemoveTree(partial);
+    return st;
   }
   if (rename(partial.c_str(), folder.c_str()) != 0) {
     absl::Status st = ErrnoStatus(errno, absl::StrCat("rename to ", folder));

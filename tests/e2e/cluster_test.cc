@@ -999,28 +999,12 @@ TEST_F(ClusterTest, MassDeletionIsHeldUntilReleased) {
 TEST_F(ClusterTest, RansomwareLikeChurnIsHeldUntilReleasedRealChangesAreNot) {
   Up(1);
   // A redeployment: a new conf/<uuid>/ folder, the instances switched.
-  const std::string deployments =
-      testing::ReadFile(Gw(Prod(1), "groups/deployments.json"));
-  const size_t at = deployments.find("\"archiveID\":\"") + 13;
-  const std::string old_archive =
-      deployments.substr(at, deployments.find('"', at) - at);
-  const std::string fresh = "99999999-8888-4777-a666-555555555555";
-  const Manifest deployed = Tree(Prod(1));
-  for (const Entry& e : deployed.entries()) {
-    const std::string from = absl::StrCat(
-        kPrefix, "/apigateway/groups/group-2/conf/", old_archive, "/");
-    if (e.type() != gwmirror::v1::ENTRY_TYPE_FILE ||
-        !absl::StartsWith(e.path(), from)) {
-      continue;
-    }
-    std::string content = testing::ReadFile(Prod(1) + "/" + e.path());
-    content.insert(content.size() / 2, "<!-- redeployed -->");
-    testing::WriteFile(
-        Prod(1) + "/" + absl::StrReplaceAll(e.path(), {{old_archive, fresh}}),
-        content);
-  }
-  testing::WriteFile(Gw(Prod(1), "groups/deployments.json"),
-                     absl::StrReplaceAll(deployments, {{old_archive, fresh}}));
+  DeployOptions deploy;
+  deploy.host_root = Prod(1);
+  deploy.group = "QuickStart Group";
+  auto current = CurrentDeployment(deploy);
+  ASSERT_TRUE(current.ok()) << current.status();
+  ASSERT_TRUE(Deploy(NextDeployment(*current, 5), deploy).ok());
   ASSERT_TRUE(Checkpoint().ok()) << "a redeployment was held";
   // 40 logs in a mirrored folder, then rotated: x.log -> x.log.1 (text),
   // the previous x.log.1 compressed to x.log.2.gz, x.log written anew.
@@ -1077,9 +1061,7 @@ TEST_F(ClusterTest, RansomwareLikeChurnIsHeldUntilReleasedRealChangesAreNot) {
   EXPECT_TRUE(absl::StrContains(s.slots(0).held(), "entropy up from"));
   RunResult check = Cli({"status", "--check"});
   EXPECT_EQ(check.exit_code, 1) << check.out << check.err;
-  const std::string prod_metrics(absl::StripSuffix(
-      absl::StripPrefix(sb_.slots(0).production().metrics_url(), "http://"),
-      "/metrics"));
+  const std::string prod_metrics = MetricsAddress(sb_.slots(0).production());
   EXPECT_EQ(Sample(Scrape(prod_metrics), "gwmirror_anomaly_held"), 1);
   EXPECT_EQ(Sample(Scrape(prod_metrics), "gwmirror_mass_deletion_held"), 0);
   // Held again at the next try, until an operator releases it.

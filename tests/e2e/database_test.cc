@@ -451,24 +451,20 @@ TEST_F(DatabaseTest, CoverageShowsWhatTheStandbyWouldLackUntilDeclared) {
 
   // A new deployment adds a connection to a reports database on
   // PostgreSQL that no job dumps: DEGRADED again once it is cut.
-  const std::string deployments =
-      testing::ReadFile(Gw(Prod(1), "groups/deployments.json"));
-  const size_t at = deployments.find("\"archiveID\":\"") + 13;
-  const std::string old_archive =
-      deployments.substr(at, deployments.find('"', at) - at);
-  const std::string fresh = "11111111-2222-4333-a444-555555555555";
-  std::string store = testing::ReadFile(
-      Gw(Prod(1), "groups/group-2/conf/" + old_archive + "/ExtConnsStore.xml"));
+  DeployOptions deploy;
+  deploy.host_root = Prod(1);
+  deploy.group = "QuickStart Group";
+  auto current = CurrentDeployment(deploy);
+  ASSERT_TRUE(current.ok()) << current.status();
+  Deployment next = *current;
+  next.id = "11111111-2222-4333-a444-555555555555";
+  std::string& store = next.files["ExtConnsStore.xml"];
   store.insert(store.rfind("</entityStoreData>"),
                "<entity type=\"DbConnection\"><fval name=\"name\"><value>"
                "Reports DB</value></fval><fval name=\"url\"><value>"
                "jdbc:postgresql://reports.example.com/reports</value></fval>"
                "</entity>\n");
-  testing::WriteFile(
-      Gw(Prod(1), "groups/group-2/conf/" + fresh + "/ExtConnsStore.xml"),
-      store);
-  testing::WriteFile(Gw(Prod(1), "groups/deployments.json"),
-                     absl::StrReplaceAll(deployments, {{old_archive, fresh}}));
+  ASSERT_TRUE(Deploy(next, deploy).ok());
   const absl::Time cut = absl::Now();
   ASSERT_TRUE(Checkpoint().ok());
   s = WaitFor([](const auto& s) { return s.unprotected_connections() == 1; },

@@ -12,7 +12,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "absl/strings/strip.h"
 #include "tests/e2e/sandbox_fixture.h"
 
 namespace gwmirror {
@@ -47,10 +46,8 @@ class DeploymentTest : public ClusterTest {
   double Received() {
     double sum = 0;
     for (const auto& slot : sb_.slots()) {
-      std::string address(absl::StripSuffix(
-          absl::StripPrefix(slot.standby().metrics_url(), "http://"),
-          "/metrics"));
-      sum += Sample(Scrape(address), "gwmirror_replica_received_bytes_total");
+      sum += Sample(Scrape(MetricsAddress(slot.standby())),
+                    "gwmirror_replica_received_bytes_total");
     }
     return sum;
   }

@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.pb.h"
+#include "node/sample/deployment.h"
 #include "node/sample/generator.h"
 #include "tests/node/test_util.h"
 
@@ -91,6 +92,14 @@ inline double Sample(const std::string& metrics, const std::string& series) {
   if (!absl::SimpleAtod(metrics.substr(at, metrics.find('\n', at) - at), &v))
     return -1;
   return v;
+}
+
+// host:port of a daemon's metrics endpoint, from sandbox.json's URL.
+inline std::string MetricsAddress(const gwmirror::v1::SandboxProcess& p) {
+  std::string url = p.metrics_url();
+  if (absl::StartsWith(url, "http://")) url = url.substr(7);
+  if (absl::EndsWith(url, "/metrics")) url.resize(url.size() - 8);
+  return url;
 }
 
 class ClusterTest : public ::testing::Test {

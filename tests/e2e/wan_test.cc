@@ -55,11 +55,6 @@ std::string Host(const std::string& address) {
   return address.substr(0, address.rfind(':'));
 }
 
-std::string MetricsAddress(const gwmirror::v1::SandboxProcess& p) {
-  return std::string(absl::StripSuffix(
-      absl::StripPrefix(p.metrics_url(), "http://"), "/metrics"));
-}
-
 // The link is what was asked for: its round trip (from the relay) within a
 // few ms, its rate (from tbf) at least 80 % and never above, reshaped while
 // everything runs; sandbox.json says where each daemon runs; the machine's
