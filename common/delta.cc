@@ -2,16 +2,24 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "common/block_delta.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
 namespace {
 
 constexpr size_t kOutBuf = 256 * 1024;
+
+void PutBe32(uint32_t v, std::string* out) {
+  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 8), static_cast<char>(v)};
+  out->append(b, 4);
+}
 
 void QuietLibrsync() {
   static std::once_flag once;
@@ -87,7 +95,7 @@ absl::Status RsStream::Feed(absl::string_view in, bool eof,
   return absl::OkStatus();
 }
 
-RsJobPtr SignatureBuilder::Begin(uint64_t file_size, uint32_t block_len) {
+SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len) {
   rs_magic_number magic = RS_RK_BLAKE2_SIG_MAGIC;
   size_t blen = block_len == 0 ? RS_DEFAULT_BLOCK_LEN : block_len;
   size_t strong = static_cast<size_t>(-1);  // Minimum safe for file_size.
@@ -95,11 +103,52 @@ RsJobPtr SignatureBuilder::Begin(uint64_t file_size, uint32_t block_len) {
       RS_DONE) {
     strong = RS_DEFAULT_MIN_STRONG_LEN;
   }
-  return RsJobPtr(rs_sig_begin(blen, strong, magic));
+  block_len_ = static_cast<uint32_t>(blen);
+  strong_len_ = static_cast<uint32_t>(strong);
+  for (uint32_t v :
+       {uint32_t{RS_RK_BLAKE2_SIG_MAGIC}, block_len_, strong_len_}) {
+    PutBe32(v, &out_);
+  }
 }
 
-SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len)
-    : stream_(Begin(file_size, block_len), "signature") {}
+void SignatureBuilder::Block(absl::string_view data) {
+  PutBe32(RabinKarpSum(data), &out_);
+  uint8_t strong[32];
+  BlakeStrongSum(data, strong);
+  out_.append(reinterpret_cast<const char*>(strong), strong_len_);
+}
+
+absl::Status SignatureBuilder::Feed(absl::string_view in, bool eof,
+                                    const ByteSink& sink) {
+  if (done_) {
+    if (in.empty()) return absl::OkStatus();
+    return absl::DataLossError(
+        "signature: input continues after the end of the stream");
+  }
+  if (!partial_.empty()) {
+    const size_t take = std::min(in.size(), block_len_ - partial_.size());
+    partial_.append(in.data(), take);
+    in.remove_prefix(take);
+    if (partial_.size() == block_len_) {
+      Block(partial_);
+      partial_.clear();
+    }
+  }
+  for (; in.size() >= block_len_; in.remove_prefix(block_len_)) {
+    Block(in.substr(0, block_len_));
+  }
+  partial_.append(in.data(), in.size());
+  if (eof) {
+    if (!partial_.empty()) Block(partial_);
+    partial_.clear();
+    done_ = true;
+  }
+  if (out_.size() >= kOutBuf || eof) {
+    RETURN_IF_ERROR(sink(out_));
+    out_.clear();
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<RsSignaturePtr> LoadSignature(absl::string_view sig) {
   QuietLibrsync();

@@ -11,6 +11,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "common/block_delta.h"
 #include "common/chunk_codec.h"
 #include "common/delta.h"
 #include "common/entropy.h"
@@ -38,20 +39,24 @@ constexpr uint64_t kDefaultSegment = 16 << 20;
 // The most a replica's GetManifest may make this source hold.
 constexpr uint64_t kMaxReplicaManifestBytes = 1ull << 30;
 
-// Deltas of consecutive segments of one large file, computed two at a time
-// on worker threads (each with its own loaded copy of the signature, since
-// a librsync delta job updates statistics inside it) and emitted in order.
-// The file's own signature (for the next sync) is built on a third, chained
-// task in segment order, so the reading thread only reads and hashes.
+// Deltas of consecutive segments of a file, computed two at a time on
+// worker threads against one shared parsed signature and emitted in order.
+// Each segment searches the basis blocks near its own offsets first
+// (BlockDelta); the index of every block is shared. The file's own
+// signature (for the next sync) is built on a third, chained task in
+// segment order, so the reading thread only reads and hashes.
 class SegmentedDelta {
  public:
   // `own` (may be null) receives every segment in order; its output goes to
   // `own_sink`, called on a worker thread.
   static absl::StatusOr<std::unique_ptr<SegmentedDelta>> Create(
-      const std::string& sig, SignatureBuilder* own, ByteSink own_sink) {
+      absl::string_view sig, SignatureBuilder* own, ByteSink own_sink) {
+    ASSIGN_OR_RETURN(BlockSignature parsed, BlockSignature::Parse(sig));
     auto d = std::unique_ptr<SegmentedDelta>(new SegmentedDelta);
-    for (auto& s : d->sigs_) {
-      ASSIGN_OR_RETURN(s, LoadSignature(sig));
+    d->sig_ = std::make_shared<const BlockSignature>(std::move(parsed));
+    const BlockSignature& s = *d->sig_;
+    if (uint64_t{s.blocks()} * s.block_len() > d->opt_.near_bytes) {
+      d->all_ = std::make_shared<const BlockIndex>(s, 0, s.blocks());
     }
     d->own_ = own;
     d->own_sink_ = std::move(own_sink);
@@ -63,19 +68,21 @@ class SegmentedDelta {
   }
   // Starts the delta of the next segment; emits finished ones in order.
   absl::Status Add(std::string segment, bool last, const ByteSink& sink) {
-    if (inflight_.size() == sigs_.size()) RETURN_IF_ERROR(EmitOldest(sink));
+    if (inflight_.size() == kParallel) RETURN_IF_ERROR(EmitOldest(sink));
     auto seg = std::make_shared<const std::string>(std::move(segment));
-    rs_signature_t* sig = sigs_[next_++ % sigs_.size()].get();
-    inflight_.push_back(std::async(
-        std::launch::async, [sig, seg]() -> absl::StatusOr<std::string> {
-          std::string out;
-          DeltaBuilder b(sig);
-          RETURN_IF_ERROR(b.Feed(*seg, true, [&](absl::string_view s) {
-            out.append(s.data(), s.size());
-            return absl::OkStatus();
-          }));
-          return out;
-        }));
+    const uint64_t offset = offset_;
+    offset_ += seg->size();
+    inflight_.push_back(
+        std::async(std::launch::async,
+                   [sig = sig_, all = all_, opt = opt_, seg, offset, last] {
+                     BlockRange r = NearBlocks(*sig, offset, seg->size(), opt);
+                     BlockIndex near(*sig, r.first, r.end);
+                     const BlockIndex* far =
+                         near.Covers(0, sig->blocks()) ? nullptr : all.get();
+                     std::string out;
+                     BlockDelta(*sig, near, far, *seg, last, opt, &out);
+                     return out;
+                   }));
     if (own_ != nullptr) {
       own_chain_ =
           std::async(std::launch::async,
@@ -92,16 +99,18 @@ class SegmentedDelta {
   }
 
  private:
+  static constexpr size_t kParallel = 2;
   SegmentedDelta() = default;
   absl::Status EmitOldest(const ByteSink& sink) {
-    absl::StatusOr<std::string> out = inflight_.front().get();
+    std::string out = inflight_.front().get();
     inflight_.pop_front();
-    RETURN_IF_ERROR(out.status());
-    return sink(*out);
+    return sink(out);
   }
-  std::array<RsSignaturePtr, 2> sigs_;
-  size_t next_ = 0;
-  std::deque<std::future<absl::StatusOr<std::string>>> inflight_;
+  BlockDeltaOptions opt_;
+  std::shared_ptr<const BlockSignature> sig_;
+  std::shared_ptr<const BlockIndex> all_;  // Null: one window covers all.
+  uint64_t offset_ = 0;
+  std::deque<std::future<std::string>> inflight_;
   SignatureBuilder* own_ = nullptr;
   ByteSink own_sink_;
   std::future<absl::Status> own_chain_;
@@ -621,23 +630,18 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     own_sig_bytes.append(s.data(), s.size());
     return absl::OkStatus();
   };
-  RsSignaturePtr basis_sig;
-  std::unique_ptr<DeltaBuilder> delta_builder;
   std::unique_ptr<SegmentedDelta> segmented;
   if (delta) {
     ASSIGN_OR_RETURN(std::string sig, FetchSignature(*old, envelope, report));
-    if (e.size() >= 2 * segment_bytes_) {
-      auto s = SegmentedDelta::Create(sig, own_sig.get(), sig_sink);
-      if (s.ok()) segmented = *std::move(s);
+    auto s = SegmentedDelta::Create(sig, own_sig.get(), sig_sink);
+    if (s.ok()) {
+      segmented = *std::move(s);
     } else {
-      auto loaded = LoadSignature(sig);
-      if (loaded.ok()) {
-        basis_sig = *std::move(loaded);
-        delta_builder = std::make_unique<DeltaBuilder>(basis_sig.get());
-      }
+      Logf(LogLevel::kWarning, "source",
+           "%s: the basis signature is unusable (%s); sending it whole",
+           e.path(), s.status().message());
     }
-    // A damaged cache entry: send whole.
-    delta = segmented != nullptr || delta_builder != nullptr;
+    delta = segmented != nullptr;
   }
   PushMessage m;
   auto* h = m.mutable_file_header();
@@ -693,11 +697,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
       if (eof) RETURN_IF_ERROR(segmented->Finish(data_sink));
     } else {
       if (own_sig) RETURN_IF_ERROR(own_sig->Feed(piece, eof, sig_sink));
-      if (delta_builder) {
-        RETURN_IF_ERROR(delta_builder->Feed(piece, eof, data_sink));
-      } else {
-        RETURN_IF_ERROR(stream->Data(piece));
-      }
+      RETURN_IF_ERROR(stream->Data(piece));
     }
     if (eof) break;
   }

@@ -34,7 +34,8 @@ TEST(ChunkCodecTest, RefusesLiesAndOversize) {
   std::string data;
   uint32_t raw = 0;
   enc.Encode(std::string(4096, 'b'), &data, &raw);
-  EXPECT_EQ(dec.Decode(data, raw + 1).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(dec.Decode(data, raw + 1).status().code(),
+            absl::StatusCode::kDataLoss);
   EXPECT_EQ(dec.Decode(data, kMaxChunk + 1).status().code(),
             absl::StatusCode::kInvalidArgument);
   std::string corrupt = data;

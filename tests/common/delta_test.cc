@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "common/fd.h"
 #include "gtest/gtest.h"
 #include "tests/node/test_util.h"
@@ -35,7 +36,8 @@ absl::StatusOr<std::string> Patch(const std::string& basis,
     return absl::OkStatus();
   };
   for (size_t off = 0; off < delta.size(); off += split) {
-    absl::Status st = p.Feed(absl::string_view(delta).substr(off, split), false, sink);
+    absl::Status st =
+        p.Feed(absl::string_view(delta).substr(off, split), false, sink);
     if (!st.ok()) return st;
   }
   absl::Status st = p.Feed("", true, sink);
@@ -53,6 +55,50 @@ void RoundTrip(const std::string& basis, const std::string& target,
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->size(), target.size());
   EXPECT_TRUE(*out == target);
+}
+
+// librsync's own signature job, the reference SignatureBuilder must match.
+std::string LibrsyncSignature(const std::string& data, uint32_t block_len) {
+  rs_magic_number magic = RS_RK_BLAKE2_SIG_MAGIC;
+  size_t blen = block_len, strong = static_cast<size_t>(-1);
+  EXPECT_EQ(rs_sig_args(data.size(), &magic, &blen, &strong), RS_DONE);
+  RsStream job(RsJobPtr(rs_sig_begin(blen, strong, magic)), "signature");
+  std::string out;
+  EXPECT_TRUE(job.Feed(data, true,
+                       [&](absl::string_view s) {
+                         out.append(s.data(), s.size());
+                         return absl::OkStatus();
+                       })
+                  .ok());
+  return out;
+}
+
+TEST(DeltaTest, SignaturesAreLibrsyncsByteForByte) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{1023}, size_t{1024},
+                   size_t{5000}, size_t{3 << 20}}) {
+    for (uint32_t bl : {16u, 1024u, 2048u}) {
+      for (size_t split : {size_t{1}, size_t{1000}, size_t{1} << 22}) {
+        if (split == 1 && n > 5000) continue;
+        SCOPED_TRACE(absl::StrCat(n, " bytes, block ", bl, ", split ", split));
+        std::string data = Random(n, n + bl);
+        SignatureBuilder b(n, bl);
+        std::string ours;
+        auto sink = [&](absl::string_view s) {
+          ours.append(s.data(), s.size());
+          return absl::OkStatus();
+        };
+        for (size_t off = 0; off < n; off += split) {
+          ASSERT_TRUE(
+              b.Feed(absl::string_view(data).substr(off, split), false, sink)
+                  .ok());
+        }
+        ASSERT_TRUE(b.Feed("", true, sink).ok());
+        EXPECT_TRUE(ours == LibrsyncSignature(data, bl));
+        EXPECT_EQ(b.Feed("more", true, sink).code(),
+                  absl::StatusCode::kDataLoss);
+      }
+    }
+  }
 }
 
 TEST(DeltaTest, AwkwardSizesRoundTrip) {
@@ -89,7 +135,8 @@ TEST(DeltaTest, IdenticalUnrelatedAndBinaryInputs) {
   RoundTrip(a, a);
   RoundTrip(a, Random(300000, 4));
   std::string text;
-  for (int i = 0; i < 20000; ++i) text += "INSERT INTO t VALUES (" + std::to_string(i) + ");\n";
+  for (int i = 0; i < 20000; ++i)
+    text += "INSERT INTO t VALUES (" + std::to_string(i) + ");\n";
   std::string edited = text;
   edited.replace(1000, 10, "CHANGED!!!");
   RoundTrip(text, edited, 3);
@@ -121,8 +168,9 @@ TEST(DeltaTest, ConcatenatedStreamsPatchConsecutiveParts) {
   }
   // A stream cut short after a complete one is still an error.
   auto first = DeltaOf(*sig, target.substr(0, 1000));
-  EXPECT_EQ(Patch(basis, *first + first->substr(0, 10), 3, 1 << 20).status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(
+      Patch(basis, *first + first->substr(0, 10), 3, 1 << 20).status().code(),
+      absl::StatusCode::kDataLoss);
 }
 
 TEST(DeltaTest, CorruptDeltaIsDataLoss) {

@@ -61,7 +61,8 @@ TEST(ManifestTest, RefusesBadEntries) {
               absl::StatusCode::kInvalidArgument)
         << e.ShortDebugString();
   }
-  EXPECT_FALSE(Manifest::FromEntries({File("r/x", "1"), File("r/x", "2")}).ok());
+  EXPECT_FALSE(
+      Manifest::FromEntries({File("r/x", "1"), File("r/x", "2")}).ok());
 }
 
 TEST(ManifestTest, StructureNeedsRootsAndParents) {
@@ -71,7 +72,8 @@ TEST(ManifestTest, StructureNeedsRootsAndParents) {
   auto orphan = Manifest::FromEntries({File("r/d/x", "x")});
   EXPECT_EQ(orphan->CheckStructure({"r"}).code(),
             absl::StatusCode::kInvalidArgument);
-  auto under_file = Manifest::FromEntries({File("r/d", "x"), File("r/d/x", "y")});
+  auto under_file =
+      Manifest::FromEntries({File("r/d", "x"), File("r/d/x", "y")});
   EXPECT_FALSE(under_file->CheckStructure({"r"}).ok());
   auto root_itself = Manifest::FromEntries({Dir("r")});
   EXPECT_FALSE(root_itself->CheckStructure({"r"}).ok());

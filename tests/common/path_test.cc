@@ -6,8 +6,9 @@ namespace gwmirror {
 namespace {
 
 TEST(PathTest, AcceptsNormalRelativePaths) {
-  for (const char* p : {"a", "opt/Axway-7.7/apigateway/conf/jvm.xml",
-                        "etc/init.d/vshell-Node-Manager", "a/.hidden", "a/..b"}) {
+  for (const char* p :
+       {"a", "opt/Axway-7.7/apigateway/conf/jvm.xml",
+        "etc/init.d/vshell-Node-Manager", "a/.hidden", "a/..b"}) {
     EXPECT_TRUE(ValidateRelativePath(p).ok()) << p;
   }
 }

@@ -1,0 +1,278 @@
+#include "common/block_delta.h"
+
+#include <blake2.h>
+#include <librsync.h>
+
+#include <algorithm>
+#include <bit>
+
+#include "absl/strings/str_cat.h"
+
+namespace gwmirror {
+namespace {
+
+// librsync's RabinKarp: sum = seed * M^n + sum(c[i] * M^(n-1-i)), mod 2^32.
+constexpr uint32_t kRkMult = 0x08104225u;
+constexpr uint32_t kRkSeed = 1;
+constexpr uint32_t kRkAdjust = kRkMult - 1;  // Keeps the seed's term on roll.
+constexpr uint32_t kMaxBlockLen = 1 << 20;
+constexpr uint32_t kMaxStrongLen = 32;  // BLAKE2b-256.
+
+uint32_t Power(uint32_t base, uint64_t exp) {
+  uint32_t r = 1;
+  for (; exp; exp >>= 1, base *= base) {
+    if (exp & 1) r *= base;
+  }
+  return r;
+}
+
+uint32_t Be32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 |
+         p[3];
+}
+
+// librsync's delta commands (prototab): a literal of 1-64 bytes is its
+// own opcode; longer literals and copies carry big-endian parameters of
+// 1, 2, 4 or 8 bytes, chosen per value.
+constexpr uint8_t kOpEnd = 0x00;
+constexpr uint8_t kOpLiteralN1 = 0x41;
+constexpr uint8_t kOpCopyN1N1 = 0x45;
+
+int WidthIndex(uint64_t v) {
+  return v <= 0xff ? 0 : v <= 0xffff ? 1 : v <= 0xffffffffu ? 2 : 3;
+}
+
+void PutBe(uint64_t v, int width_index, std::string* out) {
+  for (int b = (1 << width_index) - 1; b >= 0; --b) {
+    out->push_back(static_cast<char>(v >> (8 * b)));
+  }
+}
+
+// Writes commands, merging adjacent copies.
+class DeltaWriter {
+ public:
+  explicit DeltaWriter(std::string* out) : out_(out) {
+    PutBe(RS_DELTA_MAGIC, 2, out_);
+  }
+  void Literal(absl::string_view data) {
+    if (data.empty()) return;
+    FlushCopy();
+    if (data.size() <= 64) {
+      out_->push_back(static_cast<char>(data.size()));
+    } else {
+      int w = WidthIndex(data.size());
+      out_->push_back(static_cast<char>(kOpLiteralN1 + w));
+      PutBe(data.size(), w, out_);
+    }
+    out_->append(data.data(), data.size());
+  }
+  void Copy(uint64_t offset, uint64_t len) {
+    if (copy_len_ > 0 && copy_off_ + copy_len_ == offset) {
+      copy_len_ += len;
+      return;
+    }
+    FlushCopy();
+    copy_off_ = offset;
+    copy_len_ = len;
+  }
+  void End() {
+    FlushCopy();
+    out_->push_back(static_cast<char>(kOpEnd));
+  }
+
+ private:
+  void FlushCopy() {
+    if (copy_len_ == 0) return;
+    int wo = WidthIndex(copy_off_), wl = WidthIndex(copy_len_);
+    out_->push_back(static_cast<char>(kOpCopyN1N1 + wo * 4 + wl));
+    PutBe(copy_off_, wo, out_);
+    PutBe(copy_len_, wl, out_);
+    copy_len_ = 0;
+  }
+  std::string* out_;
+  uint64_t copy_off_ = 0, copy_len_ = 0;
+};
+
+}  // namespace
+
+uint32_t RabinKarpSum(absl::string_view data) {
+  constexpr uint32_t m2 = kRkMult * kRkMult, m3 = m2 * kRkMult,
+                     m4 = m3 * kRkMult;
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+  size_t n = data.size(), i = 0;
+  uint32_t s = kRkSeed;
+  // Four bytes per step keep the multiplications independent.
+  for (; i + 4 <= n; i += 4) {
+    s = s * m4 + p[i] * m3 + p[i + 1] * m2 + p[i + 2] * kRkMult + p[i + 3];
+  }
+  for (; i < n; ++i) s = s * kRkMult + p[i];
+  return s;
+}
+
+absl::StatusOr<BlockSignature> BlockSignature::Parse(absl::string_view sig) {
+  const auto* p = reinterpret_cast<const uint8_t*>(sig.data());
+  if (sig.size() < 12) {
+    return absl::DataLossError(absl::StrCat(
+        "signature: ", sig.size(), " bytes, shorter than its 12-byte header"));
+  }
+  if (Be32(p) != RS_RK_BLAKE2_SIG_MAGIC) {
+    return absl::DataLossError(
+        absl::StrCat("signature: magic 0x", absl::Hex(Be32(p)),
+                     " is not librsync's RabinKarp + BLAKE2 signature"));
+  }
+  BlockSignature s;
+  s.block_len_ = Be32(p + 4);
+  s.strong_len_ = Be32(p + 8);
+  if (s.block_len_ == 0 || s.block_len_ > kMaxBlockLen) {
+    return absl::DataLossError(absl::StrCat("signature: block length ",
+                                            s.block_len_, " is outside 1..",
+                                            kMaxBlockLen));
+  }
+  if (s.strong_len_ == 0 || s.strong_len_ > kMaxStrongLen) {
+    return absl::DataLossError(absl::StrCat("signature: strong sum length ",
+                                            s.strong_len_, " is outside 1..",
+                                            kMaxStrongLen));
+  }
+  const size_t per = 4 + s.strong_len_;
+  const size_t body = sig.size() - 12;
+  if (body % per != 0) {
+    return absl::DataLossError(absl::StrCat("signature: ", body,
+                                            " bytes of blocks are not whole ",
+                                            per, "-byte blocks"));
+  }
+  const size_t n = body / per;
+  if (n >= UINT32_MAX) {
+    return absl::DataLossError(absl::StrCat("signature: ", n, " blocks"));
+  }
+  s.weak_.resize(n);
+  s.strong_.resize(n * s.strong_len_);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* b = p + 12 + i * per;
+    s.weak_[i] = Be32(b);
+    std::copy(b + 4, b + per, s.strong_.begin() + i * s.strong_len_);
+  }
+  return s;
+}
+
+void BlakeStrongSum(absl::string_view data, uint8_t* out) {
+  blake2b(out, data.data(), nullptr, kMaxStrongLen, data.size(), 0);
+}
+
+BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end)
+    : sig_(sig), first_(first), end_(end) {
+  const size_t want = std::max<size_t>(16, 2 * size_t{end - first});
+  const int bits = std::bit_width(want - 1);
+  shift_ = 32 - bits;
+  mask_ = (size_t{1} << bits) - 1;
+  slots_.assign(size_t{1} << bits, Slot{0, kEmpty});
+  for (uint32_t b = first; b < end; ++b) {
+    const uint32_t weak = sig.weak(b);
+    for (size_t i = Home(weak);; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.block == kEmpty) {
+        s = Slot{weak, b};
+        break;
+      }
+      if (s.weak == weak && __builtin_memcmp(sig.strong(s.block), sig.strong(b),
+                                             sig.strong_len()) == 0) {
+        break;  // The same block again.
+      }
+    }
+  }
+}
+
+BlockRange NearBlocks(const BlockSignature& sig, uint64_t offset, uint64_t len,
+                      const BlockDeltaOptions& opt) {
+  const uint64_t lo = offset > opt.near_bytes ? offset - opt.near_bytes : 0;
+  const uint64_t hi = offset + len + opt.near_bytes;
+  const uint64_t bl = sig.block_len();
+  return BlockRange{
+      static_cast<uint32_t>(std::min<uint64_t>(lo / bl, sig.blocks())),
+      static_cast<uint32_t>(
+          std::min<uint64_t>((hi + bl - 1) / bl, sig.blocks()))};
+}
+
+void BlockDelta(const BlockSignature& sig, const BlockIndex& near,
+                const BlockIndex* all, absl::string_view target, bool file_end,
+                const BlockDeltaOptions& opt, std::string* out) {
+  DeltaWriter w(out);
+  const auto* t = reinterpret_cast<const uint8_t*>(target.data());
+  const size_t n = target.size();
+  const size_t bl = sig.block_len();
+  const uint32_t mult_out = Power(kRkMult, bl);  // A byte's weight on leaving.
+  uint8_t strong[kMaxStrongLen];
+  size_t lit = 0;  // Start of the literal run.
+  size_t p = 0;
+  uint32_t weak = 0;
+  bool have_weak = false;
+  bool far = false;  // The last copy came from beyond the near blocks.
+  while (p + bl <= n) {
+    if (!have_weak) {
+      weak = RabinKarpSum(target.substr(p, bl));
+      have_weak = true;
+    }
+    auto get_strong = [&] {
+      BlakeStrongSum(target.substr(p, bl), strong);
+      return strong;
+    };
+    int64_t block = near.Find(weak, get_strong);
+    if (block >= 0) {
+      far = false;
+    } else if (all != nullptr && (far || p - lit >= opt.far_after)) {
+      // Content from far away: once found, what follows likely is too.
+      block = all->Find(weak, get_strong);
+      if (block >= 0) far = true;
+    }
+    if (block >= 0) {
+      w.Literal(target.substr(lit, p - lit));
+      w.Copy(static_cast<uint64_t>(block) * bl, bl);
+      p += bl;
+      lit = p;
+      have_weak = false;
+      continue;
+    }
+    if (p + bl == n) break;
+    weak = weak * kRkMult + t[p + bl] - mult_out * (t[p] + kRkAdjust);
+    ++p;
+  }
+  // The basis's last block may be short, and match only the file's tail.
+  if (file_end && sig.blocks() > 0 && n > lit) {
+    const uint32_t last = sig.blocks() - 1;
+    const size_t most = std::min(n - lit, bl - 1);
+    // Suffix sums from the end: S(k) of the last k bytes.
+    uint32_t sum = 0, pw = 1;  // sum = sum(c * M^j); pw = M^k.
+    for (size_t k = 1; k <= most; ++k) {
+      sum += t[n - k] * pw;
+      pw *= kRkMult;
+      if (sum + kRkSeed * pw != sig.weak(last)) continue;
+      BlakeStrongSum(target.substr(n - k), strong);
+      if (__builtin_memcmp(strong, sig.strong(last), sig.strong_len()) != 0) {
+        continue;
+      }
+      w.Literal(target.substr(lit, n - k - lit));
+      w.Copy(static_cast<uint64_t>(last) * bl, k);
+      lit = n;
+      break;
+    }
+  }
+  w.Literal(target.substr(lit));
+  w.End();
+}
+
+absl::StatusOr<std::string> BlockDeltaOf(absl::string_view signature,
+                                         absl::string_view target,
+                                         const BlockDeltaOptions& opt) {
+  auto sig = BlockSignature::Parse(signature);
+  if (!sig.ok()) return sig.status();
+  BlockRange near = NearBlocks(*sig, 0, target.size(), opt);
+  BlockIndex near_index(*sig, near.first, near.end);
+  std::unique_ptr<BlockIndex> all;
+  if (!near_index.Covers(0, sig->blocks())) {
+    all = std::make_unique<BlockIndex>(*sig, 0, sig->blocks());
+  }
+  std::string out;
+  BlockDelta(*sig, near_index, all.get(), target, /*file_end=*/true, opt, &out);
+  return out;
+}
+
+}  // namespace gwmirror

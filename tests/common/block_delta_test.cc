@@ -1,0 +1,213 @@
+#include "common/block_delta.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "common/delta.h"
+#include "common/fd.h"
+#include "gtest/gtest.h"
+
+namespace gwmirror {
+namespace {
+
+std::string Random(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(rng());
+  return s;
+}
+
+// Text that repeats itself a lot, as dumps and XML stores do.
+std::string Rows(size_t rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s;
+  for (size_t i = 0; i < rows; ++i) {
+    s += "INSERT INTO metrics VALUES (" + std::to_string(i) + ",'api-" +
+         std::to_string(rng() % 50) + "'," + std::to_string(rng() % 100000) +
+         ");\n";
+  }
+  return s;
+}
+
+// librsync's patcher over a memory file: what the replica runs.
+std::string Patch(const std::string& basis, const std::string& delta) {
+  UniqueFd fd(memfd_create("basis", MFD_CLOEXEC));
+  EXPECT_EQ(write(fd.get(), basis.data(), basis.size()),
+            static_cast<ssize_t>(basis.size()));
+  Patcher p(fd.get(), 1ull << 40);
+  std::string out;
+  absl::Status st = p.Feed(delta, true, [&](absl::string_view s) {
+    out.append(s.data(), s.size());
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(st.ok()) << st;
+  return out;
+}
+
+// Our delta of `target` patches back to it, and is no bigger than
+// librsync's own (give or take a few command bytes).
+std::string RoundTrip(const std::string& basis, const std::string& target,
+                      uint32_t block_len = 1024) {
+  auto sig = SignatureOf(basis, block_len);
+  EXPECT_TRUE(sig.ok()) << sig.status();
+  auto ours = BlockDeltaOf(*sig, target);
+  EXPECT_TRUE(ours.ok()) << ours.status();
+  EXPECT_TRUE(Patch(basis, *ours) == target);
+  auto theirs = DeltaOf(*sig, target);
+  EXPECT_TRUE(theirs.ok()) << theirs.status();
+  EXPECT_LE(ours->size(), theirs->size() + 64);
+  return *ours;
+}
+
+TEST(BlockDeltaTest, ReadsLibrsyncsSignatureBlockByBlock) {
+  // A short last block, as most files have.
+  std::string basis = Random(10 * 1024 + 100, 1);
+  auto sig = SignatureOf(basis, 1024);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  auto parsed = BlockSignature::Parse(*sig);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->blocks(), 11u);
+  EXPECT_EQ(parsed->block_len(), 1024u);
+  for (uint32_t b = 0; b < parsed->blocks(); ++b) {
+    absl::string_view data = absl::string_view(basis).substr(b * 1024, 1024);
+    EXPECT_EQ(parsed->weak(b), RabinKarpSum(data)) << b;
+    uint8_t strong[32];
+    BlakeStrongSum(data, strong);
+    EXPECT_EQ(memcmp(strong, parsed->strong(b), parsed->strong_len()), 0) << b;
+  }
+}
+
+TEST(BlockDeltaTest, EditsInsertionsAndDeletionsRoundTrip) {
+  std::string basis = Rows(20000, 2);
+  std::string target = basis;
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 40; ++i) {
+    size_t at = rng() % (target.size() - 100);
+    switch (i % 3) {
+      case 0:
+        target[at] = '#';
+        break;
+      case 1:
+        target.insert(at, "a row that was not there;\n");
+        break;
+      case 2:
+        target.erase(at, 1 + rng() % 90);
+        break;
+    }
+  }
+  std::string delta = RoundTrip(basis, target);
+  // 40 changes of about one 1 KiB block each, of a file of ~800 KB.
+  EXPECT_LT(delta.size(), 40 * 2 * 1024u);
+  for (uint32_t bl : {16u, 64u, 700u, 4096u}) {
+    SCOPED_TRACE(bl);
+    RoundTrip(basis, target, bl);
+  }
+}
+
+TEST(BlockDeltaTest, AwkwardSizesRoundTrip) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{1023}, size_t{1024},
+                   size_t{1025}, size_t{(1 << 18) + 1}}) {
+    SCOPED_TRACE(n);
+    std::string basis = Random(n, 4);
+    std::string target = basis;
+    if (!target.empty()) target[target.size() / 2] ^= 0x5a;
+    RoundTrip(basis, target);
+    RoundTrip("", basis);
+    RoundTrip(basis, "");
+    RoundTrip(basis, basis + basis);
+  }
+}
+
+TEST(BlockDeltaTest, AnUnchangedFileIsOneCopy) {
+  std::string basis = Random(100 * 1024 + 7, 5);  // Short last block too.
+  std::string delta = RoundTrip(basis, basis);
+  // Magic, one copy command (opcode, 1-byte offset 0, 4-byte length), end.
+  EXPECT_EQ(delta.size(), 4u + 1 + 1 + 4 + 1);
+}
+
+TEST(BlockDeltaTest, ContentFromFarAwayIsFoundAfterALongLiteralRun) {
+  // The part of the new file at offset 0 holds what the basis has at
+  // 256 KiB; the near window is 8 KiB either side.
+  std::string basis = Random(512 * 1024, 6);
+  std::string part = basis.substr(256 * 1024, 64 * 1024);
+  auto sig_bytes = SignatureOf(basis, 1024);
+  ASSERT_TRUE(sig_bytes.ok());
+  auto sig = BlockSignature::Parse(*sig_bytes);
+  ASSERT_TRUE(sig.ok());
+  BlockDeltaOptions opt;
+  opt.near_bytes = 8 * 1024;
+  opt.far_after = 4096;
+  BlockRange r = NearBlocks(*sig, 0, part.size(), opt);
+  EXPECT_EQ(r.first, 0u);
+  EXPECT_EQ(r.end, 72u);
+  BlockIndex near(*sig, r.first, r.end);
+  BlockIndex all(*sig, 0, sig->blocks());
+
+  std::string near_only, with_far;
+  BlockDelta(*sig, near, nullptr, part, false, opt, &near_only);
+  BlockDelta(*sig, near, &all, part, false, opt, &with_far);
+  // Alone, the near blocks cannot help; with every block, only the first
+  // far_after bytes (and the roll up to the next block) go literally.
+  EXPECT_GT(near_only.size(), part.size());
+  EXPECT_LT(with_far.size(), opt.far_after + 1024 + 64);
+  // Either way the part is what the patch gives (a part is a delta stream
+  // of its own; the patcher concatenates the parts).
+  EXPECT_TRUE(Patch(basis, near_only) == part);
+  EXPECT_TRUE(Patch(basis, with_far) == part);
+}
+
+TEST(BlockDeltaTest, ThePartsOfAFileConcatenateIntoOneDelta) {
+  std::string basis = Rows(30000, 7);
+  std::string target = basis;
+  target.insert(1000, "shifted;\n");
+  target.erase(target.size() / 2, 300);
+  auto sig_bytes = SignatureOf(basis, 1024);
+  ASSERT_TRUE(sig_bytes.ok());
+  auto sig = BlockSignature::Parse(*sig_bytes);
+  ASSERT_TRUE(sig.ok());
+  BlockDeltaOptions opt;
+  opt.near_bytes = 64 * 1024;
+  BlockIndex all(*sig, 0, sig->blocks());
+  const size_t part = 200 * 1024;
+  std::string delta;
+  for (size_t off = 0; off < target.size(); off += part) {
+    absl::string_view piece = absl::string_view(target).substr(off, part);
+    BlockRange r = NearBlocks(*sig, off, piece.size(), opt);
+    BlockIndex near(*sig, r.first, r.end);
+    BlockDelta(*sig, near, &all, piece, off + part >= target.size(), opt,
+               &delta);
+  }
+  EXPECT_TRUE(Patch(basis, delta) == target);
+  EXPECT_LT(delta.size(), 16 * 1024u);
+}
+
+TEST(BlockDeltaTest, ASignatureThatIsNotOneIsRefusedByName) {
+  auto sig = SignatureOf(Random(5000, 8), 1024);
+  ASSERT_TRUE(sig.ok());
+  auto expect = [](std::string bytes, absl::string_view says) {
+    auto s = BlockSignature::Parse(bytes);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(s.status().message().find(says), absl::string_view::npos)
+        << s.status();
+  };
+  expect(sig->substr(0, 11), "header");
+  expect(sig->substr(0, sig->size() - 1), "not whole");
+  std::string bad = *sig;
+  bad[0] = 'x';
+  expect(bad, "magic");
+  bad = *sig;
+  bad[4] = bad[5] = bad[6] = bad[7] = 0;
+  expect(bad, "block length 0");
+  bad = *sig;
+  bad[11] = 33;
+  expect(bad, "strong sum length 33");
+  auto ok = BlockSignature::Parse(sig->substr(0, 12));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->blocks(), 0u);
+}
+
+}  // namespace
+}  // namespace gwmirror
