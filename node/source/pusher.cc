@@ -35,7 +35,7 @@ namespace {
 constexpr uint32_t kDefaultBlockLen = 1024;
 constexpr uint64_t kDefaultWholeBelow = 64 * 1024;
 constexpr int kCompressLevel = 1;
-constexpr uint64_t kDefaultSegment = 16 << 20;
+constexpr uint64_t kDefaultSegment = 4 << 20;
 // The most a replica's GetManifest may make this source hold.
 constexpr uint64_t kMaxReplicaManifestBytes = 1ull << 30;
 
@@ -43,8 +43,10 @@ constexpr uint64_t kMaxReplicaManifestBytes = 1ull << 30;
 // worker threads against one shared parsed signature and emitted in order.
 // Each segment searches the basis blocks near its own offsets first
 // (BlockDelta); the index of every block is shared. The file's own
-// signature (for the next sync) is built on a third, chained task in
-// segment order, so the reading thread only reads and hashes.
+// signature (for the next sync) is built on a third task, one segment at
+// a time in order, so the reading thread only reads and hashes. At most
+// kParallel segments are in delta workers and one in the signature, so the
+// segments held do not grow with the file.
 class SegmentedDelta {
  public:
   // `own` (may be null) receives every segment in order; its output goes to
@@ -84,12 +86,12 @@ class SegmentedDelta {
                      return out;
                    }));
     if (own_ != nullptr) {
-      own_chain_ =
-          std::async(std::launch::async,
-                     [this, seg, last, prev = std::move(own_chain_)]() mutable {
-                       if (prev.valid()) RETURN_IF_ERROR(prev.get());
-                       return own_->Feed(*seg, last, own_sink_);
-                     });
+      // One segment's signature at a time, in order: a reader faster than
+      // the signature must not pile segments up in memory.
+      if (own_chain_.valid()) RETURN_IF_ERROR(own_chain_.get());
+      own_chain_ = std::async(std::launch::async, [this, seg, last] {
+        return own_->Feed(*seg, last, own_sink_);
+      });
     }
     return absl::OkStatus();
   }
@@ -625,6 +627,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   std::string own_sig_bytes;
   if (e.size() >= whole_below_) {
     own_sig = std::make_unique<SignatureBuilder>(e.size(), sigs_.block_len());
+    own_sig_bytes.reserve(own_sig->bytes());
   }
   auto sig_sink = [&own_sig_bytes](absl::string_view s) {
     own_sig_bytes.append(s.data(), s.size());
@@ -689,6 +692,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     total += n;
     if (segmented) {
       // The segmented path builds own_sig itself, on a worker.
+      if (segment.empty()) segment.reserve(segment_bytes_);
       segment.append(piece.data(), piece.size());
       if (segment.size() >= segment_bytes_ || eof) {
         RETURN_IF_ERROR(segmented->Add(std::move(segment), eof, data_sink));
