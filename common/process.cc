@@ -1,6 +1,7 @@
 #include "common/process.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -156,6 +157,10 @@ std::string Describe(const ProcessResult& r) {
     if (c == '\n') c = ' ';
   }
   return err.empty() ? what : absl::StrCat(what, ": ", err);
+}
+
+void ReleaseFreedHeap() {
+  if (mallinfo2().fordblks > (16 << 20)) malloc_trim(0);
 }
 
 }  // namespace gwmirror

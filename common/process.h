@@ -40,6 +40,12 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec);
 // stderr line(s), for error messages.
 std::string Describe(const ProcessResult& r);
 
+// Hands freed heap pages back to the system when more than 16 MiB are
+// free: the node keeps freed memory for reuse (node/main.cc), and a cut or
+// a commit frees whole manifests. Trimming walks the whole heap, which a
+// cut or commit of one small file should not pay for.
+void ReleaseFreedHeap();
+
 }  // namespace gwmirror
 
 #endif  // GWMIRROR_COMMON_PROCESS_H_

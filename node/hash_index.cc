@@ -66,6 +66,7 @@ void HashIndex::Record(const std::string& path, const struct stat& st,
   if (added || !(it->second.key == v.key) || it->second.sha256 != sha256) {
     it->second = std::move(v);
     ++changes_;
+    recorded_bytes_ += st.st_size;
   }
 }
 

@@ -47,6 +47,9 @@ class HashIndex {
   void Erase(const std::string& path) { changes_ += entries_.erase(path); }
   // Counts the changes Record and Erase made (to know when to save).
   uint64_t changes() const { return changes_; }
+  // The bytes of the files Record recorded anew: what losing those records
+  // would cost in hashing.
+  uint64_t recorded_bytes() const { return recorded_bytes_; }
   size_t size() const { return entries_.size(); }
   // Lookups judge "too recent" against `now_ns` (FileClockNs) from now on;
   // an index kept in memory across scans is told each scan's start.
@@ -66,6 +69,7 @@ class HashIndex {
 
   int64_t now_ns_;
   uint64_t changes_ = 0;
+  uint64_t recorded_bytes_ = 0;
   std::string boot_id_;
   absl::flat_hash_map<std::string, Value> entries_;
 };

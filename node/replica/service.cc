@@ -1,7 +1,5 @@
 #include "node/replica/service.h"
 
-#include <malloc.h>
-
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +7,7 @@
 #include "common/fd.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "node/metrics.h"
@@ -206,9 +205,7 @@ grpc::Status ReplicaService::Commit(grpc::ServerContext* ctx,
       st = store_->Commit(req->checkpoint(), req->manifest_digest(),
                           {req->pinned().begin(), req->pinned().end()});
     }
-    // As after a cut (node/source/cut_service.cc): the manifests and
-    // buffers a commit freed go back to the system.
-    malloc_trim(0);
+    ReleaseFreedHeap();
     if (st.ok()) {
       resp->set_committed_checkpoint(req->checkpoint());
       NodeMetrics::Get().commits.Add(1);

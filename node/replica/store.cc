@@ -427,34 +427,44 @@ absl::StatusOr<ContentLook> ReplicaStore::SampleContent(
 }
 
 absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
-  const Manifest& old = committed_manifest_;
+  // The committed entries the next manifest drops, and each of its entries
+  // with the committed one at its path (or null): one pass in path order,
+  // no lookups.
+  std::vector<const Entry*> gone;
+  std::vector<std::pair<const Entry*, const Entry*>> now;
+  now.reserve(next.size());
+  ForEachPath(committed_manifest_, next, [&](const Entry* o, const Entry* e) {
+    if (e == nullptr) {
+      gone.push_back(o);
+    } else {
+      now.emplace_back(e, o);
+    }
+  });
   std::set<std::string> touched_dirs;
   // 1. Deletions, children before parents.
-  for (auto it = old.entries().rbegin(); it != old.entries().rend(); ++it) {
-    if (next.Find(it->path()) != nullptr) continue;
+  for (auto it = gone.rbegin(); it != gone.rend(); ++it) {
     RETURN_IF_ERROR(FaultPoint("commit:delete"));
-    absl::Status st = writer_.Remove(it->path());
+    absl::Status st = writer_.Remove((*it)->path());
     // A parent that is now a file or a symlink means the path is gone.
     if (!st.ok() && !absl::IsFailedPrecondition(st)) return st;
-    touched_dirs.insert(ParentOf(it->path()));
+    touched_dirs.insert(ParentOf((*it)->path()));
   }
   // 2. Directories, parents before children.
-  for (const Entry& e : next.entries()) {
-    if (e.type() != ENTRY_TYPE_DIRECTORY) continue;
-    const Entry* o = old.Find(e.path());
+  for (const auto& [e, o] : now) {
+    if (e->type() != ENTRY_TYPE_DIRECTORY) continue;
     if (o == nullptr || o->type() != ENTRY_TYPE_DIRECTORY) {
       RETURN_IF_ERROR(FaultPoint("commit:mkdir"));
-      touched_dirs.insert(ParentOf(e.path()));
+      touched_dirs.insert(ParentOf(e->path()));
     }
-    RETURN_IF_ERROR(writer_.EnsureDirectory(e.path()));
+    RETURN_IF_ERROR(writer_.EnsureDirectory(e->path()));
   }
   // 3. Files and symlinks. The first path of an object takes it by hard link
   // (the staging copy is removed at the end, so nothing stays aliased);
   // further paths with the same content get copies.
   std::set<std::string> linked;
   std::vector<const Entry*> changed;
-  for (const Entry& e : next.entries()) {
-    const Entry* o = old.Find(e.path());
+  for (const auto& [ep, o] : now) {
+    const Entry& e = *ep;
     if (o == nullptr || !SameEntry(*o, e)) changed.push_back(&e);
     if (e.type() == ENTRY_TYPE_FILE && NeedsContent(e, o)) {
       RETURN_IF_ERROR(FaultPoint("commit:place"));

@@ -1,7 +1,5 @@
 #include "node/source/cut_service.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 
 #include "absl/cleanup/cleanup.h"
@@ -96,10 +94,8 @@ grpc::Status CutService::Cut(grpc::ServerContext* ctx,
   }
   absl::Time start = absl::Now();
   auto r = DoCut(*req, deadline);
-  // The node keeps freed memory for reuse (node/main.cc); a cut frees whole
-  // manifests and its read buffers: hand the pages back, so cuts under
-  // churn do not pile up on the first sync's high-water mark.
-  malloc_trim(0);
+  // Cuts under churn must not pile up on the first sync's high-water mark.
+  ReleaseFreedHeap();
   cut_mu_.Unlock();
   NodeMetrics& m = NodeMetrics::Get();
   const bool held = IsHeld(r.status());

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/block_delta.h"
 #include "common/chunk_codec.h"
@@ -36,6 +37,7 @@ constexpr uint32_t kDefaultBlockLen = 1024;
 constexpr uint64_t kDefaultWholeBelow = 64 * 1024;
 constexpr int kCompressLevel = 1;
 constexpr uint64_t kDefaultSegment = 4 << 20;
+constexpr absl::Duration kPushedSaveEvery = absl::Minutes(1);
 // The most a replica's GetManifest may make this source hold.
 constexpr uint64_t kMaxReplicaManifestBytes = 1ull << 30;
 
@@ -262,8 +264,7 @@ PushProgress& PushProgress::Current() {
   return *p;
 }
 
-PushProgress::Scope::Scope(
-    const std::vector<std::pair<const Entry*, const Entry*>>& files) {
+PushProgress::Scope::Scope(const std::vector<FilePair>& files) {
   PushProgress& p = Current();
   uint64_t bytes = 0;
   for (const auto& [e, old] : files) bytes += e->size();
@@ -316,6 +317,11 @@ namespace {
 
 // "groups/G/conf/<uuid>/X.xml" → "groups/G/conf\0X.xml"; empty for a path
 // without a grandparent folder.
+absl::string_view BaseName(absl::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == absl::string_view::npos ? path : path.substr(slash + 1);
+}
+
 std::string SiblingKey(absl::string_view path) {
   size_t name = path.rfind('/');
   if (name == absl::string_view::npos || name == 0) return "";
@@ -327,9 +333,8 @@ std::string SiblingKey(absl::string_view path) {
 
 }  // namespace
 
-std::vector<std::pair<const Entry*, const Entry*>> ChangedFiles(
-    const Manifest& base, const Manifest& next) {
-  std::vector<std::pair<const Entry*, const Entry*>> out;
+std::vector<FilePair> ChangedFiles(const Manifest& base, const Manifest& next) {
+  std::vector<FilePair> out;
   ForEachPath(base, next, [&](const Entry* old, const Entry* e) {
     if (e == nullptr || e->type() != ENTRY_TYPE_FILE) return;
     if (old != nullptr && old->type() == ENTRY_TYPE_FILE &&
@@ -341,15 +346,33 @@ std::vector<std::pair<const Entry*, const Entry*>> ChangedFiles(
   return out;
 }
 
-CommittedContent::CommittedContent(const Manifest& committed)
+CommittedContent::CommittedContent(const Manifest& committed,
+                                   const std::vector<FilePair>& files)
     : committed_(committed) {
+  // Only what these files can ask for is looked up: a push of one file
+  // makes one pass over the committed entries and allocates nothing more.
+  absl::flat_hash_set<absl::string_view> names;
+  for (const auto& [e, old] : files) {
+    by_digest_.emplace(e->sha256(), nullptr);
+    if (old != nullptr && old->type() == ENTRY_TYPE_FILE) continue;
+    std::string key = SiblingKey(e->path());
+    if (key.empty()) continue;
+    by_sibling_key_.emplace(std::move(key), nullptr);
+    names.insert(BaseName(e->path()));
+  }
+  if (files.empty()) return;
   for (const Entry& e : committed_.entries()) {
     if (e.type() != ENTRY_TYPE_FILE) continue;
-    by_digest_.emplace(e.sha256(), &e);
-    std::string key = SiblingKey(e.path());
-    if (key.empty()) continue;
-    auto [it, added] = by_sibling_key_.emplace(std::move(key), &e);
-    if (!added && e.mtime_ns() > it->second->mtime_ns()) it->second = &e;
+    if (auto it = by_digest_.find(e.sha256());
+        it != by_digest_.end() && it->second == nullptr) {
+      it->second = &e;
+    }
+    if (names.empty() || !names.contains(BaseName(e.path()))) continue;
+    auto it = by_sibling_key_.find(SiblingKey(e.path()));
+    if (it == by_sibling_key_.end()) continue;
+    if (it->second == nullptr || e.mtime_ns() > it->second->mtime_ns()) {
+      it->second = &e;
+    }
   }
 }
 
@@ -363,6 +386,14 @@ const Entry* CommittedContent::SiblingOf(const std::string& path) const {
   if (key.empty()) return nullptr;
   auto it = by_sibling_key_.find(key);
   return it == by_sibling_key_.end() ? nullptr : it->second;
+}
+
+bool ManifestMemo::TakeSaveTurn(absl::Duration every) {
+  absl::MutexLock l(&mu_);
+  const absl::Time now = absl::Now();
+  if (now < last_save_ + every) return false;
+  last_save_ = now;
+  return true;
 }
 
 void ManifestMemo::Remember(const Manifest& m) {
@@ -548,10 +579,10 @@ const Entry* Pusher::DeltaBasis(const Entry& e, const Entry* old,
   return delta ? old : nullptr;
 }
 
-void Pusher::PrefetchSignatures(
-    const std::vector<std::pair<const Entry*, const Entry*>>& files,
-    const CommittedContent* content, const gwmirror::v1::Envelope& envelope,
-    PushReport* report) {
+void Pusher::PrefetchSignatures(const std::vector<FilePair>& files,
+                                const CommittedContent* content,
+                                const gwmirror::v1::Envelope& envelope,
+                                PushReport* report) {
   // The bases whose signatures the cache lacks, each once.
   std::vector<const Entry*> missing;
   std::set<std::string> seen;
@@ -763,14 +794,11 @@ absl::Status Pusher::SendChanged(Stream* stream, const Entry& e,
                   report);
 }
 
-const CommittedContent* Pusher::ContentOf(
-    const gwmirror::v1::ReplicaState& state, const Manifest& replica) {
+std::unique_ptr<CommittedContent> Pusher::ContentFor(
+    const gwmirror::v1::ReplicaState& state, const Manifest& replica,
+    const std::vector<FilePair>& files) const {
   if (!state.accepts_copy()) return nullptr;
-  if (content_ == nullptr || content_digest_ != state.manifest_digest()) {
-    content_ = std::make_unique<CommittedContent>(replica);
-    content_digest_ = state.manifest_digest();
-  }
-  return content_.get();
+  return std::make_unique<CommittedContent>(replica, files);
 }
 
 absl::StatusOr<PrestageReport> Pusher::Prestage(
@@ -783,7 +811,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   ASSIGN_OR_RETURN(Manifest replica,
                    ReplicaManifest(state.manifest_digest(), envelope, &push));
   // (file, the replica's entry at its path) for content to send.
-  std::vector<std::pair<const Entry*, const Entry*>> to_send;
+  std::vector<FilePair> to_send;
   PrestageReport report;
   for (const auto& [e, old] : ChangedFiles(replica, manifest)) {
     ++report.pending_files;
@@ -793,7 +821,8 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     }
   }
   if (to_send.empty()) return report;
-  PrefetchSignatures(to_send, ContentOf(state, replica), envelope, &push);
+  const auto content = ContentFor(state, replica, to_send);
+  PrefetchSignatures(to_send, content.get(), envelope, &push);
   PushProgress::Scope progress(to_send);
   Stream stream(stub_.get(), &push, config_.source().compression(), deadline_,
                 budget_);
@@ -811,8 +840,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
       break;
     }
     if (!seen.insert(e->sha256()).second) continue;  // Same content twice.
-    st = SendChanged(&stream, *e, old, ContentOf(state, replica), envelope,
-                     &push);
+    st = SendChanged(&stream, *e, old, content.get(), envelope, &push);
     if (st.ok()) {
       sent.push_back(e->sha256());
       report.bytes_sent += e->size();
@@ -875,14 +903,16 @@ absl::StatusOr<PushReport> Pusher::Push(
 
   // What this push sends (and counts for progress in heartbeats).
   const auto changed = ChangedFiles(replica, manifest);
+  std::unique_ptr<CommittedContent> content;
   {
-    std::vector<std::pair<const Entry*, const Entry*>> unstaged;
+    std::vector<FilePair> unstaged;
     for (const auto& [e, old] : changed) {
       if (ledger_ == nullptr || !ledger_->Has(e->sha256())) {
         unstaged.emplace_back(e, old);
       }
     }
-    PrefetchSignatures(unstaged, ContentOf(state, replica), envelope, &report);
+    content = ContentFor(state, replica, unstaged);
+    PrefetchSignatures(unstaged, content.get(), envelope, &report);
   }
   PushProgress::Scope progress(changed);
   std::set<std::string> resend;
@@ -906,8 +936,7 @@ absl::StatusOr<PushReport> Pusher::Push(
         st = SendPrestaged(&stream, *e);
         ++report.files_prestaged;
       } else {
-        st = SendChanged(&stream, *e, old, ContentOf(state, replica), envelope,
-                         &report);
+        st = SendChanged(&stream, *e, old, content.get(), envelope, &report);
       }
       if (!st.ok()) break;
       if (attempt == 0) PushProgress::Current().FileDone();
@@ -933,6 +962,13 @@ absl::StatusOr<PushReport> Pusher::Push(
       // A cut that changed nothing leaves signatures and the file as they
       // are.
       if (report.manifest_digest == state.manifest_digest()) return report;
+      // A running node remembers the manifest (memo_); its file and the
+      // signature cache's pruning are then kept up once a minute, not at
+      // every cut (a lost file costs one GetManifest, an unpruned
+      // signature only disk).
+      if (memo_ != nullptr && !memo_->TakeSaveTurn(kPushedSaveEvery)) {
+        return report;
+      }
       // Keep only signatures of what the replica will hold (only files that
       // do not travel whole have one).
       std::set<std::string> keep;

@@ -62,10 +62,12 @@ struct PushReport {
   uint64_t chunks_raw = 0;
 };
 
+// A file to send and the replica's entry at its path (or null).
+using FilePair = std::pair<const Entry*, const Entry*>;
+
 // The regular files of `next` whose content `base` does not hold at their
 // path, each with base's entry at that path (or null), in path order.
-std::vector<std::pair<const Entry*, const Entry*>> ChangedFiles(
-    const Manifest& base, const Manifest& next);
+std::vector<FilePair> ChangedFiles(const Manifest& base, const Manifest& next);
 
 // The push under way in this process (a cut's or a pre-stage push; they
 // never overlap), for heartbeats: the changed files and bytes it sends and
@@ -76,8 +78,7 @@ class PushProgress {
   // While alive, Current() is a push of `files` (ChangedFiles' pairs).
   class Scope {
    public:
-    explicit Scope(
-        const std::vector<std::pair<const Entry*, const Entry*>>& files);
+    explicit Scope(const std::vector<FilePair>& files);
     ~Scope();
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
@@ -132,10 +133,13 @@ class PrestageLedger {
 // anywhere (a rename, a move, a copy, an identical store of a new
 // deployment), or the same-named file of a sibling folder (a new
 // deployment's groups/G/conf/<uuid>/PrimaryStore.xml against the previous
-// deployment's). Built once per committed manifest, when first needed.
+// deployment's). Built per push, for the files it sends: only what those
+// files can ask for is found (anything else answers null, and the file
+// travels as it would without).
 class CommittedContent {
  public:
-  explicit CommittedContent(const Manifest& committed);
+  CommittedContent(const Manifest& committed,
+                   const std::vector<FilePair>& files);
   const Entry* WithDigest(const std::string& sha) const;
   // For a path the replica does not hold: the most recently modified
   // committed file of the same name under the same grandparent folder.
@@ -154,6 +158,9 @@ class CommittedContent {
 class ManifestMemo {
  public:
   void Remember(const Manifest& m) ABSL_LOCKS_EXCLUDED(mu_);
+  // True at most once per `every` (the first call included): whether a
+  // push writes pushed.manifest and prunes the signature cache now.
+  bool TakeSaveTurn(absl::Duration every) ABSL_LOCKS_EXCLUDED(mu_);
   // `digest` as raw bytes (DigestBytes).
   std::optional<Manifest> Find(const std::string& digest) const
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -161,6 +168,7 @@ class ManifestMemo {
  private:
   mutable absl::Mutex mu_;
   std::deque<std::pair<std::string, Manifest>> recent_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_save_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 class Pusher {
@@ -236,9 +244,10 @@ class Pusher {
                            const CommittedContent* content,
                            const gwmirror::v1::Envelope& envelope,
                            PushReport* report);
-  // The committed-content index of `replica`, when the replica takes copies.
-  const CommittedContent* ContentOf(const gwmirror::v1::ReplicaState& state,
-                                    const Manifest& replica);
+  // What of `replica` the files may reuse, when the replica takes copies.
+  std::unique_ptr<CommittedContent> ContentFor(
+      const gwmirror::v1::ReplicaState& state, const Manifest& replica,
+      const std::vector<FilePair>& files) const;
   absl::Status SendFile(Stream* stream, const Entry& e, const Entry* old,
                         bool force_whole,
                         const gwmirror::v1::Envelope& envelope,
@@ -264,10 +273,10 @@ class Pusher {
                           const CommittedContent* content) const;
   // Fills the signature cache for every basis of `files` it lacks, several
   // calls in flight at once.
-  void PrefetchSignatures(
-      const std::vector<std::pair<const Entry*, const Entry*>>& files,
-      const CommittedContent* content, const gwmirror::v1::Envelope& envelope,
-      PushReport* report);
+  void PrefetchSignatures(const std::vector<FilePair>& files,
+                          const CommittedContent* content,
+                          const gwmirror::v1::Envelope& envelope,
+                          PushReport* report);
   absl::StatusOr<std::string> FetchSignature(
       const Entry& old, const gwmirror::v1::Envelope& envelope,
       PushReport* report);
@@ -291,9 +300,6 @@ class Pusher {
   PrestageLedger* ledger_ = nullptr;
   ManifestMemo* memo_ = nullptr;
   const absl::flat_hash_map<std::string, HeldContent>* held_ = nullptr;
-  // ContentOf's index and the manifest digest it was built for.
-  std::string content_digest_;
-  std::unique_ptr<CommittedContent> content_;
 };
 
 }  // namespace gwmirror

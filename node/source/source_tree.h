@@ -119,6 +119,7 @@ class SourceTree {
   // The index's change count when it was last saved (or loaded); a whole
   // walk's new index always differs.
   uint64_t index_saved_changes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t index_saved_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool index_replaced_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time index_saved_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
