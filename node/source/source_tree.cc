@@ -13,8 +13,10 @@ namespace gwmirror {
 namespace {
 
 constexpr absl::Duration kIndexSaveEvery = absl::Minutes(1);
-// Hashing this much again costs about what saving the index does.
+// Hashing this much again costs about what saving the index does; opening
+// and reading a file costs about as much as hashing 16 KiB.
 constexpr uint64_t kIndexSaveAfterBytes = 4 << 20;
+constexpr uint64_t kIndexFileCostBytes = 16 << 10;
 // What a scan keeps of the small files it read, for the push
 // (ScanResult::held).
 constexpr uint64_t kHoldBudget = 16 << 20;
@@ -270,11 +272,14 @@ absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out, bool stable) {
   // The index is a cache that every read checks against stat data, so a
   // lost save costs hashing again, never a wrong answer. A stable scan
   // saves what it learnt when losing it would cost more hashing than the
-  // save costs (a whole walk, a one-shot scan, new files of megabytes); a
+  // save costs (a whole walk, a one-shot scan, megabytes or hundreds of
+  // files); a
   // watching node's small changes are saved once a minute and when it
   // stops: writing 19,000 entries at every one-file cut was a fifth of the
   // cut's CPU.
-  const uint64_t unsaved = index_.recorded_bytes() - index_saved_bytes_;
+  const uint64_t unsaved =
+      index_.recorded_bytes() - index_saved_bytes_ +
+      (index_.changes() - index_saved_changes_) * kIndexFileCostBytes;
   if (IndexChanged() && ((stable && (index_replaced_ || watcher_ == nullptr ||
                                      unsaved >= kIndexSaveAfterBytes)) ||
                          absl::Now() >= index_saved_ + kIndexSaveEvery)) {
