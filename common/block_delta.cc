@@ -109,6 +109,11 @@ uint32_t RabinKarpSum(absl::string_view data) {
   return s;
 }
 
+uint64_t MaxSignatureBytes(uint64_t file_size, uint32_t block_len) {
+  const uint64_t bl = std::max<uint32_t>(block_len, 1);
+  return 12 + (file_size / bl + 1) * (4 + kMaxStrongLen);
+}
+
 absl::StatusOr<BlockSignature> BlockSignature::Parse(absl::string_view sig) {
   const auto* p = reinterpret_cast<const uint8_t*>(sig.data());
   if (sig.size() < 12) {

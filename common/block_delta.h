@@ -28,6 +28,11 @@ uint32_t RabinKarpSum(absl::string_view data);
 // the first strong_len bytes) into `out`, which holds 32 bytes.
 void BlakeStrongSum(absl::string_view data, uint8_t* out);
 
+// The most bytes a signature of a `file_size`-byte file in blocks of
+// `block_len` can take (a strong sum of 32 bytes at most): what a source
+// accepts from a replica before it refuses the signature.
+uint64_t MaxSignatureBytes(uint64_t file_size, uint32_t block_len);
+
 // A librsync RabinKarp + BLAKE2 signature parsed into flat arrays. Read
 // only once parsed, so any number of searches share one.
 class BlockSignature {

@@ -492,10 +492,20 @@ absl::StatusOr<std::string> Pusher::ReadSignature(
   req.set_sha256(old.sha256());
   req.set_block_len(sigs_.block_len());
   auto reader = stub_->GetSignature(&ctx, req);
+  // A hostile or broken replica must not make the source hold more than a
+  // signature of this file can be.
+  const uint64_t cap = MaxSignatureBytes(old.size(), sigs_.block_len());
   std::string sig;
   gwmirror::v1::SignatureChunk chunk;
   while (reader->Read(&chunk)) {
     *wire_bytes += chunk.ByteSizeLong();
+    if (sig.size() + chunk.data().size() > cap) {
+      ctx.TryCancel();
+      (void)reader->Finish();
+      return absl::DataLossError(absl::StrCat(
+          "the replica's signature of ", old.path(), " exceeds the ", cap,
+          " bytes a signature of a ", old.size(), "-byte file can take"));
+    }
     sig += chunk.data();
   }
   RETURN_IF_ERROR(FromGrpc(reader->Finish()));

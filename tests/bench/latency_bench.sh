@@ -78,7 +78,12 @@ def cpu():
         f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
         t += int(f[11]) + int(f[12])
     return t / os.sysconf("SC_CLK_TCK")
-c0 = cpu()
+# The processes' idle rate first, so the CPU a change costs can be told
+# from what they spend anyway (drift checks, heartbeats).
+i0, t0 = cpu(), time.monotonic()
+time.sleep(3)
+idle_rate = (cpu() - i0) / (time.monotonic() - t0)
+c0, s0 = cpu(), time.monotonic()
 lat = []
 for i in range(int(n)):
     # Each change has another size: rsync's quick check (size and mtime to
@@ -103,7 +108,9 @@ for i in range(int(n)):
     time.sleep(random.uniform(0.1, 0.3))
 lat.sort()
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
-print(f"{tool}\t{len(lat)}\t{q(0.5):.3f}\t{q(0.99):.3f}\t{lat[-1]:.3f}\t{cpu() - c0:.2f}")
+used = cpu() - c0
+per_change_ms = max(0.0, used - idle_rate * (time.monotonic() - s0)) / len(lat) * 1000
+print(f"{tool}\t{len(lat)}\t{q(0.5):.3f}\t{q(0.99):.3f}\t{lat[-1]:.3f}\t{used:.2f}\t{per_change_ms:.1f}")
 PY
 }
 
@@ -216,11 +223,11 @@ PY
 python3 - "$results" "$changes" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-print("| latency of one small file | changes | p50 s | p99 s | max s | CPU s of the tool's processes |")
-print("|---|---|---|---|---|---|")
+print("| latency of one small file | changes | p50 s | p99 s | max s | CPU s of the tool's processes | CPU ms per change, idle rate subtracted |")
+print("|---|---|---|---|---|---|---|")
 for r in rows:
     if r[0] not in ("idle", "soak"):
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} |")
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} |")
 for r in rows:
     if r[0] == "idle":
         print(f"\nidle {r[4]} s, CPU seconds: {', '.join(r[1:4])}")

@@ -183,6 +183,19 @@ TEST(BlockDeltaTest, ThePartsOfAFileConcatenateIntoOneDelta) {
   EXPECT_LT(delta.size(), 16 * 1024u);
 }
 
+TEST(BlockDeltaTest, EverySignatureFitsItsBound) {
+  for (size_t n :
+       {size_t{0}, size_t{1}, size_t{1023}, size_t{1024}, size_t{1 << 20}}) {
+    for (uint32_t bl : {16u, 1024u}) {
+      auto sig = SignatureOf(Random(n, n), bl);
+      ASSERT_TRUE(sig.ok());
+      EXPECT_LE(sig->size(), MaxSignatureBytes(n, bl)) << n << " " << bl;
+    }
+  }
+  // The bound is tight enough to matter: a 1 MiB file's, in 1 KiB blocks.
+  EXPECT_LT(MaxSignatureBytes(1 << 20, 1024), 40u << 10);
+}
+
 TEST(BlockDeltaTest, ASignatureThatIsNotOneIsRefusedByName) {
   auto sig = SignatureOf(Random(5000, 8), 1024);
   ASSERT_TRUE(sig.ok());
