@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -152,6 +154,9 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
     if (slot.has_progress()) {
       std::cout << "  syncing: " << ProgressLine(slot.progress(), absl::Now())
                 << "\n";
+    }
+    if (slot.has_drill()) {
+      std::cout << "  drill: " << DrillLine(slot.drill(), absl::Now()) << "\n";
     }
   }
   PrintCertificates(s);
@@ -332,6 +337,70 @@ absl::StatusOr<int> StatusCheckCommand(const Args& a) {
   return CheckExitCode(s.state());
 }
 
+namespace {
+
+// While alive, asks the coordinator for its status once a second on a
+// thread of its own and hands each answer to `on_status`: the progress
+// lines of commands that wait for long work.
+class StatusPoller {
+ public:
+  StatusPoller(
+      const Args& a,
+      std::function<void(const gwmirror::v1::ClusterStatus&)> on_status)
+      : thread_([this, &a, on_status = std::move(on_status)] {
+          auto stub = ControlFor(a);
+          while (stub.ok() &&
+                 !done_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+            gwmirror::v1::ClusterStatus s;
+            grpc::ClientContext c;
+            if ((*stub)
+                    ->Status(WithDeadline(&c, absl::Seconds(5)),
+                             gwmirror::v1::StatusRequest(), &s)
+                    .ok()) {
+              on_status(s);
+            }
+          }
+        }) {}
+  ~StatusPoller() {
+    done_.Notify();
+    thread_.join();
+  }
+
+ private:
+  absl::Notification done_;
+  std::thread thread_;
+};
+
+// The slots' pushes (or drills) under way, summed; the step is the least
+// advanced slot's.
+gwmirror::v1::SyncProgress SumProgress(const gwmirror::v1::ClusterStatus& s,
+                                       bool drills) {
+  static const std::map<std::string, int> kOrder = {
+      {"push", 0}, {"restore", 0}, {"databases", 1}, {"smoke", 2}};
+  gwmirror::v1::SyncProgress sum;
+  int rank = 3;
+  for (const auto& slot : s.slots()) {
+    if (drills ? !slot.has_drill() : !slot.has_progress()) continue;
+    const auto& p = drills ? slot.drill() : slot.progress();
+    sum.set_files_done(sum.files_done() + p.files_done());
+    sum.set_files_total(sum.files_total() + p.files_total());
+    sum.set_bytes_done(sum.bytes_done() + p.bytes_done());
+    sum.set_bytes_total(sum.bytes_total() + p.bytes_total());
+    if (sum.started_unix_ms() == 0 ||
+        p.started_unix_ms() < sum.started_unix_ms()) {
+      sum.set_started_unix_ms(p.started_unix_ms());
+    }
+    auto it = kOrder.find(p.step());
+    if (it != kOrder.end() && it->second < rank) {
+      rank = it->second;
+      sum.set_step(p.step());
+    }
+  }
+  return sum;
+}
+
+}  // namespace
+
 absl::Status CheckpointCreateCommand(const Args& a) {
   ASSIGN_OR_RETURN(auto stub, ControlFor(a));
   gwmirror::v1::CreateCheckpointRequest req;
@@ -340,48 +409,21 @@ absl::Status CheckpointCreateCommand(const Args& a) {
   grpc::ClientContext ctx;
   absl::Status st;
   {
-    // While waiting, on a terminal: the pushes under way (an initial sync
-    // or a large change), from status once a second.
+    // While waiting: the pushes under way (an initial sync or a large
+    // change).
     std::optional<Progress> line;
-    absl::Notification done;
-    std::thread poll;
+    std::optional<StatusPoller> poll;
     if (req.wait()) {
       line.emplace("checkpoint");
-      poll = std::thread([&] {
-        auto status_stub = ControlFor(a);
-        while (status_stub.ok() &&
-               !done.WaitForNotificationWithTimeout(absl::Seconds(1))) {
-          gwmirror::v1::ClusterStatus s;
-          grpc::ClientContext c;
-          if (!(*status_stub)
-                   ->Status(WithDeadline(&c, absl::Seconds(5)),
-                            gwmirror::v1::StatusRequest(), &s)
-                   .ok()) {
-            continue;
-          }
-          gwmirror::v1::SyncProgress sum;
-          for (const auto& slot : s.slots()) {
-            if (!slot.has_progress()) continue;
-            const auto& p = slot.progress();
-            sum.set_files_done(sum.files_done() + p.files_done());
-            sum.set_files_total(sum.files_total() + p.files_total());
-            sum.set_bytes_done(sum.bytes_done() + p.bytes_done());
-            sum.set_bytes_total(sum.bytes_total() + p.bytes_total());
-            if (sum.started_unix_ms() == 0 ||
-                p.started_unix_ms() < sum.started_unix_ms()) {
-              sum.set_started_unix_ms(p.started_unix_ms());
-            }
-          }
-          line->Set(sum.files_total() > 0
-                        ? "sending " + ProgressLine(sum, absl::Now())
-                        : "");
-        }
+      poll.emplace(a, [&](const gwmirror::v1::ClusterStatus& s) {
+        gwmirror::v1::SyncProgress sum = SumProgress(s, /*drills=*/false);
+        line->Set(sum.files_total() > 0
+                      ? "sending " + ProgressLine(sum, absl::Now())
+                      : "");
       });
     }
     st = FromGrpc(
         stub->CreateCheckpoint(WithDeadline(&ctx, absl::Hours(1)), req, &info));
-    done.Notify();
-    if (poll.joinable()) poll.join();
   }
   RETURN_IF_ERROR(st);
   if (a.Has("json")) {
@@ -526,7 +568,11 @@ absl::Status DrillCommand(const Args& a) {
   }
   gwmirror::v1::DrillReport report;
   {
+    // While waiting: how far the standby nodes' drills are.
     Progress progress("drill");
+    StatusPoller poll(a, [&](const gwmirror::v1::ClusterStatus& s) {
+      progress.Set(DrillLine(SumProgress(s, /*drills=*/true), absl::Now()));
+    });
     grpc::ClientContext ctx;
     RETURN_IF_ERROR(FromGrpc(
         stub->Drill(WithDeadline(&ctx, absl::Hours(2)), req, &report)));

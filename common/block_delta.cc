@@ -163,23 +163,33 @@ void BlakeStrongSum(absl::string_view data, uint8_t* out) {
   blake2b(out, data.data(), nullptr, kMaxStrongLen, data.size(), 0);
 }
 
-BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end)
-    : sig_(sig), first_(first), end_(end) {
+BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
+                       bool compact)
+    : sig_(sig), first_(first), end_(end), compact_(compact) {
   const size_t want = std::max<size_t>(16, 2 * size_t{end - first});
   const int bits = std::bit_width(want - 1);
   shift_ = 32 - bits;
   mask_ = (size_t{1} << bits) - 1;
-  slots_.assign(size_t{1} << bits, Slot{0, kEmpty});
+  if (compact_) {
+    blocks_.assign(size_t{1} << bits, kEmpty);
+  } else {
+    slots_.assign(size_t{1} << bits, Slot{0, kEmpty});
+  }
   for (uint32_t b = first; b < end; ++b) {
     const uint32_t weak = sig.weak(b);
     for (size_t i = Home(weak);; i = (i + 1) & mask_) {
-      Slot& s = slots_[i];
-      if (s.block == kEmpty) {
-        s = Slot{weak, b};
+      const uint32_t there = BlockAt(i);
+      if (there == kEmpty) {
+        if (compact_) {
+          blocks_[i] = b;
+        } else {
+          slots_[i] = Slot{weak, b};
+        }
         break;
       }
-      if (s.weak == weak && __builtin_memcmp(sig.strong(s.block), sig.strong(b),
-                                             sig.strong_len()) == 0) {
+      if (WeakAt(i) == weak &&
+          __builtin_memcmp(sig.strong(there), sig.strong(b),
+                           sig.strong_len()) == 0) {
         break;  // The same block again.
       }
     }
@@ -273,7 +283,8 @@ absl::StatusOr<std::string> BlockDeltaOf(absl::string_view signature,
   BlockIndex near_index(*sig, near.first, near.end);
   std::unique_ptr<BlockIndex> all;
   if (!near_index.Covers(0, sig->blocks())) {
-    all = std::make_unique<BlockIndex>(*sig, 0, sig->blocks());
+    all = std::make_unique<BlockIndex>(*sig, 0, sig->blocks(),
+                                       /*compact=*/true);
   }
   std::string out;
   BlockDelta(*sig, near_index, all.get(), target, /*file_end=*/true, opt, &out);

@@ -56,10 +56,14 @@ class BlockSignature {
 
 // The blocks [first, end) of a signature by weak sum: open addressing,
 // linear probing, twice as many slots as blocks. Blocks with equal weak and
-// strong sums are kept once (a copy of either gives the same bytes).
+// strong sums are kept once (a copy of either gives the same bytes). A
+// compact index keeps only each slot's block (4 bytes, not 8) and reads
+// the weak sum from the signature when probing: half the memory, for the
+// index of every block, which is probed rarely.
 class BlockIndex {
  public:
-  BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end);
+  BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
+             bool compact = false);
   BlockIndex(const BlockIndex&) = delete;
   BlockIndex& operator=(const BlockIndex&) = delete;
 
@@ -72,7 +76,9 @@ class BlockIndex {
   template <typename GetStrong>
   int64_t Find(uint32_t weak, GetStrong&& get_strong) const;
 
-  size_t bytes() const { return slots_.size() * sizeof(Slot); }
+  size_t bytes() const {
+    return slots_.size() * sizeof(Slot) + blocks_.size() * sizeof(uint32_t);
+  }
 
  private:
   struct Slot {
@@ -81,11 +87,19 @@ class BlockIndex {
   };
   static constexpr uint32_t kEmpty = UINT32_MAX;
   size_t Home(uint32_t weak) const { return (weak * 0x9E3779B1u) >> shift_; }
+  uint32_t BlockAt(size_t i) const {
+    return compact_ ? blocks_[i] : slots_[i].block;
+  }
+  uint32_t WeakAt(size_t i) const {
+    return compact_ ? sig_.weak(blocks_[i]) : slots_[i].weak;
+  }
   const BlockSignature& sig_;
   uint32_t first_, end_;
+  bool compact_;
   int shift_;
   size_t mask_;
-  std::vector<Slot> slots_;
+  std::vector<Slot> slots_;       // When not compact.
+  std::vector<uint32_t> blocks_;  // When compact.
 };
 
 struct BlockDeltaOptions {
@@ -125,13 +139,12 @@ template <typename GetStrong>
 int64_t BlockIndex::Find(uint32_t weak, GetStrong&& get_strong) const {
   const uint8_t* strong = nullptr;
   for (size_t i = Home(weak);; i = (i + 1) & mask_) {
-    const Slot& s = slots_[i];
-    if (s.block == kEmpty) return -1;
-    if (s.weak != weak) continue;
+    const uint32_t block = BlockAt(i);
+    if (block == kEmpty) return -1;
+    if (WeakAt(i) != weak) continue;
     if (strong == nullptr) strong = get_strong();
-    if (__builtin_memcmp(strong, sig_.strong(s.block), sig_.strong_len()) ==
-        0) {
-      return s.block;
+    if (__builtin_memcmp(strong, sig_.strong(block), sig_.strong_len()) == 0) {
+      return block;
     }
   }
 }

@@ -69,6 +69,13 @@ std::string ProgressLine(const gwmirror::v1::SyncProgress& p, absl::Time now) {
   return out;
 }
 
+std::string DrillLine(const gwmirror::v1::SyncProgress& p, absl::Time now) {
+  if (p.step() == "databases") return "restoring databases into scratch names";
+  if (p.step() == "smoke") return "running the smoke command";
+  if (p.files_total() == 0) return "";
+  return "restoring and verifying " + ProgressLine(p, now);
+}
+
 std::string RateText(uint64_t b) {
   const double mbit = b * 8 / 1e6;
   return absl::StrCat(

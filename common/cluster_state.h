@@ -40,6 +40,10 @@ std::string RateText(uint64_t bytes_per_second);
 // A push under way in words: "35 % (1.2 of 3.4 GB; 120 of 400 files),
 // 80.0 MB/s, ETA 28 s" (rate and ETA once a second has passed).
 std::string ProgressLine(const gwmirror::v1::SyncProgress& p, absl::Time now);
+// A restore drill's progress in words, by its step: "restoring and
+// verifying 35 % (...)", "restoring databases into scratch names",
+// "running the smoke command"; empty when there is none.
+std::string DrillLine(const gwmirror::v1::SyncProgress& p, absl::Time now);
 
 // 0 for OK, higher for worse; -1 for a name that is not a state.
 int Severity(const std::string& state);

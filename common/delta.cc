@@ -95,8 +95,7 @@ absl::Status RsStream::Feed(absl::string_view in, bool eof,
   return absl::OkStatus();
 }
 
-SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len)
-    : file_size_(file_size) {
+SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len) {
   rs_magic_number magic = RS_RK_BLAKE2_SIG_MAGIC;
   size_t blen = block_len == 0 ? RS_DEFAULT_BLOCK_LEN : block_len;
   size_t strong = static_cast<size_t>(-1);  // Minimum safe for file_size.

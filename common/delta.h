@@ -62,14 +62,9 @@ class SignatureBuilder {
   // `file_size` picks a safe strong-sum length; `block_len` of 0 means 2048.
   SignatureBuilder(uint64_t file_size, uint32_t block_len);
   absl::Status Feed(absl::string_view in, bool eof, const ByteSink& sink);
-  // The signature's size, for a file of the size given at construction.
-  uint64_t bytes() const {
-    return 12 + (file_size_ + block_len_ - 1) / block_len_ * (4 + strong_len_);
-  }
 
  private:
   void Block(absl::string_view data);
-  uint64_t file_size_;
   uint32_t block_len_;
   uint32_t strong_len_;
   std::string partial_;  // The start of a block still being fed.

@@ -147,6 +147,10 @@ std::string Coordinator::RenderStatusPage() {
             ? absl::StrCat("<br>syncing: ",
                            Html(ProgressLine(slot.progress(), clock_->Now())))
             : "",
+        slot.has_drill()
+            ? absl::StrCat("<br>drill: ",
+                           Html(DrillLine(slot.drill(), clock_->Now())))
+            : "",
         "</td></tr>");
   }
   absl::StrAppend(&out, "</table>");

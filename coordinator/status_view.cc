@@ -102,6 +102,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
       ns->set_certificate_expires_unix_ms(absl::ToUnixMillis(n.cert_not_after));
     }
     if (!is_source) replica_answered[n.member.slot()] = states[i].ok();
+    if (!is_source && n.progress) *slot.mutable_drill() = *n.progress;
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
       ns->set_staged_checkpoint(states[i]->staged_checkpoint());

@@ -9,6 +9,7 @@
 #include "node/databases.h"
 #include "node/metrics.h"
 #include "node/source/pusher.h"
+#include "node/work_progress.h"
 
 namespace gwmirror {
 
@@ -164,10 +165,10 @@ void NodeDaemon::Fill(gwmirror::v1::HeartbeatRequest* req) {
   req->set_send_cap(cap);
   NodeMetrics::Get().send_rate.Set(rate);
   NodeMetrics::Get().send_cap.Set(cap);
-  if (role_ == kSource) {
-    if (auto progress = PushProgress::Current().Snapshot()) {
-      *req->mutable_progress() = *progress;
-    }
+  if (auto progress =
+          (role_ == kSource ? WorkProgress::Push() : WorkProgress::Drill())
+              .Snapshot()) {
+    *req->mutable_progress() = *progress;
   }
   if (store_ && role_ == kReplica) {
     gwmirror::v1::ReplicaState state = store_->State();

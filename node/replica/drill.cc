@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "node/databases.h"
 #include "node/replica/restore.h"
+#include "node/work_progress.h"
 
 namespace gwmirror {
 namespace {
@@ -31,8 +32,20 @@ absl::Status DrillRunner::Restore(uint64_t n, const std::string& scratch,
                                   gwmirror::v1::DrillResult* result) {
   if (n == 0) n = store_->CommittedSnapshot().first;
   ASSIGN_OR_RETURN(Manifest m, store_->history().LoadManifest(n));
+  uint64_t files = 0, total = 0;
+  for (const Entry& e : m.entries()) {
+    if (e.type() != gwmirror::v1::ENTRY_TYPE_FILE) continue;
+    ++files;
+    total += e.size();
+  }
+  WorkProgress& progress = WorkProgress::Drill();
+  progress.SetTotal(files, total);
   uint64_t bytes = 0;
-  absl::Status st = RestoreTree(store_->history(), m, scratch, &bytes);
+  absl::Status st =
+      RestoreTree(store_->history(), m, scratch, &bytes, [&](const Entry& e) {
+        progress.Sent(e.size());
+        progress.FileDone();
+      });
   if (!st.ok()) {
     return absl::Status(
         st.code(),
@@ -68,10 +81,12 @@ absl::StatusOr<gwmirror::v1::DrillResult> DrillRunner::Run(
     (void)RemoveTree(scratch);
     (void)RemoveTree(config_.state_dir() + "/drill");
   };
+  WorkProgress::Scope progress(WorkProgress::Drill(), "restore");
   absl::Time t = absl::Now();
   absl::Status st = Restore(req.checkpoint(), scratch, &result);
   result.set_copy_ms(MsSince(t));
   if (st.ok() && !config_.databases().empty()) {
+    WorkProgress::Drill().SetStep("databases");
     t = absl::Now();
     std::vector<std::string> report;
     st = jobs.Restore("", /*scratch=*/true, &report);
@@ -79,6 +94,7 @@ absl::StatusOr<gwmirror::v1::DrillResult> DrillRunner::Run(
     result.set_restore_ms(MsSince(t));
   }
   if (st.ok() && !req.smoke().empty()) {
+    WorkProgress::Drill().SetStep("smoke");
     t = absl::Now();
     ProcessSpec spec;
     spec.argv.assign(req.smoke().begin(), req.smoke().end());

@@ -45,7 +45,8 @@ absl::Status SetMetadata(const std::string& full, const Entry& e) {
 }
 
 absl::Status RestoreTree(const History& history, const Manifest& m,
-                         const std::string& dest, uint64_t* bytes) {
+                         const std::string& dest, uint64_t* bytes,
+                         const std::function<void(const Entry&)>& file_done) {
   RETURN_IF_ERROR(MakeDirs(dest, 0700));
   *bytes = 0;
   for (const Entry& e : m.entries()) {
@@ -69,6 +70,7 @@ absl::Status RestoreTree(const History& history, const Manifest& m,
         return ErrnoStatus(errno, absl::StrCat("create ", full));
       RETURN_IF_ERROR(Content(history, e, out.get()));
       *bytes += e.size();
+      if (file_done) file_done(e);
     }
     RETURN_IF_ERROR(SetMetadata(full, e));
   }

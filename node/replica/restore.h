@@ -5,6 +5,7 @@
 #define GWMIRROR_NODE_REPLICA_RESTORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -20,8 +21,11 @@ absl::Status SetMetadata(const std::string& full, const Entry& e);
 
 // Writes `m`'s tree under `dest` (created 0700 when missing), content from
 // `history`, with every entry's metadata; `*bytes` gets the file bytes.
-absl::Status RestoreTree(const History& history, const Manifest& m,
-                         const std::string& dest, uint64_t* bytes);
+// `file_done` (may be empty) is told each regular file written.
+absl::Status RestoreTree(
+    const History& history, const Manifest& m, const std::string& dest,
+    uint64_t* bytes,
+    const std::function<void(const Entry&)>& file_done = nullptr);
 
 // The export archive's global comment: what `ParseExportComment` reads.
 std::string ExportComment(const std::string& slot, uint64_t checkpoint,

@@ -60,7 +60,8 @@ class SegmentedDelta {
     d->sig_ = std::make_shared<const BlockSignature>(std::move(parsed));
     const BlockSignature& s = *d->sig_;
     if (uint64_t{s.blocks()} * s.block_len() > d->opt_.near_bytes) {
-      d->all_ = std::make_shared<const BlockIndex>(s, 0, s.blocks());
+      d->all_ = std::make_shared<const BlockIndex>(s, 0, s.blocks(),
+                                                   /*compact=*/true);
     }
     d->own_ = own;
     d->own_sink_ = std::move(own_sink);
@@ -259,35 +260,11 @@ Pusher::Pusher(const gwmirror::v1::NodeConfig& config,
                          : kDefaultSegment),
       read_buf_(kMaxChunk, '\0') {}
 
-PushProgress& PushProgress::Current() {
-  static PushProgress* p = new PushProgress();
-  return *p;
-}
-
-PushProgress::Scope::Scope(const std::vector<FilePair>& files) {
-  PushProgress& p = Current();
+PushScope::PushScope(const std::vector<FilePair>& files)
+    : scope_(WorkProgress::Push(), "push") {
   uint64_t bytes = 0;
   for (const auto& [e, old] : files) bytes += e->size();
-  p.files_done_ = 0;
-  p.bytes_done_ = 0;
-  p.files_total_ = files.size();
-  p.bytes_total_ = bytes;
-  p.started_unix_ms_ = absl::ToUnixMillis(absl::Now());
-}
-
-PushProgress::Scope::~Scope() { Current().started_unix_ms_ = 0; }
-
-std::optional<gwmirror::v1::SyncProgress> PushProgress::Snapshot() const {
-  const int64_t started = started_unix_ms_;
-  if (started == 0 || files_total_ == 0) return std::nullopt;
-  gwmirror::v1::SyncProgress p;
-  p.set_started_unix_ms(started);
-  p.set_files_done(files_done_);
-  p.set_files_total(files_total_);
-  // A file resent whole counts twice; never show more than all.
-  p.set_bytes_done(std::min<uint64_t>(bytes_done_, bytes_total_));
-  p.set_bytes_total(bytes_total_);
-  return p;
+  WorkProgress::Push().SetTotal(files.size(), bytes);
 }
 
 void PrestageLedger::Sync(uint64_t pool, uint64_t generation) {
@@ -664,15 +641,15 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
                old->type() == ENTRY_TYPE_FILE && e.size() >= whole_below_ &&
                old->size() >= whole_below_;
   // Our own signature, for the next sync of this file.
+  // Written to the cache as it is built, committed once the file is sent.
   std::unique_ptr<SignatureBuilder> own_sig;
-  std::string own_sig_bytes;
+  std::unique_ptr<SignatureCache::Writer> own_sig_file;
   if (e.size() >= whole_below_) {
     own_sig = std::make_unique<SignatureBuilder>(e.size(), sigs_.block_len());
-    own_sig_bytes.reserve(own_sig->bytes());
+    ASSIGN_OR_RETURN(own_sig_file, sigs_.Start(e.sha256()));
   }
-  auto sig_sink = [&own_sig_bytes](absl::string_view s) {
-    own_sig_bytes.append(s.data(), s.size());
-    return absl::OkStatus();
+  auto sig_sink = [&own_sig_file](absl::string_view s) {
+    return own_sig_file->Append(s);
   };
   std::unique_ptr<SegmentedDelta> segmented;
   if (delta) {
@@ -727,7 +704,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
       piece = absl::string_view(buf.data(), n);
     }
     const size_t n = piece.size();
-    PushProgress::Current().Sent(n);
+    WorkProgress::Push().Sent(n);
     bool eof = n == 0;
     if (settled == nullptr) hash.Update(piece);
     total += n;
@@ -757,14 +734,14 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   RETURN_IF_ERROR(stream->Flush());
   report->content_bytes += e.size();
   if (delta) report->delta_content_bytes += e.size();
-  if (own_sig) RETURN_IF_ERROR(sigs_.Put(e.sha256(), own_sig_bytes));
+  if (own_sig) RETURN_IF_ERROR(own_sig_file->Commit());
   PushMessage end;
   end.mutable_file_end();
   return stream->Write(end);
 }
 
 absl::Status Pusher::SendPrestaged(Stream* stream, const Entry& e) {
-  PushProgress::Current().Sent(e.size());
+  WorkProgress::Push().Sent(e.size());
   PushMessage m;
   *m.mutable_file_header()->mutable_entry() = e;
   m.mutable_file_header()->set_encoding(gwmirror::v1::ENCODING_PRESTAGED);
@@ -776,7 +753,7 @@ absl::Status Pusher::SendPrestaged(Stream* stream, const Entry& e) {
 
 absl::Status Pusher::SendCopy(Stream* stream, const Entry& e,
                               const Entry& from) {
-  PushProgress::Current().Sent(e.size());
+  WorkProgress::Push().Sent(e.size());
   PushMessage m;
   auto* h = m.mutable_file_header();
   *h->mutable_entry() = e;
@@ -833,7 +810,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   if (to_send.empty()) return report;
   const auto content = ContentFor(state, replica, to_send);
   PrefetchSignatures(to_send, content.get(), envelope, &push);
-  PushProgress::Scope progress(to_send);
+  PushScope progress(to_send);
   Stream stream(stub_.get(), &push, config_.source().compression(), deadline_,
                 budget_);
   PushMessage begin;
@@ -854,7 +831,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     if (st.ok()) {
       sent.push_back(e->sha256());
       report.bytes_sent += e->size();
-      PushProgress::Current().FileDone();
+      WorkProgress::Push().FileDone();
     }
   }
   if (st.ok()) {
@@ -924,7 +901,7 @@ absl::StatusOr<PushReport> Pusher::Push(
     content = ContentFor(state, replica, unstaged);
     PrefetchSignatures(unstaged, content.get(), envelope, &report);
   }
-  PushProgress::Scope progress(changed);
+  PushScope progress(changed);
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
     Stream stream(stub_.get(), &report, config_.source().compression(),
@@ -949,7 +926,7 @@ absl::StatusOr<PushReport> Pusher::Push(
         st = SendChanged(&stream, *e, old, content.get(), envelope, &report);
       }
       if (!st.ok()) break;
-      if (attempt == 0) PushProgress::Current().FileDone();
+      if (attempt == 0) WorkProgress::Push().FileDone();
     }
     if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);
     if (st.ok()) {

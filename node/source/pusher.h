@@ -31,6 +31,7 @@
 #include "node/scanner.h"
 #include "node/source/anomaly_guard.h"
 #include "node/source/signature_cache.h"
+#include "node/work_progress.h"
 
 namespace gwmirror {
 
@@ -69,31 +70,14 @@ using FilePair = std::pair<const Entry*, const Entry*>;
 // path, each with base's entry at that path (or null), in path order.
 std::vector<FilePair> ChangedFiles(const Manifest& base, const Manifest& next);
 
-// The push under way in this process (a cut's or a pre-stage push; they
-// never overlap), for heartbeats: the changed files and bytes it sends and
-// how many are done. Lock-free: read while the push runs.
-class PushProgress {
+// While alive, WorkProgress::Push() is a push of `files` (ChangedFiles'
+// pairs): their count and bytes.
+class PushScope {
  public:
-  static PushProgress& Current();
-  // While alive, Current() is a push of `files` (ChangedFiles' pairs).
-  class Scope {
-   public:
-    explicit Scope(const std::vector<FilePair>& files);
-    ~Scope();
-    Scope(const Scope&) = delete;
-    Scope& operator=(const Scope&) = delete;
-  };
-  // Content read and sent (or known at the replica: a copy, a pre-staged
-  // file), as it goes; and a file finished.
-  void Sent(uint64_t bytes) { bytes_done_ += bytes; }
-  void FileDone() { ++files_done_; }
-  // Nothing while no push runs.
-  std::optional<gwmirror::v1::SyncProgress> Snapshot() const;
+  explicit PushScope(const std::vector<FilePair>& files);
 
  private:
-  std::atomic<uint64_t> files_done_{0}, files_total_{0}, bytes_done_{0},
-      bytes_total_{0};
-  std::atomic<int64_t> started_unix_ms_{0};
+  WorkProgress::Scope scope_;
 };
 
 // What one pre-stage push did, and what it found pending.

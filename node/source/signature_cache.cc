@@ -28,19 +28,39 @@ std::optional<std::string> SignatureCache::Get(absl::string_view sha256) const {
 
 absl::Status SignatureCache::Put(absl::string_view sha256,
                                  absl::string_view signature) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Writer> w, Start(sha256));
+  RETURN_IF_ERROR(w->Append(signature));
+  return w->Commit();
+}
+
+absl::StatusOr<std::unique_ptr<SignatureCache::Writer>> SignatureCache::Start(
+    absl::string_view sha256) {
   std::string path = PathOf(sha256);
-  std::string tmp = path + ".tmp";
   // The directory is made on first use (a failure is this call's error).
   if (access(dir_.c_str(), F_OK) != 0) RETURN_IF_ERROR(MakeDirs(dir_, 0700));
-  {
-    UniqueFd fd(
-        open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd.valid()) return ErrnoStatus(errno, "signature cache");
-    RETURN_IF_ERROR(WriteAll(fd.get(), signature));
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
+  UniqueFd fd(open((path + ".tmp").c_str(),
+                   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoStatus(errno, "signature cache");
+  return std::unique_ptr<Writer>(new Writer(std::move(path), std::move(fd)));
+}
+
+SignatureCache::Writer::Writer(std::string path, UniqueFd fd)
+    : path_(std::move(path)), fd_(std::move(fd)) {}
+
+SignatureCache::Writer::~Writer() {
+  if (!committed_) unlink((path_ + ".tmp").c_str());
+}
+
+absl::Status SignatureCache::Writer::Append(absl::string_view bytes) {
+  return WriteAll(fd_.get(), bytes);
+}
+
+absl::Status SignatureCache::Writer::Commit() {
+  fd_.Reset();
+  if (rename((path_ + ".tmp").c_str(), path_.c_str()) != 0) {
     return ErrnoStatus(errno, "signature cache rename");
   }
+  committed_ = true;
   return absl::OkStatus();
 }
 

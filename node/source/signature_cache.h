@@ -8,12 +8,15 @@
 #ifndef GWMIRROR_NODE_SOURCE_SIGNATURE_CACHE_H_
 #define GWMIRROR_NODE_SOURCE_SIGNATURE_CACHE_H_
 
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/fd.h"
 
 namespace gwmirror {
 
@@ -22,6 +25,26 @@ class SignatureCache {
   SignatureCache(std::string dir, uint32_t block_len);
   std::optional<std::string> Get(absl::string_view sha256) const;
   absl::Status Put(absl::string_view sha256, absl::string_view signature);
+
+  // A signature stored as it is built (a large file's runs to megabytes,
+  // which need not sit in memory): appended to a temporary file, in place
+  // once committed, removed if the writer goes without.
+  class Writer {
+   public:
+    ~Writer();
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+    absl::Status Append(absl::string_view bytes);
+    absl::Status Commit();
+
+   private:
+    friend class SignatureCache;
+    Writer(std::string path, UniqueFd fd);
+    std::string path_;
+    UniqueFd fd_;
+    bool committed_ = false;
+  };
+  absl::StatusOr<std::unique_ptr<Writer>> Start(absl::string_view sha256);
   // Drops every entry whose digest is not in `keep`.
   void Prune(const std::set<std::string>& keep);
   uint32_t block_len() const { return block_len_; }

@@ -140,16 +140,36 @@ run_rsync() {
   sleep 0.2  # the daemon reaps its child
   echo -e "$1\trsync\t$(echo "$t1 - $t0" | bc)\t$((sent + recv))\t$(echo "$u + $s" | bc)\t$m\t$(echo "$(cpu_of "$rsyncd_pid" children) - $d0" | bc)\t-" >> "$results"
 }
+# rsync given the basis an expert would name for a new deployment folder
+# (issue 20): the new folder first with --copy-dest at the previous
+# deployment's, then the whole tree as run_rsync does; both calls counted.
+run_rsync_basis() {  # run_rsync_basis SCENARIO NEW_FOLDER OLD_NAME
+  local t0 t1 out1 out2 d0 u1 s1 m1
+  d0=$(cpu_of "$rsyncd_pid" children)
+  t0=$(now)
+  out1=$(/usr/bin/time -f '%U %S %M' -o "$W/time1" ${in_p[@]+"${in_p[@]}"} rsync -a --stats --copy-dest="../$3/" "$W/prod/$2/" "rsync://$rsync_addr:$rport/standby/$2/")
+  out2=$(/usr/bin/time -f '%U %S %M' -o "$W/time" ${in_p[@]+"${in_p[@]}"} rsync -a --delete --stats "${rsync_sel[@]}" "$W/prod/" "rsync://$rsync_addr:$rport/standby/")
+  t1=$(now)
+  read -r u1 s1 m1 < "$W/time1"
+  read -r u s m < "$W/time"
+  local bytes=0 o
+  for o in "$out1" "$out2"; do
+    bytes=$((bytes + $(grep 'Total bytes sent' <<<"$o" | tr -dc 0-9) + $(grep 'Total bytes received' <<<"$o" | tr -dc 0-9)))
+  done
+  sleep 0.2  # the daemon reaps its children
+  echo -e "$1\trsync --copy-dest\t$(echo "$t1 - $t0" | bc)\t$bytes\t$(echo "$u + $s + $u1 + $s1" | bc)\t$((m > m1 ? m : m1))\t$(echo "$(cpu_of "$rsyncd_pid" children) - $d0" | bc)\t-" >> "$results"
+}
 # Snapshots so that every run of a scenario starts from the same state.
 snap() { rm -rf "$W/snap-$1"; mkdir -p "$W/snap-$1"; for d in standby rstate sstate rsync-dest; do [ -e "$W/$d" ] && cp -a "$W/$d" "$W/snap-$1/"; done; true; }
 restore() { for d in standby rstate sstate rsync-dest; do rm -rf "$W/$d"; [ -e "$W/snap-$1/$d" ] && cp -a "$W/snap-$1/$d" "$W/"; done; true; }
 
 ckpt=0
-scenario() {  # scenario NAME SNAPSHOT
+scenario() {  # scenario NAME SNAPSHOT [EXTRA_PEER ARGS...]: EXTRA_PEER NAME ARGS
   for r in $(seq "$runs"); do
     restore "$2"; sync
     start_replica; ckpt=$((ckpt + 1)); run_gw "$1" $ckpt; stop_replica
     sync; run_rsync "$1"
+    if [ $# -gt 2 ]; then restore "$2"; sync; "$3" "$1" "${@:4}"; fi
   done
 }
 
@@ -171,7 +191,7 @@ snap dumpchanged
 # A redeployment: a new groups/G/conf/<uuid>/ folder beside the current one,
 # its PrimaryStore.xml edited in three places, every other store identical
 # (issue 20), as the Admin Node Manager writes one.
-python3 - "$W/prod" <<'PY'
+read -r new_folder old_name < <(python3 - "$W/prod" <<'PY'
 import glob, os, shutil, sys
 folders = sorted(glob.glob(f"{sys.argv[1]}/**/groups/group-*/conf/*-*-*/", recursive=True))
 assert folders, "no deployment folder in the sample"
@@ -183,8 +203,11 @@ data = bytearray(open(p, "rb").read())
 for at in (len(data) // 5, len(data) // 2, len(data) - 100):
     data[at:at + 8] = b"EDITED!!"
 open(p, "wb").write(data)
+print(os.path.relpath(new, sys.argv[1]), os.path.basename(old))
 PY
-scenario "redeployment: new conf/<uuid>, 3 edits" dumpchanged
+)
+scenario "redeployment: new conf/<uuid>, 3 edits" dumpchanged \
+  run_rsync_basis "$new_folder" "$old_name"
 
 python3 "$top/tests/bench/table.py" "$results" "$scans"
 echo

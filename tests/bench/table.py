@@ -22,7 +22,7 @@ for scen, tools in rows.items():
     ref = tools.get("rsync")
     refw = statistics.median(r[0] for r in ref) if ref else None
     refb = statistics.median(r[1] for r in ref) if ref else None
-    for tool in ("gwmirror", "rsync"):
+    for tool in ("gwmirror", "rsync", "rsync --copy-dest"):
         rs = tools.get(tool, [])
         if not rs:
             continue

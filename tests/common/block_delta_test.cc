@@ -144,10 +144,14 @@ TEST(BlockDeltaTest, ContentFromFarAwayIsFoundAfterALongLiteralRun) {
   EXPECT_EQ(r.end, 72u);
   BlockIndex near(*sig, r.first, r.end);
   BlockIndex all(*sig, 0, sig->blocks());
+  BlockIndex compact(*sig, 0, sig->blocks(), /*compact=*/true);
+  EXPECT_EQ(compact.bytes() * 2, all.bytes());
 
-  std::string near_only, with_far;
+  std::string near_only, with_far, with_compact;
   BlockDelta(*sig, near, nullptr, part, false, opt, &near_only);
   BlockDelta(*sig, near, &all, part, false, opt, &with_far);
+  BlockDelta(*sig, near, &compact, part, false, opt, &with_compact);
+  EXPECT_EQ(with_compact, with_far);
   // Alone, the near blocks cannot help; with every block, only the first
   // far_after bytes (and the roll up to the next block) go literally.
   EXPECT_GT(near_only.size(), part.size());

@@ -123,5 +123,24 @@ TEST(ClusterStateTest, ProgressLineSaysHowFarHowFastAndHowLong) {
   EXPECT_EQ(ProgressLine(p, now), "0 % (0 bytes of 0 bytes; 0 of 0 files)");
 }
 
+TEST(ClusterStateTest, DrillLineNamesTheStep) {
+  const absl::Time now = absl::FromUnixSeconds(1764900000);
+  gwmirror::v1::SyncProgress p;
+  EXPECT_EQ(DrillLine(p, now), "");
+  p.set_step("restore");
+  p.set_files_done(1);
+  p.set_files_total(4);
+  p.set_bytes_done(225);
+  p.set_bytes_total(900);
+  p.set_started_unix_ms(absl::ToUnixMillis(now));
+  EXPECT_EQ(DrillLine(p, now),
+            "restoring and verifying 25 % (225 bytes of 900 bytes; 1 of 4 "
+            "files)");
+  p.set_step("databases");
+  EXPECT_EQ(DrillLine(p, now), "restoring databases into scratch names");
+  p.set_step("smoke");
+  EXPECT_EQ(DrillLine(p, now), "running the smoke command");
+}
+
 }  // namespace
 }  // namespace gwmirror

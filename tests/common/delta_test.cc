@@ -94,7 +94,6 @@ TEST(DeltaTest, SignaturesAreLibrsyncsByteForByte) {
         }
         ASSERT_TRUE(b.Feed("", true, sink).ok());
         EXPECT_TRUE(ours == LibrsyncSignature(data, bl));
-        EXPECT_EQ(b.bytes(), ours.size());
         EXPECT_EQ(b.Feed("more", true, sink).code(),
                   absl::StatusCode::kDataLoss);
       }

@@ -504,14 +504,41 @@ TEST_F(DrillTest, DrillDuringChangesReportsRtoAndRpoAndLeavesNothing) {
       absl::SleepFor(absl::Milliseconds(100));
     }
   });
-  RunResult r =
-      Cli({"drill", "--json", "--smoke",
-           "test -s \"$GWMIRROR_DRILL_ROOT/opt/Axway-7.7/apigateway/conf/"
-           "envSettings.props\""});
+  // The smoke command lasts 4 s, so its step shows in status and in the
+  // command's own progress events.
+  RunResult r;
+  std::atomic<bool> drilled{false};
+  std::thread drill([&] {
+    r = Cli({"drill", "--json", "--smoke",
+             "test -s \"$GWMIRROR_DRILL_ROOT/opt/Axway-7.7/apigateway/conf/"
+             "envSettings.props\" && sleep 4"});
+    drilled = true;
+  });
+  std::set<std::string> steps;
+  const absl::Time drill_limit = absl::Now() + absl::Minutes(2);
+  while (!drilled && absl::Now() < drill_limit) {
+    gwmirror::v1::ClusterStatus s = Status();
+    for (const auto& slot : s.slots()) {
+      if (slot.has_drill()) steps.insert(slot.drill().step());
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  drill.join();
   gwmirror::v1::ClusterStatus during = Status();
   stop = true;
   writer.join();
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(steps.count("smoke")) << absl::StrJoin(steps, ",");
+  EXPECT_TRUE(absl::StrContains(r.err, "running the smoke command")) << r.err;
+  // Over: no drill in status any more (the next heartbeat says so).
+  WaitFor(
+      [](const gwmirror::v1::ClusterStatus& s) {
+        for (const auto& slot : s.slots()) {
+          if (slot.has_drill()) return false;
+        }
+        return true;
+      },
+      "the drill gone from status");
   gwmirror::v1::DrillReport d;
   ASSERT_TRUE(ParseJson(r.out, "drill", &d).ok()) << r.out;
   EXPECT_TRUE(d.ok());
