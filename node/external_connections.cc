@@ -18,6 +18,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/connection_url.h"
 #include "common/fd.h"
 
@@ -165,9 +167,14 @@ using SharedEntities = std::shared_ptr<const std::vector<StoreEntity>>;
 using Identity = std::tuple<dev_t, ino_t, off_t, int64_t, int64_t>;
 
 // A file's identity for the caches here; nullopt when it cannot be stat'ed.
-std::optional<Identity> IdentityOf(const std::string& path) {
+// `*recent` is set when it was modified in the last 2 s: file times move in
+// clock ticks, so a rewrite of the same size within one tick would keep its
+// identity, and such a file is read again rather than taken from a cache.
+std::optional<Identity> IdentityOf(const std::string& path, bool* recent) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  const absl::Time mtime = absl::TimeFromTimespec(st.st_mtim);
+  if (absl::Now() - mtime < absl::Seconds(2)) *recent = true;
   return std::make_tuple(st.st_dev, st.st_ino, st.st_size,
                          static_cast<int64_t>(st.st_mtim.tv_sec),
                          static_cast<int64_t>(st.st_mtim.tv_nsec));
@@ -188,9 +195,10 @@ std::map<std::string, CacheEntry>& Cache()
 
 // The store at `path`, parsed (NOT_FOUND when there is none).
 absl::StatusOr<SharedEntities> ReadStore(const std::string& path) {
-  const std::optional<Identity> identity = IdentityOf(path);
+  bool recent = false;
+  const std::optional<Identity> identity = IdentityOf(path, &recent);
   if (!identity) return ErrnoStatus(errno, path);
-  {
+  if (!recent) {
     absl::MutexLock l(&cache_mu);
     auto it = Cache().find(path);
     if (it != Cache().end() && it->second.identity == *identity) {
@@ -208,6 +216,7 @@ absl::StatusOr<SharedEntities> ReadStore(const std::string& path) {
     entities =
         std::make_shared<const std::vector<StoreEntity>>(*std::move(parsed));
   }
+  if (recent) return entities;
   absl::MutexLock l(&cache_mu);
   if (Cache().size() >= 64) Cache().clear();
   Cache()[path] = CacheEntry{*identity, entities};
@@ -384,9 +393,12 @@ std::shared_ptr<const std::vector<gwmirror::v1::ExternalConnection>> RowsOf(
     const std::string& archive, const std::string& instance) {
   const auto inputs = InputsOf(gateway_dir, group, archive, instance);
   std::array<std::optional<Identity>, 4> ids;
-  for (size_t i = 0; i < inputs.size(); ++i) ids[i] = IdentityOf(inputs[i]);
+  bool recent = false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    ids[i] = IdentityOf(inputs[i], &recent);
+  }
   const std::string key = absl::StrCat(inputs[0], "\n", instance);
-  {
+  if (!recent) {
     absl::MutexLock l(&rows_mu);
     auto it = RowsCache().find(key);
     if (it != RowsCache().end() && it->second.identities == ids) {
@@ -396,6 +408,7 @@ std::shared_ptr<const std::vector<gwmirror::v1::ExternalConnection>> RowsOf(
   auto rows =
       std::make_shared<const std::vector<gwmirror::v1::ExternalConnection>>(
           ReadRows(inputs, group, archive));
+  if (recent) return rows;
   absl::MutexLock l(&rows_mu);
   if (RowsCache().size() >= 256) RowsCache().clear();
   RowsCache()[key] = RowsEntry{ids, rows};
@@ -446,9 +459,8 @@ std::vector<gwmirror::v1::ExternalConnection> ReadExternalConnections(
         g->second.find('/') != std::string::npos || g->second[0] == '.') {
       continue;
     }
-    for (const auto& c : *RowsOf(gateway_dir, g->second, archive, instance)) {
-      add(c, instance);
-    }
+    const auto rows = RowsOf(gateway_dir, g->second, archive, instance);
+    for (const auto& c : *rows) add(c, instance);
   }
   if (truncated) {
     gwmirror::v1::ExternalConnection c;

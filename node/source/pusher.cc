@@ -292,13 +292,14 @@ void PrestageLedger::Add(uint64_t pool, uint64_t generation,
 
 namespace {
 
-// "groups/G/conf/<uuid>/X.xml" → "groups/G/conf\0X.xml"; empty for a path
-// without a grandparent folder.
+// "groups/G/conf/<uuid>/X.xml" → "X.xml".
 absl::string_view BaseName(absl::string_view path) {
   size_t slash = path.rfind('/');
   return slash == absl::string_view::npos ? path : path.substr(slash + 1);
 }
 
+// "groups/G/conf/<uuid>/X.xml" → "groups/G/conf\0X.xml"; empty for a path
+// without a grandparent folder.
 std::string SiblingKey(absl::string_view path) {
   size_t name = path.rfind('/');
   if (name == absl::string_view::npos || name == 0) return "";
@@ -640,8 +641,8 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   bool delta = !force_whole && old != nullptr &&
                old->type() == ENTRY_TYPE_FILE && e.size() >= whole_below_ &&
                old->size() >= whole_below_;
-  // Our own signature, for the next sync of this file.
-  // Written to the cache as it is built, committed once the file is sent.
+  // Our own signature, for the next sync of this file: written to the
+  // cache as it is built, committed once the file is sent.
   std::unique_ptr<SignatureBuilder> own_sig;
   std::unique_ptr<SignatureCache::Writer> own_sig_file;
   if (e.size() >= whole_below_) {

@@ -5,7 +5,8 @@
 # (min, median), bytes on the wire, CPU seconds and peak RSS at the source
 # and the replica, and ratios to rsync; then latency, idle cost and a
 # churn soak (tests/bench/latency_bench.sh). Every figure is relative to
-# its peer measured here and now.
+# its peer measured here and now. The redeployment also has rsync given
+# the previous deployment as its basis (--copy-dest) as a second peer.
 #
 #   tests/bench/bench.sh [--size small|large] [--dump-mib N] [--runs R]
 #       [--latency-changes N] [--default-delay-changes N]

@@ -90,6 +90,42 @@ TEST_F(ClusterTest, ThreeSlotsMoveTogetherToTheCut) {
   EXPECT_TRUE(absl::StrContains(human.out, "topology: parity")) << human.out;
 }
 
+// LAGGING for real: a change whose content nothing takes to the standby (a
+// manual cluster without pre-streaming) outlives the threshold; status and
+// --check (exit 1, a warning) say so, and a checkpoint brings the slot back
+// to OK.
+TEST_F(ClusterTest, AChangeNoCutTakesMakesTheSlotLagging) {
+  Up(1, /*follow=*/false, "small", /*databases=*/false, {"--no-prestage"});
+  const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
+  Kill(coord);
+  gwmirror::v1::CoordinatorConfig config;
+  ASSERT_TRUE(
+      ParseJson(testing::ReadFile(coord.config()), "coordinator", &config)
+          .ok());
+  config.set_lagging_after_ms(1500);
+  testing::WriteFile(coord.config(), ToJson(config));
+  Restart(coord);
+  WaitHealthy();
+  EXPECT_EQ(Status().state(), "OK");
+  testing::WriteFile(Gw(Prod(1), "conf/late.props"), "late=1\n");
+  gwmirror::v1::ClusterStatus s = WaitFor(
+      [](const gwmirror::v1::ClusterStatus& s) {
+        return s.slots(0).state() == "LAGGING";
+      },
+      "the slot LAGGING");
+  EXPECT_EQ(s.state(), "LAGGING") << ToJson(s);
+  EXPECT_GE(s.slots(0).lag_ms(), 1500);
+  RunResult check = Cli({"status", "--check"});
+  EXPECT_EQ(check.exit_code, 1) << check.out << check.err;
+  EXPECT_TRUE(absl::StartsWith(check.out, "gwmirror LAGGING")) << check.out;
+  auto id = Checkpoint();
+  ASSERT_TRUE(id.ok()) << id.status();
+  s = WaitFor(
+      [](const gwmirror::v1::ClusterStatus& s) { return s.state() == "OK"; },
+      "the cluster OK again");
+  EXPECT_EQ(Cli({"status", "--check"}).exit_code, 0);
+}
+
 // A replica accepts pushes only from its slot's source certificate: gw2's
 // source pushing to gw1's replica is refused and changes nothing.
 TEST_F(ClusterTest, ReplicaRefusesAnotherSlotsSource) {

@@ -1,7 +1,9 @@
 #include "node/external_connections.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include <ctime>
 #include <filesystem>
 #include <string>
 
@@ -190,6 +192,61 @@ TEST_F(ReadConnectionsTest, ResolvesPerInstanceAndSharesRows) {
     EXPECT_EQ(r.group(), "group-2");
     EXPECT_EQ(r.archive(), "u1");
   }
+}
+
+// Rows are kept between heartbeats, and read again when any file they
+// came from changes, appears or goes.
+TEST_F(ReadConnectionsTest, RowsFollowEveryFileTheyCameFrom) {
+  testing::WriteFile(
+      Conf("u1") + "/ExtConnsStore.xml",
+      Store(Entity("DbConnection",
+                   {{"name", "Metrics"}, {"url", "${environment.DB}"}})));
+  testing::WriteFile(gw_ + "/conf/envSettings.props",
+                     "env.DB=jdbc:mysql://a:3306/m\n");
+  Deploy("instance-1", "u1");
+  auto url = [&] {
+    auto rows = ReadExternalConnections(gw_, report_);
+    return rows.size() == 1 ? rows[0].url()
+                            : "rows: " + std::to_string(rows.size());
+  };
+  EXPECT_EQ(url(), "jdbc:mariadb://a:3306/m");
+  EXPECT_EQ(url(), "jdbc:mariadb://a:3306/m");
+  // The installation's file rewritten (same size, another value).
+  testing::WriteFile(gw_ + "/conf/envSettings.props",
+                     "env.DB=jdbc:mysql://b:3306/m\n");
+  EXPECT_EQ(url(), "jdbc:mariadb://b:3306/m");
+  // The instance's own file appears, then goes.
+  const std::string mine =
+      gw_ + "/groups/group-2/instance-1/conf/envSettings.props";
+  testing::WriteFile(mine, "env.DB=jdbc:mysql://c:3306/m\n");
+  EXPECT_EQ(url(), "jdbc:mariadb://c:3306/m");
+  ASSERT_EQ(unlink(mine.c_str()), 0);
+  EXPECT_EQ(url(), "jdbc:mariadb://b:3306/m");
+  // The store changes.
+  testing::WriteFile(
+      Conf("u1") + "/ExtConnsStore.xml",
+      Store(Entity("DbConnection",
+                   {{"name", "Metrics"}, {"url", "jdbc:mysql://d:3306/m"}})));
+  EXPECT_EQ(url(), "jdbc:mariadb://d:3306/m");
+  // Files older than a clock tick are taken from the cache until their
+  // identity moves: a same-size rewrite with another time is seen.
+  auto age = [](const std::string& path, int seconds_ago) {
+    const timespec t[2] = {{time(nullptr) - seconds_ago, 0},
+                           {time(nullptr) - seconds_ago, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), t, 0), 0);
+  };
+  const std::string install = gw_ + "/conf/envSettings.props";
+  testing::WriteFile(
+      Conf("u1") + "/ExtConnsStore.xml",
+      Store(Entity("DbConnection",
+                   {{"name", "Metrics"}, {"url", "${environment.DB}"}})));
+  age(Conf("u1") + "/ExtConnsStore.xml", 60);
+  age(install, 60);
+  EXPECT_EQ(url(), "jdbc:mariadb://b:3306/m");
+  EXPECT_EQ(url(), "jdbc:mariadb://b:3306/m");  // From the cache.
+  testing::WriteFile(install, "env.DB=jdbc:mysql://e:3306/m\n");
+  age(install, 30);
+  EXPECT_EQ(url(), "jdbc:mariadb://e:3306/m");
 }
 
 // A FIFO or a device in place of a store is refused unread (never blocked
