@@ -119,6 +119,8 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
       s.state(), s.state_reason().empty() ? "" : ": " + s.state_reason(),
       s.epoch(), s.active_site(), absl::StrJoin(s.sites(), ", "),
       s.parity_policy());
+  if (!s.operation().empty())
+    std::cout << "under way: " << s.operation() << "\n";
   if (s.last_consistent().id() == 0) {
     std::cout << "last consistent checkpoint: none yet\n";
   } else {
@@ -707,6 +709,9 @@ absl::Status PromoteCommand(const Args& a) {
   gwmirror::v1::PromoteReport r;
   {
     Progress progress("promote");
+    StatusPoller poll(a, [&](const gwmirror::v1::ClusterStatus& s) {
+      progress.Set(s.operation());
+    });
     grpc::ClientContext ctx;
     RETURN_IF_ERROR(
         FromGrpc(stub->Promote(WithDeadline(&ctx, absl::Hours(2)), req, &r)));
@@ -722,6 +727,9 @@ absl::Status FailbackCommand(const Args& a) {
   gwmirror::v1::PromoteReport r;
   {
     Progress progress("failback");
+    StatusPoller poll(a, [&](const gwmirror::v1::ClusterStatus& s) {
+      progress.Set(s.operation());
+    });
     grpc::ClientContext ctx;
     RETURN_IF_ERROR(
         FromGrpc(stub->Failback(WithDeadline(&ctx, absl::Hours(2)), req, &r)));

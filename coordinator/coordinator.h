@@ -226,6 +226,19 @@ class Coordinator {
                            gwmirror::v1::ActivationPhase phase,
                            uint64_t checkpoint,
                            gwmirror::v1::PromoteStep* step);
+  // While alive, status names `kind` ("promote", "failback") as the
+  // operation under way; a promote inside a failback stays the failback's.
+  class OperationScope {
+   public:
+    OperationScope(Coordinator* c, const std::string& kind);
+    ~OperationScope();
+
+   private:
+    Coordinator* c_;
+    bool owner_;
+  };
+  // The operation under way begins its next step, `name`.
+  void NoteStep(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   // The site a promote would make active (the first one not active now).
   std::string StandbySite() const;
 
@@ -275,6 +288,12 @@ class Coordinator {
   std::string deployment_hold_ ABSL_GUARDED_BY(mu_);
   absl::Time deployment_hold_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // The promote or failback under way ("" when none), its current step,
+  // how many steps it has begun, and when it began (ClusterStatus.operation).
+  std::string operation_ ABSL_GUARDED_BY(mu_);
+  std::string operation_step_ ABSL_GUARDED_BY(mu_);
+  int operation_steps_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time operation_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // The config's `external` declarations, as last (re)loaded.
   std::vector<gwmirror::v1::ExternalDeclaration> declarations_
       ABSL_GUARDED_BY(mu_);

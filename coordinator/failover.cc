@@ -22,8 +22,33 @@ using coordinator_internal::Short;
 using gwmirror::v1::CheckpointInfo;
 using gwmirror::v1::TopologyReport;
 
+Coordinator::OperationScope::OperationScope(Coordinator* c,
+                                            const std::string& kind)
+    : c_(c) {
+  absl::MutexLock l(&c->mu_);
+  owner_ = c->operation_.empty();
+  if (!owner_) return;
+  c->operation_ = kind;
+  c->operation_step_.clear();
+  c->operation_steps_ = 0;
+  c->operation_since_ = c->clock_->Now();
+}
+
+Coordinator::OperationScope::~OperationScope() {
+  if (!owner_) return;
+  absl::MutexLock l(&c_->mu_);
+  c_->operation_.clear();
+}
+
+void Coordinator::NoteStep(const std::string& name) {
+  absl::MutexLock l(&mu_);
+  operation_step_ = name;
+  ++operation_steps_;
+}
+
 absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     const gwmirror::v1::PromoteRequest& req, bool final_pending) {
+  OperationScope operation(this, "promote");
   // No checkpoint runs meanwhile; a consistent one is applied first.
   absl::MutexLock cl(&checkpoint_mu_);
   RETURN_IF_ERROR(ResumeLocked());
@@ -68,6 +93,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
       std::max<int64_t>(0, absl::ToUnixMillis(start) - cp.cut_unix_ms()));
   uint64_t epoch = store_->Epoch();
   auto step = [&](const std::string& name) {
+    NoteStep(name);
     gwmirror::v1::PromoteStep* s = report.add_steps();
     s->set_name(name);
     return s;
@@ -233,6 +259,7 @@ absl::Status Coordinator::ActivateAll(const std::vector<Node>& nodes,
 
 absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
     const gwmirror::v1::FailbackRequest& req) {
+  OperationScope operation(this, "failback");
   const std::string back = store_->FencedSite();
   const std::string active = store_->ActiveSite();
   if (back.empty()) {
@@ -264,6 +291,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
   // One activation phase on every node of the active site.
   auto on_active = [&](const std::string& name,
                        gwmirror::v1::ActivationPhase phase) {
+    NoteStep(name);
     before.emplace_back().set_name(name);
     return ActivateAll(current, epoch, phase, 0, &before.back());
   };
@@ -280,6 +308,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
       st = on_active("stop node managers",
                      gwmirror::v1::ACTIVATION_PHASE_STOP_NODE_MANAGERS);
     absl::Time t = clock_->Now();
+    if (st.ok()) NoteStep("final checkpoint");
     absl::StatusOr<gwmirror::v1::CheckpointInfo> final_cp =
         st.ok() ? RunCheckpoint()
                 : absl::StatusOr<gwmirror::v1::CheckpointInfo>(st);

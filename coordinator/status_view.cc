@@ -4,6 +4,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/cluster_state.h"
 #include "common/fd.h"
@@ -67,6 +68,12 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     if (!deployment_hold_.empty()) {
       s.set_held(deployment_hold_);
       s.set_held_since_unix_ms(absl::ToUnixMillis(deployment_hold_since_));
+    }
+    if (!operation_.empty()) {
+      s.set_operation(absl::StrFormat(
+          "%s: step %d, %s, %.1f s", operation_, operation_steps_,
+          operation_step_.empty() ? "starting" : operation_step_,
+          absl::ToDoubleSeconds(clock_->Now() - operation_since_)));
     }
   }
   std::map<std::string, gwmirror::v1::SlotStatus> slots;

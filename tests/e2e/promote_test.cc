@@ -4,6 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <set>
+#include <thread>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -149,6 +153,49 @@ TEST_F(SwitchTest, ForcedPromoteWithTheCoordinatorKilled) {
   }
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(testing::ReadFile(Gw(Prod(1), "conf/after-forced.props")), "x\n");
+}
+
+// A promote shows how far it is while it runs: status names the step under
+// way, and the command's own progress events carry it (a traffic switch
+// that takes 3 s, so a poll sees it).
+TEST_F(SwitchTest, APromoteShowsItsStepWhileItRuns) {
+  ASSERT_TRUE(Checkpoint().ok());
+  const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
+  Kill(coord);
+  gwmirror::v1::CoordinatorConfig config;
+  ASSERT_TRUE(
+      ParseJson(testing::ReadFile(coord.config()), "coordinator", &config)
+          .ok());
+  config.clear_traffic_switch();
+  for (const char* arg : {"/bin/sh", "-c", "sleep 3"}) {
+    config.add_traffic_switch(arg);
+  }
+  testing::WriteFile(coord.config(), ToJson(config));
+  Restart(coord);
+  WaitHealthy();
+  EXPECT_EQ(Status().operation(), "");
+  RunResult r;
+  std::atomic<bool> done{false};
+  std::thread promote([&] {
+    r = Cli({"promote", "--yes", "--json"});
+    done = true;
+  });
+  std::set<std::string> seen;
+  const absl::Time limit = absl::Now() + absl::Minutes(2);
+  while (!done && absl::Now() < limit) {
+    seen.insert(Status().operation());
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  promote.join();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  bool saw_switch = false;
+  for (const std::string& op : seen) {
+    saw_switch |= absl::StartsWith(op, "promote: step ") &&
+                  absl::StrContains(op, ", traffic switch, ");
+  }
+  EXPECT_TRUE(saw_switch) << absl::StrJoin(seen, " | ");
+  EXPECT_TRUE(absl::StrContains(r.err, "traffic switch")) << r.err;
+  EXPECT_EQ(Status().operation(), "");
 }
 
 TEST_F(SwitchTest, FailbackTakesAFinalCheckpointAndLosesNothing) {
