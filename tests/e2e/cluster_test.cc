@@ -96,16 +96,9 @@ TEST_F(ClusterTest, ThreeSlotsMoveTogetherToTheCut) {
 // to OK.
 TEST_F(ClusterTest, AChangeNoCutTakesMakesTheSlotLagging) {
   Up(1, /*follow=*/false, "small", /*databases=*/false, {"--no-prestage"});
-  const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
-  Kill(coord);
-  gwmirror::v1::CoordinatorConfig config;
-  ASSERT_TRUE(
-      ParseJson(testing::ReadFile(coord.config()), "coordinator", &config)
-          .ok());
-  config.set_lagging_after_ms(1500);
-  testing::WriteFile(coord.config(), ToJson(config));
-  Restart(coord);
-  WaitHealthy();
+  ReconfigureCoordinator([](gwmirror::v1::CoordinatorConfig* c) {
+    c->set_lagging_after_ms(1500);
+  });
   EXPECT_EQ(Status().state(), "OK");
   testing::WriteFile(Gw(Prod(1), "conf/late.props"), "late=1\n");
   gwmirror::v1::ClusterStatus s = WaitFor(

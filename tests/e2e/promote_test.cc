@@ -160,19 +160,12 @@ TEST_F(SwitchTest, ForcedPromoteWithTheCoordinatorKilled) {
 // that takes 3 s, so a poll sees it).
 TEST_F(SwitchTest, APromoteShowsItsStepWhileItRuns) {
   ASSERT_TRUE(Checkpoint().ok());
-  const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
-  Kill(coord);
-  gwmirror::v1::CoordinatorConfig config;
-  ASSERT_TRUE(
-      ParseJson(testing::ReadFile(coord.config()), "coordinator", &config)
-          .ok());
-  config.clear_traffic_switch();
-  for (const char* arg : {"/bin/sh", "-c", "sleep 3"}) {
-    config.add_traffic_switch(arg);
-  }
-  testing::WriteFile(coord.config(), ToJson(config));
-  Restart(coord);
-  WaitHealthy();
+  ReconfigureCoordinator([](gwmirror::v1::CoordinatorConfig* c) {
+    c->clear_traffic_switch();
+    for (const char* arg : {"/bin/sh", "-c", "sleep 3"}) {
+      c->add_traffic_switch(arg);
+    }
+  });
   EXPECT_EQ(Status().operation(), "");
   RunResult r;
   std::atomic<bool> done{false};

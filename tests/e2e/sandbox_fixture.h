@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -228,6 +229,22 @@ class ClusterTest : public ::testing::Test {
     kill(p.pid(), SIGKILL);
     for (int i = 0; i < 500 && !Gone(p.pid()); ++i) usleep(10000);
     ASSERT_TRUE(Gone(p.pid()));
+  }
+
+  // Stops the coordinator, changes its config with `edit`, starts it again
+  // and waits until every node is back.
+  void ReconfigureCoordinator(
+      const std::function<void(gwmirror::v1::CoordinatorConfig*)>& edit) {
+    const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
+    Kill(coord);
+    gwmirror::v1::CoordinatorConfig config;
+    ASSERT_TRUE(
+        ParseJson(testing::ReadFile(coord.config()), "coordinator", &config)
+            .ok());
+    edit(&config);
+    testing::WriteFile(coord.config(), ToJson(config));
+    Restart(coord);
+    WaitHealthy();
   }
 
   // Starts `p` again (same argv, so the same config and port), logging
