@@ -8,16 +8,10 @@
 #include "common/delta.h"
 #include "common/fd.h"
 #include "gtest/gtest.h"
+#include "tests/node/test_util.h"
 
 namespace gwmirror {
 namespace {
-
-std::string Random(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(rng());
-  return s;
-}
 
 // Text that repeats itself a lot, as dumps and XML stores do.
 std::string Rows(size_t rows, uint64_t seed) {
@@ -29,6 +23,15 @@ std::string Rows(size_t rows, uint64_t seed) {
          ");\n";
   }
   return s;
+}
+
+// The basis's librsync signature in 1 KiB blocks, parsed.
+BlockSignature SignatureFor(const std::string& basis) {
+  auto bytes = SignatureOf(basis, 1024);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  auto sig = BlockSignature::Parse(bytes.ok() ? *bytes : "");
+  EXPECT_TRUE(sig.ok()) << sig.status();
+  return sig.ok() ? *std::move(sig) : BlockSignature();
 }
 
 // librsync's patcher over a memory file: what the replica runs.
@@ -63,7 +66,7 @@ std::string RoundTrip(const std::string& basis, const std::string& target,
 
 TEST(BlockDeltaTest, ReadsLibrsyncsSignatureBlockByBlock) {
   // A short last block, as most files have.
-  std::string basis = Random(10 * 1024 + 100, 1);
+  std::string basis = testing::RandomBytes(10 * 1024 + 100, 1);
   auto sig = SignatureOf(basis, 1024);
   ASSERT_TRUE(sig.ok()) << sig.status();
   auto parsed = BlockSignature::Parse(*sig);
@@ -110,7 +113,7 @@ TEST(BlockDeltaTest, AwkwardSizesRoundTrip) {
   for (size_t n : {size_t{0}, size_t{1}, size_t{1023}, size_t{1024},
                    size_t{1025}, size_t{(1 << 18) + 1}}) {
     SCOPED_TRACE(n);
-    std::string basis = Random(n, 4);
+    std::string basis = testing::RandomBytes(n, 4);
     std::string target = basis;
     if (!target.empty()) target[target.size() / 2] ^= 0x5a;
     RoundTrip(basis, target);
@@ -121,7 +124,8 @@ TEST(BlockDeltaTest, AwkwardSizesRoundTrip) {
 }
 
 TEST(BlockDeltaTest, AnUnchangedFileIsOneCopy) {
-  std::string basis = Random(100 * 1024 + 7, 5);  // Short last block too.
+  std::string basis =
+      testing::RandomBytes(100 * 1024 + 7, 5);  // Short last block too.
   std::string delta = RoundTrip(basis, basis);
   // Magic, one copy command (opcode, 1-byte offset 0, 4-byte length), end.
   EXPECT_EQ(delta.size(), 4u + 1 + 1 + 4 + 1);
@@ -130,27 +134,25 @@ TEST(BlockDeltaTest, AnUnchangedFileIsOneCopy) {
 TEST(BlockDeltaTest, ContentFromFarAwayIsFoundAfterALongLiteralRun) {
   // The part of the new file at offset 0 holds what the basis has at
   // 256 KiB; the near window is 8 KiB either side.
-  std::string basis = Random(512 * 1024, 6);
+  std::string basis = testing::RandomBytes(512 * 1024, 6);
   std::string part = basis.substr(256 * 1024, 64 * 1024);
-  auto sig_bytes = SignatureOf(basis, 1024);
-  ASSERT_TRUE(sig_bytes.ok());
-  auto sig = BlockSignature::Parse(*sig_bytes);
-  ASSERT_TRUE(sig.ok());
+  const BlockSignature sig = SignatureFor(basis);
+  ASSERT_GT(sig.blocks(), 0u);
   BlockDeltaOptions opt;
   opt.near_bytes = 8 * 1024;
   opt.far_after = 4096;
-  BlockRange r = NearBlocks(*sig, 0, part.size(), opt);
+  BlockRange r = NearBlocks(sig, 0, part.size(), opt);
   EXPECT_EQ(r.first, 0u);
   EXPECT_EQ(r.end, 72u);
-  BlockIndex near(*sig, r.first, r.end);
-  BlockIndex all(*sig, 0, sig->blocks());
-  BlockIndex compact(*sig, 0, sig->blocks(), /*compact=*/true);
+  BlockIndex near(sig, r.first, r.end);
+  BlockIndex all(sig, 0, sig.blocks());
+  BlockIndex compact(sig, 0, sig.blocks(), /*compact=*/true);
   EXPECT_EQ(compact.bytes() * 2, all.bytes());
 
   std::string near_only, with_far, with_compact;
-  BlockDelta(*sig, near, nullptr, part, false, opt, &near_only);
-  BlockDelta(*sig, near, &all, part, false, opt, &with_far);
-  BlockDelta(*sig, near, &compact, part, false, opt, &with_compact);
+  BlockDelta(sig, near, nullptr, part, false, opt, &near_only);
+  BlockDelta(sig, near, &all, part, false, opt, &with_far);
+  BlockDelta(sig, near, &compact, part, false, opt, &with_compact);
   EXPECT_EQ(with_compact, with_far);
   // Alone, the near blocks cannot help; with every block, only the first
   // far_after bytes (and the roll up to the next block) go literally.
@@ -167,20 +169,18 @@ TEST(BlockDeltaTest, ThePartsOfAFileConcatenateIntoOneDelta) {
   std::string target = basis;
   target.insert(1000, "shifted;\n");
   target.erase(target.size() / 2, 300);
-  auto sig_bytes = SignatureOf(basis, 1024);
-  ASSERT_TRUE(sig_bytes.ok());
-  auto sig = BlockSignature::Parse(*sig_bytes);
-  ASSERT_TRUE(sig.ok());
+  const BlockSignature sig = SignatureFor(basis);
+  ASSERT_GT(sig.blocks(), 0u);
   BlockDeltaOptions opt;
   opt.near_bytes = 64 * 1024;
-  BlockIndex all(*sig, 0, sig->blocks());
+  BlockIndex all(sig, 0, sig.blocks());
   const size_t part = 200 * 1024;
   std::string delta;
   for (size_t off = 0; off < target.size(); off += part) {
     absl::string_view piece = absl::string_view(target).substr(off, part);
-    BlockRange r = NearBlocks(*sig, off, piece.size(), opt);
-    BlockIndex near(*sig, r.first, r.end);
-    BlockDelta(*sig, near, &all, piece, off + part >= target.size(), opt,
+    BlockRange r = NearBlocks(sig, off, piece.size(), opt);
+    BlockIndex near(sig, r.first, r.end);
+    BlockDelta(sig, near, &all, piece, off + part >= target.size(), opt,
                &delta);
   }
   EXPECT_TRUE(Patch(basis, delta) == target);
@@ -191,7 +191,7 @@ TEST(BlockDeltaTest, EverySignatureFitsItsBound) {
   for (size_t n :
        {size_t{0}, size_t{1}, size_t{1023}, size_t{1024}, size_t{1 << 20}}) {
     for (uint32_t bl : {16u, 1024u}) {
-      auto sig = SignatureOf(Random(n, n), bl);
+      auto sig = SignatureOf(testing::RandomBytes(n, n), bl);
       ASSERT_TRUE(sig.ok());
       EXPECT_LE(sig->size(), MaxSignatureBytes(n, bl)) << n << " " << bl;
     }
@@ -201,7 +201,7 @@ TEST(BlockDeltaTest, EverySignatureFitsItsBound) {
 }
 
 TEST(BlockDeltaTest, ASignatureThatIsNotOneIsRefusedByName) {
-  auto sig = SignatureOf(Random(5000, 8), 1024);
+  auto sig = SignatureOf(testing::RandomBytes(5000, 8), 1024);
   ASSERT_TRUE(sig.ok());
   auto expect = [](std::string bytes, absl::string_view says) {
     auto s = BlockSignature::Parse(bytes);

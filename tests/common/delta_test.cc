@@ -13,13 +13,6 @@
 namespace gwmirror {
 namespace {
 
-std::string Random(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(rng());
-  return s;
-}
-
 // Patches `delta` against `basis` through a real file descriptor, feeding
 // the delta in pieces of `split` bytes.
 absl::StatusOr<std::string> Patch(const std::string& basis,
@@ -80,7 +73,7 @@ TEST(DeltaTest, SignaturesAreLibrsyncsByteForByte) {
       for (size_t split : {size_t{1}, size_t{1000}, size_t{1} << 22}) {
         if (split == 1 && n > 5000) continue;
         SCOPED_TRACE(absl::StrCat(n, " bytes, block ", bl, ", split ", split));
-        std::string data = Random(n, n + bl);
+        std::string data = testing::RandomBytes(n, n + bl);
         SignatureBuilder b(n, bl);
         std::string ours;
         auto sink = [&](absl::string_view s) {
@@ -105,7 +98,7 @@ TEST(DeltaTest, AwkwardSizesRoundTrip) {
   for (size_t n : {size_t{0}, size_t{1}, size_t{2047}, size_t{2048},
                    size_t{2049}, size_t{(1 << 20) + 1}}) {
     SCOPED_TRACE(n);
-    std::string basis = Random(n, 1);
+    std::string basis = testing::RandomBytes(n, 1);
     std::string target = basis;
     if (!target.empty()) target[target.size() / 2] ^= 0x5a;
     RoundTrip(basis, target, n > 100000 ? 65536 : 7);
@@ -115,7 +108,7 @@ TEST(DeltaTest, AwkwardSizesRoundTrip) {
 }
 
 TEST(DeltaTest, HundredMebibytesWithShiftsIsSmall) {
-  std::string basis = Random(100 << 20, 2);
+  std::string basis = testing::RandomBytes(100 << 20, 2);
   std::string target = basis;
   target.insert(10 << 20, "inserted row\n");
   target.erase(60 << 20, 5000);
@@ -131,9 +124,9 @@ TEST(DeltaTest, HundredMebibytesWithShiftsIsSmall) {
 }
 
 TEST(DeltaTest, IdenticalUnrelatedAndBinaryInputs) {
-  std::string a = Random(300000, 3);
+  std::string a = testing::RandomBytes(300000, 3);
   RoundTrip(a, a);
-  RoundTrip(a, Random(300000, 4));
+  RoundTrip(a, testing::RandomBytes(300000, 4));
   std::string text;
   for (int i = 0; i < 20000; ++i)
     text += "INSERT INTO t VALUES (" + std::to_string(i) + ");\n";
@@ -147,7 +140,7 @@ TEST(DeltaTest, IdenticalUnrelatedAndBinaryInputs) {
 }
 
 TEST(DeltaTest, ConcatenatedStreamsPatchConsecutiveParts) {
-  std::string basis = Random(300000, 8);
+  std::string basis = testing::RandomBytes(300000, 8);
   std::string target = basis;
   target.insert(5000, "early insert");
   target.replace(250000, 4, "edit");
@@ -174,7 +167,7 @@ TEST(DeltaTest, ConcatenatedStreamsPatchConsecutiveParts) {
 }
 
 TEST(DeltaTest, CorruptDeltaIsDataLoss) {
-  std::string basis = Random(100000, 5);
+  std::string basis = testing::RandomBytes(100000, 5);
   auto sig = SignatureOf(basis, 2048);
   auto delta = DeltaOf(*sig, basis + "tail");
   ASSERT_TRUE(delta.ok());
@@ -188,7 +181,7 @@ TEST(DeltaTest, CorruptDeltaIsDataLoss) {
 }
 
 TEST(DeltaTest, OutputBeyondDeclaredSizeIsRefused) {
-  std::string basis = Random(10000, 6);
+  std::string basis = testing::RandomBytes(10000, 6);
   auto sig = SignatureOf(basis, 2048);
   auto delta = DeltaOf(*sig, basis + basis);
   ASSERT_TRUE(delta.ok());
@@ -199,7 +192,7 @@ TEST(DeltaTest, OutputBeyondDeclaredSizeIsRefused) {
 
 TEST(DeltaTest, CopyPastTheBasisIsRefused) {
   // A delta made against a longer basis references bytes this one lacks.
-  std::string big = Random(50000, 7);
+  std::string big = testing::RandomBytes(50000, 7);
   auto sig = SignatureOf(big, 2048);
   auto delta = DeltaOf(*sig, big);
   ASSERT_TRUE(delta.ok());

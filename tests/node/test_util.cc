@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <random>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -42,6 +43,13 @@ gwmirror::v1::TlsConfig Pki::Issue(const std::string& name) {
   auto tls = IssueCertificate(dir_ + "/ca", name, dir_ + "/certs");
   EXPECT_TRUE(tls.ok()) << tls.status();
   return tls.ok() ? *tls : gwmirror::v1::TlsConfig();
+}
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(rng());
+  return s;
 }
 
 void WriteFile(const std::string& path, const std::string& content, int mode) {

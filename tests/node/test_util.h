@@ -44,6 +44,8 @@ class Pki {
 void WriteFile(const std::string& path, const std::string& content,
                int mode = 0644);
 std::string ReadFile(const std::string& path);
+// `n` pseudo-random bytes, the same for the same seed.
+std::string RandomBytes(size_t n, uint64_t seed);
 // Flips one byte of `path` at `at` in place, keeping its size and mtime
 // (bit rot the stat data cannot see).
 void FlipByte(const std::string& path, off_t at);
