@@ -504,22 +504,32 @@ TEST_F(DrillTest, DrillDuringChangesReportsRtoAndRpoAndLeavesNothing) {
       absl::SleepFor(absl::Milliseconds(100));
     }
   });
-  // The smoke command lasts 4 s, so its step shows in status and in the
-  // command's own progress events.
+  // The smoke command lasts until this test has seen its step in status
+  // (and 2 s more, for the command's own progress line), at most 60 s: a
+  // loaded machine's slow status calls cannot miss it.
+  const std::string seen = Dir() + "/smoke-seen";
   RunResult r;
   std::atomic<bool> drilled{false};
   std::thread drill([&] {
     r = Cli({"drill", "--json", "--smoke",
-             "test -s \"$GWMIRROR_DRILL_ROOT/opt/Axway-7.7/apigateway/conf/"
-             "envSettings.props\" && sleep 4"});
+             absl::StrCat("test -s \"$GWMIRROR_DRILL_ROOT/opt/Axway-7.7/"
+                          "apigateway/conf/envSettings.props\" && "
+                          "for i in $(seq 600); do test -e ",
+                          seen, " && exit 0; sleep 0.1; done; exit 1")});
     drilled = true;
   });
   std::set<std::string> steps;
+  int polls = 0;
   const absl::Time drill_limit = absl::Now() + absl::Minutes(2);
   while (!drilled && absl::Now() < drill_limit) {
     gwmirror::v1::ClusterStatus s = Status();
+    ++polls;
     for (const auto& slot : s.slots()) {
       if (slot.has_drill()) steps.insert(slot.drill().step());
+    }
+    if (steps.count("smoke") && access(seen.c_str(), F_OK) != 0) {
+      absl::SleepFor(absl::Seconds(2));
+      testing::WriteFile(seen, "");
     }
     absl::SleepFor(absl::Milliseconds(200));
   }
@@ -528,7 +538,8 @@ TEST_F(DrillTest, DrillDuringChangesReportsRtoAndRpoAndLeavesNothing) {
   stop = true;
   writer.join();
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(steps.count("smoke")) << absl::StrJoin(steps, ",");
+  EXPECT_TRUE(steps.count("smoke"))
+      << polls << " status calls saw: " << absl::StrJoin(steps, ",");
   EXPECT_TRUE(absl::StrContains(r.err, "running the smoke command")) << r.err;
   // Over: no drill in status any more (the next heartbeat says so).
   WaitFor(
