@@ -160,9 +160,16 @@ TEST_F(SwitchTest, ForcedPromoteWithTheCoordinatorKilled) {
 // that takes 3 s, so a poll sees it).
 TEST_F(SwitchTest, APromoteShowsItsStepWhileItRuns) {
   ASSERT_TRUE(Checkpoint().ok());
-  ReconfigureCoordinator([](gwmirror::v1::CoordinatorConfig* c) {
+  // The traffic switch lasts until this test has seen its step in status
+  // (and 2 s more, for the command's own progress line), at most 60 s: a
+  // loaded machine's slow status calls cannot miss it.
+  const std::string seen = Dir() + "/switch-seen";
+  ReconfigureCoordinator([&](gwmirror::v1::CoordinatorConfig* c) {
     c->clear_traffic_switch();
-    for (const char* arg : {"/bin/sh", "-c", "sleep 3"}) {
+    for (const std::string& arg :
+         {std::string("/bin/sh"), std::string("-c"),
+          absl::StrCat("for i in $(seq 600); do test -e ", seen,
+                       " && exit 0; sleep 0.1; done; exit 1")}) {
       c->add_traffic_switch(arg);
     }
   });
@@ -173,20 +180,23 @@ TEST_F(SwitchTest, APromoteShowsItsStepWhileItRuns) {
     r = Cli({"promote", "--yes", "--json"});
     done = true;
   });
-  std::set<std::string> seen;
+  std::set<std::string> operations;
   const absl::Time limit = absl::Now() + absl::Minutes(2);
+  bool saw_switch = false;
   while (!done && absl::Now() < limit) {
-    seen.insert(Status().operation());
+    const std::string op = Status().operation();
+    operations.insert(op);
+    if (!saw_switch && absl::StartsWith(op, "promote: step ") &&
+        absl::StrContains(op, ", traffic switch, ")) {
+      saw_switch = true;
+      absl::SleepFor(absl::Seconds(2));
+      testing::WriteFile(seen, "");
+    }
     absl::SleepFor(absl::Milliseconds(200));
   }
   promote.join();
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  bool saw_switch = false;
-  for (const std::string& op : seen) {
-    saw_switch |= absl::StartsWith(op, "promote: step ") &&
-                  absl::StrContains(op, ", traffic switch, ");
-  }
-  EXPECT_TRUE(saw_switch) << absl::StrJoin(seen, " | ");
+  EXPECT_TRUE(saw_switch) << absl::StrJoin(operations, " | ");
   EXPECT_TRUE(absl::StrContains(r.err, "traffic switch")) << r.err;
   EXPECT_EQ(Status().operation(), "");
 }
