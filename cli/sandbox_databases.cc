@@ -114,19 +114,6 @@ bool Alive(int pid) {
   return close != std::string::npos && stat->substr(close + 2, 1) != "Z";
 }
 
-absl::StatusOr<int> FreePort() {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  struct sockaddr_in sa = {};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sa;
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
-      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
-    return ErrnoStatus(errno, "pick a port");
-  }
-  return ntohs(sa.sin_port);
-}
-
 // Records a started SQL server of `db.kind()` and the job that dumps (or
 // restores) its metrics database through `socket`.
 void RecordSqlServer(const SandboxDatabase& db, const std::string& socket,
@@ -323,7 +310,7 @@ absl::Status StartSlapd(const std::string& dir, const std::string& site,
   ASSIGN_OR_RETURN(std::string slapd, Which("slapd"));
   ASSIGN_OR_RETURN(std::string slapadd, Which("slapadd"));
   ASSIGN_OR_RETURN(std::string ldapadd, Which("ldapadd"));
-  ASSIGN_OR_RETURN(int port, FreePort());
+  ASSIGN_OR_RETURN(int port, FreeLoopbackPort());
   std::string url = absl::StrCat("ldap://", net.host, ":", port, "/");
   std::string password = RandomPassword();
   std::string config = absl::StrCat(

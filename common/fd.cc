@@ -1,8 +1,11 @@
 #include "common/fd.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,6 +220,20 @@ absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir,
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+absl::StatusOr<int> FreeLoopbackPort() {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_in sa = {};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  if (!fd.valid() ||
+      bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    return ErrnoStatus(errno, "pick a port");
+  }
+  return ntohs(sa.sin_port);
 }
 
 }  // namespace gwmirror

@@ -89,6 +89,11 @@ void CloseFdsFrom(int first);
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir,
                                                  Env* env = Env::Default());
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound, read, closed),
+// for servers that cannot bind port 0 themselves (database and etcd
+// servers the sandbox and tests start).
+absl::StatusOr<int> FreeLoopbackPort();
+
 }  // namespace gwmirror
 
 #endif  // GWMIRROR_COMMON_FD_H_

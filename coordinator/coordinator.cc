@@ -20,6 +20,7 @@
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "coordinator/coordinator_internal.h"
+#include "coordinator/etcd_client.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 
 namespace gwmirror {
@@ -41,6 +42,11 @@ absl::Status ValidateCoordinatorConfig(
   if (c.initial_active_site() != c.sites(0) &&
       c.initial_active_site() != c.sites(1)) {
     return bad("\"initial_active_site\" must be one of \"sites\"");
+  }
+  if (c.has_etcd()) {
+    if (absl::Status st = ValidateEtcdStore(c.etcd()); !st.ok()) {
+      return bad(std::string(st.message()));
+    }
   }
   if (!c.parity_policy().empty() && c.parity_policy() != "strict" &&
       c.parity_policy() != "warn") {
@@ -101,9 +107,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
     gwmirror::v1::CoordinatorConfig config, CoordinatorOptions options) {
   RETURN_IF_ERROR(ValidateCoordinatorConfig(config));
   RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
-  ASSIGN_OR_RETURN(auto store,
-                   StateStore::Open(config.state_dir() + "/state.db",
-                                    config.initial_active_site()));
+  ASSIGN_OR_RETURN(auto store, OpenStateStore(config));
   std::unique_ptr<Coordinator> c(
       new Coordinator(std::move(config), std::move(store), std::move(options)));
   ASSIGN_OR_RETURN(c->audit_,

@@ -129,6 +129,9 @@ class Coordinator {
 
   // Background work: periodic checkpoints and requested ones.
   void StartBackground();
+  // OK while this coordinator may act (always, with the SQLite store; with
+  // etcd, while it holds the lead).
+  absl::Status Lead() const { return store_->Lead(); }
 
   const gwmirror::v1::CoordinatorConfig& config() const { return config_; }
 

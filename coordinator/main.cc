@@ -1,10 +1,16 @@
 // gwmirror-coordinator: the cluster's control plane.
 // "gwmirror-coordinator help" and the table in Main give its commands.
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/args.h"
 #include "common/command_line.h"
 #include "common/config.h"
@@ -71,6 +77,21 @@ absl::Status Serve(const std::string& path) {
   // Unfinished checkpoints of a previous run are settled by the background
   // loop as soon as the replicas have registered.
   c->StartBackground();
+  // With the etcd store: a coordinator that lost the lead stops acting at
+  // once (its writes are refused from then on) and exits, non-zero, so
+  // that its supervisor starts it again to campaign anew.
+  std::atomic<bool> stop_watching{false};
+  std::string lost;
+  std::thread lead_watch([&] {
+    while (!stop_watching) {
+      if (absl::Status st = coordinator->Lead(); !st.ok()) {
+        lost = std::string(st.message());
+        kill(getpid(), SIGTERM);
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  });
   // SIGHUP: certificates, and the config's `external` declarations.
   int sig = WaitForStopSignal([&tls, &path, coordinator] {
     (void)tls->Reload();
@@ -83,6 +104,12 @@ absl::Status Serve(const std::string& path) {
     }
     coordinator->ReloadDeclarations(*fresh);
   });
+  stop_watching = true;
+  lead_watch.join();
+  if (!lost.empty()) {
+    StopServer(server.get());
+    return absl::UnavailableError(lost);
+  }
   Logf(LogLevel::kInfo, "coordinator", "stopping on signal %d", sig);
   StopServer(server.get());
   return absl::OkStatus();
@@ -107,7 +134,8 @@ int Main(int argc, char** argv) {
           "gwmirror-coordinator takes the consistency checkpoints across "
           "every host of both sites, keeps the epochs that fence a promoted "
           "site, runs drills and serves the operator's CLI and /metrics. "
-          "Exit 0 on SIGTERM or SIGINT.",
+          "Exit 0 on SIGTERM or SIGINT; non-zero when its state store "
+          "fails, or when it keeps its state on etcd and loses the lead.",
       .global = DaemonFlags("The coordinator config"),
       .commands = {
           {.path = "serve",

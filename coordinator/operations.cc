@@ -96,9 +96,8 @@ absl::Status Coordinator::Release(const std::string& slot) {
     return absl::NotFoundError(absl::StrCat("no slot \"", slot, "\""));
   }
   if (!held_.count(slot)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("slot ", slot,
-                     " holds nothing (no mass deletion, no anomaly)"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "slot ", slot, " holds nothing (no mass deletion, no anomaly)"));
   }
   released_.insert(slot);
   if (config_.follow_changes()) change_reported_ = true;

@@ -103,10 +103,7 @@ absl::StatusOr<StateStore::Recovered> RecoverState(
   // later, stands in (the RPO shown is short by the cut-to-commit time).
   r.cut_ms = committed_ms.count(r.checkpoint) ? committed_ms[r.checkpoint]
                                               : absl::ToUnixMillis(absl::Now());
-  RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
-  ASSIGN_OR_RETURN(auto store,
-                   StateStore::Open(config.state_dir() + "/state.db",
-                                    config.initial_active_site()));
+  ASSIGN_OR_RETURN(auto store, OpenStateStore(config));
   RETURN_IF_ERROR(store->Recover(r));
   report->push_back(absl::StrCat(
       "recovered: epoch ", r.epoch, ", ", r.active_site, " active",

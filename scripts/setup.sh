@@ -7,7 +7,7 @@ pkgs=(cmake g++ make ccache pkg-config
       libabsl-dev librsync-dev libb2-dev libssl-dev libzstd-dev libsqlite3-dev libexpat1-dev libzip-dev libgtest-dev libgmock-dev libcli11-dev libmicrohttpd-dev
       rsync rdiff python3 bc time
       mariadb-server mariadb-client postgresql postgresql-client slapd ldap-utils
-      systemd prometheus dpkg-dev lsyncd iproute2 nftables "$@")
+      systemd prometheus dpkg-dev lsyncd iproute2 nftables etcd-server etcd-client "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

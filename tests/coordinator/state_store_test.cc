@@ -1,39 +1,88 @@
 // The coordinator's durable state: ids never reused, one commit point per
-// checkpoint, everything survives a reopen.
+// checkpoint, everything survives a reopen. Every test runs against both
+// stores: SQLite, and etcd (a real etcd server, one member, TLS).
 #include "coordinator/state_store.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "coordinator/etcd_state_store.h"
+#include "coordinator/sqlite_state_store.h"
 #include "gtest/gtest.h"
+#include "tests/coordinator/etcd_cluster.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
 namespace {
 
-class StateStoreTest : public ::testing::Test {
+enum class Backend { kSqlite, kEtcd };
+
+class StateStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
-  void SetUp() override { Reopen(); }
+  static void SetUpTestSuite() {
+    etcd_dir_ = new testing::TempDir();
+    auto c = testing::EtcdCluster::Start(etcd_dir_->path(), 1);
+    ASSERT_TRUE(c.ok()) << c.status();
+    etcd_ = c->release();
+  }
+  static void TearDownTestSuite() {
+    delete etcd_;
+    delete etcd_dir_;
+  }
+  void SetUp() override {
+    static int n = 0;
+    prefix_ = absl::StrCat("/test-", ++n, "/");
+    Reopen();
+  }
+  absl::StatusOr<std::unique_ptr<StateStore>> Open(
+      const std::string& active_site) {
+    if (GetParam() == Backend::kSqlite) {
+      ASSIGN_OR_RETURN(auto s,
+                       SqliteStateStore::Open(dir_ / "state.db", active_site));
+      return std::unique_ptr<StateStore>(std::move(s));
+    }
+    EtcdStateStore::Options options;
+    options.name = "test";
+    options.active_site = active_site;
+    ASSIGN_OR_RETURN(
+        auto s, EtcdStateStore::Open(etcd_->StoreConfig(prefix_), options));
+    return std::unique_ptr<StateStore>(std::move(s));
+  }
   void Reopen() {
     store_.reset();
-    auto s = StateStore::Open(dir_ / "state.db", "production");
+    auto s = Open("production");
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = *std::move(s);
   }
+  static testing::TempDir* etcd_dir_;
+  static testing::EtcdCluster* etcd_;
   testing::TempDir dir_;
+  std::string prefix_;
   std::unique_ptr<StateStore> store_;
 };
 
-TEST_F(StateStoreTest, FreshStoreStartsAtEpochOneWithTheInitialActiveSite) {
+testing::TempDir* StateStoreTest::etcd_dir_ = nullptr;
+testing::EtcdCluster* StateStoreTest::etcd_ = nullptr;
+
+INSTANTIATE_TEST_SUITE_P(Stores, StateStoreTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kEtcd),
+                         [](const auto& info) {
+                           return info.param == Backend::kSqlite ? "Sqlite"
+                                                                 : "Etcd";
+                         });
+
+TEST_P(StateStoreTest, FreshStoreStartsAtEpochOneWithTheInitialActiveSite) {
   EXPECT_EQ(store_->Epoch(), 1u);
   EXPECT_EQ(store_->ActiveSite(), "production");
   // The initial site is only the first start's: the record wins after.
   store_.reset();
-  auto s = StateStore::Open(dir_ / "state.db", "standby");
+  auto s = Open("standby");
   ASSERT_TRUE(s.ok());
   EXPECT_EQ((*s)->ActiveSite(), "production");
 }
 
 // A state rebuilt from the nodes survives a reopen, new ids follow the
 // recovered checkpoint, and only a store without checkpoints is rebuilt.
-TEST_F(StateStoreTest, RecoveredStateHoldsAndNewIdsFollowIt) {
+TEST_P(StateStoreTest, RecoveredStateHoldsAndNewIdsFollowIt) {
   StateStore::Recovered r;
   r.epoch = 3;
   r.active_site = "standby";
@@ -59,7 +108,7 @@ TEST_F(StateStoreTest, RecoveredStateHoldsAndNewIdsFollowIt) {
   EXPECT_EQ(store_->Epoch(), 3u);
 }
 
-TEST_F(StateStoreTest, CheckpointLifecycleSurvivesReopen) {
+TEST_P(StateStoreTest, CheckpointLifecycleSurvivesReopen) {
   auto n = store_->BeginCut(1, 1000);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 1u);
@@ -86,7 +135,7 @@ TEST_F(StateStoreTest, CheckpointLifecycleSurvivesReopen) {
   EXPECT_TRUE(store_->Unfinished()->empty());
 }
 
-TEST_F(StateStoreTest, IdsAreNeverReusedAndAbortedOnesAreNotCommitted) {
+TEST_P(StateStoreTest, IdsAreNeverReusedAndAbortedOnesAreNotCommitted) {
   ASSERT_EQ(*store_->BeginCut(1, 1), 1u);
   ASSERT_TRUE(store_->RecordAborted(1, "replica gw2 lost").ok());
   Reopen();
@@ -101,7 +150,7 @@ TEST_F(StateStoreTest, IdsAreNeverReusedAndAbortedOnesAreNotCommitted) {
   EXPECT_EQ(all->back().reason(), "replica gw2 lost");
 }
 
-TEST_F(StateStoreTest, ACheckpointBecomesConsistentOnlyOnceAndNeverAfterAbort) {
+TEST_P(StateStoreTest, ACheckpointBecomesConsistentOnlyOnceAndNeverAfterAbort) {
   ASSERT_EQ(*store_->BeginCut(1, 1), 1u);
   ASSERT_TRUE(store_->RecordConsistent(1, {{"gw1", "x"}}, 2).ok());
   absl::Status again = store_->RecordConsistent(1, {{"gw1", "y"}}, 3);
@@ -117,13 +166,85 @@ TEST_F(StateStoreTest, ACheckpointBecomesConsistentOnlyOnceAndNeverAfterAbort) {
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(StateStoreTest, DamagedDatabaseIsAnErrorNotAFreshStart) {
+TEST_P(StateStoreTest, DamagedDatabaseIsAnErrorNotAFreshStart) {
   store_.reset();
-  testing::WriteFile(dir_ / "bad.db", std::string(4096, 'x'));
-  auto s = StateStore::Open(dir_ / "bad.db", "production");
+  absl::StatusOr<std::unique_ptr<StateStore>> s;
+  if (GetParam() == Backend::kSqlite) {
+    testing::WriteFile(dir_ / "bad.db", std::string(4096, 'x'));
+    s = SqliteStateStore::Open(dir_ / "bad.db", "production");
+  } else {
+    ASSERT_TRUE(etcd_->Put(prefix_ + "meta", std::string(64, 'x')).ok());
+    s = Open("production");
+  }
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("coordinator state"), std::string::npos)
+  EXPECT_NE(s.status().message().find(GetParam() == Backend::kSqlite
+                                          ? "coordinator state"
+                                          : "not a gwmirror state record"),
+            std::string::npos)
       << s.status();
+}
+
+// Drills: ids grow, a finished one keeps its report, one the coordinator
+// did not live to finish says so.
+TEST_P(StateStoreTest, DrillsKeepTheirReportsAndSayWhenUnfinished) {
+  auto one = store_->BeginDrill(1000);
+  ASSERT_TRUE(one.ok()) << one.status();
+  auto two = store_->BeginDrill(2000);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(*two, *one + 1);
+  gwmirror::v1::DrillReport r;
+  r.set_id(*one);
+  r.set_started_unix_ms(1000);
+  r.set_ok(true);
+  r.set_rto_ms(42);
+  ASSERT_TRUE(store_->RecordDrill(r).ok());
+  Reopen();
+  auto list = store_->ListDrills(10);
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id(), *two);  // Newest first.
+  EXPECT_FALSE((*list)[0].ok());
+  EXPECT_EQ((*list)[0].started_unix_ms(), 2000);
+  EXPECT_NE((*list)[0].error().find("unfinished"), std::string::npos);
+  EXPECT_TRUE((*list)[1].ok());
+  EXPECT_EQ((*list)[1].rto_ms(), 42);
+}
+
+// Counts by state, pins and a promote's epoch survive a reopen.
+TEST_P(StateStoreTest, CountsPinsAndPromotesSurviveReopen) {
+  ASSERT_EQ(*store_->BeginCut(1, 1), 1u);
+  ASSERT_TRUE(store_->RecordAborted(1, "x").ok());
+  ASSERT_EQ(*store_->BeginCut(1, 2), 2u);
+  ASSERT_TRUE(store_->RecordConsistent(2, {{"gw1", "a"}}, 3).ok());
+  ASSERT_TRUE(store_->RecordApplied(2, "gw1", 4).ok());
+  ASSERT_EQ(*store_->BeginCut(1, 5), 3u);
+  ASSERT_TRUE(store_->Pin(2, true).ok());
+  ASSERT_TRUE(store_->Pin(1, true).ok());
+  ASSERT_TRUE(store_->Pin(1, false).ok());
+  auto epoch = store_->SwitchActive("standby");
+  ASSERT_TRUE(epoch.ok()) << epoch.status();
+  EXPECT_EQ(*epoch, 2u);
+  EXPECT_EQ(store_->SwitchActive("standby").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  Reopen();
+  auto counts = store_->CountByState();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(*counts, (std::map<std::string, uint64_t>{
+                         {"aborted", 1}, {"applied", 1}, {"cut", 1}}));
+  EXPECT_EQ(store_->Pins(), std::vector<uint64_t>{2});
+  EXPECT_EQ(store_->Epoch(), 2u);
+  EXPECT_EQ(store_->ActiveSite(), "standby");
+  EXPECT_EQ(store_->FencedSite(), "production");
+  ASSERT_TRUE(store_->AdoptActive(5, "production").ok());
+  ASSERT_TRUE(store_->AdoptActive(4, "standby").ok());  // Older: ignored.
+  Reopen();
+  EXPECT_EQ(store_->Epoch(), 5u);
+  EXPECT_EQ(store_->ActiveSite(), "production");
+  EXPECT_EQ(store_->FencedSite(), "standby");
+  auto open = store_->Unfinished();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ(open->front().id(), 3u);
 }
 
 }  // namespace

@@ -89,19 +89,27 @@ std::vector<std::string> Uncommented(const Descriptor* type,
   return out;
 }
 
+// Every option shows in one of `texts`, with a comment where it first
+// does in each.
 void ExpectComplete(const google::protobuf::Message& msg,
-                    const std::string& text) {
-  Value root;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
-                  StripJsonComments(text), &root)
-                  .ok());
+                    const std::vector<std::string>& texts) {
+  std::vector<Value> roots(texts.size());
+  std::vector<const Value*> objects;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                    StripJsonComments(texts[i]), &roots[i])
+                    .ok());
+    objects.push_back(&roots[i]);
+  }
   std::vector<std::string> missing;
-  Missing(msg.GetDescriptor(), {&root}, "", &missing);
+  Missing(msg.GetDescriptor(), objects, "", &missing);
   EXPECT_TRUE(missing.empty())
-      << "options the example does not show: " << absl::StrJoin(missing, ", ");
-  std::vector<std::string> bare = Uncommented(msg.GetDescriptor(), text);
-  EXPECT_TRUE(bare.empty())
-      << "options shown without a comment: " << absl::StrJoin(bare, ", ");
+      << "options the examples do not show: " << absl::StrJoin(missing, ", ");
+  for (const std::string& text : texts) {
+    std::vector<std::string> bare = Uncommented(msg.GetDescriptor(), text);
+    EXPECT_TRUE(bare.empty())
+        << "options shown without a comment: " << absl::StrJoin(bare, ", ");
+  }
 }
 
 TEST(ExamplesTest, CoordinatorConfigValidatesAndShowsEveryOption) {
@@ -111,7 +119,14 @@ TEST(ExamplesTest, CoordinatorConfigValidatesAndShowsEveryOption) {
   EXPECT_TRUE(ValidateCoordinatorConfig(c).ok())
       << ValidateCoordinatorConfig(c);
   EXPECT_EQ(c.members_size(), 4);
-  ExpectComplete(c, text);
+  // The etcd state store has an example of its own.
+  std::string etcd = Example("coordinator-etcd.json");
+  gwmirror::v1::CoordinatorConfig e;
+  ASSERT_TRUE(ParseJson(etcd, "coordinator-etcd.json", &e).ok());
+  EXPECT_TRUE(ValidateCoordinatorConfig(e).ok())
+      << ValidateCoordinatorConfig(e);
+  EXPECT_EQ(e.etcd().endpoints_size(), 3);
+  ExpectComplete(c, {text, etcd});
 }
 
 TEST(ExamplesTest, NodeConfigsValidateAndShowEveryOption) {
@@ -124,7 +139,7 @@ TEST(ExamplesTest, NodeConfigsValidateAndShowEveryOption) {
     auto c = LoadNodeConfig(dir / name);
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_TRUE(ValidateDatabaseJobs(*c).ok()) << ValidateDatabaseJobs(*c);
-    ExpectComplete(*c, text);
+    ExpectComplete(*c, {text});
   }
 }
 
@@ -132,7 +147,7 @@ TEST(ExamplesTest, CliConfigShowsEveryOption) {
   std::string text = Example("cli.json");
   gwmirror::v1::CliConfig c;
   ASSERT_TRUE(ParseJson(text, "cli.json", &c).ok());
-  ExpectComplete(c, text);
+  ExpectComplete(c, {text});
 }
 
 }  // namespace

@@ -1,0 +1,137 @@
+// The etcd state store's leadership, against real etcd servers: one
+// leader per prefix, a deposed leader fenced off by etcd itself (the
+// leader key's create revision in every transaction), a leader cut off
+// from etcd stops within its lease, and members dying under it cost
+// nothing.
+#include "coordinator/etcd_state_store.h"
+
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/coordinator/etcd_cluster.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+class EtcdStateStoreTest : public ::testing::Test {
+ protected:
+  void Start(int members) {
+    auto c = testing::EtcdCluster::Start(dir_.path(), members);
+    ASSERT_TRUE(c.ok()) << c.status();
+    etcd_ = *std::move(c);
+  }
+  absl::StatusOr<std::unique_ptr<EtcdStateStore>> Open(const std::string& name,
+                                                       absl::Duration wait,
+                                                       int ttl_s = 10) {
+    gwmirror::v1::EtcdStore config = etcd_->StoreConfig("/gw/");
+    config.set_lease_ttl_s(ttl_s);
+    EtcdStateStore::Options options;
+    options.name = name;
+    options.active_site = "production";
+    options.wait_for_lead = wait;
+    return EtcdStateStore::Open(config, options);
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<testing::EtcdCluster> etcd_;
+};
+
+TEST_F(EtcdStateStoreTest, OneLeadsTheOtherWaitsAndTakesOverWhenItStops) {
+  ASSERT_NO_FATAL_FAILURE(Start(1));
+  auto a = Open("coordinator-a", absl::ZeroDuration());
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(*(*a)->BeginCut(1, 1000), 1u);
+  auto b = Open("coordinator-b", absl::Seconds(1));
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(b.status().message(), "\"coordinator-a\""))
+      << b.status();
+  // A stops (its lease revoked on the way out): B leads at once, on A's
+  // state.
+  a->reset();
+  const absl::Time asked = absl::Now();
+  b = Open("coordinator-b", absl::Seconds(5));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_LT(absl::Now() - asked, absl::Seconds(2));
+  EXPECT_EQ((*b)->Get(1)->state(), gwmirror::v1::CHECKPOINT_STATE_CUT);
+  EXPECT_EQ(*(*b)->BeginCut(1, 2000), 2u);
+}
+
+// The case fencing exists for: A still believes it leads (its lease was
+// revoked behind its back, as an expiry during a long pause would), B
+// leads; nothing A writes lands, and A knows it no longer leads.
+TEST_F(EtcdStateStoreTest, ADeposedLeaderCanNeitherCommitNorRaiseTheEpoch) {
+  ASSERT_NO_FATAL_FAILURE(Start(1));
+  auto a = Open("coordinator-a", absl::ZeroDuration());
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(*(*a)->BeginCut(1, 1000), 1u);
+  const int64_t a_token = (*a)->FencingToken();
+  ASSERT_TRUE(etcd_->RevokeLeaseOf("/gw/leader").ok());
+  auto b = Open("coordinator-b", absl::Seconds(5));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_GT((*b)->FencingToken(), a_token);
+
+  absl::Status commit = (*a)->RecordConsistent(1, {{"gw1", "d"}}, 2000);
+  EXPECT_EQ(commit.code(), absl::StatusCode::kFailedPrecondition) << commit;
+  EXPECT_TRUE(absl::StrContains(commit.message(), "no longer leads")) << commit;
+  EXPECT_FALSE((*a)->Lead().ok());
+  EXPECT_FALSE((*a)->SwitchActive("standby").ok());
+  EXPECT_FALSE((*a)->BeginCut(1, 3000).ok());
+
+  EXPECT_TRUE((*b)->Lead().ok());
+  EXPECT_EQ((*b)->Get(1)->state(), gwmirror::v1::CHECKPOINT_STATE_CUT);
+  EXPECT_EQ((*b)->Epoch(), 1u);
+  EXPECT_EQ((*b)->ActiveSite(), "production");
+  EXPECT_EQ(*(*b)->BeginCut(1, 4000), 2u);
+  ASSERT_TRUE((*b)->RecordAborted(1, "the coordinator changed").ok());
+}
+
+// Cut off from every etcd member (SIGSTOP), the leader stops leading when
+// its lease runs out by its own clock, without etcd telling it; once etcd
+// is back, another takes over and the old one stays stopped.
+TEST_F(EtcdStateStoreTest, ALeaderCutOffFromEtcdStopsWithinItsLease) {
+  ASSERT_NO_FATAL_FAILURE(Start(1));
+  auto a = Open("coordinator-a", absl::ZeroDuration(), /*ttl_s=*/3);
+  ASSERT_TRUE(a.ok()) << a.status();
+  etcd_->Stop(0);
+  const absl::Time cut_off = absl::Now();
+  while ((*a)->Lead().ok() && absl::Now() - cut_off < absl::Seconds(10)) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const absl::Duration stopped_after = absl::Now() - cut_off;
+  etcd_->Continue(0);
+  EXPECT_FALSE((*a)->Lead().ok());
+  // By its own clock: at most the TTL after the last renewal it sent,
+  // which etcd cannot have expired earlier (this loop looks every 50 ms).
+  EXPECT_LE(stopped_after, absl::Seconds(3) + absl::Milliseconds(100))
+      << stopped_after;
+  std::printf("leader stopped leading %.2f s after etcd went silent (ttl 3)\n",
+              absl::ToDoubleSeconds(stopped_after));
+  auto b = Open("coordinator-b", absl::Seconds(15), /*ttl_s=*/3);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_FALSE((*a)->BeginCut(1, 1).ok());
+  EXPECT_EQ(*(*b)->BeginCut(1, 2), 1u);
+}
+
+// Three members: the one the store talks to dies; reads and writes go on
+// through the others, nothing lost.
+TEST_F(EtcdStateStoreTest, WritesGoOnWhenTheMemberInUseDies) {
+  ASSERT_NO_FATAL_FAILURE(Start(3));
+  auto a = Open("coordinator-a", absl::ZeroDuration());
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(*(*a)->BeginCut(1, 1000), 1u);
+  etcd_->Kill(0);
+  absl::Status st = (*a)->RecordConsistent(1, {{"gw1", "d"}}, 2000);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_TRUE((*a)->Lead().ok());
+  EXPECT_EQ((*a)->Get(1)->state(), gwmirror::v1::CHECKPOINT_STATE_CONSISTENT);
+  ASSERT_TRUE(etcd_->Restart(0).ok());
+  a->reset();
+  auto b = Open("coordinator-b", absl::Seconds(5));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ((*b)->Get(1)->state(), gwmirror::v1::CHECKPOINT_STATE_CONSISTENT);
+  EXPECT_EQ((*b)->Unfinished()->size(), 1u);
+}
+
+}  // namespace
+}  // namespace gwmirror
