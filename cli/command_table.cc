@@ -293,7 +293,13 @@ const ProgramSpec& GwmirrorSpec() {
                         .help = "Where the coordinator runs (with --wan; "
                                 "witness: a third site with its own link to "
                                 "both)",
-                        .dflt = "standby"}},
+                        .dflt = "standby"},
+                       {.names = "--etcd",
+                        .value = "N",
+                        .help = "Keep the coordinator's state in an etcd "
+                                "cluster of N members (1, 3 or 5) started "
+                                "with the sandbox, instead of SQLite",
+                        .dflt = "0"}},
              .example = "gwmirror sandbox up --dir /tmp/gwm"},
             {.path = "sandbox link",
              .summary = "The WAN between the sites of a sandbox up --wan"},

@@ -16,10 +16,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "cli/commands.h"
 #include "cli/sandbox_databases.h"
+#include "cli/sandbox_etcd.h"
 #include "cli/sandbox_wan.h"
 #include "common/config.h"
 #include "common/fd.h"
@@ -144,6 +146,17 @@ absl::Status DoUp(const Args& a,
         "link to both)");
   }
   if (wan_spec) RETURN_IF_ERROR(ParseWanSpec(*wan_spec).status());
+  ASSIGN_OR_RETURN(uint64_t etcd_members, a.UintOr("etcd", 0));
+  if (etcd_members != 0 && etcd_members != 1 && etcd_members != 3 &&
+      etcd_members != 5) {
+    return absl::InvalidArgumentError(
+        "--etcd must be 1, 3 or 5 (an odd number of members keeps a "
+        "majority through a loss)");
+  }
+  if (etcd_members != 0 && wan_spec) {
+    return absl::InvalidArgumentError(
+        "--etcd with --wan: not yet; etcd members run on loopback only");
+  }
   if (dir.empty() || dir[0] != '/') {
     char cwd[4096];
     if (getcwd(cwd, sizeof(cwd)) == nullptr)
@@ -189,8 +202,33 @@ absl::Status DoUp(const Args& a,
     *out.mutable_wan() = *wan;
   }
 
-  // The coordinator first: nodes need its port.
+  // etcd, when asked for, before the coordinator that keeps its state
+  // there (it waits for them to answer).
   gwmirror::v1::CoordinatorConfig cc;
+  if (etcd_members != 0) {
+    // A CA of etcd's own: a node's certificate from the cluster CA must
+    // not open the coordinator's state to it.
+    const std::string etcd_pki = pki + "/etcd";
+    RETURN_IF_ERROR(CreateCa(etcd_pki + "/ca", "gwmirror sandbox etcd CA"));
+    ASSIGN_OR_RETURN(auto etcd_tls, IssueCertificate(etcd_pki + "/ca", "etcd",
+                                                     etcd_pki + "/certs"));
+    ASSIGN_OR_RETURN(auto client_tls,
+                     IssueCertificate(etcd_pki + "/ca", "coordinator",
+                                      etcd_pki + "/certs"));
+    ASSIGN_OR_RETURN(std::vector<EtcdMember> members,
+                     PlanEtcdCluster(dir + "/etcd", etcd_members));
+    for (const EtcdMember& m : members) {
+      gwmirror::v1::SandboxProcess p =
+          Start(EtcdMemberArgv(m, members, /*fresh=*/true, etcd_tls), "",
+                absl::StrCat(dir, "/logs/", m.name, ".log"), started, &st);
+      RETURN_IF_ERROR(st);
+      p.set_address(absl::StrCat("127.0.0.1:", m.client_port));
+      *out.add_etcd() = p;
+    }
+    *cc.mutable_etcd() = EtcdStoreFor(members, client_tls);
+    cc.mutable_etcd()->set_name("coordinator-" + coordinator_site);
+  }
+  // The coordinator first: nodes need its port.
   *cc.mutable_tls() = coord_tls;
   cc.set_listen(host(coordinator_site) + ":0");
   cc.set_port_file(dir + "/coordinator/port");
@@ -402,6 +440,12 @@ absl::Status DoUp(const Args& a,
             << out.metrics_url() << "\n"
             << "  status page: "
             << absl::StripSuffix(out.metrics_url(), "metrics") << "\n";
+  if (out.etcd_size() > 0) {
+    std::vector<std::string> members;
+    for (const auto& p : out.etcd()) members.push_back(p.address());
+    std::cout << "  coordinator state on etcd: " << absl::StrJoin(members, ", ")
+              << " (logs in " << dir << "/logs)\n";
+  }
   for (const auto& s : out.slots()) {
     std::cout << "  " << s.name() << ": production " << s.production().address()
               << " root " << s.production().root() << " metrics "
@@ -432,6 +476,7 @@ absl::Status Down(const Args& a) {
     for (const auto& d : s.databases()) StopDatabase(d);
   }
   Stop(sb.coordinator_process());
+  for (const auto& p : sb.etcd()) Stop(p);
   DestroyWan(sb.wan());
   if (a.Has("keep")) {
     RETURN_IF_ERROR(RemoveTree(dir + "/sandbox.json"));

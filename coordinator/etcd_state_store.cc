@@ -99,6 +99,10 @@ absl::StatusOr<std::unique_ptr<EtcdStateStore>> EtcdStateStore::Open(
                      : !config.name().empty() ? config.name()
                                               : "coordinator";
   const int64_t ttl = config.lease_ttl_s() ? config.lease_ttl_s() : 10;
+  // A member that does not answer must not cost a renewal: a third of the
+  // TTL per call (1 s at least, 5 s at most), then the next member.
+  client->set_call_timeout(
+      std::clamp(absl::Seconds(ttl) / 3, absl::Seconds(1), absl::Seconds(5)));
   std::unique_ptr<EtcdStateStore> s(new EtcdStateStore(
       std::move(client), std::move(prefix), std::move(name), ttl));
   RETURN_IF_ERROR(s->Campaign(options.wait_for_lead));
@@ -126,16 +130,32 @@ EtcdStateStore::~EtcdStateStore() {
 }
 
 absl::Status EtcdStateStore::Campaign(absl::Duration wait) {
-  const absl::Time asked = absl::Now();
-  ASSIGN_OR_RETURN(auto grant, client_->LeaseGrant(ttl_s_));
-  lease_ = grant.id();
+  const absl::Time give_up = absl::Now() + wait;
+  // etcd may be starting too (a site coming back): wait for it as for
+  // the lead.
+  absl::StatusOr<etcdserverpb::LeaseGrantResponse> grant;
+  absl::Time asked;
+  for (bool said = false;; said = true) {
+    asked = absl::Now();
+    grant = client_->LeaseGrant(ttl_s_);
+    const bool unanswered = absl::IsUnavailable(grant.status()) ||
+                            absl::IsDeadlineExceeded(grant.status());
+    if (grant.ok() || !unanswered || absl::Now() >= give_up) break;
+    if (!said) {
+      Logf(LogLevel::kWarning, "coordinator",
+           "etcd: no member answers yet (%s); trying again",
+           grant.status().message());
+    }
+    absl::SleepFor(std::min(absl::Milliseconds(500), give_up - absl::Now()));
+  }
+  RETURN_IF_ERROR(grant.status());
+  lease_ = grant->id();
   {
     absl::MutexLock l(&mu_);
-    lease_valid_until_ = asked + absl::Seconds(grant.ttl());
+    lease_valid_until_ = asked + absl::Seconds(grant->ttl());
   }
   keepalive_ = std::thread([this] { KeepAlive(); });
   const std::string key = prefix_ + "leader";
-  const absl::Time give_up = absl::Now() + wait;
   std::string said;
   for (;;) {
     etcdserverpb::TxnRequest req;

@@ -3,7 +3,6 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/fd.h"
 #include "common/status_macros.h"
@@ -14,11 +13,6 @@ namespace gwmirror::testing {
 
 absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(
     const std::string& dir, int members) {
-  if (access("/usr/bin/etcd", X_OK) != 0) {
-    return absl::FailedPreconditionError(
-        "/usr/bin/etcd is missing: install etcd-server (scripts/setup.sh "
-        "does)");
-  }
   std::unique_ptr<EtcdCluster> c(new EtcdCluster());
   c->dir_ = dir;
   c->ca_dir_ = dir + "/ca";
@@ -26,43 +20,14 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(
   RETURN_IF_ERROR(CreateCa(c->ca_dir_, "etcd-test-ca"));
   ASSIGN_OR_RETURN(c->server_tls_,
                    IssueCertificate(c->ca_dir_, "etcd", dir + "/certs"));
-  std::vector<std::string> peers;
-  for (int i = 0; i < members; ++i) {
-    Member m;
-    m.name = absl::StrCat("etcd-", i + 1);
-    m.data_dir = absl::StrCat(dir, "/", m.name);
-    m.log = absl::StrCat(dir, "/", m.name, ".log");
-    ASSIGN_OR_RETURN(m.client_port, FreeLoopbackPort());
-    ASSIGN_OR_RETURN(m.peer_port, FreeLoopbackPort());
-    peers.push_back(absl::StrCat(m.name, "=https://127.0.0.1:", m.peer_port));
-    c->members_.push_back(std::move(m));
-  }
-  c->initial_cluster_ = absl::StrJoin(peers, ",");
-  for (Member& m : c->members_) {
-    m.process =
-        std::make_unique<Child>(c->Argv(m, /*fresh=*/true),
-                                std::map<std::string, std::string>{}, m.log);
+  ASSIGN_OR_RETURN(c->members_, PlanEtcdCluster(dir, members));
+  for (const EtcdMember& m : c->members_) {
+    c->processes_.push_back(std::make_unique<Child>(
+        EtcdMemberArgv(m, c->members_, /*fresh=*/true, c->server_tls_),
+        std::map<std::string, std::string>{}, m.data_dir + ".log"));
   }
   for (int i = 0; i < members; ++i) RETURN_IF_ERROR(c->WaitAnswering(i));
   return c;
-}
-
-std::vector<std::string> EtcdCluster::Argv(const Member& m, bool fresh) const {
-  const std::string client = absl::StrCat("https://127.0.0.1:", m.client_port);
-  const std::string peer = absl::StrCat("https://127.0.0.1:", m.peer_port);
-  return {"/usr/bin/etcd", "--name", m.name, "--data-dir", m.data_dir,
-          "--listen-client-urls", client, "--advertise-client-urls", client,
-          "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-          "--initial-cluster", initial_cluster_, "--initial-cluster-state",
-          fresh ? "new" : "existing", "--initial-cluster-token",
-          "gwmirror-test", "--client-cert-auth", "--trusted-ca-file",
-          server_tls_.ca_file(), "--cert-file", server_tls_.cert_file(),
-          "--key-file", server_tls_.key_file(), "--peer-client-cert-auth",
-          "--peer-trusted-ca-file", server_tls_.ca_file(), "--peer-cert-file",
-          server_tls_.cert_file(), "--peer-key-file", server_tls_.key_file(),
-          // Elections in about a second, not the default's several.
-          "--heartbeat-interval", "100", "--election-timeout", "1000",
-          "--logger", "zap", "--log-level", "warn"};
 }
 
 absl::Status EtcdCluster::WaitAnswering(int i) {
@@ -79,34 +44,34 @@ absl::Status EtcdCluster::WaitAnswering(int i) {
     last = status[0].status();
     absl::SleepFor(absl::Milliseconds(100));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat(members_[i].name, " did not answer in 20 s (",
-                   last.message(), "); its log: ", members_[i].log));
+  return absl::DeadlineExceededError(absl::StrCat(
+      members_[i].name, " did not answer in 20 s (", last.message(),
+      "); its log: ", members_[i].data_dir, ".log"));
 }
 
 gwmirror::v1::EtcdStore EtcdCluster::StoreConfig(const std::string& prefix,
                                                  const std::string& client) {
-  gwmirror::v1::EtcdStore s;
-  for (const Member& m : members_) {
-    s.add_endpoints(absl::StrCat("127.0.0.1:", m.client_port));
+  gwmirror::v1::TlsConfig tls;
+  if (auto issued = IssueCertificate(ca_dir_, client, dir_ + "/certs");
+      issued.ok()) {
+    tls = *issued;
   }
+  gwmirror::v1::EtcdStore s = EtcdStoreFor(members_, tls);
   s.set_prefix(prefix);
-  auto tls = IssueCertificate(ca_dir_, client, dir_ + "/certs");
-  if (tls.ok()) *s.mutable_tls() = *tls;
   return s;
 }
 
-void EtcdCluster::Kill(int i) { members_[i].process.reset(); }
+void EtcdCluster::Kill(int i) { processes_[i].reset(); }
 
-void EtcdCluster::Stop(int i) { members_[i].process->Kill(SIGSTOP); }
+void EtcdCluster::Stop(int i) { processes_[i]->Kill(SIGSTOP); }
 
-void EtcdCluster::Continue(int i) { members_[i].process->Kill(SIGCONT); }
+void EtcdCluster::Continue(int i) { processes_[i]->Kill(SIGCONT); }
 
 absl::Status EtcdCluster::Restart(int i) {
-  Member& m = members_[i];
-  m.process.reset();
-  m.process = std::make_unique<Child>(
-      Argv(m, /*fresh=*/false), std::map<std::string, std::string>{}, m.log);
+  processes_[i].reset();
+  processes_[i] = std::make_unique<Child>(
+      EtcdMemberArgv(members_[i], members_, /*fresh=*/false, server_tls_),
+      std::map<std::string, std::string>{}, members_[i].data_dir + ".log");
   return WaitAnswering(i);
 }
 

@@ -1,8 +1,6 @@
-// Real etcd servers for tests (Debian's etcd-server, /usr/bin/etcd): a
-// cluster of one or more members on loopback, mutual TLS with certificates
-// from a CA made for it, throwaway data directories. Members can be
-// killed, stopped (SIGSTOP) and started again. Everything ends with the
-// object.
+// Real etcd servers for tests, started as the sandbox starts them
+// (cli/sandbox_etcd.h), with a CA made for them. Members can be killed,
+// stopped (SIGSTOP) and started again. Everything ends with the object.
 #ifndef GWMIRROR_TESTS_COORDINATOR_ETCD_CLUSTER_H_
 #define GWMIRROR_TESTS_COORDINATOR_ETCD_CLUSTER_H_
 
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "cli/sandbox_etcd.h"
 #include "coordinator/etcd_client.h"
 #include "gwmirror/v1/config.pb.h"
 #include "tests/node/test_util.h"
@@ -42,18 +41,13 @@ class EtcdCluster {
   absl::Status RevokeLeaseOf(const std::string& key);
 
  private:
-  struct Member {
-    std::string name, data_dir, log;
-    int client_port = 0, peer_port = 0;
-    std::unique_ptr<Child> process;
-  };
-  std::vector<std::string> Argv(const Member& m, bool fresh) const;
   absl::Status WaitAnswering(int i);
   absl::StatusOr<std::unique_ptr<EtcdClient>> Client();
 
-  std::string dir_, ca_dir_, initial_cluster_;
+  std::string dir_, ca_dir_;
   gwmirror::v1::TlsConfig server_tls_;
-  std::vector<Member> members_;
+  std::vector<EtcdMember> members_;
+  std::vector<std::unique_ptr<Child>> processes_;
 };
 
 }  // namespace gwmirror::testing

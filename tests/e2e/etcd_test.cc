@@ -1,0 +1,113 @@
+// The coordinator's state on a real three-member etcd cluster (`sandbox up
+// --etcd 3`): checkpoints live in etcd, a coordinator killed at any moment
+// is back within its lease's time to live plus a few seconds with every
+// checkpoint kept and no id used twice, the loss of one member costs
+// nothing, and the loss of the majority stops the coordinator (it can
+// no longer commit anything) instead of letting it act alone.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "tests/e2e/sandbox_fixture.h"
+
+namespace gwmirror {
+namespace {
+
+class EtcdClusterTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    Up(1, /*follow=*/false, "small", /*databases=*/false, {"--etcd", "3"});
+  }
+  // etcdctl as an operator would run it, with the etcd CA's client
+  // certificate the sandbox issued to the coordinator.
+  RunResult Etcdctl(std::vector<std::string> args) {
+    const std::string pki = Dir() + "/pki/etcd";
+    std::vector<std::string> endpoints;
+    for (const auto& p : sb_.etcd()) endpoints.push_back(p.address());
+    std::vector<std::string> argv = {
+        "/usr/bin/etcdctl",
+        "--endpoints=" + absl::StrJoin(endpoints, ","),
+        "--cacert=" + pki + "/ca/ca.pem",
+        "--cert=" + pki + "/certs/coordinator.pem",
+        "--key=" + pki + "/certs/coordinator.key",
+        "--dial-timeout=3s",
+        "--command-timeout=5s"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::Run(argv, {{"ETCDCTL_API", "3"}});
+  }
+  std::vector<std::string> CheckpointKeys() {
+    RunResult r =
+        Etcdctl({"get", "--prefix", "--keys-only", "/gwmirror/checkpoints/"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return absl::StrSplit(r.out, '\n', absl::SkipWhitespace());
+  }
+  // Whether `pid` (a child of this test) has exited, leaving it to be
+  // reaped by its owner.
+  static bool Exited(pid_t pid, int* code) {
+    siginfo_t info = {};
+    if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        info.si_pid != pid) {
+      return false;
+    }
+    *code = info.si_status;
+    return true;
+  }
+};
+
+TEST_F(EtcdClusterTest, StateLivesInEtcdAndOutlivesTheCoordinatorAndAMember) {
+  ASSERT_EQ(sb_.etcd_size(), 3);
+  // `sandbox up` took checkpoint 1; one more, then both are in etcd.
+  testing::WriteFile(Gw(Prod(1), "conf/one.props"), "one=1\n");
+  auto two = Checkpoint();
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(*two, 2u);
+  EXPECT_EQ(CheckpointKeys().size(), 2u);
+  RunResult leader = Etcdctl({"get", "--print-value-only", "/gwmirror/leader"});
+  EXPECT_EQ(leader.out, "coordinator-standby\n") << leader.err;
+
+  // Killed without warning: its lease holds the lead until it expires, so
+  // the coordinator started again takes it within TTL (10 s) + a few.
+  Kill(sb_.coordinator_process());
+  const absl::Time killed = absl::Now();
+  Child* coordinator = Restart(sb_.coordinator_process());
+  const absl::Duration back = absl::Now() - killed;
+  std::printf("coordinator back (leading, listening) %.1f s after SIGKILL\n",
+              absl::ToDoubleSeconds(back));
+  EXPECT_LE(back, absl::Seconds(15));
+  WaitHealthy();
+  testing::WriteFile(Gw(Prod(1), "conf/two.props"), "two=2\n");
+  auto three = Checkpoint();
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ(*three, 3u);  // No id used twice, none lost.
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/two.props")), "two=2\n");
+
+  // One member of three gone: a majority is left, nothing changes.
+  Kill(sb_.etcd(0));
+  testing::WriteFile(Gw(Prod(1), "conf/three.props"), "three=3\n");
+  auto four = Checkpoint();
+  ASSERT_TRUE(four.ok()) << four.status();
+  EXPECT_EQ(*four, 4u);
+
+  // Two of three gone: no majority, so the lead cannot be renewed; the
+  // coordinator stops acting by its own clock and exits (non-zero) for
+  // its supervisor to start it again once etcd is back.
+  Kill(sb_.etcd(1));
+  const absl::Time lost = absl::Now();
+  int code = 0;
+  while (!Exited(coordinator->pid(), &code) &&
+         absl::Now() - lost < absl::Seconds(30)) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(Exited(coordinator->pid(), &code))
+      << "the coordinator still runs without an etcd majority";
+  std::printf("coordinator stopped %.1f s after etcd lost its majority\n",
+              absl::ToDoubleSeconds(absl::Now() - lost));
+  EXPECT_NE(code, 0);
+  EXPECT_TRUE(absl::StrContains(
+      testing::ReadFile(sb_.coordinator_process().log()), "no longer leads"));
+}
+
+}  // namespace
+}  // namespace gwmirror
