@@ -299,7 +299,12 @@ const ProgramSpec& GwmirrorSpec() {
                         .help = "Keep the coordinator's state in an etcd "
                                 "cluster of N members (1, 3 or 5) started "
                                 "with the sandbox, instead of SQLite",
-                        .dflt = "0"}},
+                        .dflt = "0"},
+                       {.names = "--coordinators",
+                        .value = "N",
+                        .help = "With --etcd: 2 runs a coordinator per site, "
+                                "one leading, the other waiting to take over",
+                        .dflt = "1"}},
              .example = "gwmirror sandbox up --dir /tmp/gwm"},
             {.path = "sandbox link",
              .summary = "The WAN between the sites of a sandbox up --wan"},

@@ -245,11 +245,38 @@ absl::Status HealthCommand(const Args& a) {
 
 absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
     const gwmirror::v1::CliConfig& config) {
-  ASSIGN_OR_RETURN(auto ch, DialMutualTls(config.tls(), config.coordinator(),
-                                          config.coordinator_identity().empty()
-                                              ? "coordinator"
-                                              : config.coordinator_identity()));
-  return gwmirror::v1::Control::NewStub(ch);
+  const std::string identity = config.coordinator_identity().empty()
+                                   ? "coordinator"
+                                   : config.coordinator_identity();
+  ASSIGN_OR_RETURN(auto ch,
+                   DialMutualTls(config.tls(), config.coordinator(), identity));
+  if (config.more_coordinators().empty()) {
+    return gwmirror::v1::Control::NewStub(ch);
+  }
+  // Several coordinators: the leader is the one that answers (the others
+  // do not listen while they wait for the lead).
+  std::vector<std::string> tried;
+  for (int i = -1; i < config.more_coordinators_size(); ++i) {
+    const std::string& address =
+        i < 0 ? config.coordinator() : config.more_coordinators(i);
+    if (i >= 0) {
+      ASSIGN_OR_RETURN(ch, DialMutualTls(config.tls(), address, identity));
+    }
+    auto health = grpc::health::v1::Health::NewStub(ch);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::ClientContext ctx;
+    absl::Status st =
+        FromGrpc(health->Check(WithDeadline(&ctx, absl::Seconds(3)),
+                               grpc::health::v1::HealthCheckRequest(), &resp));
+    if (st.ok()) return gwmirror::v1::Control::NewStub(ch);
+    tried.push_back(absl::StrCat(address, ": ", st.message()));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "no coordinator answers (none leads: their sites lost, or etcd without "
+      "a majority?): ",
+      absl::StrJoin(tried, "; "),
+      ". A promote can still be forced from the standby side: `gwmirror "
+      "promote --force` (docs/OPERATIONS.md)"));
 }
 
 namespace {

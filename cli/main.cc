@@ -211,4 +211,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace gwmirror
 
-int main(int argc, char** argv) { return gwmirror::Main(argc, argv); }
+int main(int argc, char** argv) {
+  gwmirror::PrepareGrpc();
+  return gwmirror::Main(argc, argv);
+}

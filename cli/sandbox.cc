@@ -157,6 +157,16 @@ absl::Status DoUp(const Args& a,
     return absl::InvalidArgumentError(
         "--etcd with --wan: not yet; etcd members run on loopback only");
   }
+  ASSIGN_OR_RETURN(uint64_t coordinators, a.UintOr("coordinators", 1));
+  if (coordinators != 1 && coordinators != 2) {
+    return absl::InvalidArgumentError(
+        "--coordinators must be 1 or 2 (one per site)");
+  }
+  if (coordinators == 2 && etcd_members == 0) {
+    return absl::InvalidArgumentError(
+        "--coordinators 2 needs --etcd N: coordinators share their state "
+        "on etcd");
+  }
   if (dir.empty() || dir[0] != '/') {
     char cwd[4096];
     if (getcwd(cwd, sizeof(cwd)) == nullptr)
@@ -212,9 +222,9 @@ absl::Status DoUp(const Args& a,
     RETURN_IF_ERROR(CreateCa(etcd_pki + "/ca", "gwmirror sandbox etcd CA"));
     ASSIGN_OR_RETURN(auto etcd_tls, IssueCertificate(etcd_pki + "/ca", "etcd",
                                                      etcd_pki + "/certs"));
-    ASSIGN_OR_RETURN(auto client_tls,
-                     IssueCertificate(etcd_pki + "/ca", "coordinator",
-                                      etcd_pki + "/certs"));
+    ASSIGN_OR_RETURN(
+        auto client_tls,
+        IssueCertificate(etcd_pki + "/ca", "coordinator", etcd_pki + "/certs"));
     ASSIGN_OR_RETURN(std::vector<EtcdMember> members,
                      PlanEtcdCluster(dir + "/etcd", etcd_members));
     for (const EtcdMember& m : members) {
@@ -285,11 +295,40 @@ absl::Status DoUp(const Args& a,
       WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
   out.set_coordinator(coord_address);
   out.mutable_coordinator_process()->set_address(coord_address);
+  // The other site's coordinator, once the first leads: it waits for the
+  // lead without listening, so its port is chosen now.
+  std::vector<std::string> more_coordinators;
+  if (coordinators == 2) {
+    const std::string site =
+        coordinator_site == "production" ? "standby" : "production";
+    const std::string home = dir + "/coordinator-" + site;
+    gwmirror::v1::CoordinatorConfig other = cc;
+    ASSIGN_OR_RETURN(int port, FreeLoopbackPort());
+    other.set_listen(absl::StrCat("127.0.0.1:", port));
+    other.set_port_file(home + "/port");
+    other.set_state_dir(home + "/state");
+    other.set_metrics_listen("127.0.0.1:0");
+    other.set_metrics_port_file(home + "/metrics.port");
+    other.mutable_etcd()->set_name("coordinator-" + site);
+    RETURN_IF_ERROR(MakeDirs(home, 0700));
+    RETURN_IF_ERROR(
+        WriteFileAtomic(home + "/config.json", ToJson(other), 0600));
+    gwmirror::v1::SandboxProcess p =
+        Start({bin + "/gwmirror-coordinator", "serve", "--config",
+               home + "/config.json"},
+              home + "/config.json", dir + "/logs/coordinator-" + site + ".log",
+              started, &st);
+    RETURN_IF_ERROR(st);
+    p.set_address(other.listen());
+    *out.add_more_coordinators() = p;
+    more_coordinators.push_back(other.listen());
+  }
 
   gwmirror::v1::CliConfig cli;
   *cli.mutable_tls() = operator_tls;
   cli.set_coordinator(coord_address);
   cli.set_coordinator_identity("coordinator");
+  for (const auto& c : more_coordinators) cli.add_more_coordinators(c);
   out.set_cli_config(dir + "/cli.json");
   RETURN_IF_ERROR(WriteFileAtomic(out.cli_config(), ToJson(cli), 0600));
   // A read-only operator's config beside it.
@@ -363,6 +402,9 @@ absl::Status DoUp(const Args& a,
       nc.set_metrics_listen(host(site) + ":0");
       nc.set_metrics_port_file(absl::StrCat(home, "/", site, ".metrics.port"));
       nc.mutable_coordinator()->set_address(coord_address);
+      for (const auto& c : more_coordinators) {
+        nc.mutable_coordinator()->add_more_addresses(c);
+      }
       nc.mutable_coordinator()->set_identity("coordinator");
       nc.mutable_coordinator()->set_heartbeat_ms(500);
       nc.mutable_topology()->set_host_name(absl::StrCat(slot, ".example.com"));
@@ -476,6 +518,7 @@ absl::Status Down(const Args& a) {
     for (const auto& d : s.databases()) StopDatabase(d);
   }
   Stop(sb.coordinator_process());
+  for (const auto& p : sb.more_coordinators()) Stop(p);
   for (const auto& p : sb.etcd()) Stop(p);
   DestroyWan(sb.wan());
   if (a.Has("keep")) {

@@ -113,6 +113,15 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DialMutualTls(
     const gwmirror::v1::TlsConfig& tls, const std::string& address,
     const std::string& server_name);
 
+// Call first in main, before any gRPC object exists. gRPC polls a
+// connection attempt only while some call waits on its channel; a call that
+// fails fast leaves the attempt to the backup poller, every 5 s by default,
+// by when our connect deadline (5 s, DialMutualTls) has passed and the attempt
+// dies in its TLS handshake, again and again. The backup poller here runs
+// every 500 ms (GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS, unless the
+// environment sets it).
+void PrepareGrpc();
+
 // The most metadata a server accepts on one call (bytes).
 inline constexpr int kMaxMetadataBytes = 16 << 10;
 // Both ends ping a quiet connection this often and drop it when a ping is

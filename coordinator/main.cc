@@ -170,6 +170,7 @@ int Main(int argc, char** argv) {
 }  // namespace gwmirror
 
 int main(int argc, char** argv) {
+  gwmirror::PrepareGrpc();
   gwmirror::BlockStopSignals();  // Before gRPC starts its threads.
   return gwmirror::Main(argc, argv);
 }

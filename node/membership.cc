@@ -37,10 +37,17 @@ void Membership::Wake() {
 }
 
 absl::Status Membership::Start() {
-  ASSIGN_OR_RETURN(auto channel,
-                   DialMutualTls(config_.tls(), config_.coordinator().address(),
-                                 config_.coordinator().identity()));
-  stub_ = gwmirror::v1::Coordinator::NewStub(channel);
+  addresses_.push_back(config_.coordinator().address());
+  for (const std::string& a : config_.coordinator().more_addresses()) {
+    addresses_.push_back(a);
+  }
+  for (const std::string& a : addresses_) {
+    ASSIGN_OR_RETURN(
+        auto channel,
+        DialMutualTls(config_.tls(), a, config_.coordinator().identity()));
+    stubs_.push_back(gwmirror::v1::Coordinator::NewStub(channel));
+  }
+  stub_ = stubs_.front().get();
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
@@ -127,6 +134,17 @@ void Membership::Run() {
     // (coordinator down) is retried as it was.
     if (absl::IsNotFound(st) || absl::IsFailedPrecondition(st))
       registered = false;
+    // With several coordinators, one that does not answer is not (or no
+    // longer) the leader: join the next.
+    if (stubs_.size() > 1 &&
+        (absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st))) {
+      current_ = (current_ + 1) % stubs_.size();
+      stub_ = stubs_[current_].get();
+      registered = false;
+      st = absl::Status(
+          st.code(), absl::StrCat(st.message(), "; trying the coordinator at ",
+                                  addresses_[current_]));
+    }
     if (st.ToString() != last_error) {  // Say it once, not every period.
       last_error = st.ToString();
       Logf(LogLevel::kWarning, "node", "slot=%s coordinator %s: %s",

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "common/audit.h"
@@ -51,7 +52,13 @@ class Membership {
   AuditLog* const audit_;
   const Fill fill_;
   const OnResponse on_response_;
-  std::unique_ptr<gwmirror::v1::Coordinator::Stub> stub_;
+  // One per coordinator (several share their state on etcd; only the
+  // leader listens): the membership thread uses stub_, moving to the next
+  // whenever the one in use does not answer.
+  std::vector<std::string> addresses_;
+  std::vector<std::unique_ptr<gwmirror::v1::Coordinator::Stub>> stubs_;
+  size_t current_ = 0;
+  gwmirror::v1::Coordinator::Stub* stub_ = nullptr;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;

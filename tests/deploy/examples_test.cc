@@ -36,9 +36,12 @@ void Missing(const Descriptor* type, const std::vector<const Value*>& objects,
   for (int i = 0; i < type->field_count(); ++i) {
     const FieldDescriptor* f = type->field(i);
     std::vector<const Value*> children;
+    bool shown_empty = false;  // "[]" shows a list of plain values
     for (const Value* o : objects) {
       auto it = o->struct_value().fields().find(f->name());
       if (it == o->struct_value().fields().end()) continue;
+      shown_empty |=
+          it->second.has_list_value() && f->message_type() == nullptr;
       if (it->second.has_list_value()) {
         for (const Value& v : it->second.list_value().values()) {
           children.push_back(&v);
@@ -47,7 +50,7 @@ void Missing(const Descriptor* type, const std::vector<const Value*>& objects,
         children.push_back(&it->second);
       }
     }
-    if (children.empty()) {
+    if (children.empty() && !shown_empty) {
       out->push_back(path + f->name());
       continue;
     }

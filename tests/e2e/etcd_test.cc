@@ -1,9 +1,10 @@
 // The coordinator's state on a real three-member etcd cluster (`sandbox up
-// --etcd 3`): checkpoints live in etcd, a coordinator killed at any moment
-// is back within its lease's time to live plus a few seconds with every
-// checkpoint kept and no id used twice, the loss of one member costs
-// nothing, and the loss of the majority stops the coordinator (it can
-// no longer commit anything) instead of letting it act alone.
+// --etcd 3`, and `--coordinators 2` for a coordinator per site): checkpoints
+// live in etcd, a coordinator killed at any moment is back within its lease's
+// time to live plus a few seconds with every checkpoint kept and no id used
+// twice, the loss of one member costs nothing, and the loss of the majority
+// stops the coordinator (it can no longer commit anything) instead of letting
+// it act alone.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -107,6 +108,69 @@ TEST_F(EtcdClusterTest, StateLivesInEtcdAndOutlivesTheCoordinatorAndAMember) {
   EXPECT_NE(code, 0);
   EXPECT_TRUE(absl::StrContains(
       testing::ReadFile(sb_.coordinator_process().log()), "no longer leads"));
+}
+
+// A coordinator per site over one etcd cluster, production's leading. The
+// production site burns: its coordinator, its etcd member and its node
+// killed together. The standby's coordinator takes the lead, the standby
+// node and the CLI find it, and an ordinary promote (no --force) makes the
+// standby active. Then the witness member goes too: with one member of
+// three left nothing leads, and the CLI says so and names --force.
+class TwoCoordinatorsTest : public EtcdClusterTest {
+ protected:
+  void SetUp() override {
+    Up(1, /*follow=*/false, "small", /*databases=*/false,
+       {"--etcd", "3", "--coordinators", "2", "--coordinator-site",
+        "production"});
+  }
+};
+
+TEST_F(TwoCoordinatorsTest, SiteLossThenAnOrdinaryPromote) {
+  ASSERT_EQ(sb_.more_coordinators_size(), 1);
+  testing::WriteFile(Gw(Prod(1), "conf/last.props"), "last=1\n");
+  auto two = Checkpoint();
+  ASSERT_TRUE(two.ok()) << two.status();
+  RunResult leader = Etcdctl({"get", "--print-value-only", "/gwmirror/leader"});
+  EXPECT_EQ(leader.out, "coordinator-production\n") << leader.err;
+
+  Kill(sb_.coordinator_process());
+  Kill(sb_.etcd(0));
+  Kill(sb_.slots(0).production());
+  const absl::Time burnt = absl::Now();
+  gwmirror::v1::ClusterStatus s = WaitFor(
+      [](const gwmirror::v1::ClusterStatus& s) {
+        return s.slots_size() == 1 && s.slots(0).replica().healthy();
+      },
+      "the standby's coordinator leading, its node registered");
+  std::printf(
+      "standby's coordinator leading, standby node back %.1f s after "
+      "the production site was lost\n",
+      absl::ToDoubleSeconds(absl::Now() - burnt));
+  EXPECT_LE(absl::Now() - burnt, absl::Seconds(25));  // TTL 10 + a hop
+  leader = Etcdctl({"get", "--print-value-only", "/gwmirror/leader"});
+  EXPECT_EQ(leader.out, "coordinator-standby\n") << leader.err;
+
+  RunResult r = Cli({"promote", "--yes", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  s = Status();
+  EXPECT_EQ(s.active_site(), "standby");
+  EXPECT_EQ(s.epoch(), 2u);
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/last.props")), "last=1\n");
+
+  // The witness gone as well: one member of three, no majority, no lead.
+  Kill(sb_.etcd(2));
+  const absl::Time lost = absl::Now();
+  // (Calls in flight while it stops are cancelled; then none answers.)
+  RunResult refused;
+  do {
+    absl::SleepFor(absl::Milliseconds(500));
+    refused = Cli({"status"});
+  } while (!absl::StrContains(refused.err, "no coordinator answers") &&
+           absl::Now() - lost < absl::Seconds(30));
+  std::printf("no coordinator leads %.1f s after etcd lost its majority\n",
+              absl::ToDoubleSeconds(absl::Now() - lost));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(refused.err, "promote --force")) << refused.err;
 }
 
 }  // namespace
