@@ -3,14 +3,47 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/fd.h"
 #include "gtest/gtest.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
 namespace {
+
+// The tests' own runner (tests/node/test_util): a program started by
+// another thread at the same moment must not inherit this one's pipes, or
+// its caller waits for the other program to end. (It did: in CI a status
+// call in an e2e test waited a 60 s drill out and never saw it.) Both
+// threads start together, many times, to meet the window between one's
+// pipe() and its fork().
+TEST(ProcessTest, ConcurrentTestRunsDoNotHoldEachOthersPipes) {
+  int waited = 0;
+  for (int i = 0; i < 10 && waited == 0; ++i) {
+    std::atomic<int> ready{0};
+    auto together = [&] {
+      ++ready;
+      while (ready < 2) {
+      }
+    };
+    std::thread long_one([&] {
+      together();
+      testing::Run({"/bin/sleep", "0.6"});
+    });
+    together();
+    const absl::Time t = absl::Now();
+    testing::RunResult r = testing::Run({"/bin/echo", "ok"});
+    if (absl::Now() - t > absl::Milliseconds(450)) ++waited;
+    long_one.join();
+    EXPECT_EQ(r.out, "ok\n");
+  }
+  EXPECT_EQ(waited, 0) << "a run waited for another thread's program";
+}
 
 TEST(ProcessTest, StdinStdoutExitAndStderr) {
   testing::TempDir dir;

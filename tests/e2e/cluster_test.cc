@@ -310,19 +310,10 @@ TEST_F(ClusterTest, ReplicaKilledMidCheckpointAbortsItAndTheNextCommits) {
 // applied everywhere, and the next checkpoint commits.
 TEST_F(ClusterTest, CoordinatorKilledAtEachStepResumes) {
   Up(2);
-  struct Step {
-    const char* point;
-    bool committed;
-  };
-  const Step steps[] = {{"coordinator:cut", false},
-                        {"coordinator:staged", false},
-                        {"coordinator:commit-point", false},
-                        {"coordinator:consistent", true},
-                        {"coordinator:applied-slot", true}};
   const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
   Kill(coord);
   std::unique_ptr<Child> current;
-  for (const Step& step : steps) {
+  for (const CrashStep& step : kCoordinatorCrashSteps) {
     SCOPED_TRACE(step.point);
     testing::WriteFile(Gw(Prod(1), "conf/step.txt"), step.point);
     testing::WriteFile(Gw(Prod(2), "conf/step.txt"), step.point);
@@ -343,26 +334,7 @@ TEST_F(ClusterTest, CoordinatorKilledAtEachStepResumes) {
         std::vector<std::string>(coord.argv().begin(), coord.argv().end()),
         std::map<std::string, std::string>{}, coord.log());
     WaitHealthy();
-    auto next = Checkpoint();
-    ASSERT_TRUE(next.ok()) << next.status();
-    EXPECT_GT(*next, n);
-    auto committed = Committed();
-    bool has_n = false;
-    for (size_t i = 0; i < committed.size(); ++i) {
-      if (i > 0)
-        EXPECT_LT(committed[i].id(), committed[i - 1].id()) << "doubled";
-      EXPECT_EQ(committed[i].state(), gwmirror::v1::CHECKPOINT_STATE_APPLIED)
-          << committed[i].id();
-      has_n |= committed[i].id() == n;
-    }
-    EXPECT_EQ(has_n, step.committed);
-    for (int i = 1; i <= 2; ++i) {
-      EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "");
-    }
-    gwmirror::v1::ClusterStatus status = Status();
-    for (const auto& slot : status.slots()) {
-      EXPECT_EQ(slot.replica().applied_checkpoint(), *next) << slot.name();
-    }
+    ExpectSettledAndGoingOn(n, step.committed);
   }
 }
 

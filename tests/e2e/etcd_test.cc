@@ -173,5 +173,67 @@ TEST_F(TwoCoordinatorsTest, SiteLossThenAnOrdinaryPromote) {
   EXPECT_TRUE(absl::StrContains(refused.err, "promote --force")) << refused.err;
 }
 
+// The leader SIGKILLed at each step of a checkpoint (the fault points of
+// ClusterTest.CoordinatorKilledAtEachStepResumes), the other site's
+// coordinator waiting: it takes the lead once the dead one's lease expires,
+// the nodes and the CLI find it, it settles the open checkpoint exactly as
+// a restart settles it on SQLite (before the commit point: never
+// committed; after it: applied everywhere), and the next one commits.
+class EtcdLeaderKillTest : public EtcdClusterTest {
+ protected:
+  void SetUp() override {
+    Up(2, /*follow=*/false, "small", /*databases=*/false,
+       {"--etcd", "3", "--coordinators", "2", "--coordinator-site",
+        "production"});
+  }
+  std::unique_ptr<Child> Start(const gwmirror::v1::SandboxProcess& p,
+                               const std::map<std::string, std::string>& env) {
+    return std::make_unique<Child>(
+        std::vector<std::string>(p.argv().begin(), p.argv().end()), env,
+        p.log());
+  }
+};
+
+TEST_F(EtcdLeaderKillTest, LeaderKilledAtEachStepTheOtherSettlesAndGoesOn) {
+  ASSERT_EQ(sb_.more_coordinators_size(), 1);
+  const gwmirror::v1::SandboxProcess& a = sb_.coordinator_process();
+  const gwmirror::v1::SandboxProcess& b = sb_.more_coordinators(0);
+  Kill(a);
+  Kill(b);
+  // A lease of 3 s keeps the test short.
+  constexpr int kTtl = 3;
+  for (const auto* p : {&a, &b}) {
+    gwmirror::v1::CoordinatorConfig c;
+    ASSERT_TRUE(
+        ParseJson(testing::ReadFile(p->config()), "coordinator", &c).ok());
+    c.mutable_etcd()->set_lease_ttl_s(kTtl);
+    testing::WriteFile(p->config(), ToJson(c));
+  }
+  std::unique_ptr<Child> leader, waiting;
+  for (const CrashStep& step : kCoordinatorCrashSteps) {
+    SCOPED_TRACE(step.point);
+    testing::WriteFile(Gw(Prod(1), "conf/step.txt"), step.point);
+    testing::WriteFile(Gw(Prod(2), "conf/step.txt"), step.point);
+    waiting.reset();  // The last step's leader.
+    leader = Start(
+        a, {{"GWMIRROR_FAULT", absl::StrCat("crash:", step.point, ":1")}});
+    WaitHealthy();
+    waiting = Start(b, {});
+    uint64_t n = Status().last_attempt().id() + 1;
+    EXPECT_FALSE(Checkpoint().ok());
+    int ws = leader->Wait();
+    ASSERT_TRUE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL) << "did not crash";
+    const absl::Time crashed = absl::Now();
+    WaitHealthy();
+    const absl::Duration took = absl::Now() - crashed;
+    std::printf(
+        "%s: the other coordinator leads, every node with it, %.1f s "
+        "after the leader died (lease ttl %d s)\n",
+        step.point, absl::ToDoubleSeconds(took), kTtl);
+    EXPECT_LE(took, absl::Seconds(kTtl + 10));
+    ExpectSettledAndGoingOn(n, step.committed);
+  }
+}
+
 }  // namespace
 }  // namespace gwmirror

@@ -103,6 +103,19 @@ inline std::string MetricsAddress(const gwmirror::v1::SandboxProcess& p) {
   return url;
 }
 
+// The coordinator's fault points along a checkpoint, and whether the
+// checkpoint under way is committed once the coordinator dies there.
+struct CrashStep {
+  const char* point;
+  bool committed;
+};
+inline constexpr CrashStep kCoordinatorCrashSteps[] = {
+    {"coordinator:cut", false},
+    {"coordinator:staged", false},
+    {"coordinator:commit-point", false},
+    {"coordinator:consistent", true},
+    {"coordinator:applied-slot", true}};
+
 class ClusterTest : public ::testing::Test {
  protected:
   using Child = testing::Child;
@@ -267,6 +280,32 @@ class ClusterTest : public ::testing::Test {
                     << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
     }
     return children_.back().get();
+  }
+
+  // After a coordinator died at a fault point during checkpoint `n`: the
+  // next checkpoint commits; nothing is committed twice; `n` is committed
+  // exactly when `committed`; every standby tree is production's and every
+  // replica at the new checkpoint.
+  void ExpectSettledAndGoingOn(uint64_t n, bool committed) {
+    auto next = Checkpoint();
+    ASSERT_TRUE(next.ok()) << next.status();
+    EXPECT_GT(*next, n);
+    auto all = Committed();
+    bool has_n = false;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i > 0) EXPECT_LT(all[i].id(), all[i - 1].id()) << "doubled";
+      EXPECT_EQ(all[i].state(), gwmirror::v1::CHECKPOINT_STATE_APPLIED)
+          << all[i].id();
+      has_n |= all[i].id() == n;
+    }
+    EXPECT_EQ(has_n, committed);
+    for (int i = 1; i <= sb_.slots_size(); ++i) {
+      EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "");
+    }
+    gwmirror::v1::ClusterStatus status = Status();
+    for (const auto& slot : status.slots()) {
+      EXPECT_EQ(slot.replica().applied_checkpoint(), *next) << slot.name();
+    }
   }
 
   gwmirror::v1::TlsConfig Tls(const std::string& name) const {

@@ -168,14 +168,17 @@ void Child::Kill(int sig) {
 RunResult Run(const std::vector<std::string>& argv,
               const std::map<std::string, std::string>& env) {
   RunResult r;
+  // Close-on-exec, and every other descriptor closed in the child: a
+  // program run by another thread at the same moment must not inherit
+  // these pipes, or their reader here would wait for that program's end
+  // (a status call waited a whole drill out that way).
   int out[2], err[2];
-  if (pipe(out) != 0 || pipe(err) != 0) return r;
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
   pid_t pid = fork();
   if (pid == 0) {
     dup2(out[1], 1);
     dup2(err[1], 2);
-    close(out[0]);
-    close(err[0]);
+    CloseFdsFrom(3);
     ExecWith(argv, env);
   }
   close(out[1]);
