@@ -135,21 +135,23 @@ void Membership::Run() {
     if (absl::IsNotFound(st) || absl::IsFailedPrecondition(st))
       registered = false;
     // With several coordinators, one that does not answer is not (or no
-    // longer) the leader: join the next.
+    // longer) the leader: join the next. While none answers the node goes
+    // round them; that is said once, not once per coordinator and period.
+    std::string said = st.ToString();
+    std::string key = said;
     if (stubs_.size() > 1 &&
         (absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st))) {
+      said = absl::StrCat(addresses_[current_], " does not answer (",
+                          st.message(), "); trying the others in turn");
+      key = "going round the coordinators";
       current_ = (current_ + 1) % stubs_.size();
       stub_ = stubs_[current_].get();
       registered = false;
-      st = absl::Status(
-          st.code(), absl::StrCat(st.message(), "; trying the coordinator at ",
-                                  addresses_[current_]));
     }
-    if (st.ToString() != last_error) {  // Say it once, not every period.
-      last_error = st.ToString();
+    if (key != last_error) {  // Say it once, not every period.
+      last_error = key;
       Logf(LogLevel::kWarning, "node", "slot=%s coordinator %s: %s",
-           config_.slot(), registered ? "heartbeat" : "registration",
-           last_error);
+           config_.slot(), registered ? "heartbeat" : "registration", said);
     }
   } while (WaitPeriod(period));
 }

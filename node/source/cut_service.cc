@@ -196,7 +196,7 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
   const absl::Time start = absl::Now();
   const absl::Time give_up = std::min(deadline, start + kPushFor);
   absl::Status last;
-  int round = 0;
+  int round = 0, transport_retries = 0;
   for (;; ++round) {
     absl::Duration left = give_up - absl::Now();
     if (left <= absl::ZeroDuration()) break;
@@ -234,6 +234,17 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
       return out;
     }
     last = r.status();
+    // A connection to the replica that died while the link was down (a
+    // partition healed, a replica restarted) fails the first call made on
+    // it ("Broken pipe"); gRPC makes a new one for the next. Twice at
+    // most: a link still down fails the cut as before.
+    if (absl::IsUnavailable(last) && transport_retries < 2) {
+      ++transport_retries;
+      Logf(LogLevel::kWarning, "source",
+           "slot=%s checkpoint=%d push: %s; pushing again", config_.slot(),
+           req.checkpoint(), last.message());
+      continue;
+    }
     if (!absl::IsAborted(last)) return last;
   }
   if (round == 0) {

@@ -286,7 +286,8 @@ TEST_F(WanTest, APartitionAtEachPhaseAppliesEverywhereOrNowhere) {
         "every standby at one checkpoint, applied or aborted");
     EXPECT_EQ(settled.last_attempt().id(), id);
   }
-  ASSERT_TRUE(Checkpoint().ok());
+  auto after = Checkpoint();
+  ASSERT_TRUE(after.ok()) << after.status();
   for (int i = 1; i <= 2; ++i) {
     EXPECT_EQ(testing::Diff(Tree(Prod(i)), Tree(Standby(i))), "") << i;
   }
