@@ -6,13 +6,15 @@
 #
 #   scripts/sandbox.sh up   [--dir DIR] [--slots N] [--size small|large] [--no-databases]
 #                           [--wan SPEC] [--coordinator-site production|standby]
+#                           [--etcd N [--coordinators 2]]
 #   scripts/sandbox.sh status [--dir DIR]
 #   scripts/sandbox.sh link down|up|set SPEC [--dir DIR]
 #   scripts/sandbox.sh down [--dir DIR]
 #
 # --wan puts each site in a network namespace of its own behind a link of
 # that shape (root; "delay=40ms,jitter=5ms,loss=0.5%,rate=50mbit", each part
-# optional).
+# optional). --etcd N keeps the coordinator's state in an etcd cluster of N
+# members; --coordinators 2 adds the other site's coordinator.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-up}; shift || true
@@ -20,7 +22,7 @@ dir=/tmp/gwmirror-sandbox; extra=(); databases=(--databases); words=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir=$2; shift 2;;
-    --slots|--size|--coordinator-site) extra+=("$1" "$2"); shift 2;;
+    --slots|--size|--coordinator-site|--etcd|--coordinators) extra+=("$1" "$2"); shift 2;;
     --wan) extra+=("$1" "$2"); shift 2;;
     --no-databases) databases=(); shift;;
     down|up|set) words+=("$1"); shift;;
