@@ -248,20 +248,15 @@ absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
   const std::string identity = config.coordinator_identity().empty()
                                    ? "coordinator"
                                    : config.coordinator_identity();
-  ASSIGN_OR_RETURN(auto ch,
-                   DialMutualTls(config.tls(), config.coordinator(), identity));
-  if (config.more_coordinators().empty()) {
-    return gwmirror::v1::Control::NewStub(ch);
-  }
+  std::vector<std::string> addresses = {config.coordinator()};
+  addresses.insert(addresses.end(), config.more_coordinators().begin(),
+                   config.more_coordinators().end());
   // Several coordinators: the leader is the one that answers (the others
   // do not listen while they wait for the lead).
   std::vector<std::string> tried;
-  for (int i = -1; i < config.more_coordinators_size(); ++i) {
-    const std::string& address =
-        i < 0 ? config.coordinator() : config.more_coordinators(i);
-    if (i >= 0) {
-      ASSIGN_OR_RETURN(ch, DialMutualTls(config.tls(), address, identity));
-    }
+  for (const std::string& address : addresses) {
+    ASSIGN_OR_RETURN(auto ch, DialMutualTls(config.tls(), address, identity));
+    if (addresses.size() == 1) return gwmirror::v1::Control::NewStub(ch);
     auto health = grpc::health::v1::Health::NewStub(ch);
     grpc::health::v1::HealthCheckResponse resp;
     grpc::ClientContext ctx;

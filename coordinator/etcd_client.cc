@@ -76,7 +76,6 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Connect(
     m.lease = etcdserverpb::Lease::NewStub(channel);
     m.maintenance = etcdserverpb::Maintenance::NewStub(channel);
     c->members_.push_back(std::move(m));
-    c->endpoints_.push_back(endpoint);
   }
   return c;
 }

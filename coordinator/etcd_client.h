@@ -42,7 +42,6 @@ class EtcdClient {
 
   // Every call's deadline (default 5 s).
   void set_call_timeout(absl::Duration d) { call_timeout_ = d; }
-  const std::vector<std::string>& endpoints() const { return endpoints_; }
 
  private:
   struct Member {
@@ -57,7 +56,6 @@ class EtcdClient {
   template <typename Call>
   absl::Status OnSomeMember(absl::string_view what, Call call);
 
-  std::vector<std::string> endpoints_;
   std::vector<Member> members_;
   std::atomic<size_t> current_{0};
   absl::Duration call_timeout_ = absl::Seconds(5);

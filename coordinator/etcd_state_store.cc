@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/protocol_names.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
@@ -19,30 +20,14 @@ using gwmirror::v1::CheckpointState;
 using gwmirror::v1::StoredCheckpoint;
 using gwmirror::v1::StoredMeta;
 
-// The state words of the counts (as the SQLite store spells them).
-std::string StateWord(CheckpointState s) {
-  switch (s) {
-    case gwmirror::v1::CHECKPOINT_STATE_CUT:
-      return "cut";
-    case gwmirror::v1::CHECKPOINT_STATE_CONSISTENT:
-      return "consistent";
-    case gwmirror::v1::CHECKPOINT_STATE_APPLIED:
-      return "applied";
-    case gwmirror::v1::CHECKPOINT_STATE_ABORTED:
-      return "aborted";
-    default:
-      return "unknown";
-  }
-}
-
 // `c` moves from state `from` to `to` in the counts and the unfinished list.
 void Move(StoredMeta& meta, uint64_t id, CheckpointState from,
           CheckpointState to) {
   auto& counts = *meta.mutable_counts();
   if (from != gwmirror::v1::CHECKPOINT_STATE_UNSPECIFIED) {
-    if (--counts[StateWord(from)] == 0) counts.erase(StateWord(from));
+    if (--counts[StateName(from)] == 0) counts.erase(StateName(from));
   }
-  ++counts[StateWord(to)];
+  ++counts[StateName(to)];
   const bool open = to == gwmirror::v1::CHECKPOINT_STATE_CUT ||
                     to == gwmirror::v1::CHECKPOINT_STATE_CONSISTENT;
   auto* u = meta.mutable_unfinished();

@@ -47,7 +47,6 @@ absl::Status Membership::Start() {
         DialMutualTls(config_.tls(), a, config_.coordinator().identity()));
     stubs_.push_back(gwmirror::v1::Coordinator::NewStub(channel));
   }
-  stub_ = stubs_.front().get();
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
@@ -74,7 +73,7 @@ absl::Status Membership::Register() {
   gwmirror::v1::RegisterResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  RETURN_IF_ERROR(FromGrpc(stub_->Register(&ctx, req, &resp)));
+  RETURN_IF_ERROR(FromGrpc(stubs_[current_]->Register(&ctx, req, &resp)));
   RETURN_IF_ERROR(epoch_->Check(resp.epoch(), resp.grant()));
   Logf(LogLevel::kInfo, "node", "slot=%s registered as %s at epoch %d",
        config_.slot(), gwmirror::v1::NodeRole_Name(resp.role()), resp.epoch());
@@ -106,7 +105,7 @@ absl::Status Membership::Heartbeat() {
   gwmirror::v1::HeartbeatResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  RETURN_IF_ERROR(FromGrpc(stub_->Heartbeat(&ctx, req, &resp)));
+  RETURN_IF_ERROR(FromGrpc(stubs_[current_]->Heartbeat(&ctx, req, &resp)));
   if (req.audit_size() > 0) {
     if (absl::Status st = audit_->MarkSent(audit_end); !st.ok()) {
       Logf(LogLevel::kWarning, "node", "audit: %s", st.ToString());
@@ -145,7 +144,6 @@ void Membership::Run() {
                           st.message(), "); trying the others in turn");
       key = "going round the coordinators";
       current_ = (current_ + 1) % stubs_.size();
-      stub_ = stubs_[current_].get();
       registered = false;
     }
     if (key != last_error) {  // Say it once, not every period.

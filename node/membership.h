@@ -52,13 +52,12 @@ class Membership {
   AuditLog* const audit_;
   const Fill fill_;
   const OnResponse on_response_;
-  // One per coordinator (several share their state on etcd; only the
-  // leader listens): the membership thread uses stub_, moving to the next
-  // whenever the one in use does not answer.
+  // One gRPC stub per coordinator (several share their state on etcd;
+  // only the leader listens): the membership thread calls stubs_[current_]
+  // and moves to the next whenever that one does not answer.
   std::vector<std::string> addresses_;
   std::vector<std::unique_ptr<gwmirror::v1::Coordinator::Stub>> stubs_;
   size_t current_ = 0;
-  gwmirror::v1::Coordinator::Stub* stub_ = nullptr;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;

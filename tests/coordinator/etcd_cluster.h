@@ -33,7 +33,6 @@ class EtcdCluster {
   void Stop(int i);
   void Continue(int i);
   absl::Status Restart(int i);
-  int size() const { return static_cast<int>(members_.size()); }
 
   // Direct access, as an operator's etcdctl would have: put a key; revoke
   // the lease a key is attached to (its holder is deposed at once).
