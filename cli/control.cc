@@ -121,6 +121,19 @@ absl::Status PrintStatus(gwmirror::v1::Control::Stub* stub, bool json) {
       s.parity_policy());
   if (!s.operation().empty())
     std::cout << "under way: " << s.operation() << "\n";
+  for (const auto& c : s.coordinators()) {
+    std::cout << absl::StrFormat(
+        "coordinator %s: %s since %s, at %s%s\n", c.name(), c.state(),
+        UnixMsText(c.since_unix_ms()), c.address(),
+        c.fencing_token() ? absl::StrCat(", fencing token ", c.fencing_token())
+                          : "");
+  }
+  for (const auto& m : s.etcd_members()) {
+    std::cout << "etcd " << m.endpoint() << ": "
+              << (m.up() ? (m.raft_leader() ? "up, raft leader" : "up")
+                         : absl::StrCat("DOWN (", m.error(), ")"))
+              << "\n";
+  }
   if (s.last_consistent().id() == 0) {
     std::cout << "last consistent checkpoint: none yet\n";
   } else {
@@ -251,21 +264,31 @@ absl::StatusOr<std::unique_ptr<gwmirror::v1::Control::Stub>> DialControl(
   std::vector<std::string> addresses = {config.coordinator()};
   addresses.insert(addresses.end(), config.more_coordinators().begin(),
                    config.more_coordinators().end());
-  // Several coordinators: the leader is the one that answers (the others
-  // do not listen while they wait for the lead).
+  // Several coordinators: the leader is the one whose Control service is
+  // SERVING; a follower says NOT_SERVING, and is used only when no leader
+  // answers (it gives the status the store holds and refuses the rest,
+  // saying why).
   std::vector<std::string> tried;
+  std::shared_ptr<grpc::Channel> follower;
   for (const std::string& address : addresses) {
     ASSIGN_OR_RETURN(auto ch, DialMutualTls(config.tls(), address, identity));
     if (addresses.size() == 1) return gwmirror::v1::Control::NewStub(ch);
     auto health = grpc::health::v1::Health::NewStub(ch);
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(gwmirror::v1::Control::service_full_name());
     grpc::health::v1::HealthCheckResponse resp;
     grpc::ClientContext ctx;
-    absl::Status st =
-        FromGrpc(health->Check(WithDeadline(&ctx, absl::Seconds(3)),
-                               grpc::health::v1::HealthCheckRequest(), &resp));
-    if (st.ok()) return gwmirror::v1::Control::NewStub(ch);
-    tried.push_back(absl::StrCat(address, ": ", st.message()));
+    absl::Status st = FromGrpc(
+        health->Check(WithDeadline(&ctx, absl::Seconds(3)), req, &resp));
+    if (st.ok() &&
+        resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      return gwmirror::v1::Control::NewStub(ch);
+    }
+    if (st.ok() && follower == nullptr) follower = ch;
+    tried.push_back(absl::StrCat(
+        address, ": ", st.ok() ? "follows, does not lead" : st.message()));
   }
+  if (follower != nullptr) return gwmirror::v1::Control::NewStub(follower);
   return absl::UnavailableError(absl::StrCat(
       "no coordinator answers (none leads: their sites lost, or etcd without "
       "a majority?): ",

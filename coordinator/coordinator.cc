@@ -107,7 +107,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
     gwmirror::v1::CoordinatorConfig config, CoordinatorOptions options) {
   RETURN_IF_ERROR(ValidateCoordinatorConfig(config));
   RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
-  ASSIGN_OR_RETURN(auto store, OpenStateStore(config));
+  std::unique_ptr<StateStore> store = std::move(options.store);
+  if (store == nullptr) {
+    ASSIGN_OR_RETURN(store, OpenStateStore(config));
+  }
   std::unique_ptr<Coordinator> c(
       new Coordinator(std::move(config), std::move(store), std::move(options)));
   ASSIGN_OR_RETURN(c->audit_,

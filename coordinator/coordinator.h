@@ -63,6 +63,9 @@ absl::Status ValidateCoordinatorConfig(
 struct CoordinatorOptions {
   const Clock* clock = Clock::Real();
   std::unique_ptr<NodeClient> nodes;
+  // The state, already open (an etcd store whose lead this process won);
+  // by default Open opens the one the config names.
+  std::unique_ptr<StateStore> store;
 };
 
 class Coordinator {

@@ -171,11 +171,12 @@ absl::StatusOr<int64_t> EtcdClient::LeaseKeepAlive(int64_t lease) {
 }
 
 std::vector<absl::StatusOr<etcdserverpb::StatusResponse>>
-EtcdClient::MemberStatus() {
+EtcdClient::MemberStatus(absl::Duration timeout) {
+  if (timeout == absl::ZeroDuration()) timeout = call_timeout_;
   std::vector<absl::StatusOr<etcdserverpb::StatusResponse>> out;
   for (Member& m : members_) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + call_timeout_));
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     ctx.set_wait_for_ready(true);
     etcdserverpb::StatusResponse resp;
     absl::Status st = FromGrpc(

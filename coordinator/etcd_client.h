@@ -37,8 +37,11 @@ class EtcdClient {
   absl::Status LeaseRevoke(int64_t lease);
   // Renews `lease` once: the seconds it has left from now (0: it expired).
   absl::StatusOr<int64_t> LeaseKeepAlive(int64_t lease);
-  // Each member's status, or why it did not answer, in configured order.
-  std::vector<absl::StatusOr<etcdserverpb::StatusResponse>> MemberStatus();
+  // Each member's status, or why it did not answer within `timeout` (0:
+  // the call timeout), in configured order.
+  std::vector<absl::StatusOr<etcdserverpb::StatusResponse>> MemberStatus(
+      absl::Duration timeout = absl::ZeroDuration());
+  const std::string& endpoint(size_t i) const { return members_[i].endpoint; }
 
   // Every call's deadline (default 5 s).
   void set_call_timeout(absl::Duration d) { call_timeout_ = d; }

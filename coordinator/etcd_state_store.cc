@@ -1,6 +1,7 @@
 #include "coordinator/etcd_state_store.h"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -69,31 +70,96 @@ const etcdserverpb::KeyValue* ReadBack(const etcdserverpb::TxnResponse& resp,
 }  // namespace
 
 EtcdStateStore::EtcdStateStore(std::unique_ptr<EtcdClient> client,
-                               std::string prefix, std::string name,
+                               std::string prefix, Options options,
                                int64_t ttl_s)
     : client_(std::move(client)),
       prefix_(std::move(prefix)),
-      name_(std::move(name)),
+      options_(std::move(options)),
       ttl_s_(ttl_s) {}
+
+EtcdStateStore::Options EtcdStateStore::OptionsFor(
+    const gwmirror::v1::CoordinatorConfig& config) {
+  Options options;
+  options.name =
+      config.etcd().name().empty() ? config.listen() : config.etcd().name();
+  options.address = config.listen();
+  options.active_site = config.initial_active_site();
+  return options;
+}
 
 absl::StatusOr<std::unique_ptr<EtcdStateStore>> EtcdStateStore::Open(
     const gwmirror::v1::EtcdStore& config, Options options) {
+  const absl::Duration wait = options.wait_for_lead;
+  ASSIGN_OR_RETURN(auto s, Connect(config, std::move(options)));
+  RETURN_IF_ERROR(s->Campaign(wait));
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<EtcdStateStore>> EtcdStateStore::Connect(
+    const gwmirror::v1::EtcdStore& config, Options options) {
   ASSIGN_OR_RETURN(auto client, EtcdClient::Connect(config));
   std::string prefix = config.prefix().empty() ? "/gwmirror/" : config.prefix();
-  std::string name = !options.name.empty()    ? options.name
-                     : !config.name().empty() ? config.name()
-                                              : "coordinator";
+  if (options.name.empty()) {
+    options.name = config.name().empty() ? "coordinator" : config.name();
+  }
   const int64_t ttl = config.lease_ttl_s() ? config.lease_ttl_s() : 10;
   // A member that does not answer must not cost a renewal: a third of the
   // TTL per call (1 s at least, 5 s at most), then the next member.
   client->set_call_timeout(
       std::clamp(absl::Seconds(ttl) / 3, absl::Seconds(1), absl::Seconds(5)));
   std::unique_ptr<EtcdStateStore> s(new EtcdStateStore(
-      std::move(client), std::move(prefix), std::move(name), ttl));
-  RETURN_IF_ERROR(s->Campaign(options.wait_for_lead));
-  absl::MutexLock l(&s->mu_);
-  RETURN_IF_ERROR(s->LoadMeta(options.active_site));
+      std::move(client), std::move(prefix), std::move(options), ttl));
+  s->member_watch_ = std::thread([p = s.get()] { p->WatchMembers(); });
+  // etcd may be starting too (a site coming back): wait for it, as long
+  // as for the lead.
+  const absl::Time give_up = absl::Now() + s->options_.wait_for_lead;
+  absl::StatusOr<etcdserverpb::LeaseGrantResponse> grant;
+  absl::Time asked;
+  for (bool said = false;; said = true) {
+    asked = absl::Now();
+    grant = s->client_->LeaseGrant(ttl);
+    const bool unanswered = absl::IsUnavailable(grant.status()) ||
+                            absl::IsDeadlineExceeded(grant.status());
+    if (grant.ok() || !unanswered || absl::Now() >= give_up) break;
+    if (!said) {
+      Logf(LogLevel::kWarning, "coordinator",
+           "etcd: no member answers yet (%s); trying again",
+           grant.status().message());
+    }
+    {
+      absl::MutexLock l(&s->mu_);
+      if (s->stop_campaign_) return absl::CancelledError("stopped");
+    }
+    absl::SleepFor(std::min(absl::Milliseconds(500), give_up - absl::Now()));
+  }
+  RETURN_IF_ERROR(grant.status());
+  s->lease_ = grant->id();
+  {
+    absl::MutexLock l(&s->mu_);
+    s->lease_valid_until_ = asked + absl::Seconds(grant->ttl());
+  }
+  s->keepalive_ = std::thread([p = s.get()] { p->KeepAlive(); });
+  RETURN_IF_ERROR(s->Announce("following", 0));
   return s;
+}
+
+absl::Status EtcdStateStore::Announce(const std::string& state,
+                                      int64_t fencing_token) {
+  gwmirror::v1::CoordinatorPeer me;
+  me.set_name(name_);
+  me.set_address(options_.address);
+  me.set_state(state);
+  me.set_since_unix_ms(absl::ToUnixMillis(absl::Now()));
+  me.set_fencing_token(fencing_token);
+  etcdserverpb::TxnRequest req;
+  AddPut(req, prefix_ + "coordinators/" + name_, me.SerializeAsString(),
+         lease_);
+  return client_->Txn(req).status();
+}
+
+void EtcdStateStore::StopCampaign() {
+  absl::MutexLock l(&mu_);
+  stop_campaign_ = true;
 }
 
 EtcdStateStore::~EtcdStateStore() {
@@ -104,6 +170,7 @@ EtcdStateStore::~EtcdStateStore() {
     lost = !lost_.empty();
   }
   if (keepalive_.joinable()) keepalive_.join();
+  if (member_watch_.joinable()) member_watch_.join();
   if (lease_ != 0 && !lost) {
     if (absl::Status st = client_->LeaseRevoke(lease_); !st.ok()) {
       Logf(LogLevel::kWarning, "coordinator",
@@ -116,30 +183,6 @@ EtcdStateStore::~EtcdStateStore() {
 
 absl::Status EtcdStateStore::Campaign(absl::Duration wait) {
   const absl::Time give_up = absl::Now() + wait;
-  // etcd may be starting too (a site coming back): wait for it as for
-  // the lead.
-  absl::StatusOr<etcdserverpb::LeaseGrantResponse> grant;
-  absl::Time asked;
-  for (bool said = false;; said = true) {
-    asked = absl::Now();
-    grant = client_->LeaseGrant(ttl_s_);
-    const bool unanswered = absl::IsUnavailable(grant.status()) ||
-                            absl::IsDeadlineExceeded(grant.status());
-    if (grant.ok() || !unanswered || absl::Now() >= give_up) break;
-    if (!said) {
-      Logf(LogLevel::kWarning, "coordinator",
-           "etcd: no member answers yet (%s); trying again",
-           grant.status().message());
-    }
-    absl::SleepFor(std::min(absl::Milliseconds(500), give_up - absl::Now()));
-  }
-  RETURN_IF_ERROR(grant.status());
-  lease_ = grant->id();
-  {
-    absl::MutexLock l(&mu_);
-    lease_valid_until_ = asked + absl::Seconds(grant->ttl());
-  }
-  keepalive_ = std::thread([this] { KeepAlive(); });
   const std::string key = prefix_ + "leader";
   std::string said;
   for (;;) {
@@ -152,8 +195,14 @@ absl::Status EtcdStateStore::Campaign(absl::Duration wait) {
       leader_revision_ = resp.header().revision();
       Logf(LogLevel::kInfo, "coordinator",
            "etcd: %s leads (key %s, fencing token %d, lease ttl %d s)", name_,
-           key, leader_revision_, ttl_s_);
-      return absl::OkStatus();
+           key, leader_revision_.load(), ttl_s_);
+      if (absl::Status st = Announce("leading", leader_revision_); !st.ok()) {
+        Logf(LogLevel::kWarning, "coordinator",
+             "etcd: could not say so under %scoordinators/: %s", prefix_,
+             st.message());
+      }
+      absl::MutexLock l(&mu_);
+      return LoadMeta(options_.active_site);
     }
     const etcdserverpb::KeyValue* holder = ReadBack(resp, 0);
     const std::string who = holder ? holder->value() : "(gone)";
@@ -170,7 +219,9 @@ absl::Status EtcdStateStore::Campaign(absl::Duration wait) {
     }
     {
       absl::MutexLock l(&mu_);
-      RETURN_IF_ERROR(LeadLocked());
+      if (stop_campaign_) return absl::CancelledError("stopped");
+      absl::Status lead = LeadLocked();  // Notes an expired lease.
+      if (!lost_.empty()) return lead;
     }
     absl::SleepFor(std::min(absl::Milliseconds(500), give_up - absl::Now()));
   }
@@ -206,10 +257,89 @@ absl::Status EtcdStateStore::LeadLocked() const {
   if (lost_.empty() && absl::Now() >= lease_valid_until_) {
     lost_ = "its etcd lease was not renewed in time";
   }
+  if (lost_.empty() && leader_revision_ == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this coordinator (", name_, ") does not lead; it only reads"));
+  }
   if (lost_.empty()) return absl::OkStatus();
   return absl::FailedPreconditionError(
       absl::StrCat("this coordinator (", name_, ") no longer leads: ", lost_,
                    "; it refuses to act (restart it to campaign again)"));
+}
+
+void EtcdStateStore::WatchMembers() {
+  absl::MutexLock l(&mu_);
+  while (!stop_) {
+    mu_.Unlock();
+    std::vector<gwmirror::v1::EtcdMemberHealth> health;
+    uint64_t raft_leader = 0;
+    const auto statuses = client_->MemberStatus(absl::Seconds(1));
+    for (const auto& st : statuses) {
+      if (st.ok()) raft_leader = st->leader();
+    }
+    for (size_t i = 0; i < statuses.size(); ++i) {
+      gwmirror::v1::EtcdMemberHealth& h = health.emplace_back();
+      h.set_endpoint(client_->endpoint(i));
+      h.set_up(statuses[i].ok());
+      if (statuses[i].ok()) {
+        h.set_raft_leader(statuses[i]->header().member_id() == raft_leader);
+      } else {
+        h.set_error(std::string(statuses[i].status().message()));
+      }
+    }
+    mu_.Lock();
+    health_ = std::move(health);
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Seconds(5));
+  }
+}
+
+std::vector<gwmirror::v1::EtcdMemberHealth> EtcdStateStore::StoreHealth()
+    const {
+  absl::MutexLock l(&mu_);
+  return health_;
+}
+
+std::vector<gwmirror::v1::CoordinatorPeer> EtcdStateStore::Coordinators()
+    const {
+  const std::string start = prefix_ + "coordinators/";
+  etcdserverpb::RangeRequest r;
+  r.set_key(start);
+  r.set_range_end(EtcdPrefixEnd(start));
+  absl::StatusOr<etcdserverpb::RangeResponse> resp = client_->Range(r);
+  std::vector<gwmirror::v1::CoordinatorPeer> out;
+  if (!resp.ok()) return out;
+  for (const auto& kv : resp->kvs()) {
+    gwmirror::v1::CoordinatorPeer p;
+    if (p.ParseFromString(kv.value()) && !p.name().empty()) {
+      out.push_back(std::move(p));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return (a.state() == "leading") > (b.state() == "leading");
+  });
+  return out;
+}
+
+absl::Status EtcdStateStore::Refresh() {
+  etcdserverpb::RangeRequest r;
+  r.set_key(prefix_ + "meta");
+  ASSIGN_OR_RETURN(auto resp, client_->Range(r));
+  StoredMeta meta;
+  if (resp.kvs_size() == 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "etcd key ", r.key(), " is missing: no coordinator has led yet"));
+  }
+  if (!meta.ParseFromString(resp.kvs(0).value()) || meta.epoch() == 0 ||
+      meta.active_site().empty()) {
+    return absl::DataLossError(
+        absl::StrCat("etcd key ", r.key(), ": not a gwmirror state record"));
+  }
+  absl::MutexLock l(&mu_);
+  if (leader_revision_ == 0) {
+    meta_ = std::move(meta);
+    meta_revision_ = resp.kvs(0).mod_revision();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status EtcdStateStore::Lead() const {
@@ -655,6 +785,126 @@ absl::StatusOr<std::vector<std::string>> EtcdStateStore::UnappliedSlots(
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+absl::StatusOr<StateStore::Contents> EtcdStateStore::Export() const {
+  Contents out;
+  {
+    absl::MutexLock l(&mu_);
+    out.meta = meta_;
+  }
+  out.meta.clear_counts();
+  out.meta.clear_unfinished();
+  // Oldest first, a page at a time.
+  auto scan =
+      [this](const std::string& dir,
+             const std::function<absl::Status(const etcdserverpb::KeyValue&)>&
+                 each) {
+        const std::string start = prefix_ + dir;
+        etcdserverpb::RangeRequest r;
+        r.set_key(start);
+        r.set_range_end(EtcdPrefixEnd(start));
+        r.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
+        r.set_sort_target(etcdserverpb::RangeRequest::KEY);
+        r.set_limit(500);
+        for (;;) {
+          ASSIGN_OR_RETURN(auto resp, client_->Range(r));
+          for (const auto& kv : resp.kvs()) RETURN_IF_ERROR(each(kv));
+          if (!resp.more() || resp.kvs_size() == 0) return absl::OkStatus();
+          r.set_key(resp.kvs(resp.kvs_size() - 1).key() + std::string(1, '\0'));
+        }
+      };
+  RETURN_IF_ERROR(scan("checkpoints/", [&](const etcdserverpb::KeyValue& kv) {
+    StoredCheckpoint& c = out.checkpoints.emplace_back();
+    if (!c.ParseFromString(kv.value()) || c.info().id() == 0) {
+      return absl::DataLossError(
+          absl::StrCat("etcd key ", kv.key(), ": not a checkpoint record"));
+    }
+    return absl::OkStatus();
+  }));
+  const size_t skip = prefix_.size() + std::string("drills/").size();
+  RETURN_IF_ERROR(scan("drills/", [&](const etcdserverpb::KeyValue& kv) {
+    uint64_t id = 0;
+    gwmirror::v1::DrillReport d;
+    if (!d.ParseFromString(kv.value()) ||
+        !absl::SimpleAtoi(absl::string_view(kv.key()).substr(skip), &id)) {
+      return absl::DataLossError(
+          absl::StrCat("etcd key ", kv.key(), ": unreadable drill record"));
+    }
+    out.drills.emplace_back(id, std::move(d));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status EtcdStateStore::Import(const Contents& contents) {
+  RETURN_IF_ERROR(ValidateContents(contents));
+  absl::MutexLock l(&mu_);
+  RETURN_IF_ERROR(LeadLocked());
+  if (meta_.last_checkpoint() != 0 || meta_.last_drill() != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the state under ", prefix_,
+                     " already records checkpoints or drills: a migration "
+                     "only fills an empty state"));
+  }
+  // Every batch is fenced like a write (the lead held, P meta unchanged);
+  // P meta itself, which makes the records count, goes last.
+  auto fenced = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    etcdserverpb::TxnRequest req;
+    Fence(req, prefix_ + "leader", Compare::CREATE)
+        ->set_create_revision(leader_revision_);
+    Fence(req, prefix_ + "meta", Compare::MOD)
+        ->set_mod_revision(meta_revision_);
+    return req;
+  };
+  auto commit = [this](const etcdserverpb::TxnRequest& req) -> absl::Status {
+    ASSIGN_OR_RETURN(auto resp, client_->Txn(req));
+    if (!resp.succeeded()) {
+      return absl::AbortedError(absl::StrCat(
+          "the state under ", prefix_,
+          " changed during the migration (another coordinator led?); "
+          "nothing counts until its last step: run it again"));
+    }
+    return absl::OkStatus();
+  };
+  // What an interrupted migration left is cleared first.
+  {
+    etcdserverpb::TxnRequest req = fenced();
+    for (const char* dir : {"checkpoints/", "drills/"}) {
+      auto* del = req.add_success()->mutable_request_delete_range();
+      del->set_key(prefix_ + dir);
+      del->set_range_end(EtcdPrefixEnd(prefix_ + dir));
+    }
+    RETURN_IF_ERROR(commit(req));
+  }
+  StoredMeta next = contents.meta;
+  next.clear_counts();
+  next.clear_unfinished();
+  etcdserverpb::TxnRequest batch = fenced();
+  size_t bytes = 0;
+  auto put = [&](std::string key, std::string value) -> absl::Status {
+    bytes += key.size() + value.size();
+    AddPut(batch, key, value);
+    // etcd takes at most 128 operations and 1.5 MiB in one request.
+    if (batch.success_size() >= 100 || bytes >= (1 << 20)) {
+      RETURN_IF_ERROR(commit(batch));
+      batch = fenced();
+      bytes = 0;
+    }
+    return absl::OkStatus();
+  };
+  for (const StoredCheckpoint& c : contents.checkpoints) {
+    Move(next, c.info().id(), gwmirror::v1::CHECKPOINT_STATE_UNSPECIFIED,
+         c.info().state());
+    next.set_last_checkpoint(std::max(next.last_checkpoint(), c.info().id()));
+    RETURN_IF_ERROR(put(CheckpointKey(c.info().id()), c.SerializeAsString()));
+  }
+  for (const auto& [id, report] : contents.drills) {
+    next.set_last_drill(std::max(next.last_drill(), id));
+    RETURN_IF_ERROR(put(DrillKey(id), report.SerializeAsString()));
+  }
+  if (batch.success_size() > 0) RETURN_IF_ERROR(commit(batch));
+  return Write(next, {});
 }
 
 }  // namespace gwmirror

@@ -5,16 +5,21 @@
 // Keys, under the configured prefix P (docs/ARCHITECTURE.md, "Coordinator
 // state on etcd"):
 //   P leader                     this leader's name, attached to its lease
+//   P coordinators/<name>        gwmirror.v1.CoordinatorPeer: every
+//                                coordinator sharing the prefix, leading or
+//                                following, attached to its own lease
 //   P meta                       gwmirror.v1.StoredMeta: epoch, active and
 //                                fenced sites, pins, last ids, counts,
 //                                unfinished checkpoints
 //   P checkpoints/<20 digits>    gwmirror.v1.StoredCheckpoint
 //   P drills/<20 digits>         gwmirror.v1.DrillReport (id 0: unfinished)
 //
-// Leadership and fencing: Open grants a lease (lease_ttl_s), keeps it
-// alive from a thread of its own, and creates P leader with it once no one
-// holds it (waiting while someone does). The fencing token is the leader
-// key's create revision: every write is one etcd transaction that
+// Leadership and fencing: Connect grants a lease (lease_ttl_s), keeps it
+// alive from a thread of its own and registers the process under
+// P coordinators/; Campaign creates P leader with that lease once no one
+// holds it (waiting while someone does). Until then the store only reads
+// (a follower answering status); every write is refused. The fencing token is
+// the leader key's create revision: every write is one etcd transaction that
 // succeeds only if P leader still has that create revision and P meta the
 // mod revision this store last saw, and that rewrites P meta with the
 // records it changes. A deposed leader (its lease expired: the key is
@@ -29,6 +34,7 @@
 #ifndef GWMIRROR_COORDINATOR_ETCD_STATE_STORE_H_
 #define GWMIRROR_COORDINATOR_ETCD_STATE_STORE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -48,13 +54,32 @@ class EtcdStateStore : public StateStore {
   struct Options {
     // The leader key's value (default: the config's name).
     std::string name;
+    // Where this coordinator listens, as other coordinators and operators
+    // see it in P coordinators/<name>.
+    std::string address;
     // On a first use of the prefix: the active site at epoch 1.
     std::string active_site;
     // How long Open waits for another holder's lead to end.
     absl::Duration wait_for_lead = absl::InfiniteDuration();
   };
+  // A coordinator's options from its config: its name (etcd.name, else
+  // its listen address), address and initial active site.
+  static Options OptionsFor(const gwmirror::v1::CoordinatorConfig& config);
+  // Connect, then Campaign for as long as options.wait_for_lead.
   static absl::StatusOr<std::unique_ptr<EtcdStateStore>> Open(
       const gwmirror::v1::EtcdStore& config, Options options);
+  // A lease (waiting for etcd to answer) and this process registered as
+  // following; it does not lead yet.
+  static absl::StatusOr<std::unique_ptr<EtcdStateStore>> Connect(
+      const gwmirror::v1::EtcdStore& config, Options options);
+  // Waits up to `wait` for the lead (forever by default), takes it, and
+  // loads (or, on a new prefix, creates) the state. Returns early, with
+  // CANCELLED, once StopCampaign is called.
+  absl::Status Campaign(absl::Duration wait) ABSL_LOCKS_EXCLUDED(mu_);
+  void StopCampaign() ABSL_LOCKS_EXCLUDED(mu_);
+  // A follower's view: reads P meta again (Epoch, ActiveSite, ... and the
+  // reads then answer from it), without leading.
+  absl::Status Refresh() ABSL_LOCKS_EXCLUDED(mu_);
   // Stops renewing and revokes the lease: a successor leads at once.
   ~EtcdStateStore() override;
 
@@ -97,15 +122,24 @@ class EtcdStateStore : public StateStore {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<std::string>> UnappliedSlots(
       uint64_t id) const override ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<gwmirror::v1::CoordinatorPeer> Coordinators() const override;
+  std::vector<gwmirror::v1::EtcdMemberHealth> StoreHealth() const override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Contents> Export() const override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Import(const Contents& contents) override
+      ABSL_LOCKS_EXCLUDED(mu_);
 
+  const std::string& name() const { return name_; }
   // The fencing token this store writes under: the leader key's create
   // revision.
   int64_t FencingToken() const { return leader_revision_; }
 
  private:
   EtcdStateStore(std::unique_ptr<EtcdClient> client, std::string prefix,
-                 std::string name, int64_t ttl_s);
-  absl::Status Campaign(absl::Duration wait);
+                 Options options, int64_t ttl_s);
+  // P coordinators/<name> says this process is in `state` now.
+  absl::Status Announce(const std::string& state, int64_t fencing_token);
+  void WatchMembers();
   // Creates P meta at epoch 1 when the prefix is new; loads it.
   absl::Status LoadMeta(const std::string& active_site)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -123,10 +157,13 @@ class EtcdStateStore : public StateStore {
   absl::Status LeadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<EtcdClient> client_;
-  const std::string prefix_, name_;
+  const std::string prefix_;
+  const Options options_;
+  const std::string& name_ = options_.name;
   const int64_t ttl_s_;
   int64_t lease_ = 0;
-  int64_t leader_revision_ = 0;
+  // Set once, when Campaign takes the lead (0 before: nothing is written).
+  std::atomic<int64_t> leader_revision_{0};
 
   mutable absl::Mutex mu_;
   gwmirror::v1::StoredMeta meta_ ABSL_GUARDED_BY(mu_);
@@ -136,7 +173,12 @@ class EtcdStateStore : public StateStore {
   mutable std::string lost_ ABSL_GUARDED_BY(mu_);
   absl::Time lease_valid_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread keepalive_;
+  bool stop_campaign_ ABSL_GUARDED_BY(mu_) = false;
+  // The members' health as last polled (every few seconds, by a thread of
+  // its own: a member that does not answer costs that thread its
+  // deadline, never a status call).
+  std::vector<gwmirror::v1::EtcdMemberHealth> health_ ABSL_GUARDED_BY(mu_);
+  std::thread keepalive_, member_watch_;
 };
 
 }  // namespace gwmirror

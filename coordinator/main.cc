@@ -22,6 +22,8 @@
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/etcd_state_store.h"
+#include "coordinator/follower.h"
 #include "coordinator/recover.h"
 #include "coordinator/service.h"
 
@@ -39,18 +41,79 @@ absl::StatusOr<gwmirror::v1::CoordinatorConfig> LoadConfig(
   return config;
 }
 
+// With the etcd store: serves as a follower (coordinator/follower.h) until
+// this process wins the lead, and returns the store it leads with; nullptr
+// when a stop signal came first.
+absl::StatusOr<std::unique_ptr<EtcdStateStore>> Follow(
+    const gwmirror::v1::CoordinatorConfig& config,
+    const std::function<void()>& on_hangup) {
+  ASSIGN_OR_RETURN(std::unique_ptr<EtcdStateStore> store,
+                   EtcdStateStore::Connect(config.etcd(),
+                                           EtcdStateStore::OptionsFor(config)));
+  FollowerServices follower(config, store.get());
+  grpc::ServerBuilder builder;
+  builder.RegisterService(follower.coordinator());
+  builder.RegisterService(follower.control());
+  int port = 0;
+  ASSIGN_OR_RETURN(std::unique_ptr<grpc::Server> server,
+                   StartServer(builder, config.tls(), config.listen(),
+                               config.port_file(), &port, {}));
+  for (const char* service : {gwmirror::v1::Coordinator::service_full_name(),
+                              gwmirror::v1::Control::service_full_name()}) {
+    server->GetHealthCheckService()->SetServingStatus(service, false);
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> metrics,
+                   MetricsServer::StartIfConfigured(
+                       config.metrics_listen(), config.metrics_port_file(),
+                       {MetricsServer::Metrics([&follower] {
+                         return follower.RenderMetrics() +
+                                DefaultMetrics().Render();
+                       })}));
+  Logf(LogLevel::kInfo, "coordinator",
+       "following on port %d until this coordinator (%s) leads", port,
+       store->name());
+  std::atomic<bool> campaigned{false};
+  absl::Status campaign;
+  std::thread campaigner([&] {
+    campaign = store->Campaign(absl::InfiniteDuration());
+    campaigned = true;
+    kill(getpid(), SIGTERM);
+  });
+  WaitForStopSignal(on_hangup);
+  if (!campaigned) store->StopCampaign();
+  campaigner.join();
+  metrics.reset();
+  StopServer(server.get());
+  if (absl::IsCancelled(campaign)) return nullptr;
+  RETURN_IF_ERROR(campaign);
+  return store;
+}
+
 absl::Status Serve(const std::string& path) {
   ASSIGN_OR_RETURN(gwmirror::v1::CoordinatorConfig config, LoadConfig(path));
-  ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> c, Coordinator::Open(config));
   // Renewed certificates and CA bundles are taken on SIGHUP and when the
   // files change, without a restart.
+  std::atomic<Coordinator*> leading{nullptr};
+  ASSIGN_OR_RETURN(std::unique_ptr<TlsReloader> tls,
+                   TlsReloader::Start(config.tls(), config.state_dir() + "/tls",
+                                      [&leading](const CertificateInfo& info) {
+                                        if (Coordinator* c = leading) {
+                                          c->NoteOwnCertificate(info);
+                                        }
+                                      }));
+  CoordinatorOptions options;
+  if (config.has_etcd()) {
+    ASSIGN_OR_RETURN(options.store,
+                     Follow(config, [&tls] { (void)tls->Reload(); }));
+    if (options.store == nullptr) {
+      Logf(LogLevel::kInfo, "coordinator", "stopping on a signal, not leading");
+      return absl::OkStatus();
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> c,
+                   Coordinator::Open(config, std::move(options)));
   Coordinator* coordinator = c.get();
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<TlsReloader> tls,
-      TlsReloader::Start(config.tls(), config.state_dir() + "/tls",
-                         [coordinator](const CertificateInfo& info) {
-                           coordinator->NoteOwnCertificate(info);
-                         }));
+  leading = coordinator;
   CoordinatorService nodes(c.get());
   ControlService control(c.get());
   grpc::ServerBuilder builder;
@@ -106,6 +169,7 @@ absl::Status Serve(const std::string& path) {
   });
   stop_watching = true;
   lead_watch.join();
+  leading = nullptr;
   if (!lost.empty()) {
     StopServer(server.get());
     return absl::UnavailableError(lost);
@@ -121,6 +185,16 @@ absl::Status Recover(const std::string& path, const Args& args) {
   ASSIGN_OR_RETURN(auto nodes, args.RequireNodes("node"));
   std::vector<std::string> report;
   absl::Status st = RecoverState(config, active, nodes, &report).status();
+  for (const std::string& line : report) std::cout << line << "\n";
+  return st;
+}
+
+absl::Status Migrate(const std::string& path, const Args& args) {
+  ASSIGN_OR_RETURN(gwmirror::v1::CoordinatorConfig to, LoadConfig(path));
+  ASSIGN_OR_RETURN(std::string from_path, args.Require("from"));
+  ASSIGN_OR_RETURN(gwmirror::v1::CoordinatorConfig from, LoadConfig(from_path));
+  std::vector<std::string> report;
+  absl::Status st = MigrateState(from, to, &report);
   for (const std::string& line : report) std::cout << line << "\n";
   return st;
 }
@@ -156,12 +230,24 @@ int Main(int argc, char** argv) {
                       .required = true}},
            .example = "gwmirror-coordinator recover --config c.json "
                       "--active-site standby --node gw1@10.0.0.5:7101"},
+          {.path = "migrate",
+           .group = "Commands",
+           .summary = "Copy the whole state from another config's store "
+                      "(SQLite to etcd, or back) into this config's, "
+                      "which must be empty; every coordinator stopped",
+           .flags = {{.names = "--from",
+                      .value = "FILE",
+                      .help = "The config whose state is copied",
+                      .required = true}},
+           .example = "gwmirror-coordinator migrate --config "
+                      "coordinator-etcd.json --from coordinator.json"},
       }};
   return RunCommandLine(
       spec, argc, argv, [](const CommandLine& line) -> absl::StatusOr<int> {
         ASSIGN_OR_RETURN(std::string path, DaemonConfigPath(line.args));
-        RETURN_IF_ERROR(line.command == "serve" ? Serve(path)
-                                                : Recover(path, line.args));
+        RETURN_IF_ERROR(line.command == "serve"     ? Serve(path)
+                        : line.command == "recover" ? Recover(path, line.args)
+                                                    : Migrate(path, line.args));
         return 0;
       });
 }

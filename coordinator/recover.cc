@@ -1,5 +1,7 @@
 #include "coordinator/recover.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -10,6 +12,8 @@
 #include "common/replica_call.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
+#include "coordinator/etcd_state_store.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 
 namespace gwmirror {
@@ -111,6 +115,96 @@ absl::StatusOr<StateStore::Recovered> RecoverState(
       ", last checkpoint ", r.checkpoint,
       ", pins: ", r.pins.empty() ? "none" : absl::StrJoin(r.pins, ", ")));
   return r;
+}
+
+namespace {
+
+using google::protobuf::util::MessageDifferencer;
+
+// Where a config keeps its state, in words.
+std::string StoreName(const gwmirror::v1::CoordinatorConfig& c) {
+  if (c.has_etcd()) {
+    return absl::StrCat(
+        "etcd ", absl::StrJoin(c.etcd().endpoints(), ","), " prefix ",
+        c.etcd().prefix().empty() ? "/gwmirror/" : c.etcd().prefix());
+  }
+  return absl::StrCat("sqlite ", c.state_dir(), "/state.db");
+}
+
+// A migration's end of the copy: never waits long for a lead, and never
+// makes an empty SQLite state where the source should be.
+absl::StatusOr<std::unique_ptr<StateStore>> OpenForMigration(
+    const gwmirror::v1::CoordinatorConfig& c, bool source) {
+  if (c.has_etcd()) {
+    EtcdStateStore::Options options = EtcdStateStore::OptionsFor(c);
+    options.name = "gwmirror-coordinator migrate";
+    options.wait_for_lead = absl::Seconds(30);
+    ASSIGN_OR_RETURN(auto s, EtcdStateStore::Open(c.etcd(), options));
+    return std::unique_ptr<StateStore>(std::move(s));
+  }
+  const std::string path = c.state_dir() + "/state.db";
+  if (source && access(path.c_str(), F_OK) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("the state to migrate, ", path));
+  }
+  return OpenStateStore(c);
+}
+
+std::string Summary(const StateStore::Contents& c) {
+  size_t committed = 0;
+  for (const auto& k : c.checkpoints) {
+    const auto s = k.info().state();
+    committed += s == gwmirror::v1::CHECKPOINT_STATE_CONSISTENT ||
+                 s == gwmirror::v1::CHECKPOINT_STATE_APPLIED;
+  }
+  return absl::StrCat("epoch ", c.meta.epoch(), ", ", c.meta.active_site(),
+                      " active, ", c.checkpoints.size(), " checkpoints (",
+                      committed, " committed), ", c.drills.size(), " drills, ",
+                      c.meta.pins_size(), " pins");
+}
+
+}  // namespace
+
+absl::Status MigrateState(const gwmirror::v1::CoordinatorConfig& from,
+                          const gwmirror::v1::CoordinatorConfig& to,
+                          std::vector<std::string>* report) {
+  const std::string from_name = StoreName(from), to_name = StoreName(to);
+  if (from_name == to_name) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("both configs name the same state (", from_name, ")"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<StateStore> source,
+                   OpenForMigration(from, /*source=*/true));
+  ASSIGN_OR_RETURN(StateStore::Contents contents, source->Export());
+  report->push_back(
+      absl::StrCat("read from ", from_name, ": ", Summary(contents)));
+  ASSIGN_OR_RETURN(std::unique_ptr<StateStore> target,
+                   OpenForMigration(to, /*source=*/false));
+  RETURN_IF_ERROR(target->Import(contents));
+  ASSIGN_OR_RETURN(StateStore::Contents back, target->Export());
+  // What the target holds must be what was read, record for record.
+  bool same = back.checkpoints.size() == contents.checkpoints.size() &&
+              back.drills.size() == contents.drills.size() &&
+              back.meta.epoch() == contents.meta.epoch() &&
+              back.meta.active_site() == contents.meta.active_site() &&
+              back.meta.fenced_site() == contents.meta.fenced_site();
+  for (size_t i = 0; same && i < back.checkpoints.size(); ++i) {
+    same = MessageDifferencer::Equals(back.checkpoints[i],
+                                      contents.checkpoints[i]);
+  }
+  for (size_t i = 0; same && i < back.drills.size(); ++i) {
+    same = back.drills[i].first == contents.drills[i].first &&
+           MessageDifferencer::Equals(back.drills[i].second,
+                                      contents.drills[i].second);
+  }
+  if (!same) {
+    return absl::DataLossError(
+        absl::StrCat("the state written into ", to_name,
+                     " does not read back as the one read (", Summary(back),
+                     "); do not start a coordinator on it"));
+  }
+  report->push_back(
+      absl::StrCat("wrote into ", to_name, " and read back: ", Summary(back)));
+  return absl::OkStatus();
 }
 
 }  // namespace gwmirror

@@ -26,6 +26,17 @@ absl::StatusOr<StateStore::Recovered> RecoverState(
     const std::vector<std::pair<std::string, std::string>>& nodes,
     std::vector<std::string>* report);
 
+// `gwmirror-coordinator migrate`: copies the whole state (epoch, sites,
+// pins, every checkpoint with its digests and applied slots, every drill)
+// from the store `from` names into the empty one `to` names (SQLite to
+// etcd, or back), then reads it back and compares. Every coordinator must
+// be stopped: a SQLite state in use is refused (its lock), and so is an
+// etcd state whose lead another coordinator holds (after 30 s). One line
+// per step in `report`.
+absl::Status MigrateState(const gwmirror::v1::CoordinatorConfig& from,
+                          const gwmirror::v1::CoordinatorConfig& to,
+                          std::vector<std::string>* report);
+
 }  // namespace gwmirror
 
 #endif  // GWMIRROR_COORDINATOR_RECOVER_H_

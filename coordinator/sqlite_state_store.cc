@@ -1,11 +1,20 @@
 #include "coordinator/sqlite_state_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/fault.h"
+#include "common/fd.h"
+#include "common/protocol_names.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
@@ -89,12 +98,28 @@ absl::Status Run(Statement& st) {
 
 absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(
     const std::string& path, const std::string& active_site) {
+  // One process at a time: a second coordinator (or a migration) on a
+  // state in use is refused, not interleaved with it.
+  const std::string lock_path = path + ".lock";
+  UniqueFd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid())
+    return ErrnoStatus(errno, absl::StrCat("open ", lock_path));
+  if (flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the coordinator state ", path,
+          " is in use by another process (a running coordinator?); stop it "
+          "first"));
+    }
+    return ErrnoStatus(errno, absl::StrCat("lock ", lock_path));
+  }
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(
       path.c_str(), &raw,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
       nullptr);
   std::unique_ptr<SqliteStateStore> s(new SqliteStateStore(raw));
+  s->lock_ = std::move(lock);
   absl::MutexLock l(&s->mu_);
   if (rc != SQLITE_OK) return SqlError(raw, absl::StrCat("open ", path));
   sqlite3_busy_timeout(raw, 5000);
@@ -502,6 +527,127 @@ absl::StatusOr<std::vector<std::string>> SqliteStateStore::UnappliedSlots(
     out.push_back(s.Text(0));
   }
   return out;
+}
+
+}  // namespace gwmirror
+
+namespace gwmirror {
+
+absl::StatusOr<StateStore::Contents> SqliteStateStore::Export() const {
+  absl::MutexLock l(&mu_);
+  Contents out;
+  out.meta.set_epoch(epoch_);
+  out.meta.set_active_site(active_site_);
+  out.meta.set_fenced_site(fenced_site_);
+  for (uint64_t p : pins_) out.meta.add_pins(p);
+  ASSIGN_OR_RETURN(std::vector<gwmirror::v1::CheckpointInfo> all,
+                   Query("1", std::numeric_limits<int32_t>::max(), false));
+  for (gwmirror::v1::CheckpointInfo& info : all) {
+    gwmirror::v1::StoredCheckpoint c;
+    Statement s(db_.get(),
+                "SELECT slot FROM checkpoint_slots WHERE checkpoint = ?1 "
+                "AND applied = 1 ORDER BY slot");
+    s.Bind(1, static_cast<int64_t>(info.id()));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      c.add_applied_slots(s.Text(0));
+    }
+    out.meta.set_last_checkpoint(info.id());
+    *c.mutable_info() = std::move(info);
+    out.checkpoints.push_back(std::move(c));
+  }
+  Statement d(db_.get(),
+              "SELECT id, started_ms, report FROM drills ORDER BY id ASC");
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, d.Step());
+    if (!row) break;
+    gwmirror::v1::DrillReport r;
+    if (!r.ParseFromString(d.Text(2))) {
+      return absl::DataLossError(
+          absl::StrCat("drill ", d.Int(0), ": unreadable record"));
+    }
+    if (r.id() == 0) r.set_started_unix_ms(d.Int(1));
+    out.meta.set_last_drill(d.Int(0));
+    out.drills.emplace_back(d.Int(0), std::move(r));
+  }
+  return out;
+}
+
+absl::Status SqliteStateStore::Import(const Contents& contents) {
+  RETURN_IF_ERROR(ValidateContents(contents));
+  absl::MutexLock l(&mu_);
+  std::set<uint64_t> pins(contents.meta.pins().begin(),
+                          contents.meta.pins().end());
+  RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
+    Statement any(db_.get(),
+                  "SELECT (SELECT COUNT(*) FROM checkpoints) + "
+                  "(SELECT COUNT(*) FROM drills)");
+    ASSIGN_OR_RETURN(bool row, any.Step());
+    if (row && any.Int(0) != 0) {
+      return absl::FailedPreconditionError(
+          "the target state already records checkpoints or drills: a "
+          "migration only fills an empty state");
+    }
+    Statement up(db_.get(),
+                 "INSERT OR REPLACE INTO meta(key, value) VALUES "
+                 "('epoch', ?1), ('active_site', ?2), ('fenced_site', ?3), "
+                 "('pins', ?4)");
+    up.BindText(1, absl::StrCat(contents.meta.epoch()))
+        .BindText(2, contents.meta.active_site())
+        .BindText(3, contents.meta.fenced_site())
+        .BindText(4, absl::StrJoin(pins, ","));
+    RETURN_IF_ERROR(Run(up));
+    for (const gwmirror::v1::StoredCheckpoint& c : contents.checkpoints) {
+      const gwmirror::v1::CheckpointInfo& i = c.info();
+      Statement ins(db_.get(),
+                    "INSERT INTO checkpoints(id, epoch, state, cut_ms, "
+                    "consistent_ms, applied_ms, reason) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      ins.Bind(1, static_cast<int64_t>(i.id()))
+          .Bind(2, static_cast<int64_t>(i.epoch()))
+          .BindText(3, StateName(i.state()))
+          .Bind(4, i.cut_unix_ms())
+          .Bind(5, i.consistent_unix_ms())
+          .Bind(6, i.applied_unix_ms())
+          .BindText(7, i.reason());
+      RETURN_IF_ERROR(Run(ins));
+      std::set<std::string> applied(c.applied_slots().begin(),
+                                    c.applied_slots().end());
+      for (const auto& [slot, hex] : i.digests()) {
+        if (hex.size() % 2 != 0 ||
+            !std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "checkpoint ", i.id(), " slot ", slot, ": digest not hex"));
+        }
+        const std::string digest = absl::HexStringToBytes(hex);
+        Statement s(db_.get(),
+                    "INSERT INTO checkpoint_slots(checkpoint, slot, digest, "
+                    "applied) VALUES (?1, ?2, ?3, ?4)");
+        s.Bind(1, static_cast<int64_t>(i.id()))
+            .BindText(2, slot)
+            .Bind(3, digest)
+            .Bind(4, applied.contains(slot) ? 1 : 0);
+        RETURN_IF_ERROR(Run(s));
+      }
+    }
+    for (const auto& [id, report] : contents.drills) {
+      Statement ins(db_.get(),
+                    "INSERT INTO drills(id, started_ms, report) "
+                    "VALUES (?1, ?2, ?3)");
+      ins.Bind(1, static_cast<int64_t>(id))
+          .Bind(2, report.started_unix_ms())
+          .Bind(3,
+                report.id() == 0 ? std::string() : report.SerializeAsString());
+      RETURN_IF_ERROR(Run(ins));
+    }
+    return absl::OkStatus();
+  }));
+  epoch_ = contents.meta.epoch();
+  active_site_ = contents.meta.active_site();
+  fenced_site_ = contents.meta.fenced_site();
+  pins_ = std::move(pins);
+  return absl::OkStatus();
 }
 
 }  // namespace gwmirror

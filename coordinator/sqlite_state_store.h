@@ -29,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/fd.h"
 #include "coordinator/state_store.h"
 
 namespace gwmirror {
@@ -86,6 +87,9 @@ class SqliteStateStore : public StateStore {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<std::string>> UnappliedSlots(
       uint64_t id) const override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Contents> Export() const override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Import(const Contents& contents) override
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}
@@ -103,6 +107,8 @@ class SqliteStateStore : public StateStore {
   std::string active_site_ ABSL_GUARDED_BY(mu_);
   std::string fenced_site_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> pins_ ABSL_GUARDED_BY(mu_);
+  // flock(LOCK_EX) on <path>.lock for as long as the store is open.
+  UniqueFd lock_;
 };
 
 }  // namespace gwmirror

@@ -1,21 +1,63 @@
 #include "coordinator/state_store.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/fd.h"
+#include "common/protocol_names.h"
 #include "common/status_macros.h"
 #include "coordinator/etcd_state_store.h"
 #include "coordinator/sqlite_state_store.h"
 
 namespace gwmirror {
 
+absl::Status ValidateContents(const StateStore::Contents& contents) {
+  if (contents.meta.epoch() == 0 || contents.meta.active_site().empty()) {
+    return absl::InvalidArgumentError(
+        "the state to import has no epoch or no active site");
+  }
+  uint64_t last = 0;
+  for (const gwmirror::v1::StoredCheckpoint& c : contents.checkpoints) {
+    const gwmirror::v1::CheckpointInfo& i = c.info();
+    if (i.id() <= last) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint ", i.id(), " comes after ", last, ": ids must grow"));
+    }
+    last = i.id();
+    switch (i.state()) {
+      case gwmirror::v1::CHECKPOINT_STATE_CUT:
+      case gwmirror::v1::CHECKPOINT_STATE_CONSISTENT:
+      case gwmirror::v1::CHECKPOINT_STATE_APPLIED:
+      case gwmirror::v1::CHECKPOINT_STATE_ABORTED:
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "checkpoint ", i.id(), " is in state \"", StateName(i.state()),
+            "\", which a store never records"));
+    }
+    for (const std::string& slot : c.applied_slots()) {
+      if (!i.digests().contains(slot)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("checkpoint ", i.id(), ": slot ", slot,
+                         " applied it but has no digest"));
+      }
+    }
+  }
+  last = 0;
+  for (const auto& [id, report] : contents.drills) {
+    if (id <= last) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("drill ", id, " comes after ", last, ": ids must grow"));
+    }
+    last = id;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<StateStore>> OpenStateStore(
     const gwmirror::v1::CoordinatorConfig& config) {
   if (config.has_etcd()) {
-    EtcdStateStore::Options options;
-    options.name =
-        config.etcd().name().empty() ? config.listen() : config.etcd().name();
-    options.active_site = config.initial_active_site();
     ASSIGN_OR_RETURN(auto store,
-                     EtcdStateStore::Open(config.etcd(), std::move(options)));
+                     EtcdStateStore::Open(config.etcd(),
+                                          EtcdStateStore::OptionsFor(config)));
     return std::unique_ptr<StateStore>(std::move(store));
   }
   RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));

@@ -18,11 +18,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/coordinator.pb.h"
+#include "gwmirror/v1/state.pb.h"
 
 namespace gwmirror {
 
@@ -105,7 +107,42 @@ class StateStore {
   // Slots that have not applied consistent checkpoint `id`.
   virtual absl::StatusOr<std::vector<std::string>> UnappliedSlots(
       uint64_t id) const = 0;
+
+  // Every coordinator sharing this store, the leader first, and the
+  // health of the store's own servers; both empty for a store that one
+  // process keeps alone (SQLite).
+  virtual std::vector<gwmirror::v1::CoordinatorPeer> Coordinators() const {
+    return {};
+  }
+  virtual std::vector<gwmirror::v1::EtcdMemberHealth> StoreHealth() const {
+    return {};
+  }
+
+  // Everything a store records, for `gwmirror-coordinator migrate` from
+  // one store to the other.
+  struct Contents {
+    // Epoch, active and fenced sites, pins, the last checkpoint and drill
+    // ids (the counts and unfinished ids follow from the records).
+    gwmirror::v1::StoredMeta meta;
+    // Every checkpoint with the slots that applied it, oldest first.
+    std::vector<gwmirror::v1::StoredCheckpoint> checkpoints;
+    // Every drill by id, oldest first; a report with id 0 is one that never
+    // finished (only its start time is known).
+    std::vector<std::pair<uint64_t, gwmirror::v1::DrillReport>> drills;
+  };
+  virtual absl::StatusOr<Contents> Export() const = 0;
+  // Writes `contents` into a store that has recorded no checkpoint and no
+  // drill yet (FAILED_PRECONDITION otherwise). All or nothing on SQLite;
+  // on etcd the records go first and the state record last, so an
+  // interrupted import leaves a state with no checkpoint, which a second
+  // import overwrites.
+  virtual absl::Status Import(const Contents& contents) = 0;
 };
+
+// Contents fit to import: an epoch and an active site, checkpoint and drill
+// ids growing, each checkpoint in one of the four recorded states with the
+// slots that applied it among its digests.
+absl::Status ValidateContents(const StateStore::Contents& contents);
 
 // The store `config` names: etcd when it has an "etcd" section, else
 // SQLite at <state_dir>/state.db. On creation either records epoch 1 with

@@ -17,6 +17,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_internal.h"
 #include "coordinator/coverage.h"
+#include "coordinator/follower.h"
 
 namespace gwmirror {
 
@@ -26,11 +27,9 @@ using gwmirror::v1::CheckpointInfo;
 using gwmirror::v1::TopologyReport;
 
 gwmirror::v1::ClusterStatus Coordinator::Status() {
-  gwmirror::v1::ClusterStatus s;
-  s.set_epoch(store_->Epoch());
+  gwmirror::v1::ClusterStatus s =
+      StoreStatus(*store_, config_, absl::ToUnixMillis(clock_->Now()));
   *s.mutable_epoch_grant() = Stamp(s.epoch()).grant();
-  s.set_active_site(store_->ActiveSite());
-  s.set_fenced_site(store_->FencedSite());
   {
     absl::MutexLock l(&grant_mu_);
     if (own_cert_.has_value()) {
@@ -39,22 +38,9 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
           absl::ToUnixMillis(own_cert_->not_after));
     }
   }
-  for (const auto& site : config_.sites()) s.add_sites(site);
-  s.set_parity_policy(
-      config_.parity_policy().empty() ? "strict" : config_.parity_policy());
   ParityVerdict verdict = Parity(nullptr);
   s.set_parity(verdict.parity);
   for (const auto& d : verdict.differences) s.add_differences(d);
-  if (auto last = store_->List(1, true); last.ok() && !last->empty()) {
-    *s.mutable_last_consistent() = last->front();
-    s.set_rpo_ms(absl::ToUnixMillis(clock_->Now()) -
-                 last->front().cut_unix_ms());
-  } else {
-    s.set_rpo_ms(-1);
-  }
-  if (auto last = store_->List(1, false); last.ok() && !last->empty()) {
-    *s.mutable_last_attempt() = last->front();
-  }
   std::vector<Node> nodes;
   std::map<std::string, bool> healthy;
   std::map<std::string, std::string> held_slots;
@@ -283,6 +269,7 @@ std::string Coordinator::RenderMetrics() {
                       it == counts->end() ? 0 : it->second, "\n");
     }
   }
+  absl::StrAppend(&out, RenderLeadershipMetrics(true, s));
   return out;
 }
 

@@ -5,6 +5,8 @@
 // nothing.
 #include "coordinator/etcd_state_store.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -55,6 +57,77 @@ TEST_F(EtcdStateStoreTest, OneLeadsTheOtherWaitsAndTakesOverWhenItStops) {
   EXPECT_LT(absl::Now() - asked, absl::Seconds(2));
   EXPECT_EQ((*b)->Get(1)->state(), gwmirror::v1::CHECKPOINT_STATE_CUT);
   EXPECT_EQ(*(*b)->BeginCut(1, 2000), 2u);
+}
+
+// A coordinator waiting for the lead (a follower) is listed as following,
+// reads the state the leader writes, can write none of it, and leads once
+// the leader goes; every coordinator sees the members' health.
+TEST_F(EtcdStateStoreTest, AFollowerReadsButWritesNothingUntilItLeads) {
+  ASSERT_NO_FATAL_FAILURE(Start(3));
+  auto a = Open("coordinator-a", absl::ZeroDuration());
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(*(*a)->BeginCut(1, 1000), 1u);
+  gwmirror::v1::EtcdStore config = etcd_->StoreConfig("/gw/");
+  EtcdStateStore::Options options;
+  options.name = "coordinator-b";
+  options.address = "10.0.0.2:7100";
+  auto b = EtcdStateStore::Connect(config, options);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EtcdStateStore& follower = **b;
+
+  auto peers = follower.Coordinators();
+  ASSERT_EQ(peers.size(), 2u);
+  EXPECT_EQ(peers[0].name(), "coordinator-a");
+  EXPECT_EQ(peers[0].state(), "leading");
+  EXPECT_EQ(peers[0].fencing_token(), (*a)->FencingToken());
+  EXPECT_EQ(peers[1].name(), "coordinator-b");
+  EXPECT_EQ(peers[1].state(), "following");
+  EXPECT_EQ(peers[1].address(), "10.0.0.2:7100");
+
+  ASSERT_TRUE(follower.Refresh().ok());
+  EXPECT_EQ(follower.Epoch(), 1u);
+  EXPECT_EQ(follower.Get(1)->state(), gwmirror::v1::CHECKPOINT_STATE_CUT);
+  for (absl::Status st :
+       {follower.BeginCut(1, 2000).status(),
+        follower.SwitchActive("standby").status(), follower.Pin(1, true),
+        follower.RecordAborted(1, "a follower's word")}) {
+    EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+    EXPECT_TRUE(absl::StrContains(st.message(), "does not lead")) << st;
+  }
+  EXPECT_EQ((*a)->Get(1)->state(), gwmirror::v1::CHECKPOINT_STATE_CUT);
+  EXPECT_EQ((*a)->Epoch(), 1u);
+
+  // The members' health, polled in the background: all up, one raft
+  // leader; then one killed.
+  auto healthy = [&](size_t want_up) {
+    for (int i = 0; i < 100; ++i) {
+      auto h = follower.StoreHealth();
+      size_t up = std::count_if(h.begin(), h.end(),
+                                [](const auto& m) { return m.up(); });
+      if (h.size() == 3 && up == want_up) return h;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return follower.StoreHealth();
+  };
+  auto all = healthy(3);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(std::count_if(all.begin(), all.end(),
+                          [](const auto& m) { return m.raft_leader(); }),
+            1);
+  etcd_->Kill(2);
+  auto two = healthy(2);
+  ASSERT_EQ(two.size(), 3u);
+  EXPECT_FALSE(two[2].up());
+  EXPECT_FALSE(two[2].error().empty());
+
+  // A stops: B campaigns and leads on A's state.
+  a->reset();
+  ASSERT_TRUE(follower.Campaign(absl::Seconds(5)).ok());
+  EXPECT_EQ(*follower.BeginCut(1, 3000), 2u);
+  peers = follower.Coordinators();
+  ASSERT_EQ(peers.size(), 1u);  // A's entry went with its lease
+  EXPECT_EQ(peers[0].state(), "leading");
+  EXPECT_EQ(peers[0].fencing_token(), follower.FencingToken());
 }
 
 // The case fencing exists for: A still believes it leads (its lease was

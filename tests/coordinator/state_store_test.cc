@@ -33,18 +33,23 @@ class StateStoreTest : public ::testing::TestWithParam<Backend> {
     prefix_ = absl::StrCat("/test-", ++n, "/");
     Reopen();
   }
+  // The store under test; `other`: a second, empty one of the other kind.
   absl::StatusOr<std::unique_ptr<StateStore>> Open(
-      const std::string& active_site) {
-    if (GetParam() == Backend::kSqlite) {
-      ASSIGN_OR_RETURN(auto s,
-                       SqliteStateStore::Open(dir_ / "state.db", active_site));
+      const std::string& active_site, bool other = false) {
+    const bool sqlite = (GetParam() == Backend::kSqlite) != other;
+    if (sqlite) {
+      ASSIGN_OR_RETURN(
+          auto s, SqliteStateStore::Open(
+                      dir_ / (other ? "other.db" : "state.db"), active_site));
       return std::unique_ptr<StateStore>(std::move(s));
     }
     EtcdStateStore::Options options;
     options.name = "test";
     options.active_site = active_site;
     ASSIGN_OR_RETURN(
-        auto s, EtcdStateStore::Open(etcd_->StoreConfig(prefix_), options));
+        auto s,
+        EtcdStateStore::Open(
+            etcd_->StoreConfig(other ? prefix_ + "other/" : prefix_), options));
     return std::unique_ptr<StateStore>(std::move(s));
   }
   void Reopen() {
@@ -245,6 +250,102 @@ TEST_P(StateStoreTest, CountsPinsAndPromotesSurviveReopen) {
   ASSERT_TRUE(open.ok());
   ASSERT_EQ(open->size(), 1u);
   EXPECT_EQ(open->front().id(), 3u);
+}
+
+// `gwmirror-coordinator migrate`: everything a store records, exported and
+// imported into the other kind of store, reads back the same and goes on
+// from where it was; a store that already records anything is refused.
+TEST_P(StateStoreTest, MigratesWholeIntoTheOtherKindOfStore) {
+  ASSERT_EQ(*store_->BeginCut(1, 10), 1u);
+  ASSERT_TRUE(store_->RecordAborted(1, "a node was down").ok());
+  ASSERT_EQ(*store_->BeginCut(1, 20), 2u);
+  ASSERT_TRUE(
+      store_->RecordConsistent(2, {{"gw1", "\x01\x02"}, {"gw2", "\xff"}}, 21)
+          .ok());
+  ASSERT_TRUE(store_->RecordApplied(2, "gw1", 22).ok());  // gw2 not yet
+  ASSERT_EQ(*store_->BeginCut(1, 30), 3u);
+  ASSERT_TRUE(
+      store_->RecordConsistent(3, {{"gw1", "c"}, {"gw2", "d"}}, 31).ok());
+  ASSERT_TRUE(
+      store_->RecordApplied(3, std::vector<std::string>{"gw1", "gw2"}, 32)
+          .ok());
+  ASSERT_EQ(*store_->BeginCut(1, 40), 4u);  // left open
+  ASSERT_TRUE(store_->Pin(3, true).ok());
+  ASSERT_TRUE(store_->SwitchActive("standby").ok());
+  auto d1 = store_->BeginDrill(100);
+  ASSERT_TRUE(d1.ok());
+  gwmirror::v1::DrillReport r;
+  r.set_id(*d1);
+  r.set_ok(true);
+  r.set_checkpoint(3);
+  r.set_started_unix_ms(100);
+  ASSERT_TRUE(store_->RecordDrill(r).ok());
+  ASSERT_TRUE(store_->BeginDrill(200).ok());  // never finished
+
+  auto contents = store_->Export();
+  ASSERT_TRUE(contents.ok()) << contents.status();
+  EXPECT_EQ(contents->checkpoints.size(), 4u);
+  EXPECT_EQ(contents->drills.size(), 2u);
+  auto other = Open("production", /*other=*/true);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE((*other)->Import(*contents).ok());
+
+  StateStore& to = **other;
+  EXPECT_EQ(to.Epoch(), 2u);
+  EXPECT_EQ(to.ActiveSite(), "standby");
+  EXPECT_EQ(to.FencedSite(), "production");
+  EXPECT_EQ(to.Pins(), std::vector<uint64_t>{3});
+  EXPECT_EQ(*to.CountByState(), *store_->CountByState());
+  EXPECT_EQ(*to.UnappliedSlots(2), std::vector<std::string>{"gw2"});
+  for (uint64_t id = 1; id <= 4; ++id) {
+    auto a = store_->Get(id), b = to.Get(id);
+    ASSERT_TRUE(a.ok() && b.ok()) << id;
+    EXPECT_EQ(a->DebugString(), b->DebugString()) << id;
+  }
+  auto unfinished = to.Unfinished();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 2u);  // 2 consistent, 4 a cut
+  EXPECT_EQ((*unfinished)[0].id(), 2u);
+  EXPECT_EQ((*unfinished)[1].id(), 4u);
+  auto drills = to.ListDrills(10);
+  ASSERT_TRUE(drills.ok());
+  ASSERT_EQ(drills->size(), 2u);
+  EXPECT_NE((*drills)[0].error().find("unfinished"), std::string::npos);
+  EXPECT_EQ((*drills)[0].started_unix_ms(), 200);
+  EXPECT_TRUE((*drills)[1].ok());
+  // It goes on from there: the next ids follow, the commit point still
+  // holds once.
+  EXPECT_EQ(*to.BeginCut(2, 50), 5u);
+  EXPECT_EQ(*to.BeginDrill(300), 3u);
+  EXPECT_EQ(to.RecordConsistent(3, {{"gw1", "x"}}, 51).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Into a store that records anything: refused, nothing changed.
+  EXPECT_EQ(to.Import(*contents).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*to.BeginCut(2, 60), 6u);
+}
+
+TEST_P(StateStoreTest, ImportRefusesContentsNoStoreCouldHold) {
+  StateStore::Contents c;
+  c.meta.set_epoch(1);
+  c.meta.set_active_site("production");
+  c.checkpoints.resize(2);
+  c.checkpoints[0].mutable_info()->set_id(2);
+  c.checkpoints[0].mutable_info()->set_state(
+      gwmirror::v1::CHECKPOINT_STATE_APPLIED);
+  c.checkpoints[1].mutable_info()->set_id(1);
+  c.checkpoints[1].mutable_info()->set_state(
+      gwmirror::v1::CHECKPOINT_STATE_APPLIED);
+  absl::Status st = store_->Import(c);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_NE(st.message().find("ids must grow"), std::string::npos) << st;
+  c.checkpoints.pop_back();
+  c.checkpoints[0].add_applied_slots("gw9");
+  st = store_->Import(c);
+  EXPECT_NE(st.message().find("gw9"), std::string::npos) << st;
+  c.meta.clear_active_site();
+  EXPECT_EQ(store_->Import(c).code(), absl::StatusCode::kInvalidArgument);
+  // Nothing was written.
+  EXPECT_EQ(*store_->BeginCut(1, 1), 1u);
 }
 
 }  // namespace
