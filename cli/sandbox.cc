@@ -295,8 +295,9 @@ absl::Status DoUp(const Args& a,
       WriteFileAtomic(dir + "/coordinator/config.json", ToJson(cc), 0600));
   out.set_coordinator(coord_address);
   out.mutable_coordinator_process()->set_address(coord_address);
-  // The other site's coordinator, once the first leads: it waits for the
-  // lead without listening, so its port is chosen now.
+  // The other site's coordinator, once the first leads: it follows
+  // (answering status, refusing the rest) until it leads, on a port chosen
+  // now so that it keeps one address whichever it does.
   std::vector<std::string> more_coordinators;
   if (coordinators == 2) {
     const std::string site =
@@ -319,7 +320,12 @@ absl::Status DoUp(const Args& a,
               home + "/config.json", dir + "/logs/coordinator-" + site + ".log",
               started, &st);
     RETURN_IF_ERROR(st);
+    RETURN_IF_ERROR(WaitForPort(other.port_file(), p.pid(), p.log()).status());
+    ASSIGN_OR_RETURN(int its_metrics,
+                     WaitForPort(other.metrics_port_file(), p.pid(), p.log()));
     p.set_address(other.listen());
+    p.set_metrics_url(
+        absl::StrCat("http://127.0.0.1:", its_metrics, "/metrics"));
     *out.add_more_coordinators() = p;
     more_coordinators.push_back(other.listen());
   }

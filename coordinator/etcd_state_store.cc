@@ -147,7 +147,10 @@ absl::Status EtcdStateStore::Announce(const std::string& state,
                                       int64_t fencing_token) {
   gwmirror::v1::CoordinatorPeer me;
   me.set_name(name_);
-  me.set_address(options_.address);
+  {
+    absl::MutexLock l(&mu_);
+    me.set_address(address_);
+  }
   me.set_state(state);
   me.set_since_unix_ms(absl::ToUnixMillis(absl::Now()));
   me.set_fencing_token(fencing_token);
@@ -155,6 +158,14 @@ absl::Status EtcdStateStore::Announce(const std::string& state,
   AddPut(req, prefix_ + "coordinators/" + name_, me.SerializeAsString(),
          lease_);
   return client_->Txn(req).status();
+}
+
+absl::Status EtcdStateStore::SetAddress(const std::string& address) {
+  {
+    absl::MutexLock l(&mu_);
+    address_ = address;
+  }
+  return Announce(leader_revision_ ? "leading" : "following", leader_revision_);
 }
 
 void EtcdStateStore::StopCampaign() {

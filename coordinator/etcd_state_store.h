@@ -77,6 +77,9 @@ class EtcdStateStore : public StateStore {
   // CANCELLED, once StopCampaign is called.
   absl::Status Campaign(absl::Duration wait) ABSL_LOCKS_EXCLUDED(mu_);
   void StopCampaign() ABSL_LOCKS_EXCLUDED(mu_);
+  // Where this coordinator listens, once it knows (a port chosen at bind):
+  // P coordinators/<name> says so from now on.
+  absl::Status SetAddress(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
   // A follower's view: reads P meta again (Epoch, ActiveSite, ... and the
   // reads then answer from it), without leading.
   absl::Status Refresh() ABSL_LOCKS_EXCLUDED(mu_);
@@ -138,7 +141,8 @@ class EtcdStateStore : public StateStore {
   EtcdStateStore(std::unique_ptr<EtcdClient> client, std::string prefix,
                  Options options, int64_t ttl_s);
   // P coordinators/<name> says this process is in `state` now.
-  absl::Status Announce(const std::string& state, int64_t fencing_token);
+  absl::Status Announce(const std::string& state, int64_t fencing_token)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void WatchMembers();
   // Creates P meta at epoch 1 when the prefix is new; loads it.
   absl::Status LoadMeta(const std::string& active_site)
@@ -174,6 +178,7 @@ class EtcdStateStore : public StateStore {
   absl::Time lease_valid_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_campaign_ ABSL_GUARDED_BY(mu_) = false;
+  std::string address_ ABSL_GUARDED_BY(mu_) = options_.address;
   // The members' health as last polled (every few seconds, by a thread of
   // its own: a member that does not answer costs that thread its
   // deadline, never a status call).

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/args.h"
@@ -41,11 +42,19 @@ absl::StatusOr<gwmirror::v1::CoordinatorConfig> LoadConfig(
   return config;
 }
 
+// "host:0" becomes "host:port": the leader keeps the ports it followed on.
+void KeepPort(std::string* listen, int port) {
+  if (absl::EndsWith(*listen, ":0")) {
+    listen->resize(listen->size() - 1);
+    absl::StrAppend(listen, port);
+  }
+}
+
 // With the etcd store: serves as a follower (coordinator/follower.h) until
 // this process wins the lead, and returns the store it leads with; nullptr
 // when a stop signal came first.
 absl::StatusOr<std::unique_ptr<EtcdStateStore>> Follow(
-    const gwmirror::v1::CoordinatorConfig& config,
+    gwmirror::v1::CoordinatorConfig& config,
     const std::function<void()>& on_hangup) {
   ASSIGN_OR_RETURN(std::unique_ptr<EtcdStateStore> store,
                    EtcdStateStore::Connect(config.etcd(),
@@ -72,6 +81,13 @@ absl::StatusOr<std::unique_ptr<EtcdStateStore>> Follow(
   Logf(LogLevel::kInfo, "coordinator",
        "following on port %d until this coordinator (%s) leads", port,
        store->name());
+  KeepPort(config.mutable_listen(), port);
+  if (absl::Status st = store->SetAddress(config.listen()); !st.ok()) {
+    Logf(LogLevel::kWarning, "coordinator",
+         "etcd: could not record where this coordinator listens: %s",
+         st.message());
+  }
+  if (metrics) KeepPort(config.mutable_metrics_listen(), metrics->port());
   std::atomic<bool> campaigned{false};
   absl::Status campaign;
   std::thread campaigner([&] {

@@ -61,12 +61,21 @@ std::pair<double, double> CheckpointMs(gwmirror::v1::CoordinatorConfig c,
   return {walls[walls.size() / 2], walls[walls.size() * 9 / 10]};
 }
 
-// Waits up to `limit` for `path` to hold a port; whether it did.
-bool Listening(const std::string& path, absl::Duration limit) {
+// Waits up to `limit` for `name` to hold the lead (the leader key under
+// /failover/); whether it did. (A follower listens too: its port says
+// nothing about the lead.)
+bool Leads(testing::EtcdCluster& etcd, const std::string& name,
+           absl::Duration limit) {
+  auto client = etcd.Client();
+  if (!client.ok()) return false;
+  etcdserverpb::RangeRequest r;
+  r.set_key("/failover/leader");
   const absl::Time give_up = absl::Now() + limit;
   while (absl::Now() < give_up) {
-    auto text = ReadFileToString(path);
-    if (text.ok() && !text->empty()) return true;
+    auto resp = (*client)->Range(r);
+    if (resp.ok() && resp->kvs_size() == 1 && resp->kvs(0).value() == name) {
+      return true;
+    }
     absl::SleepFor(absl::Milliseconds(20));
   }
   return false;
@@ -112,19 +121,17 @@ int Main(int argc, char** argv) {
   // dir), one etcd prefix.
   gwmirror::v1::EtcdStore store = (*etcd)->StoreConfig("/failover/");
   store.set_lease_ttl_s(ttl);
-  std::vector<std::string> configs, ports;
+  std::vector<std::string> configs, names;
   for (const char* name : {"a", "b"}) {
     gwmirror::v1::CoordinatorConfig c = testing::SimulatedClusterConfig(
         pki.Issue("coordinator"), dir / absl::StrCat("coord-", name), 1);
     *c.mutable_etcd() = store;
-    c.mutable_etcd()->set_name(absl::StrCat("coordinator-", name));
-    ports.push_back(dir / absl::StrCat("coord-", name, ".port"));
-    c.set_port_file(ports.back());
+    names.push_back(absl::StrCat("coordinator-", name));
+    c.mutable_etcd()->set_name(names.back());
     configs.push_back(dir / absl::StrCat("coord-", name, ".json"));
     testing::WriteFile(configs.back(), ToJson(c));
   }
   auto start = [&](int i) {
-    unlink(ports[i].c_str());
     return std::make_unique<testing::Child>(
         std::vector<std::string>{testing::Bin("gwmirror-coordinator"), "serve",
                                  "--config", configs[i]},
@@ -132,7 +139,7 @@ int Main(int argc, char** argv) {
         dir / absl::StrCat("coord-", i, ".log"));
   };
   std::unique_ptr<testing::Child> coord[2] = {start(0), nullptr};
-  if (!Listening(ports[0], absl::Seconds(30))) {
+  if (!Leads(**etcd, names[0], absl::Seconds(30))) {
     Fail(absl::UnavailableError("the first coordinator never led"));
   }
   coord[1] = start(1);
@@ -143,7 +150,7 @@ int Main(int argc, char** argv) {
     const int next = 1 - leader;
     coord[leader]->Kill(SIGKILL);
     const absl::Time killed = absl::Now();
-    if (!Listening(ports[next], absl::Seconds(ttl + 30))) {
+    if (!Leads(**etcd, names[next], absl::Seconds(ttl + 30))) {
       Fail(absl::UnavailableError(
           absl::StrCat("kill ", k + 1, ": no new leader in ttl+30 s")));
     }

@@ -38,10 +38,11 @@ class EtcdCluster {
   // the lease a key is attached to (its holder is deposed at once).
   absl::Status Put(const std::string& key, const std::string& value);
   absl::Status RevokeLeaseOf(const std::string& key);
+  // A client of the whole cluster (prefix "/").
+  absl::StatusOr<std::unique_ptr<EtcdClient>> Client();
 
  private:
   absl::Status WaitAnswering(int i);
-  absl::StatusOr<std::unique_ptr<EtcdClient>> Client();
 
   std::string dir_, ca_dir_;
   gwmirror::v1::TlsConfig server_tls_;

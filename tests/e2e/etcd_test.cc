@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "tests/coordinator/etcd_cluster.h"
 #include "tests/e2e/sandbox_fixture.h"
 
 namespace gwmirror {
@@ -72,12 +73,15 @@ TEST_F(EtcdClusterTest, StateLivesInEtcdAndOutlivesTheCoordinatorAndAMember) {
   // the coordinator started again takes it within TTL (10 s) + a few.
   Kill(sb_.coordinator_process());
   const absl::Time killed = absl::Now();
+  // (It listens at once, following, and leads once the lease expired.)
   Child* coordinator = Restart(sb_.coordinator_process());
-  const absl::Duration back = absl::Now() - killed;
-  std::printf("coordinator back (leading, listening) %.1f s after SIGKILL\n",
-              absl::ToDoubleSeconds(back));
-  EXPECT_LE(back, absl::Seconds(15));
   WaitHealthy();
+  const absl::Duration back = absl::Now() - killed;
+  std::printf(
+      "coordinator back (leading, every node registered) %.1f s after "
+      "SIGKILL\n",
+      absl::ToDoubleSeconds(back));
+  EXPECT_LE(back, absl::Seconds(15));
   testing::WriteFile(Gw(Prod(1), "conf/two.props"), "two=2\n");
   auto three = Checkpoint();
   ASSERT_TRUE(three.ok()) << three.status();
@@ -133,11 +137,59 @@ TEST_F(TwoCoordinatorsTest, SiteLossThenAnOrdinaryPromote) {
   RunResult leader = Etcdctl({"get", "--print-value-only", "/gwmirror/leader"});
   EXPECT_EQ(leader.out, "coordinator-production\n") << leader.err;
 
+  // Both coordinators in the status, the leader first, and the members.
+  gwmirror::v1::ClusterStatus s = Status();
+  ASSERT_EQ(s.coordinators_size(), 2) << s.DebugString();
+  EXPECT_EQ(s.coordinators(0).name(), "coordinator-production");
+  EXPECT_EQ(s.coordinators(0).state(), "leading");
+  EXPECT_GT(s.coordinators(0).fencing_token(), 0);
+  EXPECT_EQ(s.coordinators(0).address(), sb_.coordinator_process().address());
+  EXPECT_EQ(s.coordinators(1).name(), "coordinator-standby");
+  EXPECT_EQ(s.coordinators(1).state(), "following");
+  EXPECT_EQ(s.coordinators(1).address(), sb_.more_coordinators(0).address());
+  EXPECT_EQ(s.etcd_members_size(), 3);
+  EXPECT_TRUE(s.answered_by_follower().empty());
+  RunResult text = Cli({"status"});
+  EXPECT_TRUE(
+      absl::StrContains(text.out, "coordinator coordinator-standby: following"))
+      << text.out;
+  EXPECT_EQ(Sample(Scrape(MetricsAddress(sb_.coordinator_process())),
+                   "gwmirror_coordinator_leader"),
+            1);
+  EXPECT_EQ(Sample(Scrape(MetricsAddress(sb_.more_coordinators(0))),
+                   "gwmirror_coordinator_leader"),
+            0);
+  // Asked directly, the follower answers status from the store and
+  // refuses to act, naming the leader.
+  gwmirror::v1::CliConfig only_follower;
+  ASSERT_TRUE(
+      ParseJson(testing::ReadFile(sb_.cli_config()), "cli.json", &only_follower)
+          .ok());
+  only_follower.set_coordinator(sb_.more_coordinators(0).address());
+  only_follower.clear_more_coordinators();
+  const std::string follower_cli = tmp_ / "cli-follower.json";
+  testing::WriteFile(follower_cli, ToJson(only_follower));
+  RunResult f = testing::Run(
+      {Bin("gwmirror"), "status", "--json", "--config", follower_cli});
+  gwmirror::v1::ClusterStatus fs;
+  ASSERT_TRUE(ParseJson(f.out, "status", &fs).ok()) << f.out << f.err;
+  EXPECT_EQ(fs.state(), "FOLLOWER");
+  EXPECT_EQ(fs.answered_by_follower(), "coordinator-standby");
+  EXPECT_EQ(fs.last_consistent().id(), *two);
+  EXPECT_EQ(fs.active_site(), "production");
+  EXPECT_TRUE(absl::StrContains(fs.state_reason(), "coordinator-production"))
+      << fs.state_reason();
+  RunResult act = testing::Run(
+      {Bin("gwmirror"), "checkpoint", "create", "--config", follower_cli});
+  EXPECT_NE(act.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(act.err, "coordinator-production does"))
+      << act.err;
+
   Kill(sb_.coordinator_process());
   Kill(sb_.etcd(0));
   Kill(sb_.slots(0).production());
   const absl::Time burnt = absl::Now();
-  gwmirror::v1::ClusterStatus s = WaitFor(
+  s = WaitFor(
       [](const gwmirror::v1::ClusterStatus& s) {
         return s.slots_size() == 1 && s.slots(0).replica().healthy();
       },
@@ -153,6 +205,9 @@ TEST_F(TwoCoordinatorsTest, SiteLossThenAnOrdinaryPromote) {
   RunResult r = Cli({"promote", "--yes", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   s = Status();
+  ASSERT_GE(s.coordinators_size(), 1);
+  EXPECT_EQ(s.coordinators(0).name(), "coordinator-standby");
+  EXPECT_EQ(s.coordinators(0).state(), "leading");
   EXPECT_EQ(s.active_site(), "standby");
   EXPECT_EQ(s.epoch(), 2u);
   EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/last.props")), "last=1\n");
@@ -233,6 +288,73 @@ TEST_F(EtcdLeaderKillTest, LeaderKilledAtEachStepTheOtherSettlesAndGoesOn) {
     EXPECT_LE(took, absl::Seconds(kTtl + 10));
     ExpectSettledAndGoingOn(n, step.committed);
   }
+}
+
+// A running cluster moved from SQLite onto etcd, as OPERATIONS.md says:
+// `gwmirror-coordinator migrate` refuses while the coordinator runs (its
+// state is in use), copies the whole state once it is stopped, refuses a
+// second time (the target is no longer empty), and the coordinator started
+// on etcd goes on from there: the same epoch and checkpoints, the next id.
+class MigrateTest : public ClusterTest {
+ protected:
+  void SetUp() override { Up(1, /*follow=*/false, "small"); }
+};
+
+TEST_F(MigrateTest, ARunningClusterMovesFromSqliteOntoEtcd) {
+  testing::WriteFile(Gw(Prod(1), "conf/before.props"), "before=1\n");
+  auto two = Checkpoint();
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(*two, 2u);
+  auto etcd = testing::EtcdCluster::Start(tmp_ / "etcd", 1);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+
+  const gwmirror::v1::SandboxProcess& coord = sb_.coordinator_process();
+  const std::string on_sqlite = tmp_ / "coordinator-sqlite.json";
+  const std::string on_etcd = tmp_ / "coordinator-etcd.json";
+  const std::string config_text = testing::ReadFile(coord.config());
+  testing::WriteFile(on_sqlite, config_text);
+  gwmirror::v1::CoordinatorConfig config;
+  ASSERT_TRUE(ParseJson(config_text, "coordinator", &config).ok());
+  *config.mutable_etcd() = (*etcd)->StoreConfig("/gwmirror/");
+  config.mutable_etcd()->set_name("coordinator-standby");
+  testing::WriteFile(on_etcd, ToJson(config));
+  auto migrate = [&] {
+    return testing::Run({Bin("gwmirror-coordinator"), "migrate", "--config",
+                         on_etcd, "--from", on_sqlite});
+  };
+
+  RunResult busy = migrate();
+  EXPECT_NE(busy.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(busy.err, "in use by another process"))
+      << busy.err;
+  Kill(coord);
+  RunResult moved = migrate();
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+  std::printf("%s", moved.out.c_str());
+  EXPECT_TRUE(absl::StrContains(moved.out, "2 checkpoints (2 committed)"))
+      << moved.out;
+  EXPECT_TRUE(absl::StrContains(moved.out, "read back")) << moved.out;
+  RunResult again = migrate();
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(again.err, "only fills an empty state"))
+      << again.err;
+
+  // The coordinator's own config now names etcd; started again, it leads
+  // on the migrated state.
+  testing::WriteFile(coord.config(), ToJson(config));
+  Restart(coord);
+  WaitHealthy();
+  gwmirror::v1::ClusterStatus s = Status();
+  EXPECT_EQ(s.epoch(), 1u);
+  EXPECT_EQ(s.last_consistent().id(), 2u);
+  ASSERT_EQ(s.coordinators_size(), 1);
+  EXPECT_EQ(s.coordinators(0).name(), "coordinator-standby");
+  EXPECT_EQ(s.etcd_members_size(), 1);
+  testing::WriteFile(Gw(Prod(1), "conf/after.props"), "after=1\n");
+  auto three = Checkpoint();
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ(*three, 3u);
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/after.props")), "after=1\n");
 }
 
 }  // namespace
