@@ -1,5 +1,6 @@
 #include "coordinator/etcd_client.h"
 
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -173,21 +174,29 @@ absl::StatusOr<int64_t> EtcdClient::LeaseKeepAlive(int64_t lease) {
 std::vector<absl::StatusOr<etcdserverpb::StatusResponse>>
 EtcdClient::MemberStatus(absl::Duration timeout) {
   if (timeout == absl::ZeroDuration()) timeout = call_timeout_;
-  std::vector<absl::StatusOr<etcdserverpb::StatusResponse>> out;
-  for (Member& m : members_) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    ctx.set_wait_for_ready(true);
-    etcdserverpb::StatusResponse resp;
-    absl::Status st = FromGrpc(
-        m.maintenance->Status(&ctx, etcdserverpb::StatusRequest(), &resp));
-    if (st.ok()) {
-      out.push_back(std::move(resp));
-    } else {
-      out.push_back(absl::Status(
-          st.code(), absl::StrCat("etcd ", m.endpoint, ": ", st.message())));
-    }
+  // All members at once: one that does not answer costs `timeout`, not
+  // `timeout` per member.
+  std::vector<absl::StatusOr<etcdserverpb::StatusResponse>> out(
+      members_.size(), absl::UnknownError("not asked"));
+  std::vector<std::thread> asks;
+  for (size_t i = 0; i < members_.size(); ++i) {
+    asks.emplace_back([this, i, timeout, &out] {
+      Member& m = members_[i];
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+      ctx.set_wait_for_ready(true);
+      etcdserverpb::StatusResponse resp;
+      absl::Status st = FromGrpc(
+          m.maintenance->Status(&ctx, etcdserverpb::StatusRequest(), &resp));
+      if (st.ok()) {
+        out[i] = std::move(resp);
+      } else {
+        out[i] = absl::Status(
+            st.code(), absl::StrCat("etcd ", m.endpoint, ": ", st.message()));
+      }
+    });
   }
+  for (std::thread& t : asks) t.join();
   return out;
 }
 

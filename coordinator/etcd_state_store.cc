@@ -109,7 +109,6 @@ absl::StatusOr<std::unique_ptr<EtcdStateStore>> EtcdStateStore::Connect(
       std::clamp(absl::Seconds(ttl) / 3, absl::Seconds(1), absl::Seconds(5)));
   std::unique_ptr<EtcdStateStore> s(new EtcdStateStore(
       std::move(client), std::move(prefix), std::move(options), ttl));
-  s->member_watch_ = std::thread([p = s.get()] { p->WatchMembers(); });
   // etcd may be starting too (a site coming back): wait for it, as long
   // as for the lead.
   const absl::Time give_up = absl::Now() + s->options_.wait_for_lead;
@@ -139,6 +138,8 @@ absl::StatusOr<std::unique_ptr<EtcdStateStore>> EtcdStateStore::Connect(
     s->lease_valid_until_ = asked + absl::Seconds(grant->ttl());
   }
   s->keepalive_ = std::thread([p = s.get()] { p->KeepAlive(); });
+  // From the moment etcd answers (before, every member would read DOWN).
+  s->member_watch_ = std::thread([p = s.get()] { p->WatchMembers(); });
   RETURN_IF_ERROR(s->Announce("following", 0));
   return s;
 }
@@ -284,7 +285,7 @@ void EtcdStateStore::WatchMembers() {
     mu_.Unlock();
     std::vector<gwmirror::v1::EtcdMemberHealth> health;
     uint64_t raft_leader = 0;
-    const auto statuses = client_->MemberStatus(absl::Seconds(1));
+    const auto statuses = client_->MemberStatus(absl::Seconds(2));
     for (const auto& st : statuses) {
       if (st.ok()) raft_leader = st->leader();
     }

@@ -179,9 +179,9 @@ class EtcdStateStore : public StateStore {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_campaign_ ABSL_GUARDED_BY(mu_) = false;
   std::string address_ ABSL_GUARDED_BY(mu_) = options_.address;
-  // The members' health as last polled (every few seconds, by a thread of
-  // its own: a member that does not answer costs that thread its
-  // deadline, never a status call).
+  // The members' health as last polled (every 5 s, all members at once
+  // with a 2 s deadline, by a thread of its own: a member that does not
+  // answer costs that thread its deadline, never a status call).
   std::vector<gwmirror::v1::EtcdMemberHealth> health_ ABSL_GUARDED_BY(mu_);
   std::thread keepalive_, member_watch_;
 };
