@@ -153,10 +153,6 @@ absl::Status DoUp(const Args& a,
         "--etcd must be 1, 3 or 5 (an odd number of members keeps a "
         "majority through a loss)");
   }
-  if (etcd_members != 0 && wan_spec) {
-    return absl::InvalidArgumentError(
-        "--etcd with --wan: not yet; etcd members run on loopback only");
-  }
   ASSIGN_OR_RETURN(uint64_t coordinators, a.UintOr("coordinators", 1));
   if (coordinators != 1 && coordinators != 2) {
     return absl::InvalidArgumentError(
@@ -205,9 +201,10 @@ absl::Status DoUp(const Args& a,
     return wan_spec ? wan->namespaces().at(site) : std::string();
   };
   if (wan_spec) {
-    ASSIGN_OR_RETURN(*wan,
-                     CreateWan(dir, *wan_spec, bin + "/gwmirror-wan-relay",
-                               coordinator_site == "witness"));
+    // With etcd, its third member stands on the witness.
+    ASSIGN_OR_RETURN(
+        *wan, CreateWan(dir, *wan_spec, bin + "/gwmirror-wan-relay",
+                        coordinator_site == "witness" || etcd_members >= 3));
     wan->set_coordinator_site(coordinator_site);
     *out.mutable_wan() = *wan;
   }
@@ -220,19 +217,29 @@ absl::Status DoUp(const Args& a,
     // not open the coordinator's state to it.
     const std::string etcd_pki = pki + "/etcd";
     RETURN_IF_ERROR(CreateCa(etcd_pki + "/ca", "gwmirror sandbox etcd CA"));
-    ASSIGN_OR_RETURN(auto etcd_tls, IssueCertificate(etcd_pki + "/ca", "etcd",
-                                                     etcd_pki + "/certs"));
+    ASSIGN_OR_RETURN(std::vector<EtcdMember> members,
+                     PlanEtcdCluster(dir + "/etcd", etcd_members));
+    IssueOptions member_hosts;
+    if (wan_spec) {
+      const auto sites = EtcdMemberSites(etcd_members, coordinator_site);
+      for (size_t i = 0; i < members.size(); ++i) {
+        members[i].host = host(sites[i]);
+        members[i].netns = netns(sites[i]);
+        member_hosts.hosts.push_back(members[i].host);
+      }
+    }
+    ASSIGN_OR_RETURN(auto etcd_tls,
+                     IssueCertificate(etcd_pki + "/ca", "etcd",
+                                      etcd_pki + "/certs", member_hosts));
     ASSIGN_OR_RETURN(
         auto client_tls,
         IssueCertificate(etcd_pki + "/ca", "coordinator", etcd_pki + "/certs"));
-    ASSIGN_OR_RETURN(std::vector<EtcdMember> members,
-                     PlanEtcdCluster(dir + "/etcd", etcd_members));
     for (const EtcdMember& m : members) {
-      gwmirror::v1::SandboxProcess p =
-          Start(EtcdMemberArgv(m, members, /*fresh=*/true, etcd_tls), "",
-                absl::StrCat(dir, "/logs/", m.name, ".log"), started, &st);
+      gwmirror::v1::SandboxProcess p = Start(
+          EtcdMemberArgv(m, members, /*fresh=*/true, etcd_tls), "",
+          absl::StrCat(dir, "/logs/", m.name, ".log"), started, &st, m.netns);
       RETURN_IF_ERROR(st);
-      p.set_address(absl::StrCat("127.0.0.1:", m.client_port));
+      p.set_address(absl::StrCat(m.host, ":", m.client_port));
       *out.add_etcd() = p;
     }
     *cc.mutable_etcd() = EtcdStoreFor(members, client_tls);
@@ -305,10 +312,10 @@ absl::Status DoUp(const Args& a,
     const std::string home = dir + "/coordinator-" + site;
     gwmirror::v1::CoordinatorConfig other = cc;
     ASSIGN_OR_RETURN(int port, FreeLoopbackPort());
-    other.set_listen(absl::StrCat("127.0.0.1:", port));
+    other.set_listen(absl::StrCat(host(site), ":", port));
     other.set_port_file(home + "/port");
     other.set_state_dir(home + "/state");
-    other.set_metrics_listen("127.0.0.1:0");
+    other.set_metrics_listen(host(site) + ":0");
     other.set_metrics_port_file(home + "/metrics.port");
     other.mutable_etcd()->set_name("coordinator-" + site);
     RETURN_IF_ERROR(MakeDirs(home, 0700));
@@ -318,14 +325,14 @@ absl::Status DoUp(const Args& a,
         Start({bin + "/gwmirror-coordinator", "serve", "--config",
                home + "/config.json"},
               home + "/config.json", dir + "/logs/coordinator-" + site + ".log",
-              started, &st);
+              started, &st, netns(site));
     RETURN_IF_ERROR(st);
     RETURN_IF_ERROR(WaitForPort(other.port_file(), p.pid(), p.log()).status());
     ASSIGN_OR_RETURN(int its_metrics,
                      WaitForPort(other.metrics_port_file(), p.pid(), p.log()));
     p.set_address(other.listen());
     p.set_metrics_url(
-        absl::StrCat("http://127.0.0.1:", its_metrics, "/metrics"));
+        absl::StrCat("http://", host(site), ":", its_metrics, "/metrics"));
     *out.add_more_coordinators() = p;
     more_coordinators.push_back(other.listen());
   }

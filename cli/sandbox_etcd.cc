@@ -32,16 +32,25 @@ absl::StatusOr<std::vector<EtcdMember>> PlanEtcdCluster(const std::string& dir,
   return out;
 }
 
+std::vector<std::string> EtcdMemberSites(int count,
+                                         const std::string& coordinator_site) {
+  if (count == 1) return {coordinator_site};
+  if (count == 3) return {"production", "standby", "witness"};
+  return {"production", "production", "standby", "standby", "witness"};
+}
+
 std::vector<std::string> EtcdMemberArgv(const EtcdMember& m,
                                         const std::vector<EtcdMember>& cluster,
                                         bool fresh,
                                         const gwmirror::v1::TlsConfig& tls) {
   std::vector<std::string> peers;
   for (const EtcdMember& p : cluster) {
-    peers.push_back(absl::StrCat(p.name, "=https://127.0.0.1:", p.peer_port));
+    peers.push_back(
+        absl::StrCat(p.name, "=https://", p.host, ":", p.peer_port));
   }
-  const std::string client = absl::StrCat("https://127.0.0.1:", m.client_port);
-  const std::string peer = absl::StrCat("https://127.0.0.1:", m.peer_port);
+  const std::string client =
+      absl::StrCat("https://", m.host, ":", m.client_port);
+  const std::string peer = absl::StrCat("https://", m.host, ":", m.peer_port);
   return {kEtcdBinary, "--name", m.name, "--data-dir", m.data_dir,
           "--listen-client-urls", client, "--advertise-client-urls", client,
           "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
@@ -65,7 +74,7 @@ gwmirror::v1::EtcdStore EtcdStoreFor(
     const gwmirror::v1::TlsConfig& client_tls) {
   gwmirror::v1::EtcdStore s;
   for (const EtcdMember& m : cluster) {
-    s.add_endpoints(absl::StrCat("127.0.0.1:", m.client_port));
+    s.add_endpoints(absl::StrCat(m.host, ":", m.client_port));
   }
   s.set_prefix("/gwmirror/");
   *s.mutable_tls() = client_tls;

@@ -1,6 +1,7 @@
 // The etcd cluster of `gwmirror sandbox up --etcd N`, and of the tests
 // that start etcd themselves: Debian's etcd-server (/usr/bin/etcd) on
-// loopback, mutual TLS with certificates from the sandbox CA (peers and
+// loopback, or with --wan on the sites' addresses in their network
+// namespaces, mutual TLS with certificates from the sandbox CA (peers and
 // clients alike), throwaway data directories, elections in about a second.
 #ifndef GWMIRROR_CLI_SANDBOX_ETCD_H_
 #define GWMIRROR_CLI_SANDBOX_ETCD_H_
@@ -19,7 +20,17 @@ struct EtcdMember {
   std::string name;      // "etcd-1"
   std::string data_dir;  // its own, created by etcd
   int client_port = 0, peer_port = 0;
+  // Where it listens, and the network namespace it runs in ("": the
+  // machine's own).
+  std::string host = "127.0.0.1";
+  std::string netns;
 };
+
+// Which site each of `count` members of a sandbox's cluster stands on
+// with --wan: one per site and one on the witness (with five: two per
+// site); a single member on `coordinator_site`.
+std::vector<std::string> EtcdMemberSites(int count,
+                                         const std::string& coordinator_site);
 
 // `count` members named etcd-1.. under `dir`, each with two free loopback
 // ports; FAILED_PRECONDITION when etcd is not installed.

@@ -290,6 +290,145 @@ TEST_F(EtcdLeaderKillTest, LeaderKilledAtEachStepTheOtherSettlesAndGoesOn) {
   }
 }
 
+// The leader frozen at its commit point with its site's etcd member (a VM
+// paused, processes stopped: SIGSTOP), cut off from the etcd majority while the
+// other site's coordinator takes the lead and settles the checkpoint it had
+// cut; woken up, it goes on exactly where it stopped, to record that commit
+// point, and records nothing: it no longer leads, says so and exits, and the
+// checkpoint stays as the new leader settled it.
+TEST_F(EtcdLeaderKillTest,
+       ALeaderFrozenAtItsCommitPointRecordsNothingOnWaking) {
+  const gwmirror::v1::SandboxProcess& a = sb_.coordinator_process();
+  const gwmirror::v1::SandboxProcess& b = sb_.more_coordinators(0);
+  Kill(a);
+  Kill(b);
+  constexpr int kTtl = 3;
+  for (const auto* p : {&a, &b}) {
+    gwmirror::v1::CoordinatorConfig c;
+    ASSERT_TRUE(
+        ParseJson(testing::ReadFile(p->config()), "coordinator", &c).ok());
+    c.mutable_etcd()->set_lease_ttl_s(kTtl);
+    testing::WriteFile(p->config(), ToJson(c));
+  }
+  const std::string pause = tmp_ / "pause";
+  testing::WriteFile(pause, "");
+  std::unique_ptr<Child> frozen =
+      Start(a, {{"GWMIRROR_FAULT", "pause:coordinator:commit-point:1"},
+                {"GWMIRROR_FAULT_PAUSE", pause}});
+  WaitHealthy();
+  std::unique_ptr<Child> other = Start(b, {});
+  const uint64_t n = Status().last_attempt().id() + 1;
+  testing::WriteFile(Gw(Prod(1), "conf/frozen.txt"), "cut while frozen\n");
+  RunResult asked = Cli({"checkpoint", "create"});  // requested, not waited
+  ASSERT_EQ(asked.exit_code, 0) << asked.err;
+  const std::string reached = pause + ".reached";
+  for (int i = 0; i < 300 && access(reached.c_str(), F_OK) != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(access(reached.c_str(), F_OK), 0) << "never reached the point";
+  // Its site's etcd member frozen with it: the other two keep a majority.
+  ASSERT_EQ(kill(frozen->pid(), SIGSTOP), 0);
+  ASSERT_EQ(kill(sb_.etcd(0).pid(), SIGSTOP), 0);
+  const absl::Time stopped = absl::Now();
+
+  WaitFor(
+      [](const gwmirror::v1::ClusterStatus& s) {
+        return s.coordinators_size() > 0 &&
+               s.coordinators(0).name() == "coordinator-standby" &&
+               s.coordinators(0).state() == "leading" && AllHealthy(s);
+      },
+      "the standby's coordinator leading, every node with it");
+  std::printf("the other coordinator leads %.1f s after the leader froze\n",
+              absl::ToDoubleSeconds(absl::Now() - stopped));
+  ExpectSettledAndGoingOn(n, /*committed=*/false);
+
+  // Woken: it goes on to record the commit point of `n`.
+  unlink(pause.c_str());
+  ASSERT_EQ(kill(sb_.etcd(0).pid(), SIGCONT), 0);
+  ASSERT_EQ(kill(frozen->pid(), SIGCONT), 0);
+  int code = 0;
+  const absl::Time woke = absl::Now();
+  while (!Exited(frozen->pid(), &code) &&
+         absl::Now() - woke < absl::Seconds(30)) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(Exited(frozen->pid(), &code)) << "the woken leader runs on";
+  EXPECT_NE(code, 0);
+  const std::string log = testing::ReadFile(a.log());
+  EXPECT_TRUE(absl::StrContains(log, "no longer leads"))
+      << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
+  // `n` is still not committed, and the cluster goes on under the other.
+  ExpectSettledAndGoingOn(n, /*committed=*/false);
+  gwmirror::v1::ClusterStatus s = Status();
+  ASSERT_GE(s.coordinators_size(), 1);
+  EXPECT_EQ(s.coordinators(0).name(), "coordinator-standby");
+  EXPECT_EQ(s.epoch(), 1u);
+}
+
+// The sites apart (`sandbox up --wan`): each site's coordinator and etcd
+// member in its own network namespace, the third member on the witness.
+// The link between the sites cut for longer than the lease: at no moment
+// do two coordinators lead (production's keeps the lead through its member
+// and the witness's, which are a majority), and once the link is back the
+// next checkpoint commits on both sites.
+class EtcdWanTest : public EtcdClusterTest {
+ protected:
+  void SetUp() override {
+    Up(1, /*follow=*/false, "small", /*databases=*/false,
+       {"--wan", "delay=10ms", "--etcd", "3", "--coordinators", "2",
+        "--coordinator-site", "production"});
+  }
+  absl::Status Link(const std::string& how) {
+    RunResult r =
+        testing::Run({Bin("gwmirror"), "sandbox", "link", how, "--dir", Dir()});
+    return r.exit_code == 0 ? absl::OkStatus() : absl::InternalError(r.err);
+  }
+};
+
+TEST_F(EtcdWanTest, APartitionBetweenTheSitesNeverMakesTwoLeaders) {
+  ASSERT_EQ(sb_.etcd_size(), 3);
+  EXPECT_EQ(sb_.etcd(2).netns(), sb_.wan().namespaces().at("witness"));
+  EXPECT_EQ(sb_.more_coordinators(0).netns(),
+            sb_.wan().namespaces().at("standby"));
+  gwmirror::v1::ClusterStatus s = Status();
+  ASSERT_EQ(s.coordinators_size(), 2) << s.DebugString();
+  EXPECT_EQ(s.coordinators(0).name(), "coordinator-production");
+  EXPECT_EQ(s.coordinators(0).state(), "leading");
+
+  ASSERT_TRUE(Link("down").ok());
+  const absl::Time cut = absl::Now();
+  int polls = 0;
+  std::string leaders;
+  while (absl::Now() - cut < absl::Seconds(15)) {  // lease ttl 10 s
+    if (auto now = TryStatus(); now.ok()) {
+      int leading = 0;
+      for (const auto& c : now->coordinators()) {
+        if (c.state() == "leading") {
+          ++leading;
+          if (!absl::StrContains(leaders, c.name())) {
+            absl::StrAppend(&leaders, leaders.empty() ? "" : ", ", c.name());
+          }
+        }
+      }
+      EXPECT_LE(leading, 1) << now->DebugString();
+      ++polls;
+    }
+    absl::SleepFor(absl::Seconds(1));
+  }
+  std::printf("link down 15 s: %d status answers, leading: %s\n", polls,
+              leaders.c_str());
+  EXPECT_GE(polls, 5);
+  EXPECT_EQ(leaders, "coordinator-production");
+
+  ASSERT_TRUE(Link("up").ok());
+  WaitHealthy();
+  testing::WriteFile(Gw(Prod(1), "conf/healed.props"), "healed=1\n");
+  auto next = Checkpoint();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/healed.props")),
+            "healed=1\n");
+}
+
 // A running cluster moved from SQLite onto etcd, as OPERATIONS.md says:
 // `gwmirror-coordinator migrate` refuses while the coordinator runs (its
 // state is in use), copies the whole state once it is stopped, refuses a
