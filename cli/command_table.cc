@@ -298,12 +298,14 @@ const ProgramSpec& GwmirrorSpec() {
                         .value = "N",
                         .help = "Keep the coordinator's state in an etcd "
                                 "cluster of N members (1, 3 or 5) started "
-                                "with the sandbox, instead of SQLite",
+                                "with the sandbox, instead of SQLite (with "
+                                "--wan: one per site and one on the witness)",
                         .dflt = "0"},
                        {.names = "--coordinators",
                         .value = "N",
                         .help = "With --etcd: 2 runs a coordinator per site, "
-                                "one leading, the other waiting to take over",
+                                "one leading, the other following (status "
+                                "only) until it takes over",
                         .dflt = "1"}},
              .example = "gwmirror sandbox up --dir /tmp/gwm"},
             {.path = "sandbox link",
