@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/fd.h"
@@ -18,15 +20,21 @@ absl::StatusOr<std::vector<EtcdMember>> PlanEtcdCluster(const std::string& dir,
                      "(scripts/setup.sh does)"));
   }
   std::vector<EtcdMember> out;
+  // Two calls may pick the same port once the first is closed again: every
+  // port of the cluster is distinct.
+  std::set<int> taken;
+  auto pick = [&taken]() -> absl::StatusOr<int> {
+    for (;;) {
+      ASSIGN_OR_RETURN(int port, FreeLoopbackPort());
+      if (taken.insert(port).second) return port;
+    }
+  };
   for (int i = 1; i <= count; ++i) {
     EtcdMember m;
     m.name = absl::StrCat("etcd-", i);
     m.data_dir = absl::StrCat(dir, "/", m.name);
-    ASSIGN_OR_RETURN(m.client_port, FreeLoopbackPort());
-    // Two calls may pick the same port once the first is closed again.
-    do {
-      ASSIGN_OR_RETURN(m.peer_port, FreeLoopbackPort());
-    } while (m.peer_port == m.client_port);
+    ASSIGN_OR_RETURN(m.client_port, pick());
+    ASSIGN_OR_RETURN(m.peer_port, pick());
     out.push_back(std::move(m));
   }
   return out;

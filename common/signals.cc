@@ -32,4 +32,13 @@ int WaitForStopSignal(const std::function<void()>& on_hangup) {
   }
 }
 
+bool TakePendingStopSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  const timespec now = {0, 0};
+  return sigtimedwait(&set, nullptr, &now) > 0;
+}
+
 }  // namespace gwmirror

@@ -13,6 +13,9 @@ void BlockStopSignals();
 // Waits for SIGTERM or SIGINT (blocked with BlockStopSignals) and returns
 // it; each SIGHUP meanwhile runs `on_hangup` (when set) and waits on.
 int WaitForStopSignal(const std::function<void()>& on_hangup = nullptr);
+// Whether SIGTERM or SIGINT is pending (and takes it), without waiting: for
+// a wait that cannot sit in WaitForStopSignal (one for a server to answer).
+bool TakePendingStopSignal();
 
 }  // namespace gwmirror
 

@@ -125,9 +125,8 @@ absl::StatusOr<std::unique_ptr<EtcdStateStore>> EtcdStateStore::Connect(
            "etcd: no member answers yet (%s); trying again",
            grant.status().message());
     }
-    {
-      absl::MutexLock l(&s->mu_);
-      if (s->stop_campaign_) return absl::CancelledError("stopped");
+    if (s->options_.stopped && s->options_.stopped()) {
+      return absl::CancelledError("stopped while waiting for etcd");
     }
     absl::SleepFor(std::min(absl::Milliseconds(500), give_up - absl::Now()));
   }

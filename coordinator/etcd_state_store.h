@@ -35,6 +35,7 @@
 #define GWMIRROR_COORDINATOR_ETCD_STATE_STORE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -61,6 +62,9 @@ class EtcdStateStore : public StateStore {
     std::string active_site;
     // How long Open waits for another holder's lead to end.
     absl::Duration wait_for_lead = absl::InfiniteDuration();
+    // Asked while Connect waits for etcd to answer: true gives up
+    // (CANCELLED); a daemon says whether it was told to stop.
+    std::function<bool()> stopped;
   };
   // A coordinator's options from its config: its name (etcd.name, else
   // its listen address), address and initial active site.

@@ -8,10 +8,22 @@
 
 namespace gwmirror {
 
+namespace {
+
+// The coordinators and the store's members, the rest left empty.
+gwmirror::v1::ClusterStatus Peers(const StateStore& store) {
+  gwmirror::v1::ClusterStatus s;
+  for (auto& c : store.Coordinators()) *s.add_coordinators() = std::move(c);
+  for (auto& m : store.StoreHealth()) *s.add_etcd_members() = std::move(m);
+  return s;
+}
+
+}  // namespace
+
 gwmirror::v1::ClusterStatus StoreStatus(
     const StateStore& store, const gwmirror::v1::CoordinatorConfig& config,
     int64_t now_ms) {
-  gwmirror::v1::ClusterStatus s;
+  gwmirror::v1::ClusterStatus s = Peers(store);
   s.set_epoch(store.Epoch());
   s.set_active_site(store.ActiveSite());
   s.set_fenced_site(store.FencedSite());
@@ -27,8 +39,6 @@ gwmirror::v1::ClusterStatus StoreStatus(
   if (auto last = store.List(1, false); last.ok() && !last->empty()) {
     *s.mutable_last_attempt() = last->front();
   }
-  for (auto& c : store.Coordinators()) *s.add_coordinators() = std::move(c);
-  for (auto& m : store.StoreHealth()) *s.add_etcd_members() = std::move(m);
   return s;
 }
 
@@ -106,17 +116,14 @@ gwmirror::v1::ClusterStatus FollowerServices::Status() {
 }
 
 std::string FollowerServices::RenderMetrics() {
-  gwmirror::v1::ClusterStatus s =
-      StoreStatus(*store_, config_, absl::ToUnixMillis(absl::Now()));
-  return RenderLeadershipMetrics(false, s);
+  return RenderLeadershipMetrics(false, Peers(*store_));
 }
 
 grpc::Status FollowerServices::Refuse(grpc::ServerContext* ctx,
                                       const char* method) {
   GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, method);
-  gwmirror::v1::ClusterStatus s;
-  for (auto& c : store_->Coordinators()) *s.add_coordinators() = std::move(c);
-  return ToGrpc(absl::UnavailableError(NotLeading(store_->name(), s)));
+  return ToGrpc(
+      absl::UnavailableError(NotLeading(store_->name(), Peers(*store_))));
 }
 
 grpc::Status FollowerServices::NodeFacing::Register(

@@ -56,9 +56,14 @@ void KeepPort(std::string* listen, int port) {
 absl::StatusOr<std::unique_ptr<EtcdStateStore>> Follow(
     gwmirror::v1::CoordinatorConfig& config,
     const std::function<void()>& on_hangup) {
-  ASSIGN_OR_RETURN(std::unique_ptr<EtcdStateStore> store,
-                   EtcdStateStore::Connect(config.etcd(),
-                                           EtcdStateStore::OptionsFor(config)));
+  EtcdStateStore::Options options = EtcdStateStore::OptionsFor(config);
+  // Waiting for etcd to answer (a site coming back) is not waiting for a
+  // signal: a stop meanwhile is taken there.
+  options.stopped = TakePendingStopSignal;
+  absl::StatusOr<std::unique_ptr<EtcdStateStore>> connected =
+      EtcdStateStore::Connect(config.etcd(), std::move(options));
+  if (absl::IsCancelled(connected.status())) return nullptr;
+  ASSIGN_OR_RETURN(std::unique_ptr<EtcdStateStore> store, std::move(connected));
   FollowerServices follower(config, store.get());
   grpc::ServerBuilder builder;
   builder.RegisterService(follower.coordinator());

@@ -62,7 +62,7 @@ absl::Status NodeDaemon::StartParts() {
     activation_ = std::make_unique<Activation>(c);
     replica_ = std::make_unique<ReplicaService>(
         store_.get(), c.state_dir(), gate_.get(), drills_.get(),
-        activation_.get(), audit_.get());
+        activation_.get(), audit_.get(), &send_budget_);
     builder.RegisterService(replica_.get());
   }
   if (c.has_source()) {

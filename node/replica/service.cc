@@ -19,13 +19,19 @@ using gwmirror::v1::PushMessage;
 
 ReplicaService::ReplicaService(ReplicaStore* store, std::string state_dir,
                                CallGate* gate, DrillRunner* drills,
-                               Activation* activation, AuditLog* audit)
+                               Activation* activation, AuditLog* audit,
+                               SendBudget* budget)
     : store_(store),
       state_dir_(std::move(state_dir)),
       gate_(*gate),
       drills_(drills),
       activation_(activation),
-      audit_(audit) {}
+      audit_(audit),
+      budget_(budget) {}
+
+void ReplicaService::Pace(size_t bytes) {
+  if (budget_ != nullptr) budget_->Take(bytes);
+}
 
 void ReplicaService::Record(const CallGate::Ticket& t, const char* method,
                             std::string detail, const absl::Status& outcome) {
@@ -75,12 +81,14 @@ grpc::Status ReplicaService::GetManifest(
   for (const Entry& e : m.entries()) {
     *batch.add_entries() = e;
     if (batch.entries_size() == 2000) {
+      Pace(batch.ByteSizeLong());
       if (!writer->Write(batch)) return grpc::Status::CANCELLED;
       batch.Clear();
     }
   }
-  if (batch.entries_size() > 0 && !writer->Write(batch)) {
-    return grpc::Status::CANCELLED;
+  if (batch.entries_size() > 0) {
+    Pace(batch.ByteSizeLong());
+    if (!writer->Write(batch)) return grpc::Status::CANCELLED;
   }
   return grpc::Status::OK;
 }
@@ -96,6 +104,7 @@ grpc::Status ReplicaService::GetSignature(
     gwmirror::v1::SignatureChunk c;
     c.set_data(std::move(pending));
     pending.clear();
+    Pace(c.data().size());
     if (!writer->Write(c)) return absl::CancelledError("client went away");
     return absl::OkStatus();
   };
@@ -392,14 +401,16 @@ grpc::Status ReplicaService::Export(
                   [&](absl::string_view piece) -> absl::Status {
                     buf->append(piece.data(), piece.size());
                     if (buf->size() < (1 << 20)) return absl::OkStatus();
+                    Pace(buf->size());
                     if (ctx->IsCancelled() || !writer->Write(chunk)) {
                       return absl::CancelledError("export cancelled");
                     }
                     buf->clear();
                     return absl::OkStatus();
                   });
-    if (st.ok() && !buf->empty() && !writer->Write(chunk)) {
-      st = absl::CancelledError("export cancelled");
+    if (st.ok() && !buf->empty()) {
+      Pace(buf->size());
+      if (!writer->Write(chunk)) st = absl::CancelledError("export cancelled");
     }
     Logf(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "replica",
          "checkpoint=%d export %s", n, st.ok() ? "done" : st.ToString());

@@ -10,6 +10,7 @@
 
 #include "common/audit.h"
 #include "common/authz.h"
+#include "common/send_budget.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 #include "node/replica/activation.h"
 #include "node/replica/drill.h"
@@ -23,9 +24,13 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   // (either may be null: Drill and Activate are then UNIMPLEMENTED)
   // outlive the service.
   // `audit` (may be null) records operators' acting calls on this node.
+  // `budget` (may be null: no cap) is the node's outgoing bandwidth, which
+  // the answers that carry bulk (manifests, signatures, exports) draw from
+  // like the node's pushes.
   ReplicaService(ReplicaStore* store, std::string state_dir, CallGate* gate,
                  DrillRunner* drills = nullptr,
-                 Activation* activation = nullptr, AuditLog* audit = nullptr);
+                 Activation* activation = nullptr, AuditLog* audit = nullptr,
+                 SendBudget* budget = nullptr);
 
   grpc::Status GetState(grpc::ServerContext* ctx,
                         const gwmirror::v1::GetStateRequest* req,
@@ -71,6 +76,8 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
                              const gwmirror::v1::Envelope& e);
   // Records an operator's acting call (the coordinator's are recorded
   // where it runs them).
+  // Waits until `bytes` more fit under the node's bandwidth cap.
+  void Pace(size_t bytes);
   void Record(const CallGate::Ticket& t, const char* method, std::string detail,
               const absl::Status& outcome);
   absl::Status DoPush(grpc::ServerReader<gwmirror::v1::PushMessage>* reader,
@@ -82,6 +89,7 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   DrillRunner* const drills_;
   Activation* const activation_;
   AuditLog* const audit_;
+  SendBudget* const budget_;
 };
 
 }  // namespace gwmirror

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/fd.h"
@@ -12,6 +14,20 @@
 namespace gwmirror::testing {
 
 absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(
+    const std::string& dir, int members) {
+  // A port picked free can be taken by another process before etcd binds
+  // it (tests run side by side): a cluster that does not come up is tried
+  // once more, on new ports and directories.
+  absl::StatusOr<std::unique_ptr<EtcdCluster>> c = StartOnce(dir, members);
+  if (!c.ok()) {
+    std::fprintf(stderr, "etcd cluster did not start (%s); trying again\n",
+                 std::string(c.status().message()).c_str());
+    c = StartOnce(dir + "/again", members);
+  }
+  return c;
+}
+
+absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::StartOnce(
     const std::string& dir, int members) {
   std::unique_ptr<EtcdCluster> c(new EtcdCluster());
   c->dir_ = dir;

@@ -42,6 +42,8 @@ class EtcdCluster {
   absl::StatusOr<std::unique_ptr<EtcdClient>> Client();
 
  private:
+  static absl::StatusOr<std::unique_ptr<EtcdCluster>> StartOnce(
+      const std::string& dir, int members);
   absl::Status WaitAnswering(int i);
 
   std::string dir_, ca_dir_;

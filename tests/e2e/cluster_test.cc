@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -452,6 +453,44 @@ TEST_F(ClusterTest, ALargePushShowsItsProgressInStatus) {
   // Once committed, no push is under way.
   WaitFor([](const auto& s) { return !s.slots(0).has_progress(); },
           "no progress once committed");
+}
+
+// A standby's answers that carry bulk (here an export of a checkpoint)
+// draw from its own node's cap, as its pushes would after a promote: its
+// send rate shows them, and they take at least their size over the cap.
+TEST_F(ClusterTest, AStandbysBulkAnswersDrawFromItsBandwidthCap) {
+  Up(1);
+  WriteNoise(Gw(Prod(1), "conf/large-store.xml"), 4);
+  auto n = Checkpoint();
+  ASSERT_TRUE(n.ok()) << n.status();
+  const gwmirror::v1::SandboxProcess& standby = sb_.slots(0).standby();
+  gwmirror::v1::NodeConfig nc;
+  ASSERT_TRUE(
+      ParseJson(testing::ReadFile(standby.config()), "config", &nc).ok());
+  nc.mutable_bandwidth()->set_max_send_rate("1MB");
+  Kill(standby);
+  testing::WriteFile(standby.config(), ToJson(nc));
+  Restart(standby);
+  WaitHealthy();
+  EXPECT_EQ(Sample(Scrape(nc.metrics_listen()), "gwmirror_send_rate_bytes"), 0);
+  const std::string out = tmp_ / "export.tar";
+  const absl::Time start = absl::Now();
+  RunResult r = Cli(
+      {"export", "--slot", "gw1", "--checkpoint", absl::StrCat(*n), "-o", out});
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  struct stat st;
+  ASSERT_EQ(stat(out.c_str(), &st), 0);
+  const double rate =
+      Sample(Scrape(nc.metrics_listen()), "gwmirror_send_rate_bytes");
+  std::printf(
+      "export of %.1f MB from a standby capped at 1 MB/s: %.1f s, "
+      "send rate %.2f MB/s\n",
+      st.st_size / 1e6, absl::ToDoubleSeconds(took), rate / 1e6);
+  ASSERT_GT(st.st_size, 4 << 20);
+  EXPECT_GT(rate, 0);
+  // What is over the bucket's first second waits for the cap.
+  EXPECT_GE(took, absl::Seconds(st.st_size / 1e6 - 1.5));
 }
 
 // The node's bandwidth cap holds (status and /metrics show the rate and

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tests/coordinator/etcd_cluster.h"
+#include "tests/coordinator/fake_nodes.h"
 #include "tests/e2e/sandbox_fixture.h"
 
 namespace gwmirror {
@@ -494,6 +495,52 @@ TEST_F(MigrateTest, ARunningClusterMovesFromSqliteOntoEtcd) {
   ASSERT_TRUE(three.ok()) << three.status();
   EXPECT_EQ(*three, 3u);
   EXPECT_EQ(testing::ReadFile(Gw(Standby(1), "conf/after.props")), "after=1\n");
+}
+
+// A coordinator waiting for etcd to answer (every member down: a site
+// coming back before its etcd) still stops on SIGTERM, cleanly, within one
+// call's deadline (before, the wait took no signal at all).
+TEST(EtcdCoordinatorTest, WaitingForEtcdItStillStopsOnSigterm) {
+  testing::TempDir dir;
+  auto etcd = testing::EtcdCluster::Start(dir / "etcd", 1);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  testing::Pki pki(dir / "pki");
+  gwmirror::v1::CoordinatorConfig c = testing::SimulatedClusterConfig(
+      pki.Issue("coordinator"), dir / "coordinator", 1);
+  *c.mutable_etcd() = (*etcd)->StoreConfig("/stop/");
+  (*etcd)->Kill(0);
+  const std::string config = dir / "coordinator.json";
+  const std::string log = dir / "coordinator.log";
+  testing::WriteFile(config, ToJson(c));
+  testing::Child coordinator(
+      {testing::Bin("gwmirror-coordinator"), "serve", "--config", config}, {},
+      log);
+  for (int i = 0; i < 200 && !absl::StrContains(testing::ReadFile(log),
+                                                "no member answers yet");
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(
+      absl::StrContains(testing::ReadFile(log), "no member answers yet"));
+  ASSERT_EQ(kill(coordinator.pid(), SIGTERM), 0);
+  const absl::Time asked = absl::Now();
+  siginfo_t info = {};
+  while (absl::Now() - asked < absl::Seconds(15)) {
+    info = {};
+    if (waitid(P_PID, coordinator.pid(), &info, WEXITED | WNOHANG | WNOWAIT) ==
+            0 &&
+        info.si_pid == coordinator.pid()) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(info.si_pid, coordinator.pid()) << "still waiting for etcd";
+  EXPECT_EQ(info.si_code, CLD_EXITED);
+  EXPECT_EQ(info.si_status, 0);
+  std::printf("stopped %.1f s after SIGTERM while waiting for etcd\n",
+              absl::ToDoubleSeconds(absl::Now() - asked));
+  // Within a call's deadline (a third of the lease, 3.3 s here).
+  EXPECT_LT(absl::Now() - asked, absl::Seconds(8));
 }
 
 }  // namespace
