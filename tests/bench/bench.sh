@@ -189,25 +189,31 @@ snap changed
 cp "$W/dumpsrc/changed.sql" "$W/prod/var/lib/gwmirror/dumps/metrics.sql"
 scenario "dump: 1% rows changed + shifts" changed
 snap dumpchanged
-# A redeployment: a new groups/G/conf/<uuid>/ folder beside the current one,
-# its PrimaryStore.xml edited in three places, every other store identical
-# (issue 20), as the Admin Node Manager writes one.
-read -r new_folder old_name < <(python3 - "$W/prod" <<'PY'
-import glob, os, shutil, sys
-folders = sorted(glob.glob(f"{sys.argv[1]}/**/groups/group-*/conf/*-*-*/", recursive=True))
-assert folders, "no deployment folder in the sample"
-old = folders[0].rstrip("/")
-new = os.path.join(os.path.dirname(old), "0b9d1e52-7c2f-4b8e-9d63-2f6a2a1b5c01")
-shutil.copytree(old, new)
-p = os.path.join(new, "PrimaryStore.xml")
-data = bytearray(open(p, "rb").read())
-for at in (len(data) // 5, len(data) // 2, len(data) - 100):
-    data[at:at + 8] = b"EDITED!!"
-open(p, "wb").write(data)
-print(os.path.relpath(new, sys.argv[1]), os.path.basename(old))
+# A redeployment: the next deployment of the sample's gateway group as the
+# Admin Node Manager writes one (issue 20; `gwmirror sample deploy`): a new
+# groups/G/conf/<uuid>/ folder beside the current one, its PrimaryStore.xml
+# with about 2 % of its entities edited, added or removed, most other stores
+# identical, then every instance switched to it (deployments.json). With
+# --size large its PrimaryStore.xml is about 2 MB, as real ones are.
+gw_root=$(find "$W/prod" -maxdepth 4 -type d -name apigateway | head -1)
+group=$(python3 - "$gw_root/groups/topology.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+groups = [g for g in t["groups"] if g.get("name") != "Node Manager Group"]
+print(groups[0]["id"])
 PY
 )
-scenario "redeployment: new conf/<uuid>, 3 edits" dumpchanged \
+deploy_json=$("$G" sample deploy --host-root "$W/prod" --group "$group")
+read -r new_folder old_name deploy_bytes < <(python3 - "$gw_root" "$W/prod" "$deploy_json" <<'PY'
+import json, os, sys
+root, prod, text = sys.argv[1:]
+d = json.loads(text)
+folder = os.path.join(root, "groups", d["group"], "conf", d["id"])
+print(os.path.relpath(folder, prod), d["previous"], d["bytes"])
+PY
+)
+primary=$(stat -c %s "$W/prod/$new_folder/PrimaryStore.xml")
+scenario "redeployment: next generated ($((deploy_bytes / 1024)) KiB, PrimaryStore $((primary / 1024)) KiB)" dumpchanged \
   run_rsync_basis "$new_folder" "$old_name"
 
 python3 "$top/tests/bench/table.py" "$results" "$scans"
