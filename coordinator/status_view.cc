@@ -183,6 +183,14 @@ std::string Coordinator::RenderMetrics() {
                                                  s.held_since_unix_ms()) /
                             1000.0,
                   "\n");
+  metric("gwmirror_cluster_held",
+         "1 while every cut is held, with why as the reason label (the "
+         "group, which instance runs which archive); 0 with an empty reason "
+         "when nothing is held.",
+         "gauge");
+  absl::StrAppend(&out, "gwmirror_cluster_held{reason=\"",
+                  EscapeLabelValue(s.held()), "\"} ", s.held().empty() ? 0 : 1,
+                  "\n");
   metric("gwmirror_external_connections",
          "External connections of the deployments production runs, by what "
          "protects them (PROTECTED, DECLARED, STATELESS, UNPROTECTED, "

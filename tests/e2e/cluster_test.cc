@@ -610,8 +610,16 @@ TEST_F(ClusterTest, SplitDeploymentIsRetriedNotCommitted) {
       << s.state_reason();
   RunResult check = Cli({"status", "--check"});
   EXPECT_EQ(check.exit_code, 1) << check.out;
-  EXPECT_GT(Sample(Scrape(sb_.metrics()), "gwmirror_cluster_held_seconds"),
-            0.5);
+  const std::string metrics = Scrape(sb_.metrics());
+  EXPECT_GT(Sample(metrics, "gwmirror_cluster_held_seconds"), 0.5);
+  // The held gauge carries why as its reason label.
+  const size_t held = metrics.find("\ngwmirror_cluster_held{reason=\"");
+  ASSERT_NE(held, std::string::npos) << metrics;
+  const std::string line =
+      metrics.substr(held + 1, metrics.find('\n', held + 1) - held - 1);
+  EXPECT_TRUE(absl::StrContains(line, "QuickStart Group")) << line;
+  EXPECT_TRUE(absl::StrContains(line, "archive-new")) << line;
+  EXPECT_TRUE(absl::EndsWith(line, "} 1")) << line;
 
   // The deployment completes while a checkpoint is retrying: it commits.
   RunResult result;
