@@ -133,15 +133,16 @@ void Membership::Run() {
     // (coordinator down) is retried as it was.
     if (absl::IsNotFound(st) || absl::IsFailedPrecondition(st))
       registered = false;
-    // With several coordinators, one that does not answer is not (or no
-    // longer) the leader: join the next. While none answers the node goes
-    // round them; that is said once, not once per coordinator and period.
+    // With several coordinators, one that does not answer, or refuses as
+    // a follower (UNAVAILABLE naming the leader), does not lead: join the
+    // next. While none takes the node it goes round them; that is said
+    // once, not once per coordinator and period.
     std::string said = st.ToString();
     std::string key = said;
     if (stubs_.size() > 1 &&
         (absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st))) {
-      said = absl::StrCat(addresses_[current_], " does not answer (",
-                          st.message(), "); trying the others in turn");
+      said = absl::StrCat(addresses_[current_], ": ", st.message(),
+                          "; trying the others in turn");
       key = "going round the coordinators";
       current_ = (current_ + 1) % stubs_.size();
       registered = false;
