@@ -52,9 +52,10 @@ class Membership {
   AuditLog* const audit_;
   const Fill fill_;
   const OnResponse on_response_;
-  // One gRPC stub per coordinator (several share their state on etcd;
-  // only the leader listens): the membership thread calls stubs_[current_]
-  // and moves to the next whenever that one does not answer.
+  // One gRPC client stub per coordinator (several share their state on
+  // etcd; only the leader takes nodes, followers refuse them naming it):
+  // the membership thread calls stubs_[current_] and moves to the next
+  // whenever that one does not answer or refuses.
   std::vector<std::string> addresses_;
   std::vector<std::unique_ptr<gwmirror::v1::Coordinator::Stub>> stubs_;
   size_t current_ = 0;

@@ -248,23 +248,28 @@ class EtcdLeaderKillTest : public EtcdClusterTest {
         std::vector<std::string>(p.argv().begin(), p.argv().end()), env,
         p.log());
   }
+  // Both coordinators stopped, their configs given a lease of `ttl_s`, for
+  // the test to start them as it needs.
+  void StopBothWithLease(int ttl_s) {
+    for (const auto* p :
+         {&sb_.coordinator_process(), &sb_.more_coordinators(0)}) {
+      Kill(*p);
+      gwmirror::v1::CoordinatorConfig c;
+      ASSERT_TRUE(
+          ParseJson(testing::ReadFile(p->config()), "coordinator", &c).ok());
+      c.mutable_etcd()->set_lease_ttl_s(ttl_s);
+      testing::WriteFile(p->config(), ToJson(c));
+    }
+  }
+  // A lease of 3 s keeps the tests short.
+  static constexpr int kTtl = 3;
 };
 
 TEST_F(EtcdLeaderKillTest, LeaderKilledAtEachStepTheOtherSettlesAndGoesOn) {
   ASSERT_EQ(sb_.more_coordinators_size(), 1);
   const gwmirror::v1::SandboxProcess& a = sb_.coordinator_process();
   const gwmirror::v1::SandboxProcess& b = sb_.more_coordinators(0);
-  Kill(a);
-  Kill(b);
-  // A lease of 3 s keeps the test short.
-  constexpr int kTtl = 3;
-  for (const auto* p : {&a, &b}) {
-    gwmirror::v1::CoordinatorConfig c;
-    ASSERT_TRUE(
-        ParseJson(testing::ReadFile(p->config()), "coordinator", &c).ok());
-    c.mutable_etcd()->set_lease_ttl_s(kTtl);
-    testing::WriteFile(p->config(), ToJson(c));
-  }
+  ASSERT_NO_FATAL_FAILURE(StopBothWithLease(kTtl));
   std::unique_ptr<Child> leader, waiting;
   for (const CrashStep& step : kCoordinatorCrashSteps) {
     SCOPED_TRACE(step.point);
@@ -301,16 +306,7 @@ TEST_F(EtcdLeaderKillTest,
        ALeaderFrozenAtItsCommitPointRecordsNothingOnWaking) {
   const gwmirror::v1::SandboxProcess& a = sb_.coordinator_process();
   const gwmirror::v1::SandboxProcess& b = sb_.more_coordinators(0);
-  Kill(a);
-  Kill(b);
-  constexpr int kTtl = 3;
-  for (const auto* p : {&a, &b}) {
-    gwmirror::v1::CoordinatorConfig c;
-    ASSERT_TRUE(
-        ParseJson(testing::ReadFile(p->config()), "coordinator", &c).ok());
-    c.mutable_etcd()->set_lease_ttl_s(kTtl);
-    testing::WriteFile(p->config(), ToJson(c));
-  }
+  ASSERT_NO_FATAL_FAILURE(StopBothWithLease(kTtl));
   const std::string pause = tmp_ / "pause";
   testing::WriteFile(pause, "");
   std::unique_ptr<Child> frozen =
