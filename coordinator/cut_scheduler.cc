@@ -13,6 +13,7 @@
 #include "common/process.h"
 #include "common/protocol_names.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_internal.h"
 
@@ -29,7 +30,10 @@ void Coordinator::RequestCheckpoint() {
 }
 
 void Coordinator::StartBackground() {
-  background_ = std::thread([this] { Background(); });
+  background_ = std::thread([this] {
+    NameThisThread("gwm-scheduler");
+    Background();
+  });
 }
 
 void Coordinator::Background() {

@@ -7,6 +7,7 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "common/tls.h"
 #include "node/source/cut_service.h"
 #include "node/topology_report.h"
@@ -47,7 +48,10 @@ absl::Status Membership::Start() {
         DialMutualTls(config_.tls(), a, config_.coordinator().identity()));
     stubs_.push_back(gwmirror::v1::Coordinator::NewStub(channel));
   }
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("gwm-membership");
+    Run();
+  });
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 #include "node/replica/drift_checker.h"
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace gwmirror {
 
@@ -24,7 +25,10 @@ DriftChecker::~DriftChecker() {
 }
 
 void DriftChecker::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("gwm-drift");
+    Run();
+  });
 }
 
 void DriftChecker::SetReplicaRole(bool replica) {

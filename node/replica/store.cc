@@ -1,5 +1,3 @@
-#include "node/replica/store.h"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
@@ -23,7 +21,9 @@
 #include "common/log.h"
 #include "common/path.h"
 #include "common/status_macros.h"
+#include "common/thread_name.h"
 #include "node/hash_index.h"
+#include "node/replica/store.h"
 #include "node/scanner.h"
 
 namespace gwmirror {
@@ -222,7 +222,12 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
                                             store->committed_manifest_, nullptr,
                                             nullptr, absl::Now()));
   }
-  if (keeper) store->keeper_ = std::thread([raw] { raw->KeeperLoop(); });
+  if (keeper) {
+    store->keeper_ = std::thread([raw] {
+      NameThisThread("gwm-keeper");
+      raw->KeeperLoop();
+    });
+  }
   return store;
 }
 

@@ -1,6 +1,7 @@
 #include "node/source/prestager.h"
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "common/tls.h"
 
 namespace gwmirror {
@@ -34,7 +35,10 @@ Prestager::~Prestager() {
 }
 
 void Prestager::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("gwm-prestager");
+    Run();
+  });
 }
 
 void Prestager::SetTarget(const std::string& address,

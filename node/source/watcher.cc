@@ -12,6 +12,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "common/thread_name.h"
 #include "node/scanner.h"
 
 namespace gwmirror {
@@ -54,7 +55,10 @@ absl::Status ChangeWatcher::Start() {
     for (int i = 0; i < config_.roots_size(); ++i)
       WatchTree(config_.roots(i).path(), i);
   }
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("gwm-watcher");
+    Run();
+  });
   return absl::OkStatus();
 }
 
