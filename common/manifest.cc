@@ -1,6 +1,7 @@
 #include "common/manifest.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -115,28 +116,118 @@ absl::StatusOr<Manifest> Manifest::FromEntries(std::vector<Entry> entries) {
           absl::StrCat("duplicate manifest path \"", entries[i].path(), "\""));
     }
   }
+  return FromBlock(std::move(entries));
+}
+
+Manifest Manifest::FromCheckedEntries(std::vector<Entry> entries) {
+#ifndef NDEBUG
+  for (size_t i = 0; i < entries.size(); ++i) {
+    assert(ValidateEntry(entries[i]).ok());
+    assert(i == 0 || entries[i - 1].path() < entries[i].path());
+  }
+#endif
+  return FromBlock(std::move(entries));
+}
+
+Manifest Manifest::FromBlock(Block entries) {
   auto body = std::make_shared<Body>();
-  body->entries = std::move(entries);
+  auto block = std::make_shared<const Block>(std::move(entries));
+  body->index.reserve(block->size());
+  for (const Entry& e : *block) body->index.push_back(&e);
+  body->stored = block->size();
+  if (!block->empty()) body->blocks.push_back(std::move(block));
   Manifest m;
   m.body_ = std::move(body);
   return m;
 }
 
-const std::vector<Entry>& Manifest::entries() const {
-  static const auto* kEmpty = new std::vector<Entry>();
-  return body_ == nullptr ? *kEmpty : body_->entries;
+Manifest Manifest::Edit(const Manifest& base, std::vector<Entry> set,
+                        const std::vector<std::string>& removed) {
+#ifndef NDEBUG
+  for (size_t i = 0; i < set.size(); ++i) {
+    assert(ValidateEntry(set[i]).ok());
+    assert(i == 0 || set[i - 1].path() < set[i].path());
+  }
+  for (size_t i = 0; i < removed.size(); ++i) {
+    assert(i == 0 || removed[i - 1] < removed[i]);
+    assert(base.Find(removed[i]) != nullptr);
+  }
+#endif
+  const Entries old = base.entries();
+  auto block = std::make_shared<const Block>(std::move(set));
+  auto body = std::make_shared<Body>();
+  body->index.reserve(old.size() + block->size());
+  size_t i = 0, j = 0, k = 0;
+  while (i < old.size() || j < block->size()) {
+    if (j == block->size() ||
+        (i < old.size() && old[i].path() < (*block)[j].path())) {
+      if (k < removed.size() && removed[k] == old[i].path()) {
+        ++k;
+      } else {
+        body->index.push_back(&old[i]);
+      }
+      ++i;
+      continue;
+    }
+    if (i < old.size() && old[i].path() == (*block)[j].path()) ++i;
+    body->index.push_back(&(*block)[j++]);
+  }
+  assert(k == removed.size());
+  const size_t stored =
+      (base.body_ == nullptr ? 0 : base.body_->stored) + block->size();
+  // Blocks stay while one of their entries does: once they hold more than
+  // twice what is live, the live entries move to one new block (a copy now
+  // and then, amortized over the edits that made the garbage).
+  if (stored > 2 * body->index.size() + 1024) {
+    Block live;
+    live.reserve(body->index.size());
+    for (const Entry* e : body->index) live.push_back(*e);
+    return FromBlock(std::move(live));
+  }
+  if (base.body_ != nullptr) body->blocks = base.body_->blocks;
+  if (!block->empty()) body->blocks.push_back(std::move(block));
+  body->stored = stored;
+  Manifest m;
+  m.body_ = std::move(body);
+  return m;
+}
+
+Manifest::Entries Manifest::entries() const {
+  if (body_ == nullptr) return Entries(nullptr, 0);
+  return Entries(body_->index.data(), body_->index.size());
 }
 
 const Entry* Manifest::Find(absl::string_view path) const {
-  const std::vector<Entry>& v = entries();
+  const Entries v = entries();
   auto it = std::lower_bound(
       v.begin(), v.end(), path,
       [](const Entry& e, absl::string_view p) { return e.path() < p; });
   return it != v.end() && it->path() == path ? &*it : nullptr;
 }
 
-std::string Manifest::Encode() const {
-  std::string out(kMagic);
+namespace {
+
+// Each entry: type, mode, uid, gid, mtime, size, path length (31 bytes),
+// the path, sha256 length, the sha256, link length, the link.
+constexpr size_t kEntryFixedBytes = 31 + 1 + 2;
+
+}  // namespace
+
+size_t Manifest::EncodedSize() const {
+  size_t n = kMagic.size() + 8;
+  for (const Entry& e : entries()) {
+    n += kEntryFixedBytes + e.path().size() + e.sha256().size() +
+         e.link_target().size();
+  }
+  return n;
+}
+
+void Manifest::EncodeInPieces(
+    absl::FunctionRef<void(absl::string_view)> emit) const {
+  constexpr size_t kPiece = 64 << 10;
+  std::string out;
+  out.reserve(kPiece + 8192);
+  out.append(kMagic.data(), kMagic.size());
   Put<uint64_t>(&out, entries().size());
   for (const Entry& e : entries()) {
     Put<uint8_t>(&out, e.type());
@@ -151,14 +242,30 @@ std::string Manifest::Encode() const {
     out += e.sha256();
     Put<uint16_t>(&out, e.link_target().size());
     out += e.link_target();
+    if (out.size() >= kPiece) {
+      emit(out);
+      out.clear();
+    }
   }
+  if (!out.empty()) emit(out);
+}
+
+std::string Manifest::Encode() const {
+  std::string out;
+  out.reserve(EncodedSize());
+  EncodeInPieces(
+      [&](absl::string_view piece) { out.append(piece.data(), piece.size()); });
   return out;
 }
 
 Digest Manifest::ComputeDigest() const {
-  if (body_ == nullptr) return Sha256Of(Encode());
-  absl::call_once(body_->digest_once,
-                  [this] { body_->digest = Sha256Of(Encode()); });
+  auto compute = [this] {
+    Sha256 h;
+    EncodeInPieces([&](absl::string_view piece) { h.Update(piece); });
+    return h.Finish();
+  };
+  if (body_ == nullptr) return compute();
+  absl::call_once(body_->digest_once, [&] { body_->digest = compute(); });
   return body_->digest;
 }
 
@@ -208,6 +315,9 @@ absl::StatusOr<Manifest> Manifest::Decode(absl::string_view data) {
 
 absl::Status Manifest::CheckStructure(
     const std::vector<std::string>& roots) const {
+  // Siblings sit together in path order: one lookup serves them all.
+  std::string checked_parent;
+  bool have_checked = false;
   for (const Entry& e : entries()) {
     bool inside = false;
     for (const std::string& root : roots) {
@@ -218,12 +328,16 @@ absl::Status Manifest::CheckStructure(
           "entry \"", e.path(), "\" lies outside every mirrored root"));
     }
     std::string parent = ParentOf(e.path());
-    if (std::find(roots.begin(), roots.end(), parent) != roots.end()) continue;
-    const Entry* p = Find(parent);
-    if (p == nullptr || p->type() != gwmirror::v1::ENTRY_TYPE_DIRECTORY) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "entry \"", e.path(), "\" has no directory entry for its parent"));
+    if (have_checked && parent == checked_parent) continue;
+    if (std::find(roots.begin(), roots.end(), parent) == roots.end()) {
+      const Entry* p = Find(parent);
+      if (p == nullptr || p->type() != gwmirror::v1::ENTRY_TYPE_DIRECTORY) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "entry \"", e.path(), "\" has no directory entry for its parent"));
+      }
     }
+    checked_parent = std::move(parent);
+    have_checked = true;
   }
   return absl::OkStatus();
 }
@@ -231,9 +345,12 @@ absl::Status Manifest::CheckStructure(
 absl::Status WriteManifestFile(const std::string& path, uint64_t checkpoint,
                                const Manifest& m, Durability durability,
                                Env* env) {
-  std::string out(kFileMagic);
+  std::string out;
+  out.reserve(kFileMagic.size() + 8 + m.EncodedSize() + 32);
+  out.append(kFileMagic.data(), kFileMagic.size());
   Put<uint64_t>(&out, checkpoint);
-  out += m.Encode();
+  m.EncodeInPieces(
+      [&](absl::string_view piece) { out.append(piece.data(), piece.size()); });
   out += DigestBytes(Sha256Of(out));
   return WriteFileAtomic(path, out, 0600, durability, env);
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/path.h"
 #include "common/status_macros.h"
@@ -73,20 +72,21 @@ absl::Status ManifestDeltaDecoder::Add(const gwmirror::v1::ManifestPart& part) {
 
 absl::StatusOr<Manifest> ManifestDeltaDecoder::Finish(
     const Manifest& base, absl::string_view digest) {
-  std::vector<Entry> out;
+  Manifest m;
   if (!delta_) {
-    out = std::move(entries_);
+    ASSIGN_OR_RETURN(m, Manifest::FromEntries(std::move(entries_)));
   } else {
-    // The base's entries, minus removed paths, with new and changed entries
-    // replacing theirs; one merge in path order, so the result needs no
-    // sort.
+    // The base with new and changed entries replacing theirs and removed
+    // paths gone; the base's entries are shared, not copied, and only the
+    // delta's are checked (the base's were when it was built).
     auto by_path = [](const Entry& a, const Entry& b) {
       return a.path() < b.path();
     };
     std::vector<Entry> changed = std::move(entries_);
     std::sort(changed.begin(), changed.end(), by_path);
-    for (size_t i = 1; i < changed.size(); ++i) {
-      if (changed[i].path() == changed[i - 1].path()) {
+    for (size_t i = 0; i < changed.size(); ++i) {
+      RETURN_IF_ERROR(ValidateEntry(changed[i]));
+      if (i > 0 && changed[i].path() == changed[i - 1].path()) {
         return absl::InvalidArgumentError(absl::StrCat(
             "duplicate manifest path \"", changed[i].path(), "\""));
       }
@@ -97,30 +97,18 @@ absl::StatusOr<Manifest> ManifestDeltaDecoder::Finish(
           [](const Entry& e, const std::string& q) { return e.path() < q; });
       return it != changed.end() && it->path() == p;
     };
-    absl::flat_hash_set<std::string> removed;
-    for (const std::string& p : removed_) {
+    std::vector<std::string> removed = std::move(removed_);
+    std::sort(removed.begin(), removed.end());
+    removed.erase(std::unique(removed.begin(), removed.end()), removed.end());
+    for (const std::string& p : removed) {
       if (base.Find(p) == nullptr || in_changed(p)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "manifest delta removes \"", p.substr(0, 200),
             "\", which the base does not hold or the delta also sets"));
       }
-      removed.insert(p);
     }
-    out.reserve(base.size() + changed.size());
-    const std::vector<Entry>& old = base.entries();
-    size_t i = 0, j = 0;
-    while (i < old.size() || j < changed.size()) {
-      if (j == changed.size() ||
-          (i < old.size() && old[i].path() < changed[j].path())) {
-        if (!removed.contains(old[i].path())) out.push_back(old[i]);
-        ++i;
-        continue;
-      }
-      if (i < old.size() && old[i].path() == changed[j].path()) ++i;
-      out.push_back(std::move(changed[j++]));
-    }
+    m = Manifest::Edit(base, std::move(changed), removed);
   }
-  ASSIGN_OR_RETURN(Manifest m, Manifest::FromEntries(std::move(out)));
   std::string computed = DigestBytes(m.ComputeDigest());
   if (computed != digest) {
     return absl::DataLossError(absl::StrCat(

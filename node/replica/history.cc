@@ -377,24 +377,26 @@ absl::Status History::Record(uint64_t n, const Manifest& m,
   if (pins != nullptr) RETURN_IF_ERROR(SetPins(*pins));
   absl::ReaderMutexLock gl(&gc_mu_);
   const std::string bytes = m.Encode();
-  const std::string sha = DigestBytes(Sha256Of(bytes));
+  // The digest covers exactly these bytes, and a committed manifest has it
+  // computed already.
+  const std::string sha = DigestBytes(m.ComputeDigest());
   HistoryPoint p;
   p.checkpoint = n;
   p.manifest_sha = sha;
   p.committed_unix_ms = absl::ToUnixMillis(now);
   p.entries = m.size();
   if (prev != nullptr) {
-    for (const Entry& e : m.entries()) {
-      const Entry* o = prev->Find(e.path());
-      if (o == nullptr) {
+    ForEachPath(*prev, m, [&](const Entry* o, const Entry* e) {
+      if (e == nullptr) {
+        ++p.removed;
+      } else if (o == nullptr) {
         ++p.added;
-        p.changed_bytes += e.size();
-      } else if (!SameEntry(*o, e)) {
+        p.changed_bytes += e->size();
+      } else if (!SameEntry(*o, *e)) {
         ++p.changed;
-        if (!SameContent(*o, e)) p.changed_bytes += e.size();
+        if (!SameContent(*o, *e)) p.changed_bytes += e->size();
       }
-    }
-    for (const Entry& e : prev->entries()) p.removed += !m.Find(e.path());
+    });
   } else {
     p.added = m.size();
   }

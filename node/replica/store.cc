@@ -1,3 +1,5 @@
+#include "node/replica/store.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
@@ -23,7 +25,6 @@
 #include "common/status_macros.h"
 #include "common/thread_name.h"
 #include "node/hash_index.h"
-#include "node/replica/store.h"
 #include "node/scanner.h"
 
 namespace gwmirror {
@@ -504,11 +505,30 @@ absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
   return writer_.SyncAll();
 }
 
+absl::Status ReplicaStore::RecordCommitted(uint64_t n, const Manifest& next) {
+  // Every commit is of a staged checkpoint, whose manifest file (this
+  // manifest, checksummed and synced when it was staged) becomes the
+  // committed one by a link and a rename: no second copy of megabytes.
+  const std::string committed = Dir() + "/committed";
+  const std::string tmp = committed + ".link";
+  const std::string staged = staging_->ManifestPath(n);
+  env_->UnlinkAt(AT_FDCWD, tmp.c_str(), 0);
+  if (env_->LinkAt(AT_FDCWD, staged.c_str(), AT_FDCWD, tmp.c_str(), 0) != 0) {
+    Logf(LogLevel::kWarning, "replica",
+         "checkpoint=%d staged manifest not linkable (%s): writing it", n,
+         std::strerror(errno));
+    return WriteManifestFile(committed, n, next, Durability::kSynced, env_);
+  }
+  if (env_->RenameAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, committed.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
+  }
+  return FsyncPath(Dir(), env_);
+}
+
 absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
                                         std::string digest) {
   RETURN_IF_ERROR(FaultPoint("commit:record"));
-  RETURN_IF_ERROR(WriteManifestFile(Dir() + "/committed", n, next,
-                                    Durability::kSynced, env_));
+  RETURN_IF_ERROR(RecordCommitted(n, next));
   committed_ = n;
   Manifest prev = std::exchange(committed_manifest_, next);
   committed_digest_ = digest;

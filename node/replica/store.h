@@ -159,6 +159,9 @@ class ReplicaStore {
   absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Apply(uint64_t n, const Manifest& next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes checkpoint n's staged manifest file the committed one, durably.
+  absl::Status RecordCommitted(uint64_t n, const Manifest& next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FinishCommit(uint64_t n, const Manifest& next,
                             std::string digest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,6 +1,7 @@
 #include "node/source/source_tree.h"
 
 #include <algorithm>
+#include <cassert>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -180,12 +181,15 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   for (const Entry& e : scan.manifest.entries()) {
     entries_.emplace_hint(entries_.end(), e.path(), e);
   }
+  manifest_ = scan.manifest;
+  dirty_.clear();
   // The walk's index holds exactly the files it saw.
   index_ = std::move(scan.index);
   index_replaced_ = true;
   index_saved_bytes_ = 0;
   walked_ = true;
-  manifest_stale_ = true;
+  manifest_stale_ = false;
+  invalid_read_ = false;
   out->warnings.insert(out->warnings.end(), scan.warnings.begin(),
                        scan.warnings.end());
   out->bytes_hashed += scan.bytes_hashed;
@@ -226,14 +230,19 @@ absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(st);
+  for (const Entry& e : found) {
+    if (!ValidateEntry(e).ok()) invalid_read_ = true;
+  }
   if (!recurse && !found.empty() &&
       found.front().type() == gwmirror::v1::ENTRY_TYPE_DIRECTORY) {
     it->second = std::move(found.front());
+    dirty_.insert(path);
     return absl::OkStatus();
   }
   Erase(path);
   auto hint = entries_.lower_bound(path);
   for (Entry& e : found) {
+    dirty_.insert(e.path());
     std::string key = e.path();
     hint = std::next(entries_.emplace_hint(hint, std::move(key), std::move(e)));
   }
@@ -243,9 +252,11 @@ absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
 // A root has no entry of its own; what is below `path` sorts between
 // "path/" and "path0" ('0' follows '/').
 void SourceTree::Erase(const std::string& path) {
-  entries_.erase(path);
-  entries_.erase(entries_.lower_bound(path + "/"),
-                 entries_.lower_bound(path + "0"));
+  if (entries_.erase(path) > 0) dirty_.insert(path);
+  auto from = entries_.lower_bound(path + "/");
+  auto to = entries_.lower_bound(path + "0");
+  for (auto it = from; it != to; ++it) dirty_.insert(it->first);
+  entries_.erase(from, to);
 }
 
 void SourceTree::ForgetIndex(const std::string& path) {
@@ -262,11 +273,37 @@ bool SourceTree::IndexChanged() const {
 
 absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out, bool stable) {
   if (manifest_stale_) {
-    std::vector<Entry> entries;
-    entries.reserve(entries_.size());
-    for (const auto& [path, e] : entries_) entries.push_back(e);
-    ASSIGN_OR_RETURN(manifest_, Manifest::FromEntries(std::move(entries)));
+    if (invalid_read_) {
+      // Checked whole, to fail naming the bad entry as a walk would.
+      std::vector<Entry> entries;
+      entries.reserve(entries_.size());
+      for (const auto& [path, e] : entries_) entries.push_back(e);
+      ASSIGN_OR_RETURN(manifest_, Manifest::FromEntries(std::move(entries)));
+      invalid_read_ = false;
+    } else {
+      // The last manifest edited by the paths read since: every entry was
+      // checked as it was read.
+      std::vector<Entry> set;
+      std::vector<std::string> removed;
+      for (const std::string& p : dirty_) {
+        auto it = entries_.find(p);
+        if (it != entries_.end()) {
+          set.push_back(it->second);
+        } else if (manifest_.Find(p) != nullptr) {
+          removed.push_back(p);
+        }
+      }
+      manifest_ = Manifest::Edit(manifest_, std::move(set), removed);
+    }
+    dirty_.clear();
     manifest_stale_ = false;
+#ifndef NDEBUG
+    assert(manifest_.size() == entries_.size());
+    auto it = entries_.begin();
+    for (const Entry& e : manifest_.entries()) {
+      assert(SameEntry(e, (it++)->second) && e.path() == std::prev(it)->first);
+    }
+#endif
   }
   out.manifest = manifest_;
   // The index is a cache that every read checks against stat data, so a

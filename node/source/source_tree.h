@@ -114,6 +114,11 @@ class SourceTree {
   // The manifest of `entries_` as last built (rebuilt once they change).
   Manifest manifest_ ABSL_GUARDED_BY(mu_);
   bool manifest_stale_ ABSL_GUARDED_BY(mu_) = true;
+  // An entry that failed ValidateEntry was read since the last build: the
+  // next build checks them all, and fails naming it, as a walk would.
+  bool invalid_read_ ABSL_GUARDED_BY(mu_) = false;
+  // Paths set or erased in `entries_` since `manifest_` was built.
+  std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   HashIndex index_ ABSL_GUARDED_BY(mu_);
   bool index_loaded_ ABSL_GUARDED_BY(mu_) = false;
   // The index's change count when it was last saved (or loaded); a whole

@@ -1,5 +1,10 @@
 #include "common/manifest.h"
 
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/node/test_util.h"
 
@@ -46,6 +51,72 @@ TEST(ManifestTest, EncodeDecodeRoundTripAndDigestIsStable) {
   EXPECT_EQ(back->Encode(), m->Encode());
   EXPECT_EQ(back->ComputeDigest(), m->ComputeDigest());
   EXPECT_TRUE(m->CheckStructure({"r"}).ok());
+}
+
+// Edit shares the base's entries and must give exactly the manifest that
+// FromEntries builds from the same entries: random edits over many
+// generations (past the compaction of dead blocks), each compared whole,
+// digest and encoding included.
+TEST(ManifestTest, EditsGiveWhatABuildFromScratchGives) {
+  std::mt19937 rng(7);
+  std::map<std::string, Entry> want;
+  for (int i = 0; i < 300; ++i) {
+    std::string p = absl::StrCat("r/f", i);
+    want[p] = File(p, absl::StrCat(i));
+  }
+  std::vector<Entry> all;
+  for (const auto& [p, e] : want) all.push_back(e);
+  Manifest m = Manifest::FromCheckedEntries(all);
+  int compacted = 0;
+  for (int gen = 0; gen < 400; ++gen) {
+    std::map<std::string, Entry> set;
+    std::set<std::string> removed;
+    const int changes = 1 + rng() % 12;
+    for (int c = 0; c < changes; ++c) {
+      std::string p = absl::StrCat("r/f", rng() % 400);
+      if (rng() % 4 == 0 && want.count(p) && !set.count(p)) {
+        removed.insert(p);
+      } else if (!removed.count(p)) {
+        set[p] = File(p, absl::StrCat(gen, "/", c));
+      }
+    }
+    for (const std::string& p : removed) want.erase(p);
+    for (const auto& [p, e] : set) want[p] = e;
+    std::vector<Entry> set_v;
+    for (const auto& [p, e] : set) set_v.push_back(e);
+    const Manifest before = m;
+    m = Manifest::Edit(
+        m, std::move(set_v),
+        std::vector<std::string>(removed.begin(), removed.end()));
+    std::vector<Entry> fresh;
+    for (const auto& [p, e] : want) fresh.push_back(e);
+    auto built = Manifest::FromEntries(fresh);
+    ASSERT_TRUE(built.ok());
+    ASSERT_EQ(m.size(), built->size()) << "generation " << gen;
+    ASSERT_EQ(m.Encode(), built->Encode()) << "generation " << gen;
+    ASSERT_EQ(m.EncodedSize(), m.Encode().size());
+    ASSERT_EQ(m.ComputeDigest(), built->ComputeDigest());
+    for (const auto& [p, e] : want) {
+      const Entry* got = m.Find(p);
+      ASSERT_NE(got, nullptr) << p;
+      ASSERT_TRUE(SameEntry(*got, e)) << p;
+    }
+    // Unchanged entries are the base's own, not copies (until a
+    // compaction moves every live entry to one new block).
+    size_t shared = 0;
+    ForEachPath(before, m, [&](const Entry* o, const Entry* e) {
+      shared += o != nullptr && o == e;
+    });
+    if (shared == 0 && m.size() > 0) ++compacted;
+  }
+  EXPECT_GT(compacted, 0) << "400 generations never compacted";
+  EXPECT_LT(compacted, 10);
+  // The base of an edit stays whole after the edit.
+  const Manifest base = m;
+  const std::string base_bytes = base.Encode();
+  Manifest edited = Manifest::Edit(base, {File("r/new", "n")}, {});
+  EXPECT_EQ(base.Encode(), base_bytes);
+  EXPECT_EQ(edited.size(), base.size() + 1);
 }
 
 TEST(ManifestTest, RefusesBadEntries) {
