@@ -13,6 +13,7 @@
 #include "common/fault.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "common/manifest_edit.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
@@ -45,8 +46,32 @@ std::string Staging::ObjectPath(uint64_t n, absl::string_view sha) const {
   return absl::StrCat(StagingDir(n), "/objects/", HexOf(sha));
 }
 
-std::string Staging::ManifestPath(uint64_t n) const {
-  return StagingDir(n) + "/manifest";
+std::string Staging::ManifestEditPath(uint64_t n) const {
+  return StagingDir(n) + "/manifest.edit";
+}
+
+absl::StatusOr<Manifest> Staging::ReadStaged(uint64_t n,
+                                             const Manifest& committed) const {
+  const std::string path = ManifestEditPath(n);
+  ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path, env_));
+  absl::StatusOr<ManifestEdit> edit = DecodeManifestEdit(bytes);
+  if (!edit.ok()) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": ", edit.status().message()));
+  }
+  if (edit->checkpoint != n ||
+      edit->base_digest != DigestBytes(committed.ComputeDigest())) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": checkpoint ", edit->checkpoint,
+        " staged against another manifest than the committed one"));
+  }
+  absl::StatusOr<Manifest> m = ApplyManifestEdit(committed, *edit);
+  if (!m.ok() || DigestBytes(m->ComputeDigest()) != edit->digest) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": does not give checkpoint ", n, "'s manifest",
+        m.ok() ? "" : absl::StrCat(" (", m.status().message(), ")")));
+  }
+  return m;
 }
 
 std::string Staging::PoolPath(absl::string_view sha) const {
@@ -63,7 +88,8 @@ std::optional<Staging::Complete> Staging::complete() const {
   return complete_;
 }
 
-absl::Status Staging::Recover(uint64_t committed) {
+absl::Status Staging::Recover(uint64_t committed,
+                              const Manifest& committed_manifest) {
   absl::MutexLock l(&mu_);
   ASSIGN_OR_RETURN(std::vector<std::string> staged,
                    ListDir(dir_ + "/staging", env_));
@@ -72,8 +98,14 @@ absl::Status Staging::Recover(uint64_t committed) {
     if (!absl::SimpleAtoi(name, &n) || n <= committed || checkpoint_ != 0) {
       continue;
     }
-    auto mf = ReadManifestFile(ManifestPath(n), env_);
-    if (!mf.ok() || mf->checkpoint != n) continue;
+    absl::StatusOr<Manifest> m = ReadStaged(n, committed_manifest);
+    if (!m.ok()) {
+      if (!absl::IsNotFound(m.status())) {
+        Logf(LogLevel::kWarning, "replica", "checkpoint=%d staging dropped: %s",
+             n, m.status().message());
+      }
+      continue;
+    }
     ASSIGN_OR_RETURN(std::vector<std::string> objects,
                      ListDir(StagingDir(n) + "/objects", env_));
     for (const std::string& o : objects) {
@@ -85,10 +117,9 @@ absl::Status Staging::Recover(uint64_t committed) {
       }
     }
     checkpoint_ = n;
-    std::string digest = DigestBytes(mf->manifest.ComputeDigest());
-    complete_ =
-        Complete{n, std::make_shared<const Manifest>(std::move(mf->manifest)),
-                 std::move(digest)};
+    std::string digest = DigestBytes(m->ComputeDigest());
+    complete_ = Complete{n, std::make_shared<const Manifest>(*std::move(m)),
+                         std::move(digest)};
     Logf(LogLevel::kInfo, "replica", "checkpoint=%d kept staged across restart",
          n);
   }
@@ -215,22 +246,25 @@ absl::StatusOr<std::vector<std::string>> Staging::Finish(
       return ErrnoStatus(errno, "sync staging");
     }
   }
-  RETURN_IF_ERROR(
-      WriteManifestFile(ManifestPath(n), n, m, Durability::kSynced, env_));
+  RETURN_IF_ERROR(WriteFileAtomic(
+      ManifestEditPath(n), EncodeManifestEdit(DiffManifests(committed, m, n)),
+      0600, Durability::kSynced, env_));
   complete_ = Complete{n, std::make_shared<const Manifest>(std::move(m)),
                        std::move(digest)};
   return whole;
 }
 
 absl::Status Staging::Adopt(uint64_t n, std::set<std::string> objects,
-                            Manifest m, std::string digest) {
+                            Manifest m, std::string digest,
+                            const Manifest& committed) {
   absl::MutexLock l(&mu_);
   if (checkpoint_ != n) {
     return absl::AbortedError(
         absl::StrCat("checkpoint ", n, " is no longer staged here"));
   }
-  RETURN_IF_ERROR(
-      WriteManifestFile(ManifestPath(n), n, m, Durability::kSynced, env_));
+  RETURN_IF_ERROR(WriteFileAtomic(
+      ManifestEditPath(n), EncodeManifestEdit(DiffManifests(committed, m, n)),
+      0600, Durability::kSynced, env_));
   objects_ = std::move(objects);
   complete_ = Complete{n, std::make_shared<const Manifest>(std::move(m)),
                        std::move(digest)};

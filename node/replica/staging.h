@@ -57,9 +57,15 @@ class Staging {
   // `dir`: <state_dir>/replica. Empties the pool under a new id.
   static absl::StatusOr<std::unique_ptr<Staging>> Open(std::string dir,
                                                        Limits limits, Env* env);
-  // At start: keeps a complete staging newer than `committed`, drops every
-  // other one.
-  absl::Status Recover(uint64_t committed) ABSL_LOCKS_EXCLUDED(mu_);
+  // At start: keeps a complete staging newer than `committed` (and made
+  // against its manifest, `committed_manifest`), drops every other one.
+  absl::Status Recover(uint64_t committed, const Manifest& committed_manifest)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Checkpoint `n`'s staged manifest, read back from its edit of
+  // `committed` (the manifest it was staged against): DATA_LOSS when the
+  // file is damaged, edits another manifest or does not give its digest.
+  absl::StatusOr<Manifest> ReadStaged(uint64_t n,
+                                      const Manifest& committed) const;
 
   uint64_t pool_id() const { return pool_id_; }
   // Commits since Open (ReplicaState.prestage_generation).
@@ -72,7 +78,8 @@ class Staging {
   // The staging once a push completed it.
   std::optional<Complete> complete() const ABSL_LOCKS_EXCLUDED(mu_);
   std::string ObjectPath(uint64_t n, absl::string_view sha) const;
-  std::string ManifestPath(uint64_t n) const;
+  // The staged manifest, as a ManifestEdit of the committed one.
+  std::string ManifestEditPath(uint64_t n) const;
   std::string PoolPath(absl::string_view sha) const;
 
   // Stages checkpoint `n`: keeps what is staged for `n` already (a push
@@ -95,15 +102,18 @@ class Staging {
   // Completes checkpoint `n` with manifest `m` (digest `digest`) against the
   // `committed` one: FAILED_PRECONDITION naming a file that has no content
   // here; else the paths to send whole, if any, or, with every byte here,
-  // syncs the objects and writes the manifest (then it is complete).
+  // syncs the objects and writes the manifest as its edit of `committed`
+  // (then it is complete).
   absl::StatusOr<std::vector<std::string>> Finish(uint64_t n, Manifest m,
                                                   std::string digest,
                                                   const Manifest& committed)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Checkpoint `n` (begun) holds `objects`, written and synced by the
-  // caller (a roll back from history): writes its manifest, complete.
+  // caller (a roll back from history): writes its manifest (an edit of
+  // `committed`), complete.
   absl::Status Adopt(uint64_t n, std::set<std::string> objects, Manifest m,
-                     std::string digest) ABSL_LOCKS_EXCLUDED(mu_);
+                     std::string digest, const Manifest& committed)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the staging (its directory too).
   void Discard() ABSL_LOCKS_EXCLUDED(mu_);
   // After checkpoint `n`'s commit: drops pool versions the commit used

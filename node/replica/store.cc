@@ -21,6 +21,7 @@
 #include "common/entropy.h"
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/manifest_edit.h"
 #include "common/path.h"
 #include "common/status_macros.h"
 #include "common/thread_name.h"
@@ -193,20 +194,21 @@ absl::StatusOr<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(
   limits.min_free_bytes = config.replica().min_free_bytes();
   ASSIGN_OR_RETURN(store->staging_, Staging::Open(store->Dir(), limits, env));
   absl::MutexLock l(&store->mu_);
-  std::string committed_path = store->Dir() + "/committed";
-  auto committed = ReadManifestFile(committed_path, env);
-  if (committed.ok()) {
-    store->committed_ = committed->checkpoint;
-    store->committed_manifest_ = std::move(committed->manifest);
-  } else if (absl::IsNotFound(committed.status())) {
+  ManifestFile committed;
+  auto log = CommittedLog::Open(store->Dir(), env, &committed);
+  if (log.ok()) {
+    store->log_ = *std::move(log);
+    store->committed_ = committed.checkpoint;
+    store->committed_manifest_ = std::move(committed.manifest);
+  } else if (absl::IsNotFound(log.status())) {
     // First start: adopt what is already there as checkpoint 0.
     ASSIGN_OR_RETURN(ScanResult scan,
                      ScanMirrorSet(host_root, config.roots(), nullptr, 0, env));
-    RETURN_IF_ERROR(WriteManifestFile(committed_path, 0, scan.manifest,
-                                      Durability::kSynced, env));
+    ASSIGN_OR_RETURN(store->log_,
+                     CommittedLog::Create(store->Dir(), env, 0, scan.manifest));
     store->committed_manifest_ = std::move(scan.manifest);
   } else {
-    return committed.status();
+    return log.status();
   }
   store->committed_digest_ =
       DigestBytes(store->committed_manifest_.ComputeDigest());
@@ -244,11 +246,10 @@ absl::Status ReplicaStore::Recover() {
     if (n != committed_) {
       Logf(LogLevel::kInfo, "replica",
            "checkpoint=%d finishing an interrupted commit", n);
-      ASSIGN_OR_RETURN(ManifestFile next,
-                       ReadManifestFile(staging_->ManifestPath(n), env_));
-      RETURN_IF_ERROR(PreserveAndApply(n, next.manifest));
-      RETURN_IF_ERROR(FinishCommit(n, next.manifest,
-                                   DigestBytes(next.manifest.ComputeDigest())));
+      ASSIGN_OR_RETURN(Manifest next,
+                       staging_->ReadStaged(n, committed_manifest_));
+      RETURN_IF_ERROR(PreserveAndApply(n, next));
+      RETURN_IF_ERROR(FinishCommit(n, next, DigestBytes(next.ComputeDigest())));
     }
     env_->UnlinkAt(AT_FDCWD, intent_path.c_str(), 0);
   } else if (!absl::IsNotFound(intent.status())) {
@@ -256,7 +257,7 @@ absl::Status ReplicaStore::Recover() {
   }
   // A completely staged checkpoint survives a restart: the coordinator may
   // have recorded it consistent already and will ask for its commit.
-  return staging_->Recover(committed_);
+  return staging_->Recover(committed_, committed_manifest_);
 }
 
 gwmirror::v1::ReplicaState ReplicaStore::State() const {
@@ -505,30 +506,12 @@ absl::Status ReplicaStore::Apply(uint64_t n, const Manifest& next) {
   return writer_.SyncAll();
 }
 
-absl::Status ReplicaStore::RecordCommitted(uint64_t n, const Manifest& next) {
-  // Every commit is of a staged checkpoint, whose manifest file (this
-  // manifest, checksummed and synced when it was staged) becomes the
-  // committed one by a link and a rename: no second copy of megabytes.
-  const std::string committed = Dir() + "/committed";
-  const std::string tmp = committed + ".link";
-  const std::string staged = staging_->ManifestPath(n);
-  env_->UnlinkAt(AT_FDCWD, tmp.c_str(), 0);
-  if (env_->LinkAt(AT_FDCWD, staged.c_str(), AT_FDCWD, tmp.c_str(), 0) != 0) {
-    Logf(LogLevel::kWarning, "replica",
-         "checkpoint=%d staged manifest not linkable (%s): writing it", n,
-         std::strerror(errno));
-    return WriteManifestFile(committed, n, next, Durability::kSynced, env_);
-  }
-  if (env_->RenameAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, committed.c_str()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
-  }
-  return FsyncPath(Dir(), env_);
-}
-
 absl::Status ReplicaStore::FinishCommit(uint64_t n, const Manifest& next,
                                         std::string digest) {
   RETURN_IF_ERROR(FaultPoint("commit:record"));
-  RETURN_IF_ERROR(RecordCommitted(n, next));
+  // What changed, appended to the committed journal and synced.
+  RETURN_IF_ERROR(
+      log_->Append(DiffManifests(committed_manifest_, next, n), next));
   committed_ = n;
   Manifest prev = std::exchange(committed_manifest_, next);
   committed_digest_ = digest;
@@ -735,8 +718,7 @@ absl::StatusOr<int64_t> ReplicaStore::CheckDrift(
   ASSIGN_OR_RETURN(Manifest m, Manifest::FromEntries(std::move(corrected)));
   absl::MutexLock l(&mu_);
   if (moved()) return -1;
-  RETURN_IF_ERROR(
-      WriteManifestFile(Dir() + "/committed", n, m, Durability::kSynced, env_));
+  RETURN_IF_ERROR(log_->Snapshot(n, m));
   committed_digest_ = DigestBytes(m.ComputeDigest());
   committed_manifest_ = std::move(m);
   PublishCommitted();
@@ -788,7 +770,8 @@ absl::Status ReplicaStore::Rollback(uint64_t n) {
     }
     if (env_->Fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
   }
-  RETURN_IF_ERROR(staging_->Adopt(n, std::move(staged), target, digest));
+  RETURN_IF_ERROR(
+      staging_->Adopt(n, std::move(staged), target, digest, current));
   absl::MutexLock l(&mu_);
   if (committed_ != base || applying_) {
     return absl::AbortedError(

@@ -41,6 +41,7 @@
 #include "common/sha256.h"
 #include "gwmirror/v1/config.pb.h"
 #include "gwmirror/v1/replica.pb.h"
+#include "node/replica/committed_log.h"
 #include "node/replica/history.h"
 #include "node/replica/push_session.h"
 #include "node/replica/staging.h"
@@ -159,9 +160,6 @@ class ReplicaStore {
   absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Apply(uint64_t n, const Manifest& next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Makes checkpoint n's staged manifest file the committed one, durably.
-  absl::Status RecordCommitted(uint64_t n, const Manifest& next)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FinishCommit(uint64_t n, const Manifest& next,
                             std::string digest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -182,6 +180,8 @@ class ReplicaStore {
   const uint64_t max_manifest_bytes_;
   const TreeWriter writer_;
   std::unique_ptr<Staging> staging_;  // Set once in Open.
+  // The committed manifest on disk (snapshot and journal).
+  std::unique_ptr<CommittedLog> log_ ABSL_GUARDED_BY(mu_);
 
   mutable absl::Mutex mu_;
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;

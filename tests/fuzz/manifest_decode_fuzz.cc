@@ -1,8 +1,10 @@
-// Manifest::Decode: any input either fails cleanly or decodes to a manifest
-// whose encoding decodes to the same bytes (decode(encode(x)) == x).
+// Manifest::Decode and DecodeManifestEdit (the replica's staged manifest
+// and committed journal records): any input either fails cleanly or
+// decodes to a value whose encoding decodes to the same bytes.
 #include <cstdlib>
 
 #include "common/manifest.h"
+#include "common/manifest_edit.h"
 #include "tests/fuzz/fuzz.h"
 
 std::vector<std::string> GwmFuzzSeeds() {
@@ -17,7 +19,11 @@ std::vector<std::string> GwmFuzzSeeds() {
   es[2].set_path("r/l");
   es[2].set_type(gwmirror::v1::ENTRY_TYPE_SYMLINK);
   es[2].set_link_target("../x");
-  return {gwmirror::Manifest::FromEntries(es)->Encode()};
+  gwmirror::Manifest m = *gwmirror::Manifest::FromEntries(es);
+  gwmirror::Manifest less = *gwmirror::Manifest::FromEntries({es[0], es[1]});
+  return {m.Encode(),
+          gwmirror::EncodeManifestEdit(gwmirror::DiffManifests(m, less, 9)),
+          gwmirror::EncodeManifestEdit(gwmirror::DiffManifests(less, m, 10))};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -26,6 +32,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (m.ok()) {
     auto again = gwmirror::Manifest::Decode(m->Encode());
     if (!again.ok() || again->Encode() != m->Encode()) std::abort();
+  }
+  auto e = gwmirror::DecodeManifestEdit(in);
+  if (e.ok()) {
+    const std::string bytes = gwmirror::EncodeManifestEdit(*e);
+    auto again = gwmirror::DecodeManifestEdit(bytes);
+    if (!again.ok() || gwmirror::EncodeManifestEdit(*again) != bytes) {
+      std::abort();
+    }
   }
   return 0;
 }

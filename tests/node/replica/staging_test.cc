@@ -75,13 +75,24 @@ TEST_F(StagingTest, ARestartKeepsOnlyACompleteStagingNewerThanTheTree) {
   ASSERT_TRUE(staging_->Begin(4).ok());
   Put(4, a);
   ASSERT_TRUE(staging_->Finish(4, Of({a}), "d", Manifest()).ok());
+  // Its manifest is kept as an edit of the committed one it was staged
+  // against: against another, it is dropped.
   Open();
-  ASSERT_TRUE(staging_->Recover(/*committed=*/3).ok());
+  ASSERT_TRUE(staging_->Recover(/*committed=*/3, Of({F("z", "zz")})).ok());
+  EXPECT_FALSE(staging_->complete());
+  ASSERT_TRUE(staging_->Begin(4).ok());
+  Put(4, a);
+  ASSERT_TRUE(staging_->Finish(4, Of({a}), "d", Manifest()).ok());
+  Open();
+  ASSERT_TRUE(staging_->Recover(/*committed=*/3, Manifest()).ok());
   ASSERT_TRUE(staging_->complete());
   EXPECT_EQ(staging_->checkpoint(), 4u);
+  EXPECT_EQ(staging_->complete()->digest,
+            DigestBytes(Of({a}).ComputeDigest()));
+  EXPECT_EQ(staging_->complete()->manifest->Encode(), Of({a}).Encode());
   // Committed meanwhile (the staging is older than the tree): dropped.
   Open();
-  ASSERT_TRUE(staging_->Recover(/*committed=*/4).ok());
+  ASSERT_TRUE(staging_->Recover(/*committed=*/4, Manifest()).ok());
   EXPECT_FALSE(staging_->complete());
   EXPECT_EQ(staging_->checkpoint(), 0u);
   EXPECT_NE(access((dir_ / "staging").c_str(), F_OK), 0);
@@ -89,7 +100,7 @@ TEST_F(StagingTest, ARestartKeepsOnlyACompleteStagingNewerThanTheTree) {
   ASSERT_TRUE(staging_->Begin(5).ok());
   Put(5, a);
   Open();
-  ASSERT_TRUE(staging_->Recover(4).ok());
+  ASSERT_TRUE(staging_->Recover(4, Manifest()).ok());
   EXPECT_EQ(staging_->checkpoint(), 0u);
 }
 
