@@ -224,24 +224,38 @@ size_t Manifest::EncodedSize() const {
 
 void Manifest::EncodeInPieces(
     absl::FunctionRef<void(absl::string_view)> emit) const {
+  // Little-endian stores into a buffer sized per entry: a byte-wise append
+  // per field was most of the cost of hashing a 19,000-entry manifest.
   constexpr size_t kPiece = 64 << 10;
   std::string out;
   out.reserve(kPiece + 8192);
   out.append(kMagic.data(), kMagic.size());
   Put<uint64_t>(&out, entries().size());
+  auto store = [](char* p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) p[i] = static_cast<char>(v >> (8 * i));
+    return p + bytes;
+  };
+  auto copy = [](char* p, const std::string& s) {
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    return p + s.size();
+  };
   for (const Entry& e : entries()) {
-    Put<uint8_t>(&out, e.type());
-    Put<uint32_t>(&out, e.mode());
-    Put<uint32_t>(&out, e.uid());
-    Put<uint32_t>(&out, e.gid());
-    Put<int64_t>(&out, e.mtime_ns());
-    Put<uint64_t>(&out, e.size());
-    Put<uint16_t>(&out, e.path().size());
-    out += e.path();
-    Put<uint8_t>(&out, e.sha256().size());
-    out += e.sha256();
-    Put<uint16_t>(&out, e.link_target().size());
-    out += e.link_target();
+    const size_t at = out.size();
+    out.resize(at + kEntryFixedBytes + e.path().size() + e.sha256().size() +
+               e.link_target().size());
+    char* p = out.data() + at;
+    p = store(p, e.type(), 1);
+    p = store(p, e.mode(), 4);
+    p = store(p, e.uid(), 4);
+    p = store(p, e.gid(), 4);
+    p = store(p, static_cast<uint64_t>(e.mtime_ns()), 8);
+    p = store(p, e.size(), 8);
+    p = store(p, e.path().size(), 2);
+    p = copy(p, e.path());
+    p = store(p, e.sha256().size(), 1);
+    p = copy(p, e.sha256());
+    p = store(p, e.link_target().size(), 2);
+    copy(p, e.link_target());
     if (out.size() >= kPiece) {
       emit(out);
       out.clear();

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -15,6 +16,7 @@ extern char** environ;
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/fd.h"
 
 namespace gwmirror {
@@ -160,6 +162,13 @@ std::string Describe(const ProcessResult& r) {
 }
 
 void ReleaseFreedHeap() {
+  static std::atomic<int64_t> last_ns{0};
+  const int64_t now = absl::GetCurrentTimeNanos();
+  int64_t last = last_ns.load(std::memory_order_relaxed);
+  if (now - last < absl::ToInt64Nanoseconds(absl::Seconds(10)) ||
+      !last_ns.compare_exchange_strong(last, now)) {
+    return;
+  }
   if (mallinfo2().fordblks > (16 << 20)) malloc_trim(0);
 }
 

@@ -43,7 +43,9 @@ std::string Describe(const ProcessResult& r);
 // Hands freed heap pages back to the system when more than 16 MiB are
 // free: the node keeps freed memory for reuse (node/main.cc), and a cut or
 // a commit frees whole manifests. Trimming walks the whole heap, which a
-// cut or commit of one small file should not pay for.
+// cut or commit of one small file should not pay for, and so does asking
+// how much is free (6.7 ms a cut on the large sample's source, under
+// churn): both at most once every 10 s.
 void ReleaseFreedHeap();
 
 }  // namespace gwmirror

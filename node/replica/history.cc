@@ -310,15 +310,36 @@ absl::Status History::Preserve(
     const std::function<absl::StatusOr<UniqueFd>(const std::string&)>&
         open_old) {
   absl::ReaderMutexLock gl(&gc_mu_);
-  absl::flat_hash_set<std::string> kept;
-  for (const Entry& e : next.entries()) {
-    if (e.type() == ENTRY_TYPE_FILE) kept.insert(e.sha256());
+  // The versions the commit replaces or removes, with what replaces each
+  // (an entry both manifests share is passed without a look).
+  std::vector<std::pair<const Entry*, const Entry*>> replaced;
+  ForEachPath(old, next, [&](const Entry* o, const Entry* n) {
+    if (o != nullptr && o != n && o->type() == ENTRY_TYPE_FILE &&
+        (n == nullptr || n->sha256() != o->sha256())) {
+      replaced.emplace_back(o, n);
+    }
+  });
+  if (replaced.empty()) return absl::OkStatus();
+  // A replaced version the next tree still holds at another path needs no
+  // keeping: a few are looked for entry by entry, more in a set of all.
+  absl::flat_hash_set<absl::string_view> kept;
+  if (replaced.size() > 8) {
+    for (const Entry& e : next.entries()) {
+      if (e.type() == ENTRY_TYPE_FILE) kept.insert(e.sha256());
+    }
   }
+  auto still_held = [&](const std::string& sha) {
+    if (replaced.size() > 8) return kept.contains(sha);
+    for (const Entry& e : next.entries()) {
+      if (e.type() == ENTRY_TYPE_FILE && e.sha256() == sha) return true;
+    }
+    return false;
+  };
   bool wrote = false;
-  for (const Entry& e : old.entries()) {
-    if (e.type() != ENTRY_TYPE_FILE || kept.count(e.sha256())) continue;
+  for (const auto& [o, n] : replaced) {
+    const Entry& e = *o;
+    if (still_held(e.sha256())) continue;
     const std::string obj = ObjectPath(e.sha256());
-    const Entry* n = next.Find(e.path());
     std::string basis =
         n != nullptr && n->type() == ENTRY_TYPE_FILE ? n->sha256() : "";
     if (Info(e.sha256()).kind != ObjectInfo::kNone) continue;

@@ -4,6 +4,7 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/manifest_edit.h"
 #include "gtest/gtest.h"
@@ -149,6 +150,29 @@ TEST(ManifestTest, AnEditRoundTripsAndRefusesDamage) {
   // On a base that lacks a removed path: refused.
   EXPECT_EQ(ApplyManifestEdit(b, *back).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+// The canonical encoding, byte for byte (docs/ARCHITECTURE.md, "Manifest
+// format"): digests on disk and on the wire depend on it.
+TEST(ManifestTest, TheEncodingIsTheDocumentedOne) {
+  Entry e = File("r/f", "x");
+  e.set_mode(0640);
+  e.set_uid(0x01020304);
+  e.set_gid(7);
+  e.set_mtime_ns(0x1122334455667788LL);
+  e.set_size(9);
+  const Manifest m = *Manifest::FromEntries({e, Link("r/l", "f")});
+  std::string want("GWM1\x02\0\0\0\0\0\0\0", 12);
+  want += std::string("\x01\xa0\x01\0\0\x04\x03\x02\x01\x07\0\0\0", 13);
+  want += std::string("\x88\x77\x66\x55\x44\x33\x22\x11", 8);
+  want += std::string("\x09\0\0\0\0\0\0\0\x03\0r/f\x20", 14);
+  want += e.sha256();
+  want += std::string("\0\0", 2);
+  want += std::string("\x03\xff\x01\0\0\0\0\0\0\0\0\0\0", 13);
+  want += std::string(16, '\0');
+  want += std::string("\x03\0r/l\0\x01\0f", 9);
+  EXPECT_EQ(absl::BytesToHexString(m.Encode()), absl::BytesToHexString(want));
+  EXPECT_EQ(m.EncodedSize(), want.size());
 }
 
 TEST(ManifestTest, RefusesBadEntries) {
