@@ -20,6 +20,31 @@
 namespace gwmirror {
 namespace {
 
+// The last text of one kind of file and its parse: the topology and the
+// deployments change once per deployment and are read at every cut and
+// heartbeat, and their JSON parses were most of the report's cost. Keyed
+// by the whole text, so any change is parsed again.
+template <typename T>
+class LastParse {
+ public:
+  template <typename Parse>
+  T Get(const std::string& text, Parse parse) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock l(&mu_);
+    if (!has_ || text != text_) {
+      text_ = text;
+      value_ = parse(text);
+      has_ = true;
+    }
+    return value_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool has_ ABSL_GUARDED_BY(mu_) = false;
+  std::string text_ ABSL_GUARDED_BY(mu_);
+  T value_ ABSL_GUARDED_BY(mu_);
+};
+
 std::vector<std::string> SubdirsWithPrefix(const std::string& dir,
                                            absl::string_view prefix) {
   std::vector<std::string> out;
@@ -40,7 +65,14 @@ absl::Status ReadDeployments(const std::string& path,
   auto json = ReadFileToString(path);
   if (absl::IsNotFound(json.status())) return absl::OkStatus();
   if (!json.ok()) return json.status();
-  absl::Status st = ParseDeployments(*json, r);
+  using Parsed = std::pair<absl::Status, gwmirror::v1::TopologyReport>;
+  static auto* last = new LastParse<Parsed>;
+  auto [st, parsed] = last->Get(*json, [](const std::string& text) {
+    Parsed p;
+    p.first = ParseDeployments(text, &p.second);
+    return p;
+  });
+  r->MergeFrom(parsed);
   if (!st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
   }
@@ -113,25 +145,11 @@ absl::StatusOr<gwmirror::v1::GatewayTopology> ParseTopology(
 
 namespace {
 
-// ParseTopology of the last text read: the topology changes once per
-// deployment and is read at every cut and heartbeat, and its JSON parse
-// was half of the report's cost. Keyed by the whole text, so any change
-// is parsed again.
 absl::StatusOr<gwmirror::v1::GatewayTopology> ParseTopologyRemembered(
     const std::string& json) {
-  static absl::Mutex mu(absl::kConstInit);
-  static std::string* last_json ABSL_GUARDED_BY(mu) = nullptr;
-  static absl::StatusOr<gwmirror::v1::GatewayTopology>* last ABSL_GUARDED_BY(
-      mu) = nullptr;
-  absl::MutexLock l(&mu);
-  if (last_json == nullptr || *last_json != json) {
-    delete last_json;
-    delete last;
-    last_json = new std::string(json);
-    last =
-        new absl::StatusOr<gwmirror::v1::GatewayTopology>(ParseTopology(json));
-  }
-  return *last;
+  static auto* last =
+      new LastParse<absl::StatusOr<gwmirror::v1::GatewayTopology>>;
+  return last->Get(json, ParseTopology);
 }
 
 }  // namespace

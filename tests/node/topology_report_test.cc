@@ -43,5 +43,38 @@ TEST(TopologyReportTest, GarbageFilesStillGiveAReportThatSerializes) {
   EXPECT_TRUE(escaped);
 }
 
+// The parsed topology and deployments are remembered by their text (they
+// are read at every cut and heartbeat): an edit of either is seen at the
+// next read, and going back to the earlier text too.
+TEST(TopologyReportTest, AChangedTopologyOrDeploymentIsReadAgain) {
+  testing::TempDir dir;
+  SampleOptions o;
+  o.prefix = "opt/Axway-7.7";
+  ASSERT_TRUE(GenerateSample(dir / "host", o).ok());
+  const std::string gw = dir / "host/opt/Axway-7.7/apigateway";
+  TopologySource src;
+  src.host_root = dir / "host";
+  const auto first = ReadTopologyReport(src, "production", "gw1");
+  ASSERT_TRUE(first.problems().empty()) << first.ShortDebugString();
+  const std::string topology = testing::ReadFile(gw + "/groups/topology.json");
+  const std::string deployments =
+      testing::ReadFile(gw + "/groups/deployments.json");
+  EXPECT_EQ(ReadTopologyReport(src, "production", "gw1").ShortDebugString(),
+            first.ShortDebugString());
+  testing::WriteFile(gw + "/groups/topology.json", "{\"id\": ");
+  testing::WriteFile(gw + "/groups/deployments.json",
+                     "{\"serviceDeployments\": {\"inst-x\": "
+                     "[{\"archiveID\": \"a1\"}]}}");
+  const auto edited = ReadTopologyReport(src, "production", "gw1");
+  ASSERT_FALSE(edited.problems().empty());
+  EXPECT_TRUE(absl::StrContains(edited.problems(0), "topology.json"));
+  EXPECT_NE(edited.deployments().find("inst-x"), edited.deployments().end())
+      << edited.ShortDebugString();
+  testing::WriteFile(gw + "/groups/topology.json", topology);
+  testing::WriteFile(gw + "/groups/deployments.json", deployments);
+  EXPECT_EQ(ReadTopologyReport(src, "production", "gw1").ShortDebugString(),
+            first.ShortDebugString());
+}
+
 }  // namespace
 }  // namespace gwmirror
