@@ -5,7 +5,9 @@
 # (min, median), bytes on the wire, CPU seconds and peak RSS at the source
 # and the replica, and ratios to rsync; then latency, idle cost and a
 # churn soak (tests/bench/latency_bench.sh). Every figure is relative to
-# its peer measured here and now. The redeployment also has rsync given
+# its peer measured here and now, and the dump's beside the physical limits
+# of the work (tests/bench/limits.py: read, SHA-256, copy + fsync, loopback,
+# on the same dump in the same run). The redeployment also has rsync given
 # the previous deployment as its basis (--copy-dest) as a second peer.
 #
 #   tests/bench/bench.sh [--size small|large] [--dump-mib N] [--runs R]
@@ -70,6 +72,8 @@ fi
 "$G" sample --dir "$W/prod" --size "$size" >/dev/null
 mkdir -p "$W/prod/var/lib/gwmirror/dumps" "$W/dumpsrc"
 "$G" dumpgen --out "$W/dumpsrc/base.sql" --changed-out "$W/dumpsrc/changed.sql" --mib "$dump_mib" --seed 1
+# What the hardware allows for that dump, measured now (issue 22).
+python3 "$top/tests/bench/limits.py" "$W/dumpsrc/base.sql" "$W" > "$W/limits.tsv"
 
 # ---- PKI and configs
 "$G" certs init --dir "$W/pki" >/dev/null
@@ -216,7 +220,7 @@ primary=$(stat -c %s "$W/prod/$new_folder/PrimaryStore.xml")
 scenario "redeployment: next generated ($((deploy_bytes / 1024)) KiB, PrimaryStore $((primary / 1024)) KiB)" dumpchanged \
   run_rsync_basis "$new_folder" "$old_name"
 
-python3 "$top/tests/bench/table.py" "$results" "$scans"
+python3 "$top/tests/bench/table.py" "$results" "$scans" "$W/limits.tsv"
 echo
 # The incremental change set again, through a running cluster: inotify and
 # the in-memory tree instead of a cold process's whole scan.

@@ -4,7 +4,10 @@ replica CPU s, replica peak RSS KiB or "-"), min and median wall, medians of
 the rest, ratios to rsync's medians in the same run; then, when a second TSV
 (scenario, entries, index hits, bytes hashed) is given, the index's work.
 
-  python3 tests/bench/table.py RESULTS [SCANS]
+  python3 tests/bench/table.py RESULTS [SCANS [LIMITS]]
+
+With LIMITS (tests/bench/limits.py's TSV), the physical limits measured in
+the same run, and the dump scenarios' gwmirror wall beside them.
 """
 import collections
 import statistics
@@ -46,3 +49,23 @@ if len(sys.argv) > 2:
         last[scen] = counts
     for scen, counts in last.items():
         print(f"| {scen} | " + " | ".join(counts) + " |")
+if len(sys.argv) > 3:
+    limits = collections.OrderedDict()
+    for line in open(sys.argv[3]):
+        name, secs, mbps = line.rstrip("\n").split("\t")
+        limits[name] = (float(secs), mbps)
+    print()
+    print("| physical limit on this machine, same run, the dump file | s | MB/s |")
+    print("|---|---|---|")
+    for name, (secs, mbps) in limits.items():
+        print(f"| {name} | {secs:.3f} | {mbps} |")
+    print()
+    print("| scenario | gwmirror wall median s | limit of its work s | gwmirror / limit |")
+    print("|---|---|---|---|")
+    for scen, tools in rows.items():
+        key = ("limit: initial" if scen.startswith("initial:") and "dump" in scen
+               else "limit: 1% change" if scen.startswith("dump:") else None)
+        if key is None or key not in limits or "gwmirror" not in tools:
+            continue
+        med = statistics.median(r[0] for r in tools["gwmirror"])
+        print(f"| {scen} | {med:.3f} | {limits[key][0]:.3f} | {med / limits[key][0]:.2f} |")
