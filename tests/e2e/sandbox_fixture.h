@@ -203,10 +203,12 @@ class ClusterTest : public ::testing::Test {
     return {list.checkpoints().begin(), list.checkpoints().end()};
   }
 
-  // Polls status until `pred` holds (20 s at most).
+  // Polls status until `pred` holds (20 s at most, unless told).
   template <typename Pred>
-  gwmirror::v1::ClusterStatus WaitFor(Pred pred, const std::string& what) {
-    absl::Time give_up = absl::Now() + absl::Seconds(20);
+  gwmirror::v1::ClusterStatus WaitFor(
+      Pred pred, const std::string& what,
+      absl::Duration at_most = absl::Seconds(20)) {
+    absl::Time give_up = absl::Now() + at_most;
     gwmirror::v1::ClusterStatus s;
     while (absl::Now() < give_up) {
       auto got = TryStatus();  // The coordinator may be starting.
