@@ -9,18 +9,12 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/fd.h"
+#include "common/le.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 
 namespace gwmirror {
 namespace {
-
-template <typename T>
-void PutLe(std::string* out, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    out->push_back(static_cast<char>(static_cast<uint64_t>(v) >> (8 * i)));
-  }
-}
 
 void PutBytes(std::string* out, absl::string_view b) {
   PutLe<uint32_t>(out, static_cast<uint32_t>(b.size()));

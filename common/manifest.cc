@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
+#include "common/le.h"
 #include "common/path.h"
 #include "common/status_macros.h"
 
@@ -14,41 +15,21 @@ namespace {
 
 constexpr absl::string_view kMagic = "GWM1";
 constexpr absl::string_view kFileMagic = "GWMF";
+// Each entry: type, mode, uid, gid, mtime, size, path length (31 bytes),
+// the path, sha256 length, the sha256, link length, the link.
+constexpr size_t kEntryFixedBytes = 31 + 1 + 2;
 
-template <typename T>
-void Put(std::string* out, T v) {
-  char buf[sizeof(T)];
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    buf[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+// What FromCheckedEntries and Edit are promised (checked in debug builds).
+void AssertChecked(const std::vector<Entry>& entries) {
+#ifndef NDEBUG
+  for (size_t i = 0; i < entries.size(); ++i) {
+    assert(ValidateEntry(entries[i]).ok());
+    assert(i == 0 || entries[i - 1].path() < entries[i].path());
   }
-  out->append(buf, sizeof(T));
+#else
+  (void)entries;
+#endif
 }
-
-class Reader {
- public:
-  explicit Reader(absl::string_view d) : d_(d) {}
-  template <typename T>
-  bool Get(T* v) {
-    if (d_.size() < sizeof(T)) return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) {
-      x |= static_cast<uint64_t>(static_cast<unsigned char>(d_[i])) << (8 * i);
-    }
-    *v = static_cast<T>(x);
-    d_.remove_prefix(sizeof(T));
-    return true;
-  }
-  bool Bytes(size_t n, std::string* out) {
-    if (d_.size() < n) return false;
-    out->assign(d_.data(), n);
-    d_.remove_prefix(n);
-    return true;
-  }
-  bool empty() const { return d_.empty(); }
-
- private:
-  absl::string_view d_;
-};
 
 std::string ParentOf(absl::string_view path) {
   size_t slash = path.rfind('/');
@@ -120,12 +101,7 @@ absl::StatusOr<Manifest> Manifest::FromEntries(std::vector<Entry> entries) {
 }
 
 Manifest Manifest::FromCheckedEntries(std::vector<Entry> entries) {
-#ifndef NDEBUG
-  for (size_t i = 0; i < entries.size(); ++i) {
-    assert(ValidateEntry(entries[i]).ok());
-    assert(i == 0 || entries[i - 1].path() < entries[i].path());
-  }
-#endif
+  AssertChecked(entries);
   return FromBlock(std::move(entries));
 }
 
@@ -143,11 +119,8 @@ Manifest Manifest::FromBlock(Block entries) {
 
 Manifest Manifest::Edit(const Manifest& base, std::vector<Entry> set,
                         const std::vector<std::string>& removed) {
+  AssertChecked(set);
 #ifndef NDEBUG
-  for (size_t i = 0; i < set.size(); ++i) {
-    assert(ValidateEntry(set[i]).ok());
-    assert(i == 0 || set[i - 1].path() < set[i].path());
-  }
   for (size_t i = 0; i < removed.size(); ++i) {
     assert(i == 0 || removed[i - 1] < removed[i]);
     assert(base.Find(removed[i]) != nullptr);
@@ -205,14 +178,6 @@ const Entry* Manifest::Find(absl::string_view path) const {
   return it != v.end() && it->path() == path ? &*it : nullptr;
 }
 
-namespace {
-
-// Each entry: type, mode, uid, gid, mtime, size, path length (31 bytes),
-// the path, sha256 length, the sha256, link length, the link.
-constexpr size_t kEntryFixedBytes = 31 + 1 + 2;
-
-}  // namespace
-
 size_t Manifest::EncodedSize() const {
   size_t n = kMagic.size() + 8;
   for (const Entry& e : entries()) {
@@ -230,11 +195,7 @@ void Manifest::EncodeInPieces(
   std::string out;
   out.reserve(kPiece + 8192);
   out.append(kMagic.data(), kMagic.size());
-  Put<uint64_t>(&out, entries().size());
-  auto store = [](char* p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) p[i] = static_cast<char>(v >> (8 * i));
-    return p + bytes;
-  };
+  PutLe<uint64_t>(&out, entries().size());
   auto copy = [](char* p, const std::string& s) {
     if (!s.empty()) std::memcpy(p, s.data(), s.size());
     return p + s.size();
@@ -244,17 +205,17 @@ void Manifest::EncodeInPieces(
     out.resize(at + kEntryFixedBytes + e.path().size() + e.sha256().size() +
                e.link_target().size());
     char* p = out.data() + at;
-    p = store(p, e.type(), 1);
-    p = store(p, e.mode(), 4);
-    p = store(p, e.uid(), 4);
-    p = store(p, e.gid(), 4);
-    p = store(p, static_cast<uint64_t>(e.mtime_ns()), 8);
-    p = store(p, e.size(), 8);
-    p = store(p, e.path().size(), 2);
+    p = StoreLe<uint8_t>(p, e.type());
+    p = StoreLe<uint32_t>(p, e.mode());
+    p = StoreLe<uint32_t>(p, e.uid());
+    p = StoreLe<uint32_t>(p, e.gid());
+    p = StoreLe<int64_t>(p, e.mtime_ns());
+    p = StoreLe<uint64_t>(p, e.size());
+    p = StoreLe<uint16_t>(p, e.path().size());
     p = copy(p, e.path());
-    p = store(p, e.sha256().size(), 1);
+    p = StoreLe<uint8_t>(p, e.sha256().size());
     p = copy(p, e.sha256());
-    p = store(p, e.link_target().size(), 2);
+    p = StoreLe<uint16_t>(p, e.link_target().size());
     copy(p, e.link_target());
     if (out.size() >= kPiece) {
       emit(out);
@@ -288,7 +249,7 @@ absl::StatusOr<Manifest> Manifest::Decode(absl::string_view data) {
     return absl::DataLossError(absl::StrCat("manifest: ", why));
   };
   if (data.substr(0, kMagic.size()) != kMagic) return corrupt("bad magic");
-  Reader r(data.substr(kMagic.size()));
+  LeReader r(data.substr(kMagic.size()));
   uint64_t n = 0;
   if (!r.Get(&n)) return corrupt("truncated count");
   // Each entry takes at least 34 bytes; a count beyond that is a lie.
@@ -362,7 +323,7 @@ absl::Status WriteManifestFile(const std::string& path, uint64_t checkpoint,
   std::string out;
   out.reserve(kFileMagic.size() + 8 + m.EncodedSize() + 32);
   out.append(kFileMagic.data(), kFileMagic.size());
-  Put<uint64_t>(&out, checkpoint);
+  PutLe<uint64_t>(&out, checkpoint);
   m.EncodeInPieces(
       [&](absl::string_view piece) { out.append(piece.data(), piece.size()); });
   out += DigestBytes(Sha256Of(out));
@@ -382,7 +343,7 @@ absl::StatusOr<ManifestFile> ReadManifestFile(const std::string& path,
   if (DigestBytes(Sha256Of(all)) != sum) {
     return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
   }
-  Reader r(all.substr(kFileMagic.size()));
+  LeReader r(all.substr(kFileMagic.size()));
   ManifestFile f;
   r.Get(&f.checkpoint);
   ASSIGN_OR_RETURN(f.manifest,

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/le.h"
 #include "common/path.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -11,22 +12,6 @@ namespace gwmirror {
 namespace {
 
 constexpr absl::string_view kMagic = "GWME";
-
-void PutLe(std::string* out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i)
-    out->push_back(static_cast<char>(v >> (8 * i)));
-}
-
-bool GetLe(absl::string_view* in, int bytes, uint64_t* v) {
-  if (in->size() < static_cast<size_t>(bytes)) return false;
-  *v = 0;
-  for (int i = 0; i < bytes; ++i) {
-    *v |= static_cast<uint64_t>(static_cast<unsigned char>((*in)[i]))
-          << (8 * i);
-  }
-  in->remove_prefix(bytes);
-  return true;
-}
 
 }  // namespace
 
@@ -48,12 +33,12 @@ ManifestEdit DiffManifests(const Manifest& base, const Manifest& next,
 
 std::string EncodeManifestEdit(const ManifestEdit& e) {
   std::string out(kMagic.data(), kMagic.size());
-  PutLe(&out, e.checkpoint, 8);
+  PutLe<uint64_t>(&out, e.checkpoint);
   out += e.base_digest;
   out += e.digest;
-  PutLe(&out, e.removed.size(), 8);
+  PutLe<uint64_t>(&out, e.removed.size());
   for (const std::string& p : e.removed) {
-    PutLe(&out, p.size(), 2);
+    PutLe<uint16_t>(&out, p.size());
     out += p;
   }
   out += Manifest::FromCheckedEntries(e.set).Encode();
@@ -72,24 +57,22 @@ absl::StatusOr<ManifestEdit> DecodeManifestEdit(absl::string_view data) {
   absl::string_view sum = data.substr(data.size() - 32);
   data.remove_suffix(32);
   if (DigestBytes(Sha256Of(data)) != sum) return bad("checksum mismatch");
-  data.remove_prefix(kMagic.size());
+  LeReader r(data.substr(kMagic.size()));
   ManifestEdit e;
   uint64_t removed = 0;
-  GetLe(&data, 8, &e.checkpoint);
-  e.base_digest = std::string(data.substr(0, 32));
-  e.digest = std::string(data.substr(32, 32));
-  data.remove_prefix(64);
-  if (!GetLe(&data, 8, &removed) || removed > data.size() / 2) {
+  r.Get(&e.checkpoint);
+  r.Bytes(32, &e.base_digest);
+  r.Bytes(32, &e.digest);
+  if (!r.Get(&removed) || removed > r.size() / 2) {
     return bad("removed count exceeds the data");
   }
   e.removed.reserve(removed);
   for (uint64_t i = 0; i < removed; ++i) {
-    uint64_t len = 0;
-    if (!GetLe(&data, 2, &len) || data.size() < len) {
+    uint16_t len = 0;
+    std::string p;
+    if (!r.Get(&len) || !r.Bytes(len, &p)) {
       return bad(absl::StrCat("truncated at removed path ", i));
     }
-    std::string p(data.substr(0, len));
-    data.remove_prefix(len);
     if (absl::Status st = ValidateRelativePath(p); !st.ok()) {
       return bad(st.message());
     }
@@ -98,7 +81,7 @@ absl::StatusOr<ManifestEdit> DecodeManifestEdit(absl::string_view data) {
     }
     e.removed.push_back(std::move(p));
   }
-  absl::StatusOr<Manifest> set = Manifest::Decode(data);
+  absl::StatusOr<Manifest> set = Manifest::Decode(r.rest());
   if (!set.ok()) return bad(set.status().message());
   e.set.assign(set->entries().begin(), set->entries().end());
   return e;

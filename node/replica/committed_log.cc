@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fault.h"
+#include "common/le.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -18,14 +19,6 @@ constexpr uint64_t kFoldAfterRecords = 1024;
 // The journal starts with the digest of the snapshot it extends.
 constexpr absl::string_view kHeaderStart("GWMJ\x24\0\0\0", 8);
 constexpr uint64_t kHeaderBytes = 8 + 32;
-
-uint32_t GetU32(absl::string_view b) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) {
-    v |= static_cast<uint32_t>(static_cast<unsigned char>(b[i])) << (8 * i);
-  }
-  return v;
-}
 
 }  // namespace
 
@@ -68,7 +61,8 @@ absl::StatusOr<std::unique_ptr<CommittedLog>> CommittedLog::Open(
   uint64_t at = kHeaderBytes;
   std::string last_digest;
   while (at < j.size()) {
-    const uint64_t len = j.size() - at >= 4 ? GetU32(j.substr(at, 4)) : 0;
+    uint32_t len = 0;
+    LeReader(absl::string_view(j).substr(at)).Get(&len);
     absl::StatusOr<ManifestEdit> edit =
         len > 0 && at + 4 + len <= j.size()
             ? DecodeManifestEdit(absl::string_view(j).substr(at + 4, len))
@@ -147,9 +141,7 @@ absl::Status CommittedLog::Append(const ManifestEdit& edit,
   const std::string body = EncodeManifestEdit(edit);
   std::string frame;
   frame.reserve(4 + body.size());
-  for (int i = 0; i < 4; ++i) {
-    frame.push_back(static_cast<char>(body.size() >> (8 * i)));
-  }
+  PutLe<uint32_t>(&frame, body.size());
   frame += body;
   size_t done = 0;
   while (done < frame.size()) {
