@@ -52,7 +52,7 @@ class Membership {
   AuditLog* const audit_;
   const Fill fill_;
   const OnResponse on_response_;
-  // One gRPC client stub per coordinator (several share their state on
+  // One gRPC client per coordinator (several share their state on
   // etcd; only the leader takes nodes, followers refuse them naming it):
   // the membership thread calls stubs_[current_] and moves to the next
   // whenever that one does not answer or refuses.

@@ -143,20 +143,11 @@ absl::StatusOr<gwmirror::v1::GatewayTopology> ParseTopology(
   return t;
 }
 
-namespace {
-
-absl::StatusOr<gwmirror::v1::GatewayTopology> ParseTopologyRemembered(
-    const std::string& json) {
-  static auto* last =
-      new LastParse<absl::StatusOr<gwmirror::v1::GatewayTopology>>;
-  return last->Get(json, ParseTopology);
-}
-
-}  // namespace
-
 gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
                                                 const std::string& site,
                                                 const std::string& slot) {
+  static auto* topologies =
+      new LastParse<absl::StatusOr<gwmirror::v1::GatewayTopology>>;
   gwmirror::v1::TopologyReport r;
   r.set_site(site);
   r.set_slot(slot);
@@ -167,7 +158,7 @@ gwmirror::v1::TopologyReport ReadTopologyReport(const TopologySource& src,
   if (!json.ok()) {
     r.add_problems(
         absl::StrCat("no readable topology: ", json.status().message()));
-  } else if (auto t = ParseTopologyRemembered(*json); !t.ok()) {
+  } else if (auto t = topologies->Get(*json, ParseTopology); !t.ok()) {
     r.add_problems(std::string(t.status().message()));
   } else {
     *r.mutable_topology() = *t;

@@ -74,10 +74,10 @@ class ReplicaService final : public gwmirror::v1::Replica::Service {
   // (0): answered without an epoch check, adopting nothing.
   static bool ControllerRead(const CallGate::Ticket& t,
                              const gwmirror::v1::Envelope& e);
-  // Records an operator's acting call (the coordinator's are recorded
-  // where it runs them).
   // Waits until `bytes` more fit under the node's bandwidth cap.
   void Pace(size_t bytes);
+  // Records an operator's acting call (the coordinator's are recorded
+  // where it runs them).
   void Record(const CallGate::Ticket& t, const char* method, std::string detail,
               const absl::Status& outcome);
   absl::Status DoPush(grpc::ServerReader<gwmirror::v1::PushMessage>* reader,

@@ -301,7 +301,8 @@ absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out, bool stable) {
     assert(manifest_.size() == entries_.size());
     auto it = entries_.begin();
     for (const Entry& e : manifest_.entries()) {
-      assert(SameEntry(e, (it++)->second) && e.path() == std::prev(it)->first);
+      assert(e.path() == it->first && SameEntry(e, it->second));
+      ++it;
     }
 #endif
   }

@@ -18,6 +18,18 @@
 namespace gwmirror {
 namespace {
 
+// Whether `pid` (a child of this test) has exited, leaving it to be reaped
+// by its owner; `code` is its exit status (or the signal that ended it).
+bool Exited(pid_t pid, int* code) {
+  siginfo_t info = {};
+  if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      info.si_pid != pid) {
+    return false;
+  }
+  *code = info.si_status;
+  return true;
+}
+
 class EtcdClusterTest : public ClusterTest {
  protected:
   void SetUp() override {
@@ -45,17 +57,6 @@ class EtcdClusterTest : public ClusterTest {
         Etcdctl({"get", "--prefix", "--keys-only", "/gwmirror/checkpoints/"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return absl::StrSplit(r.out, '\n', absl::SkipWhitespace());
-  }
-  // Whether `pid` (a child of this test) has exited, leaving it to be
-  // reaped by its owner.
-  static bool Exited(pid_t pid, int* code) {
-    siginfo_t info = {};
-    if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
-        info.si_pid != pid) {
-      return false;
-    }
-    *code = info.si_status;
-    return true;
   }
 };
 
@@ -532,19 +533,13 @@ TEST(EtcdCoordinatorTest, WaitingForEtcdItStillStopsOnSigterm) {
       absl::StrContains(testing::ReadFile(log), "no member answers yet"));
   ASSERT_EQ(kill(coordinator.pid(), SIGTERM), 0);
   const absl::Time asked = absl::Now();
-  siginfo_t info = {};
-  while (absl::Now() - asked < absl::Seconds(15)) {
-    info = {};
-    if (waitid(P_PID, coordinator.pid(), &info, WEXITED | WNOHANG | WNOWAIT) ==
-            0 &&
-        info.si_pid == coordinator.pid()) {
-      break;
-    }
+  int code = -1;
+  while (!Exited(coordinator.pid(), &code) &&
+         absl::Now() - asked < absl::Seconds(15)) {
     absl::SleepFor(absl::Milliseconds(50));
   }
-  ASSERT_EQ(info.si_pid, coordinator.pid()) << "still waiting for etcd";
-  EXPECT_EQ(info.si_code, CLD_EXITED);
-  EXPECT_EQ(info.si_status, 0);
+  ASSERT_TRUE(Exited(coordinator.pid(), &code)) << "still waiting for etcd";
+  EXPECT_EQ(code, 0);
   std::printf("stopped %.1f s after SIGTERM while waiting for etcd\n",
               absl::ToDoubleSeconds(absl::Now() - asked));
   // Within a call's deadline (a third of the lease, 3.3 s here).

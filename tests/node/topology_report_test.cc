@@ -8,16 +8,21 @@
 namespace gwmirror {
 namespace {
 
+// A sample installation under `dir`/host; returns its apigateway folder.
+std::string Sample(const testing::TempDir& dir) {
+  SampleOptions o;
+  o.prefix = "opt/Axway-7.7";
+  EXPECT_TRUE(GenerateSample(dir / "host", o).ok());
+  return dir / "host/opt/Axway-7.7/apigateway";
+}
+
 // Regression: an encrypted topology.json made the report's problem text
 // invalid UTF-8, so no heartbeat or cut result carrying it could be
 // serialized ("No message returned for unary request") and a released
 // cut failed for a reason nobody could read.
 TEST(TopologyReportTest, GarbageFilesStillGiveAReportThatSerializes) {
   testing::TempDir dir;
-  SampleOptions o;
-  o.prefix = "opt/Axway-7.7";
-  ASSERT_TRUE(GenerateSample(dir / "host", o).ok());
-  const std::string gw = dir / "host/opt/Axway-7.7/apigateway";
+  const std::string gw = Sample(dir);
   const std::string garbage = "\x88\x96{\"id\": \"\xff\xfe\"}\n\xc3";
   testing::WriteFile(gw + "/groups/topology.json", garbage);
   testing::WriteFile(gw + "/system/lib/version.properties",
@@ -48,10 +53,7 @@ TEST(TopologyReportTest, GarbageFilesStillGiveAReportThatSerializes) {
 // next read, and going back to the earlier text too.
 TEST(TopologyReportTest, AChangedTopologyOrDeploymentIsReadAgain) {
   testing::TempDir dir;
-  SampleOptions o;
-  o.prefix = "opt/Axway-7.7";
-  ASSERT_TRUE(GenerateSample(dir / "host", o).ok());
-  const std::string gw = dir / "host/opt/Axway-7.7/apigateway";
+  const std::string gw = Sample(dir);
   TopologySource src;
   src.host_root = dir / "host";
   const auto first = ReadTopologyReport(src, "production", "gw1");
