@@ -2,6 +2,7 @@
 
 #include <blake2.h>
 #include <librsync.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <bit>
@@ -17,6 +18,8 @@ constexpr uint32_t kRkSeed = 1;
 constexpr uint32_t kRkAdjust = kRkMult - 1;  // Keeps the seed's term on roll.
 constexpr uint32_t kMaxBlockLen = 1 << 20;
 constexpr uint32_t kMaxStrongLen = 32;  // BLAKE2b-256.
+constexpr uint32_t kXxh3StrongLen = 16;
+constexpr size_t kXxh3HeaderLen = 20;
 
 uint32_t Power(uint32_t base, uint64_t exp) {
   uint32_t r = 1;
@@ -111,7 +114,7 @@ uint32_t RabinKarpSum(absl::string_view data) {
 
 uint64_t MaxSignatureBytes(uint64_t file_size, uint32_t block_len) {
   const uint64_t bl = std::max<uint32_t>(block_len, 1);
-  return 12 + (file_size / bl + 1) * (4 + kMaxStrongLen);
+  return kXxh3HeaderLen + (file_size / bl + 1) * (4 + kMaxStrongLen);
 }
 
 absl::StatusOr<BlockSignature> BlockSignature::Parse(absl::string_view sig) {
@@ -120,26 +123,37 @@ absl::StatusOr<BlockSignature> BlockSignature::Parse(absl::string_view sig) {
     return absl::DataLossError(absl::StrCat(
         "signature: ", sig.size(), " bytes, shorter than its 12-byte header"));
   }
-  if (Be32(p) != RS_RK_BLAKE2_SIG_MAGIC) {
-    return absl::DataLossError(
-        absl::StrCat("signature: magic 0x", absl::Hex(Be32(p)),
-                     " is not librsync's RabinKarp + BLAKE2 signature"));
-  }
   BlockSignature s;
+  size_t header = 12;
+  if (Be32(p) == kSeededXxh3SigMagic) {
+    header = kXxh3HeaderLen;
+    if (sig.size() < header) {
+      return absl::DataLossError(
+          absl::StrCat("signature: ", sig.size(),
+                       " bytes, shorter than its 20-byte XXH3 header"));
+    }
+    s.xxh3_ = true;
+    s.seed_ = uint64_t{Be32(p + 12)} << 32 | Be32(p + 16);
+  } else if (Be32(p) != RS_RK_BLAKE2_SIG_MAGIC) {
+    return absl::DataLossError(absl::StrCat(
+        "signature: magic 0x", absl::Hex(Be32(p)),
+        " is neither librsync's RabinKarp + BLAKE2 nor gwmirror's XXH3"));
+  }
   s.block_len_ = Be32(p + 4);
   s.strong_len_ = Be32(p + 8);
+  const uint32_t max_strong = s.xxh3_ ? kXxh3StrongLen : kMaxStrongLen;
   if (s.block_len_ == 0 || s.block_len_ > kMaxBlockLen) {
     return absl::DataLossError(absl::StrCat("signature: block length ",
                                             s.block_len_, " is outside 1..",
                                             kMaxBlockLen));
   }
-  if (s.strong_len_ == 0 || s.strong_len_ > kMaxStrongLen) {
+  if (s.strong_len_ == 0 || s.strong_len_ > max_strong) {
     return absl::DataLossError(absl::StrCat("signature: strong sum length ",
                                             s.strong_len_, " is outside 1..",
-                                            kMaxStrongLen));
+                                            max_strong));
   }
   const size_t per = 4 + s.strong_len_;
-  const size_t body = sig.size() - 12;
+  const size_t body = sig.size() - header;
   if (body % per != 0) {
     return absl::DataLossError(absl::StrCat("signature: ", body,
                                             " bytes of blocks are not whole ",
@@ -152,7 +166,7 @@ absl::StatusOr<BlockSignature> BlockSignature::Parse(absl::string_view sig) {
   s.weak_.resize(n);
   s.strong_.resize(n * s.strong_len_);
   for (size_t i = 0; i < n; ++i) {
-    const uint8_t* b = p + 12 + i * per;
+    const uint8_t* b = p + header + i * per;
     s.weak_[i] = Be32(b);
     std::copy(b + 4, b + per, s.strong_.begin() + i * s.strong_len_);
   }
@@ -161,6 +175,13 @@ absl::StatusOr<BlockSignature> BlockSignature::Parse(absl::string_view sig) {
 
 void BlakeStrongSum(absl::string_view data, uint8_t* out) {
   blake2b(out, data.data(), nullptr, kMaxStrongLen, data.size(), 0);
+}
+
+void Xxh3StrongSum(absl::string_view data, uint64_t seed, uint8_t* out) {
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(
+      &c, XXH3_128bits_withSeed(data.data(), data.size(), seed));
+  std::copy(c.digest, c.digest + kXxh3StrongLen, out);
 }
 
 BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
@@ -227,7 +248,7 @@ void BlockDelta(const BlockSignature& sig, const BlockIndex& near,
       have_weak = true;
     }
     auto get_strong = [&] {
-      BlakeStrongSum(target.substr(p, bl), strong);
+      sig.StrongSum(target.substr(p, bl), strong);
       return strong;
     };
     int64_t block = near.Find(weak, get_strong);
@@ -260,7 +281,7 @@ void BlockDelta(const BlockSignature& sig, const BlockIndex& near,
       sum += t[n - k] * pw;
       pw *= kRkMult;
       if (sum + kRkSeed * pw != sig.weak(last)) continue;
-      BlakeStrongSum(target.substr(n - k), strong);
+      sig.StrongSum(target.substr(n - k), strong);
       if (__builtin_memcmp(strong, sig.strong(last), sig.strong_len()) != 0) {
         continue;
       }

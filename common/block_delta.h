@@ -1,6 +1,7 @@
 // The source's delta search, in librsync's formats but not librsync's
-// search. A signature is librsync's (RabinKarp weak sums, BLAKE2 strong
-// sums, built by SignatureBuilder) and a delta is a librsync delta stream
+// search. A signature has librsync's layout (RabinKarp weak sums and
+// strong sums, built by SignatureBuilder: BLAKE2 as librsync's own, or
+// gwmirror's seeded XXH3, SignatureKind) and a delta is a librsync delta stream
 // (the replica patches it with librsync's Patcher), but the search differs
 // in where it looks: librsync probes one hash table of the whole basis for
 // every byte it rolls over, and for a 1 GiB dump that table is tens of
@@ -27,20 +28,37 @@ uint32_t RabinKarpSum(absl::string_view data);
 // librsync's BLAKE2 strong sum of `data` (BLAKE2b-256; a signature keeps
 // the first strong_len bytes) into `out`, which holds 32 bytes.
 void BlakeStrongSum(absl::string_view data, uint8_t* out);
+// gwmirror's strong sum: XXH3-128 of `data` with `seed`, its canonical
+// (big-endian) 16 bytes into `out`.
+void Xxh3StrongSum(absl::string_view data, uint64_t seed, uint8_t* out);
+
+// The magic of a gwmirror signature (SignatureKind::kSeededXxh3): "gw",
+// 0x01, 'X'. Its header is librsync's 12 bytes (magic, block length,
+// strong sum length, each big-endian) and the seed, 8 bytes big-endian.
+inline constexpr uint32_t kSeededXxh3SigMagic = 0x67770158;
 
 // The most bytes a signature of a `file_size`-byte file in blocks of
-// `block_len` can take (a strong sum of 32 bytes at most): what a source
-// accepts from a replica before it refuses the signature.
+// `block_len` can take (either kind; a strong sum of 32 bytes at most):
+// what a source accepts from a replica before it refuses the signature.
 uint64_t MaxSignatureBytes(uint64_t file_size, uint32_t block_len);
 
-// A librsync RabinKarp + BLAKE2 signature parsed into flat arrays. Read
-// only once parsed, so any number of searches share one.
+// A signature of either kind parsed into flat arrays. Read only once
+// parsed, so any number of searches share one.
 class BlockSignature {
  public:
   static absl::StatusOr<BlockSignature> Parse(absl::string_view sig);
 
   uint32_t block_len() const { return block_len_; }
   uint32_t strong_len() const { return strong_len_; }
+  // The strong sum of `data` as this signature's kind computes it, into
+  // `out` (32 bytes; the first strong_len() are compared).
+  void StrongSum(absl::string_view data, uint8_t* out) const {
+    if (xxh3_) {
+      Xxh3StrongSum(data, seed_, out);
+    } else {
+      BlakeStrongSum(data, out);
+    }
+  }
   uint32_t blocks() const { return static_cast<uint32_t>(weak_.size()); }
   uint32_t weak(uint32_t block) const { return weak_[block]; }
   const uint8_t* strong(uint32_t block) const {
@@ -50,6 +68,8 @@ class BlockSignature {
  private:
   uint32_t block_len_ = 0;
   uint32_t strong_len_ = 0;
+  bool xxh3_ = false;
+  uint64_t seed_ = 0;
   std::vector<uint32_t> weak_;
   std::vector<uint8_t> strong_;
 };

@@ -1,10 +1,12 @@
 #include "common/delta.h"
 
+#include <openssl/rand.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <mutex>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/block_delta.h"
@@ -95,7 +97,9 @@ absl::Status RsStream::Feed(absl::string_view in, bool eof,
   return absl::OkStatus();
 }
 
-SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len) {
+SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len,
+                                   SignatureKind kind)
+    : kind_(kind) {
   rs_magic_number magic = RS_RK_BLAKE2_SIG_MAGIC;
   size_t blen = block_len == 0 ? RS_DEFAULT_BLOCK_LEN : block_len;
   size_t strong = static_cast<size_t>(-1);  // Minimum safe for file_size.
@@ -104,9 +108,23 @@ SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len) {
     strong = RS_DEFAULT_MIN_STRONG_LEN;
   }
   block_len_ = static_cast<uint32_t>(blen);
-  strong_len_ = static_cast<uint32_t>(strong);
+  if (kind_ == SignatureKind::kLibrsync) {
+    strong_len_ = static_cast<uint32_t>(strong);
+    for (uint32_t v :
+         {uint32_t{RS_RK_BLAKE2_SIG_MAGIC}, block_len_, strong_len_}) {
+      PutBe32(v, &out_);
+    }
+    return;
+  }
+  // The length librsync finds safe for BLAKE2, within XXH3-128's 16 bytes.
+  strong_len_ = static_cast<uint32_t>(std::min<size_t>(strong, 16));
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed_), sizeof seed_) != 1) {
+    std::random_device rd;  // getrandom(2) in libstdc++, as RAND_bytes.
+    seed_ = uint64_t{rd()} << 32 | rd();
+  }
   for (uint32_t v :
-       {uint32_t{RS_RK_BLAKE2_SIG_MAGIC}, block_len_, strong_len_}) {
+       {kSeededXxh3SigMagic, block_len_, strong_len_,
+        static_cast<uint32_t>(seed_ >> 32), static_cast<uint32_t>(seed_)}) {
     PutBe32(v, &out_);
   }
 }
@@ -114,7 +132,11 @@ SignatureBuilder::SignatureBuilder(uint64_t file_size, uint32_t block_len) {
 void SignatureBuilder::Block(absl::string_view data) {
   PutBe32(RabinKarpSum(data), &out_);
   uint8_t strong[32];
-  BlakeStrongSum(data, strong);
+  if (kind_ == SignatureKind::kLibrsync) {
+    BlakeStrongSum(data, strong);
+  } else {
+    Xxh3StrongSum(data, seed_, strong);
+  }
   out_.append(reinterpret_cast<const char*>(strong), strong_len_);
 }
 
@@ -229,9 +251,10 @@ absl::Status Patcher::Feed(absl::string_view delta, bool eof,
 }
 
 absl::StatusOr<std::string> SignatureOf(absl::string_view basis,
-                                        uint32_t block_len) {
+                                        uint32_t block_len,
+                                        SignatureKind kind) {
   std::string out;
-  SignatureBuilder b(basis.size(), block_len);
+  SignatureBuilder b(basis.size(), block_len, kind);
   RETURN_IF_ERROR(b.Feed(basis, true, [&](absl::string_view s) {
     out.append(s.data(), s.size());
     return absl::OkStatus();

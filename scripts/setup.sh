@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(cmake g++ make ccache pkg-config
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-      libabsl-dev librsync-dev libb2-dev libssl-dev libzstd-dev libsqlite3-dev libexpat1-dev libzip-dev libgtest-dev libgmock-dev libcli11-dev libmicrohttpd-dev
+      libabsl-dev librsync-dev libb2-dev libxxhash-dev libssl-dev libzstd-dev libsqlite3-dev libexpat1-dev libzip-dev libgtest-dev libgmock-dev libcli11-dev libmicrohttpd-dev
       rsync rdiff python3 bc time
       mariadb-server mariadb-client postgresql postgresql-client slapd ldap-utils
       systemd prometheus dpkg-dev lsyncd iproute2 nftables etcd-server etcd-client "$@")

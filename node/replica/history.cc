@@ -631,7 +631,7 @@ absl::Status History::WriteEncoded(const std::string& sha, int content_fd,
       if (env_->Fstat(b.get(), &bs) != 0) {
         return ErrnoStatus(errno, "stat the basis of " + path);
       }
-      SignatureBuilder builder(bs.st_size, 0);
+      SignatureBuilder builder(bs.st_size, 0, SignatureKind::kLibrsync);
       std::string sig_bytes;
       RETURN_IF_ERROR(ForEachPiece(
           env_, b.get(), "basis", [&](absl::string_view p, bool eof) {

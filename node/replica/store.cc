@@ -392,7 +392,7 @@ absl::Status ReplicaStore::Signature(const std::string& path,
     size = e->size();
   }
   ASSIGN_OR_RETURN(UniqueFd fd, writer_.OpenFileForRead(path));
-  SignatureBuilder sig(size, block_len);
+  SignatureBuilder sig(size, block_len, SignatureKind::kSeededXxh3);
   std::string buf(1 << 20, '\0');
   for (;;) {
     ssize_t n = env_->Read(fd.get(), buf.data(), buf.size());

@@ -6,6 +6,9 @@
 
 #include <array>
 #include <chrono>
+#include <future>
+#include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -41,20 +44,56 @@ constexpr absl::Duration kPushedSaveEvery = absl::Minutes(1);
 // The most a replica's GetManifest may make this source hold.
 constexpr uint64_t kMaxReplicaManifestBytes = 1ull << 30;
 
+// The file's own signature (for the next sync), built one segment at a
+// time in order on a worker thread, so the thread that reads and sends
+// does not wait for it. At most one segment is in the worker: a reader
+// faster than the signature waits at the next Add instead of piling
+// segments up in memory.
+class SignatureChain {
+ public:
+  // `sink` receives the signature's bytes, on the worker thread.
+  SignatureChain(SignatureBuilder* own, ByteSink sink)
+      : own_(own), sink_(std::move(sink)) {}
+  SignatureChain(const SignatureChain&) = delete;
+  SignatureChain& operator=(const SignatureChain&) = delete;
+  ~SignatureChain() {
+    if (chain_.valid()) chain_.wait();
+  }
+  // A whole file in one segment (nothing in flight, `last`) is fed on the
+  // calling thread: a small file gains nothing from a thread.
+  absl::Status Add(std::shared_ptr<const std::string> segment, bool last) {
+    if (chain_.valid()) {
+      RETURN_IF_ERROR(chain_.get());
+    } else if (last) {
+      return own_->Feed(*segment, last, sink_);
+    }
+    chain_ = std::async(std::launch::async, [this, segment, last] {
+      return own_->Feed(*segment, last, sink_);
+    });
+    return absl::OkStatus();
+  }
+  absl::Status Finish() {
+    return chain_.valid() ? chain_.get() : absl::OkStatus();
+  }
+
+ private:
+  SignatureBuilder* const own_;
+  const ByteSink sink_;
+  std::future<absl::Status> chain_;
+};
+
 // Deltas of consecutive segments of a file, computed two at a time on
 // worker threads against one shared parsed signature and emitted in order.
 // Each segment searches the basis blocks near its own offsets first
 // (BlockDelta); the index of every block is shared. The file's own
-// signature (for the next sync) is built on a third task, one segment at
-// a time in order, so the reading thread only reads and hashes. At most
-// kParallel segments are in delta workers and one in the signature, so the
-// segments held do not grow with the file.
+// signature goes to a SignatureChain, so the reading thread only reads and
+// hashes. At most kParallel segments are in delta workers and one in the
+// signature, so the segments held do not grow with the file.
 class SegmentedDelta {
  public:
-  // `own` (may be null) receives every segment in order; its output goes to
-  // `own_sink`, called on a worker thread.
+  // `own` (may be null) receives every segment in order.
   static absl::StatusOr<std::unique_ptr<SegmentedDelta>> Create(
-      absl::string_view sig, SignatureBuilder* own, ByteSink own_sink) {
+      absl::string_view sig, SignatureChain* own) {
     ASSIGN_OR_RETURN(BlockSignature parsed, BlockSignature::Parse(sig));
     auto d = std::unique_ptr<SegmentedDelta>(new SegmentedDelta);
     d->sig_ = std::make_shared<const BlockSignature>(std::move(parsed));
@@ -64,12 +103,10 @@ class SegmentedDelta {
                                                    /*compact=*/true);
     }
     d->own_ = own;
-    d->own_sink_ = std::move(own_sink);
     return d;
   }
   ~SegmentedDelta() {
     for (auto& f : inflight_) f.wait();
-    if (own_chain_.valid()) own_chain_.wait();
   }
   // Starts the delta of the next segment; emits finished ones in order.
   absl::Status Add(std::string segment, bool last, const ByteSink& sink) {
@@ -88,19 +125,11 @@ class SegmentedDelta {
                      BlockDelta(*sig, near, far, *seg, last, opt, &out);
                      return out;
                    }));
-    if (own_ != nullptr) {
-      // One segment's signature at a time, in order: a reader faster than
-      // the signature must not pile segments up in memory.
-      if (own_chain_.valid()) RETURN_IF_ERROR(own_chain_.get());
-      own_chain_ = std::async(std::launch::async, [this, seg, last] {
-        return own_->Feed(*seg, last, own_sink_);
-      });
-    }
-    return absl::OkStatus();
+    return own_ != nullptr ? own_->Add(std::move(seg), last) : absl::OkStatus();
   }
   absl::Status Finish(const ByteSink& sink) {
     while (!inflight_.empty()) RETURN_IF_ERROR(EmitOldest(sink));
-    return own_chain_.valid() ? own_chain_.get() : absl::OkStatus();
+    return absl::OkStatus();
   }
 
  private:
@@ -116,9 +145,7 @@ class SegmentedDelta {
   std::shared_ptr<const BlockIndex> all_;  // Null: one window covers all.
   uint64_t offset_ = 0;
   std::deque<std::future<std::string>> inflight_;
-  SignatureBuilder* own_ = nullptr;
-  ByteSink own_sink_;
-  std::future<absl::Status> own_chain_;
+  SignatureChain* own_ = nullptr;
 };
 
 // Adds what a push sent to the node's metrics, whatever its outcome.
@@ -646,16 +673,20 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   std::unique_ptr<SignatureBuilder> own_sig;
   std::unique_ptr<SignatureCache::Writer> own_sig_file;
   if (e.size() >= whole_below_) {
-    own_sig = std::make_unique<SignatureBuilder>(e.size(), sigs_.block_len());
+    own_sig = std::make_unique<SignatureBuilder>(e.size(), sigs_.block_len(),
+                                                 SignatureKind::kSeededXxh3);
     ASSIGN_OR_RETURN(own_sig_file, sigs_.Start(e.sha256()));
   }
-  auto sig_sink = [&own_sig_file](absl::string_view s) {
-    return own_sig_file->Append(s);
-  };
+  std::optional<SignatureChain> own_chain;
+  if (own_sig) {
+    own_chain.emplace(own_sig.get(), [&own_sig_file](absl::string_view s) {
+      return own_sig_file->Append(s);
+    });
+  }
   std::unique_ptr<SegmentedDelta> segmented;
   if (delta) {
     ASSIGN_OR_RETURN(std::string sig, FetchSignature(*old, envelope, report));
-    auto s = SegmentedDelta::Create(sig, own_sig.get(), sig_sink);
+    auto s = SegmentedDelta::Create(sig, own_chain ? &*own_chain : nullptr);
     if (s.ok()) {
       segmented = *std::move(s);
     } else {
@@ -709,21 +740,26 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     bool eof = n == 0;
     if (settled == nullptr) hash.Update(piece);
     total += n;
-    if (segmented) {
-      // The segmented path builds own_sig itself, on a worker.
+    if (segmented || own_chain) {
+      // Segments for the delta workers (which feed own_chain) or for
+      // own_chain alone.
       if (segment.empty()) segment.reserve(segment_bytes_);
       segment.append(piece.data(), piece.size());
       if (segment.size() >= segment_bytes_ || eof) {
-        RETURN_IF_ERROR(segmented->Add(std::move(segment), eof, data_sink));
+        if (segmented) {
+          RETURN_IF_ERROR(segmented->Add(std::move(segment), eof, data_sink));
+        } else {
+          RETURN_IF_ERROR(own_chain->Add(
+              std::make_shared<const std::string>(std::move(segment)), eof));
+        }
         segment.clear();
       }
-      if (eof) RETURN_IF_ERROR(segmented->Finish(data_sink));
-    } else {
-      if (own_sig) RETURN_IF_ERROR(own_sig->Feed(piece, eof, sig_sink));
-      RETURN_IF_ERROR(stream->Data(piece));
     }
+    if (!segmented) RETURN_IF_ERROR(stream->Data(piece));
     if (eof) break;
   }
+  if (segmented) RETURN_IF_ERROR(segmented->Finish(data_sink));
+  if (own_chain) RETURN_IF_ERROR(own_chain->Finish());
   const bool same = settled != nullptr
                         ? StampNow(read_fd) == *settled
                         : DigestBytes(hash.Finish()) == e.sha256();

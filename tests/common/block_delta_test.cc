@@ -50,7 +50,8 @@ std::string Patch(const std::string& basis, const std::string& delta) {
 }
 
 // Our delta of `target` patches back to it, and is no bigger than
-// librsync's own (give or take a few command bytes).
+// librsync's own (give or take a few command bytes); against gwmirror's
+// own signature of the basis it is the same delta (the same blocks match).
 std::string RoundTrip(const std::string& basis, const std::string& target,
                       uint32_t block_len = 1024) {
   auto sig = SignatureOf(basis, block_len);
@@ -61,6 +62,11 @@ std::string RoundTrip(const std::string& basis, const std::string& target,
   auto theirs = DeltaOf(*sig, target);
   EXPECT_TRUE(theirs.ok()) << theirs.status();
   EXPECT_LE(ours->size(), theirs->size() + 64);
+  auto fast = SignatureOf(basis, block_len, SignatureKind::kSeededXxh3);
+  EXPECT_TRUE(fast.ok()) << fast.status();
+  auto with_fast = BlockDeltaOf(*fast, target);
+  EXPECT_TRUE(with_fast.ok()) << with_fast.status();
+  EXPECT_TRUE(*with_fast == *ours);
   return *ours;
 }
 
@@ -80,6 +86,30 @@ TEST(BlockDeltaTest, ReadsLibrsyncsSignatureBlockByBlock) {
     BlakeStrongSum(data, strong);
     EXPECT_EQ(memcmp(strong, parsed->strong(b), parsed->strong_len()), 0) << b;
   }
+}
+
+TEST(BlockDeltaTest, ReadsGwmirrorsSignatureBlockByBlock) {
+  std::string basis = testing::RandomBytes(10 * 1024 + 100, 1);
+  auto sig = SignatureOf(basis, 1024, SignatureKind::kSeededXxh3);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_EQ(sig->substr(0, 4), "gw\x01X");
+  auto parsed = BlockSignature::Parse(*sig);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->blocks(), 11u);
+  EXPECT_EQ(parsed->block_len(), 1024u);
+  EXPECT_LE(parsed->strong_len(), 16u);
+  for (uint32_t b = 0; b < parsed->blocks(); ++b) {
+    absl::string_view data = absl::string_view(basis).substr(b * 1024, 1024);
+    EXPECT_EQ(parsed->weak(b), RabinKarpSum(data)) << b;
+    uint8_t strong[32];
+    parsed->StrongSum(data, strong);
+    EXPECT_EQ(memcmp(strong, parsed->strong(b), parsed->strong_len()), 0) << b;
+  }
+  // Each signature has a seed of its own: the same data, other strong sums.
+  auto again = SignatureOf(basis, 1024, SignatureKind::kSeededXxh3);
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(sig->substr(12, 8), again->substr(12, 8));
+  EXPECT_NE(sig->substr(20), again->substr(20));
 }
 
 TEST(BlockDeltaTest, EditsInsertionsAndDeletionsRoundTrip) {
@@ -191,9 +221,12 @@ TEST(BlockDeltaTest, EverySignatureFitsItsBound) {
   for (size_t n :
        {size_t{0}, size_t{1}, size_t{1023}, size_t{1024}, size_t{1 << 20}}) {
     for (uint32_t bl : {16u, 1024u}) {
-      auto sig = SignatureOf(testing::RandomBytes(n, n), bl);
-      ASSERT_TRUE(sig.ok());
-      EXPECT_LE(sig->size(), MaxSignatureBytes(n, bl)) << n << " " << bl;
+      for (SignatureKind kind :
+           {SignatureKind::kLibrsync, SignatureKind::kSeededXxh3}) {
+        auto sig = SignatureOf(testing::RandomBytes(n, n), bl, kind);
+        ASSERT_TRUE(sig.ok());
+        EXPECT_LE(sig->size(), MaxSignatureBytes(n, bl)) << n << " " << bl;
+      }
     }
   }
   // The bound is tight enough to matter: a 1 MiB file's, in 1 KiB blocks.
@@ -222,6 +255,17 @@ TEST(BlockDeltaTest, ASignatureThatIsNotOneIsRefusedByName) {
   bad[11] = 33;
   expect(bad, "strong sum length 33");
   auto ok = BlockSignature::Parse(sig->substr(0, 12));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->blocks(), 0u);
+  // gwmirror's kind: its longer header, its shorter strong sums.
+  auto fast = SignatureOf(testing::RandomBytes(5000, 8), 1024,
+                          SignatureKind::kSeededXxh3);
+  ASSERT_TRUE(fast.ok());
+  expect(fast->substr(0, 19), "20-byte XXH3 header");
+  bad = *fast;
+  bad[11] = 17;
+  expect(bad, "strong sum length 17 is outside 1..16");
+  ok = BlockSignature::Parse(fast->substr(0, 20));
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->blocks(), 0u);
 }

@@ -74,7 +74,7 @@ TEST(DeltaTest, SignaturesAreLibrsyncsByteForByte) {
         if (split == 1 && n > 5000) continue;
         SCOPED_TRACE(absl::StrCat(n, " bytes, block ", bl, ", split ", split));
         std::string data = testing::RandomBytes(n, n + bl);
-        SignatureBuilder b(n, bl);
+        SignatureBuilder b(n, bl, SignatureKind::kLibrsync);
         std::string ours;
         auto sink = [&](absl::string_view s) {
           ours.append(s.data(), s.size());

@@ -19,9 +19,11 @@ std::vector<std::string> GwmFuzzSeeds() {
   std::string edited = rows;
   edited.insert(700, "new bytes");
   edited.erase(2000, 40);
-  return {std::string("\x10\x01\x02\x03", 4) + rows + edited,
-          std::string("\x80\x02\x00\x01", 4) + rows + rows,
-          *gwmirror::SignatureOf(rows, 64)};
+  return {
+      std::string("\x10\x01\x02\x03", 4) + rows + edited,
+      std::string("\x80\x02\x00\x01", 4) + rows + rows,
+      *gwmirror::SignatureOf(rows, 64),
+      *gwmirror::SignatureOf(rows, 64, gwmirror::SignatureKind::kSeededXxh3)};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -39,7 +41,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   gwmirror::BlockDeltaOptions opt;
   opt.near_bytes = size_t{data[2]} * 16;
   opt.far_after = size_t{data[3]} * 4;
-  auto sig = gwmirror::SignatureOf(basis, block_len);
+  // Either kind of signature, as the second byte's top bit says.
+  auto sig = gwmirror::SignatureOf(basis, block_len,
+                                   data[1] & 0x80
+                                       ? gwmirror::SignatureKind::kSeededXxh3
+                                       : gwmirror::SignatureKind::kLibrsync);
   if (!sig.ok()) std::abort();
   auto delta = gwmirror::BlockDeltaOf(*sig, target, opt);
   if (!delta.ok()) std::abort();
