@@ -63,6 +63,7 @@ class PushSession {
  private:
   absl::Status Write(absl::string_view out);
   absl::Status CopyBasis();
+  absl::Status StartWriteback(uint64_t end);
   void DropPartial();
   // Where a verified object of this session goes.
   std::string ObjectPath(absl::string_view sha) const;
@@ -87,6 +88,8 @@ class PushSession {
   std::unique_ptr<Patcher> patcher_;
   std::unique_ptr<Sha256> hash_;
   uint64_t written_ = 0;
+  // The part file's bytes already handed to writeback (StartWriteback).
+  uint64_t written_back_ = 0;
   uint64_t files_ = 0;
   uint64_t bytes_ = 0;
 };
