@@ -4,7 +4,12 @@
 #include <librsync.h>
 #include <xxhash.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
+#include <array>
 #include <bit>
 
 #include "absl/strings/str_cat.h"
@@ -96,20 +101,78 @@ class DeltaWriter {
   uint64_t copy_off_ = 0, copy_len_ = 0;
 };
 
-}  // namespace
-
-uint32_t RabinKarpSum(absl::string_view data) {
+// The weak sum's tail, four bytes per step (the multiplications of a step
+// are independent), from `s` at byte `i`.
+uint32_t RabinKarpFrom(const uint8_t* p, size_t n, size_t i, uint32_t s) {
   constexpr uint32_t m2 = kRkMult * kRkMult, m3 = m2 * kRkMult,
                      m4 = m3 * kRkMult;
-  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
-  size_t n = data.size(), i = 0;
-  uint32_t s = kRkSeed;
-  // Four bytes per step keep the multiplications independent.
   for (; i + 4 <= n; i += 4) {
     s = s * m4 + p[i] * m3 + p[i + 1] * m2 + p[i + 2] * kRkMult + p[i + 3];
   }
   for (; i < n; ++i) s = s * kRkMult + p[i];
   return s;
+}
+
+#if defined(__x86_64__)
+// M^(31-k) for byte k of a 32-byte step, and M^32.
+constexpr std::array<uint32_t, 32> kRkStepWeights = [] {
+  std::array<uint32_t, 32> w{};
+  uint32_t x = 1;
+  for (int k = 31; k >= 0; --k, x *= kRkMult) w[k] = x;
+  return w;
+}();
+constexpr uint32_t kRkMult32 = [] {
+  uint32_t x = 1;
+  for (int k = 0; k < 32; ++k) x *= kRkMult;
+  return x;
+}();
+
+// 32 bytes per step: each byte times its weight in 8-lane vectors, summed,
+// then one scalar step. About twice as fast as the scalar loop here.
+__attribute__((target("avx2"))) uint32_t RabinKarpAvx2(const uint8_t* p,
+                                                       size_t n) {
+  const auto* w = reinterpret_cast<const __m256i*>(kRkStepWeights.data());
+  const __m256i w0 = _mm256_loadu_si256(w), w1 = _mm256_loadu_si256(w + 1),
+                w2 = _mm256_loadu_si256(w + 2), w3 = _mm256_loadu_si256(w + 3);
+  size_t i = 0;
+  uint32_t s = kRkSeed;
+  for (; i + 32 <= n; i += 32) {
+    const auto* q = reinterpret_cast<const __m128i*>(p + i);
+    const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(q));
+    const __m256i b1 =
+        _mm256_cvtepu8_epi32(_mm_srli_si128(_mm_loadu_si128(q), 8));
+    const __m256i b2 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(q + 1));
+    const __m256i b3 =
+        _mm256_cvtepu8_epi32(_mm_srli_si128(_mm_loadu_si128(q + 1), 8));
+    const __m256i a =
+        _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(b0, w0),
+                                          _mm256_mullo_epi32(b1, w1)),
+                         _mm256_add_epi32(_mm256_mullo_epi32(b2, w2),
+                                          _mm256_mullo_epi32(b3, w3)));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(a),
+                              _mm256_extracti128_si256(a, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    s = s * kRkMult32 + static_cast<uint32_t>(_mm_cvtsi128_si32(h));
+  }
+  return RabinKarpFrom(p, n, i, s);
+}
+
+bool HaveAvx2() {
+  static const bool have =
+      (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
+  return have;
+}
+#endif
+
+}  // namespace
+
+uint32_t RabinKarpSum(absl::string_view data) {
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+#if defined(__x86_64__)
+  if (HaveAvx2()) return RabinKarpAvx2(p, data.size());
+#endif
+  return RabinKarpFrom(p, data.size(), 0, kRkSeed);
 }
 
 uint64_t MaxSignatureBytes(uint64_t file_size, uint32_t block_len) {

@@ -88,6 +88,28 @@ TEST(BlockDeltaTest, ReadsLibrsyncsSignatureBlockByBlock) {
   }
 }
 
+TEST(BlockDeltaTest, TheWeakSumIsLibrsyncsRollsumAtEveryLength) {
+  // librsync's definition, one byte per step: sum = sum * M + c, from 1.
+  auto reference = [](absl::string_view d) {
+    uint32_t s = 1;
+    for (unsigned char c : d) s = s * 0x08104225u + c;
+    return s;
+  };
+  const std::string data = testing::RandomBytes(5000, 9);
+  for (size_t len = 0; len <= 300; ++len) {
+    for (size_t at : {size_t{0}, size_t{1}, size_t{7}}) {
+      absl::string_view d = absl::string_view(data).substr(at, len);
+      ASSERT_EQ(RabinKarpSum(d), reference(d)) << len << " at " << at;
+    }
+  }
+  for (size_t len : {1023u, 1024u, 2048u, 4099u}) {
+    absl::string_view d = absl::string_view(data).substr(0, len);
+    EXPECT_EQ(RabinKarpSum(d), reference(d)) << len;
+  }
+  EXPECT_EQ(RabinKarpSum(std::string(64, '\xff')),
+            reference(std::string(64, '\xff')));
+}
+
 TEST(BlockDeltaTest, ReadsGwmirrorsSignatureBlockByBlock) {
   std::string basis = testing::RandomBytes(10 * 1024 + 100, 1);
   auto sig = SignatureOf(basis, 1024, SignatureKind::kSeededXxh3);
