@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<NodeDaemon>> NodeDaemon::Start(
 absl::Status NodeDaemon::StartParts() {
   const gwmirror::v1::NodeConfig& c = config_;
   RETURN_IF_ERROR(MakeDirs(c.state_dir(), 0700));
+  ASSIGN_OR_RETURN(state_lock_, StateDirLock::Acquire(c.state_dir()));
   // Renewed certificates and CA bundles are taken on SIGHUP and when the
   // files change, without a restart.
   ASSIGN_OR_RETURN(tls_, TlsReloader::Start(c.tls(), c.state_dir() + "/tls"));

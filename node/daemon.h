@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -26,6 +27,7 @@
 #include "common/epoch.h"
 #include "common/metrics_server.h"
 #include "common/send_budget.h"
+#include "common/state_lock.h"
 #include "common/tls.h"
 #include "gwmirror/v1/config.pb.h"
 #include "node/membership.h"
@@ -70,6 +72,7 @@ class NodeDaemon {
 
   const gwmirror::v1::NodeConfig config_;
   // In start order; stopped in reverse, except as Stop says.
+  std::optional<StateDirLock> state_lock_;
   std::unique_ptr<TlsReloader> tls_;
   std::unique_ptr<EpochFile> epoch_;
   std::unique_ptr<CallGate> gate_;

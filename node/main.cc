@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/metrics_server.h"
 #include "common/signals.h"
+#include "common/state_lock.h"
 #include "common/status_macros.h"
 #include "common/tls.h"
 #include "node/daemon.h"
@@ -67,6 +68,9 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
         "the config");
   }
   ASSIGN_OR_RETURN(uint64_t checkpoint, args.RequireUint("checkpoint"));
+  RETURN_IF_ERROR(MakeDirs(config.state_dir(), 0700));
+  ASSIGN_OR_RETURN(StateDirLock lock,
+                   StateDirLock::Acquire(config.state_dir()));
   // By hand there is no coordinator: an epoch above 1 would need its
   // proof, which only the coordinator or an operator signs.
   gwmirror::v1::Envelope epoch;

@@ -709,6 +709,8 @@ TEST_F(PromoteTest, StandbyBecomesActiveAndTheOldSiteItsReplica) {
   ASSERT_TRUE(ParseJson(testing::ReadFile(prod_config), prod_config, &nc).ok());
   nc.mutable_source()->set_replica_address(sb_.slots(0).standby().address());
   nc.mutable_source()->set_replica_identity("gw1-standby");
+  // Its own state directory: the running node holds the config's.
+  nc.set_state_dir(tmp_ / "fenced-state");
   testing::WriteFile(tmp_ / "fenced.json", ToJson(nc), 0600);
   for (const char* epoch : {"1", "2"}) {
     RunResult push = testing::Run({Bin("gwmirror-node"), "push", "--config",

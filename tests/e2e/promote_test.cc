@@ -124,6 +124,7 @@ TEST_F(SwitchTest, ForcedPromoteWithTheCoordinatorKilled) {
   ASSERT_TRUE(ParseJson(testing::ReadFile(prod_config), prod_config, &nc).ok());
   nc.mutable_source()->set_replica_address(sb.address());
   nc.mutable_source()->set_replica_identity("gw1-standby");
+  nc.set_state_dir(tmp_ / "fenced-state");  // Whether or not it runs.
   testing::WriteFile(tmp_ / "fenced.json", ToJson(nc), 0600);
   RunResult push = testing::Run({Bin("gwmirror-node"), "push", "--config",
                                  tmp_ / "fenced.json", "--checkpoint", "99",

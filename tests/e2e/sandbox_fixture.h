@@ -36,11 +36,18 @@ namespace gwmirror {
 inline constexpr char kPrefix[] = "opt/Axway-7.7";
 
 // Whether `pid` is gone (or a zombie nobody reaps yet).
+// A process is gone once it is reaped, or a zombie whose every other thread
+// has exited too (a killed process's leader turns zombie first; its files,
+// and so its state directory's lock, go with its last thread).
 inline bool Gone(int pid) {
   auto stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
   if (!stat.ok()) return true;
   size_t close = stat->rfind(')');
-  return close == std::string::npos || stat->substr(close + 2, 1) == "Z";
+  if (close != std::string::npos && stat->substr(close + 2, 1) != "Z") {
+    return false;
+  }
+  auto status = ReadFileToString(absl::StrCat("/proc/", pid, "/status"));
+  return !status.ok() || absl::StrContains(*status, "\nThreads:\t1\n");
 }
 
 // GET http://<address>/metrics, the body; "" on failure.
