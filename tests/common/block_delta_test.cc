@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <functional>
 #include <random>
 
 #include "common/delta.h"
@@ -70,6 +71,20 @@ std::string RoundTrip(const std::string& basis, const std::string& target,
   return *ours;
 }
 
+// Each block of `basis` (1 KiB blocks) has its weak sum and, by
+// `strong_sum`, its strong sum in `parsed`.
+void ExpectEveryBlock(
+    const std::string& basis, const BlockSignature& parsed,
+    const std::function<void(absl::string_view, uint8_t*)>& strong_sum) {
+  for (uint32_t b = 0; b < parsed.blocks(); ++b) {
+    absl::string_view data = absl::string_view(basis).substr(b * 1024, 1024);
+    EXPECT_EQ(parsed.weak(b), RabinKarpSum(data)) << b;
+    uint8_t strong[32];
+    strong_sum(data, strong);
+    EXPECT_EQ(memcmp(strong, parsed.strong(b), parsed.strong_len()), 0) << b;
+  }
+}
+
 TEST(BlockDeltaTest, ReadsLibrsyncsSignatureBlockByBlock) {
   // A short last block, as most files have.
   std::string basis = testing::RandomBytes(10 * 1024 + 100, 1);
@@ -79,13 +94,7 @@ TEST(BlockDeltaTest, ReadsLibrsyncsSignatureBlockByBlock) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   ASSERT_EQ(parsed->blocks(), 11u);
   EXPECT_EQ(parsed->block_len(), 1024u);
-  for (uint32_t b = 0; b < parsed->blocks(); ++b) {
-    absl::string_view data = absl::string_view(basis).substr(b * 1024, 1024);
-    EXPECT_EQ(parsed->weak(b), RabinKarpSum(data)) << b;
-    uint8_t strong[32];
-    BlakeStrongSum(data, strong);
-    EXPECT_EQ(memcmp(strong, parsed->strong(b), parsed->strong_len()), 0) << b;
-  }
+  ExpectEveryBlock(basis, *parsed, BlakeStrongSum);
 }
 
 TEST(BlockDeltaTest, TheWeakSumIsLibrsyncsRollsumAtEveryLength) {
@@ -120,13 +129,9 @@ TEST(BlockDeltaTest, ReadsGwmirrorsSignatureBlockByBlock) {
   ASSERT_EQ(parsed->blocks(), 11u);
   EXPECT_EQ(parsed->block_len(), 1024u);
   EXPECT_LE(parsed->strong_len(), 16u);
-  for (uint32_t b = 0; b < parsed->blocks(); ++b) {
-    absl::string_view data = absl::string_view(basis).substr(b * 1024, 1024);
-    EXPECT_EQ(parsed->weak(b), RabinKarpSum(data)) << b;
-    uint8_t strong[32];
-    parsed->StrongSum(data, strong);
-    EXPECT_EQ(memcmp(strong, parsed->strong(b), parsed->strong_len()), 0) << b;
-  }
+  ExpectEveryBlock(basis, *parsed, [&](absl::string_view d, uint8_t* out) {
+    parsed->StrongSum(d, out);
+  });
   // Each signature has a seed of its own: the same data, other strong sums.
   auto again = SignatureOf(basis, 1024, SignatureKind::kSeededXxh3);
   ASSERT_TRUE(again.ok());
