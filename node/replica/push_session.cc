@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -172,18 +174,17 @@ absl::Status PushSession::Write(absl::string_view out) {
   hash_->Update(out);
   RETURN_IF_ERROR(WriteAll(part_fd_.get(), out, env_));
   if (written_ - written_back_ >= kWritebackEvery) {
-    RETURN_IF_ERROR(StartWriteback(written_));
+    RETURN_IF_ERROR(StartWriteback());
   }
   return absl::OkStatus();
 }
 
-// Starts writeback of the part file's bytes [written_back_, end); end 0 is
-// to the end of the file. Advisory: only an I/O error matters (the syncfs
-// at PushEnd would hit it anyway).
-absl::Status PushSession::StartWriteback(uint64_t end) {
-  const uint64_t from = written_back_;
-  written_back_ = end;
-  if (sync_file_range(part_fd_.get(), from, end == 0 ? 0 : end - from,
+// Starts writeback of the part file's bytes written since the last call.
+// Advisory: only an I/O error matters (the syncfs at PushEnd would hit it
+// anyway).
+absl::Status PushSession::StartWriteback() {
+  const uint64_t from = std::exchange(written_back_, written_);
+  if (sync_file_range(part_fd_.get(), from, written_ - from,
                       SYNC_FILE_RANGE_WRITE) != 0 &&
       errno == EIO) {
     return ErrnoStatus(errno,
@@ -258,7 +259,7 @@ absl::Status PushSession::EndFile() {
   RETURN_IF_ERROR(FaultPoint("stage:close"));
   // The rest to writeback now so the one syncfs at PushEnd finds little
   // to do.
-  if (absl::Status st = StartWriteback(0); !st.ok()) {
+  if (absl::Status st = StartWriteback(); !st.ok()) {
     DropPartial();
     return st;
   }

@@ -63,7 +63,7 @@ class PushSession {
  private:
   absl::Status Write(absl::string_view out);
   absl::Status CopyBasis();
-  absl::Status StartWriteback(uint64_t end);
+  absl::Status StartWriteback();
   void DropPartial();
   // Where a verified object of this session goes.
   std::string ObjectPath(absl::string_view sha) const;
