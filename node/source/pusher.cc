@@ -51,9 +51,11 @@ constexpr uint64_t kMaxReplicaManifestBytes = 1ull << 30;
 // segments up in memory.
 class SignatureChain {
  public:
-  // `sink` receives the signature's bytes, on the worker thread.
-  SignatureChain(SignatureBuilder* own, ByteSink sink)
-      : own_(own), sink_(std::move(sink)) {}
+  // The signature of a `file_size`-byte file in blocks of `block_len`;
+  // `sink` receives its bytes, on the worker thread.
+  SignatureChain(uint64_t file_size, uint32_t block_len, ByteSink sink)
+      : own_(file_size, block_len, SignatureKind::kSeededXxh3),
+        sink_(std::move(sink)) {}
   SignatureChain(const SignatureChain&) = delete;
   SignatureChain& operator=(const SignatureChain&) = delete;
   ~SignatureChain() {
@@ -65,10 +67,10 @@ class SignatureChain {
     if (chain_.valid()) {
       RETURN_IF_ERROR(chain_.get());
     } else if (last) {
-      return own_->Feed(*segment, last, sink_);
+      return own_.Feed(*segment, last, sink_);
     }
     chain_ = std::async(std::launch::async, [this, segment, last] {
-      return own_->Feed(*segment, last, sink_);
+      return own_.Feed(*segment, last, sink_);
     });
     return absl::OkStatus();
   }
@@ -77,7 +79,7 @@ class SignatureChain {
   }
 
  private:
-  SignatureBuilder* const own_;
+  SignatureBuilder own_;
   const ByteSink sink_;
   std::future<absl::Status> chain_;
 };
@@ -670,18 +672,14 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
                old->size() >= whole_below_;
   // Our own signature, for the next sync of this file: written to the
   // cache as it is built, committed once the file is sent.
-  std::unique_ptr<SignatureBuilder> own_sig;
   std::unique_ptr<SignatureCache::Writer> own_sig_file;
-  if (e.size() >= whole_below_) {
-    own_sig = std::make_unique<SignatureBuilder>(e.size(), sigs_.block_len(),
-                                                 SignatureKind::kSeededXxh3);
-    ASSIGN_OR_RETURN(own_sig_file, sigs_.Start(e.sha256()));
-  }
   std::optional<SignatureChain> own_chain;
-  if (own_sig) {
-    own_chain.emplace(own_sig.get(), [&own_sig_file](absl::string_view s) {
-      return own_sig_file->Append(s);
-    });
+  if (e.size() >= whole_below_) {
+    ASSIGN_OR_RETURN(own_sig_file, sigs_.Start(e.sha256()));
+    own_chain.emplace(e.size(), sigs_.block_len(),
+                      [&own_sig_file](absl::string_view s) {
+                        return own_sig_file->Append(s);
+                      });
   }
   std::unique_ptr<SegmentedDelta> segmented;
   if (delta) {
@@ -771,7 +769,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   RETURN_IF_ERROR(stream->Flush());
   report->content_bytes += e.size();
   if (delta) report->delta_content_bytes += e.size();
-  if (own_sig) RETURN_IF_ERROR(own_sig_file->Commit());
+  if (own_chain) RETURN_IF_ERROR(own_sig_file->Commit());
   PushMessage end;
   end.mutable_file_end();
   return stream->Write(end);
