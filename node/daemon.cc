@@ -178,9 +178,12 @@ void NodeDaemon::Fill(gwmirror::v1::HeartbeatRequest* req) {
     metrics.scrub_problems.Set(state.scrub_problems());
     req->set_drifted_entries(state.drifted_entries());
     req->set_report_checkpoint(state.committed_checkpoint());
-    req->set_replica_stale(state.stale());
     req->set_staged_checkpoint(state.staged_checkpoint());
   }
+  // Also before the coordinator has named a role: a node restarted with a
+  // store is stale (it re-reads its tree once told it is a replica), and a
+  // cut must wait for that rather than find out from a refused push.
+  if (store_) req->set_replica_stale(store_->stale());
 }
 
 void NodeDaemon::OnResponse(const gwmirror::v1::HeartbeatResponse& resp) {

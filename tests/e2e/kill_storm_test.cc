@@ -150,9 +150,11 @@ TEST_F(KillStormTest, RandomKillsWhileProductionChurns) {
   churn.join();
   // Quiet now: the standbys catch up and equal production.
   WaitHealthy();
-  // A standby the last kills restarted may still be re-reading its tree:
-  // it refuses pushes by name meanwhile and that cut aborts (CI saw it
-  // once); the next one commits. Bounded: a standby stuck re-reading fails.
+  // A standby the last kills restarted re-reads its tree before it takes
+  // pushes, and its heartbeats say so; a cut before its first heartbeat
+  // reaches the coordinator finds out from the refused push and aborts by
+  // name (CI saw it once); the next one commits. Bounded: a standby stuck
+  // re-reading fails.
   auto last = Checkpoint();
   for (int i = 0;
        i < 20 && !last.ok() &&
