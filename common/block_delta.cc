@@ -180,7 +180,21 @@ uint64_t MaxSignatureBytes(uint64_t file_size, uint32_t block_len) {
   return kXxh3HeaderLen + (file_size / bl + 1) * (4 + kMaxStrongLen);
 }
 
-absl::StatusOr<BlockSignature> BlockSignature::Parse(absl::string_view sig) {
+absl::StatusOr<BlockSignature> BlockSignature::Parse(std::string sig) {
+  auto owned = std::make_shared<const std::string>(std::move(sig));
+  const absl::string_view view = *owned;
+  return Parse(view, std::move(owned), nullptr);
+}
+
+absl::StatusOr<BlockSignature> BlockSignature::Parse(
+    std::shared_ptr<const MappedFile> sig) {
+  const MappedFile* mapped = sig.get();
+  return Parse(mapped->view(), std::move(sig), mapped);
+}
+
+absl::StatusOr<BlockSignature> BlockSignature::Parse(
+    absl::string_view sig, std::shared_ptr<const void> owner,
+    const MappedFile* mapped) {
   const auto* p = reinterpret_cast<const uint8_t*>(sig.data());
   if (sig.size() < 12) {
     return absl::DataLossError(absl::StrCat(
@@ -226,14 +240,18 @@ absl::StatusOr<BlockSignature> BlockSignature::Parse(absl::string_view sig) {
   if (n >= UINT32_MAX) {
     return absl::DataLossError(absl::StrCat("signature: ", n, " blocks"));
   }
-  s.weak_.resize(n);
-  s.strong_.resize(n * s.strong_len_);
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t* b = p + header + i * per;
-    s.weak_[i] = Be32(b);
-    std::copy(b + 4, b + per, s.strong_.begin() + i * s.strong_len_);
-  }
+  s.blocks_ = static_cast<uint32_t>(n);
+  s.per_ = per;
+  s.body_ = p + header;
+  s.owner_ = std::move(owner);
+  s.mapped_ = mapped;
   return s;
+}
+
+void BlockSignature::Release(uint32_t first, uint32_t end) const {
+  if (mapped_ != nullptr && first < end) {
+    mapped_->Release(At(first), size_t{end - first} * per_);
+  }
 }
 
 void BlakeStrongSum(absl::string_view data, uint8_t* out) {
@@ -248,36 +266,60 @@ void Xxh3StrongSum(absl::string_view data, uint64_t seed, uint8_t* out) {
 }
 
 BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
-                       bool compact)
-    : sig_(sig), first_(first), end_(end), compact_(compact) {
-  const size_t want = std::max<size_t>(16, 2 * size_t{end - first});
+                       uint32_t stride, Unfilled)
+    : sig_(sig), first_(first), end_(end), stride_(std::max(stride, 1u)) {
+  const size_t want = std::max<size_t>(16, 2 * ((end - first) / stride_ + 1));
   const int bits = std::bit_width(want - 1);
   shift_ = 32 - bits;
   mask_ = (size_t{1} << bits) - 1;
-  if (compact_) {
-    blocks_.assign(size_t{1} << bits, kEmpty);
-  } else {
-    slots_.assign(size_t{1} << bits, Slot{0, kEmpty});
+  slots_.assign(size_t{1} << bits, Slot{0, kEmpty});
+}
+
+BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
+                       uint32_t stride)
+    : BlockIndex(sig, first, end, stride, Unfilled{}) {
+  for (uint64_t b = first; b < end; b += stride_) {
+    Insert(static_cast<uint32_t>(b));
   }
-  for (uint32_t b = first; b < end; ++b) {
-    const uint32_t weak = sig.weak(b);
-    for (size_t i = Home(weak);; i = (i + 1) & mask_) {
-      const uint32_t there = BlockAt(i);
-      if (there == kEmpty) {
-        if (compact_) {
-          blocks_[i] = b;
-        } else {
-          slots_[i] = Slot{weak, b};
-        }
-        break;
-      }
-      if (WeakAt(i) == weak &&
-          __builtin_memcmp(sig.strong(there), sig.strong(b),
-                           sig.strong_len()) == 0) {
-        break;  // The same block again.
-      }
+}
+
+void BlockIndex::Insert(uint32_t b) {
+  const uint32_t weak = sig_.weak(b);
+  for (size_t i = Home(weak);; i = (i + 1) & mask_) {
+    const uint32_t there = slots_[i].block;
+    if (there == kEmpty) {
+      slots_[i] = Slot{weak, b};
+      return;
+    }
+    if (slots_[i].weak == weak &&
+        __builtin_memcmp(sig_.strong(there), sig_.strong(b),
+                         sig_.strong_len()) == 0) {
+      return;  // The same block again.
     }
   }
+}
+
+std::unique_ptr<BlockIndex> BlockIndex::Far(const BlockSignature& sig,
+                                            uint32_t max_blocks) {
+  const uint32_t n = sig.blocks();
+  max_blocks = std::max(max_blocks, 1u);
+  const uint32_t stride =
+      static_cast<uint32_t>((uint64_t{n} + max_blocks - 1) / max_blocks);
+  std::unique_ptr<BlockIndex> index(
+      new BlockIndex(sig, 0, n, stride, Unfilled{}));
+  // The signature is read once, in order, and probed rarely after: its
+  // pages go back as the index is built, so they are never all resident.
+  constexpr uint32_t kReleaseEvery = 1 << 16;
+  uint64_t b = 0;
+  for (uint32_t done = 0; b < n; b += index->stride_) {
+    index->Insert(static_cast<uint32_t>(b));
+    if (b - done >= kReleaseEvery) {
+      sig.Release(done, static_cast<uint32_t>(b));
+      done = static_cast<uint32_t>(b);
+    }
+  }
+  sig.Release(0, n);
+  return index;
 }
 
 BlockRange NearBlocks(const BlockSignature& sig, uint64_t offset, uint64_t len,
@@ -304,18 +346,26 @@ void BlockDelta(const BlockSignature& sig, const BlockIndex& near,
   size_t p = 0;
   uint32_t weak = 0;
   bool have_weak = false;
-  bool far = false;  // The last copy came from beyond the near blocks.
+  bool far = false;   // The last copy came from beyond the near blocks.
+  int64_t next = -1;  // The block after the last copied, tried right after.
   while (p + bl <= n) {
     if (!have_weak) {
       weak = RabinKarpSum(target.substr(p, bl));
       have_weak = true;
     }
+    bool have_strong = false;
     auto get_strong = [&] {
-      sig.StrongSum(target.substr(p, bl), strong);
+      if (!have_strong) sig.StrongSum(target.substr(p, bl), strong);
+      have_strong = true;
       return strong;
     };
-    int64_t block = near.Find(weak, get_strong);
-    if (block >= 0) {
+    int64_t block = -1;
+    if (p == lit && next >= 0 && next < sig.blocks() &&
+        sig.weak(next) == weak &&
+        __builtin_memcmp(get_strong(), sig.strong(next), sig.strong_len()) ==
+            0) {
+      block = next;  // What follows a copy is likely the basis's next block.
+    } else if (block = near.Find(weak, get_strong); block >= 0) {
       far = false;
     } else if (all != nullptr && (far || p - lit >= opt.far_after)) {
       // Content from far away: once found, what follows likely is too.
@@ -325,6 +375,7 @@ void BlockDelta(const BlockSignature& sig, const BlockIndex& near,
     if (block >= 0) {
       w.Literal(target.substr(lit, p - lit));
       w.Copy(static_cast<uint64_t>(block) * bl, bl);
+      next = block + 1;
       p += bl;
       lit = p;
       have_weak = false;
@@ -361,14 +412,13 @@ void BlockDelta(const BlockSignature& sig, const BlockIndex& near,
 absl::StatusOr<std::string> BlockDeltaOf(absl::string_view signature,
                                          absl::string_view target,
                                          const BlockDeltaOptions& opt) {
-  auto sig = BlockSignature::Parse(signature);
+  auto sig = BlockSignature::Parse(std::string(signature));
   if (!sig.ok()) return sig.status();
   BlockRange near = NearBlocks(*sig, 0, target.size(), opt);
   BlockIndex near_index(*sig, near.first, near.end);
   std::unique_ptr<BlockIndex> all;
   if (!near_index.Covers(0, sig->blocks())) {
-    all = std::make_unique<BlockIndex>(*sig, 0, sig->blocks(),
-                                       /*compact=*/true);
+    all = BlockIndex::Far(*sig, opt.far_blocks);
   }
   std::string out;
   BlockDelta(*sig, near_index, all.get(), target, /*file_end=*/true, opt, &out);

@@ -7,19 +7,24 @@
 // every byte it rolls over, and for a 1 GiB dump that table is tens of
 // megabytes, so each rolled byte is a cache miss. Here each part of the
 // new file is searched against the basis blocks near the same offset (a
-// dump's rows shift by little), in a table that fits in cache, and the
-// table of every block is probed only inside a literal run long enough to
-// suggest that content moved far. docs/ARCHITECTURE.md, "Deltas".
+// dump's rows shift by little), in a table that fits in cache; a table of
+// blocks from the whole basis, bounded in size, is probed only inside a
+// literal run long enough to suggest that content moved far. The signature
+// is read in place and its pages given back as the search moves on, so a
+// search's memory does not grow with the file. docs/ARCHITECTURE.md,
+// "Deltas".
 #ifndef GWMIRROR_COMMON_BLOCK_DELTA_H_
 #define GWMIRROR_COMMON_BLOCK_DELTA_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/fd.h"
 
 namespace gwmirror {
 
@@ -42,11 +47,16 @@ inline constexpr uint32_t kSeededXxh3SigMagic = 0x67770158;
 // what a source accepts from a replica before it refuses the signature.
 uint64_t MaxSignatureBytes(uint64_t file_size, uint32_t block_len);
 
-// A signature of either kind parsed into flat arrays. Read only once
-// parsed, so any number of searches share one.
+// A signature of either kind, read in place: blocks are read from the
+// signature's own bytes (a string it owns, or a mapped cache file), never
+// copied, so a large file's signature costs only the pages a search
+// touches, and Release gives pages back once a search has moved past them.
+// Read only once parsed, so any number of searches share one.
 class BlockSignature {
  public:
-  static absl::StatusOr<BlockSignature> Parse(absl::string_view sig);
+  static absl::StatusOr<BlockSignature> Parse(std::string sig);
+  static absl::StatusOr<BlockSignature> Parse(
+      std::shared_ptr<const MappedFile> sig);
 
   uint32_t block_len() const { return block_len_; }
   uint32_t strong_len() const { return strong_len_; }
@@ -59,36 +69,57 @@ class BlockSignature {
       BlakeStrongSum(data, out);
     }
   }
-  uint32_t blocks() const { return static_cast<uint32_t>(weak_.size()); }
-  uint32_t weak(uint32_t block) const { return weak_[block]; }
-  const uint8_t* strong(uint32_t block) const {
-    return strong_.data() + static_cast<size_t>(block) * strong_len_;
+  uint32_t blocks() const { return blocks_; }
+  uint32_t weak(uint32_t block) const {
+    uint32_t be;
+    __builtin_memcpy(&be, At(block), 4);
+    return __builtin_bswap32(be);
   }
+  const uint8_t* strong(uint32_t block) const { return At(block) + 4; }
+  // Blocks [first, end) will not be read soon: a mapped signature drops
+  // their pages from resident memory (they are read again if they are).
+  void Release(uint32_t first, uint32_t end) const;
 
  private:
+  static absl::StatusOr<BlockSignature> Parse(absl::string_view sig,
+                                              std::shared_ptr<const void> owner,
+                                              const MappedFile* mapped);
+  const uint8_t* At(uint32_t block) const {
+    return body_ + size_t{block} * per_;
+  }
   uint32_t block_len_ = 0;
   uint32_t strong_len_ = 0;
   bool xxh3_ = false;
   uint64_t seed_ = 0;
-  std::vector<uint32_t> weak_;
-  std::vector<uint8_t> strong_;
+  uint32_t blocks_ = 0;
+  size_t per_ = 0;  // Bytes per block: weak sum and strong sum.
+  const uint8_t* body_ = nullptr;
+  std::shared_ptr<const void> owner_;   // Keeps body_ alive.
+  const MappedFile* mapped_ = nullptr;  // Owned by owner_, when mapped.
 };
 
-// The blocks [first, end) of a signature by weak sum: open addressing,
-// linear probing, twice as many slots as blocks. Blocks with equal weak and
-// strong sums are kept once (a copy of either gives the same bytes). A
-// compact index keeps only each slot's block (4 bytes, not 8) and reads
-// the weak sum from the signature when probing: half the memory, for the
-// index of every block, which is probed rarely.
+// Every `stride`-th block of [first, end) by weak sum: open addressing,
+// linear probing, twice as many slots as blocks. Blocks with equal weak
+// and strong sums are kept once (a copy of either gives the same bytes).
+// Each slot holds its block's weak sum, so a probe reads the signature
+// only for a candidate whose weak sum matches.
 class BlockIndex {
  public:
   BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
-             bool compact = false);
+             uint32_t stride = 1);
   BlockIndex(const BlockIndex&) = delete;
   BlockIndex& operator=(const BlockIndex&) = delete;
+  // The index for a search's far probes, bounded in size: every block of
+  // the signature, or every stride-th one when it has more than
+  // `max_blocks` (BlockDeltaOptions::far_blocks). Content moved far is
+  // still found from one indexed block on, since a search tries the block
+  // after each copy before any index. The signature's pages are released
+  // as they are read.
+  static std::unique_ptr<BlockIndex> Far(const BlockSignature& sig,
+                                         uint32_t max_blocks);
 
   bool Covers(uint32_t first, uint32_t end) const {
-    return first_ <= first && end <= end_;
+    return stride_ == 1 && first_ <= first && end <= end_;
   }
   // The first indexed block with this weak sum whose strong sum is
   // `strong`, or -1. `strong` is computed by the caller only when asked:
@@ -96,9 +127,7 @@ class BlockIndex {
   template <typename GetStrong>
   int64_t Find(uint32_t weak, GetStrong&& get_strong) const;
 
-  size_t bytes() const {
-    return slots_.size() * sizeof(Slot) + blocks_.size() * sizeof(uint32_t);
-  }
+  size_t bytes() const { return slots_.size() * sizeof(Slot); }
 
  private:
   struct Slot {
@@ -106,30 +135,28 @@ class BlockIndex {
     uint32_t block;  // kEmpty: a free slot.
   };
   static constexpr uint32_t kEmpty = UINT32_MAX;
+  struct Unfilled {};
+  BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
+             uint32_t stride, Unfilled);
+  void Insert(uint32_t block);
   size_t Home(uint32_t weak) const { return (weak * 0x9E3779B1u) >> shift_; }
-  uint32_t BlockAt(size_t i) const {
-    return compact_ ? blocks_[i] : slots_[i].block;
-  }
-  uint32_t WeakAt(size_t i) const {
-    return compact_ ? sig_.weak(blocks_[i]) : slots_[i].weak;
-  }
   const BlockSignature& sig_;
-  uint32_t first_, end_;
-  bool compact_;
+  uint32_t first_, end_, stride_;
   int shift_;
   size_t mask_;
-  std::vector<Slot> slots_;       // When not compact.
-  std::vector<uint32_t> blocks_;  // When compact.
+  std::vector<Slot> slots_;
 };
 
 struct BlockDeltaOptions {
   // The basis blocks searched first for a part of the new file: those
   // within `near_bytes` of the part's own offsets.
-  uint64_t near_bytes = 32 << 20;
+  uint64_t near_bytes = 16 << 20;
   // A literal run at least this long also probes the index of every
   // block, and so does every position after a block found that way, until
   // a near block matches again.
   uint64_t far_after = 4096;
+  // The most blocks the far index holds (BlockIndex::Far): 16 MiB of slots.
+  uint32_t far_blocks = 1 << 20;
 };
 
 // The basis blocks near a part of the new file [offset, offset + len).
@@ -142,7 +169,8 @@ BlockRange NearBlocks(const BlockSignature& sig, uint64_t offset, uint64_t len,
 // Appends to `out` one complete librsync delta stream (magic to END) that
 // turns the basis into `target`, the part of the new file that starts at
 // `offset`. `near` indexes the blocks NearBlocks names for it; `all` (null
-// when `near` covers every block) indexes every block. With `file_end`
+// when `near` covers every block) is BlockIndex::Far. After each copy the
+// block after it is tried first. With `file_end`
 // the target ends the new file, so its tail may match the basis's last,
 // short block.
 void BlockDelta(const BlockSignature& sig, const BlockIndex& near,
@@ -159,9 +187,9 @@ template <typename GetStrong>
 int64_t BlockIndex::Find(uint32_t weak, GetStrong&& get_strong) const {
   const uint8_t* strong = nullptr;
   for (size_t i = Home(weak);; i = (i + 1) & mask_) {
-    const uint32_t block = BlockAt(i);
+    const uint32_t block = slots_[i].block;
     if (block == kEmpty) return -1;
-    if (WeakAt(i) != weak) continue;
+    if (slots_[i].weak != weak) continue;
     if (strong == nullptr) strong = get_strong();
     if (__builtin_memcmp(strong, sig_.strong(block), sig_.strong_len()) == 0) {
       return block;

@@ -3,6 +3,7 @@
 #ifndef GWMIRROR_COMMON_FD_H_
 #define GWMIRROR_COMMON_FD_H_
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,6 +89,36 @@ void CloseFdsFrom(int first);
 // directory has none; a listing that fails part-way is an error.
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir,
                                                  Env* env = Env::Default());
+
+// A regular file mapped read-only, unmapped on destruction. Its pages are
+// the page cache's: they count in the process's resident memory only once
+// touched, and Release gives them back (a later read faults them in
+// again). The file must not shrink while mapped (a read past its new end
+// is SIGBUS): map only files that are replaced by rename, never truncated
+// in place. Movable; const methods are thread-safe.
+class MappedFile {
+ public:
+  static absl::StatusOr<MappedFile> Open(const std::string& path);
+  MappedFile(MappedFile&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)),
+        size_(std::exchange(o.size_, 0)) {}
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  absl::string_view view() const {
+    return absl::string_view(static_cast<const char*>(data_), size_);
+  }
+  // Drops the whole pages inside [p, p + len) from this process's resident
+  // memory; a hint, the bytes stay readable.
+  void Release(const void* p, size_t len) const;
+
+ private:
+  MappedFile(void* data, size_t size) : data_(data), size_(size) {}
+  void* data_ = nullptr;  // Null for an empty file.
+  size_t size_ = 0;
+};
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound, read, closed),
 // for servers that cannot bind port 0 themselves (database and etcd

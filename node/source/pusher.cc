@@ -87,28 +87,30 @@ class SignatureChain {
 // Deltas of consecutive segments of a file, computed two at a time on
 // worker threads against one shared parsed signature and emitted in order.
 // Each segment searches the basis blocks near its own offsets first
-// (BlockDelta); the index of every block is shared. The file's own
-// signature goes to a SignatureChain, so the reading thread only reads and
-// hashes. At most kParallel segments are in delta workers and one in the
-// signature, so the segments held do not grow with the file.
+// (BlockDelta); the far index (BlockIndex::Far) is shared, and the signature's
+// pages below the segments still to search are given back as the file goes on,
+// so memory does not grow with the file. The file's own signature goes to a
+// SignatureChain, so the reading thread only reads and hashes. At most
+// kParallel segments are in delta workers and one in the signature, so the
+// segments held do not grow with the file.
 class SegmentedDelta {
  public:
   // `own` (may be null) receives every segment in order.
   static absl::StatusOr<std::unique_ptr<SegmentedDelta>> Create(
-      absl::string_view sig, SignatureChain* own) {
-    ASSIGN_OR_RETURN(BlockSignature parsed, BlockSignature::Parse(sig));
+      std::shared_ptr<const MappedFile> sig, SignatureChain* own) {
+    ASSIGN_OR_RETURN(BlockSignature parsed,
+                     BlockSignature::Parse(std::move(sig)));
     auto d = std::unique_ptr<SegmentedDelta>(new SegmentedDelta);
     d->sig_ = std::make_shared<const BlockSignature>(std::move(parsed));
     const BlockSignature& s = *d->sig_;
     if (uint64_t{s.blocks()} * s.block_len() > d->opt_.near_bytes) {
-      d->all_ = std::make_shared<const BlockIndex>(s, 0, s.blocks(),
-                                                   /*compact=*/true);
+      d->all_ = BlockIndex::Far(s, d->opt_.far_blocks);
     }
     d->own_ = own;
     return d;
   }
   ~SegmentedDelta() {
-    for (auto& f : inflight_) f.wait();
+    for (auto& f : inflight_) f.out.wait();
   }
   // Starts the delta of the next segment; emits finished ones in order.
   absl::Status Add(std::string segment, bool last, const ByteSink& sink) {
@@ -116,17 +118,17 @@ class SegmentedDelta {
     auto seg = std::make_shared<const std::string>(std::move(segment));
     const uint64_t offset = offset_;
     offset_ += seg->size();
-    inflight_.push_back(
-        std::async(std::launch::async,
-                   [sig = sig_, all = all_, opt = opt_, seg, offset, last] {
-                     BlockRange r = NearBlocks(*sig, offset, seg->size(), opt);
-                     BlockIndex near(*sig, r.first, r.end);
-                     const BlockIndex* far =
-                         near.Covers(0, sig->blocks()) ? nullptr : all.get();
-                     std::string out;
-                     BlockDelta(*sig, near, far, *seg, last, opt, &out);
-                     return out;
-                   }));
+    inflight_.push_back(Inflight{
+        offset, std::async(std::launch::async, [sig = sig_, all = all_,
+                                                opt = opt_, seg, offset, last] {
+          BlockRange r = NearBlocks(*sig, offset, seg->size(), opt);
+          BlockIndex near(*sig, r.first, r.end);
+          const BlockIndex* far =
+              near.Covers(0, sig->blocks()) ? nullptr : all.get();
+          std::string out;
+          BlockDelta(*sig, near, far, *seg, last, opt, &out);
+          return out;
+        })});
     return own_ != nullptr ? own_->Add(std::move(seg), last) : absl::OkStatus();
   }
   absl::Status Finish(const ByteSink& sink) {
@@ -138,15 +140,27 @@ class SegmentedDelta {
   static constexpr size_t kParallel = 2;
   SegmentedDelta() = default;
   absl::Status EmitOldest(const ByteSink& sink) {
-    std::string out = inflight_.front().get();
+    std::string out = inflight_.front().out.get();
     inflight_.pop_front();
+    // The signature's pages below every segment still to search go back.
+    const uint64_t low = inflight_.empty() ? offset_ : inflight_.front().offset;
+    const uint32_t below = NearBlocks(*sig_, low, 0, opt_).first;
+    if (below > released_) {
+      sig_->Release(released_, below);
+      released_ = below;
+    }
     return sink(out);
   }
+  struct Inflight {
+    uint64_t offset;
+    std::future<std::string> out;
+  };
   BlockDeltaOptions opt_;
   std::shared_ptr<const BlockSignature> sig_;
   std::shared_ptr<const BlockIndex> all_;  // Null: one window covers all.
   uint64_t offset_ = 0;
-  std::deque<std::future<std::string>> inflight_;
+  uint32_t released_ = 0;  // Blocks below it are released.
+  std::deque<Inflight> inflight_;
   SignatureChain* own_ = nullptr;
 };
 
@@ -488,9 +502,11 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(
   return m;
 }
 
-absl::StatusOr<std::string> Pusher::ReadSignature(
-    const Entry& old, const gwmirror::v1::Envelope& envelope,
-    uint64_t* wire_bytes) {
+absl::Status Pusher::ReadSignature(const Entry& old,
+                                   const gwmirror::v1::Envelope& envelope,
+                                   uint64_t* wire_bytes) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SignatureCache::Writer> out,
+                   sigs_.Start(old.sha256()));
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Minutes(10))));
   gwmirror::v1::GetSignatureRequest req;
@@ -499,24 +515,30 @@ absl::StatusOr<std::string> Pusher::ReadSignature(
   req.set_sha256(old.sha256());
   req.set_block_len(sigs_.block_len());
   auto reader = stub_->GetSignature(&ctx, req);
-  // A hostile or broken replica must not make the source hold more than a
+  // A hostile or broken replica must not make the source store more than a
   // signature of this file can be.
   const uint64_t cap = MaxSignatureBytes(old.size(), sigs_.block_len());
-  std::string sig;
+  uint64_t got = 0;
   gwmirror::v1::SignatureChunk chunk;
-  while (reader->Read(&chunk)) {
+  absl::Status st;
+  while (st.ok() && reader->Read(&chunk)) {
     *wire_bytes += chunk.ByteSizeLong();
-    if (sig.size() + chunk.data().size() > cap) {
-      ctx.TryCancel();
-      (void)reader->Finish();
-      return absl::DataLossError(absl::StrCat(
+    got += chunk.data().size();
+    if (got > cap) {
+      st = absl::DataLossError(absl::StrCat(
           "the replica's signature of ", old.path(), " exceeds the ", cap,
           " bytes a signature of a ", old.size(), "-byte file can take"));
+    } else {
+      st = out->Append(chunk.data());
     }
-    sig += chunk.data();
+  }
+  if (!st.ok()) {
+    ctx.TryCancel();
+    (void)reader->Finish();
+    return st;
   }
   RETURN_IF_ERROR(FromGrpc(reader->Finish()));
-  return sig;
+  return out->Commit();
 }
 
 absl::StatusOr<std::vector<ContentLook>> Pusher::SampleHere(
@@ -572,15 +594,14 @@ absl::StatusOr<std::vector<ContentLook>> Pusher::SampleAtReplica(
   return out;
 }
 
-absl::StatusOr<std::string> Pusher::FetchSignature(
+absl::StatusOr<std::shared_ptr<const MappedFile>> Pusher::FetchSignature(
     const Entry& old, const gwmirror::v1::Envelope& envelope,
     PushReport* report) {
-  if (auto hit = sigs_.Get(old.sha256())) return *hit;
-  ASSIGN_OR_RETURN(std::string sig,
-                   ReadSignature(old, envelope, &report->wire_bytes));
-  ++report->signature_fetches;
-  RETURN_IF_ERROR(sigs_.Put(old.sha256(), sig));
-  return sig;
+  if (!sigs_.Has(old.sha256())) {
+    RETURN_IF_ERROR(ReadSignature(old, envelope, &report->wire_bytes));
+    ++report->signature_fetches;
+  }
+  return sigs_.Map(old.sha256());
 }
 
 const Entry* Pusher::DeltaBasis(const Entry& e, const Entry* old,
@@ -606,7 +627,7 @@ void Pusher::PrefetchSignatures(const std::vector<FilePair>& files,
   for (const auto& [e, old] : files) {
     const Entry* basis = DeltaBasis(*e, old, content);
     if (basis == nullptr || !seen.insert(basis->sha256()).second) continue;
-    if (!sigs_.Get(basis->sha256())) missing.push_back(basis);
+    if (!sigs_.Has(basis->sha256())) missing.push_back(basis);
   }
   // Several in flight at once: a WAN round trip per file would otherwise
   // be the cost of a push after a lost cache (a failback, a new source).
@@ -614,20 +635,18 @@ void Pusher::PrefetchSignatures(const std::vector<FilePair>& files,
   constexpr size_t kInFlight = 8;
   for (size_t at = 0; at < missing.size(); at += kInFlight) {
     const size_t n = std::min(kInFlight, missing.size() - at);
-    std::vector<absl::StatusOr<std::string>> sigs(n, absl::UnknownError(""));
+    std::vector<absl::Status> got(n);
     std::vector<uint64_t> wire(n, 0);
     std::vector<std::thread> calls;
     for (size_t i = 0; i < n; ++i) {
       calls.emplace_back([&, i] {
-        sigs[i] = ReadSignature(*missing[at + i], envelope, &wire[i]);
+        got[i] = ReadSignature(*missing[at + i], envelope, &wire[i]);
       });
     }
     for (auto& t : calls) t.join();
     for (size_t i = 0; i < n; ++i) {
       report->wire_bytes += wire[i];
-      if (!sigs[i].ok()) continue;
-      ++report->signature_fetches;
-      (void)sigs_.Put(missing[at + i]->sha256(), *sigs[i]);
+      if (got[i].ok()) ++report->signature_fetches;
     }
   }
 }
@@ -683,8 +702,10 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   }
   std::unique_ptr<SegmentedDelta> segmented;
   if (delta) {
-    ASSIGN_OR_RETURN(std::string sig, FetchSignature(*old, envelope, report));
-    auto s = SegmentedDelta::Create(sig, own_chain ? &*own_chain : nullptr);
+    ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> sig,
+                     FetchSignature(*old, envelope, report));
+    auto s = SegmentedDelta::Create(std::move(sig),
+                                    own_chain ? &*own_chain : nullptr);
     if (s.ok()) {
       segmented = *std::move(s);
     } else {

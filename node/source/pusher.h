@@ -240,7 +240,6 @@ class Pusher {
   // `next` removed.
   absl::Status SendManifestDelta(Stream* stream, const Manifest& next,
                                  const Manifest& base);
-  // The replica's signature of `old`, over the network (thread-safe).
   // The anomaly guard's samplers: the first kEntropySample bytes of each
   // entry here, and of its committed version at the replica.
   absl::StatusOr<std::vector<ContentLook>> SampleHere(
@@ -248,9 +247,11 @@ class Pusher {
   absl::StatusOr<std::vector<ContentLook>> SampleAtReplica(
       const std::vector<const Entry*>& entries,
       const gwmirror::v1::Envelope& envelope);
-  absl::StatusOr<std::string> ReadSignature(
-      const Entry& old, const gwmirror::v1::Envelope& envelope,
-      uint64_t* wire_bytes);
+  // The replica's signature of `old`, streamed over the network into the
+  // signature cache (thread-safe: each call writes a file of its own).
+  absl::Status ReadSignature(const Entry& old,
+                             const gwmirror::v1::Envelope& envelope,
+                             uint64_t* wire_bytes);
   // The replica file a delta of `e` is made against (its committed `old`,
   // or a sibling from `content`), or null: sent whole or copied.
   const Entry* DeltaBasis(const Entry& e, const Entry* old,
@@ -261,7 +262,9 @@ class Pusher {
                           const CommittedContent* content,
                           const gwmirror::v1::Envelope& envelope,
                           PushReport* report);
-  absl::StatusOr<std::string> FetchSignature(
+  // The signature of `old` from the cache, read from the replica first
+  // when the cache lacks it.
+  absl::StatusOr<std::shared_ptr<const MappedFile>> FetchSignature(
       const Entry& old, const gwmirror::v1::Envelope& envelope,
       PushReport* report);
 

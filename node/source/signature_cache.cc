@@ -20,17 +20,14 @@ std::string SignatureCache::PathOf(absl::string_view sha256) const {
   return absl::StrCat(dir_, "/", HexOf(sha256));
 }
 
-std::optional<std::string> SignatureCache::Get(absl::string_view sha256) const {
-  auto data = ReadFileToString(PathOf(sha256));
-  if (!data.ok()) return std::nullopt;
-  return *std::move(data);
+bool SignatureCache::Has(absl::string_view sha256) const {
+  return access(PathOf(sha256).c_str(), F_OK) == 0;
 }
 
-absl::Status SignatureCache::Put(absl::string_view sha256,
-                                 absl::string_view signature) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Writer> w, Start(sha256));
-  RETURN_IF_ERROR(w->Append(signature));
-  return w->Commit();
+absl::StatusOr<std::shared_ptr<const MappedFile>> SignatureCache::Map(
+    absl::string_view sha256) const {
+  ASSIGN_OR_RETURN(MappedFile m, MappedFile::Open(PathOf(sha256)));
+  return std::make_shared<const MappedFile>(std::move(m));
 }
 
 absl::StatusOr<std::unique_ptr<SignatureCache::Writer>> SignatureCache::Start(

@@ -9,7 +9,6 @@
 #define GWMIRROR_NODE_SOURCE_SIGNATURE_CACHE_H_
 
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
 
@@ -23,8 +22,11 @@ namespace gwmirror {
 class SignatureCache {
  public:
   SignatureCache(std::string dir, uint32_t block_len);
-  std::optional<std::string> Get(absl::string_view sha256) const;
-  absl::Status Put(absl::string_view sha256, absl::string_view signature);
+  bool Has(absl::string_view sha256) const;
+  // The entry, mapped read-only (entries are replaced by rename, never
+  // rewritten in place), or NOT_FOUND.
+  absl::StatusOr<std::shared_ptr<const MappedFile>> Map(
+      absl::string_view sha256) const;
 
   // A signature stored as it is built (a large file's runs to megabytes,
   // which need not sit in memory): appended to a temporary file, in place

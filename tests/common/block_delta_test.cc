@@ -203,22 +203,72 @@ TEST(BlockDeltaTest, ContentFromFarAwayIsFoundAfterALongLiteralRun) {
   EXPECT_EQ(r.end, 72u);
   BlockIndex near(sig, r.first, r.end);
   BlockIndex all(sig, 0, sig.blocks());
-  BlockIndex compact(sig, 0, sig.blocks(), /*compact=*/true);
-  EXPECT_EQ(compact.bytes() * 2, all.bytes());
+  // Every fourth block, as BlockIndex::Far keeps of a signature too large to
+  // index whole: a quarter of the memory.
+  BlockIndex strided(sig, 0, sig.blocks(), 4);
+  EXPECT_LE(strided.bytes() * 4, all.bytes());
+  EXPECT_FALSE(strided.Covers(0, sig.blocks()));
 
-  std::string near_only, with_far, with_compact;
+  std::string near_only, with_far, with_strided;
   BlockDelta(sig, near, nullptr, part, false, opt, &near_only);
   BlockDelta(sig, near, &all, part, false, opt, &with_far);
-  BlockDelta(sig, near, &compact, part, false, opt, &with_compact);
-  EXPECT_EQ(with_compact, with_far);
+  BlockDelta(sig, near, &strided, part, false, opt, &with_strided);
   // Alone, the near blocks cannot help; with every block, only the first
-  // far_after bytes (and the roll up to the next block) go literally.
+  // far_after bytes (and the roll up to the next block) go literally; with
+  // every fourth, at most three blocks more, since each copy is followed
+  // by the basis's next block.
   EXPECT_GT(near_only.size(), part.size());
   EXPECT_LT(with_far.size(), opt.far_after + 1024 + 64);
+  EXPECT_LT(with_strided.size(), opt.far_after + 4 * 1024 + 64);
   // Either way the part is what the patch gives (a part is a delta stream
   // of its own; the patcher concatenates the parts).
   EXPECT_TRUE(Patch(basis, near_only) == part);
   EXPECT_TRUE(Patch(basis, with_far) == part);
+  EXPECT_TRUE(Patch(basis, with_strided) == part);
+}
+
+TEST(BlockDeltaTest, AMappedSignatureIsReadInPlaceAndSurvivesItsRelease) {
+  // The source maps its cached signatures: the same search as over the
+  // bytes in memory, and pages given back are read again when needed.
+  std::string basis = Rows(40000, 11);
+  std::string target = basis;
+  target.insert(5000, "moved;\n");
+  target.replace(target.size() / 3, 200, std::string(200, 'x'));
+  auto bytes = SignatureOf(basis, 1024, SignatureKind::kSeededXxh3);
+  ASSERT_TRUE(bytes.ok());
+  testing::TempDir dir;
+  const std::string path = dir / "sig";
+  ASSERT_TRUE(WriteFileAtomic(path, *bytes, 0600, Durability::kCache).ok());
+  auto file = MappedFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file).view(), *bytes);
+  auto mapped = BlockSignature::Parse(
+      std::make_shared<const MappedFile>(*std::move(file)));
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  auto in_memory = BlockSignature::Parse(*bytes);
+  ASSERT_TRUE(in_memory.ok());
+  ASSERT_EQ(mapped->blocks(), in_memory->blocks());
+
+  auto delta = [&](const BlockSignature& sig) {
+    BlockDeltaOptions opt;
+    opt.near_bytes = 16 * 1024;
+    auto far = BlockIndex::Far(sig, opt.far_blocks);
+    BlockRange r = NearBlocks(sig, 0, target.size(), opt);
+    BlockIndex near(sig, r.first, r.end);
+    std::string out;
+    BlockDelta(sig, near, far.get(), target, true, opt, &out);
+    return out;
+  };
+  const std::string expected = delta(*in_memory);
+  EXPECT_EQ(delta(*mapped), expected);
+  mapped->Release(0, mapped->blocks());
+  EXPECT_EQ(delta(*mapped), expected);
+  EXPECT_TRUE(Patch(basis, expected) == target);
+  // A missing file, or one that is not a regular file, is named.
+  auto missing = MappedFile::Open(dir / "none");
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  auto directory = MappedFile::Open(dir.path());
+  EXPECT_FALSE(directory.ok());
 }
 
 TEST(BlockDeltaTest, ThePartsOfAFileConcatenateIntoOneDelta) {

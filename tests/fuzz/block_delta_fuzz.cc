@@ -1,7 +1,7 @@
 // The source's delta search: any bytes as a signature are parsed or refused
 // without a crash, and any basis and target give a delta that librsync's
-// patcher turns back into the target, whatever the block length and the
-// near window.
+// patcher turns back into the target, whatever the block length, the
+// near window and the far index's bound.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -41,6 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   gwmirror::BlockDeltaOptions opt;
   opt.near_bytes = size_t{data[2]} * 16;
   opt.far_after = size_t{data[3]} * 4;
+  // A far index of every block, or of every few (a bounded one).
+  opt.far_blocks = data[3] & 0x80 ? 1 + data[2] % 64 : 1 << 20;
   // Either kind of signature, as the second byte's top bit says.
   auto sig = gwmirror::SignatureOf(basis, block_len,
                                    data[1] & 0x80
