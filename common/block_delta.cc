@@ -268,7 +268,8 @@ void Xxh3StrongSum(absl::string_view data, uint64_t seed, uint8_t* out) {
 BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
                        uint32_t stride, Unfilled)
     : sig_(sig), first_(first), end_(end), stride_(std::max(stride, 1u)) {
-  const size_t want = std::max<size_t>(16, 2 * ((end - first) / stride_ + 1));
+  const size_t blocks = (size_t{end - first} + stride_ - 1) / stride_;
+  const size_t want = std::max<size_t>(16, 2 * blocks);
   const int bits = std::bit_width(want - 1);
   shift_ = 32 - bits;
   mask_ = (size_t{1} << bits) - 1;
