@@ -17,6 +17,8 @@ namespace gwmirror {
 
 // Largest raw payload of one chunk on the wire.
 inline constexpr size_t kMaxChunk = 1 << 20;
+// Most files one Replica.SampleContent or Replica.GetSignature call names.
+inline constexpr int kMaxFilesPerCall = 4096;
 
 class ChunkEncoder {
  public:

@@ -95,15 +95,17 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
       "{\"checkpoint\": %d, \"base\": %d, \"entries\": %d, \"files_whole\": "
       "%d, "
       "\"files_delta\": %d, \"content_bytes\": %d, \"wire_bytes\": %d, "
-      "\"signature_fetches\": %d, \"resent_whole\": %d, \"files_copied\": "
+      "\"signature_fetches\": %d, \"signature_calls\": %d, "
+      "\"resent_whole\": %d, \"files_copied\": "
       "%d, \"files_delta_other_path\": %d, \"index_hits\": %d, "
       "\"bytes_hashed\": %d, \"chunks_compressed\": %d, \"chunks_raw\": "
       "%d, \"committed\": %s, \"manifest_digest\": \"%s\"}\n",
       r.checkpoint, r.base_checkpoint, scan.manifest.size(), r.files_whole,
       r.files_delta, r.content_bytes, r.wire_bytes, r.signature_fetches,
-      r.resent_whole, r.files_copied, r.files_delta_other_path, scan.index_hits,
-      scan.bytes_hashed, r.chunks_compressed, r.chunks_raw,
-      args.Has("commit") ? "true" : "false", HexOf(r.manifest_digest));
+      r.signature_calls, r.resent_whole, r.files_copied,
+      r.files_delta_other_path, scan.index_hits, scan.bytes_hashed,
+      r.chunks_compressed, r.chunks_raw, args.Has("commit") ? "true" : "false",
+      HexOf(r.manifest_digest));
   return absl::OkStatus();
 }
 

@@ -99,23 +99,47 @@ grpc::Status ReplicaService::GetSignature(
   GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.GetSignature");
   absl::Status st = store_->CheckEpoch(req->envelope());
   if (!st.ok()) return ToGrpc(st);
-  std::string pending;
-  auto flush = [&]() -> absl::Status {
-    gwmirror::v1::SignatureChunk c;
-    c.set_data(std::move(pending));
-    pending.clear();
+  if (req->targets_size() > kMaxFilesPerCall) {
+    return ToGrpc(absl::InvalidArgumentError(
+        absl::StrCat("GetSignature names ", req->targets_size(),
+                     " files (at most ", kMaxFilesPerCall, ")")));
+  }
+  if (req->block_len() < 256 || req->block_len() > 65536) {
+    return ToGrpc(absl::InvalidArgumentError(
+        absl::StrCat("block_len ", req->block_len(), " outside 256..65536")));
+  }
+  gwmirror::v1::SignatureChunk c;
+  auto send = [&]() -> absl::Status {
     Pace(c.data().size());
     if (!writer->Write(c)) return absl::CancelledError("client went away");
+    c.clear_data();
     return absl::OkStatus();
   };
-  st = store_->Signature(req->path(), req->sha256(), req->block_len(),
-                         [&](absl::string_view out) -> absl::Status {
-                           pending.append(out.data(), out.size());
-                           if (pending.size() >= kMaxChunk / 2) return flush();
-                           return absl::OkStatus();
-                         });
-  if (st.ok() && !pending.empty()) st = flush();
-  return ToGrpc(st);
+  for (int i = 0; i < req->targets_size(); ++i) {
+    const auto& t = req->targets(i);
+    c.Clear();
+    c.set_target(i);
+    st = store_->Signature(t.path(), t.sha256(), req->block_len(),
+                           [&](absl::string_view out) -> absl::Status {
+                             c.mutable_data()->append(out.data(), out.size());
+                             if (c.data().size() >= kMaxChunk / 2) {
+                               return send();
+                             }
+                             return absl::OkStatus();
+                           });
+    if (absl::IsCancelled(st)) return ToGrpc(st);
+    // This file has none (other content committed, or unreadable here):
+    // said for it alone, the others still come.
+    if (!st.ok()) {
+      c.clear_data();
+      c.set_error_code(static_cast<int>(st.code()));
+      c.set_error(std::string(st.message()));
+    }
+    c.set_last(true);
+    st = send();
+    if (!st.ok()) return ToGrpc(st);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status ReplicaService::SampleContent(
@@ -124,9 +148,10 @@ grpc::Status ReplicaService::SampleContent(
   GWM_ADMIT_OR_RETURN(ticket, gate_, ctx, "Replica.SampleContent");
   absl::Status st = store_->CheckEpoch(req->envelope());
   if (!st.ok()) return ToGrpc(st);
-  if (req->targets_size() > 4096) {
-    return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
-        "SampleContent names ", req->targets_size(), " files (at most 4096)")));
+  if (req->targets_size() > kMaxFilesPerCall) {
+    return ToGrpc(absl::InvalidArgumentError(
+        absl::StrCat("SampleContent names ", req->targets_size(),
+                     " files (at most ", kMaxFilesPerCall, ")")));
   }
   for (const auto& t : req->targets()) {
     // A file that cannot be sampled (not that version, or unreadable on

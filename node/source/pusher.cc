@@ -10,7 +10,6 @@
 #include <memory>
 #include <optional>
 #include <set>
-#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
@@ -502,35 +501,87 @@ absl::StatusOr<Manifest> Pusher::ReplicaManifest(
   return m;
 }
 
-absl::Status Pusher::ReadSignature(const Entry& old,
-                                   const gwmirror::v1::Envelope& envelope,
-                                   uint64_t* wire_bytes) {
-  ASSIGN_OR_RETURN(std::unique_ptr<SignatureCache::Writer> out,
-                   sigs_.Start(old.sha256()));
+std::vector<absl::Status> Pusher::ReadSignatures(
+    const std::vector<const Entry*>& files,
+    const gwmirror::v1::Envelope& envelope, PushReport* report) {
+  std::vector<absl::Status> got(files.size());
+  for (size_t at = 0; at < files.size(); at += kMaxFilesPerCall) {
+    const size_t n = std::min<size_t>(kMaxFilesPerCall, files.size() - at);
+    absl::Status st =
+        ReadSignatureBatch(absl::MakeConstSpan(files).subspan(at, n), envelope,
+                           report, absl::MakeSpan(got).subspan(at, n));
+    for (size_t i = at; i < at + n; ++i) {
+      if (st.ok() && got[i].ok()) ++report->signature_fetches;
+      // What the stream left unanswered failed with it.
+      if (!st.ok() && got[i].ok()) got[i] = st;
+    }
+  }
+  return got;
+}
+
+absl::Status Pusher::ReadSignatureBatch(absl::Span<const Entry* const> files,
+                                        const gwmirror::v1::Envelope& envelope,
+                                        PushReport* report,
+                                        absl::Span<absl::Status> got) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(Deadline(absl::Minutes(10))));
   gwmirror::v1::GetSignatureRequest req;
   *req.mutable_envelope() = envelope;
-  req.set_path(old.path());
-  req.set_sha256(old.sha256());
+  for (const Entry* e : files) {
+    auto* t = req.add_targets();
+    t->set_path(e->path());
+    t->set_sha256(e->sha256());
+  }
   req.set_block_len(sigs_.block_len());
+  ++report->signature_calls;
   auto reader = stub_->GetSignature(&ctx, req);
-  // A hostile or broken replica must not make the source store more than a
-  // signature of this file can be.
-  const uint64_t cap = MaxSignatureBytes(old.size(), sigs_.block_len());
-  uint64_t got = 0;
+  // Each target's signature streams into the cache (a temporary file,
+  // renamed when complete). A hostile or broken replica must not make the
+  // source store more than a signature of that file can be, nor answer out
+  // of order.
+  size_t next = 0;  // The target answered now, or next.
+  std::unique_ptr<SignatureCache::Writer> out;
+  uint64_t bytes = 0;
   gwmirror::v1::SignatureChunk chunk;
   absl::Status st;
   while (st.ok() && reader->Read(&chunk)) {
-    *wire_bytes += chunk.ByteSizeLong();
-    got += chunk.data().size();
-    if (got > cap) {
-      st = absl::DataLossError(absl::StrCat(
-          "the replica's signature of ", old.path(), " exceeds the ", cap,
-          " bytes a signature of a ", old.size(), "-byte file can take"));
-    } else {
-      st = out->Append(chunk.data());
+    report->wire_bytes += chunk.ByteSizeLong();
+    if (chunk.target() != next) {
+      st = absl::DataLossError(absl::StrCat("the replica answered signature ",
+                                            chunk.target(), " where ", next,
+                                            " was due"));
+      break;
     }
+    const Entry& e = *files[next];
+    if (out == nullptr) {
+      auto w = sigs_.Start(e.sha256());
+      if (!w.ok()) {
+        st = w.status();
+        break;
+      }
+      out = *std::move(w);
+      bytes = 0;
+    }
+    bytes += chunk.data().size();
+    const uint64_t cap = MaxSignatureBytes(e.size(), sigs_.block_len());
+    if (bytes > cap) {
+      st = absl::DataLossError(absl::StrCat(
+          "the replica's signature of ", e.path(), " exceeds the ", cap,
+          " bytes a signature of a ", e.size(), "-byte file can take"));
+      break;
+    }
+    st = out->Append(chunk.data());
+    if (!st.ok() || !chunk.last()) continue;
+    if (chunk.error_code() != 0) {
+      got[next] =
+          absl::Status(static_cast<absl::StatusCode>(chunk.error_code()),
+                       absl::StrCat("the replica has no signature of ",
+                                    e.path(), ": ", chunk.error()));
+    } else {
+      got[next] = out->Commit();
+    }
+    out.reset();  // Uncommitted, its temporary file goes.
+    ++next;
   }
   if (!st.ok()) {
     ctx.TryCancel();
@@ -538,7 +589,12 @@ absl::Status Pusher::ReadSignature(const Entry& old,
     return st;
   }
   RETURN_IF_ERROR(FromGrpc(reader->Finish()));
-  return out->Commit();
+  if (next < files.size()) {
+    return absl::DataLossError(
+        absl::StrCat("the replica's signature stream ended after ", next,
+                     " of ", files.size(), " files"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<ContentLook>> Pusher::SampleHere(
@@ -598,8 +654,7 @@ absl::StatusOr<std::shared_ptr<const MappedFile>> Pusher::FetchSignature(
     const Entry& old, const gwmirror::v1::Envelope& envelope,
     PushReport* report) {
   if (!sigs_.Has(old.sha256())) {
-    RETURN_IF_ERROR(ReadSignature(old, envelope, &report->wire_bytes));
-    ++report->signature_fetches;
+    RETURN_IF_ERROR(ReadSignatures({&old}, envelope, report)[0]);
   }
   return sigs_.Map(old.sha256());
 }
@@ -629,26 +684,10 @@ void Pusher::PrefetchSignatures(const std::vector<FilePair>& files,
     if (basis == nullptr || !seen.insert(basis->sha256()).second) continue;
     if (!sigs_.Has(basis->sha256())) missing.push_back(basis);
   }
-  // Several in flight at once: a WAN round trip per file would otherwise
-  // be the cost of a push after a lost cache (a failback, a new source).
-  // What fails here is fetched again, one by one, by the send.
-  constexpr size_t kInFlight = 8;
-  for (size_t at = 0; at < missing.size(); at += kInFlight) {
-    const size_t n = std::min(kInFlight, missing.size() - at);
-    std::vector<absl::Status> got(n);
-    std::vector<uint64_t> wire(n, 0);
-    std::vector<std::thread> calls;
-    for (size_t i = 0; i < n; ++i) {
-      calls.emplace_back([&, i] {
-        got[i] = ReadSignature(*missing[at + i], envelope, &wire[i]);
-      });
-    }
-    for (auto& t : calls) t.join();
-    for (size_t i = 0; i < n; ++i) {
-      report->wire_bytes += wire[i];
-      if (got[i].ok()) ++report->signature_fetches;
-    }
-  }
+  // All in one stream: a WAN round trip per file would otherwise be the
+  // cost of a push after a lost cache (a failback, a new source). What
+  // fails here is fetched again by the send, which may send it whole.
+  if (!missing.empty()) (void)ReadSignatures(missing, envelope, report);
 }
 
 absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,

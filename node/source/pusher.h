@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "common/manifest.h"
 #include "common/send_budget.h"
 #include "gwmirror/v1/config.pb.h"
@@ -47,6 +48,8 @@ struct PushReport {
   // signatures), the figure compared with rsync's.
   uint64_t wire_bytes = 0;
   uint64_t signature_fetches = 0;
+  // GetSignature calls made for them (each names many files).
+  uint64_t signature_calls = 0;
   uint64_t resent_whole = 0;
   // Files whose content the replica took from its pre-stage pool.
   uint64_t files_prestaged = 0;
@@ -247,11 +250,17 @@ class Pusher {
   absl::StatusOr<std::vector<ContentLook>> SampleAtReplica(
       const std::vector<const Entry*>& entries,
       const gwmirror::v1::Envelope& envelope);
-  // The replica's signature of `old`, streamed over the network into the
-  // signature cache (thread-safe: each call writes a file of its own).
-  absl::Status ReadSignature(const Entry& old,
-                             const gwmirror::v1::Envelope& envelope,
-                             uint64_t* wire_bytes);
+  // The replica's signatures of `files`, streamed into the signature
+  // cache, as few calls as kMaxFilesPerCall allows; each file's outcome.
+  std::vector<absl::Status> ReadSignatures(
+      const std::vector<const Entry*>& files,
+      const gwmirror::v1::Envelope& envelope, PushReport* report);
+  // One call of ReadSignatures: a file's outcome in `got` as it completes;
+  // the stream's own failure returned.
+  absl::Status ReadSignatureBatch(absl::Span<const Entry* const> files,
+                                  const gwmirror::v1::Envelope& envelope,
+                                  PushReport* report,
+                                  absl::Span<absl::Status> got);
   // The replica file a delta of `e` is made against (its committed `old`,
   // or a sibling from `content`), or null: sent whole or copied.
   const Entry* DeltaBasis(const Entry& e, const Entry* old,

@@ -141,7 +141,7 @@ grpc::Status AuthzTest::Call(const std::string& method, const std::string& kind,
     if (name == "GetSignature") {
       gwmirror::v1::GetSignatureRequest req;
       *req.mutable_envelope() = At(harm_epoch);
-      req.set_path("opt/none");
+      req.add_targets()->set_path("opt/none");
       req.set_block_len(1024);
       return Drain(stub->GetSignature(&ctx, req),
                    gwmirror::v1::SignatureChunk());

@@ -15,6 +15,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/block_delta.h"
+#include "common/chunk_codec.h"
 #include "common/config.h"
 #include "common/epoch.h"
 #include "common/fd.h"
@@ -271,9 +273,9 @@ TEST_F(MirrorTest, MirrorsInstallationThenChangeSetByDelta) {
 }
 
 // A source that lost its signature cache (a failback, a new host) fetches
-// what it lacks in one batch before the push, several calls in flight,
-// rather than one round trip per file inside it; every file still goes as
-// a delta.
+// what it lacks before the push, every signature in one stream, rather
+// than one round trip per file inside it; every file still goes as a
+// delta.
 TEST_F(MirrorTest, ALostSignatureCacheIsFetchedBeforeThePushAndUsed) {
   constexpr int kFiles = 12;
   std::string body(100 << 10, '\0');
@@ -294,12 +296,82 @@ TEST_F(MirrorTest, ALostSignatureCacheIsFetchedBeforeThePushAndUsed) {
   EXPECT_EQ(testing::Diff(Prod(), Standby()), "");
   EXPECT_EQ(Field(out, "signature_fetches"), static_cast<uint64_t>(kFiles))
       << out;
+  EXPECT_EQ(Field(out, "signature_calls"), 1u) << out;
   EXPECT_EQ(Field(out, "files_delta"), static_cast<uint64_t>(kFiles)) << out;
   EXPECT_EQ(Field(out, "files_whole"), 0u) << out;
   // Cached now: the next change fetches nothing.
   testing::WriteFile(gw("conf/store-0.xml"), content(0));
   out = Sync(3);
   EXPECT_EQ(Field(out, "signature_fetches"), 0u) << out;
+}
+
+// One GetSignature call answers many files in order; a file the replica
+// has no signature of is said for it alone and the others still come; a
+// call naming too many files, or a bad block length, is refused whole.
+TEST_F(MirrorTest, OneSignatureStreamAnswersEachFileOnItsOwn) {
+  std::string body(100 << 10, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = 'a' + (i * 31 % 26);
+  testing::WriteFile(gw("conf/a.xml"), "a" + body);
+  testing::WriteFile(gw("conf/b.xml"), "b" + body);
+  Sync(1);
+  const Manifest m = Standby();
+  const std::string a = absl::StrCat(kPrefix, "/apigateway/conf/a.xml");
+  const std::string b = absl::StrCat(kPrefix, "/apigateway/conf/b.xml");
+  auto source = StubAs(source_tls_);
+  auto call = [&](const std::vector<std::pair<std::string, std::string>>& t,
+                  uint32_t block_len,
+                  std::vector<gwmirror::v1::SignatureChunk>* got) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    gwmirror::v1::GetSignatureRequest req;
+    req.mutable_envelope()->set_epoch(epoch_);
+    for (const auto& [path, sha] : t) {
+      auto* target = req.add_targets();
+      target->set_path(path);
+      target->set_sha256(sha);
+    }
+    req.set_block_len(block_len);
+    auto reader = source->GetSignature(&ctx, req);
+    gwmirror::v1::SignatureChunk c;
+    while (reader->Read(&c)) got->push_back(c);
+    return FromGrpc(reader->Finish());
+  };
+  std::vector<gwmirror::v1::SignatureChunk> got;
+  ASSERT_TRUE(call({{a, m.Find(a)->sha256()},
+                    {b, std::string(32, 'x')},
+                    {b, m.Find(b)->sha256()}},
+                   1024, &got)
+                  .ok());
+  // Each target's chunks in order, its last one marked.
+  std::vector<std::string> sig(3);
+  std::vector<int> codes(3, -1);
+  uint32_t at = 0;
+  for (const auto& c : got) {
+    ASSERT_EQ(c.target(), at);
+    sig[at] += c.data();
+    if (c.last()) codes[at++] = c.error_code();
+  }
+  ASSERT_EQ(at, 3u);
+  EXPECT_EQ(codes[0], 0);
+  EXPECT_EQ(codes[1], static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(codes[2], 0);
+  EXPECT_TRUE(sig[1].empty());
+  for (int i : {0, 2}) {
+    auto parsed = BlockSignature::Parse(sig[i]);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(parsed->blocks(), (body.size() + 1 + 1023) / 1024);
+  }
+  got.clear();
+  std::vector<std::pair<std::string, std::string>> many(
+      kMaxFilesPerCall + 1, {a, m.Find(a)->sha256()});
+  absl::Status st = call(many, 1024, &got);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("at most 4096"), std::string::npos) << st;
+  st = call({{a, m.Find(a)->sha256()}}, 100, &got);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("block_len 100"), std::string::npos) << st;
+  EXPECT_TRUE(got.empty());
 }
 
 // A redeployment writes a whole new conf/<uuid>/ folder: its stores that
