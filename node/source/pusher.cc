@@ -84,14 +84,14 @@ class SignatureChain {
 };
 
 // Deltas of consecutive segments of a file, computed two at a time on
-// worker threads against one shared parsed signature and emitted in order.
-// Each segment searches the basis blocks near its own offsets first
-// (BlockDelta); the far index (BlockIndex::Far) is shared, and the signature's
-// pages below the segments still to search are given back as the file goes on,
-// so memory does not grow with the file. The file's own signature goes to a
-// SignatureChain, so the reading thread only reads and hashes. At most
-// kParallel segments are in delta workers and one in the signature, so the
-// segments held do not grow with the file.
+// worker threads against one shared signature (mapped, not copied) and
+// emitted in order. Each segment searches the basis blocks near its own
+// offsets first (BlockDelta); the far index (BlockIndex::Far) is shared.
+// The file's own signature goes to a SignatureChain, so the reading thread
+// only reads and hashes. Memory does not grow with the file: at most
+// kParallel segments are in delta workers and one in the signature, the
+// far index is bounded, and the signature's pages below the segments
+// still to search are given back as the file goes on.
 class SegmentedDelta {
  public:
   // `own` (may be null) receives every segment in order.
@@ -204,7 +204,13 @@ class Pusher::Stream {
     const uint64_t bytes = m.ByteSizeLong();
     if (budget_ != nullptr) budget_->Take(bytes);
     report_->wire_bytes += bytes;
-    if (!writer_->Write(m)) return Finish().status();
+    if (!writer_->Write(m)) {
+      // The replica ended the stream: its status says why.
+      absl::StatusOr<gwmirror::v1::PushResult> r = Finish();
+      return r.ok() ? absl::UnavailableError(
+                          "the replica ended the push stream before its end")
+                    : r.status();
+    }
     return absl::OkStatus();
   }
   // Buffers file data; sends full chunks.
@@ -253,6 +259,19 @@ class Pusher::Stream {
     return absl::OkStatus();
   }
   void Cancel() { ctx_.TryCancel(); }
+  // Ends the stream after a failure, and gives its reason. A refusal by
+  // the replica already ended the stream (Write gives the replica's own
+  // status); a failure of ours (a file changed under us, a signature
+  // refused, a read error) cancels it, so the replica drops what it
+  // staged, and `st` says why rather than the replica's "ended before
+  // PushEnd".
+  absl::Status Abandon(absl::Status st) {
+    if (!finished_) {
+      ctx_.TryCancel();
+      (void)Finish();
+    }
+    return st;
+  }
   absl::StatusOr<gwmirror::v1::PushResult> Finish() {
     if (!finished_) {
       finished_ = true;
@@ -934,12 +953,13 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     end.mutable_end();
     st = stream.Write(end);
   }
+  if (!st.ok()) {
+    st = stream.Abandon(st);
+    report.wire_bytes = push.wire_bytes;
+    return st;
+  }
   absl::StatusOr<gwmirror::v1::PushResult> result = stream.Finish();
   report.wire_bytes = push.wire_bytes;
-  if (!st.ok()) {
-    return result.ok() || absl::IsCancelled(result.status()) ? st
-                                                             : result.status();
-  }
   RETURN_IF_ERROR(result.status());
   report.files_sent = sent.size();
   if (ledger_ != nullptr) {
@@ -1029,15 +1049,8 @@ absl::StatusOr<PushReport> Pusher::Push(
       end.mutable_end()->set_manifest_digest(report.manifest_digest);
       st = stream.Write(end);
     }
+    if (!st.ok()) return stream.Abandon(st);
     absl::StatusOr<gwmirror::v1::PushResult> result = stream.Finish();
-    if (!st.ok()) {
-      // The replica's own reason is usually the better one, unless the
-      // stream ended because we cancelled it (a file changed under us:
-      // ABORTED, which tells the caller to scan again).
-      return result.ok() || absl::IsCancelled(result.status())
-                 ? st
-                 : result.status();
-    }
     RETURN_IF_ERROR(result.status());
     if (result->resend_whole_size() == 0) {
       if (memo_ != nullptr) memo_->Remember(manifest);

@@ -1,0 +1,141 @@
+#include "node/source/pusher.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/block_delta.h"
+#include "common/sha256.h"
+#include "common/tls.h"
+#include "gtest/gtest.h"
+#include "gwmirror/v1/replica.grpc.pb.h"
+#include "node/source/signature_cache.h"
+#include "tests/node/test_util.h"
+
+namespace gwmirror {
+namespace {
+
+// A replica that holds `committed` and answers GetSignature as `answer`
+// says: a broken or hostile one. Pushes are read to their end and refused.
+class HostileReplica final : public gwmirror::v1::Replica::Service {
+ public:
+  enum class Answer { kOutOfOrder, kTooLong, kCutShort, kNothing };
+  HostileReplica(Manifest committed, Answer answer)
+      : committed_(std::move(committed)), answer_(answer) {}
+
+  grpc::Status GetState(grpc::ServerContext*,
+                        const gwmirror::v1::GetStateRequest*,
+                        gwmirror::v1::ReplicaState* resp) override {
+    resp->set_committed_checkpoint(1);
+    resp->set_manifest_digest(DigestBytes(committed_.ComputeDigest()));
+    return grpc::Status::OK;
+  }
+  grpc::Status GetManifest(
+      grpc::ServerContext*, const gwmirror::v1::GetManifestRequest*,
+      grpc::ServerWriter<gwmirror::v1::ManifestBatch>* writer) override {
+    gwmirror::v1::ManifestBatch batch;
+    for (const auto& e : committed_.entries()) *batch.add_entries() = e;
+    writer->Write(batch);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetSignature(
+      grpc::ServerContext*, const gwmirror::v1::GetSignatureRequest* req,
+      grpc::ServerWriter<gwmirror::v1::SignatureChunk>* writer) override {
+    gwmirror::v1::SignatureChunk c;
+    switch (answer_) {
+      case Answer::kOutOfOrder:
+        c.set_target(req->targets_size());  // Beyond what was asked.
+        c.set_last(true);
+        writer->Write(c);
+        break;
+      case Answer::kTooLong:  // More than any signature of the file.
+        c.set_data(std::string(4 << 20, 's'));
+        writer->Write(c);
+        break;
+      case Answer::kCutShort:  // A piece, then nothing.
+        c.set_data("rs\x01\x36");
+        writer->Write(c);
+        break;
+      case Answer::kNothing:  // Not a word of any file.
+        break;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status Push(grpc::ServerContext*,
+                    grpc::ServerReader<gwmirror::v1::PushMessage>* reader,
+                    gwmirror::v1::PushResult*) override {
+    gwmirror::v1::PushMessage m;
+    while (reader->Read(&m)) {
+    }
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "not a real replica");
+  }
+
+ private:
+  const Manifest committed_;
+  const Answer answer_;
+};
+
+// What a source does with each broken answer to GetSignature: refuses it
+// by name, fails the push (nothing is sent against a signature it cannot
+// trust), and leaves nothing in its signature cache.
+TEST(PusherTest, ABrokenSignatureAnswerIsRefusedByNameAndNothingIsCached) {
+  testing::TempDir dir;
+  testing::Pki pki(dir / "pki");
+  gwmirror::v1::NodeConfig config;
+  config.set_slot("gw1");
+  config.set_host_root(dir / "prod");
+  config.set_state_dir(dir / "state");
+  config.add_roots()->set_path("conf");
+  *config.mutable_tls() = pki.Issue("source-gw1");
+  config.mutable_source()->set_replica_identity("replica-gw1");
+  const std::string file = dir / "prod/conf/store.xml";
+  std::string body = testing::RandomBytes(300 << 10, 1);
+  testing::WriteFile(file, body);
+  const Manifest committed =
+      testing::Snapshot(config.host_root(), {config.roots(0)});
+  body.replace(1000, 5, "edit!");
+  testing::WriteFile(file, body);
+  const Manifest next =
+      testing::Snapshot(config.host_root(), {config.roots(0)});
+  ASSERT_NE(committed.Find("conf/store.xml")->sha256(),
+            next.Find("conf/store.xml")->sha256());
+
+  const struct {
+    HostileReplica::Answer answer;
+    std::string words;
+  } cases[] = {
+      {HostileReplica::Answer::kOutOfOrder,
+       "answered signature 1 where 0 was due"},
+      {HostileReplica::Answer::kTooLong, "bytes a signature of a 307200-byte"},
+      {HostileReplica::Answer::kCutShort, "ended after 0 of 1 files"},
+      {HostileReplica::Answer::kNothing, "ended after 0 of 1 files"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.words);
+    HostileReplica replica(committed, c.answer);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(&replica);
+    int port = 0;
+    auto server = StartServer(builder, pki.Issue("replica-gw1"), "127.0.0.1:0",
+                              "", &port, {});
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto channel = DialMutualTls(config.tls(), absl::StrCat("127.0.0.1:", port),
+                                 "replica-gw1");
+    ASSERT_TRUE(channel.ok());
+    Pusher pusher(config, *channel);
+    gwmirror::v1::Envelope envelope;
+    envelope.set_epoch(1);
+    auto report = pusher.Push(next, 2, envelope);
+    ASSERT_FALSE(report.ok());
+    EXPECT_TRUE(absl::IsDataLoss(report.status())) << report.status();
+    EXPECT_TRUE(absl::StrContains(report.status().message(), c.words))
+        << report.status();
+    SignatureCache cache(config.state_dir() + "/source/signatures", 1024);
+    EXPECT_FALSE(cache.Has(committed.Find("conf/store.xml")->sha256()));
+    StopServer(server->get());
+  }
+}
+
+}  // namespace
+}  // namespace gwmirror
