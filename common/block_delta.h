@@ -151,9 +151,9 @@ struct BlockDeltaOptions {
   // The basis blocks searched first for a part of the new file: those
   // within `near_bytes` of the part's own offsets.
   uint64_t near_bytes = 16 << 20;
-  // A literal run at least this long also probes the index of every
-  // block, and so does every position after a block found that way, until
-  // a near block matches again.
+  // A literal run at least this long also probes the far index, and so
+  // does every position after a block found that way, until a near block
+  // matches again.
   uint64_t far_after = 4096;
   // The most blocks the far index holds (BlockIndex::Far): 16 MiB of slots.
   uint32_t far_blocks = 1 << 20;
