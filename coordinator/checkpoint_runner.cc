@@ -1,8 +1,5 @@
-// The checkpoint runner: one checkpoint at a time across every slot (cut,
-// stage, verify digests, coherence and parity, the commit point, apply),
-// aborting before the commit point and retrying after it; at start and
-// after a lost replica, the settlement of what was left unfinished.
-// DESIGN.md "Control plane"; ARCHITECTURE.md "Control plane: a checkpoint".
+#include "coordinator/checkpoint_runner.h"
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -16,17 +13,25 @@
 #include "common/process.h"
 #include "common/protocol_names.h"
 #include "common/status_macros.h"
-#include "coordinator/coordinator.h"
 #include "coordinator/coordinator_internal.h"
 
 namespace gwmirror {
 
 using coordinator_internal::Or;
+
+CheckpointRunner::CheckpointRunner(Parts parts)
+    : config_(*parts.config),
+      clock_(parts.clock),
+      store_(parts.store),
+      registry_(parts.registry),
+      nodes_(parts.nodes),
+      pool_(parts.pool) {}
 using coordinator_internal::Short;
 using gwmirror::v1::CheckpointInfo;
 using gwmirror::v1::TopologyReport;
 
-ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
+ParityVerdict CheckpointRunner::Parity(
+    const std::vector<TopologyReport>* fresh) const {
   std::string active = store_->ActiveSite();
   std::vector<TopologyReport> reports;
   // Instances on a standby host are only judged once a checkpoint was
@@ -38,10 +43,9 @@ ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
     applied = list->front().id();
   }
   bool check_instances = applied != 0;
-  absl::MutexLock l(&mu_);
-  for (const auto& [id, n] : nodes_) {
+  for (const NodeRecord& n : registry_->Snapshot()) {
     // A node that is gone serves nothing: its absence is the finding.
-    if (!Healthy(n)) continue;
+    if (!registry_->Healthy(n)) continue;
     bool production = n.member.site() == active;
     if (production && fresh != nullptr) continue;
     if (!production && n.report_checkpoint < applied) check_instances = false;
@@ -59,8 +63,8 @@ ParityVerdict Coordinator::Parity(const std::vector<TopologyReport>* fresh) {
   return ComputeParity(reports, check_instances);
 }
 
-void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
-                        const std::string& reason) {
+void CheckpointRunner::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
+                             const std::string& reason) {
   Logf(LogLevel::kWarning, "coordinator", "checkpoint=%d aborted: %s", id,
        reason);
   absl::Status st = store_->RecordAborted(id, reason);
@@ -69,10 +73,10 @@ void Coordinator::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
          st.ToString());
   }
   uint64_t epoch = store_->Epoch();
-  pool_.ParallelFor(slots.size(), [&](size_t i) {
+  pool_->ParallelFor(slots.size(), [&](size_t i) {
     // Best effort: a replica that misses this discards the staging at its
     // next push (a newer checkpoint) anyway.
-    (void)nodes_client_->Abort(slots[i].replica.ref(), epoch, id);
+    (void)nodes_->Abort(slots[i].replica.ref(), epoch, id);
   });
 }
 
@@ -118,18 +122,18 @@ std::vector<std::string> SplitGroups(
 
 }  // namespace
 
-absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
-                                                    bool* incoherent) {
+absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
+                                                         bool* incoherent) {
   *incoherent = false;
   uint64_t epoch = store_->Epoch();
   absl::Time deadline =
       clock_->Now() +
       absl::Milliseconds(Or(config_.checkpoint_timeout_ms(), 600000u));
-  auto healthy = HealthySlots();
+  auto healthy = registry_->HealthySlots(store_->ActiveSite());
   if (!healthy.ok() && automatic) return healthy.status();
   std::set<std::string> released;
   {
-    absl::MutexLock l(&mu_);
+    absl::MutexLock l(&state_mu_);
     // A held slot waits for its operator; automatic cuts would only pile
     // up the same refusal.
     for (const auto& [slot, why] : held_) {
@@ -169,13 +173,13 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   // 2. Sources stage N at their replicas.
   std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts(
       slots.size(), absl::UnknownError("not run"));
-  pool_.ParallelFor(slots.size(), [&](size_t i) {
-    cuts[i] = nodes_client_->Cut(slots[i].source.ref(), epoch, id,
-                                 slots[i].replica.ref(),
-                                 released.count(slots[i].slot) > 0, deadline);
+  pool_->ParallelFor(slots.size(), [&](size_t i) {
+    cuts[i] =
+        nodes_->Cut(slots[i].source.ref(), epoch, id, slots[i].replica.ref(),
+                    released.count(slots[i].slot) > 0, deadline);
   });
   {
-    absl::MutexLock l(&mu_);
+    absl::MutexLock l(&state_mu_);
     for (size_t i = 0; i < slots.size(); ++i) {
       if (cuts[i].ok() && !cuts[i]->held().empty()) {
         held_[slots[i].slot] = cuts[i]->held();
@@ -206,9 +210,9 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   if (failures.empty()) {
     std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
         slots.size(), absl::UnknownError("not run"));
-    pool_.ParallelFor(slots.size(), [&](size_t i) {
-      states[i] = nodes_client_->State(slots[i].replica.ref(), epoch,
-                                       absl::Seconds(10));
+    pool_->ParallelFor(slots.size(), [&](size_t i) {
+      states[i] =
+          nodes_->State(slots[i].replica.ref(), epoch, absl::Seconds(10));
     });
     for (size_t i = 0; i < slots.size(); ++i) {
       const std::string& want = cuts[i]->manifest_digest();
@@ -247,7 +251,7 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
   {
-    absl::MutexLock l(&mu_);
+    absl::MutexLock l(&state_mu_);
     deployment_hold_.clear();
   }
   // Topology parity, with the sources' reports of this very cut.
@@ -267,7 +271,7 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   // 6. Apply.
   {
     // What was held went through with the operator's release.
-    absl::MutexLock l(&mu_);
+    absl::MutexLock l(&state_mu_);
     for (const std::string& slot : released) {
       held_.erase(slot);
       released_.erase(slot);
@@ -277,25 +281,23 @@ absl::StatusOr<CheckpointInfo> Coordinator::Attempt(bool automatic,
   return store_->Get(id);
 }
 
-absl::Status Coordinator::ApplyConsistent(
+absl::Status CheckpointRunner::ApplyConsistent(
     uint64_t id, const std::map<std::string, std::string>& digests) {
   ASSIGN_OR_RETURN(std::vector<std::string> pending,
                    store_->UnappliedSlots(id));
   std::string active = store_->ActiveSite();
-  std::vector<Node> replicas;
-  {
-    absl::MutexLock l(&mu_);
-    for (const std::string& slot : pending) {
-      for (const auto& [ident, n] : nodes_) {
-        if (n.member.slot() == slot && n.member.site() != active)
-          replicas.push_back(n);
-      }
+  std::vector<NodeRecord> replicas;
+  const std::vector<NodeRecord> nodes = registry_->Snapshot();
+  for (const std::string& slot : pending) {
+    for (const NodeRecord& n : nodes) {
+      if (n.member.slot() == slot && n.member.site() != active)
+        replicas.push_back(n);
     }
   }
   uint64_t epoch = store_->Epoch();
   const std::vector<uint64_t> pins = store_->Pins();
   std::vector<absl::Status> results(replicas.size());
-  pool_.ParallelFor(replicas.size(), [&](size_t i) {
+  pool_->ParallelFor(replicas.size(), [&](size_t i) {
     const std::string& slot = replicas[i].member.slot();
     auto d = digests.find(slot);
     if (d == digests.end()) {
@@ -310,8 +312,7 @@ absl::Status Coordinator::ApplyConsistent(
       results[i] = absl::UnavailableError("replica not registered");
       return;
     }
-    results[i] =
-        nodes_client_->Commit(replicas[i].ref(), epoch, id, d->second, pins);
+    results[i] = nodes_->Commit(replicas[i].ref(), epoch, id, d->second, pins);
   });
   // What was applied, recorded in one transaction (a slot missing from the
   // record is committed again after a restart: a no-op on its replica).
@@ -347,19 +348,16 @@ absl::Status Coordinator::ApplyConsistent(
   return absl::OkStatus();
 }
 
-absl::Status Coordinator::ResumeLocked() {
+absl::Status CheckpointRunner::ResumeLocked() {
   ASSIGN_OR_RETURN(std::vector<CheckpointInfo> open, store_->Unfinished());
   for (const CheckpointInfo& c : open) {
     if (c.state() == gwmirror::v1::CHECKPOINT_STATE_CUT) {
       // Not yet consistent: it never will be. Replicas drop its staging.
       std::vector<SlotPeers> slots;
-      {
-        absl::MutexLock l(&mu_);
-        std::string active = store_->ActiveSite();
-        for (const auto& [id, n] : nodes_) {
-          if (n.member.site() != active && !n.address.empty()) {
-            slots.push_back(SlotPeers{n.member.slot(), Node(), n});
-          }
+      const std::string active = store_->ActiveSite();
+      for (const NodeRecord& n : registry_->Snapshot()) {
+        if (n.member.site() != active && !n.address.empty()) {
+          slots.push_back(SlotPeers{n.member.slot(), NodeRecord(), n});
         }
       }
       Abort(c.id(), slots,
@@ -375,12 +373,12 @@ absl::Status Coordinator::ResumeLocked() {
   return absl::OkStatus();
 }
 
-absl::Status Coordinator::Resume() {
-  absl::MutexLock l(&checkpoint_mu_);
+absl::Status CheckpointRunner::Resume() {
+  absl::MutexLock l(&serial_mu_);
   return ResumeLocked();
 }
 
-absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
+absl::StatusOr<CheckpointInfo> CheckpointRunner::Run(bool automatic) {
   static MetricFamily& runs = DefaultMetrics().Counter(
       "gwmirror_checkpoints_total",
       "Checkpoint attempts since the coordinator started, by outcome.",
@@ -395,57 +393,32 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpoint(bool automatic) {
   }();
   (void)declared;
   absl::Time start = clock_->Now();
-  absl::StatusOr<CheckpointInfo> r = RunCheckpointOnce(automatic);
+  absl::StatusOr<CheckpointInfo> r = RunOnce(automatic);
   runs.Add(1, {r.ok() ? "ok" : "failed"});
   if (r.ok()) duration.Observe(absl::ToDoubleSeconds(clock_->Now() - start));
   return r;
 }
 
-void Coordinator::HoldForDeployment(const std::string& reason) {
-  absl::MutexLock l(&mu_);
+void CheckpointRunner::HoldForDeployment(const std::string& reason) {
+  absl::MutexLock l(&state_mu_);
   if (deployment_hold_.empty()) deployment_hold_since_ = clock_->Now();
   deployment_hold_ = reason;
 }
 
-absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {
-  absl::MutexLock l(&checkpoint_mu_);
+absl::StatusOr<CheckpointInfo> CheckpointRunner::RunOnce(bool automatic) {
+  absl::MutexLock l(&serial_mu_);
   {
-    absl::MutexLock m(&mu_);
+    absl::MutexLock m(&state_mu_);
     cut_started_ = clock_->Now();
   }
   // Heartbeats during the run report changes it is about to cover; once it
   // ends, the next ones say what is still pending.
   auto done = absl::MakeCleanup([this] {
-    absl::MutexLock m(&mu_);
+    absl::MutexLock m(&state_mu_);
     cut_started_ = absl::InfinitePast();
   });
   RETURN_IF_ERROR(ResumeLocked());
-  // A replica that was a source until a promote re-reads its tree first;
-  // a cut waits for that (its heartbeats say when), at most 30 s.
-  for (absl::Time until = clock_->Now() + absl::Seconds(30);
-       clock_->Now() < until;) {
-    const std::string active = store_->ActiveSite();
-    bool stale = false;
-    bool ask = false;
-    std::vector<Node> replicas;
-    {
-      absl::MutexLock m(&mu_);
-      ask = clock_->Now() - switched_ < absl::Minutes(2);
-      for (const auto& [id, n] : nodes_) {
-        if (n.member.site() == active || !Healthy(n)) continue;
-        stale |= n.stale;
-        replicas.push_back(n);
-      }
-    }
-    // Heartbeats lag a role switch: ask the replicas themselves then.
-    for (size_t i = 0; ask && !stale && i < replicas.size(); ++i) {
-      auto state = nodes_client_->State(replicas[i].ref(), store_->Epoch(),
-                                        absl::Seconds(5));
-      stale = state.ok() && state->stale();
-    }
-    if (!stale) break;
-    clock_->SleepFor(absl::Milliseconds(100));
-  }
+  WaitForStaleReplicas();
   absl::Time give_up =
       clock_->Now() +
       absl::Milliseconds(Or(config_.coherence_wait_ms(), 60000u));
@@ -465,6 +438,61 @@ absl::StatusOr<CheckpointInfo> Coordinator::RunCheckpointOnce(bool automatic) {
     clock_->SleepFor(
         absl::Milliseconds(Or(config_.coherence_retry_ms(), 1000u)));
   }
+}
+
+void CheckpointRunner::WaitForStaleReplicas() {
+  for (absl::Time until = clock_->Now() + absl::Seconds(30);
+       clock_->Now() < until;) {
+    const std::string active = store_->ActiveSite();
+    bool stale = false;
+    bool ask = false;
+    std::vector<NodeRecord> replicas;
+    {
+      absl::MutexLock m(&state_mu_);
+      ask = clock_->Now() - switched_ < absl::Minutes(2);
+    }
+    for (const NodeRecord& n : registry_->Snapshot()) {
+      if (n.member.site() == active || !registry_->Healthy(n)) continue;
+      stale |= n.stale;
+      replicas.push_back(n);
+    }
+    // Heartbeats lag a role switch: ask the replicas themselves then.
+    for (size_t i = 0; ask && !stale && i < replicas.size(); ++i) {
+      auto state =
+          nodes_->State(replicas[i].ref(), store_->Epoch(), absl::Seconds(5));
+      stale = state.ok() && state->stale();
+    }
+    if (!stale) break;
+    clock_->SleepFor(absl::Milliseconds(100));
+  }
+}
+
+absl::Status CheckpointRunner::Release(const std::string& slot) {
+  absl::MutexLock l(&state_mu_);
+  auto it = held_.find(slot);
+  if (it == held_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "slot ", slot, " holds nothing (no mass deletion, no anomaly)"));
+  }
+  released_.insert(slot);
+  Logf(LogLevel::kWarning, "coordinator",
+       "slot=%s hold released by an operator: %s", slot, it->second);
+  return absl::OkStatus();
+}
+
+CheckpointRunner::Holds CheckpointRunner::CurrentHolds() const {
+  absl::MutexLock l(&state_mu_);
+  return Holds{held_, deployment_hold_, deployment_hold_since_};
+}
+
+absl::Time CheckpointRunner::CutStarted() const {
+  absl::MutexLock l(&state_mu_);
+  return cut_started_;
+}
+
+void CheckpointRunner::NoteRolesSwitched() {
+  absl::MutexLock l(&state_mu_);
+  switched_ = clock_->Now();
 }
 
 }  // namespace gwmirror

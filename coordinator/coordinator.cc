@@ -124,11 +124,6 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(
       c->own_cert_ = *std::move(cert);
     }
   }
-  {
-    absl::MutexLock l(&c->mu_);
-    for (const auto& m : c->config_.members())
-      c->nodes_[m.identity()].member = m;
-  }
   // The proof of the epoch it holds, which nodes adopt and relay.
   RETURN_IF_ERROR(c->SignGrant());
   return c;
@@ -150,7 +145,13 @@ Coordinator::Coordinator(gwmirror::v1::CoordinatorConfig config,
             return CoordinatorRoles(config_, id);
           },
           CallGate::Limits{}),
-      declarations_(config_.external().begin(), config_.external().end()) {}
+      registry_(clock_,
+                absl::Milliseconds(Or(config_.heartbeat_timeout_ms(), 5000u)),
+                {config_.members().begin(), config_.members().end()}),
+      runner_({&config_, clock_, store_.get(), &registry_, nodes_client_.get(),
+               &pool_}),
+      declarations_(config_.external().begin(), config_.external().end()),
+      scheduler_(&config_, clock_, &registry_, &runner_) {}
 
 void Coordinator::ReloadDeclarations(
     const gwmirror::v1::CoordinatorConfig& fresh) {
@@ -205,12 +206,27 @@ absl::Status Coordinator::SignGrant() {
   return absl::OkStatus();
 }
 
-Coordinator::~Coordinator() {
-  {
-    absl::MutexLock l(&mu_);
-    stopping_ = true;
-  }
-  if (background_.joinable()) background_.join();
+Coordinator::~Coordinator() = default;
+
+void Coordinator::RequestCheckpoint() { scheduler_.Request(); }
+
+void Coordinator::StartBackground() { scheduler_.Start(); }
+
+absl::StatusOr<gwmirror::v1::CheckpointInfo> Coordinator::RunCheckpoint(
+    bool automatic) {
+  return runner_.Run(automatic);
+}
+
+absl::Status Coordinator::Resume() { return runner_.Resume(); }
+
+gwmirror::v1::NodeRole Coordinator::Role(const std::string& site) const {
+  return site == store_->ActiveSite() ? gwmirror::v1::NODE_ROLE_SOURCE
+                                      : gwmirror::v1::NODE_ROLE_REPLICA;
+}
+
+void Coordinator::NoteCertificate(const std::string& identity,
+                                  absl::Time not_after) {
+  registry_.NoteCertificate(identity, not_after);
 }
 
 void Coordinator::NoteOwnCertificate(const CertificateInfo& info) {
@@ -226,15 +242,10 @@ void Coordinator::NoteOwnCertificate(const CertificateInfo& info) {
 
 absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
     const std::string& identity, const gwmirror::v1::RegisterRequest& req) {
+  RETURN_IF_ERROR(registry_.CheckMember(identity, req.site(), req.slot()));
   uint64_t epoch = store_->Epoch();
+  // One registration at a time: an adopted forced promote is adopted once.
   absl::MutexLock l(&mu_);
-  auto it = nodes_.find(identity);
-  if (it == nodes_.end() || it->second.member.site() != req.site() ||
-      it->second.member.slot() != req.slot()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "unknown node \"", identity, "\" (site \"", req.site(), "\", slot \"",
-        req.slot(), "\"): not a member of this cluster"));
-  }
   if (req.envelope().epoch() > epoch && req.has_forced_promote() &&
       req.forced_promote().epoch() == req.envelope().epoch()) {
     // A forced promote happened without us: its epoch and site stand, when
@@ -257,7 +268,7 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
                        g.active_site(), "\" active"));
     }
     RETURN_IF_ERROR(store_->AdoptActive(epoch = g.epoch(), g.active_site()));
-    switched_ = clock_->Now();
+    runner_.NoteRolesSwitched();
     RETURN_IF_ERROR(SignGrant());
     Logf(LogLevel::kWarning, "coordinator",
          "adopted a forced promote: epoch %d, %s active, %s fenced "
@@ -283,12 +294,8 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
   if (req.address().empty()) {
     return absl::InvalidArgumentError("register needs the node's address");
   }
-  Node& n = it->second;
   nodes_client_->Forget(NodeRef{identity, req.address()});
-  n.address = req.address();
-  n.registered = true;
-  n.last_heartbeat = clock_->Now();
-  n.report = req.topology();
+  registry_.Registered(identity, req.address(), req.topology());
   Logf(LogLevel::kInfo, "coordinator", "node %s (%s %s) registered at %s",
        identity, req.site(), req.slot(), req.address());
   gwmirror::v1::RegisterResponse resp;
@@ -302,46 +309,15 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
 absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
     const std::string& identity, const gwmirror::v1::HeartbeatRequest& req) {
   uint64_t epoch = store_->Epoch();
-  absl::MutexLock l(&mu_);
-  auto it = nodes_.find(identity);
-  if (it == nodes_.end()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "unknown node \"", identity, "\": not a member of this cluster"));
-  }
-  if (!it->second.registered) {
-    return absl::NotFoundError(absl::StrCat(
-        "node \"", identity, "\" is not registered; register first"));
-  }
-  if (req.envelope().epoch() != epoch) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        req.envelope().epoch() < epoch ? "stale epoch " : "unknown epoch ",
-        req.envelope().epoch(), ": the coordinator is at epoch ", epoch));
-  }
-  it->second.last_heartbeat = clock_->Now();
-  it->second.report = req.topology();
-  auto time_of = [](int64_t ms) {
-    return ms > 0 ? absl::FromUnixMillis(ms) : absl::InfinitePast();
-  };
-  Node& n = it->second;
-  n.pending_since = time_of(req.pending_since_unix_ms());
-  n.unstaged_since = time_of(req.unstaged_since_unix_ms());
-  n.pending_files = req.pending_files();
-  n.pending_bytes = req.pending_bytes();
-  n.prestaging = req.prestaging();
-  n.progress.reset();
-  if (req.has_progress()) n.progress = req.progress();
-  n.send_rate = req.send_rate();
-  n.send_cap = req.send_cap();
-  n.drifted = req.drifted_entries();
-  n.report_checkpoint = req.report_checkpoint();
-  n.stale = req.replica_stale();
+  ASSIGN_OR_RETURN(NodeRecord n, registry_.Heartbeat(identity, req, epoch));
   // While a checkpoint runs, only changes newer than its start are news.
-  bool news =
-      n.pending_since != absl::InfinitePast() &&
-      (cut_started_ == absl::InfinitePast() || n.pending_since >= cut_started_);
-  bool drift = n.drifted > 0 && cut_started_ == absl::InfinitePast();
-  if ((news || drift) && config_.follow_changes()) {
-    change_reported_ = true;
+  if (config_.follow_changes()) {
+    const absl::Time cut_started = runner_.CutStarted();
+    bool news =
+        n.pending_since != absl::InfinitePast() &&
+        (cut_started == absl::InfinitePast() || n.pending_since >= cut_started);
+    bool drift = n.drifted > 0 && cut_started == absl::InfinitePast();
+    if (news || drift) scheduler_.NoteChange();
   }
   gwmirror::v1::HeartbeatResponse resp;
   resp.set_epoch(epoch);
@@ -363,12 +339,9 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
     }
   }
   if (resp.role() == gwmirror::v1::NODE_ROLE_SOURCE) {
-    for (const auto& [id, peer] : nodes_) {
-      if (peer.member.slot() == n.member.slot() &&
-          peer.member.site() != n.member.site() && Healthy(peer)) {
-        resp.set_replica_address(peer.address);
-        resp.set_replica_identity(id);
-      }
+    if (std::optional<NodeRecord> peer = registry_.HealthyPeer(n)) {
+      resp.set_replica_address(peer->address);
+      resp.set_replica_identity(peer->member.identity());
     }
   }
   return resp;

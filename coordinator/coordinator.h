@@ -1,12 +1,14 @@
 // The coordinator: cluster membership, the checkpoint protocol across every
 // slot, topology parity and group coherence, and the operator's view. Its
-// rooms live in files of their own: the node registry (node_registry.cc),
-// the checkpoint runner (checkpoint_runner.cc), the cut scheduler
-// (cut_scheduler.cc), failover (failover.cc: promote, failback), operations
-// (operations.cc: drills, pins, verify, lists), the status view
-// (status_view.cc), epochs, grants and the audit log (coordinator.cc), and
-// the gRPC faces (service.h). Nodes are reached through a NodeClient and
-// time through a Clock, both injected (tests use simulated ones).
+// rooms: the node registry (node_registry.h), the checkpoint runner
+// (checkpoint_runner.h) and the cut scheduler (cut_scheduler.h) are classes
+// with their own state and locks; this class composes them and is itself
+// the operator's face over them, in files by job: failover (failover.cc:
+// promote, failback), operations (operations.cc: drills, pins, verify,
+// lists), the status view (status_view.cc, status_page.cc), epochs, grants
+// and the audit log (coordinator.cc). The gRPC services are in service.h.
+// Nodes are reached through a NodeClient and time through a Clock, both
+// injected (tests use simulated ones).
 //
 // Checkpoint N (DESIGN.md, "Control plane"), one at a time:
 //   1. record "cut N" durably (StateStore::BeginCut);
@@ -32,9 +34,7 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -46,7 +46,10 @@
 #include "common/epoch.h"
 #include "common/tls.h"
 #include "common/worker_pool.h"
+#include "coordinator/checkpoint_runner.h"
+#include "coordinator/cut_scheduler.h"
 #include "coordinator/node_client.h"
+#include "coordinator/node_registry.h"
 #include "coordinator/parity.h"
 #include "coordinator/state_store.h"
 #include "gwmirror/v1/config.pb.h"
@@ -151,84 +154,13 @@ class Coordinator {
   absl::StatusOr<gwmirror::v1::AuditList> ReadAudit(uint32_t limit) const;
 
  private:
-  // ---- node registry (node_registry.cc): who is registered and healthy,
-  // what each reports, and each slot's source and replica.
-  struct Node {
-    gwmirror::v1::ClusterMember member;
-    std::string address;
-    bool registered = false;
-    absl::Time last_heartbeat = absl::InfinitePast();
-    // The latest topology report.
-    gwmirror::v1::TopologyReport report;
-    // Sources: oldest change not yet in a staged checkpoint, and oldest
-    // whose content is not at the replica yet (InfinitePast: none).
-    absl::Time pending_since = absl::InfinitePast();
-    absl::Time unstaged_since = absl::InfinitePast();
-    uint64_t pending_files = 0, pending_bytes = 0;
-    bool prestaging = false;
-    // Sources: the push under way, if any (its last heartbeat's).
-    std::optional<gwmirror::v1::SyncProgress> progress;
-    // Bytes per second sent lately, and the cap (0: none).
-    uint64_t send_rate = 0, send_cap = 0;
-    // Replicas: entries drifted from the committed checkpoint, and the
-    // checkpoint the latest report's tree holds at least.
-    uint64_t drifted = 0;
-    uint64_t report_checkpoint = 0;
-    // Re-reading its tree after being a source.
-    bool stale = false;
-    // End of validity of the certificate it registered with.
-    absl::Time cert_not_after = absl::InfinitePast();
-    NodeRef ref() const { return NodeRef{member.identity(), address}; }
-  };
-  // Both ends of one slot, as the sites' roles assign them.
-  struct SlotPeers {
-    std::string slot;
-    Node source, replica;
-  };
-  bool Healthy(const Node& n) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The role `site` plays: source when it is the active site.
   gwmirror::v1::NodeRole Role(const std::string& site) const;
-  absl::StatusOr<std::vector<SlotPeers>> HealthySlots()
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Every node of `site`; FAILED_PRECONDITION naming one that is not
-  // heartbeating, or when none registered.
-  absl::StatusOr<std::vector<Node>> SiteNodes(const std::string& site)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // When a change-driven cut stops waiting for pre-streaming sources: the
-  // latest unstaged change of a healthy pre-streaming source plus
-  // `max_delay` (InfinitePast when none is behind).
-  absl::Time PrestageWaitEnds(absl::Duration max_delay) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  // ---- checkpoint runner (checkpoint_runner.cc).
-  // RunCheckpoint without its metrics.
-  absl::StatusOr<gwmirror::v1::CheckpointInfo> RunCheckpointOnce(
-      bool automatic);
-  // One attempt: cut, stage, verify, commit point, apply.
-  absl::StatusOr<gwmirror::v1::CheckpointInfo> Attempt(bool automatic,
-                                                       bool* incoherent)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
-  absl::Status ApplyConsistent(
-      uint64_t id, const std::map<std::string, std::string>& digests)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
-  absl::Status ResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
-  void Abort(uint64_t id, const std::vector<SlotPeers>& slots,
-             const std::string& reason)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(checkpoint_mu_);
-  // Notes that every cut is held by a deployment half done (status shows
-  // it from the first time on, until a cut finds the groups coherent).
-  void HoldForDeployment(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
-  // Parity over `production` reports (fresh from a cut, or the heartbeats')
-  // and the standby nodes' latest reports.
-  ParityVerdict Parity(const std::vector<gwmirror::v1::TopologyReport>* fresh)
-      ABSL_LOCKS_EXCLUDED(mu_);
-
-  // ---- cut scheduler (cut_scheduler.cc).
-  void Background();
 
   // ---- failover (failover.cc).
   // Activation `phase` on every one of `nodes` in parallel; each line into
   // `step` prefixed with its slot, the step timed; failures named by slot.
-  absl::Status ActivateAll(const std::vector<Node>& nodes, uint64_t epoch,
+  absl::Status ActivateAll(const std::vector<NodeRecord>& nodes, uint64_t epoch,
                            gwmirror::v1::ActivationPhase phase,
                            uint64_t checkpoint,
                            gwmirror::v1::PromoteStep* step);
@@ -252,7 +184,8 @@ class Coordinator {
   // Checkpoints every one of `nodes` retains, their history summed (and,
   // with `set_pins`, the pins replaced first).
   absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>> Retained(
-      const std::vector<Node>& nodes, const std::vector<uint64_t>* set_pins);
+      const std::vector<NodeRecord>& nodes,
+      const std::vector<uint64_t>* set_pins);
 
   // ---- epochs and their proof (coordinator.cc).
   // The envelope of `epoch`: with this coordinator's grant when it is the
@@ -274,26 +207,10 @@ class Coordinator {
   WorkerPool pool_;
   std::unique_ptr<AuditLog> audit_;  // Set once in Open.
 
+  NodeRegistry registry_;
+  CheckpointRunner runner_;
+
   absl::Mutex mu_;
-  std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);  // By identity.
-  bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
-  // A source reported a change (follow_changes).
-  bool change_reported_ ABSL_GUARDED_BY(mu_) = false;
-  // When the sites last switched roles: for a while after, cuts ask the
-  // replicas directly whether they re-read their trees yet.
-  absl::Time switched_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  // When the running checkpoint began (InfinitePast: none runs).
-  absl::Time cut_started_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  // Slots whose source holds a mass deletion (why), and slots released by
-  // an operator for the next checkpoint.
-  std::map<std::string, std::string> held_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> released_ ABSL_GUARDED_BY(mu_);
-  // A deployment half done (a group's instances on different archives):
-  // why, and since when; cleared by the next cut that finds every group
-  // coherent.
-  std::string deployment_hold_ ABSL_GUARDED_BY(mu_);
-  absl::Time deployment_hold_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // The promote or failback under way ("" when none), its current step,
   // how many steps it has begun, and when it began (ClusterStatus.operation).
   std::string operation_ ABSL_GUARDED_BY(mu_);
@@ -316,14 +233,14 @@ class Coordinator {
   absl::Mutex history_mu_;
   std::deque<HistoryPoint> history_ ABSL_GUARDED_BY(history_mu_);
 
-  // Serialises checkpoints.
-  absl::Mutex checkpoint_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  std::thread background_;
-
   mutable absl::Mutex grant_mu_ ABSL_ACQUIRED_AFTER(mu_);
   gwmirror::v1::EpochGrant grant_ ABSL_GUARDED_BY(grant_mu_);
   // This coordinator's own certificate, as read at Open or reloaded.
   std::optional<CertificateInfo> own_cert_ ABSL_GUARDED_BY(grant_mu_);
+
+  // Last, so it is destroyed first: its thread runs checkpoints, which use
+  // everything above.
+  CutScheduler scheduler_;
 };
 
 }  // namespace gwmirror

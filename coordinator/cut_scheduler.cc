@@ -1,42 +1,46 @@
-// The cut scheduler: when to cut (on request, on an interval, when a source
-// reports a change, paced and waiting for pre-streaming), and the periodic
-// settlement of what a lost replica left unapplied.
-#include "absl/cleanup/cleanup.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "common/fd.h"
-#include "common/grpc_status.h"
+#include "coordinator/cut_scheduler.h"
+
+#include <algorithm>
+
 #include "common/log.h"
-#include "common/metrics.h"
-#include "common/process.h"
-#include "common/protocol_names.h"
-#include "common/status_macros.h"
 #include "common/thread_name.h"
-#include "coordinator/coordinator.h"
 #include "coordinator/coordinator_internal.h"
 
 namespace gwmirror {
 
 using coordinator_internal::Or;
-using coordinator_internal::Short;
-using gwmirror::v1::CheckpointInfo;
-using gwmirror::v1::TopologyReport;
 
-void Coordinator::RequestCheckpoint() {
-  absl::MutexLock l(&mu_);
-  checkpoint_requested_ = true;
+CutScheduler::CutScheduler(const gwmirror::v1::CoordinatorConfig* config,
+                           const Clock* clock, const NodeRegistry* registry,
+                           CheckpointRunner* runner)
+    : config_(*config), clock_(clock), registry_(registry), runner_(runner) {}
+
+CutScheduler::~CutScheduler() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
 }
 
-void Coordinator::StartBackground() {
-  background_ = std::thread([this] {
+void CutScheduler::Start() {
+  thread_ = std::thread([this] {
     NameThisThread("gwm-scheduler");
-    Background();
+    Loop();
   });
 }
 
-void Coordinator::Background() {
+void CutScheduler::Request() {
+  absl::MutexLock l(&mu_);
+  requested_ = true;
+}
+
+void CutScheduler::NoteChange() {
+  absl::MutexLock l(&mu_);
+  changed_ = true;
+}
+
+void CutScheduler::Loop() {
   absl::Duration interval =
       config_.checkpoint_interval_ms()
           ? absl::Milliseconds(config_.checkpoint_interval_ms())
@@ -73,35 +77,48 @@ void Coordinator::Background() {
     bool run = false;
     bool resume = false;
     const absl::Duration change_gap = gap();
+    // Pre-streaming sources are waited for until this (read before the
+    // lock and again after the wait: a condition must not take another
+    // lock, and the registry's is a leaf).
+    absl::Time prestaged = registry_->PrestageWaitEnds(max_delay);
     {
       absl::MutexLock l(&mu_);
       // A change waits until change_gap after the last cut started, and
       // until pre-streaming sources caught up (at most max_delay).
       auto change_due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return change_reported_ && clock_->Now() >= last_cut + change_gap &&
-               clock_->Now() >= PrestageWaitEnds(max_delay);
+        return changed_ && clock_->Now() >= last_cut + change_gap &&
+               clock_->Now() >= prestaged;
       };
+      // A change noted while this waits wakes it to take the change's
+      // deadline (else it would wait out one set before, up to a second).
+      const bool changed_before = changed_;
       auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || checkpoint_requested_ || change_due();
+        return stopping_ || requested_ || change_due() ||
+               (changed_ && !changed_before);
       };
       absl::Time deadline =
           std::min({next, next_resume, clock_->Now() + absl::Seconds(1)});
-      if (change_reported_) {
-        deadline = std::min(deadline, std::max(last_cut + change_gap,
-                                               PrestageWaitEnds(max_delay)));
+      if (changed_) {
+        const absl::Time paced = last_cut + change_gap;
+        // Pre-streaming sources say they caught up in heartbeats that do
+        // not wake this thread: look again every 100 ms meanwhile.
+        deadline = std::min(
+            {deadline, std::max(paced, prestaged),
+             std::max(paced, clock_->Now() + absl::Milliseconds(100))});
       }
       mu_.AwaitWithDeadline(absl::Condition(&wake), deadline);
       if (stopping_) return;
+      prestaged = registry_->PrestageWaitEnds(max_delay);
       bool due = change_due();
-      run = checkpoint_requested_ || clock_->Now() >= next || due;
+      run = requested_ || clock_->Now() >= next || due;
       resume = clock_->Now() >= next_resume;
-      checkpoint_requested_ = false;
-      if (due) change_reported_ = false;
+      requested_ = false;
+      if (due) changed_ = false;
     }
     if (run) {
       next = clock_->Now() + interval;
       last_cut = clock_->Now();
-      auto r = RunCheckpoint(/*automatic=*/true);
+      auto r = runner_->Run(/*automatic=*/true);
       last_cut_took = clock_->Now() - last_cut;
       if (r.ok()) {
         failed_in_a_row = 0;
@@ -118,7 +135,7 @@ void Coordinator::Background() {
       // Finish what a lost replica or a restart left (a consistent
       // checkpoint not applied everywhere) without waiting for a new cut.
       next_resume = clock_->Now() + absl::Seconds(2);
-      absl::Status st = Resume();
+      absl::Status st = runner_->Resume();
       if (!st.ok()) {
         Logf(LogLevel::kWarning, "coordinator", "resume: %s", st.ToString());
       }

@@ -50,15 +50,15 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     const gwmirror::v1::PromoteRequest& req, bool final_pending) {
   OperationScope operation(this, "promote");
   // No checkpoint runs meanwhile; a consistent one is applied first.
-  absl::MutexLock cl(&checkpoint_mu_);
-  RETURN_IF_ERROR(ResumeLocked());
+  absl::MutexLock cl(&runner_.serial());
+  RETURN_IF_ERROR(runner_.ResumeLocked());
   const absl::Time start = clock_->Now();
   const std::string active = store_->ActiveSite();
   const std::string target = StandbySite();
   if (target.empty()) {
     return absl::FailedPreconditionError("no other site to promote");
   }
-  ASSIGN_OR_RETURN(std::vector<Node> nodes, SiteNodes(target));
+  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes, registry_.SiteNodes(target));
   gwmirror::v1::CheckpointInfo cp;
   if (req.checkpoint() != 0) {
     auto known = store_->Get(req.checkpoint());
@@ -107,7 +107,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   {
     absl::Time t = clock_->Now();
     gwmirror::v1::PromoteStep* s = step("check standby trees");
-    for (const Node& n : nodes) {
+    for (const NodeRecord& n : nodes) {
       auto got = nodes_client_->State(n.ref(), epoch, absl::Seconds(10));
       if (!got.ok()) {
         // A partition between this coordinator and the standby site: the
@@ -170,10 +170,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
     absl::Time t = clock_->Now();
     gwmirror::v1::PromoteStep* s = step("raise epoch");
     ASSIGN_OR_RETURN(epoch, store_->SwitchActive(target));
-    {
-      absl::MutexLock m(&mu_);
-      switched_ = clock_->Now();
-    }
+    runner_.NoteRolesSwitched();
     // Without its proof the nodes would refuse the new epoch: the raise
     // stands in the state (a restart signs it), but say so now.
     RETURN_IF_ERROR(SignGrant());
@@ -229,7 +226,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   return report;
 }
 
-absl::Status Coordinator::ActivateAll(const std::vector<Node>& nodes,
+absl::Status Coordinator::ActivateAll(const std::vector<NodeRecord>& nodes,
                                       uint64_t epoch,
                                       gwmirror::v1::ActivationPhase phase,
                                       uint64_t checkpoint,
@@ -267,13 +264,15 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
         "no promote fenced a site yet: nothing to fail back to (promote "
         "is the way to switch sites)");
   }
-  ASSIGN_OR_RETURN(std::vector<Node> returning, SiteNodes(back));
-  ASSIGN_OR_RETURN(std::vector<Node> current, SiteNodes(active));
+  ASSIGN_OR_RETURN(std::vector<NodeRecord> returning,
+                   registry_.SiteNodes(back));
+  ASSIGN_OR_RETURN(std::vector<NodeRecord> current,
+                   registry_.SiteNodes(active));
   const absl::Time start = clock_->Now();
   const uint64_t epoch = store_->Epoch();
   // The returning nodes must take pushes before anything stops: a node
   // that was a source re-reads its tree first.
-  for (const Node& n : returning) {
+  for (const NodeRecord& n : returning) {
     for (absl::Time give_up = clock_->Now() + absl::Seconds(60);;) {
       ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state,
                        nodes_client_->State(n.ref(), epoch, absl::Seconds(10)));

@@ -1,72 +1,145 @@
-// The node registry: which members are registered and healthy, what they
-// report, and which of them form each slot's source and replica.
-#include "absl/cleanup/cleanup.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
+#include "coordinator/node_registry.h"
+
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/fd.h"
-#include "common/grpc_status.h"
-#include "common/log.h"
-#include "common/metrics.h"
-#include "common/process.h"
-#include "common/protocol_names.h"
-#include "common/status_macros.h"
-#include "coordinator/coordinator.h"
-#include "coordinator/coordinator_internal.h"
 
 namespace gwmirror {
 
-using coordinator_internal::Or;
-using coordinator_internal::Short;
-using gwmirror::v1::CheckpointInfo;
-using gwmirror::v1::TopologyReport;
-
-gwmirror::v1::NodeRole Coordinator::Role(const std::string& site) const {
-  return site == store_->ActiveSite() ? gwmirror::v1::NODE_ROLE_SOURCE
-                                      : gwmirror::v1::NODE_ROLE_REPLICA;
+NodeRegistry::NodeRegistry(
+    const Clock* clock, absl::Duration heartbeat_timeout,
+    const std::vector<gwmirror::v1::ClusterMember>& members)
+    : clock_(clock), heartbeat_timeout_(heartbeat_timeout) {
+  for (const auto& m : members) nodes_[m.identity()].member = m;
 }
 
-bool Coordinator::Healthy(const Node& n) const {
-  return n.registered &&
-         clock_->Now() - n.last_heartbeat <
-             absl::Milliseconds(Or(config_.heartbeat_timeout_ms(), 5000u));
+absl::Status NodeRegistry::CheckMember(const std::string& identity,
+                                       const std::string& site,
+                                       const std::string& slot) const {
+  absl::MutexLock l(&mu_);
+  auto it = nodes_.find(identity);
+  if (it == nodes_.end() || it->second.member.site() != site ||
+      it->second.member.slot() != slot) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("unknown node \"", identity, "\" (site \"", site,
+                     "\", slot \"", slot, "\"): not a member of this cluster"));
+  }
+  return absl::OkStatus();
 }
 
-absl::Time Coordinator::PrestageWaitEnds(absl::Duration max_delay) const {
-  absl::Time until = absl::InfinitePast();
-  for (const auto& [id, n] : nodes_) {
-    if (n.prestaging && n.unstaged_since != absl::InfinitePast() &&
-        Healthy(n)) {
-      until = std::max(until, n.unstaged_since + max_delay);
+void NodeRegistry::Registered(const std::string& identity,
+                              const std::string& address,
+                              const gwmirror::v1::TopologyReport& topology) {
+  absl::MutexLock l(&mu_);
+  auto it = nodes_.find(identity);
+  if (it == nodes_.end()) return;  // CheckMember refused it.
+  NodeRecord& n = it->second;
+  n.address = address;
+  n.registered = true;
+  n.last_heartbeat = clock_->Now();
+  n.report = topology;
+}
+
+absl::StatusOr<NodeRecord> NodeRegistry::Heartbeat(
+    const std::string& identity, const gwmirror::v1::HeartbeatRequest& req,
+    uint64_t epoch) {
+  absl::MutexLock l(&mu_);
+  auto it = nodes_.find(identity);
+  if (it == nodes_.end()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "unknown node \"", identity, "\": not a member of this cluster"));
+  }
+  NodeRecord& n = it->second;
+  if (!n.registered) {
+    return absl::NotFoundError(absl::StrCat(
+        "node \"", identity, "\" is not registered; register first"));
+  }
+  if (req.envelope().epoch() != epoch) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        req.envelope().epoch() < epoch ? "stale epoch " : "unknown epoch ",
+        req.envelope().epoch(), ": the coordinator is at epoch ", epoch));
+  }
+  auto time_of = [](int64_t ms) {
+    return ms > 0 ? absl::FromUnixMillis(ms) : absl::InfinitePast();
+  };
+  n.last_heartbeat = clock_->Now();
+  n.report = req.topology();
+  n.pending_since = time_of(req.pending_since_unix_ms());
+  n.unstaged_since = time_of(req.unstaged_since_unix_ms());
+  n.pending_files = req.pending_files();
+  n.pending_bytes = req.pending_bytes();
+  n.prestaging = req.prestaging();
+  n.progress.reset();
+  if (req.has_progress()) n.progress = req.progress();
+  n.send_rate = req.send_rate();
+  n.send_cap = req.send_cap();
+  n.drifted = req.drifted_entries();
+  n.report_checkpoint = req.report_checkpoint();
+  n.stale = req.replica_stale();
+  return n;
+}
+
+void NodeRegistry::NoteCertificate(const std::string& identity,
+                                   absl::Time not_after) {
+  absl::MutexLock l(&mu_);
+  if (auto it = nodes_.find(identity); it != nodes_.end()) {
+    it->second.cert_not_after = not_after;
+  }
+}
+
+bool NodeRegistry::Healthy(const NodeRecord& n) const {
+  return n.registered && clock_->Now() - n.last_heartbeat < heartbeat_timeout_;
+}
+
+std::vector<NodeRecord> NodeRegistry::Snapshot() const {
+  absl::MutexLock l(&mu_);
+  std::vector<NodeRecord> out;
+  out.reserve(nodes_.size());
+  for (const auto& [id, n] : nodes_) out.push_back(n);
+  return out;
+}
+
+bool NodeRegistry::HasSlot(const std::string& slot) const {
+  absl::MutexLock l(&mu_);
+  return std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& e) {
+    return e.second.member.slot() == slot;
+  });
+}
+
+std::optional<NodeRecord> NodeRegistry::HealthyPeer(const NodeRecord& n) const {
+  absl::MutexLock l(&mu_);
+  for (const auto& [id, peer] : nodes_) {
+    if (peer.member.slot() == n.member.slot() &&
+        peer.member.site() != n.member.site() && Healthy(peer)) {
+      return peer;
     }
   }
-  return until;
+  return std::nullopt;
 }
 
-absl::StatusOr<std::vector<Coordinator::SlotPeers>>
-Coordinator::HealthySlots() {
-  std::string active = store_->ActiveSite();
-  absl::MutexLock l(&mu_);
+absl::StatusOr<std::vector<SlotPeers>> NodeRegistry::HealthySlots(
+    const std::string& active) const {
   std::map<std::string, SlotPeers> slots;
-  std::vector<std::string> problems;
-  for (const auto& [id, n] : nodes_) {
-    SlotPeers& s = slots[n.member.slot()];
-    s.slot = n.member.slot();
-    (n.member.site() == active ? s.source : s.replica) = n;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [id, n] : nodes_) {
+      SlotPeers& s = slots[n.member.slot()];
+      s.slot = n.member.slot();
+      (n.member.site() == active ? s.source : s.replica) = n;
+    }
   }
+  std::vector<std::string> problems;
   std::vector<SlotPeers> out;
   for (auto& [name, s] : slots) {
-    for (const Node* n : {&s.source, &s.replica}) {
-      bool is_source = n == &s.source;
+    for (const NodeRecord* n : {&s.source, &s.replica}) {
+      const char* end = n == &s.source ? "source" : "replica";
       if (n->member.identity().empty()) {
-        problems.push_back(absl::StrCat("slot ", name, " has no ",
-                                        is_source ? "source" : "replica",
-                                        " member"));
+        problems.push_back(
+            absl::StrCat("slot ", name, " has no ", end, " member"));
       } else if (!Healthy(*n)) {
         problems.push_back(absl::StrCat(
-            name, ": ", is_source ? "source" : "replica", " ",
-            n->member.identity(),
+            name, ": ", end, " ", n->member.identity(),
             n->registered ? absl::StrCat(" lost (last heartbeat ",
                                          absl::FormatDuration(absl::Trunc(
                                              clock_->Now() - n->last_heartbeat,
@@ -75,7 +148,7 @@ Coordinator::HealthySlots() {
                           : " never registered"));
       }
     }
-    out.push_back(s);
+    out.push_back(std::move(s));
   }
   if (!problems.empty()) {
     return absl::UnavailableError(absl::StrJoin(problems, "; "));
@@ -83,9 +156,9 @@ Coordinator::HealthySlots() {
   return out;
 }
 
-absl::StatusOr<std::vector<Coordinator::Node>> Coordinator::SiteNodes(
-    const std::string& site) {
-  std::vector<Node> nodes;
+absl::StatusOr<std::vector<NodeRecord>> NodeRegistry::SiteNodes(
+    const std::string& site) const {
+  std::vector<NodeRecord> nodes;
   absl::MutexLock l(&mu_);
   for (const auto& [id, n] : nodes_) {
     if (n.member.site() != site) continue;
@@ -102,12 +175,16 @@ absl::StatusOr<std::vector<Coordinator::Node>> Coordinator::SiteNodes(
   return nodes;
 }
 
-void Coordinator::NoteCertificate(const std::string& identity,
-                                  absl::Time not_after) {
+absl::Time NodeRegistry::PrestageWaitEnds(absl::Duration max_delay) const {
   absl::MutexLock l(&mu_);
-  if (auto it = nodes_.find(identity); it != nodes_.end()) {
-    it->second.cert_not_after = not_after;
+  absl::Time until = absl::InfinitePast();
+  for (const auto& [id, n] : nodes_) {
+    if (n.prestaging && n.unstaged_since != absl::InfinitePast() &&
+        Healthy(n)) {
+      until = std::max(until, n.unstaged_since + max_delay);
+    }
   }
+  return until;
 }
 
 }  // namespace gwmirror

@@ -27,7 +27,8 @@ absl::StatusOr<gwmirror::v1::DrillReport> Coordinator::Drill(
     const gwmirror::v1::StartDrillRequest& req) {
   // Every standby node takes part: a drill that skips one proves nothing
   // about it.
-  ASSIGN_OR_RETURN(std::vector<SlotPeers> slots, HealthySlots());
+  ASSIGN_OR_RETURN(std::vector<SlotPeers> slots,
+                   registry_.HealthySlots(store_->ActiveSite()));
   uint64_t epoch = store_->Epoch();
   absl::Time start = clock_->Now();
   ASSIGN_OR_RETURN(uint64_t id, store_->BeginDrill(absl::ToUnixMillis(start)));
@@ -89,25 +90,16 @@ absl::StatusOr<gwmirror::v1::DrillList> Coordinator::ListDrills(
 }
 
 absl::Status Coordinator::Release(const std::string& slot) {
-  absl::MutexLock l(&mu_);
-  bool known = false;
-  for (const auto& [id, n] : nodes_) known |= n.member.slot() == slot;
-  if (!known) {
+  if (!registry_.HasSlot(slot)) {
     return absl::NotFoundError(absl::StrCat("no slot \"", slot, "\""));
   }
-  if (!held_.count(slot)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "slot ", slot, " holds nothing (no mass deletion, no anomaly)"));
-  }
-  released_.insert(slot);
-  if (config_.follow_changes()) change_reported_ = true;
-  Logf(LogLevel::kWarning, "coordinator",
-       "slot=%s hold released by an operator: %s", slot, held_[slot]);
+  RETURN_IF_ERROR(runner_.Release(slot));
+  if (config_.follow_changes()) scheduler_.NoteChange();
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>>
-Coordinator::Retained(const std::vector<Node>& nodes,
+Coordinator::Retained(const std::vector<NodeRecord>& nodes,
                       const std::vector<uint64_t>* set_pins) {
   const uint64_t epoch = store_->Epoch();
   std::vector<absl::StatusOr<gwmirror::v1::HistoryList>> lists(
@@ -145,7 +137,8 @@ Coordinator::Retained(const std::vector<Node>& nodes,
 }
 
 absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::ListRetained() {
-  ASSIGN_OR_RETURN(std::vector<Node> nodes, SiteNodes(StandbySite()));
+  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes,
+                   registry_.SiteNodes(StandbySite()));
   ASSIGN_OR_RETURN(auto retained, Retained(nodes, nullptr));
   gwmirror::v1::CheckpointList out;
   for (auto it = retained.rbegin(); it != retained.rend(); ++it) {
@@ -165,7 +158,8 @@ absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::ListRetained() {
 
 absl::StatusOr<gwmirror::v1::PinResponse> Coordinator::Pin(
     const gwmirror::v1::PinRequest& req) {
-  ASSIGN_OR_RETURN(std::vector<Node> nodes, SiteNodes(StandbySite()));
+  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes,
+                   registry_.SiteNodes(StandbySite()));
   if (!req.unpin()) {
     ASSIGN_OR_RETURN(auto retained, Retained(nodes, nullptr));
     if (retained.count(req.checkpoint()) == 0) {
@@ -186,13 +180,10 @@ absl::StatusOr<gwmirror::v1::PinResponse> Coordinator::Pin(
 
 absl::StatusOr<gwmirror::v1::VerifyReport> Coordinator::Verify(
     const gwmirror::v1::VerifyClusterRequest& req) {
-  std::vector<Node> nodes;
-  {
-    const std::string standby = StandbySite();
-    absl::MutexLock l(&mu_);
-    for (const auto& [id, n] : nodes_) {
-      if (n.member.site() == standby) nodes.push_back(n);
-    }
+  std::vector<NodeRecord> nodes;
+  const std::string standby = StandbySite();
+  for (NodeRecord& n : registry_.Snapshot()) {
+    if (n.member.site() == standby) nodes.push_back(std::move(n));
   }
   const uint64_t epoch = store_->Epoch();
   std::vector<absl::StatusOr<gwmirror::v1::VerifyResult>> results(

@@ -63,9 +63,8 @@ void Coordinator::NoteHistory(const gwmirror::v1::ClusterStatus& s) {
 std::string Coordinator::RenderStatusPage() {
   gwmirror::v1::ClusterStatus s = Status();
   std::map<std::string, gwmirror::v1::TopologyReport> reports;
-  {
-    absl::MutexLock l(&mu_);
-    for (const auto& [id, n] : nodes_) reports[id] = n.report;
+  for (const NodeRecord& n : registry_.Snapshot()) {
+    reports[n.member.identity()] = n.report;
   }
   std::string out = absl::StrCat(
       "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"

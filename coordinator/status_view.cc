@@ -38,23 +38,21 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
           absl::ToUnixMillis(own_cert_->not_after));
     }
   }
-  ParityVerdict verdict = Parity(nullptr);
+  ParityVerdict verdict = runner_.Parity(nullptr);
   s.set_parity(verdict.parity);
   for (const auto& d : verdict.differences) s.add_differences(d);
-  std::vector<Node> nodes;
+  const std::vector<NodeRecord> nodes = registry_.Snapshot();
   std::map<std::string, bool> healthy;
-  std::map<std::string, std::string> held_slots;
+  for (const NodeRecord& n : nodes)
+    healthy[n.member.identity()] = registry_.Healthy(n);
+  const CheckpointRunner::Holds holds = runner_.CurrentHolds();
+  const std::map<std::string, std::string>& held_slots = holds.slots;
+  if (!holds.deployment.empty()) {
+    s.set_held(holds.deployment);
+    s.set_held_since_unix_ms(absl::ToUnixMillis(holds.deployment_since));
+  }
   {
     absl::MutexLock l(&mu_);
-    for (const auto& [id, n] : nodes_) {
-      nodes.push_back(n);
-      healthy[id] = Healthy(n);
-    }
-    held_slots = held_;
-    if (!deployment_hold_.empty()) {
-      s.set_held(deployment_hold_);
-      s.set_held_since_unix_ms(absl::ToUnixMillis(deployment_hold_since_));
-    }
     if (!operation_.empty()) {
       s.set_operation(absl::StrFormat(
           "%s: step %d, %s, %.1f s", operation_, operation_steps_,
@@ -74,7 +72,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   });
   std::map<std::string, bool> replica_answered;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const Node& n = nodes[i];
+    const NodeRecord& n = nodes[i];
     gwmirror::v1::SlotStatus& slot = slots[n.member.slot()];
     slot.set_name(n.member.slot());
     bool is_source = n.member.site() == s.active_site();
@@ -132,7 +130,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     absl::MutexLock l(&mu_);
     declarations = declarations_;
   }
-  for (const Node& n : nodes) {
+  for (const NodeRecord& n : nodes) {
     if (n.member.site() != s.active_site() || !n.registered) continue;
     TopologyReport r = n.report;
     r.set_slot(n.member.slot());
