@@ -76,15 +76,18 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
   gwmirror::v1::Envelope epoch;
   ASSIGN_OR_RETURN(uint64_t e, args.UintOr("epoch", 0));
   epoch.set_epoch(e);
+  ASSIGN_OR_RETURN(
+      auto channel,
+      DialMutualTls(config.tls(), config.source().replica_address(),
+                    config.source().replica_identity()));
+  // The connection (TCP, TLS, HTTP/2: several round trips across a WAN)
+  // is made while the tree is scanned, not after.
+  channel->GetState(/*try_to_connect=*/true);
   ASSIGN_OR_RETURN(ScanResult scan,
                    SourceTree(config, nullptr).StableScan(absl::Seconds(30)));
   for (const std::string& w : scan.warnings) {
     Logf(LogLevel::kWarning, "source", "slot=%s %s", config.slot(), w);
   }
-  ASSIGN_OR_RETURN(
-      auto channel,
-      DialMutualTls(config.tls(), config.source().replica_address(),
-                    config.source().replica_identity()));
   Pusher pusher(config, channel);
   pusher.SetHeld(&scan.held);
   ASSIGN_OR_RETURN(PushReport r, pusher.Push(scan.manifest, checkpoint, epoch));
