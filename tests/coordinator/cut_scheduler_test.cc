@@ -99,8 +99,8 @@ TEST_F(CutSchedulerTest, ChangesDuringAPacedGapAreCutTogether) {
   for (int i = 0; i < 3; ++i) ReportChange(c.get(), absl::Now());
   ASSERT_TRUE(WaitForCommits(2));
   const absl::Duration took = absl::Now() - first;
-  EXPECT_GE(took, absl::Milliseconds(150));
-  EXPECT_LT(took, absl::Milliseconds(600));
+  EXPECT_GE(took, absl::Milliseconds(100));
+  EXPECT_LT(took, absl::Milliseconds(800));
   absl::SleepFor(absl::Milliseconds(400));
   EXPECT_EQ(nodes_.replica("gw1").commits.size(), 2u);
 }
