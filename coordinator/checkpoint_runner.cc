@@ -49,7 +49,7 @@ ParityVerdict CheckpointRunner::Parity(
     bool production = n.member.site() == active;
     if (production && fresh != nullptr) continue;
     if (!production && n.report_checkpoint < applied) check_instances = false;
-    TopologyReport r = n.report;
+    TopologyReport r = *n.report;
     r.set_slot(n.member.slot());
     r.set_site(production ? "production" : "standby");
     reports.push_back(std::move(r));
@@ -148,7 +148,7 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
   // reports, for a deployment that began since).
   if (healthy.ok()) {
     std::vector<TopologyReport> reports;
-    for (const SlotPeers& p : *healthy) reports.push_back(p.source.report);
+    for (const SlotPeers& p : *healthy) reports.push_back(*p.source.report);
     if (std::vector<std::string> split = SplitGroups(reports); !split.empty()) {
       *incoherent = true;
       std::string reason =
@@ -171,13 +171,13 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
        slots.size());
 
   // 2. Sources stage N at their replicas.
-  std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts(
-      slots.size(), absl::UnknownError("not run"));
-  pool_->ParallelFor(slots.size(), [&](size_t i) {
-    cuts[i] =
-        nodes_->Cut(slots[i].source.ref(), epoch, id, slots[i].replica.ref(),
-                    released.count(slots[i].slot) > 0, deadline);
-  });
+  std::vector<NodeClient::CutCall> calls;
+  for (const SlotPeers& p : slots) {
+    calls.push_back(
+        {p.source.ref(), p.replica.ref(), released.count(p.slot) > 0});
+  }
+  std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts =
+      nodes_->CutAll(epoch, id, calls, deadline);
   {
     absl::MutexLock l(&state_mu_);
     for (size_t i = 0; i < slots.size(); ++i) {
@@ -208,12 +208,10 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
   // 3. Every replica holds staged(N, the digest its source froze).
   std::map<std::string, std::string> digests;
   if (failures.empty()) {
-    std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
-        slots.size(), absl::UnknownError("not run"));
-    pool_->ParallelFor(slots.size(), [&](size_t i) {
-      states[i] =
-          nodes_->State(slots[i].replica.ref(), epoch, absl::Seconds(10));
-    });
+    std::vector<NodeRef> replicas;
+    for (const SlotPeers& p : slots) replicas.push_back(p.replica.ref());
+    std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states =
+        nodes_->StateAll(replicas, epoch, absl::Seconds(10));
     for (size_t i = 0; i < slots.size(); ++i) {
       const std::string& want = cuts[i]->manifest_digest();
       if (!states[i].ok()) {
@@ -287,17 +285,21 @@ absl::Status CheckpointRunner::ApplyConsistent(
                    store_->UnappliedSlots(id));
   std::string active = store_->ActiveSite();
   std::vector<NodeRecord> replicas;
-  const std::vector<NodeRecord> nodes = registry_->Snapshot();
+  std::map<std::string, NodeRecord> standby;  // By slot.
+  for (NodeRecord& n : registry_->Snapshot()) {
+    if (n.member.site() != active) standby[n.member.slot()] = std::move(n);
+  }
   for (const std::string& slot : pending) {
-    for (const NodeRecord& n : nodes) {
-      if (n.member.slot() == slot && n.member.site() != active)
-        replicas.push_back(n);
+    if (auto it = standby.find(slot); it != standby.end()) {
+      replicas.push_back(std::move(it->second));
     }
   }
   uint64_t epoch = store_->Epoch();
   const std::vector<uint64_t> pins = store_->Pins();
   std::vector<absl::Status> results(replicas.size());
-  pool_->ParallelFor(replicas.size(), [&](size_t i) {
+  std::vector<NodeClient::CommitCall> calls;
+  std::vector<size_t> called;  // Index into replicas of each call.
+  for (size_t i = 0; i < replicas.size(); ++i) {
     const std::string& slot = replicas[i].member.slot();
     auto d = digests.find(slot);
     if (d == digests.end()) {
@@ -306,14 +308,15 @@ absl::Status CheckpointRunner::ApplyConsistent(
       results[i] = absl::InternalError(absl::StrCat(
           "checkpoint ", id, " recorded no digest for slot ", slot));
       Logf(LogLevel::kError, "coordinator", "%s", results[i].ToString());
-      return;
-    }
-    if (replicas[i].address.empty()) {
+    } else if (replicas[i].address.empty()) {
       results[i] = absl::UnavailableError("replica not registered");
-      return;
+    } else {
+      calls.push_back({replicas[i].ref(), d->second});
+      called.push_back(i);
     }
-    results[i] = nodes_->Commit(replicas[i].ref(), epoch, id, d->second, pins);
-  });
+  }
+  std::vector<absl::Status> answers = nodes_->CommitAll(epoch, id, calls, pins);
+  for (size_t k = 0; k < called.size(); ++k) results[called[k]] = answers[k];
   // What was applied, recorded in one transaction (a slot missing from the
   // record is committed again after a restart: a no-op on its replica).
   std::vector<std::string> applied;

@@ -20,24 +20,68 @@ class GrpcNodeClient final : public NodeClient {
                  std::function<gwmirror::v1::Envelope(uint64_t)> stamp)
       : tls_(std::move(tls)), stamp_(std::move(stamp)) {}
 
-  absl::StatusOr<gwmirror::v1::CutResult> Cut(const NodeRef& n, uint64_t epoch,
-                                              uint64_t id,
-                                              const NodeRef& replica,
-                                              bool release,
-                                              absl::Time deadline) override {
-    ASSIGN_OR_RETURN(auto ch, Channel(n));
-    gwmirror::v1::CutRequest req;
-    *req.mutable_envelope() = stamp_(epoch);
-    req.set_checkpoint(id);
-    req.set_replica_address(replica.address);
-    req.set_replica_identity(replica.identity);
-    req.set_release_mass_deletion(release);
-    gwmirror::v1::CutResult resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(deadline));
-    RETURN_IF_ERROR(
-        FromGrpc(gwmirror::v1::Source::NewStub(ch)->Cut(&ctx, req, &resp)));
-    return resp;
+  std::vector<absl::StatusOr<gwmirror::v1::CutResult>> CutAll(
+      uint64_t epoch, uint64_t id, const std::vector<CutCall>& calls,
+      absl::Time deadline) override {
+    std::vector<NodeRef> sources;
+    std::vector<gwmirror::v1::CutRequest> reqs;
+    for (const CutCall& c : calls) {
+      sources.push_back(c.source);
+      gwmirror::v1::CutRequest& req = reqs.emplace_back();
+      *req.mutable_envelope() = stamp_(epoch);
+      req.set_checkpoint(id);
+      req.set_replica_address(c.replica.address);
+      req.set_replica_identity(c.replica.identity);
+      req.set_release_mass_deletion(c.release_mass_deletion);
+    }
+    return FanOut<gwmirror::v1::Source, gwmirror::v1::CutResult>(
+        sources, std::move(reqs), deadline,
+        [](gwmirror::v1::Source::Stub* stub, grpc::ClientContext* ctx,
+           const gwmirror::v1::CutRequest* req, gwmirror::v1::CutResult* resp,
+           std::function<void(grpc::Status)> done) {
+          stub->async()->Cut(ctx, req, resp, std::move(done));
+        });
+  }
+
+  std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> StateAll(
+      const std::vector<NodeRef>& nodes, uint64_t epoch,
+      absl::Duration timeout) override {
+    std::vector<gwmirror::v1::GetStateRequest> reqs(nodes.size());
+    for (auto& req : reqs) *req.mutable_envelope() = stamp_(epoch);
+    return FanOut<gwmirror::v1::Replica, gwmirror::v1::ReplicaState>(
+        nodes, std::move(reqs), absl::Now() + timeout,
+        [](gwmirror::v1::Replica::Stub* stub, grpc::ClientContext* ctx,
+           const gwmirror::v1::GetStateRequest* req,
+           gwmirror::v1::ReplicaState* resp,
+           std::function<void(grpc::Status)> done) {
+          stub->async()->GetState(ctx, req, resp, std::move(done));
+        });
+  }
+
+  std::vector<absl::Status> CommitAll(
+      uint64_t epoch, uint64_t id, const std::vector<CommitCall>& calls,
+      const std::vector<uint64_t>& pins) override {
+    std::vector<NodeRef> replicas;
+    std::vector<gwmirror::v1::CommitRequest> reqs;
+    for (const CommitCall& c : calls) {
+      replicas.push_back(c.replica);
+      gwmirror::v1::CommitRequest& req = reqs.emplace_back();
+      *req.mutable_envelope() = stamp_(epoch);
+      req.set_checkpoint(id);
+      req.set_manifest_digest(c.digest);
+      for (uint64_t p : pins) req.add_pinned(p);
+    }
+    auto results = FanOut<gwmirror::v1::Replica, gwmirror::v1::CommitResult>(
+        replicas, std::move(reqs), absl::Now() + absl::Minutes(10),
+        [](gwmirror::v1::Replica::Stub* stub, grpc::ClientContext* ctx,
+           const gwmirror::v1::CommitRequest* req,
+           gwmirror::v1::CommitResult* resp,
+           std::function<void(grpc::Status)> done) {
+          stub->async()->Commit(ctx, req, resp, std::move(done));
+        });
+    std::vector<absl::Status> out;
+    for (const auto& r : results) out.push_back(r.status());
+    return out;
   }
 
   absl::StatusOr<gwmirror::v1::ReplicaState> State(
@@ -45,19 +89,6 @@ class GrpcNodeClient final : public NodeClient {
     return Call<gwmirror::v1::ReplicaState>(
         n, epoch, gwmirror::v1::GetStateRequest(), timeout,
         &gwmirror::v1::Replica::Stub::GetState);
-  }
-
-  absl::Status Commit(const NodeRef& n, uint64_t epoch, uint64_t id,
-                      const std::string& digest,
-                      const std::vector<uint64_t>& pins) override {
-    gwmirror::v1::CommitRequest req;
-    req.set_checkpoint(id);
-    req.set_manifest_digest(digest);
-    for (uint64_t p : pins) req.add_pinned(p);
-    return Call<gwmirror::v1::CommitResult>(
-               n, epoch, req, absl::Minutes(10),
-               &gwmirror::v1::Replica::Stub::Commit)
-        .status();
   }
 
   absl::Status Abort(const NodeRef& n, uint64_t epoch, uint64_t id) override {
@@ -132,6 +163,64 @@ class GrpcNodeClient final : public NodeClient {
     ASSIGN_OR_RETURN(auto ch, DialMutualTls(tls_, n.address, n.identity));
     channels_[key] = ch;
     return ch;
+  }
+
+  // One unary call of `Service` to each of `nodes` (requests stamped
+  // already), all in flight at once through gRPC's callback API; `issue`
+  // starts one. Waits for every completion; answers in the nodes' order.
+  template <typename Service, typename Resp, typename Req, typename Issue>
+  std::vector<absl::StatusOr<Resp>> FanOut(const std::vector<NodeRef>& nodes,
+                                           std::vector<Req> reqs,
+                                           absl::Time deadline, Issue issue) {
+    struct Pending {
+      std::unique_ptr<typename Service::Stub> stub;
+      grpc::ClientContext ctx;
+      Req req;
+      Resp resp;
+      grpc::Status status;
+    };
+    absl::Mutex mu;
+    size_t left = nodes.size();
+    auto done = [&mu, &left] {
+      absl::MutexLock l(&mu);
+      --left;
+    };
+    std::vector<absl::StatusOr<Resp>> out(nodes.size(),
+                                          absl::UnknownError("not called"));
+    std::vector<std::unique_ptr<Pending>> calls(nodes.size());
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      auto ch = Channel(nodes[i]);
+      if (!ch.ok()) {
+        out[i] = ch.status();
+        done();
+        continue;
+      }
+      calls[i] = std::make_unique<Pending>();
+      Pending* p = calls[i].get();
+      p->stub = Service::NewStub(*ch);
+      p->req = std::move(reqs[i]);
+      p->ctx.set_deadline(absl::ToChronoTime(deadline));
+      issue(p->stub.get(), &p->ctx, &p->req, &p->resp,
+            [p, &done](grpc::Status st) {
+              p->status = std::move(st);
+              done();
+            });
+    }
+    {
+      absl::MutexLock l(&mu);
+      auto all = [&left]() { return left == 0; };
+      mu.Await(absl::Condition(&all));
+    }
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (calls[i] == nullptr) continue;
+      absl::Status st = FromGrpc(calls[i]->status);
+      if (st.ok()) {
+        out[i] = std::move(calls[i]->resp);
+      } else {
+        out[i] = st;
+      }
+    }
+    return out;
   }
 
   // One unary Replica call under `epoch`.

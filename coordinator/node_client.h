@@ -30,17 +30,31 @@ struct NodeRef {
 class NodeClient {
  public:
   virtual ~NodeClient() = default;
-  // Source.Cut: stage checkpoint `id` at `replica`.
-  virtual absl::StatusOr<gwmirror::v1::CutResult> Cut(
-      const NodeRef& source, uint64_t epoch, uint64_t id,
-      const NodeRef& replica, bool release_mass_deletion,
+  // A checkpoint's phases, each to every slot at once: the calls are all
+  // in flight together and the answers come back in the calls' order (the
+  // gRPC client issues them from the calling thread and counts their
+  // completions: no thread is blocked per node).
+  struct CutCall {
+    NodeRef source, replica;
+    bool release_mass_deletion = false;
+  };
+  // Source.Cut: each source stages checkpoint `id` at its replica.
+  virtual std::vector<absl::StatusOr<gwmirror::v1::CutResult>> CutAll(
+      uint64_t epoch, uint64_t id, const std::vector<CutCall>& calls,
       absl::Time deadline) = 0;
-  // Replica calls.
+  virtual std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> StateAll(
+      const std::vector<NodeRef>& nodes, uint64_t epoch,
+      absl::Duration timeout) = 0;
+  struct CommitCall {
+    NodeRef replica;
+    std::string digest;
+  };
+  virtual std::vector<absl::Status> CommitAll(
+      uint64_t epoch, uint64_t id, const std::vector<CommitCall>& calls,
+      const std::vector<uint64_t>& pins) = 0;
+  // Replica calls, one node.
   virtual absl::StatusOr<gwmirror::v1::ReplicaState> State(
       const NodeRef& n, uint64_t epoch, absl::Duration timeout) = 0;
-  virtual absl::Status Commit(const NodeRef& n, uint64_t epoch, uint64_t id,
-                              const std::string& digest,
-                              const std::vector<uint64_t>& pins) = 0;
   virtual absl::Status Abort(const NodeRef& n, uint64_t epoch, uint64_t id) = 0;
   virtual absl::StatusOr<std::vector<std::string>> Activate(
       const NodeRef& n, uint64_t epoch, gwmirror::v1::ActivationPhase phase,

@@ -38,7 +38,7 @@ void NodeRegistry::Registered(const std::string& identity,
   n.address = address;
   n.registered = true;
   n.last_heartbeat = clock_->Now();
-  n.report = topology;
+  n.report = std::make_shared<const gwmirror::v1::TopologyReport>(topology);
 }
 
 absl::StatusOr<NodeRecord> NodeRegistry::Heartbeat(
@@ -64,7 +64,8 @@ absl::StatusOr<NodeRecord> NodeRegistry::Heartbeat(
     return ms > 0 ? absl::FromUnixMillis(ms) : absl::InfinitePast();
   };
   n.last_heartbeat = clock_->Now();
-  n.report = req.topology();
+  n.report =
+      std::make_shared<const gwmirror::v1::TopologyReport>(req.topology());
   n.pending_since = time_of(req.pending_since_unix_ms());
   n.unstaged_since = time_of(req.unstaged_since_unix_ms());
   n.pending_files = req.pending_files();

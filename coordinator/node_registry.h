@@ -11,6 +11,7 @@
 #define GWMIRROR_COORDINATOR_NODE_REGISTRY_H_
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,8 +33,10 @@ struct NodeRecord {
   std::string address;
   bool registered = false;
   absl::Time last_heartbeat = absl::InfinitePast();
-  // The latest topology report.
-  gwmirror::v1::TopologyReport report;
+  // The latest topology report (shared: a record is copied at every
+  // look, a report is replaced whole by the next heartbeat).
+  std::shared_ptr<const gwmirror::v1::TopologyReport> report =
+      std::make_shared<const gwmirror::v1::TopologyReport>();
   // Sources: oldest change not yet in a staged checkpoint, and oldest
   // whose content is not at the replica yet (InfinitePast: none).
   absl::Time pending_since = absl::InfinitePast();

@@ -81,6 +81,13 @@ class Statement {
                         : std::string(static_cast<const char*>(p), n);
   }
   int Changes() const { return sqlite3_changes(db_); }
+  // Ready to run again, with new bindings (a statement prepared once for
+  // a loop: parsing it per row was a good part of a 200-slot checkpoint).
+  Statement& Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return *this;
+  }
 
  private:
   sqlite3* db_;
@@ -340,11 +347,14 @@ absl::Status SqliteStateStore::RecordConsistent(
           absl::StrCat("checkpoint ", id,
                        " is not an open cut; it cannot become consistent"));
     }
+    Statement ins(db_.get(),
+                  "INSERT INTO checkpoint_slots(checkpoint, slot, digest) "
+                  "VALUES (?1, ?2, ?3)");
     for (const auto& [slot, digest] : digests) {
-      Statement ins(db_.get(),
-                    "INSERT INTO checkpoint_slots(checkpoint, slot, digest) "
-                    "VALUES (?1, ?2, ?3)");
-      ins.Bind(1, static_cast<int64_t>(id)).BindText(2, slot).Bind(3, digest);
+      ins.Reset()
+          .Bind(1, static_cast<int64_t>(id))
+          .BindText(2, slot)
+          .Bind(3, digest);
       RETURN_IF_ERROR(Run(ins));
     }
     // A crash here leaves the transaction uncommitted: N stays a cut.
@@ -356,11 +366,11 @@ absl::Status SqliteStateStore::RecordApplied(
     uint64_t id, const std::vector<std::string>& slots, int64_t now_ms) {
   absl::MutexLock l(&mu_);
   return Transaction([&]() -> absl::Status {
+    Statement up(db_.get(),
+                 "UPDATE checkpoint_slots SET applied = 1 "
+                 "WHERE checkpoint = ?1 AND slot = ?2");
     for (const std::string& slot : slots) {
-      Statement up(db_.get(),
-                   "UPDATE checkpoint_slots SET applied = 1 "
-                   "WHERE checkpoint = ?1 AND slot = ?2");
-      up.Bind(1, static_cast<int64_t>(id)).BindText(2, slot);
+      up.Reset().Bind(1, static_cast<int64_t>(id)).BindText(2, slot);
       RETURN_IF_ERROR(Run(up));
       if (up.Changes() != 1) {
         return absl::FailedPreconditionError(

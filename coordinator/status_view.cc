@@ -86,7 +86,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
         n.registered
             ? absl::ToInt64Milliseconds(clock_->Now() - n.last_heartbeat)
             : -1);
-    ns->set_installed_version(n.report.installed_version());
+    ns->set_installed_version(n.report->installed_version());
     ns->set_send_rate(n.send_rate);
     ns->set_send_cap(n.send_cap);
     if (n.cert_not_after != absl::InfinitePast()) {
@@ -132,7 +132,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   }
   for (const NodeRecord& n : nodes) {
     if (n.member.site() != s.active_site() || !n.registered) continue;
-    TopologyReport r = n.report;
+    TopologyReport r = *n.report;
     r.set_slot(n.member.slot());
     production.push_back(std::move(r));
   }

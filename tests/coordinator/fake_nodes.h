@@ -1,8 +1,9 @@
 // Simulated nodes for the coordinator's tests: each slot has a source and a
 // replica that keep what a real one keeps for the checkpoint protocol
 // (staged and committed checkpoint with their digests, the epoch), answer
-// instantly (or after a set latency, for the scale simulation), and fail
-// where a test tells them to. Thread-safe.
+// instantly (or after a set latency, for the scale simulation: a phase's
+// calls to many nodes are in flight together, so they share one), and
+// fail where a test tells them to. Thread-safe.
 #ifndef GWMIRROR_TESTS_COORDINATOR_FAKE_NODES_H_
 #define GWMIRROR_TESTS_COORDINATOR_FAKE_NODES_H_
 
@@ -79,24 +80,44 @@ class FakeNodes {
   class ClientImpl final : public NodeClient {
    public:
     explicit ClientImpl(FakeNodes* f) : f_(f) {}
-    absl::StatusOr<gwmirror::v1::CutResult> Cut(const NodeRef& source,
-                                                uint64_t epoch, uint64_t id,
-                                                const NodeRef& replica,
-                                                bool release,
-                                                absl::Time) override {
-      return f_->Cut(source, id, replica, release);
+    // A phase's calls reach every node at once: one latency for all.
+    std::vector<absl::StatusOr<gwmirror::v1::CutResult>> CutAll(
+        uint64_t, uint64_t id, const std::vector<CutCall>& calls,
+        absl::Time) override {
+      f_->Wait(calls.size());
+      std::vector<absl::StatusOr<gwmirror::v1::CutResult>> out;
+      for (const CutCall& c : calls) {
+        out.push_back(
+            f_->Cut(c.source, id, c.replica, c.release_mass_deletion));
+      }
+      return out;
+    }
+    std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> StateAll(
+        const std::vector<NodeRef>& nodes, uint64_t epoch,
+        absl::Duration) override {
+      f_->Wait(nodes.size());
+      std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> out;
+      for (const NodeRef& n : nodes) out.push_back(f_->State(n, epoch));
+      return out;
+    }
+    std::vector<absl::Status> CommitAll(uint64_t, uint64_t id,
+                                        const std::vector<CommitCall>& calls,
+                                        const std::vector<uint64_t>&) override {
+      f_->Wait(calls.size());
+      std::vector<absl::Status> out;
+      for (const CommitCall& c : calls) {
+        out.push_back(f_->Commit(c.replica, id, c.digest));
+      }
+      return out;
     }
     absl::StatusOr<gwmirror::v1::ReplicaState> State(const NodeRef& n,
                                                      uint64_t epoch,
                                                      absl::Duration) override {
+      f_->Wait(1);
       return f_->State(n, epoch);
     }
-    absl::Status Commit(const NodeRef& n, uint64_t, uint64_t id,
-                        const std::string& digest,
-                        const std::vector<uint64_t>&) override {
-      return f_->Commit(n, id, digest);
-    }
     absl::Status Abort(const NodeRef& n, uint64_t, uint64_t id) override {
+      f_->Wait(1);
       return f_->Abort(n, id);
     }
     absl::StatusOr<std::vector<std::string>> Activate(
@@ -123,11 +144,12 @@ class FakeNodes {
     FakeNodes* const f_;
   };
 
-  void Wait() {
+  // `calls` calls made at once: each counted, one latency for all.
+  void Wait(size_t calls) {
     absl::Duration d;
     {
       absl::MutexLock l(&mu_);
-      ++calls_;
+      calls_ += calls;
       d = latency_;
     }
     if (d > absl::ZeroDuration()) absl::SleepFor(d);
@@ -137,7 +159,6 @@ class FakeNodes {
                                               uint64_t id,
                                               const NodeRef& replica,
                                               bool release) {
-    Wait();
     absl::MutexLock l(&mu_);
     Faults& f = faults_[source.identity];
     if (f.unreachable) return absl::UnavailableError("source unreachable");
@@ -174,7 +195,6 @@ class FakeNodes {
 
   absl::StatusOr<gwmirror::v1::ReplicaState> State(const NodeRef& n,
                                                    uint64_t epoch) {
-    Wait();
     absl::MutexLock l(&mu_);
     if (faults_[n.identity].unreachable) {
       return absl::UnavailableError("replica unreachable");
@@ -191,7 +211,6 @@ class FakeNodes {
 
   absl::Status Commit(const NodeRef& n, uint64_t id,
                       const std::string& digest) {
-    Wait();
     absl::MutexLock l(&mu_);
     Faults& f = faults_[n.identity];
     if (f.unreachable) return absl::UnavailableError("replica unreachable");
@@ -216,7 +235,6 @@ class FakeNodes {
   }
 
   absl::Status Abort(const NodeRef& n, uint64_t id) {
-    Wait();
     absl::MutexLock l(&mu_);
     if (faults_[n.identity].unreachable) {
       return absl::UnavailableError("replica unreachable");
