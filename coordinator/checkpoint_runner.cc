@@ -449,7 +449,7 @@ void CheckpointRunner::WaitForStaleReplicas() {
     const std::string active = store_->ActiveSite();
     bool stale = false;
     bool ask = false;
-    std::vector<NodeRecord> replicas;
+    std::vector<NodeRef> replicas;
     {
       absl::MutexLock m(&state_mu_);
       ask = clock_->Now() - switched_ < absl::Minutes(2);
@@ -457,13 +457,15 @@ void CheckpointRunner::WaitForStaleReplicas() {
     for (const NodeRecord& n : registry_->Snapshot()) {
       if (n.member.site() == active || !registry_->Healthy(n)) continue;
       stale |= n.stale;
-      replicas.push_back(n);
+      replicas.push_back(n.ref());
     }
-    // Heartbeats lag a role switch: ask the replicas themselves then.
-    for (size_t i = 0; ask && !stale && i < replicas.size(); ++i) {
-      auto state =
-          nodes_->State(replicas[i].ref(), store_->Epoch(), absl::Seconds(5));
-      stale = state.ok() && state->stale();
+    // Heartbeats lag a role switch: ask the replicas themselves then, all
+    // at once.
+    if (ask && !stale) {
+      for (const auto& state :
+           nodes_->StateAll(replicas, store_->Epoch(), absl::Seconds(5))) {
+        stale |= state.ok() && state->stale();
+      }
     }
     if (!stale) break;
     clock_->SleepFor(absl::Milliseconds(100));

@@ -28,34 +28,22 @@ class GrpcNodeClient final : public NodeClient {
     for (const CutCall& c : calls) {
       sources.push_back(c.source);
       gwmirror::v1::CutRequest& req = reqs.emplace_back();
-      *req.mutable_envelope() = stamp_(epoch);
       req.set_checkpoint(id);
       req.set_replica_address(c.replica.address);
       req.set_replica_identity(c.replica.identity);
       req.set_release_mass_deletion(c.release_mass_deletion);
     }
     return FanOut<gwmirror::v1::Source, gwmirror::v1::CutResult>(
-        sources, std::move(reqs), deadline,
-        [](gwmirror::v1::Source::Stub* stub, grpc::ClientContext* ctx,
-           const gwmirror::v1::CutRequest* req, gwmirror::v1::CutResult* resp,
-           std::function<void(grpc::Status)> done) {
-          stub->async()->Cut(ctx, req, resp, std::move(done));
-        });
+        sources, std::move(reqs), epoch, deadline,
+        &gwmirror::v1::Source::Stub::async::Cut);
   }
 
   std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> StateAll(
       const std::vector<NodeRef>& nodes, uint64_t epoch,
       absl::Duration timeout) override {
-    std::vector<gwmirror::v1::GetStateRequest> reqs(nodes.size());
-    for (auto& req : reqs) *req.mutable_envelope() = stamp_(epoch);
     return FanOut<gwmirror::v1::Replica, gwmirror::v1::ReplicaState>(
-        nodes, std::move(reqs), absl::Now() + timeout,
-        [](gwmirror::v1::Replica::Stub* stub, grpc::ClientContext* ctx,
-           const gwmirror::v1::GetStateRequest* req,
-           gwmirror::v1::ReplicaState* resp,
-           std::function<void(grpc::Status)> done) {
-          stub->async()->GetState(ctx, req, resp, std::move(done));
-        });
+        nodes, std::vector<gwmirror::v1::GetStateRequest>(nodes.size()), epoch,
+        absl::Now() + timeout, &gwmirror::v1::Replica::Stub::async::GetState);
   }
 
   std::vector<absl::Status> CommitAll(
@@ -66,21 +54,17 @@ class GrpcNodeClient final : public NodeClient {
     for (const CommitCall& c : calls) {
       replicas.push_back(c.replica);
       gwmirror::v1::CommitRequest& req = reqs.emplace_back();
-      *req.mutable_envelope() = stamp_(epoch);
       req.set_checkpoint(id);
       req.set_manifest_digest(c.digest);
       for (uint64_t p : pins) req.add_pinned(p);
     }
-    auto results = FanOut<gwmirror::v1::Replica, gwmirror::v1::CommitResult>(
-        replicas, std::move(reqs), absl::Now() + absl::Minutes(10),
-        [](gwmirror::v1::Replica::Stub* stub, grpc::ClientContext* ctx,
-           const gwmirror::v1::CommitRequest* req,
-           gwmirror::v1::CommitResult* resp,
-           std::function<void(grpc::Status)> done) {
-          stub->async()->Commit(ctx, req, resp, std::move(done));
-        });
     std::vector<absl::Status> out;
-    for (const auto& r : results) out.push_back(r.status());
+    for (const auto& r :
+         FanOut<gwmirror::v1::Replica, gwmirror::v1::CommitResult>(
+             replicas, std::move(reqs), epoch, absl::Now() + absl::Minutes(10),
+             &gwmirror::v1::Replica::Stub::async::Commit)) {
+      out.push_back(r.status());
+    }
     return out;
   }
 
@@ -165,13 +149,17 @@ class GrpcNodeClient final : public NodeClient {
     return ch;
   }
 
-  // One unary call of `Service` to each of `nodes` (requests stamped
-  // already), all in flight at once through gRPC's callback API; `issue`
-  // starts one. Waits for every completion; answers in the nodes' order.
-  template <typename Service, typename Resp, typename Req, typename Issue>
-  std::vector<absl::StatusOr<Resp>> FanOut(const std::vector<NodeRef>& nodes,
-                                           std::vector<Req> reqs,
-                                           absl::Time deadline, Issue issue) {
+  // One unary call of `Service` to each of `nodes`, every request stamped
+  // with `epoch`'s envelope, all in flight at once through gRPC's callback
+  // API (`method`). Waits for every completion; answers in the nodes'
+  // order.
+  template <typename Service, typename Resp, typename Req>
+  std::vector<absl::StatusOr<Resp>> FanOut(
+      const std::vector<NodeRef>& nodes, std::vector<Req> reqs, uint64_t epoch,
+      absl::Time deadline,
+      void (Service::Stub::async::*method)(grpc::ClientContext*, const Req*,
+                                           Resp*,
+                                           std::function<void(grpc::Status)>)) {
     struct Pending {
       std::unique_ptr<typename Service::Stub> stub;
       grpc::ClientContext ctx;
@@ -179,6 +167,7 @@ class GrpcNodeClient final : public NodeClient {
       Resp resp;
       grpc::Status status;
     };
+    const gwmirror::v1::Envelope envelope = stamp_(epoch);
     absl::Mutex mu;
     size_t left = nodes.size();
     auto done = [&mu, &left] {
@@ -199,12 +188,13 @@ class GrpcNodeClient final : public NodeClient {
       Pending* p = calls[i].get();
       p->stub = Service::NewStub(*ch);
       p->req = std::move(reqs[i]);
+      *p->req.mutable_envelope() = envelope;
       p->ctx.set_deadline(absl::ToChronoTime(deadline));
-      issue(p->stub.get(), &p->ctx, &p->req, &p->resp,
-            [p, &done](grpc::Status st) {
-              p->status = std::move(st);
-              done();
-            });
+      (p->stub->async()->*method)(&p->ctx, &p->req, &p->resp,
+                                  [p, &done](grpc::Status st) {
+                                    p->status = std::move(st);
+                                    done();
+                                  });
     }
     {
       absl::MutexLock l(&mu);
