@@ -33,31 +33,30 @@ using gwmirror::v1::TopologyReport;
 ParityVerdict CheckpointRunner::Parity(
     const std::vector<TopologyReport>* fresh) const {
   std::string active = store_->ActiveSite();
-  std::vector<TopologyReport> reports;
   // Instances on a standby host are only judged once a checkpoint was
   // applied, and only from reports read after the node held it (a report
   // read before its apply, arriving after it, must not count).
   uint64_t applied = 0;
-  if (auto list = store_->List(1, true);
-      list.ok() && !list->empty() && list->front().applied_unix_ms() > 0) {
-    applied = list->front().id();
+  if (auto last = store_->Newest(/*committed_only=*/true);
+      last.ok() && last->applied_unix_ms() > 0) {
+    applied = last->id();
   }
   bool check_instances = applied != 0;
-  for (const NodeRecord& n : registry_->Snapshot()) {
+  const std::vector<NodeRecord> nodes = registry_->Snapshot();
+  std::vector<PlacedReport> reports;
+  reports.reserve(nodes.size());
+  for (const NodeRecord& n : nodes) {
     // A node that is gone serves nothing: its absence is the finding.
     if (!registry_->Healthy(n)) continue;
-    bool production = n.member.site() == active;
+    bool production = n.member->site() == active;
     if (production && fresh != nullptr) continue;
     if (!production && n.report_checkpoint < applied) check_instances = false;
-    TopologyReport r = *n.report;
-    r.set_slot(n.member.slot());
-    r.set_site(production ? "production" : "standby");
-    reports.push_back(std::move(r));
+    reports.push_back(PlacedReport{production ? "production" : "standby",
+                                   n.member->slot(), n.report.get()});
   }
   if (fresh != nullptr) {
-    for (TopologyReport r : *fresh) {
-      r.set_site("production");
-      reports.push_back(std::move(r));
+    for (const TopologyReport& r : *fresh) {
+      reports.push_back(PlacedReport{"production", r.slot(), &r});
     }
   }
   return ComputeParity(reports, check_instances);
@@ -237,7 +236,8 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
   }
   // 4. Group coherence, with the sources' reports of this very cut.
   std::vector<TopologyReport> fresh;
-  for (const auto& c : cuts) fresh.push_back(c->topology());
+  fresh.reserve(cuts.size());
+  for (auto& c : cuts) fresh.push_back(std::move(*c->mutable_topology()));
   std::vector<std::string> split = SplitGroups(fresh);
   if (!split.empty()) {
     *incoherent = true;
@@ -287,7 +287,7 @@ absl::Status CheckpointRunner::ApplyConsistent(
   std::vector<NodeRecord> replicas;
   std::map<std::string, NodeRecord> standby;  // By slot.
   for (NodeRecord& n : registry_->Snapshot()) {
-    if (n.member.site() != active) standby[n.member.slot()] = std::move(n);
+    if (n.member->site() != active) standby[n.member->slot()] = std::move(n);
   }
   for (const std::string& slot : pending) {
     if (auto it = standby.find(slot); it != standby.end()) {
@@ -300,7 +300,7 @@ absl::Status CheckpointRunner::ApplyConsistent(
   std::vector<NodeClient::CommitCall> calls;
   std::vector<size_t> called;  // Index into replicas of each call.
   for (size_t i = 0; i < replicas.size(); ++i) {
-    const std::string& slot = replicas[i].member.slot();
+    const std::string& slot = replicas[i].member->slot();
     auto d = digests.find(slot);
     if (d == digests.end()) {
       // The commit point recorded every slot's digest: a slot without one
@@ -321,7 +321,7 @@ absl::Status CheckpointRunner::ApplyConsistent(
   // record is committed again after a restart: a no-op on its replica).
   std::vector<std::string> applied;
   for (size_t i = 0; i < replicas.size(); ++i) {
-    if (results[i].ok()) applied.push_back(replicas[i].member.slot());
+    if (results[i].ok()) applied.push_back(replicas[i].member->slot());
   }
   if (!applied.empty()) {
     absl::Status st =
@@ -333,7 +333,7 @@ absl::Status CheckpointRunner::ApplyConsistent(
   for (size_t i = 0; i < replicas.size(); ++i) {
     if (!results[i].ok()) {
       failures.push_back(
-          absl::StrCat(replicas[i].member.slot(), ": ", results[i].message()));
+          absl::StrCat(replicas[i].member->slot(), ": ", results[i].message()));
     }
   }
   if (replicas.size() != pending.size()) {
@@ -359,8 +359,8 @@ absl::Status CheckpointRunner::ResumeLocked() {
       std::vector<SlotPeers> slots;
       const std::string active = store_->ActiveSite();
       for (const NodeRecord& n : registry_->Snapshot()) {
-        if (n.member.site() != active && !n.address.empty()) {
-          slots.push_back(SlotPeers{n.member.slot(), NodeRecord(), n});
+        if (n.member->site() != active && !n.address.empty()) {
+          slots.push_back(SlotPeers{n.member->slot(), NodeRecord(), n});
         }
       }
       Abort(c.id(), slots,
@@ -428,6 +428,7 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::RunOnce(bool automatic) {
   for (;;) {
     bool incoherent = false;
     auto r = Attempt(automatic, &incoherent);
+    if (r.ok()) ForgetRecords(r->id());
     if (r.ok() || !incoherent || clock_->Now() >= give_up) {
       if (!r.ok() && incoherent) {
         return absl::AbortedError(absl::StrCat(
@@ -443,6 +444,47 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::RunOnce(bool automatic) {
   }
 }
 
+void CheckpointRunner::ForgetRecords(uint64_t newest) {
+  const uint64_t keep = Or(config_.checkpoint_records(), 10000u);
+  if (newest <= keep || newest < forget_next_) return;
+  forget_next_ = newest + std::max<uint64_t>(1, keep / 10);
+  // What any node's history still holds keeps its record (an operator
+  // lists, pins, drills or promotes to it by the coordinator's record).
+  const std::vector<NodeRecord> nodes = registry_->Snapshot();
+  const uint64_t epoch = store_->Epoch();
+  std::vector<absl::StatusOr<gwmirror::v1::HistoryList>> lists(
+      nodes.size(), absl::UnavailableError("never registered"));
+  pool_->ParallelFor(nodes.size(), [&](size_t i) {
+    if (!nodes[i].address.empty()) {
+      lists[i] = nodes_->History(nodes[i].ref(), epoch, nullptr);
+    }
+  });
+  std::set<uint64_t> kept;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    // A node without a replica store keeps no history.
+    if (absl::IsUnimplemented(lists[i].status())) continue;
+    if (!lists[i].ok()) {
+      Logf(LogLevel::kWarning, "coordinator",
+           "checkpoint records older than %d not forgotten: %s did not list "
+           "its history (%s)",
+           newest - keep + 1, nodes[i].member->identity(),
+           lists[i].status().message());
+      return;
+    }
+    for (const auto& p : lists[i]->points()) kept.insert(p.checkpoint());
+  }
+  absl::StatusOr<uint64_t> n = store_->Forget(newest - keep + 1, kept);
+  if (!n.ok()) {
+    Logf(LogLevel::kWarning, "coordinator",
+         "checkpoint records not forgotten: %s", n.status().ToString());
+  } else if (*n > 0) {
+    Logf(LogLevel::kInfo, "coordinator",
+         "forgot the records of %d finished checkpoints older than %d (%d "
+         "kept for the nodes' histories)",
+         *n, newest - keep + 1, kept.size());
+  }
+}
+
 void CheckpointRunner::WaitForStaleReplicas() {
   for (absl::Time until = clock_->Now() + absl::Seconds(30);
        clock_->Now() < until;) {
@@ -455,7 +497,7 @@ void CheckpointRunner::WaitForStaleReplicas() {
       ask = clock_->Now() - switched_ < absl::Minutes(2);
     }
     for (const NodeRecord& n : registry_->Snapshot()) {
-      if (n.member.site() == active || !registry_->Healthy(n)) continue;
+      if (n.member->site() == active || !registry_->Healthy(n)) continue;
       stale |= n.stale;
       replicas.push_back(n.ref());
     }

@@ -97,6 +97,11 @@ class CheckpointRunner {
   // A replica that was a source until a promote re-reads its tree first;
   // waits for that, at most 30 s.
   void WaitForStaleReplicas() ABSL_EXCLUSIVE_LOCKS_REQUIRED(serial_mu_);
+  // Every tenth of `checkpoint_records` checkpoints: forgets the records
+  // of finished checkpoints older than the newest `checkpoint_records`,
+  // except those a node's history keeps (every member is asked; one that
+  // does not answer holds it off) and pinned ones.
+  void ForgetRecords(uint64_t newest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(serial_mu_);
   // Notes that every cut is held by a deployment half done (status shows
   // it from the first time on, until a cut finds the groups coherent).
   void HoldForDeployment(const std::string& reason)
@@ -110,6 +115,8 @@ class CheckpointRunner {
   WorkerPool* const pool_;
 
   absl::Mutex serial_mu_;
+  // The checkpoint from which records are looked at again.
+  uint64_t forget_next_ ABSL_GUARDED_BY(serial_mu_) = 0;
   mutable absl::Mutex state_mu_ ABSL_ACQUIRED_AFTER(serial_mu_);
   absl::Time cut_started_ ABSL_GUARDED_BY(state_mu_) = absl::InfinitePast();
   absl::Time switched_ ABSL_GUARDED_BY(state_mu_) = absl::InfinitePast();

@@ -322,7 +322,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   gwmirror::v1::HeartbeatResponse resp;
   resp.set_epoch(epoch);
   *resp.mutable_grant() = Stamp(epoch).grant();
-  resp.set_role(Role(n.member.site()));
+  resp.set_role(Role(n.member->site()));
   if (req.staged_checkpoint() != 0) {
     // A staging kept for a checkpoint this coordinator aborted, or never
     // began (its state is older than the replica's), is dropped; one being
@@ -341,7 +341,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
   if (resp.role() == gwmirror::v1::NODE_ROLE_SOURCE) {
     if (std::optional<NodeRecord> peer = registry_.HealthyPeer(n)) {
       resp.set_replica_address(peer->address);
-      resp.set_replica_identity(peer->member.identity());
+      resp.set_replica_identity(peer->member->identity());
     }
   }
   return resp;

@@ -395,7 +395,9 @@ absl::Status EtcdStateStore::LoadMeta(const std::string& active_site) {
 
 absl::Status EtcdStateStore::Write(
     const StoredMeta& next,
-    const std::vector<std::pair<std::string, std::string>>& puts) {
+    const std::vector<std::pair<std::string, std::string>>& puts,
+    const std::vector<std::pair<std::string, std::string>>& deletes,
+    uint64_t* deleted) {
   RETURN_IF_ERROR(LeadLocked());
   const std::string meta_key = prefix_ + "meta";
   const std::string leader_key = prefix_ + "leader";
@@ -406,12 +408,22 @@ absl::Status EtcdStateStore::Write(
   Fence(req, meta_key, Compare::MOD)->set_mod_revision(meta_revision_);
   AddPut(req, meta_key, meta_bytes);
   for (const auto& [key, value] : puts) AddPut(req, key, value);
+  for (const auto& [key, end] : deletes) {
+    auto* del = req.add_success()->mutable_request_delete_range();
+    del->set_key(key);
+    del->set_range_end(end);
+  }
   AddRange(req.mutable_failure(), leader_key);
   AddRange(req.mutable_failure(), meta_key);
   absl::StatusOr<etcdserverpb::TxnResponse> resp = client_->Txn(req);
   if (resp.ok() && resp->succeeded()) {
     meta_ = next;
     meta_revision_ = resp->header().revision();
+    for (const auto& r : resp->responses()) {
+      if (deleted != nullptr && r.has_response_delete_range()) {
+        *deleted += r.response_delete_range().deleted();
+      }
+    }
     return absl::OkStatus();
   }
   const etcdserverpb::KeyValue* leader = nullptr;
@@ -798,6 +810,29 @@ absl::StatusOr<std::vector<std::string>> EtcdStateStore::UnappliedSlots(
   return out;
 }
 
+absl::StatusOr<uint64_t> EtcdStateStore::Forget(
+    uint64_t below, const std::set<uint64_t>& keep) {
+  absl::MutexLock l(&mu_);
+  std::set<uint64_t> kept = keep;
+  kept.insert(meta_.pins().begin(), meta_.pins().end());
+  kept.insert(meta_.unfinished().begin(), meta_.unfinished().end());
+  kept.insert(meta_.last_checkpoint());  // The newest stays, as in SQLite.
+  // Only finished records lie in the ranges (every unfinished one is
+  // kept), so whole key ranges go; `counts` keeps counting them. etcd
+  // takes at most 128 operations in one transaction.
+  std::vector<std::pair<std::string, std::string>> batch;
+  uint64_t deleted = 0;
+  for (const auto& [from, to] : ForgettableRanges(below, kept)) {
+    batch.emplace_back(CheckpointKey(from), CheckpointKey(to));
+    if (batch.size() == 100) {
+      RETURN_IF_ERROR(Write(meta_, {}, batch, &deleted));
+      batch.clear();
+    }
+  }
+  if (!batch.empty()) RETURN_IF_ERROR(Write(meta_, {}, batch, &deleted));
+  return deleted;
+}
+
 absl::StatusOr<StateStore::Contents> EtcdStateStore::Export() const {
   Contents out;
   {
@@ -825,14 +860,26 @@ absl::StatusOr<StateStore::Contents> EtcdStateStore::Export() const {
           r.set_key(resp.kvs(resp.kvs_size() - 1).key() + std::string(1, '\0'));
         }
       };
+  // What `counts` counts beyond the records is what was forgotten.
+  std::map<std::string, uint64_t> forgotten;
+  {
+    absl::MutexLock l(&mu_);
+    forgotten.insert(meta_.counts().begin(), meta_.counts().end());
+  }
   RETURN_IF_ERROR(scan("checkpoints/", [&](const etcdserverpb::KeyValue& kv) {
     StoredCheckpoint& c = out.checkpoints.emplace_back();
     if (!c.ParseFromString(kv.value()) || c.info().id() == 0) {
       return absl::DataLossError(
           absl::StrCat("etcd key ", kv.key(), ": not a checkpoint record"));
     }
+    uint64_t& n = forgotten[StateName(c.info().state())];
+    n -= std::min<uint64_t>(n, 1);
     return absl::OkStatus();
   }));
+  out.meta.clear_forgotten();
+  for (const auto& [state, n] : forgotten) {
+    if (n > 0) (*out.meta.mutable_forgotten())[state] = n;
+  }
   const size_t skip = prefix_.size() + std::string("drills/").size();
   RETURN_IF_ERROR(scan("drills/", [&](const etcdserverpb::KeyValue& kv) {
     uint64_t id = 0;
@@ -891,6 +938,10 @@ absl::Status EtcdStateStore::Import(const Contents& contents) {
   StoredMeta next = contents.meta;
   next.clear_counts();
   next.clear_unfinished();
+  // `counts` counts forgotten records too.
+  next.mutable_counts()->insert(contents.meta.forgotten().begin(),
+                                contents.meta.forgotten().end());
+  next.clear_forgotten();
   etcdserverpb::TxnRequest batch = fenced();
   size_t bytes = 0;
   auto put = [&](std::string key, std::string value) -> absl::Status {

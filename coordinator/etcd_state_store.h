@@ -127,6 +127,9 @@ class EtcdStateStore : public StateStore {
       size_t limit) const override ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::map<std::string, uint64_t>> CountByState() const override
       ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<uint64_t> Forget(uint64_t below,
+                                  const std::set<uint64_t>& keep) override
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<std::string>> UnappliedSlots(
       uint64_t id) const override ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<gwmirror::v1::CoordinatorPeer> Coordinators() const override;
@@ -156,12 +159,14 @@ class EtcdStateStore : public StateStore {
   std::string DrillKey(uint64_t id) const;
   absl::StatusOr<gwmirror::v1::StoredCheckpoint> LoadCheckpoint(
       uint64_t id) const;
-  // One fenced transaction: P meta becomes `next` and each (key, value) is
-  // put, all or nothing.
+  // One fenced transaction: P meta becomes `next`, each (key, value) is
+  // put and each [key, range end) deleted, all or nothing. `deleted`, when
+  // given, receives how many keys went (when the answer came back).
   absl::Status Write(
       const gwmirror::v1::StoredMeta& next,
-      const std::vector<std::pair<std::string, std::string>>& puts)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      const std::vector<std::pair<std::string, std::string>>& puts,
+      const std::vector<std::pair<std::string, std::string>>& deletes = {},
+      uint64_t* deleted = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LeadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<EtcdClient> client_;

@@ -113,7 +113,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
         // A partition between this coordinator and the standby site: the
         // epoch is not raised, nothing changed, production stays active.
         return absl::UnavailableError(absl::StrCat(
-            "standby ", n.member.slot(), " (", n.member.identity(),
+            "standby ", n.member->slot(), " (", n.member->identity(),
             ") cannot be reached: ", got.status().message(),
             ". Nothing changed; ", active,
             " is still active. Retry once the link is back; if the site of "
@@ -123,24 +123,24 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
       const gwmirror::v1::ReplicaState& state = *got;
       if (req.checkpoint() != 0) {
         s->add_done(absl::StrCat(
-            n.member.slot(), ": ", n.member.identity(), " holds checkpoint ",
+            n.member->slot(), ": ", n.member->identity(), " holds checkpoint ",
             state.committed_checkpoint(), ", retains ", cp.id()));
         continue;
       }
       if (state.committed_checkpoint() != cp.id() && final_pending) {
         s->add_done(
-            absl::StrCat(n.member.slot(), ": ", n.member.identity(),
+            absl::StrCat(n.member->slot(), ": ", n.member->identity(),
                          " holds checkpoint ", state.committed_checkpoint(),
                          "; the final checkpoint brings it up to date"));
         continue;
       }
       if (state.committed_checkpoint() != cp.id()) {
         return absl::FailedPreconditionError(
-            absl::StrCat("standby ", n.member.slot(), " holds checkpoint ",
+            absl::StrCat("standby ", n.member->slot(), " holds checkpoint ",
                          state.committed_checkpoint(),
                          ", not the last consistent ", cp.id()));
       }
-      s->add_done(absl::StrCat(n.member.slot(), ": ", n.member.identity(),
+      s->add_done(absl::StrCat(n.member->slot(), ": ", n.member->identity(),
                                " holds checkpoint ", cp.id()));
     }
     s->set_ms(absl::ToInt64Milliseconds(clock_->Now() - t));
@@ -239,7 +239,7 @@ absl::Status Coordinator::ActivateAll(const std::vector<NodeRecord>& nodes,
   });
   absl::Status st;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const std::string& slot = nodes[i].member.slot();
+    const std::string& slot = nodes[i].member->slot();
     if (!out[i].ok()) {
       st.Update(
           absl::Status(out[i].status().code(),
@@ -279,7 +279,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
       if (!state.stale()) break;
       if (clock_->Now() > give_up) {
         return absl::UnavailableError(
-            absl::StrCat(n.member.identity(),
+            absl::StrCat(n.member->identity(),
                          " is still re-reading its tree as a "
                          "replica; fail back once it is done"));
       }

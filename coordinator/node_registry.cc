@@ -11,7 +11,10 @@ NodeRegistry::NodeRegistry(
     const Clock* clock, absl::Duration heartbeat_timeout,
     const std::vector<gwmirror::v1::ClusterMember>& members)
     : clock_(clock), heartbeat_timeout_(heartbeat_timeout) {
-  for (const auto& m : members) nodes_[m.identity()].member = m;
+  for (const auto& m : members) {
+    nodes_[m.identity()].member =
+        std::make_shared<const gwmirror::v1::ClusterMember>(m);
+  }
 }
 
 absl::Status NodeRegistry::CheckMember(const std::string& identity,
@@ -19,8 +22,8 @@ absl::Status NodeRegistry::CheckMember(const std::string& identity,
                                        const std::string& slot) const {
   absl::MutexLock l(&mu_);
   auto it = nodes_.find(identity);
-  if (it == nodes_.end() || it->second.member.site() != site ||
-      it->second.member.slot() != slot) {
+  if (it == nodes_.end() || it->second.member->site() != site ||
+      it->second.member->slot() != slot) {
     return absl::PermissionDeniedError(
         absl::StrCat("unknown node \"", identity, "\" (site \"", site,
                      "\", slot \"", slot, "\"): not a member of this cluster"));
@@ -93,6 +96,14 @@ bool NodeRegistry::Healthy(const NodeRecord& n) const {
   return n.registered && clock_->Now() - n.last_heartbeat < heartbeat_timeout_;
 }
 
+const std::shared_ptr<const gwmirror::v1::ClusterMember>&
+NodeRecord::NoMember() {
+  static const auto* none =
+      new std::shared_ptr<const gwmirror::v1::ClusterMember>(
+          std::make_shared<const gwmirror::v1::ClusterMember>());
+  return *none;
+}
+
 std::vector<NodeRecord> NodeRegistry::Snapshot() const {
   absl::MutexLock l(&mu_);
   std::vector<NodeRecord> out;
@@ -104,15 +115,15 @@ std::vector<NodeRecord> NodeRegistry::Snapshot() const {
 bool NodeRegistry::HasSlot(const std::string& slot) const {
   absl::MutexLock l(&mu_);
   return std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& e) {
-    return e.second.member.slot() == slot;
+    return e.second.member->slot() == slot;
   });
 }
 
 std::optional<NodeRecord> NodeRegistry::HealthyPeer(const NodeRecord& n) const {
   absl::MutexLock l(&mu_);
   for (const auto& [id, peer] : nodes_) {
-    if (peer.member.slot() == n.member.slot() &&
-        peer.member.site() != n.member.site() && Healthy(peer)) {
+    if (peer.member->slot() == n.member->slot() &&
+        peer.member->site() != n.member->site() && Healthy(peer)) {
       return peer;
     }
   }
@@ -125,9 +136,9 @@ absl::StatusOr<std::vector<SlotPeers>> NodeRegistry::HealthySlots(
   {
     absl::MutexLock l(&mu_);
     for (const auto& [id, n] : nodes_) {
-      SlotPeers& s = slots[n.member.slot()];
-      s.slot = n.member.slot();
-      (n.member.site() == active ? s.source : s.replica) = n;
+      SlotPeers& s = slots[n.member->slot()];
+      s.slot = n.member->slot();
+      (n.member->site() == active ? s.source : s.replica) = n;
     }
   }
   std::vector<std::string> problems;
@@ -135,12 +146,12 @@ absl::StatusOr<std::vector<SlotPeers>> NodeRegistry::HealthySlots(
   for (auto& [name, s] : slots) {
     for (const NodeRecord* n : {&s.source, &s.replica}) {
       const char* end = n == &s.source ? "source" : "replica";
-      if (n->member.identity().empty()) {
+      if (n->member->identity().empty()) {
         problems.push_back(
             absl::StrCat("slot ", name, " has no ", end, " member"));
       } else if (!Healthy(*n)) {
         problems.push_back(absl::StrCat(
-            name, ": ", end, " ", n->member.identity(),
+            name, ": ", end, " ", n->member->identity(),
             n->registered ? absl::StrCat(" lost (last heartbeat ",
                                          absl::FormatDuration(absl::Trunc(
                                              clock_->Now() - n->last_heartbeat,
@@ -162,10 +173,10 @@ absl::StatusOr<std::vector<NodeRecord>> NodeRegistry::SiteNodes(
   std::vector<NodeRecord> nodes;
   absl::MutexLock l(&mu_);
   for (const auto& [id, n] : nodes_) {
-    if (n.member.site() != site) continue;
+    if (n.member->site() != site) continue;
     if (!Healthy(n)) {
       return absl::FailedPreconditionError(absl::StrCat(
-          site, " node ", id, " (", n.member.slot(), ") is not heartbeating"));
+          site, " node ", id, " (", n.member->slot(), ") is not heartbeating"));
     }
     nodes.push_back(n);
   }

@@ -29,7 +29,9 @@ namespace gwmirror {
 
 // One member as the coordinator last heard of it.
 struct NodeRecord {
-  gwmirror::v1::ClusterMember member;
+  // The member as the config lists it (shared: it never changes, and a
+  // record is copied at every look; never null).
+  std::shared_ptr<const gwmirror::v1::ClusterMember> member = NoMember();
   std::string address;
   bool registered = false;
   absl::Time last_heartbeat = absl::InfinitePast();
@@ -56,7 +58,10 @@ struct NodeRecord {
   // End of validity of the certificate it registered with.
   absl::Time cert_not_after = absl::InfinitePast();
 
-  NodeRef ref() const { return NodeRef{member.identity(), address}; }
+  NodeRef ref() const { return NodeRef{member->identity(), address}; }
+
+  // The member of a record that stands for no one (an empty slot end).
+  static const std::shared_ptr<const gwmirror::v1::ClusterMember>& NoMember();
 };
 
 // Both ends of one slot, as the sites' roles assign them.

@@ -112,7 +112,7 @@ Coordinator::Retained(const std::vector<NodeRecord>& nodes,
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (!lists[i].ok()) {
       return absl::Status(lists[i].status().code(),
-                          absl::StrCat(nodes[i].member.slot(), ": ",
+                          absl::StrCat(nodes[i].member->slot(), ": ",
                                        lists[i].status().message()));
     }
     for (const auto& p : lists[i]->points()) {
@@ -183,7 +183,7 @@ absl::StatusOr<gwmirror::v1::VerifyReport> Coordinator::Verify(
   std::vector<NodeRecord> nodes;
   const std::string standby = StandbySite();
   for (NodeRecord& n : registry_.Snapshot()) {
-    if (n.member.site() == standby) nodes.push_back(std::move(n));
+    if (n.member->site() == standby) nodes.push_back(std::move(n));
   }
   const uint64_t epoch = store_->Epoch();
   std::vector<absl::StatusOr<gwmirror::v1::VerifyResult>> results(
@@ -196,8 +196,8 @@ absl::StatusOr<gwmirror::v1::VerifyReport> Coordinator::Verify(
   uint64_t differences = 0;
   for (size_t i = 0; i < nodes.size(); ++i) {
     gwmirror::v1::SlotVerify* s = report.add_slots();
-    s->set_slot(nodes[i].member.slot());
-    s->set_identity(nodes[i].member.identity());
+    s->set_slot(nodes[i].member->slot());
+    s->set_identity(nodes[i].member->identity());
     if (!results[i].ok()) {
       s->set_error(std::string(results[i].status().message()));
       report.set_ok(false);

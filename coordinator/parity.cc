@@ -14,15 +14,15 @@ using gwmirror::v1::TopologyReport;
 constexpr char kProduction[] = "production";
 constexpr char kStandby[] = "standby";
 
-// "group-2/instance-1" -> "QuickStart Group/Gateway1" for each gateway
-// instance the topology places on host `host_id`.
-std::map<std::string, std::string> InstancesOn(const GatewayTopology& t,
-                                               const std::string& host_id) {
-  std::map<std::string, std::string> out;
+// Host id -> ("group-2/instance-1" -> "QuickStart Group/Gateway1") for
+// each gateway instance the topology places on that host.
+std::map<std::string, std::map<std::string, std::string>> InstancesByHost(
+    const GatewayTopology& t) {
+  std::map<std::string, std::map<std::string, std::string>> out;
   for (const auto& g : t.groups()) {
     for (const auto& s : g.services()) {
-      if (s.type() == "gateway" && s.host_id() == host_id) {
-        out[absl::StrCat(g.id(), "/", s.id())] =
+      if (s.type() == "gateway") {
+        out[s.host_id()][absl::StrCat(g.id(), "/", s.id())] =
             absl::StrCat(g.name(), "/", s.name());
       }
     }
@@ -32,34 +32,33 @@ std::map<std::string, std::string> InstancesOn(const GatewayTopology& t,
 
 }  // namespace
 
-ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
+ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
                             bool check_instances) {
   ParityVerdict v;
-  auto differ = [&v](const std::string& slot, std::string words) {
+  auto differ = [&v](absl::string_view slot, std::string words) {
     v.parity = false;
-    v.by_slot[slot].push_back(words);
+    v.by_slot[std::string(slot)].push_back(words);
     v.differences.push_back(std::move(words));
   };
-  std::map<std::string, const TopologyReport*> prod, standby;
-  for (const TopologyReport& r : reports) {
-    if (r.site() == kProduction) {
-      prod[r.slot()] = &r;
-    } else if (r.site() == kStandby) {
-      standby[r.slot()] = &r;
+  std::map<absl::string_view, const TopologyReport*> prod, standby;
+  for (const PlacedReport& r : reports) {
+    if (r.site == kProduction) {
+      prod[r.slot] = r.report;
+    } else if (r.site == kStandby) {
+      standby[r.slot] = r.report;
     } else {
-      differ(r.slot(),
-             absl::StrCat("node ", r.slot(), " reports unknown site \"",
-                          r.site(), "\""));
+      differ(r.slot, absl::StrCat("node ", r.slot, " reports unknown site \"",
+                                  r.site, "\""));
     }
   }
-  for (const TopologyReport& r : reports) {
-    for (const std::string& p : r.problems()) {
-      differ(r.slot(), absl::StrCat(r.site(), " ", r.slot(), ": ", p));
+  for (const PlacedReport& r : reports) {
+    for (const std::string& p : r.report->problems()) {
+      differ(r.slot, absl::StrCat(r.site, " ", r.slot, ": ", p));
     }
   }
   // Production's topology: every production node must hold the same version.
   const GatewayTopology* reference = nullptr;
-  std::map<int64_t, std::vector<std::string>> versions;
+  std::map<int64_t, std::vector<absl::string_view>> versions;
   for (const auto& [slot, r] : prod) {
     if (!r->has_topology()) continue;
     versions[r->topology().version()].push_back(slot);
@@ -82,27 +81,43 @@ ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
     differ("", "no production node reports a topology");
     return v;
   }
-  // Every host of the topology is served on both sites.
+  // Every host of the topology is served on both sites. (Instances,
+  // hosts and who serves them are each found once: a topology's hosts and
+  // a site's nodes grow together.)
+  const auto instances_by_host = InstancesByHost(*reference);
+  const std::map<std::string, std::string> no_instances;
+  auto instances_on = [&](const std::string& host_id)
+      -> const std::map<std::string, std::string>& {
+    auto it = instances_by_host.find(host_id);
+    return it == instances_by_host.end() ? no_instances : it->second;
+  };
+  std::set<absl::string_view> served_by_prod, served_by_standby;
+  for (const auto& [slot, r] : prod) served_by_prod.insert(r->host_name());
+  for (const auto& [slot, r] : standby) {
+    served_by_standby.insert(r->host_name());
+  }
+  std::map<absl::string_view, std::vector<const gwmirror::v1::GatewayHost*>>
+      hosts_by_name;
   for (const auto& h : reference->hosts()) {
-    size_t instances = InstancesOn(*reference, h.id()).size();
+    hosts_by_name[h.name()].push_back(&h);
+    size_t instances = instances_on(h.id()).size();
     std::string what =
         absl::StrCat(h.id(), " (", h.name(), ", ", instances,
                      " gateway instance", instances == 1 ? "" : "s", ")");
-    for (const auto* site : {&prod, &standby}) {
-      bool served = false;
-      for (const auto& [slot, r] : *site) served |= r->host_name() == h.name();
-      if (!served) {
-        differ("", absl::StrCat("production topology has ", what, " but no ",
-                                site == &prod ? kProduction : kStandby,
-                                " node serves it"));
+    for (const auto* site : {&served_by_prod, &served_by_standby}) {
+      if (!site->contains(h.name())) {
+        differ("",
+               absl::StrCat("production topology has ", what, " but no ",
+                            site == &served_by_prod ? kProduction : kStandby,
+                            " node serves it"));
       }
     }
   }
   // Twins: same installed version; slots filled on both sites.
-  std::set<std::string> slots;
+  std::set<absl::string_view> slots;
   for (const auto& [slot, r] : prod) slots.insert(slot);
   for (const auto& [slot, r] : standby) slots.insert(slot);
-  for (const std::string& slot : slots) {
+  for (absl::string_view slot : slots) {
     auto p = prod.find(slot);
     auto s = standby.find(slot);
     if (p == prod.end() || s == standby.end()) {
@@ -128,20 +143,31 @@ ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
                                 " on standby"));
     }
     if (!check_instances) continue;
-    for (const auto& h : reference->hosts()) {
-      if (h.name() != sr.host_name()) continue;
-      std::set<std::string> on_disk(sr.instances_on_disk().begin(),
-                                    sr.instances_on_disk().end());
-      for (const auto& [dir, name] : InstancesOn(*reference, h.id())) {
+    auto hosts = hosts_by_name.find(sr.host_name());
+    if (hosts == hosts_by_name.end()) continue;
+    std::set<std::string> on_disk(sr.instances_on_disk().begin(),
+                                  sr.instances_on_disk().end());
+    for (const gwmirror::v1::GatewayHost* h : hosts->second) {
+      for (const auto& [dir, name] : instances_on(h->id())) {
         if (!on_disk.count(dir)) {
           differ(slot,
                  absl::StrCat("standby ", slot, " lacks ", dir, " (", name,
-                              ") that ", h.id(), " runs in the topology"));
+                              ") that ", h->id(), " runs in the topology"));
         }
       }
     }
   }
   return v;
+}
+
+ParityVerdict ComputeParity(const std::vector<TopologyReport>& reports,
+                            bool check_instances) {
+  std::vector<PlacedReport> placed;
+  placed.reserve(reports.size());
+  for (const TopologyReport& r : reports) {
+    placed.push_back(PlacedReport{r.site(), r.slot(), &r});
+  }
+  return ComputeParity(placed, check_instances);
 }
 
 }  // namespace gwmirror

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "gwmirror/v1/topology.pb.h"
 
 namespace gwmirror {
@@ -24,8 +25,19 @@ struct ParityVerdict {
   std::map<std::string, std::vector<std::string>> by_slot;
 };
 
+// One node's report, placed: `site` is "production" or "standby" and
+// `slot` its slot, whatever the report itself says (the coordinator knows
+// them from the config; a report is borrowed, not copied, for each look).
+struct PlacedReport {
+  absl::string_view site, slot;
+  const gwmirror::v1::TopologyReport* report;
+};
+
 // `check_instances`: also require the standby's instance directories (true
 // once a checkpoint has been applied).
+ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
+                            bool check_instances);
+// The same for reports that carry their own site and slot.
 ParityVerdict ComputeParity(
     const std::vector<gwmirror::v1::TopologyReport>& reports,
     bool check_instances);

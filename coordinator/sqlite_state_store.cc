@@ -4,10 +4,12 @@
 #include <sys/file.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,18 +31,27 @@ gwmirror::v1::CheckpointState StateOfText(const std::string& t) {
   return gwmirror::v1::CHECKPOINT_STATE_UNSPECIFIED;
 }
 
+// Meta keys counting forgotten records: forgotten_applied, ...
+constexpr char kForgotten[] = "forgotten_";
+
+// Checkpoints that reached the commit point.
+constexpr char kCommitted[] = "state IN ('consistent', 'applied')";
+
 absl::Status SqlError(sqlite3* db, absl::string_view what) {
   return absl::InternalError(
       absl::StrCat("coordinator state: ", what, ": ", sqlite3_errmsg(db)));
 }
 
-// One prepared statement, finalized on destruction.
+// One statement, borrowed from the store's prepared ones for as long as it
+// lives, and ready to run again (reset, unbound) when it dies.
 class Statement {
  public:
-  Statement(sqlite3* db, const std::string& sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr);
+  Statement(PreparedStatements& prepared, const std::string& sql)
+      : db_(prepared.db()), lent_(prepared.Take(sql)) {
+    stmt_ = lent_.stmt;
+    rc_ = stmt_ == nullptr ? SQLITE_ERROR : SQLITE_OK;
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  ~Statement() { PreparedStatements::Give(lent_); }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -81,8 +92,7 @@ class Statement {
                         : std::string(static_cast<const char*>(p), n);
   }
   int Changes() const { return sqlite3_changes(db_); }
-  // Ready to run again, with new bindings (a statement prepared once for
-  // a loop: parsing it per row was a good part of a 200-slot checkpoint).
+  // Ready to run again, with new bindings (one statement for a loop).
   Statement& Reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
@@ -91,9 +101,21 @@ class Statement {
 
  private:
   sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
+  PreparedStatements::Lent lent_;
+  sqlite3_stmt* stmt_;
   int rc_;
 };
+
+// A checkpoint's slots column, read.
+absl::StatusOr<gwmirror::v1::CheckpointSlots> ParseSlots(
+    uint64_t id, const std::string& blob) {
+  gwmirror::v1::CheckpointSlots slots;
+  if (!slots.ParseFromString(blob)) {
+    return absl::DataLossError(absl::StrCat("coordinator state: checkpoint ",
+                                            id, ": unreadable slot digests"));
+  }
+  return slots;
+}
 
 absl::Status Run(Statement& st) {
   ASSIGN_OR_RETURN(bool row, st.Step());
@@ -102,6 +124,44 @@ absl::Status Run(Statement& st) {
 }
 
 }  // namespace
+
+PreparedStatements::~PreparedStatements() {
+  for (auto& [sql, p] : kept_) sqlite3_finalize(p.stmt);
+}
+
+PreparedStatements::Lent PreparedStatements::Take(const std::string& sql) {
+  auto it = kept_.find(sql);
+  if (it != kept_.end() && !it->second.in_use) {
+    it->second.in_use = true;
+    return Lent{it->second.stmt, &it->second};
+  }
+  // The same text in use twice at once (a statement run inside another's
+  // loop): the second is prepared for that use alone.
+  const bool keep = it == kept_.end();
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql.c_str(), -1,
+                         keep ? SQLITE_PREPARE_PERSISTENT : 0, &stmt,
+                         nullptr) != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return Lent{};
+  }
+  if (!keep) return Lent{stmt, nullptr};
+  Kept& k = kept_[sql];
+  k = Kept{stmt, true};
+  return Lent{stmt, &k};
+}
+
+void PreparedStatements::Give(const Lent& lent) {
+  if (lent.kept == nullptr) {
+    sqlite3_finalize(lent.stmt);
+    return;
+  }
+  sqlite3_reset(lent.stmt);
+  sqlite3_clear_bindings(lent.stmt);
+  lent.kept->in_use = false;
+}
+
+SqliteStateStore::~SqliteStateStore() = default;
 
 absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(
     const std::string& path, const std::string& active_site) {
@@ -139,21 +199,22 @@ absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(
       " epoch INTEGER NOT NULL, state TEXT NOT NULL, cut_ms INTEGER NOT NULL, "
       " consistent_ms INTEGER NOT NULL DEFAULT 0, "
       " applied_ms INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT "
-      "'');"
-      "CREATE TABLE IF NOT EXISTS checkpoint_slots(checkpoint INTEGER NOT "
-      "NULL, "
-      " slot TEXT NOT NULL, digest BLOB NOT NULL, "
-      " applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(checkpoint, slot));"
+      "'', slots BLOB NOT NULL DEFAULT x'');"
       "CREATE TABLE IF NOT EXISTS drills(id INTEGER PRIMARY KEY, "
-      " started_ms INTEGER NOT NULL, report BLOB NOT NULL);"));
+      " started_ms INTEGER NOT NULL, report BLOB NOT NULL);"
+      // Every checkpoint looks for unfinished ones: a look at those
+      // alone, not at every checkpoint ever recorded.
+      "CREATE INDEX IF NOT EXISTS checkpoints_unfinished ON checkpoints(id) "
+      " WHERE state IN ('cut', 'consistent');"));
+  RETURN_IF_ERROR(s->MigrateSlotRows());
   {
-    Statement ins(raw,
+    Statement ins(*s->prepared_,
                   "INSERT OR IGNORE INTO meta(key, value) VALUES "
                   "('epoch', '1'), ('active_site', ?1)");
     ins.BindText(1, active_site);
     RETURN_IF_ERROR(Run(ins));
   }
-  Statement q(raw, "SELECT key, value FROM meta");
+  Statement q(*s->prepared_, "SELECT key, value FROM meta");
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
@@ -163,6 +224,12 @@ absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(
           absl::StrCat(path, ": epoch \"", value, "\" is not a number"));
     }
     if (key == "active_site") s->active_site_ = value;
+    if (absl::StartsWith(key, kForgotten) &&
+        !absl::SimpleAtoi(value,
+                          &s->forgotten_[key.substr(strlen(kForgotten))])) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": ", key, " \"", value, "\" is not a number"));
+    }
     if (key == "fenced_site") s->fenced_site_ = value;
     if (key == "pins") {
       for (absl::string_view v :
@@ -179,6 +246,58 @@ absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(
   return s;
 }
 
+absl::Status SqliteStateStore::MigrateSlotRows() {
+  // A state written before the slots column (a row per slot in a table of
+  // their own): moved into the column in one transaction, then the table
+  // dropped. Nothing to do for a state made since.
+  // (Each look is done with, reset, before the table changes.)
+  auto count = [&](const char* sql) -> absl::StatusOr<int64_t> {
+    Statement q(*prepared_, sql);
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    return row ? q.Int(0) : 0;
+  };
+  ASSIGN_OR_RETURN(int64_t old,
+                   count("SELECT COUNT(*) FROM sqlite_master WHERE type = "
+                         "'table' AND name = 'checkpoint_slots'"));
+  if (old == 0) return absl::OkStatus();
+  return Transaction([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(int64_t has,
+                     count("SELECT COUNT(*) FROM pragma_table_info("
+                           "'checkpoints') WHERE name = 'slots'"));
+    if (has == 0) {
+      Statement add(*prepared_,
+                    "ALTER TABLE checkpoints ADD COLUMN slots BLOB NOT NULL "
+                    "DEFAULT x''");
+      RETURN_IF_ERROR(Run(add));
+    }
+    Statement rows(*prepared_,
+                   "SELECT checkpoint, slot, digest, applied FROM "
+                   "checkpoint_slots ORDER BY checkpoint, slot");
+    Statement up(*prepared_, "UPDATE checkpoints SET slots = ?2 WHERE id = ?1");
+    gwmirror::v1::CheckpointSlots slots;
+    int64_t id = 0;
+    auto flush = [&]() -> absl::Status {
+      if (slots.slots().empty()) return absl::OkStatus();
+      up.Reset().Bind(1, id).Bind(2, slots.SerializeAsString());
+      RETURN_IF_ERROR(Run(up));
+      slots.Clear();
+      return absl::OkStatus();
+    };
+    for (;;) {
+      ASSIGN_OR_RETURN(bool more, rows.Step());
+      if (!more || rows.Int(0) != id) RETURN_IF_ERROR(flush());
+      if (!more) break;
+      id = rows.Int(0);
+      gwmirror::v1::CheckpointSlots::Slot* s = slots.add_slots();
+      s->set_slot(rows.Text(1));
+      s->set_digest(rows.Text(2));
+      s->set_applied(rows.Int(3) != 0);
+    }
+    Statement drop(*prepared_, "DROP TABLE checkpoint_slots");
+    return Run(drop);
+  });
+}
+
 absl::Status SqliteStateStore::Exec(const std::string& sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err) !=
@@ -192,13 +311,16 @@ absl::Status SqliteStateStore::Exec(const std::string& sql) {
 
 absl::Status SqliteStateStore::Transaction(
     const std::function<absl::Status()>& body) {
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Statement begin(*prepared_, "BEGIN IMMEDIATE");
+  RETURN_IF_ERROR(Run(begin));
   absl::Status st = body();
   if (!st.ok()) {
-    (void)Exec("ROLLBACK");
+    Statement rollback(*prepared_, "ROLLBACK");
+    (void)Run(rollback);
     return st;
   }
-  return Exec("COMMIT");
+  Statement commit(*prepared_, "COMMIT");
+  return Run(commit);
 }
 
 uint64_t SqliteStateStore::Epoch() const {
@@ -225,7 +347,7 @@ absl::StatusOr<uint64_t> SqliteStateStore::SwitchActive(
   }
   const uint64_t epoch = epoch_ + 1;
   RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
-    Statement up(db_.get(),
+    Statement up(*prepared_,
                  "INSERT OR REPLACE INTO meta(key, value) VALUES "
                  "('epoch', ?1), ('active_site', ?2), ('fenced_site', ?3)");
     up.BindText(1, absl::StrCat(epoch))
@@ -245,7 +367,7 @@ absl::Status SqliteStateStore::AdoptActive(uint64_t epoch,
   if (epoch <= epoch_) return absl::OkStatus();
   const std::string fenced = site == active_site_ ? fenced_site_ : active_site_;
   RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
-    Statement up(db_.get(),
+    Statement up(*prepared_,
                  "INSERT OR REPLACE INTO meta(key, value) VALUES "
                  "('epoch', ?1), ('active_site', ?2), ('fenced_site', ?3)");
     up.BindText(1, absl::StrCat(epoch)).BindText(2, site).BindText(3, fenced);
@@ -260,14 +382,14 @@ absl::Status SqliteStateStore::AdoptActive(uint64_t epoch,
 absl::Status SqliteStateStore::Recover(const Recovered& r) {
   absl::MutexLock l(&mu_);
   RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
-    Statement count(db_.get(), "SELECT COUNT(*) FROM checkpoints");
+    Statement count(*prepared_, "SELECT COUNT(*) FROM checkpoints");
     ASSIGN_OR_RETURN(bool row, count.Step());
     if (row && count.Int(0) != 0) {
       return absl::FailedPreconditionError(
           "the coordinator state already records checkpoints: recover only "
           "rebuilds a lost state (move the old state.db away first)");
     }
-    Statement up(db_.get(),
+    Statement up(*prepared_,
                  "INSERT OR REPLACE INTO meta(key, value) VALUES "
                  "('epoch', ?1), ('active_site', ?2), ('fenced_site', ?3), "
                  "('pins', ?4)");
@@ -278,7 +400,7 @@ absl::Status SqliteStateStore::Recover(const Recovered& r) {
     RETURN_IF_ERROR(Run(up));
     if (r.checkpoint == 0) return absl::OkStatus();
     Statement ins(
-        db_.get(),
+        *prepared_,
         "INSERT INTO checkpoints(id, epoch, state, cut_ms, "
         "consistent_ms, applied_ms, reason) VALUES "
         "(?1, ?2, 'applied', ?3, ?3, ?3, 'recovered from the nodes')");
@@ -307,7 +429,7 @@ absl::Status SqliteStateStore::Pin(uint64_t id, bool pin) {
   } else {
     next.erase(id);
   }
-  Statement up(db_.get(),
+  Statement up(*prepared_,
                "INSERT OR REPLACE INTO meta(key, value) VALUES ('pins', ?1)");
   up.BindText(1, absl::StrJoin(next, ","));
   RETURN_IF_ERROR(Run(up));
@@ -319,7 +441,7 @@ absl::StatusOr<uint64_t> SqliteStateStore::BeginCut(uint64_t epoch,
                                                     int64_t now_ms) {
   absl::MutexLock l(&mu_);
   Statement st(
-      db_.get(),
+      *prepared_,
       "INSERT INTO checkpoints(id, epoch, state, cut_ms) "
       "SELECT COALESCE(MAX(id), 0) + 1, ?1, 'cut', ?2 FROM checkpoints "
       "RETURNING id");
@@ -336,26 +458,24 @@ absl::Status SqliteStateStore::RecordConsistent(
     int64_t now_ms) {
   absl::MutexLock l(&mu_);
   return Transaction([&]() -> absl::Status {
-    Statement up(
-        db_.get(),
-        "UPDATE checkpoints SET state = 'consistent', consistent_ms = ?2 "
-        "WHERE id = ?1 AND state = 'cut'");
-    up.Bind(1, static_cast<int64_t>(id)).Bind(2, now_ms);
+    gwmirror::v1::CheckpointSlots slots;
+    for (const auto& [slot, digest] : digests) {  // By slot name.
+      gwmirror::v1::CheckpointSlots::Slot* s = slots.add_slots();
+      s->set_slot(slot);
+      s->set_digest(digest);
+    }
+    Statement up(*prepared_,
+                 "UPDATE checkpoints SET state = 'consistent', "
+                 "consistent_ms = ?2, slots = ?3 WHERE id = ?1 AND state = "
+                 "'cut'");
+    up.Bind(1, static_cast<int64_t>(id))
+        .Bind(2, now_ms)
+        .Bind(3, slots.SerializeAsString());
     RETURN_IF_ERROR(Run(up));
     if (up.Changes() != 1) {
       return absl::FailedPreconditionError(
           absl::StrCat("checkpoint ", id,
                        " is not an open cut; it cannot become consistent"));
-    }
-    Statement ins(db_.get(),
-                  "INSERT INTO checkpoint_slots(checkpoint, slot, digest) "
-                  "VALUES (?1, ?2, ?3)");
-    for (const auto& [slot, digest] : digests) {
-      ins.Reset()
-          .Bind(1, static_cast<int64_t>(id))
-          .BindText(2, slot)
-          .Bind(3, digest);
-      RETURN_IF_ERROR(Run(ins));
     }
     // A crash here leaves the transaction uncommitted: N stays a cut.
     return FaultPoint("coordinator:commit-point");
@@ -366,31 +486,56 @@ absl::Status SqliteStateStore::RecordApplied(
     uint64_t id, const std::vector<std::string>& slots, int64_t now_ms) {
   absl::MutexLock l(&mu_);
   return Transaction([&]() -> absl::Status {
-    Statement up(db_.get(),
-                 "UPDATE checkpoint_slots SET applied = 1 "
-                 "WHERE checkpoint = ?1 AND slot = ?2");
+    ASSIGN_OR_RETURN(gwmirror::v1::CheckpointSlots all, SlotsOf(id));
     for (const std::string& slot : slots) {
-      up.Reset().Bind(1, static_cast<int64_t>(id)).BindText(2, slot);
-      RETURN_IF_ERROR(Run(up));
-      if (up.Changes() != 1) {
+      auto it = std::lower_bound(all.mutable_slots()->begin(),
+                                 all.mutable_slots()->end(), slot,
+                                 [](const auto& s, const std::string& name) {
+                                   return s.slot() < name;
+                                 });
+      if (it == all.mutable_slots()->end() || it->slot() != slot) {
         return absl::FailedPreconditionError(
             absl::StrCat("checkpoint ", id, " has no slot \"", slot, "\""));
       }
+      it->set_applied(true);
     }
-    Statement done(db_.get(),
+    const bool everywhere =
+        std::all_of(all.slots().begin(), all.slots().end(),
+                    [](const auto& s) { return s.applied(); });
+    if (everywhere) {
+      // N becomes applied with its last slot (only from consistent); its
+      // state says every slot applied it, so the column stays as it was.
+      Statement up(*prepared_,
                    "UPDATE checkpoints SET state = 'applied', applied_ms = ?2 "
-                   "WHERE id = ?1 AND state = 'consistent' AND NOT EXISTS ("
-                   " SELECT 1 FROM checkpoint_slots WHERE checkpoint = ?1 "
-                   " AND applied = 0)");
-    done.Bind(1, static_cast<int64_t>(id)).Bind(2, now_ms);
-    return Run(done);
+                   "WHERE id = ?1 AND state = 'consistent'");
+      up.Bind(1, static_cast<int64_t>(id)).Bind(2, now_ms);
+      return Run(up);
+    }
+    Statement up(*prepared_, "UPDATE checkpoints SET slots = ?2 WHERE id = ?1");
+    up.Bind(1, static_cast<int64_t>(id)).Bind(2, all.SerializeAsString());
+    return Run(up);
   });
+}
+
+absl::StatusOr<gwmirror::v1::CheckpointSlots> SqliteStateStore::SlotsOf(
+    uint64_t id) const {
+  Statement q(*prepared_, "SELECT slots, state FROM checkpoints WHERE id = ?1");
+  q.Bind(1, static_cast<int64_t>(id));
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no checkpoint ", id));
+  ASSIGN_OR_RETURN(gwmirror::v1::CheckpointSlots slots,
+                   ParseSlots(id, q.Text(0)));
+  // An applied checkpoint was applied by every slot, whatever the marks.
+  if (q.Text(1) == "applied") {
+    for (auto& s : *slots.mutable_slots()) s.set_applied(true);
+  }
+  return slots;
 }
 
 absl::Status SqliteStateStore::RecordAborted(uint64_t id,
                                              const std::string& reason) {
   absl::MutexLock l(&mu_);
-  Statement up(db_.get(),
+  Statement up(*prepared_,
                "UPDATE checkpoints SET state = 'aborted', reason = ?2 "
                "WHERE id = ?1 AND state = 'cut'");
   up.Bind(1, static_cast<int64_t>(id)).BindText(2, reason);
@@ -404,13 +549,17 @@ absl::Status SqliteStateStore::RecordAborted(uint64_t id,
 
 absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>>
 SqliteStateStore::Query(const std::string& where, size_t limit,
-                        bool newest_first) const {
+                        bool newest_first, int64_t arg, bool digests) const {
   std::vector<gwmirror::v1::CheckpointInfo> out;
-  Statement q(db_.get(),
+  Statement q(*prepared_,
               absl::StrCat("SELECT id, epoch, state, cut_ms, consistent_ms, "
-                           "applied_ms, reason FROM checkpoints WHERE ",
-                           where, " ORDER BY id ",
-                           newest_first ? "DESC" : "ASC", " LIMIT ", limit));
+                           "applied_ms, reason, ",
+                           digests ? "slots" : "x''",
+                           " FROM checkpoints WHERE ", where, " ORDER BY id ",
+                           newest_first ? "DESC" : "ASC", " LIMIT ?1"));
+  q.Bind(1, static_cast<int64_t>(
+                std::min<size_t>(limit, std::numeric_limits<int64_t>::max())));
+  if (where.find("?2") != std::string::npos) q.Bind(2, arg);
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
@@ -422,18 +571,13 @@ SqliteStateStore::Query(const std::string& where, size_t limit,
     c.set_consistent_unix_ms(q.Int(4));
     c.set_applied_unix_ms(q.Int(5));
     c.set_reason(q.Text(6));
-    out.push_back(std::move(c));
-  }
-  for (auto& c : out) {
-    Statement s(
-        db_.get(),
-        "SELECT slot, digest FROM checkpoint_slots WHERE checkpoint = ?1");
-    s.Bind(1, static_cast<int64_t>(c.id()));
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      (*c.mutable_digests())[s.Text(0)] = absl::BytesToHexString(s.Text(1));
+    ASSIGN_OR_RETURN(gwmirror::v1::CheckpointSlots slots,
+                     ParseSlots(c.id(), q.Text(7)));
+    for (const auto& slot : slots.slots()) {
+      (*c.mutable_digests())[slot.slot()] =
+          absl::BytesToHexString(slot.digest());
     }
+    out.push_back(std::move(c));
   }
   return out;
 }
@@ -441,7 +585,7 @@ SqliteStateStore::Query(const std::string& where, size_t limit,
 absl::StatusOr<gwmirror::v1::CheckpointInfo> SqliteStateStore::Get(
     uint64_t id) const {
   absl::MutexLock l(&mu_);
-  ASSIGN_OR_RETURN(auto v, Query(absl::StrCat("id = ", id), 1, true));
+  ASSIGN_OR_RETURN(auto v, Query("id = ?2", 1, true, static_cast<int64_t>(id)));
   if (v.empty()) return absl::NotFoundError(absl::StrCat("no checkpoint ", id));
   return v.front();
 }
@@ -449,8 +593,16 @@ absl::StatusOr<gwmirror::v1::CheckpointInfo> SqliteStateStore::Get(
 absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>>
 SqliteStateStore::List(size_t limit, bool committed_only) const {
   absl::MutexLock l(&mu_);
-  return Query(committed_only ? "state IN ('consistent', 'applied')" : "1",
-               limit, true);
+  return Query(committed_only ? kCommitted : "1", limit, true);
+}
+
+absl::StatusOr<gwmirror::v1::CheckpointInfo> SqliteStateStore::Newest(
+    bool committed_only) const {
+  absl::MutexLock l(&mu_);
+  ASSIGN_OR_RETURN(auto v,
+                   Query(committed_only ? kCommitted : "1", 1, true, 0, false));
+  if (v.empty()) return absl::NotFoundError("no checkpoint yet");
+  return std::move(v.front());
 }
 
 absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>>
@@ -462,20 +614,65 @@ SqliteStateStore::Unfinished() const {
 absl::StatusOr<std::map<std::string, uint64_t>> SqliteStateStore::CountByState()
     const {
   absl::MutexLock l(&mu_);
-  std::map<std::string, uint64_t> out;
-  Statement s(db_.get(),
+  std::map<std::string, uint64_t> out = forgotten_;
+  Statement s(*prepared_,
               "SELECT state, COUNT(*) FROM checkpoints GROUP BY state");
   for (;;) {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    out[s.Text(0)] = s.Int(1);
+    out[s.Text(0)] += s.Int(1);
   }
   return out;
 }
 
+absl::StatusOr<uint64_t> SqliteStateStore::Forget(
+    uint64_t below, const std::set<uint64_t>& keep) {
+  absl::MutexLock l(&mu_);
+  std::set<uint64_t> kept = keep;
+  kept.insert(pins_.begin(), pins_.end());
+  std::map<std::string, uint64_t> forgotten = forgotten_;
+  uint64_t n = 0;
+  RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
+    // The newest record stays whatever is asked: the next id follows it.
+    Statement newest(*prepared_, "SELECT MAX(id) FROM checkpoints");
+    ASSIGN_OR_RETURN(bool row, newest.Step());
+    if (row) kept.insert(newest.Int(0));
+    Statement del(*prepared_,
+                  "DELETE FROM checkpoints WHERE id >= ?1 AND id < ?2 AND "
+                  "state IN ('applied', 'aborted') RETURNING state");
+    for (const auto& [from, to] : ForgettableRanges(below, kept)) {
+      del.Reset()
+          .Bind(1, static_cast<int64_t>(from))
+          .Bind(2, static_cast<int64_t>(to));
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, del.Step());
+        if (!row) break;
+        ++forgotten[del.Text(0)];
+        ++n;
+      }
+    }
+    return WriteForgotten(forgotten);
+  }));
+  forgotten_ = std::move(forgotten);
+  return n;
+}
+
+absl::Status SqliteStateStore::WriteForgotten(
+    const std::map<std::string, uint64_t>& forgotten) {
+  Statement up(*prepared_,
+               "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)");
+  for (const auto& [state, count] : forgotten) {
+    up.Reset()
+        .BindText(1, absl::StrCat(kForgotten, state))
+        .BindText(2, absl::StrCat(count));
+    RETURN_IF_ERROR(Run(up));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> SqliteStateStore::BeginDrill(int64_t now_ms) {
   absl::MutexLock l(&mu_);
-  Statement st(db_.get(),
+  Statement st(*prepared_,
                "INSERT INTO drills(id, started_ms, report) "
                "SELECT COALESCE(MAX(id), 0) + 1, ?1, x'' FROM drills "
                "RETURNING id");
@@ -490,7 +687,7 @@ absl::StatusOr<uint64_t> SqliteStateStore::BeginDrill(int64_t now_ms) {
 absl::Status SqliteStateStore::RecordDrill(
     const gwmirror::v1::DrillReport& report) {
   absl::MutexLock l(&mu_);
-  Statement st(db_.get(), "UPDATE drills SET report = ?2 WHERE id = ?1");
+  Statement st(*prepared_, "UPDATE drills SET report = ?2 WHERE id = ?1");
   st.Bind(1, static_cast<int64_t>(report.id()))
       .Bind(2, report.SerializeAsString());
   return Run(st);
@@ -500,7 +697,7 @@ absl::StatusOr<std::vector<gwmirror::v1::DrillReport>>
 SqliteStateStore::ListDrills(size_t limit) const {
   absl::MutexLock l(&mu_);
   std::vector<gwmirror::v1::DrillReport> out;
-  Statement s(db_.get(),
+  Statement s(*prepared_,
               "SELECT id, started_ms, report FROM drills ORDER BY id DESC "
               "LIMIT ?1");
   s.Bind(1, static_cast<int64_t>(limit));
@@ -527,14 +724,11 @@ absl::StatusOr<std::vector<std::string>> SqliteStateStore::UnappliedSlots(
     uint64_t id) const {
   absl::MutexLock l(&mu_);
   std::vector<std::string> out;
-  Statement s(db_.get(),
-              "SELECT slot FROM checkpoint_slots WHERE checkpoint = ?1 "
-              "AND applied = 0 ORDER BY slot");
-  s.Bind(1, static_cast<int64_t>(id));
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(s.Text(0));
+  absl::StatusOr<gwmirror::v1::CheckpointSlots> slots = SlotsOf(id);
+  if (absl::IsNotFound(slots.status())) return out;
+  RETURN_IF_ERROR(slots.status());
+  for (const auto& s : slots->slots()) {
+    if (!s.applied()) out.push_back(s.slot());
   }
   return out;
 }
@@ -550,24 +744,20 @@ absl::StatusOr<StateStore::Contents> SqliteStateStore::Export() const {
   out.meta.set_active_site(active_site_);
   out.meta.set_fenced_site(fenced_site_);
   for (uint64_t p : pins_) out.meta.add_pins(p);
+  out.meta.mutable_forgotten()->insert(forgotten_.begin(), forgotten_.end());
   ASSIGN_OR_RETURN(std::vector<gwmirror::v1::CheckpointInfo> all,
                    Query("1", std::numeric_limits<int32_t>::max(), false));
   for (gwmirror::v1::CheckpointInfo& info : all) {
     gwmirror::v1::StoredCheckpoint c;
-    Statement s(db_.get(),
-                "SELECT slot FROM checkpoint_slots WHERE checkpoint = ?1 "
-                "AND applied = 1 ORDER BY slot");
-    s.Bind(1, static_cast<int64_t>(info.id()));
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      c.add_applied_slots(s.Text(0));
+    ASSIGN_OR_RETURN(gwmirror::v1::CheckpointSlots slots, SlotsOf(info.id()));
+    for (const auto& s : slots.slots()) {
+      if (s.applied()) c.add_applied_slots(s.slot());
     }
     out.meta.set_last_checkpoint(info.id());
     *c.mutable_info() = std::move(info);
     out.checkpoints.push_back(std::move(c));
   }
-  Statement d(db_.get(),
+  Statement d(*prepared_,
               "SELECT id, started_ms, report FROM drills ORDER BY id ASC");
   for (;;) {
     ASSIGN_OR_RETURN(bool row, d.Step());
@@ -589,8 +779,11 @@ absl::Status SqliteStateStore::Import(const Contents& contents) {
   absl::MutexLock l(&mu_);
   std::set<uint64_t> pins(contents.meta.pins().begin(),
                           contents.meta.pins().end());
+  const std::map<std::string, uint64_t> forgotten(
+      contents.meta.forgotten().begin(), contents.meta.forgotten().end());
   RETURN_IF_ERROR(Transaction([&]() -> absl::Status {
-    Statement any(db_.get(),
+    RETURN_IF_ERROR(WriteForgotten(forgotten));
+    Statement any(*prepared_,
                   "SELECT (SELECT COUNT(*) FROM checkpoints) + "
                   "(SELECT COUNT(*) FROM drills)");
     ASSIGN_OR_RETURN(bool row, any.Step());
@@ -599,7 +792,7 @@ absl::Status SqliteStateStore::Import(const Contents& contents) {
           "the target state already records checkpoints or drills: a "
           "migration only fills an empty state");
     }
-    Statement up(db_.get(),
+    Statement up(*prepared_,
                  "INSERT OR REPLACE INTO meta(key, value) VALUES "
                  "('epoch', ?1), ('active_site', ?2), ('fenced_site', ?3), "
                  "('pins', ?4)");
@@ -610,39 +803,40 @@ absl::Status SqliteStateStore::Import(const Contents& contents) {
     RETURN_IF_ERROR(Run(up));
     for (const gwmirror::v1::StoredCheckpoint& c : contents.checkpoints) {
       const gwmirror::v1::CheckpointInfo& i = c.info();
-      Statement ins(db_.get(),
-                    "INSERT INTO checkpoints(id, epoch, state, cut_ms, "
-                    "consistent_ms, applied_ms, reason) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-      ins.Bind(1, static_cast<int64_t>(i.id()))
-          .Bind(2, static_cast<int64_t>(i.epoch()))
-          .BindText(3, StateName(i.state()))
-          .Bind(4, i.cut_unix_ms())
-          .Bind(5, i.consistent_unix_ms())
-          .Bind(6, i.applied_unix_ms())
-          .BindText(7, i.reason());
-      RETURN_IF_ERROR(Run(ins));
       std::set<std::string> applied(c.applied_slots().begin(),
                                     c.applied_slots().end());
+      std::map<std::string, std::string> digests;  // By slot name.
       for (const auto& [slot, hex] : i.digests()) {
         if (hex.size() % 2 != 0 ||
             !std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) {
           return absl::InvalidArgumentError(absl::StrCat(
               "checkpoint ", i.id(), " slot ", slot, ": digest not hex"));
         }
-        const std::string digest = absl::HexStringToBytes(hex);
-        Statement s(db_.get(),
-                    "INSERT INTO checkpoint_slots(checkpoint, slot, digest, "
-                    "applied) VALUES (?1, ?2, ?3, ?4)");
-        s.Bind(1, static_cast<int64_t>(i.id()))
-            .BindText(2, slot)
-            .Bind(3, digest)
-            .Bind(4, applied.contains(slot) ? 1 : 0);
-        RETURN_IF_ERROR(Run(s));
+        digests[slot] = absl::HexStringToBytes(hex);
       }
+      gwmirror::v1::CheckpointSlots slots;
+      for (const auto& [slot, digest] : digests) {
+        gwmirror::v1::CheckpointSlots::Slot* s = slots.add_slots();
+        s->set_slot(slot);
+        s->set_digest(digest);
+        s->set_applied(applied.contains(slot));
+      }
+      Statement ins(*prepared_,
+                    "INSERT INTO checkpoints(id, epoch, state, cut_ms, "
+                    "consistent_ms, applied_ms, reason, slots) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+      ins.Bind(1, static_cast<int64_t>(i.id()))
+          .Bind(2, static_cast<int64_t>(i.epoch()))
+          .BindText(3, StateName(i.state()))
+          .Bind(4, i.cut_unix_ms())
+          .Bind(5, i.consistent_unix_ms())
+          .Bind(6, i.applied_unix_ms())
+          .BindText(7, i.reason())
+          .Bind(8, slots.SerializeAsString());
+      RETURN_IF_ERROR(Run(ins));
     }
     for (const auto& [id, report] : contents.drills) {
-      Statement ins(db_.get(),
+      Statement ins(*prepared_,
                     "INSERT INTO drills(id, started_ms, report) "
                     "VALUES (?1, ?2, ?3)");
       ins.Bind(1, static_cast<int64_t>(id))
@@ -657,6 +851,7 @@ absl::Status SqliteStateStore::Import(const Contents& contents) {
   active_site_ = contents.meta.active_site();
   fenced_site_ = contents.meta.fenced_site();
   pins_ = std::move(pins);
+  forgotten_ = forgotten;
   return absl::OkStatus();
 }
 

@@ -52,6 +52,28 @@ absl::Status ValidateContents(const StateStore::Contents& contents) {
   return absl::OkStatus();
 }
 
+std::vector<std::pair<uint64_t, uint64_t>> ForgettableRanges(
+    uint64_t below, const std::set<uint64_t>& kept) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  uint64_t from = 1;
+  for (uint64_t k : kept) {
+    if (k >= below) break;
+    if (k > from) out.emplace_back(from, k);
+    from = k + 1;
+  }
+  if (below > from) out.emplace_back(from, below);
+  return out;
+}
+
+absl::StatusOr<gwmirror::v1::CheckpointInfo> StateStore::Newest(
+    bool committed_only) const {
+  ASSIGN_OR_RETURN(std::vector<gwmirror::v1::CheckpointInfo> last,
+                   List(1, committed_only));
+  if (last.empty()) return absl::NotFoundError("no checkpoint yet");
+  last.front().clear_digests();
+  return std::move(last.front());
+}
+
 absl::StatusOr<std::unique_ptr<StateStore>> OpenStateStore(
     const gwmirror::v1::CoordinatorConfig& config) {
   if (config.has_etcd()) {

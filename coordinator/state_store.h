@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -92,6 +93,10 @@ class StateStore {
   // Newest first; `committed_only`: consistent and applied ones.
   virtual absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> List(
       size_t limit, bool committed_only) const = 0;
+  // The newest checkpoint (`committed_only`: consistent or applied), its
+  // per-slot digests left out; NOT_FOUND when there is none.
+  virtual absl::StatusOr<gwmirror::v1::CheckpointInfo> Newest(
+      bool committed_only) const;
   // Checkpoints in state "cut" or "consistent" (unfinished), oldest first.
   virtual absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>> Unfinished()
       const = 0;
@@ -101,9 +106,15 @@ class StateStore {
   virtual absl::StatusOr<std::vector<gwmirror::v1::DrillReport>> ListDrills(
       size_t limit) const = 0;
   // How many checkpoints are in each state ("cut", "consistent", "applied",
-  // "aborted").
+  // "aborted"), forgotten records included.
   virtual absl::StatusOr<std::map<std::string, uint64_t>> CountByState()
       const = 0;
+  // Forgets the records of finished (applied or aborted) checkpoints with
+  // ids below `below`, except those in `keep` and pinned ones (neither an
+  // unfinished one nor the newest is ever forgotten); CountByState still
+  // counts them, and ids are never reused. Returns how many it forgot.
+  virtual absl::StatusOr<uint64_t> Forget(uint64_t below,
+                                          const std::set<uint64_t>& keep) = 0;
   // Slots that have not applied consistent checkpoint `id`.
   virtual absl::StatusOr<std::vector<std::string>> UnappliedSlots(
       uint64_t id) const = 0;
@@ -143,6 +154,11 @@ class StateStore {
 // ids growing, each checkpoint in one of the four recorded states with the
 // slots that applied it among its digests.
 absl::Status ValidateContents(const StateStore::Contents& contents);
+
+// The id ranges [from, to) that Forget(below, ...) may clear: every id
+// from 1 up to `below`, less those in `kept`.
+std::vector<std::pair<uint64_t, uint64_t>> ForgettableRanges(
+    uint64_t below, const std::set<uint64_t>& kept);
 
 // The store `config` names: etcd when it has an "etcd" section, else
 // SQLite at <state_dir>/state.db. On creation either records epoch 1 with

@@ -44,7 +44,7 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   const std::vector<NodeRecord> nodes = registry_.Snapshot();
   std::map<std::string, bool> healthy;
   for (const NodeRecord& n : nodes)
-    healthy[n.member.identity()] = registry_.Healthy(n);
+    healthy[n.member->identity()] = registry_.Healthy(n);
   const CheckpointRunner::Holds holds = runner_.CurrentHolds();
   const std::map<std::string, std::string>& held_slots = holds.slots;
   if (!holds.deployment.empty()) {
@@ -64,8 +64,8 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
       nodes.size(), absl::UnknownError(""));
   pool_.ParallelFor(nodes.size(), [&](size_t i) {
-    if (nodes[i].member.site() != s.active_site() &&
-        healthy[nodes[i].member.identity()]) {
+    if (nodes[i].member->site() != s.active_site() &&
+        healthy[nodes[i].member->identity()]) {
       states[i] =
           nodes_client_->State(nodes[i].ref(), s.epoch(), absl::Seconds(2));
     }
@@ -73,15 +73,15 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   std::map<std::string, bool> replica_answered;
   for (size_t i = 0; i < nodes.size(); ++i) {
     const NodeRecord& n = nodes[i];
-    gwmirror::v1::SlotStatus& slot = slots[n.member.slot()];
-    slot.set_name(n.member.slot());
-    bool is_source = n.member.site() == s.active_site();
+    gwmirror::v1::SlotStatus& slot = slots[n.member->slot()];
+    slot.set_name(n.member->slot());
+    bool is_source = n.member->site() == s.active_site();
     gwmirror::v1::NodeStatus* ns =
         is_source ? slot.mutable_source() : slot.mutable_replica();
-    ns->set_identity(n.member.identity());
-    ns->set_site(n.member.site());
+    ns->set_identity(n.member->identity());
+    ns->set_site(n.member->site());
     ns->set_address(n.address);
-    ns->set_healthy(healthy[n.member.identity()]);
+    ns->set_healthy(healthy[n.member->identity()]);
     ns->set_heartbeat_age_ms(
         n.registered
             ? absl::ToInt64Milliseconds(clock_->Now() - n.last_heartbeat)
@@ -92,14 +92,14 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     if (n.cert_not_after != absl::InfinitePast()) {
       ns->set_certificate_expires_unix_ms(absl::ToUnixMillis(n.cert_not_after));
     }
-    if (!is_source) replica_answered[n.member.slot()] = states[i].ok();
+    if (!is_source) replica_answered[n.member->slot()] = states[i].ok();
     if (!is_source && n.progress) *slot.mutable_drill() = *n.progress;
     if (!is_source && states[i].ok()) {
       ns->set_applied_checkpoint(states[i]->committed_checkpoint());
       ns->set_staged_checkpoint(states[i]->staged_checkpoint());
       ns->set_drifted_entries(states[i]->drifted_entries());
     }
-    if (auto it = held_slots.find(n.member.slot());
+    if (auto it = held_slots.find(n.member->slot());
         is_source && it != held_slots.end()) {
       slot.set_held(it->second);
     }
@@ -131,9 +131,9 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     declarations = declarations_;
   }
   for (const NodeRecord& n : nodes) {
-    if (n.member.site() != s.active_site() || !n.registered) continue;
+    if (n.member->site() != s.active_site() || !n.registered) continue;
     TopologyReport r = *n.report;
-    r.set_slot(n.member.slot());
+    r.set_slot(n.member->slot());
     production.push_back(std::move(r));
   }
   Coverage coverage = ComputeCoverage(production, declarations);

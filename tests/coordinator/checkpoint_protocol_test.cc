@@ -30,6 +30,7 @@ class CheckpointProtocolTest : public ::testing::Test {
     c.add_operator_identities("operator");
     c.set_coherence_retry_ms(1000);
     c.set_coherence_wait_ms(5000);
+    c.set_checkpoint_records(records_);
     return c;
   }
 
@@ -78,6 +79,7 @@ class CheckpointProtocolTest : public ::testing::Test {
   SimulatedClock clock_;
   FakeNodes nodes_;
   int slots_ = 0;
+  uint32_t records_ = 0;  // checkpoint_records (0: the default).
 };
 
 TEST_F(CheckpointProtocolTest, EverySlotMovesTogether) {
@@ -316,6 +318,38 @@ TEST_F(CheckpointProtocolTest, RestartSettlesBeforeAndAfterTheCommitPoint) {
 
 // The protocol over many slots (the scale simulation's short version):
 // 200 slots commit together in one checkpoint.
+TEST_F(CheckpointProtocolTest, OldRecordsAreForgottenUnlessANodeKeepsThem) {
+  records_ = 4;  // Looked at after every checkpoint from the fifth.
+  FakeNodes::Faults keeps;
+  keeps.history = {2};
+  nodes_.SetFaults("gw1-standby", keeps);
+  FakeNodes::Faults silent;
+  silent.fail_history = true;
+  nodes_.SetFaults("gw2-production", silent);
+  FakeNodes::Faults source_only;  // Has no history: holds nothing off.
+  source_only.no_replica_store = true;
+  nodes_.SetFaults("gw1-production", source_only);
+  auto c = Start(2);
+  auto ids = [&] {
+    std::vector<uint64_t> out;
+    auto list = c->List(100);
+    EXPECT_TRUE(list.ok()) << list.status();
+    for (const auto& cp : list->checkpoints()) out.push_back(cp.id());
+    return out;
+  };
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(c->RunCheckpoint().ok());
+  // A node that does not list its history holds it off.
+  EXPECT_EQ(ids(), (std::vector<uint64_t>{6, 5, 4, 3, 2, 1}));
+  nodes_.SetFaults("gw2-production", FakeNodes::Faults());
+  ASSERT_TRUE(c->RunCheckpoint().ok());
+  EXPECT_EQ(ids(), (std::vector<uint64_t>{7, 6, 5, 4, 2}));
+  auto next = c->RunCheckpoint();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->id(), 8u);
+  EXPECT_EQ(ids(), (std::vector<uint64_t>{8, 7, 6, 5, 2}));
+  ExpectCommits({1, 2, 3, 4, 5, 6, 7, 8});
+}
+
 TEST_F(CheckpointProtocolTest, TwoHundredSlotsCommitTogether) {
   auto c = Start(200);
   auto r = c->RunCheckpoint();

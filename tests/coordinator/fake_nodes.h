@@ -3,7 +3,10 @@
 // (staged and committed checkpoint with their digests, the epoch), answer
 // instantly (or after a set latency, for the scale simulation: a phase's
 // calls to many nodes are in flight together, so they share one), and
-// fail where a test tells them to. Thread-safe.
+// fail where a test tells them to. They run on the calling thread; the
+// time spent in them (their latency and their own work, which real nodes
+// do elsewhere, at once) is counted apart from the coordinator's.
+// Thread-safe.
 #ifndef GWMIRROR_TESTS_COORDINATOR_FAKE_NODES_H_
 #define GWMIRROR_TESTS_COORDINATOR_FAKE_NODES_H_
 
@@ -44,6 +47,11 @@ class FakeNodes {
     gwmirror::v1::GatewayTopology topology;
     std::map<std::string, std::string> deployments;
     std::string installed_version;
+    // Checkpoints its history keeps; or it cannot list them; or it has no
+    // replica store (so no history to list).
+    std::vector<uint64_t> history;
+    bool fail_history = false;
+    bool no_replica_store = false;
   };
 
   // Digest a source freezes for checkpoint `id` of `slot`.
@@ -70,6 +78,11 @@ class FakeNodes {
     absl::MutexLock l(&mu_);
     return calls_;
   }
+  // Wall time spent inside node calls so far.
+  absl::Duration time_inside() {
+    absl::MutexLock l(&mu_);
+    return inside_;
+  }
 
   // The NodeClient the coordinator gets (many may share one FakeNodes).
   std::unique_ptr<NodeClient> Client() {
@@ -84,6 +97,7 @@ class FakeNodes {
     std::vector<absl::StatusOr<gwmirror::v1::CutResult>> CutAll(
         uint64_t, uint64_t id, const std::vector<CutCall>& calls,
         absl::Time) override {
+      Inside inside(f_);
       f_->Wait(calls.size());
       std::vector<absl::StatusOr<gwmirror::v1::CutResult>> out;
       for (const CutCall& c : calls) {
@@ -95,6 +109,7 @@ class FakeNodes {
     std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> StateAll(
         const std::vector<NodeRef>& nodes, uint64_t epoch,
         absl::Duration) override {
+      Inside inside(f_);
       f_->Wait(nodes.size());
       std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> out;
       for (const NodeRef& n : nodes) out.push_back(f_->State(n, epoch));
@@ -103,6 +118,7 @@ class FakeNodes {
     std::vector<absl::Status> CommitAll(uint64_t, uint64_t id,
                                         const std::vector<CommitCall>& calls,
                                         const std::vector<uint64_t>&) override {
+      Inside inside(f_);
       f_->Wait(calls.size());
       std::vector<absl::Status> out;
       for (const CommitCall& c : calls) {
@@ -113,10 +129,12 @@ class FakeNodes {
     absl::StatusOr<gwmirror::v1::ReplicaState> State(const NodeRef& n,
                                                      uint64_t epoch,
                                                      absl::Duration) override {
+      Inside inside(f_);
       f_->Wait(1);
       return f_->State(n, epoch);
     }
     absl::Status Abort(const NodeRef& n, uint64_t, uint64_t id) override {
+      Inside inside(f_);
       f_->Wait(1);
       return f_->Abort(n, id);
     }
@@ -132,8 +150,18 @@ class FakeNodes {
       return gwmirror::v1::DrillResult();
     }
     absl::StatusOr<gwmirror::v1::HistoryList> History(
-        const NodeRef&, uint64_t, const std::vector<uint64_t>*) override {
-      return gwmirror::v1::HistoryList();
+        const NodeRef& n, uint64_t, const std::vector<uint64_t>*) override {
+      absl::MutexLock l(&f_->mu_);
+      const Faults& f = f_->FaultsOf(n.identity);
+      if (f.unreachable || f.fail_history) {
+        return absl::UnavailableError("node unreachable");
+      }
+      if (f.no_replica_store) {
+        return absl::UnimplementedError("no Replica service here");
+      }
+      gwmirror::v1::HistoryList out;
+      for (uint64_t id : f.history) out.add_points()->set_checkpoint(id);
+      return out;
     }
     absl::StatusOr<gwmirror::v1::VerifyResult> Verify(const NodeRef&, uint64_t,
                                                       bool) override {
@@ -141,6 +169,20 @@ class FakeNodes {
     }
 
    private:
+    // Counts the wall time of one node call (of many, for a phase).
+    class Inside {
+     public:
+      explicit Inside(FakeNodes* f) : f_(f), start_(absl::Now()) {}
+      ~Inside() {
+        absl::Duration d = absl::Now() - start_;
+        absl::MutexLock l(&f_->mu_);
+        f_->inside_ += d;
+      }
+
+     private:
+      FakeNodes* const f_;
+      const absl::Time start_;
+    };
     FakeNodes* const f_;
   };
 
@@ -160,7 +202,7 @@ class FakeNodes {
                                               const NodeRef& replica,
                                               bool release) {
     absl::MutexLock l(&mu_);
-    Faults& f = faults_[source.identity];
+    Faults& f = FaultsOf(source.identity);
     if (f.unreachable) return absl::UnavailableError("source unreachable");
     if (!f.held.empty() && !release) {
       gwmirror::v1::CutResult held;
@@ -174,10 +216,10 @@ class FakeNodes {
     }
     const std::string slot = SlotOf(source.identity);
     const std::string digest = DigestOf(slot, id);
-    if (!faults_[replica.identity].unreachable) {
+    if (!FaultsOf(replica.identity).unreachable) {
       Replica& r = replicas_[slot];
       r.staged = id;
-      r.staged_digest = faults_[replica.identity].stage_other
+      r.staged_digest = FaultsOf(replica.identity).stage_other
                             ? DigestOf("someone else", id)
                             : digest;
     }
@@ -196,7 +238,7 @@ class FakeNodes {
   absl::StatusOr<gwmirror::v1::ReplicaState> State(const NodeRef& n,
                                                    uint64_t epoch) {
     absl::MutexLock l(&mu_);
-    if (faults_[n.identity].unreachable) {
+    if (FaultsOf(n.identity).unreachable) {
       return absl::UnavailableError("replica unreachable");
     }
     const Replica& r = replicas_[SlotOf(n.identity)];
@@ -212,7 +254,7 @@ class FakeNodes {
   absl::Status Commit(const NodeRef& n, uint64_t id,
                       const std::string& digest) {
     absl::MutexLock l(&mu_);
-    Faults& f = faults_[n.identity];
+    Faults& f = FaultsOf(n.identity);
     if (f.unreachable) return absl::UnavailableError("replica unreachable");
     if (f.fail_commits > 0) {
       --f.fail_commits;
@@ -236,7 +278,7 @@ class FakeNodes {
 
   absl::Status Abort(const NodeRef& n, uint64_t id) {
     absl::MutexLock l(&mu_);
-    if (faults_[n.identity].unreachable) {
+    if (FaultsOf(n.identity).unreachable) {
       return absl::UnavailableError("replica unreachable");
     }
     Replica& r = replicas_[SlotOf(n.identity)];
@@ -248,10 +290,20 @@ class FakeNodes {
     return absl::OkStatus();
   }
 
+  // What `identity` was told to do (nothing, for most; a lookup inserts
+  // nothing).
+  Faults& FaultsOf(const std::string& identity)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = faults_.find(identity);
+    return it == faults_.end() ? none_ : it->second;
+  }
+
   absl::Mutex mu_;
+  Faults none_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Replica> replicas_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Faults> faults_ ABSL_GUARDED_BY(mu_);
   absl::Duration latency_ ABSL_GUARDED_BY(mu_);
+  absl::Duration inside_ ABSL_GUARDED_BY(mu_);
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -41,7 +41,7 @@ class NodeRegistryTest : public ::testing::Test {
 
   NodeRecord Find(const std::string& id) {
     for (NodeRecord& n : registry_.Snapshot()) {
-      if (n.member.identity() == id) return n;
+      if (n.member->identity() == id) return n;
     }
     ADD_FAILURE() << "no member " << id;
     return {};
@@ -109,12 +109,12 @@ TEST_F(NodeRegistryTest, AMemberIsLostWhenItsHeartbeatsStop) {
   ASSERT_TRUE(slots.ok()) << slots.status();
   ASSERT_EQ(slots->size(), 2u);
   EXPECT_EQ((*slots)[0].slot, "gw1");
-  EXPECT_EQ((*slots)[0].source.member.identity(), "gw1-p");
-  EXPECT_EQ((*slots)[0].replica.member.identity(), "gw1-s");
+  EXPECT_EQ((*slots)[0].source.member->identity(), "gw1-p");
+  EXPECT_EQ((*slots)[0].replica.member->identity(), "gw1-s");
   // Roles follow the active site the caller names.
   slots = registry_.HealthySlots("standby");
   ASSERT_TRUE(slots.ok());
-  EXPECT_EQ((*slots)[1].source.member.identity(), "gw2-s");
+  EXPECT_EQ((*slots)[1].source.member->identity(), "gw2-s");
 
   clock_.Advance(absl::Milliseconds(4900));
   for (const char* id : {"gw1-p", "gw1-s", "gw2-p"}) {

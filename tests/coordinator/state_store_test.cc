@@ -348,5 +348,148 @@ TEST_P(StateStoreTest, ImportRefusesContentsNoStoreCouldHold) {
   EXPECT_EQ(*store_->BeginCut(1, 1), 1u);
 }
 
+TEST_P(StateStoreTest, AppliedSlotsAreNamedAndTheNewestComesWithoutDigests) {
+  EXPECT_TRUE(absl::IsNotFound(store_->Newest(true).status()));
+  ASSERT_EQ(*store_->BeginCut(1, 1), 1u);
+  ASSERT_TRUE(
+      store_->RecordConsistent(1, {{"gw2", "b"}, {"gw1", "a"}}, 2).ok());
+  // A slot the checkpoint never had: refused, and nothing recorded.
+  absl::Status st =
+      store_->RecordApplied(1, std::vector<std::string>{"gw1", "gw9"}, 3);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("gw9"), std::string::npos) << st;
+  EXPECT_EQ(*store_->UnappliedSlots(1),
+            (std::vector<std::string>{"gw1", "gw2"}));
+  ASSERT_TRUE(
+      store_->RecordApplied(1, std::vector<std::string>{"gw2", "gw1"}, 4).ok());
+  EXPECT_TRUE(store_->UnappliedSlots(1)->empty());
+  ASSERT_EQ(*store_->BeginCut(1, 5), 2u);
+  auto newest = store_->Newest(/*committed_only=*/true);
+  ASSERT_TRUE(newest.ok()) << newest.status();
+  EXPECT_EQ(newest->id(), 1u);
+  EXPECT_EQ(newest->applied_unix_ms(), 4);
+  EXPECT_TRUE(newest->digests().empty());
+  EXPECT_EQ(store_->Newest(false)->id(), 2u);
+  EXPECT_EQ(store_->Get(1)->digests().at("gw1"), "61");  // hex of "a"
+}
+
+// Old finished records go; unfinished, pinned and kept ones stay, the
+// counts and the next id are as if nothing went, also after a migration.
+TEST_P(StateStoreTest, ForgetsOldFinishedRecordsButNotTheirCounts) {
+  auto applied = [&](uint64_t id) {
+    ASSERT_EQ(*store_->BeginCut(1, id * 10), id);
+    ASSERT_TRUE(store_->RecordConsistent(id, {{"gw1", "a"}}, id * 10).ok());
+    ASSERT_TRUE(store_->RecordApplied(id, "gw1", id * 10).ok());
+  };
+  applied(1);
+  ASSERT_EQ(*store_->BeginCut(1, 20), 2u);
+  ASSERT_TRUE(store_->RecordAborted(2, "x").ok());
+  ASSERT_EQ(*store_->BeginCut(1, 30), 3u);
+  ASSERT_TRUE(store_->RecordConsistent(3, {{"gw1", "b"}}, 30).ok());
+  for (uint64_t id = 4; id <= 7; ++id) applied(id);
+  ASSERT_TRUE(store_->Pin(4, true).ok());
+  const auto counts = *store_->CountByState();
+  auto forgot = store_->Forget(7, {5});
+  ASSERT_TRUE(forgot.ok()) << forgot.status();
+  EXPECT_EQ(*forgot, 3u);  // 1, 2 and 6.
+  auto ids = [&](StateStore& s) {
+    std::vector<uint64_t> out;
+    auto list = s.List(100, false);
+    EXPECT_TRUE(list.ok()) << list.status();
+    for (const auto& c : *list) out.push_back(c.id());
+    return out;
+  };
+  EXPECT_EQ(ids(*store_), (std::vector<uint64_t>{7, 5, 4, 3}));
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(1).status()));
+  EXPECT_EQ(*store_->CountByState(), counts);
+  // Whatever is asked, the newest stays: ids are never reused.
+  ASSERT_TRUE(store_->Forget(100, {}).ok());
+  EXPECT_EQ(ids(*store_), (std::vector<uint64_t>{7, 4, 3}));
+  Reopen();
+  EXPECT_EQ(*store_->CountByState(), counts);
+  EXPECT_EQ(*store_->BeginCut(1, 80), 8u);
+  auto contents = store_->Export();
+  ASSERT_TRUE(contents.ok()) << contents.status();
+  auto other = Open("production", /*other=*/true);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE((*other)->Import(*contents).ok());
+  EXPECT_EQ(*(*other)->CountByState(), *store_->CountByState());
+  EXPECT_EQ(*(*other)->BeginCut(1, 90), 9u);
+}
+
+// A state written with a row per slot (the layout before the slots
+// column) opens with every digest and applied mark in place.
+TEST(SqliteStateStoreTest, MovesARowPerSlotStateIntoTheSlotsColumn) {
+  testing::TempDir dir;
+  const std::string path = dir / "state.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(
+        db,
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('epoch', '3'), ('active_site', 'standby');"
+        "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY, epoch INTEGER NOT "
+        "NULL, state TEXT NOT NULL, cut_ms INTEGER NOT NULL, consistent_ms "
+        "INTEGER NOT NULL DEFAULT 0, applied_ms INTEGER NOT NULL DEFAULT 0, "
+        "reason TEXT NOT NULL DEFAULT '');"
+        "CREATE TABLE checkpoint_slots(checkpoint INTEGER NOT NULL, slot TEXT "
+        "NOT NULL, digest BLOB NOT NULL, applied INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY(checkpoint, slot));"
+        "INSERT INTO checkpoints VALUES (1, 3, 'applied', 10, 11, 12, ''),"
+        " (2, 3, 'aborted', 20, 0, 0, 'replica lost'),"
+        " (3, 3, 'consistent', 30, 31, 0, '');"
+        "INSERT INTO checkpoint_slots VALUES (1, 'gw2', x'02', 1),"
+        " (1, 'gw1', x'01', 1), (3, 'gw1', x'31', 1), (3, 'gw2', x'32', 0);",
+        nullptr, nullptr, &err);
+    ASSERT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
+  for (int open = 0; open < 2; ++open) {  // The second finds nothing to do.
+    auto store = SqliteStateStore::Open(path, "production");
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->Epoch(), 3u);
+    auto one = (*store)->Get(1);
+    ASSERT_TRUE(one.ok()) << one.status();
+    EXPECT_EQ(one->digests().size(), 2u);
+    EXPECT_EQ(one->digests().at("gw2"), "02");
+    EXPECT_EQ((*store)->Get(3)->digests().at("gw1"), "31");
+    EXPECT_TRUE((*store)->Get(2)->digests().empty());
+    if (open == 0) {
+      EXPECT_EQ(*(*store)->UnappliedSlots(3), std::vector<std::string>{"gw2"});
+      ASSERT_TRUE((*store)->RecordApplied(3, "gw2", 40).ok());
+    }
+    EXPECT_TRUE((*store)->UnappliedSlots(3)->empty());
+    EXPECT_EQ((*store)->Get(3)->state(),
+              gwmirror::v1::CHECKPOINT_STATE_APPLIED);
+    EXPECT_EQ(*(*store)->BeginCut(3, 50), 4u + open);
+  }
+}
+
+TEST(SqliteStateStoreTest, TheSameStatementInUseTwiceIsPreparedTwice) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+  {
+    PreparedStatements prepared(db);
+    PreparedStatements::Lent a = prepared.Take("SELECT 1");
+    PreparedStatements::Lent b = prepared.Take("SELECT 1");
+    ASSERT_NE(a.stmt, nullptr);
+    ASSERT_NE(b.stmt, nullptr);
+    EXPECT_NE(a.stmt, b.stmt);
+    EXPECT_NE(a.kept, nullptr);
+    EXPECT_EQ(b.kept, nullptr);  // Finalized when given back.
+    PreparedStatements::Give(b);
+    PreparedStatements::Give(a);
+    PreparedStatements::Lent again = prepared.Take("SELECT 1");
+    EXPECT_EQ(again.stmt, a.stmt);  // Kept, and free again.
+    PreparedStatements::Give(again);
+    EXPECT_EQ(prepared.Take("SELECT FROM nowhere").stmt, nullptr);
+    EXPECT_NE(std::string(sqlite3_errmsg(db)).find("syntax"),
+              std::string::npos);
+  }
+  EXPECT_EQ(sqlite3_close(db), SQLITE_OK);  // Nothing left unfinalized.
+}
+
 }  // namespace
 }  // namespace gwmirror
