@@ -587,7 +587,7 @@ absl::StatusOr<gwmirror::v1::CheckpointInfo> SqliteStateStore::Get(
   absl::MutexLock l(&mu_);
   ASSIGN_OR_RETURN(auto v, Query("id = ?2", 1, true, static_cast<int64_t>(id)));
   if (v.empty()) return absl::NotFoundError(absl::StrCat("no checkpoint ", id));
-  return v.front();
+  return std::move(v.front());
 }
 
 absl::StatusOr<std::vector<gwmirror::v1::CheckpointInfo>>
