@@ -2,7 +2,9 @@
 
 #include <thread>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -15,6 +17,17 @@ namespace {
 
 bool Unanswered(const absl::Status& st) {
   return absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st);
+}
+
+// A member's answer while the cluster elects a leader (its leader died):
+// the call was not served, and will be once one is elected, in a second
+// or so. A fenced transaction asked again is safe: if the first one went
+// through after all, the second fails its compare, and the store reads
+// back what happened.
+bool Electing(const absl::Status& st) {
+  return absl::IsUnavailable(st) &&
+         (absl::StrContains(st.message(), "etcdserver: leader changed") ||
+          absl::StrContains(st.message(), "etcdserver: no leader"));
 }
 
 }  // namespace
@@ -83,25 +96,42 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Connect(
 
 template <typename Call>
 absl::Status EtcdClient::OnSomeMember(absl::string_view what, Call call) {
-  const size_t first = current_;
-  absl::Status st;
+  std::vector<size_t> ask;
   for (size_t i = 0; i < members_.size(); ++i) {
-    const size_t k = (first + i) % members_.size();
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + call_timeout_));
-    // Waits for the member's connection within the deadline, polling it
-    // meanwhile, rather than failing at once while it is being made.
-    ctx.set_wait_for_ready(true);
-    st = FromGrpc(call(members_[k], &ctx));
-    if (!Unanswered(st)) {
-      current_ = k;
-      break;
+    ask.push_back((current_ + i) % members_.size());
+  }
+  absl::Status st;
+  size_t last = current_;
+  absl::Time give_up = absl::InfiniteFuture();
+  for (;;) {
+    // Members that answered they are electing a leader are asked again
+    // every 100 ms, for at most one more call timeout.
+    std::vector<size_t> electing;
+    for (size_t k : ask) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + call_timeout_));
+      // Waits for the member's connection within the deadline, polling it
+      // meanwhile, rather than failing at once while it is being made.
+      ctx.set_wait_for_ready(true);
+      st = FromGrpc(call(members_[k], &ctx));
+      last = k;
+      if (!Unanswered(st)) {
+        current_ = k;
+        break;
+      }
+      if (Electing(st)) electing.push_back(k);
     }
+    if (!Unanswered(st) || electing.empty()) break;
+    if (give_up == absl::InfiniteFuture())
+      give_up = absl::Now() + call_timeout_;
+    if (absl::Now() >= give_up) break;
+    absl::SleepFor(absl::Milliseconds(100));
+    ask = std::move(electing);
   }
   if (st.ok()) return st;
-  return absl::Status(
-      st.code(), absl::StrCat("etcd ", what, " (", members_[current_].endpoint,
-                              "): ", st.message()));
+  return absl::Status(st.code(),
+                      absl::StrCat("etcd ", what, " (", members_[last].endpoint,
+                                   "): ", st.message()));
 }
 
 absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::Range(

@@ -55,7 +55,8 @@ class EtcdClient {
   };
   EtcdClient() = default;
   // Runs `call(member, ctx)` on the member last found answering, then on
-  // the others in order while they do not answer.
+  // the others in order while they do not answer; those that answer that
+  // the cluster is electing a leader are asked again for a while.
   template <typename Call>
   absl::Status OnSomeMember(absl::string_view what, Call call);
 
