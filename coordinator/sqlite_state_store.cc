@@ -47,10 +47,9 @@ absl::Status SqlError(sqlite3* db, absl::string_view what) {
 class Statement {
  public:
   Statement(PreparedStatements& prepared, const std::string& sql)
-      : db_(prepared.db()), lent_(prepared.Take(sql)) {
-    stmt_ = lent_.stmt;
-    rc_ = stmt_ == nullptr ? SQLITE_ERROR : SQLITE_OK;
-  }
+      : db_(prepared.db()),
+        lent_(prepared.Take(sql)),
+        rc_(lent_.stmt == nullptr ? SQLITE_ERROR : SQLITE_OK) {}
   ~Statement() { PreparedStatements::Give(lent_); }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -59,50 +58,49 @@ class Statement {
     return rc_ == SQLITE_OK ? absl::OkStatus() : SqlError(db_, "prepare");
   }
   Statement& Bind(int i, int64_t v) {
-    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(stmt_, i, v);
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(lent_.stmt, i, v);
     return *this;
   }
   Statement& Bind(int i, const std::string& v) {
     if (rc_ == SQLITE_OK) {
-      rc_ = sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()),
-                              SQLITE_TRANSIENT);
+      rc_ = sqlite3_bind_blob(lent_.stmt, i, v.data(),
+                              static_cast<int>(v.size()), SQLITE_TRANSIENT);
     }
     return *this;
   }
   Statement& BindText(int i, const std::string& v) {
     if (rc_ == SQLITE_OK) {
-      rc_ = sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()),
-                              SQLITE_TRANSIENT);
+      rc_ = sqlite3_bind_text(lent_.stmt, i, v.data(),
+                              static_cast<int>(v.size()), SQLITE_TRANSIENT);
     }
     return *this;
   }
   // true: a row is ready; false: done.
   absl::StatusOr<bool> Step() {
     RETURN_IF_ERROR(ok());
-    int rc = sqlite3_step(stmt_);
+    int rc = sqlite3_step(lent_.stmt);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
     return SqlError(db_, "step");
   }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  int64_t Int(int col) const { return sqlite3_column_int64(lent_.stmt, col); }
   std::string Text(int col) const {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    int n = sqlite3_column_bytes(stmt_, col);
+    const void* p = sqlite3_column_blob(lent_.stmt, col);
+    int n = sqlite3_column_bytes(lent_.stmt, col);
     return p == nullptr ? std::string()
                         : std::string(static_cast<const char*>(p), n);
   }
   int Changes() const { return sqlite3_changes(db_); }
   // Ready to run again, with new bindings (one statement for a loop).
   Statement& Reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
+    sqlite3_reset(lent_.stmt);
+    sqlite3_clear_bindings(lent_.stmt);
     return *this;
   }
 
  private:
   sqlite3* db_;
-  PreparedStatements::Lent lent_;
-  sqlite3_stmt* stmt_;
+  const PreparedStatements::Lent lent_;
   int rc_;
 };
 
