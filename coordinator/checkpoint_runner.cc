@@ -1,6 +1,7 @@
 #include "coordinator/checkpoint_runner.h"
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -42,10 +43,11 @@ ParityVerdict CheckpointRunner::Parity(
     applied = last->id();
   }
   bool check_instances = applied != 0;
-  const std::vector<NodeRecord> nodes = registry_->Snapshot();
+  const std::vector<NodeView> nodes = registry_->Snapshot();
   std::vector<PlacedReport> reports;
   reports.reserve(nodes.size());
-  for (const NodeRecord& n : nodes) {
+  for (const NodeView& node : nodes) {
+    const NodeRecord& n = *node;
     // A node that is gone serves nothing: its absence is the finding.
     if (!registry_->Healthy(n)) continue;
     bool production = n.member->site() == active;
@@ -62,7 +64,7 @@ ParityVerdict CheckpointRunner::Parity(
   return ComputeParity(reports, check_instances);
 }
 
-void CheckpointRunner::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
+void CheckpointRunner::Abort(uint64_t id, const std::vector<NodeRef>& replicas,
                              const std::string& reason) {
   Logf(LogLevel::kWarning, "coordinator", "checkpoint=%d aborted: %s", id,
        reason);
@@ -72,10 +74,10 @@ void CheckpointRunner::Abort(uint64_t id, const std::vector<SlotPeers>& slots,
          st.ToString());
   }
   uint64_t epoch = store_->Epoch();
-  pool_->ParallelFor(slots.size(), [&](size_t i) {
+  pool_->ParallelFor(replicas.size(), [&](size_t i) {
     // Best effort: a replica that misses this discards the staging at its
     // next push (a newer checkpoint) anyway.
-    (void)nodes_->Abort(slots[i].replica.ref(), epoch, id);
+    (void)nodes_->Abort(replicas[i], epoch, id);
   });
 }
 
@@ -85,10 +87,10 @@ namespace {
 // deployment half done), in words: 'group "G" runs different deployment
 // archives (instance-1 on A; instance-2 on B)'.
 std::vector<std::string> SplitGroups(
-    const std::vector<TopologyReport>& reports) {
+    const std::vector<const TopologyReport*>& reports) {
   std::map<std::string, std::string> group_of;  // Service id -> group.
-  for (const auto& r : reports) {
-    for (const auto& g : r.topology().groups()) {
+  for (const TopologyReport* r : reports) {
+    for (const auto& g : r->topology().groups()) {
       for (const auto& s : g.services()) {
         if (s.type() == "gateway")
           group_of[s.id()] = g.name().empty() ? g.id() : g.name();
@@ -97,8 +99,8 @@ std::vector<std::string> SplitGroups(
   }
   std::map<std::string, std::map<std::string, std::vector<std::string>>>
       archives;
-  for (const auto& r : reports) {
-    for (const auto& [instance, archive] : r.deployments()) {
+  for (const TopologyReport* r : reports) {
+    for (const auto& [instance, archive] : r->deployments()) {
       auto g = group_of.find(instance);
       if (g != group_of.end()) archives[g->second][archive].push_back(instance);
     }
@@ -146,8 +148,10 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
   // before a checkpoint id is spent (the cut checks again with its own
   // reports, for a deployment that began since).
   if (healthy.ok()) {
-    std::vector<TopologyReport> reports;
-    for (const SlotPeers& p : *healthy) reports.push_back(*p.source.report);
+    std::vector<const TopologyReport*> reports;
+    reports.reserve(healthy->size());
+    for (const SlotPeers& p : *healthy)
+      reports.push_back(p.source->report.get());
     if (std::vector<std::string> split = SplitGroups(reports); !split.empty()) {
       *incoherent = true;
       std::string reason =
@@ -171,9 +175,13 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
 
   // 2. Sources stage N at their replicas.
   std::vector<NodeClient::CutCall> calls;
+  std::vector<NodeRef> replicas;
+  calls.reserve(slots.size());
+  replicas.reserve(slots.size());
   for (const SlotPeers& p : slots) {
+    replicas.push_back(p.replica->ref());
     calls.push_back(
-        {p.source.ref(), p.replica.ref(), released.count(p.slot) > 0});
+        {p.source->ref(), replicas.back(), released.count(p.slot) > 0});
   }
   std::vector<absl::StatusOr<gwmirror::v1::CutResult>> cuts =
       nodes_->CutAll(epoch, id, calls, deadline);
@@ -207,8 +215,6 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
   // 3. Every replica holds staged(N, the digest its source froze).
   std::map<std::string, std::string> digests;
   if (failures.empty()) {
-    std::vector<NodeRef> replicas;
-    for (const SlotPeers& p : slots) replicas.push_back(p.replica.ref());
     std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states =
         nodes_->StateAll(replicas, epoch, absl::Seconds(10));
     for (size_t i = 0; i < slots.size(); ++i) {
@@ -230,21 +236,26 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
   }
   if (!failures.empty()) {
     std::string reason = absl::StrJoin(failures, "; ");
-    Abort(id, slots, reason);
+    Abort(id, replicas, reason);
     return absl::AbortedError(
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
   // 4. Group coherence, with the sources' reports of this very cut.
   std::vector<TopologyReport> fresh;
+  std::vector<const TopologyReport*> fresh_reports;
   fresh.reserve(cuts.size());
-  for (auto& c : cuts) fresh.push_back(std::move(*c->mutable_topology()));
-  std::vector<std::string> split = SplitGroups(fresh);
+  fresh_reports.reserve(cuts.size());
+  for (auto& c : cuts) {
+    fresh_reports.push_back(
+        &fresh.emplace_back(std::move(*c->mutable_topology())));
+  }
+  std::vector<std::string> split = SplitGroups(fresh_reports);
   if (!split.empty()) {
     *incoherent = true;
     std::string reason =
         absl::StrCat("deployment in progress: ", absl::StrJoin(split, "; "));
     HoldForDeployment(reason);
-    Abort(id, slots, reason);
+    Abort(id, replicas, reason);
     return absl::AbortedError(
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
@@ -257,7 +268,7 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
   if (!verdict.parity && config_.parity_policy() != "warn") {
     std::string reason = absl::StrCat("topology parity fails (strict policy): ",
                                       absl::StrJoin(verdict.differences, "; "));
-    Abort(id, slots, reason);
+    Abort(id, replicas, reason);
     return absl::FailedPreconditionError(
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
@@ -275,23 +286,30 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
       released_.erase(slot);
     }
   }
-  RETURN_IF_ERROR(ApplyConsistent(id, digests));
+  // Every slot is yet to apply it.
+  std::vector<std::string> pending;
+  pending.reserve(slots.size());
+  for (const SlotPeers& p : slots) pending.push_back(p.slot);
+  RETURN_IF_ERROR(ApplyConsistent(id, digests, pending));
   return store_->Get(id);
 }
 
 absl::Status CheckpointRunner::ApplyConsistent(
-    uint64_t id, const std::map<std::string, std::string>& digests) {
-  ASSIGN_OR_RETURN(std::vector<std::string> pending,
-                   store_->UnappliedSlots(id));
-  std::string active = store_->ActiveSite();
-  std::vector<NodeRecord> replicas;
-  std::map<std::string, NodeRecord> standby;  // By slot.
-  for (NodeRecord& n : registry_->Snapshot()) {
-    if (n.member->site() != active) standby[n.member->slot()] = std::move(n);
+    uint64_t id, const std::map<std::string, std::string>& digests,
+    const std::vector<std::string>& pending) {
+  const std::string active = store_->ActiveSite();
+  const std::vector<NodeView> nodes = registry_->Snapshot();
+  absl::flat_hash_map<absl::string_view, const NodeRecord*>
+      standby;  // By slot.
+  standby.reserve(nodes.size());
+  for (const NodeView& n : nodes) {
+    if (n->member->site() != active) standby[n->member->slot()] = n.get();
   }
+  std::vector<const NodeRecord*> replicas;
+  replicas.reserve(pending.size());
   for (const std::string& slot : pending) {
     if (auto it = standby.find(slot); it != standby.end()) {
-      replicas.push_back(std::move(it->second));
+      replicas.push_back(it->second);
     }
   }
   uint64_t epoch = store_->Epoch();
@@ -300,7 +318,7 @@ absl::Status CheckpointRunner::ApplyConsistent(
   std::vector<NodeClient::CommitCall> calls;
   std::vector<size_t> called;  // Index into replicas of each call.
   for (size_t i = 0; i < replicas.size(); ++i) {
-    const std::string& slot = replicas[i].member->slot();
+    const std::string& slot = replicas[i]->member->slot();
     auto d = digests.find(slot);
     if (d == digests.end()) {
       // The commit point recorded every slot's digest: a slot without one
@@ -308,10 +326,10 @@ absl::Status CheckpointRunner::ApplyConsistent(
       results[i] = absl::InternalError(absl::StrCat(
           "checkpoint ", id, " recorded no digest for slot ", slot));
       Logf(LogLevel::kError, "coordinator", "%s", results[i].ToString());
-    } else if (replicas[i].address.empty()) {
+    } else if (replicas[i]->address.empty()) {
       results[i] = absl::UnavailableError("replica not registered");
     } else {
-      calls.push_back({replicas[i].ref(), d->second});
+      calls.push_back({replicas[i]->ref(), d->second});
       called.push_back(i);
     }
   }
@@ -321,7 +339,7 @@ absl::Status CheckpointRunner::ApplyConsistent(
   // record is committed again after a restart: a no-op on its replica).
   std::vector<std::string> applied;
   for (size_t i = 0; i < replicas.size(); ++i) {
-    if (results[i].ok()) applied.push_back(replicas[i].member->slot());
+    if (results[i].ok()) applied.push_back(replicas[i]->member->slot());
   }
   if (!applied.empty()) {
     absl::Status st =
@@ -332,8 +350,8 @@ absl::Status CheckpointRunner::ApplyConsistent(
   std::vector<std::string> failures;
   for (size_t i = 0; i < replicas.size(); ++i) {
     if (!results[i].ok()) {
-      failures.push_back(
-          absl::StrCat(replicas[i].member->slot(), ": ", results[i].message()));
+      failures.push_back(absl::StrCat(replicas[i]->member->slot(), ": ",
+                                      results[i].message()));
     }
   }
   if (replicas.size() != pending.size()) {
@@ -356,14 +374,14 @@ absl::Status CheckpointRunner::ResumeLocked() {
   for (const CheckpointInfo& c : open) {
     if (c.state() == gwmirror::v1::CHECKPOINT_STATE_CUT) {
       // Not yet consistent: it never will be. Replicas drop its staging.
-      std::vector<SlotPeers> slots;
+      std::vector<NodeRef> replicas;
       const std::string active = store_->ActiveSite();
-      for (const NodeRecord& n : registry_->Snapshot()) {
-        if (n.member->site() != active && !n.address.empty()) {
-          slots.push_back(SlotPeers{n.member->slot(), NodeRecord(), n});
+      for (const NodeView& n : registry_->Snapshot()) {
+        if (n->member->site() != active && !n->address.empty()) {
+          replicas.push_back(n->ref());
         }
       }
-      Abort(c.id(), slots,
+      Abort(c.id(), replicas,
             "interrupted before it was consistent (coordinator restart)");
       continue;
     }
@@ -371,7 +389,9 @@ absl::Status CheckpointRunner::ResumeLocked() {
     for (const auto& [slot, hex] : c.digests()) {
       digests[slot] = absl::HexStringToBytes(hex);
     }
-    RETURN_IF_ERROR(ApplyConsistent(c.id(), digests));
+    ASSIGN_OR_RETURN(std::vector<std::string> pending,
+                     store_->UnappliedSlots(c.id()));
+    RETURN_IF_ERROR(ApplyConsistent(c.id(), digests, pending));
   }
   return absl::OkStatus();
 }
@@ -450,13 +470,13 @@ void CheckpointRunner::ForgetRecords(uint64_t newest) {
   forget_next_ = newest + std::max<uint64_t>(1, keep / 10);
   // What any node's history still holds keeps its record (an operator
   // lists, pins, drills or promotes to it by the coordinator's record).
-  const std::vector<NodeRecord> nodes = registry_->Snapshot();
+  const std::vector<NodeView> nodes = registry_->Snapshot();
   const uint64_t epoch = store_->Epoch();
   std::vector<absl::StatusOr<gwmirror::v1::HistoryList>> lists(
       nodes.size(), absl::UnavailableError("never registered"));
   pool_->ParallelFor(nodes.size(), [&](size_t i) {
-    if (!nodes[i].address.empty()) {
-      lists[i] = nodes_->History(nodes[i].ref(), epoch, nullptr);
+    if (!nodes[i]->address.empty()) {
+      lists[i] = nodes_->History(nodes[i]->ref(), epoch, nullptr);
     }
   });
   std::set<uint64_t> kept;
@@ -467,7 +487,7 @@ void CheckpointRunner::ForgetRecords(uint64_t newest) {
       Logf(LogLevel::kWarning, "coordinator",
            "checkpoint records older than %d not forgotten: %s did not list "
            "its history (%s)",
-           newest - keep + 1, nodes[i].member->identity(),
+           newest - keep + 1, nodes[i]->member->identity(),
            lists[i].status().message());
       return;
     }
@@ -496,10 +516,10 @@ void CheckpointRunner::WaitForStaleReplicas() {
       absl::MutexLock m(&state_mu_);
       ask = clock_->Now() - switched_ < absl::Minutes(2);
     }
-    for (const NodeRecord& n : registry_->Snapshot()) {
-      if (n.member->site() == active || !registry_->Healthy(n)) continue;
-      stale |= n.stale;
-      replicas.push_back(n.ref());
+    for (const NodeView& n : registry_->Snapshot()) {
+      if (n->member->site() == active || !registry_->Healthy(*n)) continue;
+      stale |= n->stale;
+      if (ask) replicas.push_back(n->ref());
     }
     // Heartbeats lag a role switch: ask the replicas themselves then, all
     // at once.

@@ -88,10 +88,15 @@ class CheckpointRunner {
   absl::StatusOr<gwmirror::v1::CheckpointInfo> Attempt(bool automatic,
                                                        bool* incoherent)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(serial_mu_);
+  // Commits consistent checkpoint `id` (each slot's digest in `digests`)
+  // on the standby members of `pending`, its slots not yet applied (in
+  // order), and records where it was.
   absl::Status ApplyConsistent(
-      uint64_t id, const std::map<std::string, std::string>& digests)
+      uint64_t id, const std::map<std::string, std::string>& digests,
+      const std::vector<std::string>& pending)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(serial_mu_);
-  void Abort(uint64_t id, const std::vector<SlotPeers>& slots,
+  // Records `id` aborted and tells `replicas` to drop its staging.
+  void Abort(uint64_t id, const std::vector<NodeRef>& replicas,
              const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(serial_mu_);
   // A replica that was a source until a promote re-reads its tree first;

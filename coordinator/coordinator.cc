@@ -309,20 +309,20 @@ absl::StatusOr<gwmirror::v1::RegisterResponse> Coordinator::Register(
 absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
     const std::string& identity, const gwmirror::v1::HeartbeatRequest& req) {
   uint64_t epoch = store_->Epoch();
-  ASSIGN_OR_RETURN(NodeRecord n, registry_.Heartbeat(identity, req, epoch));
+  ASSIGN_OR_RETURN(const NodeView n, registry_.Heartbeat(identity, req, epoch));
   // While a checkpoint runs, only changes newer than its start are news.
   if (config_.follow_changes()) {
     const absl::Time cut_started = runner_.CutStarted();
-    bool news =
-        n.pending_since != absl::InfinitePast() &&
-        (cut_started == absl::InfinitePast() || n.pending_since >= cut_started);
-    bool drift = n.drifted > 0 && cut_started == absl::InfinitePast();
+    bool news = n->pending_since != absl::InfinitePast() &&
+                (cut_started == absl::InfinitePast() ||
+                 n->pending_since >= cut_started);
+    bool drift = n->drifted > 0 && cut_started == absl::InfinitePast();
     if (news || drift) scheduler_.NoteChange();
   }
   gwmirror::v1::HeartbeatResponse resp;
   resp.set_epoch(epoch);
   *resp.mutable_grant() = Stamp(epoch).grant();
-  resp.set_role(Role(n.member->site()));
+  resp.set_role(Role(n->member->site()));
   if (req.staged_checkpoint() != 0) {
     // A staging kept for a checkpoint this coordinator aborted, or never
     // began (its state is older than the replica's), is dropped; one being
@@ -339,7 +339,7 @@ absl::StatusOr<gwmirror::v1::HeartbeatResponse> Coordinator::Heartbeat(
     }
   }
   if (resp.role() == gwmirror::v1::NODE_ROLE_SOURCE) {
-    if (std::optional<NodeRecord> peer = registry_.HealthyPeer(n)) {
+    if (NodeView peer = registry_.HealthyPeer(*n)) {
       resp.set_replica_address(peer->address);
       resp.set_replica_identity(peer->member->identity());
     }

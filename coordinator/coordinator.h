@@ -160,7 +160,7 @@ class Coordinator {
   // ---- failover (failover.cc).
   // Activation `phase` on every one of `nodes` in parallel; each line into
   // `step` prefixed with its slot, the step timed; failures named by slot.
-  absl::Status ActivateAll(const std::vector<NodeRecord>& nodes, uint64_t epoch,
+  absl::Status ActivateAll(const std::vector<NodeView>& nodes, uint64_t epoch,
                            gwmirror::v1::ActivationPhase phase,
                            uint64_t checkpoint,
                            gwmirror::v1::PromoteStep* step);
@@ -184,7 +184,7 @@ class Coordinator {
   // Checkpoints every one of `nodes` retains, their history summed (and,
   // with `set_pins`, the pins replaced first).
   absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>> Retained(
-      const std::vector<NodeRecord>& nodes,
+      const std::vector<NodeView>& nodes,
       const std::vector<uint64_t>* set_pins);
 
   // ---- epochs and their proof (coordinator.cc).

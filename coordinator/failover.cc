@@ -58,7 +58,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   if (target.empty()) {
     return absl::FailedPreconditionError("no other site to promote");
   }
-  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes, registry_.SiteNodes(target));
+  ASSIGN_OR_RETURN(std::vector<NodeView> nodes, registry_.SiteNodes(target));
   gwmirror::v1::CheckpointInfo cp;
   if (req.checkpoint() != 0) {
     auto known = store_->Get(req.checkpoint());
@@ -107,7 +107,8 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   {
     absl::Time t = clock_->Now();
     gwmirror::v1::PromoteStep* s = step("check standby trees");
-    for (const NodeRecord& n : nodes) {
+    for (const NodeView& node : nodes) {
+      const NodeRecord& n = *node;
       auto got = nodes_client_->State(n.ref(), epoch, absl::Seconds(10));
       if (!got.ok()) {
         // A partition between this coordinator and the standby site: the
@@ -226,7 +227,7 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Promote(
   return report;
 }
 
-absl::Status Coordinator::ActivateAll(const std::vector<NodeRecord>& nodes,
+absl::Status Coordinator::ActivateAll(const std::vector<NodeView>& nodes,
                                       uint64_t epoch,
                                       gwmirror::v1::ActivationPhase phase,
                                       uint64_t checkpoint,
@@ -235,11 +236,11 @@ absl::Status Coordinator::ActivateAll(const std::vector<NodeRecord>& nodes,
   std::vector<absl::StatusOr<std::vector<std::string>>> out(
       nodes.size(), absl::UnknownError(""));
   pool_.ParallelFor(nodes.size(), [&](size_t i) {
-    out[i] = nodes_client_->Activate(nodes[i].ref(), epoch, phase, checkpoint);
+    out[i] = nodes_client_->Activate(nodes[i]->ref(), epoch, phase, checkpoint);
   });
   absl::Status st;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const std::string& slot = nodes[i].member->slot();
+    const std::string& slot = nodes[i]->member->slot();
     if (!out[i].ok()) {
       st.Update(
           absl::Status(out[i].status().code(),
@@ -264,15 +265,14 @@ absl::StatusOr<gwmirror::v1::PromoteReport> Coordinator::Failback(
         "no promote fenced a site yet: nothing to fail back to (promote "
         "is the way to switch sites)");
   }
-  ASSIGN_OR_RETURN(std::vector<NodeRecord> returning,
-                   registry_.SiteNodes(back));
-  ASSIGN_OR_RETURN(std::vector<NodeRecord> current,
-                   registry_.SiteNodes(active));
+  ASSIGN_OR_RETURN(std::vector<NodeView> returning, registry_.SiteNodes(back));
+  ASSIGN_OR_RETURN(std::vector<NodeView> current, registry_.SiteNodes(active));
   const absl::Time start = clock_->Now();
   const uint64_t epoch = store_->Epoch();
   // The returning nodes must take pushes before anything stops: a node
   // that was a source re-reads its tree first.
-  for (const NodeRecord& n : returning) {
+  for (const NodeView& node : returning) {
+    const NodeRecord& n = *node;
     for (absl::Time give_up = clock_->Now() + absl::Seconds(60);;) {
       ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state,
                        nodes_client_->State(n.ref(), epoch, absl::Seconds(10)));

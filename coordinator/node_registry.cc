@@ -11,10 +11,22 @@ NodeRegistry::NodeRegistry(
     const Clock* clock, absl::Duration heartbeat_timeout,
     const std::vector<gwmirror::v1::ClusterMember>& members)
     : clock_(clock), heartbeat_timeout_(heartbeat_timeout) {
+  std::map<std::string, std::vector<NodeView*>> slots;
   for (const auto& m : members) {
-    nodes_[m.identity()].member =
-        std::make_shared<const gwmirror::v1::ClusterMember>(m);
+    auto record = std::make_shared<NodeRecord>();
+    record->member = std::make_shared<const gwmirror::v1::ClusterMember>(m);
+    nodes_[m.identity()] = std::move(record);
   }
+  for (auto& [id, n] : nodes_) slots[n->member->slot()].push_back(&n);
+  slots_.assign(slots.begin(), slots.end());
+}
+
+template <typename Change>
+NodeView NodeRegistry::Publish(NodeView& record, Change change) {
+  auto next = std::make_shared<NodeRecord>(*record);
+  change(*next);
+  record = next;
+  return record;
 }
 
 absl::Status NodeRegistry::CheckMember(const std::string& identity,
@@ -22,8 +34,8 @@ absl::Status NodeRegistry::CheckMember(const std::string& identity,
                                        const std::string& slot) const {
   absl::MutexLock l(&mu_);
   auto it = nodes_.find(identity);
-  if (it == nodes_.end() || it->second.member->site() != site ||
-      it->second.member->slot() != slot) {
+  if (it == nodes_.end() || it->second->member->site() != site ||
+      it->second->member->slot() != slot) {
     return absl::PermissionDeniedError(
         absl::StrCat("unknown node \"", identity, "\" (site \"", site,
                      "\", slot \"", slot, "\"): not a member of this cluster"));
@@ -37,14 +49,15 @@ void NodeRegistry::Registered(const std::string& identity,
   absl::MutexLock l(&mu_);
   auto it = nodes_.find(identity);
   if (it == nodes_.end()) return;  // CheckMember refused it.
-  NodeRecord& n = it->second;
-  n.address = address;
-  n.registered = true;
-  n.last_heartbeat = clock_->Now();
-  n.report = std::make_shared<const gwmirror::v1::TopologyReport>(topology);
+  Publish(it->second, [&](NodeRecord& n) {
+    n.address = address;
+    n.registered = true;
+    n.last_heartbeat = clock_->Now();
+    n.report = std::make_shared<const gwmirror::v1::TopologyReport>(topology);
+  });
 }
 
-absl::StatusOr<NodeRecord> NodeRegistry::Heartbeat(
+absl::StatusOr<NodeView> NodeRegistry::Heartbeat(
     const std::string& identity, const gwmirror::v1::HeartbeatRequest& req,
     uint64_t epoch) {
   absl::MutexLock l(&mu_);
@@ -53,8 +66,7 @@ absl::StatusOr<NodeRecord> NodeRegistry::Heartbeat(
     return absl::PermissionDeniedError(absl::StrCat(
         "unknown node \"", identity, "\": not a member of this cluster"));
   }
-  NodeRecord& n = it->second;
-  if (!n.registered) {
+  if (!it->second->registered) {
     return absl::NotFoundError(absl::StrCat(
         "node \"", identity, "\" is not registered; register first"));
   }
@@ -66,34 +78,39 @@ absl::StatusOr<NodeRecord> NodeRegistry::Heartbeat(
   auto time_of = [](int64_t ms) {
     return ms > 0 ? absl::FromUnixMillis(ms) : absl::InfinitePast();
   };
-  n.last_heartbeat = clock_->Now();
-  n.report =
-      std::make_shared<const gwmirror::v1::TopologyReport>(req.topology());
-  n.pending_since = time_of(req.pending_since_unix_ms());
-  n.unstaged_since = time_of(req.unstaged_since_unix_ms());
-  n.pending_files = req.pending_files();
-  n.pending_bytes = req.pending_bytes();
-  n.prestaging = req.prestaging();
-  n.progress.reset();
-  if (req.has_progress()) n.progress = req.progress();
-  n.send_rate = req.send_rate();
-  n.send_cap = req.send_cap();
-  n.drifted = req.drifted_entries();
-  n.report_checkpoint = req.report_checkpoint();
-  n.stale = req.replica_stale();
-  return n;
+  return Publish(it->second, [&](NodeRecord& n) {
+    n.last_heartbeat = clock_->Now();
+    n.report =
+        std::make_shared<const gwmirror::v1::TopologyReport>(req.topology());
+    n.pending_since = time_of(req.pending_since_unix_ms());
+    n.unstaged_since = time_of(req.unstaged_since_unix_ms());
+    n.pending_files = req.pending_files();
+    n.pending_bytes = req.pending_bytes();
+    n.prestaging = req.prestaging();
+    n.progress.reset();
+    if (req.has_progress()) n.progress = req.progress();
+    n.send_rate = req.send_rate();
+    n.send_cap = req.send_cap();
+    n.drifted = req.drifted_entries();
+    n.report_checkpoint = req.report_checkpoint();
+    n.stale = req.replica_stale();
+  });
 }
 
 void NodeRegistry::NoteCertificate(const std::string& identity,
                                    absl::Time not_after) {
   absl::MutexLock l(&mu_);
   if (auto it = nodes_.find(identity); it != nodes_.end()) {
-    it->second.cert_not_after = not_after;
+    Publish(it->second, [&](NodeRecord& n) { n.cert_not_after = not_after; });
   }
 }
 
 bool NodeRegistry::Healthy(const NodeRecord& n) const {
-  return n.registered && clock_->Now() - n.last_heartbeat < heartbeat_timeout_;
+  return HealthyAt(n, clock_->Now());
+}
+
+bool NodeRegistry::HealthyAt(const NodeRecord& n, absl::Time now) const {
+  return n.registered && now - n.last_heartbeat < heartbeat_timeout_;
 }
 
 const std::shared_ptr<const gwmirror::v1::ClusterMember>&
@@ -104,9 +121,9 @@ NodeRecord::NoMember() {
   return *none;
 }
 
-std::vector<NodeRecord> NodeRegistry::Snapshot() const {
+std::vector<NodeView> NodeRegistry::Snapshot() const {
   absl::MutexLock l(&mu_);
-  std::vector<NodeRecord> out;
+  std::vector<NodeView> out;
   out.reserve(nodes_.size());
   for (const auto& [id, n] : nodes_) out.push_back(n);
   return out;
@@ -114,53 +131,57 @@ std::vector<NodeRecord> NodeRegistry::Snapshot() const {
 
 bool NodeRegistry::HasSlot(const std::string& slot) const {
   absl::MutexLock l(&mu_);
-  return std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& e) {
-    return e.second.member->slot() == slot;
-  });
+  return std::any_of(slots_.begin(), slots_.end(),
+                     [&](const auto& s) { return s.first == slot; });
 }
 
-std::optional<NodeRecord> NodeRegistry::HealthyPeer(const NodeRecord& n) const {
+NodeView NodeRegistry::HealthyPeer(const NodeRecord& n) const {
+  const absl::Time now = clock_->Now();
   absl::MutexLock l(&mu_);
   for (const auto& [id, peer] : nodes_) {
-    if (peer.member->slot() == n.member->slot() &&
-        peer.member->site() != n.member->site() && Healthy(peer)) {
+    if (peer->member->slot() == n.member->slot() &&
+        peer->member->site() != n.member->site() && HealthyAt(*peer, now)) {
       return peer;
     }
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 absl::StatusOr<std::vector<SlotPeers>> NodeRegistry::HealthySlots(
     const std::string& active) const {
-  std::map<std::string, SlotPeers> slots;
+  static const NodeView* const kNone =
+      new NodeView(std::make_shared<const NodeRecord>());
+  const absl::Time now = clock_->Now();
+  std::vector<SlotPeers> out;
   {
     absl::MutexLock l(&mu_);
-    for (const auto& [id, n] : nodes_) {
-      SlotPeers& s = slots[n.member->slot()];
-      s.slot = n.member->slot();
-      (n.member->site() == active ? s.source : s.replica) = n;
+    out.reserve(slots_.size());
+    for (const auto& [slot, members] : slots_) {
+      SlotPeers& s = out.emplace_back(SlotPeers{slot, *kNone, *kNone});
+      for (const NodeView* n : members) {
+        ((*n)->member->site() == active ? s.source : s.replica) = *n;
+      }
     }
   }
   std::vector<std::string> problems;
-  std::vector<SlotPeers> out;
-  for (auto& [name, s] : slots) {
-    for (const NodeRecord* n : {&s.source, &s.replica}) {
+  for (const SlotPeers& s : out) {
+    for (const NodeView* n : {&s.source, &s.replica}) {
       const char* end = n == &s.source ? "source" : "replica";
-      if (n->member->identity().empty()) {
+      const NodeRecord& r = **n;
+      if (r.member->identity().empty()) {
         problems.push_back(
-            absl::StrCat("slot ", name, " has no ", end, " member"));
-      } else if (!Healthy(*n)) {
+            absl::StrCat("slot ", s.slot, " has no ", end, " member"));
+      } else if (!HealthyAt(r, now)) {
         problems.push_back(absl::StrCat(
-            name, ": ", end, " ", n->member->identity(),
-            n->registered ? absl::StrCat(" lost (last heartbeat ",
-                                         absl::FormatDuration(absl::Trunc(
-                                             clock_->Now() - n->last_heartbeat,
-                                             absl::Milliseconds(100))),
-                                         " ago)")
-                          : " never registered"));
+            s.slot, ": ", end, " ", r.member->identity(),
+            r.registered ? absl::StrCat(" lost (last heartbeat ",
+                                        absl::FormatDuration(absl::Trunc(
+                                            now - r.last_heartbeat,
+                                            absl::Milliseconds(100))),
+                                        " ago)")
+                         : " never registered"));
       }
     }
-    out.push_back(std::move(s));
   }
   if (!problems.empty()) {
     return absl::UnavailableError(absl::StrJoin(problems, "; "));
@@ -168,15 +189,17 @@ absl::StatusOr<std::vector<SlotPeers>> NodeRegistry::HealthySlots(
   return out;
 }
 
-absl::StatusOr<std::vector<NodeRecord>> NodeRegistry::SiteNodes(
+absl::StatusOr<std::vector<NodeView>> NodeRegistry::SiteNodes(
     const std::string& site) const {
-  std::vector<NodeRecord> nodes;
+  const absl::Time now = clock_->Now();
+  std::vector<NodeView> nodes;
   absl::MutexLock l(&mu_);
   for (const auto& [id, n] : nodes_) {
-    if (n.member->site() != site) continue;
-    if (!Healthy(n)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          site, " node ", id, " (", n.member->slot(), ") is not heartbeating"));
+    if (n->member->site() != site) continue;
+    if (!HealthyAt(*n, now)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(site, " node ", id, " (", n->member->slot(),
+                       ") is not heartbeating"));
     }
     nodes.push_back(n);
   }
@@ -188,12 +211,13 @@ absl::StatusOr<std::vector<NodeRecord>> NodeRegistry::SiteNodes(
 }
 
 absl::Time NodeRegistry::PrestageWaitEnds(absl::Duration max_delay) const {
+  const absl::Time now = clock_->Now();
   absl::MutexLock l(&mu_);
   absl::Time until = absl::InfinitePast();
   for (const auto& [id, n] : nodes_) {
-    if (n.prestaging && n.unstaged_since != absl::InfinitePast() &&
-        Healthy(n)) {
-      until = std::max(until, n.unstaged_since + max_delay);
+    if (n->prestaging && n->unstaged_since != absl::InfinitePast() &&
+        HealthyAt(*n, now)) {
+      until = std::max(until, n->unstaged_since + max_delay);
     }
   }
   return until;

@@ -2,8 +2,11 @@
 // cluster are registered and heartbeating, what each last reported, and
 // which of them form each slot's source and replica. It knows members,
 // reports and time (a Clock); roles come from the caller (the site that is
-// active), epochs are checked against the one the caller passes. Callers
-// get copies: nothing here is held across a call to a node.
+// active), epochs are checked against the one the caller passes. A record
+// is immutable once published (a registration or heartbeat publishes a
+// new one), so callers share records instead of copying them: a look at
+// every member of a 400-node cluster, several times per checkpoint, costs
+// pointers, and nothing here is held across a call to a node.
 //
 // Thread-safe; its lock is a leaf (held for no call out of this class), so
 // any other lock of the coordinator may be held while calling it.
@@ -29,14 +32,14 @@ namespace gwmirror {
 
 // One member as the coordinator last heard of it.
 struct NodeRecord {
-  // The member as the config lists it (shared: it never changes, and a
-  // record is copied at every look; never null).
+  // The member as the config lists it (shared by every record published
+  // for it: it never changes; never null).
   std::shared_ptr<const gwmirror::v1::ClusterMember> member = NoMember();
   std::string address;
   bool registered = false;
   absl::Time last_heartbeat = absl::InfinitePast();
-  // The latest topology report (shared: a record is copied at every
-  // look, a report is replaced whole by the next heartbeat).
+  // The latest topology report (shared by the records published until the
+  // next heartbeat replaces it whole).
   std::shared_ptr<const gwmirror::v1::TopologyReport> report =
       std::make_shared<const gwmirror::v1::TopologyReport>();
   // Sources: oldest change not yet in a staged checkpoint, and oldest
@@ -60,14 +63,17 @@ struct NodeRecord {
 
   NodeRef ref() const { return NodeRef{member->identity(), address}; }
 
-  // The member of a record that stands for no one (an empty slot end).
+  // The member of a record that stands for no one.
   static const std::shared_ptr<const gwmirror::v1::ClusterMember>& NoMember();
 };
+
+// A published record: immutable, shared, never null.
+using NodeView = std::shared_ptr<const NodeRecord>;
 
 // Both ends of one slot, as the sites' roles assign them.
 struct SlotPeers {
   std::string slot;
-  NodeRecord source, replica;
+  NodeView source, replica;
 };
 
 class NodeRegistry {
@@ -85,30 +91,30 @@ class NodeRegistry {
   void Registered(const std::string& identity, const std::string& address,
                   const gwmirror::v1::TopologyReport& topology);
   // Takes a member's heartbeat, sent at `epoch` (the coordinator's): the
-  // record as it now stands. PERMISSION_DENIED for a non-member,
+  // record it publishes. PERMISSION_DENIED for a non-member,
   // NOT_FOUND before it registered, FAILED_PRECONDITION for another epoch
   // (nothing is recorded then).
-  absl::StatusOr<NodeRecord> Heartbeat(
-      const std::string& identity, const gwmirror::v1::HeartbeatRequest& req,
-      uint64_t epoch);
+  absl::StatusOr<NodeView> Heartbeat(const std::string& identity,
+                                     const gwmirror::v1::HeartbeatRequest& req,
+                                     uint64_t epoch);
   // Notes when the certificate a member registered with expires.
   void NoteCertificate(const std::string& identity, absl::Time not_after);
 
   // Registered and heard from within the heartbeat timeout.
   bool Healthy(const NodeRecord& n) const;
   // Every member, by identity.
-  std::vector<NodeRecord> Snapshot() const;
+  std::vector<NodeView> Snapshot() const;
   // Whether some member serves `slot`.
   bool HasSlot(const std::string& slot) const;
-  // The healthy member of `n`'s slot on the other site, if any.
-  std::optional<NodeRecord> HealthyPeer(const NodeRecord& n) const;
+  // The healthy member of `n`'s slot on the other site (null: none).
+  NodeView HealthyPeer(const NodeRecord& n) const;
   // Every slot with both ends, `active` its sources' site; UNAVAILABLE
   // naming each end that is missing, lost or never registered.
   absl::StatusOr<std::vector<SlotPeers>> HealthySlots(
       const std::string& active) const;
   // Every member of `site`; FAILED_PRECONDITION naming one that is not
   // heartbeating, or when none registered.
-  absl::StatusOr<std::vector<NodeRecord>> SiteNodes(
+  absl::StatusOr<std::vector<NodeView>> SiteNodes(
       const std::string& site) const;
   // When a change-driven cut stops waiting for pre-streaming sources: the
   // latest unstaged change of a healthy pre-streaming member plus
@@ -116,10 +122,22 @@ class NodeRegistry {
   absl::Time PrestageWaitEnds(absl::Duration max_delay) const;
 
  private:
+  bool HealthyAt(const NodeRecord& n, absl::Time now) const;
+  // Replaces `record` with a copy that `change` (called on the copy)
+  // altered, and returns the copy.
+  template <typename Change>
+  NodeView Publish(NodeView& record, Change change)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const Clock* const clock_;
   const absl::Duration heartbeat_timeout_;
   mutable absl::Mutex mu_;
-  std::map<std::string, NodeRecord> nodes_ ABSL_GUARDED_BY(mu_);
+  // By identity; the set of members is the config's, fixed.
+  std::map<std::string, NodeView> nodes_ ABSL_GUARDED_BY(mu_);
+  // Each slot's members (their entries in nodes_, in identity order), by
+  // slot name: found once, not at every look.
+  std::vector<std::pair<std::string, std::vector<NodeView*>>> slots_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gwmirror

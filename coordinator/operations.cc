@@ -37,7 +37,7 @@ absl::StatusOr<gwmirror::v1::DrillReport> Coordinator::Drill(
   std::vector<absl::StatusOr<gwmirror::v1::DrillResult>> results(
       slots.size(), absl::UnknownError(""));
   pool_.ParallelFor(slots.size(), [&](size_t i) {
-    results[i] = nodes_client_->Drill(slots[i].replica.ref(), epoch, id, req);
+    results[i] = nodes_client_->Drill(slots[i].replica->ref(), epoch, id, req);
   });
   gwmirror::v1::DrillReport report;
   report.set_id(id);
@@ -99,20 +99,20 @@ absl::Status Coordinator::Release(const std::string& slot) {
 }
 
 absl::StatusOr<std::map<uint64_t, gwmirror::v1::CheckpointInfo>>
-Coordinator::Retained(const std::vector<NodeRecord>& nodes,
+Coordinator::Retained(const std::vector<NodeView>& nodes,
                       const std::vector<uint64_t>* set_pins) {
   const uint64_t epoch = store_->Epoch();
   std::vector<absl::StatusOr<gwmirror::v1::HistoryList>> lists(
       nodes.size(), absl::UnknownError(""));
   pool_.ParallelFor(nodes.size(), [&](size_t i) {
-    lists[i] = nodes_client_->History(nodes[i].ref(), epoch, set_pins);
+    lists[i] = nodes_client_->History(nodes[i]->ref(), epoch, set_pins);
   });
   std::map<uint64_t, gwmirror::v1::CheckpointInfo> out;
   std::map<uint64_t, size_t> holders;
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (!lists[i].ok()) {
       return absl::Status(lists[i].status().code(),
-                          absl::StrCat(nodes[i].member->slot(), ": ",
+                          absl::StrCat(nodes[i]->member->slot(), ": ",
                                        lists[i].status().message()));
     }
     for (const auto& p : lists[i]->points()) {
@@ -137,7 +137,7 @@ Coordinator::Retained(const std::vector<NodeRecord>& nodes,
 }
 
 absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::ListRetained() {
-  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes,
+  ASSIGN_OR_RETURN(std::vector<NodeView> nodes,
                    registry_.SiteNodes(StandbySite()));
   ASSIGN_OR_RETURN(auto retained, Retained(nodes, nullptr));
   gwmirror::v1::CheckpointList out;
@@ -158,7 +158,7 @@ absl::StatusOr<gwmirror::v1::CheckpointList> Coordinator::ListRetained() {
 
 absl::StatusOr<gwmirror::v1::PinResponse> Coordinator::Pin(
     const gwmirror::v1::PinRequest& req) {
-  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes,
+  ASSIGN_OR_RETURN(std::vector<NodeView> nodes,
                    registry_.SiteNodes(StandbySite()));
   if (!req.unpin()) {
     ASSIGN_OR_RETURN(auto retained, Retained(nodes, nullptr));
@@ -180,24 +180,24 @@ absl::StatusOr<gwmirror::v1::PinResponse> Coordinator::Pin(
 
 absl::StatusOr<gwmirror::v1::VerifyReport> Coordinator::Verify(
     const gwmirror::v1::VerifyClusterRequest& req) {
-  std::vector<NodeRecord> nodes;
+  std::vector<NodeView> nodes;
   const std::string standby = StandbySite();
-  for (NodeRecord& n : registry_.Snapshot()) {
-    if (n.member->site() == standby) nodes.push_back(std::move(n));
+  for (NodeView& n : registry_.Snapshot()) {
+    if (n->member->site() == standby) nodes.push_back(std::move(n));
   }
   const uint64_t epoch = store_->Epoch();
   std::vector<absl::StatusOr<gwmirror::v1::VerifyResult>> results(
       nodes.size(), absl::UnknownError(""));
   pool_.ParallelFor(nodes.size(), [&](size_t i) {
-    results[i] = nodes_client_->Verify(nodes[i].ref(), epoch, req.repair());
+    results[i] = nodes_client_->Verify(nodes[i]->ref(), epoch, req.repair());
   });
   gwmirror::v1::VerifyReport report;
   report.set_ok(true);
   uint64_t differences = 0;
   for (size_t i = 0; i < nodes.size(); ++i) {
     gwmirror::v1::SlotVerify* s = report.add_slots();
-    s->set_slot(nodes[i].member->slot());
-    s->set_identity(nodes[i].member->identity());
+    s->set_slot(nodes[i]->member->slot());
+    s->set_identity(nodes[i]->member->identity());
     if (!results[i].ok()) {
       s->set_error(std::string(results[i].status().message()));
       report.set_ok(false);

@@ -1,7 +1,9 @@
 #include "coordinator/parity.h"
 
-#include <set>
+#include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -40,16 +42,36 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
     v.by_slot[std::string(slot)].push_back(words);
     v.differences.push_back(std::move(words));
   };
-  std::map<absl::string_view, const TopologyReport*> prod, standby;
+  // Each slot's production and standby report (the last one given, if a
+  // slot's site is given twice), in slot order: one sort, no tree of
+  // 400 nodes built per look.
+  struct Ends {
+    absl::string_view slot;
+    const TopologyReport* prod = nullptr;
+    const TopologyReport* standby = nullptr;
+  };
+  std::vector<const PlacedReport*> placed;
+  placed.reserve(reports.size());
   for (const PlacedReport& r : reports) {
-    if (r.site == kProduction) {
-      prod[r.slot] = r.report;
-    } else if (r.site == kStandby) {
-      standby[r.slot] = r.report;
+    if (r.site == kProduction || r.site == kStandby) {
+      placed.push_back(&r);
     } else {
       differ(r.slot, absl::StrCat("node ", r.slot, " reports unknown site \"",
                                   r.site, "\""));
     }
+  }
+  std::stable_sort(placed.begin(), placed.end(),
+                   [](const PlacedReport* a, const PlacedReport* b) {
+                     return a->slot < b->slot;
+                   });
+  std::vector<Ends> slots;
+  slots.reserve(placed.size());
+  for (const PlacedReport* r : placed) {
+    if (slots.empty() || slots.back().slot != r->slot) {
+      slots.push_back(Ends{r->slot});
+    }
+    (r->site == kProduction ? slots.back().prod : slots.back().standby) =
+        r->report;
   }
   for (const PlacedReport& r : reports) {
     for (const std::string& p : r.report->problems()) {
@@ -59,9 +81,10 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
   // Production's topology: every production node must hold the same version.
   const GatewayTopology* reference = nullptr;
   std::map<int64_t, std::vector<absl::string_view>> versions;
-  for (const auto& [slot, r] : prod) {
-    if (!r->has_topology()) continue;
-    versions[r->topology().version()].push_back(slot);
+  for (const Ends& e : slots) {
+    const TopologyReport* r = e.prod;
+    if (r == nullptr || !r->has_topology()) continue;
+    versions[r->topology().version()].push_back(e.slot);
     if (reference == nullptr ||
         r->topology().version() > reference->version()) {
       reference = &r->topology();
@@ -91,12 +114,13 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
     auto it = instances_by_host.find(host_id);
     return it == instances_by_host.end() ? no_instances : it->second;
   };
-  std::set<absl::string_view> served_by_prod, served_by_standby;
-  for (const auto& [slot, r] : prod) served_by_prod.insert(r->host_name());
-  for (const auto& [slot, r] : standby) {
-    served_by_standby.insert(r->host_name());
+  absl::flat_hash_set<absl::string_view> served_by_prod, served_by_standby;
+  for (const Ends& e : slots) {
+    if (e.prod != nullptr) served_by_prod.insert(e.prod->host_name());
+    if (e.standby != nullptr) served_by_standby.insert(e.standby->host_name());
   }
-  std::map<absl::string_view, std::vector<const gwmirror::v1::GatewayHost*>>
+  absl::flat_hash_map<absl::string_view,
+                      std::vector<const gwmirror::v1::GatewayHost*>>
       hosts_by_name;
   for (const auto& h : reference->hosts()) {
     hosts_by_name[h.name()].push_back(&h);
@@ -114,22 +138,18 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
     }
   }
   // Twins: same installed version; slots filled on both sites.
-  std::set<absl::string_view> slots;
-  for (const auto& [slot, r] : prod) slots.insert(slot);
-  for (const auto& [slot, r] : standby) slots.insert(slot);
-  for (absl::string_view slot : slots) {
-    auto p = prod.find(slot);
-    auto s = standby.find(slot);
-    if (p == prod.end() || s == standby.end()) {
+  for (const Ends& e : slots) {
+    const absl::string_view slot = e.slot;
+    if (e.prod == nullptr || e.standby == nullptr) {
       differ(slot,
              absl::StrCat("slot ", slot, " has a ",
-                          p == prod.end() ? kStandby : kProduction,
+                          e.prod == nullptr ? kStandby : kProduction,
                           " node but no ",
-                          p == prod.end() ? kProduction : kStandby, " node"));
+                          e.prod == nullptr ? kProduction : kStandby, " node"));
       continue;
     }
-    const TopologyReport& pr = *p->second;
-    const TopologyReport& sr = *s->second;
+    const TopologyReport& pr = *e.prod;
+    const TopologyReport& sr = *e.standby;
     if (!pr.installed_version().empty() && !sr.installed_version().empty() &&
         pr.installed_version() != sr.installed_version()) {
       differ(slot,
@@ -145,11 +165,11 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
     if (!check_instances) continue;
     auto hosts = hosts_by_name.find(sr.host_name());
     if (hosts == hosts_by_name.end()) continue;
-    std::set<std::string> on_disk(sr.instances_on_disk().begin(),
-                                  sr.instances_on_disk().end());
+    const absl::flat_hash_set<absl::string_view> on_disk(
+        sr.instances_on_disk().begin(), sr.instances_on_disk().end());
     for (const gwmirror::v1::GatewayHost* h : hosts->second) {
       for (const auto& [dir, name] : instances_on(h->id())) {
-        if (!on_disk.count(dir)) {
+        if (!on_disk.contains(dir)) {
           differ(slot,
                  absl::StrCat("standby ", slot, " lacks ", dir, " (", name,
                               ") that ", h->id(), " runs in the topology"));

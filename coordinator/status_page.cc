@@ -63,8 +63,8 @@ void Coordinator::NoteHistory(const gwmirror::v1::ClusterStatus& s) {
 std::string Coordinator::RenderStatusPage() {
   gwmirror::v1::ClusterStatus s = Status();
   std::map<std::string, gwmirror::v1::TopologyReport> reports;
-  for (const NodeRecord& n : registry_.Snapshot()) {
-    reports[n.member->identity()] = *n.report;
+  for (const NodeView& n : registry_.Snapshot()) {
+    reports[n->member->identity()] = *n->report;
   }
   std::string out = absl::StrCat(
       "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"

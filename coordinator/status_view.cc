@@ -41,10 +41,10 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   ParityVerdict verdict = runner_.Parity(nullptr);
   s.set_parity(verdict.parity);
   for (const auto& d : verdict.differences) s.add_differences(d);
-  const std::vector<NodeRecord> nodes = registry_.Snapshot();
+  const std::vector<NodeView> nodes = registry_.Snapshot();
   std::map<std::string, bool> healthy;
-  for (const NodeRecord& n : nodes)
-    healthy[n.member->identity()] = registry_.Healthy(n);
+  for (const NodeView& n : nodes)
+    healthy[n->member->identity()] = registry_.Healthy(*n);
   const CheckpointRunner::Holds holds = runner_.CurrentHolds();
   const std::map<std::string, std::string>& held_slots = holds.slots;
   if (!holds.deployment.empty()) {
@@ -64,15 +64,15 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   std::vector<absl::StatusOr<gwmirror::v1::ReplicaState>> states(
       nodes.size(), absl::UnknownError(""));
   pool_.ParallelFor(nodes.size(), [&](size_t i) {
-    if (nodes[i].member->site() != s.active_site() &&
-        healthy[nodes[i].member->identity()]) {
+    if (nodes[i]->member->site() != s.active_site() &&
+        healthy[nodes[i]->member->identity()]) {
       states[i] =
-          nodes_client_->State(nodes[i].ref(), s.epoch(), absl::Seconds(2));
+          nodes_client_->State(nodes[i]->ref(), s.epoch(), absl::Seconds(2));
     }
   });
   std::map<std::string, bool> replica_answered;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const NodeRecord& n = nodes[i];
+    const NodeRecord& n = *nodes[i];
     gwmirror::v1::SlotStatus& slot = slots[n.member->slot()];
     slot.set_name(n.member->slot());
     bool is_source = n.member->site() == s.active_site();
@@ -130,10 +130,10 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
     absl::MutexLock l(&mu_);
     declarations = declarations_;
   }
-  for (const NodeRecord& n : nodes) {
-    if (n.member->site() != s.active_site() || !n.registered) continue;
-    TopologyReport r = *n.report;
-    r.set_slot(n.member->slot());
+  for (const NodeView& n : nodes) {
+    if (n->member->site() != s.active_site() || !n->registered) continue;
+    TopologyReport r = *n->report;
+    r.set_slot(n->member->slot());
     production.push_back(std::move(r));
   }
   Coverage coverage = ComputeCoverage(production, declarations);

@@ -40,8 +40,8 @@ class NodeRegistryTest : public ::testing::Test {
   }
 
   NodeRecord Find(const std::string& id) {
-    for (NodeRecord& n : registry_.Snapshot()) {
-      if (n.member->identity() == id) return n;
+    for (const NodeView& n : registry_.Snapshot()) {
+      if (n->member->identity() == id) return *n;
     }
     ADD_FAILURE() << "no member " << id;
     return {};
@@ -91,16 +91,25 @@ TEST_F(NodeRegistryTest, HeartbeatsCountOnlyFromRegisteredMembersAtTheEpoch) {
   req.mutable_progress()->set_files_done(7);
   auto r = registry_.Heartbeat("gw1-p", req, 1);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->last_heartbeat, clock_.Now());
-  EXPECT_EQ(r->pending_since, absl::FromUnixMillis(1234));
-  EXPECT_EQ(r->unstaged_since, absl::InfinitePast());
-  EXPECT_EQ(r->pending_files, 3u);
-  ASSERT_TRUE(r->progress.has_value());
+  const NodeView first = *r;
+  EXPECT_EQ(first->last_heartbeat, clock_.Now());
+  EXPECT_EQ(first->pending_since, absl::FromUnixMillis(1234));
+  EXPECT_EQ(first->unstaged_since, absl::InfinitePast());
+  EXPECT_EQ(first->pending_files, 3u);
+  ASSERT_TRUE(first->progress.has_value());
   // The next heartbeat without a push under way clears the last one's.
+  clock_.Advance(absl::Seconds(1));
   r = registry_.Heartbeat("gw1-p", Beat(1), 1);
   ASSERT_TRUE(r.ok());
-  EXPECT_FALSE(r->progress.has_value());
-  EXPECT_FALSE(r->prestaging);
+  EXPECT_FALSE((*r)->progress.has_value());
+  EXPECT_FALSE((*r)->prestaging);
+  EXPECT_EQ(Find("gw1-p").last_heartbeat, clock_.Now());
+  // A record once published never changes under whoever holds it: the
+  // heartbeat published a new one.
+  EXPECT_NE(first, *r);
+  EXPECT_EQ(first->last_heartbeat, clock_.Now() - absl::Seconds(1));
+  EXPECT_TRUE(first->progress.has_value());
+  EXPECT_TRUE(first->prestaging);
 }
 
 TEST_F(NodeRegistryTest, AMemberIsLostWhenItsHeartbeatsStop) {
@@ -109,12 +118,12 @@ TEST_F(NodeRegistryTest, AMemberIsLostWhenItsHeartbeatsStop) {
   ASSERT_TRUE(slots.ok()) << slots.status();
   ASSERT_EQ(slots->size(), 2u);
   EXPECT_EQ((*slots)[0].slot, "gw1");
-  EXPECT_EQ((*slots)[0].source.member->identity(), "gw1-p");
-  EXPECT_EQ((*slots)[0].replica.member->identity(), "gw1-s");
+  EXPECT_EQ((*slots)[0].source->member->identity(), "gw1-p");
+  EXPECT_EQ((*slots)[0].replica->member->identity(), "gw1-s");
   // Roles follow the active site the caller names.
   slots = registry_.HealthySlots("standby");
   ASSERT_TRUE(slots.ok());
-  EXPECT_EQ((*slots)[1].source.member->identity(), "gw2-s");
+  EXPECT_EQ((*slots)[1].source->member->identity(), "gw2-s");
 
   clock_.Advance(absl::Milliseconds(4900));
   for (const char* id : {"gw1-p", "gw1-s", "gw2-p"}) {
@@ -135,8 +144,8 @@ TEST_F(NodeRegistryTest, AMemberIsLostWhenItsHeartbeatsStop) {
   ASSERT_TRUE(production.ok());
   EXPECT_EQ(production->size(), 2u);
   // The source of gw2 has no healthy replica to push to; gw1's has.
-  EXPECT_FALSE(registry_.HealthyPeer(Find("gw2-p")).has_value());
-  ASSERT_TRUE(registry_.HealthyPeer(Find("gw1-p")).has_value());
+  EXPECT_EQ(registry_.HealthyPeer(Find("gw2-p")), nullptr);
+  ASSERT_NE(registry_.HealthyPeer(Find("gw1-p")), nullptr);
   EXPECT_EQ(registry_.HealthyPeer(Find("gw1-p"))->address, "gw1-s:1");
 }
 
