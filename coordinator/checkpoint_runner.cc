@@ -32,7 +32,7 @@ using gwmirror::v1::CheckpointInfo;
 using gwmirror::v1::TopologyReport;
 
 ParityVerdict CheckpointRunner::Parity(
-    const std::vector<TopologyReport>* fresh) const {
+    const std::vector<PlacedReport>* fresh) const {
   std::string active = store_->ActiveSite();
   // Instances on a standby host are only judged once a checkpoint was
   // applied, and only from reports read after the node held it (a report
@@ -44,23 +44,21 @@ ParityVerdict CheckpointRunner::Parity(
   }
   bool check_instances = applied != 0;
   const std::vector<NodeView> nodes = registry_->Snapshot();
+  const absl::Time now = clock_->Now();
   std::vector<PlacedReport> reports;
   reports.reserve(nodes.size());
   for (const NodeView& node : nodes) {
     const NodeRecord& n = *node;
     // A node that is gone serves nothing: its absence is the finding.
-    if (!registry_->Healthy(n)) continue;
+    if (!registry_->Healthy(n, now)) continue;
     bool production = n.member->site() == active;
     if (production && fresh != nullptr) continue;
     if (!production && n.report_checkpoint < applied) check_instances = false;
     reports.push_back(PlacedReport{production ? "production" : "standby",
                                    n.member->slot(), n.report.get()});
   }
-  if (fresh != nullptr) {
-    for (const TopologyReport& r : *fresh) {
-      reports.push_back(PlacedReport{"production", r.slot(), &r});
-    }
-  }
+  if (fresh != nullptr)
+    reports.insert(reports.end(), fresh->begin(), fresh->end());
   return ComputeParity(reports, check_instances);
 }
 
@@ -86,11 +84,10 @@ namespace {
 // Groups whose gateway instances run different deployment archives (a
 // deployment half done), in words: 'group "G" runs different deployment
 // archives (instance-1 on A; instance-2 on B)'.
-std::vector<std::string> SplitGroups(
-    const std::vector<const TopologyReport*>& reports) {
+std::vector<std::string> SplitGroups(const std::vector<PlacedReport>& reports) {
   std::map<std::string, std::string> group_of;  // Service id -> group.
-  for (const TopologyReport* r : reports) {
-    for (const auto& g : r->topology().groups()) {
+  for (const PlacedReport& r : reports) {
+    for (const auto& g : r.report->topology().groups()) {
       for (const auto& s : g.services()) {
         if (s.type() == "gateway")
           group_of[s.id()] = g.name().empty() ? g.id() : g.name();
@@ -99,8 +96,8 @@ std::vector<std::string> SplitGroups(
   }
   std::map<std::string, std::map<std::string, std::vector<std::string>>>
       archives;
-  for (const TopologyReport* r : reports) {
-    for (const auto& [instance, archive] : r->deployments()) {
+  for (const PlacedReport& r : reports) {
+    for (const auto& [instance, archive] : r.report->deployments()) {
       auto g = group_of.find(instance);
       if (g != group_of.end()) archives[g->second][archive].push_back(instance);
     }
@@ -148,10 +145,11 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
   // before a checkpoint id is spent (the cut checks again with its own
   // reports, for a deployment that began since).
   if (healthy.ok()) {
-    std::vector<const TopologyReport*> reports;
+    std::vector<PlacedReport> reports;
     reports.reserve(healthy->size());
-    for (const SlotPeers& p : *healthy)
-      reports.push_back(p.source->report.get());
+    for (const SlotPeers& p : *healthy) {
+      reports.push_back({"production", p.slot, p.source->report.get()});
+    }
     if (std::vector<std::string> split = SplitGroups(reports); !split.empty()) {
       *incoherent = true;
       std::string reason =
@@ -241,15 +239,12 @@ absl::StatusOr<CheckpointInfo> CheckpointRunner::Attempt(bool automatic,
         absl::StrCat("checkpoint ", id, " aborted: ", reason));
   }
   // 4. Group coherence, with the sources' reports of this very cut.
-  std::vector<TopologyReport> fresh;
-  std::vector<const TopologyReport*> fresh_reports;
-  fresh.reserve(cuts.size());
-  fresh_reports.reserve(cuts.size());
-  for (auto& c : cuts) {
-    fresh_reports.push_back(
-        &fresh.emplace_back(std::move(*c->mutable_topology())));
+  std::vector<PlacedReport> fresh;
+  fresh.reserve(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    fresh.push_back({"production", slots[i].slot, &cuts[i]->topology()});
   }
-  std::vector<std::string> split = SplitGroups(fresh_reports);
+  std::vector<std::string> split = SplitGroups(fresh);
   if (!split.empty()) {
     *incoherent = true;
     std::string reason =
@@ -512,12 +507,15 @@ void CheckpointRunner::WaitForStaleReplicas() {
     bool stale = false;
     bool ask = false;
     std::vector<NodeRef> replicas;
+    const absl::Time now = clock_->Now();
     {
       absl::MutexLock m(&state_mu_);
-      ask = clock_->Now() - switched_ < absl::Minutes(2);
+      ask = now - switched_ < absl::Minutes(2);
     }
     for (const NodeView& n : registry_->Snapshot()) {
-      if (n->member->site() == active || !registry_->Healthy(*n)) continue;
+      if (n->member->site() == active || !registry_->Healthy(*n, now)) {
+        continue;
+      }
       stale |= n->stale;
       if (ask) replicas.push_back(n->ref());
     }

@@ -76,10 +76,10 @@ class CheckpointRunner {
   // directly whether they re-read their trees yet.
   void NoteRolesSwitched();
 
-  // Parity over production's reports (`fresh` from a cut, or by default
-  // the heartbeats') and the standby members' latest reports.
-  ParityVerdict Parity(
-      const std::vector<gwmirror::v1::TopologyReport>* fresh) const;
+  // Parity over production's reports (`fresh`: from a cut, placed at
+  // the slots the coordinator cut; by default the heartbeats') and the
+  // standby members' latest reports.
+  ParityVerdict Parity(const std::vector<PlacedReport>* fresh) const;
 
  private:
   absl::StatusOr<gwmirror::v1::CheckpointInfo> RunOnce(bool automatic)

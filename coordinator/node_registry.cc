@@ -105,11 +105,7 @@ void NodeRegistry::NoteCertificate(const std::string& identity,
   }
 }
 
-bool NodeRegistry::Healthy(const NodeRecord& n) const {
-  return HealthyAt(n, clock_->Now());
-}
-
-bool NodeRegistry::HealthyAt(const NodeRecord& n, absl::Time now) const {
+bool NodeRegistry::Healthy(const NodeRecord& n, absl::Time now) const {
   return n.registered && now - n.last_heartbeat < heartbeat_timeout_;
 }
 
@@ -140,7 +136,7 @@ NodeView NodeRegistry::HealthyPeer(const NodeRecord& n) const {
   absl::MutexLock l(&mu_);
   for (const auto& [id, peer] : nodes_) {
     if (peer->member->slot() == n.member->slot() &&
-        peer->member->site() != n.member->site() && HealthyAt(*peer, now)) {
+        peer->member->site() != n.member->site() && Healthy(*peer, now)) {
       return peer;
     }
   }
@@ -171,7 +167,7 @@ absl::StatusOr<std::vector<SlotPeers>> NodeRegistry::HealthySlots(
       if (r.member->identity().empty()) {
         problems.push_back(
             absl::StrCat("slot ", s.slot, " has no ", end, " member"));
-      } else if (!HealthyAt(r, now)) {
+      } else if (!Healthy(r, now)) {
         problems.push_back(absl::StrCat(
             s.slot, ": ", end, " ", r.member->identity(),
             r.registered ? absl::StrCat(" lost (last heartbeat ",
@@ -196,7 +192,7 @@ absl::StatusOr<std::vector<NodeView>> NodeRegistry::SiteNodes(
   absl::MutexLock l(&mu_);
   for (const auto& [id, n] : nodes_) {
     if (n->member->site() != site) continue;
-    if (!HealthyAt(*n, now)) {
+    if (!Healthy(*n, now)) {
       return absl::FailedPreconditionError(
           absl::StrCat(site, " node ", id, " (", n->member->slot(),
                        ") is not heartbeating"));
@@ -216,7 +212,7 @@ absl::Time NodeRegistry::PrestageWaitEnds(absl::Duration max_delay) const {
   absl::Time until = absl::InfinitePast();
   for (const auto& [id, n] : nodes_) {
     if (n->prestaging && n->unstaged_since != absl::InfinitePast() &&
-        HealthyAt(*n, now)) {
+        Healthy(*n, now)) {
       until = std::max(until, n->unstaged_since + max_delay);
     }
   }

@@ -100,8 +100,9 @@ class NodeRegistry {
   // Notes when the certificate a member registered with expires.
   void NoteCertificate(const std::string& identity, absl::Time not_after);
 
-  // Registered and heard from within the heartbeat timeout.
-  bool Healthy(const NodeRecord& n) const;
+  // Registered and heard from within the heartbeat timeout of `now` (the
+  // clock's reading, taken once for a look at many records).
+  bool Healthy(const NodeRecord& n, absl::Time now) const;
   // Every member, by identity.
   std::vector<NodeView> Snapshot() const;
   // Whether some member serves `slot`.
@@ -122,7 +123,6 @@ class NodeRegistry {
   absl::Time PrestageWaitEnds(absl::Duration max_delay) const;
 
  private:
-  bool HealthyAt(const NodeRecord& n, absl::Time now) const;
   // Replaces `record` with a copy that `change` (called on the copy)
   // altered, and returns the copy.
   template <typename Change>

@@ -43,8 +43,10 @@ gwmirror::v1::ClusterStatus Coordinator::Status() {
   for (const auto& d : verdict.differences) s.add_differences(d);
   const std::vector<NodeView> nodes = registry_.Snapshot();
   std::map<std::string, bool> healthy;
-  for (const NodeView& n : nodes)
-    healthy[n->member->identity()] = registry_.Healthy(*n);
+  const absl::Time now = clock_->Now();
+  for (const NodeView& n : nodes) {
+    healthy[n->member->identity()] = registry_.Healthy(*n, now);
+  }
   const CheckpointRunner::Holds holds = runner_.CurrentHolds();
   const std::map<std::string, std::string>& held_slots = holds.slots;
   if (!holds.deployment.empty()) {

@@ -8,7 +8,12 @@
 // for real), the rest (the coordinator's side), and the process's CPU per
 // checkpoint. Target: 200 slots within 2x one slot's coordinator time
 // plus the slowest node, i.e. the coordinator's side of a 200-slot
-// checkpoint within twice that of one slot.
+// checkpoint within twice that of one slot. Judged two ways: like for
+// like (200 slots against one, at the same node latency: both with nodes
+// answering at once, and both with slow nodes), and strictly (200 slots
+// with slow nodes against one slot with nodes answering at once, which
+// also charges 200 slots with what idling between phases costs: an
+// fdatasync after a 20 ms wait takes longer than one right after another).
 //
 //   build/tests/coordinator_scale_bench [--runs N] [--node-ms MS] [--slots N]
 //                                       [--records N]
@@ -143,7 +148,8 @@ int Main(int argc, char** argv) {
       "%d ms nodes (ms) | of which in the nodes (ms) | coordinator side (ms) "
       "| CPU (ms) |\n|---|---|---|---|---|---|---|---|\n",
       node_ms);
-  double one = 0, two_hundred = 0;
+  Figures one, two_hundred;  // Nodes at once, then slow nodes.
+  Figures one_slow, two_hundred_slow;
   for (int slots : {1, 10, 50, 200}) {
     if (only != 0 && slots != only) continue;
     Figures alone = Measure(slots, runs, absl::ZeroDuration(), records);
@@ -151,15 +157,24 @@ int Main(int argc, char** argv) {
     std::printf("| %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.2f |\n",
                 slots, alone.wall_ms, alone.coordinator_ms, alone.cpu_ms,
                 slow.wall_ms, slow.nodes_ms, slow.coordinator_ms, slow.cpu_ms);
-    if (slots == 1) one = alone.coordinator_ms;
-    if (slots == 200) two_hundred = slow.coordinator_ms;
+    if (slots == 1) one = alone, one_slow = slow;
+    if (slots == 200) two_hundred = alone, two_hundred_slow = slow;
   }
-  if (one > 0 && two_hundred > 0) {
+  auto verdict = [](const char* what, double many, double single) {
     std::printf(
-        "200 slots with %d ms nodes: the coordinator's side %.2f ms; target 2 "
-        "x %.2f (one slot's, nodes answering at once) = %.2f ms: %s\n",
-        node_ms, two_hundred, one, 2 * one,
-        two_hundred <= 2 * one ? "met" : "MISSED");
+        "%s: 200 slots' coordinator side %.2f ms against one slot's %.2f ms "
+        "(%.2fx; target 2x): %s\n",
+        what, many, single, many / single,
+        many <= 2 * single ? "met" : "MISSED");
+  };
+  if (one.coordinator_ms > 0 && two_hundred.coordinator_ms > 0) {
+    verdict("nodes at once", two_hundred.coordinator_ms, one.coordinator_ms);
+    verdict(absl::StrCat(node_ms, " ms nodes").c_str(),
+            two_hundred_slow.coordinator_ms, one_slow.coordinator_ms);
+    verdict(absl::StrCat("strictly (", node_ms,
+                         " ms nodes against one slot's nodes at once)")
+                .c_str(),
+            two_hundred_slow.coordinator_ms, one.coordinator_ms);
   }
   return 0;
 }

@@ -130,8 +130,8 @@ TEST_F(NodeRegistryTest, AMemberIsLostWhenItsHeartbeatsStop) {
     ASSERT_TRUE(registry_.Heartbeat(id, Beat(1), 1).ok());
   }
   clock_.Advance(absl::Milliseconds(200));
-  EXPECT_FALSE(registry_.Healthy(Find("gw2-s")));
-  EXPECT_TRUE(registry_.Healthy(Find("gw2-p")));
+  EXPECT_FALSE(registry_.Healthy(Find("gw2-s"), clock_.Now()));
+  EXPECT_TRUE(registry_.Healthy(Find("gw2-p"), clock_.Now()));
   slots = registry_.HealthySlots("production");
   EXPECT_EQ(slots.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(slots.status().message(),
