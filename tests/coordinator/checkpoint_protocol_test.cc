@@ -280,6 +280,32 @@ TEST_F(CheckpointProtocolTest, ParityFailingUnderTheStrictPolicyAborts) {
   EXPECT_EQ(nodes_.replica("gw1").aborts, (std::vector<uint64_t>{1}));
 }
 
+// A source's cut report counts for the slot the coordinator cut, whatever
+// slot it names: a node cannot move itself, or hide a slot, in the parity
+// verdict by what it reports.
+TEST_F(CheckpointProtocolTest, ACutReportCountsForTheSlotCutNotTheOneItNames) {
+  auto c = Start(2);
+  FakeNodes::Faults f;
+  f.report_slot = "gw2";
+  nodes_.SetFaults("gw1-production", f);
+  auto r = c->RunCheckpoint();
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectCommits({1});
+  // A real difference in that report is still found, at the slot cut.
+  f.installed_version = "7.7.20221130";
+  nodes_.SetFaults("gw1-production", f);
+  gwmirror::v1::HeartbeatRequest hb;
+  hb.mutable_envelope()->set_epoch(1);
+  hb.mutable_topology()->set_installed_version("7.7.20220530");
+  ASSERT_TRUE(c->Heartbeat("gw1-standby", hb).ok());
+  r = c->RunCheckpoint();
+  ASSERT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(),
+                                "standby gw1 has 7.7.20220530 installed"))
+      << r.status();
+  ExpectCommits({1});
+}
+
 // A coordinator that stops (here: fails at a fault point, then is opened
 // again over the same state) before its commit point aborts the checkpoint
 // at restart; one that stops after it applies it, on every replica, once.

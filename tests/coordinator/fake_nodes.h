@@ -47,6 +47,8 @@ class FakeNodes {
     gwmirror::v1::GatewayTopology topology;
     std::map<std::string, std::string> deployments;
     std::string installed_version;
+    // The slot the source's cut report names ("": its own).
+    std::string report_slot;
     // Checkpoints its history keeps; or it cannot list them; or it has no
     // replica store (so no history to list).
     std::vector<uint64_t> history;
@@ -226,7 +228,8 @@ class FakeNodes {
     gwmirror::v1::CutResult out;
     out.set_checkpoint(id);
     out.set_manifest_digest(digest);
-    out.mutable_topology()->set_slot(slot);
+    out.mutable_topology()->set_slot(f.report_slot.empty() ? slot
+                                                           : f.report_slot);
     *out.mutable_topology()->mutable_topology() = f.topology;
     out.mutable_topology()->set_installed_version(f.installed_version);
     for (const auto& [instance, archive] : f.deployments) {
