@@ -348,6 +348,21 @@ inline absl::Status RegisterSimulatedNodes(Coordinator* c, int slots) {
   return absl::OkStatus();
 }
 
+// A heartbeat at `epoch` from every member of SimulatedClusterConfig(…,
+// slots).
+inline absl::Status BeatSimulatedNodes(Coordinator* c, int slots,
+                                       uint64_t epoch) {
+  for (int i = 1; i <= slots; ++i) {
+    for (const char* site : {"production", "standby"}) {
+      gwmirror::v1::HeartbeatRequest req;
+      req.mutable_envelope()->set_epoch(epoch);
+      auto r = c->Heartbeat(absl::StrCat("gw", i, "-", site), req);
+      if (!r.ok()) return r.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace gwmirror::testing
 
 #endif  // GWMIRROR_TESTS_COORDINATOR_FAKE_NODES_H_
