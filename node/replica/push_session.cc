@@ -3,9 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -24,10 +21,6 @@ namespace {
 // the end finds little to do (a 1 GiB file left whole to its end waited
 // 0.45 s there for the writeback to be queued).
 constexpr uint64_t kWritebackEvery = 8 << 20;
-// A large file is written with O_DIRECT in pieces of kDirectChunk bytes
-// (the last may be shorter), from a buffer aligned to kDirectAlign.
-constexpr size_t kDirectChunk = 4 << 20;
-constexpr size_t kDirectAlign = 4096;
 }  // namespace
 
 PushSession::PushSession(Staging* staging, const TreeWriter* tree, Env* env,
@@ -52,9 +45,6 @@ void PushSession::DropPartial() {
   if (!part_path_.empty()) env_->UnlinkAt(AT_FDCWD, part_path_.c_str(), 0);
   part_path_.clear();
   part_fd_.Reset();
-  direct_buf_.reset();
-  direct_io_ = false;
-  wrote_direct_ = false;
   basis_fd_.Reset();
   patcher_.reset();
   hash_.reset();
@@ -128,29 +118,9 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
   }
   RETURN_IF_ERROR(FaultPoint("stage:open"));
   part_path_ = ObjectPath(h.entry().sha256()) + ".part";
-  constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC;
-  direct_held_ = 0;
-  direct_at_ = 0;
-  // A large file bypasses the page cache: the standby has no use for its
-  // pages, and filling them costs the most of its receive where fresh
-  // memory is expensive to touch (a virtual machine whose host took the
-  // free pages back: 2.8 s a GiB measured here, against 0.7 s direct).
-  // A file system that refuses O_DIRECT (tmpfs) gets the page cache.
-  if (params_.direct_min_bytes > 0 &&
-      h.entry().size() >= params_.direct_min_bytes) {
-    part_fd_.Reset(env_->Open(part_path_.c_str(), kFlags | O_DIRECT, 0600));
-    void* buf = nullptr;
-    if (part_fd_.valid() &&
-        posix_memalign(&buf, kDirectAlign, kDirectChunk) == 0) {
-      direct_buf_.reset(static_cast<char*>(buf));
-      direct_io_ = true;
-    } else {
-      part_fd_.Reset();
-    }
-  }
-  if (!part_fd_.valid()) {
-    part_fd_.Reset(env_->Open(part_path_.c_str(), kFlags, 0600));
-  }
+  part_fd_.Reset(
+      env_->Open(part_path_.c_str(),
+                 O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!part_fd_.valid()) {
     absl::Status st = ErrnoStatus(errno, "create staging file");
     part_path_.clear();
@@ -202,66 +172,10 @@ absl::Status PushSession::Write(absl::string_view out) {
   }
   RETURN_IF_ERROR(FaultPoint("stage:write"));
   hash_->Update(out);
-  if (direct_buf_ == nullptr) {
-    RETURN_IF_ERROR(WriteAll(part_fd_.get(), out, env_));
-    if (written_ - written_back_ >= kWritebackEvery) {
-      RETURN_IF_ERROR(StartWriteback());
-    }
-    return absl::OkStatus();
+  RETURN_IF_ERROR(WriteAll(part_fd_.get(), out, env_));
+  if (written_ - written_back_ >= kWritebackEvery) {
+    RETURN_IF_ERROR(StartWriteback());
   }
-  while (!out.empty()) {
-    const size_t n = std::min(out.size(), kDirectChunk - direct_held_);
-    memcpy(direct_buf_.get() + direct_held_, out.data(), n);
-    direct_held_ += n;
-    out.remove_prefix(n);
-    if (direct_held_ == kDirectChunk) RETURN_IF_ERROR(FlushDirect(false));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PushSession::FlushDirect(bool all) {
-  size_t n = direct_held_ / kDirectAlign * kDirectAlign;
-  for (;;) {
-    RETURN_IF_ERROR(WriteAt(absl::string_view(direct_buf_.get(), n)));
-    direct_held_ -= n;
-    memmove(direct_buf_.get(), direct_buf_.get() + n, direct_held_);
-    if (!all || direct_held_ == 0) return absl::OkStatus();
-    // The tail, shorter than a block: through the page cache.
-    RETURN_IF_ERROR(StopDirectIo());
-    n = direct_held_;
-  }
-}
-
-absl::Status PushSession::WriteAt(absl::string_view data) {
-  while (!data.empty()) {
-    ssize_t n =
-        env_->PWrite(part_fd_.get(), data.data(), data.size(), direct_at_);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EINVAL && direct_io_) {
-      // A file system that opens with O_DIRECT but refuses this write
-      // (its blocks larger than ours, or after a short write): the page
-      // cache from here on.
-      RETURN_IF_ERROR(StopDirectIo());
-      continue;
-    }
-    if (n <= 0) {
-      return ErrnoStatus(n < 0 ? errno : EIO,
-                         absl::StrCat("write ", header_->entry().path()));
-    }
-    wrote_direct_ |= direct_io_;
-    data.remove_prefix(n);
-    direct_at_ += n;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PushSession::StopDirectIo() {
-  if (!direct_io_) return absl::OkStatus();
-  const int flags = fcntl(part_fd_.get(), F_GETFL);
-  if (flags < 0 || fcntl(part_fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("write ", header_->entry().path()));
-  }
-  direct_io_ = false;
   return absl::OkStatus();
 }
 
@@ -345,8 +259,7 @@ absl::Status PushSession::EndFile() {
   RETURN_IF_ERROR(FaultPoint("stage:close"));
   // The rest to writeback now so the one syncfs at PushEnd finds little
   // to do.
-  if (absl::Status st = direct_buf_ ? FlushDirect(true) : StartWriteback();
-      !st.ok()) {
+  if (absl::Status st = StartWriteback(); !st.ok()) {
     DropPartial();
     return st;
   }
@@ -358,7 +271,6 @@ absl::Status PushSession::EndFile() {
     return rs;
   }
   part_path_.clear();
-  files_direct_ += wrote_direct_;
   DropPartial();
   staging_->Staged(e, params_.prestage);
   ++files_;

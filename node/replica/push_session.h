@@ -33,8 +33,6 @@ namespace gwmirror {
 
 class PushSession {
  public:
-  // Files at least this big are staged with O_DIRECT unless configured.
-  static constexpr uint64_t kDefaultDirectMinBytes = 64 << 20;
   struct Params {
     // The checkpoint staged (0 for a pre-stage push into the pool).
     uint64_t checkpoint = 0;
@@ -47,9 +45,6 @@ class PushSession {
     google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig> roots;
     // Manifest bytes one push may buffer.
     uint64_t max_manifest_bytes = 0;
-    // A file of at least this many bytes is written with O_DIRECT where
-    // the file system allows it (0: never).
-    uint64_t direct_min_bytes = kDefaultDirectMinBytes;
   };
   // `tree` opens the committed files deltas apply to; `on_end` runs when
   // the session is destroyed.
@@ -64,20 +59,11 @@ class PushSession {
   absl::Status EndFile();
   absl::Status AddManifest(const gwmirror::v1::ManifestPart& part);
   absl::StatusOr<gwmirror::v1::PushResult> End(absl::string_view digest);
-  // Files staged so far whose blocks went to the disk directly (O_DIRECT).
-  uint64_t files_direct() const { return files_direct_; }
 
  private:
   absl::Status Write(absl::string_view out);
   absl::Status CopyBasis();
   absl::Status StartWriteback();
-  // Writes the direct buffer's whole blocks (`all`: and then its tail,
-  // through the page cache) at the part file's end.
-  absl::Status FlushDirect(bool all);
-  // Writes all of `data` at the part file's end (direct_at_).
-  absl::Status WriteAt(absl::string_view data);
-  // The part file through the page cache from now on.
-  absl::Status StopDirectIo();
   void DropPartial();
   // Where a verified object of this session goes.
   std::string ObjectPath(absl::string_view sha) const;
@@ -104,20 +90,6 @@ class PushSession {
   uint64_t written_ = 0;
   // The part file's bytes already handed to writeback (StartWriteback).
   uint64_t written_back_ = 0;
-  // A large file goes to its part file from this aligned buffer
-  // (`direct_held_` bytes in it, the file's first `direct_at_` bytes
-  // written), with O_DIRECT while `direct_io_`: null for a file written
-  // through the page cache as it comes.
-  struct FreeDeleter {
-    void operator()(char* p) const { free(p); }
-  };
-  std::unique_ptr<char, FreeDeleter> direct_buf_;
-  size_t direct_held_ = 0;
-  uint64_t direct_at_ = 0;
-  bool direct_io_ = false;
-  // The current file's blocks went to the disk directly.
-  bool wrote_direct_ = false;
-  uint64_t files_direct_ = 0;
   uint64_t files_ = 0;
   uint64_t bytes_ = 0;
 };
