@@ -57,8 +57,9 @@ ParityVerdict CheckpointRunner::Parity(
     reports.push_back(PlacedReport{production ? "production" : "standby",
                                    n.member->slot(), n.report.get()});
   }
-  if (fresh != nullptr)
+  if (fresh != nullptr) {
     reports.insert(reports.end(), fresh->begin(), fresh->end());
+  }
   return ComputeParity(reports, check_instances);
 }
 
