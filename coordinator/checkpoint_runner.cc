@@ -295,8 +295,8 @@ absl::Status CheckpointRunner::ApplyConsistent(
     const std::vector<std::string>& pending) {
   const std::string active = store_->ActiveSite();
   const std::vector<NodeView> nodes = registry_->Snapshot();
-  absl::flat_hash_map<absl::string_view, const NodeRecord*>
-      standby;  // By slot.
+  // The standby site's members, by slot.
+  absl::flat_hash_map<absl::string_view, const NodeRecord*> standby;
   standby.reserve(nodes.size());
   for (const NodeView& n : nodes) {
     if (n->member->site() != active) standby[n->member->slot()] = n.get();

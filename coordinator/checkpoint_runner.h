@@ -89,8 +89,8 @@ class CheckpointRunner {
                                                        bool* incoherent)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(serial_mu_);
   // Commits consistent checkpoint `id` (each slot's digest in `digests`)
-  // on the standby members of `pending`, its slots not yet applied (in
-  // order), and records where it was.
+  // on the standby member of each slot in `pending` (its slots not yet
+  // applied), and records the slots that applied it.
   absl::Status ApplyConsistent(
       uint64_t id, const std::map<std::string, std::string>& digests,
       const std::vector<std::string>& pending)

@@ -25,7 +25,7 @@ template <typename Change>
 NodeView NodeRegistry::Publish(NodeView& record, Change change) {
   auto next = std::make_shared<NodeRecord>(*record);
   change(*next);
-  record = next;
+  record = std::move(next);
   return record;
 }
 
@@ -125,19 +125,27 @@ std::vector<NodeView> NodeRegistry::Snapshot() const {
   return out;
 }
 
+const std::vector<NodeView*>* NodeRegistry::MembersOf(
+    const std::string& slot) const {
+  auto it = std::lower_bound(
+      slots_.begin(), slots_.end(), slot,
+      [](const auto& s, const std::string& name) { return s.first < name; });
+  return it != slots_.end() && it->first == slot ? &it->second : nullptr;
+}
+
 bool NodeRegistry::HasSlot(const std::string& slot) const {
   absl::MutexLock l(&mu_);
-  return std::any_of(slots_.begin(), slots_.end(),
-                     [&](const auto& s) { return s.first == slot; });
+  return MembersOf(slot) != nullptr;
 }
 
 NodeView NodeRegistry::HealthyPeer(const NodeRecord& n) const {
   const absl::Time now = clock_->Now();
   absl::MutexLock l(&mu_);
-  for (const auto& [id, peer] : nodes_) {
-    if (peer->member->slot() == n.member->slot() &&
-        peer->member->site() != n.member->site() && Healthy(*peer, now)) {
-      return peer;
+  if (const auto* members = MembersOf(n.member->slot())) {
+    for (const NodeView* peer : *members) {
+      if ((*peer)->member->site() != n.member->site() && Healthy(**peer, now)) {
+        return *peer;
+      }
     }
   }
   return nullptr;
@@ -145,6 +153,7 @@ NodeView NodeRegistry::HealthyPeer(const NodeRecord& n) const {
 
 absl::StatusOr<std::vector<SlotPeers>> NodeRegistry::HealthySlots(
     const std::string& active) const {
+  // Stands for an end no member fills.
   static const NodeView* const kNone =
       new NodeView(std::make_shared<const NodeRecord>());
   const absl::Time now = clock_->Now();

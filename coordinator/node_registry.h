@@ -63,14 +63,16 @@ struct NodeRecord {
 
   NodeRef ref() const { return NodeRef{member->identity(), address}; }
 
-  // The member of a record that stands for no one.
+  // The member of a record that stands for no one (an empty slot end).
   static const std::shared_ptr<const gwmirror::v1::ClusterMember>& NoMember();
 };
 
-// A published record: immutable, shared, never null.
+// A published record: immutable and shared; null only where a function
+// says so.
 using NodeView = std::shared_ptr<const NodeRecord>;
 
-// Both ends of one slot, as the sites' roles assign them.
+// Both ends of one slot, as the sites' roles assign them (never null from
+// HealthySlots: an end no member fills is a record of no one).
 struct SlotPeers {
   std::string slot;
   NodeView source, replica;
@@ -82,6 +84,9 @@ class NodeRegistry {
   // heartbeat is younger than `heartbeat_timeout`.
   NodeRegistry(const Clock* clock, absl::Duration heartbeat_timeout,
                const std::vector<gwmirror::v1::ClusterMember>& members);
+  // It points into itself (slots_).
+  NodeRegistry(const NodeRegistry&) = delete;
+  NodeRegistry& operator=(const NodeRegistry&) = delete;
 
   // PERMISSION_DENIED unless `identity` is the member the config lists
   // on `site` for `slot`.
@@ -128,14 +133,18 @@ class NodeRegistry {
   template <typename Change>
   NodeView Publish(NodeView& record, Change change)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The members of `slot` (null: no member serves it).
+  const std::vector<NodeView*>* MembersOf(const std::string& slot) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Clock* const clock_;
   const absl::Duration heartbeat_timeout_;
   mutable absl::Mutex mu_;
   // By identity; the set of members is the config's, fixed.
   std::map<std::string, NodeView> nodes_ ABSL_GUARDED_BY(mu_);
-  // Each slot's members (their entries in nodes_, in identity order), by
-  // slot name: found once, not at every look.
+  // Each slot's members (pointers to their entries in nodes_, whose keys
+  // never change after construction; in identity order), sorted by slot
+  // name: found once, not at every look.
   std::vector<std::pair<std::string, std::vector<NodeView*>>> slots_
       ABSL_GUARDED_BY(mu_);
 };

@@ -64,13 +64,13 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
                    [](const PlacedReport* a, const PlacedReport* b) {
                      return a->slot < b->slot;
                    });
-  std::vector<Ends> slots;
-  slots.reserve(placed.size());
+  std::vector<Ends> ends;
+  ends.reserve(placed.size());
   for (const PlacedReport* r : placed) {
-    if (slots.empty() || slots.back().slot != r->slot) {
-      slots.push_back(Ends{r->slot});
+    if (ends.empty() || ends.back().slot != r->slot) {
+      ends.push_back(Ends{r->slot});
     }
-    (r->site == kProduction ? slots.back().prod : slots.back().standby) =
+    (r->site == kProduction ? ends.back().prod : ends.back().standby) =
         r->report;
   }
   for (const PlacedReport& r : reports) {
@@ -81,7 +81,7 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
   // Production's topology: every production node must hold the same version.
   const GatewayTopology* reference = nullptr;
   std::map<int64_t, std::vector<absl::string_view>> versions;
-  for (const Ends& e : slots) {
+  for (const Ends& e : ends) {
     const TopologyReport* r = e.prod;
     if (r == nullptr || !r->has_topology()) continue;
     versions[r->topology().version()].push_back(e.slot);
@@ -115,7 +115,7 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
     return it == instances_by_host.end() ? no_instances : it->second;
   };
   absl::flat_hash_set<absl::string_view> served_by_prod, served_by_standby;
-  for (const Ends& e : slots) {
+  for (const Ends& e : ends) {
     if (e.prod != nullptr) served_by_prod.insert(e.prod->host_name());
     if (e.standby != nullptr) served_by_standby.insert(e.standby->host_name());
   }
@@ -138,7 +138,7 @@ ParityVerdict ComputeParity(const std::vector<PlacedReport>& reports,
     }
   }
   // Twins: same installed version; slots filled on both sites.
-  for (const Ends& e : slots) {
+  for (const Ends& e : ends) {
     const absl::string_view slot = e.slot;
     if (e.prod == nullptr || e.standby == nullptr) {
       differ(slot,

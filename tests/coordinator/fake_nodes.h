@@ -349,7 +349,7 @@ inline absl::Status RegisterSimulatedNodes(Coordinator* c, int slots) {
 }
 
 // A heartbeat at `epoch` from every member of SimulatedClusterConfig(…,
-// slots).
+// slots), reporting an empty topology (as RegisterSimulatedNodes does).
 inline absl::Status BeatSimulatedNodes(Coordinator* c, int slots,
                                        uint64_t epoch) {
   for (int i = 1; i <= slots; ++i) {

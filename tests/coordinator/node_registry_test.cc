@@ -163,6 +163,44 @@ TEST_F(NodeRegistryTest, AMemberThatNeverRegisteredIsNamed) {
             "no node of site production has registered");
 }
 
+TEST_F(NodeRegistryTest, ASlotWithOneMemberIsNamed) {
+  NodeRegistry registry(
+      &clock_, absl::Seconds(5),
+      {Member("gw1-p", "production", "gw1"), Member("gw1-s", "standby", "gw1"),
+       Member("gw3-p", "production", "gw3")});
+  for (const char* id : {"gw1-p", "gw1-s", "gw3-p"}) {
+    registry.Registered(id, std::string(id) + ":1", {});
+  }
+  auto slots = registry.HealthySlots("production");
+  EXPECT_EQ(slots.status().message(), "slot gw3 has no replica member");
+  EXPECT_TRUE(registry.HasSlot("gw3"));
+  EXPECT_EQ(registry.HealthyPeer(*registry.SiteNodes("production")->back()),
+            nullptr);
+}
+
+// Every change publishes a new record (registration, certificate,
+// heartbeat); what one carried stays in the next.
+TEST_F(NodeRegistryTest, EveryChangePublishesANewRecord) {
+  const NodeRecord before = Find("gw1-p");
+  NodeView unregistered;
+  for (const NodeView& n : registry_.Snapshot()) {
+    if (n->member->identity() == "gw1-p") unregistered = n;
+  }
+  ASSERT_NE(unregistered, nullptr);
+  RegisterAll();
+  EXPECT_FALSE(unregistered->registered);
+  EXPECT_TRUE(Find("gw1-p").registered);
+  const absl::Time expiry = clock_.Now() + absl::Hours(24);
+  registry_.NoteCertificate("gw1-p", expiry);
+  clock_.Advance(absl::Seconds(1));
+  auto beat = registry_.Heartbeat("gw1-p", Beat(1), 1);
+  ASSERT_TRUE(beat.ok()) << beat.status();
+  EXPECT_EQ((*beat)->cert_not_after, expiry);
+  EXPECT_EQ((*beat)->address, "gw1-p:1");
+  EXPECT_EQ(before.cert_not_after, absl::InfinitePast());
+  EXPECT_EQ(unregistered->cert_not_after, absl::InfinitePast());
+}
+
 TEST_F(NodeRegistryTest, ACutWaitsForHealthyPrestreamingSourcesOnly) {
   RegisterAll();
   EXPECT_EQ(registry_.PrestageWaitEnds(absl::Seconds(5)), absl::InfinitePast());

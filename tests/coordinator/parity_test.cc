@@ -49,6 +49,29 @@ TEST_F(ParityTest, IdenticalSitesHaveParity) {
   EXPECT_TRUE(v.parity) << All(v);
 }
 
+// Reports pair by slot whatever order they come in, findings come in slot
+// order, and of two reports of one slot and site the last one counts.
+TEST_F(ParityTest, ReportsPairBySlotInAnyOrderAndTheLastOfASiteCounts) {
+  std::vector<gwmirror::v1::TopologyReport> prod, standby;
+  for (int i = 1; i <= 3; ++i) {
+    prod.push_back(Host("production", i, 3));
+    standby.push_back(Host("standby", i, 3));
+  }
+  auto older = [](gwmirror::v1::TopologyReport r) {
+    r.set_installed_version("7.7.20220530");
+    return r;
+  };
+  const std::vector<gwmirror::v1::TopologyReport> r = {
+      older(standby[2]), older(standby[1]), prod[2],   prod[1],
+      prod[0],           older(standby[0]), standby[1]};
+  ParityVerdict v = ComputeParity(r, /*check_instances=*/false);
+  EXPECT_EQ(All(v),
+            "standby gw1 has 7.7.20220530 installed, production gw1 has "
+            "7.7.20221130\n"
+            "standby gw3 has 7.7.20220530 installed, production gw3 has "
+            "7.7.20221130");
+}
+
 TEST_F(ParityTest, HostWithoutStandbyNodeIsNamed) {
   std::vector<gwmirror::v1::TopologyReport> r;
   for (int i = 1; i <= 3; ++i) r.push_back(Host("production", i, 3));
