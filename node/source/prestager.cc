@@ -91,9 +91,10 @@ void Prestager::Run() {
       continue;
     }
     absl::Time now = absl::Now();
-    if (now < retry_at) continue;
     // A small burst: once it is over, tell the coordinator at once that it
-    // need not wait for a round (WorthWaitingFor).
+    // need not wait for a round (WorthWaitingFor), whatever the rounds do.
+    // (Told only after a pause that a failed round set, the coordinator
+    // waited for the next heartbeat instead: up to a second a change.)
     if (Small(p) && p.last_change != small_told_) {
       if (!SmallAndOver(p, now)) {
         absl::SleepFor(p.last_change + kSmallQuiet - now);
@@ -114,17 +115,28 @@ void Prestager::Run() {
     }
     unsettled_since = absl::InfinitePast();
     churning_ = false;
-    if (Round(address, identity)) {
-      retry_at = absl::InfinitePast();
-      if (on_staged_) on_staged_();
-    } else {
-      retry_at = absl::Now() + kRetryAfterFailure;
+    if (now < retry_at) continue;
+    switch (Round(address, identity)) {
+      case RoundEnd::kStaged:
+        retry_at = absl::InfinitePast();
+        if (on_staged_) on_staged_();
+        break;
+      case RoundEnd::kGaveWay:
+        // Not a failure: the cut ships what the round did not; the next
+        // change, or the next second, looks again.
+        break;
+      case RoundEnd::kFailed:
+        retry_at = absl::Now() + kRetryAfterFailure;
+        break;
     }
   }
 }
 
-bool Prestager::Round(const std::string& address, const std::string& identity) {
-  if (cuts_waiting_.load() > 0 || !push_mu_.TryLock()) return false;
+Prestager::RoundEnd Prestager::Round(const std::string& address,
+                                     const std::string& identity) {
+  if (cuts_waiting_.load() > 0 || !push_mu_.TryLock()) {
+    return RoundEnd::kGaveWay;
+  }
   absl::Status st;
   PrestageReport r;
   auto scan = tree_->Refresh();
@@ -169,7 +181,7 @@ bool Prestager::Round(const std::string& address, const std::string& identity) {
       Logf(LogLevel::kInfo, "source", "slot=%s pre-stage: %s", config_.slot(),
            last_error_);
     }
-    return false;
+    return RoundEnd::kFailed;
   }
   last_error_.clear();
   if (r.files_sent > 0) {
@@ -180,9 +192,9 @@ bool Prestager::Round(const std::string& address, const std::string& identity) {
          r.stopped ? ", stopped for a cut" : "", r.pending_files);
   }
   // Stopped early: what was sent counts, but not everything is staged.
-  if (r.stopped) return false;
+  if (r.stopped) return RoundEnd::kGaveWay;
   watcher_->Prestaged(start, r.pending_files, r.pending_bytes);
-  return true;
+  return RoundEnd::kStaged;
 }
 
 }  // namespace gwmirror

@@ -85,9 +85,12 @@ class Prestager {
 
  private:
   void Run();
-  // One pass: scan, send what the replica lacks. False when nothing could
-  // be done (no target, a cut holds the slot) or it failed.
-  bool Round(const std::string& address, const std::string& identity);
+  // How a round ended: every change in the pool; given way to a cut (one
+  // holds the slot, or came while it sent: the cut ships the rest); or
+  // failed (tried again after a pause).
+  enum class RoundEnd { kStaged, kGaveWay, kFailed };
+  // One pass: scan, send what the replica lacks.
+  RoundEnd Round(const std::string& address, const std::string& identity);
 
   const gwmirror::v1::NodeConfig config_;
   SourceTree* const tree_;
