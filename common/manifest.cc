@@ -19,11 +19,12 @@ constexpr absl::string_view kFileMagic = "GWMF";
 // the path, sha256 length, the sha256, link length, the link.
 constexpr size_t kEntryFixedBytes = 31 + 1 + 2;
 
-// What FromCheckedEntries and Edit are promised (checked in debug builds).
+// What FromCheckedEntries and Edit are promised (checked in debug builds;
+// a source's manifests may hold pending digests).
 void AssertChecked(const std::vector<Entry>& entries) {
 #ifndef NDEBUG
   for (size_t i = 0; i < entries.size(); ++i) {
-    assert(ValidateEntry(entries[i]).ok());
+    assert(ValidateEntry(entries[i], Digests::kMayBePending).ok());
     assert(i == 0 || entries[i - 1].path() < entries[i].path());
   }
 #else
@@ -39,7 +40,7 @@ std::string ParentOf(absl::string_view path) {
 
 }  // namespace
 
-absl::Status ValidateEntry(const Entry& e) {
+absl::Status ValidateEntry(const Entry& e, Digests digests) {
   RETURN_IF_ERROR(ValidateRelativePath(e.path()));
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
@@ -48,7 +49,10 @@ absl::Status ValidateEntry(const Entry& e) {
   if (e.mode() > 07777) return bad("mode has bits outside 07777");
   switch (e.type()) {
     case gwmirror::v1::ENTRY_TYPE_FILE:
-      if (e.sha256().size() != 32) return bad("file without a 32-byte sha256");
+      if (e.sha256().size() != 32 &&
+          (digests == Digests::kRequired || !e.sha256().empty())) {
+        return bad("file without a 32-byte sha256");
+      }
       if (!e.link_target().empty()) return bad("file with a link target");
       break;
     case gwmirror::v1::ENTRY_TYPE_DIRECTORY:
@@ -82,7 +86,8 @@ bool SameEntry(const Entry& a, const Entry& b) {
          a.gid() == b.gid() && a.mtime_ns() == b.mtime_ns();
 }
 
-absl::StatusOr<Manifest> Manifest::FromEntries(std::vector<Entry> entries) {
+absl::StatusOr<Manifest> Manifest::FromEntries(std::vector<Entry> entries,
+                                               Digests digests) {
   auto by_path = [](const Entry& a, const Entry& b) {
     return a.path() < b.path();
   };
@@ -91,7 +96,7 @@ absl::StatusOr<Manifest> Manifest::FromEntries(std::vector<Entry> entries) {
     std::sort(entries.begin(), entries.end(), by_path);
   }
   for (size_t i = 0; i < entries.size(); ++i) {
-    RETURN_IF_ERROR(ValidateEntry(entries[i]));
+    RETURN_IF_ERROR(ValidateEntry(entries[i], digests));
     if (i > 0 && entries[i].path() == entries[i - 1].path()) {
       return absl::InvalidArgumentError(
           absl::StrCat("duplicate manifest path \"", entries[i].path(), "\""));

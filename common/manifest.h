@@ -25,6 +25,12 @@ namespace gwmirror {
 
 using Entry = gwmirror::v1::Entry;
 
+// Whether a file entry must carry its digest. Only a source's own scan
+// leaves one pending (an empty sha256): a large file hashed as it is sent
+// (docs/ARCHITECTURE.md, "Digests at the end"). A manifest with a pending
+// digest never leaves the source, and has no digest of its own.
+enum class Digests { kRequired, kMayBePending };
+
 // Entries sorted by path (bytewise), unique paths. Immutable once built:
 // copies share one body (a copy costs a reference count, not the tree), and
 // the digest is computed once per body. A body holds its entries in
@@ -93,8 +99,10 @@ class Manifest {
   };
 
   Manifest() = default;
-  // Sorts; fails with INVALID_ARGUMENT on a duplicate path or a bad entry.
-  static absl::StatusOr<Manifest> FromEntries(std::vector<Entry> entries);
+  // Sorts; fails with INVALID_ARGUMENT on a duplicate path or a bad entry
+  // (ValidateEntry under `digests`).
+  static absl::StatusOr<Manifest> FromEntries(
+      std::vector<Entry> entries, Digests digests = Digests::kRequired);
   // For entries that are sorted by path, unique, and each passed
   // ValidateEntry already (taken from another manifest, or checked one by
   // one as they arrived). Debug builds check the promise.
@@ -161,8 +169,10 @@ void ForEachPath(const Manifest& base, const Manifest& next, Fn fn) {
   }
 }
 
-// Field checks of one entry from an untrusted peer.
-absl::Status ValidateEntry(const Entry& e);
+// Field checks of one entry from an untrusted peer. Under
+// Digests::kMayBePending a file may have no digest yet.
+absl::Status ValidateEntry(const Entry& e,
+                           Digests digests = Digests::kRequired);
 
 // True when two entries describe the same object (type, content, metadata).
 bool SameEntry(const Entry& a, const Entry& b);

@@ -83,13 +83,15 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
   // The connection (TCP, TLS, HTTP/2: several round trips across a WAN)
   // is made while the tree is scanned, not after.
   channel->GetState(/*try_to_connect=*/true);
-  ASSIGN_OR_RETURN(ScanResult scan,
-                   SourceTree(config, nullptr).StableScan(absl::Seconds(30)));
+  SourceTree tree(config, nullptr);
+  ASSIGN_OR_RETURN(ScanResult scan, tree.StableScan(absl::Seconds(30)));
   for (const std::string& w : scan.warnings) {
     Logf(LogLevel::kWarning, "source", "slot=%s %s", config.slot(), w);
   }
   Pusher pusher(config, channel);
-  pusher.SetHeld(&scan.held);
+  pusher.SetHeld(&scan);
+  // The digests found while sending go into the index the tree saves.
+  pusher.SetDigestSink(tree.LearnSink());
   ASSIGN_OR_RETURN(PushReport r, pusher.Push(scan.manifest, checkpoint, epoch));
   if (args.Has("commit")) {
     RETURN_IF_ERROR(pusher.Commit(checkpoint, r.manifest_digest, epoch));
@@ -101,14 +103,15 @@ absl::Status PushOnce(const gwmirror::v1::NodeConfig& config,
       "\"signature_fetches\": %d, \"signature_calls\": %d, "
       "\"resent_whole\": %d, \"files_copied\": "
       "%d, \"files_delta_other_path\": %d, \"index_hits\": %d, "
-      "\"bytes_hashed\": %d, \"chunks_compressed\": %d, \"chunks_raw\": "
+      "\"bytes_hashed\": %d, \"digests_first\": %d, \"digests_at_end\": "
+      "%d, \"chunks_compressed\": %d, \"chunks_raw\": "
       "%d, \"committed\": %s, \"manifest_digest\": \"%s\"}\n",
       r.checkpoint, r.base_checkpoint, scan.manifest.size(), r.files_whole,
       r.files_delta, r.content_bytes, r.wire_bytes, r.signature_fetches,
       r.signature_calls, r.resent_whole, r.files_copied,
       r.files_delta_other_path, scan.index_hits, scan.bytes_hashed,
-      r.chunks_compressed, r.chunks_raw, args.Has("commit") ? "true" : "false",
-      HexOf(r.manifest_digest));
+      r.digests_first, r.digests_at_end, r.chunks_compressed, r.chunks_raw,
+      args.Has("commit") ? "true" : "false", HexOf(r.manifest_digest));
   return absl::OkStatus();
 }
 

@@ -159,8 +159,8 @@ struct Walker {
   }
 
   absl::Status HashFile(int dirfd, const char* name, Entry* e) {
-    UniqueFd fd(
-        env->OpenAt(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    UniqueFd fd(env->OpenAt(dirfd, name,
+                            O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd.valid()) {
       if (errno == ENOENT) return absl::NotFoundError(e->path());
       return ErrnoStatus(errno, absl::StrCat("open ", e->path()));
@@ -184,6 +184,24 @@ struct Walker {
       }
     }
     const int64_t read_start_ns = FileClockNs();
+    if (result->pending_from > 0 &&
+        static_cast<uint64_t>(st.st_size) >= result->pending_from &&
+        result->hold_fds > 0) {
+      StatStamp stamp = StampOf("", st);
+      if (std::max(stamp.mtime_ns, stamp.ctime_ns) <
+          read_start_ns - kTickMarginNs) {
+        // Settled: any write from now on shows in its stamp, which the
+        // push checks after hashing what it sends.
+        --result->hold_fds;
+        e->set_size(st.st_size);
+        result->pending.insert_or_assign(
+            e->path(),
+            HeldContent{{},
+                        std::make_shared<const UniqueFd>(std::move(fd)),
+                        std::move(stamp)});
+        return absl::OkStatus();
+      }
+    }
     Sha256 h;
     uint64_t total = 0;
     const bool hold = static_cast<uint64_t>(st.st_size) <= kHoldFileMax &&
@@ -238,8 +256,8 @@ struct Walker {
     // A listing cut short by an error fails the scan: a short listing would
     // be mirrored as deletions.
     if (env->ReadDir(dirfd, &names) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("list directory ",
-                                             JoinPath(root, rel_dir)));
+      return ErrnoStatus(
+          errno, absl::StrCat("list directory ", JoinPath(root, rel_dir)));
     }
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
@@ -275,8 +293,9 @@ struct Walker {
       Fill(&e, st);
       out->push_back(std::move(e));
       if (!recurse) return absl::OkStatus();
-      UniqueFd sub(env->OpenAt(dirfd, name.c_str(),
-                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd sub(
+          env->OpenAt(dirfd, name.c_str(),
+                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub.valid()) {
         if (errno == ENOENT) {
           out->pop_back();
@@ -360,9 +379,11 @@ absl::Status VerifyScanStable(const std::string& host_root,
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
-    const HashIndex* previous, size_t hold_fds, Env* env) {
+    const HashIndex* previous, size_t hold_fds, Env* env,
+    uint64_t pending_from) {
   ScanResult result;
   result.hold_fds = hold_fds;
+  result.pending_from = pending_from;
   std::vector<Entry> entries;
   for (const auto& root : roots) {
     std::string dir = JoinPath(host_root, root.path());
@@ -382,7 +403,11 @@ absl::StatusOr<ScanResult> ScanMirrorSet(
     RETURN_IF_ERROR(w.Walk(fd.get(), ""));
   }
   result.objects_read = entries.size();
-  ASSIGN_OR_RETURN(result.manifest, Manifest::FromEntries(std::move(entries)));
+  ASSIGN_OR_RETURN(
+      result.manifest,
+      Manifest::FromEntries(std::move(entries), pending_from > 0
+                                                    ? Digests::kMayBePending
+                                                    : Digests::kRequired));
   return result;
 }
 
@@ -421,7 +446,7 @@ absl::Status ScanObject(const std::string& host_root,
       return absl::NotFoundError(full);
     }
     UniqueFd sub(env->OpenAt(fd.get(), parts[i].c_str(),
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!sub.valid()) {
       if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
         return absl::NotFoundError(full);

@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -123,20 +124,34 @@ struct ScanResult {
   absl::flat_hash_map<std::string, HeldContent> held;
   uint64_t hold_budget = 0;
   size_t hold_fds = 0;
+  // Files of at least `pending_from` bytes (0: none) whose digest the
+  // index does not vouch for are not read while a held descriptor is left
+  // and their times predate the scan by more than a clock tick: their
+  // entries carry no digest (Digests::kMayBePending) and `pending` holds
+  // their descriptors, by path, with their settled stamps. The push hashes
+  // each as it sends it (docs/ARCHITECTURE.md, "Digests at the end").
+  uint64_t pending_from = 0;
+  absl::flat_hash_map<std::string, HeldContent> pending;
 };
 inline constexpr uint64_t kHoldFileMax = 256 << 10;
+
+// Told the digest a push found of a file whose scan left it pending: the
+// file as hashed (`stat`) and its digest.
+using DigestSink = std::function<void(
+    const std::string& path, const struct stat& stat, const std::string& sha)>;
 inline constexpr size_t kHoldFdMax = 32;
 
 // Scans every root under `host_root`. A missing root yields no entries (the
 // mass-deletion guard, later, decides what that means). With `previous`,
 // files whose stat data it vouches for are not read again. It holds the
-// descriptors of up to `hold_fds` large files it reads (ScanResult::held),
-// never bytes: what a whole walk keeps must not grow with the tree.
+// descriptors of up to `hold_fds` large files it reads (ScanResult::held)
+// or leaves pending (ScanResult::pending_from), never bytes: what a whole
+// walk keeps must not grow with the tree.
 absl::StatusOr<ScanResult> ScanMirrorSet(
     const std::string& host_root,
     const google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig>& roots,
     const HashIndex* previous = nullptr, size_t hold_fds = 0,
-    Env* env = Env::Default());
+    Env* env = Env::Default(), uint64_t pending_from = 0);
 
 // One object of the mirror set, `full` (relative to the host root, below
 // `root`, whose rules `filter` holds), and, when it is a directory and

@@ -64,7 +64,26 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
         absl::StrCat("file header for \"", h.entry().path(),
                      "\" before the end of \"", header_->entry().path(), "\""));
   }
-  RETURN_IF_ERROR(ValidateEntry(h.entry()));
+  if (h.digest_at_end()) {
+    // Its digest comes with FileEnd: checked as any entry's, with a
+    // stand-in of the right length for now.
+    if (!h.entry().sha256().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("file header for \"", h.entry().path(),
+                       "\" says its digest follows but carries one"));
+    }
+    if (h.encoding() != gwmirror::v1::ENCODING_WHOLE &&
+        h.encoding() != gwmirror::v1::ENCODING_DELTA) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file header for \"", h.entry().path(),
+          "\": only a whole file or a delta may send its digest at the end"));
+    }
+    Entry check = h.entry();
+    check.set_sha256(std::string(32, '\0'));
+    RETURN_IF_ERROR(ValidateEntry(check));
+  } else {
+    RETURN_IF_ERROR(ValidateEntry(h.entry()));
+  }
   if (h.entry().type() != ENTRY_TYPE_FILE) {
     return absl::InvalidArgumentError(absl::StrCat(
         "file header for \"", h.entry().path(), "\" is not a regular file"));
@@ -117,7 +136,10 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
         "file \"", h.entry().path(), "\": unknown encoding ", h.encoding()));
   }
   RETURN_IF_ERROR(FaultPoint("stage:open"));
-  part_path_ = ObjectPath(h.entry().sha256()) + ".part";
+  // One session at a time writes a staging directory, one file at a time:
+  // a file without its digest yet has the one fixed part name.
+  part_path_ = h.digest_at_end() ? ObjectPath("") + "digest-at-end.part"
+                                 : ObjectPath(h.entry().sha256()) + ".part";
   part_fd_.Reset(
       env_->Open(part_path_.c_str(),
                  O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -217,15 +239,35 @@ absl::Status PushSession::FileData(absl::string_view raw) {
   return absl::OkStatus();
 }
 
-absl::Status PushSession::EndFile() {
+absl::Status PushSession::CheckEnd(const gwmirror::v1::FileEnd& end) const {
+  absl::string_view why;
+  if (!header_->digest_at_end()) {
+    if (!end.sha256().empty()) why = "a digest its header did not announce";
+  } else if (end.sha256().empty()) {
+    why = "no digest where its header said one follows";
+  } else if (end.sha256().size() != 32) {
+    why = "a digest that is not 32 bytes";
+  }
+  if (why.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("file end of \"", header_->entry().path(), "\": ", why));
+}
+
+absl::Status PushSession::EndFile(const gwmirror::v1::FileEnd& end) {
   if (!header_) return absl::InvalidArgumentError("file end outside of a file");
+  if (absl::Status st = CheckEnd(end); !st.ok()) {
+    DropPartial();
+    return st;
+  }
   if (from_pool_) {
     from_pool_ = false;
     header_.reset();
     return absl::OkStatus();
   }
-  // DropPartial() resets header_: keep our own copy of the entry.
-  const Entry e = header_->entry();
+  // DropPartial() resets header_: keep our own copy of the entry, with its
+  // digest when it came last.
+  Entry e = header_->entry();
+  if (header_->digest_at_end()) e.set_sha256(end.sha256());
   const std::string& path = e.path();
   // A delta or a copy: the replica's own bytes went into it.
   bool delta = patcher_ != nullptr || copied_;

@@ -56,13 +56,18 @@ class PushSession {
 
   absl::Status BeginFile(const gwmirror::v1::FileHeader& h);
   absl::Status FileData(absl::string_view raw);
-  absl::Status EndFile();
+  // `end` carries the file's digest when its header said so.
+  absl::Status EndFile(
+      const gwmirror::v1::FileEnd& end = gwmirror::v1::FileEnd());
   absl::Status AddManifest(const gwmirror::v1::ManifestPart& part);
   absl::StatusOr<gwmirror::v1::PushResult> End(absl::string_view digest);
 
  private:
   absl::Status Write(absl::string_view out);
   absl::Status CopyBasis();
+  // INVALID_ARGUMENT when `end` and the current header disagree on where
+  // the file's digest is.
+  absl::Status CheckEnd(const gwmirror::v1::FileEnd& end) const;
   absl::Status StartWriteback();
   void DropPartial();
   // Where a verified object of this session goes.

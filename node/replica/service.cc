@@ -194,7 +194,7 @@ absl::Status ReplicaService::DoPush(grpc::ServerReader<PushMessage>* reader,
         break;
       }
       case PushMessage::kFileEnd:
-        RETURN_IF_ERROR(session->EndFile());
+        RETURN_IF_ERROR(session->EndFile(msg.file_end()));
         metrics.received_files.Add(1);
         break;
       case PushMessage::kManifestPart:

@@ -270,6 +270,7 @@ gwmirror::v1::ReplicaState ReplicaStore::State() const {
   s.set_prestage_pool(staging_->pool_id());
   s.set_prestage_generation(staging_->generation());
   s.set_accepts_copy(true);
+  s.set_accepts_digest_at_end(true);
   s.set_drifted_entries(drifted_entries_);
   s.set_scrub_problems(scrub_problems_);
   s.set_stale(stale_);

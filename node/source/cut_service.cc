@@ -207,7 +207,8 @@ absl::StatusOr<gwmirror::v1::CutResult> CutService::DoCut(
     for (const std::string& w : scan.warnings) {
       Logf(LogLevel::kWarning, "source", "slot=%s %s", config_.slot(), w);
     }
-    pusher.SetHeld(&scan.held);
+    pusher.SetHeld(&scan);
+    pusher.SetDigestSink(tree_->LearnSink());
     auto r = pusher.Push(scan.manifest, req.checkpoint(), req.envelope());
     pusher.SetHeld(nullptr);
     if (r.ok()) {

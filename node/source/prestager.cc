@@ -161,7 +161,8 @@ Prestager::RoundEnd Prestager::Round(const std::string& address,
       pusher.SetSendBudget(budget_);
       pusher.SetLedger(&ledger_);
       pusher.SetMemo(&memo_);
-      pusher.SetHeld(&scan->held);
+      pusher.SetHeld(&*scan);
+      pusher.SetDigestSink(tree_->LearnSink());
       auto report = pusher.Prestage(scan->manifest, epoch_->Stamp(), [this] {
         return cuts_waiting_.load() > 0;
       });

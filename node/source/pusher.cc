@@ -722,7 +722,22 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   // the ones the scan hashed as long as its stamp stays, so they are not
   // hashed again (the replica still checks the digest).
   const StatStamp* settled = nullptr;
-  if (held_ != nullptr) {
+  // A pending digest (DigestsFirst left it to the send): the scan's held
+  // descriptor, settled, is read and hashed, and the stamp checked after.
+  const bool pending = e.sha256().empty();
+  if (pending) {
+    const HeldContent* h = SettledPending(e.path());
+    if (h == nullptr) {
+      return absl::InternalError(absl::StrCat(
+          e.path(), ": its digest is pending but no held descriptor is"));
+    }
+    read_fd = h->fd->get();
+    settled = &*h->settled;
+    if (StampNow(read_fd) != *settled) {
+      return absl::AbortedError(
+          absl::StrCat(e.path(), " changed since the scan; scan again"));
+    }
+  } else if (held_ != nullptr) {
     if (auto it = held_->find(e.sha256()); it != held_->end()) {
       if (it->second.fd != nullptr) {
         read_fd = it->second.fd->get();
@@ -752,6 +767,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   std::unique_ptr<SignatureCache::Writer> own_sig_file;
   std::optional<SignatureChain> own_chain;
   if (e.size() >= whole_below_) {
+    // A pending digest names it at Commit.
     ASSIGN_OR_RETURN(own_sig_file, sigs_.Start(e.sha256()));
     own_chain.emplace(e.size(), sigs_.block_len(),
                       [&own_sig_file](absl::string_view s) {
@@ -776,6 +792,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   PushMessage m;
   auto* h = m.mutable_file_header();
   *h->mutable_entry() = e;
+  h->set_digest_at_end(pending);
   if (delta) {
     h->set_encoding(gwmirror::v1::ENCODING_DELTA);
     h->set_basis_sha256(old->sha256());
@@ -815,7 +832,7 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     const size_t n = piece.size();
     WorkProgress::Push().Sent(n);
     bool eof = n == 0;
-    if (settled == nullptr) hash.Update(piece);
+    if (settled == nullptr || pending) hash.Update(piece);
     total += n;
     if (segmented || own_chain) {
       // Segments for the delta workers (which feed own_chain) or for
@@ -837,9 +854,14 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   }
   if (segmented) RETURN_IF_ERROR(segmented->Finish(data_sink));
   if (own_chain) RETURN_IF_ERROR(own_chain->Finish());
-  const bool same = settled != nullptr
-                        ? StampNow(read_fd) == *settled
-                        : DigestBytes(hash.Finish()) == e.sha256();
+  // A settled file kept its stamp, so its bytes are the ones the scan
+  // saw; any other must hash to the scan's digest.
+  const std::string digest =
+      settled == nullptr || pending ? DigestBytes(hash.Finish()) : "";
+  struct stat now;
+  const bool same = settled != nullptr ? fstat(read_fd, &now) == 0 &&
+                                             StampOf("", now) == *settled
+                                       : digest == e.sha256();
   if (!same || total != e.size()) {
     stream->Cancel();
     return absl::AbortedError(
@@ -848,10 +870,129 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   RETURN_IF_ERROR(stream->Flush());
   report->content_bytes += e.size();
   if (delta) report->delta_content_bytes += e.size();
-  if (own_chain) RETURN_IF_ERROR(own_sig_file->Commit());
+  if (own_chain) RETURN_IF_ERROR(own_sig_file->Commit(pending ? digest : ""));
   PushMessage end;
-  end.mutable_file_end();
+  if (pending) {
+    end.mutable_file_end()->set_sha256(digest);
+    ++report->digests_at_end;
+    Entry found = e;
+    found.set_sha256(digest);
+    report->found_digests.push_back(std::move(found));
+    if (digest_sink_) digest_sink_(e.path(), now, digest);
+  } else {
+    end.mutable_file_end();
+  }
   return stream->Write(end);
+}
+
+const HeldContent* Pusher::SettledPending(const std::string& path) const {
+  if (pending_ == nullptr) return nullptr;
+  auto it = pending_->find(path);
+  if (it == pending_->end() || it->second.fd == nullptr ||
+      !it->second.settled) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
+absl::StatusOr<std::string> Pusher::HashPending(const Entry& e) {
+  const HeldContent* held = SettledPending(e.path());
+  UniqueFd own;
+  int fd = -1;
+  if (held != nullptr) {
+    fd = held->fd->get();
+  } else {
+    own.Reset(open(JoinPath(host_root_, e.path()).c_str(),
+                   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!own.valid()) {
+      return absl::AbortedError(absl::StrCat(
+          e.path(), " vanished or changed type since the scan; scan again"));
+    }
+    fd = own.get();
+  }
+  const int64_t read_start_ns = FileClockNs();
+  struct stat before, after;
+  if (fstat(fd, &before) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("stat ", e.path()));
+  }
+  const StatStamp stamp = StampOf("", before);
+  // The file the scan saw (as its held stamp, or as its entry says), with
+  // times old enough that a write while it is read would show in them.
+  const bool as_scanned =
+      held != nullptr ? stamp == *held->settled
+                      : S_ISREG(before.st_mode) && stamp.size == e.size() &&
+                            stamp.mtime_ns == e.mtime_ns() &&
+                            std::max(stamp.mtime_ns, stamp.ctime_ns) <
+                                read_start_ns - kTickMarginNs;
+  if (!as_scanned) {
+    return absl::AbortedError(
+        absl::StrCat(e.path(), " changed since the scan; scan again"));
+  }
+  Sha256 hash;
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = pread(fd, read_buf_.data(), read_buf_.size(), total);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", e.path()));
+    }
+    if (n == 0) break;
+    hash.Update(read_buf_.data(), n);
+    total += n;
+  }
+  if (fstat(fd, &after) != 0 || StampOf("", after) != stamp ||
+      total != e.size()) {
+    return absl::AbortedError(
+        absl::StrCat(e.path(), " changed while it was hashed; scan again"));
+  }
+  std::string digest = DigestBytes(hash.Finish());
+  if (digest_sink_) digest_sink_(e.path(), after, digest);
+  return digest;
+}
+
+absl::StatusOr<Manifest> Pusher::DigestsFirst(
+    const Manifest& manifest, const Manifest& replica,
+    const gwmirror::v1::ReplicaState& state, PushReport* report) {
+  std::vector<const Entry*> pending;
+  for (const Entry& e : manifest.entries()) {
+    if (e.type() == ENTRY_TYPE_FILE && e.sha256().empty()) {
+      pending.push_back(&e);
+    }
+  }
+  if (pending.empty()) return manifest;
+  // Content the replica may hold already has a size one of its files has.
+  absl::flat_hash_set<uint64_t> sizes;
+  for (const Entry& r : replica.entries()) {
+    if (r.type() == ENTRY_TYPE_FILE) sizes.insert(r.size());
+  }
+  std::vector<Entry> hashed;
+  for (const Entry* e : pending) {
+    if (state.accepts_digest_at_end() && !sizes.contains(e->size()) &&
+        SettledPending(e->path()) != nullptr) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::string digest, HashPending(*e));
+    Entry h = *e;
+    h.set_sha256(std::move(digest));
+    hashed.push_back(std::move(h));
+    ++report->digests_first;
+  }
+  if (hashed.empty()) return manifest;
+  return Manifest::Edit(manifest, std::move(hashed), {});
+}
+
+absl::StatusOr<Manifest> Pusher::WithFoundDigests(const Manifest& manifest,
+                                                  PushReport* report) {
+  Manifest m = report->found_digests.empty()
+                   ? manifest
+                   : Manifest::Edit(manifest, report->found_digests, {});
+  for (const Entry& e : m.entries()) {
+    if (e.type() == ENTRY_TYPE_FILE && e.sha256().empty()) {
+      return absl::InternalError(absl::StrCat(
+          e.path(), ": its digest is still pending after the push"));
+    }
+  }
+  return m;
 }
 
 absl::Status Pusher::SendPrestaged(Stream* stream, const Entry& e) {
@@ -903,7 +1044,7 @@ std::unique_ptr<CommittedContent> Pusher::ContentFor(
 }
 
 absl::StatusOr<PrestageReport> Pusher::Prestage(
-    const Manifest& manifest, const gwmirror::v1::Envelope& envelope,
+    const Manifest& scanned, const gwmirror::v1::Envelope& envelope,
     const std::function<bool()>& stop) {
   PushReport push;
   auto count = absl::MakeCleanup([&push] { CountSent(push); });
@@ -911,10 +1052,12 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
                    ReplicaManifest(state.manifest_digest(), envelope, &push));
+  ASSIGN_OR_RETURN(const Manifest settled,
+                   DigestsFirst(scanned, replica, state, &push));
   // (file, the replica's entry at its path) for content to send.
   std::vector<FilePair> to_send;
   PrestageReport report;
-  for (const auto& [e, old] : ChangedFiles(replica, manifest)) {
+  for (const auto& [e, old] : ChangedFiles(replica, settled)) {
     ++report.pending_files;
     report.pending_bytes += e->size();
     if (ledger_ == nullptr || !ledger_->Has(e->sha256())) {
@@ -940,10 +1083,12 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
       report.stopped = true;
       break;
     }
-    if (!seen.insert(e->sha256()).second) continue;  // Same content twice.
+    // Same content twice (a pending digest is not known yet).
+    if (!e->sha256().empty() && !seen.insert(e->sha256()).second) continue;
     st = SendChanged(&stream, *e, old, content.get(), envelope, &push);
     if (st.ok()) {
-      sent.push_back(e->sha256());
+      sent.push_back(e->sha256().empty() ? push.found_digests.back().sha256()
+                                         : e->sha256());
       report.bytes_sent += e->size();
       WorkProgress::Push().FileDone();
     }
@@ -979,17 +1124,20 @@ absl::Status Pusher::SendManifestDelta(Stream* stream, const Manifest& next,
 }
 
 absl::StatusOr<PushReport> Pusher::Push(
-    const Manifest& manifest, uint64_t checkpoint,
+    const Manifest& scanned, uint64_t checkpoint,
     const gwmirror::v1::Envelope& envelope) {
   PushReport report;
   auto count = absl::MakeCleanup([&report] { CountSent(report); });
   report.checkpoint = checkpoint;
-  report.manifest_digest = DigestBytes(manifest.ComputeDigest());
   ASSIGN_OR_RETURN(gwmirror::v1::ReplicaState state, ReplicaState(envelope));
   report.base_checkpoint = state.committed_checkpoint();
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
                    ReplicaManifest(state.manifest_digest(), envelope, &report));
+  // What the scan left pending is hashed now where a decision needs it;
+  // the rest as it is sent (`complete`, below).
+  ASSIGN_OR_RETURN(const Manifest manifest,
+                   DigestsFirst(scanned, replica, state, &report));
   if (max_delete_fraction_ >= 0) {
     RETURN_IF_ERROR(CheckMassDeletion(
         replica, manifest, RootPaths(config_.roots()), max_delete_fraction_));
@@ -1017,6 +1165,9 @@ absl::StatusOr<PushReport> Pusher::Push(
     PrefetchSignatures(unstaged, content.get(), envelope, &report);
   }
   PushScope progress(changed);
+  // `manifest` with the digests found as the files went (after the first
+  // attempt).
+  Manifest complete;
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
     Stream stream(stub_.get(), &report, config_.source().compression(),
@@ -1028,10 +1179,12 @@ absl::StatusOr<PushReport> Pusher::Push(
     begin.mutable_begin()->set_manifest_delta(true);
     RETURN_IF_ERROR(stream.Write(begin));
     absl::Status st;
-    for (const auto& [e, old] : changed) {
+    for (const auto& [sent, old] : changed) {
       // The replica's resend_whole names files of this push only.
-      const bool force_whole = resend.count(e->path()) > 0;
+      const bool force_whole = resend.count(sent->path()) > 0;
       if (attempt > 0 && !force_whole) continue;
+      // Sent again, a file goes with the digest it was found to have.
+      const Entry* e = attempt > 0 ? complete.Find(sent->path()) : sent;
       if (force_whole) {
         st = SendFile(&stream, *e, old, true, envelope, &report);
       } else if (ledger_ != nullptr && ledger_->Has(e->sha256())) {
@@ -1043,7 +1196,16 @@ absl::StatusOr<PushReport> Pusher::Push(
       if (!st.ok()) break;
       if (attempt == 0) WorkProgress::Push().FileDone();
     }
-    if (st.ok()) st = SendManifestDelta(&stream, manifest, replica);
+    if (st.ok() && attempt == 0) {
+      absl::StatusOr<Manifest> found = WithFoundDigests(manifest, &report);
+      if (found.ok()) {
+        complete = *std::move(found);
+        report.manifest_digest = DigestBytes(complete.ComputeDigest());
+      } else {
+        st = found.status();
+      }
+    }
+    if (st.ok()) st = SendManifestDelta(&stream, complete, replica);
     if (st.ok()) {
       PushMessage end;
       end.mutable_end()->set_manifest_digest(report.manifest_digest);
@@ -1053,7 +1215,7 @@ absl::StatusOr<PushReport> Pusher::Push(
     absl::StatusOr<gwmirror::v1::PushResult> result = stream.Finish();
     RETURN_IF_ERROR(result.status());
     if (result->resend_whole_size() == 0) {
-      if (memo_ != nullptr) memo_->Remember(manifest);
+      if (memo_ != nullptr) memo_->Remember(complete);
       // A cut that changed nothing leaves signatures and the file as they
       // are.
       if (report.manifest_digest == state.manifest_digest()) return report;
@@ -1067,7 +1229,7 @@ absl::StatusOr<PushReport> Pusher::Push(
       // Keep only signatures of what the replica will hold (only files that
       // do not travel whole have one).
       std::set<std::string> keep;
-      for (const Entry& e : manifest.entries()) {
+      for (const Entry& e : complete.entries()) {
         if (e.type() == ENTRY_TYPE_FILE && e.size() >= whole_below_) {
           keep.insert(e.sha256());
         }
@@ -1075,7 +1237,7 @@ absl::StatusOr<PushReport> Pusher::Push(
       sigs_.Prune(keep);
       RETURN_IF_ERROR(
           WriteManifestFile(config_.state_dir() + "/source/pushed.manifest",
-                            checkpoint, manifest, Durability::kCache));
+                            checkpoint, complete, Durability::kCache));
       return report;
     }
     resend.clear();

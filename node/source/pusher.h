@@ -64,6 +64,13 @@ struct PushReport {
   // Chunks of file data sent compressed and raw (CompressionPolicy).
   uint64_t chunks_compressed = 0;
   uint64_t chunks_raw = 0;
+  // Files whose digest the scan left pending: hashed before the push
+  // (a decision needed it), and hashed as they were sent (the digest
+  // followed their bytes).
+  uint64_t digests_first = 0;
+  uint64_t digests_at_end = 0;
+  // The entries of the latter with their digests, in path order.
+  std::vector<Entry> found_digests;
 };
 
 // A file to send and the replica's entry at its path (or null).
@@ -163,29 +170,35 @@ class Pusher {
   Pusher(const gwmirror::v1::NodeConfig& config,
          std::shared_ptr<grpc::Channel> channel);
 
-  // Stages `manifest` (scanned under the config's host root) at the replica
-  // as checkpoint `checkpoint`. ABORTED when a source file changed after the
-  // scan (scan again and retry).
-  absl::StatusOr<PushReport> Push(const Manifest& manifest, uint64_t checkpoint,
+  // Stages `scanned` (scanned under the config's host root) at the replica
+  // as checkpoint `checkpoint`, with the digests its scan left pending
+  // (the report's `manifest_digest` is of the whole). ABORTED when a
+  // source file changed after the scan (scan again and retry).
+  absl::StatusOr<PushReport> Push(const Manifest& scanned, uint64_t checkpoint,
                                   const gwmirror::v1::Envelope& envelope);
 
-  // Sends the files of `manifest` that the replica's committed tree and
+  // Sends the files of `scanned` that the replica's committed tree and
   // pre-stage pool lack into the pool, and records them in the ledger.
   // Checks `stop` before each file and ends the push early when it says so.
   // ABORTED when a file changed after the scan.
   absl::StatusOr<PrestageReport> Prestage(
-      const Manifest& manifest, const gwmirror::v1::Envelope& envelope,
+      const Manifest& scanned, const gwmirror::v1::Envelope& envelope,
       const std::function<bool()>& stop);
 
   // Lets pushes use (and pre-stage pushes fill) `ledger`.
   void SetLedger(PrestageLedger* ledger) { ledger_ = ledger; }
   // Lets pushes find (and remember) manifests in `memo`.
   void SetMemo(ManifestMemo* memo) { memo_ = memo; }
-  // Content the scan held (ScanResult::held), sent instead of re-reading
-  // the live file; it outlives the pushes.
-  void SetHeld(const absl::flat_hash_map<std::string, HeldContent>* held) {
-    held_ = held;
+  // Content the scan held (ScanResult::held and ::pending), sent instead
+  // of re-reading the live file; `scan` outlives the pushes (null: none).
+  void SetHeld(const ScanResult* scan) {
+    held_ = scan != nullptr ? &scan->held : nullptr;
+    pending_ = scan != nullptr ? &scan->pending : nullptr;
   }
+  // Told every digest a push finds of a file its scan left pending, on the
+  // pushing thread (the source tree records it, so no scan hashes the file
+  // again while it stays as it is).
+  void SetDigestSink(DigestSink sink) { digest_sink_ = std::move(sink); }
 
   // Holds pushes that would delete more than `max_fraction` of a root
   // (CheckMassDeletion); negative (the default) turns the guard off.
@@ -235,6 +248,25 @@ class Pusher {
   std::unique_ptr<CommittedContent> ContentFor(
       const gwmirror::v1::ReplicaState& state, const Manifest& replica,
       const std::vector<FilePair>& files) const;
+  // `manifest` with every pending digest a push must know before sending
+  // hashed now: a file the replica may hold already (a replica file has
+  // its size: unchanged content or a copy), one no held descriptor vouches
+  // for, or every one when the replica cannot take a digest at the end.
+  absl::StatusOr<Manifest> DigestsFirst(const Manifest& manifest,
+                                        const Manifest& replica,
+                                        const gwmirror::v1::ReplicaState& state,
+                                        PushReport* report);
+  // The scan's settled descriptor of the file at `path` whose digest it
+  // left pending, or null.
+  const HeldContent* SettledPending(const std::string& path) const;
+  // The digest of pending `e`, from the scan's descriptor or the live file,
+  // which must still be as the scan saw it (ABORTED otherwise); told to
+  // the digest sink.
+  absl::StatusOr<std::string> HashPending(const Entry& e);
+  // `manifest` with the digests `report` found as it sent; INTERNAL if one
+  // is still pending.
+  static absl::StatusOr<Manifest> WithFoundDigests(const Manifest& manifest,
+                                                   PushReport* report);
   absl::Status SendFile(Stream* stream, const Entry& e, const Entry* old,
                         bool force_whole,
                         const gwmirror::v1::Envelope& envelope,
@@ -296,6 +328,8 @@ class Pusher {
   PrestageLedger* ledger_ = nullptr;
   ManifestMemo* memo_ = nullptr;
   const absl::flat_hash_map<std::string, HeldContent>* held_ = nullptr;
+  const absl::flat_hash_map<std::string, HeldContent>* pending_ = nullptr;
+  DigestSink digest_sink_;
 };
 
 }  // namespace gwmirror

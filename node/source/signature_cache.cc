@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -32,29 +33,46 @@ absl::StatusOr<std::shared_ptr<const MappedFile>> SignatureCache::Map(
 
 absl::StatusOr<std::unique_ptr<SignatureCache::Writer>> SignatureCache::Start(
     absl::string_view sha256) {
-  std::string path = PathOf(sha256);
+  std::string path = sha256.empty() ? "" : PathOf(sha256);
+  // A signature whose digest is not known yet gets a name of its own: two
+  // pushes may build one at once.
+  static std::atomic<uint64_t> unnamed{0};
+  std::string tmp = sha256.empty()
+                        ? absl::StrCat(dir_, "/unnamed-", getpid(), "-",
+                                       unnamed.fetch_add(1), ".tmp")
+                        : path + ".tmp";
   // The directory is made on first use (a failure is this call's error).
   if (access(dir_.c_str(), F_OK) != 0) RETURN_IF_ERROR(MakeDirs(dir_, 0700));
-  UniqueFd fd(open((path + ".tmp").c_str(),
-                   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd fd(
+      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoStatus(errno, "signature cache");
-  return std::unique_ptr<Writer>(new Writer(std::move(path), std::move(fd)));
+  return std::unique_ptr<Writer>(
+      new Writer(this, std::move(path), std::move(tmp), std::move(fd)));
 }
 
-SignatureCache::Writer::Writer(std::string path, UniqueFd fd)
-    : path_(std::move(path)), fd_(std::move(fd)) {}
+SignatureCache::Writer::Writer(const SignatureCache* cache, std::string path,
+                               std::string tmp, UniqueFd fd)
+    : cache_(cache),
+      path_(std::move(path)),
+      tmp_(std::move(tmp)),
+      fd_(std::move(fd)) {}
 
 SignatureCache::Writer::~Writer() {
-  if (!committed_) unlink((path_ + ".tmp").c_str());
+  if (!committed_) unlink(tmp_.c_str());
 }
 
 absl::Status SignatureCache::Writer::Append(absl::string_view bytes) {
   return WriteAll(fd_.get(), bytes);
 }
 
-absl::Status SignatureCache::Writer::Commit() {
+absl::Status SignatureCache::Writer::Commit(absl::string_view sha256) {
+  if (path_.empty() == sha256.empty()) {
+    return absl::InternalError(
+        "a signature is named by its Start or by its Commit, once");
+  }
+  if (path_.empty()) path_ = cache_->PathOf(sha256);
   fd_.Reset();
-  if (rename((path_ + ".tmp").c_str(), path_.c_str()) != 0) {
+  if (rename(tmp_.c_str(), path_.c_str()) != 0) {
     return ErrnoStatus(errno, "signature cache rename");
   }
   committed_ = true;

@@ -37,15 +37,22 @@ class SignatureCache {
     Writer(const Writer&) = delete;
     Writer& operator=(const Writer&) = delete;
     absl::Status Append(absl::string_view bytes);
-    absl::Status Commit();
+    // Puts it in place under the digest Start named, or, for a writer
+    // started without one, under `sha256`.
+    absl::Status Commit(absl::string_view sha256 = {});
 
    private:
     friend class SignatureCache;
-    Writer(std::string path, UniqueFd fd);
-    std::string path_;
+    Writer(const SignatureCache* cache, std::string path, std::string tmp,
+           UniqueFd fd);
+    const SignatureCache* cache_;
+    std::string path_;  // Empty until the digest is known.
+    std::string tmp_;
     UniqueFd fd_;
     bool committed_ = false;
   };
+  // The signature of the file whose digest is `sha256`, or of a file whose
+  // digest is not known yet (empty: named at Commit).
   absl::StatusOr<std::unique_ptr<Writer>> Start(absl::string_view sha256);
   // Drops every entry whose digest is not in `keep`.
   void Prune(const std::set<std::string>& keep);

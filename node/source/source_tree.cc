@@ -21,6 +21,8 @@ constexpr uint64_t kIndexFileCostBytes = 16 << 10;
 // What a scan keeps of the small files it read, for the push
 // (ScanResult::held).
 constexpr uint64_t kHoldBudget = 16 << 20;
+// Files from this size on are hashed as they are sent, by default.
+constexpr uint64_t kDefaultPendingFrom = 8 << 20;
 
 absl::Duration Backoff(int attempt) {
   return absl::Milliseconds(std::min(25 * attempt, 250));
@@ -35,6 +37,9 @@ SourceTree::SourceTree(gwmirror::v1::NodeConfig config, ChangeWatcher* watcher,
       always_(std::move(always)),
       host_root_(config_.host_root().empty() ? "/" : config_.host_root()),
       index_path_(config_.state_dir() + "/source/index"),
+      pending_from_(config_.source().digest_while_sending_from() != 0
+                        ? config_.source().digest_while_sending_from()
+                        : kDefaultPendingFrom),
       env_(env) {
   for (const auto& r : config_.roots()) filters_.emplace_back(r);
 }
@@ -56,9 +61,7 @@ absl::StatusOr<ScanResult> SourceTree::StableScan(
     return StatVerifiedScan(max_wait, attempts, read_along);
   }
   absl::Time give_up = absl::Now() + max_wait;
-  ScanResult out;
-  out.hold_budget = kHoldBudget;
-  out.hold_fds = kHoldFdMax;
+  ScanResult out = NewScan(/*hold_bytes=*/true);
   out.record_stamps = false;  // The event queue proves it stable.
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/true);
   for (int attempt = 1;; ++attempt) {
@@ -94,18 +97,43 @@ absl::StatusOr<ScanResult> SourceTree::StableScan(
 
 absl::StatusOr<ScanResult> SourceTree::Refresh() {
   absl::MutexLock l(&mu_);
-  ScanResult out;
   if (watcher_ == nullptr) {
+    ScanResult out;
     RETURN_IF_ERROR(WalkAll(&out));
     return Finish(std::move(out), /*stable=*/false);
   }
-  out.hold_budget = kHoldBudget;
-  out.hold_fds = kHoldFdMax;
+  ScanResult out = NewScan(/*hold_bytes=*/true);
   out.record_stamps = false;  // Not verified at all.
   ChangeWatcher::Dirty dirty = Take(/*with_always=*/false);
   out.started_ns = FileClockNs();
   RETURN_IF_ERROR(Apply(dirty, &out));
   return Finish(std::move(out), /*stable=*/false);
+}
+
+ScanResult SourceTree::NewScan(bool hold_bytes) const {
+  ScanResult out;
+  out.hold_budget = hold_bytes ? kHoldBudget : 0;
+  out.hold_fds = kHoldFdMax;
+  out.pending_from = pending_from_;
+  return out;
+}
+
+void SourceTree::Learn(const std::string& path, const struct stat& st,
+                       const std::string& sha) {
+  absl::MutexLock l(&mu_);
+  auto it = entries_.find(path);
+  // Only the entry of the file hashed takes it: not one read again since.
+  if (it == entries_.end() ||
+      it->second.type() != gwmirror::v1::ENTRY_TYPE_FILE ||
+      !it->second.sha256().empty() ||
+      it->second.size() != static_cast<uint64_t>(st.st_size) ||
+      it->second.mtime_ns() != StampOf("", st).mtime_ns) {
+    return;
+  }
+  it->second.set_sha256(sha);
+  dirty_.insert(path);
+  manifest_stale_ = true;
+  index_.Record(path, st, sha);
 }
 
 ChangeWatcher::Dirty SourceTree::Take(bool with_always) {
@@ -125,8 +153,7 @@ absl::StatusOr<ScanResult> SourceTree::StatVerifiedScan(
     // What the watcher says is read by the walk anyway.
     if (watcher_ != nullptr) watcher_->TakeDirty();
     int64_t start = FileClockNs();
-    ScanResult out;
-    out.hold_fds = kHoldFdMax;
+    ScanResult out = NewScan(/*hold_bytes=*/false);
     RETURN_IF_ERROR(WalkAll(&out));
     if (read_along) read_along();
     absl::Status stable = VerifyScanStable(host_root_, out.stamps, start);
@@ -174,9 +201,9 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
     }
   }
   index_.SetNow(FileClockNs());
-  ASSIGN_OR_RETURN(
-      ScanResult scan,
-      ScanMirrorSet(host_root_, config_.roots(), &index_, out->hold_fds, env_));
+  ASSIGN_OR_RETURN(ScanResult scan,
+                   ScanMirrorSet(host_root_, config_.roots(), &index_,
+                                 out->hold_fds, env_, out->pending_from));
   entries_.clear();
   for (const Entry& e : scan.manifest.entries()) {
     entries_.emplace_hint(entries_.end(), e.path(), e);
@@ -197,6 +224,7 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   out->objects_read += scan.objects_read;
   if (out->record_stamps) out->stamps = std::move(scan.stamps);
   out->held.merge(scan.held);
+  out->pending.merge(scan.pending);
   out->hold_fds = scan.hold_fds;
   return absl::OkStatus();
 }
@@ -231,7 +259,7 @@ absl::Status SourceTree::ApplyPath(const std::string& path, bool subtree,
   }
   RETURN_IF_ERROR(st);
   for (const Entry& e : found) {
-    if (!ValidateEntry(e).ok()) invalid_read_ = true;
+    if (!ValidateEntry(e, Digests::kMayBePending).ok()) invalid_read_ = true;
   }
   if (!recurse && !found.empty() &&
       found.front().type() == gwmirror::v1::ENTRY_TYPE_DIRECTORY) {
@@ -278,7 +306,9 @@ absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out, bool stable) {
       std::vector<Entry> entries;
       entries.reserve(entries_.size());
       for (const auto& [path, e] : entries_) entries.push_back(e);
-      ASSIGN_OR_RETURN(manifest_, Manifest::FromEntries(std::move(entries)));
+      ASSIGN_OR_RETURN(
+          manifest_,
+          Manifest::FromEntries(std::move(entries), Digests::kMayBePending));
       invalid_read_ = false;
     } else {
       // The last manifest edited by the paths read since: every entry was

@@ -72,6 +72,18 @@ class SourceTree {
   // the pre-stager sends ahead; the cut verifies).
   absl::StatusOr<ScanResult> Refresh() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A scan leaves the digests of large files pending (ScanResult::
+  // pending_from, the config's source.digest_while_sending_from) for the
+  // push to find as it sends them; the push tells them here (a DigestSink),
+  // and the entry takes its digest while it still describes the file
+  // hashed, and the index records it, so no scan reads the file again.
+  void Learn(const std::string& path, const struct stat& st,
+             const std::string& sha) ABSL_LOCKS_EXCLUDED(mu_);
+  DigestSink LearnSink() {
+    return [this](const std::string& path, const struct stat& st,
+                  const std::string& sha) { Learn(path, st, sha); };
+  }
+
  private:
   // Reads `dirty` into the entries (all of it when it says so).
   absl::Status Apply(const ChangeWatcher::Dirty& dirty, ScanResult* out)
@@ -86,6 +98,8 @@ class SourceTree {
   void Erase(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops their index records.
   void ForgetIndex(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A scan's result before the scan: what it may hold and leave pending.
+  ScanResult NewScan(bool hold_bytes) const;
   // The watcher's news, plus the paths re-read at every scan.
   ChangeWatcher::Dirty Take(bool with_always)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -105,6 +119,7 @@ class SourceTree {
   const std::set<std::string> always_;
   const std::string host_root_;
   const std::string index_path_;
+  const uint64_t pending_from_;
   Env* const env_;
   std::vector<MirrorFilter> filters_;  // One per root.
 

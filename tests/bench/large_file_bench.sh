@@ -9,12 +9,20 @@
 # Needs about 5x the largest size free in /tmp (the two dumps, the
 # replica's copy and its staging of the next one).
 #
-#   tests/bench/large_file_bench.sh [--mib N[,N...]]
+# `--digest-while-sending-from BYTES` sets the source's
+# source.digest_while_sending_from (a size above the dump's makes the scan
+# hash it before the push, as before digests at the end); the last column
+# says where the pushed file's digest was found: "end" (as it was sent),
+# "first" (hashed before the push) or "scan".
+#
+#   tests/bench/large_file_bench.sh [--mib N[,N...]] [--digest-while-sending-from BYTES]
 set -euo pipefail
 sizes=1024
+pending_from=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --mib) sizes=$2; shift 2;;
+    --digest-while-sending-from) pending_from=$2; shift 2;;
     *) echo "large_file_bench: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -36,14 +44,14 @@ cpu() {
   echo "scale=2; (${12} + ${13}) / $(getconf CLK_TCK)" | bc
 }
 
-echo "| dump MiB | push | wall s | bytes on wire | source CPU s | source peak RSS MiB | replica CPU s | replica peak RSS MiB |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| dump MiB | push | wall s | bytes on wire | source CPU s | source peak RSS MiB | replica CPU s | replica peak RSS MiB | digest |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for mib in ${sizes//,/ }; do
   D="$W/$mib"; mkdir -p "$D/prod/var/lib/gwmirror/dumps" "$D/standby" "$D/src"
   "$G" dumpgen --out "$D/src/base.sql" --changed-out "$D/src/changed.sql" --mib "$mib" --seed 1 >/dev/null
-  python3 - "$W" "$D" <<'PY'
+  python3 - "$W" "$D" "$pending_from" <<'PY'
 import json, sys
-W, D = sys.argv[1:3]
+W, D, pending_from = sys.argv[1:4]
 roots = [{"path": "var/lib/gwmirror/dumps"}]
 tls = lambda n: {"ca_file": f"{W}/pki/ca/ca.pem", "cert_file": f"{W}/pki/certs/{n}.pem",
                  "key_file": f"{W}/pki/certs/{n}.key"}
@@ -52,7 +60,8 @@ json.dump({"slot": "gw1", "host_root": f"{D}/standby", "state_dir": f"{D}/rstate
            "replica": {"source_identity": "source", "controller_identities": ["source"]}},
           open(f"{D}/replica.json", "w"))
 json.dump({"slot": "gw1", "host_root": f"{D}/prod", "state_dir": f"{D}/sstate", "tls": tls("source"),
-           "roots": roots, "source": {"replica_address": "127.0.0.1:PORT", "replica_identity": "replica"}},
+           "roots": roots, "source": {"replica_address": "127.0.0.1:PORT", "replica_identity": "replica",
+                                      "digest_while_sending_from": int(pending_from)}},
           open(f"{D}/source.json.in", "w"))
 PY
   checkpoint=0
@@ -70,9 +79,12 @@ PY
     t1=$(now)
     read -r u s m < "$D/time"
     wire=$(sed -E 's/.*"wire_bytes": ([0-9]+).*/\1/' <<<"$out")
+    digest=scan
+    grep -q '"digests_first": 1' <<<"$out" && digest=first
+    grep -q '"digests_at_end": 1' <<<"$out" && digest=end
     rcpu=$(cpu "$rp"); rrss=$(rss_hwm "$rp")
     kill "$rp"; wait "$rp" 2>/dev/null || true
-    echo "| $mib | $push | $(printf %.2f "$(echo "$t1 - $t0" | bc)") | $wire | $(printf %.2f "$(echo "$u + $s" | bc)") | $((m / 1024)) | $(printf %.2f "$rcpu") | $((rrss / 1024)) |"
+    echo "| $mib | $push | $(printf %.2f "$(echo "$t1 - $t0" | bc)") | $wire | $(printf %.2f "$(echo "$u + $s" | bc)") | $((m / 1024)) | $(printf %.2f "$rcpu") | $((rrss / 1024)) | $digest |"
   done
   rm -rf "$D"
 done

@@ -2,6 +2,7 @@
 // serve (the replica) and gwmirror-node push (the source) mirror a sample
 // gateway installation; hostile peers are refused; SIGKILL at every step of
 // staging and commit never leaves a mixed tree.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,6 +10,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <thread>
 
@@ -21,6 +23,8 @@
 #include "common/epoch.h"
 #include "common/fd.h"
 #include "common/grpc_status.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
 #include "common/tls.h"
 #include "gtest/gtest.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
@@ -469,7 +473,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   EXPECT_TRUE(absl::StrContains(stale.status().message(), "changed while"))
       << stale.status();
 
-  pusher.SetHeld(&scan->held);
+  pusher.SetHeld(&*scan);
   absl::StatusOr<PushReport> r;
   ASSERT_TRUE(RetryWhileBusy([&] {
                 r = pusher.Push(scan->manifest, 1, {});
@@ -489,7 +493,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   auto again = tree.StableScan(absl::Seconds(5));
   ASSERT_TRUE(again.ok()) << again.status();
   testing::WriteFile(big, std::string(big_scanned.size(), 'b'));
-  pusher.SetHeld(&again->held);
+  pusher.SetHeld(&*again);
   auto in_place = pusher.Push(again->manifest, 2, {});
   EXPECT_TRUE(absl::IsAborted(in_place.status())) << in_place.status();
   EXPECT_TRUE(absl::StrContains(in_place.status().message(),
@@ -506,7 +510,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   ASSERT_NE(held_of(*settled, big_rel), nullptr);
   EXPECT_TRUE(held_of(*settled, big_rel)->settled.has_value());
   testing::WriteFile(big, std::string(big_scanned.size(), 'd'));
-  pusher.SetHeld(&settled->held);
+  pusher.SetHeld(&*settled);
   auto moved = pusher.Push(settled->manifest, 2, {});
   EXPECT_TRUE(absl::IsAborted(moved.status())) << moved.status();
   EXPECT_TRUE(absl::StrContains(moved.status().message(),
@@ -518,7 +522,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   ASSERT_TRUE(clean.ok()) << clean.status();
   ASSERT_NE(held_of(*clean, big_rel), nullptr);
   EXPECT_TRUE(held_of(*clean, big_rel)->settled.has_value());
-  pusher.SetHeld(&clean->held);
+  pusher.SetHeld(&*clean);
   ASSERT_TRUE(RetryWhileBusy([&] {
                 r = pusher.Push(clean->manifest, 2, {});
                 return r.status();
@@ -527,6 +531,101 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
   ASSERT_TRUE(Commit(2, HexOf(r->manifest_digest)).ok());
   EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + big_rel),
             std::string(big_scanned.size(), 'd'));
+}
+
+// A large changed file is not hashed by the scan but as it is sent, its
+// digest following its bytes; the tree learns the digest, so the next scan
+// reads nothing (a watching tree keeps it; the index, once the file's times
+// are old enough to vouch for it). Where a decision needs the digest first (a
+// replica file of its size: the same content may be there), it is hashed before
+// the push. A write after the scan aborts the push.
+TEST_F(MirrorTest, ALargeFileIsHashedAsItIsSentAndItsDigestLearnt) {
+  auto config = LoadNodeConfig(dir_ / "source.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  config->mutable_source()->set_digest_while_sending_from(2 << 20);
+  const std::string rel = "apigateway/groups/dump.bin";
+  const std::string path = prod() + "/" + kPrefix + "/" + rel;
+  const std::string body = testing::RandomBytes(3 << 20, 7);
+  testing::WriteFile(path, body);
+  // Old enough for the index to vouch for it once its digest is known, and
+  // settled (its change time a clock tick behind the scan).
+  const timespec old_times[2] = {{time(nullptr) - 60, 0},
+                                 {time(nullptr) - 60, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), old_times, 0), 0);
+  absl::SleepFor(absl::Milliseconds(50));
+  ChangeWatcher watcher(*config, {});
+  ASSERT_TRUE(watcher.Start().ok());
+  SourceTree tree(*config, &watcher);
+  auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  // Scans, then pushes `checkpoint` as the cut does; the push's report.
+  auto push = [&](uint64_t checkpoint, ScanResult* scan,
+                  const std::function<void()>& after_scan =
+                      nullptr) -> absl::StatusOr<PushReport> {
+    auto s = tree.StableScan(absl::Seconds(5));
+    if (!s.ok()) return s.status();
+    *scan = *std::move(s);
+    if (after_scan) after_scan();
+    Pusher pusher(*config, *channel);
+    pusher.SetHeld(scan);
+    pusher.SetDigestSink(tree.LearnSink());
+    absl::StatusOr<PushReport> r;
+    absl::Status st = RetryWhileBusy([&] {
+      r = pusher.Push(scan->manifest, checkpoint, {});
+      return r.status();
+    });
+    if (!st.ok()) return st;
+    RETURN_IF_ERROR(Commit(checkpoint, HexOf(r->manifest_digest)));
+    return r;
+  };
+  const std::string entry = std::string(kPrefix) + "/" + rel;
+
+  ScanResult scan;
+  auto first = push(1, &scan);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(scan.manifest.Find(entry)->sha256(), "");
+  EXPECT_TRUE(scan.pending.contains(entry));
+  EXPECT_EQ(first->digests_at_end, 1u);
+  EXPECT_EQ(first->digests_first, 0u);
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + rel), body);
+
+  // Learnt: the next scan reads nothing of it.
+  auto again = push(2, &scan);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(scan.manifest.Find(entry)->sha256(), DigestBytes(Sha256Of(body)));
+  EXPECT_EQ(scan.bytes_hashed, 0u);
+  EXPECT_EQ(again->digests_at_end + again->digests_first, 0u);
+  EXPECT_EQ(again->content_bytes, 0u);
+
+  // A copy has the size of a committed file: hashed first, and copied.
+  testing::WriteFile(path + ".copy", body);
+  absl::SleepFor(absl::Milliseconds(50));
+  auto copied = push(3, &scan);
+  ASSERT_TRUE(copied.ok()) << copied.status();
+  EXPECT_EQ(copied->digests_first, 1u);
+  EXPECT_EQ(copied->digests_at_end, 0u);
+  EXPECT_EQ(copied->files_copied, 1u);
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + rel + ".copy"),
+            body);
+
+  // Written after the scan that left its digest pending: the push aborts
+  // rather than send bytes the scan never saw, and commits nothing.
+  const std::string grown = body + "more rows";
+  testing::WriteFile(path, grown);
+  absl::SleepFor(absl::Milliseconds(50));
+  auto moved = push(4, &scan, [&] { testing::WriteFile(path, grown + "!"); });
+  EXPECT_TRUE(absl::IsAborted(moved.status())) << moved.status();
+  EXPECT_TRUE(absl::StrContains(moved.status().message(),
+                                "dump.bin changed since the scan"))
+      << moved.status();
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + rel), body);
+  // Scanned again, it goes.
+  absl::SleepFor(absl::Milliseconds(50));
+  auto fixed = push(4, &scan);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ(fixed->digests_at_end, 1u);
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + kPrefix + "/" + rel),
+            grown + "!");
 }
 
 TEST_F(MirrorTest, PlantedSymlinkOnStandbyCannotRedirectWrites) {

@@ -79,6 +79,11 @@ std::vector<std::string> GwmFuzzSeeds() {
   copy.mutable_file_header()->set_basis_sha256(e->sha256());
   other = copy;
   other.mutable_file_header()->set_encoding(gwmirror::v1::ENCODING_DELTA);
+  // The same file with its digest at the end.
+  gwmirror::v1::PushMessage late = header, late_end;
+  late.mutable_file_header()->mutable_entry()->clear_sha256();
+  late.mutable_file_header()->set_digest_at_end(true);
+  late_end.mutable_file_end()->set_sha256(e->sha256());
   gwmirror::v1::PushMessage copy_part;
   *copy_part.mutable_manifest_part()->add_entries() =
       copy.file_header().entry();
@@ -90,7 +95,9 @@ std::vector<std::string> GwmFuzzSeeds() {
           Frame(fin),
       Frame(pre_begin) + Frame(header) + Frame(chunk) + Frame(end) +
           Frame(pre_fin),
-      Frame(begin) + Frame(pooled) + Frame(end) + Frame(part) + Frame(fin)};
+      Frame(begin) + Frame(pooled) + Frame(end) + Frame(part) + Frame(fin),
+      Frame(begin) + Frame(late) + Frame(chunk) + Frame(late_end) +
+          Frame(part) + Frame(fin)};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -121,7 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto raw = dec.Decode(m.file_chunk().data(), m.file_chunk().raw_size());
       st = raw.ok() ? session->FileData(*raw) : raw.status();
     } else if (m.has_file_end()) {
-      st = session->EndFile();
+      st = session->EndFile(m.file_end());
     } else if (m.has_manifest_part()) {
       st = session->AddManifest(m.manifest_part());
     } else if (m.has_end()) {

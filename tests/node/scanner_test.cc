@@ -1,8 +1,8 @@
 #include "node/scanner.h"
 
 #include <fcntl.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gtest/gtest.h"
@@ -45,7 +45,8 @@ TEST(ScannerTest, DefaultExcludesApplyWhateverTheRoot) {
   testing::WriteFile(dir / "gw/groups/group-2/instance-1/logs/a.log", "x");
   testing::WriteFile(dir / "gw/groups/group-2/instance-1/Gateway1.pid", "1");
   testing::WriteFile(dir / "gw/groups/group-2/instance-1/conf/opsdb.d/o", "x");
-  testing::WriteFile(dir / "gw/groups/group-2/instance-1/conf/service.xml", "s");
+  testing::WriteFile(dir / "gw/groups/group-2/instance-1/conf/service.xml",
+                     "s");
   gwmirror::v1::RootConfig root;
   root.set_path("gw/groups");
   auto scan = ScanMirrorSet(dir.path(), Roots({root}));
@@ -70,7 +71,8 @@ TEST(ScannerTest, IncludeGlobsSelectFilesAndExcludesWin) {
   auto scan = ScanMirrorSet(dir.path(), Roots({root}));
   ASSERT_TRUE(scan.ok());
   ASSERT_EQ(scan->manifest.size(), 1u);
-  EXPECT_EQ(scan->manifest.entries()[0].path(), "etc/init.d/vshell-Group-Gateway1");
+  EXPECT_EQ(scan->manifest.entries()[0].path(),
+            "etc/init.d/vshell-Group-Gateway1");
 }
 
 TEST(ScannerTest, MissingRootIsEmpty) {
@@ -80,6 +82,45 @@ TEST(ScannerTest, MissingRootIsEmpty) {
   auto scan = ScanMirrorSet(dir.path(), Roots({root}));
   ASSERT_TRUE(scan.ok());
   EXPECT_EQ(scan->manifest.size(), 0u);
+}
+
+// Large files whose stamps have settled are left pending (no digest, the
+// descriptor held, by path) while held descriptors last; a file written
+// within a clock tick of the scan, a small one, or one past the last held
+// descriptor is hashed as before. Only under Digests::kMayBePending.
+TEST(ScannerTest, SettledLargeFilesAreLeftPendingWhileDescriptorsLast) {
+  testing::TempDir dir;
+  gwmirror::v1::RootConfig root;
+  root.set_path("r");
+  testing::WriteFile(dir / "r/big1", std::string(4096, '1'));
+  testing::WriteFile(dir / "r/big2", std::string(4096, '2'));
+  testing::WriteFile(dir / "r/small", "s");
+  absl::SleepFor(absl::Milliseconds(50));
+  testing::WriteFile(dir / "r/fresh", std::string(4096, 'f'));
+  auto scan = ScanMirrorSet(dir.path(), Roots({root}), nullptr,
+                            /*hold_fds=*/1, Env::Default(),
+                            /*pending_from=*/1024);
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  // The walk is in path order: big1 takes the one descriptor.
+  EXPECT_EQ(scan->manifest.Find("r/big1")->sha256(), "");
+  EXPECT_EQ(scan->manifest.Find("r/big1")->size(), 4096u);
+  ASSERT_TRUE(scan->pending.contains("r/big1"));
+  EXPECT_TRUE(scan->pending.at("r/big1").settled.has_value());
+  EXPECT_EQ(scan->pending.size(), 1u);
+  for (const char* hashed : {"r/big2", "r/small", "r/fresh"}) {
+    SCOPED_TRACE(hashed);
+    EXPECT_EQ(scan->manifest.Find(hashed)->sha256().size(), 32u);
+  }
+  EXPECT_EQ(scan->bytes_hashed, 4096u * 2 + 1);
+  // Such entries pass only where a pending digest is allowed.
+  const Entry& pending = *scan->manifest.Find("r/big1");
+  EXPECT_FALSE(ValidateEntry(pending).ok());
+  EXPECT_TRUE(ValidateEntry(pending, Digests::kMayBePending).ok());
+  // Without pending_from, everything is hashed.
+  auto plain = ScanMirrorSet(dir.path(), Roots({root}), nullptr, 1);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->pending.empty());
+  EXPECT_EQ(plain->manifest.Find("r/big1")->sha256().size(), 32u);
 }
 
 }  // namespace
@@ -94,7 +135,8 @@ void Age(const std::string& path) {
   clock_gettime(CLOCK_REALTIME, &t[0]);
   t[0].tv_sec -= 10;
   t[1] = t[0];
-  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), t, AT_SYMLINK_NOFOLLOW), 0) << path;
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), t, AT_SYMLINK_NOFOLLOW), 0)
+      << path;
 }
 
 class StableScanTest : public ::testing::Test {

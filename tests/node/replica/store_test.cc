@@ -10,12 +10,14 @@
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "common/delta.h"
 #include "common/fault.h"
+#include "common/status_macros.h"
 #include "gtest/gtest.h"
 #include "node/replica/drift_checker.h"
 #include "node/replica/restore.h"
@@ -119,6 +121,86 @@ TEST_F(StoreTest, WrongDigestIsDataLossAndTreeUnchanged) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
   EXPECT_NE(r.status().message().find("r/a"), std::string::npos);
   EXPECT_EQ(testing::Diff(before, Tree()), "");
+}
+
+// A file whose digest follows its bytes (FileHeader.digest_at_end): staged
+// under the digest its FileEnd names once the replica's own hash agrees;
+// any disagreement on where the digest is, or on its value, is refused by
+// name and leaves the committed tree alone.
+TEST_F(StoreTest, ADigestAtTheEndIsCheckedAsOneInTheHeader) {
+  ASSERT_TRUE(PushAndCommit(1, {F("a", "one")}).ok());
+  const Manifest before = Tree();
+  const Item two = F("a", "two");
+  // Sends `two` with `header` changes and `end`'s digest; the session's
+  // first failure.
+  auto send = [&](auto edit_header, const std::string& end_digest,
+                  std::string* digest) -> absl::Status {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(2);
+    b.set_base_checkpoint(1);
+    auto s = store_->BeginPush(b);
+    if (!s.ok()) return s.status();
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = two.entry;
+    h.mutable_entry()->clear_sha256();
+    h.set_digest_at_end(true);
+    h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+    edit_header(&h);
+    RETURN_IF_ERROR((*s)->BeginFile(h));
+    RETURN_IF_ERROR((*s)->FileData(two.content));
+    gwmirror::v1::FileEnd end;
+    end.set_sha256(end_digest);
+    RETURN_IF_ERROR((*s)->EndFile(end));
+    gwmirror::v1::ManifestPart part;
+    *part.add_entries() = two.entry;
+    RETURN_IF_ERROR((*s)->AddManifest(part));
+    *digest = DigestBytes(testing::ManifestOf({two}).ComputeDigest());
+    return (*s)->End(*digest).status();
+  };
+  auto as_is = [](gwmirror::v1::FileHeader*) {};
+  std::string digest;
+  const struct {
+    std::function<void(gwmirror::v1::FileHeader*)> edit;
+    std::string end_digest;
+    absl::StatusCode code;
+    std::string words;
+  } refused[] = {
+      {[&](gwmirror::v1::FileHeader* h) {
+         h->mutable_entry()->set_sha256(two.entry.sha256());
+       },
+       two.entry.sha256(), absl::StatusCode::kInvalidArgument,
+       "says its digest follows but carries one"},
+      {[](gwmirror::v1::FileHeader* h) {
+         h->set_encoding(gwmirror::v1::ENCODING_COPY);
+       },
+       two.entry.sha256(), absl::StatusCode::kInvalidArgument,
+       "only a whole file or a delta"},
+      {as_is, "", absl::StatusCode::kInvalidArgument,
+       "no digest where its header said one follows"},
+      {as_is, "short", absl::StatusCode::kInvalidArgument,
+       "a digest that is not 32 bytes"},
+      {[](gwmirror::v1::FileHeader* h) {
+         h->set_digest_at_end(false);
+         h->mutable_entry()->set_sha256(std::string(32, 'x'));
+       },
+       two.entry.sha256(), absl::StatusCode::kInvalidArgument,
+       "a digest its header did not announce"},
+      {as_is, DigestBytes(Sha256Of("three")), absl::StatusCode::kDataLoss,
+       "does not match"},
+  };
+  for (const auto& c : refused) {
+    SCOPED_TRACE(c.words);
+    absl::Status st = send(c.edit, c.end_digest, &digest);
+    EXPECT_EQ(st.code(), c.code) << st;
+    EXPECT_TRUE(absl::StrContains(st.message(), c.words)) << st;
+    EXPECT_TRUE(absl::StrContains(st.message(), "r/a")) << st;
+    EXPECT_EQ(testing::Diff(before, Tree()), "");
+  }
+  ASSERT_TRUE(send(as_is, two.entry.sha256(), &digest).ok());
+  ASSERT_TRUE(store_->Commit(2, digest).ok());
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/a"), "two");
+  EXPECT_EQ(store_->CommittedManifest().Find("r/a")->sha256(),
+            two.entry.sha256());
 }
 
 TEST_F(StoreTest, MissingContentAndOutsideEntriesAreRefused) {

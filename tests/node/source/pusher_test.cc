@@ -137,5 +137,86 @@ TEST(PusherTest, ABrokenSignatureAnswerIsRefusedByNameAndNothingIsCached) {
   }
 }
 
+// A replica of an older version, which cannot take a digest at the end: it
+// holds nothing and records the headers of what it is pushed.
+class OlderReplica final : public gwmirror::v1::Replica::Service {
+ public:
+  grpc::Status GetState(grpc::ServerContext*,
+                        const gwmirror::v1::GetStateRequest*,
+                        gwmirror::v1::ReplicaState* resp) override {
+    resp->set_manifest_digest(DigestBytes(Manifest().ComputeDigest()));
+    return grpc::Status::OK;
+  }
+  grpc::Status GetManifest(
+      grpc::ServerContext*, const gwmirror::v1::GetManifestRequest*,
+      grpc::ServerWriter<gwmirror::v1::ManifestBatch>*) override {
+    return grpc::Status::OK;
+  }
+  grpc::Status Push(grpc::ServerContext*,
+                    grpc::ServerReader<gwmirror::v1::PushMessage>* reader,
+                    gwmirror::v1::PushResult*) override {
+    gwmirror::v1::PushMessage m;
+    while (reader->Read(&m)) {
+      if (m.has_file_header()) headers_.push_back(m.file_header());
+    }
+    return grpc::Status::OK;
+  }
+  const std::vector<gwmirror::v1::FileHeader>& headers() const {
+    return headers_;
+  }
+
+ private:
+  std::vector<gwmirror::v1::FileHeader> headers_;
+};
+
+// To a replica that does not say it takes a digest at the end, a file the
+// scan left pending is hashed before the push and goes with its digest in
+// its header, and the digest sink hears of it.
+TEST(PusherTest, AReplicaThatCannotTakeADigestAtTheEndGetsItFirst) {
+  testing::TempDir dir;
+  testing::Pki pki(dir / "pki");
+  gwmirror::v1::NodeConfig config;
+  config.set_slot("gw1");
+  config.set_host_root(dir / "prod");
+  config.set_state_dir(dir / "state");
+  config.add_roots()->set_path("conf");
+  *config.mutable_tls() = pki.Issue("source-gw1");
+  const std::string body = testing::RandomBytes(300 << 10, 2);
+  testing::WriteFile(dir / "prod/conf/big.bin", body);
+  absl::SleepFor(absl::Milliseconds(50));
+  auto scan = ScanMirrorSet(config.host_root(), config.roots(), nullptr, 4,
+                            Env::Default(), /*pending_from=*/64 << 10);
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  ASSERT_TRUE(scan->pending.contains("conf/big.bin"));
+
+  OlderReplica replica;
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&replica);
+  int port = 0;
+  auto server = StartServer(builder, pki.Issue("replica-gw1"), "127.0.0.1:0",
+                            "", &port, {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = DialMutualTls(config.tls(), absl::StrCat("127.0.0.1:", port),
+                               "replica-gw1");
+  ASSERT_TRUE(channel.ok());
+  Pusher pusher(config, *channel);
+  pusher.SetHeld(&*scan);
+  std::vector<std::string> told;
+  pusher.SetDigestSink(
+      [&](const std::string& path, const struct stat&, const std::string& sha) {
+        told.push_back(path + "=" + HexOf(sha));
+      });
+  auto report = pusher.Push(scan->manifest, 1, {});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->digests_first, 1u);
+  EXPECT_EQ(report->digests_at_end, 0u);
+  const std::string sha = DigestBytes(Sha256Of(body));
+  ASSERT_EQ(replica.headers().size(), 1u);
+  EXPECT_FALSE(replica.headers()[0].digest_at_end());
+  EXPECT_EQ(replica.headers()[0].entry().sha256(), sha);
+  EXPECT_EQ(told, std::vector<std::string>{"conf/big.bin=" + HexOf(sha)});
+  StopServer(server->get());
+}
+
 }  // namespace
 }  // namespace gwmirror

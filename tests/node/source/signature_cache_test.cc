@@ -64,5 +64,31 @@ TEST(SignatureCacheTest,
   EXPECT_EQ(Get(cache, d), "");
 }
 
+// A signature built before its file's digest is known (a digest at the
+// end) is named at Commit; two at once do not meet, and a name is given
+// once only.
+TEST(SignatureCacheTest, ASignatureIsNamedAtCommitWhenStartedWithoutADigest) {
+  testing::TempDir dir;
+  SignatureCache cache(dir / "sigs", 1024);
+  const std::string d(32, 'd'), e(32, 'e');
+  auto first = cache.Start("");
+  auto second = cache.Start("");
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE((*first)->Append("first").ok());
+  ASSERT_TRUE((*second)->Append("second").ok());
+  ASSERT_TRUE((*second)->Commit(e).ok());
+  ASSERT_TRUE((*first)->Commit(d).ok());
+  EXPECT_EQ(Get(cache, d), "first");
+  EXPECT_EQ(Get(cache, e), "second");
+  auto unnamed = cache.Start("");
+  ASSERT_TRUE(unnamed.ok());
+  EXPECT_TRUE(absl::IsInternal((*unnamed)->Commit()));
+  auto named = cache.Start(d);
+  ASSERT_TRUE(named.ok());
+  EXPECT_TRUE(absl::IsInternal((*named)->Commit(e)));
+  EXPECT_EQ(Get(cache, d), "first");
+  EXPECT_EQ(Get(cache, e), "second");
+}
+
 }  // namespace
 }  // namespace gwmirror
