@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/fd.h"
 #include "common/path.h"
 #include "common/sha256.h"
@@ -188,8 +189,19 @@ struct Walker {
         static_cast<uint64_t>(st.st_size) >= result->pending_from &&
         result->hold_fds > 0) {
       StatStamp stamp = StampOf("", st);
-      if (std::max(stamp.mtime_ns, stamp.ctime_ns) <
-          read_start_ns - kTickMarginNs) {
+      const int64_t last = std::max(stamp.mtime_ns, stamp.ctime_ns);
+      int64_t now = read_start_ns;
+      if (last >= now - kTickMarginNs && last <= now) {
+        // Written within the last clock tick (a dump the cut has just
+        // written): waiting the tick out costs less than hashing the file.
+        absl::SleepFor(absl::Nanoseconds(last + kTickMarginNs - now) +
+                       absl::Milliseconds(1));
+        struct stat again;
+        if (env->Fstat(fd.get(), &again) == 0 && StampOf("", again) == stamp) {
+          now = FileClockNs();
+        }
+      }
+      if (last < now - kTickMarginNs) {
         // Settled: any write from now on shows in its stamp, which the
         // push checks after hashing what it sends.
         --result->hold_fds;

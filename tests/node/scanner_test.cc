@@ -85,42 +85,46 @@ TEST(ScannerTest, MissingRootIsEmpty) {
 }
 
 // Large files whose stamps have settled are left pending (no digest, the
-// descriptor held, by path) while held descriptors last; a file written
-// within a clock tick of the scan, a small one, or one past the last held
-// descriptor is hashed as before. Only under Digests::kMayBePending.
+// descriptor held, by path) while held descriptors last; one written
+// within the last clock tick is waited for, then left pending too. A small
+// file, or one past the last held descriptor, is hashed as before. Only
+// under Digests::kMayBePending.
 TEST(ScannerTest, SettledLargeFilesAreLeftPendingWhileDescriptorsLast) {
   testing::TempDir dir;
   gwmirror::v1::RootConfig root;
   root.set_path("r");
-  testing::WriteFile(dir / "r/big1", std::string(4096, '1'));
-  testing::WriteFile(dir / "r/big2", std::string(4096, '2'));
+  testing::WriteFile(dir / "r/a-settled", std::string(4096, 'a'));
+  testing::WriteFile(dir / "r/c-over", std::string(4096, 'c'));
   testing::WriteFile(dir / "r/small", "s");
   absl::SleepFor(absl::Milliseconds(50));
-  testing::WriteFile(dir / "r/fresh", std::string(4096, 'f'));
+  testing::WriteFile(dir / "r/b-fresh", std::string(4096, 'b'));
   auto scan = ScanMirrorSet(dir.path(), Roots({root}), nullptr,
-                            /*hold_fds=*/1, Env::Default(),
+                            /*hold_fds=*/2, Env::Default(),
                             /*pending_from=*/1024);
   ASSERT_TRUE(scan.ok()) << scan.status();
-  // The walk is in path order: big1 takes the one descriptor.
-  EXPECT_EQ(scan->manifest.Find("r/big1")->sha256(), "");
-  EXPECT_EQ(scan->manifest.Find("r/big1")->size(), 4096u);
-  ASSERT_TRUE(scan->pending.contains("r/big1"));
-  EXPECT_TRUE(scan->pending.at("r/big1").settled.has_value());
-  EXPECT_EQ(scan->pending.size(), 1u);
-  for (const char* hashed : {"r/big2", "r/small", "r/fresh"}) {
+  // The walk is in path order: a and b take the two descriptors.
+  for (const char* pending : {"r/a-settled", "r/b-fresh"}) {
+    SCOPED_TRACE(pending);
+    EXPECT_EQ(scan->manifest.Find(pending)->sha256(), "");
+    EXPECT_EQ(scan->manifest.Find(pending)->size(), 4096u);
+    ASSERT_TRUE(scan->pending.contains(pending));
+    EXPECT_TRUE(scan->pending.at(pending).settled.has_value());
+  }
+  EXPECT_EQ(scan->pending.size(), 2u);
+  for (const char* hashed : {"r/c-over", "r/small"}) {
     SCOPED_TRACE(hashed);
     EXPECT_EQ(scan->manifest.Find(hashed)->sha256().size(), 32u);
   }
-  EXPECT_EQ(scan->bytes_hashed, 4096u * 2 + 1);
+  EXPECT_EQ(scan->bytes_hashed, 4096u + 1);
   // Such entries pass only where a pending digest is allowed.
-  const Entry& pending = *scan->manifest.Find("r/big1");
+  const Entry& pending = *scan->manifest.Find("r/a-settled");
   EXPECT_FALSE(ValidateEntry(pending).ok());
   EXPECT_TRUE(ValidateEntry(pending, Digests::kMayBePending).ok());
   // Without pending_from, everything is hashed.
-  auto plain = ScanMirrorSet(dir.path(), Roots({root}), nullptr, 1);
+  auto plain = ScanMirrorSet(dir.path(), Roots({root}), nullptr, 2);
   ASSERT_TRUE(plain.ok());
   EXPECT_TRUE(plain->pending.empty());
-  EXPECT_EQ(plain->manifest.Find("r/big1")->sha256().size(), 32u);
+  EXPECT_EQ(plain->manifest.Find("r/a-settled")->sha256().size(), 32u);
 }
 
 }  // namespace
