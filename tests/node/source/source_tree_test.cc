@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fault.h"
 #include "common/fd.h"
+#include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "tests/node/fault_injection_env.h"
 #include "tests/node/test_util.h"
@@ -93,6 +94,44 @@ TEST_F(SourceTreeTest, WholeWalksHoldDescriptorsAndPathScansBytesToo) {
   ASSERT_NE(a, nullptr);
   ASSERT_EQ(edit.held.count(a->sha256()), 1u);
   EXPECT_EQ(edit.held.at(a->sha256()).bytes, "edited");
+}
+
+// A large file's digest left pending by the scan and found by the push
+// (Learn) is kept by the tree, so the next scan reads nothing, but only
+// for the file as it was hashed: a digest told for other stat data, or
+// for a file rewritten since, is not taken.
+TEST_F(SourceTreeTest, ADigestFoundByThePushIsKeptOnlyForTheFileHashed) {
+  config_.mutable_source()->set_digest_while_sending_from(50000);
+  Start();
+  const std::string path = "gw/lib/big.bin";
+  auto first = tree_->StableScan(absl::Seconds(5));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->manifest.Find(path)->sha256(), "");
+  ASSERT_TRUE(first->pending.contains(path));
+  struct stat hashed;
+  ASSERT_EQ(fstat(first->pending.at(path).fd->get(), &hashed), 0);
+  const std::string sha = DigestBytes(Sha256Of(std::string(100000, 'x')));
+  // Other stat data (a file rewritten since, as far as the tree can tell).
+  struct stat other = hashed;
+  other.st_mtim.tv_nsec = (other.st_mtim.tv_nsec + 1) % 1000000000;
+  tree_->Learn(path, other, sha);
+  auto still = tree_->StableScan(absl::Seconds(5));
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_EQ(still->manifest.Find(path)->sha256(), "");
+  tree_->Learn(path, hashed, sha);
+  auto learnt = tree_->StableScan(absl::Seconds(5));
+  ASSERT_TRUE(learnt.ok()) << learnt.status();
+  EXPECT_EQ(learnt->manifest.Find(path)->sha256(), sha);
+  EXPECT_EQ(learnt->bytes_hashed, 0u);
+  // Rewritten: pending again, and the old file's digest is not taken.
+  testing::WriteFile(dir_ / "host/gw/lib/big.bin", std::string(100001, 'y'));
+  auto rewritten = tree_->StableScan(absl::Seconds(5));
+  ASSERT_TRUE(rewritten.ok()) << rewritten.status();
+  EXPECT_EQ(rewritten->manifest.Find(path)->sha256(), "");
+  tree_->Learn(path, hashed, sha);
+  auto after = tree_->StableScan(absl::Seconds(5));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->manifest.Find(path)->sha256(), "");
 }
 
 TEST_F(SourceTreeTest, ReadsOnlyWhatChangedAndEqualsAWholeWalk) {
