@@ -7,8 +7,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -44,9 +46,25 @@ std::string BinDir() {
   return exe.substr(0, exe.rfind('/'));
 }
 
+// The last lines of `log` (at most 2 KiB), for an error that names it.
+std::string LogTail(const std::string& log) {
+  auto text = ReadFileToString(log);
+  if (!text.ok() || text->empty()) return "(empty)";
+  absl::string_view tail(*text);
+  if (tail.size() > 2048) {
+    tail.remove_prefix(tail.size() - 2048);
+    tail.remove_prefix(std::min(tail.size(), tail.find('\n') + 1));
+  }
+  return std::string(absl::StripTrailingAsciiWhitespace(tail));
+}
+
+// The port `pid` (a child of ours, started by Start) wrote to `file`;
+// UNAVAILABLE, with the end of its log, when it exits first or takes more
+// than 30 s.
 absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
                                 const std::string& log) {
   absl::Time give_up = absl::Now() + absl::Seconds(30);
+  std::string why = "did not start listening in 30 s";
   while (absl::Now() < give_up) {
     auto text = ReadFileToString(file);
     int port = 0;
@@ -55,11 +73,24 @@ absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
         port > 0) {
       return port;
     }
-    if (kill(pid, 0) != 0) break;
+    // An exited child stays a zombie until reaped: kill(pid, 0) would
+    // still find it.
+    int ws = 0;
+    if (waitpid(pid, &ws, WNOHANG) == pid) {
+      why = WIFEXITED(ws) ? absl::StrCat("exited with status ", WEXITSTATUS(ws))
+                          : absl::StrCat("was killed by signal ", WTERMSIG(ws));
+      why += " before it listened";
+      break;
+    }
+    if (kill(pid, 0) != 0) {
+      why = "is gone before it listened";
+      break;
+    }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  return absl::UnavailableError(
-      absl::StrCat("process ", pid, " did not start listening; see ", log));
+  return absl::UnavailableError(absl::StrCat("process ", pid, " ", why,
+                                             "; its log (", log, ") ends:\n",
+                                             LogTail(log)));
 }
 
 // Starts a daemon (in network namespace `netns`, when not empty) and adds
