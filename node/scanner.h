@@ -127,8 +127,8 @@ struct ScanResult {
   // Files of at least `pending_from` bytes (0: none) whose digest the
   // index does not vouch for are not read while a held descriptor is left
   // and their times predate the scan by more than a clock tick (the scan
-  // waits out the tick of one written just before: a dump the cut wrote;
-  // one written meanwhile is hashed): their
+  // waits out the tick of one of 64 MiB or more written just before: a
+  // dump the cut wrote; one written meanwhile is hashed): their
   // entries carry no digest (Digests::kMayBePending) and `pending` holds
   // their descriptors, by path, with their settled stamps. The push hashes
   // each as it sends it (docs/ARCHITECTURE.md, "Digests at the end").

@@ -102,6 +102,8 @@ TEST_F(SourceTreeTest, WholeWalksHoldDescriptorsAndPathScansBytesToo) {
 // for a file rewritten since, is not taken.
 TEST_F(SourceTreeTest, ADigestFoundByThePushIsKeptOnlyForTheFileHashed) {
   config_.mutable_source()->set_digest_while_sending_from(50000);
+  // Settled: a small file written within the last clock tick is hashed.
+  absl::SleepFor(absl::Milliseconds(50));
   Start();
   const std::string path = "gw/lib/big.bin";
   auto first = tree_->StableScan(absl::Seconds(5));
@@ -125,6 +127,7 @@ TEST_F(SourceTreeTest, ADigestFoundByThePushIsKeptOnlyForTheFileHashed) {
   EXPECT_EQ(learnt->bytes_hashed, 0u);
   // Rewritten: pending again, and the old file's digest is not taken.
   testing::WriteFile(dir_ / "host/gw/lib/big.bin", std::string(100001, 'y'));
+  absl::SleepFor(absl::Milliseconds(50));
   auto rewritten = tree_->StableScan(absl::Seconds(5));
   ASSERT_TRUE(rewritten.ok()) << rewritten.status();
   EXPECT_EQ(rewritten->manifest.Find(path)->sha256(), "");
