@@ -628,6 +628,64 @@ TEST_F(MirrorTest, ALargeFileIsHashedAsItIsSentAndItsDigestLearnt) {
             grown + "!");
 }
 
+// A large file pre-staged with its digest at the end: the pre-stage push
+// finds the digest, the tree learns it, and the cut's push names the file
+// as pre-staged instead of sending it again.
+TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
+  auto config = LoadNodeConfig(dir_ / "source.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  config->mutable_source()->set_digest_while_sending_from(2 << 20);
+  const std::string rel = "apigateway/groups/dump.bin";
+  const std::string entry = std::string(kPrefix) + "/" + rel;
+  const std::string body = testing::RandomBytes(3 << 20, 11);
+  testing::WriteFile(prod() + "/" + entry, body);
+  absl::SleepFor(absl::Milliseconds(50));
+  ChangeWatcher watcher(*config, {});
+  ASSERT_TRUE(watcher.Start().ok());
+  SourceTree tree(*config, &watcher);
+  auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  PrestageLedger ledger;
+
+  auto ahead = tree.Refresh();
+  ASSERT_TRUE(ahead.ok()) << ahead.status();
+  ASSERT_TRUE(ahead->pending.contains(entry));
+  {
+    Pusher pusher(*config, *channel);
+    pusher.SetLedger(&ledger);
+    pusher.SetHeld(&*ahead);
+    pusher.SetDigestSink(tree.LearnSink());
+    absl::StatusOr<PrestageReport> pre;
+    ASSERT_TRUE(RetryWhileBusy([&] {
+                  pre = pusher.Prestage(ahead->manifest, {}, nullptr);
+                  return pre.status();
+                }).ok())
+        << pre.status();
+    EXPECT_GE(pre->files_sent, 1u);
+  }
+  const std::string sha = DigestBytes(Sha256Of(body));
+  EXPECT_TRUE(ledger.Has(sha));
+
+  auto cut = tree.StableScan(absl::Seconds(5));
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  EXPECT_EQ(cut->manifest.Find(entry)->sha256(), sha);
+  EXPECT_EQ(cut->bytes_hashed, 0u);
+  Pusher pusher(*config, *channel);
+  pusher.SetLedger(&ledger);
+  pusher.SetHeld(&*cut);
+  pusher.SetDigestSink(tree.LearnSink());
+  absl::StatusOr<PushReport> r;
+  ASSERT_TRUE(RetryWhileBusy([&] {
+                r = pusher.Push(cut->manifest, 1, {});
+                return r.status();
+              }).ok())
+      << r.status();
+  EXPECT_GE(r->files_prestaged, 1u);
+  EXPECT_EQ(r->digests_at_end + r->digests_first, 0u);
+  ASSERT_TRUE(Commit(1, HexOf(r->manifest_digest)).ok());
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + entry), body);
+}
+
 TEST_F(MirrorTest, PlantedSymlinkOnStandbyCannotRedirectWrites) {
   Sync(1);
   testing::WriteFile(dir_ / "outside/x", "untouched");
