@@ -53,16 +53,20 @@ std::string LogTail(const std::string& log) {
   absl::string_view tail(*text);
   if (tail.size() > 2048) {
     tail.remove_prefix(tail.size() - 2048);
-    tail.remove_prefix(std::min(tail.size(), tail.find('\n') + 1));
+    // From the first whole line on.
+    const size_t newline = tail.find('\n');
+    if (newline != absl::string_view::npos) tail.remove_prefix(newline + 1);
   }
   return std::string(absl::StripTrailingAsciiWhitespace(tail));
 }
 
-// The port `pid` (a child of ours, started by Start) wrote to `file`;
-// UNAVAILABLE, with the end of its log, when it exits first or takes more
-// than 30 s.
-absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
-                                const std::string& log) {
+// The port `pid` (a child of ours, started by Start into `started`) wrote
+// to `file`; UNAVAILABLE, with the end of its log, when it exits first or
+// takes more than 30 s. A child that exited is reaped, and its pid cleared
+// in `started` (reused, it must not be stopped).
+absl::StatusOr<int> WaitForPort(
+    const std::string& file, int pid, const std::string& log,
+    std::vector<gwmirror::v1::SandboxProcess>* started) {
   absl::Time give_up = absl::Now() + absl::Seconds(30);
   std::string why = "did not start listening in 30 s";
   while (absl::Now() < give_up) {
@@ -77,6 +81,9 @@ absl::StatusOr<int> WaitForPort(const std::string& file, int pid,
     // still find it.
     int ws = 0;
     if (waitpid(pid, &ws, WNOHANG) == pid) {
+      for (auto& p : *started) {
+        if (p.pid() == pid) p.set_pid(0);
+      }
       why = WIFEXITED(ws) ? absl::StrCat("exited with status ", WEXITSTATUS(ws))
                           : absl::StrCat("was killed by signal ", WTERMSIG(ws));
       why += " before it listened";
@@ -316,13 +323,13 @@ absl::Status DoUp(const Args& a,
   RETURN_IF_ERROR(st);
   ASSIGN_OR_RETURN(int coord_port,
                    WaitForPort(cc.port_file(), out.coordinator_process().pid(),
-                               out.coordinator_process().log()));
+                               out.coordinator_process().log(), started));
   std::string coord_address =
       absl::StrCat(host(coordinator_site), ":", coord_port);
   ASSIGN_OR_RETURN(
       int metrics_port,
       WaitForPort(cc.metrics_port_file(), out.coordinator_process().pid(),
-                  out.coordinator_process().log()));
+                  out.coordinator_process().log(), started));
   out.set_metrics(absl::StrCat(host(coordinator_site), ":", metrics_port));
   out.set_metrics_url(absl::StrCat("http://", out.metrics(), "/metrics"));
   out.mutable_coordinator_process()->set_metrics_url(out.metrics_url());
@@ -358,9 +365,10 @@ absl::Status DoUp(const Args& a,
               home + "/config.json", dir + "/logs/coordinator-" + site + ".log",
               started, &st, netns(site));
     RETURN_IF_ERROR(st);
-    RETURN_IF_ERROR(WaitForPort(other.port_file(), p.pid(), p.log()).status());
-    ASSIGN_OR_RETURN(int its_metrics,
-                     WaitForPort(other.metrics_port_file(), p.pid(), p.log()));
+    RETURN_IF_ERROR(
+        WaitForPort(other.port_file(), p.pid(), p.log(), started).status());
+    ASSIGN_OR_RETURN(int its_metrics, WaitForPort(other.metrics_port_file(),
+                                                  p.pid(), p.log(), started));
     p.set_address(other.listen());
     p.set_metrics_url(
         absl::StrCat("http://", host(site), ":", its_metrics, "/metrics"));
@@ -470,11 +478,13 @@ absl::Status DoUp(const Args& a,
                 absl::StrCat(dir, "/logs/", ident, ".log"), started, &st,
                 netns(site));
       RETURN_IF_ERROR(st);
-      ASSIGN_OR_RETURN(int port, WaitForPort(nc.port_file(), p.pid(), p.log()));
+      ASSIGN_OR_RETURN(int port,
+                       WaitForPort(nc.port_file(), p.pid(), p.log(), started));
       p.set_address(absl::StrCat(host(site), ":", port));
       nc.set_listen(p.address());
-      ASSIGN_OR_RETURN(int metrics_port,
-                       WaitForPort(nc.metrics_port_file(), p.pid(), p.log()));
+      ASSIGN_OR_RETURN(
+          int metrics_port,
+          WaitForPort(nc.metrics_port_file(), p.pid(), p.log(), started));
       nc.set_metrics_listen(absl::StrCat(host(site), ":", metrics_port));
       p.set_metrics_url(
           absl::StrCat("http://", nc.metrics_listen(), "/metrics"));

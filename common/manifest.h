@@ -28,7 +28,9 @@ using Entry = gwmirror::v1::Entry;
 // Whether a file entry must carry its digest. Only a source's own scan
 // leaves one pending (an empty sha256): a large file hashed as it is sent
 // (docs/ARCHITECTURE.md, "Digests at the end"). A manifest with a pending
-// digest never leaves the source, and has no digest of its own.
+// digest never leaves the source; the source computes a manifest's digest
+// only once every file's digest is found. The replica also checks the
+// header of a file whose digest follows its bytes under kMayBePending.
 enum class Digests { kRequired, kMayBePending };
 
 // Entries sorted by path (bytewise), unique paths. Immutable once built:

@@ -180,6 +180,9 @@ struct Walker {
           absl::StrCat(e->path(), " changed type during the scan"));
     }
     Fill(e, st);
+    // What an earlier read of this path in the same scan left pending is
+    // stale now (a scan that read it again re-decides below).
+    result->pending.erase(e->path());
     if (lookup != nullptr) {
       if (auto sha = lookup->Lookup(e->path(), st)) {
         e->set_size(st.st_size);

@@ -94,6 +94,8 @@ struct HeldContent {
   // The descriptor's file as the scan read it, when its times predate the
   // read by more than a clock tick (kTickMarginNs): any later write shows
   // in them, so the push compares this stamp instead of hashing again.
+  // For a pending digest that an earlier scan left (a watching tree keeps
+  // entries across scans), the stamp alone, without a descriptor.
   std::optional<StatStamp> settled;
 };
 
@@ -130,18 +132,20 @@ struct ScanResult {
   // waits out the tick of one of 64 MiB or more written just before: a
   // dump the cut wrote; one written meanwhile is hashed): their
   // entries carry no digest (Digests::kMayBePending) and `pending` holds
-  // their descriptors, by path, with their settled stamps. The push hashes
-  // each as it sends it (docs/ARCHITECTURE.md, "Digests at the end").
+  // their descriptors, by path, with their settled stamps (a SourceTree
+  // adds the stamps of the pending entries it kept from earlier scans). The
+  // push hashes each as it sends it (docs/ARCHITECTURE.md, "Digests at the
+  // end").
   uint64_t pending_from = 0;
   absl::flat_hash_map<std::string, HeldContent> pending;
 };
 inline constexpr uint64_t kHoldFileMax = 256 << 10;
+inline constexpr size_t kHoldFdMax = 32;
 
 // Told the digest a push found of a file whose scan left it pending: the
 // file as hashed (`stat`) and its digest.
 using DigestSink = std::function<void(
     const std::string& path, const struct stat& stat, const std::string& sha)>;
-inline constexpr size_t kHoldFdMax = 32;
 
 // Scans every root under `host_root`. A missing root yields no entries (the
 // mass-deletion guard, later, decides what that means). With `previous`,

@@ -65,8 +65,7 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
                      "\" before the end of \"", header_->entry().path(), "\""));
   }
   if (h.digest_at_end()) {
-    // Its digest comes with FileEnd: checked as any entry's, with a
-    // stand-in of the right length for now.
+    // Its digest comes with FileEnd, and is checked there.
     if (!h.entry().sha256().empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("file header for \"", h.entry().path(),
@@ -78,9 +77,7 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
           "file header for \"", h.entry().path(),
           "\": only a whole file or a delta may send its digest at the end"));
     }
-    Entry check = h.entry();
-    check.set_sha256(std::string(32, '\0'));
-    RETURN_IF_ERROR(ValidateEntry(check));
+    RETURN_IF_ERROR(ValidateEntry(h.entry(), Digests::kMayBePending));
   } else {
     RETURN_IF_ERROR(ValidateEntry(h.entry()));
   }

@@ -729,7 +729,9 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
     const HeldContent* h = SettledPending(e.path());
     if (h == nullptr) {
       return absl::InternalError(absl::StrCat(
-          e.path(), ": its digest is pending but no held descriptor is"));
+          e.path(),
+          ": its digest is pending but the scan holds no settled descriptor "
+          "of it to send it from (DigestsFirst hashes such a file first)"));
     }
     read_fd = h->fd->get();
     settled = &*h->settled;
@@ -896,10 +898,25 @@ const HeldContent* Pusher::SettledPending(const std::string& path) const {
 }
 
 absl::StatusOr<std::string> Pusher::HashPending(const Entry& e) {
-  const HeldContent* held = SettledPending(e.path());
+  // The scan's descriptor, or the live file, which must then be the one
+  // whose stamp the scan kept, exactly (another file put at the path, even
+  // of the same size and times, has another inode or change time).
+  const HeldContent* held = nullptr;
+  if (pending_ != nullptr) {
+    if (auto it = pending_->find(e.path());
+        it != pending_->end() && it->second.settled) {
+      held = &it->second;
+    }
+  }
+  if (held == nullptr) {
+    return absl::AbortedError(
+        absl::StrCat(e.path(),
+                     ": the scan kept no stamp of it to hash it against; scan "
+                     "again"));
+  }
   UniqueFd own;
   int fd = -1;
-  if (held != nullptr) {
+  if (held->fd != nullptr) {
     fd = held->fd->get();
   } else {
     own.Reset(open(JoinPath(host_root_, e.path()).c_str(),
@@ -910,21 +927,9 @@ absl::StatusOr<std::string> Pusher::HashPending(const Entry& e) {
     }
     fd = own.get();
   }
-  const int64_t read_start_ns = FileClockNs();
-  struct stat before, after;
-  if (fstat(fd, &before) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("stat ", e.path()));
-  }
-  const StatStamp stamp = StampOf("", before);
-  // The file the scan saw (as its held stamp, or as its entry says), with
-  // times old enough that a write while it is read would show in them.
-  const bool as_scanned =
-      held != nullptr ? stamp == *held->settled
-                      : S_ISREG(before.st_mode) && stamp.size == e.size() &&
-                            stamp.mtime_ns == e.mtime_ns() &&
-                            std::max(stamp.mtime_ns, stamp.ctime_ns) <
-                                read_start_ns - kTickMarginNs;
-  if (!as_scanned) {
+  struct stat after;
+  const StatStamp& stamp = *held->settled;
+  if (StampNow(fd) != stamp) {
     return absl::AbortedError(
         absl::StrCat(e.path(), " changed since the scan; scan again"));
   }
@@ -982,10 +987,10 @@ absl::StatusOr<Manifest> Pusher::DigestsFirst(
 }
 
 absl::StatusOr<Manifest> Pusher::WithFoundDigests(const Manifest& manifest,
-                                                  PushReport* report) {
-  Manifest m = report->found_digests.empty()
+                                                  const PushReport& report) {
+  Manifest m = report.found_digests.empty()
                    ? manifest
-                   : Manifest::Edit(manifest, report->found_digests, {});
+                   : Manifest::Edit(manifest, report.found_digests, {});
   for (const Entry& e : m.entries()) {
     if (e.type() == ENTRY_TYPE_FILE && e.sha256().empty()) {
       return absl::InternalError(absl::StrCat(
@@ -1052,12 +1057,12 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   RETURN_IF_ERROR(MakeDirs(config_.state_dir() + "/source", 0700));
   ASSIGN_OR_RETURN(Manifest replica,
                    ReplicaManifest(state.manifest_digest(), envelope, &push));
-  ASSIGN_OR_RETURN(const Manifest settled,
+  ASSIGN_OR_RETURN(const Manifest known,
                    DigestsFirst(scanned, replica, state, &push));
   // (file, the replica's entry at its path) for content to send.
   std::vector<FilePair> to_send;
   PrestageReport report;
-  for (const auto& [e, old] : ChangedFiles(replica, settled)) {
+  for (const auto& [e, old] : ChangedFiles(replica, known)) {
     ++report.pending_files;
     report.pending_bytes += e->size();
     if (ledger_ == nullptr || !ledger_->Has(e->sha256())) {
@@ -1087,6 +1092,10 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     if (!e->sha256().empty() && !seen.insert(e->sha256()).second) continue;
     st = SendChanged(&stream, *e, old, content.get(), envelope, &push);
     if (st.ok()) {
+      if (e->sha256().empty()) {
+        // Found as it went: a later file of the same content is not sent.
+        seen.insert(push.found_digests.back().sha256());
+      }
       sent.push_back(e->sha256().empty() ? push.found_digests.back().sha256()
                                          : e->sha256());
       report.bytes_sent += e->size();
@@ -1179,12 +1188,12 @@ absl::StatusOr<PushReport> Pusher::Push(
     begin.mutable_begin()->set_manifest_delta(true);
     RETURN_IF_ERROR(stream.Write(begin));
     absl::Status st;
-    for (const auto& [sent, old] : changed) {
+    for (const auto& [listed, old] : changed) {
       // The replica's resend_whole names files of this push only.
-      const bool force_whole = resend.count(sent->path()) > 0;
+      const bool force_whole = resend.count(listed->path()) > 0;
       if (attempt > 0 && !force_whole) continue;
       // Sent again, a file goes with the digest it was found to have.
-      const Entry* e = attempt > 0 ? complete.Find(sent->path()) : sent;
+      const Entry* e = attempt > 0 ? complete.Find(listed->path()) : listed;
       if (force_whole) {
         st = SendFile(&stream, *e, old, true, envelope, &report);
       } else if (ledger_ != nullptr && ledger_->Has(e->sha256())) {
@@ -1197,7 +1206,7 @@ absl::StatusOr<PushReport> Pusher::Push(
       if (attempt == 0) WorkProgress::Push().FileDone();
     }
     if (st.ok() && attempt == 0) {
-      absl::StatusOr<Manifest> found = WithFoundDigests(manifest, &report);
+      absl::StatusOr<Manifest> found = WithFoundDigests(manifest, report);
       if (found.ok()) {
         complete = *std::move(found);
         report.manifest_digest = DigestBytes(complete.ComputeDigest());

@@ -260,13 +260,13 @@ class Pusher {
   // left pending, or null.
   const HeldContent* SettledPending(const std::string& path) const;
   // The digest of pending `e`, from the scan's descriptor or the live file,
-  // which must still be as the scan saw it (ABORTED otherwise); told to
-  // the digest sink.
+  // which must still have the stamp the scan kept (ABORTED otherwise); told
+  // to the digest sink.
   absl::StatusOr<std::string> HashPending(const Entry& e);
   // `manifest` with the digests `report` found as it sent; INTERNAL if one
   // is still pending.
   static absl::StatusOr<Manifest> WithFoundDigests(const Manifest& manifest,
-                                                   PushReport* report);
+                                                   const PushReport& report);
   absl::Status SendFile(Stream* stream, const Entry& e, const Entry* old,
                         bool force_whole,
                         const gwmirror::v1::Envelope& envelope,

@@ -68,7 +68,10 @@ absl::Status SignatureCache::Writer::Append(absl::string_view bytes) {
 absl::Status SignatureCache::Writer::Commit(absl::string_view sha256) {
   if (path_.empty() == sha256.empty()) {
     return absl::InternalError(
-        "a signature is named by its Start or by its Commit, once");
+        path_.empty() ? "a signature started without a digest was committed "
+                        "without one"
+                      : "a signature started with a digest was committed "
+                        "under another name as well");
   }
   if (path_.empty()) path_ = cache_->PathOf(sha256);
   fd_.Reset();

@@ -121,15 +121,15 @@ ScanResult SourceTree::NewScan(bool hold_bytes) const {
 void SourceTree::Learn(const std::string& path, const struct stat& st,
                        const std::string& sha) {
   absl::MutexLock l(&mu_);
+  auto stamp = pending_stamps_.find(path);
   auto it = entries_.find(path);
-  // Only the entry of the file hashed takes it: not one read again since.
-  if (it == entries_.end() ||
-      it->second.type() != gwmirror::v1::ENTRY_TYPE_FILE ||
-      !it->second.sha256().empty() ||
-      it->second.size() != static_cast<uint64_t>(st.st_size) ||
-      it->second.mtime_ns() != StampOf("", st).mtime_ns) {
+  // Only the entry of the file hashed takes it: not one read again since,
+  // nor another file put at its path.
+  if (stamp == pending_stamps_.end() || stamp->second != StampOf("", st) ||
+      it == entries_.end() || !it->second.sha256().empty()) {
     return;
   }
+  pending_stamps_.erase(stamp);
   it->second.set_sha256(sha);
   dirty_.insert(path);
   manifest_stale_ = true;
@@ -224,7 +224,9 @@ absl::Status SourceTree::WalkAll(ScanResult* out) {
   out->objects_read += scan.objects_read;
   if (out->record_stamps) out->stamps = std::move(scan.stamps);
   out->held.merge(scan.held);
-  out->pending.merge(scan.pending);
+  // A whole walk re-decides every file: what an earlier attempt of the
+  // same scan left pending is stale.
+  out->pending = std::move(scan.pending);
   out->hold_fds = scan.hold_fds;
   return absl::OkStatus();
 }
@@ -335,6 +337,20 @@ absl::StatusOr<ScanResult> SourceTree::Finish(ScanResult out, bool stable) {
       ++it;
     }
 #endif
+  }
+  // The pending entries' stamps: those this scan read, and for the others
+  // the stamps of their last read (their descriptors are not kept).
+  for (const auto& [path, held] : out.pending) {
+    if (held.settled) pending_stamps_.insert_or_assign(path, *held.settled);
+  }
+  for (auto it = pending_stamps_.begin(); it != pending_stamps_.end();) {
+    auto e = entries_.find(it->first);
+    if (e == entries_.end() || !e->second.sha256().empty()) {
+      pending_stamps_.erase(it++);
+      continue;
+    }
+    out.pending.try_emplace(it->first, HeldContent{{}, nullptr, it->second});
+    ++it;
   }
   out.manifest = manifest_;
   // The index is a cache that every read checks against stat data, so a

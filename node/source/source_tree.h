@@ -33,6 +33,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -75,8 +76,9 @@ class SourceTree {
   // A scan leaves the digests of large files pending (ScanResult::
   // pending_from, the config's source.digest_while_sending_from) for the
   // push to find as it sends them; the push tells them here (a DigestSink),
-  // and the entry takes its digest while it still describes the file
-  // hashed, and the index records it, so no scan reads the file again.
+  // and the entry takes its digest while the file hashed is still the one
+  // its last read left pending (the same stamp), and the index records it,
+  // so no scan reads the file again.
   void Learn(const std::string& path, const struct stat& st,
              const std::string& sha) ABSL_LOCKS_EXCLUDED(mu_);
   DigestSink LearnSink() {
@@ -135,6 +137,11 @@ class SourceTree {
   // Paths set or erased in `entries_` since `manifest_` was built.
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   HashIndex index_ ABSL_GUARDED_BY(mu_);
+  // The stamps of the entries whose digest is pending, as their last read
+  // saw them: a scan that does not read such a file again hands the push
+  // its stamp (ScanResult::pending), and Learn takes a digest only for it.
+  absl::flat_hash_map<std::string, StatStamp> pending_stamps_
+      ABSL_GUARDED_BY(mu_);
   bool index_loaded_ ABSL_GUARDED_BY(mu_) = false;
   // The index's change count when it was last saved (or loaded); a whole
   // walk's new index always differs.

@@ -1,5 +1,8 @@
 #include "node/source/pusher.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <memory>
 #include <string>
 
@@ -11,6 +14,8 @@
 #include "gtest/gtest.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
 #include "node/source/signature_cache.h"
+#include "node/source/source_tree.h"
+#include "node/source/watcher.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -215,6 +220,79 @@ TEST(PusherTest, AReplicaThatCannotTakeADigestAtTheEndGetsItFirst) {
   EXPECT_FALSE(replica.headers()[0].digest_at_end());
   EXPECT_EQ(replica.headers()[0].entry().sha256(), sha);
   EXPECT_EQ(told, std::vector<std::string>{"conf/big.bin=" + HexOf(sha)});
+  StopServer(server->get());
+}
+
+// A watching tree keeps a pending entry across scans that do not read the
+// file again, handing the push only its stamp: the push hashes the live
+// file if it still has that stamp, and refuses one put at the path since,
+// even of the same size and times (`cp -p`, `rsync -a`).
+TEST(PusherTest, APendingDigestKeptAcrossScansIsHashedOnlyFromTheFileScanned) {
+  testing::TempDir dir;
+  testing::Pki pki(dir / "pki");
+  gwmirror::v1::NodeConfig config;
+  config.set_slot("gw1");
+  config.set_host_root(dir / "prod");
+  config.set_state_dir(dir / "state");
+  config.add_roots()->set_path("conf");
+  config.mutable_source()->set_digest_while_sending_from(64 << 10);
+  *config.mutable_tls() = pki.Issue("source-gw1");
+  const std::string path = dir / "prod/conf/big.bin";
+  const std::string body = testing::RandomBytes(300 << 10, 3);
+  testing::WriteFile(path, body);
+  absl::SleepFor(absl::Milliseconds(50));
+  ChangeWatcher watcher(config, {});
+  ASSERT_TRUE(watcher.Start().ok());
+  SourceTree tree(config, &watcher);
+  auto first = tree.StableScan(absl::Seconds(5));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_NE(first->pending.at("conf/big.bin").fd, nullptr);
+  auto kept = tree.StableScan(absl::Seconds(5));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  ASSERT_TRUE(kept->pending.contains("conf/big.bin"));
+  EXPECT_EQ(kept->pending.at("conf/big.bin").fd, nullptr);
+  EXPECT_TRUE(kept->pending.at("conf/big.bin").settled.has_value());
+
+  OlderReplica replica;  // Every pending digest is hashed first for it.
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&replica);
+  int port = 0;
+  auto server = StartServer(builder, pki.Issue("replica-gw1"), "127.0.0.1:0",
+                            "", &port, {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = DialMutualTls(config.tls(), absl::StrCat("127.0.0.1:", port),
+                               "replica-gw1");
+  ASSERT_TRUE(channel.ok());
+  auto push = [&](const ScanResult& scan) {
+    Pusher pusher(config, *channel);
+    pusher.SetHeld(&scan);
+    pusher.SetDigestSink(tree.LearnSink());
+    return pusher.Push(scan.manifest, 1, {});
+  };
+  // Another file put at the path: the same size and times, not the same
+  // file.
+  struct stat was;
+  ASSERT_EQ(stat(path.c_str(), &was), 0);
+  testing::WriteFile(path + ".new", testing::RandomBytes(300 << 10, 4));
+  const timespec times[2] = {was.st_atim, was.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, (path + ".new").c_str(), times, 0), 0);
+  ASSERT_EQ(rename((path + ".new").c_str(), path.c_str()), 0);
+  auto refused = push(*kept);
+  EXPECT_TRUE(absl::IsAborted(refused.status())) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(),
+                                "big.bin changed since the scan"))
+      << refused.status();
+  EXPECT_TRUE(replica.headers().empty());
+  // Scanned again, it is read and goes.
+  absl::SleepFor(absl::Milliseconds(50));
+  auto again = tree.StableScan(absl::Seconds(5));
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto sent = push(*again);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_EQ(sent->digests_first, 1u);
+  ASSERT_EQ(replica.headers().size(), 1u);
+  EXPECT_EQ(replica.headers()[0].entry().sha256(),
+            DigestBytes(Sha256Of(testing::ReadFile(path))));
   StopServer(server->get());
 }
 
