@@ -686,6 +686,49 @@ TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
   EXPECT_EQ(testing::ReadFile(standby() + "/" + entry), body);
 }
 
+// A file sent as a delta with its digest at the end, against a standby
+// copy that drifted: the replica asks for it whole, and the second attempt
+// sends it whole under the digest the first one found.
+TEST_F(MirrorTest, ADriftedBasisOfADigestAtTheEndDeltaGetsTheFileWhole) {
+  auto config = LoadNodeConfig(dir_ / "source.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  config->mutable_source()->set_digest_while_sending_from(2 << 20);
+  const std::string entry = std::string(kPrefix) + "/apigateway/groups/d.bin";
+  std::string body = testing::RandomBytes(3 << 20, 21);
+  testing::WriteFile(prod() + "/" + entry, body);
+  absl::SleepFor(absl::Milliseconds(50));
+  auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  SourceTree tree(*config, nullptr);
+  auto push = [&](uint64_t checkpoint) -> absl::StatusOr<PushReport> {
+    auto scan = tree.StableScan(absl::Seconds(5));
+    if (!scan.ok()) return scan.status();
+    Pusher pusher(*config, *channel);
+    pusher.SetHeld(&*scan);
+    pusher.SetDigestSink(tree.LearnSink());
+    absl::StatusOr<PushReport> r;
+    RETURN_IF_ERROR(RetryWhileBusy([&] {
+      r = pusher.Push(scan->manifest, checkpoint, {});
+      return r.status();
+    }));
+    RETURN_IF_ERROR(Commit(checkpoint, HexOf(r->manifest_digest)));
+    return r;
+  };
+  ASSERT_TRUE(push(1).ok());
+  // The standby's copy drifts behind the replica's back (same size).
+  testing::WriteFile(standby() + "/" + entry,
+                     testing::RandomBytes(3 << 20, 22));
+  body.insert(1 << 20, "a row inserted");
+  testing::WriteFile(prod() + "/" + entry, body);
+  absl::SleepFor(absl::Milliseconds(50));
+  auto r = push(2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->digests_at_end, 1u);
+  EXPECT_EQ(r->files_delta, 1u);
+  EXPECT_EQ(r->resent_whole, 1u);
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + entry), body);
+}
+
 TEST_F(MirrorTest, PlantedSymlinkOnStandbyCannotRedirectWrites) {
   Sync(1);
   testing::WriteFile(dir_ / "outside/x", "untouched");
