@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/block_delta.h"
 #include "common/sha256.h"
+#include "common/status_macros.h"
 #include "common/tls.h"
 #include "gtest/gtest.h"
 #include "gwmirror/v1/replica.grpc.pb.h"
@@ -20,6 +21,45 @@
 
 namespace gwmirror {
 namespace {
+
+// A source's config for slot gw1, its root "conf" under `dir`/prod, its
+// certificate from `pki`.
+gwmirror::v1::NodeConfig SourceConfig(const testing::TempDir& dir,
+                                      testing::Pki* pki) {
+  gwmirror::v1::NodeConfig config;
+  config.set_slot("gw1");
+  config.set_host_root(dir / "prod");
+  config.set_state_dir(dir / "state");
+  config.add_roots()->set_path("conf");
+  *config.mutable_tls() = pki->Issue("source-gw1");
+  config.mutable_source()->set_replica_identity("replica-gw1");
+  return config;
+}
+
+// A replica service on loopback under the replica's certificate, and the
+// source's channel to it; stopped when it goes.
+struct Served {
+  std::unique_ptr<grpc::Server> server;
+  std::shared_ptr<grpc::Channel> channel;
+  ~Served() {
+    if (server != nullptr) StopServer(server.get());
+  }
+};
+absl::StatusOr<std::unique_ptr<Served>> Serve(
+    gwmirror::v1::Replica::Service* service, testing::Pki* pki,
+    const gwmirror::v1::NodeConfig& source) {
+  grpc::ServerBuilder builder;
+  builder.RegisterService(service);
+  int port = 0;
+  auto served = std::make_unique<Served>();
+  ASSIGN_OR_RETURN(served->server,
+                   StartServer(builder, pki->Issue("replica-gw1"),
+                               "127.0.0.1:0", "", &port, {}));
+  ASSIGN_OR_RETURN(served->channel,
+                   DialMutualTls(source.tls(), absl::StrCat("127.0.0.1:", port),
+                                 "replica-gw1"));
+  return served;
+}
 
 // A replica that holds `committed` and answers GetSignature as `answer`
 // says: a broken or hostile one. Pushes are read to their end and refused.
@@ -87,13 +127,7 @@ class HostileReplica final : public gwmirror::v1::Replica::Service {
 TEST(PusherTest, ABrokenSignatureAnswerIsRefusedByNameAndNothingIsCached) {
   testing::TempDir dir;
   testing::Pki pki(dir / "pki");
-  gwmirror::v1::NodeConfig config;
-  config.set_slot("gw1");
-  config.set_host_root(dir / "prod");
-  config.set_state_dir(dir / "state");
-  config.add_roots()->set_path("conf");
-  *config.mutable_tls() = pki.Issue("source-gw1");
-  config.mutable_source()->set_replica_identity("replica-gw1");
+  gwmirror::v1::NodeConfig config = SourceConfig(dir, &pki);
   const std::string file = dir / "prod/conf/store.xml";
   std::string body = testing::RandomBytes(300 << 10, 1);
   testing::WriteFile(file, body);
@@ -119,16 +153,9 @@ TEST(PusherTest, ABrokenSignatureAnswerIsRefusedByNameAndNothingIsCached) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.words);
     HostileReplica replica(committed, c.answer);
-    grpc::ServerBuilder builder;
-    builder.RegisterService(&replica);
-    int port = 0;
-    auto server = StartServer(builder, pki.Issue("replica-gw1"), "127.0.0.1:0",
-                              "", &port, {});
-    ASSERT_TRUE(server.ok()) << server.status();
-    auto channel = DialMutualTls(config.tls(), absl::StrCat("127.0.0.1:", port),
-                                 "replica-gw1");
-    ASSERT_TRUE(channel.ok());
-    Pusher pusher(config, *channel);
+    auto served = Serve(&replica, &pki, config);
+    ASSERT_TRUE(served.ok()) << served.status();
+    Pusher pusher(config, (*served)->channel);
     gwmirror::v1::Envelope envelope;
     envelope.set_epoch(1);
     auto report = pusher.Push(next, 2, envelope);
@@ -138,7 +165,6 @@ TEST(PusherTest, ABrokenSignatureAnswerIsRefusedByNameAndNothingIsCached) {
         << report.status();
     SignatureCache cache(config.state_dir() + "/source/signatures", 1024);
     EXPECT_FALSE(cache.Has(committed.Find("conf/store.xml")->sha256()));
-    StopServer(server->get());
   }
 }
 
@@ -180,12 +206,7 @@ class OlderReplica final : public gwmirror::v1::Replica::Service {
 TEST(PusherTest, AReplicaThatCannotTakeADigestAtTheEndGetsItFirst) {
   testing::TempDir dir;
   testing::Pki pki(dir / "pki");
-  gwmirror::v1::NodeConfig config;
-  config.set_slot("gw1");
-  config.set_host_root(dir / "prod");
-  config.set_state_dir(dir / "state");
-  config.add_roots()->set_path("conf");
-  *config.mutable_tls() = pki.Issue("source-gw1");
+  gwmirror::v1::NodeConfig config = SourceConfig(dir, &pki);
   const std::string body = testing::RandomBytes(300 << 10, 2);
   testing::WriteFile(dir / "prod/conf/big.bin", body);
   absl::SleepFor(absl::Milliseconds(50));
@@ -195,16 +216,9 @@ TEST(PusherTest, AReplicaThatCannotTakeADigestAtTheEndGetsItFirst) {
   ASSERT_TRUE(scan->pending.contains("conf/big.bin"));
 
   OlderReplica replica;
-  grpc::ServerBuilder builder;
-  builder.RegisterService(&replica);
-  int port = 0;
-  auto server = StartServer(builder, pki.Issue("replica-gw1"), "127.0.0.1:0",
-                            "", &port, {});
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto channel = DialMutualTls(config.tls(), absl::StrCat("127.0.0.1:", port),
-                               "replica-gw1");
-  ASSERT_TRUE(channel.ok());
-  Pusher pusher(config, *channel);
+  auto served = Serve(&replica, &pki, config);
+  ASSERT_TRUE(served.ok()) << served.status();
+  Pusher pusher(config, (*served)->channel);
   pusher.SetHeld(&*scan);
   std::vector<std::string> told;
   pusher.SetDigestSink(
@@ -220,7 +234,6 @@ TEST(PusherTest, AReplicaThatCannotTakeADigestAtTheEndGetsItFirst) {
   EXPECT_FALSE(replica.headers()[0].digest_at_end());
   EXPECT_EQ(replica.headers()[0].entry().sha256(), sha);
   EXPECT_EQ(told, std::vector<std::string>{"conf/big.bin=" + HexOf(sha)});
-  StopServer(server->get());
 }
 
 // A watching tree keeps a pending entry across scans that do not read the
@@ -230,13 +243,8 @@ TEST(PusherTest, AReplicaThatCannotTakeADigestAtTheEndGetsItFirst) {
 TEST(PusherTest, APendingDigestKeptAcrossScansIsHashedOnlyFromTheFileScanned) {
   testing::TempDir dir;
   testing::Pki pki(dir / "pki");
-  gwmirror::v1::NodeConfig config;
-  config.set_slot("gw1");
-  config.set_host_root(dir / "prod");
-  config.set_state_dir(dir / "state");
-  config.add_roots()->set_path("conf");
+  gwmirror::v1::NodeConfig config = SourceConfig(dir, &pki);
   config.mutable_source()->set_digest_while_sending_from(64 << 10);
-  *config.mutable_tls() = pki.Issue("source-gw1");
   const std::string path = dir / "prod/conf/big.bin";
   const std::string body = testing::RandomBytes(300 << 10, 3);
   testing::WriteFile(path, body);
@@ -254,17 +262,10 @@ TEST(PusherTest, APendingDigestKeptAcrossScansIsHashedOnlyFromTheFileScanned) {
   EXPECT_TRUE(kept->pending.at("conf/big.bin").settled.has_value());
 
   OlderReplica replica;  // Every pending digest is hashed first for it.
-  grpc::ServerBuilder builder;
-  builder.RegisterService(&replica);
-  int port = 0;
-  auto server = StartServer(builder, pki.Issue("replica-gw1"), "127.0.0.1:0",
-                            "", &port, {});
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto channel = DialMutualTls(config.tls(), absl::StrCat("127.0.0.1:", port),
-                               "replica-gw1");
-  ASSERT_TRUE(channel.ok());
+  auto served = Serve(&replica, &pki, config);
+  ASSERT_TRUE(served.ok()) << served.status();
   auto push = [&](const ScanResult& scan) {
-    Pusher pusher(config, *channel);
+    Pusher pusher(config, (*served)->channel);
     pusher.SetHeld(&scan);
     pusher.SetDigestSink(tree.LearnSink());
     return pusher.Push(scan.manifest, 1, {});
@@ -293,7 +294,6 @@ TEST(PusherTest, APendingDigestKeptAcrossScansIsHashedOnlyFromTheFileScanned) {
   ASSERT_EQ(replica.headers().size(), 1u);
   EXPECT_EQ(replica.headers()[0].entry().sha256(),
             DigestBytes(Sha256Of(testing::ReadFile(path))));
-  StopServer(server->get());
 }
 
 }  // namespace
