@@ -155,6 +155,39 @@ class MirrorTest : public ::testing::Test {
     return RetryWhileBusy([&] { return CommitOnce(checkpoint, hex_digest); });
   }
 
+  // The source's config, its files of 2 MiB or more hashed as they are
+  // sent (the digest-at-end tests' files are 3 MiB).
+  gwmirror::v1::NodeConfig DigestAtEndConfig() {
+    auto config = LoadNodeConfig(dir_ / "source.json");
+    EXPECT_TRUE(config.ok()) << config.status();
+    config->mutable_source()->set_digest_while_sending_from(2 << 20);
+    return *std::move(config);
+  }
+
+  // Scans `tree` into `scan` and pushes and commits it as `checkpoint`, as
+  // a cut does: the push sends what the scan holds and the tree learns the
+  // digests found. `after_scan` runs between the scan and the push.
+  absl::StatusOr<PushReport> ScanAndPush(
+      const gwmirror::v1::NodeConfig& config, SourceTree* tree,
+      uint64_t checkpoint, ScanResult* scan, PrestageLedger* ledger = nullptr,
+      const std::function<void()>& after_scan = nullptr) {
+    ASSIGN_OR_RETURN(*scan, tree->StableScan(absl::Seconds(5)));
+    if (after_scan) after_scan();
+    ASSIGN_OR_RETURN(auto channel,
+                     DialMutualTls(config.tls(), address(), "replica-gw1"));
+    Pusher pusher(config, channel);
+    pusher.SetLedger(ledger);
+    pusher.SetHeld(scan);
+    pusher.SetDigestSink(tree->LearnSink());
+    absl::StatusOr<PushReport> r;
+    RETURN_IF_ERROR(RetryWhileBusy([&] {
+      r = pusher.Push(scan->manifest, checkpoint, {});
+      return r.status();
+    }));
+    RETURN_IF_ERROR(Commit(checkpoint, HexOf(r->manifest_digest)));
+    return r;
+  }
+
   absl::Status CommitOnce(uint64_t checkpoint, const std::string& hex_digest) {
     auto stub = StubAs(operator_tls_);
     grpc::ClientContext ctx;
@@ -540,9 +573,7 @@ TEST_F(MirrorTest, APushSendsWhatTheScanHeld) {
 // replica file of its size: the same content may be there), it is hashed before
 // the push. A write after the scan aborts the push.
 TEST_F(MirrorTest, ALargeFileIsHashedAsItIsSentAndItsDigestLearnt) {
-  auto config = LoadNodeConfig(dir_ / "source.json");
-  ASSERT_TRUE(config.ok()) << config.status();
-  config->mutable_source()->set_digest_while_sending_from(2 << 20);
+  const gwmirror::v1::NodeConfig config = DigestAtEndConfig();
   const std::string rel = "apigateway/groups/dump.bin";
   const std::string path = prod() + "/" + kPrefix + "/" + rel;
   const std::string body = testing::RandomBytes(3 << 20, 7);
@@ -553,30 +584,13 @@ TEST_F(MirrorTest, ALargeFileIsHashedAsItIsSentAndItsDigestLearnt) {
                                  {time(nullptr) - 60, 0}};
   ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), old_times, 0), 0);
   absl::SleepFor(absl::Milliseconds(50));
-  ChangeWatcher watcher(*config, {});
+  ChangeWatcher watcher(config, {});
   ASSERT_TRUE(watcher.Start().ok());
-  SourceTree tree(*config, &watcher);
-  auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
-  ASSERT_TRUE(channel.ok()) << channel.status();
-  // Scans, then pushes `checkpoint` as the cut does; the push's report.
+  SourceTree tree(config, &watcher);
+  // Scans and pushes `checkpoint` as the cut does.
   auto push = [&](uint64_t checkpoint, ScanResult* scan,
-                  const std::function<void()>& after_scan =
-                      nullptr) -> absl::StatusOr<PushReport> {
-    auto s = tree.StableScan(absl::Seconds(5));
-    if (!s.ok()) return s.status();
-    *scan = *std::move(s);
-    if (after_scan) after_scan();
-    Pusher pusher(*config, *channel);
-    pusher.SetHeld(scan);
-    pusher.SetDigestSink(tree.LearnSink());
-    absl::StatusOr<PushReport> r;
-    absl::Status st = RetryWhileBusy([&] {
-      r = pusher.Push(scan->manifest, checkpoint, {});
-      return r.status();
-    });
-    if (!st.ok()) return st;
-    RETURN_IF_ERROR(Commit(checkpoint, HexOf(r->manifest_digest)));
-    return r;
+                  const std::function<void()>& after_scan = nullptr) {
+    return ScanAndPush(config, &tree, checkpoint, scan, nullptr, after_scan);
   };
   const std::string entry = std::string(kPrefix) + "/" + rel;
 
@@ -632,18 +646,16 @@ TEST_F(MirrorTest, ALargeFileIsHashedAsItIsSentAndItsDigestLearnt) {
 // finds the digest, the tree learns it, and the cut's push names the file
 // as pre-staged instead of sending it again.
 TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
-  auto config = LoadNodeConfig(dir_ / "source.json");
-  ASSERT_TRUE(config.ok()) << config.status();
-  config->mutable_source()->set_digest_while_sending_from(2 << 20);
+  const gwmirror::v1::NodeConfig config = DigestAtEndConfig();
   const std::string rel = "apigateway/groups/dump.bin";
   const std::string entry = std::string(kPrefix) + "/" + rel;
   const std::string body = testing::RandomBytes(3 << 20, 11);
   testing::WriteFile(prod() + "/" + entry, body);
   absl::SleepFor(absl::Milliseconds(50));
-  ChangeWatcher watcher(*config, {});
+  ChangeWatcher watcher(config, {});
   ASSERT_TRUE(watcher.Start().ok());
-  SourceTree tree(*config, &watcher);
-  auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
+  SourceTree tree(config, &watcher);
+  auto channel = DialMutualTls(config.tls(), address(), "replica-gw1");
   ASSERT_TRUE(channel.ok()) << channel.status();
   PrestageLedger ledger;
 
@@ -651,7 +663,7 @@ TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
   ASSERT_TRUE(ahead.ok()) << ahead.status();
   ASSERT_TRUE(ahead->pending.contains(entry));
   {
-    Pusher pusher(*config, *channel);
+    Pusher pusher(config, *channel);
     pusher.SetLedger(&ledger);
     pusher.SetHeld(&*ahead);
     pusher.SetDigestSink(tree.LearnSink());
@@ -666,23 +678,13 @@ TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
   const std::string sha = DigestBytes(Sha256Of(body));
   EXPECT_TRUE(ledger.Has(sha));
 
-  auto cut = tree.StableScan(absl::Seconds(5));
-  ASSERT_TRUE(cut.ok()) << cut.status();
-  EXPECT_EQ(cut->manifest.Find(entry)->sha256(), sha);
-  EXPECT_EQ(cut->bytes_hashed, 0u);
-  Pusher pusher(*config, *channel);
-  pusher.SetLedger(&ledger);
-  pusher.SetHeld(&*cut);
-  pusher.SetDigestSink(tree.LearnSink());
-  absl::StatusOr<PushReport> r;
-  ASSERT_TRUE(RetryWhileBusy([&] {
-                r = pusher.Push(cut->manifest, 1, {});
-                return r.status();
-              }).ok())
-      << r.status();
+  ScanResult cut;
+  auto r = ScanAndPush(config, &tree, 1, &cut, &ledger);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(cut.manifest.Find(entry)->sha256(), sha);
+  EXPECT_EQ(cut.bytes_hashed, 0u);
   EXPECT_GE(r->files_prestaged, 1u);
   EXPECT_EQ(r->digests_at_end + r->digests_first, 0u);
-  ASSERT_TRUE(Commit(1, HexOf(r->manifest_digest)).ok());
   EXPECT_EQ(testing::ReadFile(standby() + "/" + entry), body);
 }
 
@@ -690,29 +692,15 @@ TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
 // copy that drifted: the replica asks for it whole, and the second attempt
 // sends it whole under the digest the first one found.
 TEST_F(MirrorTest, ADriftedBasisOfADigestAtTheEndDeltaGetsTheFileWhole) {
-  auto config = LoadNodeConfig(dir_ / "source.json");
-  ASSERT_TRUE(config.ok()) << config.status();
-  config->mutable_source()->set_digest_while_sending_from(2 << 20);
+  const gwmirror::v1::NodeConfig config = DigestAtEndConfig();
   const std::string entry = std::string(kPrefix) + "/apigateway/groups/d.bin";
   std::string body = testing::RandomBytes(3 << 20, 21);
   testing::WriteFile(prod() + "/" + entry, body);
   absl::SleepFor(absl::Milliseconds(50));
-  auto channel = DialMutualTls(config->tls(), address(), "replica-gw1");
-  ASSERT_TRUE(channel.ok()) << channel.status();
-  SourceTree tree(*config, nullptr);
-  auto push = [&](uint64_t checkpoint) -> absl::StatusOr<PushReport> {
-    auto scan = tree.StableScan(absl::Seconds(5));
-    if (!scan.ok()) return scan.status();
-    Pusher pusher(*config, *channel);
-    pusher.SetHeld(&*scan);
-    pusher.SetDigestSink(tree.LearnSink());
-    absl::StatusOr<PushReport> r;
-    RETURN_IF_ERROR(RetryWhileBusy([&] {
-      r = pusher.Push(scan->manifest, checkpoint, {});
-      return r.status();
-    }));
-    RETURN_IF_ERROR(Commit(checkpoint, HexOf(r->manifest_digest)));
-    return r;
+  SourceTree tree(config, nullptr);
+  ScanResult scan;
+  auto push = [&](uint64_t checkpoint) {
+    return ScanAndPush(config, &tree, checkpoint, &scan);
   };
   ASSERT_TRUE(push(1).ok());
   // The standby's copy drifts behind the replica's back (same size).
