@@ -1,6 +1,12 @@
 #include "common/sha256.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "common/fd.h"
 
 namespace gwmirror {
 
@@ -27,6 +33,24 @@ Digest Sha256Of(absl::string_view data) {
   Sha256 h;
   h.Update(data);
   return h.Finish();
+}
+
+absl::StatusOr<FdDigest> Sha256OfFd(int fd, absl::string_view what) {
+  Sha256 hash;
+  std::string buf(1 << 20, '\0');
+  FdDigest out;
+  for (;;) {
+    ssize_t n = pread(fd, buf.data(), buf.size(), out.bytes);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", what));
+    }
+    if (n == 0) break;
+    hash.Update(buf.data(), n);
+    out.bytes += n;
+  }
+  out.sha256 = DigestBytes(hash.Finish());
+  return out;
 }
 
 std::string DigestBytes(const Digest& d) {

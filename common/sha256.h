@@ -32,6 +32,15 @@ class Sha256 {
 };
 
 Digest Sha256Of(absl::string_view data);
+
+// The SHA-256 of what `fd` holds from its start (read with pread: its
+// offset stays), as raw bytes, and how many bytes that was. Errors name
+// `what`.
+struct FdDigest {
+  std::string sha256;
+  uint64_t bytes = 0;
+};
+absl::StatusOr<FdDigest> Sha256OfFd(int fd, absl::string_view what);
 // Digest as 32 raw bytes in a string (the wire form).
 std::string DigestBytes(const Digest& d);
 // Lower-case hex of raw digest bytes (any length).

@@ -184,16 +184,8 @@ bool PgDumpHasRestrictKey() {
 absl::StatusOr<std::string> FileDigest(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  Sha256 h;
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    ssize_t n = read(fd.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
-    if (n == 0) break;
-    h.Update(absl::string_view(buf.data(), n));
-  }
-  return DigestBytes(h.Finish());
+  ASSIGN_OR_RETURN(FdDigest d, Sha256OfFd(fd.get(), path));
+  return d.sha256;
 }
 
 // Runs `spec` for `job`; FAILED_PRECONDITION "<what> failed: ..." unless it

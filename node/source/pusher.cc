@@ -933,26 +933,14 @@ absl::StatusOr<std::string> Pusher::HashPending(const Entry& e) {
     return absl::AbortedError(
         absl::StrCat(e.path(), " changed since the scan; scan again"));
   }
-  Sha256 hash;
-  uint64_t total = 0;
-  for (;;) {
-    ssize_t n = pread(fd, read_buf_.data(), read_buf_.size(), total);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("read ", e.path()));
-    }
-    if (n == 0) break;
-    hash.Update(read_buf_.data(), n);
-    total += n;
-  }
+  ASSIGN_OR_RETURN(FdDigest d, Sha256OfFd(fd, e.path()));
   if (fstat(fd, &after) != 0 || StampOf("", after) != stamp ||
-      total != e.size()) {
+      d.bytes != e.size()) {
     return absl::AbortedError(
         absl::StrCat(e.path(), " changed while it was hashed; scan again"));
   }
-  std::string digest = DigestBytes(hash.Finish());
-  if (digest_sink_) digest_sink_(e.path(), after, digest);
-  return digest;
+  if (digest_sink_) digest_sink_(e.path(), after, d.sha256);
+  return d.sha256;
 }
 
 absl::StatusOr<Manifest> Pusher::DigestsFirst(
