@@ -195,6 +195,9 @@ DeltaBuilder::DeltaBuilder(rs_signature_t* sig)
 Patcher::Patcher(int basis_fd, uint64_t max_output)
     : basis_fd_(basis_fd), max_output_(max_output), stream_(NewStream()) {}
 
+Patcher::Patcher(DirectReader* basis, uint64_t max_output)
+    : reader_(basis), max_output_(max_output), stream_(NewStream()) {}
+
 std::unique_ptr<RsStream> Patcher::NewStream() {
   return std::make_unique<RsStream>(
       RsJobPtr(rs_patch_begin(&Patcher::CopyCallback, this)), "patch",
@@ -205,6 +208,16 @@ rs_result Patcher::CopyCallback(void* opaque, rs_long_t pos, size_t* len,
                                 void** buf) {
   auto* self = static_cast<Patcher*>(opaque);
   if (pos < 0) return RS_CORRUPT;
+  if (self->reader_ != nullptr) {
+    // librsync copies from the reader's window (it loops for the rest).
+    absl::StatusOr<absl::string_view> got = self->reader_->ReadAt(pos, *len);
+    if (!got.ok()) return RS_IO_ERROR;
+    // A copy command that reaches past the basis is corrupt input.
+    if (got->empty()) return RS_INPUT_ENDED;
+    *buf = const_cast<char*>(got->data());
+    *len = got->size();
+    return RS_DONE;
+  }
   size_t got = 0;
   while (got < *len) {
     ssize_t n = pread(self->basis_fd_, static_cast<char*>(*buf) + got,

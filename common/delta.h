@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/direct_io.h"
 
 namespace gwmirror {
 
@@ -105,7 +106,8 @@ class DeltaBuilder {
   RsStream stream_;
 };
 
-// Applies a delta against a basis file descriptor (read with pread). The
+// Applies a delta against a basis file descriptor (read with pread), or
+// read through a DirectReader (a large basis, past the page cache). The
 // delta may be a concatenation of complete librsync delta streams, each
 // producing the next part of the output (a source computes the parts of a
 // large file in parallel). Output beyond `max_output` bytes is refused: a
@@ -113,13 +115,16 @@ class DeltaBuilder {
 class Patcher {
  public:
   Patcher(int basis_fd, uint64_t max_output);
+  // `basis` must outlive the patcher.
+  Patcher(DirectReader* basis, uint64_t max_output);
   absl::Status Feed(absl::string_view delta, bool eof, const ByteSink& sink);
 
  private:
   static rs_result CopyCallback(void* opaque, rs_long_t pos, size_t* len,
                                 void** buf);
   std::unique_ptr<RsStream> NewStream();
-  int basis_fd_;
+  const int basis_fd_ = -1;
+  DirectReader* const reader_ = nullptr;
   uint64_t max_output_;
   uint64_t written_ = 0;
   std::unique_ptr<RsStream> stream_;

@@ -44,9 +44,11 @@ PushSession::~PushSession() {
 void PushSession::DropPartial() {
   if (!part_path_.empty()) env_->UnlinkAt(AT_FDCWD, part_path_.c_str(), 0);
   part_path_.clear();
+  direct_writer_.reset();
+  patcher_.reset();
+  basis_reader_.reset();
   part_fd_.Reset();
   basis_fd_.Reset();
-  patcher_.reset();
   hash_.reset();
   header_.reset();
   from_pool_ = false;
@@ -125,8 +127,14 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
           " the replica's committed checkpoint does not hold"));
     }
     ASSIGN_OR_RETURN(basis_fd_, tree_->OpenFileForRead(basis_path));
+    if (Direct(basis->size())) {
+      basis_reader_ = std::make_unique<DirectReader>(env_, basis_fd_.get());
+    }
     if (!copy) {
-      patcher_ = std::make_unique<Patcher>(basis_fd_.get(), h.entry().size());
+      patcher_ =
+          basis_reader_ != nullptr
+              ? std::make_unique<Patcher>(basis_reader_.get(), h.entry().size())
+              : std::make_unique<Patcher>(basis_fd_.get(), h.entry().size());
     }
   } else if (h.encoding() != gwmirror::v1::ENCODING_WHOLE) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -144,6 +152,9 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
     absl::Status st = ErrnoStatus(errno, "create staging file");
     part_path_.clear();
     return st;
+  }
+  if (Direct(h.entry().size())) {
+    direct_writer_ = DirectWriter::Start(env_, part_fd_.get());
   }
   header_ = h;
   hash_ = std::make_unique<Sha256>();
@@ -165,6 +176,19 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
 // The committed file into the part file, through Write (hashed, bounded by
 // the entry's size: a basis that grew is a mismatch found at EndFile).
 absl::Status PushSession::CopyBasis() {
+  if (basis_reader_ != nullptr) {
+    for (uint64_t at = 0;;) {
+      ASSIGN_OR_RETURN(absl::string_view piece,
+                       basis_reader_->ReadAt(at, kDirectPiece));
+      if (piece.empty()) return absl::OkStatus();
+      at += piece.size();
+      if (written_ + piece.size() > header_->entry().size()) {
+        written_ += piece.size();  // Over the size: EndFile asks for all.
+        return absl::OkStatus();
+      }
+      RETURN_IF_ERROR(Write(piece));
+    }
+  }
   std::string buf(1 << 20, '\0');
   for (uint64_t at = 0;;) {
     ssize_t n = pread(basis_fd_.get(), buf.data(), buf.size(), at);
@@ -191,6 +215,7 @@ absl::Status PushSession::Write(absl::string_view out) {
   }
   RETURN_IF_ERROR(FaultPoint("stage:write"));
   hash_->Update(out);
+  if (direct_writer_ != nullptr) return direct_writer_->Append(out);
   RETURN_IF_ERROR(WriteAll(part_fd_.get(), out, env_));
   if (written_ - written_back_ >= kWritebackEvery) {
     RETURN_IF_ERROR(StartWriteback());
@@ -297,11 +322,17 @@ absl::Status PushSession::EndFile(const gwmirror::v1::FileEnd& end) {
   }
   RETURN_IF_ERROR(FaultPoint("stage:close"));
   // The rest to writeback now so the one syncfs at PushEnd finds little
-  // to do.
-  if (absl::Status st = StartWriteback(); !st.ok()) {
+  // to do (a direct writer's tail: its blocks are on the disk).
+  if (absl::Status st = direct_writer_ != nullptr ? direct_writer_->Finish()
+                                                  : StartWriteback();
+      !st.ok()) {
     DropPartial();
-    return st;
+    return absl::Status(st.code(),
+                        absl::StrCat("staging \"", path, "\": ", st.message()));
   }
+  const bool wrote_direct =
+      direct_writer_ != nullptr && direct_writer_->wrote_direct();
+  const bool read_direct = basis_reader_ != nullptr && basis_reader_->direct();
   std::string final_path = ObjectPath(e.sha256());
   if (env_->RenameAt(AT_FDCWD, part_path_.c_str(), AT_FDCWD,
                      final_path.c_str()) != 0) {
@@ -314,6 +345,8 @@ absl::Status PushSession::EndFile(const gwmirror::v1::FileEnd& end) {
   staging_->Staged(e, params_.prestage);
   ++files_;
   bytes_ += e.size();
+  files_written_direct_ += wrote_direct;
+  bases_read_direct_ += read_direct;
   return absl::OkStatus();
 }
 

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/delta.h"
+#include "common/direct_io.h"
 #include "common/env.h"
 #include "common/fd.h"
 #include "common/manifest.h"
@@ -33,6 +34,9 @@ namespace gwmirror {
 
 class PushSession {
  public:
+  // Files (and delta bases) at least this big bypass the page cache
+  // unless configured.
+  static constexpr uint64_t kDefaultDirectMinBytes = 64 << 20;
   struct Params {
     // The checkpoint staged (0 for a pre-stage push into the pool).
     uint64_t checkpoint = 0;
@@ -45,6 +49,10 @@ class PushSession {
     google::protobuf::RepeatedPtrField<gwmirror::v1::RootConfig> roots;
     // Manifest bytes one push may buffer.
     uint64_t max_manifest_bytes = 0;
+    // A file of at least this many bytes is written, and a basis of at
+    // least this many read, with O_DIRECT where the file system allows it
+    // (common/direct_io.h; 0: never).
+    uint64_t direct_min_bytes = kDefaultDirectMinBytes;
   };
   // `tree` opens the committed files deltas apply to; `on_end` runs when
   // the session is destroyed.
@@ -61,8 +69,15 @@ class PushSession {
       const gwmirror::v1::FileEnd& end = gwmirror::v1::FileEnd());
   absl::Status AddManifest(const gwmirror::v1::ManifestPart& part);
   absl::StatusOr<gwmirror::v1::PushResult> End(absl::string_view digest);
+  // Files staged so far with some of their blocks written directly, and
+  // deltas patched reading their basis directly (O_DIRECT).
+  uint64_t files_written_direct() const { return files_written_direct_; }
+  uint64_t bases_read_direct() const { return bases_read_direct_; }
 
  private:
+  bool Direct(uint64_t size) const {
+    return params_.direct_min_bytes > 0 && size >= params_.direct_min_bytes;
+  }
   absl::Status Write(absl::string_view out);
   absl::Status CopyBasis();
   // INVALID_ARGUMENT when `end` and the current header disagree on where
@@ -90,6 +105,9 @@ class PushSession {
   std::string part_path_;
   UniqueFd part_fd_;
   UniqueFd basis_fd_;
+  // A large basis is read, and a large file written, past the page cache.
+  std::unique_ptr<DirectReader> basis_reader_;
+  std::unique_ptr<DirectWriter> direct_writer_;
   std::unique_ptr<Patcher> patcher_;
   std::unique_ptr<Sha256> hash_;
   uint64_t written_ = 0;
@@ -97,6 +115,8 @@ class PushSession {
   uint64_t written_back_ = 0;
   uint64_t files_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t files_written_direct_ = 0;
+  uint64_t bases_read_direct_ = 0;
 };
 
 }  // namespace gwmirror

@@ -70,6 +70,9 @@ ReplicaStore::ReplicaStore(const gwmirror::v1::NodeConfig& config,
       max_manifest_bytes_(config.replica().max_push_manifest_bytes()
                               ? config.replica().max_push_manifest_bytes()
                               : kDefaultMaxManifestBytes),
+      direct_min_bytes_(config.replica().direct_io_min_bytes()
+                            ? config.replica().direct_io_min_bytes()
+                            : PushSession::kDefaultDirectMinBytes),
       writer_(std::move(writer)),
       scrub_interval_ms_(config.replica().scrub_interval_ms()
                              ? config.replica().scrub_interval_ms()
@@ -364,6 +367,7 @@ std::unique_ptr<PushSession> ReplicaStore::NewSession(uint64_t checkpoint,
   }
   p.roots = root_configs_;
   p.max_manifest_bytes = max_manifest_bytes_;
+  p.direct_min_bytes = direct_min_bytes_;
   return std::make_unique<PushSession>(staging_.get(), &writer_, env_,
                                        std::move(p), [this] { EndSession(); });
 }

@@ -15,14 +15,27 @@
 # says where the pushed file's digest was found: "end" (as it was sent),
 # "first" (hashed before the push) or "scan".
 #
+# `--compression auto|always|never` sets the source's source.compression
+# (default auto, the policy that measures both ways); `--direct-io-min-bytes
+# BYTES` the replica's replica.direct_io_min_bytes (a size above the dump's
+# stages it and reads its basis through the page cache).
+#
 #   tests/bench/large_file_bench.sh [--mib N[,N...]] [--digest-while-sending-from BYTES]
+#       [--compression auto|always|never] [--direct-io-min-bytes BYTES]
 set -euo pipefail
 sizes=1024
 pending_from=0
+compression=auto
+direct_from=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --mib) sizes=$2; shift 2;;
     --digest-while-sending-from) pending_from=$2; shift 2;;
+    --direct-io-min-bytes) direct_from=$2; shift 2;;
+    --compression)
+      case "$2" in auto|always|never) compression=$2;;
+        *) echo "large_file_bench: --compression is auto, always or never, not $2" >&2; exit 2;; esac
+      shift 2;;
     *) echo "large_file_bench: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -49,19 +62,21 @@ echo "|---|---|---|---|---|---|---|---|---|"
 for mib in ${sizes//,/ }; do
   D="$W/$mib"; mkdir -p "$D/prod/var/lib/gwmirror/dumps" "$D/standby" "$D/src"
   "$G" dumpgen --out "$D/src/base.sql" --changed-out "$D/src/changed.sql" --mib "$mib" --seed 1 >/dev/null
-  python3 - "$W" "$D" "$pending_from" <<'PY'
+  python3 - "$W" "$D" "$pending_from" "$compression" "$direct_from" <<'PY'
 import json, sys
-W, D, pending_from = sys.argv[1:4]
+W, D, pending_from, compression, direct_from = sys.argv[1:6]
 roots = [{"path": "var/lib/gwmirror/dumps"}]
 tls = lambda n: {"ca_file": f"{W}/pki/ca/ca.pem", "cert_file": f"{W}/pki/certs/{n}.pem",
                  "key_file": f"{W}/pki/certs/{n}.key"}
 json.dump({"slot": "gw1", "host_root": f"{D}/standby", "state_dir": f"{D}/rstate",
            "tls": tls("replica"), "roots": roots, "port_file": f"{D}/port", "listen": "127.0.0.1:0",
-           "replica": {"source_identity": "source", "controller_identities": ["source"]}},
+           "replica": {"source_identity": "source", "controller_identities": ["source"],
+                       "direct_io_min_bytes": int(direct_from)}},
           open(f"{D}/replica.json", "w"))
 json.dump({"slot": "gw1", "host_root": f"{D}/prod", "state_dir": f"{D}/sstate", "tls": tls("source"),
            "roots": roots, "source": {"replica_address": "127.0.0.1:PORT", "replica_identity": "replica",
-                                      "digest_while_sending_from": int(pending_from)}},
+                                      "digest_while_sending_from": int(pending_from),
+                                      "compression": "COMPRESSION_" + compression.upper()}},
           open(f"{D}/source.json.in", "w"))
 PY
   checkpoint=0

@@ -80,6 +80,9 @@ class PowerLossTest : public ::testing::Test {
     // Two retained checkpoints: the third commit expires the first, so
     // retention and garbage collection run too.
     c.mutable_replica()->mutable_retention()->set_max_count(2);
+    // The dump is staged past the page cache (O_DIRECT, its whole blocks
+    // then its tail), as a large file is.
+    c.mutable_replica()->set_direct_io_min_bytes(4096);
     return c;
   }
 

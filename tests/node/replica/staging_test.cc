@@ -87,8 +87,7 @@ TEST_F(StagingTest, ARestartKeepsOnlyACompleteStagingNewerThanTheTree) {
   ASSERT_TRUE(staging_->Recover(/*committed=*/3, Manifest()).ok());
   ASSERT_TRUE(staging_->complete());
   EXPECT_EQ(staging_->checkpoint(), 4u);
-  EXPECT_EQ(staging_->complete()->digest,
-            DigestBytes(Of({a}).ComputeDigest()));
+  EXPECT_EQ(staging_->complete()->digest, DigestBytes(Of({a}).ComputeDigest()));
   EXPECT_EQ(staging_->complete()->manifest->Encode(), Of({a}).Encode());
   // Committed meanwhile (the staging is older than the tree): dropped.
   Open();

@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "node/replica/drift_checker.h"
 #include "node/replica/restore.h"
+#include "tests/node/fault_injection_env.h"
 #include "tests/node/replica/store_items.h"
 #include "tests/node/test_util.h"
 
@@ -1301,6 +1302,112 @@ TEST_F(FullDiskTest, PushesFailByNameAndResumeOnceSpaceIsFreed) {
 
 namespace gwmirror {
 namespace {
+
+// Whether `dir`'s file system takes an aligned O_DIRECT write.
+bool DirectIoWorks(const std::string& dir) {
+  const std::string path = dir + "/direct-probe";
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_DIRECT, 0600));
+  void* buf = nullptr;
+  bool works = fd.valid() && posix_memalign(&buf, 4096, 4096) == 0 &&
+               pwrite(fd.get(), memset(buf, 0, 4096), 4096, 0) == 4096;
+  free(buf);
+  unlink(path.c_str());
+  return works;
+}
+
+// A large file is staged past the page cache: its whole blocks with
+// O_DIRECT from an aligned buffer, its tail through the page cache; data
+// arriving in pieces of any size, whole or as a delta (its basis read
+// past the page cache too), lands exactly. A write the file system
+// refuses that way (EINVAL) goes through the page cache instead, and the
+// file is still exact.
+TEST_F(StoreTest, ALargeFileIsStagedPastThePageCacheExactly) {
+  config_.mutable_replica()->set_direct_io_min_bytes(1 << 20);
+  Reopen();
+  const bool direct = DirectIoWorks(dir_.path());
+  // Two of the session's 4 MiB pieces and a tail not a block long.
+  std::string v1 = Text(310000);
+  v1.resize((9 << 20) + 4096 + 13, 'x');
+  std::string v2 = v1;
+  v2.replace(5 << 20, 6, "edited");
+  // How many files the push wrote, and how many bases it read, directly.
+  using Direct = std::pair<uint64_t, uint64_t>;
+  auto push = [&](uint64_t n, const std::string& content, bool delta,
+                  const std::string& basis) -> absl::StatusOr<Direct> {
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(n);
+    b.set_base_checkpoint(n - 1);
+    ASSIGN_OR_RETURN(auto s, store_->BeginPush(b));
+    Item item = F("dump.sql", content);
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = item.entry;
+    std::string data = content;
+    if (delta) {
+      h.set_encoding(gwmirror::v1::ENCODING_DELTA);
+      h.set_basis_sha256(DigestBytes(Sha256Of(basis)));
+      ASSIGN_OR_RETURN(auto sig, SignatureOf(basis, 2048));
+      ASSIGN_OR_RETURN(data, DeltaOf(sig, content));
+    } else {
+      h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+    }
+    RETURN_IF_ERROR(s->BeginFile(h));
+    // Pieces that never line up with a block or the session's buffer.
+    for (size_t at = 0; at < data.size(); at += (1 << 20) + 7) {
+      RETURN_IF_ERROR(
+          s->FileData(absl::string_view(data).substr(at, (1 << 20) + 7)));
+    }
+    RETURN_IF_ERROR(s->EndFile());
+    gwmirror::v1::ManifestPart part;
+    *part.add_entries() = item.entry;
+    RETURN_IF_ERROR(s->AddManifest(part));
+    digest_ = DigestBytes(testing::ManifestOf({item}).ComputeDigest());
+    ASSIGN_OR_RETURN(auto r, s->End(digest_));
+    if (r.resend_whole_size() != 0) return absl::InternalError("resend");
+    const Direct direct{s->files_written_direct(), s->bases_read_direct()};
+    s.reset();  // The push ends.
+    RETURN_IF_ERROR(store_->Commit(n, digest_));
+    return direct;
+  };
+  const uint64_t d = direct ? 1 : 0;
+  auto r = push(1, v1, /*delta=*/false, "");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Direct(d, 0));
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/dump.sql"), v1);
+  r = push(2, v2, /*delta=*/true, v1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Direct(d, d));
+  EXPECT_EQ(testing::ReadFile(dir_ / "host/r/dump.sql"), v2);
+  EXPECT_EQ(Tree().Find("r/dump.sql")->sha256(), DigestBytes(Sha256Of(v2)));
+  // Below the size, the page cache as before.
+  r = push(3, "small", /*delta=*/false, "");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Direct(0, 0));
+}
+
+TEST(PushSessionDirectTest, AWriteRefusedPastThePageCacheGoesThroughIt) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+  gwmirror::v1::NodeConfig config;
+  config.set_slot("gw1");
+  config.set_host_root(dir / "w/host");
+  config.set_state_dir(dir / "w/state");
+  config.add_roots()->set_path("r");
+  config.mutable_replica()->set_direct_io_min_bytes(4096);
+  if (!DirectIoWorks(dir.path())) {
+    GTEST_SKIP() << dir.path() << " takes no O_DIRECT write";
+  }
+  auto store = ReplicaStore::Open(config, &env, false);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::string content = Text(300000);  // About 9 MiB.
+  content.resize((8 << 20) + 100, 'y');
+  env.FailNext("write", ".part", EINVAL);
+  std::string digest;
+  auto r =
+      testing::PushItems(store->get(), 1, {F("dump.sql", content)}, &digest);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE((*store)->Commit(1, digest).ok());
+  EXPECT_EQ(testing::ReadFile(dir / "w/host/r/dump.sql"), content);
+}
 
 // Regression (issue 18): the restore of drills and imports applied metadata
 // its own way and did not normalise a time before 1970 (negative
