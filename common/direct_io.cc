@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <utility>
 
 #include "common/fd.h"
@@ -29,35 +30,44 @@ void AlignedPiece::Free::operator()(char* p) const {
 
 std::unique_ptr<DirectWriter> DirectWriter::Start(Env* env, int fd) {
   if (!SetDirectIo(fd, true)) return nullptr;
-  return std::unique_ptr<DirectWriter>(
-      new DirectWriter(env, fd, AlignedPiece()));
+  return std::unique_ptr<DirectWriter>(new DirectWriter(env, fd));
 }
 
-DirectWriter::DirectWriter(Env* env, int fd, AlignedPiece piece)
-    : env_(env), fd_(fd), piece_(std::move(piece)) {}
+DirectWriter::DirectWriter(Env* env, int fd) : env_(env), fd_(fd) {}
+
+absl::Status DirectWriter::Wait() {
+  return writing_.valid() ? writing_.get() : absl::OkStatus();
+}
 
 absl::Status DirectWriter::Append(absl::string_view data) {
   while (!data.empty()) {
     const size_t n = std::min(data.size(), kDirectPiece - held_);
-    memcpy(piece_.data() + held_, data.data(), n);
+    memcpy(pieces_[filling_].data() + held_, data.data(), n);
     held_ += n;
     data.remove_prefix(n);
-    if (held_ == kDirectPiece) RETURN_IF_ERROR(Flush(/*all=*/false));
+    if (held_ < kDirectPiece) break;
+    // Full: written on a worker while the other piece fills.
+    RETURN_IF_ERROR(Wait());
+    writing_ = std::async(
+        std::launch::async, [this, piece = pieces_[filling_].data()] {
+          return WriteAt(absl::string_view(piece, kDirectPiece));
+        });
+    filling_ = 1 - filling_;
+    held_ = 0;
   }
   return absl::OkStatus();
 }
 
-absl::Status DirectWriter::Finish() { return Flush(/*all=*/true); }
-
-absl::Status DirectWriter::Flush(bool all) {
+absl::Status DirectWriter::Finish() {
+  RETURN_IF_ERROR(Wait());
+  char* piece = pieces_[filling_].data();
   const size_t blocks = held_ / kDirectAlign * kDirectAlign;
-  RETURN_IF_ERROR(WriteAt(absl::string_view(piece_.data(), blocks)));
-  held_ -= blocks;
-  memmove(piece_.data(), piece_.data() + blocks, held_);
-  if (!all || held_ == 0) return absl::OkStatus();
-  // The tail, shorter than a block: through the page cache.
-  RETURN_IF_ERROR(StopDirect());
-  RETURN_IF_ERROR(WriteAt(absl::string_view(piece_.data(), held_)));
+  RETURN_IF_ERROR(WriteAt(absl::string_view(piece, blocks)));
+  if (blocks < held_) {
+    // The tail, shorter than a block: through the page cache.
+    RETURN_IF_ERROR(StopDirect());
+    RETURN_IF_ERROR(WriteAt(absl::string_view(piece + blocks, held_ - blocks)));
+  }
   held_ = 0;
   return absl::OkStatus();
 }
@@ -91,34 +101,50 @@ absl::Status DirectWriter::StopDirect() {
 DirectReader::DirectReader(Env* env, int fd)
     : env_(env), fd_(fd), direct_(SetDirectIo(fd, true)) {}
 
+absl::StatusOr<size_t> DirectReader::Fill(char* buf, uint64_t start) {
+  size_t got = 0;
+  // A direct read is short only at the file's end (a read after a short
+  // one would start off a block); a read through the cache fills on.
+  while (got < kDirectPiece && (!direct_ || got % kDirectAlign == 0)) {
+    ssize_t n = env_->PRead(fd_, buf + got, kDirectPiece - got, start + got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && direct_) {
+      if (!SetDirectIo(fd_, false)) return ErrnoStatus(errno, "clear O_DIRECT");
+      direct_ = false;
+      continue;
+    }
+    if (n < 0) return ErrnoStatus(errno, "read");
+    if (n == 0) break;
+    got += n;
+  }
+  return got;
+}
+
 absl::StatusOr<absl::string_view> DirectReader::ReadAt(uint64_t pos,
                                                        size_t max) {
   if (pos < window_at_ || pos >= window_at_ + window_len_) {
-    const uint64_t start = pos / kDirectAlign * kDirectAlign;
-    size_t got = 0;
-    // A direct read is short only at the file's end (a read after a short
-    // one would start off a block); a read through the cache fills on.
-    while (got < kDirectPiece && (!direct_ || got % kDirectAlign == 0)) {
-      ssize_t n = env_->PRead(fd_, window_.data() + got, kDirectPiece - got,
-                              start + got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EINVAL && direct_) {
-        if (!SetDirectIo(fd_, false)) {
-          return ErrnoStatus(errno, "clear O_DIRECT");
-        }
-        direct_ = false;
-        continue;
-      }
-      if (n < 0) return ErrnoStatus(errno, "read");
-      if (n == 0) break;
-      got += n;
+    // Nothing reads while the window moves.
+    std::optional<absl::StatusOr<size_t>> ahead;
+    if (ahead_.valid()) ahead = ahead_.get();
+    if (ahead && ahead->ok() && pos >= ahead_at_ && pos < ahead_at_ + **ahead) {
+      current_ = 1 - current_;
+      window_at_ = ahead_at_;
+      window_len_ = **ahead;
+    } else {
+      const uint64_t start = pos / kDirectAlign * kDirectAlign;
+      ASSIGN_OR_RETURN(window_len_, Fill(windows_[current_].data(), start));
+      window_at_ = start;
+      if (pos >= window_at_ + window_len_) return absl::string_view();
     }
-    window_at_ = start;
-    window_len_ = got;
-    if (pos >= window_at_ + window_len_) return absl::string_view();
+    if (window_len_ == kDirectPiece) {
+      ahead_at_ = window_at_ + kDirectPiece;
+      ahead_ = std::async(std::launch::async,
+                          [this, buf = windows_[1 - current_].data(),
+                           start = ahead_at_] { return Fill(buf, start); });
+    }
   }
   const size_t off = pos - window_at_;
-  return absl::string_view(window_.data() + off,
+  return absl::string_view(windows_[current_].data() + off,
                            std::min(max, window_len_ - off));
 }
 

@@ -10,8 +10,10 @@
 #ifndef GWMIRROR_COMMON_DIRECT_IO_H_
 #define GWMIRROR_COMMON_DIRECT_IO_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -43,9 +45,10 @@ class AlignedPiece {
 };
 
 // Writes a file from its start, in order: whole blocks with O_DIRECT from
-// an aligned piece, the tail (shorter than a block) through the page
-// cache at Finish. A write refused with EINVAL goes through the page cache
-// from then on.
+// two aligned pieces, one filled while the other is written on a worker
+// thread (the disk writes while the next bytes arrive), the tail (shorter
+// than a block) through the page cache at Finish. A write refused with
+// EINVAL goes through the page cache from then on.
 class DirectWriter {
  public:
   // Null when `fd` (empty, opened for writing) refuses O_DIRECT; the
@@ -59,24 +62,31 @@ class DirectWriter {
   bool wrote_direct() const { return wrote_direct_; }
 
  private:
-  DirectWriter(Env* env, int fd, AlignedPiece piece);
-  // Writes the piece's whole blocks (and with `all` its tail) at at_.
-  absl::Status Flush(bool all);
+  DirectWriter(Env* env, int fd);
+  // Waits for the piece being written, if any.
+  absl::Status Wait();
+  // Writes all of `data` at at_ (on the worker thread for a full piece;
+  // never two at once).
   absl::Status WriteAt(absl::string_view data);
   absl::Status StopDirect();
 
   Env* const env_;
   const int fd_;
-  AlignedPiece piece_;
-  size_t held_ = 0;  // Bytes in piece_.
+  AlignedPiece pieces_[2];
+  int filling_ = 0;  // The piece Append fills.
+  size_t held_ = 0;  // Bytes in it.
   uint64_t at_ = 0;  // Bytes of the file written.
   bool direct_ = true;
   bool wrote_direct_ = false;
+  // The other piece's write; destroyed (waited for) before the pieces.
+  std::future<absl::Status> writing_;
 };
 
 // Reads a file at any offsets through an aligned window of kDirectPiece
 // bytes, with O_DIRECT where `fd` takes it (else through the page cache
-// into the same window).
+// into the same window). The window after a full one is read ahead on a
+// worker thread, so a reader going through the file in order rarely waits
+// for the disk.
 class DirectReader {
  public:
   // Sets O_DIRECT on `fd` (opened for reading; left so) where allowed.
@@ -88,12 +98,20 @@ class DirectReader {
   bool direct() const { return direct_; }
 
  private:
+  // Reads the window at `start` (aligned) into `buf`: its length.
+  absl::StatusOr<size_t> Fill(char* buf, uint64_t start);
+
   Env* const env_;
   const int fd_;
-  AlignedPiece window_;
-  uint64_t window_at_ = 0;  // File offset of window_'s first byte.
+  std::atomic<bool> direct_;
+  AlignedPiece windows_[2];
+  int current_ = 0;
+  uint64_t window_at_ = 0;  // File offset of the current window.
   size_t window_len_ = 0;
-  bool direct_ = false;
+  // The other window, read ahead at ahead_at_; destroyed (waited for)
+  // before the windows.
+  uint64_t ahead_at_ = 0;
+  std::future<absl::StatusOr<size_t>> ahead_;
 };
 
 }  // namespace gwmirror

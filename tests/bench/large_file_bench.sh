@@ -89,6 +89,9 @@ PY
     for _ in $(seq 200); do [ -s "$D/port" ] && break; sleep 0.05; done
     sed "s/PORT/$(cat "$D/port")/" "$D/source.json.in" > "$D/source.json"
     checkpoint=$((checkpoint + 1))
+    # The generated dumps on the disk first: the replica's sync is not to
+    # write them out for the bench (its sites are one file system here).
+    sync
     t0=$(now)
     out=$(/usr/bin/time -f '%U %S %M' -o "$D/time" "$N" push --config "$D/source.json" --checkpoint "$checkpoint" --commit 2>>"$D/push.log")
     t1=$(now)

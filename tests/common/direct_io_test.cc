@@ -122,11 +122,13 @@ TEST(DirectIoTest, TransfersRefusedDirectlyGoThroughThePageCache) {
   EXPECT_EQ(testing::ReadFile(path), body);
   // The first direct read refused: the reader goes on through the cache.
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  DirectReader r(&env, fd.get());
-  EXPECT_TRUE(r.direct());
-  env.FailNext("read", "/f", EINVAL);
-  ExpectReadsOf(r, body);
-  EXPECT_FALSE(r.direct());
+  {
+    DirectReader r(&env, fd.get());
+    EXPECT_TRUE(r.direct());
+    env.FailNext("read", "/f", EINVAL);
+    ExpectReadsOf(r, body);
+    EXPECT_FALSE(r.direct());
+  }
   // Any other error is named.
   DirectReader r2(&env, fd.get());
   env.FailNext("read", "/f", EIO);
