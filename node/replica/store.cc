@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/direct_io.h"
 #include "common/entropy.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -398,6 +399,20 @@ absl::Status ReplicaStore::Signature(const std::string& path,
   }
   ASSIGN_OR_RETURN(UniqueFd fd, writer_.OpenFileForRead(path));
   SignatureBuilder sig(size, block_len, SignatureKind::kSeededXxh3);
+  if (size >= direct_min_bytes_) {
+    // Past the page cache, as it was written.
+    DirectReader in(env_, fd.get());
+    for (uint64_t at = 0;;) {
+      absl::StatusOr<absl::string_view> piece = in.ReadAt(at, kDirectPiece);
+      if (!piece.ok()) {
+        return absl::Status(piece.status().code(),
+                            absl::StrCat(path, ": ", piece.status().message()));
+      }
+      at += piece->size();
+      RETURN_IF_ERROR(sig.Feed(*piece, piece->empty(), sink));
+      if (piece->empty()) return absl::OkStatus();
+    }
+  }
   std::string buf(1 << 20, '\0');
   for (;;) {
     ssize_t n = env_->Read(fd.get(), buf.data(), buf.size());

@@ -1373,6 +1373,16 @@ TEST_F(StoreTest, ALargeFileIsStagedPastThePageCacheExactly) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, Direct(d, 0));
   EXPECT_EQ(testing::ReadFile(dir_ / "host/r/dump.sql"), v1);
+  // Its signature, read past the page cache too, is the file's.
+  std::string sig;
+  ASSERT_TRUE(store_
+                  ->Signature("r/dump.sql", DigestBytes(Sha256Of(v1)), 2048,
+                              [&](absl::string_view s) {
+                                sig.append(s.data(), s.size());
+                                return absl::OkStatus();
+                              })
+                  .ok());
+  EXPECT_EQ(sig, *SignatureOf(v1, 2048, SignatureKind::kSeededXxh3));
   r = push(2, v2, /*delta=*/true, v1);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, Direct(d, d));
