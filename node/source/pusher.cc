@@ -213,9 +213,15 @@ class Pusher::Stream {
     }
     return absl::OkStatus();
   }
-  // Buffers file data; sends full chunks.
+  // Buffers file data; sends full chunks (a whole chunk at once straight
+  // from `d`).
   absl::Status Data(absl::string_view d) {
     while (!d.empty()) {
+      if (buf_.empty() && d.size() >= kMaxChunk) {
+        RETURN_IF_ERROR(Send(d.substr(0, kMaxChunk)));
+        d.remove_prefix(kMaxChunk);
+        continue;
+      }
       size_t take = std::min(d.size(), kMaxChunk - buf_.size());
       buf_.append(d.data(), take);
       d.remove_prefix(take);
@@ -231,24 +237,29 @@ class Pusher::Stream {
   }
   absl::Status Flush() {
     if (buf_.empty()) return absl::OkStatus();
+    absl::Status st = Send(buf_);
+    buf_.clear();
+    return st;
+  }
+  // Sends one chunk of file data, compressed or raw.
+  absl::Status Send(absl::string_view chunk) {
     PushMessage m;
     auto* c = m.mutable_file_chunk();
     uint32_t raw = 0;
     // A file found incompressible goes raw by that rule, not the policy's.
     const bool measure = compress_;
-    const bool compress = compress_ && policy_.Compress(buf_.size(), delta_);
+    const bool compress = compress_ && policy_.Compress(chunk.size(), delta_);
     const auto start = std::chrono::steady_clock::now();
     if (compress) {
-      encoder_.Encode(buf_, c->mutable_data(), &raw);
+      encoder_.Encode(chunk, c->mutable_data(), &raw);
       // A chunk that did not compress (jars, KahaDB journals) says the rest
       // of the file will not either: stop spending CPU on it.
       if (raw == 0) compress_ = false;
     } else {
-      c->set_data(buf_);
+      c->set_data(chunk.data(), chunk.size());
     }
     c->set_raw_size(raw);
-    const uint64_t size = buf_.size();
-    buf_.clear();
+    const uint64_t size = chunk.size();
     RETURN_IF_ERROR(Write(m));
     (raw != 0 ? report_->chunks_compressed : report_->chunks_raw) += 1;
     if (measure) {
