@@ -6,7 +6,9 @@
 // the wire and compression wins; on loopback or a fast LAN the link waits
 // for the compressor (and the replica for its decompressor), and raw wins.
 // Mostly the cheaper way is used; short runs of the other keep its figure
-// current. Small chunks (a configuration file each) and deltas are always
+// current, further apart (up to kMaxSpacing times) while they find it
+// clearly dearer, and a run of the cheaper way ends early once it stops
+// being cheaper. Small chunks (a configuration file each) and deltas are always
 // compressed: there compression is cheap beside the work already done (a
 // delta's search costs far more than compressing its output), and they
 // are what a slow link carries most. Thread-compatible.
@@ -32,6 +34,11 @@ class CompressionPolicy {
   static constexpr int kWarmup = 4;
   static constexpr int kExploit = 30;
   static constexpr int kExplore = 3;
+  // A run of the other way that finds it dearer than kClearly times the
+  // cheaper one's cost doubles the next run of the cheaper way, up to
+  // kMaxSpacing * kExploit chunks; any other result sets it back.
+  static constexpr double kClearly = 0.75;
+  static constexpr int kMaxSpacing = 8;
 
   explicit CompressionPolicy(gwmirror::v1::SourceConfig::Compression mode =
                                  gwmirror::v1::SourceConfig::COMPRESSION_AUTO);
@@ -55,7 +62,8 @@ class CompressionPolicy {
     double ns_per_byte = 0;
     int measured = 0;
   };
-  void NextRun();
+  // `explored`: the run that ended measured the dearer way.
+  void NextRun(bool explored);
 
   gwmirror::v1::SourceConfig::Compression mode_;
   Way ways_[2];
@@ -63,6 +71,8 @@ class CompressionPolicy {
   int run_left_ = 0;     // Measured chunks left in the current run.
   bool skip_next_ = false;
   bool explore_next_ = false;
+  // Runs of the cheaper way are kExploit * spacing_ chunks.
+  int spacing_ = 1;
 };
 
 }  // namespace gwmirror
