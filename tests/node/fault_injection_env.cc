@@ -317,7 +317,28 @@ int FaultInjectionEnv::FstatAt(int dirfd, const char* path, struct stat* st,
   return Real()->FstatAt(dirfd, path, st, flags);
 }
 
+void FaultInjectionEnv::BeforeFstat(const std::string& path_part, int nth,
+                                    std::function<void()> action) {
+  absl::MutexLock l(&mu_);
+  fstat_hooks_.push_back(Hook{path_part, nth, std::move(action)});
+}
+
 int FaultInjectionEnv::Fstat(int fd, struct stat* st) {
+  std::function<void()> action;
+  {
+    absl::MutexLock l(&mu_);
+    if (!fstat_hooks_.empty()) {
+      const std::string abs = PathOfFd(fd);
+      for (auto it = fstat_hooks_.begin(); it != fstat_hooks_.end(); ++it) {
+        if (absl::StrContains(abs, it->path_part) && --it->left == 0) {
+          action = std::move(it->action);
+          fstat_hooks_.erase(it);
+          break;
+        }
+      }
+    }
+  }
+  if (action) action();  // Unlocked: it may use the file system.
   absl::MutexLock l(&mu_);
   if (dead_) {
     errno = EIO;

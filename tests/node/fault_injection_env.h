@@ -24,6 +24,7 @@
 #ifndef GWMIRROR_TESTS_NODE_FAULT_INJECTION_ENV_H_
 #define GWMIRROR_TESTS_NODE_FAULT_INJECTION_ENV_H_
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -55,6 +56,11 @@ class FaultInjectionEnv final : public Env {
   // on a path containing `path_part` fail with `err`.
   void FailNext(const std::string& op, const std::string& path_part, int err,
                 int count = 1);
+  // The `nth` Fstat from now (1 = the next) of a file whose path contains
+  // `path_part` runs `action` first (a write that lands between two looks
+  // of the code under test).
+  void BeforeFstat(const std::string& path_part, int nth,
+                   std::function<void()> action);
 
   int OpenAt(int dirfd, const char* path, int flags, mode_t mode) override;
   ssize_t Read(int fd, void* buf, size_t n) override;
@@ -143,6 +149,12 @@ class FaultInjectionEnv final : public Env {
     int err, count;
   };
   std::vector<Failure> failures_ ABSL_GUARDED_BY(mu_);
+  struct Hook {
+    std::string path_part;
+    int left;
+    std::function<void()> action;
+  };
+  std::vector<Hook> fstat_hooks_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gwmirror::testing

@@ -5,7 +5,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fd.h"
+#include "common/sha256.h"
 #include "gtest/gtest.h"
+#include "tests/node/fault_injection_env.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -127,6 +130,38 @@ TEST(ScannerTest, SettledLargeFilesAreLeftPendingWhileDescriptorsLast) {
   ASSERT_TRUE(plain.ok());
   EXPECT_TRUE(plain->pending.empty());
   EXPECT_EQ(plain->manifest.Find("r/a-settled")->sha256().size(), 32u);
+}
+
+// A large file written again while the scan waits out its clock tick is
+// not left pending on the stamp it had before: it is read and hashed as it
+// is after the write.
+TEST(ScannerTest, ALargeFileWrittenDuringTheWaitOutIsHashed) {
+  testing::TempDir dir;
+  for (const char* d : {"w", "attic"}) {
+    ASSERT_EQ(mkdir((dir / d).c_str(), 0700), 0);
+  }
+  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+  gwmirror::v1::RootConfig root;
+  root.set_path("r");
+  const std::string path = dir / "w/r/dump";
+  // 64 MiB (the size waited out), sparse, written just now.
+  testing::WriteFile(path, "");
+  ASSERT_EQ(truncate(path.c_str(), 64 << 20), 0);
+  // The scan's second look at it, after the wait, finds a write.
+  env.BeforeFstat("/r/dump", 2, [&] {
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+    ASSERT_EQ(write(fd.get(), "tail", 4), 4);
+  });
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), nullptr, 0), 0);
+  auto scan = ScanMirrorSet(dir / "w", Roots({root}), nullptr,
+                            /*hold_fds=*/1, &env, /*pending_from=*/1024);
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  EXPECT_FALSE(scan->pending.contains("r/dump"));
+  const Entry* e = scan->manifest.Find("r/dump");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->size(), (64u << 20) + 4);
+  EXPECT_EQ(e->sha256(),
+            DigestBytes(Sha256Of(std::string(64 << 20, '\0') + "tail")));
 }
 
 }  // namespace
