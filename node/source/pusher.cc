@@ -346,7 +346,8 @@ void PrestageLedger::Sync(uint64_t pool, uint64_t generation) {
     shas_.clear();
   }
   for (auto it = shas_.begin(); it != shas_.end();) {
-    it = it->second + 2 <= generation ? shas_.erase(it) : std::next(it);
+    it = it->second.generation + 2 <= generation ? shas_.erase(it)
+                                                 : std::next(it);
   }
 }
 
@@ -355,11 +356,19 @@ bool PrestageLedger::Has(const std::string& sha) const {
   return shas_.count(sha) > 0;
 }
 
-void PrestageLedger::Add(uint64_t pool, uint64_t generation,
-                         const std::vector<std::string>& shas) {
+absl::flat_hash_set<uint64_t> PrestageLedger::Sizes() const {
+  absl::MutexLock l(&mu_);
+  absl::flat_hash_set<uint64_t> sizes;
+  for (const auto& [sha, v] : shas_) sizes.insert(v.size);
+  return sizes;
+}
+
+void PrestageLedger::Add(
+    uint64_t pool, uint64_t generation,
+    const std::vector<std::pair<std::string, uint64_t>>& versions) {
   absl::MutexLock l(&mu_);
   if (pool_ != pool) return;
-  for (const std::string& sha : shas) shas_[sha] = generation;
+  for (const auto& [sha, size] : versions) shas_[sha] = {generation, size};
 }
 
 namespace {
@@ -964,8 +973,10 @@ absl::StatusOr<Manifest> Pusher::DigestsFirst(
     }
   }
   if (pending.empty()) return manifest;
-  // Content the replica may hold already has a size one of its files has.
-  absl::flat_hash_set<uint64_t> sizes;
+  // Content the replica may hold already has a size one of its files, or
+  // one of the versions pre-staged into its pool, has.
+  absl::flat_hash_set<uint64_t> sizes =
+      ledger_ != nullptr ? ledger_->Sizes() : absl::flat_hash_set<uint64_t>();
   for (const Entry& r : replica.entries()) {
     if (r.type() == ENTRY_TYPE_FILE) sizes.insert(r.size());
   }
@@ -1079,7 +1090,7 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
   begin.mutable_begin()->set_prestage(true);
   absl::Status st = stream.Write(begin);
-  std::vector<std::string> sent;
+  std::vector<std::pair<std::string, uint64_t>> sent;  // Digest, size.
   std::set<std::string> seen;
   for (const auto& [e, old] : to_send) {
     if (!st.ok()) break;
@@ -1095,8 +1106,9 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
         // Found as it went: a later file of the same content is not sent.
         seen.insert(push.found_digests.back().sha256());
       }
-      sent.push_back(e->sha256().empty() ? push.found_digests.back().sha256()
-                                         : e->sha256());
+      sent.emplace_back(e->sha256().empty() ? push.found_digests.back().sha256()
+                                            : e->sha256(),
+                        e->size());
       report.bytes_sent += e->size();
       WorkProgress::Push().FileDone();
     }

@@ -112,14 +112,23 @@ class PrestageLedger {
   // replica is at g + 2 (Staging::Committed's rule).
   void Sync(uint64_t pool, uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
   bool Has(const std::string& sha) const ABSL_LOCKS_EXCLUDED(mu_);
-  // Records `shas` as pre-staged into `pool` at `generation`.
+  // The sizes of the versions pre-staged (a file of another size is none
+  // of them, whatever its digest).
+  absl::flat_hash_set<uint64_t> Sizes() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Records `versions` (digest, size) as pre-staged into `pool` at
+  // `generation`.
   void Add(uint64_t pool, uint64_t generation,
-           const std::vector<std::string>& shas) ABSL_LOCKS_EXCLUDED(mu_);
+           const std::vector<std::pair<std::string, uint64_t>>& versions)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  struct Version {
+    uint64_t generation;
+    uint64_t size;
+  };
   mutable absl::Mutex mu_;
   uint64_t pool_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, uint64_t> shas_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Version> shas_ ABSL_GUARDED_BY(mu_);
 };
 
 // Where a file's content, or a basis for its delta, lies among a replica's
@@ -249,9 +258,10 @@ class Pusher {
       const gwmirror::v1::ReplicaState& state, const Manifest& replica,
       const std::vector<FilePair>& files) const;
   // `manifest` with every pending digest a push must know before sending
-  // hashed now: a file the replica may hold already (a replica file has
-  // its size: unchanged content or a copy), one no held descriptor vouches
-  // for, or every one when the replica cannot take a digest at the end.
+  // hashed now: a file the replica may hold already (a replica file, or a
+  // version in the pre-stage ledger, has its size: unchanged content, a
+  // copy, or pre-staged), one no held descriptor vouches for, or every one
+  // when the replica cannot take a digest at the end.
   absl::StatusOr<Manifest> DigestsFirst(const Manifest& manifest,
                                         const Manifest& replica,
                                         const gwmirror::v1::ReplicaState& state,

@@ -188,6 +188,30 @@ class MirrorTest : public ::testing::Test {
     return r;
   }
 
+  // Pre-stages what `tree` holds into the replica's pool, through
+  // `ledger`; `entry` must be among the files left pending.
+  absl::Status PrestageAhead(const gwmirror::v1::NodeConfig& config,
+                             SourceTree* tree, const std::string& entry,
+                             PrestageLedger* ledger) {
+    ASSIGN_OR_RETURN(ScanResult ahead, tree->Refresh());
+    if (!ahead.pending.contains(entry)) {
+      return absl::InternalError(entry + " is not pending");
+    }
+    ASSIGN_OR_RETURN(auto channel,
+                     DialMutualTls(config.tls(), address(), "replica-gw1"));
+    Pusher pusher(config, channel);
+    pusher.SetLedger(ledger);
+    pusher.SetHeld(&ahead);
+    pusher.SetDigestSink(tree->LearnSink());
+    absl::StatusOr<PrestageReport> pre;
+    RETURN_IF_ERROR(RetryWhileBusy([&] {
+      pre = pusher.Prestage(ahead.manifest, {}, nullptr);
+      return pre.status();
+    }));
+    if (pre->files_sent == 0) return absl::InternalError("nothing pre-staged");
+    return absl::OkStatus();
+  }
+
   absl::Status CommitOnce(uint64_t checkpoint, const std::string& hex_digest) {
     auto stub = StubAs(operator_tls_);
     grpc::ClientContext ctx;
@@ -647,34 +671,16 @@ TEST_F(MirrorTest, ALargeFileIsHashedAsItIsSentAndItsDigestLearnt) {
 // as pre-staged instead of sending it again.
 TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
   const gwmirror::v1::NodeConfig config = DigestAtEndConfig();
-  const std::string rel = "apigateway/groups/dump.bin";
-  const std::string entry = std::string(kPrefix) + "/" + rel;
+  const std::string entry =
+      std::string(kPrefix) + "/apigateway/groups/dump.bin";
   const std::string body = testing::RandomBytes(3 << 20, 11);
   testing::WriteFile(prod() + "/" + entry, body);
   absl::SleepFor(absl::Milliseconds(50));
   ChangeWatcher watcher(config, {});
   ASSERT_TRUE(watcher.Start().ok());
   SourceTree tree(config, &watcher);
-  auto channel = DialMutualTls(config.tls(), address(), "replica-gw1");
-  ASSERT_TRUE(channel.ok()) << channel.status();
   PrestageLedger ledger;
-
-  auto ahead = tree.Refresh();
-  ASSERT_TRUE(ahead.ok()) << ahead.status();
-  ASSERT_TRUE(ahead->pending.contains(entry));
-  {
-    Pusher pusher(config, *channel);
-    pusher.SetLedger(&ledger);
-    pusher.SetHeld(&*ahead);
-    pusher.SetDigestSink(tree.LearnSink());
-    absl::StatusOr<PrestageReport> pre;
-    ASSERT_TRUE(RetryWhileBusy([&] {
-                  pre = pusher.Prestage(ahead->manifest, {}, nullptr);
-                  return pre.status();
-                }).ok())
-        << pre.status();
-    EXPECT_GE(pre->files_sent, 1u);
-  }
+  ASSERT_TRUE(PrestageAhead(config, &tree, entry, &ledger).ok());
   const std::string sha = DigestBytes(Sha256Of(body));
   EXPECT_TRUE(ledger.Has(sha));
 
@@ -685,6 +691,36 @@ TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
   EXPECT_EQ(cut.bytes_hashed, 0u);
   EXPECT_GE(r->files_prestaged, 1u);
   EXPECT_EQ(r->digests_at_end + r->digests_first, 0u);
+  EXPECT_EQ(testing::ReadFile(standby() + "/" + entry), body);
+}
+
+// Regression (issue 22): a pre-staged file read again before the cut (its
+// times touched, its content the same) is pending again, and the tree no
+// longer knows its digest. The pre-stage ledger holds a version of its
+// size, so the cut hashes it first and finds it in the pool, instead of
+// sending it again with its digest at the end.
+TEST_F(MirrorTest, APrestagedFileReadAgainIsTakenFromThePool) {
+  const gwmirror::v1::NodeConfig config = DigestAtEndConfig();
+  const std::string entry =
+      std::string(kPrefix) + "/apigateway/groups/dump.bin";
+  const std::string body = testing::RandomBytes(3 << 20, 12);
+  testing::WriteFile(prod() + "/" + entry, body);
+  absl::SleepFor(absl::Milliseconds(50));
+  ChangeWatcher watcher(config, {});
+  ASSERT_TRUE(watcher.Start().ok());
+  SourceTree tree(config, &watcher);
+  PrestageLedger ledger;
+  ASSERT_TRUE(PrestageAhead(config, &tree, entry, &ledger).ok());
+  ASSERT_EQ(utimensat(AT_FDCWD, (prod() + "/" + entry).c_str(), nullptr, 0), 0);
+  absl::SleepFor(absl::Milliseconds(50));
+
+  ScanResult cut;
+  auto r = ScanAndPush(config, &tree, 1, &cut, &ledger);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(cut.pending.contains(entry));
+  EXPECT_EQ(r->digests_first, 1u);
+  EXPECT_EQ(r->digests_at_end, 0u);
+  EXPECT_GE(r->files_prestaged, 1u);
   EXPECT_EQ(testing::ReadFile(standby() + "/" + entry), body);
 }
 
