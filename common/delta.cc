@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/block_delta.h"
+#include "common/direct_io.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {

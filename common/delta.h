@@ -16,9 +16,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/direct_io.h"
 
 namespace gwmirror {
+
+class DirectReader;  // common/direct_io.h
 
 // Receives each piece of a job's output; a non-OK status stops the job.
 using ByteSink = std::function<absl::Status(absl::string_view)>;

@@ -36,10 +36,12 @@ std::unique_ptr<DirectWriter> DirectWriter::Start(Env* env, int fd) {
 DirectWriter::DirectWriter(Env* env, int fd) : env_(env), fd_(fd) {}
 
 absl::Status DirectWriter::Wait() {
-  return writing_.valid() ? writing_.get() : absl::OkStatus();
+  if (writing_.valid()) status_.Update(writing_.get());
+  return status_;
 }
 
 absl::Status DirectWriter::Append(absl::string_view data) {
+  RETURN_IF_ERROR(status_);
   while (!data.empty()) {
     const size_t n = std::min(data.size(), kDirectPiece - held_);
     memcpy(pieces_[filling_].data() + held_, data.data(), n);
@@ -62,14 +64,17 @@ absl::Status DirectWriter::Finish() {
   RETURN_IF_ERROR(Wait());
   char* piece = pieces_[filling_].data();
   const size_t blocks = held_ / kDirectAlign * kDirectAlign;
-  RETURN_IF_ERROR(WriteAt(absl::string_view(piece, blocks)));
-  if (blocks < held_) {
+  status_.Update(WriteAt(absl::string_view(piece, blocks)));
+  if (status_.ok() && blocks < held_) {
     // The tail, shorter than a block: through the page cache.
-    RETURN_IF_ERROR(StopDirect());
-    RETURN_IF_ERROR(WriteAt(absl::string_view(piece + blocks, held_ - blocks)));
+    status_.Update(StopDirect());
+    if (status_.ok()) {
+      status_.Update(
+          WriteAt(absl::string_view(piece + blocks, held_ - blocks)));
+    }
   }
   held_ = 0;
-  return absl::OkStatus();
+  return status_;
 }
 
 absl::Status DirectWriter::WriteAt(absl::string_view data) {
@@ -132,6 +137,7 @@ absl::StatusOr<absl::string_view> DirectReader::ReadAt(uint64_t pos,
       window_len_ = **ahead;
     } else {
       const uint64_t start = pos / kDirectAlign * kDirectAlign;
+      window_len_ = 0;  // A failed fill leaves no window.
       ASSIGN_OR_RETURN(window_len_, Fill(windows_[current_].data(), start));
       window_at_ = start;
       if (pos >= window_at_ + window_len_) return absl::string_view();

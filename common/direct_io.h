@@ -48,7 +48,10 @@ class AlignedPiece {
 // two aligned pieces, one filled while the other is written on a worker
 // thread (the disk writes while the next bytes arrive), the tail (shorter
 // than a block) through the page cache at Finish. A write refused with
-// EINVAL goes through the page cache from then on.
+// EINVAL goes through the page cache from then on. The first error ends
+// the writer: every later call returns it. `fd` must outlive the writer
+// (its destructor waits for a write in flight) and keeps O_DIRECT as the
+// writer leaves it.
 class DirectWriter {
  public:
   // Null when `fd` (empty, opened for writing) refuses O_DIRECT; the
@@ -78,6 +81,7 @@ class DirectWriter {
   uint64_t at_ = 0;  // Bytes of the file written.
   bool direct_ = true;
   bool wrote_direct_ = false;
+  absl::Status status_;  // The first error.
   // The other piece's write; destroyed (waited for) before the pieces.
   std::future<absl::Status> writing_;
 };
@@ -86,7 +90,8 @@ class DirectWriter {
 // bytes, with O_DIRECT where `fd` takes it (else through the page cache
 // into the same window). The window after a full one is read ahead on a
 // worker thread, so a reader going through the file in order rarely waits
-// for the disk.
+// for the disk. `fd` must outlive the reader (its destructor waits for a
+// read ahead) and keeps O_DIRECT set.
 class DirectReader {
  public:
   // Sets O_DIRECT on `fd` (opened for reading; left so) where allowed.

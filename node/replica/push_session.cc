@@ -176,33 +176,28 @@ absl::Status PushSession::BeginFile(const gwmirror::v1::FileHeader& h) {
 // The committed file into the part file, through Write (hashed, bounded by
 // the entry's size: a basis that grew is a mismatch found at EndFile).
 absl::Status PushSession::CopyBasis() {
-  if (basis_reader_ != nullptr) {
-    for (uint64_t at = 0;;) {
-      ASSIGN_OR_RETURN(absl::string_view piece,
-                       basis_reader_->ReadAt(at, kDirectPiece));
-      if (piece.empty()) return absl::OkStatus();
-      at += piece.size();
-      if (written_ + piece.size() > header_->entry().size()) {
-        written_ += piece.size();  // Over the size: EndFile asks for all.
-        return absl::OkStatus();
-      }
-      RETURN_IF_ERROR(Write(piece));
+  std::string buf;
+  // The next piece at `at`: from the direct reader's window, or read.
+  auto next = [&](uint64_t at) -> absl::StatusOr<absl::string_view> {
+    if (basis_reader_ != nullptr) {
+      return basis_reader_->ReadAt(at, kDirectPiece);
     }
-  }
-  std::string buf(1 << 20, '\0');
+    buf.resize(1 << 20);
+    for (;;) {
+      ssize_t n = pread(basis_fd_.get(), buf.data(), buf.size(), at);
+      if (n >= 0) return absl::string_view(buf.data(), n);
+      if (errno != EINTR) return ErrnoStatus(errno, "read the committed copy");
+    }
+  };
   for (uint64_t at = 0;;) {
-    ssize_t n = pread(basis_fd_.get(), buf.data(), buf.size(), at);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read the committed copy");
-    }
-    if (n == 0) return absl::OkStatus();
-    at += n;
-    if (written_ + n > header_->entry().size()) {
-      written_ += n;  // Over the size: EndFile asks for the whole file.
+    ASSIGN_OR_RETURN(absl::string_view piece, next(at));
+    if (piece.empty()) return absl::OkStatus();
+    at += piece.size();
+    if (written_ + piece.size() > header_->entry().size()) {
+      written_ += piece.size();  // Over the size: EndFile asks for all.
       return absl::OkStatus();
     }
-    RETURN_IF_ERROR(Write(absl::string_view(buf.data(), n)));
+    RETURN_IF_ERROR(Write(piece));
   }
 }
 

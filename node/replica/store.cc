@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
@@ -399,29 +400,33 @@ absl::Status ReplicaStore::Signature(const std::string& path,
   }
   ASSIGN_OR_RETURN(UniqueFd fd, writer_.OpenFileForRead(path));
   SignatureBuilder sig(size, block_len, SignatureKind::kSeededXxh3);
-  if (size >= direct_min_bytes_) {
-    // Past the page cache, as it was written.
-    DirectReader in(env_, fd.get());
-    for (uint64_t at = 0;;) {
-      absl::StatusOr<absl::string_view> piece = in.ReadAt(at, kDirectPiece);
-      if (!piece.ok()) {
-        return absl::Status(piece.status().code(),
-                            absl::StrCat(path, ": ", piece.status().message()));
-      }
-      at += piece->size();
-      RETURN_IF_ERROR(sig.Feed(*piece, piece->empty(), sink));
-      if (piece->empty()) return absl::OkStatus();
-    }
+  // A large file past the page cache, as it was written.
+  std::optional<DirectReader> direct;
+  if (direct_min_bytes_ > 0 && size >= direct_min_bytes_) {
+    direct.emplace(env_, fd.get());
   }
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    ssize_t n = env_->Read(fd.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("read ", path));
+  std::string buf;
+  for (uint64_t at = 0;;) {
+    absl::string_view piece;
+    if (direct) {
+      absl::StatusOr<absl::string_view> got = direct->ReadAt(at, kDirectPiece);
+      if (!got.ok()) {
+        return absl::Status(got.status().code(),
+                            absl::StrCat(path, ": ", got.status().message()));
+      }
+      piece = *got;
+    } else {
+      buf.resize(1 << 20);
+      ssize_t n = env_->Read(fd.get(), buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, absl::StrCat("read ", path));
+      }
+      piece = absl::string_view(buf.data(), n);
     }
-    RETURN_IF_ERROR(sig.Feed(absl::string_view(buf.data(), n), n == 0, sink));
-    if (n == 0) return absl::OkStatus();
+    at += piece.size();
+    RETURN_IF_ERROR(sig.Feed(piece, piece.empty(), sink));
+    if (piece.empty()) return absl::OkStatus();
   }
 }
 

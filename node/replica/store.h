@@ -178,7 +178,8 @@ class ReplicaStore {
       root_configs_;
   // Manifest bytes one push may buffer.
   const uint64_t max_manifest_bytes_;
-  // Files at least this big are staged with O_DIRECT.
+  // Files at least this big are staged, and read as a basis or for a
+  // signature, with O_DIRECT.
   const uint64_t direct_min_bytes_;
   const TreeWriter writer_;
   std::unique_ptr<Staging> staging_;  // Set once in Open.

@@ -71,9 +71,8 @@ void CompressionPolicy::Observe(bool compressed, uint64_t raw_bytes, bool delta,
   ++w.measured;
   // A run of the cheaper way that stopped being cheaper (the link slowed,
   // or sped up) ends now, and the other way runs next.
-  const Way& other = ways_[!compressed];
-  if (explore_next_ && other.measured >= kWarmup &&
-      w.ns_per_byte > other.ns_per_byte) {
+  // (explore_next_: this is such a run, both ways past their warm-up.)
+  if (explore_next_ && w.ns_per_byte > ways_[!compressed].ns_per_byte) {
     spacing_ = 1;
     explore_next_ = false;
     NextRun(/*explored=*/false);

@@ -28,15 +28,15 @@ class CompressionPolicy {
   // would dominate) and are compressed.
   static constexpr uint64_t kMinMeasured = 64 << 10;
   // Each way is tried for this many measured chunks first; then runs of
-  // kExploit chunks of the cheaper way alternate with kExplore of the
-  // other. The first chunk of each run is not measured: the stream's
-  // buffers still hold what the other way sent.
+  // kExploit chunks (or more, below) of the cheaper way alternate with
+  // kExplore of the other. The first chunk of each run is not measured: the
+  // stream's buffers still hold what the other way sent.
   static constexpr int kWarmup = 4;
   static constexpr int kExploit = 30;
   static constexpr int kExplore = 3;
-  // A run of the other way that finds it dearer than kClearly times the
-  // cheaper one's cost doubles the next run of the cheaper way, up to
-  // kMaxSpacing * kExploit chunks; any other result sets it back.
+  // A run of the other way that finds the cheaper way under kClearly times
+  // its cost doubles the next run of the cheaper way, up to kMaxSpacing *
+  // kExploit chunks; any other result sets it back to kExploit.
   static constexpr double kClearly = 0.75;
   static constexpr int kMaxSpacing = 8;
 
@@ -62,7 +62,8 @@ class CompressionPolicy {
     double ns_per_byte = 0;
     int measured = 0;
   };
-  // `explored`: the run that ended measured the dearer way.
+  // `explored`: an exploration (a run of the other way) or the warm-up
+  // ended, and its result sets spacing_.
   void NextRun(bool explored);
 
   gwmirror::v1::SourceConfig::Compression mode_;

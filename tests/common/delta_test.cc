@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/direct_io.h"
 #include "common/fd.h"
 #include "gtest/gtest.h"
 #include "tests/node/test_util.h"
@@ -13,16 +15,20 @@
 namespace gwmirror {
 namespace {
 
-// Patches `delta` against `basis` through a real file descriptor, feeding
-// the delta in pieces of `split` bytes.
+// Patches `delta` against `basis` through a real file descriptor (read
+// with pread, or through a DirectReader if `direct`), feeding the delta in
+// pieces of `split` bytes.
 absl::StatusOr<std::string> Patch(const std::string& basis,
                                   const std::string& delta, size_t split,
-                                  uint64_t max_out) {
+                                  uint64_t max_out, bool direct = false) {
   testing::TempDir dir;
   std::string path = dir / "basis";
   testing::WriteFile(path, basis);
   UniqueFd fd(open(path.c_str(), O_RDONLY));
-  Patcher p(fd.get(), max_out);
+  // The reader sets O_DIRECT on the descriptor: only when asked.
+  std::optional<DirectReader> reader;
+  if (direct) reader.emplace(Env::Default(), fd.get());
+  Patcher p = direct ? Patcher(&*reader, max_out) : Patcher(fd.get(), max_out);
   std::string out;
   auto sink = [&](absl::string_view s) {
     out.append(s.data(), s.size());
@@ -196,8 +202,28 @@ TEST(DeltaTest, CopyPastTheBasisIsRefused) {
   auto sig = SignatureOf(big, 2048);
   auto delta = DeltaOf(*sig, big);
   ASSERT_TRUE(delta.ok());
-  auto out = Patch(big.substr(0, 1000), *delta, 100, 1 << 20);
-  EXPECT_FALSE(out.ok());
+  for (bool direct : {false, true}) {
+    auto out = Patch(big.substr(0, 1000), *delta, 100, 1 << 20, direct);
+    EXPECT_FALSE(out.ok()) << direct;
+  }
+}
+
+// A basis read through a DirectReader's window (past the page cache where
+// the file system allows it): copies that cross its 4 MiB edges, and
+// blocks moved backwards, patch exactly.
+TEST(DeltaTest, ABasisReadPastThePageCachePatchesExactly) {
+  const std::string basis = testing::RandomBytes(9 << 20, 31);
+  std::string target = basis;
+  target.replace(kDirectPiece - 100, 200, std::string(200, 'e'));
+  target.insert(5 << 20, "inserted");
+  target += basis.substr(1 << 20, 3 << 20);  // Far back.
+  auto sig = SignatureOf(basis, 2048);
+  ASSERT_TRUE(sig.ok());
+  auto delta = DeltaOf(*sig, target);
+  ASSERT_TRUE(delta.ok());
+  auto out = Patch(basis, *delta, 1 << 20, target.size(), /*direct=*/true);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(*out == target);
 }
 
 }  // namespace

@@ -18,14 +18,6 @@
 namespace gwmirror {
 namespace {
 
-// Whether `dir`'s file system takes O_DIRECT at all.
-bool TakesDirectIo(const std::string& dir) {
-  UniqueFd fd(open((dir + "/probe").c_str(),
-                   O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600));
-  unlink((dir + "/probe").c_str());
-  return fd.valid();
-}
-
 // Writes `body` to `path` through a DirectWriter, in appends of `step`
 // bytes; whether some of it went directly, or nullopt where O_DIRECT was
 // refused at the start.
@@ -87,7 +79,7 @@ void ExpectReadsOf(DirectReader& r, const std::string& body) {
 
 TEST(DirectIoTest, AFileWrittenAndReadPastThePageCacheIsExact) {
   testing::TempDir dir;
-  const bool direct = TakesDirectIo(dir.path());
+  const bool direct = testing::TakesDirectIo(dir.path());
   // Two pieces and a tail that is not a block long.
   const std::string body =
       testing::RandomBytes(2 * kDirectPiece + 3 * 4096 + 13, 7);
@@ -104,9 +96,63 @@ TEST(DirectIoTest, AFileWrittenAndReadPastThePageCacheIsExact) {
   EXPECT_EQ(r.direct(), direct);
 }
 
+// Sizes at every edge: empty, one byte, a block either side, a block, a
+// piece exactly (nothing held at Finish), a piece and a byte.
+TEST(DirectIoTest, EdgeSizesAreExact) {
+  testing::TempDir dir;
+  for (size_t size :
+       {size_t{0}, size_t{1}, kDirectAlign - 1, kDirectAlign, kDirectAlign + 1,
+        3 * kDirectAlign, kDirectPiece, kDirectPiece + 1}) {
+    SCOPED_TRACE(size);
+    const std::string body = testing::RandomBytes(size, size);
+    const std::string path = dir / "f";
+    ASSERT_TRUE(WriteDirect(Env::Default(), path, body, 4096).has_value() ||
+                !testing::TakesDirectIo(dir.path()));
+    EXPECT_EQ(testing::ReadFile(path), body);
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    DirectReader r(Env::Default(), fd.get());
+    std::string all;
+    for (;;) {
+      auto got = r.ReadAt(all.size(), kDirectPiece);
+      ASSERT_TRUE(got.ok()) << got.status();
+      if (got->empty()) break;
+      all.append(got->data(), got->size());
+    }
+    EXPECT_EQ(all, body);
+  }
+}
+
+// An error ends the writer: the write in flight fails, and every later
+// call says so, rather than writing the next bytes at a wrong offset.
+TEST(DirectIoTest, AnErrorEndsTheWriter) {
+  testing::TempDir dir;
+  if (!testing::TakesDirectIo(dir.path())) {
+    GTEST_SKIP() << dir.path() << " takes no O_DIRECT";
+  }
+  ASSERT_EQ(mkdir((dir / "w").c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((dir / "attic").c_str(), 0700), 0);
+  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+  const std::string path = dir / "w/f";
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  std::unique_ptr<DirectWriter> w = DirectWriter::Start(&env, fd.get());
+  ASSERT_NE(w, nullptr);
+  env.FailNext("write", "/f", EIO);
+  const std::string piece = testing::RandomBytes(kDirectPiece, 3);
+  // The first piece's write (on the worker) fails; the next Append or
+  // Finish reports it, and so does every call after.
+  absl::Status st = w->Append(piece);
+  if (st.ok()) st = w->Append(piece);
+  if (st.ok()) st = w->Finish();
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("write: Input/output error"), std::string::npos)
+      << st;
+  EXPECT_FALSE(w->Append("x").ok());
+  EXPECT_FALSE(w->Finish().ok());
+}
+
 TEST(DirectIoTest, TransfersRefusedDirectlyGoThroughThePageCache) {
   testing::TempDir dir;
-  if (!TakesDirectIo(dir.path())) {
+  if (!testing::TakesDirectIo(dir.path())) {
     GTEST_SKIP() << dir.path() << " takes no O_DIRECT";
   }
   ASSERT_EQ(mkdir((dir / "w").c_str(), 0700), 0);

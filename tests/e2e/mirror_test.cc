@@ -680,7 +680,8 @@ TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
   ASSERT_TRUE(watcher.Start().ok());
   SourceTree tree(config, &watcher);
   PrestageLedger ledger;
-  ASSERT_TRUE(PrestageAhead(config, &tree, entry, &ledger).ok());
+  absl::Status pre = PrestageAhead(config, &tree, entry, &ledger);
+  ASSERT_TRUE(pre.ok()) << pre;
   const std::string sha = DigestBytes(Sha256Of(body));
   EXPECT_TRUE(ledger.Has(sha));
 
@@ -710,7 +711,8 @@ TEST_F(MirrorTest, APrestagedFileReadAgainIsTakenFromThePool) {
   ASSERT_TRUE(watcher.Start().ok());
   SourceTree tree(config, &watcher);
   PrestageLedger ledger;
-  ASSERT_TRUE(PrestageAhead(config, &tree, entry, &ledger).ok());
+  absl::Status pre = PrestageAhead(config, &tree, entry, &ledger);
+  ASSERT_TRUE(pre.ok()) << pre;
   ASSERT_EQ(utimensat(AT_FDCWD, (prod() + "/" + entry).c_str(), nullptr, 0), 0);
   absl::SleepFor(absl::Milliseconds(50));
 

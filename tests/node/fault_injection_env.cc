@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 
@@ -320,7 +321,8 @@ int FaultInjectionEnv::FstatAt(int dirfd, const char* path, struct stat* st,
 void FaultInjectionEnv::BeforeFstat(const std::string& path_part, int nth,
                                     std::function<void()> action) {
   absl::MutexLock l(&mu_);
-  fstat_hooks_.push_back(Hook{path_part, nth, std::move(action)});
+  // The next one at the earliest.
+  fstat_hooks_.push_back(Hook{path_part, std::max(nth, 1), std::move(action)});
 }
 
 int FaultInjectionEnv::Fstat(int fd, struct stat* st) {

@@ -147,7 +147,8 @@ TEST(ScannerTest, ALargeFileWrittenDuringTheWaitOutIsHashed) {
   // 64 MiB (the size waited out), sparse, written just now.
   testing::WriteFile(path, "");
   ASSERT_EQ(truncate(path.c_str(), 64 << 20), 0);
-  // The scan's second look at it, after the wait, finds a write.
+  // The scan's second look at it (its second fstat: one after it opens
+  // the file, one after the wait), finds a write.
   env.BeforeFstat("/r/dump", 2, [&] {
     UniqueFd fd(open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
     ASSERT_EQ(write(fd.get(), "tail", 4), 4);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -43,6 +44,18 @@ gwmirror::v1::TlsConfig Pki::Issue(const std::string& name) {
   auto tls = IssueCertificate(dir_ + "/ca", name, dir_ + "/certs");
   EXPECT_TRUE(tls.ok()) << tls.status();
   return tls.ok() ? *tls : gwmirror::v1::TlsConfig();
+}
+
+bool TakesDirectIo(const std::string& dir) {
+  const std::string path = dir + "/direct-probe";
+  UniqueFd fd(
+      open(path.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600));
+  void* buf = nullptr;
+  const bool works = fd.valid() && posix_memalign(&buf, 4096, 4096) == 0 &&
+                     pwrite(fd.get(), memset(buf, 0, 4096), 4096, 0) == 4096;
+  free(buf);
+  unlink(path.c_str());
+  return works;
 }
 
 std::string RandomBytes(size_t n, uint64_t seed) {

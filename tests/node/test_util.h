@@ -49,6 +49,8 @@ std::string RandomBytes(size_t n, uint64_t seed);
 // Flips one byte of `path` at `at` in place, keeping its size and mtime
 // (bit rot the stat data cannot see).
 void FlipByte(const std::string& path, off_t at);
+// Whether `dir`'s file system takes an aligned O_DIRECT write.
+bool TakesDirectIo(const std::string& dir);
 
 // The manifest of `host_root` under `roots`, asserting the scan works.
 Manifest Snapshot(const std::string& host_root,

@@ -1304,18 +1304,6 @@ TEST_F(FullDiskTest, PushesFailByNameAndResumeOnceSpaceIsFreed) {
 namespace gwmirror {
 namespace {
 
-// Whether `dir`'s file system takes an aligned O_DIRECT write.
-bool DirectIoWorks(const std::string& dir) {
-  const std::string path = dir + "/direct-probe";
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_DIRECT, 0600));
-  void* buf = nullptr;
-  bool works = fd.valid() && posix_memalign(&buf, 4096, 4096) == 0 &&
-               pwrite(fd.get(), memset(buf, 0, 4096), 4096, 0) == 4096;
-  free(buf);
-  unlink(path.c_str());
-  return works;
-}
-
 // A large file is staged past the page cache: its whole blocks with
 // O_DIRECT from an aligned buffer, its tail through the page cache; data
 // arriving in pieces of any size, whole or as a delta (its basis read
@@ -1325,7 +1313,7 @@ bool DirectIoWorks(const std::string& dir) {
 TEST_F(StoreTest, ALargeFileIsStagedPastThePageCacheExactly) {
   config_.mutable_replica()->set_direct_io_min_bytes(1 << 20);
   Reopen();
-  const bool direct = DirectIoWorks(dir_.path());
+  const bool direct = testing::TakesDirectIo(dir_.path());
   // Two of the session's 4 MiB pieces and a tail not a block long.
   std::string v1 = Text(310000);
   v1.resize((9 << 20) + 4096 + 13, 'x');
@@ -1415,13 +1403,13 @@ TEST(PushSessionDirectTest, AWriteRefusedPastThePageCacheGoesThroughIt) {
   config.set_state_dir(dir / "w/state");
   config.add_roots()->set_path("r");
   config.mutable_replica()->set_direct_io_min_bytes(4096);
-  if (!DirectIoWorks(dir.path())) {
+  if (!testing::TakesDirectIo(dir.path())) {
     GTEST_SKIP() << dir.path() << " takes no O_DIRECT write";
   }
   auto store = ReplicaStore::Open(config, &env, false);
   ASSERT_TRUE(store.ok()) << store.status();
-  std::string content = Text(300000);  // About 9 MiB.
-  content.resize((8 << 20) + 100, 'y');
+  std::string content = Text(300000);
+  content.resize((8 << 20) + 100, 'y');  // Two pieces and a tail.
   env.FailNext("write", ".part", EINVAL);
   std::string digest;
   auto r =
