@@ -1388,8 +1388,34 @@ TEST_F(StoreTest, ALargeFileIsStagedPastThePageCacheExactly) {
   EXPECT_EQ(*r, Direct(d, d));
   EXPECT_EQ(testing::ReadFile(dir_ / "host/r/dump.sql"), v2);
   EXPECT_EQ(Tree().Find("r/dump.sql")->sha256(), DigestBytes(Sha256Of(v2)));
+  {
+    // A copy of it to a second path reads it past the page cache too.
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(3);
+    b.set_base_checkpoint(2);
+    auto s = store_->BeginPush(b);
+    ASSERT_TRUE(s.ok()) << s.status();
+    const Item dump = F("dump.sql", v2), copy = F("copy.sql", v2);
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = copy.entry;
+    h.set_encoding(gwmirror::v1::ENCODING_COPY);
+    h.set_basis_path("r/dump.sql");
+    h.set_basis_sha256(copy.entry.sha256());
+    ASSERT_TRUE((*s)->BeginFile(h).ok());
+    ASSERT_TRUE((*s)->EndFile().ok());
+    gwmirror::v1::ManifestPart part;
+    for (const Item* i : {&copy, &dump}) *part.add_entries() = i->entry;
+    ASSERT_TRUE((*s)->AddManifest(part).ok());
+    digest_ = DigestBytes(testing::ManifestOf({copy, dump}).ComputeDigest());
+    ASSERT_TRUE((*s)->End(digest_).ok());
+    EXPECT_EQ((*s)->files_written_direct(), d);
+    EXPECT_EQ((*s)->bases_read_direct(), d);
+    s->reset();
+    ASSERT_TRUE(store_->Commit(3, digest_).ok());
+    EXPECT_EQ(testing::ReadFile(dir_ / "host/r/copy.sql"), v2);
+  }
   // Below the size, the page cache as before.
-  r = push(3, "small", /*delta=*/false, "");
+  r = push(4, "small", /*delta=*/false, "");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, Direct(0, 0));
 }
