@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/block_delta.h"
 #include "common/direct_io.h"
+#include "common/fd.h"
 #include "common/status_macros.h"
 
 namespace gwmirror {
@@ -212,7 +213,10 @@ rs_result Patcher::CopyCallback(void* opaque, rs_long_t pos, size_t* len,
   if (self->reader_ != nullptr) {
     // librsync copies from the reader's window (it loops for the rest).
     absl::StatusOr<absl::string_view> got = self->reader_->ReadAt(pos, *len);
-    if (!got.ok()) return RS_IO_ERROR;
+    if (!got.ok()) {
+      self->read_error_ = got.status();
+      return RS_IO_ERROR;
+    }
     // A copy command that reaches past the basis is corrupt input.
     if (got->empty()) return RS_INPUT_ENDED;
     *buf = const_cast<char*>(got->data());
@@ -225,6 +229,7 @@ rs_result Patcher::CopyCallback(void* opaque, rs_long_t pos, size_t* len,
                       *len - got, pos + static_cast<rs_long_t>(got));
     if (n < 0) {
       if (errno == EINTR) continue;
+      self->read_error_ = ErrnoStatus(errno, "read");
       return RS_IO_ERROR;
     }
     if (n == 0) break;
@@ -258,7 +263,16 @@ absl::Status Patcher::Feed(absl::string_view delta, bool eof,
       stream_ = NewStream();
       in = carry;
     }
-    RETURN_IF_ERROR(stream_->Feed(in, eof, capped));
+    if (absl::Status st = stream_->Feed(in, eof, capped); !st.ok()) {
+      // A basis that could not be read is the disk's failure, named as
+      // such, not the delta's.
+      if (!read_error_.ok()) {
+        return absl::Status(
+            read_error_.code(),
+            absl::StrCat("patch: reading the basis: ", read_error_.message()));
+      }
+      return st;
+    }
     if (!stream_->done()) return absl::OkStatus();
     in = absl::string_view();
   }

@@ -126,6 +126,8 @@ class Patcher {
   std::unique_ptr<RsStream> NewStream();
   const int basis_fd_ = -1;
   DirectReader* const reader_ = nullptr;
+  // Why the basis could not be read (librsync says only "IO error").
+  absl::Status read_error_;
   uint64_t max_output_;
   uint64_t written_ = 0;
   std::unique_ptr<RsStream> stream_;

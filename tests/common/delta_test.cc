@@ -10,6 +10,7 @@
 #include "common/direct_io.h"
 #include "common/fd.h"
 #include "gtest/gtest.h"
+#include "tests/node/fault_injection_env.h"
 #include "tests/node/test_util.h"
 
 namespace gwmirror {
@@ -206,6 +207,38 @@ TEST(DeltaTest, CopyPastTheBasisIsRefused) {
     auto out = Patch(big.substr(0, 1000), *delta, 100, 1 << 20, direct);
     EXPECT_FALSE(out.ok()) << direct;
   }
+}
+
+// A basis that cannot be read fails the patch naming the read, not the
+// delta (librsync alone says "IO error"), through either reader.
+TEST(DeltaTest, AnUnreadableBasisIsNamed) {
+  testing::TempDir dir;
+  const std::string basis = testing::RandomBytes(50000, 8);
+  auto sig = SignatureOf(basis, 2048);
+  ASSERT_TRUE(sig.ok());
+  auto delta = DeltaOf(*sig, basis);
+  ASSERT_TRUE(delta.ok());
+  auto sink = [](absl::string_view) { return absl::OkStatus(); };
+  // pread on a directory fails (EISDIR).
+  UniqueFd dir_fd(open(dir.path().c_str(), O_RDONLY | O_DIRECTORY));
+  Patcher plain(dir_fd.get(), 1 << 20);
+  absl::Status st = plain.Feed(*delta, true, sink);
+  EXPECT_NE(st.message().find("reading the basis: read: Is a directory"),
+            std::string::npos)
+      << st;
+  // A DirectReader whose read fails (EIO, injected).
+  ASSERT_EQ(mkdir((dir / "w").c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((dir / "attic").c_str(), 0700), 0);
+  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+  testing::WriteFile(dir / "w/basis", basis);
+  UniqueFd fd(open((dir / "w/basis").c_str(), O_RDONLY | O_CLOEXEC));
+  DirectReader reader(&env, fd.get());
+  Patcher direct(&reader, 1 << 20);
+  env.FailNext("read", "/basis", EIO);
+  st = direct.Feed(*delta, true, sink);
+  EXPECT_NE(st.message().find("reading the basis: read: Input/output error"),
+            std::string::npos)
+      << st;
 }
 
 // A basis read through a DirectReader's window (past the page cache where
