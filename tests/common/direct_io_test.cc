@@ -37,6 +37,17 @@ std::optional<bool> WriteDirect(Env* env, const std::string& path,
   return w->wrote_direct();
 }
 
+// All of `r`'s file, read in order in reads of `step` bytes.
+std::string ReadWhole(DirectReader& r, size_t step) {
+  std::string all;
+  for (;;) {
+    auto got = r.ReadAt(all.size(), step);
+    EXPECT_TRUE(got.ok()) << got.status();
+    if (!got.ok() || got->empty()) return all;
+    all.append(got->data(), got->size());
+  }
+}
+
 // Reads of `body` at offsets forward, backward, across the window's edge
 // and past the end, each checked against it.
 void ExpectReadsOf(DirectReader& r, const std::string& body) {
@@ -66,15 +77,7 @@ void ExpectReadsOf(DirectReader& r, const std::string& body) {
     ASSERT_TRUE(end.ok()) << end.status();
     EXPECT_TRUE(end->empty()) << pos;
   }
-  // Read whole, in order.
-  std::string all;
-  for (;;) {
-    auto got = r.ReadAt(all.size(), 1 << 20);
-    ASSERT_TRUE(got.ok()) << got.status();
-    if (got->empty()) break;
-    all.append(got->data(), got->size());
-  }
-  EXPECT_EQ(all, body);
+  EXPECT_EQ(ReadWhole(r, 1 << 20), body);
 }
 
 TEST(DirectIoTest, AFileWrittenAndReadPastThePageCacheIsExact) {
@@ -111,14 +114,7 @@ TEST(DirectIoTest, EdgeSizesAreExact) {
     EXPECT_EQ(testing::ReadFile(path), body);
     UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
     DirectReader r(Env::Default(), fd.get());
-    std::string all;
-    for (;;) {
-      auto got = r.ReadAt(all.size(), kDirectPiece);
-      ASSERT_TRUE(got.ok()) << got.status();
-      if (got->empty()) break;
-      all.append(got->data(), got->size());
-    }
-    EXPECT_EQ(all, body);
+    EXPECT_EQ(ReadWhole(r, kDirectPiece), body);
   }
 }
 

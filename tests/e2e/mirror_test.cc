@@ -188,21 +188,28 @@ class MirrorTest : public ::testing::Test {
     return r;
   }
 
-  // Pre-stages what `tree` holds into the replica's pool, through
-  // `ledger`; `entry` must be among the files left pending.
-  absl::Status PrestageAhead(const gwmirror::v1::NodeConfig& config,
-                             SourceTree* tree, const std::string& entry,
-                             PrestageLedger* ledger) {
-    ASSIGN_OR_RETURN(ScanResult ahead, tree->Refresh());
+  // Writes `body` at `entry` in production, starts a watching tree of it
+  // (watcher_, tree_) and pre-stages it into the replica's pool through
+  // ledger_; `entry` must be left pending by the tree's scan.
+  absl::Status WriteAndPrestage(const gwmirror::v1::NodeConfig& config,
+                                const std::string& entry,
+                                const std::string& body) {
+    testing::WriteFile(prod() + "/" + entry, body);
+    absl::SleepFor(absl::Milliseconds(50));
+    watcher_ =
+        std::make_unique<ChangeWatcher>(config, ChangeWatcher::Options{});
+    RETURN_IF_ERROR(watcher_->Start());
+    tree_ = std::make_unique<SourceTree>(config, watcher_.get());
+    ASSIGN_OR_RETURN(ScanResult ahead, tree_->Refresh());
     if (!ahead.pending.contains(entry)) {
       return absl::InternalError(entry + " is not pending");
     }
     ASSIGN_OR_RETURN(auto channel,
                      DialMutualTls(config.tls(), address(), "replica-gw1"));
     Pusher pusher(config, channel);
-    pusher.SetLedger(ledger);
+    pusher.SetLedger(&ledger_);
     pusher.SetHeld(&ahead);
-    pusher.SetDigestSink(tree->LearnSink());
+    pusher.SetDigestSink(tree_->LearnSink());
     absl::StatusOr<PrestageReport> pre;
     RETURN_IF_ERROR(RetryWhileBusy([&] {
       pre = pusher.Prestage(ahead.manifest, {}, nullptr);
@@ -260,6 +267,10 @@ class MirrorTest : public ::testing::Test {
   gwmirror::v1::TlsConfig replica_tls_, source_tls_, operator_tls_;
   std::vector<gwmirror::v1::RootConfig> roots_;
   std::unique_ptr<Child> replica_;
+  // WriteAndPrestage's tree (the watcher outlives it) and ledger.
+  std::unique_ptr<ChangeWatcher> watcher_;
+  std::unique_ptr<SourceTree> tree_;
+  PrestageLedger ledger_;
   int port_ = 0;
   uint64_t epoch_ = 0;
 };
@@ -674,19 +685,13 @@ TEST_F(MirrorTest, ALargeFilePrestagedWithItsDigestAtTheEndIsNotSentAgain) {
   const std::string entry =
       std::string(kPrefix) + "/apigateway/groups/dump.bin";
   const std::string body = testing::RandomBytes(3 << 20, 11);
-  testing::WriteFile(prod() + "/" + entry, body);
-  absl::SleepFor(absl::Milliseconds(50));
-  ChangeWatcher watcher(config, {});
-  ASSERT_TRUE(watcher.Start().ok());
-  SourceTree tree(config, &watcher);
-  PrestageLedger ledger;
-  absl::Status pre = PrestageAhead(config, &tree, entry, &ledger);
+  absl::Status pre = WriteAndPrestage(config, entry, body);
   ASSERT_TRUE(pre.ok()) << pre;
   const std::string sha = DigestBytes(Sha256Of(body));
-  EXPECT_TRUE(ledger.Has(sha));
+  EXPECT_TRUE(ledger_.Has(sha));
 
   ScanResult cut;
-  auto r = ScanAndPush(config, &tree, 1, &cut, &ledger);
+  auto r = ScanAndPush(config, tree_.get(), 1, &cut, &ledger_);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(cut.manifest.Find(entry)->sha256(), sha);
   EXPECT_EQ(cut.bytes_hashed, 0u);
@@ -705,19 +710,13 @@ TEST_F(MirrorTest, APrestagedFileReadAgainIsTakenFromThePool) {
   const std::string entry =
       std::string(kPrefix) + "/apigateway/groups/dump.bin";
   const std::string body = testing::RandomBytes(3 << 20, 12);
-  testing::WriteFile(prod() + "/" + entry, body);
-  absl::SleepFor(absl::Milliseconds(50));
-  ChangeWatcher watcher(config, {});
-  ASSERT_TRUE(watcher.Start().ok());
-  SourceTree tree(config, &watcher);
-  PrestageLedger ledger;
-  absl::Status pre = PrestageAhead(config, &tree, entry, &ledger);
+  absl::Status pre = WriteAndPrestage(config, entry, body);
   ASSERT_TRUE(pre.ok()) << pre;
   ASSERT_EQ(utimensat(AT_FDCWD, (prod() + "/" + entry).c_str(), nullptr, 0), 0);
   absl::SleepFor(absl::Milliseconds(50));
 
   ScanResult cut;
-  auto r = ScanAndPush(config, &tree, 1, &cut, &ledger);
+  auto r = ScanAndPush(config, tree_.get(), 1, &cut, &ledger_);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(cut.pending.contains(entry));
   EXPECT_EQ(r->digests_first, 1u);
