@@ -1102,13 +1102,13 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
     if (!e->sha256().empty() && !seen.insert(e->sha256()).second) continue;
     st = SendChanged(&stream, *e, old, content.get(), envelope, &push);
     if (st.ok()) {
-      if (e->sha256().empty()) {
-        // Found as it went: a later file of the same content is not sent.
-        seen.insert(push.found_digests.back().sha256());
-      }
-      sent.emplace_back(e->sha256().empty() ? push.found_digests.back().sha256()
-                                            : e->sha256(),
-                        e->size());
+      // A digest found as it went: a later file of the same content is
+      // not sent either.
+      const std::string& sha = e->sha256().empty()
+                                   ? push.found_digests.back().sha256()
+                                   : e->sha256();
+      seen.insert(sha);
+      sent.emplace_back(sha, e->size());
       report.bytes_sent += e->size();
       WorkProgress::Push().FileDone();
     }
