@@ -14,18 +14,22 @@ ChunkEncoder::ChunkEncoder(int level)
 
 void ChunkEncoder::Encode(absl::string_view raw, std::string* data,
                           uint32_t* raw_size) {
-  *raw_size = 0;
-  if (ctx_ && raw.size() >= 256) {
-    data->resize(ZSTD_compressBound(raw.size()));
-    size_t n = ZSTD_compressCCtx(ctx_.get(), data->data(), data->size(),
-                                 raw.data(), raw.size(), level_);
-    if (!ZSTD_isError(n) && n < raw.size() - raw.size() / 8) {
-      data->resize(n);
-      *raw_size = static_cast<uint32_t>(raw.size());
-      return;
-    }
+  if (Compress(raw, data)) {
+    *raw_size = static_cast<uint32_t>(raw.size());
+  } else {
+    *raw_size = 0;
+    data->assign(raw.data(), raw.size());
   }
-  data->assign(raw.data(), raw.size());
+}
+
+bool ChunkEncoder::Compress(absl::string_view raw, std::string* frame) {
+  if (!ctx_ || raw.size() < 256) return false;
+  frame->resize(ZSTD_compressBound(raw.size()));
+  size_t n = ZSTD_compressCCtx(ctx_.get(), frame->data(), frame->size(),
+                               raw.data(), raw.size(), level_);
+  if (ZSTD_isError(n) || n >= raw.size() - raw.size() / 8) return false;
+  frame->resize(n);
+  return true;
 }
 
 ChunkDecoder::ChunkDecoder() : ctx_(ZSTD_createDCtx()) {

@@ -26,6 +26,9 @@ class ChunkEncoder {
   explicit ChunkEncoder(int level);
   // Sets *data and *raw_size as FileChunk wants them (raw_size 0 = stored).
   void Encode(absl::string_view raw, std::string* data, uint32_t* raw_size);
+  // The zstd frame of `raw` in *frame, when it saves at least 1/8 of it;
+  // false (and *frame unspecified) when it would not.
+  bool Compress(absl::string_view raw, std::string* frame);
 
  private:
   struct Free {

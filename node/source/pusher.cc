@@ -26,6 +26,7 @@
 #include "common/status_macros.h"
 #include "node/metrics.h"
 #include "node/scanner.h"
+#include "node/source/chunk_message.h"
 #include "node/source/compression_policy.h"
 #include "node/source/deletion_guard.h"
 
@@ -42,6 +43,33 @@ constexpr uint64_t kDefaultSegment = 4 << 20;
 constexpr absl::Duration kPushedSaveEvery = absl::Minutes(1);
 // The most a replica's GetManifest may make this source hold.
 constexpr uint64_t kMaxReplicaManifestBytes = 1ull << 30;
+
+// Bytes of a file, read once into memory that whoever uses them shares:
+// the send (gRPC may hold them past the Write that sent them), the delta
+// workers and the signature. Filled in order, then only read.
+class Segment {
+ public:
+  explicit Segment(size_t capacity)
+      : bytes_(std::make_unique_for_overwrite<char[]>(capacity)),
+        capacity_(capacity) {}
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  absl::string_view view() const { return {bytes_.get(), size_}; }
+  // Where the next bytes go, and how many fit.
+  char* free_space() { return bytes_.get() + size_; }
+  size_t room() const { return capacity_ - size_; }
+  // The next `n` bytes, written at free_space(), are in.
+  absl::string_view Filled(size_t n) {
+    size_ += n;
+    return {bytes_.get() + size_ - n, n};
+  }
+  bool full() const { return size_ == capacity_; }
+
+ private:
+  std::unique_ptr<char[]> bytes_;
+  size_t size_ = 0;
+  const size_t capacity_;
+};
 
 // The file's own signature (for the next sync), built one segment at a
 // time in order on a worker thread, so the thread that reads and sends
@@ -62,14 +90,14 @@ class SignatureChain {
   }
   // A whole file in one segment (nothing in flight, `last`) is fed on the
   // calling thread: a small file gains nothing from a thread.
-  absl::Status Add(std::shared_ptr<const std::string> segment, bool last) {
+  absl::Status Add(std::shared_ptr<const Segment> segment, bool last) {
     if (chain_.valid()) {
       RETURN_IF_ERROR(chain_.get());
     } else if (last) {
-      return own_.Feed(*segment, last, sink_);
+      return own_.Feed(segment->view(), last, sink_);
     }
     chain_ = std::async(std::launch::async, [this, segment, last] {
-      return own_.Feed(*segment, last, sink_);
+      return own_.Feed(segment->view(), last, sink_);
     });
     return absl::OkStatus();
   }
@@ -112,20 +140,20 @@ class SegmentedDelta {
     for (auto& f : inflight_) f.out.wait();
   }
   // Starts the delta of the next segment; emits finished ones in order.
-  absl::Status Add(std::string segment, bool last, const ByteSink& sink) {
+  absl::Status Add(std::shared_ptr<const Segment> seg, bool last,
+                   const ByteSink& sink) {
     if (inflight_.size() == kParallel) RETURN_IF_ERROR(EmitOldest(sink));
-    auto seg = std::make_shared<const std::string>(std::move(segment));
     const uint64_t offset = offset_;
-    offset_ += seg->size();
+    offset_ += seg->view().size();
     inflight_.push_back(Inflight{
         offset, std::async(std::launch::async, [sig = sig_, all = all_,
                                                 opt = opt_, seg, offset, last] {
-          BlockRange r = NearBlocks(*sig, offset, seg->size(), opt);
+          BlockRange r = NearBlocks(*sig, offset, seg->view().size(), opt);
           BlockIndex near(*sig, r.first, r.end);
           const BlockIndex* far =
               near.Covers(0, sig->blocks()) ? nullptr : all.get();
           std::string out;
-          BlockDelta(*sig, near, far, *seg, last, opt, &out);
+          BlockDelta(*sig, near, far, seg->view(), last, opt, &out);
           return out;
         })});
     return own_ != nullptr ? own_->Add(std::move(seg), last) : absl::OkStatus();
@@ -163,6 +191,14 @@ class SegmentedDelta {
   SignatureChain* own_ = nullptr;
 };
 
+// The Push method's full name, as gRPC wants it (for the life of the
+// process: gRPC keeps the pointer).
+const std::string& PushMethod() {
+  static const auto* name = new std::string(
+      absl::StrCat("/", gwmirror::v1::Replica::service_full_name(), "/Push"));
+  return *name;
+}
+
 // Adds what a push sent to the node's metrics, whatever its outcome.
 void CountSent(const PushReport& r) {
   NodeMetrics& m = NodeMetrics::Get();
@@ -188,7 +224,10 @@ StatStamp StampNow(int fd) {
 // One open Push stream with its chunk encoder and byte counter.
 class Pusher::Stream {
  public:
-  Stream(gwmirror::v1::Replica::Stub* stub, PushReport* report,
+  // The stream writes serialized messages (ByteBuffers) rather than
+  // PushMessages, so that file data goes to gRPC uncopied
+  // (FileChunkMessage); the replica reads PushMessages all the same.
+  Stream(grpc::ChannelInterface* channel, PushReport* report,
          gwmirror::v1::SourceConfig::Compression compression,
          absl::Time deadline, SendBudget* budget)
       : encoder_(kCompressLevel),
@@ -198,13 +237,20 @@ class Pusher::Stream {
     if (deadline != absl::InfiniteFuture()) {
       ctx_.set_deadline(absl::ToChronoTime(deadline));
     }
-    writer_ = stub->Push(&ctx_, &result_);
+    writer_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
+        channel,
+        grpc::internal::RpcMethod(PushMethod().c_str(),
+                                  grpc::internal::RpcMethod::CLIENT_STREAMING),
+        &ctx_, &result_));
   }
   absl::Status Write(const PushMessage& m) {
-    const uint64_t bytes = m.ByteSizeLong();
+    return Write(SerializedMessage(m));
+  }
+  absl::Status Write(const grpc::ByteBuffer& message) {
+    const uint64_t bytes = message.Length();
     if (budget_ != nullptr) budget_->Take(bytes);
     report_->wire_bytes += bytes;
-    if (!writer_->Write(m)) {
+    if (!writer_->Write(message)) {
       // The replica ended the stream: its status says why.
       absl::StatusOr<gwmirror::v1::PushResult> r = Finish();
       return r.ok() ? absl::UnavailableError(
@@ -213,12 +259,14 @@ class Pusher::Stream {
     }
     return absl::OkStatus();
   }
-  // Buffers file data; sends full chunks (a whole chunk at once straight
-  // from `d`).
-  absl::Status Data(absl::string_view d) {
+  // Buffers file data; sends full chunks. A whole chunk goes at once
+  // straight from `d`, uncopied when `owner` (which must keep `d` alive
+  // and unchanged) is given.
+  absl::Status Data(absl::string_view d,
+                    const std::shared_ptr<const void>& owner = nullptr) {
     while (!d.empty()) {
       if (buf_.empty() && d.size() >= kMaxChunk) {
-        RETURN_IF_ERROR(Send(d.substr(0, kMaxChunk)));
+        RETURN_IF_ERROR(Send(d.substr(0, kMaxChunk), owner));
         d.remove_prefix(kMaxChunk);
         continue;
       }
@@ -241,26 +289,28 @@ class Pusher::Stream {
     buf_.clear();
     return st;
   }
-  // Sends one chunk of file data, compressed or raw.
-  absl::Status Send(absl::string_view chunk) {
-    PushMessage m;
-    auto* c = m.mutable_file_chunk();
-    uint32_t raw = 0;
+  // Sends one chunk of file data, compressed or raw; `owner` as for Data.
+  absl::Status Send(absl::string_view chunk,
+                    std::shared_ptr<const void> owner = nullptr) {
     // A file found incompressible goes raw by that rule, not the policy's.
     const bool measure = compress_;
     const bool compress = compress_ && policy_.Compress(chunk.size(), delta_);
+    const uint64_t size = chunk.size();
+    uint32_t raw = 0;
     const auto start = std::chrono::steady_clock::now();
     if (compress) {
-      encoder_.Encode(chunk, c->mutable_data(), &raw);
-      // A chunk that did not compress (jars, KahaDB journals) says the rest
-      // of the file will not either: stop spending CPU on it.
-      if (raw == 0) compress_ = false;
-    } else {
-      c->set_data(chunk.data(), chunk.size());
+      auto frame = std::make_shared<std::string>();
+      if (encoder_.Compress(chunk, frame.get())) {
+        raw = static_cast<uint32_t>(size);
+        chunk = *frame;
+        owner = std::move(frame);
+      } else {
+        // A chunk that did not compress (jars, KahaDB journals) says the
+        // rest of the file will not either: stop spending CPU on it.
+        compress_ = false;
+      }
     }
-    c->set_raw_size(raw);
-    const uint64_t size = chunk.size();
-    RETURN_IF_ERROR(Write(m));
+    RETURN_IF_ERROR(Write(FileChunkMessage(chunk, raw, std::move(owner))));
     (raw != 0 ? report_->chunks_compressed : report_->chunks_raw) += 1;
     if (measure) {
       policy_.Observe(
@@ -304,7 +354,7 @@ class Pusher::Stream {
  private:
   grpc::ClientContext ctx_;
   gwmirror::v1::PushResult result_;
-  std::unique_ptr<grpc::ClientWriter<PushMessage>> writer_;
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer_;
   ChunkEncoder encoder_;
   CompressionPolicy policy_;
   std::string buf_;
@@ -320,6 +370,7 @@ Pusher::Pusher(const gwmirror::v1::NodeConfig& config,
                std::shared_ptr<grpc::Channel> channel)
     : config_(config),
       host_root_(config.host_root().empty() ? "/" : config.host_root()),
+      channel_(channel),
       stub_(gwmirror::v1::Replica::NewStub(channel)),
       sigs_(config.state_dir() + "/source/signatures",
             config.source().block_len() ? config.source().block_len()
@@ -835,43 +886,49 @@ absl::Status Pusher::SendFile(Stream* stream, const Entry& e, const Entry* old,
   };
   Sha256 hash;
   std::string& buf = read_buf_;
-  std::string segment;
+  // The delta workers and the signature take the file in segments, read
+  // straight into them and sent from them uncopied.
+  const bool segments = segmented != nullptr || own_chain.has_value();
+  std::shared_ptr<Segment> segment;
   uint64_t total = 0;
   for (;;) {
+    if (segments && segment == nullptr) {
+      segment = std::make_shared<Segment>(segment_bytes_);
+    }
+    const size_t room =
+        segments ? std::min(buf.size(), segment->room()) : buf.size();
     absl::string_view piece;
     if (held != nullptr) {
-      piece = absl::string_view(*held).substr(
-          total, std::min<size_t>(buf.size(), held->size() - total));
+      piece = absl::string_view(*held).substr(total, room);
+      if (segments) {
+        memcpy(segment->free_space(), piece.data(), piece.size());
+        piece = segment->Filled(piece.size());
+      }
     } else {
       // pread: a held descriptor may be sent again by a later push.
-      ssize_t n = pread(read_fd, buf.data(), buf.size(), total);
+      char* into = segments ? segment->free_space() : buf.data();
+      ssize_t n = pread(read_fd, into, room, total);
       if (n < 0) {
         if (errno == EINTR) continue;
         return ErrnoStatus(errno, absl::StrCat("read ", full));
       }
-      piece = absl::string_view(buf.data(), n);
+      piece = segments ? segment->Filled(n) : absl::string_view(into, n);
     }
     const size_t n = piece.size();
     WorkProgress::Push().Sent(n);
     bool eof = n == 0;
     if (settled == nullptr || pending) hash.Update(piece);
     total += n;
-    if (segmented || own_chain) {
-      // Segments for the delta workers (which feed own_chain) or for
-      // own_chain alone.
-      if (segment.empty()) segment.reserve(segment_bytes_);
-      segment.append(piece.data(), piece.size());
-      if (segment.size() >= segment_bytes_ || eof) {
-        if (segmented) {
-          RETURN_IF_ERROR(segmented->Add(std::move(segment), eof, data_sink));
-        } else {
-          RETURN_IF_ERROR(own_chain->Add(
-              std::make_shared<const std::string>(std::move(segment)), eof));
-        }
-        segment.clear();
+    if (!segmented) RETURN_IF_ERROR(stream->Data(piece, segment));
+    if (segments && (segment->full() || eof)) {
+      // To the delta workers (which feed own_chain) or to own_chain alone.
+      if (segmented) {
+        RETURN_IF_ERROR(segmented->Add(std::move(segment), eof, data_sink));
+      } else {
+        RETURN_IF_ERROR(own_chain->Add(std::move(segment), eof));
       }
+      segment = nullptr;
     }
-    if (!segmented) RETURN_IF_ERROR(stream->Data(piece));
     if (eof) break;
   }
   if (segmented) RETURN_IF_ERROR(segmented->Finish(data_sink));
@@ -1083,8 +1140,8 @@ absl::StatusOr<PrestageReport> Pusher::Prestage(
   const auto content = ContentFor(state, replica, to_send);
   PrefetchSignatures(to_send, content.get(), envelope, &push);
   PushScope progress(to_send);
-  Stream stream(stub_.get(), &push, config_.source().compression(), deadline_,
-                budget_);
+  Stream stream(channel_.get(), &push, config_.source().compression(),
+                deadline_, budget_);
   PushMessage begin;
   *begin.mutable_begin()->mutable_envelope() = envelope;
   begin.mutable_begin()->set_base_checkpoint(state.committed_checkpoint());
@@ -1190,7 +1247,7 @@ absl::StatusOr<PushReport> Pusher::Push(
   Manifest complete;
   std::set<std::string> resend;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    Stream stream(stub_.get(), &report, config_.source().compression(),
+    Stream stream(channel_.get(), &report, config_.source().compression(),
                   deadline_, budget_);
     PushMessage begin;
     *begin.mutable_begin()->mutable_envelope() = envelope;

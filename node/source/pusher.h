@@ -327,6 +327,7 @@ class Pusher {
   absl::Time deadline_ = absl::InfiniteFuture();
   SendBudget* budget_ = nullptr;
   std::string host_root_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<gwmirror::v1::Replica::Stub> stub_;
   SignatureCache sigs_;
   uint64_t whole_below_;
