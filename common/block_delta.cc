@@ -274,6 +274,10 @@ BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
   shift_ = 32 - bits;
   mask_ = (size_t{1} << bits) - 1;
   slots_.assign(size_t{1} << bits, Slot{0, kEmpty});
+  const int filter_bits =
+      std::min<int>(28, std::bit_width(std::max<size_t>(64, 8 * blocks) - 1));
+  filter_shift_ = 32 - filter_bits;
+  filter_.assign((size_t{1} << filter_bits) / 64, 0);
 }
 
 BlockIndex::BlockIndex(const BlockSignature& sig, uint32_t first, uint32_t end,
@@ -290,6 +294,8 @@ void BlockIndex::Insert(uint32_t b) {
     const uint32_t there = slots_[i].block;
     if (there == kEmpty) {
       slots_[i] = Slot{weak, b};
+      const uint32_t bit = Bit(weak);
+      filter_[bit >> 6] |= uint64_t{1} << (bit & 63);
       return;
     }
     if (slots_[i].weak == weak &&

@@ -227,6 +227,48 @@ TEST(BlockDeltaTest, ContentFromFarAwayIsFoundAfterALongLiteralRun) {
   EXPECT_TRUE(Patch(basis, with_strided) == part);
 }
 
+// The index's filter (a bit per weak sum, set for each indexed block)
+// never hides an indexed block, whatever the index's size or stride, and
+// a sum it holds no block of is not found.
+TEST(BlockDeltaTest, EveryIndexedBlockIsFound) {
+  const std::string basis = testing::RandomBytes(3000 * 256 + 100, 8);
+  auto bytes = SignatureOf(basis, 256, SignatureKind::kSeededXxh3);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto sig = BlockSignature::Parse(*bytes);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  ASSERT_EQ(sig->blocks(), 3001u);
+  struct Range {
+    uint32_t first, end, stride;
+  };
+  for (Range r : {Range{0, 0, 1}, Range{5, 6, 1}, Range{0, 3001, 1},
+                  Range{1000, 1100, 1}, Range{0, 3001, 7}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << r.first << ".." << r.end << " by " << r.stride);
+    BlockIndex index(*sig, r.first, r.end, r.stride);
+    for (uint32_t b = 0; b < sig->blocks(); ++b) {
+      const bool indexed =
+          b >= r.first && b < r.end && (b - r.first) % r.stride == 0;
+      int64_t found = index.Find(sig->weak(b), [&] { return sig->strong(b); });
+      if (indexed) {
+        // This block, or an earlier one with the same sums.
+        ASSERT_GE(found, 0) << b;
+        EXPECT_EQ(memcmp(sig->strong(found), sig->strong(b), sig->strong_len()),
+                  0);
+      } else if (found >= 0) {
+        EXPECT_EQ(memcmp(sig->strong(found), sig->strong(b), sig->strong_len()),
+                  0);
+      }
+    }
+    // Random bytes: no other block's weak sum is likely to be indexed.
+    int found = 0;
+    for (uint32_t w = 0; w < 10000; ++w) {
+      found +=
+          index.Find(w * 2654435761u + 1, [&] { return sig->strong(0); }) >= 0;
+    }
+    EXPECT_EQ(found, 0);
+  }
+}
+
 TEST(BlockDeltaTest, AMappedSignatureIsReadInPlaceAndSurvivesItsRelease) {
   // The source maps its cached signatures: the same search as over the
   // bytes in memory, and pages given back are read again when needed.
