@@ -391,6 +391,15 @@ void BlockDelta(const BlockSignature& sig, const BlockIndex& near,
     if (p + bl == n) break;
     weak = weak * kRkMult + t[p + bl] - mult_out * (t[p] + kRkAdjust);
     ++p;
+    // A position the near table's filter rules out, before the far table
+    // is probed, cannot match (nor is it right after a copy): rolled over
+    // in a loop of its own, most of a changed region's bytes.
+    size_t stop = n - bl;
+    if (all != nullptr) stop = far ? p : std::min(stop, lit + opt.far_after);
+    while (p < stop && !near.MayHold(weak)) {
+      weak = weak * kRkMult + t[p + bl] - mult_out * (t[p] + kRkAdjust);
+      ++p;
+    }
   }
   // The basis's last block may be short, and match only the file's tail.
   if (file_end && sig.blocks() > 0 && n > lit) {

@@ -126,6 +126,12 @@ class BlockIndex {
   // `get_strong` is called at most once, and only if the weak sum is found.
   template <typename GetStrong>
   int64_t Find(uint32_t weak, GetStrong&& get_strong) const;
+  // False when no indexed block has this weak sum (true may be wrong):
+  // one bit of a table an eighth of the index's size.
+  bool MayHold(uint32_t weak) const {
+    const uint32_t b = Bit(weak);
+    return (filter_[b >> 6] >> (b & 63)) & 1;
+  }
 
   size_t bytes() const {
     return slots_.size() * sizeof(Slot) + filter_.size() * sizeof(uint64_t);
@@ -145,10 +151,6 @@ class BlockIndex {
   // The weak sum's bit in filter_ (another hash than Home's).
   uint32_t Bit(uint32_t weak) const {
     return (weak * 0x85EBCA77u) >> filter_shift_;
-  }
-  bool MayHold(uint32_t weak) const {
-    const uint32_t b = Bit(weak);
-    return (filter_[b >> 6] >> (b & 63)) & 1;
   }
   const BlockSignature& sig_;
   uint32_t first_, end_, stride_;
