@@ -14,11 +14,11 @@
 
 namespace gwmirror {
 
-bool SetDirectIo(int fd, bool on) {
-  const int flags = fcntl(fd, F_GETFL);
+bool SetDirectIo(Env* env, int fd, bool on) {
+  const int flags = env->GetFileFlags(fd);
   if (flags < 0) return false;
   const int want = on ? flags | O_DIRECT : flags & ~O_DIRECT;
-  return want == flags || fcntl(fd, F_SETFL, want) == 0;
+  return want == flags || env->SetFileFlags(fd, want) == 0;
 }
 
 AlignedPiece::AlignedPiece()
@@ -29,7 +29,7 @@ void AlignedPiece::Free::operator()(char* p) const {
 }
 
 std::unique_ptr<DirectWriter> DirectWriter::Start(Env* env, int fd) {
-  if (!SetDirectIo(fd, true)) return nullptr;
+  if (!SetDirectIo(env, fd, true)) return nullptr;
   return std::unique_ptr<DirectWriter>(new DirectWriter(env, fd));
 }
 
@@ -98,13 +98,14 @@ absl::Status DirectWriter::WriteAt(absl::string_view data) {
 
 absl::Status DirectWriter::StopDirect() {
   if (!direct_) return absl::OkStatus();
-  if (!SetDirectIo(fd_, false)) return ErrnoStatus(errno, "clear O_DIRECT");
+  if (!SetDirectIo(env_, fd_, false))
+    return ErrnoStatus(errno, "clear O_DIRECT");
   direct_ = false;
   return absl::OkStatus();
 }
 
 DirectReader::DirectReader(Env* env, int fd)
-    : env_(env), fd_(fd), direct_(SetDirectIo(fd, true)) {}
+    : env_(env), fd_(fd), direct_(SetDirectIo(env, fd, true)) {}
 
 absl::StatusOr<size_t> DirectReader::Fill(char* buf, uint64_t start) {
   size_t got = 0;
@@ -114,7 +115,8 @@ absl::StatusOr<size_t> DirectReader::Fill(char* buf, uint64_t start) {
     ssize_t n = env_->PRead(fd_, buf + got, kDirectPiece - got, start + got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EINVAL && direct_) {
-      if (!SetDirectIo(fd_, false)) return ErrnoStatus(errno, "clear O_DIRECT");
+      if (!SetDirectIo(env_, fd_, false))
+        return ErrnoStatus(errno, "clear O_DIRECT");
       direct_ = false;
       continue;
     }

@@ -29,7 +29,7 @@ inline constexpr size_t kDirectPiece = 4 << 20;
 inline constexpr size_t kDirectAlign = 4096;
 
 // Sets or clears O_DIRECT on `fd`; false (errno set) where refused.
-bool SetDirectIo(int fd, bool on);
+bool SetDirectIo(Env* env, int fd, bool on);
 
 // kDirectPiece bytes aligned to kDirectAlign.
 class AlignedPiece {

@@ -64,6 +64,10 @@ class PosixEnv final : public Env {
     return fstatat(dirfd, path, st, flags);
   }
   int Fstat(int fd, struct stat* st) override { return fstat(fd, st); }
+  int GetFileFlags(int fd) override { return fcntl(fd, F_GETFL); }
+  int SetFileFlags(int fd, int flags) override {
+    return fcntl(fd, F_SETFL, flags);
+  }
   ssize_t Write(int fd, const void* buf, size_t n) override {
     return write(fd, buf, n);
   }

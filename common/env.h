@@ -43,6 +43,9 @@ class Env {
   virtual int FstatAt(int dirfd, const char* path, struct stat* st,
                       int flags) = 0;
   virtual int Fstat(int fd, struct stat* st) = 0;
+  // An open file's status flags (fcntl F_GETFL, F_SETFL): O_DIRECT.
+  virtual int GetFileFlags(int fd) = 0;
+  virtual int SetFileFlags(int fd, int flags) = 0;
   // Writing.
   virtual ssize_t Write(int fd, const void* buf, size_t n) = 0;
   virtual ssize_t PWrite(int fd, const void* buf, size_t n, off_t off) = 0;

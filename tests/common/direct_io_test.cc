@@ -118,6 +118,31 @@ TEST(DirectIoTest, EdgeSizesAreExact) {
   }
 }
 
+// A file system that refuses O_DIRECT outright (the flag cannot be set,
+// as on tmpfs before Linux 6.6): no writer, so the caller writes as
+// usual, and the reader reads through the page cache from the start.
+TEST(DirectIoTest, AFileSystemRefusingDirectIoIsUsedThroughThePageCache) {
+  testing::TempDir dir;
+  ASSERT_EQ(mkdir((dir / "w").c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((dir / "attic").c_str(), 0700), 0);
+  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+  const std::string path = dir / "w/f";
+  const std::string body = testing::RandomBytes(kDirectPiece + 5000, 9);
+  {
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    env.FailNext("setfl", "/f", EINVAL);
+    EXPECT_EQ(DirectWriter::Start(&env, fd.get()), nullptr);
+    EXPECT_EQ(fcntl(fd.get(), F_GETFL) & O_DIRECT, 0);
+  }
+  testing::WriteFile(path, body);
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  env.FailNext("setfl", "/f", EINVAL);
+  DirectReader r(&env, fd.get());
+  EXPECT_FALSE(r.direct());
+  ExpectReadsOf(r, body);
+  EXPECT_FALSE(r.direct());
+}
+
 // An error ends the writer: the write in flight fails, and every later
 // call says so, rather than writing the next bytes at a wrong offset.
 TEST(DirectIoTest, AnErrorEndsTheWriter) {

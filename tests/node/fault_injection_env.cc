@@ -283,6 +283,28 @@ ssize_t FaultInjectionEnv::PRead(int fd, void* buf, size_t n, off_t off) {
   return Real()->PRead(fd, buf, n, off);
 }
 
+int FaultInjectionEnv::GetFileFlags(int fd) {
+  absl::MutexLock l(&mu_);
+  if (dead_) {
+    errno = EIO;
+    return -1;
+  }
+  return Real()->GetFileFlags(fd);
+}
+
+int FaultInjectionEnv::SetFileFlags(int fd, int flags) {
+  absl::MutexLock l(&mu_);
+  if (dead_) {
+    errno = EIO;
+    return -1;
+  }
+  if (int err = Injected("setfl", PathOfFd(fd)); err != 0) {
+    errno = err;
+    return -1;
+  }
+  return Real()->SetFileFlags(fd, flags);
+}
+
 ssize_t FaultInjectionEnv::ReadLinkAt(int dirfd, const char* path, char* buf,
                                       size_t n) {
   absl::MutexLock l(&mu_);

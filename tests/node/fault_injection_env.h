@@ -52,7 +52,8 @@ class FaultInjectionEnv final : public Env {
   // calls through again with nothing recorded (the machine rebooted).
   void PowerCut();
   // The next `count` calls of `op` ("write", "pwrite", "fsync", "syncfs",
-  // "rename", "link", "unlink", "mkdir", "open-create", "read", "readdir")
+  // "rename", "link", "unlink", "mkdir", "open-create", "read", "readdir",
+  // "setfl")
   // on a path containing `path_part` fail with `err`.
   void FailNext(const std::string& op, const std::string& path_part, int err,
                 int count = 1);
@@ -69,6 +70,9 @@ class FaultInjectionEnv final : public Env {
   int ReadDir(int dirfd, std::vector<std::string>* names) override;
   int FstatAt(int dirfd, const char* path, struct stat* st, int flags) override;
   int Fstat(int fd, struct stat* st) override;
+  // Injectable as "setfl".
+  int GetFileFlags(int fd) override;
+  int SetFileFlags(int fd, int flags) override;
   ssize_t Write(int fd, const void* buf, size_t n) override;
   ssize_t PWrite(int fd, const void* buf, size_t n, off_t off) override;
   int Ftruncate(int fd, off_t size) override;

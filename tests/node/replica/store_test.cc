@@ -1445,6 +1445,31 @@ TEST(PushSessionDirectTest, AWriteRefusedPastThePageCacheGoesThroughIt) {
   EXPECT_EQ(testing::ReadFile(dir / "w/host/r/dump.sql"), content);
 }
 
+// A file system that refuses O_DIRECT outright: the large file is staged
+// through the page cache.
+TEST(PushSessionDirectTest,
+     AFileSystemRefusingDirectIoStagesThroughThePageCache) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+  gwmirror::v1::NodeConfig config;
+  config.set_slot("gw1");
+  config.set_host_root(dir / "w/host");
+  config.set_state_dir(dir / "w/state");
+  config.add_roots()->set_path("r");
+  config.mutable_replica()->set_direct_io_min_bytes(4096);
+  auto store = ReplicaStore::Open(config, &env, false);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::string content = Text(300000);
+  content.resize((8 << 20) + 100, 'y');  // Two pieces and a tail.
+  env.FailNext("setfl", "", EINVAL, 1000);
+  std::string digest;
+  auto r =
+      testing::PushItems(store->get(), 1, {F("dump.sql", content)}, &digest);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE((*store)->Commit(1, digest).ok());
+  EXPECT_EQ(testing::ReadFile(dir / "w/host/r/dump.sql"), content);
+}
+
 // Regression (issue 18): the restore of drills and imports applied metadata
 // its own way and did not normalise a time before 1970 (negative
 // nanoseconds), which utimensat refuses; the commit's writer did. Both go
