@@ -127,7 +127,7 @@ class BlockIndex {
   template <typename GetStrong>
   int64_t Find(uint32_t weak, GetStrong&& get_strong) const;
   // False when no indexed block has this weak sum (true may be wrong):
-  // one bit of a table an eighth of the index's size.
+  // one bit of a table a sixteenth of the slots' size.
   bool MayHold(uint32_t weak) const {
     const uint32_t b = Bit(weak);
     return (filter_[b >> 6] >> (b & 63)) & 1;
@@ -158,11 +158,11 @@ class BlockIndex {
   size_t mask_;
   std::vector<Slot> slots_;
   // One bit per weak-sum hash, set for every indexed block: 8 to 16 bits a
-  // block, an eighth of the slots' size. A search rolls over every byte
+  // block, a sixteenth of the slots' size. A search rolls over every byte
   // of a changed region and probes the index at each; most probes find
-  // nothing, and the filter says so from a table small enough to stay in
-  // the first caches (64 KiB for the 32 MiB of blocks near a segment)
-  // where the slots (1 MiB) do not.
+  // nothing, and the filter says so from a table that stays in cache
+  // (64 KiB for the 36 MiB of blocks near a segment) where the slots
+  // (1 MiB) mostly miss.
   int filter_shift_;
   std::vector<uint64_t> filter_;
 };

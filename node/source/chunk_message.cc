@@ -3,7 +3,9 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/message_lite.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/slice.h"
 
 namespace gwmirror {
@@ -67,23 +69,33 @@ grpc::ByteBuffer FileChunkMessage(absl::string_view data, uint32_t raw_size,
     head.push_back(kDataTag);
     PutVarint(&head, data.size());
   }
-  grpc::Slice slices[3];
-  size_t n = 0;
   if (owner == nullptr || data.empty()) {
+    head.reserve(head.size() + data.size() + trailer.size());
     head.append(data.data(), data.size());
     head.append(trailer);
-    slices[n++] = Owned(std::move(head));
-  } else {
-    slices[n++] = Owned(std::move(head));
-    slices[n++] = Referenced(data, std::move(owner));
-    if (!trailer.empty()) slices[n++] = Owned(std::move(trailer));
+    grpc::Slice whole = Owned(std::move(head));
+    return grpc::ByteBuffer(&whole, 1);
   }
-  return grpc::ByteBuffer(slices, n);
+  // The frame's few bytes are copied into slices of their own (inline,
+  // no allocation); the data is referenced.
+  grpc::Slice slices[3] = {grpc::Slice(head),
+                           Referenced(data, std::move(owner)),
+                           grpc::Slice(trailer)};
+  return grpc::ByteBuffer(slices, trailer.empty() ? 2 : 3);
 }
 
-grpc::ByteBuffer SerializedMessage(const google::protobuf::MessageLite& m) {
-  grpc::Slice slice = Owned(m.SerializeAsString());
-  return grpc::ByteBuffer(&slice, 1);
+absl::StatusOr<grpc::ByteBuffer> SerializedMessage(
+    const google::protobuf::MessageLite& m) {
+  grpc::ByteBuffer out;
+  bool own = false;
+  grpc::Status st =
+      grpc::SerializationTraits<google::protobuf::MessageLite>::Serialize(
+          m, &out, &own);
+  if (!st.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot serialize a push message: ", st.error_message()));
+  }
+  return out;
 }
 
 }  // namespace gwmirror

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message_lite.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -25,8 +26,10 @@ namespace gwmirror {
 grpc::ByteBuffer FileChunkMessage(absl::string_view data, uint32_t raw_size,
                                   std::shared_ptr<const void> owner);
 
-// A PushMessage serialized by protobuf (every message but file data).
-grpc::ByteBuffer SerializedMessage(const google::protobuf::MessageLite& m);
+// A PushMessage serialized by protobuf (every message but file data),
+// straight into gRPC's slices.
+absl::StatusOr<grpc::ByteBuffer> SerializedMessage(
+    const google::protobuf::MessageLite& m);
 
 }  // namespace gwmirror
 

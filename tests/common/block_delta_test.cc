@@ -269,6 +269,48 @@ TEST(BlockDeltaTest, EveryIndexedBlockIsFound) {
   }
 }
 
+// The search rolls over positions the near filter rules out in a loop of
+// its own: it must stop at every position that could match. A basis block
+// after a literal run of any length is copied: a near block wherever it
+// starts, a block only the far table holds once the run reaches
+// far_after (where the far table is first probed), at the part's end or
+// before a tail.
+TEST(BlockDeltaTest, ABlockAfterALiteralRunIsFoundWhereverItCanBe) {
+  const std::string basis = testing::RandomBytes(64 * 1024, 11);
+  const BlockSignature sig = SignatureFor(basis);
+  ASSERT_EQ(sig.blocks(), 64u);
+  BlockDeltaOptions opt;
+  opt.near_bytes = 8 * 1024;
+  opt.far_after = 4096;
+  BlockIndex all(sig, 0, sig.blocks());
+  for (uint32_t block : {2u, 50u}) {  // Near the part, and far from it.
+    for (size_t run :
+         {size_t{0}, size_t{1}, size_t{1023}, size_t{1024}, size_t{4095},
+          size_t{4096}, size_t{4097}, size_t{6000}}) {
+      for (size_t tail : {size_t{0}, size_t{100}}) {
+        SCOPED_TRACE(::testing::Message() << "block " << block << ", run "
+                                          << run << ", tail " << tail);
+        const std::string target = testing::RandomBytes(run, 100 + run) +
+                                   basis.substr(block * 1024, 1024) +
+                                   testing::RandomBytes(tail, 7);
+        BlockRange r = NearBlocks(sig, 0, target.size(), opt);
+        ASSERT_LT(r.end, 50u);
+        BlockIndex near(sig, r.first, r.end);
+        std::string delta;
+        BlockDelta(sig, near, &all, target, false, opt, &delta);
+        EXPECT_TRUE(Patch(basis, delta) == target);
+        const bool found = block < r.end || run >= opt.far_after;
+        if (found) {
+          // The literal bytes, one copy and a few command bytes.
+          EXPECT_LT(delta.size(), run + tail + 24) << delta.size();
+        } else {
+          EXPECT_GT(delta.size(), run + tail + 1024) << delta.size();
+        }
+      }
+    }
+  }
+}
+
 TEST(BlockDeltaTest, AMappedSignatureIsReadInPlaceAndSurvivesItsRelease) {
   // The source maps its cached signatures: the same search as over the
   // bytes in memory, and pages given back are read again when needed.

@@ -70,7 +70,8 @@ class FaultInjectionEnv final : public Env {
   int ReadDir(int dirfd, std::vector<std::string>* names) override;
   int FstatAt(int dirfd, const char* path, struct stat* st, int flags) override;
   int Fstat(int fd, struct stat* st) override;
-  // Injectable as "setfl".
+  // SetFileFlags is injectable as "setfl" (setting O_DIRECT and clearing
+  // it alike).
   int GetFileFlags(int fd) override;
   int SetFileFlags(int fd, int flags) override;
   ssize_t Write(int fd, const void* buf, size_t n) override;

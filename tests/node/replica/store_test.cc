@@ -1446,28 +1446,49 @@ TEST(PushSessionDirectTest, AWriteRefusedPastThePageCacheGoesThroughIt) {
 }
 
 // A file system that refuses O_DIRECT outright: the large file is staged
-// through the page cache.
+// through the page cache, exactly. The same push where O_DIRECT is taken
+// writes it directly (the control: the refusal is what changed the way).
 TEST(PushSessionDirectTest,
      AFileSystemRefusingDirectIoStagesThroughThePageCache) {
-  testing::TempDir dir;
-  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
-  gwmirror::v1::NodeConfig config;
-  config.set_slot("gw1");
-  config.set_host_root(dir / "w/host");
-  config.set_state_dir(dir / "w/state");
-  config.add_roots()->set_path("r");
-  config.mutable_replica()->set_direct_io_min_bytes(4096);
-  auto store = ReplicaStore::Open(config, &env, false);
-  ASSERT_TRUE(store.ok()) << store.status();
   std::string content = Text(300000);
   content.resize((8 << 20) + 100, 'y');  // Two pieces and a tail.
-  env.FailNext("setfl", "", EINVAL, 1000);
-  std::string digest;
-  auto r =
-      testing::PushItems(store->get(), 1, {F("dump.sql", content)}, &digest);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_TRUE((*store)->Commit(1, digest).ok());
-  EXPECT_EQ(testing::ReadFile(dir / "w/host/r/dump.sql"), content);
+  for (bool refuse : {true, false}) {
+    SCOPED_TRACE(refuse ? "O_DIRECT refused" : "O_DIRECT taken");
+    testing::TempDir dir;
+    if (!refuse && !testing::TakesDirectIo(dir.path())) continue;
+    testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+    gwmirror::v1::NodeConfig config;
+    config.set_slot("gw1");
+    config.set_host_root(dir / "w/host");
+    config.set_state_dir(dir / "w/state");
+    config.add_roots()->set_path("r");
+    config.mutable_replica()->set_direct_io_min_bytes(4096);
+    auto store = ReplicaStore::Open(config, &env, false);
+    ASSERT_TRUE(store.ok()) << store.status();
+    if (refuse) env.FailNext("setfl", "", EINVAL, 1000);
+    gwmirror::v1::PushBegin b;
+    b.set_checkpoint(1);
+    auto s = (*store)->BeginPush(b);
+    ASSERT_TRUE(s.ok()) << s.status();
+    const Item item = F("dump.sql", content);
+    gwmirror::v1::FileHeader h;
+    *h.mutable_entry() = item.entry;
+    h.set_encoding(gwmirror::v1::ENCODING_WHOLE);
+    ASSERT_TRUE((*s)->BeginFile(h).ok());
+    ASSERT_TRUE((*s)->FileData(content).ok());
+    ASSERT_TRUE((*s)->EndFile().ok());
+    gwmirror::v1::ManifestPart part;
+    *part.add_entries() = item.entry;
+    ASSERT_TRUE((*s)->AddManifest(part).ok());
+    const std::string digest =
+        DigestBytes(testing::ManifestOf({item}).ComputeDigest());
+    auto r = (*s)->End(digest);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*s)->files_written_direct(), refuse ? 0u : 1u);
+    s->reset();
+    ASSERT_TRUE((*store)->Commit(1, digest).ok());
+    EXPECT_EQ(testing::ReadFile(dir / "w/host/r/dump.sql"), content);
+  }
 }
 
 // Regression (issue 18): the restore of drills and imports applied metadata

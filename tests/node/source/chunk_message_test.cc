@@ -84,7 +84,9 @@ TEST(ChunkMessageTest, OwnedBytesAreReferencedNotCopied) {
 TEST(ChunkMessageTest, OtherMessagesAreSerializedByProtobuf) {
   PushMessage m;
   m.mutable_file_end()->set_sha256(std::string(32, 'a'));
-  EXPECT_EQ(Flatten(SerializedMessage(m)), m.SerializeAsString());
+  auto b = SerializedMessage(m);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(Flatten(*b), m.SerializeAsString());
 }
 
 }  // namespace
