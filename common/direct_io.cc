@@ -98,8 +98,9 @@ absl::Status DirectWriter::WriteAt(absl::string_view data) {
 
 absl::Status DirectWriter::StopDirect() {
   if (!direct_) return absl::OkStatus();
-  if (!SetDirectIo(env_, fd_, false))
+  if (!SetDirectIo(env_, fd_, false)) {
     return ErrnoStatus(errno, "clear O_DIRECT");
+  }
   direct_ = false;
   return absl::OkStatus();
 }
@@ -115,8 +116,9 @@ absl::StatusOr<size_t> DirectReader::Fill(char* buf, uint64_t start) {
     ssize_t n = env_->PRead(fd_, buf + got, kDirectPiece - got, start + got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EINVAL && direct_) {
-      if (!SetDirectIo(env_, fd_, false))
+      if (!SetDirectIo(env_, fd_, false)) {
         return ErrnoStatus(errno, "clear O_DIRECT");
+      }
       direct_ = false;
       continue;
     }

@@ -226,10 +226,11 @@ class Pusher::Stream {
  public:
   // The stream writes serialized messages (ByteBuffers) rather than
   // PushMessages, so that file data goes to gRPC uncopied
-  // (FileChunkMessage); the replica reads PushMessages all the same. It is
-  // made as the generated stub makes its own, through gRPC's internal
-  // ClientWriterFactory (gRPC 1.51, Debian 12's): every push test, unit
-  // and end to end, goes through it.
+  // (FileChunkMessage); the replica reads PushMessages all the same. The
+  // writer comes from grpc::internal::ClientWriterFactory, the factory the
+  // generated Replica::Stub::Push calls itself (gRPC 1.51, Debian 12's);
+  // a gRPC that changed it would fail to build, and every push test runs
+  // through it.
   Stream(grpc::ChannelInterface* channel, PushReport* report,
          gwmirror::v1::SourceConfig::Compression compression,
          absl::Time deadline, SendBudget* budget)

@@ -118,15 +118,28 @@ TEST(DirectIoTest, EdgeSizesAreExact) {
   }
 }
 
+// A scratch directory whose `w` is under fault injection (its attic
+// beside it), and the file each test writes there.
+struct Injected {
+  Injected()
+      : made(mkdir((dir / "w").c_str(), 0700) == 0 &&
+             mkdir((dir / "attic").c_str(), 0700) == 0),
+        env(dir / "w", dir / "attic"),
+        path(dir / "w/f") {}
+  testing::TempDir dir;
+  const bool made;
+  testing::FaultInjectionEnv env;
+  const std::string path;
+};
+
 // A file system that refuses O_DIRECT outright (the flag cannot be set,
 // as on tmpfs before Linux 6.6): no writer, so the caller writes as
 // usual, and the reader reads through the page cache from the start.
 TEST(DirectIoTest, AFileSystemRefusingDirectIoIsUsedThroughThePageCache) {
-  testing::TempDir dir;
-  ASSERT_EQ(mkdir((dir / "w").c_str(), 0700), 0);
-  ASSERT_EQ(mkdir((dir / "attic").c_str(), 0700), 0);
-  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
-  const std::string path = dir / "w/f";
+  Injected in;
+  ASSERT_TRUE(in.made);
+  testing::FaultInjectionEnv& env = in.env;
+  const std::string& path = in.path;
   const std::string body = testing::RandomBytes(kDirectPiece + 5000, 9);
   {
     UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
@@ -146,14 +159,13 @@ TEST(DirectIoTest, AFileSystemRefusingDirectIoIsUsedThroughThePageCache) {
 // An error ends the writer: the write in flight fails, and every later
 // call says so, rather than writing the next bytes at a wrong offset.
 TEST(DirectIoTest, AnErrorEndsTheWriter) {
-  testing::TempDir dir;
-  if (!testing::TakesDirectIo(dir.path())) {
-    GTEST_SKIP() << dir.path() << " takes no O_DIRECT";
+  Injected in;
+  if (!testing::TakesDirectIo(in.dir.path())) {
+    GTEST_SKIP() << in.dir.path() << " takes no O_DIRECT";
   }
-  ASSERT_EQ(mkdir((dir / "w").c_str(), 0700), 0);
-  ASSERT_EQ(mkdir((dir / "attic").c_str(), 0700), 0);
-  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
-  const std::string path = dir / "w/f";
+  ASSERT_TRUE(in.made);
+  testing::FaultInjectionEnv& env = in.env;
+  const std::string& path = in.path;
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
   std::unique_ptr<DirectWriter> w = DirectWriter::Start(&env, fd.get());
   ASSERT_NE(w, nullptr);
@@ -172,15 +184,14 @@ TEST(DirectIoTest, AnErrorEndsTheWriter) {
 }
 
 TEST(DirectIoTest, TransfersRefusedDirectlyGoThroughThePageCache) {
-  testing::TempDir dir;
-  if (!testing::TakesDirectIo(dir.path())) {
-    GTEST_SKIP() << dir.path() << " takes no O_DIRECT";
+  Injected in;
+  if (!testing::TakesDirectIo(in.dir.path())) {
+    GTEST_SKIP() << in.dir.path() << " takes no O_DIRECT";
   }
-  ASSERT_EQ(mkdir((dir / "w").c_str(), 0700), 0);
-  ASSERT_EQ(mkdir((dir / "attic").c_str(), 0700), 0);
-  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+  ASSERT_TRUE(in.made);
+  testing::FaultInjectionEnv& env = in.env;
+  const std::string& path = in.path;
   const std::string body = testing::RandomBytes(kDirectPiece + 5000, 8);
-  const std::string path = dir / "w/f";
   // The first direct write refused: the whole file through the cache.
   env.FailNext("write", "/f", EINVAL);
   auto wrote = WriteDirect(&env, path, body, 1 << 20);

@@ -1420,22 +1420,34 @@ TEST_F(StoreTest, ALargeFileIsStagedPastThePageCacheExactly) {
   EXPECT_EQ(*r, Direct(0, 0));
 }
 
-TEST(PushSessionDirectTest, AWriteRefusedPastThePageCacheGoesThroughIt) {
-  testing::TempDir dir;
-  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
+// A replica under `dir`/w staging files of 4 KiB or more past the page
+// cache.
+gwmirror::v1::NodeConfig DirectConfig(const testing::TempDir& dir) {
   gwmirror::v1::NodeConfig config;
   config.set_slot("gw1");
   config.set_host_root(dir / "w/host");
   config.set_state_dir(dir / "w/state");
   config.add_roots()->set_path("r");
   config.mutable_replica()->set_direct_io_min_bytes(4096);
+  return config;
+}
+
+// A dump of two of the session's 4 MiB pieces and a tail.
+std::string TwoPiecesAndATail() {
+  std::string content = Text(300000);
+  content.resize((8 << 20) + 100, 'y');
+  return content;
+}
+
+TEST(PushSessionDirectTest, AWriteRefusedPastThePageCacheGoesThroughIt) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env(dir / "w", dir / "attic");
   if (!testing::TakesDirectIo(dir.path())) {
     GTEST_SKIP() << dir.path() << " takes no O_DIRECT write";
   }
-  auto store = ReplicaStore::Open(config, &env, false);
+  auto store = ReplicaStore::Open(DirectConfig(dir), &env, false);
   ASSERT_TRUE(store.ok()) << store.status();
-  std::string content = Text(300000);
-  content.resize((8 << 20) + 100, 'y');  // Two pieces and a tail.
+  const std::string content = TwoPiecesAndATail();
   env.FailNext("write", ".part", EINVAL);
   std::string digest;
   auto r =
@@ -1450,20 +1462,13 @@ TEST(PushSessionDirectTest, AWriteRefusedPastThePageCacheGoesThroughIt) {
 // writes it directly (the control: the refusal is what changed the way).
 TEST(PushSessionDirectTest,
      AFileSystemRefusingDirectIoStagesThroughThePageCache) {
-  std::string content = Text(300000);
-  content.resize((8 << 20) + 100, 'y');  // Two pieces and a tail.
+  const std::string content = TwoPiecesAndATail();
   for (bool refuse : {true, false}) {
     SCOPED_TRACE(refuse ? "O_DIRECT refused" : "O_DIRECT taken");
     testing::TempDir dir;
     if (!refuse && !testing::TakesDirectIo(dir.path())) continue;
     testing::FaultInjectionEnv env(dir / "w", dir / "attic");
-    gwmirror::v1::NodeConfig config;
-    config.set_slot("gw1");
-    config.set_host_root(dir / "w/host");
-    config.set_state_dir(dir / "w/state");
-    config.add_roots()->set_path("r");
-    config.mutable_replica()->set_direct_io_min_bytes(4096);
-    auto store = ReplicaStore::Open(config, &env, false);
+    auto store = ReplicaStore::Open(DirectConfig(dir), &env, false);
     ASSERT_TRUE(store.ok()) << store.status();
     if (refuse) env.FailNext("setfl", "", EINVAL, 1000);
     gwmirror::v1::PushBegin b;
